@@ -1,0 +1,272 @@
+"""Renderers: a plan as text (Terraform-like), markdown (a PR comment) or JSON.
+
+Pure functions from values to strings. Text uses rich markup, which the CLI's
+console turns into colour on a terminal and strips elsewhere; every ID is escaped
+so that user data is never read as markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from rich.markup import escape
+from rich.table import Table
+
+from reconciler.ledger import Record
+from reconciler.plan import KeyDiff, Plan
+
+SAMPLE = 3
+GITHUB_COMMENT_LIMIT = 65_536
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """What one (manifest, stage) will do, summarised for people."""
+
+    kd: KeyDiff
+    requests: int
+    assets: tuple[str, ...]
+    points: tuple[str, ...]
+    doubt_requests: int
+
+
+def _views(plan: Plan) -> list[KeyView]:
+    requests: dict[tuple[object, ...], list[int]] = {}
+    for a in plan.actions:
+        counts = requests.setdefault(a.key, [0, 0])
+        counts[1 if a.in_doubt else 0] += 1
+    views = []
+    for kd in plan.keys:
+        assets: dict[str, None] = {}
+        points: dict[str, None] = {}
+        for g in (*kd.pending, *kd.in_doubt):
+            assets.update(dict.fromkeys(g.assets))
+            points.update(dict.fromkeys(g.points))
+        n, d = requests.get(kd.key, [0, 0])
+        views.append(KeyView(kd, n, tuple(assets), tuple(points), d))
+    return views
+
+
+def sample(ids: Sequence[str], n: int = SAMPLE) -> str:
+    shown = ", ".join(ids[:n])
+    return shown + (f", … +{len(ids) - n:,} more" if len(ids) > n else "")
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    return (
+        f"Plan: {_n(s['pendingCells'], 'cell')} to clear in {_n(s['requests'], 'request')}; "
+        f"{s['appliedCells']:,} already applied, {s['inDoubtCells']:,} in doubt, "
+        f"{s['undeclaredCells']:,} in history only."
+    )
+
+
+# --- text ---------------------------------------------------------------------------
+
+
+def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> str:
+    out: list[str] = [
+        f"Ledger: {escape(plan.ledger_path)} (seq {plan.ledger_seq}, head {plan.ledger_hash[:12]})",
+        "",
+    ]
+    views = _views(plan)
+    if not plan.has_changes:
+        out.append(
+            "[green]No changes.[/green] Every declared cell is already in the ledger "
+            f"({plan.summary['appliedCells']:,} applied)."
+        )
+    else:
+        out.append("reconcile apply will clear this stage state (irreversible):")
+    current = None
+    for v in views:
+        manifest, org, pipeline, stage = v.kd.key
+        if manifest != current:
+            current = manifest
+            where = f"  ({escape(manifest_files[manifest])})" if manifest_files and manifest in manifest_files else ""
+            out += ["", f"  [bold]# {escape(manifest)}[/bold]{where}"]
+        out.extend(_text_key(v, org, pipeline, stage))
+    out.extend(_text_history(plan))
+    out.extend(_text_resumes(plan))
+    out += ["", f"[bold]{summary_line(plan)}[/bold]"]
+    if plan.has_changes:
+        out.append(f"Plan hash: {plan.plan_hash}")
+    return "\n".join(out) + "\n"
+
+
+def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
+    kd = v.kd
+    name = escape(f"{org} / {pipeline} / {stage}")
+    normal = kd.pending_cells - kd.in_doubt_cells
+    if not kd.pending_cells:
+        return [f"    [dim]= {name}: up to date ({_n(kd.applied_cells, 'cell')} applied)[/dim]"]
+    lines = [f"    [yellow]~[/yellow] {name}"]
+    if normal:
+        lines.append(
+            f"        [red]-[/red] clear {_n(normal, 'cell')} in {_n(v.requests, 'request')}: "
+            f"{_n(len(v.assets), 'asset')} ({escape(sample(v.assets))}) x "
+            f"{_n(len(v.points), 'point')} ({escape(sample(v.points))})"
+        )
+    if kd.in_doubt_cells:
+        rule = (
+            "a resume followed it: left to a person (--resend-in-doubt or ledger resolve)"
+            if kd.resumed_since_intent
+            else "re-sent only if the pipeline is still PAUSED"
+        )
+        lines.append(
+            f"        [magenta]?[/magenta] in doubt: {_n(kd.in_doubt_cells, 'cell')} in "
+            f"{_n(v.doubt_requests, 'request')} (sent, no answer recorded); {rule}"
+        )
+    if kd.applied_cells:
+        lines.append(f"        [dim]= already applied: {_n(kd.applied_cells, 'cell')}[/dim]")
+    return lines
+
+
+def _text_history(plan: Plan) -> list[str]:
+    if not plan.undeclared:
+        return []
+    lines = ["", "History: cells the ledger records that no manifest declares now (not acted on):"]
+    for (manifest, org, pipeline, stage), cells in plan.undeclared:
+        lines.append(f"    [dim]{escape(f'{manifest}: {org} / {pipeline} / {stage}')}: {_n(cells, 'cell')}[/dim]")
+    return lines
+
+
+def _text_resumes(plan: Plan) -> list[str]:
+    if not plan.paused_by_us:
+        return []
+    lines = ["", "Pipelines an interrupted apply left paused (apply starts them again):"]
+    for r in plan.paused_by_us:
+        lines.append(f"    [yellow]>[/yellow] {escape(r.data['orgId'])} / {escape(r.data['pipelineId'])} (paused {r.at})")
+    return lines
+
+
+# --- markdown -----------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
+
+
+def plan_markdown(
+    plan: Plan,
+    statuses: Mapping[tuple[str, str], str] | None = None,
+    limit: int = GITHUB_COMMENT_LIMIT,
+) -> str:
+    """A pull-request comment: fits `limit` characters, truncating rows with a note."""
+    head = ["## reconcile plan", ""]
+    if not plan.has_changes:
+        head.append(f"**No changes.** Every declared cell is already in the ledger ({plan.summary['appliedCells']:,} applied).")
+    else:
+        head.append(f"**{summary_line(plan)}**")
+        head += ["", f"Plan hash: `{plan.plan_hash}`"]
+    head += ["", f"Ledger: `{_md(plan.ledger_path)}` at seq {plan.ledger_seq} (`{plan.ledger_hash[:12]}`)"]
+    rows = [_md_row(v, statuses) for v in _views(plan)]
+    table_head = [
+        "",
+        "| manifest | pipeline | stage | to clear | requests | assets | points | applied | in doubt |"
+        + (" status |" if statuses is not None else ""),
+        "|---|---|---|--:|--:|---|---|--:|--:|" + ("---|" if statuses is not None else ""),
+    ]
+    tail = _md_tail(plan, statuses)
+    body = "\n".join(head + table_head)
+    budget = limit - len(body) - len("\n".join(tail)) - 200
+    kept: list[str] = []
+    for row in rows:
+        if budget - len(row) - 1 < 0:
+            break
+        kept.append(row)
+        budget -= len(row) + 1
+    note = []
+    if len(kept) < len(rows):
+        note = ["", f"_{len(rows) - len(kept):,} more rows not shown (comment size limit); run `reconcile plan` for all._"]
+    return "\n".join([body, *kept, *note, *tail]) + "\n"
+
+
+def _md_row(v: KeyView, statuses: Mapping[tuple[str, str], str] | None) -> str:
+    m, org, pipeline, stage = v.kd.key
+    kd = v.kd
+    cells = [
+        f"`{_md(m)}`", f"`{_md(pipeline)}`", f"`{_md(stage)}`",
+        f"{kd.pending_cells:,}", f"{v.requests + v.doubt_requests:,}",
+        f"{len(v.assets):,} ({_md(sample(v.assets))})" if v.assets else "0",
+        f"{len(v.points):,} ({_md(sample(v.points))})" if v.points else "0",
+        f"{kd.applied_cells:,}", f"{kd.in_doubt_cells:,}",
+    ]
+    if statuses is not None:
+        status = statuses.get((org, pipeline), "MISSING")
+        cells.append(status if status == "PAUSED" else f"**{status}** (blocks apply)")
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_tail(plan: Plan, statuses: Mapping[tuple[str, str], str] | None) -> list[str]:
+    out: list[str] = []
+    doubt = [a for a in plan.actions if a.in_doubt]
+    if doubt:
+        out += ["", f"**In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')} were sent "
+                "but no answer was recorded. Apply re-sends them only while the pipeline has stayed paused."]
+    if plan.undeclared:
+        total = sum(n for _, n in plan.undeclared)
+        out += ["", f"History: {total:,} ledger cells in {len(plan.undeclared)} stage(s) are no longer declared (not acted on)."]
+    if plan.paused_by_us:
+        names = ", ".join(f"`{_md(r.data['pipelineId'])}`" for r in plan.paused_by_us)
+        out += ["", f"Left paused by an interrupted apply (will be started again): {names}"]
+    if statuses is not None:
+        blocked = sorted({f"`{_md(p)}` ({s})" for (o, p), s in statuses.items() if s != "PAUSED"})
+        if blocked:
+            out += ["", f"**Would block apply** (not PAUSED): {', '.join(blocked)}"]
+    return out
+
+
+# --- json ---------------------------------------------------------------------------
+
+
+def plan_json(plan: Plan) -> str:
+    """Indented at the top, one compact line per action (C-speed for huge plans)."""
+    data = plan.to_json()
+    lines = []
+    for key, value in data.items():
+        if key == "actions":
+            rows = ",\n".join("    " + json.dumps(a, ensure_ascii=False) for a in value)
+            text = f"[\n{rows}\n  ]" if value else "[]"
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        lines.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def records_json(records: Iterable[Mapping[str, object]]) -> str:
+    return json.dumps(list(records), indent=2, ensure_ascii=False) + "\n"
+
+
+def status_text(statuses: Mapping[tuple[str, str], str]) -> str:
+    lines = ["", "Live pipeline status (read-only):"]
+    for (org, pipeline), status in sorted(statuses.items()):
+        mark = "[green]ok[/green]" if status == "PAUSED" else "[red]blocks apply[/red]"
+        lines.append(f"    {escape(org)} / {escape(pipeline)}: {escape(status)} ({mark})")
+    return "\n".join(lines) + "\n"
+
+
+def ledger_table(records: Sequence[Record]) -> Table:
+    table = Table(title=f"{len(records)} record(s)", show_lines=False)
+    for col in ("seq", "when", "kind", "manifest", "pipeline", "stage", "assets", "points", "actor"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        d = r.data
+        actor = d.get("actor") or {}
+        who = actor.get("user", "") if isinstance(actor, dict) else ""
+        if isinstance(actor, dict) and actor.get("gitCommit"):
+            who += f" @{str(actor['gitCommit'])[:8]}"
+        table.add_row(
+            str(r.seq), r.at, r.kind + (" (resolved)" if d.get("resolved") else ""),
+            escape(str(d.get("manifest", ""))), escape(str(d.get("pipelineId", ""))),
+            escape(str(d.get("stageInstanceName", ""))),
+            escape(sample(r.asset_ids, 2)) if r.asset_ids else "",
+            escape(sample(r.point_ids, 2)) if r.point_ids else "",
+            escape(who),
+        )
+    return table

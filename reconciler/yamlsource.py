@@ -1,0 +1,150 @@
+"""Reading YAML safely, with positions: the only module that touches ruamel.yaml.
+
+Refuses anchors and aliases (a small file must not expand into a huge one),
+reports duplicate keys without stopping, and keeps ruamel's round-trip nodes so
+that every later problem can name `file:line:col`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+)
+
+from reconciler.errors import Diagnostic
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class Document:
+    """One YAML document of a file: its data and where it starts."""
+
+    data: Any
+    line: int
+    col: int
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt", pure=True)
+    y.allow_duplicate_keys = True  # reported by _check_events, so loading can go on
+    return y
+
+
+def decode(path: str, raw: bytes) -> tuple[str | None, list[Diagnostic]]:
+    """Decode UTF-8 strictly, naming the line and column of the first bad byte."""
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        return None, [Diagnostic(path, line, col, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})")]
+
+
+def _check_events(path: str, text: str) -> list[Diagnostic]:
+    """One streaming pass: anchors, aliases and duplicate keys, with no expansion."""
+    diags: list[Diagnostic] = []
+    # Each open collection: None for a sequence, else [seen keys, expecting a key?].
+    stack: list[list[Any] | None] = []
+    for event in _yaml().parse(text):
+        mark = event.start_mark
+        if isinstance(event, NodeEvent) and event.anchor is not None:
+            what = "alias" if isinstance(event, AliasEvent) else "anchor"
+            diags.append(
+                Diagnostic(
+                    path, mark.line + 1, mark.column + 1,
+                    f"YAML {what} '{event.anchor}' is not allowed in manifests; write the values out",
+                )
+            )
+        if isinstance(event, NodeEvent) and stack and stack[-1] is not None:
+            top = stack[-1]
+            if top[1] and isinstance(event, ScalarEvent):
+                if event.value in top[0]:
+                    diags.append(
+                        Diagnostic(
+                            path, mark.line + 1, mark.column + 1,
+                            f"duplicate key '{event.value}'",
+                        )
+                    )
+                top[0].add(event.value)
+            top[1] = not top[1]
+        if isinstance(event, MappingStartEvent):
+            stack.append([set(), True])
+        elif isinstance(event, SequenceStartEvent):
+            stack.append(None)
+        elif isinstance(event, CollectionEndEvent):
+            stack.pop()
+    return diags
+
+
+def load_documents(path: str, text: str) -> tuple[list[Document], list[Diagnostic]]:
+    """Parse every document of a file; syntax errors become diagnostics."""
+    try:
+        diags = _check_events(path, text)
+        if any(d.severity == "error" and "not allowed" in d.message for d in diags):
+            return [], diags
+        docs = [
+            Document(d, *_start(d)) for d in _yaml().load_all(text) if d is not None
+        ]
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        return [], [Diagnostic(path, line, col, f"YAML syntax error: {problem}")]
+    except YAMLError as exc:
+        return [], [Diagnostic(path, 1, 1, f"YAML error: {exc}")]
+    return docs, diags
+
+
+def _start(node: Any) -> tuple[int, int]:
+    lc = getattr(node, "lc", None)
+    return (lc.line + 1, lc.col + 1) if lc is not None else (1, 1)
+
+
+def plain(node: Any) -> Any:
+    """Round-trip nodes as plain dicts and lists, for validation."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return node
+
+
+def position(doc: Document, loc: Loc, *, at_key: bool = False) -> tuple[int, int]:
+    """1-based line and column of the node at `loc` (or its key), else its nearest parent."""
+    node: Any = doc.data
+    line, col = doc.line, doc.col
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            key_pos = node.lc.key(part)
+            val_pos = node.lc.value(part)
+            line, col = ((key_pos if at_key and last else val_pos) or key_pos)
+            line, col = line + 1, col + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line, col = node.lc.item(part)
+            line, col = line + 1, col + 1
+            node = node[part]
+        else:
+            break
+    return line, col
+
+
+def iter_items(node: Any) -> Iterator[tuple[int, Any]]:
+    """Index and value of a sequence node, tolerant of non-sequences."""
+    if isinstance(node, list):
+        yield from enumerate(node)
