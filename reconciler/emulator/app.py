@@ -1,0 +1,329 @@
+"""The emulated EnOS gateway's HTTP routes (starlette), in front of a `World`.
+
+Validation order and codes follow REFERENCE section 5; the envelope is
+`{code, msg, requestId, data}`; gateway errors are Kong-style `{"message": ...}`.
+A delete on a pipeline that is not PAUSED answers 61199 (DESIGN decision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reconciler.emulator.world import GENERIC_TYPES, World
+
+Handler = Callable[[Request, World], Awaitable[Response]]
+
+
+class DropConnection(Exception):
+    """Raised after the response has started: the server closes the connection mid-answer."""
+
+
+class DroppedResponse(Response):
+    """Starts an answer and abandons it: the client sees the connection drop mid-response."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+        await send({"type": "http.response.body", "body": b'{"code":', "more_body": True})
+        raise DropConnection("connection dropped by fault injection")
+
+
+def ok(data: Any, msg: str = "OK") -> JSONResponse:
+    return JSONResponse({"code": 0, "msg": msg, "requestId": str(uuid.uuid4()), "data": data})
+
+
+def fail(code: int, msg: str) -> JSONResponse:
+    return JSONResponse({"code": code, "msg": msg, "requestId": str(uuid.uuid4()), "data": None})
+
+
+def gateway_error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"message": message, **extra}, status_code=status)
+
+
+# --- token service ----------------------------------------------------------------
+
+
+async def token_get(request: Request, world: World) -> Response:
+    body = await _json_body(request)
+    status, msg, data = world.issue_token(
+        str(body.get("appKey", "")), body.get("timestamp"), str(body.get("encryption", ""))
+    )
+    return JSONResponse({"status": status, "msg": msg, "business": "apim-token-service", "data": data})
+
+
+async def token_refresh(request: Request, world: World) -> Response:
+    body = await _json_body(request)
+    secret, _ = world.check_token(str(body.get("accessToken", "")))
+    if secret is None and body.get("accessToken") not in world.tokens:
+        return JSONResponse({"status": 1204, "msg": "refresh failed", "business": "apim-token-service", "data": None})
+    world.expire_tokens()
+    return await token_get(request, world)
+
+
+# --- business routes ----------------------------------------------------------------
+
+
+async def list_pipelines(request: Request, world: World) -> Response:
+    q = request.query_params
+    org = q.get("orgId")
+    if not org:
+        return fail(61102, "Missing param orgId")
+    released = q.get("ifReleased", "false").lower() == "true"
+    try:
+        page_no, page_size = int(q.get("pageNo", "1")), int(q.get("pageSize", "10"))
+    except ValueError:
+        return fail(61102, "pageNo and pageSize must be integers")
+    now = time.monotonic()
+    with world.lock:
+        items = [
+            _pipeline_json(p, now) for p in world.pipelines.values()
+            if p.org_id == org and p.released == released
+        ]
+    start = max(page_no - 1, 0) * page_size
+    return ok({"count": len(items), "pipelines": items[start : start + page_size]})
+
+
+async def pipeline_details(request: Request, world: World) -> Response:
+    pid = request.path_params["pipeline_id"]
+    org = request.query_params.get("orgId")
+    with world.lock:
+        p = world.pipelines.get(pid)
+        if p is None or p.org_id != org:
+            return fail(61108, "Pipeline does not exit")
+        return ok({
+            "pipelineId": p.pipeline_id, "pipelineName": p.name, "desc": "", "version": 1,
+            "templateType": 1, "templateName": "native", "messageChannel": 0,
+            "pipelineJson": json.dumps({"stages": [{"name": n, "type": t} for n, t in p.stages.items()]}),
+        })
+
+
+async def operate_pipeline(request: Request, world: World) -> Response:
+    pid = request.path_params["pipeline_id"]
+    q = request.query_params
+    action, org = q.get("action"), q.get("orgId")
+    body = await _json_body(request)
+    now = time.monotonic()
+    with world.lock:
+        p = world.pipelines.get(pid)
+        if p is None or p.org_id != org:
+            return fail(61108, "Pipeline does not exit")
+        status = p.current_status(now)
+        if action == "pause":
+            if p.pausing_since is not None:
+                return ok("")
+            if status != "RUNNING":
+                return fail(61152, f"status cannot be changed from [{status}] to Paused")
+            if p.pause_delay > 0:
+                p.pausing_since = now
+            else:
+                p.status = "PAUSED"
+            return ok("")
+        if action == "start":
+            mode, rate = body.get("executionMode"), body.get("kafkaRate")
+            if not isinstance(mode, int) or not isinstance(rate, int) or mode not in (0, 1):
+                return fail(61100, "executionMode (0 or 1) and kafkaRate (integer) are required")
+            if status == "RUNNING" or p.pausing_since is not None:
+                return fail(61165, f"job with status [{status}] cannot be started")
+            p.status, p.execution_mode, p.kafka_rate = "RUNNING", mode, rate
+            return ok("")
+        if action == "stop":
+            if status not in ("RUNNING", "PAUSED"):
+                return fail(61152, f"status cannot be changed from [{status}] to Stopped")
+            p.status, p.pausing_since = "STOPPED", None
+            p.cells.clear()
+            return ok("")
+        return fail(61102, f"Missing param action (save/release are not emulated): {action!r}")
+
+
+async def stage_state(request: Request, world: World) -> Response:
+    q = request.query_params
+    action = q.get("action")
+    body = await _json_body(request)
+    problem = _validate_state_request(q.get("orgId"), body, world)
+    if problem is not None:
+        return problem
+    assets = body["assetIds"].split(",")
+    points = body["pointIds"].split(",")
+    stage = body["stageInstanceName"]
+    with world.lock:
+        p = world.pipelines[body["pipelineId"]]
+        if action == "get":
+            return _get_items(world, p, stage, assets, points)
+        if action != "delete":
+            return fail(61102, "Missing param action")
+        status = p.current_status(time.monotonic())
+        if status != "PAUSED":
+            world.violations.append(f"delete on {p.pipeline_id} while {status}")
+            return fail(61199, f"pipeline {p.pipeline_id} is {status}; pause it before deleting state")
+        p.delete(stage, assets, points)
+        world.delete_log.append({
+            "orgId": p.org_id, "pipelineId": p.pipeline_id, "stage": stage,
+            "assets": assets, "points": points, "status": status,
+        })
+    return ok(True)
+
+
+def _validate_state_request(org: str | None, body: dict[str, Any], world: World) -> Response | None:
+    """REFERENCE 5: missing (61102), too many (61105), pipeline (61106), stage type (61107)."""
+    if not org:
+        return fail(61102, "Missing param orgId")
+    for name in ("pipelineId", "stageInstanceName", "assetIds", "pointIds"):
+        if not isinstance(body.get(name), str) or not body[name].strip():
+            return fail(61102, f"Missing param {name}")
+    if body["pointIds"].count(",") + 1 > world.max_ids or body["assetIds"].count(",") + 1 > world.max_ids:
+        return fail(61105, "Too many points")
+    with world.lock:
+        p = world.pipelines.get(body["pipelineId"])
+        if p is None or p.org_id != org:
+            return fail(61106, "Wrong pipelineId or OU has no privilege")
+        if p.stages.get(body["stageInstanceName"]) not in GENERIC_TYPES:
+            return fail(61107, "Not supported Stage Type")
+    return None
+
+
+def _get_items(world: World, p: Any, stage: str, assets: list[str], points: list[str]) -> Response:
+    items = [
+        {"modelId": "emulated", "modelIdPath": "/emulated", "attr": {}, "assetId": a, "pointId": pt,
+         "time": 1582648020580, "value": 3.1, "quality": 0, "dq": 0}
+        for a in assets for pt in points if p.has_state(stage, a, pt)
+    ]
+    return ok({"items": items} if world.get_shape == "items" else items)
+
+
+# --- auth, faults, logging ---------------------------------------------------------
+
+
+def _signature_ok(request: Request, body: bytes, token: str, secret: str) -> bool:
+    ts = request.headers.get("apim-timestamp", "")
+    given = request.headers.get("apim-signature", "")
+    params = "".join(f"{k}{v}" for k, v in sorted(request.query_params.items()))
+    expected = hashlib.sha256(token.encode() + params.encode() + body + ts.encode() + secret.encode()).hexdigest()
+    return bool(ts) and given == expected
+
+
+def _authenticate(request: Request, body: bytes, world: World) -> Response | None:
+    token = request.headers.get("apim-accesstoken")
+    auth = request.headers.get("authorization", "")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+    secret, why = world.check_token(token)
+    if why == "expired":
+        return gateway_error(401, "access token expired", code=1203)
+    if secret is None:
+        return gateway_error(401, "Invalid authentication credentials")
+    if world.require_signature and not _signature_ok(request, body, str(token), secret):
+        return gateway_error(401, "Invalid authentication credentials (bad apim-signature)")
+    return None
+
+
+def business(route: str, handler: Handler, world: World) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        entry: dict[str, Any] = {
+            "route": route, "method": request.method, "path": request.url.path,
+            "query": dict(request.query_params), "body": _try_json(body), "at": time.time(),
+        }
+        if world.faults.latency_ms:
+            await asyncio.sleep(world.faults.latency_ms / 1000)
+        fault = world.draw_fault(route)
+        entry["fault"] = fault
+        if fault == "token_expiry":
+            world.expire_tokens()
+        denied = _authenticate(request, body, world)
+        if denied is not None:
+            entry["status"] = denied.status_code
+            world.record(entry)
+            return denied
+        response = await _faulty(fault, handler, request, world)
+        entry["status"] = response.status_code
+        entry["code"] = json.loads(bytes(response.body)).get("code") if response.body else None
+        world.record(entry)
+        if fault in ("drop", "lost_answer"):
+            return DroppedResponse()
+        return response
+
+    return endpoint
+
+
+async def _faulty(fault: str | None, handler: Handler, request: Request, world: World) -> Response:
+    if fault == "latency":
+        await asyncio.sleep(world.faults.extra_latency_ms / 1000)
+    if fault in ("http500", "http503"):
+        return gateway_error(int(fault[4:]), "An unexpected error occurred" if fault == "http500" else "Service unavailable")
+    if fault == "http429":
+        response = gateway_error(429, "API rate limit exceeded")
+        response.headers["Retry-After"] = f"{world.faults.retry_after:g}"
+        return response
+    if fault == "61199":
+        return fail(61199, "internal error, try again")
+    if fault == "drop":
+        return fail(0, "dropped")  # never sent: the connection is closed instead
+    response = await handler(request, world)
+    if fault == "data_false" and json.loads(bytes(response.body)).get("code") == 0:
+        return JSONResponse({"code": 0, "msg": " OK", "requestId": str(uuid.uuid4()), "data": False})
+    return response
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    data = _try_json(await request.body())
+    return data if isinstance(data, dict) else {}
+
+
+def _try_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _pipeline_json(p: Any, now: float) -> dict[str, Any]:
+    out = {
+        "pipelineId": p.pipeline_id, "pipelineName": p.name, "orgId": p.org_id,
+        "status": p.current_status(now), "version": 1, "templateType": 1,
+        "executionMode": p.execution_mode, "updateTime": "2026-11-27 10:00:00",
+        "alarmConfig": "{}",
+    }
+    if p.kafka_rate is not None:
+        out["kafkaRate"] = p.kafka_rate
+    return out
+
+
+def create_app(world: World) -> Starlette:
+    """The gateway as an ASGI app over `world`."""
+
+    def plain(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await handler(request, world)
+        return endpoint
+
+    routes = [
+        Route("/apim-token-service/v2.0/token/get", plain(token_get), methods=["POST"]),
+        Route("/apim-token-service/v2.0/token/refresh", plain(token_refresh), methods=["POST"]),
+        Route("/streaming/v2.0/streaming/pipelines", business("list", list_pipelines, world), methods=["GET"]),
+        Route("/streaming/v2.0/streaming/pipeline/{pipeline_id}", business("details", pipeline_details, world), methods=["GET"]),
+        Route("/streaming/v2.0/streaming/pipeline/{pipeline_id}", business("operate", operate_pipeline, world), methods=["POST"]),
+        Route("/streaming/v2.0/stage-state", business_stage(world), methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def business_stage(world: World) -> Callable[[Request], Awaitable[Response]]:
+    """Stage-state calls, logged as route 'delete' or 'get' by their action."""
+    delete = business("delete", stage_state, world)
+    get = business("get", stage_state, world)
+
+    async def endpoint(request: Request) -> Response:
+        return await (delete if request.query_params.get("action") == "delete" else get)(request)
+
+    return endpoint
