@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.markup import escape
-from rich.table import Table
 
 from reconciler.ledger import Record
 from reconciler.plan import KeyDiff, Plan
@@ -251,22 +250,26 @@ def status_text(statuses: Mapping[tuple[str, str], str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ledger_table(records: Sequence[Record]) -> Table:
-    table = Table(title=f"{len(records)} record(s)", show_lines=False)
-    for col in ("seq", "when", "kind", "manifest", "pipeline", "stage", "assets", "points", "actor"):
-        table.add_column(col, overflow="fold")
+def ledger_lines(records: Sequence[Record]) -> str:
+    """One line per record: grep-able in CI logs and readable at a terminal."""
+    lines = []
     for r in records:
         d = r.data
-        actor = d.get("actor") or {}
-        who = actor.get("user", "") if isinstance(actor, dict) else ""
-        if isinstance(actor, dict) and actor.get("gitCommit"):
+        actor = d.get("actor") if isinstance(d.get("actor"), dict) else {}
+        who = f" by {actor.get('user', '?')}" if actor else ""
+        if actor.get("gitCommit"):
             who += f" @{str(actor['gitCommit'])[:8]}"
-        table.add_row(
-            str(r.seq), r.at, r.kind + (" (resolved)" if d.get("resolved") else ""),
-            escape(str(d.get("manifest", ""))), escape(str(d.get("pipelineId", ""))),
-            escape(str(d.get("stageInstanceName", ""))),
-            escape(sample(r.asset_ids, 2)) if r.asset_ids else "",
-            escape(sample(r.point_ids, 2)) if r.point_ids else "",
-            escape(who),
-        )
-    return table
+        if actor.get("runUrl"):
+            who += f" {actor['runUrl']}"
+        kind = r.kind + (" (resolved)" if d.get("resolved") else "")
+        if r.asset_ids:
+            what = (
+                f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
+                f"{_n(len(r.asset_ids), 'asset')} ({sample(r.asset_ids, 2)}) x "
+                f"{_n(len(r.point_ids), 'point')} ({sample(r.point_ids, 2)})"
+            )
+        else:
+            what = f"{d.get('orgId', '')}/{d.get('pipelineId', '')}"
+        lines.append(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}")
+    lines.append(f"{_n(len(records), 'record')}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+"""Who is applying: user, host, tool version, git commit and CI run URL for the ledger."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+from typing import Any
+
+from reconciler import __version__
+
+
+def _git_commit() -> str | None:
+    for var in ("GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _run_url() -> str | None:
+    env = os.environ
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL") or None
+
+
+def _user() -> str:
+    for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except Exception:  # getuser raises OSError or KeyError where no user is known
+        return "unknown"
+
+
+def current_actor() -> dict[str, Any]:
+    """The `actor` of every record this run appends (never a secret)."""
+    actor: dict[str, Any] = {"user": _user(), "host": socket.gethostname(), "tool": f"reconciler/{__version__}"}
+    commit, url = _git_commit(), _run_url()
+    if commit:
+        actor["gitCommit"] = commit
+    if url:
+        actor["runUrl"] = url
+    return actor
