@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 API_VERSION = "reconciler/v1"
 KIND = "StageStateDeletion"
@@ -68,6 +68,14 @@ class Spec(_Strict):
         default=None, description="File of point IDs, one per line, relative to this manifest."
     )
 
+    @field_validator("assetIds", "assetIdsFile", "pointIds", "pointIdsFile", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Absent is allowed (the other source is given); an explicit null is a mistake.
+        if value is None:
+            raise ValueError("must not be null; remove the key or give a value")
+        return value
+
     @model_validator(mode="after")
     def _one_source_each(self) -> Spec:
         for list_key, file_key in SOURCES:
@@ -90,6 +98,11 @@ class ManifestDoc(_Strict):
 def manifest_json_schema() -> dict[str, Any]:
     """The JSON Schema of one manifest document, as committed under `schemas/`."""
     schema = ManifestDoc.model_json_schema()
+    for prop in schema["$defs"]["Spec"]["properties"].values():
+        # Optional in Python only so that exactly one of a pair is given; never null in YAML.
+        if "anyOf" in prop:
+            prop.update(next(s for s in prop.pop("anyOf") if s.get("type") != "null"))
+            prop.pop("default", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://reconciler.dev/schemas/manifest-v1.json"
     return schema

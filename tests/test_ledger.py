@@ -1,0 +1,158 @@
+"""The ledger: canonical hash chain, tamper detection, torn lines, lock, group commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from reconciler import ledger as L
+from reconciler.errors import LedgerError, LockError
+
+CELLS = {"manifest": "m", "orgId": "o", "pipelineId": "p", "stageInstanceName": "s",
+         "assetIds": ["a1", "a2"], "pointIds": ["pt"]}
+
+
+def make(path: Path, n: int = 3) -> L.Ledger:
+    led = L.read(path)
+    with L.LedgerWriter(led) as w:
+        for i in range(n):
+            w.append("delete" if i % 2 else "intent", {**CELLS, "actor": {"user": "t"}})
+    return L.read(path)
+
+
+def test_format_is_exactly_the_documented_one(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    make(path, 2)
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    first, second = (json.loads(x) for x in lines[:2])
+    assert first["seq"] == 1 and first["prev"] == "0" * 64 and first["v"] == 1
+    body = {k: v for k, v in first.items() if k != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert first["hash"] == hashlib.sha256(canonical).hexdigest()
+    assert second["prev"] == first["hash"] and second["seq"] == 2
+    assert first["at"].endswith("Z") and len(first["at"]) == len("2026-11-27T10:00:00.123Z")
+
+
+def test_non_ascii_is_hashed_as_itself(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("delete", {**CELLS, "manifest": "m", "actor": {"user": "Jürgen"}})
+    assert "Jürgen".encode() in path.read_bytes()
+    assert L.read(path).records[0].data["actor"]["user"] == "Jürgen"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda ls: ls.__setitem__(1, ls[1].replace(b'"a1"', b'"a9"')), ":2: hash does not match the record"),
+        (lambda ls: ls.pop(1), ":2: seq is 3, expected 2"),
+        (lambda ls: ls.insert(0, ls.pop(1)), ":1: seq is 2, expected 1"),
+        (lambda ls: ls.__setitem__(1, b"{not json"), ":2: not valid JSON"),
+        (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":1', b'"v":2')), ":1: unsupported record version 2"),
+    ],
+    ids=["edited", "removed", "reordered", "bad-json-mid-file", "version"],
+)
+def test_any_change_is_detected_naming_the_line(tmp_path: Path, tamper: object, message: str) -> None:
+    path = tmp_path / "l.jsonl"
+    make(path, 3)
+    lines = path.read_bytes().split(b"\n")[:-1]
+    tamper(lines)  # type: ignore[operator]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(LedgerError, match=message):
+        L.read(path)
+    res = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert res.code == 1 and message in res.err and "Traceback" not in res.all
+
+
+def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    make(path, 3)
+    lines = path.read_bytes().split(b"\n")[:-1]
+    rec = json.loads(lines[0])
+    rec["assetIds"] = ["other"]
+    rec["hash"] = L.record_hash(rec)
+    lines[0] = L.canonical(rec)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(LedgerError, match=r":2: prev does not match the hash of line 1"):
+        L.read(path)
+
+
+@pytest.mark.parametrize("tail", [b'{"v":1,"seq":4,"kind"', b"garbage\n", b'{"v":1}'], ids=["cut", "bad-json", "no-newline"])
+def test_torn_last_line_is_a_warning_and_cut_by_the_next_append(tmp_path: Path, tail: bytes) -> None:
+    path = tmp_path / "l.jsonl"
+    make(path, 3)
+    path.write_bytes(path.read_bytes() + tail)
+    led = L.read(path)
+    assert len(led.records) == 3 and len(led.warnings) == 1
+    res = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert res.code == 0 and "warning" in res.err and "3 record(s), chain intact" in res.out
+    with L.LedgerWriter(led) as w:
+        w.append("delete", CELLS)
+    again = L.read(path)
+    assert again.warnings == [] and [r.seq for r in again.records] == [1, 2, 3, 4]
+
+
+def test_unknown_kinds_are_kept_in_the_chain_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("note", {"text": "hello"})
+        w.append("delete", CELLS)
+    led = L.read(path)
+    assert [r.kind for r in led.records] == ["note", "delete"]
+
+
+def test_lock_refusal_names_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerLock(path, command="reconcile apply --auto-approve"):
+        holder = json.loads((tmp_path / "l.jsonl.lock").read_text())
+        assert holder["command"] == "reconcile apply --auto-approve" and holder["pid"] > 0
+        with pytest.raises(LockError) as exc:
+            threading_result: list[BaseException] = []
+
+            def other() -> None:
+                try:
+                    with L.LedgerLock(path, timeout=0):
+                        pass
+                except LockError as e:
+                    threading_result.append(e)
+
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+            raise threading_result[0]
+        msg = str(exc.value)
+        assert f"pid {holder['pid']}" in msg and "reconcile apply --auto-approve" in msg
+        assert "--lock-timeout" in msg
+
+
+def test_group_commit_keeps_the_chain_under_concurrency(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        threads = [threading.Thread(target=lambda: [w.append("delete", CELLS) for _ in range(50)]) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    led = L.read(path)
+    assert [r.seq for r in led.records] == list(range(1, 401))
+
+
+def test_show_filters_and_json(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("delete", {**CELLS, "manifest": "keep", "actor": {"user": "ci", "gitCommit": "abcdef123456"}})
+        w.append("delete", {**CELLS, "manifest": "other", "pipelineId": "p2"})
+        w.append("pause", {"orgId": "o", "pipelineId": "p", "executionMode": 1, "kafkaRate": 5})
+    res = run_cli(["ledger", "show", "--ledger", str(path), "--manifest", "keep"], tmp_path)
+    assert res.code == 0 and "keep" in res.out and "other" not in res.out and "@abcdef12" in res.out
+    res = run_cli(["ledger", "show", "--ledger", str(path), "--pipeline", "p2", "--format", "json"], tmp_path)
+    data = json.loads(res.out)
+    assert [d["manifest"] for d in data] == ["other"]
+    res = run_cli(["ledger", "show", "--ledger", str(path), "--since", "2999-01-01", "--format", "json"], tmp_path)
+    assert json.loads(res.out) == []

@@ -1,0 +1,153 @@
+"""The planner: exact cover of pending cells, proven against a brute-force model."""
+
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.ledger import Ledger, Record
+from reconciler.manifests import Manifest
+from reconciler.plan import Options, build_plan, diff
+
+Cell = tuple[str, str, str, str, str, str]
+
+
+def manifest(name: str, pipeline: str, stages: list[str], assets: list[str], points: list[str]) -> Manifest:
+    return Manifest(name, "o", pipeline, tuple(stages), tuple(assets), tuple(points), f"{name}.yaml", 1)
+
+
+def record(seq: int, kind: str, name: str, pipeline: str, stage: str, assets: list[str], points: list[str]) -> Record:
+    data = {"v": 1, "seq": seq, "kind": kind, "manifest": name, "orgId": "o", "pipelineId": pipeline,
+            "stageInstanceName": stage, "assetIds": assets, "pointIds": points}
+    return Record(seq, kind, "t", f"h{seq}", data, tuple(assets), tuple(points))
+
+
+def ledger_of(records: list[Record]) -> Ledger:
+    return Ledger(Path("l.jsonl"), records)
+
+
+def cells_of_manifests(ms: list[Manifest]) -> set[Cell]:
+    return {(m.name, m.org_id, m.pipeline_id, s, a, p)
+            for m in ms for s, a, p in product(m.stages, m.asset_ids, m.point_ids)}
+
+
+def cells_of_records(rs: list[Record], kind: str) -> set[Cell]:
+    return {(*r.key, a, p) for r in rs if r.kind == kind for a in r.asset_ids for p in r.point_ids}
+
+
+def action_cells(plan_actions: object) -> list[Cell]:
+    return [(*a.key, x, p) for a in plan_actions for x in a.asset_ids for p in a.point_ids]  # type: ignore[attr-defined]
+
+
+NAMES = ["m1", "m2", "m3"]
+PIPES = ["p1", "p2"]
+STAGES = ["s1", "s2"]
+ASSETS = [f"a{i}" for i in range(6)]
+POINTS = [f"pt{i}" for i in range(5)]
+
+
+def subset(items: list[str]) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(items), min_size=1, max_size=len(items), unique=True)
+
+
+manifests_st = st.lists(
+    st.tuples(st.sampled_from(PIPES), subset(STAGES), subset(ASSETS), subset(POINTS)), min_size=0, max_size=3,
+).map(lambda specs: [manifest(NAMES[i], *spec) for i, spec in enumerate(specs)])
+
+records_st = st.lists(
+    st.tuples(st.sampled_from(["delete", "delete", "intent"]), st.sampled_from(NAMES), st.sampled_from(PIPES),
+              st.sampled_from(STAGES), subset(ASSETS), subset(POINTS)),
+    max_size=8,
+).map(lambda rs: [record(i + 1, *r) for i, r in enumerate(rs)])
+
+options_st = st.builds(Options, max_points=st.integers(1, 6), max_assets=st.integers(1, 7))
+
+
+@settings(max_examples=300, deadline=None)
+@given(manifests_st, records_st, options_st)
+def test_plan_covers_exactly_the_pending_cells(ms: list[Manifest], rs: list[Record], opts: Options) -> None:
+    declared = cells_of_manifests(ms)
+    deleted = cells_of_records(rs, "delete")
+    intended = cells_of_records(rs, "intent")
+    plan = build_plan(diff(ms, ledger_of(rs)), opts)
+    sent = action_cells(plan.actions)
+    pending = declared - deleted
+    assert set(sent) == pending  # exact cover: nothing applied or undeclared
+    assert len(sent) == len(pending)  # no overlap between requests
+    for a in plan.actions:
+        assert 1 <= len(a.point_ids) <= opts.max_points and 1 <= len(a.asset_ids) <= opts.max_assets
+        assert len(set(a.asset_ids)) == len(a.asset_ids) and len(set(a.point_ids)) == len(a.point_ids)
+    doubt = set(action_cells([a for a in plan.actions if a.in_doubt]))
+    assert doubt == pending & intended
+    s = plan.summary
+    assert s["pendingCells"] == len(pending)
+    assert s["appliedCells"] == len(declared & deleted)
+    assert s["undeclaredCells"] == len(deleted - declared)
+    assert s["inDoubtCells"] == len(doubt)
+    assert s["requests"] == len(plan.actions)
+
+
+@settings(max_examples=150, deadline=None)
+@given(manifests_st, records_st, options_st)
+def test_recording_the_plan_leaves_nothing_to_do(ms: list[Manifest], rs: list[Record], opts: Options) -> None:
+    plan = build_plan(diff(ms, ledger_of(rs)), opts)
+    done = [record(len(rs) + i + 1, "delete", a.manifest, a.pipeline_id, a.stage, list(a.asset_ids),
+                   list(a.point_ids)) for i, a in enumerate(plan.actions)]
+    again = build_plan(diff(ms, ledger_of(rs + done)), opts)
+    assert again.actions == () and again.summary["pendingCells"] == 0
+
+
+def test_assets_with_equal_pending_points_share_a_request() -> None:
+    m = manifest("m1", "p1", ["s1"], ["a1", "a2", "a3"], ["x", "y"])
+    rs = [record(1, "delete", "m1", "p1", "s1", ["a3"], ["x"])]
+    plan = build_plan(diff([m], ledger_of(rs)), Options())
+    assert [(a.asset_ids, a.point_ids) for a in plan.actions] == [(("a1", "a2"), ("x", "y")), (("a3",), ("y",))]
+
+
+def test_a_new_manifest_clears_again_an_edited_one_only_adds() -> None:
+    rs = [record(1, "delete", "m1", "p1", "s1", ["a1"], ["x"])]
+    widened = manifest("m1", "p1", ["s1"], ["a1", "a2"], ["x"])
+    plan = build_plan(diff([widened], ledger_of(rs)), Options())
+    assert [(a.asset_ids, a.point_ids) for a in plan.actions] == [(("a2",), ("x",))]
+    renamed = manifest("m2", "p1", ["s1"], ["a1"], ["x"])
+    plan = build_plan(diff([renamed], ledger_of(rs)), Options())
+    assert [(a.manifest, a.asset_ids) for a in plan.actions] == [("m2", ("a1",))]
+    assert plan.summary["undeclaredCells"] == 1
+
+
+def test_split_limits_and_targets() -> None:
+    ms = [manifest("m1", "p1", ["s1"], [f"a{i}" for i in range(5)], [f"x{i}" for i in range(7)]),
+          manifest("m2", "p1", ["s1"], ["b"], ["y"])]
+    plan = build_plan(diff(ms, ledger_of([])), Options(max_points=3, max_assets=2, targets=("m1",)))
+    assert {a.manifest for a in plan.actions} == {"m1"}
+    assert len(plan.actions) == 3 * 3  # ceil(5/2) asset chunks x ceil(7/3) point chunks
+    assert plan.summary["pendingCells"] == 35
+
+
+def test_in_doubt_knows_whether_a_resume_followed() -> None:
+    m = manifest("m1", "p1", ["s1"], ["a1"], ["x"])
+    intent = record(1, "intent", "m1", "p1", "s1", ["a1"], ["x"])
+    plan = build_plan(diff([m], ledger_of([intent])), Options())
+    assert plan.actions[0].in_doubt and not plan.actions[0].resumed_since
+    resume = Record(2, "resume", "t", "h2", {"orgId": "o", "pipelineId": "p1"})
+    plan = build_plan(diff([m], ledger_of([intent, resume])), Options())
+    assert plan.actions[0].in_doubt and plan.actions[0].resumed_since
+
+
+def test_pause_without_resume_is_left_over() -> None:
+    pause = Record(1, "pause", "t", "h1", {"orgId": "o", "pipelineId": "p1", "executionMode": 1, "kafkaRate": 9})
+    plan = build_plan(diff([], ledger_of([pause])), Options())
+    assert [r.pipeline for r in plan.paused_by_us] == [("o", "p1")] and plan.has_changes
+    resume = Record(2, "resume", "t", "h2", {"orgId": "o", "pipelineId": "p1"})
+    assert build_plan(diff([], ledger_of([pause, resume])), Options()).paused_by_us == ()
+
+
+def test_plan_hash_changes_with_actions_and_ledger_head() -> None:
+    m = manifest("m1", "p1", ["s1"], ["a1"], ["x"])
+    a = build_plan(diff([m], ledger_of([])), Options())
+    b = build_plan(diff([manifest("m1", "p1", ["s1"], ["a2"], ["x"])], ledger_of([])), Options())
+    c = build_plan(diff([m], ledger_of([record(1, "delete", "zz", "p1", "s1", ["q"], ["x"])])), Options())
+    assert len({a.plan_hash, b.plan_hash, c.plan_hash}) == 3
