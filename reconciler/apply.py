@@ -228,10 +228,18 @@ def _pause(
 ) -> None:
     org, pid = r.key
     reporter.note(f"pausing {pid}")
-    client.pause(org, pid)
-    result.paused.append(r.key)  # from here on it is started again, whatever happens
+    # Recorded before the call: a crash right after pausing must still leave a record
+    # that makes the next apply start the pipeline again (a record of a pause that did
+    # not happen is harmless: that apply finds it RUNNING and leaves it alone).
     writer.append("pause", {"orgId": org, "pipelineId": pid, "executionMode": r.execution_mode,
                             "kafkaRate": r.kafka_rate, "actor": options.actor})
+    try:
+        client.pause(org, pid)
+    except EnosError:
+        writer.append("resume", {"orgId": org, "pipelineId": pid, "note": "pause failed",
+                                 "actor": options.actor})
+        raise
+    result.paused.append(r.key)  # from here on it is started again, whatever happens
     deadline = time.monotonic() + options.pause_timeout
     while True:
         found = client.pipeline_statuses([r.key])

@@ -248,7 +248,9 @@ class EnosClient:
         except httpx.TransportError as exc:
             raise TransientError(f"{method} {path}: connection failed ({type(exc).__name__})") from None
 
-    def _once(self, method: str, path: str, query: Mapping[str, str], body: Any) -> Any:
+    def _once(
+        self, method: str, path: str, query: Mapping[str, str], body: Any, expect_true: bool
+    ) -> Any:
         """One call with auth handling: a refused token is replaced, at most twice in a row."""
         raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         refused: str | None = None
@@ -265,13 +267,19 @@ class EnosClient:
             if response.status_code == 401 or payload.get("code") == 1203:
                 refused = token
                 continue
-            return _unwrap(method, path, response, payload)
+            data = _unwrap(method, path, response, payload)
+            if expect_true and data is not True:
+                # Documented as "false = failed to delete data": worth another try.
+                raise TransientError(f"{method} {path} answered data: {json.dumps(data)}", code=0)
+            return data
         raise AuthError(
             f"{method} {path}: the gateway refused a fresh access token (HTTP 401); check that "
             "ENOS_APP_KEY/ENOS_APP_SECRET are right and the app is authorised for this API"
         )
 
-    def call(self, method: str, path: str, query: Mapping[str, str], body: Any = None) -> Any:
+    def call(
+        self, method: str, path: str, query: Mapping[str, str], body: Any = None, *, expect_true: bool = False
+    ) -> Any:
         """A call with retries for what may pass later (DESIGN "Apply" step 5)."""
         policy = self._retry
         backoff = wait_random_exponential(multiplier=policy.initial, max=policy.cap)
@@ -294,7 +302,7 @@ class EnosClient:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return retrying(self._once, method, path, query, body)
+        return retrying(self._once, method, path, query, body, expect_true)
 
     # --- the calls reconcile makes ------------------------------------------------
 
@@ -339,10 +347,8 @@ class EnosClient:
         self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
     ) -> None:
         """Delete Stage State; success is code 0 with data true, and nothing else."""
-        data = self.call("POST", STAGE_STATE_PATH, {"action": "delete", "orgId": org_id},
-                         _state_body(pipeline_id, stage, assets, points))
-        if data is not True:
-            raise TransientError(f"Delete Stage State answered data: {json.dumps(data)}", code=0)
+        self.call("POST", STAGE_STATE_PATH, {"action": "delete", "orgId": org_id},
+                  _state_body(pipeline_id, stage, assets, points), expect_true=True)
 
     def get_stage_state(
         self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
