@@ -44,7 +44,11 @@ def _user() -> str:
 
 def current_actor() -> dict[str, Any]:
     """The `actor` of every record this run appends (never a secret)."""
-    actor: dict[str, Any] = {"user": _user(), "host": socket.gethostname(), "tool": f"reconciler/{__version__}"}
+    actor: dict[str, Any] = {
+        "user": _user(),
+        "host": socket.gethostname(),
+        "tool": f"reconciler/{__version__}",
+    }
     commit, url = _git_commit(), _run_url()
     if commit:
         actor["gitCommit"] = commit

@@ -61,8 +61,12 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return not (
-            self.failed or self.skipped_in_doubt or self.not_sent or self.resume_failed
-            or self.verify_failed or self.interrupted
+            self.failed
+            or self.skipped_in_doubt
+            or self.not_sent
+            or self.resume_failed
+            or self.verify_failed
+            or self.interrupted
         )
 
     @property
@@ -185,8 +189,10 @@ def _leftover_resumes(
                 f"{key[1]} was left paused by an earlier run but is {status} now; "
                 "recording it as resumed without starting it"
             )
-            writer.append("resume", {"orgId": key[0], "pipelineId": key[1], "note": f"found {status}",
-                                     "actor": options.actor})
+            writer.append(
+                "resume",
+                {"orgId": key[0], "pipelineId": key[1], "note": f"found {status}", "actor": options.actor},
+            )
             continue
         out.append(_Resume(key, int(record.data["executionMode"]), int(record.data["kafkaRate"])))
     return out
@@ -223,21 +229,35 @@ def _decide_in_doubt(
 
 
 def _pause(
-    client: EnosClient, writer: LedgerWriter, reporter: Reporter, r: _Resume,
-    options: ApplyOptions, result: ApplyResult, sleep: Callable[[float], None],
+    client: EnosClient,
+    writer: LedgerWriter,
+    reporter: Reporter,
+    r: _Resume,
+    options: ApplyOptions,
+    result: ApplyResult,
+    sleep: Callable[[float], None],
 ) -> None:
     org, pid = r.key
     reporter.note(f"pausing {pid}")
     # Recorded before the call: a crash right after pausing must still leave a record
     # that makes the next apply start the pipeline again (a record of a pause that did
     # not happen is harmless: that apply finds it RUNNING and leaves it alone).
-    writer.append("pause", {"orgId": org, "pipelineId": pid, "executionMode": r.execution_mode,
-                            "kafkaRate": r.kafka_rate, "actor": options.actor})
+    writer.append(
+        "pause",
+        {
+            "orgId": org,
+            "pipelineId": pid,
+            "executionMode": r.execution_mode,
+            "kafkaRate": r.kafka_rate,
+            "actor": options.actor,
+        },
+    )
     try:
         client.pause(org, pid)
     except EnosError:
-        writer.append("resume", {"orgId": org, "pipelineId": pid, "note": "pause failed",
-                                 "actor": options.actor})
+        writer.append(
+            "resume", {"orgId": org, "pipelineId": pid, "note": "pause failed", "actor": options.actor}
+        )
         raise
     result.paused.append(r.key)  # from here on it is started again, whatever happens
     deadline = time.monotonic() + options.pause_timeout
@@ -248,13 +268,19 @@ def _pause(
             reporter.note(f"{pid} is PAUSED")
             return
         if time.monotonic() >= deadline:
-            raise ApplyRefused(f"{pid} did not reach PAUSED within {options.pause_timeout:g}s (it is {status})")
+            raise ApplyRefused(
+                f"{pid} did not reach PAUSED within {options.pause_timeout:g}s (it is {status})"
+            )
         sleep(options.poll_interval)
 
 
 def _resume(
-    client: EnosClient, writer: LedgerWriter, reporter: Reporter, r: _Resume,
-    options: ApplyOptions, result: ApplyResult,
+    client: EnosClient,
+    writer: LedgerWriter,
+    reporter: Reporter,
+    r: _Resume,
+    options: ApplyOptions,
+    result: ApplyResult,
 ) -> None:
     org, pid = r.key
     try:
@@ -272,8 +298,12 @@ def _resume(
 
 
 def _send_all(
-    actions: list[Action], client: EnosClient, writer: LedgerWriter, reporter: Reporter,
-    options: ApplyOptions, result: ApplyResult,
+    actions: list[Action],
+    client: EnosClient,
+    writer: LedgerWriter,
+    reporter: Reporter,
+    options: ApplyOptions,
+    result: ApplyResult,
 ) -> None:
     reporter.start(len(actions), sum(a.cells for a in actions))
     if not actions:
@@ -299,16 +329,24 @@ def _send_all(
 
 
 def _send_one(
-    action: Action, client: EnosClient, writer: LedgerWriter, reporter: Reporter,
-    options: ApplyOptions, result: ApplyResult,
+    action: Action,
+    client: EnosClient,
+    writer: LedgerWriter,
+    reporter: Reporter,
+    options: ApplyOptions,
+    result: ApplyResult,
 ) -> None:
     writer.append("intent", {**action.cell_fields(), "actor": options.actor})
     _delete(action, client, writer, reporter, options, result)
 
 
 def _delete(
-    action: Action, client: EnosClient, writer: LedgerWriter, reporter: Reporter,
-    options: ApplyOptions, result: ApplyResult,
+    action: Action,
+    client: EnosClient,
+    writer: LedgerWriter,
+    reporter: Reporter,
+    options: ApplyOptions,
+    result: ApplyResult,
 ) -> None:
     try:
         client.delete_stage_state(
@@ -316,7 +354,9 @@ def _delete(
         )
     except TooManyPointsError:
         if action.cells <= 1:
-            _failed(action, "the gateway refuses even a single cell as too many points (61105)", reporter, result)
+            _failed(
+                action, "the gateway refuses even a single cell as too many points (61105)", reporter, result
+            )
             return
         # The halves are covered by the parent's intent (DESIGN: matching is by cells).
         for half in action.halves():

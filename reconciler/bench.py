@@ -46,15 +46,21 @@ def write_plan_workload(root: Path) -> Path:
         farms.append(assets)
         (mdir / "ids" / f"farm-{m:02d}.txt").write_text("\n".join(assets) + "\n")
         (mdir / f"m{m:02d}.yaml").write_text(
-            _manifest(f"fix-{m:02d}", f"pipe{m:02d}", ["stage_a", "stage_b"],
-                      f"ids/farm-{m:02d}.txt", "pointIdsFile: ids/points.txt")
+            _manifest(
+                f"fix-{m:02d}",
+                f"pipe{m:02d}",
+                ["stage_a", "stage_b"],
+                f"ids/farm-{m:02d}.txt",
+                "pointIdsFile: ids/points.txt",
+            )
         )
     fleet = [f"FLEET{i:06d}" for i in range(200_000)]
     fleet_points = [f"FP{i:02d}" for i in range(50)]
     (mdir / "ids" / "fleet.txt").write_text("\n".join(fleet) + "\n")
     (mdir / "fleet.yaml").write_text(
-        _manifest("fleet-reset", "pipefleet", ["counter"], "ids/fleet.txt",
-                  f"pointIds: [{', '.join(fleet_points)}]")
+        _manifest(
+            "fleet-reset", "pipefleet", ["counter"], "ids/fleet.txt", f"pointIds: [{', '.join(fleet_points)}]"
+        )
     )
     batches: list[tuple[str, str, str, list[str], list[str]]] = []
     for m in range(10):
@@ -70,9 +76,18 @@ def write_plan_workload(root: Path) -> Path:
     with ledger.open("wb") as fh:
         for seq, (name, pipe, stage, assets, pts) in enumerate(batches, start=1):
             rec = {
-                "v": 1, "seq": seq, "kind": "delete", "at": "2026-11-27T10:00:00.000Z",
-                "manifest": name, "orgId": "o1", "pipelineId": pipe, "stageInstanceName": stage,
-                "assetIds": assets, "pointIds": pts, "actor": {"user": "bench"}, "prev": prev,
+                "v": 1,
+                "seq": seq,
+                "kind": "delete",
+                "at": "2026-11-27T10:00:00.000Z",
+                "manifest": name,
+                "orgId": "o1",
+                "pipelineId": pipe,
+                "stageInstanceName": stage,
+                "assetIds": assets,
+                "pointIds": pts,
+                "actor": {"user": "bench"},
+                "prev": prev,
             }
             rec["hash"] = prev = record_hash(rec)
             fh.write(canonical(rec) + b"\n")
@@ -82,8 +97,17 @@ def write_plan_workload(root: Path) -> Path:
 def bench_plan(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
         root = write_plan_workload(Path(tmp))
-        cmd = [sys.executable, "-m", "reconciler", "plan", "manifests", "--format", "json",
-               "--ledger", "applied-ledger.jsonl"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "plan",
+            "manifests",
+            "--format",
+            "json",
+            "--ledger",
+            "applied-ledger.jsonl",
+        ]
         walls = []
         for _ in range(args.runs):
             start = time.perf_counter()
@@ -97,18 +121,25 @@ def bench_plan(args: argparse.Namespace) -> int:
     best = min(walls)
     ok = best <= PLAN_WALL_TARGET and rss_mb <= PLAN_RSS_TARGET_MB and summary["pendingCells"] == PLAN_PENDING
     print(f"plan benchmark: 410,000,000 declared cells, 301 ledger records, {os.cpu_count()} cores")
-    print(f"  wall     best {best:.3f} s of {args.runs} (all: {', '.join(f'{w:.3f}' for w in walls)})"
-          f"   target <= {PLAN_WALL_TARGET} s")
+    print(
+        f"  wall     best {best:.3f} s of {args.runs} (all: {', '.join(f'{w:.3f}' for w in walls)})"
+        f"   target <= {PLAN_WALL_TARGET} s"
+    )
     print(f"  peak RSS {rss_mb:.0f} MB   target <= {PLAN_RSS_TARGET_MB} MB")
-    print(f"  pendingCells {summary['pendingCells']:,} (expected {PLAN_PENDING:,}), "
-          f"requests {summary['requests']}, appliedCells {summary['appliedCells']:,}")
+    print(
+        f"  pendingCells {summary['pendingCells']:,} (expected {PLAN_PENDING:,}), "
+        f"requests {summary['requests']}, appliedCells {summary['appliedCells']:,}"
+    )
     print("  result:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reconciler.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m reconciler.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="which", required=True)
     p = sub.add_parser("plan", help="plan over 410M declared cells")
     p.add_argument("--runs", type=int, default=3)
@@ -120,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_plan(args)
     from reconciler.bench_apply import bench_apply
 
-    return bench_apply(args)
+    return int(bench_apply(args))
 
 
 if __name__ == "__main__":

@@ -217,8 +217,7 @@ def ledger_verify(ledger: LedgerOpt = DEFAULT_LEDGER) -> None:
     for w in led.warnings:
         err.print(f"warning: {w}", markup=False, style="yellow")
     out.print(
-        f"{ledger}: {len(led.records)} record(s), chain intact; head seq {led.head_seq} "
-        f"hash {led.head_hash}",
+        f"{ledger}: {len(led.records)} record(s), chain intact; head seq {led.head_seq} hash {led.head_hash}",
         markup=False,
     )
 
@@ -253,7 +252,8 @@ def ledger_show(
     for w in led.warnings:
         err.print(f"warning: {w}", markup=False, style="yellow")
     records = [
-        r for r in led.records
+        r
+        for r in led.records
         if (manifest is None or r.data.get("manifest") == manifest)
         and (pipeline is None or r.data.get("pipelineId") == pipeline)
         and (since is None or r.at >= since)
@@ -302,8 +302,10 @@ def schema(
 def apply(
     paths: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Argument(help="A saved plan (from `plan --out`), or manifest paths (default: manifests/).",
-                       show_default=False),
+        typer.Argument(
+            help="A saved plan (from `plan --out`), or manifest paths (default: manifests/).",
+            show_default=False,
+        ),
     ] = None,
     ledger: LedgerOpt = DEFAULT_LEDGER,
     gateway: Annotated[
@@ -313,7 +315,10 @@ def apply(
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask; for CI.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 4,
     pause_pipelines: Annotated[
-        bool, typer.Option("--pause-pipelines", help="Pause RUNNING pipelines for the run, start them again after.")
+        bool,
+        typer.Option(
+            "--pause-pipelines", help="Pause RUNNING pipelines for the run, start them again after."
+        ),
     ] = False,
     kafka_rate: Annotated[
         Optional[int],  # noqa: UP045
@@ -323,9 +328,12 @@ def apply(
         bool, typer.Option("--skip-pause-check", help="Do not check pipelines are PAUSED (you checked).")
     ] = False,
     resend_in_doubt: Annotated[
-        bool, typer.Option("--resend-in-doubt", help="Re-send in-doubt requests even if the pipeline ran since.")
+        bool,
+        typer.Option("--resend-in-doubt", help="Re-send in-doubt requests even if the pipeline ran since."),
     ] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Read deleted cells back with Get Stage State.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Read deleted cells back with Get Stage State.")
+    ] = False,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(min=0, help="Refuse a plan that clears more than this many cells."),
@@ -373,11 +381,18 @@ def apply(
         _approve(auto_approve)
         reporter = LineReporter(err) if in_ci() else BarReporter(err)
         options = ApplyOptions(
-            concurrency=concurrency, pause_pipelines=pause_pipelines, skip_pause_check=skip_pause_check,
-            resend_in_doubt=resend_in_doubt, verify=verify, kafka_rate=kafka_rate, actor=current_actor(),
+            concurrency=concurrency,
+            pause_pipelines=pause_pipelines,
+            skip_pause_check=skip_pause_check,
+            resend_in_doubt=resend_in_doubt,
+            verify=verify,
+            kafka_rate=kafka_rate,
+            actor=current_actor(),
         )
-        with EnosClient.from_env(gateway, on_retry=reporter.note) as client, \
-                ledger_mod.LedgerWriter(led) as writer:
+        with (
+            EnosClient.from_env(gateway, on_retry=reporter.note) as client,
+            ledger_mod.LedgerWriter(led) as writer,
+        ):
             result = run_apply(p, client, writer, reporter, options)
     out.print(summary_table(result))
     if not result.ok:
@@ -385,8 +400,10 @@ def apply(
             "apply did not finish: what failed stays pending; run `reconcile plan` to see it, "
             "then apply again"
         )
-    out.print(f"[green]Apply complete.[/green] {result.cells_deleted:,} cells cleared in "
-              f"{len(result.deleted):,} request(s).")
+    out.print(
+        f"[green]Apply complete.[/green] {result.cells_deleted:,} cells cleared in "
+        f"{len(result.deleted):,} request(s)."
+    )
 
 
 def _check_max_cells(p: object, max_cells: int | None) -> None:
@@ -447,8 +464,11 @@ def ledger_resolve(
             out.print("No in-doubt requests to resolve.")
             return
         for a in doubt:
-            out.print(f"  {a.manifest} / {a.pipeline_id} / {a.stage}: {a.cells:,} cells "
-                      f"({len(a.asset_ids)} assets x {len(a.point_ids)} points)", markup=False)
+            out.print(
+                f"  {a.manifest} / {a.pipeline_id} / {a.stage}: {a.cells:,} cells "
+                f"({len(a.asset_ids)} assets x {len(a.point_ids)} points)",
+                markup=False,
+            )
         if not yes:
             _approve(False)
         actor = current_actor()
@@ -469,7 +489,9 @@ def emulator(
         Optional[Path],  # noqa: UP045
         typer.Option(help="Seed the world from this YAML/JSON file (format: README).", exists=True),
     ] = None,
-    fault_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of business requests that fail.")] = 0.0,
+    fault_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of business requests that fail.")
+    ] = 0.0,
     fault_kind: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--fault-kind", help="Limit faults to these kinds; repeatable."),
@@ -481,10 +503,19 @@ def emulator(
 
     Example:  reconcile emulator --port 8910 --fault-rate 0.1 --seed 7
     """
-    from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FAULT_KINDS, Faults, World, serve_forever
+    from reconciler.emulator import (
+        DEFAULT_APP_KEY,
+        DEFAULT_APP_SECRET,
+        FAULT_KINDS,
+        Faults,
+        World,
+        serve_forever,
+    )
 
     try:
-        faults = Faults(rate=fault_rate, kinds=tuple(fault_kind or FAULT_KINDS), latency_ms=latency_ms, seed=seed)
+        faults = Faults(
+            rate=fault_rate, kinds=tuple(fault_kind or FAULT_KINDS), latency_ms=latency_ms, seed=seed
+        )
         world = World.from_file(state, faults) if state else World(faults=faults)
     except (ValueError, KeyError, OSError) as exc:
         raise ReconcilerError(f"cannot start the emulator: {exc}") from None
@@ -492,7 +523,9 @@ def emulator(
     err.print(f"EnOS emulator on http://{host}:{port}", markup=False)
     err.print(f"  export ENOS_API_GATEWAY=http://{host}:{port}", markup=False)
     if not state:
-        err.print(f"  export ENOS_APP_KEY={DEFAULT_APP_KEY} ENOS_APP_SECRET={DEFAULT_APP_SECRET}", markup=False)
+        err.print(
+            f"  export ENOS_APP_KEY={DEFAULT_APP_KEY} ENOS_APP_SECRET={DEFAULT_APP_SECRET}", markup=False
+        )
     else:
         err.print(f"  app keys accepted: {keys} (secrets as in {state})", markup=False)
     serve_forever(world, host, port)

@@ -48,8 +48,7 @@ CODE_MEANINGS: dict[int, str] = {
     61105: "too many points in one request (61105)",
     61106: "wrong pipelineId, or the org has no privilege on it (61106); check spec.orgId "
     "and spec.pipelineId, and that the app is authorised for the pipeline",
-    61107: "the stage type does not support state operations (61107); check "
-    "spec.stageInstanceNames",
+    61107: "the stage type does not support state operations (61107); check spec.stageInstanceNames",
     61108: "the pipeline does not exist (61108); check spec.pipelineId",
     61152: "the pipeline cannot change to that status now (61152)",
     61165: "the pipeline cannot be started from its current status (61165)",
@@ -215,14 +214,21 @@ class EnosClient:
     def _fetch_token(self) -> None:
         ts = self._timestamp()
         creds = self._creds
-        body = {"appKey": creds.app_key, "encryption": encryption(creds.app_key, ts, creds.app_secret), "timestamp": ts}
+        body = {
+            "appKey": creds.app_key,
+            "encryption": encryption(creds.app_key, ts, creds.app_secret),
+            "timestamp": ts,
+        }
         response = self._send("POST", TOKEN_PATH, {}, json.dumps(body).encode(), {})
         payload = _json(response)
         status = payload.get("status", payload.get("stauts", payload.get("code")))
         if response.status_code >= 500 or status in TRANSIENT_CODES:
-            raise TransientError(f"token service unavailable (HTTP {response.status_code}, status {status})", code=status)
+            raise TransientError(
+                f"token service unavailable (HTTP {response.status_code}, status {status})", code=status
+            )
         if response.status_code != 200 or status != 0:
-            meaning = CODE_MEANINGS.get(status, f"status {status}: {payload.get('msg', '')}")
+            meaning = CODE_MEANINGS.get(status, "") if isinstance(status, int) else ""
+            meaning = meaning or f"status {status}: {payload.get('msg', '')}"
             raise AuthError(f"cannot get an access token: {meaning}", code=status)
         data = payload.get("data") or {}
         token, expire = data.get("accessToken"), data.get("expire")
@@ -240,7 +246,10 @@ class EnosClient:
     ) -> httpx.Response:
         try:
             return self._http.request(
-                method, path, params=dict(query), content=body if method != "GET" else None,
+                method,
+                path,
+                params=dict(query),
+                content=body if method != "GET" else None,
                 headers={"Content-Type": "application/json;charset=UTF-8", **headers},
             )
         except httpx.TimeoutException as exc:
@@ -248,9 +257,7 @@ class EnosClient:
         except httpx.TransportError as exc:
             raise TransientError(f"{method} {path}: connection failed ({type(exc).__name__})") from None
 
-    def _once(
-        self, method: str, path: str, query: Mapping[str, str], body: Any, expect_true: bool
-    ) -> Any:
+    def _once(self, method: str, path: str, query: Mapping[str, str], body: Any, expect_true: bool) -> Any:
         """One call with auth handling: a refused token is replaced, at most twice in a row."""
         raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         refused: str | None = None
@@ -347,15 +354,24 @@ class EnosClient:
         self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
     ) -> None:
         """Delete Stage State; success is code 0 with data true, and nothing else."""
-        self.call("POST", STAGE_STATE_PATH, {"action": "delete", "orgId": org_id},
-                  _state_body(pipeline_id, stage, assets, points), expect_true=True)
+        self.call(
+            "POST",
+            STAGE_STATE_PATH,
+            {"action": "delete", "orgId": org_id},
+            _state_body(pipeline_id, stage, assets, points),
+            expect_true=True,
+        )
 
     def get_stage_state(
         self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
     ) -> list[dict[str, Any]]:
         """Get Stage State items; `data` may be a list or `{items: [...]}` (REFERENCE 1.1)."""
-        data = self.call("POST", STAGE_STATE_PATH, {"action": "get", "orgId": org_id},
-                         _state_body(pipeline_id, stage, assets, points))
+        data = self.call(
+            "POST",
+            STAGE_STATE_PATH,
+            {"action": "get", "orgId": org_id},
+            _state_body(pipeline_id, stage, assets, points),
+        )
         if isinstance(data, dict):
             data = data.get("items", [])
         if not isinstance(data, list):

@@ -61,18 +61,28 @@ def run_demo(keep: bool = False) -> None:
     copy_examples(tmp / "manifests")
     world = World()
     with RunningEmulator(world) as emulator:
-        env = {"ENOS_API_GATEWAY": emulator.url, "ENOS_APP_KEY": DEFAULT_APP_KEY,
-               "ENOS_APP_SECRET": DEFAULT_APP_SECRET, "CI": "1"}
-        out.print(f"[bold]reconcile demo[/bold]: example manifests in {tmp}, "
-                  f"EnOS emulator on {emulator.url} (in this process).")
-        out.print("One pipeline is PAUSED, the other RUNNING: apply pauses it for the run "
-                  "(--pause-pipelines) and starts it again after.")
+        env = {
+            "ENOS_API_GATEWAY": emulator.url,
+            "ENOS_APP_KEY": DEFAULT_APP_KEY,
+            "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
+            "CI": "1",
+        }
+        out.print(
+            f"[bold]reconcile demo[/bold]: example manifests in {tmp}, "
+            f"EnOS emulator on {emulator.url} (in this process)."
+        )
+        out.print(
+            "One pipeline is PAUSED, the other RUNNING: apply pauses it for the run "
+            "(--pause-pipelines) and starts it again after."
+        )
         with _scoped_env(tmp, env):
             codes = [
                 _run(["validate"], "check the manifests: every problem as file:line:col"),
                 _run(["plan", "--detailed-exitcode"], "what would be cleared (exit 2: changes pending)"),
-                _run(["apply", "--auto-approve", "--pause-pipelines", "--verify"],
-                     "clear it, journalling each request in the ledger"),
+                _run(
+                    ["apply", "--auto-approve", "--pause-pipelines", "--verify"],
+                    "clear it, journalling each request in the ledger",
+                ),
             ]
             deletes_after_first = len(world.delete_log)
             codes += [

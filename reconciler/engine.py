@@ -56,9 +56,11 @@ def read_saved_plan(path: Path) -> dict[str, Any]:
         led = data["ledger"]
         recomputed = plan_hash(data["actions"], led["seq"], led["hash"])
         stated = data["planHash"]
-        data["manifests"], data["options"]  # noqa: B018 - presence check
+        data["manifests"], data["options"]
     except (KeyError, TypeError):
-        raise PlanError(f"{path}: plan file is incomplete; make it again with `reconcile plan --out`") from None
+        raise PlanError(
+            f"{path}: plan file is incomplete; make it again with `reconcile plan --out`"
+        ) from None
     if recomputed != stated:
         raise PlanError(
             f"{path}: plan file does not match its own plan hash; it was edited. "

@@ -69,9 +69,7 @@ class EnosError(ReconcilerError):
 class TransientError(EnosError):
     """May pass later: connection drops, timeouts, HTTP 5xx/429, 61199, data:false."""
 
-    def __init__(
-        self, message: str, *, code: int | None = None, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, code: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
 

@@ -287,8 +287,13 @@ class LedgerWriter:
             self._fh.flush()
             self._seq, self._prev = seq, data["hash"]
             record = Record(
-                seq, kind, data["at"], data["hash"], data,
-                tuple(data.get("assetIds", ())), tuple(data.get("pointIds", ())),
+                seq,
+                kind,
+                data["at"],
+                data["hash"],
+                data,
+                tuple(data.get("assetIds", ())),
+                tuple(data.get("pointIds", ())),
             )
             self.records.append(record)
         with self._sync:

@@ -101,9 +101,7 @@ def load_or_raise(paths: Sequence[str]) -> LoadResult:
     return result
 
 
-def _load_file(
-    path: str, root: Path, ids_cache: dict[Path, Any]
-) -> tuple[list[Manifest], list[Diagnostic]]:
+def _load_file(path: str, root: Path, ids_cache: dict[Path, Any]) -> tuple[list[Manifest], list[Diagnostic]]:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -128,9 +126,7 @@ def _load_document(
         return None, [Diagnostic(path, doc.line, doc.col, "a manifest must be a mapping")]
     diags = _check_sources(path, doc)
     # ID files are read even when other fields are wrong, so one run names every problem.
-    from_files = {
-        key: _ids_file(path, root, doc, key, ids_cache, diags) for _, key in SOURCES
-    }
+    from_files = {key: _ids_file(path, root, doc, key, ids_cache, diags) for _, key in SOURCES}
     try:
         model = ManifestDoc.model_validate(yamlsource.plain(doc.data))
     except ValidationError as exc:
@@ -199,9 +195,7 @@ def _ids_file(
     where = f"spec.{file_key}"
     target = _inside_root(Path(path).parent / rel, root)
     if target is None:
-        diags.append(
-            Diagnostic(path, line, col, f"{where}: '{rel}' is outside the manifests root {root}")
-        )
+        diags.append(Diagnostic(path, line, col, f"{where}: '{rel}' is outside the manifests root {root}"))
         return None
     if target not in ids_cache:
         ids_cache[target] = read_ids_file(target, _display(path, rel))
@@ -274,8 +268,11 @@ def _ids_slow(text: str, shown: str) -> tuple[list[str], list[Diagnostic]]:
         elif value in seen:
             diags.append(
                 Diagnostic(
-                    shown, lineno, line.find(value) + 1,
-                    f"duplicate ID '{value}' (counted once)", "warning",
+                    shown,
+                    lineno,
+                    line.find(value) + 1,
+                    f"duplicate ID '{value}' (counted once)",
+                    "warning",
                 )
             )
         else:
@@ -315,13 +312,17 @@ def _check_unique_names(manifests: list[Manifest]) -> list[Diagnostic]:
             other = first[m.name]
             diags.append(
                 Diagnostic(
-                    m.path, m.line, 1,
+                    m.path,
+                    m.line,
+                    1,
                     f"metadata.name '{m.name}' is also used at {other.path}:{other.line}",
                 )
             )
             diags.append(
                 Diagnostic(
-                    other.path, other.line, 1,
+                    other.path,
+                    other.line,
+                    1,
                     f"metadata.name '{m.name}' is also used at {m.path}:{m.line}",
                 )
             )

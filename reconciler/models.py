@@ -45,7 +45,7 @@ class Metadata(_Strict):
 SOURCES = (("assetIds", "assetIdsFile"), ("pointIds", "pointIdsFile"))
 
 
-_ONE_OF = [
+_ONE_OF: list[Any] = [
     {"oneOf": [{"required": ["assetIds"]}, {"required": ["assetIdsFile"]}]},
     {"oneOf": [{"required": ["pointIds"]}, {"required": ["pointIdsFile"]}]},
 ]

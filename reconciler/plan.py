@@ -198,7 +198,11 @@ def _sig_groups(
 ) -> Iterator[tuple[Sig, list[str]]]:
     """Every asset of the ledger, grouped by the records that touch it."""
     for i, r in enumerate(records):
-        own = [a for a in dict.fromkeys(r.asset_ids) if a not in multi] if multi else list(dict.fromkeys(r.asset_ids))
+        own = (
+            [a for a in dict.fromkeys(r.asset_ids) if a not in multi]
+            if multi
+            else list(dict.fromkeys(r.asset_ids))
+        )
         if own:
             yield (i,), own
     by_sig: dict[Sig, list[str]] = {}
@@ -366,9 +370,7 @@ def build_plan(d: Diff, options: Options, manifest_paths: Sequence[str] = ()) ->
         for group in kd.pending:
             actions.extend(_split(kd.key, group, options, in_doubt=False, resumed=False))
         for group in kd.in_doubt:
-            actions.extend(
-                _split(kd.key, group, options, in_doubt=True, resumed=kd.resumed_since_intent)
-            )
+            actions.extend(_split(kd.key, group, options, in_doubt=True, resumed=kd.resumed_since_intent))
     summary = {
         "pendingCells": sum(k.pending_cells for k in keys),
         "requests": len(actions),

@@ -36,11 +36,14 @@ class LineReporter:
             self._done += ok
             done = self._done
         if not ok:
-            self.console.print(f"FAILED {action.manifest} {action.stage} ({action.cells:,} cells): {message}",
-                               markup=False)
+            self.console.print(
+                f"FAILED {action.manifest} {action.stage} ({action.cells:,} cells): {message}", markup=False
+            )
         elif done % self.every == 0 or done == self._total:
-            self.console.print(f"  {done:,}/{self._total:,} requests done "
-                               f"({time.monotonic() - self._start:.1f}s)", markup=False)
+            self.console.print(
+                f"  {done:,}/{self._total:,} requests done ({time.monotonic() - self._start:.1f}s)",
+                markup=False,
+            )
 
     def finish(self) -> None:
         pass
@@ -52,8 +55,13 @@ class BarReporter(LineReporter):
     def __init__(self, console: Console) -> None:
         super().__init__(console)
         self._progress = Progress(
-            TextColumn("clearing"), BarColumn(), MofNCompleteColumn(), TextColumn("requests"),
-            TimeElapsedColumn(), console=console, transient=True,
+            TextColumn("clearing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("requests"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         )
         self._task = self._progress.add_task("clear", total=0)
 
@@ -82,9 +90,16 @@ def summary_table(result: ApplyResult) -> Table:
     rows = [
         ("[green]deleted[/green]", len(result.deleted), result.cells_deleted),
         ("[red]failed (still pending)[/red]", len(result.failed), sum(a.cells for a, _ in result.failed)),
-        ("[magenta]in doubt, left to a person[/magenta]", len(result.skipped_in_doubt),
-         sum(a.cells for a in result.skipped_in_doubt)),
-        ("[yellow]not sent (interrupted)[/yellow]", len(result.not_sent), sum(a.cells for a in result.not_sent)),
+        (
+            "[magenta]in doubt, left to a person[/magenta]",
+            len(result.skipped_in_doubt),
+            sum(a.cells for a in result.skipped_in_doubt),
+        ),
+        (
+            "[yellow]not sent (interrupted)[/yellow]",
+            len(result.not_sent),
+            sum(a.cells for a in result.not_sent),
+        ),
     ]
     for label, n, cells in rows:
         if n or label.startswith("[green]"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.markup import escape
 
@@ -87,7 +88,11 @@ def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> st
         manifest, org, pipeline, stage = v.kd.key
         if manifest != current:
             current = manifest
-            where = f"  ({escape(manifest_files[manifest])})" if manifest_files and manifest in manifest_files else ""
+            where = (
+                f"  ({escape(manifest_files[manifest])})"
+                if manifest_files and manifest in manifest_files
+                else ""
+            )
             out += ["", f"  [bold]# {escape(manifest)}[/bold]{where}"]
         out.extend(_text_key(v, org, pipeline, stage))
     out.extend(_text_history(plan))
@@ -131,7 +136,9 @@ def _text_history(plan: Plan) -> list[str]:
         return []
     lines = ["", "History: cells the ledger records that no manifest declares now (not acted on):"]
     for (manifest, org, pipeline, stage), cells in plan.undeclared:
-        lines.append(f"    [dim]{escape(f'{manifest}: {org} / {pipeline} / {stage}')}: {_n(cells, 'cell')}[/dim]")
+        lines.append(
+            f"    [dim]{escape(f'{manifest}: {org} / {pipeline} / {stage}')}: {_n(cells, 'cell')}[/dim]"
+        )
     return lines
 
 
@@ -140,7 +147,9 @@ def _text_resumes(plan: Plan) -> list[str]:
         return []
     lines = ["", "Pipelines an interrupted apply left paused (apply starts them again):"]
     for r in plan.paused_by_us:
-        lines.append(f"    [yellow]>[/yellow] {escape(r.data['orgId'])} / {escape(r.data['pipelineId'])} (paused {r.at})")
+        lines.append(
+            f"    [yellow]>[/yellow] {escape(r.data['orgId'])} / {escape(r.data['pipelineId'])} (paused {r.at})"
+        )
     return lines
 
 
@@ -159,7 +168,9 @@ def plan_markdown(
     """A pull-request comment: fits `limit` characters, truncating rows with a note."""
     head = ["## reconcile plan", ""]
     if not plan.has_changes:
-        head.append(f"**No changes.** Every declared cell is already in the ledger ({plan.summary['appliedCells']:,} applied).")
+        head.append(
+            f"**No changes.** Every declared cell is already in the ledger ({plan.summary['appliedCells']:,} applied)."
+        )
     else:
         head.append(f"**{summary_line(plan)}**")
         head += ["", f"Plan hash: `{plan.plan_hash}`"]
@@ -182,7 +193,10 @@ def plan_markdown(
         budget -= len(row) + 1
     note = []
     if len(kept) < len(rows):
-        note = ["", f"_{len(rows) - len(kept):,} more rows not shown (comment size limit); run `reconcile plan` for all._"]
+        note = [
+            "",
+            f"_{len(rows) - len(kept):,} more rows not shown (comment size limit); run `reconcile plan` for all._",
+        ]
     return "\n".join([body, *kept, *note, *tail]) + "\n"
 
 
@@ -190,11 +204,15 @@ def _md_row(v: KeyView, statuses: Mapping[tuple[str, str], str] | None) -> str:
     m, org, pipeline, stage = v.kd.key
     kd = v.kd
     cells = [
-        f"`{_md(m)}`", f"`{_md(pipeline)}`", f"`{_md(stage)}`",
-        f"{kd.pending_cells:,}", f"{v.requests + v.doubt_requests:,}",
+        f"`{_md(m)}`",
+        f"`{_md(pipeline)}`",
+        f"`{_md(stage)}`",
+        f"{kd.pending_cells:,}",
+        f"{v.requests + v.doubt_requests:,}",
         f"{len(v.assets):,} ({_md(sample(v.assets))})" if v.assets else "0",
         f"{len(v.points):,} ({_md(sample(v.points))})" if v.points else "0",
-        f"{kd.applied_cells:,}", f"{kd.in_doubt_cells:,}",
+        f"{kd.applied_cells:,}",
+        f"{kd.in_doubt_cells:,}",
     ]
     if statuses is not None:
         status = statuses.get((org, pipeline), "MISSING")
@@ -206,11 +224,17 @@ def _md_tail(plan: Plan, statuses: Mapping[tuple[str, str], str] | None) -> list
     out: list[str] = []
     doubt = [a for a in plan.actions if a.in_doubt]
     if doubt:
-        out += ["", f"**In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')} were sent "
-                "but no answer was recorded. Apply re-sends them only while the pipeline has stayed paused."]
+        out += [
+            "",
+            f"**In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')} were sent "
+            "but no answer was recorded. Apply re-sends them only while the pipeline has stayed paused.",
+        ]
     if plan.undeclared:
         total = sum(n for _, n in plan.undeclared)
-        out += ["", f"History: {total:,} ledger cells in {len(plan.undeclared)} stage(s) are no longer declared (not acted on)."]
+        out += [
+            "",
+            f"History: {total:,} ledger cells in {len(plan.undeclared)} stage(s) are no longer declared (not acted on).",
+        ]
     if plan.paused_by_us:
         names = ", ".join(f"`{_md(r.data['pipelineId'])}`" for r in plan.paused_by_us)
         out += ["", f"Left paused by an interrupted apply (will be started again): {names}"]
@@ -255,7 +279,8 @@ def ledger_lines(records: Sequence[Record]) -> str:
     lines = []
     for r in records:
         d = r.data
-        actor = d.get("actor") if isinstance(d.get("actor"), dict) else {}
+        raw_actor = d.get("actor")
+        actor: Mapping[str, Any] = raw_actor if isinstance(raw_actor, dict) else {}
         who = f" by {actor.get('user', '?')}" if actor else ""
         if actor.get("gitCommit"):
             who += f" @{str(actor['gitCommit'])[:8]}"

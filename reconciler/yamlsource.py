@@ -65,7 +65,9 @@ def _check_events(path: str, text: str) -> list[Diagnostic]:
             what = "alias" if isinstance(event, AliasEvent) else "anchor"
             diags.append(
                 Diagnostic(
-                    path, mark.line + 1, mark.column + 1,
+                    path,
+                    mark.line + 1,
+                    mark.column + 1,
                     f"YAML {what} '{event.anchor}' is not allowed in manifests; write the values out",
                 )
             )
@@ -75,7 +77,9 @@ def _check_events(path: str, text: str) -> list[Diagnostic]:
                 if event.value in top[0]:
                     diags.append(
                         Diagnostic(
-                            path, mark.line + 1, mark.column + 1,
+                            path,
+                            mark.line + 1,
+                            mark.column + 1,
                             f"duplicate key '{event.value}'",
                         )
                     )
@@ -96,9 +100,7 @@ def load_documents(path: str, text: str) -> tuple[list[Document], list[Diagnosti
         diags = _check_events(path, text)
         if any(d.severity == "error" and "not allowed" in d.message for d in diags):
             return [], diags
-        docs = [
-            Document(d, *_start(d)) for d in _yaml().load_all(text) if d is not None
-        ]
+        docs = [Document(d, *_start(d)) for d in _yaml().load_all(text) if d is not None]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -132,7 +134,7 @@ def position(doc: Document, loc: Loc, *, at_key: bool = False) -> tuple[int, int
         if isinstance(node, CommentedMap) and part in node:
             key_pos = node.lc.key(part)
             val_pos = node.lc.value(part)
-            line, col = ((key_pos if at_key and last else val_pos) or key_pos)
+            line, col = (key_pos if at_key and last else val_pos) or key_pos
             line, col = line + 1, col + 1
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):

@@ -35,20 +35,33 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     full_env.update({"NO_COLOR": "1", "CI": "1", "COLUMNS": "200"})
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-m", "reconciler", *args], cwd=cwd, env=full_env,
-        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
 def manifest_yaml(
-    name: str, *, pipeline: str = "p1", stages: list[str] | None = None, assets: list[str] | None = None,
-    points: list[str] | None = None, org: str = ORG, extra: str = "",
+    name: str,
+    *,
+    pipeline: str = "p1",
+    stages: list[str] | None = None,
+    assets: list[str] | None = None,
+    points: list[str] | None = None,
+    org: str = ORG,
+    extra: str = "",
 ) -> str:
     stages = stages or ["s1"]
     assets = assets or ["a1", "a2"]
     points = points or ["pt1"]
-    return textwrap.dedent(f"""\
+    return (
+        textwrap.dedent(f"""\
         apiVersion: reconciler/v1
         kind: StageStateDeletion
         metadata:
@@ -59,7 +72,9 @@ def manifest_yaml(
           stageInstanceNames: [{", ".join(stages)}]
           assetIds: [{", ".join(assets)}]
           pointIds: [{", ".join(points)}]
-        """) + extra
+        """)
+        + extra
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -69,13 +84,25 @@ def write(path: Path, text: str) -> Path:
 
 
 def world_for(pipelines: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-    return {"apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}], "pipelines": pipelines, **kw}
-
-
-def pipeline(pid: str = "p1", status: str = "PAUSED", stages: tuple[str, ...] = ("s1", "s2"), **kw: Any) -> dict[str, Any]:
     return {
-        "pipelineId": pid, "orgId": ORG, "status": status, "executionMode": 1, "kafkaRate": 1000,
-        "stages": dict.fromkeys(stages, "LastRecordAppender"), "fillState": True, **kw,
+        "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],
+        "pipelines": pipelines,
+        **kw,
+    }
+
+
+def pipeline(
+    pid: str = "p1", status: str = "PAUSED", stages: tuple[str, ...] = ("s1", "s2"), **kw: Any
+) -> dict[str, Any]:
+    return {
+        "pipelineId": pid,
+        "orgId": ORG,
+        "status": status,
+        "executionMode": 1,
+        "kafkaRate": 1000,
+        "stages": dict.fromkeys(stages, "LastRecordAppender"),
+        "fillState": True,
+        **kw,
     }
 
 
@@ -100,4 +127,8 @@ def make_emulator() -> Iterator[Any]:
 
 
 def gateway_env(em: RunningEmulator) -> dict[str, str]:
-    return {"ENOS_API_GATEWAY": em.url, "ENOS_APP_KEY": DEFAULT_APP_KEY, "ENOS_APP_SECRET": DEFAULT_APP_SECRET}
+    return {
+        "ENOS_API_GATEWAY": em.url,
+        "ENOS_APP_KEY": DEFAULT_APP_KEY,
+        "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
+    }

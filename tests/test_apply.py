@@ -7,7 +7,6 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import ORG, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler import ledger as L
@@ -30,12 +29,17 @@ def apply(repo: Path, em: Any, *args: str) -> Any:
 
 def test_exact_then_idempotent(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline("p1"), pipeline("p2")]))
-    write(repo / "manifests/a.yaml", manifest_yaml("a", stages=["s1", "s2"], assets=["a1", "a2", "a3"], points=["x", "y"]))
+    write(
+        repo / "manifests/a.yaml",
+        manifest_yaml("a", stages=["s1", "s2"], assets=["a1", "a2", "a3"], points=["x", "y"]),
+    )
     write(repo / "manifests/b.yaml", manifest_yaml("b", pipeline="p2", assets=["b1"], points=["z"]))
     first = apply(repo, em)
     assert first.code == 0, first.all
     assert "Apply complete. 13 cells cleared in 3 request(s)." in first.out
-    want = declared("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"]) | declared("p2", ["s1"], ["b1"], ["z"])
+    want = declared("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"]) | declared(
+        "p2", ["s1"], ["b1"], ["z"]
+    )
     assert em.world.deleted_cells() == want
     sent = len(deletes(em))
     second = apply(repo, em)
@@ -62,10 +66,15 @@ def test_widening_an_applied_manifest_deletes_only_new_cells(repo: Path, make_em
 
 
 def test_faults_of_every_kind_still_finish_exactly(repo: Path, make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1", stages=("s1", "s2", "s3"))], tokenLifetime=2),
-                       Faults(rate=0.25, kinds=FAULT_KINDS, seed=11, extra_latency_ms=20))
+    em = make_emulator(
+        world_for([pipeline("p1", stages=("s1", "s2", "s3"))], tokenLifetime=2),
+        Faults(rate=0.25, kinds=FAULT_KINDS, seed=11, extra_latency_ms=20),
+    )
     assets = [f"a{i:02d}" for i in range(40)]
-    write(repo / "manifests/a.yaml", manifest_yaml("a", stages=["s1", "s2", "s3"], assets=assets, points=["x", "y"]))
+    write(
+        repo / "manifests/a.yaml",
+        manifest_yaml("a", stages=["s1", "s2", "s3"], assets=assets, points=["x", "y"]),
+    )
     res = apply(repo, em, "--max-assets", "2", "--concurrency", "4")
     for _ in range(2):  # a request can exhaust its retries; the next apply finishes it
         if res.code == 0:
@@ -81,12 +90,16 @@ def test_faults_of_every_kind_still_finish_exactly(repo: Path, make_emulator: An
 
 
 def test_running_pipeline_blocks_with_nothing_sent(repo: Path, make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1"), pipeline("p2", status="RUNNING"), pipeline("p3", status="STOPPED")]))
+    em = make_emulator(
+        world_for([pipeline("p1"), pipeline("p2", status="RUNNING"), pipeline("p3", status="STOPPED")])
+    )
     for name, pipe in [("a", "p1"), ("b", "p2"), ("c", "p3"), ("d", "ghost")]:
         write(repo / f"manifests/{name}.yaml", manifest_yaml(name, pipeline=pipe))
     res = apply(repo, em)
     assert res.code == 1
-    assert "o1 / p2: RUNNING" in res.err and "o1 / p3: STOPPED" in res.err and "o1 / ghost: MISSING" in res.err
+    assert (
+        "o1 / p2: RUNNING" in res.err and "o1 / p3: STOPPED" in res.err and "o1 / ghost: MISSING" in res.err
+    )
     assert "nothing was sent" in res.err
     assert deletes(em) == [] and not [e for e in em.world.log if e["route"] == "operate"]
     res = apply(repo, em, "--pause-pipelines")  # STOPPED and missing still block; nothing paused
@@ -95,17 +108,26 @@ def test_running_pipeline_blocks_with_nothing_sent(repo: Path, make_emulator: An
 
 
 def test_pause_pipelines_pauses_deletes_and_starts_exactly_those(repo: Path, make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1", status="RUNNING", pauseDelay=0.5, kafkaRate=777), pipeline("p2")]))
+    em = make_emulator(
+        world_for([pipeline("p1", status="RUNNING", pauseDelay=0.5, kafkaRate=777), pipeline("p2")])
+    )
     write(repo / "manifests/a.yaml", manifest_yaml("a", pipeline="p1"))
     write(repo / "manifests/b.yaml", manifest_yaml("b", pipeline="p2"))
     res = apply(repo, em, "--pause-pipelines")
     assert res.code == 0, res.all
     assert em.world.status("p1") == "RUNNING" and em.world.status("p2") == "PAUSED"
     assert em.world.violations == []
-    ops = [(e["path"].rsplit("/", 1)[1], e["query"]["action"], e["body"]) for e in em.world.log if e["route"] == "operate"]
+    ops = [
+        (e["path"].rsplit("/", 1)[1], e["query"]["action"], e["body"])
+        for e in em.world.log
+        if e["route"] == "operate"
+    ]
     assert ops == [("p1", "pause", None), ("p1", "start", {"executionMode": 1, "kafkaRate": 777})]
-    kinds = [(r.kind, r.data.get("pipelineId")) for r in L.read(repo / "applied-ledger.jsonl").records
-             if r.kind in ("pause", "resume")]
+    kinds = [
+        (r.kind, r.data.get("pipelineId"))
+        for r in L.read(repo / "applied-ledger.jsonl").records
+        if r.kind in ("pause", "resume")
+    ]
     assert kinds == [("pause", "p1"), ("resume", "p1")]
 
 
@@ -123,7 +145,9 @@ def test_pause_refused_when_no_resume_can_be_formed(repo: Path, make_emulator: A
 
 
 def test_failed_deletes_still_resume_and_stay_pending(repo: Path, make_emulator: Any) -> None:
-    em = make_emulator(world_for([{**pipeline("p1", status="RUNNING"), "stages": {"s1": "WindowAggregator"}}]))
+    em = make_emulator(
+        world_for([{**pipeline("p1", status="RUNNING"), "stages": {"s1": "WindowAggregator"}}])
+    )
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     res = apply(repo, em, "--pause-pipelines")
     assert res.code == 1 and "61107" in res.err and "failed (still pending)" in res.out
@@ -135,8 +159,14 @@ def test_in_doubt_resent_only_while_paused_since(repo: Path, make_emulator: Any)
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1"], points=["x"]))
     path = repo / "applied-ledger.jsonl"
-    fields = {"manifest": "a", "orgId": ORG, "pipelineId": "p1", "stageInstanceName": "s1",
-              "assetIds": ["a1"], "pointIds": ["x"]}
+    fields = {
+        "manifest": "a",
+        "orgId": ORG,
+        "pipelineId": "p1",
+        "stageInstanceName": "s1",
+        "assetIds": ["a1"],
+        "pointIds": ["x"],
+    }
     with L.LedgerWriter(L.read(path)) as w:
         w.append("intent", fields)
     plan = json.loads(run_cli(["plan", "--format", "json"], repo).out)
@@ -162,8 +192,17 @@ def test_resend_in_doubt_overrides(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1"], points=["x"]))
     with L.LedgerWriter(L.read(repo / "applied-ledger.jsonl")) as w:
-        w.append("intent", {"manifest": "a", "orgId": ORG, "pipelineId": "p1", "stageInstanceName": "s1",
-                            "assetIds": ["a1"], "pointIds": ["x"]})
+        w.append(
+            "intent",
+            {
+                "manifest": "a",
+                "orgId": ORG,
+                "pipelineId": "p1",
+                "stageInstanceName": "s1",
+                "assetIds": ["a1"],
+                "pointIds": ["x"],
+            },
+        )
         w.append("resume", {"orgId": ORG, "pipelineId": "p1"})
     assert apply(repo, em, "--resend-in-doubt").code == 0 and len(deletes(em)) == 1
 
@@ -183,7 +222,8 @@ def test_saved_plan_applied_only_if_still_exact(repo: Path, make_emulator: Any) 
     res = apply(repo, em, "plan.json")
     assert res.code == 1 and "it was edited" in res.err
     tampered["planHash"] = __import__("reconciler.plan", fromlist=["plan_hash"]).plan_hash(
-        tampered["actions"], tampered["ledger"]["seq"], tampered["ledger"]["hash"])
+        tampered["actions"], tampered["ledger"]["seq"], tampered["ledger"]["hash"]
+    )
     (repo / "plan.json").write_text(json.dumps(tampered))
     res = apply(repo, em, "plan.json")
     assert res.code == 1 and "does not match what its manifests give now" in res.err
@@ -226,14 +266,21 @@ def test_gateway_taking_fewer_points_still_finishes_exactly(repo: Path, make_emu
 
 def test_secrets_appear_in_no_output_or_file(repo: Path, make_emulator: Any) -> None:
     secret = "SUPER-secret-0xDEADBEEF"
-    em = make_emulator({"apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": secret}], "pipelines": [pipeline()]})
+    em = make_emulator(
+        {"apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": secret}], "pipelines": [pipeline()]}
+    )
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     env = {**gateway_env(em), "ENOS_APP_SECRET": secret}
-    runs = [run_cli(args, repo, env) for args in (
-        ["plan", "--out", "plan.json", "--refresh"], ["plan", "--format", "markdown", "--refresh"],
-        ["apply", "--auto-approve", "--verify", "plan.json"], ["ledger", "show", "--format", "json"],
-        ["--debug", "apply", "--auto-approve", "--gateway", "http://example.com"],
-    )]
+    runs = [
+        run_cli(args, repo, env)
+        for args in (
+            ["plan", "--out", "plan.json", "--refresh"],
+            ["plan", "--format", "markdown", "--refresh"],
+            ["apply", "--auto-approve", "--verify", "plan.json"],
+            ["ledger", "show", "--format", "json"],
+            ["--debug", "apply", "--auto-approve", "--gateway", "http://example.com"],
+        )
+    ]
     tokens = list(em.world.tokens)
     assert tokens
     files = [p.read_text(errors="replace") for p in repo.rglob("*") if p.is_file()]

@@ -31,8 +31,15 @@ def envelope(data: Any = True, code: int = 0, msg: str = "OK") -> dict[str, Any]
 
 
 def token_reply(token: str = "tok-1", expire: int = 7200) -> httpx.Response:
-    return httpx.Response(200, json={"status": 0, "msg": "SUCCESS", "business": "apim-token-service",
-                                     "data": {"accessToken": token, "expire": expire}})
+    return httpx.Response(
+        200,
+        json={
+            "status": 0,
+            "msg": "SUCCESS",
+            "business": "apim-token-service",
+            "data": {"accessToken": token, "expire": expire},
+        },
+    )
 
 
 def mock_client(handler: Any, **kw: Any) -> tuple[EnosClient, list[httpx.Request]]:
@@ -42,8 +49,13 @@ def mock_client(handler: Any, **kw: Any) -> tuple[EnosClient, list[httpx.Request
         seen.append(request)
         return handler(request)  # type: ignore[no-any-return]
 
-    client = EnosClient("https://gw.example", CREDS, transport=httpx.MockTransport(record),
-                        sleep=kw.pop("sleep", lambda s: None), **kw)
+    client = EnosClient(
+        "https://gw.example",
+        CREDS,
+        transport=httpx.MockTransport(record),
+        sleep=kw.pop("sleep", lambda s: None),
+        **kw,
+    )
     return client, seen
 
 
@@ -51,7 +63,9 @@ def test_token_and_signature_are_exactly_as_documented() -> None:
     clock = Clock()
 
     def handler(req: httpx.Request) -> httpx.Response:
-        return token_reply() if req.url.path.endswith("token/get") else httpx.Response(200, json=envelope(True))
+        return (
+            token_reply() if req.url.path.endswith("token/get") else httpx.Response(200, json=envelope(True))
+        )
 
     client, seen = mock_client(handler, clock=clock)
     client.delete_stage_state(ORG, "pipe", "stage", ["a1", "a2"], ["p1"])
@@ -61,11 +75,17 @@ def test_token_and_signature_are_exactly_as_documented() -> None:
     assert ts == int(clock.now * 1000)
     assert body["encryption"] == hashlib.sha256(f"key-1{ts}{SECRET}".encode()).hexdigest()
     assert delete_req.url.params["action"] == "delete" and delete_req.url.params["orgId"] == ORG
-    assert json.loads(delete_req.content) == {"pipelineId": "pipe", "stageInstanceName": "stage",
-                                              "assetIds": "a1,a2", "pointIds": "p1"}
+    assert json.loads(delete_req.content) == {
+        "pipelineId": "pipe",
+        "stageInstanceName": "stage",
+        "assetIds": "a1,a2",
+        "pointIds": "p1",
+    }
     h = delete_req.headers
     expected = hashlib.sha256(
-        ("tok-1" + f"actiondeleteorgId{ORG}").encode() + delete_req.content + h["apim-timestamp"].encode()
+        ("tok-1" + f"actiondeleteorgId{ORG}").encode()
+        + delete_req.content
+        + h["apim-timestamp"].encode()
         + SECRET.encode()
     ).hexdigest()
     assert h["apim-accesstoken"] == "tok-1" and h["apim-signature"] == expected
@@ -145,13 +165,15 @@ def test_codes_map_to_the_error_tree(code: int, error: type[Exception], text: st
 
 def test_retries_back_off_with_jitter_and_honour_retry_after() -> None:
     sleeps: list[float] = []
-    replies = iter([
-        httpx.Response(503, json={"message": "Service unavailable"}),
-        httpx.Response(429, json={"message": "API rate limit exceeded"}, headers={"Retry-After": "3"}),
-        httpx.Response(200, json=envelope(False)),
-        httpx.Response(200, json=envelope(None, code=61199)),
-        httpx.Response(200, json=envelope(True)),
-    ])
+    replies = iter(
+        [
+            httpx.Response(503, json={"message": "Service unavailable"}),
+            httpx.Response(429, json={"message": "API rate limit exceeded"}, headers={"Retry-After": "3"}),
+            httpx.Response(200, json=envelope(False)),
+            httpx.Response(200, json=envelope(None, code=61199)),
+            httpx.Response(200, json=envelope(True)),
+        ]
+    )
 
     def handler(req: httpx.Request) -> httpx.Response:
         return token_reply() if req.url.path.endswith("token/get") else next(replies)
@@ -206,7 +228,9 @@ def live(em: Any, secret: str = DEFAULT_APP_SECRET, **kw: Any) -> EnosClient:
 
 
 def test_live_paging_finds_every_wanted_pipeline(make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline(f"p{i:02d}", status="RUNNING" if i % 2 else "PAUSED") for i in range(25)]))
+    em = make_emulator(
+        world_for([pipeline(f"p{i:02d}", status="RUNNING" if i % 2 else "PAUSED") for i in range(25)])
+    )
     with live(em) as c:
         found = c.pipeline_statuses([(ORG, "p03"), (ORG, "p24"), (ORG, "nope")], page_size=10)
     assert {k[1]: p.status for k, p in found.items()} == {"p03": "RUNNING", "p24": "PAUSED"}
@@ -216,9 +240,16 @@ def test_live_paging_finds_every_wanted_pipeline(make_emulator: Any) -> None:
 
 
 def test_live_codes_from_the_emulator(make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1"), pipeline("run", status="RUNNING"),
-                                  {**pipeline("gen"), "stages": {"w": "WindowAggregator"}}],
-                                 maxPoints=3))
+    em = make_emulator(
+        world_for(
+            [
+                pipeline("p1"),
+                pipeline("run", status="RUNNING"),
+                {**pipeline("gen"), "stages": {"w": "WindowAggregator"}},
+            ],
+            maxPoints=3,
+        )
+    )
     with live(em, retry=RetryPolicy(attempts=1)) as c:
         with pytest.raises(TooManyPointsError):
             c.delete_stage_state(ORG, "p1", "s1", ["a"], ["1", "2", "3", "4"])
@@ -228,7 +259,7 @@ def test_live_codes_from_the_emulator(make_emulator: Any) -> None:
             c.delete_stage_state("other-org", "p1", "s1", ["a"], ["1"])
         with pytest.raises(PermanentError, match="61107"):
             c.delete_stage_state(ORG, "gen", "w", ["a"], ["1"])
-        with pytest.raises(TransientError, match="61199.*RUNNING"):
+        with pytest.raises(TransientError, match=r"61199.*RUNNING"):
             c.delete_stage_state(ORG, "run", "s1", ["a"], ["1"])
         with pytest.raises(PermanentError, match="61152"):
             c.pause(ORG, "p1")
@@ -258,8 +289,20 @@ def test_live_token_expiring_mid_run_is_renewed(make_emulator: Any) -> None:
     assert statuses == [200, 401, 200]
 
 
-@pytest.mark.parametrize("kind", ["http500", "http503", "http429", "drop", "61199", "data_false", "lost_answer",
-                                  "token_expiry", "latency"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "http500",
+        "http503",
+        "http429",
+        "drop",
+        "61199",
+        "data_false",
+        "lost_answer",
+        "token_expiry",
+        "latency",
+    ],
+)
 def test_live_retries_through_each_fault_kind(make_emulator: Any, kind: str) -> None:
     em = make_emulator(world_for([pipeline()]), Faults(rate=0.5, kinds=(kind,), seed=1, extra_latency_ms=10))
     with live(em, retry=RetryPolicy(attempts=30)) as c:

@@ -24,19 +24,32 @@ def in_flight(path: Path) -> int:
     records = L.read(path).records
     done = {(r.key, a, p) for r in records if r.kind == "delete" for a in r.asset_ids for p in r.point_ids}
     return sum(
-        1 for r in records if r.kind == "intent"
-        and any((r.key, a, p) not in done for a in r.asset_ids for p in r.point_ids)
+        1
+        for r in records
+        if r.kind == "intent" and any((r.key, a, p) not in done for a in r.asset_ids for p in r.point_ids)
     )
 
 
 def test_kill_9_at_random_moments_then_resume(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline("p1", status="RUNNING")]), Faults(latency_ms=40, seed=5))
     assets = [f"a{i:03d}" for i in range(120)]
-    write(repo / "manifests/a.yaml", manifest_yaml("a", stages=["s1", "s2"], assets=assets, points=["x", "y"]))
+    write(
+        repo / "manifests/a.yaml", manifest_yaml("a", stages=["s1", "s2"], assets=assets, points=["x", "y"])
+    )
     ledger = repo / "applied-ledger.jsonl"
     env = {**os.environ, **gateway_env(em), "CI": "1", "NO_COLOR": "1"}
-    cmd = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--pause-pipelines",
-           "--max-assets", "3", "--concurrency", "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "apply",
+        "--auto-approve",
+        "--pause-pipelines",
+        "--max-assets",
+        "3",
+        "--concurrency",
+        "4",
+    ]
     rng = random.Random(1234)
     kills = 0
     allowed_resends = 0
@@ -51,7 +64,9 @@ def test_kill_9_at_random_moments_then_resume(repo: Path, make_emulator: Any) ->
         L.read(ledger)  # verifies after every kill (a torn last line is only a warning)
         allowed_resends += in_flight(ledger)
     assert kills >= 5
-    final = run_cli(["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "3"], repo, gateway_env(em))
+    final = run_cli(
+        ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "3"], repo, gateway_env(em)
+    )
     assert final.code == 0, final.all
     led = L.read(ledger)
     want = {(ORG, "p1", s, a, p) for s, a, p in product(["s1", "s2"], assets, ["x", "y"])}

@@ -14,19 +14,26 @@ from conftest import ORG, pipeline, run_cli, world_for, write
 
 from reconciler.client import Credentials, EnosClient, sign
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
+from reconciler.errors import PermanentError
 
 
 def token(url: str, ts: int | None = None, secret: str = DEFAULT_APP_SECRET) -> dict[str, Any]:
     ts = ts or int(time.time() * 1000)
     enc = hashlib.sha256(f"{DEFAULT_APP_KEY}{ts}{secret}".encode()).hexdigest()
-    return httpx.post(f"{url}/apim-token-service/v2.0/token/get",
-                      json={"appKey": DEFAULT_APP_KEY, "timestamp": ts, "encryption": enc}).json()  # type: ignore[no-any-return]
+    return httpx.post(
+        f"{url}/apim-token-service/v2.0/token/get",
+        json={"appKey": DEFAULT_APP_KEY, "timestamp": ts, "encryption": enc},
+    ).json()  # type: ignore[no-any-return]
 
 
 def signed_post(url: str, tok: str, path: str, query: dict[str, str], raw: bytes) -> dict[str, Any]:
     ts = int(time.time() * 1000)
-    headers = {"apim-accesstoken": tok, "apim-timestamp": str(ts), "Content-Type": "application/json",
-               "apim-signature": sign(tok, query, raw, ts, DEFAULT_APP_SECRET)}
+    headers = {
+        "apim-accesstoken": tok,
+        "apim-timestamp": str(ts),
+        "Content-Type": "application/json",
+        "apim-signature": sign(tok, query, raw, ts, DEFAULT_APP_SECRET),
+    }
     return httpx.post(f"{url}{path}", params=query, content=raw, headers=headers).json()  # type: ignore[no-any-return]
 
 
@@ -42,11 +49,22 @@ def test_token_service_codes(make_emulator: Any) -> None:
 
 
 def test_the_documented_request_sample_is_accepted_as_written(make_emulator: Any) -> None:
-    em = make_emulator(world_for([{**pipeline("yourPipelineId"), "orgId": "yourOrgId",
-                                   "stages": {"yourStageInstanceName": "LastRecordAppender"}}]))
+    em = make_emulator(
+        world_for(
+            [
+                {
+                    **pipeline("yourPipelineId"),
+                    "orgId": "yourOrgId",
+                    "stages": {"yourStageInstanceName": "LastRecordAppender"},
+                }
+            ]
+        )
+    )
     tok = token(em.url)["data"]["accessToken"]
     raw = b'{\n\t"pipelineId":"yourPipelineId",\n\t"stageInstanceName":"yourStageInstanceName",\n\t"assetIds":"yourAssetIds",\n\t"pointIds":"yourPointIds"\n}'
-    reply = signed_post(em.url, tok, "/streaming/v2.0/stage-state", {"action": "delete", "orgId": "yourOrgId"}, raw)
+    reply = signed_post(
+        em.url, tok, "/streaming/v2.0/stage-state", {"action": "delete", "orgId": "yourOrgId"}, raw
+    )
     assert reply["code"] == 0 and reply["data"] is True and "requestId" in reply
 
 
@@ -54,8 +72,12 @@ def test_signature_is_checked(make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     tok = token(em.url)["data"]["accessToken"]
     raw = json.dumps({"pipelineId": "p1"}).encode()
-    r = httpx.post(f"{em.url}/streaming/v2.0/stage-state", params={"action": "delete", "orgId": ORG}, content=raw,
-                   headers={"apim-accesstoken": tok, "apim-timestamp": "1", "apim-signature": "0" * 64})
+    r = httpx.post(
+        f"{em.url}/streaming/v2.0/stage-state",
+        params={"action": "delete", "orgId": ORG},
+        content=raw,
+        headers={"apim-accesstoken": tok, "apim-timestamp": "1", "apim-signature": "0" * 64},
+    )
     assert r.status_code == 401 and "signature" in r.json()["message"]
     r = httpx.get(f"{em.url}/streaming/v2.0/streaming/pipelines", params={"orgId": ORG})
     assert r.status_code == 401
@@ -66,25 +88,44 @@ def test_signature_is_checked(make_emulator: Any) -> None:
     [
         ({"pipelineId": "p1", "stageInstanceName": "s1", "assetIds": "a"}, ORG, 61102),
         ({"pipelineId": "ghost", "stageInstanceName": "s1", "assetIds": "", "pointIds": "x"}, ORG, 61102),
-        ({"pipelineId": "ghost", "stageInstanceName": "s1", "assetIds": "a", "pointIds": "1,2,3"}, ORG, 61105),
+        (
+            {"pipelineId": "ghost", "stageInstanceName": "s1", "assetIds": "a", "pointIds": "1,2,3"},
+            ORG,
+            61105,
+        ),
         ({"pipelineId": "ghost", "stageInstanceName": "zz", "assetIds": "a", "pointIds": "1"}, ORG, 61106),
         ({"pipelineId": "p1", "stageInstanceName": "s1", "assetIds": "a", "pointIds": "1"}, "o2", 61106),
         ({"pipelineId": "p1", "stageInstanceName": "zz", "assetIds": "a", "pointIds": "1"}, ORG, 61107),
         ({"pipelineId": "run", "stageInstanceName": "s1", "assetIds": "a", "pointIds": "1"}, ORG, 61199),
     ],
-    ids=["missing", "empty-before-pipeline", "too-many-before-pipeline", "pipeline", "org", "stage", "not-paused"],
+    ids=[
+        "missing",
+        "empty-before-pipeline",
+        "too-many-before-pipeline",
+        "pipeline",
+        "org",
+        "stage",
+        "not-paused",
+    ],
 )
 def test_stage_state_validation_order(make_emulator: Any, body: dict[str, str], org: str, code: int) -> None:
     em = make_emulator(world_for([pipeline(), pipeline("run", status="RUNNING")], maxPoints=2))
     tok = token(em.url)["data"]["accessToken"]
-    reply = signed_post(em.url, tok, "/streaming/v2.0/stage-state", {"action": "delete", "orgId": org},
-                        json.dumps(body).encode())
+    reply = signed_post(
+        em.url,
+        tok,
+        "/streaming/v2.0/stage-state",
+        {"action": "delete", "orgId": org},
+        json.dumps(body).encode(),
+    )
     assert reply["code"] == code
     assert em.world.delete_log == []
 
 
 def test_pipeline_transitions_and_slow_pause(make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1", status="RUNNING", pauseDelay=0.3), pipeline("pub", status="PUBLISHED")]))
+    em = make_emulator(
+        world_for([pipeline("p1", status="RUNNING", pauseDelay=0.3), pipeline("pub", status="PUBLISHED")])
+    )
     with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
         c.pause(ORG, "p1")
         assert em.world.status("p1") == "RUNNING"  # slow pause: not yet
@@ -92,11 +133,11 @@ def test_pipeline_transitions_and_slow_pause(make_emulator: Any) -> None:
         assert c.pipeline_statuses([(ORG, "p1")])[(ORG, "p1")].status == "PAUSED"
         c.start(ORG, "p1", 0, 500)
         assert em.world.status("p1") == "RUNNING" and em.world.pipelines["p1"].kafka_rate == 500
-        with pytest.raises(Exception, match="61152"):
+        with pytest.raises(PermanentError, match="61152"):
             c.pause(ORG, "pub")
         c.call("POST", "/streaming/v2.0/streaming/pipeline/p1", {"action": "stop", "orgId": ORG})
         assert em.world.status("p1") == "STOPPED"
-        with pytest.raises(Exception, match="61100|start"):
+        with pytest.raises(PermanentError, match=r"61100|start"):
             c.call("POST", "/streaming/v2.0/streaming/pipeline/pub", {"action": "start", "orgId": ORG}, {})
         details = c.call("GET", "/streaming/v2.0/streaming/pipeline/p1", {"orgId": ORG})
         assert details["pipelineId"] == "p1" and "status" not in details
@@ -105,14 +146,20 @@ def test_pipeline_transitions_and_slow_pause(make_emulator: Any) -> None:
 def test_get_shape_list_or_items(make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()], getShape="list"))
     with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
-        raw = c.call("POST", "/streaming/v2.0/stage-state", {"action": "get", "orgId": ORG},
-                     {"pipelineId": "p1", "stageInstanceName": "s1", "assetIds": "a", "pointIds": "x"})
+        raw = c.call(
+            "POST",
+            "/streaming/v2.0/stage-state",
+            {"action": "get", "orgId": ORG},
+            {"pipelineId": "p1", "stageInstanceName": "s1", "assetIds": "a", "pointIds": "x"},
+        )
         assert isinstance(raw, list) and raw[0]["assetId"] == "a"
         assert len(c.get_stage_state(ORG, "p1", "s1", ["a"], ["x"])) == 1
 
 
 def test_seed_file_with_explicit_state(tmp_path: Path) -> None:
-    seed = write(tmp_path / "world.yaml", """\
+    seed = write(
+        tmp_path / "world.yaml",
+        """\
 apps: [{appKey: k, appSecret: s}]
 pipelines:
   - pipelineId: p9
@@ -121,11 +168,16 @@ pipelines:
     stages: {s: RecordCapturer}
     state:
       - {stage: s, assets: [a, b], points: [x]}
-""")
+""",
+    )
     world = World.from_file(seed)
-    assert world.pipelines["p9"].has_state("s", "a", "x") and not world.pipelines["p9"].has_state("s", "c", "x")
+    assert world.pipelines["p9"].has_state("s", "a", "x") and not world.pipelines["p9"].has_state(
+        "s", "c", "x"
+    )
     world.pipelines["p9"].delete("s", ["a"], ["x"])
-    assert not world.pipelines["p9"].has_state("s", "a", "x") and world.pipelines["p9"].has_state("s", "b", "x")
+    assert not world.pipelines["p9"].has_state("s", "a", "x") and world.pipelines["p9"].has_state(
+        "s", "b", "x"
+    )
 
 
 def test_emulator_command_refuses_bad_fault_kinds(tmp_path: Path) -> None:

@@ -13,8 +13,14 @@ from conftest import run_cli
 from reconciler import ledger as L
 from reconciler.errors import LedgerError, LockError
 
-CELLS = {"manifest": "m", "orgId": "o", "pipelineId": "p", "stageInstanceName": "s",
-         "assetIds": ["a1", "a2"], "pointIds": ["pt"]}
+CELLS = {
+    "manifest": "m",
+    "orgId": "o",
+    "pipelineId": "p",
+    "stageInstanceName": "s",
+    "assetIds": ["a1", "a2"],
+    "pointIds": ["pt"],
+}
 
 
 def make(path: Path, n: int = 3) -> L.Ledger:
@@ -83,7 +89,9 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
         L.read(path)
 
 
-@pytest.mark.parametrize("tail", [b'{"v":1,"seq":4,"kind"', b"garbage\n", b'{"v":1}'], ids=["cut", "bad-json", "no-newline"])
+@pytest.mark.parametrize(
+    "tail", [b'{"v":1,"seq":4,"kind"', b"garbage\n", b'{"v":1}'], ids=["cut", "bad-json", "no-newline"]
+)
 def test_torn_last_line_is_a_warning_and_cut_by_the_next_append(tmp_path: Path, tail: bytes) -> None:
     path = tmp_path / "l.jsonl"
     make(path, 3)
@@ -134,7 +142,9 @@ def test_lock_refusal_names_the_holder(tmp_path: Path) -> None:
 def test_group_commit_keeps_the_chain_under_concurrency(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     with L.LedgerWriter(L.read(path)) as w:
-        threads = [threading.Thread(target=lambda: [w.append("delete", CELLS) for _ in range(50)]) for _ in range(8)]
+        threads = [
+            threading.Thread(target=lambda: [w.append("delete", CELLS) for _ in range(50)]) for _ in range(8)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -146,7 +156,9 @@ def test_group_commit_keeps_the_chain_under_concurrency(tmp_path: Path) -> None:
 def test_show_filters_and_json(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     with L.LedgerWriter(L.read(path)) as w:
-        w.append("delete", {**CELLS, "manifest": "keep", "actor": {"user": "ci", "gitCommit": "abcdef123456"}})
+        w.append(
+            "delete", {**CELLS, "manifest": "keep", "actor": {"user": "ci", "gitCommit": "abcdef123456"}}
+        )
         w.append("delete", {**CELLS, "manifest": "other", "pipelineId": "p2"})
         w.append("pause", {"orgId": "o", "pipelineId": "p", "executionMode": 1, "kafkaRate": 5})
     res = run_cli(["ledger", "show", "--ledger", str(path), "--manifest", "keep"], tmp_path)
@@ -154,5 +166,7 @@ def test_show_filters_and_json(tmp_path: Path) -> None:
     res = run_cli(["ledger", "show", "--ledger", str(path), "--pipeline", "p2", "--format", "json"], tmp_path)
     data = json.loads(res.out)
     assert [d["manifest"] for d in data] == ["other"]
-    res = run_cli(["ledger", "show", "--ledger", str(path), "--since", "2999-01-01", "--format", "json"], tmp_path)
+    res = run_cli(
+        ["ledger", "show", "--ledger", str(path), "--since", "2999-01-01", "--format", "json"], tmp_path
+    )
     assert json.loads(res.out) == []

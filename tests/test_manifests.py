@@ -27,14 +27,20 @@ def test_repository_examples_are_valid() -> None:
 
 def test_packaged_examples_equal_the_repository_examples() -> None:
     root = Path(__file__).resolve().parent.parent
-    repo_files = {p.relative_to(root / "manifests"): p.read_bytes() for p in (root / "manifests").rglob("*") if p.is_file()}
+    repo_files = {
+        p.relative_to(root / "manifests"): p.read_bytes()
+        for p in (root / "manifests").rglob("*")
+        if p.is_file()
+    }
     pkg = root / "reconciler" / "templates" / "manifests"
     pkg_files = {p.relative_to(pkg): p.read_bytes() for p in pkg.rglob("*") if p.is_file()}
     assert repo_files == pkg_files
 
 
 def test_every_problem_in_every_file_in_one_run(repo: Path) -> None:
-    write(repo / "manifests/a.yaml", """\
+    write(
+        repo / "manifests/a.yaml",
+        """\
 apiVersion: reconciler/v1
 kind: StageStateDeletion
 metadata:
@@ -46,8 +52,11 @@ spec:
   stageInstanceNames: []
   assetIds: "a1,a2"
   pointIds: [ok, "has space", "x,y", 12]
-""")
-    write(repo / "manifests/b.yml", """\
+""",
+    )
+    write(
+        repo / "manifests/b.yml",
+        """\
 apiVersion: reconciler/v2
 kind: Other
 metadata:
@@ -58,12 +67,15 @@ spec:
   stageInstanceNames: [s]
   assetIds: [a]
   assetIdsFile: ids.txt
-""")
+""",
+    )
     got = messages(repo)
     a, b = str(repo / "manifests/a.yaml"), str(repo / "manifests/b.yml")
     assert f"{a}:5:3: metadata.descripton: unknown field; did you mean 'description'?" in got
     assert f"{a}:9:23: spec.stageInstanceNames: must not be empty" in got
-    assert any(m.startswith(f"{a}:10:13: spec.assetIds: expected a list, got a comma-separated string") for m in got)
+    assert any(
+        m.startswith(f"{a}:10:13: spec.assetIds: expected a list, got a comma-separated string") for m in got
+    )
     assert any(m.startswith(f"{a}:11:18: spec.pointIds[1]: 'has space'") for m in got)
     assert any(m.startswith(f"{a}:11:31: spec.pointIds[2]: 'x,y'") for m in got)
     assert f"{a}:11:38: spec.pointIds[3]: expected a string, got 12 (quote it)" in got
@@ -75,7 +87,10 @@ spec:
 
 
 def test_missing_fields_and_not_a_mapping(repo: Path) -> None:
-    write(repo / "manifests/m.yaml", "apiVersion: reconciler/v1\nkind: StageStateDeletion\nmetadata: {}\n---\n- a list\n")
+    write(
+        repo / "manifests/m.yaml",
+        "apiVersion: reconciler/v1\nkind: StageStateDeletion\nmetadata: {}\n---\n- a list\n",
+    )
     got = messages(repo)
     f = str(repo / "manifests/m.yaml")
     assert f"{f}:1:1: spec: required field is missing" in got
@@ -126,8 +141,14 @@ def test_ids_files(repo: Path, tmp_path: Path) -> None:
     outside = write(tmp_path.parent / f"{tmp_path.name}-outside.txt", "x\n")
     os.symlink(outside, repo / "manifests/ids/link.txt")
     spec = "apiVersion: reconciler/v1\nkind: StageStateDeletion\nmetadata: {{name: {n}}}\nspec:\n  orgId: o\n  pipelineId: p\n  stageInstanceNames: [s]\n  assetIdsFile: {f}\n  pointIds: [p]\n"
-    for n, f in [("good", "ids/good.txt"), ("bad", "ids/bad.txt"), ("empty", "ids/empty.txt"),
-                 ("escape", "../../x.txt"), ("link", "ids/link.txt"), ("missing", "ids/nope.txt")]:
+    for n, f in [
+        ("good", "ids/good.txt"),
+        ("bad", "ids/bad.txt"),
+        ("empty", "ids/empty.txt"),
+        ("escape", "../../x.txt"),
+        ("link", "ids/link.txt"),
+        ("missing", "ids/nope.txt"),
+    ]:
         write(repo / f"manifests/{n}.yaml", spec.format(n=n, f=f))
     result = load([str(repo / "manifests")])
     got = [str(d) for d in result.diagnostics]
@@ -137,7 +158,9 @@ def test_ids_files(repo: Path, tmp_path: Path) -> None:
     assert any(g.startswith(f"{m}/ids/bad.txt:3:1: bad ID 'd,e'") for g in got)
     assert f"{m}/bad.yaml:8:17: spec.assetIdsFile: 'ids/bad.txt' holds bad IDs" in got
     assert f"{m}/empty.yaml:8:17: spec.assetIdsFile: 'ids/empty.txt' holds no IDs" in got
-    assert any(g.startswith(f"{m}/escape.yaml:8:17: spec.assetIdsFile: '../../x.txt' is outside") for g in got)
+    assert any(
+        g.startswith(f"{m}/escape.yaml:8:17: spec.assetIdsFile: '../../x.txt' is outside") for g in got
+    )
     assert any(g.startswith(f"{m}/link.yaml:8:17: spec.assetIdsFile: 'ids/link.txt' is outside") for g in got)
     assert f"{m}/missing.yaml:8:17: spec.assetIdsFile: cannot read 'ids/nope.txt': file not found" in got
     good = next(x for x in result.manifests if x.name == "good")

@@ -19,9 +19,20 @@ def manifest(name: str, pipeline: str, stages: list[str], assets: list[str], poi
     return Manifest(name, "o", pipeline, tuple(stages), tuple(assets), tuple(points), f"{name}.yaml", 1)
 
 
-def record(seq: int, kind: str, name: str, pipeline: str, stage: str, assets: list[str], points: list[str]) -> Record:
-    data = {"v": 1, "seq": seq, "kind": kind, "manifest": name, "orgId": "o", "pipelineId": pipeline,
-            "stageInstanceName": stage, "assetIds": assets, "pointIds": points}
+def record(
+    seq: int, kind: str, name: str, pipeline: str, stage: str, assets: list[str], points: list[str]
+) -> Record:
+    data = {
+        "v": 1,
+        "seq": seq,
+        "kind": kind,
+        "manifest": name,
+        "orgId": "o",
+        "pipelineId": pipeline,
+        "stageInstanceName": stage,
+        "assetIds": assets,
+        "pointIds": points,
+    }
     return Record(seq, kind, "t", f"h{seq}", data, tuple(assets), tuple(points))
 
 
@@ -30,8 +41,11 @@ def ledger_of(records: list[Record]) -> Ledger:
 
 
 def cells_of_manifests(ms: list[Manifest]) -> set[Cell]:
-    return {(m.name, m.org_id, m.pipeline_id, s, a, p)
-            for m in ms for s, a, p in product(m.stages, m.asset_ids, m.point_ids)}
+    return {
+        (m.name, m.org_id, m.pipeline_id, s, a, p)
+        for m in ms
+        for s, a, p in product(m.stages, m.asset_ids, m.point_ids)
+    }
 
 
 def cells_of_records(rs: list[Record], kind: str) -> set[Cell]:
@@ -54,12 +68,20 @@ def subset(items: list[str]) -> st.SearchStrategy[list[str]]:
 
 
 manifests_st = st.lists(
-    st.tuples(st.sampled_from(PIPES), subset(STAGES), subset(ASSETS), subset(POINTS)), min_size=0, max_size=3,
+    st.tuples(st.sampled_from(PIPES), subset(STAGES), subset(ASSETS), subset(POINTS)),
+    min_size=0,
+    max_size=3,
 ).map(lambda specs: [manifest(NAMES[i], *spec) for i, spec in enumerate(specs)])
 
 records_st = st.lists(
-    st.tuples(st.sampled_from(["delete", "delete", "intent"]), st.sampled_from(NAMES), st.sampled_from(PIPES),
-              st.sampled_from(STAGES), subset(ASSETS), subset(POINTS)),
+    st.tuples(
+        st.sampled_from(["delete", "delete", "intent"]),
+        st.sampled_from(NAMES),
+        st.sampled_from(PIPES),
+        st.sampled_from(STAGES),
+        subset(ASSETS),
+        subset(POINTS),
+    ),
     max_size=8,
 ).map(lambda rs: [record(i + 1, *r) for i, r in enumerate(rs)])
 
@@ -94,8 +116,18 @@ def test_plan_covers_exactly_the_pending_cells(ms: list[Manifest], rs: list[Reco
 @given(manifests_st, records_st, options_st)
 def test_recording_the_plan_leaves_nothing_to_do(ms: list[Manifest], rs: list[Record], opts: Options) -> None:
     plan = build_plan(diff(ms, ledger_of(rs)), opts)
-    done = [record(len(rs) + i + 1, "delete", a.manifest, a.pipeline_id, a.stage, list(a.asset_ids),
-                   list(a.point_ids)) for i, a in enumerate(plan.actions)]
+    done = [
+        record(
+            len(rs) + i + 1,
+            "delete",
+            a.manifest,
+            a.pipeline_id,
+            a.stage,
+            list(a.asset_ids),
+            list(a.point_ids),
+        )
+        for i, a in enumerate(plan.actions)
+    ]
     again = build_plan(diff(ms, ledger_of(rs + done)), opts)
     assert again.actions == () and again.summary["pendingCells"] == 0
 
@@ -104,7 +136,10 @@ def test_assets_with_equal_pending_points_share_a_request() -> None:
     m = manifest("m1", "p1", ["s1"], ["a1", "a2", "a3"], ["x", "y"])
     rs = [record(1, "delete", "m1", "p1", "s1", ["a3"], ["x"])]
     plan = build_plan(diff([m], ledger_of(rs)), Options())
-    assert [(a.asset_ids, a.point_ids) for a in plan.actions] == [(("a1", "a2"), ("x", "y")), (("a3",), ("y",))]
+    assert [(a.asset_ids, a.point_ids) for a in plan.actions] == [
+        (("a1", "a2"), ("x", "y")),
+        (("a3",), ("y",)),
+    ]
 
 
 def test_a_new_manifest_clears_again_an_edited_one_only_adds() -> None:
@@ -119,8 +154,10 @@ def test_a_new_manifest_clears_again_an_edited_one_only_adds() -> None:
 
 
 def test_split_limits_and_targets() -> None:
-    ms = [manifest("m1", "p1", ["s1"], [f"a{i}" for i in range(5)], [f"x{i}" for i in range(7)]),
-          manifest("m2", "p1", ["s1"], ["b"], ["y"])]
+    ms = [
+        manifest("m1", "p1", ["s1"], [f"a{i}" for i in range(5)], [f"x{i}" for i in range(7)]),
+        manifest("m2", "p1", ["s1"], ["b"], ["y"]),
+    ]
     plan = build_plan(diff(ms, ledger_of([])), Options(max_points=3, max_assets=2, targets=("m1",)))
     assert {a.manifest for a in plan.actions} == {"m1"}
     assert len(plan.actions) == 3 * 3  # ceil(5/2) asset chunks x ceil(7/3) point chunks
@@ -138,7 +175,9 @@ def test_in_doubt_knows_whether_a_resume_followed() -> None:
 
 
 def test_pause_without_resume_is_left_over() -> None:
-    pause = Record(1, "pause", "t", "h1", {"orgId": "o", "pipelineId": "p1", "executionMode": 1, "kafkaRate": 9})
+    pause = Record(
+        1, "pause", "t", "h1", {"orgId": "o", "pipelineId": "p1", "executionMode": 1, "kafkaRate": 9}
+    )
     plan = build_plan(diff([], ledger_of([pause])), Options())
     assert [r.pipeline for r in plan.paused_by_us] == [("o", "p1")] and plan.has_changes
     resume = Record(2, "resume", "t", "h2", {"orgId": "o", "pipelineId": "p1"})

@@ -33,8 +33,13 @@ class DroppedResponse(Response):
     """Starts an answer and abandons it: the client sees the connection drop mid-response."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"code":', "more_body": True})
         raise DropConnection("connection dropped by fault injection")
 
@@ -66,7 +71,9 @@ async def token_refresh(request: Request, world: World) -> Response:
     body = await _json_body(request)
     secret, _ = world.check_token(str(body.get("accessToken", "")))
     if secret is None and body.get("accessToken") not in world.tokens:
-        return JSONResponse({"status": 1204, "msg": "refresh failed", "business": "apim-token-service", "data": None})
+        return JSONResponse(
+            {"status": 1204, "msg": "refresh failed", "business": "apim-token-service", "data": None}
+        )
     world.expire_tokens()
     return await token_get(request, world)
 
@@ -87,7 +94,8 @@ async def list_pipelines(request: Request, world: World) -> Response:
     now = time.monotonic()
     with world.lock:
         items = [
-            _pipeline_json(p, now) for p in world.pipelines.values()
+            _pipeline_json(p, now)
+            for p in world.pipelines.values()
             if p.org_id == org and p.released == released
         ]
     start = max(page_no - 1, 0) * page_size
@@ -101,11 +109,18 @@ async def pipeline_details(request: Request, world: World) -> Response:
         p = world.pipelines.get(pid)
         if p is None or p.org_id != org:
             return fail(61108, "Pipeline does not exit")
-        return ok({
-            "pipelineId": p.pipeline_id, "pipelineName": p.name, "desc": "", "version": 1,
-            "templateType": 1, "templateName": "native", "messageChannel": 0,
-            "pipelineJson": json.dumps({"stages": [{"name": n, "type": t} for n, t in p.stages.items()]}),
-        })
+        return ok(
+            {
+                "pipelineId": p.pipeline_id,
+                "pipelineName": p.name,
+                "desc": "",
+                "version": 1,
+                "templateType": 1,
+                "templateName": "native",
+                "messageChannel": 0,
+                "pipelineJson": json.dumps({"stages": [{"name": n, "type": t} for n, t in p.stages.items()]}),
+            }
+        )
 
 
 async def operate_pipeline(request: Request, world: World) -> Response:
@@ -167,10 +182,16 @@ async def stage_state(request: Request, world: World) -> Response:
             world.violations.append(f"delete on {p.pipeline_id} while {status}")
             return fail(61199, f"pipeline {p.pipeline_id} is {status}; pause it before deleting state")
         p.delete(stage, assets, points)
-        world.delete_log.append({
-            "orgId": p.org_id, "pipelineId": p.pipeline_id, "stage": stage,
-            "assets": assets, "points": points, "status": status,
-        })
+        world.delete_log.append(
+            {
+                "orgId": p.org_id,
+                "pipelineId": p.pipeline_id,
+                "stage": stage,
+                "assets": assets,
+                "points": points,
+                "status": status,
+            }
+        )
     return ok(True)
 
 
@@ -194,9 +215,20 @@ def _validate_state_request(org: str | None, body: dict[str, Any], world: World)
 
 def _get_items(world: World, p: Any, stage: str, assets: list[str], points: list[str]) -> Response:
     items = [
-        {"modelId": "emulated", "modelIdPath": "/emulated", "attr": {}, "assetId": a, "pointId": pt,
-         "time": 1582648020580, "value": 3.1, "quality": 0, "dq": 0}
-        for a in assets for pt in points if p.has_state(stage, a, pt)
+        {
+            "modelId": "emulated",
+            "modelIdPath": "/emulated",
+            "attr": {},
+            "assetId": a,
+            "pointId": pt,
+            "time": 1582648020580,
+            "value": 3.1,
+            "quality": 0,
+            "dq": 0,
+        }
+        for a in assets
+        for pt in points
+        if p.has_state(stage, a, pt)
     ]
     return ok({"items": items} if world.get_shape == "items" else items)
 
@@ -208,7 +240,9 @@ def _signature_ok(request: Request, body: bytes, token: str, secret: str) -> boo
     ts = request.headers.get("apim-timestamp", "")
     given = request.headers.get("apim-signature", "")
     params = "".join(f"{k}{v}" for k, v in sorted(request.query_params.items()))
-    expected = hashlib.sha256(token.encode() + params.encode() + body + ts.encode() + secret.encode()).hexdigest()
+    expected = hashlib.sha256(
+        token.encode() + params.encode() + body + ts.encode() + secret.encode()
+    ).hexdigest()
     return bool(ts) and given == expected
 
 
@@ -231,8 +265,12 @@ def business(route: str, handler: Handler, world: World) -> Callable[[Request], 
     async def endpoint(request: Request) -> Response:
         body = await request.body()
         entry: dict[str, Any] = {
-            "route": route, "method": request.method, "path": request.url.path,
-            "query": dict(request.query_params), "body": _try_json(body), "at": time.time(),
+            "route": route,
+            "method": request.method,
+            "path": request.url.path,
+            "query": dict(request.query_params),
+            "body": _try_json(body),
+            "at": time.time(),
         }
         if world.faults.latency_ms:
             await asyncio.sleep(world.faults.latency_ms / 1000)
@@ -260,11 +298,13 @@ async def _faulty(fault: str | None, handler: Handler, request: Request, world: 
     if fault == "latency":
         await asyncio.sleep(world.faults.extra_latency_ms / 1000)
     if fault in ("http500", "http503"):
-        return gateway_error(int(fault[4:]), "An unexpected error occurred" if fault == "http500" else "Service unavailable")
+        return gateway_error(
+            int(fault[4:]), "An unexpected error occurred" if fault == "http500" else "Service unavailable"
+        )
     if fault == "http429":
-        response = gateway_error(429, "API rate limit exceeded")
-        response.headers["Retry-After"] = f"{world.faults.retry_after:g}"
-        return response
+        limited = gateway_error(429, "API rate limit exceeded")
+        limited.headers["Retry-After"] = f"{world.faults.retry_after:g}"
+        return limited
     if fault == "61199":
         return fail(61199, "internal error, try again")
     if fault == "drop":
@@ -289,9 +329,14 @@ def _try_json(raw: bytes) -> Any:
 
 def _pipeline_json(p: Any, now: float) -> dict[str, Any]:
     out = {
-        "pipelineId": p.pipeline_id, "pipelineName": p.name, "orgId": p.org_id,
-        "status": p.current_status(now), "version": 1, "templateType": 1,
-        "executionMode": p.execution_mode, "updateTime": "2026-11-27 10:00:00",
+        "pipelineId": p.pipeline_id,
+        "pipelineName": p.name,
+        "orgId": p.org_id,
+        "status": p.current_status(now),
+        "version": 1,
+        "templateType": 1,
+        "executionMode": p.execution_mode,
+        "updateTime": "2026-11-27 10:00:00",
         "alarmConfig": "{}",
     }
     if p.kafka_rate is not None:
@@ -305,14 +350,25 @@ def create_app(world: World) -> Starlette:
     def plain(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             return await handler(request, world)
+
         return endpoint
 
     routes = [
         Route("/apim-token-service/v2.0/token/get", plain(token_get), methods=["POST"]),
         Route("/apim-token-service/v2.0/token/refresh", plain(token_refresh), methods=["POST"]),
-        Route("/streaming/v2.0/streaming/pipelines", business("list", list_pipelines, world), methods=["GET"]),
-        Route("/streaming/v2.0/streaming/pipeline/{pipeline_id}", business("details", pipeline_details, world), methods=["GET"]),
-        Route("/streaming/v2.0/streaming/pipeline/{pipeline_id}", business("operate", operate_pipeline, world), methods=["POST"]),
+        Route(
+            "/streaming/v2.0/streaming/pipelines", business("list", list_pipelines, world), methods=["GET"]
+        ),
+        Route(
+            "/streaming/v2.0/streaming/pipeline/{pipeline_id}",
+            business("details", pipeline_details, world),
+            methods=["GET"],
+        ),
+        Route(
+            "/streaming/v2.0/streaming/pipeline/{pipeline_id}",
+            business("operate", operate_pipeline, world),
+            methods=["POST"],
+        ),
         Route("/streaming/v2.0/stage-state", business_stage(world), methods=["POST"]),
     ]
     return Starlette(routes=routes)

@@ -29,8 +29,13 @@ class _HideDrops(logging.Filter):
 def _config(world: World, host: str, port: int, log_level: str) -> uvicorn.Config:
     logging.getLogger("uvicorn.error").addFilter(_HideDrops())
     return uvicorn.Config(
-        create_app(world), host=host, port=port, log_level=log_level, lifespan="off",
-        access_log=log_level == "info", timeout_keep_alive=30,
+        create_app(world),
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="off",
+        access_log=log_level == "info",
+        timeout_keep_alive=30,
     )
 
 

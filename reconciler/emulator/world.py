@@ -23,10 +23,18 @@ GENERIC_TYPES = frozenset(
 )
 STATUSES = ("PUBLISHED", "RUNNING", "PAUSED", "STOPPED")
 FAULT_KINDS = (
-    "latency", "http500", "http503", "http429", "drop", "61199", "data_false", "lost_answer", "token_expiry",
+    "latency",
+    "http500",
+    "http503",
+    "http429",
+    "drop",
+    "61199",
+    "data_false",
+    "lost_answer",
+    "token_expiry",
 )
 DEFAULT_APP_KEY = "emulator-app-key"
-DEFAULT_APP_SECRET = "emulator-app-secret"  # noqa: S105 - a published test credential
+DEFAULT_APP_SECRET = "emulator-app-secret"
 TOKEN_LIFETIME = 7200.0
 MAX_IDS = 100_000
 
@@ -34,16 +42,22 @@ DEFAULT_WORLD: dict[str, Any] = {
     "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],
     "pipelines": [
         {
-            "pipelineId": "4a0b6e9c7f1d4e2a", "orgId": "o15589291683811",
-            "pipelineName": "wind-10min-averages", "status": "PAUSED",
-            "executionMode": 1, "kafkaRate": 1000,
+            "pipelineId": "4a0b6e9c7f1d4e2a",
+            "orgId": "o15589291683811",
+            "pipelineName": "wind-10min-averages",
+            "status": "PAUSED",
+            "executionMode": 1,
+            "kafkaRate": 1000,
             "stages": {"window_avg_1": "LatestRecordMerger", "last_value_2": "LastRecordAppender"},
             "fillState": True,
         },
         {
-            "pipelineId": "7c21d09e55b34f10", "orgId": "o15589291683811",
-            "pipelineName": "solar-inverter-counters", "status": "RUNNING",
-            "executionMode": 0, "kafkaRate": 2000,
+            "pipelineId": "7c21d09e55b34f10",
+            "orgId": "o15589291683811",
+            "pipelineName": "solar-inverter-counters",
+            "status": "RUNNING",
+            "executionMode": 0,
+            "kafkaRate": 2000,
             "stages": {"counter_agg_3": "RecordCapturer"},
             "fillState": True,
         },
@@ -113,7 +127,9 @@ class World:
     def __init__(self, seed: dict[str, Any] | None = None, faults: Faults | None = None) -> None:
         seed = seed if seed is not None else DEFAULT_WORLD
         self.lock = threading.RLock()
-        self.apps: dict[str, str] = {a["appKey"]: a["appSecret"] for a in seed.get("apps", DEFAULT_WORLD["apps"])}
+        self.apps: dict[str, str] = {
+            a["appKey"]: a["appSecret"] for a in seed.get("apps", DEFAULT_WORLD["apps"])
+        }
         self.token_lifetime = float(seed.get("tokenLifetime", TOKEN_LIFETIME))
         self.max_ids = int(seed.get("maxPoints", MAX_IDS))
         self.get_shape = str(seed.get("getShape", "items"))
@@ -145,10 +161,15 @@ class World:
         if status not in STATUSES:
             raise ValueError(f"pipeline {p.get('pipelineId')}: unknown status {status!r}")
         pipe = Pipeline(
-            pipeline_id=p["pipelineId"], org_id=p["orgId"], name=p.get("pipelineName", p["pipelineId"]),
-            status=status, execution_mode=int(p.get("executionMode", 0)),
-            kafka_rate=p.get("kafkaRate"), stages=dict(p.get("stages", {})),
-            fill_state=bool(p.get("fillState", False)), released=bool(p.get("released", True)),
+            pipeline_id=p["pipelineId"],
+            org_id=p["orgId"],
+            name=p.get("pipelineName", p["pipelineId"]),
+            status=status,
+            execution_mode=int(p.get("executionMode", 0)),
+            kafka_rate=p.get("kafkaRate"),
+            stages=dict(p.get("stages", {})),
+            fill_state=bool(p.get("fillState", False)),
+            released=bool(p.get("released", True)),
             pause_delay=float(p.get("pauseDelay", 0.0)),
         )
         for rect in p.get("state", []):
@@ -161,7 +182,9 @@ class World:
 
     # --- tokens -----------------------------------------------------------------------
 
-    def issue_token(self, app_key: str, timestamp: Any, encryption: str) -> tuple[int, str, dict[str, Any] | None]:
+    def issue_token(
+        self, app_key: str, timestamp: Any, encryption: str
+    ) -> tuple[int, str, dict[str, Any] | None]:
         """(status, msg, data) per the token service's envelope (REFERENCE 3.2, 3.5)."""
         with self.lock:
             if not app_key or not encryption or timestamp in (None, ""):
@@ -220,7 +243,9 @@ class World:
         with self.lock:
             return {
                 (d["orgId"], d["pipelineId"], d["stage"], a, p)
-                for d in self.delete_log for a in d["assets"] for p in d["points"]
+                for d in self.delete_log
+                for a in d["assets"]
+                for p in d["points"]
             }
 
     def status(self, pipeline_id: str) -> str:
