@@ -41,7 +41,7 @@ class LineReporter:
             )
         elif done % self.every == 0 or done == self._total:
             self.console.print(
-                f"  {done:,}/{self._total:,} requests done ({time.monotonic() - self._start:.1f}s)",
+                f"  {done:,}/{self._total:,} requests done ({time.monotonic() - self._start:.2f}s)",
                 markup=False,
             )
 
