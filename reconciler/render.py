@@ -15,7 +15,7 @@ from typing import Any
 from rich.markup import escape
 
 from reconciler.ledger import Record
-from reconciler.plan import KeyDiff, Plan
+from reconciler.plan import KeyDiff, PendingGroup, Plan
 
 SAMPLE = 3
 GITHUB_COMMENT_LIMIT = 65_536
@@ -30,6 +30,7 @@ class KeyView:
     assets: tuple[str, ...]
     points: tuple[str, ...]
     doubt_requests: int
+    doubt_assets: tuple[str, ...]
 
 
 def _views(plan: Plan) -> list[KeyView]:
@@ -39,14 +40,19 @@ def _views(plan: Plan) -> list[KeyView]:
         counts[1 if a.in_doubt else 0] += 1
     views = []
     for kd in plan.keys:
-        assets: dict[str, None] = {}
-        points: dict[str, None] = {}
-        for g in (*kd.pending, *kd.in_doubt):
-            assets.update(dict.fromkeys(g.assets))
-            points.update(dict.fromkeys(g.points))
         n, d = requests.get(kd.key, [0, 0])
-        views.append(KeyView(kd, n, tuple(assets), tuple(points), d))
+        views.append(KeyView(kd, n, *_ids(kd.pending), d, _ids(kd.in_doubt)[0]))
     return views
+
+
+def _ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Distinct assets and points of some pending groups, in plan order."""
+    assets: dict[str, None] = {}
+    points: dict[str, None] = {}
+    for g in groups:
+        assets.update(dict.fromkeys(g.assets))
+        points.update(dict.fromkeys(g.points))
+    return tuple(assets), tuple(points)
 
 
 def sample(ids: Sequence[str], n: int = SAMPLE) -> str:
@@ -124,7 +130,8 @@ def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
         )
         lines.append(
             f"        [magenta]?[/magenta] in doubt: {_n(kd.in_doubt_cells, 'cell')} in "
-            f"{_n(v.doubt_requests, 'request')} (sent, no answer recorded); {rule}"
+            f"{_n(v.doubt_requests, 'request')} ({escape(sample(v.doubt_assets))}): sent, no answer "
+            f"recorded; {rule}"
         )
     if kd.applied_cells:
         lines.append(f"        [dim]= already applied: {_n(kd.applied_cells, 'cell')}[/dim]")
@@ -226,8 +233,8 @@ def _md_tail(plan: Plan, statuses: Mapping[tuple[str, str], str] | None) -> list
     if doubt:
         out += [
             "",
-            f"**In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')} were sent "
-            "but no answer was recorded. Apply re-sends them only while the pipeline has stayed paused.",
+            f"**In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')}: "
+            "sent, but no answer was recorded. Apply re-sends them only while the pipeline has stayed paused.",
         ]
     if plan.undeclared:
         total = sum(n for _, n in plan.undeclared)
