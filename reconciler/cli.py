@@ -73,6 +73,24 @@ def _root(
     _state["debug"] = debug
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors: typer either vendors click (TyperException) or uses it."""
+    found: list[type[Exception]] = []
+    vendored = getattr(typer, "TyperException", None)
+    if isinstance(vendored, type) and issubclass(vendored, Exception):
+        found.append(vendored)
+    try:
+        from click.exceptions import ClickException
+
+        found.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_USAGE_ERRORS = _usage_errors()
+
+
 def main() -> None:
     """Console-script entry point: run the app, mapping errors to messages and exit codes."""
     try:
@@ -93,9 +111,13 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted", style="red")
         sys.exit(1)
-    except __import__("click").exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except _USAGE_ERRORS as exc:  # bad flags or arguments: click's own message, exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False)
+        sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -544,3 +566,32 @@ def demo(
     from reconciler.demo import run_demo
 
     run_demo(keep=keep)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to scaffold (default: here).")] = Path("."),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing files (never the ledger).")
+    ] = False,
+    max_cells: Annotated[
+        int, typer.Option(min=1, help="The --max-cells guardrail written into the CI templates.")
+    ] = 1_000_000,
+) -> None:
+    """Scaffold a manifests repository: example manifest, schema, ledger, CI workflows.
+
+    Writes manifests/, schemas/, applied-ledger.jsonl, GitHub Actions (plan comment on
+    pull requests, apply on merge), GitLab CI and a pre-commit config.
+
+    Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
+    """
+    from reconciler.scaffold import init as scaffold
+
+    written = scaffold(directory, force=force, max_cells=max_cells)
+    for rel in written:
+        out.print(f"  wrote {directory / rel}", markup=False)
+    out.print(
+        "Next: set the ENOS_API_GATEWAY, ENOS_APP_KEY and ENOS_APP_SECRET secrets "
+        "in your CI, edit manifests/example.yaml, open a pull request.",
+        markup=False,
+    )

@@ -98,7 +98,7 @@ def test_json_plan_has_the_documented_fields(scenario: Path) -> None:
     assert {"manifest", "orgId", "pipelineId", "stageInstanceName", "assetIds", "pointIds", "cells"} <= set(
         data["actions"][0]
     )
-    assert [a for a in data["actions"] if a.get("inDoubt")][0]["assetIds"] == ["INV2"]
+    assert next(a for a in data["actions"] if a.get("inDoubt"))["assetIds"] == ["INV2"]
 
 
 def test_markdown_fits_a_github_comment() -> None:

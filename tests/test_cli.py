@@ -1,0 +1,119 @@
+"""The command line as a user meets it: help, version, exit codes, streams, Ctrl-C, demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+
+from reconciler import __version__
+from reconciler import ledger as L
+from reconciler.emulator import Faults
+
+COMMANDS = [
+    ["validate"],
+    ["plan"],
+    ["apply"],
+    ["ledger", "show"],
+    ["ledger", "verify"],
+    ["ledger", "resolve"],
+    ["schema"],
+    ["init"],
+    ["emulator"],
+    ["demo"],
+]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_every_command_help_has_an_example(cmd: list[str], tmp_path: Path) -> None:
+    res = run_cli([*cmd, "--help"], tmp_path)
+    assert res.code == 0 and "Example:" in res.out and "reconcile " in res.out
+
+
+def test_version_and_root_help(tmp_path: Path) -> None:
+    assert run_cli(["--version"], tmp_path).out.strip() == f"reconcile {__version__}"
+    res = run_cli([], tmp_path)
+    assert "plan" in res.all and "apply" in res.all
+
+
+def test_plan_exit_codes_and_streams(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    plain = run_cli(["plan"], repo)
+    assert plain.code == 0 and "Plan: 2 cells to clear in 1 request" in plain.out and plain.err == ""
+    assert "\x1b[" not in plain.out  # NO_COLOR and no terminal: no escape codes
+    assert run_cli(["plan", "--detailed-exitcode"], repo).code == 2
+    bad = run_cli(["plan", "--format", "yaml"], repo)
+    assert bad.code == 1 and bad.out == "" and "--format must be text, json or markdown" in bad.err
+    assert (
+        run_cli(["plan", "--target", "nope"], repo).err.strip().endswith("--target names no manifest: nope")
+    )
+
+
+def test_corrupt_or_unreadable_ledger_is_a_clear_error(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    (repo / "applied-ledger.jsonl").write_text('{"v":1,"seq":1}\n{"v":1,"seq":2}\n')
+    res = run_cli(["plan"], repo)
+    assert res.code == 1 and "applied-ledger.jsonl:1:" in res.err and "Traceback" not in res.all
+    (repo / "dir.jsonl").mkdir()
+    res = run_cli(["plan", "--ledger", "dir.jsonl"], repo)
+    assert res.code == 1 and "cannot read ledger" in res.err and "Traceback" not in res.all
+    res = run_cli(["--debug", "plan", "--ledger", "dir.jsonl"], repo)
+    assert "Traceback" in res.err  # --debug shows one
+
+
+def test_bad_manifest_sends_nothing_and_writes_no_ledger(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["bad id"]))
+    res = run_cli(["apply", "--auto-approve"], repo, gateway_env(em))
+    assert res.code == 1 and "manifests/a.yaml:9:" in res.err
+    assert em.world.log == [] and not (repo / "applied-ledger.jsonl").exists()
+
+
+def test_ctrl_c_during_apply_starts_paused_pipelines_again(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]), Faults(latency_ms=100))
+    write(repo / "manifests/a.yaml", manifest_yaml("a", assets=[f"a{i}" for i in range(40)]))
+    env = {**os.environ, **gateway_env(em), "CI": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "--auto-approve",
+            "--pause-pipelines",
+            "--max-assets",
+            "1",
+            "--concurrency",
+            "2",
+        ],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not any(e["route"] == "delete" for e in list(em.world.log)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert em.world.status("p1") == "RUNNING"
+    led = L.read(repo / "applied-ledger.jsonl")
+    assert [r.kind for r in led.records if r.kind in ("pause", "resume")] == ["pause", "resume"]
+    assert 0 < len(em.world.delete_log) < 40
+
+
+def test_demo_runs_offline_and_leaves_the_cwd_alone(tmp_path: Path) -> None:
+    res = run_cli(["demo"], tmp_path, timeout=120)
+    assert res.code == 0, res.all
+    assert "received 3 delete request(s) on the first apply and 0 on the second" in res.out
+    assert "Apply complete." in res.out and "Nothing to apply." in res.out
+    assert list(tmp_path.iterdir()) == []
