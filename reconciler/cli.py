@@ -103,6 +103,9 @@ def main() -> None:
     except ReconcilerError as exc:
         err.print(f"error: {exc}", markup=False, style="red")
         _exit(exc, exc.exit_code)
+    except OSError as exc:  # a file we were asked to write or read: say which, no traceback
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}", markup=False, style="red")
+        _exit(exc, 1)
     except KeyboardInterrupt:
         err.print("interrupted", style="red")
         sys.exit(130)

@@ -54,8 +54,16 @@ def decode(path: str, raw: bytes) -> tuple[str | None, list[Diagnostic]]:
         return None, [Diagnostic(path, line, col, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})")]
 
 
+MAX_DEPTH = 32
+MAX_BYTES = 256 * 1024  # about 25,000 inline IDs; longer lists belong in an *IdsFile
+
+
 def _check_events(path: str, text: str) -> list[Diagnostic]:
-    """One streaming pass: anchors, aliases and duplicate keys, with no expansion."""
+    """One streaming pass: anchors, aliases, nesting depth and duplicate keys, no expansion.
+
+    Stops at the first anchor or alias, or past MAX_DEPTH levels: a hostile file is
+    an error at once, not a hang or a recursion error.
+    """
     diags: list[Diagnostic] = []
     # Each open collection: None for a sequence, else [seen keys, expecting a key?].
     stack: list[list[Any] | None] = []
@@ -63,25 +71,14 @@ def _check_events(path: str, text: str) -> list[Diagnostic]:
         mark = event.start_mark
         if isinstance(event, NodeEvent) and event.anchor is not None:
             what = "alias" if isinstance(event, AliasEvent) else "anchor"
-            diags.append(
-                Diagnostic(
-                    path,
-                    mark.line + 1,
-                    mark.column + 1,
-                    f"YAML {what} '{event.anchor}' is not allowed in manifests; write the values out",
-                )
-            )
+            msg = f"YAML {what} '{event.anchor}' is not allowed in manifests; write the values out"
+            return [*diags, Diagnostic(path, mark.line + 1, mark.column + 1, msg)]
         if isinstance(event, NodeEvent) and stack and stack[-1] is not None:
             top = stack[-1]
             if top[1] and isinstance(event, ScalarEvent):
                 if event.value in top[0]:
                     diags.append(
-                        Diagnostic(
-                            path,
-                            mark.line + 1,
-                            mark.column + 1,
-                            f"duplicate key '{event.value}'",
-                        )
+                        Diagnostic(path, mark.line + 1, mark.column + 1, f"duplicate key '{event.value}'")
                     )
                 top[0].add(event.value)
             top[1] = not top[1]
@@ -91,14 +88,23 @@ def _check_events(path: str, text: str) -> list[Diagnostic]:
             stack.append(None)
         elif isinstance(event, CollectionEndEvent):
             stack.pop()
+        if len(stack) > MAX_DEPTH:
+            msg = f"nested deeper than {MAX_DEPTH} levels; a manifest needs 3"
+            return [*diags, Diagnostic(path, mark.line + 1, mark.column + 1, msg)]
     return diags
 
 
 def load_documents(path: str, text: str) -> tuple[list[Document], list[Diagnostic]]:
     """Parse every document of a file; syntax errors become diagnostics."""
+    if len(text) > MAX_BYTES:
+        return [], [
+            Diagnostic(
+                path, 1, 1, f"file is larger than {MAX_BYTES >> 10} KiB; put long ID lists in an *IdsFile"
+            )
+        ]
     try:
         diags = _check_events(path, text)
-        if any(d.severity == "error" and "not allowed" in d.message for d in diags):
+        if any(not d.message.startswith("duplicate key") for d in diags):
             return [], diags
         docs = [Document(d, *_start(d)) for d in _yaml().load_all(text) if d is not None]
     except MarkedYAMLError as exc:

@@ -68,6 +68,31 @@ def test_corrupt_or_unreadable_ledger_is_a_clear_error(repo: Path) -> None:
     assert "Traceback" in res.err  # --debug shows one
 
 
+def test_unwritable_output_is_a_clear_error(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    res = run_cli(["plan", "--out", "no/such/dir/plan.json"], repo)
+    assert res.code == 1 and "No such file or directory: no/such/dir/plan.json" in res.err
+    assert "Traceback" not in res.all
+
+
+def test_records_carry_the_ci_commit_and_run_url(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    ci = {
+        "GITHUB_SHA": "0123456789abcdef",
+        "GITHUB_RUN_ID": "42",
+        "GITHUB_REPOSITORY": "wind/deletions",
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_ACTOR": "octo",
+    }
+    assert run_cli(["apply", "--auto-approve"], repo, {**gateway_env(em), **ci}).code == 0
+    actor = L.read(repo / "applied-ledger.jsonl").records[-1].data["actor"]
+    assert actor["gitCommit"] == "0123456789abcdef" and actor["user"] == "octo"
+    assert actor["runUrl"] == "https://github.example/wind/deletions/actions/runs/42"
+    shown = run_cli(["ledger", "show"], repo).out
+    assert "by octo @01234567 https://github.example/wind/deletions/actions/runs/42" in shown
+
+
 def test_bad_manifest_sends_nothing_and_writes_no_ledger(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["bad id"]))

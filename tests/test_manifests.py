@@ -130,8 +130,25 @@ def test_anchors_and_aliases_are_refused_fast(repo: Path) -> None:
     got = messages(repo)
     elapsed = time.monotonic() - start
     assert elapsed < 5  # generous: the point is "not a hang"; the benchmark states figures
-    assert any("YAML anchor 'a' is not allowed" in m for m in got)
-    assert any(m.startswith(f"{repo / 'manifests/bomb.yaml'}:2:") and "alias 'a'" in m for m in got)
+    assert got == [
+        f"{repo / 'manifests/bomb.yaml'}:1:4: YAML anchor 'a' is not allowed in manifests; write the values out"
+    ]
+    write(repo / "manifests/bomb.yaml", "a: 1\nb: *a\n")
+    assert messages(repo) == [
+        f"{repo / 'manifests/bomb.yaml'}:2:4: YAML alias 'a' is not allowed in manifests; write the values out"
+    ]
+
+
+def test_deep_nesting_and_huge_files_are_refused_at_once(repo: Path) -> None:
+    write(repo / "manifests/deep.yaml", "a: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    start = time.monotonic()
+    got = messages(repo)
+    assert time.monotonic() - start < 5
+    assert got == [f"{repo / 'manifests/deep.yaml'}:1:35: nested deeper than 32 levels; a manifest needs 3"]
+    write(repo / "manifests/deep.yaml", manifest_yaml("big") + "# " + "x" * 300_000 + "\n")
+    assert messages(repo) == [
+        f"{repo / 'manifests/deep.yaml'}:1:1: file is larger than 256 KiB; put long ID lists in an *IdsFile"
+    ]
 
 
 def test_ids_files(repo: Path, tmp_path: Path) -> None:

@@ -120,6 +120,9 @@ def test_markdown_fits_a_github_comment() -> None:
     ]
     plan = build_plan(diff(ms, Ledger(Path("l.jsonl"))), Options())
     text = plan_markdown(plan)
+    if os.environ.get("UPDATE_GOLDEN"):
+        (GOLDEN / "plan-truncated.md").write_text(text)
+    assert text == (GOLDEN / "plan-truncated.md").read_text()
     assert len(text) <= GITHUB_COMMENT_LIMIT
     assert "more rows not shown (comment size limit)" in text
     assert plan.plan_hash in text
