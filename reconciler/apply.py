@@ -123,6 +123,11 @@ def apply(
 # --- pre-flight ------------------------------------------------------------------
 
 
+def _status(statuses: dict[PipelineKey, Pipeline], key: PipelineKey) -> str:
+    """A pipeline's status; one List Pipelines does not return is MISSING (never written to)."""
+    return statuses[key].status if key in statuses else "MISSING"
+
+
 def _check_statuses(
     wanted: Iterable[PipelineKey], statuses: dict[PipelineKey, Pipeline], options: ApplyOptions
 ) -> list[PipelineKey]:
@@ -130,7 +135,7 @@ def _check_statuses(
     blocked: list[str] = []
     to_pause: list[PipelineKey] = []
     for key in sorted(wanted):
-        status = statuses[key].status if key in statuses else "MISSING (not in List Pipelines)"
+        status = _status(statuses, key)
         if status == "PAUSED":
             continue
         if status == "RUNNING" and options.pause_pipelines:
@@ -183,7 +188,7 @@ def _leftover_resumes(
     """Pipelines an interrupted run paused: started again once their deletes are done."""
     out: list[_Resume] = []
     for key, record in sorted(leftover.items()):
-        status = statuses[key].status if key in statuses else "MISSING"
+        status = _status(statuses, key)
         if status != "PAUSED":
             reporter.note(
                 f"{key[1]} was left paused by an earlier run but is {status} now; "
@@ -211,7 +216,7 @@ def _decide_in_doubt(
         if not a.in_doubt:
             out.append(a)
             continue
-        paused_now = a.pipeline in statuses and statuses[a.pipeline].status == "PAUSED"
+        paused_now = _status(statuses, a.pipeline) == "PAUSED"
         if options.resend_in_doubt or (paused_now and not a.resumed_since):
             out.append(a)
         else:
@@ -263,7 +268,7 @@ def _pause(
     deadline = time.monotonic() + options.pause_timeout
     while True:
         found = client.pipeline_statuses([r.key])
-        status = found[r.key].status if r.key in found else "MISSING"
+        status = _status(found, r.key)
         if status == "PAUSED":
             reporter.note(f"{pid} is PAUSED")
             return

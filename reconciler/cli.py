@@ -197,14 +197,14 @@ def plan(
     Example:  reconcile plan --format markdown > plan.md
     """
     from reconciler import render
-    from reconciler.engine import make_plan, save_plan
+    from reconciler.engine import live_statuses, make_plan, save_plan
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     p, result = make_plan(_paths(paths), ledger, max_points, max_assets, target or [])
     for d in result.warnings:
         err.print(str(d), markup=False, style="yellow")
-    statuses = _refresh(p, gateway) if refresh else None
+    statuses = live_statuses(p, gateway) if refresh else None
     if out_file is not None:
         save_plan(p, out_file)
         err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
@@ -219,12 +219,6 @@ def plan(
             out.print(render.status_text(statuses), end="")
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
-
-
-def _refresh(p: object, gateway: str | None) -> dict[tuple[str, str], str]:
-    from reconciler.engine import live_statuses
-
-    return live_statuses(p, gateway)  # type: ignore[arg-type]
 
 
 # --- ledger ----------------------------------------------------------------------
@@ -544,15 +538,14 @@ def emulator(
         world = World.from_file(state, faults) if state else World(faults=faults)
     except (ValueError, KeyError, OSError) as exc:
         raise ReconcilerError(f"cannot start the emulator: {exc}") from None
-    keys = ", ".join(world.apps) if state else DEFAULT_APP_KEY
     err.print(f"EnOS emulator on http://{host}:{port}", markup=False)
     err.print(f"  export ENOS_API_GATEWAY=http://{host}:{port}", markup=False)
-    if not state:
+    if world.apps.get(DEFAULT_APP_KEY) == DEFAULT_APP_SECRET:
         err.print(
             f"  export ENOS_APP_KEY={DEFAULT_APP_KEY} ENOS_APP_SECRET={DEFAULT_APP_SECRET}", markup=False
         )
     else:
-        err.print(f"  app keys accepted: {keys} (secrets as in {state})", markup=False)
+        err.print(f"  app keys accepted: {', '.join(world.apps)} (secrets as in {state})", markup=False)
     serve_forever(world, host, port)
 
 

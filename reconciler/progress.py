@@ -66,12 +66,15 @@ class BarReporter(LineReporter):
         self._task = self._progress.add_task("clear", total=0)
 
     def start(self, requests: int, cells: int) -> None:
+        self._total, self._start = requests, time.monotonic()
         self.console.print(f"sending {requests:,} request(s) clearing {cells:,} cell(s)", markup=False)
         self._progress.update(self._task, total=requests)
         self._progress.start()
 
     def advance(self, action: Action, ok: bool, message: str = "") -> None:
         if ok:
+            with self._lock:
+                self._done += 1
             self._progress.advance(self._task)
         else:
             self._progress.console.print(
@@ -80,6 +83,8 @@ class BarReporter(LineReporter):
 
     def finish(self) -> None:
         self._progress.stop()
+        elapsed = time.monotonic() - self._start
+        self.console.print(f"{self._done:,}/{self._total:,} requests done ({elapsed:.2f}s)", markup=False)
 
 
 def summary_table(result: ApplyResult) -> Table:

@@ -11,7 +11,7 @@ import pytest
 from conftest import ORG, pipeline, world_for
 
 from reconciler.client import Credentials, EnosClient, RetryPolicy, check_gateway, sign
-from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, Faults
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FAULT_KINDS, Faults
 from reconciler.errors import AuthError, PermanentError, ReconcilerError, TooManyPointsError, TransientError
 
 SECRET = "s3cr3t-value"
@@ -289,20 +289,7 @@ def test_live_token_expiring_mid_run_is_renewed(make_emulator: Any) -> None:
     assert statuses == [200, 401, 200]
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "http500",
-        "http503",
-        "http429",
-        "drop",
-        "61199",
-        "data_false",
-        "lost_answer",
-        "token_expiry",
-        "latency",
-    ],
-)
+@pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_live_retries_through_each_fault_kind(make_emulator: Any, kind: str) -> None:
     em = make_emulator(world_for([pipeline()]), Faults(rate=0.5, kinds=(kind,), seed=1, extra_latency_ms=10))
     with live(em, retry=RetryPolicy(attempts=30)) as c:
