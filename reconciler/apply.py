@@ -310,10 +310,9 @@ def _send_all(
     options: ApplyOptions,
     result: ApplyResult,
 ) -> None:
-    reporter.start(len(actions), sum(a.cells for a in actions))
     if not actions:
-        reporter.finish()
         return
+    reporter.start(len(actions), sum(a.cells for a in actions))
     pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="delete")
     futures: dict[Future[None], Action] = {
         pool.submit(_send_one, a, client, writer, reporter, options, result): a for a in actions

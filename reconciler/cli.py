@@ -326,7 +326,14 @@ def apply(
             show_default=False,
         ),
     ] = None,
-    ledger: LedgerOpt = DEFAULT_LEDGER,
+    ledger: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--ledger",
+            envvar="RECONCILE_LEDGER",
+            help="The applied ledger (default: a saved plan's own, else applied-ledger.jsonl).",
+        ),
+    ] = None,
     gateway: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(envvar="ENOS_API_GATEWAY", help="EnOS API gateway URL (https; http only to loopback)."),
@@ -376,11 +383,13 @@ def apply(
     from reconciler.apply import apply as run_apply
     from reconciler.client import EnosClient
     from reconciler.console import in_ci
-    from reconciler.engine import make_plan, replan_saved
+    from reconciler.engine import make_plan, read_saved_plan, replan_saved
     from reconciler.progress import BarReporter, LineReporter, summary_table
 
     args = _paths(paths)
     saved = len(args) == 1 and args[0].endswith(".json") and Path(args[0]).is_file()
+    if ledger is None:  # DESIGN: --ledger when given, else the saved plan's ledger
+        ledger = read_saved_plan(Path(args[0]))["ledger"]["path"] if saved else DEFAULT_LEDGER
     with ledger_mod.LedgerLock(ledger, timeout=lock_timeout):
         led = ledger_mod.read(ledger)
         for w in led.warnings:

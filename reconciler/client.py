@@ -163,6 +163,7 @@ class EnosClient:
         self._clock = clock
         self._on_retry = on_retry
         self._token_lock = threading.Lock()
+        self._ts_lock = threading.Lock()
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lifetime = 0.0
@@ -194,9 +195,10 @@ class EnosClient:
 
     def _timestamp(self) -> int:
         """Milliseconds, strictly increasing: the gateway refuses a reused encryption (1001)."""
-        ts = max(int(self._clock() * 1000), self._last_ts + 1)
-        self._last_ts = ts
-        return ts
+        with self._ts_lock:
+            ts = max(int(self._clock() * 1000), self._last_ts + 1)
+            self._last_ts = ts
+            return ts
 
     def token(self, *, stale: str | None = None) -> str:
         """A valid token; a new one when under min(10 min, half its life) is left.

@@ -87,8 +87,10 @@ def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> st
             "[green]No changes.[/green] Every declared cell is already in the ledger "
             f"({plan.summary['appliedCells']:,} applied)."
         )
-    else:
+    elif plan.actions:
         out.append("reconcile apply will clear this stage state (irreversible):")
+    else:
+        out.append("No state to clear; apply will only start again what an interrupted run left paused.")
     current = None
     for v in views:
         manifest, org, pipeline, stage = v.kd.key

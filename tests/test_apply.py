@@ -307,3 +307,48 @@ def test_missing_credentials_are_a_clear_error(repo: Path) -> None:
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     res = run_cli(["apply", "--auto-approve", "--gateway", "http://127.0.0.1:9"], repo)
     assert res.code == 1 and "ENOS_APP_KEY and ENOS_APP_SECRET" in res.err and "Traceback" not in res.all
+
+
+def test_saved_plan_uses_its_own_ledger_unless_told(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    assert run_cli(["plan", "--ledger", "audit/ledger.jsonl", "--out", "plan.json"], repo).code == 0
+    res = apply(repo, em, "plan.json")
+    assert res.code == 0, res.all
+    assert (
+        len(L.read(repo / "audit/ledger.jsonl").records) == 2 and not (repo / "applied-ledger.jsonl").exists()
+    )
+
+
+def test_a_pipeline_left_paused_is_started_at_once_when_nothing_is_left(
+    repo: Path, make_emulator: Any
+) -> None:
+    em = make_emulator(world_for([pipeline("p1"), pipeline("p2", status="RUNNING")]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    path = repo / "applied-ledger.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("pause", {"orgId": ORG, "pipelineId": "p1", "executionMode": 0, "kafkaRate": 321})
+        w.append(
+            "delete",
+            {
+                "manifest": "a",
+                "orgId": ORG,
+                "pipelineId": "p1",
+                "stageInstanceName": "s1",
+                "assetIds": ["a1", "a2"],
+                "pointIds": ["pt1"],
+            },
+        )
+        w.append("pause", {"orgId": ORG, "pipelineId": "p2", "executionMode": 1, "kafkaRate": 5})
+    plan = run_cli(["plan", "--detailed-exitcode"], repo)
+    assert plan.code == 2 and "left paused" in plan.out
+    res = apply(repo, em)
+    assert res.code == 0, res.all
+    assert em.world.status("p1") == "RUNNING" and em.world.pipelines["p1"].kafka_rate == 321
+    assert deletes(em) == []
+    # p2 was found RUNNING (someone started it): recorded, not started again
+    assert [e["query"]["action"] for e in em.world.log if e["route"] == "operate"] == ["start"]
+    assert "p2 was left paused by an earlier run but is RUNNING now" in res.err
+    notes = [r.data.get("note") for r in L.read(path).records if r.kind == "resume"]
+    assert sorted(notes, key=str) == [None, "found RUNNING"]
+    assert run_cli(["plan", "--detailed-exitcode"], repo).code == 0

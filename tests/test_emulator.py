@@ -183,3 +183,16 @@ pipelines:
 def test_emulator_command_refuses_bad_fault_kinds(tmp_path: Path) -> None:
     res = run_cli(["emulator", "--fault-kind", "meteor"], tmp_path)
     assert res.code == 1 and "unknown fault kinds" in res.err and "Traceback" not in res.all
+
+
+def test_token_refresh_issues_a_new_token(make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    old = token(em.url)["data"]["accessToken"]
+    ts = int(time.time() * 1000) + 5
+    enc = hashlib.sha256(f"{DEFAULT_APP_KEY}{ts}{DEFAULT_APP_SECRET}".encode()).hexdigest()
+    reply = httpx.post(
+        f"{em.url}/apim-token-service/v2.0/token/refresh",
+        json={"appKey": DEFAULT_APP_KEY, "timestamp": ts, "encryption": enc, "accessToken": old},
+    ).json()
+    assert reply["status"] == 0 and reply["data"]["accessToken"] != old
+    assert em.world.check_token(old) == (None, "expired")
