@@ -24,7 +24,8 @@ class Diagnostic:
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{self.path}:{self.line}:{self.col}: {prefix}{self.message}"
+        where = f"{self.path}:{self.line}:{self.col}" if self.line else self.path
+        return f"{where}: {prefix}{self.message}"
 
 
 class ReconcilerError(Exception):

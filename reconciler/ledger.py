@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 from filelock import FileLock, Timeout
 
@@ -263,18 +263,27 @@ class LedgerWriter:
 
     def __init__(self, ledger: Ledger) -> None:
         self.path = ledger.path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the writer
-        if self._fh.tell() != ledger.good_bytes:
-            # Cut off a torn last line before appending (DESIGN "Applied ledger").
-            self._fh.truncate(ledger.good_bytes)
-            os.fsync(self._fh.fileno())
+        self._good_bytes = ledger.good_bytes
+        self._fh: BinaryIO | None = (
+            None  # opened on the first append: a run that writes nothing leaves no file
+        )
         self._seq = ledger.head_seq
         self._prev = ledger.head_hash
         self._mutex = threading.Lock()
         self._sync = threading.Lock()
         self._synced = self._seq
         self.records: list[Record] = []
+
+    def _open(self) -> BinaryIO:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the writer
+            if fh.tell() != self._good_bytes:
+                # Cut off a torn last line before appending (DESIGN "Applied ledger").
+                fh.truncate(self._good_bytes)
+                os.fsync(fh.fileno())
+            self._fh = fh
+        return self._fh
 
     def append(self, kind: str, fields: Mapping[str, Any]) -> Record:
         with self._mutex:
@@ -283,8 +292,9 @@ class LedgerWriter:
             data.update(fields)
             data["prev"] = self._prev
             data["hash"] = record_hash(data)
-            self._fh.write(canonical(data) + b"\n")
-            self._fh.flush()
+            fh = self._open()
+            fh.write(canonical(data) + b"\n")
+            fh.flush()
             self._seq, self._prev = seq, data["hash"]
             record = Record(
                 seq,
@@ -299,12 +309,13 @@ class LedgerWriter:
         with self._sync:
             if self._synced < seq:
                 written = self._seq
-                os.fsync(self._fh.fileno())
+                os.fsync(fh.fileno())
                 self._synced = written
         return record
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
     def __enter__(self) -> LedgerWriter:
         return self

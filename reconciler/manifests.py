@@ -88,6 +88,11 @@ def load(paths: Sequence[str]) -> LoadResult:
         manifests, diags = _load_file(path, root, ids_cache)
         result.manifests.extend(manifests)
         result.diagnostics.extend(diags)
+    if not result.files:
+        where = ", ".join(paths)
+        result.diagnostics.append(
+            Diagnostic(where, 0, 0, "no manifests (*.yaml, *.yml) found here", "warning")
+        )
     result.diagnostics.extend(_check_unique_names(result.manifests))
     result.diagnostics = sorted(set(result.diagnostics))
     return result

@@ -93,6 +93,19 @@ def test_records_carry_the_ci_commit_and_run_url(repo: Path, make_emulator: Any)
     assert "by octo @01234567 https://github.example/wind/deletions/actions/runs/42" in shown
 
 
+def test_unreachable_gateway_fails_before_writing_anything(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    env = {"ENOS_API_GATEWAY": "http://127.0.0.1:9", "ENOS_APP_KEY": "k", "ENOS_APP_SECRET": "s"}
+    res = run_cli(["apply", "--auto-approve"], repo, env)
+    assert res.code == 1 and "connection failed" in res.err and "Traceback" not in res.all
+    assert not (repo / "applied-ledger.jsonl").exists()
+
+
+def test_no_manifests_is_a_warning(repo: Path) -> None:
+    res = run_cli(["validate"], repo)
+    assert res.code == 0 and "no manifests (*.yaml, *.yml) found here" in res.err
+
+
 def test_bad_manifest_sends_nothing_and_writes_no_ledger(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["bad id"]))
