@@ -1,0 +1,107 @@
+"""The emulator, the demo and the repository scaffold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reconciler.cli._app import app
+from reconciler.console import err, out
+from reconciler.errors import ReconcilerError
+
+# --- emulator and demo -------------------------------------------------------------
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8910,
+    state: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Seed the world from this YAML/JSON file (format: README).", exists=True),
+    ] = None,
+    fault_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of business requests that fail.")
+    ] = 0.0,
+    fault_kind: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--fault-kind", help="Limit faults to these kinds; repeatable."),
+    ] = None,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Latency added to every business request.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the fault generator, so runs repeat.")] = 0,
+) -> None:
+    """Run the local EnOS gateway emulator (for tests, demos and your own CI).
+
+    Example:  reconcile emulator --port 8910 --fault-rate 0.1 --seed 7
+    """
+    from reconciler.emulator import (
+        DEFAULT_APP_KEY,
+        DEFAULT_APP_SECRET,
+        FAULT_KINDS,
+        Faults,
+        World,
+        serve_forever,
+    )
+
+    try:
+        faults = Faults(
+            rate=fault_rate, kinds=tuple(fault_kind or FAULT_KINDS), latency_ms=latency_ms, seed=seed
+        )
+        world = World.from_file(state, faults) if state else World(faults=faults)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ReconcilerError(f"cannot start the emulator: {exc}") from None
+    err.print(f"EnOS emulator on http://{host}:{port}", markup=False)
+    err.print(f"  export ENOS_API_GATEWAY=http://{host}:{port}", markup=False)
+    if world.apps.get(DEFAULT_APP_KEY) == DEFAULT_APP_SECRET:
+        err.print(
+            f"  export ENOS_APP_KEY={DEFAULT_APP_KEY} ENOS_APP_SECRET={DEFAULT_APP_SECRET}", markup=False
+        )
+    else:
+        err.print(f"  app keys accepted: {', '.join(world.apps)} (secrets as in {state})", markup=False)
+    serve_forever(world, host, port)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temp dir and print its path.")] = False,
+) -> None:
+    """Plan, apply, plan again, apply again: against an in-process emulator, in a temp dir.
+
+    Offline and harmless: the repository is left untouched.
+
+    Example:  reconcile demo
+    """
+    from reconciler.demo import run_demo
+
+    run_demo(keep=keep)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to scaffold (default: here).")] = Path("."),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing files (never the ledger).")
+    ] = False,
+    max_cells: Annotated[
+        int, typer.Option(min=1, help="The --max-cells guardrail written into the CI templates.")
+    ] = 1_000_000,
+) -> None:
+    """Scaffold a manifests repository: example manifest, schema, ledger, CI workflows.
+
+    Writes manifests/, schemas/, applied-ledger.jsonl, GitHub Actions (plan comment on
+    pull requests, apply on merge), GitLab CI and a pre-commit config.
+
+    Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
+    """
+    from reconciler.scaffold import init as scaffold
+
+    written = scaffold(directory, force=force, max_cells=max_cells)
+    for rel in written:
+        out.print(f"  wrote {directory / rel}", markup=False)
+    out.print(
+        "Next: set the ENOS_API_GATEWAY, ENOS_APP_KEY and ENOS_APP_SECRET secrets "
+        "in your CI, edit manifests/example.yaml, open a pull request.",
+        markup=False,
+    )
