@@ -396,3 +396,5 @@ def _verify(client: EnosClient, reporter: Reporter, result: ApplyResult) -> None
         if left:
             result.verify_failed.append((a, left))
             reporter.note(f"verify: {left} cell(s) of {a.manifest}/{a.stage} still hold state")
+    if not result.verify_failed:
+        reporter.note(f"verified: no state left in the {result.cells_deleted:,} cleared cell(s)")

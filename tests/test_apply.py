@@ -70,19 +70,19 @@ def test_faults_of_every_kind_still_finish_exactly(repo: Path, make_emulator: An
         world_for([pipeline("p1", stages=("s1", "s2", "s3"))], tokenLifetime=2),
         Faults(rate=0.25, kinds=FAULT_KINDS, seed=11, extra_latency_ms=20),
     )
-    assets = [f"a{i:02d}" for i in range(40)]
+    assets = [f"a{i:02d}" for i in range(30)]
     write(
         repo / "manifests/a.yaml",
         manifest_yaml("a", stages=["s1", "s2", "s3"], assets=assets, points=["x", "y"]),
     )
-    res = apply(repo, em, "--max-assets", "2", "--concurrency", "4")
+    res = apply(repo, em, "--max-assets", "1", "--concurrency", "4")
     for _ in range(2):  # a request can exhaust its retries; the next apply finishes it
         if res.code == 0:
             break
-        res = apply(repo, em, "--max-assets", "2")
+        res = apply(repo, em, "--max-assets", "1")
     assert res.code == 0, res.all
     faults = {e["fault"] for e in em.world.log}
-    assert {"lost_answer", "drop", "http429", "token_expiry", "data_false"} <= faults
+    assert set(FAULT_KINDS) <= faults  # every kind happened, lost answers included
     assert em.world.deleted_cells() == declared("p1", ["s1", "s2", "s3"], assets, ["x", "y"])  # never outside
     assert em.world.violations == []  # never on a pipeline that is not paused
     L.read(repo / "applied-ledger.jsonl")  # verifies

@@ -32,7 +32,7 @@ def in_flight(path: Path) -> int:
 
 def test_kill_9_at_random_moments_then_resume(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline("p1", status="RUNNING")]), Faults(latency_ms=40, seed=5))
-    assets = [f"a{i:03d}" for i in range(120)]
+    assets = [f"a{i:03d}" for i in range(200)]
     write(
         repo / "manifests/a.yaml", manifest_yaml("a", stages=["s1", "s2"], assets=assets, points=["x", "y"])
     )
@@ -46,7 +46,7 @@ def test_kill_9_at_random_moments_then_resume(repo: Path, make_emulator: Any) ->
         "--auto-approve",
         "--pause-pipelines",
         "--max-assets",
-        "3",
+        "1",
         "--concurrency",
         "4",
     ]
@@ -63,9 +63,11 @@ def test_kill_9_at_random_moments_then_resume(repo: Path, make_emulator: Any) ->
         kills += 1
         L.read(ledger)  # verifies after every kill (a torn last line is only a warning)
         allowed_resends += in_flight(ledger)
-    assert kills >= 5
+    assert kills >= 5, f"only {kills} kills: the workload should outlast five of them"
     final = run_cli(
-        ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "3"], repo, gateway_env(em)
+        ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1", "--concurrency", "8"],
+        repo,
+        gateway_env(em),
     )
     assert final.code == 0, final.all
     led = L.read(ledger)

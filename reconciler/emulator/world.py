@@ -76,6 +76,7 @@ class Faults:
     retry_after: float = 0.05
     seed: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    turn: int = 0
 
     def __post_init__(self) -> None:
         self.rng.seed(self.seed)
@@ -140,6 +141,7 @@ class World:
         self.faults = faults or Faults()
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (appKey, expires at)
         self.app_tokens: dict[str, str] = {}
+        self.uses: dict[str, int] = {}
         self.seen_encryptions: set[str] = set()
         self.log: list[dict[str, Any]] = []
         self.delete_log: list[dict[str, Any]] = []
@@ -216,6 +218,15 @@ class World:
                 return None, "expired"
             return self.apps[app_key], ""
 
+    def used(self, token: str) -> None:
+        with self.lock:
+            self.uses[token] = self.uses.get(token, 0) + 1
+
+    def token_uses(self, token: str | None) -> int:
+        """How many requests this token has been accepted for."""
+        with self.lock:
+            return self.uses.get(token or "", 0)
+
     def expire_tokens(self) -> None:
         """Token expiry on demand: every issued token is expired from now on."""
         with self.lock:
@@ -225,12 +236,18 @@ class World:
     # --- faults -----------------------------------------------------------------------
 
     def draw_fault(self, route: str) -> str | None:
+        """Whether this request fails (seeded draw) and how: the kinds take turns, so that a
+        run with enough faults meets every kind, whatever order the requests come in."""
         with self.lock:
             f = self.faults
             if f.rate <= 0 or f.rng.random() >= f.rate:
                 return None
-            kinds = [k for k in f.kinds if route == "delete" or k not in ("data_false", "lost_answer")]
-            return f.rng.choice(kinds) if kinds else None
+            for _ in range(len(f.kinds)):
+                kind = f.kinds[f.turn % len(f.kinds)]
+                f.turn += 1
+                if route == "delete" or kind not in ("data_false", "lost_answer"):
+                    return kind
+            return None
 
     # --- what tests read --------------------------------------------------------------
 
