@@ -92,7 +92,7 @@ def apply(
     sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyResult:
     """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe."""
-    result = ApplyResult()
+    run = _Run(client, writer, reporter, options, ApplyResult(), sleep)
     wanted = {a.pipeline for a in plan.actions}
     leftover = {r.pipeline: r for r in plan.paused_by_us}
     client.token()  # pre-flight: credentials work before anything else happens
@@ -101,23 +101,23 @@ def apply(
         statuses = client.pipeline_statuses(sorted(wanted | set(leftover)))
     to_pause = [] if options.skip_pause_check else _check_statuses(wanted, statuses, options)
     pauses = _resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything
-    resumes = pauses + _leftover_resumes(leftover, statuses, writer, reporter, options)
-    actions = _decide_in_doubt(plan.actions, statuses, options, result, reporter)
+    resumes = pauses + _leftover_resumes(leftover, statuses, run)
+    actions = _decide_in_doubt(plan.actions, statuses, run)
     try:
         for r in pauses:
-            _pause(client, writer, reporter, r, options, result, sleep)
-        _send_all(actions, client, writer, reporter, options, result)
+            run.pause(r)
+        run.send_all(actions)
         if options.verify:
-            _verify(client, reporter, result)
+            run.verify()
     except KeyboardInterrupt:
-        result.interrupted = True
+        run.result.interrupted = True
         raise
     finally:
-        paused_now = set(result.paused) | set(leftover)
+        paused_now = set(run.result.paused) | set(leftover)
         for r in resumes:
             if r.key in paused_now:
-                _resume(client, writer, reporter, r, options, result)
-    return result
+                run.resume(r)
+    return run.result
 
 
 # --- pre-flight ------------------------------------------------------------------
@@ -179,36 +179,25 @@ def _resumes_to_form(
 
 
 def _leftover_resumes(
-    leftover: dict[PipelineKey, Record],
-    statuses: dict[PipelineKey, Pipeline],
-    writer: LedgerWriter,
-    reporter: Reporter,
-    options: ApplyOptions,
+    leftover: dict[PipelineKey, Record], statuses: dict[PipelineKey, Pipeline], run: _Run
 ) -> list[_Resume]:
     """Pipelines an interrupted run paused: started again once their deletes are done."""
     out: list[_Resume] = []
     for key, record in sorted(leftover.items()):
         status = _status(statuses, key)
         if status != "PAUSED":
-            reporter.note(
+            run.reporter.note(
                 f"{key[1]} was left paused by an earlier run but is {status} now; "
                 "recording it as resumed without starting it"
             )
-            writer.append(
-                "resume",
-                {"orgId": key[0], "pipelineId": key[1], "note": f"found {status}", "actor": options.actor},
-            )
+            run.record("resume", {"orgId": key[0], "pipelineId": key[1], "note": f"found {status}"})
             continue
         out.append(_Resume(key, int(record.data["executionMode"]), int(record.data["kafkaRate"])))
     return out
 
 
 def _decide_in_doubt(
-    actions: Iterable[Action],
-    statuses: dict[PipelineKey, Pipeline],
-    options: ApplyOptions,
-    result: ApplyResult,
-    reporter: Reporter,
+    actions: Iterable[Action], statuses: dict[PipelineKey, Pipeline], run: _Run
 ) -> list[Action]:
     """Re-send an in-doubt request only while its pipeline stayed paused (DESIGN "Applied ledger")."""
     out: list[Action] = []
@@ -217,184 +206,148 @@ def _decide_in_doubt(
             out.append(a)
             continue
         paused_now = _status(statuses, a.pipeline) == "PAUSED"
-        if options.resend_in_doubt or (paused_now and not a.resumed_since):
+        if run.options.resend_in_doubt or (paused_now and not a.resumed_since):
             out.append(a)
         else:
-            result.skipped_in_doubt.append(a)
-    if result.skipped_in_doubt:
-        n = len(result.skipped_in_doubt)
-        reporter.note(
+            run.result.skipped_in_doubt.append(a)
+    if run.result.skipped_in_doubt:
+        n = len(run.result.skipped_in_doubt)
+        run.reporter.note(
             f"{n} in-doubt request(s) left to a person: their pipeline ran since they were sent. "
             "Check the state, then `reconcile ledger resolve` (done) or `apply --resend-in-doubt`."
         )
     return out
 
 
-# --- pause and resume ------------------------------------------------------------
+# --- the run: pause, delete, verify, resume ---------------------------------------
 
 
-def _pause(
-    client: EnosClient,
-    writer: LedgerWriter,
-    reporter: Reporter,
-    r: _Resume,
-    options: ApplyOptions,
-    result: ApplyResult,
-    sleep: Callable[[float], None],
-) -> None:
-    org, pid = r.key
-    reporter.note(f"pausing {pid}")
-    # Recorded before the call: a crash right after pausing must still leave a record
-    # that makes the next apply start the pipeline again (a record of a pause that did
-    # not happen is harmless: that apply finds it RUNNING and leaves it alone).
-    writer.append(
-        "pause",
-        {
-            "orgId": org,
-            "pipelineId": pid,
-            "executionMode": r.execution_mode,
-            "kafkaRate": r.kafka_rate,
-            "actor": options.actor,
-        },
-    )
-    try:
-        client.pause(org, pid)
-    except EnosError:
-        writer.append(
-            "resume", {"orgId": org, "pipelineId": pid, "note": "pause failed", "actor": options.actor}
+@dataclass
+class _Run:
+    """The collaborators of one apply, and what it has done so far."""
+
+    client: EnosClient
+    writer: LedgerWriter
+    reporter: Reporter
+    options: ApplyOptions
+    result: ApplyResult
+    sleep: Callable[[float], None]
+
+    def record(self, kind: str, fields: dict[str, Any]) -> None:
+        self.writer.append(kind, {**fields, "actor": self.options.actor})
+
+    def pause(self, r: _Resume) -> None:
+        org, pid = r.key
+        self.reporter.note(f"pausing {pid}")
+        # Recorded before the call: a crash right after pausing must still leave a record
+        # that makes the next apply start the pipeline again (a record of a pause that did
+        # not happen is harmless: that apply finds it RUNNING and leaves it alone).
+        self.record(
+            "pause",
+            {"orgId": org, "pipelineId": pid, "executionMode": r.execution_mode, "kafkaRate": r.kafka_rate},
         )
-        raise
-    result.paused.append(r.key)  # from here on it is started again, whatever happens
-    deadline = time.monotonic() + options.pause_timeout
-    while True:
-        found = client.pipeline_statuses([r.key])
-        status = _status(found, r.key)
-        if status == "PAUSED":
-            reporter.note(f"{pid} is PAUSED")
-            return
-        if time.monotonic() >= deadline:
-            raise ApplyRefused(
-                f"{pid} did not reach PAUSED within {options.pause_timeout:g}s (it is {status})"
-            )
-        sleep(options.poll_interval)
-
-
-def _resume(
-    client: EnosClient,
-    writer: LedgerWriter,
-    reporter: Reporter,
-    r: _Resume,
-    options: ApplyOptions,
-    result: ApplyResult,
-) -> None:
-    org, pid = r.key
-    try:
-        client.start(org, pid, r.execution_mode, r.kafka_rate)
-    except EnosError as exc:
-        result.resume_failed.append((r.key, str(exc)))
-        reporter.note(f"could not start {pid} again: {exc}. Start it in the EnOS console (24 h pause limit).")
-        return
-    writer.append("resume", {"orgId": org, "pipelineId": pid, "actor": options.actor})
-    result.resumed.append(r.key)
-    reporter.note(f"started {pid} again")
-
-
-# --- deletes ---------------------------------------------------------------------
-
-
-def _send_all(
-    actions: list[Action],
-    client: EnosClient,
-    writer: LedgerWriter,
-    reporter: Reporter,
-    options: ApplyOptions,
-    result: ApplyResult,
-) -> None:
-    if not actions:
-        return
-    reporter.start(len(actions), sum(a.cells for a in actions))
-    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="delete")
-    futures: dict[Future[None], Action] = {
-        pool.submit(_send_one, a, client, writer, reporter, options, result): a for a in actions
-    }
-    try:
-        pending = set(futures)
-        while pending:
-            _done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-    except KeyboardInterrupt:
-        # Requests already sent finish and are journalled; queued ones are never sent.
-        for f in futures:
-            if f.cancel():
-                result.not_sent.append(futures[f])
-        pool.shutdown(wait=True)
-        raise
-    pool.shutdown(wait=True)
-    reporter.finish()
-
-
-def _send_one(
-    action: Action,
-    client: EnosClient,
-    writer: LedgerWriter,
-    reporter: Reporter,
-    options: ApplyOptions,
-    result: ApplyResult,
-) -> None:
-    writer.append("intent", {**action.cell_fields(), "actor": options.actor})
-    _delete(action, client, writer, reporter, options, result)
-
-
-def _delete(
-    action: Action,
-    client: EnosClient,
-    writer: LedgerWriter,
-    reporter: Reporter,
-    options: ApplyOptions,
-    result: ApplyResult,
-) -> None:
-    try:
-        client.delete_stage_state(
-            action.org_id, action.pipeline_id, action.stage, action.asset_ids, action.point_ids
-        )
-    except TooManyPointsError:
-        if action.cells <= 1:
-            _failed(
-                action, "the gateway refuses even a single cell as too many points (61105)", reporter, result
-            )
-            return
-        # The halves are covered by the parent's intent (DESIGN: matching is by cells).
-        for half in action.halves():
-            _delete(half, client, writer, reporter, options, result)
-        return
-    except EnosError as exc:
-        _failed(action, str(exc), reporter, result)
-        return
-    writer.append("delete", {**action.cell_fields(), "actor": options.actor})
-    with result.lock:
-        result.deleted.append(action)
-    reporter.advance(action, True)
-
-
-def _failed(action: Action, message: str, reporter: Reporter, result: ApplyResult) -> None:
-    with result.lock:
-        result.failed.append((action, message))
-    reporter.advance(action, False, message)
-
-
-def _verify(client: EnosClient, reporter: Reporter, result: ApplyResult) -> None:
-    """Read every deleted cell back with Get Stage State; no item may remain."""
-    reporter.note(f"verifying {len(result.deleted)} request(s) with Get Stage State")
-    for a in result.deleted:
         try:
-            items = client.get_stage_state(a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids)
+            self.client.pause(org, pid)
+        except EnosError:
+            self.record("resume", {"orgId": org, "pipelineId": pid, "note": "pause failed"})
+            raise
+        self.result.paused.append(r.key)  # from here on it is started again, whatever happens
+        self._wait_paused(r.key)
+
+    def _wait_paused(self, key: PipelineKey) -> None:
+        deadline = time.monotonic() + self.options.pause_timeout
+        while True:
+            status = _status(self.client.pipeline_statuses([key]), key)
+            if status == "PAUSED":
+                self.reporter.note(f"{key[1]} is PAUSED")
+                return
+            if time.monotonic() >= deadline:
+                raise ApplyRefused(
+                    f"{key[1]} did not reach PAUSED within {self.options.pause_timeout:g}s (it is {status})"
+                )
+            self.sleep(self.options.poll_interval)
+
+    def resume(self, r: _Resume) -> None:
+        org, pid = r.key
+        try:
+            self.client.start(org, pid, r.execution_mode, r.kafka_rate)
         except EnosError as exc:
-            result.verify_failed.append((a, -1))
-            reporter.note(f"verify failed for {a.manifest}/{a.stage}: {exc}")
-            continue
-        assets, points = set(a.asset_ids), set(a.point_ids)
-        left = sum(1 for i in items if i.get("assetId") in assets and i.get("pointId") in points)
-        if left:
-            result.verify_failed.append((a, left))
-            reporter.note(f"verify: {left} cell(s) of {a.manifest}/{a.stage} still hold state")
-    if not result.verify_failed:
-        reporter.note(f"verified: no state left in the {result.cells_deleted:,} cleared cell(s)")
+            self.result.resume_failed.append((r.key, str(exc)))
+            self.reporter.note(
+                f"could not start {pid} again: {exc}. Start it in the EnOS console (24 h pause limit)."
+            )
+            return
+        self.record("resume", {"orgId": org, "pipelineId": pid})
+        self.result.resumed.append(r.key)
+        self.reporter.note(f"started {pid} again")
+
+    def send_all(self, actions: list[Action]) -> None:
+        if not actions:
+            return
+        self.reporter.start(len(actions), sum(a.cells for a in actions))
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="delete")
+        futures: dict[Future[None], Action] = {pool.submit(self.send_one, a): a for a in actions}
+        try:
+            pending = set(futures)
+            while pending:
+                _done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            # Requests already sent finish and are journalled; queued ones are never sent.
+            for f in futures:
+                if f.cancel():
+                    self.result.not_sent.append(futures[f])
+            pool.shutdown(wait=True)
+            raise
+        pool.shutdown(wait=True)
+        self.reporter.finish()
+
+    def send_one(self, action: Action) -> None:
+        self.record("intent", action.cell_fields())
+        self.delete(action)
+
+    def delete(self, action: Action) -> None:
+        try:
+            self.client.delete_stage_state(
+                action.org_id, action.pipeline_id, action.stage, action.asset_ids, action.point_ids
+            )
+        except TooManyPointsError:
+            if action.cells <= 1:
+                self.failed(action, "the gateway refuses even a single cell as too many points (61105)")
+                return
+            # The halves are covered by the parent's intent (DESIGN: matching is by cells).
+            for half in action.halves():
+                self.delete(half)
+            return
+        except EnosError as exc:
+            self.failed(action, str(exc))
+            return
+        self.record("delete", action.cell_fields())
+        with self.result.lock:
+            self.result.deleted.append(action)
+        self.reporter.advance(action, True)
+
+    def failed(self, action: Action, message: str) -> None:
+        with self.result.lock:
+            self.result.failed.append((action, message))
+        self.reporter.advance(action, False, message)
+
+    def verify(self) -> None:
+        """Read every deleted cell back with Get Stage State; no item may remain."""
+        result = self.result
+        self.reporter.note(f"verifying {len(result.deleted)} request(s) with Get Stage State")
+        for a in result.deleted:
+            try:
+                items = self.client.get_stage_state(
+                    a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
+                )
+            except EnosError as exc:
+                result.verify_failed.append((a, -1))
+                self.reporter.note(f"verify failed for {a.manifest}/{a.stage}: {exc}")
+                continue
+            assets, points = set(a.asset_ids), set(a.point_ids)
+            left = sum(1 for i in items if i.get("assetId") in assets and i.get("pointId") in points)
+            if left:
+                result.verify_failed.append((a, left))
+                self.reporter.note(f"verify: {left} cell(s) of {a.manifest}/{a.stage} still hold state")
+        if not result.verify_failed:
+            self.reporter.note(f"verified: no state left in the {result.cells_deleted:,} cleared cell(s)")
