@@ -114,7 +114,9 @@ def ledger_verify(ledger: LedgerOpt = DEFAULT_LEDGER) -> None:
 
     led = ledger_mod.read(ledger)
     if not Path(ledger).exists():
-        err.print(f"warning: {ledger} does not exist (nothing applied yet, or a wrong --ledger)", markup=False)
+        err.print(
+            f"warning: {ledger} does not exist (nothing applied yet, or a wrong --ledger)", markup=False
+        )
     for w in led.warnings:
         err.print(f"warning: {w}", markup=False, style="yellow")
     out.print(
