@@ -196,3 +196,17 @@ def test_token_refresh_issues_a_new_token(make_emulator: Any) -> None:
     ).json()
     assert reply["status"] == 0 and reply["data"]["accessToken"] != old
     assert em.world.check_token(old) == (None, "expired")
+
+
+def test_the_emulator_imports_nothing_else_of_reconciler() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "reconciler" / "emulator"
+    for module in root.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.startswith("reconciler"):
+                    assert name.startswith("reconciler.emulator"), f"{module.name} imports {name}"
