@@ -244,6 +244,14 @@ class LedgerLock:
         )
 
 
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_holder(fd: int, info: bytes) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, info + b"\n", 0)
@@ -277,7 +285,10 @@ class LedgerWriter:
     def _open(self) -> BinaryIO:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
             fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the writer
+            if created:  # the new file's directory entry must survive a crash too
+                _fsync_dir(self.path.parent)
             if fh.tell() != self._good_bytes:
                 # Cut off a torn last line before appending (DESIGN "Applied ledger").
                 fh.truncate(self._good_bytes)
