@@ -247,7 +247,7 @@ def _diff_key(
         outside += (len(done) - inside) * len(declared) + len(done) * (len(assets) - len(declared))
         if inside < len(points) and declared:
             add(tuple(p for p in points if p not in done), declared)
-    first_intent = min((r.seq for r in intents), default=None)
+    first_intent = _first_doubtful_intent(intents, doubt_groups)
     resumed = first_intent is not None and resumes.get((key[1], key[2]), 0) > first_intent
     return (
         KeyDiff(
@@ -260,6 +260,18 @@ def _diff_key(
         ),
         outside,
     )
+
+
+def _first_doubtful_intent(intents: Sequence[Record], doubt_groups: dict[Points, list[str]]) -> int | None:
+    """The earliest intent that still has cells in doubt (its resume rule is the strictest)."""
+    doubtful: dict[str, frozenset[str]] = {}
+    for points, assets in doubt_groups.items():
+        for a in assets:
+            doubtful[a] = frozenset(points)
+    for r in intents:  # in ledger order, so the first match is the earliest
+        if any(a in doubtful and not doubtful[a].isdisjoint(r.point_ids) for a in r.asset_ids):
+            return r.seq
+    return None
 
 
 def _split_doubt(

@@ -174,6 +174,16 @@ def test_in_doubt_knows_whether_a_resume_followed() -> None:
     assert plan.actions[0].in_doubt and plan.actions[0].resumed_since
 
 
+def test_only_intents_still_in_doubt_decide_whether_a_resume_followed() -> None:
+    m = manifest("m1", "p1", ["s1"], ["a1", "a2"], ["x"])
+    old_intent = record(1, "intent", "m1", "p1", "s1", ["a1"], ["x"])
+    old_delete = record(2, "delete", "m1", "p1", "s1", ["a1"], ["x"])
+    resume = Record(3, "resume", "t", "h3", {"orgId": "o", "pipelineId": "p1"})
+    new_intent = record(4, "intent", "m1", "p1", "s1", ["a2"], ["x"])
+    plan = build_plan(diff([m], ledger_of([old_intent, old_delete, resume, new_intent])), Options())
+    assert [(a.asset_ids, a.in_doubt, a.resumed_since) for a in plan.actions] == [(("a2",), True, False)]
+
+
 def test_pause_without_resume_is_left_over() -> None:
     pause = Record(
         1, "pause", "t", "h1", {"orgId": "o", "pipelineId": "p1", "executionMode": 1, "kafkaRate": 9}
