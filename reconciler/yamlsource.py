@@ -7,7 +7,6 @@ that every later problem can name `file:line:col`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,9 +149,3 @@ def position(doc: Document, loc: Loc, *, at_key: bool = False) -> tuple[int, int
         else:
             break
     return line, col
-
-
-def iter_items(node: Any) -> Iterator[tuple[int, Any]]:
-    """Index and value of a sequence node, tolerant of non-sequences."""
-    if isinstance(node, list):
-        yield from enumerate(node)
