@@ -132,6 +132,38 @@ def test_recording_the_plan_leaves_nothing_to_do(ms: list[Manifest], rs: list[Re
     assert again.actions == () and again.summary["pendingCells"] == 0
 
 
+one_key_history = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["intent", "intent", "delete"]), subset(ASSETS[:3]), subset(POINTS[:2])),
+        st.just(("resume", [], [])),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(one_key_history)
+def test_in_doubt_is_resent_only_if_no_resume_followed(
+    history: list[tuple[str, list[str], list[str]]],
+) -> None:
+    m = manifest("m1", "p1", ["s1"], ASSETS[:3], POINTS[:2])
+    records = [
+        Record(i + 1, "resume", "t", f"h{i + 1}", {"orgId": "o", "pipelineId": "p1"})
+        if kind == "resume"
+        else record(i + 1, kind, "m1", "p1", "s1", assets, points)
+        for i, (kind, assets, points) in enumerate(history)
+    ]
+    plan = build_plan(diff([m], ledger_of(records)), Options())
+    for a in plan.actions:
+        if not a.in_doubt or a.resumed_since:
+            continue
+        cells = {(x, p) for x in a.asset_ids for p in a.point_ids}
+        for r in records:
+            if r.kind == "intent" and cells & {(x, p) for x in r.asset_ids for p in r.point_ids}:
+                # re-sending is safe only if the pipeline stayed paused since every such intent
+                assert not any(q.kind == "resume" and q.seq > r.seq for q in records)
+
+
 def test_assets_with_equal_pending_points_share_a_request() -> None:
     m = manifest("m1", "p1", ["s1"], ["a1", "a2", "a3"], ["x", "y"])
     rs = [record(1, "delete", "m1", "p1", "s1", ["a3"], ["x"])]
