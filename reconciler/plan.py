@@ -113,7 +113,6 @@ class KeyDiff:
     """What the ledger says about one declared (manifest, org, pipeline, stage)."""
 
     key: Key
-    declared_cells: int
     applied_cells: int
     pending: tuple[PendingGroup, ...]
     in_doubt: tuple[PendingGroup, ...]
@@ -252,7 +251,6 @@ def _diff_key(
     return (
         KeyDiff(
             key=key,
-            declared_cells=len(m.asset_ids) * len(points),
             applied_cells=applied,
             pending=tuple(PendingGroup(p, tuple(a)) for p, a in groups.items()),
             in_doubt=tuple(PendingGroup(p, tuple(a)) for p, a in doubt_groups.items()),
