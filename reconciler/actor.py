@@ -32,14 +32,19 @@ def _run_url() -> str | None:
     return env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL") or None
 
 
+def local_user() -> str:
+    """The login name of this process, or "unknown" where the system has none."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (e.g. a bare container)
+        return "unknown"
+
+
 def _user() -> str:
     for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
         if os.environ.get(var):
             return os.environ[var]
-    try:
-        return getpass.getuser()
-    except Exception:  # getuser raises OSError or KeyError where no user is known
-        return "unknown"
+    return local_user()
 
 
 def current_actor() -> dict[str, Any]:

@@ -8,7 +8,6 @@ an existing line breaks the chain and is named by line number).
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from typing import Any, BinaryIO
 
 from filelock import FileLock, Timeout
 
+from reconciler.actor import local_user
 from reconciler.errors import LedgerError, LockError
 
 FORMAT_VERSION = 1
@@ -188,14 +188,10 @@ def _check_cell_fields(where: str, data: dict[str, Any]) -> None:
 
 
 def _holder(command: str) -> dict[str, Any]:
-    try:
-        user = getpass.getuser()
-    except Exception:  # getuser raises a bare OSError/KeyError on odd systems
-        user = "unknown"
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "user": user,
+        "user": local_user(),
         "since": utc_now(),
         "command": command,
     }
