@@ -29,15 +29,29 @@ class Run:
         return self.out + self.err
 
 
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
-    """The real CLI, as a user runs it: a separate process, no terminal."""
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without credentials or CI identity, plus `env`: what the CLI sees."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENOS_", "GITHUB_", "CI_"))}
     full_env.update({"NO_COLOR": "1", "CI": "1", "COLUMNS": "200"})
     full_env.update(env or {})
+    return full_env
+
+
+def spawn_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
+    """The real CLI in the background, for tests that interrupt or kill it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env), text=True, **popen
+    )
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+    """The real CLI, as a user runs it: a separate process, no terminal."""
     proc = subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from conftest import gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import __version__
 from reconciler import ledger as L
@@ -117,26 +115,8 @@ def test_bad_manifest_sends_nothing_and_writes_no_ledger(repo: Path, make_emulat
 def test_ctrl_c_during_apply_starts_paused_pipelines_again(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline("p1", status="RUNNING")]), Faults(latency_ms=100))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=[f"a{i}" for i in range(40)]))
-    env = {**os.environ, **gateway_env(em), "CI": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "apply",
-            "--auto-approve",
-            "--pause-pipelines",
-            "--max-assets",
-            "1",
-            "--concurrency",
-            "2",
-        ],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1", "--concurrency", "2"]
+    proc = spawn_cli(args, repo, gateway_env(em), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     while not any(e["route"] == "delete" for e in list(em.world.log)) and time.monotonic() < deadline:
         time.sleep(0.02)

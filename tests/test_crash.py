@@ -7,13 +7,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from itertools import product
 from pathlib import Path
 from typing import Any
 
-from conftest import ORG, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from conftest import ORG, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import ledger as L
 from reconciler.emulator import Faults
@@ -37,24 +36,12 @@ def test_kill_9_at_random_moments_then_resume(repo: Path, make_emulator: Any) ->
         repo / "manifests/a.yaml", manifest_yaml("a", stages=["s1", "s2"], assets=assets, points=["x", "y"])
     )
     ledger = repo / "applied-ledger.jsonl"
-    env = {**os.environ, **gateway_env(em), "CI": "1", "NO_COLOR": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "reconciler",
-        "apply",
-        "--auto-approve",
-        "--pause-pipelines",
-        "--max-assets",
-        "1",
-        "--concurrency",
-        "4",
-    ]
+    args = ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1", "--concurrency", "4"]
     rng = random.Random(1234)
     kills = 0
     allowed_resends = 0
     for _ in range(12):
-        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = spawn_cli(args, repo, gateway_env(em), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 0.9))
         if proc.poll() is not None:
             break
