@@ -60,28 +60,82 @@ class ApplyRefused(ReconcilerError):
 
 
 class EnosError(ReconcilerError):
-    """Base of the errors the EnOS client raises; nothing above it sees httpx."""
+    """Base of the errors the EnOS client raises; nothing above it sees httpx.
 
-    def __init__(self, message: str, *, code: int | None = None) -> None:
+    `definite` is True when the gateway certainly did not act on the request (it
+    refused it, or it never left this machine): apply then records a `failed`
+    record and the cells are pending again. False means the call may have taken
+    effect (an answer lost, a timeout, a 5xx): the request stays in doubt.
+    """
+
+    definite = False
+
+    def __init__(self, message: str, *, code: int | None = None, definite: bool | None = None) -> None:
         super().__init__(message)
         self.code = code
+        if definite is not None:
+            self.definite = definite
 
 
 class TransientError(EnosError):
-    """May pass later: connection drops, timeouts, HTTP 5xx/429, 61199, data:false."""
+    """May pass later: connection drops, timeouts, HTTP 5xx/429, data:false."""
 
-    def __init__(self, message: str, *, code: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        retry_after: float | None = None,
+        definite: bool | None = None,
+    ) -> None:
+        super().__init__(message, code=code, definite=definite)
         self.retry_after = retry_after
+
+
+class NotPausedError(EnosError):
+    """61199 on a delete: the client does not retry it; apply re-reads the pipeline's status
+    and sends more only while the pipeline is still PAUSED (DESIGN "Apply" step 5)."""
 
 
 class TooManyPointsError(EnosError):
     """61105: the gateway takes fewer points per request; apply splits the request."""
 
+    definite = True
+
 
 class PermanentError(EnosError):
     """The API refused the request for a reason retrying cannot fix."""
 
+    definite = True
+
 
 class AuthError(EnosError):
     """Credentials are wrong or a token was refused even after a fresh one."""
+
+    definite = True
+
+
+class LedgerWriteError(LedgerError):
+    """An append failed (disk full, file gone, read-only): the run stops sending at once."""
+
+
+class ConfigError(ReconcilerError):
+    """The repository config file (reconcile.yaml) is invalid."""
+
+
+class GitSyncError(ReconcilerError):
+    """Keeping the ledger in git failed: fetch, fast-forward, commit or push."""
+
+
+class LedgerBehind(GitSyncError):
+    """The local ledger is behind or has diverged from the remote branch and cannot be
+    fast-forwarded safely: never plan from it."""
+
+
+class LedgerMoved(GitSyncError):
+    """The compare-and-swap was lost: the remote ledger changed since this run read it.
+    The caller re-syncs and re-plans before sending anything."""
+
+
+class PushRefused(GitSyncError):
+    """The remote refused the push for lack of permission (a protected branch)."""

@@ -292,10 +292,11 @@ class LedgerWriter:
             self._fh = fh
         return self._fh
 
-    def append(self, kind: str, fields: Mapping[str, Any]) -> Record:
+    def append(self, kind: str, fields: Mapping[str, Any], *, at: str | None = None) -> Record:
+        """Append one record; `at` keeps a record's time when it is re-chained (git rebase)."""
         with self._mutex:
             seq = self._seq + 1
-            data: dict[str, Any] = {"v": FORMAT_VERSION, "seq": seq, "kind": kind, "at": utc_now()}
+            data: dict[str, Any] = {"v": FORMAT_VERSION, "seq": seq, "kind": kind, "at": at or utc_now()}
             data.update(fields)
             data["prev"] = self._prev
             data["hash"] = record_hash(data)
