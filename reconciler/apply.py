@@ -1,35 +1,130 @@
-"""apply(plan, client, writer, reporter, options) -> ApplyResult.
+"""apply(plan, gateways, writer, reporter, options) -> ApplyResult.
 
 Performs exactly the plan's requests and nothing else (invariant 1), only on
 pipelines seen PAUSED (invariant 7), journalling an `intent` before and a
-`delete` after every request (invariant 4), and starting again exactly the
-pipelines it paused, also when deletes fail or the run is interrupted.
+`delete` or `failed` after every request (invariant 4), and starting again
+exactly the pipelines it paused, also when deletes fail, the ledger cannot be
+written or the run is interrupted. Pause and start are checked by reading the
+status back; a pipeline is never started while requests to it are in flight,
+and one that stops being PAUSED mid-run gets nothing more (invariant 10).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reconciler.client import EnosClient, Pipeline
-from reconciler.errors import ApplyRefused, EnosError, TooManyPointsError
-from reconciler.ledger import LedgerWriter, Record
+from reconciler.diff import PendingResume, PipelineRef
+from reconciler.errors import (
+    ApplyRefused,
+    EnosError,
+    LedgerWriteError,
+    NotPausedError,
+    PlanError,
+    TooManyPointsError,
+)
+from reconciler.ledger import LedgerWriter
 from reconciler.plan import Action, Plan
 
-PipelineKey = tuple[str, str]
+_NOT_PAUSED_RETRIES = 3
 
 
 class Reporter(Protocol):
-    """What apply tells the person watching; the CLI renders it (progress bar or lines)."""
+    """What apply tells the person watching; `render.apply` draws it (progress bar or lines)."""
 
     def note(self, message: str) -> None: ...
     def start(self, requests: int, cells: int) -> None: ...
     def advance(self, action: Action, ok: bool, message: str = "") -> None: ...
     def finish(self) -> None: ...
+
+
+class NullReporter:
+    """A reporter that keeps the notes: for tests and for callers that only want the result."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.advanced: list[tuple[Action, bool, str]] = []
+        self._lock = threading.Lock()
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.notes.append(message)
+
+    def start(self, requests: int, cells: int) -> None:
+        pass
+
+    def advance(self, action: Action, ok: bool, message: str = "") -> None:
+        with self._lock:
+            self.advanced.append((action, ok, message))
+
+    def finish(self) -> None:
+        pass
+
+
+class Gateways:
+    """The EnOS client of each org (an application usually belongs to one OU)."""
+
+    def __init__(self, clients: Mapping[str, EnosClient], default: EnosClient | None = None) -> None:
+        self._clients = dict(clients)
+        self._default = default
+
+    @classmethod
+    def single(cls, client: EnosClient) -> Gateways:
+        return cls({}, client)
+
+    def close(self) -> None:
+        for c in {id(c): c for c in [*self._clients.values(), self._default] if c is not None}.values():
+            c.close()
+
+    def __enter__(self) -> Gateways:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def client(self, org_id: str) -> EnosClient:
+        found = self._clients.get(org_id, self._default)
+        if found is None:
+            raise ApplyRefused(f"no gateway configured for org {org_id}; add it to reconcile.yaml `gateways`")
+        return found
+
+    def preflight(self, orgs: Iterable[str]) -> None:
+        """A token from every gateway the run needs: credentials work before anything happens."""
+        seen: set[int] = set()
+        for org in sorted(set(orgs)):
+            c = self.client(org)
+            if id(c) not in seen:
+                seen.add(id(c))
+                c.token()
+
+    def statuses(self, pipelines: Iterable[PipelineRef]) -> dict[PipelineRef, Pipeline]:
+        by_org: dict[str, list[PipelineRef]] = {}
+        for ref in pipelines:
+            by_org.setdefault(ref.org_id, []).append(ref)
+        found: dict[PipelineRef, Pipeline] = {}
+        for org, refs in sorted(by_org.items()):
+            got = self.client(org).pipeline_statuses(refs)
+            found.update({PipelineRef(*k): v for k, v in got.items()})
+        return found
+
+    def status(self, ref: PipelineRef) -> str:
+        return status_of(self.statuses([ref]), ref)
+
+
+def status_of(statuses: Mapping[PipelineRef, Pipeline], ref: PipelineRef) -> str:
+    """A pipeline's status; one List Pipelines does not return is MISSING."""
+    return statuses[ref].status if ref in statuses else "MISSING"
+
+
+def writable(status: str) -> bool:
+    """DESIGN "Is it paused?": only PAUSED may be written to; anything else blocks."""
+    return status == "PAUSED"
 
 
 @dataclass(frozen=True)
@@ -40,21 +135,26 @@ class ApplyOptions:
     resend_in_doubt: bool = False
     verify: bool = False
     kafka_rate: int | None = None
+    resume_settings: Mapping[PipelineRef, tuple[int, int]] = field(default_factory=dict)
     pause_timeout: float = 600.0
     poll_interval: float = 2.0
     actor: dict[str, Any] = field(default_factory=dict)
+    write_ahead: bool = False  # every pause and intent recorded (and published) before any call
 
 
 @dataclass
 class ApplyResult:
     deleted: list[Action] = field(default_factory=list)
     failed: list[tuple[Action, str]] = field(default_factory=list)
+    in_doubt: list[tuple[Action, str]] = field(default_factory=list)
     skipped_in_doubt: list[Action] = field(default_factory=list)
     not_sent: list[Action] = field(default_factory=list)
-    paused: list[PipelineKey] = field(default_factory=list)
-    resumed: list[PipelineKey] = field(default_factory=list)
-    resume_failed: list[tuple[PipelineKey, str]] = field(default_factory=list)
+    paused: list[PipelineRef] = field(default_factory=list)
+    resumed: list[PipelineRef] = field(default_factory=list)
+    resume_failed: list[tuple[PipelineRef, str]] = field(default_factory=list)
+    stopped_pipelines: list[tuple[PipelineRef, str]] = field(default_factory=list)
     verify_failed: list[tuple[Action, int]] = field(default_factory=list)
+    ledger_error: LedgerWriteError | None = None
     interrupted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -62,10 +162,12 @@ class ApplyResult:
     def ok(self) -> bool:
         return not (
             self.failed
+            or self.in_doubt
             or self.skipped_in_doubt
             or self.not_sent
             or self.resume_failed
             or self.verify_failed
+            or self.ledger_error
             or self.interrupted
         )
 
@@ -74,102 +176,129 @@ class ApplyResult:
         return sum(a.cells for a in self.deleted)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Resume:
     """A pipeline to start again at the end, with the body its `pause` record holds."""
 
-    key: PipelineKey
+    ref: PipelineRef
     execution_mode: int
     kafka_rate: int
 
 
 def apply(
     plan: Plan,
-    client: EnosClient,
+    gateways: Gateways,
     writer: LedgerWriter,
     reporter: Reporter,
     options: ApplyOptions,
+    *,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    publish: Callable[[str], None] | None = None,
 ) -> ApplyResult:
-    """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe."""
-    run = _Run(client, writer, reporter, options, ApplyResult(), sleep)
+    """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe.
+
+    `publish` (the ledger in git) is called once every `pause` and `intent` record is
+    written, before the first call they announce (invariant 11).
+    """
+    if writer.head != (plan.ledger.seq, plan.ledger.hash):
+        raise PlanError(
+            f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "
+            f"is at seq {writer.head[0]}; plan again"
+        )
+    run = _Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock)
+    leftover = {r.pipeline: r for r in plan.pending_resumes}
+    gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
     wanted = {a.pipeline for a in plan.actions}
-    leftover = {r.pipeline: r for r in plan.paused_by_us}
-    client.token()  # pre-flight: credentials work before anything else happens
-    statuses: dict[PipelineKey, Pipeline] = {}
-    if not options.skip_pause_check or leftover:
-        statuses = client.pipeline_statuses(sorted(wanted | set(leftover)))
-    to_pause = [] if options.skip_pause_check else _check_statuses(wanted, statuses, options)
-    pauses = _resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything
-    resumes = pauses + _leftover_resumes(leftover, statuses, run)
+    statuses: dict[PipelineRef, Pipeline] = {}
+    if not options.skip_pause_check or leftover or any(a.in_doubt for a in plan.actions):
+        statuses = gateways.statuses(sorted(wanted | set(leftover)))
     actions = _decide_in_doubt(plan.actions, statuses, run)
+    sending = {a.pipeline for a in actions}
+    to_pause = [] if options.skip_pause_check else _check_statuses(sending, statuses, options)
+    pauses = _resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything
+    resumes = pauses + run.leftover_resumes(leftover, statuses)
     try:
+        if options.write_ahead:
+            run.write_ahead(pauses, actions, publish)
         for r in pauses:
             run.pause(r)
         run.send_all(actions)
+        run.resend_doubtful()
         if options.verify:
             run.verify()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests were waited for
         run.result.interrupted = True
-        raise
+        run.reporter.finish()
+    except LedgerWriteError as exc:
+        run.result.ledger_error = exc
+        run.reporter.finish()
     finally:
-        paused_now = set(run.result.paused) | set(leftover)
-        for r in resumes:
-            if r.key in paused_now:
-                run.resume(r)
+        run.settle()
+        run.resume_all(resumes, leftover)
     return run.result
 
 
 # --- pre-flight ------------------------------------------------------------------
 
 
-def _status(statuses: dict[PipelineKey, Pipeline], key: PipelineKey) -> str:
-    """A pipeline's status; one List Pipelines does not return is MISSING (never written to)."""
-    return statuses[key].status if key in statuses else "MISSING"
-
-
 def _check_statuses(
-    wanted: Iterable[PipelineKey], statuses: dict[PipelineKey, Pipeline], options: ApplyOptions
-) -> list[PipelineKey]:
+    wanted: Iterable[PipelineRef], statuses: dict[PipelineRef, Pipeline], options: ApplyOptions
+) -> list[PipelineRef]:
     """Only PAUSED may be written to; RUNNING is paused on request; anything else blocks."""
     blocked: list[str] = []
-    to_pause: list[PipelineKey] = []
-    for key in sorted(wanted):
-        status = _status(statuses, key)
-        if status == "PAUSED":
+    missing: list[str] = []
+    to_pause: list[PipelineRef] = []
+    for ref in sorted(wanted):
+        status = status_of(statuses, ref)
+        if writable(status):
             continue
-        if status == "RUNNING" and options.pause_pipelines:
-            to_pause.append(key)
+        if status == "MISSING":
+            missing.append(
+                f"  {ref.pipeline_id}: not found in org {ref.org_id} (List Pipelines, released "
+                "pipelines only): check spec.pipelineId and spec.orgId"
+            )
+        elif status == "RUNNING" and options.pause_pipelines:
+            to_pause.append(ref)
         else:
-            blocked.append(f"  {key[0]} / {key[1]}: {status}")
-    if blocked:
-        hint = (
-            "Pause them in the EnOS console, or pass --pause-pipelines to pause RUNNING ones "
-            "for the run and start them again after."
-            if not options.pause_pipelines
-            else "Only RUNNING pipelines can be paused; STOPPED, PUBLISHED, unknown or missing "
-            "ones are never touched."
-        )
+            blocked.append(f"  {ref.org_id} / {ref.pipeline_id}: {status}")
+    if missing or blocked:
+        lines = [*missing, *blocked]
+        hint = ""
+        if blocked:
+            hint = (
+                "\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING ones "
+                "for the run and start them again after."
+                if not options.pause_pipelines
+                else "\nOnly RUNNING pipelines can be paused; STOPPED, PUBLISHED or unknown ones "
+                "are never touched."
+            )
         raise ApplyRefused(
-            "not every pipeline in the plan is PAUSED; nothing was sent:\n" + "\n".join(blocked) + "\n" + hint
+            "not every pipeline in the plan can be written to; nothing was sent:\n" + "\n".join(lines) + hint
         )
     return to_pause
 
 
 def _resumes_to_form(
-    to_pause: list[PipelineKey], statuses: dict[PipelineKey, Pipeline], options: ApplyOptions
+    to_pause: list[PipelineRef], statuses: dict[PipelineRef, Pipeline], options: ApplyOptions
 ) -> list[_Resume]:
     """The start body for each pipeline to pause; refuse before pausing any if one can't be formed."""
     out: list[_Resume] = []
     missing: list[str] = []
-    for key in to_pause:
-        p = statuses[key]
-        rate = p.kafka_rate if p.kafka_rate is not None else options.kafka_rate
-        if p.execution_mode is None or rate is None:
-            what = "executionMode" if p.execution_mode is None else "kafkaRate (pass --kafka-rate N)"
-            missing.append(f"  {key[0]} / {key[1]}: List Pipelines gives no {what}")
+    for ref in to_pause:
+        p = statuses[ref]
+        configured = options.resume_settings.get(ref)
+        mode = p.execution_mode if p.execution_mode is not None else (configured or (None, None))[0]
+        rate = p.kafka_rate if p.kafka_rate is not None else (configured or (None, None))[1]
+        rate = rate if rate is not None else options.kafka_rate
+        if mode is None or rate is None:
+            what = "executionMode" if mode is None else "kafkaRate (pass --kafka-rate N)"
+            missing.append(
+                f"  {ref.org_id} / {ref.pipeline_id}: List Pipelines gives no {what}; "
+                "set it under `pipelines` in reconcile.yaml"
+            )
         else:
-            out.append(_Resume(key, p.execution_mode, rate))
+            out.append(_Resume(ref, mode, rate))
     if missing:
         raise ApplyRefused(
             "cannot form the start request to resume these pipelines, so none was paused:\n"
@@ -178,34 +307,19 @@ def _resumes_to_form(
     return out
 
 
-def _leftover_resumes(
-    leftover: dict[PipelineKey, Record], statuses: dict[PipelineKey, Pipeline], run: _Run
-) -> list[_Resume]:
-    """Pipelines an interrupted run paused: started again once their deletes are done."""
-    out: list[_Resume] = []
-    for key, record in sorted(leftover.items()):
-        status = _status(statuses, key)
-        if status != "PAUSED":
-            run.reporter.note(
-                f"{key[1]} was left paused by an earlier run but is {status} now; "
-                "recording it as resumed without starting it"
-            )
-            run.record("resume", {"orgId": key[0], "pipelineId": key[1], "note": f"found {status}"})
-            continue
-        out.append(_Resume(key, int(record.data["executionMode"]), int(record.data["kafkaRate"])))
-    return out
-
-
 def _decide_in_doubt(
-    actions: Iterable[Action], statuses: dict[PipelineKey, Pipeline], run: _Run
+    actions: Iterable[Action], statuses: dict[PipelineRef, Pipeline], run: _Run
 ) -> list[Action]:
-    """Re-send an in-doubt request only while its pipeline stayed paused (DESIGN "Applied ledger")."""
+    """Re-send an in-doubt request only while its pipeline stayed paused (DESIGN "Applied ledger").
+
+    Decided before any pause: a request held for a person never causes a pause.
+    """
     out: list[Action] = []
     for a in actions:
         if not a.in_doubt:
             out.append(a)
             continue
-        paused_now = _status(statuses, a.pipeline) == "PAUSED"
+        paused_now = writable(status_of(statuses, a.pipeline))
         if run.options.resend_in_doubt or (paused_now and not a.resumed_since):
             out.append(a)
         else:
@@ -226,128 +340,351 @@ def _decide_in_doubt(
 class _Run:
     """The collaborators of one apply, and what it has done so far."""
 
-    client: EnosClient
+    gateways: Gateways
     writer: LedgerWriter
     reporter: Reporter
     options: ApplyOptions
     result: ApplyResult
     sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    stopped: dict[PipelineRef, str] = field(default_factory=dict)
+    doubtful: list[Action] = field(default_factory=list)
+    announced: bool = False
+    halt: threading.Event = field(default_factory=threading.Event)
 
     def record(self, kind: str, fields: dict[str, Any]) -> None:
         self.writer.append(kind, {**fields, "actor": self.options.actor})
 
-    def pause(self, r: _Resume) -> None:
-        org, pid = r.key
-        self.reporter.note(f"pausing {pid}")
+    def write_ahead(
+        self, pauses: Sequence[_Resume], actions: Sequence[Action], publish: Callable[[str], None] | None
+    ) -> None:
+        """Every pause and intent recorded (and, with the ledger in git, pushed) before any call."""
+        for r in pauses:
+            self._record_pause(r)
+        for a in actions:
+            self.record("intent", a.cell_fields())
+        self.announced = True
+        if publish is not None:
+            publish(f"reconcile: write-ahead of {len(actions)} request(s), {len(pauses)} pause(s)")
+
+    def _record_pause(self, r: _Resume) -> None:
         # Recorded before the call: a crash right after pausing must still leave a record
-        # that makes the next apply start the pipeline again (a record of a pause that did
-        # not happen is harmless: that apply finds it RUNNING and leaves it alone).
+        # that makes the next apply start the pipeline again.
         self.record(
             "pause",
-            {"orgId": org, "pipelineId": pid, "executionMode": r.execution_mode, "kafkaRate": r.kafka_rate},
+            {
+                "orgId": r.ref.org_id,
+                "pipelineId": r.ref.pipeline_id,
+                "executionMode": r.execution_mode,
+                "kafkaRate": r.kafka_rate,
+            },
         )
-        try:
-            self.client.pause(org, pid)
-        except EnosError:
-            self.record("resume", {"orgId": org, "pipelineId": pid, "note": "pause failed"})
-            raise
-        self.result.paused.append(r.key)  # from here on it is started again, whatever happens
-        self._wait_paused(r.key)
 
-    def _wait_paused(self, key: PipelineKey) -> None:
-        deadline = time.monotonic() + self.options.pause_timeout
+    # --- pause ---
+
+    def pause(self, r: _Resume) -> None:
+        ref = r.ref
+        self.reporter.note(f"pausing {ref.pipeline_id}")
+        if not self.announced:
+            self._record_pause(r)
+        client = self.gateways.client(ref.org_id)
+        try:
+            client.pause(*ref)
+        except EnosError as exc:
+            # The answer may be lost, or a retry refused with 61152 after the first pause
+            # landed: the status read back decides (DESIGN "Apply" step 5).
+            status = self.gateways.status(ref)
+            if status != "PAUSED" and exc.definite and status == "RUNNING":
+                self.record("resume", {**_pipe(ref), "note": f"pause refused: {exc}"})
+                raise ApplyRefused(f"could not pause {ref.pipeline_id}: {exc}; nothing was sent") from exc
+            self.reporter.note(f"pause of {ref.pipeline_id} answered {exc}; reading its status back")
+        self.result.paused.append(ref)  # from here on it is started again, whatever happens
+        self._wait_status(ref, "PAUSED")
+
+    def _wait_status(self, ref: PipelineRef, wanted: str) -> bool:
+        deadline = self.clock() + self.options.pause_timeout
         while True:
-            status = _status(self.client.pipeline_statuses([key]), key)
-            if status == "PAUSED":
-                self.reporter.note(f"{key[1]} is PAUSED")
-                return
-            if time.monotonic() >= deadline:
-                raise ApplyRefused(
-                    f"{key[1]} did not reach PAUSED within {self.options.pause_timeout:g}s (it is {status})"
-                )
+            status = self.gateways.status(ref)
+            if status == wanted:
+                return True
+            if self.clock() >= deadline:
+                if wanted == "PAUSED":
+                    raise ApplyRefused(
+                        f"{ref.pipeline_id} did not reach PAUSED within {self.options.pause_timeout:g}s "
+                        f"(it is {status}); nothing was sent to it"
+                    )
+                return False
             self.sleep(self.options.poll_interval)
 
-    def resume(self, r: _Resume) -> None:
-        org, pid = r.key
-        try:
-            self.client.start(org, pid, r.execution_mode, r.kafka_rate)
-        except EnosError as exc:
-            self.result.resume_failed.append((r.key, str(exc)))
-            self.reporter.note(
-                f"could not start {pid} again: {exc}. Start it in the EnOS console (24 h pause limit)."
-            )
-            return
-        self.record("resume", {"orgId": org, "pipelineId": pid})
-        self.result.resumed.append(r.key)
-        self.reporter.note(f"started {pid} again")
+    # --- left-over pauses ---
+
+    def leftover_resumes(
+        self, leftover: Mapping[PipelineRef, PendingResume], statuses: dict[PipelineRef, Pipeline]
+    ) -> list[_Resume]:
+        """Pipelines an interrupted run paused: started again once this run's deletes are done."""
+        out: list[_Resume] = []
+        for ref, pending in sorted(leftover.items()):
+            status = status_of(statuses, ref)
+            if status == "RUNNING" and self._pause_may_land(ref):
+                status = "PAUSED"
+            if status != "PAUSED":
+                self.reporter.note(
+                    f"{ref.pipeline_id} was left paused by an earlier run but is {status} now; "
+                    "recording it as resumed without starting it"
+                )
+                self.record("resume", {**_pipe(ref), "note": f"found {status}"})
+                continue
+            mode, rate = pending.execution_mode, pending.kafka_rate
+            if mode is None or rate is None:
+                self.result.resume_failed.append((ref, "its pause record has no executionMode/kafkaRate"))
+                continue
+            out.append(_Resume(ref, mode, rate))
+        return out
+
+    def _pause_may_land(self, ref: PipelineRef) -> bool:
+        """A pause sent by a run that was killed may still be settling: look again before closing.
+
+        Waits up to `pause_timeout` for it to reach PAUSED (issue: a left-over pause found
+        RUNNING is checked again before it is closed).
+        """
+        self.reporter.note(
+            f"{ref.pipeline_id} is RUNNING; checking whether an earlier pause is still landing"
+        )
+        deadline = self.clock() + min(self.options.pause_timeout, 10 * self.options.poll_interval)
+        while self.clock() < deadline:
+            self.sleep(self.options.poll_interval)
+            if self.gateways.status(ref) == "PAUSED":
+                return True
+        return False
+
+    # --- deletes ---
 
     def send_all(self, actions: list[Action]) -> None:
         if not actions:
             return
         self.reporter.start(len(actions), sum(a.cells for a in actions))
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="delete")
-        futures: dict[Future[None], Action] = {pool.submit(self.send_one, a): a for a in actions}
-        try:
-            pending = set(futures)
-            while pending:
-                _done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:
-            # Requests already sent finish and are journalled; queued ones are never sent.
-            for f in futures:
-                if f.cancel():
-                    self.result.not_sent.append(futures[f])
-            pool.shutdown(wait=True)
-            raise
-        pool.shutdown(wait=True)
+        self._run_pool(actions, self.send_one)
         self.reporter.finish()
 
+    def _run_pool(self, actions: Sequence[Action], work: Callable[[Action], None]) -> None:
+        """Run `work` over `actions`; on Ctrl-C, SIGTERM or a ledger failure, send nothing more
+        and wait for the requests in flight: they finish and are journalled."""
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="apply")
+
+        def guarded(a: Action) -> None:
+            try:
+                work(a)
+            except BaseException:
+                self.halt.set()  # a failed append (or a bug) stops the run: send nothing more
+                raise
+
+        futures: dict[Future[None], Action] = {pool.submit(guarded, a): a for a in actions}
+        error: BaseException | None = None
+        try:
+            pending = set(futures)
+            while pending and not self.halt.is_set():
+                _done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt as exc:
+            error = exc
+        self.halt.set()
+        self._drain(futures)
+        pool.shutdown(wait=False)
+        for f in futures:
+            failure = None if f.cancelled() else f.exception()
+            error = error or failure
+        if error is not None:
+            raise error
+        self.halt.clear()
+
+    def _drain(self, futures: Mapping[Future[None], Action]) -> None:
+        """Cancel what is queued; wait for what is in flight, through further Ctrl-Cs."""
+        for f, a in futures.items():
+            if f.cancel():
+                self._not_sent(a, "not sent: the run was stopped")
+        while True:
+            try:
+                wait(list(futures))
+                return
+            except KeyboardInterrupt:
+                running = sum(1 for f in futures if not f.done())
+                self.reporter.note(
+                    f"waiting for {running} request(s) in flight to finish and be recorded; "
+                    "paused pipelines are started again after"
+                )
+
+    def _not_sent(self, action: Action, message: str) -> None:
+        with self.result.lock:
+            self.result.not_sent.append(action)
+        if self.announced:  # its intent is on record: close it, the cells are pending again
+            with contextlib.suppress(LedgerWriteError):  # the failing append already stopped the run
+                self.record("failed", {**action.cell_fields(), "code": None, "message": message})
+
     def send_one(self, action: Action) -> None:
-        self.record("intent", action.cell_fields())
+        if self.halt.is_set():
+            self._not_sent(action, "not sent: the run was stopped")
+            return
+        if action.pipeline in self.stopped:
+            self._not_sent(action, f"not sent: {self.stopped[action.pipeline]}")
+            return
+        if not self.announced:
+            self.record("intent", action.cell_fields())
         self.delete(action)
 
     def delete(self, action: Action) -> None:
-        try:
-            self.client.delete_stage_state(
-                action.org_id, action.pipeline_id, action.stage, action.asset_ids, action.point_ids
-            )
-        except TooManyPointsError:
-            if action.cells <= 1:
-                self.failed(action, "the gateway refuses even a single cell as too many points (61105)")
+        client = self.gateways.client(action.org_id)
+        for attempt in range(_NOT_PAUSED_RETRIES + 1):
+            try:
+                client.delete_stage_state(
+                    action.org_id, action.pipeline_id, action.stage, action.asset_ids, action.point_ids
+                )
+                break
+            except TooManyPointsError as exc:
+                if action.cells <= 1:
+                    self.refused(action, exc, "the gateway refuses even a single cell as too many points")
+                    return
+                # The halves are covered by the parent's intent (DESIGN: matching is by cells).
+                for half in action.halves():
+                    self.delete(half)
                 return
-            # The halves are covered by the parent's intent (DESIGN: matching is by cells).
-            for half in action.halves():
-                self.delete(half)
-            return
-        except EnosError as exc:
-            self.failed(action, str(exc))
-            return
+            except NotPausedError as exc:
+                if not self._still_paused(action.pipeline) or attempt == _NOT_PAUSED_RETRIES:
+                    self.ended_in_doubt(action, str(exc))
+                    return
+                self.sleep(self.options.poll_interval * (attempt + 1))
+            except EnosError as exc:
+                if exc.definite:
+                    self.refused(action, exc, str(exc))
+                else:
+                    self.ended_in_doubt(action, str(exc))
+                return
         self.record("delete", action.cell_fields())
         with self.result.lock:
             self.result.deleted.append(action)
         self.reporter.advance(action, True)
 
-    def failed(self, action: Action, message: str) -> None:
+    def _still_paused(self, ref: PipelineRef) -> bool:
+        """After 61199: read the status; a pipeline no longer PAUSED gets nothing more this run."""
+        if ref in self.stopped:
+            return False
+        status = self.gateways.status(ref)
+        if writable(status):
+            return True
+        with self.result.lock:
+            if ref in self.stopped:
+                return False
+            why = f"{ref.pipeline_id} is {status} now (started outside reconcile?)"
+            self.stopped[ref] = why
+            self.result.stopped_pipelines.append((ref, why))
+        self.reporter.note(f"{why}: no more requests go to it in this run")
+        # Closing any pause of ours: the pipeline ran, so earlier in-doubt requests
+        # must not be re-sent without a person (DESIGN "Applied ledger").
+        self.record("resume", {**_pipe(ref), "note": f"found {status} during apply"})
+        return False
+
+    def refused(self, action: Action, exc: EnosError | None, message: str) -> None:
+        """A definite refusal: recorded as `failed`, so its cells are pending again."""
+        code = exc.code if exc is not None else None
+        self.record("failed", {**action.cell_fields(), "code": code, "message": message})
         with self.result.lock:
             self.result.failed.append((action, message))
         self.reporter.advance(action, False, message)
 
+    def ended_in_doubt(self, action: Action, message: str) -> None:
+        with self.result.lock:
+            self.doubtful.append(action)
+        self.reporter.advance(action, False, f"in doubt: {message}")
+
+    def resend_doubtful(self) -> None:
+        """Re-send, while the pipeline is still paused, the requests of this run that ended in
+        doubt, so a person is only asked about what could not be settled (DESIGN step 5)."""
+        todo, self.doubtful = self.doubtful, []
+        for ref in sorted({a.pipeline for a in todo} - set(self.stopped)):
+            self._still_paused(ref)
+        self.doubtful = [a for a in todo if a.pipeline in self.stopped]
+        resend = [a for a in todo if a.pipeline not in self.stopped]
+        if resend:
+            self.reporter.note(f"re-sending {len(resend)} request(s) that ended in doubt")
+            self._run_pool(resend, self.delete)
+
+    def settle(self) -> None:
+        """What is still in doubt at the end is the result's, for the summary and a person."""
+        with self.result.lock:
+            self.result.in_doubt.extend((a, "no answer recorded") for a in self.doubtful)
+            self.doubtful = []
+
+    # --- verify ---
+
     def verify(self) -> None:
         """Read every deleted cell back with Get Stage State; no item may remain."""
-        result = self.result
-        self.reporter.note(f"verifying {len(result.deleted)} request(s) with Get Stage State")
-        for a in result.deleted:
-            try:
-                items = self.client.get_stage_state(
-                    a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
-                )
-            except EnosError as exc:
-                result.verify_failed.append((a, -1))
-                self.reporter.note(f"verify failed for {a.manifest}/{a.stage}: {exc}")
+        self.reporter.note(f"verifying {len(self.result.deleted)} request(s) with Get Stage State")
+        self._run_pool(list(self.result.deleted), self._verify_one)
+        if not self.result.verify_failed:
+            self.reporter.note(
+                f"verified: no state left in the {self.result.cells_deleted:,} cleared cell(s)"
+            )
+
+    def _verify_one(self, a: Action) -> None:
+        try:
+            items = self.gateways.client(a.org_id).get_stage_state(
+                a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
+            )
+        except EnosError as exc:
+            with self.result.lock:
+                self.result.verify_failed.append((a, -1))
+            self.reporter.note(f"verify failed for {a.manifest}/{a.stage}: {exc}")
+            return
+        assets, points = set(a.asset_ids), set(a.point_ids)
+        left = sum(1 for i in items if i.get("assetId") in assets and i.get("pointId") in points)
+        if left:
+            with self.result.lock:
+                self.result.verify_failed.append((a, left))
+            self.reporter.note(f"verify: {left} cell(s) of {a.manifest}/{a.stage} still hold state")
+
+    # --- resume ---
+
+    def resume_all(self, resumes: Sequence[_Resume], leftover: Iterable[PipelineRef]) -> None:
+        """Start again every pipeline this run (or an interrupted one) paused: each is tried,
+        through Ctrl-C, and each failure is reported by name."""
+        paused = set(self.result.paused) | set(leftover)
+        for r in resumes:
+            if r.ref in self.stopped or r.ref not in paused:
                 continue
-            assets, points = set(a.asset_ids), set(a.point_ids)
-            left = sum(1 for i in items if i.get("assetId") in assets and i.get("pointId") in points)
-            if left:
-                result.verify_failed.append((a, left))
-                self.reporter.note(f"verify: {left} cell(s) of {a.manifest}/{a.stage} still hold state")
-        if not result.verify_failed:
-            self.reporter.note(f"verified: no state left in the {result.cells_deleted:,} cleared cell(s)")
+            while True:
+                try:
+                    self.resume(r)
+                    break
+                except KeyboardInterrupt:
+                    self.reporter.note(f"still starting {r.ref.pipeline_id} again; press Ctrl-C later")
+
+    def resume(self, r: _Resume) -> None:
+        ref = r.ref
+        client = self.gateways.client(ref.org_id)
+        try:
+            # A pause still settling refuses a start (61165): wait for PAUSED first.
+            if self.gateways.status(ref) == "RUNNING":
+                self._wait_status(ref, "PAUSED")
+            client.start(*ref, r.execution_mode, r.kafka_rate)
+        except (EnosError, ApplyRefused) as exc:
+            # A lost answer, or a retry refused because the first start landed: read back.
+            try:
+                running = self.gateways.status(ref) == "RUNNING"
+            except EnosError:
+                running = False
+            if not running:
+                self.result.resume_failed.append((ref, str(exc)))
+                self.reporter.note(
+                    f"could not start {ref.pipeline_id} again: {exc}. Start it in the EnOS console "
+                    "(24 h pause limit)."
+                )
+                return
+        try:
+            self.record("resume", _pipe(ref))
+        except LedgerWriteError as exc:
+            self.result.ledger_error = self.result.ledger_error or exc
+            self.result.resume_failed.append((ref, f"started, but the resume record was not written: {exc}"))
+        self.result.resumed.append(ref)
+        self.reporter.note(f"started {ref.pipeline_id} again")
+
+
+def _pipe(ref: PipelineRef) -> dict[str, Any]:
+    return {"orgId": ref.org_id, "pipelineId": ref.pipeline_id}

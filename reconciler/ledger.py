@@ -321,6 +321,12 @@ class LedgerWriter:
                 self._synced = written
         return record
 
+    @property
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last record written or read: what a plan must have been made on."""
+        with self._mutex:
+            return (self._seq, self._prev)
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -47,6 +49,33 @@ def spawn_cli(
 
 
 def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+    """The real CLI in this process: the same entry point, error handling and exit codes
+    as `reconcile`, with its own working directory, environment and output streams.
+
+    Cheap enough to test every branch this way; `run_cli_process` is for the few
+    acceptance tests that need a real process (signals, kill -9, the installed entry point).
+    """
+    from reconciler.cli._app import run
+
+    out, err = io.StringIO(), io.StringIO()
+    old_env, old_cwd = dict(os.environ), Path.cwd()
+    os.environ.clear()
+    os.environ.update(cli_env(env))
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            debug = "--debug" in args
+            code = run([a for a in args if a != "--debug"], debug=debug)
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> Run:
     """The real CLI, as a user runs it: a separate process, no terminal."""
     proc = subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
@@ -122,7 +151,9 @@ def pipeline(
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    """A manifests repository as `reconcile init` leaves it: manifests/ and an empty ledger."""
     (tmp_path / "manifests").mkdir()
+    (tmp_path / "applied-ledger.jsonl").touch()
     return tmp_path
 
 

@@ -12,25 +12,12 @@ from hypothesis import strategies as st
 from test_plan import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
 
 from reconciler import ledger as L
-from reconciler.apply import ApplyOptions, apply
+from reconciler.apply import ApplyOptions, Gateways, NullReporter, apply
 from reconciler.client import Credentials, EnosClient
+from reconciler.diff import diff
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.manifests import Manifest
-from reconciler.plan import Action, Options, build_plan, diff
-
-
-class Quiet:
-    def note(self, message: str) -> None:
-        pass
-
-    def start(self, requests: int, cells: int) -> None:
-        pass
-
-    def advance(self, action: Action, ok: bool, message: str = "") -> None:
-        assert ok, message
-
-    def finish(self) -> None:
-        pass
+from reconciler.plan import Action, Options, build_plan
 
 
 WORLD = {
@@ -94,7 +81,7 @@ def test_apply_deletes_exactly_the_pending_cells(case: tuple[list, list, int, in
             EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
             L.LedgerWriter(led) as w,
         ):
-            result = apply(plan, c, w, Quiet(), ApplyOptions(concurrency=concurrency))
+            result = apply(plan, Gateways.single(c), w, NullReporter(), ApplyOptions(concurrency=concurrency))
             sent = {cell[1:] for cell in em.world.deleted_cells()}
         assert result.ok
         assert sent == pending and sent <= declared  # invariant 1: nothing outside the plan

@@ -8,9 +8,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.diff import diff
 from reconciler.ledger import Ledger, Record
 from reconciler.manifests import Manifest
-from reconciler.plan import Options, build_plan, diff
+from reconciler.plan import Options, build_plan
 
 Cell = tuple[str, str, str, str, str, str]
 
@@ -105,11 +106,11 @@ def test_plan_covers_exactly_the_pending_cells(ms: list[Manifest], rs: list[Reco
     doubt = set(action_cells([a for a in plan.actions if a.in_doubt]))
     assert doubt == pending & intended
     s = plan.summary
-    assert s["pendingCells"] == len(pending)
-    assert s["appliedCells"] == len(declared & deleted)
-    assert s["undeclaredCells"] == len(deleted - declared)
-    assert s["inDoubtCells"] == len(doubt)
-    assert s["requests"] == len(plan.actions)
+    assert s.pending_cells == len(pending)
+    assert s.applied_cells == len(declared & deleted)
+    assert s.undeclared_cells == len(deleted - declared)
+    assert s.in_doubt_cells == len(doubt)
+    assert s.requests == len(plan.actions)
 
 
 @settings(max_examples=150, deadline=None)
@@ -129,7 +130,7 @@ def test_recording_the_plan_leaves_nothing_to_do(ms: list[Manifest], rs: list[Re
         for i, a in enumerate(plan.actions)
     ]
     again = build_plan(diff(ms, ledger_of(rs + done)), opts)
-    assert again.actions == () and again.summary["pendingCells"] == 0
+    assert again.actions == () and again.summary.pending_cells == 0
 
 
 one_key_history = st.lists(
@@ -182,7 +183,7 @@ def test_a_new_manifest_clears_again_an_edited_one_only_adds() -> None:
     renamed = manifest("m2", "p1", ["s1"], ["a1"], ["x"])
     plan = build_plan(diff([renamed], ledger_of(rs)), Options())
     assert [(a.manifest, a.asset_ids) for a in plan.actions] == [("m2", ("a1",))]
-    assert plan.summary["undeclaredCells"] == 1
+    assert plan.summary.undeclared_cells == 1
 
 
 def test_split_limits_and_targets() -> None:
@@ -193,7 +194,7 @@ def test_split_limits_and_targets() -> None:
     plan = build_plan(diff(ms, ledger_of([])), Options(max_points=3, max_assets=2, targets=("m1",)))
     assert {a.manifest for a in plan.actions} == {"m1"}
     assert len(plan.actions) == 3 * 3  # ceil(5/2) asset chunks x ceil(7/3) point chunks
-    assert plan.summary["pendingCells"] == 35
+    assert plan.summary.pending_cells == 35
 
 
 def test_in_doubt_knows_whether_a_resume_followed() -> None:
@@ -221,9 +222,9 @@ def test_pause_without_resume_is_left_over() -> None:
         1, "pause", "t", "h1", {"orgId": "o", "pipelineId": "p1", "executionMode": 1, "kafkaRate": 9}
     )
     plan = build_plan(diff([], ledger_of([pause])), Options())
-    assert [r.pipeline for r in plan.paused_by_us] == [("o", "p1")] and plan.has_changes
+    assert [r.pipeline for r in plan.pending_resumes] == [("o", "p1")] and plan.has_changes
     resume = Record(2, "resume", "t", "h2", {"orgId": "o", "pipelineId": "p1"})
-    assert build_plan(diff([], ledger_of([pause, resume])), Options()).paused_by_us == ()
+    assert build_plan(diff([], ledger_of([pause, resume])), Options()).pending_resumes == ()
 
 
 def test_plan_hash_changes_with_actions_and_ledger_head() -> None:

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from conftest import manifest_yaml, run_cli, write
 
+from reconciler.diff import diff
 from reconciler.ledger import GENESIS, canonical, record_hash
-from reconciler.plan import Options, build_plan, diff
-from reconciler.render import GITHUB_COMMENT_LIMIT, plan_markdown
+from reconciler.plan import Options, build_plan
+from reconciler.render.plan import GITHUB_COMMENT_LIMIT, plan_markdown
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -1,24 +1,31 @@
 """The `reconcile` app: its options, error handling and exit codes (commands live beside it).
 
-Each command parses, builds its collaborators, calls one core function and maps
-the result to an exit code: 0 done or nothing to do, 1 error, 2 changes pending
-(`plan --detailed-exitcode`). Errors reach people once, as a short message on
-stderr; `--debug` shows the traceback. Ctrl-C exits 130.
+Each command parses, builds its collaborators, calls one operation and maps the
+result to an exit code: 0 done or nothing to do, 1 error (usage errors included,
+so a mistyped flag never reads as "changes pending"), 2 changes pending
+(`plan --detailed-exitcode`), 3 a bug, 130 interrupted. Errors reach people once,
+as a short message on stderr; `--debug` (anywhere on the line) shows tracebacks.
+
+Imports of the core stay inside the commands: `reconcile --help` and `validate`
+should not pay for httpx, the emulator or rich's progress (about 0.35 s).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Annotated, Optional
+from types import FrameType
+from typing import Annotated, Any, Optional
 
 import typer
 
 from reconciler import __version__
-from reconciler.console import err, out
 from reconciler.errors import InputError, ReconcilerError
+from reconciler.render.console import Consoles, make_consoles
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 DEFAULT_PATHS = ["manifests"]
+EXIT_BUG = 3
 
 app = typer.Typer(
     name="reconcile",
@@ -26,7 +33,9 @@ app = typer.Typer(
         "GitOps for EnOS stream-processing stage state.\n\n"
         "Manifests declare which stage state to clear; `plan` shows exactly what is still "
         "to do against the applied ledger; `apply` does it, once, and records it.\n\n"
-        "Example:  reconcile validate && reconcile plan && reconcile apply --auto-approve"
+        "Example:  reconcile validate && reconcile plan && reconcile apply --auto-approve\n\n"
+        "Exit codes: 0 done or nothing to do, 1 error (usage errors included), 2 changes "
+        "pending (plan --detailed-exitcode), 3 a bug (please report), 130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -39,37 +48,65 @@ ledger_app = typer.Typer(
 )
 app.add_typer(ledger_app, name="ledger")
 
-_state = {"debug": False}
+
+def flag(*names: str, help: str) -> Any:
+    """A boolean switch: no `<bool>` metavar in --help, since it takes no value."""
+    return typer.Option(*names, help=help, metavar="")
+
 
 Paths = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional here
     typer.Argument(help="Manifest files or directories (default: manifests/).", show_default=False),
 ]
 LedgerOpt = Annotated[
-    str, typer.Option("--ledger", help="The applied ledger (JSON Lines).", envvar="RECONCILE_LEDGER")
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--ledger",
+        help="The applied ledger (JSON Lines; default: reconcile.yaml's, else applied-ledger.jsonl).",
+        envvar="RECONCILE_LEDGER",
+        show_default=False,
+    ),
 ]
-MaxPoints = Annotated[int, typer.Option(min=1, help="Most point IDs in one request.")]
-MaxAssets = Annotated[int, typer.Option(min=1, help="Most asset IDs in one request.")]
+MaxPoints = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(min=1, help="Most point IDs in one request (default 100,000).", show_default=False),
+]
+MaxAssets = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(min=1, help="Most asset IDs in one request (default 1,000).", show_default=False),
+]
 Targets = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option("--target", help="Only this manifest (by metadata.name); repeatable."),
 ]
+Yes = Annotated[bool, flag("--auto-approve", "--yes", help="Do not ask; for CI.")]
 
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"reconcile {__version__}")
+        make_consoles().out.print(f"reconcile {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    debug: Annotated[
+        bool, flag("--debug", help="Show tracebacks for errors (accepted anywhere on the line).")
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version.", metavar=""),
     ] = False,
 ) -> None:
-    _state["debug"] = debug
+    """`--debug` is taken out of the arguments by `main` before typer sees them."""
+
+
+def consoles() -> Consoles:
+    return make_consoles()
+
+
+def paths_or_default(paths: list[str] | None) -> list[str]:
+    return list(paths) if paths else list(DEFAULT_PATHS)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
@@ -87,55 +124,67 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-_USAGE_ERRORS = _usage_errors()
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (a cancelled CI job) is handled like Ctrl-C: in-flight requests finish and
+    are recorded, queued ones are not sent, paused pipelines are started again."""
+    raise KeyboardInterrupt
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, mapping errors to messages and exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
+    if debug:
+        args.remove("--debug")
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(run(args, debug=debug))
+
+
+def run(args: list[str], *, debug: bool = False) -> int:
+    """Run one command line and return its exit code (the demo and tests call this too)."""
+    err = make_consoles().err
     try:
-        code = app(standalone_mode=False)
+        code = app(args, prog_name="reconcile", standalone_mode=False)
     except InputError as exc:
         for d in exc.diagnostics:
             err.print(str(d), markup=False, style="yellow" if d.severity == "warning" else "red")
         err.print(f"error: {exc}", markup=False)
-        _exit(exc, 1)
+        return _failed(exc, 1, debug)
     except ReconcilerError as exc:
         err.print(f"error: {exc}", markup=False, style="red")
-        _exit(exc, exc.exit_code)
+        return _failed(exc, exc.exit_code, debug)
     except OSError as exc:  # a file we were asked to write or read: say which, no traceback
         err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}", markup=False, style="red")
-        _exit(exc, 1)
+        return _failed(exc, 1, debug)
     except KeyboardInterrupt:
         err.print("interrupted", style="red")
-        sys.exit(130)
+        return 130
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except typer.Abort:
-        err.print("aborted", style="red")
-        sys.exit(1)
-    except _USAGE_ERRORS as exc:  # bad flags or arguments: click's own message, exit 2
+        err.print("interrupted", style="red")
+        return 130
+    except _usage_errors() as exc:  # bad flags or arguments: click's own message, exit 1
         show = getattr(exc, "show", None)
         if callable(show):
             show()
         else:
             err.print(f"error: {exc}", markup=False)
-        sys.exit(getattr(exc, "exit_code", 2))
-    sys.exit(code if isinstance(code, int) else 0)
+        return 1
+    except Exception as exc:  # a bug: say so once, traceback only on request
+        err.print(
+            f"unexpected error ({type(exc).__name__}: {exc}); please report it with the output of "
+            "the same command run with --debug",
+            markup=False,
+            style="red",
+        )
+        return _failed(exc, EXIT_BUG, debug)
+    return code if isinstance(code, int) else 0
 
 
-def _exit(exc: BaseException, code: int) -> None:
-    if _state["debug"]:
+def _failed(exc: BaseException, code: int, debug: bool) -> int:
+    if debug:
         import traceback
 
         traceback.print_exception(exc)
-    sys.exit(code)
-
-
-def _write(data: str) -> None:
-    """Machine-readable data goes to stdout as is, not through rich."""
-    sys.stdout.write(data)
-    sys.stdout.flush()
-
-
-def _paths(paths: list[str] | None) -> list[str]:
-    return list(paths) if paths else list(DEFAULT_PATHS)
+    return code

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from reconciler.cli._app import (
-    DEFAULT_LEDGER,
     LedgerOpt,
     MaxAssets,
     MaxPoints,
     Paths,
     Targets,
-    _paths,
-    _write,
     app,
+    consoles,
+    flag,
     ledger_app,
+    paths_or_default,
 )
-from reconciler.console import err, out
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from reconciler.diff import PipelineRef
+    from reconciler.plan import Plan
 
 # --- validate --------------------------------------------------------------------
 
@@ -33,11 +36,12 @@ def validate(paths: Paths = None) -> None:
     """
     from reconciler import manifests
 
-    result = manifests.load_or_raise(_paths(paths))
+    c = consoles()
+    result = manifests.load_or_raise(paths_or_default(paths))
     for d in result.warnings:
-        err.print(str(d), markup=False, style="yellow")
+        c.err.print(str(d), markup=False, style="yellow")
     cells = sum(m.cells for m in result.manifests)
-    out.print(
+    c.out.print(
         f"{len(result.manifests)} manifest(s) in {len(result.files)} file(s) valid: "
         f"{cells:,} cells declared.",
         markup=False,
@@ -50,20 +54,24 @@ def validate(paths: Paths = None) -> None:
 @app.command()
 def plan(
     paths: Paths = None,
-    ledger: LedgerOpt = DEFAULT_LEDGER,
+    ledger: LedgerOpt = None,
     out_file: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Save the plan (JSON) for `reconcile apply PLAN`."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text, json or markdown.")] = "text",
     detailed_exitcode: Annotated[
-        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes to apply.")
+        bool, flag("--detailed-exitcode", help="Exit 2 when there are changes to apply.")
     ] = False,
     target: Targets = None,
-    max_points: MaxPoints = 100_000,
-    max_assets: MaxAssets = 1_000,
+    max_points: MaxPoints = None,
+    max_assets: MaxAssets = None,
+    max_cells: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=0, help="Show whether apply's --max-cells would refuse this plan."),
+    ] = None,
     refresh: Annotated[
-        bool, typer.Option("--refresh", help="Add live pipeline statuses (read-only gateway calls).")
+        bool, flag("--refresh", help="Add live pipeline statuses (read-only gateway calls).")
     ] = False,
     gateway: Annotated[
         Optional[str],  # noqa: UP045
@@ -76,58 +84,74 @@ def plan(
 
     Example:  reconcile plan --format markdown > plan.md
     """
-    from reconciler import render
-    from reconciler.engine import live_statuses, make_plan, save_plan
+    from reconciler import operations, planfile
+    from reconciler.cli.settings import plan_options, resolve_ledger
+    from reconciler.render import plan as render
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
-    p, result = make_plan(_paths(paths), ledger, max_points, max_assets, target or [])
-    for d in result.warnings:
-        err.print(str(d), markup=False, style="yellow")
-    statuses = live_statuses(p, gateway) if refresh else None
+    c = consoles()
+    options = plan_options(max_points, max_assets, target)
+    planned = operations.plan(paths_or_default(paths), resolve_ledger(ledger), options)
+    for w in planned.warnings:
+        c.warn(w)
+    p = planned.plan
+    statuses = _live_statuses(p, gateway) if refresh else None
     if out_file is not None:
-        save_plan(p, out_file)
-        err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
+        planfile.write(p, out_file)
+        c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
-        _write(render.plan_json(p))
+        c.write(planfile.dumps(p))
     elif fmt == "markdown":
-        _write(render.plan_markdown(p, statuses))
+        c.write(render.plan_markdown(p, statuses, manifests=planned.loaded, max_cells=max_cells))
     else:
-        files = {m.name: m.path for m in result.manifests}
-        out.print(render.plan_text(p, files), end="")
+        c.out.print(render.plan_text(p, planned.manifest_files), end="")
         if statuses is not None:
-            out.print(render.status_text(statuses), end="")
+            c.out.print(render.status_text(statuses, p), end="")
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
+
+
+def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, str]:
+    from reconciler.apply import status_of
+    from reconciler.cli.settings import gateways_for
+
+    gw = gateways_for(gateway, {r.org_id for r in p.pipelines}, read_only=True)()
+    found = gw.statuses(p.pipelines)
+    return {ref: status_of(found, ref) for ref in p.pipelines}
 
 
 # --- ledger ----------------------------------------------------------------------
 
 
 @ledger_app.command("verify")
-def ledger_verify(ledger: LedgerOpt = DEFAULT_LEDGER) -> None:
+def ledger_verify(ledger: LedgerOpt = None) -> None:
     """Check the hash chain of every record; name the first bad line.
+
+    Records cut from the end of the file are not detectable by the chain alone; with the
+    ledger in git, apply checks that the new ledger extends the remote's.
 
     Example:  reconcile ledger verify --ledger applied-ledger.jsonl
     """
     from reconciler import ledger as ledger_mod
+    from reconciler.cli.settings import resolve_ledger
 
-    led = ledger_mod.read(ledger)
-    if not Path(ledger).exists():
-        err.print(
-            f"warning: {ledger} does not exist (nothing applied yet, or a wrong --ledger)", markup=False
-        )
+    c = consoles()
+    path = resolve_ledger(ledger)
+    led = ledger_mod.read(path)
+    if not Path(path).exists():
+        c.warn(f"{path} does not exist (nothing applied yet, or a wrong --ledger)")
     for w in led.warnings:
-        err.print(f"warning: {w}", markup=False, style="yellow")
-    out.print(
-        f"{ledger}: {len(led.records)} record(s), chain intact; head seq {led.head_seq} hash {led.head_hash}",
+        c.warn(w)
+    c.out.print(
+        f"{path}: {len(led.records)} record(s), chain intact; head seq {led.head_seq} hash {led.head_hash}",
         markup=False,
     )
 
 
 @ledger_app.command("show")
 def ledger_show(
-    ledger: LedgerOpt = DEFAULT_LEDGER,
+    ledger: LedgerOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     manifest: Annotated[
         Optional[str], typer.Option(help="Only records of this manifest.")  # noqa: UP045
@@ -137,37 +161,34 @@ def ledger_show(
     ] = None,
     since: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Only records at or after this UTC time (e.g. 2026-11-01)."),
+        typer.Option(
+            help="Only records at or after this time: 2026-11-01, 2026-11-01T08:00Z, or 7d/12h/30m."
+        ),
     ] = None,
     kind: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--kind", help="Only these kinds (delete, intent, pause, resume)."),
+        typer.Option("--kind", help="Only these kinds (intent, delete, failed, pause, resume)."),
     ] = None,
 ) -> None:
     """The history: when, manifest, pipeline, stage, assets, points, actor.
 
-    Example:  reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 2026-11-01
+    Example:  reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 7d
     """
     from reconciler import ledger as ledger_mod
-    from reconciler import render
+    from reconciler.cli.settings import resolve_ledger
+    from reconciler.render import ledger as render
 
-    led = ledger_mod.read(ledger)
-    for w in led.warnings:
-        err.print(f"warning: {w}", markup=False, style="yellow")
-    records = [
-        r
-        for r in led.records
-        if (manifest is None or r.data.get("manifest") == manifest)
-        and (pipeline is None or r.data.get("pipelineId") == pipeline)
-        and (since is None or r.at >= since)
-        and (not kind or r.kind in kind)
-    ]
-    if fmt == "json":
-        _write(render.records_json(r.data for r in records))
-    elif fmt == "text":
-        out.print(render.ledger_lines(records), end="", markup=False)
-    else:
+    if fmt not in ("text", "json"):
         raise ReconcilerError(f"--format must be text or json, not {fmt!r}")
+    c = consoles()
+    led = ledger_mod.read(resolve_ledger(ledger))
+    records = ledger_mod.select(led, manifest=manifest, pipeline=pipeline, since=since, kinds=kind)
+    for w in led.warnings:
+        c.warn(w)
+    if fmt == "json":
+        c.write(render.records_json(records))
+    else:
+        c.out.print(render.ledger_lines(records), end="", markup=False)
 
 
 # --- schema ----------------------------------------------------------------------
@@ -176,23 +197,26 @@ def ledger_show(
 @app.command()
 def schema(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write.")] = Path("schemas"),
-    check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 if the committed schema is out of date.")
-    ] = False,
+    check: Annotated[bool, flag("--check", help="Exit 1 if the committed schema is out of date.")] = False,
 ) -> None:
-    """Regenerate the manifest JSON Schema in schemas/ from the models.
+    """Regenerate the JSON Schemas in schemas/ from the models.
 
     Example:  reconcile schema --check
     """
-    from reconciler.schema import SCHEMA_FILE, render_schema
+    from reconciler.cli.settings import schemas
 
-    target = out_dir / SCHEMA_FILE
-    text = render_schema()
+    c = consoles()
+    stale = []
+    for name, text in schemas().items():
+        target = out_dir / name
+        if check:
+            if not target.exists() or target.read_text() != text:
+                stale.append(str(target))
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        c.out.print(f"wrote {target}", markup=False)
+    if stale:
+        raise ReconcilerError(f"{', '.join(stale)} out of date; run `reconcile schema`")
     if check:
-        if not target.exists() or target.read_text() != text:
-            raise ReconcilerError(f"{target} is out of date; run `reconcile schema`")
-        out.print(f"{target} is up to date", markup=False)
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    out.print(f"wrote {target}", markup=False)
+        c.out.print(f"{out_dir}: schemas up to date", markup=False)

@@ -7,8 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconciler.cli._app import app
-from reconciler.console import err, out
+from reconciler.cli._app import app, consoles, flag
 from reconciler.errors import ReconcilerError
 
 # --- emulator and demo -------------------------------------------------------------
@@ -45,6 +44,8 @@ def emulator(
         serve_forever,
     )
 
+    c = consoles()
+    err = c.err
     try:
         faults = Faults(
             rate=fault_rate, kinds=tuple(fault_kind or FAULT_KINDS), latency_ms=latency_ms, seed=seed
@@ -65,7 +66,7 @@ def emulator(
 
 @app.command()
 def demo(
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the temp dir and print its path.")] = False,
+    keep: Annotated[bool, flag("--keep", help="Keep the temp dir and print its path.")] = False,
 ) -> None:
     """Plan, apply, plan again, apply again: against an in-process emulator, in a temp dir.
 
@@ -73,17 +74,15 @@ def demo(
 
     Example:  reconcile demo
     """
-    from reconciler.demo import run_demo
+    from reconciler.cli.demo import run_demo
 
-    run_demo(keep=keep)
+    run_demo(consoles(), keep=keep)
 
 
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to scaffold (default: here).")] = Path("."),
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite existing files (never the ledger).")
-    ] = False,
+    force: Annotated[bool, flag("--force", help="Overwrite existing files (never the ledger).")] = False,
     max_cells: Annotated[
         int, typer.Option(min=1, help="The --max-cells guardrail written into the CI templates.")
     ] = 1_000_000,
@@ -97,6 +96,7 @@ def init(
     """
     from reconciler.scaffold import init as scaffold
 
+    out = consoles().out
     written = scaffold(directory, force=force, max_cells=max_cells)
     for rel in written:
         out.print(f"  wrote {directory / rel}", markup=False)

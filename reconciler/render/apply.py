@@ -11,7 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from reconciler.apply import ApplyResult
+from reconciler.errors import ReconcilerError
 from reconciler.plan import Action
+from reconciler.render.console import Consoles
 
 
 class LineReporter:
@@ -114,3 +116,38 @@ def summary_table(result: ApplyResult) -> Table:
     if result.verify_failed:
         table.add_row("[red]verify: state remains[/red]", f"{len(result.verify_failed)}", "")
     return table
+
+
+def reporter_for(consoles: Consoles) -> LineReporter:
+    """A progress bar for a person at a terminal, plain lines in CI logs."""
+    return LineReporter(consoles.err) if consoles.in_ci else BarReporter(consoles.err)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def done_line(result: ApplyResult) -> str:
+    return (
+        f"[green]Apply complete.[/green] {_plural(result.cells_deleted, 'cell')} cleared in "
+        f"{_plural(len(result.deleted), 'request')}."
+    )
+
+
+def raise_for(result: ApplyResult) -> None:
+    """The exit of an apply that did not finish: 130 if interrupted, else an error naming why."""
+    import typer
+
+    if result.ledger_error is not None:
+        unsent = len(result.not_sent)
+        raise ReconcilerError(
+            f"{result.ledger_error}; the run stopped: {_plural(unsent, 'request')} not sent. The ledger "
+            "ends at its last whole record; fix the cause, then apply again"
+        )
+    if result.interrupted:
+        raise typer.Exit(130)
+    if not result.ok:
+        raise ReconcilerError(
+            "apply did not finish: what failed stays pending; run `reconcile plan` to see it, "
+            "then apply again"
+        )

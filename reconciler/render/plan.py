@@ -1,4 +1,4 @@
-"""Renderers: a plan as text (Terraform-like), markdown (a PR comment) or JSON.
+"""A plan for people: text (Terraform-like) and markdown (a pull-request comment).
 
 Pure functions from values to strings. Text uses rich markup, which the CLI's
 console turns into colour on a terminal and strips elsewhere; every ID is escaped
@@ -7,15 +7,14 @@ so that user data is never read as markup.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rich.markup import escape
 
-from reconciler.ledger import Record
-from reconciler.plan import KeyDiff, PendingGroup, Plan
+from reconciler.diff import KeyDiff, PendingGroup, PipelineRef, StageKey
+from reconciler.manifests import LoadResult
+from reconciler.plan import Plan
 
 SAMPLE = 3
 GITHUB_COMMENT_LIMIT = 65_536
@@ -34,7 +33,7 @@ class KeyView:
 
 
 def _views(plan: Plan) -> list[KeyView]:
-    requests: dict[tuple[object, ...], list[int]] = {}
+    requests: dict[StageKey, list[int]] = {}
     for a in plan.actions:
         counts = requests.setdefault(a.key, [0, 0])
         counts[1 if a.in_doubt else 0] += 1
@@ -67,9 +66,9 @@ def _n(count: int, word: str) -> str:
 def summary_line(plan: Plan) -> str:
     s = plan.summary
     return (
-        f"Plan: {_n(s['pendingCells'], 'cell')} to clear in {_n(s['requests'], 'request')}; "
-        f"{s['appliedCells']:,} already applied, {s['inDoubtCells']:,} in doubt, "
-        f"{s['undeclaredCells']:,} in history only."
+        f"Plan: {_n(s.pending_cells, 'cell')} to clear in {_n(s.requests, 'request')}; "
+        f"{s.applied_cells:,} already applied, {s.in_doubt_cells:,} in doubt, "
+        f"{s.undeclared_cells:,} in history only."
     )
 
 
@@ -78,14 +77,14 @@ def summary_line(plan: Plan) -> str:
 
 def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> str:
     out: list[str] = [
-        f"Ledger: {escape(plan.ledger_path)} (seq {plan.ledger_seq}, head {plan.ledger_hash[:12]})",
+        f"Ledger: {escape(plan.ledger.path)} (seq {plan.ledger.seq}, head {plan.ledger.hash[:12]})",
         "",
     ]
     views = _views(plan)
     if not plan.has_changes:
         out.append(
             "[green]No changes.[/green] Every declared cell is already in the ledger "
-            f"({plan.summary['appliedCells']:,} applied)."
+            f"({plan.summary.applied_cells:,} applied)."
         )
     elif plan.actions:
         out.append("reconcile apply will clear this stage state (irreversible):")
@@ -152,13 +151,12 @@ def _text_history(plan: Plan) -> list[str]:
 
 
 def _text_resumes(plan: Plan) -> list[str]:
-    if not plan.paused_by_us:
+    if not plan.pending_resumes:
         return []
     lines = ["", "Pipelines an interrupted apply left paused (apply starts them again):"]
-    for r in plan.paused_by_us:
-        lines.append(
-            f"    [yellow]>[/yellow] {escape(r.data['orgId'])} / {escape(r.data['pipelineId'])} (paused {r.at})"
-        )
+    for r in plan.pending_resumes:
+        org, pipeline = r.pipeline
+        lines.append(f"    [yellow]>[/yellow] {escape(org)} / {escape(pipeline)} (paused {r.paused_at})")
     return lines
 
 
@@ -171,19 +169,22 @@ def _md(text: str) -> str:
 
 def plan_markdown(
     plan: Plan,
-    statuses: Mapping[tuple[str, str], str] | None = None,
+    statuses: Mapping[PipelineRef, str] | None = None,
+    *,
+    manifests: LoadResult | None = None,
+    max_cells: int | None = None,
     limit: int = GITHUB_COMMENT_LIMIT,
 ) -> str:
     """A pull-request comment: fits `limit` characters, truncating rows with a note."""
     head = ["## reconcile plan", ""]
     if not plan.has_changes:
         head.append(
-            f"**No changes.** Every declared cell is already in the ledger ({plan.summary['appliedCells']:,} applied)."
+            f"**No changes.** Every declared cell is already in the ledger ({plan.summary.applied_cells:,} applied)."
         )
     else:
         head.append(f"**{summary_line(plan)}**")
         head += ["", f"Plan hash: `{plan.plan_hash}`"]
-    head += ["", f"Ledger: `{_md(plan.ledger_path)}` at seq {plan.ledger_seq} (`{plan.ledger_hash[:12]}`)"]
+    head += ["", f"Ledger: `{_md(plan.ledger.path)}` at seq {plan.ledger.seq} (`{plan.ledger.hash[:12]}`)"]
     rows = [_md_row(v, statuses) for v in _views(plan)]
     table_head = [
         "",
@@ -209,7 +210,7 @@ def plan_markdown(
     return "\n".join([body, *kept, *note, *tail]) + "\n"
 
 
-def _md_row(v: KeyView, statuses: Mapping[tuple[str, str], str] | None) -> str:
+def _md_row(v: KeyView, statuses: Mapping[PipelineRef, str] | None) -> str:
     m, org, pipeline, stage = v.kd.key
     kd = v.kd
     cells = [
@@ -224,12 +225,13 @@ def _md_row(v: KeyView, statuses: Mapping[tuple[str, str], str] | None) -> str:
         f"{kd.in_doubt_cells:,}",
     ]
     if statuses is not None:
-        status = statuses.get((org, pipeline), "MISSING")
-        cells.append(status if status == "PAUSED" else f"**{status}** (blocks apply)")
+        status = statuses.get(PipelineRef(org, pipeline), "MISSING")
+        blocks = kd.pending_cells and status != "PAUSED"
+        cells.append(f"**{status}** (blocks apply)" if blocks else status)
     return "| " + " | ".join(cells) + " |"
 
 
-def _md_tail(plan: Plan, statuses: Mapping[tuple[str, str], str] | None) -> list[str]:
+def _md_tail(plan: Plan, statuses: Mapping[PipelineRef, str] | None) -> list[str]:
     out: list[str] = []
     doubt = [a for a in plan.actions if a.in_doubt]
     if doubt:
@@ -244,8 +246,8 @@ def _md_tail(plan: Plan, statuses: Mapping[tuple[str, str], str] | None) -> list
             "",
             f"History: {total:,} ledger cells in {len(plan.undeclared)} stage(s) are no longer declared (not acted on).",
         ]
-    if plan.paused_by_us:
-        names = ", ".join(f"`{_md(r.data['pipelineId'])}`" for r in plan.paused_by_us)
+    if plan.pending_resumes:
+        names = ", ".join(f"`{_md(r.pipeline.pipeline_id)}`" for r in plan.pending_resumes)
         out += ["", f"Left paused by an interrupted apply (will be started again): {names}"]
     if statuses is not None:
         blocked = sorted({f"`{_md(p)}` ({s})" for (o, p), s in statuses.items() if s != "PAUSED"})
@@ -254,56 +256,16 @@ def _md_tail(plan: Plan, statuses: Mapping[tuple[str, str], str] | None) -> list
     return out
 
 
-# --- json ---------------------------------------------------------------------------
-
-
-def plan_json(plan: Plan) -> str:
-    """Indented at the top, one compact line per action (C-speed for huge plans)."""
-    data = plan.to_json()
-    lines = []
-    for key, value in data.items():
-        if key == "actions":
-            rows = ",\n".join("    " + json.dumps(a, ensure_ascii=False) for a in value)
-            text = f"[\n{rows}\n  ]" if value else "[]"
-        else:
-            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
-        lines.append(f"  {json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
-def records_json(records: Iterable[Mapping[str, object]]) -> str:
-    return json.dumps(list(records), indent=2, ensure_ascii=False) + "\n"
-
-
-def status_text(statuses: Mapping[tuple[str, str], str]) -> str:
+def status_text(statuses: Mapping[PipelineRef, str], plan: Plan) -> str:
+    """Live statuses; only a pipeline with pending work and not PAUSED blocks apply."""
+    busy = {a.pipeline for a in plan.actions}
     lines = ["", "Live pipeline status (read-only):"]
     for (org, pipeline), status in sorted(statuses.items()):
-        mark = "[green]ok[/green]" if status == "PAUSED" else "[red]blocks apply[/red]"
-        lines.append(f"    {escape(org)} / {escape(pipeline)}: {escape(status)} ({mark})")
-    return "\n".join(lines) + "\n"
-
-
-def ledger_lines(records: Sequence[Record]) -> str:
-    """One line per record: grep-able in CI logs and readable at a terminal."""
-    lines = []
-    for r in records:
-        d = r.data
-        raw_actor = d.get("actor")
-        actor: Mapping[str, Any] = raw_actor if isinstance(raw_actor, dict) else {}
-        who = f" by {actor.get('user', '?')}" if actor else ""
-        if actor.get("gitCommit"):
-            who += f" @{str(actor['gitCommit'])[:8]}"
-        if actor.get("runUrl"):
-            who += f" {actor['runUrl']}"
-        kind = r.kind + (" (resolved)" if d.get("resolved") else "")
-        if r.asset_ids:
-            what = (
-                f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
-                f"{_n(len(r.asset_ids), 'asset')} ({sample(r.asset_ids, 2)}) x "
-                f"{_n(len(r.point_ids), 'point')} ({sample(r.point_ids, 2)})"
-            )
+        if status == "PAUSED":
+            mark = "[green]ok[/green]"
+        elif PipelineRef(org, pipeline) in busy:
+            mark = "[red]blocks apply[/red]"
         else:
-            what = f"{d.get('orgId', '')}/{d.get('pipelineId', '')}"
-        lines.append(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}")
-    lines.append(f"{_n(len(records), 'record')}")
+            mark = "nothing pending"
+        lines.append(f"    {escape(org)} / {escape(pipeline)}: {escape(status)} ({mark})")
     return "\n".join(lines) + "\n"

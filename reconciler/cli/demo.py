@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from reconciler.console import err, out
 from reconciler.errors import ReconcilerError
+from reconciler.render.console import Consoles
 
 
 @contextmanager
@@ -35,16 +35,12 @@ def _scoped_env(cwd: Path, env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _run(args: list[str], why: str) -> int:
-    from reconciler.cli import app
+def _run(c: Consoles, args: list[str], why: str) -> int:
+    """One real command line, through the CLI's own error handling and exit codes."""
+    from reconciler.cli._app import run
 
-    out.print(f"\n[bold cyan]==> reconcile {' '.join(args)}[/bold cyan]   [dim]# {why}[/dim]")
-    try:
-        code = app(args, standalone_mode=False)
-    except ReconcilerError as exc:
-        err.print(f"error: {exc}", markup=False)
-        return 1
-    return code if isinstance(code, int) else 0
+    c.out.print(f"\n[bold cyan]==> reconcile {' '.join(args)}[/bold cyan]   [dim]# {why}[/dim]")
+    return run(args)
 
 
 def copy_examples(dest: Path) -> None:
@@ -54,7 +50,7 @@ def copy_examples(dest: Path) -> None:
         shutil.copytree(path, dest)
 
 
-def run_demo(keep: bool = False) -> None:
+def run_demo(c: Consoles, keep: bool = False) -> None:
     from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 
     tmp = Path(tempfile.mkdtemp(prefix="reconcile-demo-"))
@@ -67,39 +63,40 @@ def run_demo(keep: bool = False) -> None:
             "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
             "CI": "1",
         }
-        out.print(
+        c.out.print(
             f"[bold]reconcile demo[/bold]: example manifests in {tmp}, "
             f"EnOS emulator on {emulator.url} (in this process)."
         )
-        out.print(
+        c.out.print(
             "One pipeline is PAUSED, the other RUNNING: apply pauses it for the run "
             "(--pause-pipelines) and starts it again after."
         )
         with _scoped_env(tmp, env):
             codes = [
-                _run(["validate"], "check the manifests: every problem as file:line:col"),
-                _run(["plan", "--detailed-exitcode"], "what would be cleared (exit 2: changes pending)"),
+                _run(c, ["validate"], "check the manifests: every problem as file:line:col"),
+                _run(c, ["plan", "--detailed-exitcode"], "what would be cleared (exit 2: changes pending)"),
                 _run(
+                    c,
                     ["apply", "--auto-approve", "--pause-pipelines", "--verify"],
                     "clear it, journalling each request in the ledger",
                 ),
             ]
             deletes_after_first = len(world.delete_log)
             codes += [
-                _run(["plan", "--detailed-exitcode"], "again: nothing left to do (exit 0)"),
-                _run(["apply", "--auto-approve"], "again: idempotent, sends nothing"),
-                _run(["ledger", "verify"], "the hash chain is intact"),
-                _run(["ledger", "show", "--kind", "delete"], "the audit trail"),
+                _run(c, ["plan", "--detailed-exitcode"], "again: nothing left to do (exit 0)"),
+                _run(c, ["apply", "--auto-approve"], "again: idempotent, sends nothing"),
+                _run(c, ["ledger", "verify"], "the hash chain is intact"),
+                _run(c, ["ledger", "show", "--kind", "delete"], "the audit trail"),
             ]
     sent_again = len(world.delete_log) - deletes_after_first
-    out.print(
+    c.out.print(
         f"\n[bold]Done.[/bold] The emulator received {deletes_after_first} delete request(s) on the first "
         f"apply and {sent_again} on the second; deletes on a pipeline that was not paused: "
         f"{len(world.violations)}."
     )
     expected = [0, 2, 0, 0, 0, 0, 0]
     if keep:
-        out.print(f"Kept {tmp}")
+        c.out.print(f"Kept {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
     if codes != expected or sent_again or world.violations:

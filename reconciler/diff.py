@@ -1,0 +1,370 @@
+"""The diff: declared cells minus ledger cells, a pure function of (manifests, ledger).
+
+`diff(manifests, ledger)` finds, per (manifest, org, pipeline, stage), which declared
+cells the ledger has not recorded as deleted, without materialising cells: assets are
+grouped by the set of ledger records that touch them, and each group's pending points
+are computed once. It also finds what is in doubt (an `intent` that no later `delete`
+or `failed` closes), history no manifest declares any more, pipelines an interrupted
+run left paused, and pending cells already cleared under a name that no longer
+exists (a rename). No network, clock, files or randomness here (DESIGN "Plan").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from reconciler.ledger import Ledger, Record
+from reconciler.manifests import Manifest
+
+Points = tuple[str, ...]
+Sig = tuple[int, ...]  # the indexes of the ledger records that touch an asset
+
+
+class PipelineRef(NamedTuple):
+    """One pipeline of one org: what List Pipelines, pause and start are about."""
+
+    org_id: str
+    pipeline_id: str
+
+
+class StageKey(NamedTuple):
+    """(manifest, org, pipeline, stage): the group every cell and request belongs to."""
+
+    manifest: str
+    org_id: str
+    pipeline_id: str
+    stage: str
+
+    @property
+    def pipeline(self) -> PipelineRef:
+        return PipelineRef(self.org_id, self.pipeline_id)
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """The ledger a diff (and so a plan) was computed against."""
+
+    path: str
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class PendingResume:
+    """A pipeline an interrupted run paused and did not start again (DESIGN "Applied ledger")."""
+
+    pipeline: PipelineRef
+    paused_at: str
+    seq: int
+    execution_mode: int | None
+    kafka_rate: int | None
+
+
+@dataclass(frozen=True)
+class PendingGroup:
+    """Assets of one key that share the same pending point set."""
+
+    points: Points
+    assets: tuple[str, ...]
+
+    @property
+    def cells(self) -> int:
+        return len(self.points) * len(self.assets)
+
+
+@dataclass(frozen=True)
+class KeyDiff:
+    """What the ledger says about one declared (manifest, org, pipeline, stage)."""
+
+    key: StageKey
+    applied_cells: int
+    pending: tuple[PendingGroup, ...]
+    in_doubt: tuple[PendingGroup, ...]
+    resumed_since_intent: bool
+
+    @property
+    def pending_cells(self) -> int:
+        return sum(g.cells for g in (*self.pending, *self.in_doubt))
+
+    @property
+    def in_doubt_cells(self) -> int:
+        return sum(g.cells for g in self.in_doubt)
+
+
+@dataclass(frozen=True)
+class RenameHint:
+    """Pending cells of a manifest already cleared under a name no manifest declares now."""
+
+    manifest: str
+    old_name: str
+    cells: int
+
+
+@dataclass(frozen=True)
+class Diff:
+    keys: tuple[KeyDiff, ...]
+    undeclared: tuple[tuple[StageKey, int], ...]
+    pending_resumes: tuple[PendingResume, ...]
+    renames: tuple[RenameHint, ...]
+    ledger: LedgerHead
+
+
+def diff(manifests: Sequence[Manifest], ledger: Ledger) -> Diff:
+    """Declared cells minus ledger cells, per key, plus history, doubt and left-over pauses."""
+    by_key = _records_by_key(ledger.records)
+    resumes = _last_resume(ledger.records)
+    aliases = _aliases(manifests)
+    declared_keys: set[StageKey] = set()
+    keys: list[KeyDiff] = []
+    undeclared: dict[StageKey, int] = {}
+    for m in manifests:
+        for stage in m.stages:
+            key = StageKey(m.name, m.org_id, m.pipeline_id, stage)
+            own = [StageKey(name, *key[1:]) for name in (m.name, *aliases.get(m.name, ()))]
+            declared_keys.update(own)
+            records = _merged(by_key, own)
+            kd, outside = _diff_key(key, m.point_ids, m.asset_ids, records, resumes)
+            keys.append(kd)
+            if outside:
+                undeclared[key] = outside
+    for key, records in by_key.items():
+        deletes = [r for r in records if r.kind == "delete"]
+        if key not in declared_keys and deletes:
+            undeclared[key] = _distinct_cells(deletes)
+    return Diff(
+        keys=tuple(keys),
+        undeclared=tuple(sorted(undeclared.items())),
+        pending_resumes=tuple(_left_paused(ledger.records)),
+        renames=tuple(_renames(keys, by_key, declared_keys)),
+        ledger=LedgerHead(str(ledger.path), ledger.head_seq, ledger.head_hash),
+    )
+
+
+def _records_by_key(records: Iterable[Record]) -> dict[StageKey, list[Record]]:
+    """The cell records (intent, delete, failed) of each key, in ledger order."""
+    out: dict[StageKey, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.kind in ("intent", "delete", "failed"):
+            out[StageKey(*r.key)].append(r)
+    return out
+
+
+def _aliases(manifests: Sequence[Manifest]) -> dict[str, tuple[str, ...]]:
+    """`metadata.renamedFrom`: the old names whose history a manifest carries on."""
+    return {m.name: tuple(getattr(m, "renamed_from", ())) for m in manifests}
+
+
+def _merged(by_key: dict[StageKey, list[Record]], keys: Sequence[StageKey]) -> list[Record]:
+    if len(keys) == 1:
+        return by_key.get(keys[0], [])
+    return sorted((r for k in keys for r in by_key.get(k, ())), key=lambda r: r.seq)
+
+
+def _diff_key(
+    key: StageKey,
+    points: Points,
+    asset_ids: Sequence[str],
+    records: Sequence[Record],
+    resumes: dict[PipelineRef, int],
+) -> tuple[KeyDiff, int]:
+    """One key's pending, in-doubt and applied cells; and its history outside the manifest."""
+    deletes = [r for r in records if r.kind == "delete"]
+    point_set = frozenset(points)
+    asset_set = frozenset(asset_ids)
+    index, multi = _asset_index(deletes)
+    open_points, open_intents = _open_intents(records, asset_set)
+    groups: dict[Points, list[str]] = {}
+    doubt_groups: dict[Points, list[str]] = {}
+
+    def add(todo: Points, assets: list[str]) -> None:
+        if not todo or not assets:
+            return
+        plain = [a for a in assets if a not in open_points] if open_points else assets
+        if plain:
+            groups.setdefault(todo, []).extend(plain)
+        if len(plain) != len(assets):
+            for a in assets:
+                if a in open_points:
+                    _split_doubt(a, todo, open_points[a], groups, doubt_groups)
+
+    add(points, [a for a in asset_ids if a not in index] if index else list(asset_ids))
+    applied = outside = 0
+    for sig, assets in _sig_groups(deletes, index, multi):
+        done = frozenset().union(*(deletes[i].point_ids for i in sig))
+        inside = len(done & point_set)
+        declared = [a for a in assets if a in asset_set]
+        applied += inside * len(declared)
+        outside += (len(done) - inside) * len(declared) + len(done) * (len(assets) - len(declared))
+        if inside < len(points) and declared:
+            add(tuple(p for p in points if p not in done), declared)
+    first = _first_doubtful_intent(open_intents, doubt_groups)
+    resumed = first is not None and resumes.get(key.pipeline, 0) > first
+    kd = KeyDiff(
+        key=key,
+        applied_cells=applied,
+        pending=tuple(PendingGroup(p, tuple(a)) for p, a in groups.items()),
+        in_doubt=tuple(PendingGroup(p, tuple(a)) for p, a in doubt_groups.items()),
+        resumed_since_intent=bool(doubt_groups) and resumed,
+    )
+    return kd, outside
+
+
+def _asset_index(records: Sequence[Record]) -> tuple[dict[str, Sig], set[str]]:
+    """Asset -> records touching it, and the assets in more than one record.
+
+    Built a record at a time with set operations: a ledger of batches rarely repeats
+    an asset across records, so scanning every record per asset would be wasted work.
+    """
+    index: dict[str, Sig] = {}
+    multi: set[str] = set()
+    for i, r in enumerate(records):
+        fresh = dict.fromkeys(r.asset_ids, (i,))
+        clash = {a: index[a] for a in index.keys() & fresh.keys()}
+        index.update(fresh)
+        for a, old in clash.items():
+            index[a] = (*old, i)
+        multi.update(clash)
+    return index, multi
+
+
+def _sig_groups(
+    records: Sequence[Record], index: dict[str, Sig], multi: set[str]
+) -> Iterator[tuple[Sig, list[str]]]:
+    """Every asset of the records, grouped by the records that touch it."""
+    for i, r in enumerate(records):
+        own = (
+            [a for a in dict.fromkeys(r.asset_ids) if a not in multi]
+            if multi
+            else list(dict.fromkeys(r.asset_ids))
+        )
+        if own:
+            yield (i,), own
+    by_sig: dict[Sig, list[str]] = {}
+    for a in multi:
+        by_sig.setdefault(index[a], []).append(a)
+    yield from sorted(by_sig.items())
+
+
+def _open_intents(
+    records: Sequence[Record], assets: frozenset[str]
+) -> tuple[dict[str, set[str]], list[Record]]:
+    """Per declared asset, the points some intent sent that no later delete or failed closed.
+
+    An intent closed exactly (a later record of the same key with the same lists, the
+    common case) is dropped first; the rest are replayed in ledger order a cell at a time.
+    """
+    closers = {(r.asset_ids, r.point_ids): r.seq for r in records if r.kind != "intent"}
+    open_intents = [
+        r for r in records if r.kind == "intent" and closers.get((r.asset_ids, r.point_ids), 0) < r.seq
+    ]
+    if not open_intents:
+        return {}, []
+    first = open_intents[0].seq
+    open_seqs = {r.seq for r in open_intents}
+    out: dict[str, set[str]] = {}
+    for r in records:
+        if r.seq < first:
+            continue
+        for a in r.asset_ids:
+            if a not in assets:
+                continue
+            if r.kind == "intent":
+                if r.seq in open_seqs:
+                    out.setdefault(a, set()).update(r.point_ids)
+            elif a in out:
+                out[a].difference_update(r.point_ids)
+    return {a: p for a, p in out.items() if p}, open_intents
+
+
+def _first_doubtful_intent(intents: Sequence[Record], doubt_groups: dict[Points, list[str]]) -> int | None:
+    """The earliest open intent that still has cells in doubt (its resume rule is the strictest)."""
+    doubtful: dict[str, frozenset[str]] = {}
+    for points, assets in doubt_groups.items():
+        for a in assets:
+            doubtful[a] = frozenset(points)
+    for r in intents:  # in ledger order, so the first match is the earliest
+        if any(a in doubtful and not doubtful[a].isdisjoint(r.point_ids) for a in r.asset_ids):
+            return r.seq
+    return None
+
+
+def _split_doubt(
+    asset: str,
+    todo: Points,
+    sent: set[str],
+    groups: dict[Points, list[str]],
+    doubt_groups: dict[Points, list[str]],
+) -> None:
+    doubtful = tuple(p for p in todo if p in sent)
+    rest = tuple(p for p in todo if p not in sent)
+    if doubtful:
+        doubt_groups.setdefault(doubtful, []).append(asset)
+    if rest:
+        groups.setdefault(rest, []).append(asset)
+
+
+def _distinct_cells(records: Sequence[Record]) -> int:
+    index, multi = _asset_index(records)
+    return sum(
+        len(assets) * len(frozenset().union(*(records[i].point_ids for i in sig)))
+        for sig, assets in _sig_groups(records, index, multi)
+    )
+
+
+def _renames(
+    keys: Sequence[KeyDiff], by_key: dict[StageKey, list[Record]], declared: set[StageKey]
+) -> Iterator[RenameHint]:
+    """Pending cells that were cleared under a manifest name no manifest declares any more.
+
+    A renamed manifest clears everything again unless `metadata.renamedFrom` carries its
+    history over; this is the warning that makes that visible before anything is sent.
+    """
+    gone: dict[tuple[str, str, str], list[StageKey]] = defaultdict(list)
+    for k, records in by_key.items():
+        if k not in declared and any(r.kind == "delete" for r in records):
+            gone[(k.org_id, k.pipeline_id, k.stage)].append(k)
+    if not gone:
+        return
+    found: dict[tuple[str, str], int] = defaultdict(int)
+    for kd in keys:
+        for old in gone.get((kd.key.org_id, kd.key.pipeline_id, kd.key.stage), ()):
+            deletes = [r for r in by_key[old] if r.kind == "delete"]
+            for g in (*kd.pending, *kd.in_doubt):
+                overlap, _ = _diff_key(kd.key, g.points, g.assets, deletes, {})
+                found[(kd.key.manifest, old.manifest)] += overlap.applied_cells
+    for (manifest, old_name), cells in sorted(found.items()):
+        if cells:
+            yield RenameHint(manifest, old_name, cells)
+
+
+def _last_resume(records: Iterable[Record]) -> dict[PipelineRef, int]:
+    last: dict[PipelineRef, int] = {}
+    for r in records:
+        if r.kind == "resume":
+            last[PipelineRef(*r.pipeline)] = r.seq
+    return last
+
+
+def _left_paused(records: Iterable[Record]) -> Iterator[PendingResume]:
+    """`pause` records with no `resume` after them: pipelines an interrupted run left paused."""
+    open_pauses: dict[PipelineRef, Record] = {}
+    for r in records:
+        if r.kind == "pause":
+            open_pauses[PipelineRef(*r.pipeline)] = r
+        elif r.kind == "resume":
+            open_pauses.pop(PipelineRef(*r.pipeline), None)
+    for ref, r in open_pauses.items():
+        yield PendingResume(
+            pipeline=ref,
+            paused_at=r.at,
+            seq=r.seq,
+            execution_mode=_int(r.data.get("executionMode")),
+            kafka_rate=_int(r.data.get("kafkaRate")),
+        )
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,246 @@
+"""Named operations the commands call: plan, apply, resolve (Terraform's backend operations).
+
+Each takes typed settings and its collaborators and returns a value; none prints.
+`apply` locks the ledger, syncs it with git when the repository keeps it there,
+verifies it, plans (or checks a saved plan), guards, confirms, runs `apply.apply`,
+and publishes its records (DESIGN "Apply" and "The ledger in git (CI)").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from reconciler import apply as apply_mod
+from reconciler import ledger as ledger_mod
+from reconciler import manifests, planfile
+from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
+from reconciler.diff import diff
+from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
+from reconciler.plan import Action, Options, Plan, build_plan
+
+DEFAULT_LEDGER = "applied-ledger.jsonl"
+_CAS_ATTEMPTS = 5
+
+
+class LedgerSync(Protocol):
+    """The ledger kept in git (implemented by `gitsync`): what apply needs of it."""
+
+    def sync(self) -> object: ...
+    def publish(self, message: str) -> None: ...
+    def publish_final(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan and what it was made from: the loaded manifests (None for a saved plan)."""
+
+    plan: Plan
+    loaded: manifests.LoadResult | None
+    ledger: ledger_mod.Ledger
+    saved: planfile.SavedPlan | None = None
+
+    @property
+    def manifest_files(self) -> dict[str, str]:
+        return {m.name: m.path for m in self.loaded.manifests} if self.loaded else {}
+
+    @property
+    def warnings(self) -> list[str]:
+        out = list(self.ledger.warnings)
+        if not self.ledger.path.exists():
+            out.append(
+                f"{self.ledger.path} does not exist: planning against an empty ledger "
+                "(nothing applied yet, or a wrong --ledger?)"
+            )
+        if self.loaded:
+            out.extend(str(d) for d in self.loaded.warnings)
+        return out
+
+
+def _load(paths: Sequence[str], options: Options) -> manifests.LoadResult:
+    loaded = manifests.load_or_raise(paths)
+    unknown = sorted(set(options.targets) - {m.name for m in loaded.manifests})
+    if unknown:
+        raise PlanError(f"--target names no manifest: {', '.join(unknown)}")
+    return loaded
+
+
+def plan_from(
+    paths: Sequence[str], ledger: ledger_mod.Ledger, options: Options
+) -> tuple[Plan, manifests.LoadResult]:
+    """Load manifests (raising on any error) and plan against a verified ledger."""
+    loaded = _load(paths, options)
+    return build_plan(diff(loaded.manifests, ledger), options, manifest_paths=paths), loaded
+
+
+def plan(paths: Sequence[str], ledger_path: str, options: Options) -> Planned:
+    """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network."""
+    led = ledger_mod.read(ledger_path)
+    p, loaded = plan_from(paths, led, options)
+    return Planned(p, loaded, led)
+
+
+def replan_saved(saved: planfile.SavedPlan, ledger: ledger_mod.Ledger) -> Plan:
+    """Re-derive a saved plan from its manifests and the ledger; refuse unless identical."""
+    d = diff(_load(saved.manifests, saved.options).manifests, ledger)
+    planfile.check_head(saved, d.ledger)
+    # The plan hash covers the ledger path as saved (`--ledger` may spell it differently).
+    d = replace(d, ledger=replace(d.ledger, path=saved.ledger.path))
+    fresh = build_plan(d, saved.options, manifest_paths=saved.manifests)
+    planfile.check_same(saved, fresh)
+    return fresh
+
+
+# --- apply -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """Everything `reconcile apply` was asked to do, flags merged over reconcile.yaml."""
+
+    paths: tuple[str, ...]
+    ledger: str | None
+    plan_options: Options = field(default_factory=Options)
+    apply_options: ApplyOptions = field(default_factory=ApplyOptions)
+    max_cells: int | None = None
+    lock_timeout: float = 0.0
+
+
+def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
+    """The ledger to lock and the saved plan, if the target is one: `--ledger` when given,
+    else the saved plan's own, else the default (DESIGN "Plan")."""
+    saved = None
+    if len(settings.paths) == 1 and planfile.is_plan_file(settings.paths[0]):
+        saved = planfile.read(Path(settings.paths[0]))
+    ledger = settings.ledger or (saved.ledger.path if saved else DEFAULT_LEDGER)
+    return ledger, saved
+
+
+def apply(
+    settings: ApplySettings,
+    *,
+    gateways: Callable[[], Gateways],
+    reporter: Reporter,
+    show: Callable[[Planned], None],
+    confirm: Callable[[Plan], None],
+    sync: LedgerSync | None = None,
+) -> tuple[Planned, ApplyResult | None]:
+    """Lock, sync, verify, plan, guard, confirm, send, publish. None: nothing to apply."""
+    ledger_path, saved = target_ledger(settings)
+    with ledger_mod.LedgerLock(ledger_path, timeout=settings.lock_timeout):
+        for _attempt in range(_CAS_ATTEMPTS):
+            if sync is not None:
+                sync.sync()
+            planned = _planned(settings, ledger_path, saved)
+            if _attempt == 0:
+                show(planned)
+            p = planned.plan
+            if not p.has_changes:
+                if sync is not None:
+                    sync.publish_final("reconcile: nothing to apply")
+                return planned, None
+            if _attempt == 0:
+                check_max_cells(p, settings.max_cells)
+                confirm(p)
+            try:
+                result = _run(planned, settings, gateways(), reporter, sync)
+            except LedgerMoved as exc:
+                if saved is not None:
+                    raise PlanError(
+                        f"the ledger moved while applying the saved plan ({exc}); nothing was sent. "
+                        "Plan again"
+                    ) from exc
+                reporter.note(f"{exc}; re-planning on the new ledger before sending anything")
+                continue
+            if sync is not None and result.ok:
+                sync.publish_final(
+                    f"reconcile: applied {len(result.deleted)} request(s), {result.cells_deleted} cells"
+                )
+            elif sync is not None:
+                _publish_partial(sync, reporter)
+            return planned, result
+    raise ReconcilerError(
+        f"another apply kept changing the ledger; gave up after {_CAS_ATTEMPTS} attempts, nothing was sent"
+    )
+
+
+def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
+    led = ledger_mod.read(ledger_path)
+    if not led.path.exists():
+        raise ApplyRefused(
+            f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in --ledger or the "
+            "wrong directory must never re-clear everything: check the path, or create an empty "
+            "ledger (`reconcile init` does) if nothing was ever applied"
+        )
+    if saved is not None:
+        return Planned(replan_saved(saved, led), None, led, saved)
+    p, loaded = plan_from(settings.paths, led, settings.plan_options)
+    return Planned(p, loaded, led)
+
+
+def _run(
+    planned: Planned, settings: ApplySettings, gateways: Gateways, reporter: Reporter, sync: LedgerSync | None
+) -> ApplyResult:
+    options = settings.apply_options
+    if sync is not None and not options.write_ahead:
+        options = replace(options, write_ahead=True)
+    with gateways, ledger_mod.LedgerWriter(planned.ledger) as writer:
+        return apply_mod.apply(
+            planned.plan,
+            gateways,
+            writer,
+            reporter,
+            options,
+            publish=sync.publish if sync is not None else None,
+        )
+
+
+def _publish_partial(sync: LedgerSync, reporter: Reporter) -> None:
+    """A run that did not finish still pushes what it recorded; a failure here is reported."""
+    try:
+        sync.publish_final("reconcile: records of an apply that did not finish")
+    except ReconcilerError as exc:
+        reporter.note(f"could not push the ledger: {exc}")
+
+
+def check_max_cells(p: Plan, max_cells: int | None) -> None:
+    """The guardrail for irreversible work: refuse a plan larger than `max_cells`."""
+    total = p.summary.pending_cells
+    if max_cells is None or total <= max_cells:
+        return
+    per: dict[str, int] = {}
+    for kd in p.keys:
+        if kd.pending_cells:
+            per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
+    where = "\n".join(f"  {name}: {n:,} cells" for name, n in sorted(per.items(), key=lambda x: -x[1]))
+    raise PlanError(
+        f"the plan clears {total:,} cells, more than --max-cells {max_cells:,}; nothing was sent.\n"
+        f"{where}\nSplit the change, or raise --max-cells after review."
+    )
+
+
+# --- ledger resolve ----------------------------------------------------------------------
+
+
+def resolve(
+    paths: Sequence[str],
+    ledger_path: str,
+    *,
+    manifest: str | None,
+    actor: dict[str, object],
+    confirm: Callable[[list[Action]], None],
+) -> list[Action]:
+    """Record in-doubt requests as done (`delete` with `resolved: true`) after a person checked."""
+    with ledger_mod.LedgerLock(ledger_path):
+        led = ledger_mod.read(ledger_path)
+        p, _ = plan_from(paths, led, Options())
+        doubt = [a for a in p.actions if a.in_doubt and (manifest is None or a.manifest == manifest)]
+        if not doubt:
+            return []
+        confirm(doubt)
+        with ledger_mod.LedgerWriter(led) as writer:
+            for a in doubt:
+                writer.append("delete", {**a.cell_fields(), "resolved": True, "actor": actor})
+    return doubt

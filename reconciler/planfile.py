@@ -1,0 +1,173 @@
+"""The plan's JSON document: what `plan --format json` prints and `plan --out` saves.
+
+The one home of that format (DESIGN "Plan"): `dumps(plan)` lays it out,
+`write(plan, path)` saves it, and `read(path)` gives back a frozen `SavedPlan`
+that has checked its own hash. The hash covers every field a saved plan is
+re-derived from (actions, ledger, manifest paths, options), so a hand-edited plan
+file is refused with one line, never a traceback (invariant 6).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.diff import LedgerHead
+from reconciler.errors import PlanError
+from reconciler.plan import Options, Plan, plan_hash
+
+FORMAT_VERSION = 1
+_MAX_BYTES = 512 * 1024 * 1024
+
+
+def to_json(plan: Plan) -> dict[str, Any]:
+    head = plan.ledger
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "ledger": {"path": head.path, "seq": head.seq, "hash": head.hash},
+        "manifests": list(plan.manifest_paths),
+        "options": plan.options.to_json(),
+        "planHash": plan.plan_hash,
+        "actions": [a.to_json() for a in plan.actions],
+        "pendingResumes": [
+            {"orgId": r.pipeline.org_id, "pipelineId": r.pipeline.pipeline_id, "pausedAt": r.paused_at}
+            for r in plan.pending_resumes
+        ],
+        "summary": plan.summary.to_json(),
+    }
+
+
+def dumps(plan: Plan) -> str:
+    """Indented at the top, one compact line per action (C-speed for huge plans)."""
+    lines = []
+    for key, value in to_json(plan).items():
+        if key == "actions":
+            rows = ",\n".join("    " + json.dumps(a, ensure_ascii=False) for a in value)
+            text = f"[\n{rows}\n  ]" if value else "[]"
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        lines.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def write(plan: Plan, path: Path) -> None:
+    try:
+        path.write_text(dumps(plan), encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A saved plan as read back: consistent with its own hash, not yet with the world."""
+
+    path: Path
+    ledger: LedgerHead
+    manifests: tuple[str, ...]
+    options: Options
+    plan_hash: str
+    actions: int
+
+
+def is_plan_file(path: str) -> bool:
+    """A saved plan is a regular file that is not a manifest (`*.yaml`/`*.yml`)."""
+    p = Path(path)
+    return p.suffix.lower() not in (".yaml", ".yml") and p.is_file()
+
+
+def read(path: Path) -> SavedPlan:
+    """Parse a saved plan and check it against its own hash (not hand-edited)."""
+    data = _load(path)
+    try:
+        fields = _fields(data)
+        stated = _typed(data, "planHash", str)
+    except _Malformed as exc:
+        raise PlanError(
+            f"{path}: plan file is malformed ({exc}); make it again with `reconcile plan --out`"
+        ) from exc
+    if plan_hash(fields) != stated:
+        raise PlanError(
+            f"{path}: plan file does not match its own plan hash; it was edited. "
+            "Make it again with `reconcile plan --out`"
+        )
+    led, opts = fields["ledger"], fields["options"]
+    return SavedPlan(
+        path=path,
+        ledger=LedgerHead(led["path"], led["seq"], led["hash"]),
+        manifests=tuple(fields["manifests"]),
+        options=Options(opts["maxPoints"], opts["maxAssets"], tuple(opts["targets"])),
+        plan_hash=stated,
+        actions=len(fields["actions"]),
+    )
+
+
+def check_head(saved: SavedPlan, head: LedgerHead) -> None:
+    """Refuse a plan made against another ledger state (Terraform's "Saved plan is stale")."""
+    if (saved.ledger.seq, saved.ledger.hash) != (head.seq, head.hash):
+        raise PlanError(
+            f"saved plan is stale: it was made against ledger seq {saved.ledger.seq}, "
+            f"the ledger is now at seq {head.seq}. Run `reconcile plan --out` again"
+        )
+
+
+def check_same(saved: SavedPlan, plan: Plan) -> None:
+    """Refuse unless the manifests give exactly the saved plan now."""
+    if plan.plan_hash != saved.plan_hash:
+        raise PlanError(
+            f"saved plan does not match what its manifests give now (plan hash "
+            f"{saved.plan_hash[:12]} vs {plan.plan_hash[:12]}); the manifests changed since "
+            "it was made. Run `reconcile plan --out` again"
+        )
+
+
+class _Malformed(ValueError):
+    pass
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(_MAX_BYTES + 1)
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read plan: {exc.strerror or exc}") from exc
+    if len(raw) > _MAX_BYTES:
+        raise PlanError(f"{path}: not a plan file (larger than {_MAX_BYTES // 2**20} MiB)")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise PlanError(f"{path}: not a plan file (invalid JSON)") from exc
+    if not isinstance(data, dict) or data.get("formatVersion") != FORMAT_VERSION:
+        raise PlanError(f"{path}: not a reconcile plan (formatVersion {FORMAT_VERSION} expected)")
+    return data
+
+
+def _typed(data: dict[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Malformed(f"{name} must be a {kind.__name__}")
+    return value
+
+
+def _fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The hashed fields, each checked for shape before anything trusts it."""
+    led = _typed(data, "ledger", dict)
+    _typed(led, "path", str), _typed(led, "seq", int), _typed(led, "hash", str)
+    manifests = _typed(data, "manifests", list)
+    if not all(isinstance(m, str) for m in manifests):
+        raise _Malformed("manifests must be a list of paths")
+    opts = _typed(data, "options", dict)
+    for name in ("maxPoints", "maxAssets"):
+        if _typed(opts, name, int) < 1:
+            raise _Malformed(f"options.{name} must be at least 1")
+    targets = _typed(opts, "targets", list)
+    if not all(isinstance(t, str) for t in targets):
+        raise _Malformed("options.targets must be a list of names")
+    actions = _typed(data, "actions", list)
+    return {
+        "actions": actions,
+        "ledger": {"path": led["path"], "seq": led["seq"], "hash": led["hash"]},
+        "manifests": manifests,
+        "options": {"maxPoints": opts["maxPoints"], "maxAssets": opts["maxAssets"], "targets": targets},
+    }

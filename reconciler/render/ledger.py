@@ -1,0 +1,40 @@
+"""The ledger for people: one line per record, or the records as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from reconciler.ledger import Record
+from reconciler.render.plan import _n, sample
+
+
+def records_json(records: Iterable[Mapping[str, object]]) -> str:
+    return json.dumps(list(records), indent=2, ensure_ascii=False) + "\n"
+
+
+def ledger_lines(records: Sequence[Record]) -> str:
+    """One line per record: grep-able in CI logs and readable at a terminal."""
+    lines = []
+    for r in records:
+        d = r.data
+        raw_actor = d.get("actor")
+        actor: Mapping[str, Any] = raw_actor if isinstance(raw_actor, dict) else {}
+        who = f" by {actor.get('user', '?')}" if actor else ""
+        if actor.get("gitCommit"):
+            who += f" @{str(actor['gitCommit'])[:8]}"
+        if actor.get("runUrl"):
+            who += f" {actor['runUrl']}"
+        kind = r.kind + (" (resolved)" if d.get("resolved") else "")
+        if r.asset_ids:
+            what = (
+                f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
+                f"{_n(len(r.asset_ids), 'asset')} ({sample(r.asset_ids, 2)}) x "
+                f"{_n(len(r.point_ids), 'point')} ({sample(r.point_ids, 2)})"
+            )
+        else:
+            what = f"{d.get('orgId', '')}/{d.get('pipelineId', '')}"
+        lines.append(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}")
+    lines.append(f"{_n(len(records), 'record')}")
+    return "\n".join(lines) + "\n"
