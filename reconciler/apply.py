@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.client import EnosClient, Pipeline
+from reconciler.enos import EnosClient, Pipeline
 from reconciler.errors import ApplyRefused, EnosError, TooManyPointsError
 from reconciler.ledger import LedgerWriter, Record
 from reconciler.plan import Action, Plan

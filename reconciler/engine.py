@@ -8,13 +8,14 @@ the ledger, and must equal the saved plan exactly.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from reconciler import ledger as ledger_mod
 from reconciler import manifests
-from reconciler.errors import PlanError
+from reconciler.errors import PlanError, ReconcilerError
 from reconciler.plan import PLAN_FORMAT, Options, Plan, build_plan, diff, plan_hash
 
 
@@ -98,9 +99,12 @@ def replan_saved(path: Path, ledger: ledger_mod.Ledger) -> Plan:
 
 def live_statuses(plan: Plan, gateway: str | None) -> dict[tuple[str, str], str]:
     """Each planned pipeline's status from List Pipelines (read-only)."""
-    from reconciler.client import EnosClient
+    from reconciler.enos import EnosClient, credentials_from_env
 
     pipelines = sorted({a.pipeline for a in plan.actions} | {k.key[1:3] for k in plan.keys})
-    with EnosClient.from_env(gateway) as client:
+    url = gateway or os.environ.get("ENOS_API_GATEWAY")
+    if not url:
+        raise ReconcilerError("no gateway: pass --gateway URL or set ENOS_API_GATEWAY")
+    with EnosClient(url, credentials_from_env()) as client:
         found = client.pipeline_statuses(pipelines)
     return {p: (found[p].status if p in found else "MISSING") for p in pipelines}

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from conftest import ORG, pipeline, run_cli, world_for, write
 
-from reconciler.client import Credentials, EnosClient, sign
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
+from reconciler.enos import Credentials, EnosClient, sign
 from reconciler.errors import PermanentError
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -89,9 +90,9 @@ def apply(
     from reconciler.actor import current_actor
     from reconciler.apply import ApplyOptions
     from reconciler.apply import apply as run_apply
-    from reconciler.client import EnosClient
     from reconciler.console import in_ci
     from reconciler.engine import make_plan, read_saved_plan, replan_saved
+    from reconciler.enos import EnosClient, credentials_from_env
     from reconciler.progress import BarReporter, LineReporter, summary_table
 
     args = _paths(paths)
@@ -126,7 +127,7 @@ def apply(
             actor=current_actor(),
         )
         with (
-            EnosClient.from_env(gateway, on_retry=reporter.note) as client,
+            EnosClient(_gateway(gateway), credentials_from_env(), on_retry=reporter.note) as client,
             ledger_mod.LedgerWriter(led) as writer,
         ):
             result = run_apply(p, client, writer, reporter, options)
@@ -212,3 +213,10 @@ def ledger_resolve(
             for a in doubt:
                 writer.append("delete", {**a.cell_fields(), "resolved": True, "actor": actor})
     out.print(f"Recorded {len(doubt)} in-doubt request(s) as done.")
+
+
+def _gateway(gateway: str | None) -> str:
+    url = gateway or os.environ.get("ENOS_API_GATEWAY")
+    if not url:
+        raise ReconcilerError("no gateway: pass --gateway URL or set ENOS_API_GATEWAY")
+    return url
