@@ -19,8 +19,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.client import EnosClient, Pipeline
 from reconciler.diff import PendingResume, PipelineRef
+from reconciler.enos import EnosClient, Pipeline
 from reconciler.errors import (
     ApplyRefused,
     EnosError,

@@ -36,7 +36,7 @@ def test_exact_then_idempotent(repo: Path, make_emulator: Any) -> None:
     write(repo / "manifests/b.yaml", manifest_yaml("b", pipeline="p2", assets=["b1"], points=["z"]))
     first = apply(repo, em)
     assert first.code == 0, first.all
-    assert "Apply complete. 13 cells cleared in 3 request(s)." in first.out
+    assert "Apply complete. 13 cells cleared in 3 requests." in first.out
     want = declared("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"]) | declared(
         "p2", ["s1"], ["b1"], ["z"]
     )
@@ -98,7 +98,10 @@ def test_running_pipeline_blocks_with_nothing_sent(repo: Path, make_emulator: An
     res = apply(repo, em)
     assert res.code == 1
     assert (
-        "o1 / p2: RUNNING" in res.err and "o1 / p3: STOPPED" in res.err and "o1 / ghost: MISSING" in res.err
+        "o1 / p2: RUNNING" in res.err
+        and "o1 / p3: STOPPED" in res.err
+        and "ghost: not found in org o1 (List Pipelines, released pipelines only): check spec.pipelineId"
+        in res.err
     )
     assert "nothing was sent" in res.err
     assert deletes(em) == [] and not [e for e in em.world.log if e["route"] == "operate"]
@@ -221,9 +224,8 @@ def test_saved_plan_applied_only_if_still_exact(repo: Path, make_emulator: Any) 
     (repo / "plan.json").write_text(json.dumps(tampered))
     res = apply(repo, em, "plan.json")
     assert res.code == 1 and "it was edited" in res.err
-    tampered["planHash"] = __import__("reconciler.plan", fromlist=["plan_hash"]).plan_hash(
-        tampered["actions"], tampered["ledger"]["seq"], tampered["ledger"]["hash"]
-    )
+    hashed = {k: tampered[k] for k in ("actions", "ledger", "manifests", "options")}
+    tampered["planHash"] = __import__("reconciler.plan", fromlist=["plan_hash"]).plan_hash(hashed)
     (repo / "plan.json").write_text(json.dumps(tampered))
     res = apply(repo, em, "plan.json")
     assert res.code == 1 and "does not match what its manifests give now" in res.err
@@ -312,6 +314,8 @@ def test_missing_credentials_are_a_clear_error(repo: Path) -> None:
 def test_saved_plan_uses_its_own_ledger_unless_told(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    (repo / "applied-ledger.jsonl").unlink()
+    write(repo / "audit/ledger.jsonl", "")
     assert run_cli(["plan", "--ledger", "audit/ledger.jsonl", "--out", "plan.json"], repo).code == 0
     res = apply(repo, em, "plan.json")
     assert res.code == 0, res.all

@@ -13,12 +13,11 @@ from test_plan import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, Gateways, NullReporter, apply
-from reconciler.client import Credentials, EnosClient
 from reconciler.diff import diff
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
+from reconciler.enos import Credentials, EnosClient
 from reconciler.manifests import Manifest
-from reconciler.plan import Action, Options, build_plan
-
+from reconciler.plan import Options, build_plan
 
 WORLD = {
     "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,18 @@ import httpx
 import pytest
 from conftest import ORG, pipeline, run_cli, world_for, write
 
-from reconciler.client import Credentials, EnosClient, sign
-from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
-from reconciler.errors import PermanentError
+from reconciler.emulator import (
+    DEFAULT_APP_KEY,
+    DEFAULT_APP_SECRET,
+    EXPIRY_SHAPES,
+    EmulatorError,
+    FakeClock,
+    RunningEmulator,
+    World,
+    serve_forever,
+)
+from reconciler.enos import Credentials, EnosClient, RetryPolicy, sign
+from reconciler.errors import NotPausedError, PermanentError, TransientError
 
 
 def token(url: str, ts: int | None = None, secret: str = DEFAULT_APP_SECRET) -> dict[str, Any]:
@@ -122,17 +133,28 @@ def test_stage_state_validation_order(make_emulator: Any, body: dict[str, str], 
     assert em.world.delete_log == []
 
 
-def test_pipeline_transitions_and_slow_pause(make_emulator: Any) -> None:
-    em = make_emulator(
-        world_for([pipeline("p1", status="RUNNING", pauseDelay=0.3), pipeline("pub", status="PUBLISHED")])
+def test_pipeline_transitions_and_slow_pause() -> None:
+    clock = FakeClock()
+    world = World(
+        world_for([pipeline("p1", status="RUNNING", pauseDelay=30), pipeline("pub", status="PUBLISHED")]),
+        clock=clock,
     )
-    with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+    with (
+        RunningEmulator(world) as em,
+        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+    ):
         c.pause(ORG, "p1")
         assert em.world.status("p1") == "RUNNING"  # slow pause: not yet
-        time.sleep(0.35)
+        c.pause(ORG, "p1")  # still pausing: accepted again
+        clock.advance(30)
         assert c.pipeline_statuses([(ORG, "p1")])[(ORG, "p1")].status == "PAUSED"
+        with pytest.raises(PermanentError, match="61152") as paused:
+            c.pause(ORG, "p1")  # already PAUSED
         c.start(ORG, "p1", 0, 500)
         assert em.world.status("p1") == "RUNNING" and em.world.pipelines["p1"].kafka_rate == 500
+        with pytest.raises(PermanentError, match="61165") as running:
+            c.start(ORG, "p1", 0, 500)  # already RUNNING
+        assert paused.value.definite and running.value.definite
         with pytest.raises(PermanentError, match="61152"):
             c.pause(ORG, "pub")
         c.call("POST", "/streaming/v2.0/streaming/pipeline/p1", {"action": "stop", "orgId": ORG})
@@ -210,3 +232,143 @@ def test_the_emulator_imports_nothing_else_of_reconciler() -> None:
             for name in names:
                 if name.startswith("reconciler"):
                     assert name.startswith("reconciler.emulator"), f"{module.name} imports {name}"
+
+
+# --- the clock, hooks and strict state files -----------------------------------------------
+
+
+def client(em: Any, attempts: int = 1) -> EnosClient:
+    creds = Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)
+    return EnosClient(em.url, creds, retry=RetryPolicy(attempts=attempts), sleep=lambda s: None)
+
+
+def test_tokens_expire_by_the_injected_clock() -> None:
+    clock = FakeClock()
+    world = World(world_for([pipeline()], tokenLifetime=100), clock=clock)
+    with RunningEmulator(world) as em, client(em) as c:
+        c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+        clock.advance(100)
+        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])
+    assert [e["status"] for e in world.log] == [200, 401, 200] and c.token_fetches == 2
+
+
+def test_lost_answers_act_then_drop_the_connection(make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline(), pipeline("run", status="RUNNING")]))
+    hook = em.world.lose_answers("delete", n=1)
+    with client(em) as c:
+        with pytest.raises(TransientError) as exc:
+            c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+        assert exc.value.definite is False  # it did take effect
+        assert em.world.deleted_cells() == {(ORG, "p1", "s1", "a", "x")}
+        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])  # n=1: the next one is answered
+        em.world.lose_answers("operate:pause")
+        with pytest.raises(TransientError):
+            c.pause(ORG, "run")
+    assert hook.fired == 1 and em.world.status("run") == "PAUSED"
+
+
+def test_a_person_starts_the_pipeline_after_the_kth_delete(make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    em.world.set_status_after("delete", 2, "p1", "RUNNING")
+    with client(em) as c:
+        c.delete_stage_state(ORG, "p1", "s1", ["a1"], ["x"])
+        c.delete_stage_state(ORG, "p1", "s1", ["a2"], ["x"])
+        with pytest.raises(NotPausedError):
+            c.delete_stage_state(ORG, "p1", "s1", ["a3"], ["x"])
+    assert [e["code"] for e in em.world.log] == [0, 0, 61199]
+    assert em.world.deletes_while_not_paused() == 1
+
+
+@pytest.mark.parametrize("shape", EXPIRY_SHAPES)
+def test_token_expired_in_each_shape_is_renewed(make_emulator: Any, shape: str) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    with client(em) as c:
+        c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+        em.world.expire_token_at("delete", shape)
+        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])
+        assert c.token_fetches == 2
+    assert em.world.token_calls == ["get", "get"]
+    assert [e["status"] for e in em.world.log] == [200, 401 if shape == "http401" else 200, 200]
+
+
+def test_sticky_tokens_make_the_client_call_refresh(make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    em.world.sticky_tokens = True
+    with client(em) as c:
+        c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+        em.world.expire_tokens()  # token/get keeps handing back this expired token
+        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])
+        assert c.token_refreshes == 1
+    assert em.world.token_calls == ["get", "get", "refresh"]
+
+
+def test_hold_and_wait_for_let_a_test_act_at_an_exact_request(make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    hook = em.world.on_request("delete", skip=1, hold=True)
+    done: list[int] = []
+
+    def send() -> None:
+        with client(em) as c, contextlib.suppress(NotPausedError):
+            for i in range(3):
+                c.delete_stage_state(ORG, "p1", "s1", [f"a{i}"], ["x"])
+                done.append(i)
+
+    worker = threading.Thread(target=send)
+    worker.start()
+    held = em.world.wait_for(lambda e: e["route"] == "delete" and e["body"]["assetIds"] == "a1")
+    assert held["status"] is None and done == [0]  # arrived, not answered
+    em.world.set_status("p1", "RUNNING")  # a person starts it while the delete is in flight
+    hook.release()
+    worker.join(timeout=10)
+    assert done == [0] and [e["code"] for e in em.world.log] == [0, 61199]
+
+
+def test_wait_for_times_out() -> None:
+    with pytest.raises(TimeoutError):
+        World(world_for([pipeline()])).wait_for(lambda e: True, timeout=0.05)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "pipelines: [{pipelinename: x}]",
+            "state.yaml: pipelines[0]: unknown key 'pipelinename' (did you mean 'pipelineName'?)",
+        ),
+        ("pipeline: []", "state.yaml: unknown key 'pipeline' (did you mean 'pipelines'?)"),
+        (
+            "apps: [{appKey: k, appSecert: s}]",
+            "state.yaml: apps[0]: unknown key 'appSecert' (did you mean 'appSecret'?)",
+        ),
+        (
+            "pipelines: [{pipelineId: p, orgId: o, state: [{stage: s, asset: [a], points: [x]}]}]",
+            "state.yaml: pipelines[0].state[0]: unknown key 'asset' (did you mean 'assets'?)",
+        ),
+        ("pipelines: [{orgId: o}]", "state.yaml: pipelines[0]: missing key 'pipelineId'"),
+        (
+            "pipelines: [{pipelineId: p, orgId: o, executionMode: x}]",
+            "state.yaml: pipelines[0]: executionMode: wrong type str",
+        ),
+        ("pipelines: [{pipelineId: p, orgId: o, status: PAUSING}]", "unknown status 'PAUSING'"),
+        ("pipelines: [", "state.yaml:2:1: not valid YAML"),
+        ("- 1", "state.yaml: expected a mapping, got list"),
+    ],
+)
+def test_state_files_are_checked_strictly(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(EmulatorError) as exc:
+        World.from_file(write(tmp_path / "state.yaml", text + "\n"))
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_malformed_json_and_missing_state_files_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(EmulatorError, match=r"^state.json:1:\d+: not valid JSON"):
+        World.from_file(write(tmp_path / "state.json", "{"))
+    with pytest.raises(EmulatorError, match="cannot read"):
+        World.from_file(tmp_path / "nope.yaml")
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with RunningEmulator(World()) as em, pytest.raises(EmulatorError) as exc:
+        serve_forever(World(), "127.0.0.1", em.port)
+    assert str(exc.value) == f"port {em.port} on 127.0.0.1 is in use; pass --port"
+    assert isinstance(exc.value, ValueError)

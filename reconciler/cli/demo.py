@@ -55,6 +55,7 @@ def run_demo(c: Consoles, keep: bool = False) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="reconcile-demo-"))
     copy_examples(tmp / "manifests")
+    (tmp / "applied-ledger.jsonl").touch()  # as `reconcile init` leaves it
     world = World()
     with RunningEmulator(world) as emulator:
         env = {

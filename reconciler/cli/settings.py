@@ -45,13 +45,13 @@ def gateways_for(
     Checked before any plan is shown: a missing gateway or credential is the first thing
     a user hears about, not the last.
     """
-    from reconciler.client import Credentials, EnosClient, check_gateway
+    from reconciler.enos import EnosClient, check_gateway, credentials_from_env
 
     url = gateway or os.environ.get("ENOS_API_GATEWAY")
     if not url:
         raise ReconcilerError("no gateway: pass --gateway URL or set ENOS_API_GATEWAY")
     url = check_gateway(url)
-    creds = Credentials.from_env()
+    creds = credentials_from_env()
 
     def build() -> Gateways:
         from reconciler.apply import Gateways

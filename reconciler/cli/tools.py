@@ -39,6 +39,7 @@ def emulator(
         DEFAULT_APP_KEY,
         DEFAULT_APP_SECRET,
         FAULT_KINDS,
+        EmulatorError,
         Faults,
         World,
         serve_forever,
@@ -61,7 +62,10 @@ def emulator(
         )
     else:
         err.print(f"  app keys accepted: {', '.join(world.apps)} (secrets as in {state})", markup=False)
-    serve_forever(world, host, port)
+    try:
+        serve_forever(world, host, port)
+    except EmulatorError as exc:  # the port is taken, an unknown host: before serving anything
+        raise ReconcilerError(str(exc)) from exc
 
 
 @app.command()

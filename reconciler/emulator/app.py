@@ -20,9 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reconciler.emulator.hooks import Hook, expiry_reply
 from reconciler.emulator.world import GENERIC_TYPES, World
 
 Handler = Callable[[Request, World], Awaitable[Response]]
+HOLD_TIMEOUT = 30.0  # a held request goes on by itself after this, so a test cannot hang
 
 
 class DropConnection(Exception):
@@ -60,22 +62,21 @@ def gateway_error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 async def token_get(request: Request, world: World) -> Response:
-    body = await _json_body(request)
-    status, msg, data = world.issue_token(
-        str(body.get("appKey", "")), body.get("timestamp"), str(body.get("encryption", ""))
-    )
-    return JSONResponse({"status": status, "msg": msg, "business": "apim-token-service", "data": data})
+    return await _token(request, world, refresh=False)
 
 
 async def token_refresh(request: Request, world: World) -> Response:
+    """REFERENCE 3.3: the token/get body plus the `accessToken` to replace."""
+    return await _token(request, world, refresh=True)
+
+
+async def _token(request: Request, world: World, *, refresh: bool) -> Response:
     body = await _json_body(request)
-    secret, _ = world.check_token(str(body.get("accessToken", "")))
-    if secret is None and body.get("accessToken") not in world.tokens:
-        return JSONResponse(
-            {"status": 1204, "msg": "refresh failed", "business": "apim-token-service", "data": None}
-        )
-    world.expire_tokens()
-    return await token_get(request, world)
+    old = str(body.get("accessToken", "")) if refresh else None
+    status, msg, data = world.issue_token(
+        str(body.get("appKey", "")), body.get("timestamp"), str(body.get("encryption", "")), refresh=old
+    )
+    return JSONResponse({"status": status, "msg": msg, "business": "apim-token-service", "data": data})
 
 
 # --- business routes ----------------------------------------------------------------
@@ -91,7 +92,7 @@ async def list_pipelines(request: Request, world: World) -> Response:
         page_no, page_size = int(q.get("pageNo", "1")), int(q.get("pageSize", "10"))
     except ValueError:
         return fail(61102, "pageNo and pageSize must be integers")
-    now = time.monotonic()
+    now = world.now()
     with world.lock:
         items = [
             _pipeline_json(p, now)
@@ -128,7 +129,7 @@ async def operate_pipeline(request: Request, world: World) -> Response:
     q = request.query_params
     action, org = q.get("action"), q.get("orgId")
     body = await _json_body(request)
-    now = time.monotonic()
+    now = world.now()
     with world.lock:
         p = world.pipelines.get(pid)
         if p is None or p.org_id != org:
@@ -177,7 +178,7 @@ async def stage_state(request: Request, world: World) -> Response:
             return _get_items(world, p, stage, assets, points)
         if action != "delete":
             return fail(61102, "Missing param action")
-        status = p.current_status(time.monotonic())
+        status = p.current_status(world.now())
         if status != "PAUSED":
             world.violations.append(f"delete on {p.pipeline_id} while {status}")
             return fail(61199, f"pipeline {p.pipeline_id} is {status}; pause it before deleting state")
@@ -272,32 +273,63 @@ def business(route: str, handler: Handler, world: World) -> Callable[[Request], 
             "query": dict(request.query_params),
             "body": _try_json(body),
             "at": time.time(),
+            "fault": None,
+            "status": None,
+            "code": None,
         }
-        if world.faults.latency_ms:
-            await asyncio.sleep(world.faults.latency_ms / 1000)
-        fault = world.draw_fault(route)
-        entry["fault"] = fault
-        if fault == "token_expiry":
-            # A token expires after it has served; a fresh one never does, so a client that
-            # renews on 1203 is not refused forever by back-to-back draws.
-            if world.token_uses(request.headers.get("apim-accesstoken")) > 0:
-                world.expire_tokens()
-            else:
-                fault = entry["fault"] = None
-        denied = _authenticate(request, body, world)
-        if denied is not None:
-            entry["status"] = denied.status_code
-            world.record(entry)
-            return denied
-        response = await _faulty(fault, handler, request, world)
-        entry["status"] = response.status_code
-        entry["code"] = json.loads(bytes(response.body)).get("code") if response.body else None
-        world.record(entry)
-        if fault in ("drop", "lost_answer"):
+        world.record(entry)  # on arrival, so that tests can wait for it
+        hooks = world.firing(entry)
+        for hook in hooks:
+            if hook.hold is not None:
+                await asyncio.to_thread(hook.hold.wait, HOLD_TIMEOUT)
+        response = await _answer(request, body, entry, hooks, handler, world)
+        world.finish(entry, response.status_code, _code(response))
+        if entry["fault"] in ("drop", "lost_answer") or any(h.lose_answer for h in hooks):
             return DroppedResponse()
         return response
 
     return endpoint
+
+
+async def _answer(
+    request: Request, body: bytes, entry: dict[str, Any], hooks: list[Hook], handler: Handler, world: World
+) -> Response:
+    """Latency, faults, auth, then the route itself with the hooks around it."""
+    if world.faults.latency_ms:
+        await asyncio.sleep(world.faults.latency_ms / 1000)
+    expiry = next((h.expire_token for h in hooks if h.expire_token), None)
+    if expiry is not None:
+        world.expire_tokens()
+        status, reply = expiry_reply(expiry)
+        return JSONResponse(reply, status_code=status)
+    fault = entry["fault"] = world.draw_fault(entry["route"])
+    if fault == "token_expiry":
+        # A token expires after it has served; a fresh one never does, so a client that
+        # renews on 1203 is not refused forever by back-to-back draws.
+        if world.token_uses(request.headers.get("apim-accesstoken")) > 0:
+            world.expire_tokens()
+        else:
+            fault = entry["fault"] = None
+    denied = _authenticate(request, body, world)
+    if denied is not None:
+        return denied
+    for hook in hooks:
+        if hook.before is not None:
+            with world.lock:
+                hook.before(world, entry)
+    response = await _faulty(fault, handler, request, world)
+    for hook in hooks:
+        if hook.after is not None:
+            with world.lock:
+                hook.after(world, entry)
+    return response
+
+
+def _code(response: Response) -> Any:
+    try:
+        return json.loads(bytes(response.body)).get("code") if response.body else None
+    except (ValueError, AttributeError):
+        return None
 
 
 async def _faulty(fault: str | None, handler: Handler, request: Request, world: World) -> Response:

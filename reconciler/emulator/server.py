@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -11,6 +12,7 @@ from types import TracebackType
 import uvicorn
 
 from reconciler.emulator.app import DropConnection, create_app
+from reconciler.emulator.seed import EmulatorError
 from reconciler.emulator.world import World
 
 
@@ -44,12 +46,11 @@ class RunningEmulator:
 
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0) -> None:
         self.world = world
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock = bind(host, port)
         self._sock = sock
         self.host, self.port = sock.getsockname()[:2]
-        self.url = f"http://{self.host}:{self.port}"
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{shown}:{self.port}"
         self._server = uvicorn.Server(_config(world, host, self.port, "critical"))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
 
@@ -76,6 +77,33 @@ class RunningEmulator:
         self.stop()
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or an `EmulatorError` that says what to change (never a banner
+    followed by uvicorn's exit 3)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise EmulatorError(f"cannot listen on {host}: unknown host ({exc.strerror}); pass --host") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise EmulatorError(f"port {port} on {host} is in use; pass --port") from exc
+        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
 def serve_forever(world: World, host: str, port: int) -> None:
-    """The `reconcile emulator` command: serve in the foreground until Ctrl-C."""
-    uvicorn.Server(_config(world, host, port, "info")).run()
+    """The `reconcile emulator` command: serve in the foreground until Ctrl-C.
+
+    Raises `EmulatorError` (a ValueError) before serving when the address cannot be used.
+    """
+    sock = bind(host, port)
+    try:
+        uvicorn.Server(_config(world, host, port, "info")).run(sockets=[sock])
+    finally:
+        sock.close()

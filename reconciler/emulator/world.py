@@ -1,8 +1,10 @@
-"""The emulator's world: apps, tokens, pipelines, stage state, faults and a request log.
+"""The emulator's world: apps, tokens, pipelines, stage state, faults, hooks and a request log.
 
 Plain, thread-safe state with no HTTP in it; `app.py` puts the documented routes
-in front. Seeded from a YAML/JSON file (format in README "Emulator") or the small
-default world the demo uses. Imports nothing else of reconciler, so it stays an
+in front. Seeded from a YAML/JSON file (format in README "Emulator", checked by
+`seed.py`) or the small default world the demo uses. Time comes from an
+injectable clock (`FakeClock` in tests), so token expiry and slow pauses never
+need a test to sleep. Imports nothing else of reconciler, so it stays an
 independent stand-in for the gateway.
 """
 
@@ -14,9 +16,13 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from reconciler.emulator.hooks import EXPIRY_SHAPES, Hook, Match
+from reconciler.emulator.seed import EmulatorError, check_seed
 
 GENERIC_TYPES = frozenset(
     {"LastRecordAppender", "LastChangedRecordAppender", "LatestRecordMerger", "RecordCapturer"}
@@ -82,7 +88,7 @@ class Faults:
         self.rng.seed(self.seed)
         unknown = set(self.kinds) - set(FAULT_KINDS)
         if unknown:
-            raise ValueError(f"unknown fault kinds: {sorted(unknown)}; known: {FAULT_KINDS}")
+            raise EmulatorError(f"unknown fault kinds: {sorted(unknown)}; known: {FAULT_KINDS}")
 
 
 @dataclass
@@ -122,12 +128,37 @@ class Pipeline:
                 by_asset[a].difference_update(points)
 
 
+class FakeClock:
+    """A clock tests move by hand: `World(clock=clock)`, then `clock.advance(seconds)`."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
 class World:
     """Everything the emulated gateway knows; every method is thread-safe."""
 
-    def __init__(self, seed: dict[str, Any] | None = None, faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        seed: dict[str, Any] | None = None,
+        faults: Faults | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        source: str = "seed",
+    ) -> None:
         seed = seed if seed is not None else DEFAULT_WORLD
+        check_seed(seed, source)
+        self.clock = clock
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
         self.apps: dict[str, str] = {
             a["appKey"]: a["appSecret"] for a in seed.get("apps", DEFAULT_WORLD["apps"])
         }
@@ -143,25 +174,34 @@ class World:
         self.app_tokens: dict[str, str] = {}
         self.uses: dict[str, int] = {}
         self.seen_encryptions: set[str] = set()
+        self.sticky_tokens = False  # token/get hands back the current token until a refresh
+        self.token_calls: list[str] = []  # "get" / "refresh", in order
+        self.hooks: list[Hook] = []
         self.log: list[dict[str, Any]] = []
         self.delete_log: list[dict[str, Any]] = []
         self.violations: list[str] = []
 
     @classmethod
-    def from_file(cls, path: str | Path, faults: Faults | None = None) -> World:
-        text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            from ruamel.yaml import YAML
+    def from_file(
+        cls, path: str | Path, faults: Faults | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> World:
+        """A world seeded from a YAML or JSON file; `EmulatorError` names the file and the problem."""
+        name = Path(path).name
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EmulatorError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
+        return cls(_parse(name, text), faults, clock, source=name)
 
-            data = YAML(typ="safe").load(text)
-        else:
-            data = json.loads(text)
-        return cls(data, faults)
+    def now(self) -> float:
+        return self.clock()
 
     def add_pipeline(self, p: dict[str, Any]) -> Pipeline:
         status = p.get("status", "RUNNING")
         if status not in STATUSES:
-            raise ValueError(f"pipeline {p.get('pipelineId')}: unknown status {status!r}")
+            raise EmulatorError(
+                f"pipeline {p.get('pipelineId')}: unknown status {status!r}; known: {', '.join(STATUSES)}"
+            )
         pipe = Pipeline(
             pipeline_id=p["pipelineId"],
             org_id=p["orgId"],
@@ -185,10 +225,16 @@ class World:
     # --- tokens -----------------------------------------------------------------------
 
     def issue_token(
-        self, app_key: str, timestamp: Any, encryption: str
+        self, app_key: str, timestamp: Any, encryption: str, refresh: str | None = None
     ) -> tuple[int, str, dict[str, Any] | None]:
-        """(status, msg, data) per the token service's envelope (REFERENCE 3.2, 3.5)."""
+        """(status, msg, data) per the token service's envelope (REFERENCE 3.2, 3.3, 3.5).
+
+        `refresh` is the token to replace (token/refresh): a new token always, the old one
+        expired at once. token/get hands back the current token until it expires, or, with
+        `sticky_tokens`, even after it expired, until a refresh.
+        """
         with self.lock:
+            self.token_calls.append("refresh" if refresh is not None else "get")
             if not app_key or not encryption or timestamp in (None, ""):
                 return 1202, "parameter empty", None
             if app_key not in self.apps:
@@ -199,13 +245,22 @@ class World:
             if encryption in self.seen_encryptions:
                 return 1001, "repeated request", None
             self.seen_encryptions.add(encryption)
-            now = time.monotonic()
+            now = self.clock()
             token = self.app_tokens.get(app_key)
-            if token is None or self.tokens[token][1] <= now:
+            if refresh is not None:
+                if refresh != token and self.tokens.get(refresh, ("",))[0] != app_key:
+                    return 1204, "refresh failed", None
+                self.expire_tokens()
+                token = None
+            elif token is not None and self.sticky_tokens:
+                pass
+            elif token is None or self.tokens[token][1] <= now:
+                token = None
+            if token is None:
                 token = secrets.token_hex(16)
                 self.tokens[token] = (app_key, now + self.token_lifetime)
                 self.app_tokens[app_key] = token
-            left = int(self.tokens[token][1] - now)
+            left = max(0, int(self.tokens[token][1] - now))
             return 0, "SUCCESS", {"accessToken": token, "expire": left}
 
     def check_token(self, token: str | None) -> tuple[str | None, str]:
@@ -214,7 +269,7 @@ class World:
             if not token or token not in self.tokens:
                 return None, "invalid"
             app_key, expires = self.tokens[token]
-            if expires <= time.monotonic():
+            if expires <= self.clock():
                 return None, "expired"
             return self.apps[app_key], ""
 
@@ -230,7 +285,7 @@ class World:
     def expire_tokens(self) -> None:
         """Token expiry on demand: every issued token is expired from now on."""
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             self.tokens = {t: (k, min(e, now)) for t, (k, e) in self.tokens.items()}
 
     # --- faults -----------------------------------------------------------------------
@@ -249,11 +304,85 @@ class World:
                     return kind
             return None
 
+    # --- hooks: what tests make happen at exact requests -------------------------------
+
+    def on_request(
+        self,
+        match: Match,
+        *,
+        skip: int = 0,
+        times: int | None = 1,
+        before: Callable[[World, dict[str, Any]], None] | None = None,
+        after: Callable[[World, dict[str, Any]], None] | None = None,
+        lose_answer: bool = False,
+        expire_token: str | None = None,
+        hold: bool = False,
+    ) -> Hook:
+        """Act at exact requests: `match` is a route ("delete", "operate:pause", ...) or a
+        predicate on the log entry. The first `skip` matches pass untouched, then the hook
+        fires `times` times (None: for ever). See `Hook` for what each option does."""
+        if expire_token is not None and expire_token not in EXPIRY_SHAPES:
+            raise EmulatorError(f"unknown expiry shape {expire_token!r}; known: {EXPIRY_SHAPES}")
+        hook = Hook(
+            match, skip, times, before, after, lose_answer, expire_token, threading.Event() if hold else None
+        )
+        with self.lock:
+            self.hooks.append(hook)
+        return hook
+
+    def lose_answers(self, match: Match, n: int = 1) -> Hook:
+        """The next `n` matching requests take effect, then the connection drops unanswered."""
+        return self.on_request(match, times=n, lose_answer=True)
+
+    def set_status_after(self, match: Match, k: int, pipeline_id: str, status: str) -> Hook:
+        """A person changes the pipeline's status right after the k-th matching request."""
+        return self.on_request(match, skip=k - 1, after=lambda w, _e: w.set_status(pipeline_id, status))
+
+    def expire_token_at(self, match: Match = None, shape: str = "http401", n: int = 1) -> Hook:
+        """The next `n` matching requests find their token expired, answered in `shape`."""
+        return self.on_request(match, times=n, expire_token=shape)
+
+    def firing(self, entry: dict[str, Any]) -> list[Hook]:
+        """The hooks that fire for this request (each counts it)."""
+        with self.lock:
+            return [h for h in self.hooks if h.take(entry)]
+
+    def set_status(self, pipeline_id: str, status: str) -> None:
+        with self.lock:
+            p = self.pipelines[pipeline_id]
+            p.status, p.pausing_since = status, None
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+        """Block until a logged request matches (entries are logged on arrival; `status` is
+        None until answered); the entry, or `TimeoutError`."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for entry in self.log:
+                    if predicate(entry):
+                        return entry
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no matching request arrived in time")
+                self.changed.wait(left)
+
     # --- what tests read --------------------------------------------------------------
 
     def record(self, entry: dict[str, Any]) -> None:
-        with self.lock:
+        """Log a request on arrival; `finish` fills in its answer."""
+        with self.changed:
             self.log.append(entry)
+            self.changed.notify_all()
+
+    def finish(self, entry: dict[str, Any], status: int, code: Any) -> None:
+        with self.changed:
+            entry["status"], entry["code"] = status, code
+            self.changed.notify_all()
+
+    def deletes_while_not_paused(self) -> int:
+        """Deletes that reached a pipeline that was not PAUSED (answered 61199)."""
+        with self.lock:
+            return len(self.violations)
 
     def deleted_cells(self) -> set[tuple[str, str, str, str, str]]:
         """Every (org, pipeline, stage, asset, point) a successful delete covered."""
@@ -267,4 +396,24 @@ class World:
 
     def status(self, pipeline_id: str) -> str:
         with self.lock:
-            return self.pipelines[pipeline_id].current_status(time.monotonic())
+            return self.pipelines[pipeline_id].current_status(self.clock())
+
+
+def _parse(name: str, text: str) -> Any:
+    """YAML or JSON by the file's suffix; a one-line `EmulatorError` when malformed."""
+    if name.endswith((".yaml", ".yml")):
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        try:
+            return YAML(typ="safe").load(text)
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            raise EmulatorError(f"{name}{where}: not valid YAML: {exc.problem}") from exc
+        except YAMLError as exc:
+            raise EmulatorError(f"{name}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EmulatorError(f"{name}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc

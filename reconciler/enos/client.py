@@ -1,0 +1,222 @@
+"""`EnosClient`: the calls reconcile makes, on top of a signed, retrying `Session`.
+
+Endpoints and bodies follow the DESIGN "EnOS contract decisions": List
+Pipelines paged with `ifReleased=true`, Operate Pipeline (pause, start), and
+Delete/Get Stage State. Nothing above this package sees an httpx type.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from reconciler.enos.auth import Credentials
+from reconciler.enos.session import RetryPolicy, Session
+from reconciler.errors import PermanentError, ReconcilerError
+
+PIPELINES_PATH = "/streaming/v2.0/streaming/pipelines"
+PIPELINE_PATH = "/streaming/v2.0/streaming/pipeline/{id}"
+STAGE_STATE_PATH = "/streaming/v2.0/stage-state"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One pipeline as List Pipelines reports it (REFERENCE 2.1)."""
+
+    org_id: str
+    pipeline_id: str
+    status: str
+    name: str = ""
+    execution_mode: int | None = None
+    kafka_rate: int | None = None
+
+
+def check_gateway(url: str) -> str:
+    """HTTPS required; plain http only to loopback (DESIGN "CLI"). One-line errors only."""
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # .port raises on a bad port number
+    except ValueError as exc:
+        raise ReconcilerError(f"gateway {url!r} is not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ReconcilerError(f"gateway {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ReconcilerError(
+            f"refusing plain http:// to {host}: use https:// (http is allowed only to loopback)"
+        )
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class EnosClient:
+    """Synchronous, thread-safe client for the calls reconcile makes."""
+
+    def __init__(
+        self,
+        gateway: str,
+        credentials: Credentials,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> None:
+        self.gateway = check_gateway(gateway)
+        self._app_key = credentials.app_key
+        self._session = Session(
+            self.gateway,
+            credentials,
+            transport=transport,
+            retry=retry,
+            sleep=sleep,
+            timeout=timeout,
+            on_retry=on_retry,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"EnosClient(gateway={self.gateway!r}, app_key={self._app_key!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> EnosClient:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def token_fetches(self) -> int:
+        """How many tokens were fetched (get or refresh) so far."""
+        return self._session.tokens.fetches
+
+    @property
+    def token_refreshes(self) -> int:
+        """How many of those came from token/refresh."""
+        return self._session.tokens.refreshes
+
+    def token(self) -> str:
+        """A valid access token (the pre-flight check that the credentials work)."""
+        return str(self._session.retrying(self._session.tokens.current))
+
+    def call(
+        self, method: str, path: str, query: Mapping[str, str], body: Any = None, *, expect_true: bool = False
+    ) -> Any:
+        """Any signed call, with retries; the envelope's `data`."""
+        return self._session.call(method, path, query, body, expect_true=expect_true)
+
+    # --- the calls reconcile makes ----------------------------------------------------
+
+    def list_pipelines(self, org_id: str, page_no: int, page_size: int) -> tuple[int, list[Pipeline]]:
+        query = {"orgId": org_id, "ifReleased": "true", "pageNo": str(page_no), "pageSize": str(page_size)}
+        data = self.call("GET", PIPELINES_PATH, query)
+        if not isinstance(data, dict):
+            raise PermanentError("List Pipelines answered without data.pipelines")
+        items = data.get("pipelines") or []
+        return int(data.get("count") or 0), [_pipeline(org_id, p) for p in items if isinstance(p, dict)]
+
+    def pipeline_statuses(
+        self, wanted: Iterable[tuple[str, str]], page_size: int = 100
+    ) -> dict[tuple[str, str], Pipeline]:
+        """Each wanted (org, pipeline) found by paging List Pipelines (ifReleased=true)."""
+        found: dict[tuple[str, str], Pipeline] = {}
+        by_org: dict[str, set[str]] = {}
+        for org, pid in wanted:
+            by_org.setdefault(org, set()).add(pid)
+        for org, pids in sorted(by_org.items()):
+            page = 1
+            while True:
+                count, items = self.list_pipelines(org, page, page_size)
+                for p in items:
+                    if p.pipeline_id in pids:
+                        found[(org, p.pipeline_id)] = p
+                if pids <= {pid for (o, pid) in found if o == org}:
+                    break
+                if len(items) < page_size or page * page_size >= count:
+                    break
+                page += 1
+        return found
+
+    def pause(self, org_id: str, pipeline_id: str) -> None:
+        """Operate Pipeline `pause`; 61152 (not RUNNING) is a definite `PermanentError`."""
+        self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "pause", "orgId": org_id})
+
+    def start(self, org_id: str, pipeline_id: str, execution_mode: int, kafka_rate: int) -> None:
+        """Operate Pipeline `start` (resume); 61165 (already RUNNING) is a definite `PermanentError`."""
+        body = {"executionMode": execution_mode, "kafkaRate": kafka_rate}
+        self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "start", "orgId": org_id}, body)
+
+    def delete_stage_state(
+        self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
+    ) -> None:
+        """Delete Stage State; success is code 0 with data true, and nothing else.
+
+        61199 raises `NotPausedError` at once, never retried: the caller re-reads the status.
+        """
+        self._session.call(
+            "POST",
+            STAGE_STATE_PATH,
+            {"action": "delete", "orgId": org_id},
+            _state_body(pipeline_id, stage, assets, points),
+            expect_true=True,
+            delete=True,
+        )
+
+    def get_stage_state(
+        self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Get Stage State items; `data` may be a list or `{items: [...]}` (REFERENCE 1.1)."""
+        data = self.call(
+            "POST",
+            STAGE_STATE_PATH,
+            {"action": "get", "orgId": org_id},
+            _state_body(pipeline_id, stage, assets, points),
+        )
+        if isinstance(data, dict):
+            data = data.get("items", [])
+        if not isinstance(data, list):
+            raise PermanentError("Get Stage State answered with neither a list nor {items: [...]}")
+        return [item for item in data if isinstance(item, dict)]
+
+
+def _state_body(pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]) -> dict[str, str]:
+    return {
+        "pipelineId": pipeline_id,
+        "stageInstanceName": stage,
+        "assetIds": ",".join(assets),
+        "pointIds": ",".join(points),
+    }
+
+
+def _pipeline(org_id: str, p: Mapping[str, Any]) -> Pipeline:
+    def as_int(v: Any) -> int | None:
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    return Pipeline(
+        org_id=str(p.get("orgId") or org_id),
+        pipeline_id=str(p.get("pipelineId", "")),
+        status=str(p.get("status", "UNKNOWN")),
+        name=str(p.get("pipelineName", "")),
+        execution_mode=as_int(p.get("executionMode")),
+        kafka_rate=as_int(p.get("kafkaRate")),
+    )
