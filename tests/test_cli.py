@@ -141,3 +141,51 @@ def test_demo_runs_offline_and_leaves_the_cwd_alone(tmp_path: Path) -> None:
     assert "received 3 delete request(s) on the first apply and 0 on the second" in res.out
     assert "Apply complete." in res.out and "Nothing to apply." in res.out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_exit_1_never_2(repo: Path) -> None:
+    res = run_cli(["plan", "--detailed-exitcode", "--fromat", "json"], repo)
+    assert res.code == 1 and "No such option" in res.all
+    assert run_cli(["apply", "--concurrency", "0"], repo).code == 1
+
+
+def test_debug_is_accepted_after_the_command_too(repo: Path) -> None:
+    (repo / "dir.jsonl").mkdir()
+    for args in (["--debug", "plan", "--ledger", "dir.jsonl"], ["plan", "--ledger", "dir.jsonl", "--debug"]):
+        res = run_cli(args, repo)
+        assert res.code == 1 and "Traceback" in res.err, args
+    assert "Traceback" not in run_cli(["plan", "--ledger", "dir.jsonl"], repo).err
+
+
+def test_switches_show_no_value_placeholder_in_help(tmp_path: Path) -> None:
+    text = run_cli(["plan", "--help"], tmp_path).out
+    assert "--detailed-exitcode" in text and "<bool>" not in text
+
+
+def test_a_bug_is_exit_3_with_a_request_to_report(repo: Path, monkeypatch: Any) -> None:
+    from reconciler import operations
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(operations, "plan", broken)
+    res = run_cli(["plan"], repo)
+    assert res.code == 3 and "unexpected error (ZeroDivisionError: boom); please report" in res.err
+    assert "Traceback" not in res.err
+    assert "Traceback" in run_cli(["plan", "--debug"], repo).err
+
+
+def test_apply_refuses_a_missing_ledger_and_plan_warns(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    res = run_cli(["apply", "--auto-approve", "--ledger", "applied_ledger.jsonl"], repo, gateway_env(em))
+    assert res.code == 1 and "applied_ledger.jsonl: the ledger does not exist; nothing was sent" in res.err
+    assert em.world.log == [] and not (repo / "applied_ledger.jsonl").exists()
+    planned = run_cli(["plan", "--ledger", "applied_ledger.jsonl"], repo)
+    assert planned.code == 0 and "warning: applied_ledger.jsonl does not exist" in planned.err
+
+
+def test_no_gateway_is_reported_before_the_plan(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    res = run_cli(["apply", "--auto-approve"], repo)
+    assert res.code == 1 and "no gateway" in res.err and res.out == ""

@@ -40,7 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
 )
 ledger_app = typer.Typer(
     help="Inspect and settle the applied ledger.\n\nExample:  reconcile ledger verify",
