@@ -6,22 +6,36 @@ import getpass
 import os
 import socket
 import subprocess
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler import __version__
 
 
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
 def _git_commit() -> str | None:
+    """The commit the manifests were read from: the work tree's HEAD (CI may apply a newer
+    commit than the one that triggered it), else what CI says."""
+    head = (_git("rev-parse", "HEAD") or "").strip()
+    if head:
+        return head
     for var in ("GITHUB_SHA", "CI_COMMIT_SHA"):
         if os.environ.get(var):
             return os.environ[var]
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return None
+
+
+def dirty(paths: Sequence[str]) -> bool:
+    """Uncommitted changes under the manifest paths: what is applied is not what HEAD says."""
+    status = _git("status", "--porcelain", "--", *paths)
+    return bool(status and status.strip())
 
 
 def _run_url() -> str | None:
@@ -47,8 +61,9 @@ def _user() -> str:
     return local_user()
 
 
-def current_actor() -> dict[str, Any]:
-    """The `actor` of every record this run appends (never a secret)."""
+def current_actor(paths: Sequence[str] = ()) -> dict[str, Any]:
+    """The `actor` of every record this run appends (never a secret); `gitDirty` when the
+    manifests at `paths` have uncommitted changes."""
     actor: dict[str, Any] = {
         "user": _user(),
         "host": socket.gethostname(),
@@ -59,4 +74,6 @@ def current_actor() -> dict[str, Any]:
         actor["gitCommit"] = commit
     if url:
         actor["runUrl"] = url
+    if commit and paths and dirty(paths):
+        actor["gitDirty"] = True
     return actor

@@ -24,7 +24,7 @@ _MAX_BYTES = 512 * 1024 * 1024
 
 def to_json(plan: Plan) -> dict[str, Any]:
     head = plan.ledger
-    return {
+    doc: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
         "ledger": {"path": head.path, "seq": head.seq, "hash": head.hash},
         "manifests": list(plan.manifest_paths),
@@ -37,6 +37,11 @@ def to_json(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary.to_json(),
     }
+    if plan.renames:  # pending cells already cleared under a name no manifest declares now
+        doc["renameWarnings"] = [
+            {"manifest": r.manifest, "clearedAs": r.old_name, "cells": r.cells} for r in plan.renames
+        ]
+    return doc
 
 
 def dumps(plan: Plan) -> str:

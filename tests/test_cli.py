@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
+from conftest import cli_env, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import __version__
 from reconciler import ledger as L
@@ -189,3 +189,24 @@ def test_no_gateway_is_reported_before_the_plan(repo: Path) -> None:
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     res = run_cli(["apply", "--auto-approve"], repo)
     assert res.code == 1 and "no gateway" in res.err and res.out == ""
+
+
+def test_uncommitted_manifests_are_recorded_and_refused_in_ci(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    ident = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    git_env = {**cli_env(ident), "HOME": str(repo)}
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "m"]):
+        subprocess.run(["git", *args], cwd=repo, env=git_env, check=True)
+    write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"]))
+    env = {**gateway_env(em), "HOME": str(repo)}
+    res = run_cli(["apply", "--auto-approve"], repo, env)
+    assert res.code == 1 and "uncommitted changes" in res.err and em.world.log == []
+    assert run_cli(["apply", "--auto-approve", "--allow-dirty"], repo, env).code == 0
+    records = L.read(repo / "applied-ledger.jsonl").records
+    assert records and all(r.data["actor"]["gitDirty"] is True for r in records)

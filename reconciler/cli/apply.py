@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -62,6 +63,9 @@ def apply(
         typer.Option(min=0, help="Refuse a plan that clears more than this many cells."),
     ] = None,
     lock_timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait for the ledger lock.")] = 0,
+    allow_dirty: Annotated[
+        bool, flag("--allow-dirty", help="In CI, apply even if manifests have uncommitted changes.")
+    ] = False,
     target: Targets = None,
     max_points: MaxPoints = None,
     max_assets: MaxAssets = None,
@@ -81,6 +85,12 @@ def apply(
     from reconciler.render import plan as render_plan
 
     c = consoles()
+    actor = current_actor(paths_or_default(paths))
+    if actor.get("gitDirty") and os.environ.get("CI") and not allow_dirty:
+        raise ApplyRefused(
+            "the manifests have uncommitted changes, so the ledger could not say which commit was "
+            "applied; nothing was sent. Commit them, or pass --allow-dirty"
+        )
     reporter = render_apply.reporter_for(c)
     settings = operations.ApplySettings(
         paths=tuple(paths_or_default(paths)),
@@ -93,7 +103,7 @@ def apply(
             resend_in_doubt=resend_in_doubt,
             verify=verify,
             kafka_rate=kafka_rate,
-            actor=current_actor(),
+            actor=actor,
         ),
         max_cells=max_cells,
         lock_timeout=lock_timeout,
