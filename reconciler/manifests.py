@@ -39,7 +39,12 @@ IDS_MAX_BYTES = 64 << 20  # some four million IDs: far more than a fleet, far le
 
 @dataclass(frozen=True)
 class Manifest:
-    """A validated manifest: the cross product it declares, and where it came from."""
+    """A validated manifest: the cross product it declares, and where it came from.
+
+    `path` and `line` are the file and the line its YAML document starts on;
+    `renamed_from` holds the earlier names of `metadata.renamedFrom`, each in use
+    by no current manifest and carried on by this one only.
+    """
 
     name: str
     org_id: str

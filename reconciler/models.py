@@ -3,6 +3,9 @@
 These models are the single source of truth for what a manifest may say: the
 loader validates with them and `schemas/` is generated from them, so editors,
 `check-jsonschema` and `reconcile validate` agree (DESIGN "Manifest format").
+Beside them: `text_problem`, the rule against IDs and names that look right and
+are wrong (invisible characters, text not in NFC), which ID files share, and how
+a pydantic error on a manifest reads to people (`error_message`).
 """
 
 from __future__ import annotations
