@@ -7,9 +7,9 @@ talks to the network or the ledger.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +19,32 @@ from pydantic import ValidationError
 
 from reconciler import yamlsource
 from reconciler.errors import Diagnostic, InputError, ReconcilerError
-from reconciler.models import ID_MAX, ID_RE, SOURCES, ManifestDoc, Spec
-from reconciler.yamlsource import Document, Loc
+from reconciler.models import (
+    ID_MAX,
+    ID_RE,
+    SOURCES,
+    ManifestDoc,
+    TextError,
+    error_message,
+    field_path,
+    text_problem,
+)
+from reconciler.yamlsource import MAX_BYTES, Document, FileTooLarge, Loc, NotRegularFile
 
 SUFFIXES = (".yaml", ".yml")
+# What each ID file gave, read once per (file, "assetId" or "pointId") in a run.
+IdsCache = dict[tuple[Path, str], tuple[list[str] | None, list[Diagnostic]]]
+IDS_MAX_BYTES = 64 << 20  # some four million IDs: far more than a fleet, far less than memory
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """A validated manifest: the cross product it declares, and where it came from."""
+    """A validated manifest: the cross product it declares, and where it came from.
+
+    `path` and `line` are the file and the line its YAML document starts on;
+    `renamed_from` holds the earlier names of `metadata.renamedFrom`, each in use
+    by no current manifest and carried on by this one only.
+    """
 
     name: str
     org_id: str
@@ -39,6 +56,9 @@ class Manifest:
     line: int
     description: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    renamed_from: tuple[str, ...] = ()
+    # (line, col) of each `renamed_from` name, for diagnostics that span manifests.
+    renamed_from_at: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def cells(self) -> int:
@@ -72,7 +92,7 @@ def discover(paths: Sequence[str]) -> list[tuple[str, Path]]:
                 found.extend(
                     (os.path.join(dirpath, f), root) for f in sorted(filenames) if f.endswith(SUFFIXES)
                 )
-        elif p.is_file():
+        elif p.exists():  # a FIFO or a device given by name is refused when read, not skipped
             found.append((given, p.resolve().parent))
         else:
             raise ReconcilerError(f"{given}: no such file or directory")
@@ -82,7 +102,7 @@ def discover(paths: Sequence[str]) -> list[tuple[str, Path]]:
 def load(paths: Sequence[str]) -> LoadResult:
     """Load and check every manifest under `paths`; never raises for bad content."""
     result = LoadResult()
-    ids_cache: dict[Path, tuple[tuple[str, ...], list[Diagnostic]]] = {}
+    ids_cache: IdsCache = {}
     for path, root in discover(paths):
         result.files.append(path)
         manifests, diags = _load_file(path, root, ids_cache)
@@ -94,6 +114,7 @@ def load(paths: Sequence[str]) -> LoadResult:
             Diagnostic(where, 0, 0, "no manifests (*.yaml, *.yml) found here", "warning")
         )
     result.diagnostics.extend(_check_unique_names(result.manifests))
+    result.diagnostics.extend(_check_renames(result.manifests))
     result.diagnostics = sorted(set(result.diagnostics))
     return result
 
@@ -106,9 +127,14 @@ def load_or_raise(paths: Sequence[str]) -> LoadResult:
     return result
 
 
-def _load_file(path: str, root: Path, ids_cache: dict[Path, Any]) -> tuple[list[Manifest], list[Diagnostic]]:
+def _load_file(path: str, root: Path, ids_cache: IdsCache) -> tuple[list[Manifest], list[Diagnostic]]:
     try:
-        raw = Path(path).read_bytes()
+        raw = yamlsource.read_regular(path, MAX_BYTES)
+    except NotRegularFile as exc:
+        return [], [Diagnostic(path, 0, 0, str(exc))]
+    except FileTooLarge:
+        msg = f"file is larger than {MAX_BYTES >> 10} KiB; put long ID lists in an *IdsFile"
+        return [], [Diagnostic(path, 1, 1, msg)]
     except OSError as exc:
         return [], [Diagnostic(path, 1, 1, f"cannot read file: {exc.strerror}")]
     text, diags = yamlsource.decode(path, raw)
@@ -125,7 +151,7 @@ def _load_file(path: str, root: Path, ids_cache: dict[Path, Any]) -> tuple[list[
 
 
 def _load_document(
-    path: str, root: Path, doc: Document, ids_cache: dict[Path, Any]
+    path: str, root: Path, doc: Document, ids_cache: IdsCache
 ) -> tuple[Manifest | None, list[Diagnostic]]:
     if not isinstance(doc.data, dict):
         return None, [Diagnostic(path, doc.line, doc.col, "a manifest must be a mapping")]
@@ -147,9 +173,10 @@ def _load_document(
         else from_files[key + "File"]
         for key, _ in SOURCES
     )
+    meta = model.metadata
+    renamed = _renamed_from(path, doc, meta.name, meta.renamedFrom or [], diags)
     if assets is None or points is None or any(d.severity == "error" for d in diags):
         return None, diags
-    meta = model.metadata
     return (
         Manifest(
             name=meta.name,
@@ -162,6 +189,8 @@ def _load_document(
             line=doc.line,
             description=meta.description,
             labels=tuple(sorted((meta.labels or {}).items())),
+            renamed_from=tuple(old for old, _ in renamed),
+            renamed_from_at=tuple(at for _, at in renamed),
         ),
         diags,
     )
@@ -189,7 +218,7 @@ def _ids_file(
     root: Path,
     doc: Document,
     file_key: str,
-    ids_cache: dict[Path, Any],
+    ids_cache: IdsCache,
     diags: list[Diagnostic],
 ) -> tuple[str, ...] | None:
     spec = doc.data.get("spec")
@@ -202,12 +231,14 @@ def _ids_file(
     if target is None:
         diags.append(Diagnostic(path, line, col, f"{where}: '{rel}' is outside the manifests root {root}"))
         return None
-    if target not in ids_cache:
-        ids_cache[target] = read_ids_file(target, _display(path, rel))
-    ids, file_diags = ids_cache[target]
+    noun = file_key.removesuffix("sFile")  # assetIdsFile -> assetId
+    if (target, noun) not in ids_cache:
+        ids_cache[target, noun] = read_ids_file(target, _display(path, rel), noun)
+    ids, file_diags = ids_cache[target, noun]
     diags.extend(file_diags)  # a shared file's diagnostics are de-duplicated in load()
     if ids is None:
-        diags.append(Diagnostic(path, line, col, f"{where}: cannot read '{rel}': file not found"))
+        why = f"see {_display(path, rel)}" if file_diags else "file not found"
+        diags.append(Diagnostic(path, line, col, f"{where}: cannot read '{rel}': {why}"))
         return None
     if any(d.severity == "error" for d in file_diags):
         diags.append(Diagnostic(path, line, col, f"{where}: '{rel}' holds bad IDs"))
@@ -230,56 +261,90 @@ def _inside_root(candidate: Path, root: Path) -> Path | None:
     return None
 
 
-def read_ids_file(target: Path, shown: str) -> tuple[list[str] | None, list[Diagnostic]]:
-    """One ID per line; blank lines and `#` comments skipped; every bad line named."""
+def read_ids_file(target: Path, shown: str, noun: str = "ID") -> tuple[list[str] | None, list[Diagnostic]]:
+    """One ID per line; blank lines and `#` comments skipped; every bad line named.
+
+    None when the file cannot be read (with no diagnostic when it does not exist).
+    `noun` ("assetId") starts the messages about invisible or unnormalised characters.
+    """
     try:
-        raw = target.read_bytes()
+        raw = yamlsource.read_regular(target, IDS_MAX_BYTES)
     except FileNotFoundError:
         return None, []
+    except NotRegularFile as exc:
+        return None, [Diagnostic(shown, 0, 0, str(exc))]
+    except FileTooLarge as exc:
+        return None, [Diagnostic(shown, 0, 0, f"{exc}; split the IDs over several files")]
     except OSError as exc:
-        return [], [Diagnostic(shown, 1, 1, f"cannot read ID file: {exc.strerror}")]
+        return None, [Diagnostic(shown, 0, 0, f"cannot read ID file: {exc.strerror}")]
     text, diags = yamlsource.decode(shown, raw)
     if text is None:
         return [], diags
-    values = [v for v in (line.strip() for line in text.split("\n")) if v and v[0] != "#"]
+    return parse_ids(text, shown, noun)
+
+
+def parse_ids(text: str, shown: str, noun: str = "ID") -> tuple[list[str], list[Diagnostic]]:
+    """The IDs of an ID file's text: C-speed scans over the whole text when all is well
+    (the usual case, and 400,000 IDs must load fast), else `_ids_slow` names each problem.
+    Either way the result is the one `_ids_slow` gives."""
+    if "\r" in text:  # CRLF line ends; a CR anywhere else is named by _ids_slow
+        text = text.replace("\r\n", "\n")
+    values = _plain_lines(text)
+    if values is None:
+        values = [v for v in (line.strip(_TRIM) for line in text.split("\n")) if v and v[0] != "#"]
+        if _BAD_IN_LINES.search("\n".join(values)):
+            return _ids_slow(text, shown, noun)
     if _all_good(values):
-        return values, diags
-    return _ids_slow(text, shown)
+        return values, []
+    return _ids_slow(text, shown, noun)
 
 
+# Trimmed around an ID: spaces, tabs and other blanks, but not the control characters
+# that str.strip() would also drop silently (form feed, U+001C-U+001F, U+0085).
+_TRIM = " \t\r\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+# One character class (a fast scan in `re`): every character that is not part of a
+# plain ID, or starts a comment. A file without any is one ID per line as it stands.
+_UNUSUAL = re.compile(f"[\\x00-\\x09\\x0b-\\x20,#\\x7f-\\x9f{_TRIM}]")
 _BAD_IN_LINES = re.compile(r"[^\S\n]|[,\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
+def _plain_lines(text: str) -> list[str] | None:
+    """The lines, if the file is nothing but one ID per line (the usual export)."""
+    body = text.removesuffix("\n")
+    if not body or body[0] == "\n" or body[-1] == "\n" or "\n\n" in body or _UNUSUAL.search(body):
+        return None
+    return body.split("\n")
+
+
 def _all_good(values: list[str]) -> bool:
-    """The fast path for large files: one regex scan, one set, no per-line Python."""
-    return (
-        not _BAD_IN_LINES.search("\n".join(values))
-        and max(map(len, values), default=0) <= ID_MAX
-        and len(set(values)) == len(values)
+    """The fast path for large files: C-speed scans over all values, no per-line Python."""
+    if max(map(len, values), default=0) > ID_MAX or len(set(values)) != len(values):
+        return False
+    joined = "\n".join(values)
+    if joined.isascii():  # controls were ruled out by the caller; nothing else to see
+        return True
+    return unicodedata.is_normalized("NFC", joined) and not any(
+        unicodedata.category(ch) in ("Cf", "Cc") for ch in set(joined) - {"\n"}
     )
 
 
-def _ids_slow(text: str, shown: str) -> tuple[list[str], list[Diagnostic]]:
+def _ids_slow(text: str, shown: str, noun: str) -> tuple[list[str], list[Diagnostic]]:
     """Line by line, naming every bad or repeated ID."""
     ids: list[str] = []
     diags: list[Diagnostic] = []
     seen: set[str] = set()
     for lineno, line in enumerate(text.split("\n"), start=1):
-        value = line.strip()
+        value = line.strip(_TRIM)
         if not value or value.startswith("#"):
             continue
-        if len(value) > ID_MAX or not ID_RE.match(value):
-            diags.append(Diagnostic(shown, lineno, line.find(value) + 1, _bad_id(value)))
+        col = line.find(value) + 1
+        if (problem := text_problem(value)) is not None:
+            offset, message = problem
+            diags.append(Diagnostic(shown, lineno, col + offset, f"{noun} {message}"))
+        elif len(value) > ID_MAX or not ID_RE.match(value):
+            diags.append(Diagnostic(shown, lineno, col, _bad_id(value)))
         elif value in seen:
-            diags.append(
-                Diagnostic(
-                    shown,
-                    lineno,
-                    line.find(value) + 1,
-                    f"duplicate ID '{value}' (counted once)",
-                    "warning",
-                )
-            )
+            diags.append(Diagnostic(shown, lineno, col, f"duplicate ID '{value}' (counted once)", "warning"))
         else:
             seen.add(value)
             ids.append(value)
@@ -307,6 +372,48 @@ def _dedupe(
             )
         seen[value] = None
     return tuple(seen)
+
+
+def _renamed_from(
+    path: str, doc: Document, name: str, olds: list[str], diags: list[Diagnostic]
+) -> list[tuple[str, tuple[int, int]]]:
+    """The earlier names with their positions; a manifest cannot have been renamed from itself."""
+    loc: Loc = ("metadata", "renamedFrom")
+    renamed = []
+    for old in _dedupe(path, doc, loc, olds, diags):
+        i = olds.index(old)
+        at = yamlsource.position(doc, (*loc, i))
+        if old == name:
+            msg = f"metadata.renamedFrom[{i}]: '{old}' is this manifest's own name; list only earlier names"
+            diags.append(Diagnostic(path, *at, msg))
+        renamed.append((old, at))
+    return renamed
+
+
+def _check_renames(manifests: list[Manifest]) -> list[Diagnostic]:
+    """An old name is not in use any more, and only one manifest carries it on."""
+    current = {m.name: m for m in reversed(manifests)}  # the first one, as _check_unique_names
+    claimed: dict[str, tuple[Manifest, int, int]] = {}
+    diags: list[Diagnostic] = []
+    for m in manifests:
+        for old, (line, col) in zip(m.renamed_from, m.renamed_from_at, strict=True):
+            here = f"{m.path}:{line}:{col}"
+            if old != m.name and (other := current.get(old)) is not None:
+                msg = (
+                    f"metadata.renamedFrom: '{old}' is the name of the manifest at {other.path}:{other.line}"
+                )
+                diags.append(Diagnostic(m.path, line, col, f"{msg}; an old name must not be in use"))
+                msg = f"metadata.name '{old}' is listed as an old name (renamedFrom) at {here}"
+                diags.append(Diagnostic(other.path, other.line, 1, msg))
+            if old in claimed:
+                first, first_line, first_col = claimed[old]
+                there = f"{first.path}:{first_line}:{first_col}"
+                msg = "metadata.renamedFrom: '{}' is also claimed by '{}' at {}"
+                diags.append(Diagnostic(m.path, line, col, msg.format(old, first.name, there)))
+                diags.append(Diagnostic(first.path, first_line, first_col, msg.format(old, m.name, here)))
+            else:
+                claimed[old] = (m, line, col)
+    return diags
 
 
 def _check_unique_names(manifests: list[Manifest]) -> list[Diagnostic]:
@@ -339,60 +446,11 @@ def _check_unique_names(manifests: list[Manifest]) -> list[Diagnostic]:
 # --- pydantic errors as diagnostics -------------------------------------------------
 
 
-def _field(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "document"
-
-
 def _diagnostic(path: str, doc: Document, err: Any) -> Diagnostic:
     loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind: str = err["type"]
     line, col = yamlsource.position(doc, loc, at_key=kind == "extra_forbidden")
-    return Diagnostic(path, line, col, f"{_field(loc)}: {_message(kind, loc, err)}")
-
-
-_KNOWN_FIELDS = {
-    "": ["apiVersion", "kind", "metadata", "spec"],
-    "metadata": ["name", "description", "labels"],
-    "spec": list(Spec.model_fields),
-}
-
-
-def _message(kind: str, loc: Loc, err: Any) -> str:
-    value = err.get("input")
-    last = loc[-1] if loc else ""
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        parent = ".".join(str(p) for p in loc[:-1])
-        close = difflib.get_close_matches(str(last), _KNOWN_FIELDS.get(parent, []), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        return f"unknown field{hint}"
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"must be {expected}, got {value!r}"
-    if kind == "string_pattern_mismatch":
-        if last == "name":
-            return (
-                f"{value!r} is not a valid name: lowercase letters, digits, '-', '.' and '_', "
-                "starting and ending with a letter or digit"
-            )
-        return f"{value!r}: IDs may not contain commas, whitespace or control characters"
-    if kind == "string_too_long":
-        return f"longer than {err.get('ctx', {}).get('max_length')} characters"
-    if kind == "too_short":
-        return "must not be empty"
-    if kind == "list_type":
-        if isinstance(value, str) and "," in value:
-            return "expected a list, got a comma-separated string; write a YAML list: [a, b]"
-        return f"expected a list, got {type(value).__name__}"
-    if kind == "string_type":
-        hint = " (quote it)" if isinstance(value, (int, float, bool)) or value is None else ""
-        return f"expected a string, got {value!r}{hint}"
-    if kind == "dict_type":
-        return f"expected a mapping, got {type(value).__name__}"
-    if kind == "value_error":
-        return str(err.get("ctx", {}).get("error", err["msg"]))
-    return str(err["msg"])
+    error = err.get("ctx", {}).get("error")
+    if isinstance(error, TextError) and isinstance(err.get("input"), str):
+        line, col = yamlsource.char_position(doc, loc, err["input"], error.offset)
+    return Diagnostic(path, line, col, f"{field_path(loc)}: {error_message(kind, loc, err)}")

@@ -3,29 +3,146 @@
 These models are the single source of truth for what a manifest may say: the
 loader validates with them and `schemas/` is generated from them, so editors,
 `check-jsonschema` and `reconcile validate` agree (DESIGN "Manifest format").
+Beside them: `text_problem`, the rule against IDs and names that look right and
+are wrong (invisible characters, text not in NFC), which ID files share, and how
+a pydantic error on a manifest reads to people (`error_message`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 API_VERSION = "reconciler/v1"
 KIND = "StageStateDeletion"
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"
 # The API joins IDs with commas, so an ID may hold no comma, whitespace or control
-# character (DESIGN "Manifest format").
-ID_PATTERN = r"^[^,\s\x00-\x1f\x7f-\x9f]+$"
+# character (DESIGN "Manifest format"). Nor an invisible format character (Unicode
+# category Cf: bidi overrides, zero-width spaces, soft hyphens): two IDs that look
+# the same must be the same. `text_problem` checks the whole category; the pattern
+# (what the JSON Schema says) lists its characters in the Basic Multilingual Plane,
+# as of Unicode 14, which every regex dialect can write.
+_CF_BMP = (
+    r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+ID_PATTERN = rf"^[^,\s\x00-\x1f\x7f-\x9f{_CF_BMP}]+$"
 ID_MAX = 256
 NAME_MAX = 253
 
 ID_RE = re.compile(ID_PATTERN)
 
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX)]
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=ID_MAX)]
+# Unicode gives control characters no name, only aliases; these are the ones people meet.
+_C0_NAMES = (
+    "NULL",
+    "START OF HEADING",
+    "START OF TEXT",
+    "END OF TEXT",
+    "END OF TRANSMISSION",
+    "ENQUIRY",
+    "ACKNOWLEDGE",
+    "ALERT",
+    "BACKSPACE",
+    "CHARACTER TABULATION",
+    "LINE FEED",
+    "LINE TABULATION",
+    "FORM FEED",
+    "CARRIAGE RETURN",
+    "SHIFT OUT",
+    "SHIFT IN",
+    "DATA LINK ESCAPE",
+    "DEVICE CONTROL ONE",
+    "DEVICE CONTROL TWO",
+    "DEVICE CONTROL THREE",
+    "DEVICE CONTROL FOUR",
+    "NEGATIVE ACKNOWLEDGE",
+    "SYNCHRONOUS IDLE",
+    "END OF TRANSMISSION BLOCK",
+    "CANCEL",
+    "END OF MEDIUM",
+    "SUBSTITUTE",
+    "ESCAPE",
+    "INFORMATION SEPARATOR FOUR",
+    "INFORMATION SEPARATOR THREE",
+    "INFORMATION SEPARATOR TWO",
+    "INFORMATION SEPARATOR ONE",
+)
+_OTHER_CONTROL_NAMES = {0x7F: "DELETE", 0x85: "NEXT LINE"}
+
+
+def code_point(ch: str) -> str:
+    """`U+200B ZERO WIDTH SPACE`: the code point and, where it has one, its name."""
+    cp = ord(ch)
+    name = _C0_NAMES[cp] if cp < 0x20 else _OTHER_CONTROL_NAMES.get(cp) or unicodedata.name(ch, "")
+    return f"U+{cp:04X} {name}".rstrip()
+
+
+def _invisible(value: str) -> tuple[int, str] | None:
+    for i, ch in enumerate(value):
+        category = unicodedata.category(ch)
+        if category in ("Cf", "Cc"):
+            kind = "an invisible format character" if category == "Cf" else "a control character"
+            return i, f"contains {code_point(ch)} ({kind}); remove it"
+    return None
+
+
+def _not_nfc(value: str) -> tuple[int, str] | None:
+    if unicodedata.is_normalized("NFC", value):
+        return None
+    nfc = unicodedata.normalize("NFC", value)
+    shorter = min(len(value), len(nfc))
+    start = next((i for i, (a, b) in enumerate(zip(value, nfc, strict=False)) if a != b), shorter)
+    tail = 0
+    while tail < shorter - start and value[-1 - tail] == nfc[-1 - tail]:
+        tail += 1
+    was = " ".join(f"U+{ord(c):04X}" for c in value[start : len(value) - tail])
+    now = " ".join(f"U+{ord(c):04X}" for c in nfc[start : len(nfc) - tail])
+    return start, f"{value!r} is not in Unicode NFC form; write it as {nfc!r} ({was} as {now})"
+
+
+def text_problem(value: str) -> tuple[int, str] | None:
+    """What makes `value` unfit as an ID or name though it may look right: the offset
+    of the first offending character and a message, or None.
+
+    Format and control characters (Unicode Cf, Cc) are invisible or mangle the line;
+    text not in NFC can look the same as other text that is not equal to it.
+    """
+    if value.isascii():  # NFC, and no format characters; only controls to look for
+        return _invisible(value) if not value.isprintable() else None
+    return _invisible(value) or _not_nfc(value)
+
+
+class TextError(ValueError):
+    """`text_problem` as a pydantic error, keeping the offset for the column."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def _visible(value: Any) -> Any:
+    if isinstance(value, str) and (problem := text_problem(value)) is not None:
+        raise TextError(*problem)
+    return value
+
+
+# BeforeValidator last: it runs first, so an invisible character is named as such
+# rather than reported as a pattern mismatch.
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX), BeforeValidator(_visible)]
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=ID_MAX), BeforeValidator(_visible)]
 IdList = Annotated[list[Id], Field(min_length=1)]
 RelPath = Annotated[str, StringConstraints(min_length=1)]
 
@@ -40,6 +157,13 @@ class Metadata(_Strict):
     name: Name = Field(description="Unique across all manifests; part of every cell it declares.")
     description: str | None = Field(default=None, description="Why this state is cleared.")
     labels: dict[str, str] | None = Field(default=None, description="Free-form string labels.")
+    renamedFrom: Annotated[list[Name], Field(min_length=1)] | None = Field(
+        default=None,
+        description=(
+            "Earlier names of this manifest (it was renamed): what was applied under them "
+            "counts as applied under this name. Never its own name, nor a current manifest's."
+        ),
+    )
 
 
 SOURCES = (("assetIds", "assetIdsFile"), ("pointIds", "pointIdsFile"))
@@ -106,3 +230,62 @@ def manifest_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://reconciler.dev/schemas/manifest-v1.json"
     return schema
+
+
+# --- pydantic errors as messages -----------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+def field_path(loc: Loc) -> str:
+    """`spec.assetIds[2]`: a pydantic error location as the manifest spells it."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "document"
+
+
+_KNOWN_FIELDS = {
+    "": ["apiVersion", "kind", "metadata", "spec"],
+    "metadata": list(Metadata.model_fields),
+    "spec": list(Spec.model_fields),
+}
+
+
+def error_message(kind: str, loc: Loc, err: Any) -> str:
+    """A pydantic error on a manifest as a short message for people (no field path)."""
+    value = err.get("input")
+    last = loc[-1] if loc else ""
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        parent = ".".join(str(p) for p in loc[:-1])
+        close = difflib.get_close_matches(str(last), _KNOWN_FIELDS.get(parent, []), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown field{hint}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"must be {expected}, got {value!r}"
+    if kind == "string_pattern_mismatch":
+        if last == "name" or (len(loc) > 1 and loc[-2] == "renamedFrom"):
+            return (
+                f"{value!r} is not a valid name: lowercase letters, digits, '-', '.' and '_', "
+                "starting and ending with a letter or digit"
+            )
+        return f"{value!r}: IDs may not contain commas, whitespace or control characters"
+    if kind == "string_too_long":
+        return f"longer than {err.get('ctx', {}).get('max_length')} characters"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "list_type":
+        if isinstance(value, str) and "," in value:
+            return "expected a list, got a comma-separated string; write a YAML list: [a, b]"
+        return f"expected a list, got {type(value).__name__}"
+    if kind == "string_type":
+        hint = " (quote it)" if isinstance(value, (int, float, bool)) or value is None else ""
+        return f"expected a string, got {value!r}{hint}"
+    if kind == "dict_type":
+        return f"expected a mapping, got {type(value).__name__}"
+    if kind == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    return str(err["msg"])

@@ -1,13 +1,17 @@
-"""Reading YAML safely, with positions: the only module that touches ruamel.yaml.
+"""Reading input files safely, and YAML with positions: the only module that touches ruamel.yaml.
 
-Refuses anchors and aliases (a small file must not expand into a huge one),
+Reads only regular files, never more than a bound (a FIFO or `/dev/zero` named
+like a manifest must not block or fill memory), decodes strict UTF-8 without a
+BOM, refuses anchors and aliases (a small file must not expand into a huge one),
 reports duplicate keys without stopping, and keeps ruamel's round-trip nodes so
 that every later problem can name `file:line:col`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import stat
+from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -34,6 +38,8 @@ class Document:
     data: Any
     line: int
     col: int
+    # The file's lines, to point at one character inside a scalar (see `char_position`).
+    source: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
 
 def _yaml() -> YAML:
@@ -42,8 +48,76 @@ def _yaml() -> YAML:
     return y
 
 
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a socket or a directory: never read."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file ({kind}); refusing to read it")
+        self.kind = kind
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+class FileTooLarge(OSError):
+    """The file holds more than the bound its reader allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"file is larger than {_size(limit)}")
+        self.limit = limit
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    Opened non-blocking and checked with `fstat` on the opened descriptor, so a FIFO
+    or a device put in place after any earlier check is still refused, never read;
+    at most `limit` + 1 bytes are read, also from a file that grows meanwhile.
+    Raises `NotRegularFile`, `FileTooLarge`, or `OSError` as the system reports it.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(next((k for test, k in _KINDS if test(st.st_mode)), "a special file"))
+        if st.st_size > limit:
+            raise FileTooLarge(limit)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, st.st_size + 1 if not chunks else 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        if left <= 0:
+            raise FileTooLarge(limit)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
 def decode(path: str, raw: bytes) -> tuple[str | None, list[Diagnostic]]:
-    """Decode UTF-8 strictly, naming the line and column of the first bad byte."""
+    """Decode UTF-8 strictly, without a leading BOM, naming the line and column of the first bad byte.
+
+    Editors on Windows write a BOM and CRLF line ends; both are accepted (CR is
+    dropped where the caller splits lines), so that `\\ufeffWTG0001` never becomes an ID.
+    """
+    raw = raw.removeprefix(_BOM)
     try:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError as exc:
@@ -105,7 +179,8 @@ def load_documents(path: str, text: str) -> tuple[list[Document], list[Diagnosti
         diags = _check_events(path, text)
         if any(not d.message.startswith("duplicate key") for d in diags):
             return [], diags
-        docs = [Document(d, *_start(d)) for d in _yaml().load_all(text) if d is not None]
+        lines = tuple(text.split("\n"))
+        docs = [Document(d, *_start(d), source=lines) for d in _yaml().load_all(text) if d is not None]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -148,4 +223,22 @@ def position(doc: Document, loc: Loc, *, at_key: bool = False) -> tuple[int, int
             node = node[part]
         else:
             break
+    return line, col
+
+
+def char_position(doc: Document, loc: Loc, value: str, offset: int) -> tuple[int, int]:
+    """Line and column of character `offset` of the scalar `value` at `loc`.
+
+    Exact when the scalar is written on one line as it reads (plain or quoted);
+    inside an escape sequence it points where the escape starts; otherwise at the
+    scalar itself.
+    """
+    line, col = position(doc, loc)
+    if not 0 < line <= len(doc.source):
+        return line, col
+    text, start = doc.source[line - 1], col - 1
+    if text[start : start + 1] in ("'", '"'):
+        start += 1
+    if text.startswith(value[:offset], start):
+        return line, start + offset + 1
     return line, col

@@ -171,7 +171,9 @@ def test_ids_files(repo: Path, tmp_path: Path) -> None:
     got = [str(d) for d in result.diagnostics]
     m = str(repo / "manifests")
     assert f"{m}/ids/good.txt:5:1: warning: duplicate ID 'a1' (counted once)" in got
-    assert any(g.startswith(f"{m}/ids/bad.txt:2:1: bad ID 'b\\tc'") for g in got)
+    # A tab is a control character: named, at its own column.
+    tab = "assetId contains U+0009 CHARACTER TABULATION (a control character); remove it"
+    assert f"{m}/ids/bad.txt:2:2: {tab}" in got
     assert any(g.startswith(f"{m}/ids/bad.txt:3:1: bad ID 'd,e'") for g in got)
     assert f"{m}/bad.yaml:8:17: spec.assetIdsFile: 'ids/bad.txt' holds bad IDs" in got
     assert f"{m}/empty.yaml:8:17: spec.assetIdsFile: 'ids/empty.txt' holds no IDs" in got

@@ -41,6 +41,15 @@ CASES = {
     "string-not-list": GOOD.replace("[a1, a2]", '"a1,a2"'),
     "number-id": GOOD.replace("[a1, a2]", "[12]"),
     "labels-not-strings": GOOD.replace("  name: good-one\n", "  name: good-one\n  labels: {n: 1}\n"),
+    "good-renamed": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: [old-one, older]\n"),
+    "renamed-bad-name": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: [Old_One]\n"),
+    "renamed-empty": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: []\n"),
+    "renamed-not-list": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: old-one\n"),
+    "renamed-number": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: [12]\n"),
+    "zwsp-id": GOOD.replace("[a1, a2]", '["a1\\u200b"]'),
+    "rlo-stage": GOOD.replace("[s1]", '["\\u202es1"]'),
+    "bom-inside-org": GOOD.replace("orgId: o1", 'orgId: "o\\ufeff1"'),
+    "good-non-ascii-id": GOOD.replace("[a1, a2]", "[Caf\u00e9, \u98ce\u673a]"),
 }
 
 
