@@ -154,7 +154,7 @@ def _records_by_key(records: Iterable[Record]) -> dict[StageKey, list[Record]]:
 
 def _aliases(manifests: Sequence[Manifest]) -> dict[str, tuple[str, ...]]:
     """`metadata.renamedFrom`: the old names whose history a manifest carries on."""
-    return {m.name: tuple(getattr(m, "renamed_from", ())) for m in manifests}
+    return {m.name: m.renamed_from for m in manifests}
 
 
 def _merged(by_key: dict[StageKey, list[Record]], keys: Sequence[StageKey]) -> list[Record]:
