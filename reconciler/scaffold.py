@@ -1,17 +1,21 @@
 """`reconcile init`: a manifests repository with CI workflows, from templates in the package.
 
 Writes nothing if any target exists (unless forced), so a half-scaffolded tree never
-results from a refusal.
+results from a refusal. The scaffold keeps the ledger in git (reconcile.yaml), and
+`init` returns every secret, variable and permission the user must still set.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
+from reconciler.config import CONFIG_SCHEMA_FILE, render_config_schema
 from reconciler.errors import ReconcilerError
 from reconciler.schema import SCHEMA_FILE, render_schema
 
@@ -45,11 +49,65 @@ def planned_files(max_cells: int = DEFAULT_MAX_CELLS) -> dict[str, str]:
         for rel, src in _walk(root)
     }
     files[f"schemas/{SCHEMA_FILE}"] = render_schema()
+    files[f"schemas/{CONFIG_SCHEMA_FILE}"] = render_config_schema()
     files[LEDGER] = ""
     return files
 
 
-def init(directory: Path, *, force: bool = False, max_cells: int = DEFAULT_MAX_CELLS) -> list[str]:
+@dataclass(frozen=True)
+class InitResult:
+    """What init wrote (relative paths) and what the user must still set up, in order."""
+
+    written: list[str] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[str]:
+        """The written paths: keeps `for rel in init(...)` working until the CLI prints
+        `next_steps` too (then this goes)."""
+        return iter(self.written)
+
+
+NEXT_STEPS = [
+    "Edit manifests/example.yaml (or replace it), commit, push, and open a pull request.",
+    "The gateway: set ENOS_API_GATEWAY (GitHub: a repository secret, so fork pull requests "
+    "do not see it either; GitLab: a CI/CD variable), or list gateways per org in "
+    "reconcile.yaml.",
+    # GitHub
+    "GitHub: create the environment enos-production (Settings > Environments; limit its "
+    "deployment branches to main) and put the production ENOS_APP_KEY and ENOS_APP_SECRET in it "
+    "as environment secrets: only the apply job uses that environment.",
+    "GitHub, optional: repository secrets ENOS_READONLY_APP_KEY and ENOS_READONLY_APP_SECRET, an "
+    "application that may only read pipelines, for `plan --refresh` on pull requests; pull "
+    "requests from forks get no secrets and plan offline.",
+    "GitHub: the apply workflow pushes the ledger to main with GITHUB_TOKEN (permissions: "
+    "contents: write). If main is protected, add GitHub Actions (or the app whose token you "
+    "use) to the bypass list of main's ruleset, or keep the ledger on a dedicated branch: set "
+    "ledger.git.branch: reconcile/ledger in reconcile.yaml.",
+    # GitLab
+    "GitLab: protect the environment enos-production and add ENOS_APP_KEY and ENOS_APP_SECRET "
+    "as masked, protected CI/CD variables with environment scope enos-production: only the "
+    "apply job sees them.",
+    "GitLab: RECONCILE_PUSH_TOKEN, a project access token with write_repository (masked, "
+    "protected, scope enos-production) that may push to the ledger's branch: if main is "
+    "protected, add its role (Maintainer) to Allowed to push and merge under Settings > "
+    "Repository > Protected branches, or set ledger.git.branch: reconcile/ledger.",
+    "GitLab: RECONCILE_NOTE_TOKEN, a project access token with api scope and the Reporter "
+    "role (masked, not protected), to keep one plan note per merge request up to date.",
+    "GitLab, optional: ENOS_READONLY_APP_KEY and ENOS_READONLY_APP_SECRET (masked, not "
+    "protected), a read-only application for `plan --refresh`; fork pipelines get none.",
+    "GitLab, once the apply job has run once: make its resource group run jobs oldest first: "
+    'curl --request PUT --header "PRIVATE-TOKEN: <maintainer token>" --data '
+    '"process_mode=oldest_first" '
+    '"https://<your-gitlab>/api/v4/projects/<project id>/resource_groups/reconcile-apply"',
+    f"Until enos-reconciler {__version__} is on your package index, install it from the tag in "
+    f'the CI files: pip install "enos-reconciler @ git+https://<your-git-host>/<org>/reconciler'
+    f'@v{__version__}"',
+]
+
+
+def init(directory: Path, *, force: bool = False, max_cells: int = DEFAULT_MAX_CELLS) -> InitResult:
+    """Write the scaffold into `directory`; refuse (writing nothing) if a file exists
+    unless `force`, and never truncate an existing ledger."""
     files = planned_files(max_cells)
     existing = sorted(rel for rel in files if (directory / rel).exists())
     if existing and not force:
@@ -63,4 +121,4 @@ def init(directory: Path, *, force: bool = False, max_cells: int = DEFAULT_MAX_C
         target = directory / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
-    return sorted(files)
+    return InitResult(sorted(files), list(NEXT_STEPS))

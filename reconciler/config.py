@@ -1,0 +1,322 @@
+"""The repository config file, `reconcile.yaml`: one reviewed file for what CI needs.
+
+It holds the ledger's path and git branch, the gateway and credential variable names
+per org, resume settings for gateways whose List Pipelines lacks them, and the apply
+policy. Flags override it (`pick`), so CI commands stay one line. Errors name
+`file:line:col` like manifests' (STYLE "Errors reach people once, well"); the JSON
+Schema in `schemas/` is generated from these models.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from reconciler import yamlsource
+from reconciler.errors import ConfigError, Diagnostic
+from reconciler.manifests import _field, _message
+from reconciler.models import Id
+
+CONFIG_FILE = "reconcile.yaml"
+CONFIG_SCHEMA_FILE = "reconcile-config-v1.schema.json"
+KIND = "ReconcileConfig"
+
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)]
+Branch = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_/.-]*[A-Za-z0-9_]$", max_length=255)
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class GitSettings(_Strict):
+    """Keep the ledger on a remote branch; apply fetches it first and pushes its records."""
+
+    enabled: bool = Field(default=True, description="Sync the ledger with the remote branch.")
+    remote: str = Field(default="origin", min_length=1, description="The git remote.")
+    branch: Branch = Field(
+        default="main",
+        description="The ledger's branch: main, or a dedicated one such as reconcile/ledger "
+        "when main is protected.",
+    )
+
+
+class LedgerSettings(_Strict):
+    path: str = Field(
+        default="applied-ledger.jsonl",
+        min_length=1,
+        description="The ledger file, relative to this file; inside the repository.",
+    )
+    git: GitSettings = Field(default_factory=GitSettings)
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a relative path inside the repository (no '..')")
+        return value
+
+
+class GatewaySettings(_Strict):
+    """The gateway of one org (or, without orgId, of every other org) and where its
+    credentials are: names of environment variables, never the secrets themselves."""
+
+    orgId: Id | None = Field(default=None, description="The org; omit for the default gateway.")
+    url: Url = Field(description="https:// (http only to loopback).")
+    appKeyEnv: EnvName = Field(default="ENOS_APP_KEY", description="Variable holding the app key.")
+    appSecretEnv: EnvName = Field(default="ENOS_APP_SECRET", description="Variable holding the secret.")
+
+
+class PipelineSettings(_Strict):
+    """How to start a pipeline again, for gateways whose List Pipelines does not say."""
+
+    orgId: Id
+    pipelineId: Id
+    executionMode: int = Field(description="executionMode of the start (resume) call.")
+    kafkaRate: int = Field(ge=1, description="kafkaRate of the start (resume) call.")
+    resourceConfig: dict[str, Any] | None = Field(
+        default=None, description="resourceConfig of the start call, if the gateway needs one."
+    )
+
+
+class ApplySettings(_Strict):
+    maxCells: int | None = Field(default=None, ge=1, description="Refuse a plan larger than this.")
+    concurrency: int | None = Field(default=None, ge=1, le=64, description="Requests at a time.")
+    pausePipelines: bool | None = Field(
+        default=None, description="Pause RUNNING pipelines for the deletes, then start them again."
+    )
+
+
+class ConfigDoc(_Strict):
+    """The repository config file, reconcile.yaml."""
+
+    model_config = ConfigDict(title="reconciler ReconcileConfig")
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["ReconcileConfig"]
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    gateways: list[GatewaySettings] = Field(default_factory=list)
+    pipelines: list[PipelineSettings] = Field(default_factory=list)
+    apply: ApplySettings = Field(default_factory=ApplySettings)
+
+
+# --- the typed value the rest of the tool sees ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Gateway:
+    org_id: str | None
+    url: str
+    app_key_env: str
+    app_secret_env: str
+
+
+@dataclass(frozen=True)
+class ResumeSettings:
+    org_id: str
+    pipeline_id: str
+    execution_mode: int
+    kafka_rate: int
+    resource_config: str | None  # canonical JSON of the object, so the value stays hashable
+
+
+@dataclass(frozen=True)
+class GitSync:
+    remote: str
+    branch: str
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """reconcile.yaml, checked. `git` is None when git sync is off."""
+
+    path: Path
+    ledger_path: Path  # relative to the working directory when the file is
+    git: GitSync | None
+    gateways: tuple[Gateway, ...] = ()
+    pipelines: tuple[ResumeSettings, ...] = ()
+    max_cells: int | None = None
+    concurrency: int | None = None
+    pause_pipelines: bool | None = None
+
+    def gateway_for(self, org_id: str) -> Gateway | None:
+        """The org's own gateway, else the default entry (no orgId), else None."""
+        by_org = {g.org_id: g for g in self.gateways}
+        return by_org.get(org_id) or by_org.get(None)
+
+    def resume_for(self, org_id: str, pipeline_id: str) -> ResumeSettings | None:
+        return next((p for p in self.pipelines if (p.org_id, p.pipeline_id) == (org_id, pipeline_id)), None)
+
+
+T = TypeVar("T")
+
+
+def pick(flag: T | None, configured: T | None, default: T) -> T:
+    """A flag given on the command line wins, then reconcile.yaml, then the default.
+
+    Flags that merge with the config must default to None in the CLI, so that "not
+    given" can be told from "given as the default".
+    """
+    if flag is not None:
+        return flag
+    return configured if configured is not None else default
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+def load_config(path: str | Path | None = None) -> RepoConfig | None:
+    """Load `path`, or `reconcile.yaml` in the working directory if it exists.
+
+    None when no path is given and there is no such file; a given path that does not
+    exist, and any invalid content, is `ConfigError` naming every `file:line:col`.
+    """
+    if path is None:
+        if not Path(CONFIG_FILE).is_file():
+            return None
+        path = CONFIG_FILE
+    shown = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read the config file: {exc.strerror}") from None
+    doc, diags = _parse(shown, raw)
+    if doc is None:
+        raise ConfigError("\n".join(map(str, sorted(diags))))
+    return _value(Path(path), doc)
+
+
+def _parse(shown: str, raw: bytes) -> tuple[ConfigDoc | None, list[Diagnostic]]:
+    text, diags = yamlsource.decode(shown, raw)
+    if text is None:
+        return None, diags
+    docs, diags = yamlsource.load_documents(shown, text)
+    if diags:
+        return None, diags
+    if len(docs) != 1 or not isinstance(docs[0].data, dict):
+        line, col = (docs[1].line, docs[1].col) if len(docs) > 1 else (1, 1)
+        return None, [Diagnostic(shown, line, col, f"{CONFIG_FILE} must be one YAML mapping")]
+    doc = docs[0]
+    try:
+        model = ConfigDoc.model_validate(yamlsource.plain(doc.data))
+    except ValidationError as exc:
+        return None, [_diagnostic(shown, doc, err) for err in exc.errors()]
+    diags = _duplicates(shown, doc, "gateways", [(g.orgId,) for g in model.gateways])
+    diags += _duplicates(shown, doc, "pipelines", [(p.orgId, p.pipelineId) for p in model.pipelines])
+    return (None if diags else model), diags
+
+
+def _duplicates(
+    shown: str, doc: yamlsource.Document, key: str, ids: list[tuple[str | None, ...]]
+) -> list[Diagnostic]:
+    """One gateway per org (one default), one resume setting per pipeline."""
+    diags = []
+    for i, value in enumerate(ids):
+        if value in ids[:i]:
+            line, col = yamlsource.position(doc, (key, i))
+            what = "/".join(v or "(default)" for v in value)
+            first = ids.index(value)
+            diags.append(
+                Diagnostic(shown, line, col, f"{key}[{i}]: {what} is already given in {key}[{first}]")
+            )
+    return diags
+
+
+def _diagnostic(path: str, doc: yamlsource.Document, err: Any) -> Diagnostic:
+    loc: yamlsource.Loc = tuple(err["loc"])
+    kind: str = err["type"]
+    line, col = yamlsource.position(doc, loc, at_key=kind == "extra_forbidden")
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _known(loc[:-1]), n=1)
+        message = "unknown field" + (f"; did you mean '{close[0]}'?" if close else "")
+    elif kind == "string_pattern_mismatch":
+        message = f"{err.get('input')!r} is not a valid {_what(loc)}"
+    elif kind in _EXPECTED:
+        message = f"expected {_EXPECTED[kind]}, got {err.get('input')!r}"
+    elif kind in ("greater_than_equal", "less_than_equal"):
+        bound = err.get("ctx", {}).get("ge", err.get("ctx", {}).get("le"))
+        message = f"must be {'at least' if kind == 'greater_than_equal' else 'at most'} {bound}"
+    else:
+        message = _message(kind, loc, err)
+    return Diagnostic(path, line, col, f"{_field(loc)}: {message}")
+
+
+_EXPECTED = {"int_type": "an integer", "bool_type": "true or false"}
+
+
+def _what(loc: yamlsource.Loc) -> str:
+    last = str(loc[-1]) if loc else ""
+    if last.endswith("Env"):
+        return "environment variable name"
+    return {"url": "URL (https://host/...)", "branch": "branch name"}.get(last, "ID")
+
+
+def _known(parent: yamlsource.Loc) -> list[str]:
+    """The fields allowed at `parent`, for did-you-mean."""
+    model: type[BaseModel] = ConfigDoc
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(str(part))
+        inner = _model_of(info.annotation if info else None)
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
+    git = doc.ledger.git
+    return RepoConfig(
+        path=path,
+        ledger_path=path.parent / doc.ledger.path,
+        git=GitSync(git.remote, git.branch) if git.enabled else None,
+        gateways=tuple(Gateway(g.orgId, g.url, g.appKeyEnv, g.appSecretEnv) for g in doc.gateways),
+        pipelines=tuple(
+            ResumeSettings(
+                p.orgId,
+                p.pipelineId,
+                p.executionMode,
+                p.kafkaRate,
+                None if p.resourceConfig is None else json.dumps(p.resourceConfig, sort_keys=True),
+            )
+            for p in doc.pipelines
+        ),
+        max_cells=doc.apply.maxCells,
+        concurrency=doc.apply.concurrency,
+        pause_pipelines=doc.apply.pausePipelines,
+    )
+
+
+# --- the JSON Schema -----------------------------------------------------------------
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of reconcile.yaml, as committed under `schemas/`."""
+    schema = ConfigDoc.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://reconciler.dev/schemas/reconcile-config-v1.json"
+    return schema
+
+
+def render_config_schema() -> str:
+    return json.dumps(config_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,233 @@
+"""The scaffolded GitLab jobs, run for real with gitlab-ci-local (shell executor).
+
+A scaffolded repository whose `reconcile` is this checkout (the venv's bin first on
+PATH; the job's pip install is then already satisfied), a bare `origin` in a temp dir,
+the emulator as the gateway, and a fake GitLab notes API. HOME is isolated and no git
+identity is configured anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import pipeline, world_for
+from test_init import node_package
+
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
+from reconciler.scaffold import init
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+ORG, PIPELINE, STAGE = "o15589291683811", "4a0b6e9c7f1d4e2a", "window_avg_1"
+ME = ("-c", "user.name=Test Person", "-c", "user.email=person@example.invalid")
+
+
+@pytest.fixture(scope="session")
+def gitlab_ci_local() -> Path:
+    if not shutil.which("rsync"):
+        reason = "gitlab-ci-local's shell executor needs rsync (apt-get install rsync)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return node_package("gitlab-ci-local") / "src" / "index.js"
+
+
+@pytest.fixture()
+def env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    out = {k: v for k, v in os.environ.items() if k in keep}
+    out.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", NO_COLOR="1")
+    out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
+    return out
+
+
+def git(cwd: Path, env: dict[str, str], *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+@pytest.fixture()
+def project(tmp_path: Path, env: dict[str, str]) -> Path:
+    """`reconcile init` pushed to a bare origin, cloned as the CI job would see it."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, env, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(origin, env, "config", "receive.denyNonFastForwards", "true")
+    seed = tmp_path / "seed"
+    init(seed)
+    git(seed, env, "init", "-q", "-b", "main")
+    git(seed, env, "add", ".")
+    git(seed, env, *ME, "commit", "-q", "-m", "reconcile init")
+    git(seed, env, "push", "-q", str(origin), "HEAD:main")
+    work = tmp_path / "work"
+    git(tmp_path, env, "clone", "-q", str(origin), str(work))
+    (work / ".git" / "info" / "exclude").write_text(".gitlab-ci-local/\n")
+    return work
+
+
+def run_job(cli: Path, work: Path, env: dict[str, str], job: str, variables: dict[str, str]) -> str:
+    args = ["node", str(cli), "--force-shell-executor", "--no-color", job]
+    for k, v in {"RECONCILE_INSTALL": "enos-reconciler", **variables}.items():
+        args += ["--variable", f"{k}={v}"]
+    proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    return output
+
+
+def emulator_vars(em: RunningEmulator) -> dict[str, str]:
+    return {
+        "ENOS_API_GATEWAY": em.url,
+        "ENOS_APP_KEY": DEFAULT_APP_KEY,
+        "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
+    }
+
+
+@pytest.fixture()
+def emulator() -> Iterator[RunningEmulator]:
+    seed = world_for([pipeline(PIPELINE, "RUNNING", (STAGE,), orgId=ORG)])
+    with RunningEmulator(World(seed)) as em:
+        yield em
+
+
+def remote_ledger(work: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    git(work, env, "fetch", "-q", "origin", "main")
+    text = git(work, env, "cat-file", "blob", "FETCH_HEAD:applied-ledger.jsonl")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def apply_syncs_git() -> bool:
+    """Whether `reconcile apply` calls gitsync yet (the lead wires it into the CLI)."""
+    return any("gitsync" in p.read_text() for p in (ROOT / "reconciler").rglob("*.py") if "apply" in p.name)
+
+
+def test_apply_job_pauses_clears_restarts_and_pushes_the_ledger(
+    gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator
+) -> None:
+    out = run_job(gitlab_ci_local, project, env, "apply", emulator_vars(emulator))
+    assert "reconcile apply --auto-approve --pause-pipelines" in out
+    world = emulator.world
+    assert world.deleted_cells() == {
+        (ORG, PIPELINE, STAGE, asset, "WTUR.GenActivePW") for asset in ("Nj1gF1iZ", "Xk29aQ0c")
+    }
+    assert world.status(PIPELINE) == "RUNNING"  # paused for the deletes, started again
+    if not apply_syncs_git():
+        pytest.xfail("reconcile apply does not call gitsync yet: the ledger is not pushed")
+    records = remote_ledger(project, env)
+    assert [r["kind"] for r in records][-1] == "resume"
+    assert sum(len(r["assetIds"]) for r in records if r["kind"] == "delete") == 2
+    message = git(project, env, "log", "-1", "--format=%an|%B", "FETCH_HEAD")
+    assert message.startswith("reconcile-bot|") and "[skip ci]" in message
+
+
+def test_apply_job_applies_the_latest_main_not_its_trigger_commit(
+    gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    later = tmp_path / "later"
+    git(tmp_path, env, "clone", "-q", str(tmp_path / "origin.git"), str(later))
+    manifest = (later / "manifests" / "example.yaml").read_text()
+    (later / "manifests" / "second.yaml").write_text(
+        manifest.replace("example-formula-fix-2026-11", "second-fix").replace(
+            "WTUR.GenActivePW", "WTUR.Other"
+        )
+    )
+    git(later, env, "add", ".")
+    git(later, env, *ME, "commit", "-q", "-m", "a second manifest, merged after the trigger")
+    git(later, env, "push", "-q", "origin", "HEAD:main")
+    run_job(gitlab_ci_local, project, env, "apply", emulator_vars(emulator))
+    points = {cell[4] for cell in emulator.world.deleted_cells()}
+    assert points == {"WTUR.GenActivePW", "WTUR.Other"}
+
+
+@dataclass
+class NotesApi:
+    """Just enough of GitLab's merge request notes API."""
+
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> dict[str, Any]:
+                length = int(self.headers.get("Content-Length", "0"))
+                return json.loads(self.rfile.read(length)) if length else {}
+
+            def do_GET(self) -> None:
+                api.calls.append(("GET", self.path))
+                self._reply(api.notes)
+
+            def do_POST(self) -> None:
+                api.calls.append(("POST", self.path))
+                assert self.headers["PRIVATE-TOKEN"] == "note-token"
+                api.notes.append({"id": len(api.notes) + 1, **self._body()})
+                self._reply(api.notes[-1])
+
+            def do_PUT(self) -> None:
+                api.calls.append(("PUT", self.path))
+                note_id = int(self.path.rsplit("/", 1)[1])
+                api.notes[note_id - 1].update(self._body())
+                self._reply(api.notes[note_id - 1])
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def test_plan_job_keeps_one_note_updated_in_place_with_read_only_credentials(
+    gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator
+) -> None:
+    api = NotesApi(notes=[{"id": 1, "body": "a reviewer's note"}])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    variables = {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+        "CI_PROJECT_ID": "42",
+        "CI_MERGE_REQUEST_IID": "7",
+        "RECONCILE_NOTE_TOKEN": "note-token",
+        "ENOS_API_GATEWAY": emulator.url,
+        # The production credentials are wrong here: the plan job must not use them.
+        "ENOS_APP_KEY": "production-key",
+        "ENOS_APP_SECRET": "production-secret",
+        "ENOS_READONLY_APP_KEY": DEFAULT_APP_KEY,
+        "ENOS_READONLY_APP_SECRET": DEFAULT_APP_SECRET,
+    }
+    try:
+        run_job(gitlab_ci_local, project, env, "plan", variables)
+        run_job(gitlab_ci_local, project, env, "plan", variables)
+    finally:
+        server.shutdown()
+    assert [c[0] for c in api.calls] == ["GET", "POST", "GET", "PUT"]
+    assert api.calls[3][1] == "/api/v4/projects/42/merge_requests/7/notes/2"
+    assert len(api.notes) == 2 and api.notes[0]["body"] == "a reviewer's note"
+    assert api.notes[1]["body"].startswith("<!-- reconcile-plan -->\n")
+    assert "2 cells" in api.notes[1]["body"]
+    # --refresh ran with the read-only credentials (the production ones would be refused)
+    lists = [e for e in emulator.world.log if e["route"] == "list"]
+    assert lists and all(e["status"] == 200 for e in lists)
+    assert {e["route"] for e in emulator.world.log} == {"list"} and emulator.world.deleted_cells() == set()
