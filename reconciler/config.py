@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from reconciler import yamlsource
 from reconciler.errors import ConfigError, Diagnostic
-from reconciler.manifests import _field, _message
-from reconciler.models import Id
+from reconciler.models import Id, error_message, field_path
 
 CONFIG_FILE = "reconcile.yaml"
 CONFIG_SCHEMA_FILE = "reconcile-config-v1.schema.json"
@@ -246,8 +245,8 @@ def _diagnostic(path: str, doc: yamlsource.Document, err: Any) -> Diagnostic:
         bound = err.get("ctx", {}).get("ge", err.get("ctx", {}).get("le"))
         message = f"must be {'at least' if kind == 'greater_than_equal' else 'at most'} {bound}"
     else:
-        message = _message(kind, loc, err)
-    return Diagnostic(path, line, col, f"{_field(loc)}: {message}")
+        message = error_message(kind, loc, err)
+    return Diagnostic(path, line, col, f"{field_path(loc)}: {message}")
 
 
 _EXPECTED = {"int_type": "an integer", "bool_type": "true or false"}

@@ -29,8 +29,9 @@ class LedgerSync(Protocol):
     """The ledger kept in git (implemented by `gitsync`): what apply needs of it."""
 
     def sync(self) -> object: ...
-    def publish(self, message: str) -> None: ...
-    def publish_final(self, message: str) -> None: ...
+    def publish(self, message: str) -> object: ...
+    def publish_final(self, message: str) -> object: ...
+    def reset_to_remote(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ def apply(
                         "Plan again"
                     ) from exc
                 reporter.note(f"{exc}; re-planning on the new ledger before sending anything")
+                if sync is not None:
+                    sync.reset_to_remote()  # our intents were never acted on: drop them
                 continue
             if sync is not None and result.ok:
                 sync.publish_final(
@@ -193,8 +196,19 @@ def _run(
             writer,
             reporter,
             options,
-            publish=sync.publish if sync is not None else None,
+            publish=_announcer(sync),
         )
+
+
+def _announcer(sync: LedgerSync | None) -> Callable[[str], None] | None:
+    """The write-ahead push (invariant 11): every pause and intent on the remote first."""
+    if sync is None:
+        return None
+
+    def announce(message: str) -> None:
+        sync.publish(message)
+
+    return announce
 
 
 def _publish_partial(sync: LedgerSync, reporter: Reporter) -> None:

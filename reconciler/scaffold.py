@@ -8,7 +8,6 @@ results from a refusal. The scaffold keeps the ledger in git (reconcile.yaml), a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -60,11 +59,6 @@ class InitResult:
 
     written: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
-
-    def __iter__(self) -> Iterator[str]:
-        """The written paths: keeps `for rel in init(...)` working until the CLI prints
-        `next_steps` too (then this goes)."""
-        return iter(self.written)
 
 
 NEXT_STEPS = [

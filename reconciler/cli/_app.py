@@ -79,6 +79,10 @@ Targets = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option("--target", help="Only this manifest (by metadata.name); repeatable."),
 ]
+ConfigOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--config", help="The repository config (default: ./reconcile.yaml when it exists)."),
+]
 Yes = Annotated[bool, flag("--auto-approve", "--yes", help="Do not ask; for CI.")]
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from reconciler.cli._app import (
+    ConfigOpt,
     LedgerOpt,
     MaxAssets,
     MaxPoints,
@@ -43,10 +44,18 @@ def apply(
         typer.Option(envvar="ENOS_API_GATEWAY", help="EnOS API gateway URL (https; http only to loopback)."),
     ] = None,
     auto_approve: Yes = False,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 4,
+    concurrency: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, max=64, help="Requests in flight at once (default: reconcile.yaml's, else 4)."),
+    ] = None,
     pause_pipelines: Annotated[
-        bool, flag("--pause-pipelines", help="Pause RUNNING pipelines for the run, start them again after.")
-    ] = False,
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--pause-pipelines/--no-pause-pipelines",
+            help="Pause RUNNING pipelines for the run, start them again after (default: reconcile.yaml's).",
+            show_default=False,
+        ),
+    ] = None,
     kafka_rate: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(min=1, help="kafkaRate to start paused pipelines with, when List Pipelines has none."),
@@ -69,6 +78,7 @@ def apply(
     target: Targets = None,
     max_points: MaxPoints = None,
     max_assets: MaxAssets = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Clear the pending stage state, once, recording each deletion in the ledger.
 
@@ -80,11 +90,12 @@ def apply(
     from reconciler import operations
     from reconciler.actor import current_actor
     from reconciler.apply import ApplyOptions
-    from reconciler.cli.settings import gateways_for, plan_options
+    from reconciler.cli import settings as s
     from reconciler.render import apply as render_apply
     from reconciler.render import plan as render_plan
 
     c = consoles()
+    cfg = s.config(config_file)
     actor = current_actor(paths_or_default(paths))
     if actor.get("gitDirty") and os.environ.get("CI") and not allow_dirty:
         raise ApplyRefused(
@@ -94,21 +105,23 @@ def apply(
     reporter = render_apply.reporter_for(c)
     settings = operations.ApplySettings(
         paths=tuple(paths_or_default(paths)),
-        ledger=ledger,
-        plan_options=plan_options(max_points, max_assets, target),
+        ledger=ledger or (str(cfg.ledger_path) if cfg else None),
+        plan_options=s.plan_options(max_points, max_assets, target),
         apply_options=ApplyOptions(
-            concurrency=concurrency,
-            pause_pipelines=pause_pipelines,
+            concurrency=s.concurrency(concurrency, cfg),
+            pause_pipelines=s.pause_pipelines(pause_pipelines, cfg),
             skip_pause_check=skip_pause_check,
             resend_in_doubt=resend_in_doubt,
             verify=verify,
             kafka_rate=kafka_rate,
+            resume_settings=s.resume_settings(cfg),
             actor=actor,
         ),
-        max_cells=max_cells,
+        max_cells=s.max_cells(max_cells, cfg),
         lock_timeout=lock_timeout,
     )
-    gateways = gateways_for(gateway, (), on_retry=reporter.note)  # configuration checked first
+    gateways = s.gateways_for(gateway, cfg, on_retry=reporter.note)  # configuration checked first
+    sync = s.ledger_repo(cfg, operations.target_ledger(settings)[0])
 
     def show(planned: operations.Planned) -> None:
         for w in planned.warnings:
@@ -120,7 +133,12 @@ def apply(
         c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files), end="")
 
     _, result = operations.apply(
-        settings, gateways=gateways, reporter=reporter, show=show, confirm=lambda p: _approve(c, auto_approve)
+        settings,
+        gateways=gateways,
+        reporter=reporter,
+        show=show,
+        confirm=lambda p: _approve(c, auto_approve),
+        sync=sync,
     )
     if result is None:
         c.out.print("Nothing to apply.")
@@ -160,7 +178,7 @@ def ledger_resolve(
     """
     from reconciler import operations
     from reconciler.actor import current_actor
-    from reconciler.cli.settings import resolve_ledger
+    from reconciler.cli.settings import config, resolve_ledger
 
     c = consoles()
 
@@ -175,7 +193,7 @@ def ledger_resolve(
 
     done = operations.resolve(
         paths_or_default(paths),
-        resolve_ledger(ledger),
+        resolve_ledger(ledger, config()),
         manifest=manifest,
         actor=current_actor(),
         confirm=confirm,

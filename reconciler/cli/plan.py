@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from reconciler.cli._app import (
+    ConfigOpt,
     LedgerOpt,
     MaxAssets,
     MaxPoints,
@@ -22,6 +26,7 @@ from reconciler.cli._app import (
 from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
+    from reconciler.config import RepoConfig
     from reconciler.diff import PipelineRef
     from reconciler.plan import Plan
 
@@ -77,6 +82,7 @@ def plan(
         Optional[str],  # noqa: UP045
         typer.Option(envvar="ENOS_API_GATEWAY", help="Gateway URL, for --refresh."),
     ] = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Show what `apply` would clear: pending cells, requests, history.
 
@@ -85,14 +91,16 @@ def plan(
     Example:  reconcile plan --format markdown > plan.md
     """
     from reconciler import operations, planfile
-    from reconciler.cli.settings import plan_options, resolve_ledger
+    from reconciler.cli.settings import config, plan_options, resolve_ledger
     from reconciler.render import plan as render
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     c = consoles()
+    cfg = config(config_file)
     options = plan_options(max_points, max_assets, target)
-    planned = operations.plan(paths_or_default(paths), resolve_ledger(ledger), options)
+    with _ledger_to_plan_from(cfg, resolve_ledger(ledger, cfg)) as ledger_path:
+        planned = operations.plan(paths_or_default(paths), ledger_path, options)
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
@@ -112,11 +120,28 @@ def plan(
         raise typer.Exit(2)
 
 
+@contextmanager
+def _ledger_to_plan_from(cfg: RepoConfig | None, ledger: str) -> Iterator[str]:
+    """The ledger file; with a dedicated ledger branch, that branch's copy (fetched), since
+    the checked-out branch does not carry the ledger's latest records."""
+    from reconciler.cli.settings import ledger_repo
+
+    repo = ledger_repo(cfg, ledger)
+    if repo is None or not repo.dedicated:
+        yield ledger
+        return
+    data = repo.read_ledger_bytes()
+    with tempfile.TemporaryDirectory(prefix="reconcile-ledger-") as tmp:
+        path = Path(tmp) / Path(ledger).name
+        path.write_bytes(data or b"")
+        yield str(path)
+
+
 def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, str]:
     from reconciler.apply import status_of
-    from reconciler.cli.settings import gateways_for
+    from reconciler.cli.settings import config, gateways_for
 
-    gw = gateways_for(gateway, {r.org_id for r in p.pipelines}, read_only=True)()
+    gw = gateways_for(gateway, config(), read_only=True)()
     found = gw.statuses(p.pipelines)
     return {ref: status_of(found, ref) for ref in p.pipelines}
 

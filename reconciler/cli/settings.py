@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.config import RepoConfig, load_config, pick
 from reconciler.errors import ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 if TYPE_CHECKING:
     from reconciler.apply import Gateways
+    from reconciler.diff import PipelineRef
+    from reconciler.enos import EnosClient
+    from reconciler.gitsync import LedgerRepo
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 
 
-def resolve_ledger(flag: str | None) -> str:
-    """`--ledger` (or RECONCILE_LEDGER), else the default."""
-    return flag or DEFAULT_LEDGER
+def config(path: str | None = None) -> RepoConfig | None:
+    """`--config FILE`, else reconcile.yaml in the working directory when there is one."""
+    return load_config(path)
+
+
+def resolve_ledger(flag: str | None, cfg: RepoConfig | None = None) -> str:
+    """`--ledger` (or RECONCILE_LEDGER), else reconcile.yaml's, else the default."""
+    if flag:
+        return flag
+    return str(cfg.ledger_path) if cfg is not None else DEFAULT_LEDGER
 
 
 def plan_options(max_points: int | None, max_assets: int | None, targets: Iterable[str] | None) -> Options:
@@ -33,9 +45,26 @@ def plan_options(max_points: int | None, max_assets: int | None, targets: Iterab
     )
 
 
+def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
+    """The ledger kept in git, when reconcile.yaml turns it on (what `init` sets up)."""
+    if cfg is None or cfg.git is None:
+        return None
+    from reconciler.gitsync import LedgerRepo
+
+    return LedgerRepo(Path.cwd(), ledger, remote=cfg.git.remote, branch=cfg.git.branch)
+
+
+def resume_settings(cfg: RepoConfig | None) -> dict[PipelineRef, tuple[int, int]]:
+    from reconciler.diff import PipelineRef
+
+    if cfg is None:
+        return {}
+    return {PipelineRef(p.org_id, p.pipeline_id): (p.execution_mode, p.kafka_rate) for p in cfg.pipelines}
+
+
 def gateways_for(
     gateway: str | None,
-    orgs: Iterable[str],
+    cfg: RepoConfig | None = None,
     *,
     read_only: bool = False,
     on_retry: Callable[[str], None] | None = None,
@@ -43,26 +72,59 @@ def gateways_for(
     """Check the configuration now (no network) and return what builds the clients later.
 
     Checked before any plan is shown: a missing gateway or credential is the first thing
-    a user hears about, not the last.
+    a user hears about, not the last. `--gateway` (or ENOS_API_GATEWAY) is the default
+    gateway; reconcile.yaml may name one per org, each with its own credential variables.
+    `read_only` prefers ENOS_READONLY_APP_KEY/SECRET when set (plan --refresh on PRs).
     """
-    from reconciler.enos import EnosClient, check_gateway, credentials_from_env
+    from reconciler.enos import Credentials, check_gateway, credentials_from_env
 
+    key_var, secret_var = "ENOS_APP_KEY", "ENOS_APP_SECRET"
+    if read_only and os.environ.get("ENOS_READONLY_APP_KEY"):
+        key_var, secret_var = "ENOS_READONLY_APP_KEY", "ENOS_READONLY_APP_SECRET"
+    per_org: dict[str, tuple[str, Credentials]] = {}
+    default: tuple[str, Credentials] | None = None
+    for g in cfg.gateways if cfg is not None else ():
+        entry = (check_gateway(g.url), credentials_from_env(g.app_key_env, g.app_secret_env))
+        if g.org_id is None:
+            default = entry
+        else:
+            per_org[g.org_id] = entry
     url = gateway or os.environ.get("ENOS_API_GATEWAY")
-    if not url:
-        raise ReconcilerError("no gateway: pass --gateway URL or set ENOS_API_GATEWAY")
-    url = check_gateway(url)
-    creds = credentials_from_env()
+    if url:
+        default = (check_gateway(url), credentials_from_env(key_var, secret_var))
+    if default is None and not per_org:
+        raise ReconcilerError(
+            "no gateway: pass --gateway URL, set ENOS_API_GATEWAY, or list `gateways` in reconcile.yaml"
+        )
 
     def build() -> Gateways:
         from reconciler.apply import Gateways
 
-        return Gateways.single(EnosClient(url, creds, on_retry=on_retry))
+        def client(entry: tuple[str, Credentials]) -> EnosClient:
+            from reconciler.enos import EnosClient
+
+            return EnosClient(entry[0], entry[1], on_retry=on_retry)
+
+        return Gateways({org: client(e) for org, e in per_org.items()}, client(default) if default else None)
 
     return build
 
 
+def max_cells(flag: int | None, cfg: RepoConfig | None) -> int | None:
+    return flag if flag is not None else (cfg.max_cells if cfg is not None else None)
+
+
+def concurrency(flag: int | None, cfg: RepoConfig | None) -> int:
+    return pick(flag, cfg.concurrency if cfg else None, 4)
+
+
+def pause_pipelines(flag: bool | None, cfg: RepoConfig | None) -> bool:
+    return pick(flag, cfg.pause_pipelines if cfg else None, False)
+
+
 def schemas() -> dict[str, str]:
     """Every JSON Schema the project publishes in schemas/, by file name."""
+    from reconciler.config import CONFIG_SCHEMA_FILE, render_config_schema
     from reconciler.schema import SCHEMA_FILE, render_schema
 
-    return {SCHEMA_FILE: render_schema()}
+    return {SCHEMA_FILE: render_schema(), CONFIG_SCHEMA_FILE: render_config_schema()}

@@ -101,11 +101,9 @@ def init(
     from reconciler.scaffold import init as scaffold
 
     out = consoles().out
-    written = scaffold(directory, force=force, max_cells=max_cells)
-    for rel in written:
+    result = scaffold(directory, force=force, max_cells=max_cells)
+    for rel in result.written:
         out.print(f"  wrote {directory / rel}", markup=False)
-    out.print(
-        "Next: set the ENOS_API_GATEWAY, ENOS_APP_KEY and ENOS_APP_SECRET secrets "
-        "in your CI, edit manifests/example.yaml, open a pull request.",
-        markup=False,
-    )
+    out.print("\nBefore the first pull request, set up:", markup=False)
+    for step in result.next_steps:
+        out.print(f"  - {step}", markup=False)
