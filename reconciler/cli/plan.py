@@ -24,6 +24,7 @@ from reconciler.errors import ReconcilerError
 if TYPE_CHECKING:
     from reconciler.diff import PipelineRef
     from reconciler.plan import Plan
+    from reconciler.render.plan import LiveStatus
 
 # --- validate --------------------------------------------------------------------
 
@@ -103,7 +104,21 @@ def plan(
     if fmt == "json":
         c.write(planfile.dumps(p))
     elif fmt == "markdown":
-        c.write(render.plan_markdown(p, statuses, manifests=planned.loaded, max_cells=max_cells))
+        import os
+
+        from reconciler.actor import current_actor
+        from reconciler.render import markdown
+
+        c.write(
+            markdown.plan_markdown(
+                p,
+                statuses,
+                manifests=planned.loaded,
+                max_cells=max_cells,
+                base_commit=current_actor().get("gitCommit"),
+                link_base=markdown.link_base_from_env(os.environ),
+            )
+        )
     else:
         c.out.print(render.plan_text(p, planned.manifest_files), end="")
         if statuses is not None:
@@ -112,13 +127,17 @@ def plan(
         raise typer.Exit(2)
 
 
-def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, str]:
+def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, LiveStatus]:
+    """Status and name of every pipeline in the plan; one List Pipelines omits is MISSING."""
     from reconciler.apply import status_of
     from reconciler.cli.settings import gateways_for
+    from reconciler.render.plan import LiveStatus
 
     gw = gateways_for(gateway, {r.org_id for r in p.pipelines}, read_only=True)()
     found = gw.statuses(p.pipelines)
-    return {ref: status_of(found, ref) for ref in p.pipelines}
+    return {
+        ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
+    }
 
 
 # --- ledger ----------------------------------------------------------------------
