@@ -258,3 +258,28 @@ def test_running_pipeline_with_nothing_to_send_does_not_block(repo: Path) -> Non
     md = plan_markdown(plan, statuses)
     assert "blocks apply" not in md and "Would block" not in md
     assert "o1 / p2: RUNNING (nothing to send)" in status_text(statuses, plan)
+
+
+def test_markdown_with_nothing_to_do_collapses_every_manifest(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    write(repo / "manifests/b.yaml", manifest_yaml("b"))
+    fixed_ledger(
+        repo / "applied-ledger.jsonl",
+        [{"kind": "delete", **cells(name, "s1", ["a1", "a2"], ["pt1"])} for name in ("a", "b")],
+    )
+    md = run_cli(["plan", "--format", "markdown", "--max-cells", "0"], repo).out
+    assert "**No changes.** Every declared cell is already in the ledger (4 cells applied)." in md
+    assert "2 manifests up to date: `a`, `b`" in md and "| orgId |" not in md
+    assert "Within `--max-cells 0`: 0 cells to clear" in md and "Plan hash" not in md
+
+
+def test_many_rename_warnings_are_counted_not_listed() -> None:
+    from dataclasses import replace
+
+    from reconciler.diff import RenameHint
+
+    plan = _big_plan(1, 1, 1)
+    hints = tuple(RenameHint("m0000", f"old-{i}", 2) for i in range(25))
+    plan = replace(plan, diff=replace(plan.diff, renames=hints))
+    md = plan_markdown(plan)
+    assert md.count("**Rename?**") == 20 and "**5 more rename warnings** (10 cells)" in md

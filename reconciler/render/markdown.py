@@ -34,6 +34,7 @@ NOTICE = (
     "deleted state cannot be restored."
 )
 MAX_NAMES = 100  # up-to-date manifests named in full; the rest are counted
+MAX_RENAMES = 20  # rename warnings in full; the rest are counted, so the tables keep their room
 
 
 def link_base_from_env(env: Mapping[str, str]) -> str | None:
@@ -156,7 +157,12 @@ def _warnings(ctx: _Context, max_cells: int | None) -> list[str]:
             f"to clear, {pending - max_cells:,} over the limit. Split the change, or raise the limit "
             "after review."
         )
-    out += [f"- **Rename?** {rename_warning(h, '`')}." for h in plan.renames]
+    out += [f"- **Rename?** {rename_warning(h, '`')}." for h in plan.renames[:MAX_RENAMES]]
+    if len(plan.renames) > MAX_RENAMES:
+        more = plan.renames[MAX_RENAMES:]
+        out.append(
+            f"- **{_n(len(more), 'more rename warning')}** ({_n(sum(h.cells for h in more), 'cell')}): see `reconcile plan`."
+        )
     doubt = [a for a in plan.actions if a.in_doubt]
     if doubt:
         out.append(
