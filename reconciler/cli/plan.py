@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from reconciler.config import RepoConfig
     from reconciler.diff import PipelineRef
     from reconciler.plan import Plan
+    from reconciler.render.plan import LiveStatus
 
 # --- validate --------------------------------------------------------------------
 
@@ -111,7 +112,21 @@ def plan(
     if fmt == "json":
         c.write(planfile.dumps(p))
     elif fmt == "markdown":
-        c.write(render.plan_markdown(p, statuses, manifests=planned.loaded, max_cells=max_cells))
+        import os
+
+        from reconciler.actor import current_actor
+        from reconciler.render import markdown
+
+        c.write(
+            markdown.plan_markdown(
+                p,
+                statuses,
+                manifests=planned.loaded,
+                max_cells=max_cells,
+                base_commit=current_actor().get("gitCommit"),
+                link_base=markdown.link_base_from_env(os.environ),
+            )
+        )
     else:
         c.out.print(render.plan_text(p, planned.manifest_files), end="")
         if statuses is not None:
@@ -137,13 +152,17 @@ def _ledger_to_plan_from(cfg: RepoConfig | None, ledger: str) -> Iterator[str]:
         yield str(path)
 
 
-def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, str]:
+def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, LiveStatus]:
+    """Status and name of every pipeline in the plan; one List Pipelines omits is MISSING."""
     from reconciler.apply import status_of
     from reconciler.cli.settings import config, gateways_for
+    from reconciler.render.plan import LiveStatus
 
     gw = gateways_for(gateway, config(), read_only=True)()
     found = gw.statuses(p.pipelines)
-    return {ref: status_of(found, ref) for ref in p.pipelines}
+    return {
+        ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
+    }
 
 
 # --- ledger ----------------------------------------------------------------------

@@ -1,121 +1,184 @@
-"""Apply's reporters: a rich progress bar on a terminal, plain lines in CI; the summary."""
+"""Apply's reporters: a rich progress bar on a terminal, plain lines in CI; the summary.
+
+Both reporters show the same figures: requests answered, cells cleared, failures,
+requests in doubt and an estimate of the time left. `finish()` may come twice (after
+the sends, then again on Ctrl-C or SIGTERM during what follows): it ends the line
+once, and says how many requests were never answered when the run was stopped.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from reconciler.apply import ApplyResult
+from reconciler.diff import PipelineRef
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action
 from reconciler.render.console import Consoles
+
+DOUBT_PREFIX = "in doubt"  # how apply marks an answer that may or may not have taken effect
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    """12s, 3m05s, 1h02m: short enough for a progress line."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+@dataclass
+class Tally:
+    """What the sends came to so far; cells settled (cleared or not) drive the estimate."""
+
+    requests: int = 0
+    cells: int = 0
+    answered: int = 0
+    cleared: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+    settled_cells: int = 0
+
+    def eta(self, elapsed: float) -> float | None:
+        if not self.settled_cells or self.settled_cells >= self.cells:
+            return None
+        return elapsed * (self.cells - self.settled_cells) / self.settled_cells
+
+    def figures(self, elapsed: float) -> str:
+        out = f"{_plural(self.cleared, 'cell')} cleared, {self.failed:,} failed"
+        if self.in_doubt:
+            out += f", {self.in_doubt:,} in doubt"
+        eta = self.eta(elapsed)
+        return out + (f", ETA {duration(eta)}" if eta is not None else "")
 
 
 class LineReporter:
     """One line per event: readable in CI logs, no control characters."""
 
-    def __init__(self, console: Console, every: int = 50) -> None:
+    def __init__(
+        self, console: Console, every: int = 50, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.console = console
         self.every = every
+        self.clock = clock
         self._lock = threading.Lock()
-        self._done = self._total = 0
-        self._start = time.monotonic()
+        self.tally = Tally()
+        self._start = clock()
+        self._running = False
 
     def note(self, message: str) -> None:
         self.console.print(message, markup=False)
 
     def start(self, requests: int, cells: int) -> None:
-        self._total, self._start = requests, time.monotonic()
-        self.console.print(f"sending {requests:,} request(s) clearing {cells:,} cell(s)", markup=False)
+        with self._lock:
+            self.tally, self._start, self._running = Tally(requests, cells), self.clock(), True
+        self.console.print(
+            f"sending {_plural(requests, 'request')} to clear {_plural(cells, 'cell')}", markup=False
+        )
+
+    def _count(self, action: Action, ok: bool, message: str) -> Tally:
+        with self._lock:
+            t = self.tally
+            t.answered += 1
+            t.settled_cells += action.cells
+            if ok:
+                t.cleared += action.cells
+            elif message.startswith(DOUBT_PREFIX):
+                t.in_doubt += 1
+            else:
+                t.failed += 1
+            return Tally(**vars(t))
+
+    def _failure(self, action: Action, message: str) -> str:
+        what = "IN DOUBT" if message.startswith(DOUBT_PREFIX) else "FAILED"
+        return f"{what} {action.manifest} {action.pipeline_id}/{action.stage} ({_plural(action.cells, 'cell')}): {message}"
 
     def advance(self, action: Action, ok: bool, message: str = "") -> None:
-        with self._lock:
-            self._done += ok
-            done = self._done
+        t = self._count(action, ok, message)
         if not ok:
-            self.console.print(
-                f"FAILED {action.manifest} {action.stage} ({action.cells:,} cells): {message}", markup=False
-            )
-        elif done % self.every == 0 or done == self._total:
-            self.console.print(
-                f"  {done:,}/{self._total:,} requests done ({time.monotonic() - self._start:.2f}s)",
-                markup=False,
-            )
+            self.console.print(self._failure(action, message), markup=False)
+        if t.answered % self.every == 0 or t.answered == t.requests:
+            self.console.print(f"  {self._progress_line(t)}", markup=False)
+
+    def _progress_line(self, t: Tally) -> str:
+        elapsed = self.clock() - self._start
+        return f"{t.answered:,}/{t.requests:,} requests done ({elapsed:.2f}s): {t.figures(elapsed)}"
 
     def finish(self) -> None:
+        """End the progress: once, with what was never answered if the run was stopped."""
+        with self._lock:
+            running, self._running = self._running, False
+            t = Tally(**vars(self.tally))
+        if running:
+            self._end()
+            self.console.print(self._final_line(t), markup=False)
+
+    def _end(self) -> None:
         pass
+
+    def _final_line(self, t: Tally) -> str:
+        line = self._progress_line(t)
+        unanswered = t.requests - t.answered
+        if unanswered > 0:
+            line = f"stopped: {line}; {_plural(unanswered, 'request')} not answered"
+        return line
 
 
 class BarReporter(LineReporter):
     """A progress bar for people at a terminal; notes and failures print above it."""
 
-    def __init__(self, console: Console) -> None:
-        super().__init__(console)
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(console, clock=clock)
         self._progress = Progress(
             TextColumn("clearing"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("requests"),
+            TextColumn("requests, {task.fields[figures]}"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=console,
             transient=True,
         )
-        self._task = self._progress.add_task("clear", total=0)
+        self._task = self._progress.add_task("clear", total=0, figures="")
 
     def start(self, requests: int, cells: int) -> None:
-        self._total, self._start = requests, time.monotonic()
-        self.console.print(f"sending {requests:,} request(s) clearing {cells:,} cell(s)", markup=False)
-        self._progress.update(self._task, total=requests)
+        super().start(requests, cells)
+        self._progress.reset(self._task, total=requests, figures=Tally().figures(0))
         self._progress.start()
 
     def advance(self, action: Action, ok: bool, message: str = "") -> None:
-        if ok:
-            with self._lock:
-                self._done += 1
-            self._progress.advance(self._task)
-        else:
-            self._progress.console.print(
-                f"[red]FAILED[/red] {escape(action.manifest)} {escape(action.stage)}: {escape(message)}"
-            )
+        t = self._count(action, ok, message)
+        if not ok:
+            self._progress.console.print(self._failure(action, message), markup=False, style="red")
+        figures = f"{_plural(t.cleared, 'cell')} cleared, {t.failed:,} failed" + (
+            f", {t.in_doubt:,} in doubt" if t.in_doubt else ""
+        )
+        self._progress.update(self._task, advance=1, figures=figures)
 
-    def finish(self) -> None:
+    def _end(self) -> None:
         self._progress.stop()
-        elapsed = time.monotonic() - self._start
-        self.console.print(f"{self._done:,}/{self._total:,} requests done ({elapsed:.2f}s)", markup=False)
-
-
-def summary_table(result: ApplyResult) -> Table:
-    table = Table(title="apply summary", show_header=True)
-    table.add_column("outcome")
-    table.add_column("requests", justify="right")
-    table.add_column("cells", justify="right")
-    rows = [
-        ("[green]deleted[/green]", len(result.deleted), result.cells_deleted),
-        ("[red]failed (still pending)[/red]", len(result.failed), sum(a.cells for a, _ in result.failed)),
-        (
-            "[magenta]in doubt, left to a person[/magenta]",
-            len(result.skipped_in_doubt),
-            sum(a.cells for a in result.skipped_in_doubt),
-        ),
-        (
-            "[yellow]not sent (interrupted)[/yellow]",
-            len(result.not_sent),
-            sum(a.cells for a in result.not_sent),
-        ),
-    ]
-    for label, n, cells in rows:
-        if n or label.startswith("[green]"):
-            table.add_row(label, f"{n:,}", f"{cells:,}")
-    if result.paused or result.resumed:
-        table.add_row("pipelines paused / started again", f"{len(result.paused)} / {len(result.resumed)}", "")
-    if result.verify_failed:
-        table.add_row("[red]verify: state remains[/red]", f"{len(result.verify_failed)}", "")
-    return table
 
 
 def reporter_for(consoles: Consoles) -> LineReporter:
@@ -123,8 +186,90 @@ def reporter_for(consoles: Consoles) -> LineReporter:
     return LineReporter(consoles.err) if consoles.in_ci else BarReporter(consoles.err)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+# --- the summary --------------------------------------------------------------------
+
+
+def _cells(actions: Sequence[Action]) -> int:
+    return sum(a.cells for a in actions)
+
+
+def _pipes(refs: Sequence[PipelineRef]) -> str:
+    return escape(", ".join(f"{r.org_id}/{r.pipeline_id}" for r in refs))
+
+
+def _why(items: Sequence[tuple[PipelineRef, str]]) -> str:
+    return escape("; ".join(f"{r.org_id}/{r.pipeline_id}: {why}" for r, why in items))
+
+
+def summary_table(result: ApplyResult) -> Table:
+    """Every outcome that happened: done, failed, in doubt, not sent, pipelines, the ledger."""
+    title = "apply summary" + (" (interrupted)" if result.interrupted else "")
+    table = Table(title=title, show_header=True)
+    table.add_column("outcome")
+    table.add_column("requests", justify="right")
+    table.add_column("cells", justify="right")
+    table.add_column("notes")
+    table.add_row("[green]done[/green]", f"{len(result.deleted):,}", f"{result.cells_deleted:,}", "")
+    for label, actions, note in _request_rows(result):
+        if actions:
+            table.add_row(label, f"{len(actions):,}", f"{_cells(actions):,}", note)
+    if result.verify_failed:
+        left = sum(n for _, n in result.verify_failed)
+        table.add_row(
+            "[red]verify: state remains[/red]",
+            f"{len(result.verify_failed):,}",
+            f"{left:,}",
+            "Get Stage State still returns items for these cells",
+        )
+    for label, note in _pipeline_rows(result):
+        table.add_row(label, "", "", note)
+    if result.ledger_error is not None:
+        table.add_row("[red]ledger write failed[/red]", "", "", escape(str(result.ledger_error)))
+    return table
+
+
+def _request_rows(result: ApplyResult) -> list[tuple[str, list[Action], str]]:
+    first_failure = escape(result.failed[0][1]) if result.failed else ""
+    more = f" (+{_plural(len(result.failed) - 1, 'other')})" if len(result.failed) > 1 else ""
+    stopped = "run interrupted" if result.interrupted else "run stopped"
+    return [
+        ("[red]failed (still pending)[/red]", [a for a, _ in result.failed], first_failure + more),
+        (
+            "[magenta]in doubt[/magenta]",
+            [a for a, _ in result.in_doubt],
+            "sent, no answer recorded; `reconcile plan` shows them",
+        ),
+        (
+            "[magenta]in doubt, left to a person[/magenta]",
+            result.skipped_in_doubt,
+            "--resend-in-doubt or `reconcile ledger resolve`",
+        ),
+        ("[yellow]not sent (still pending)[/yellow]", result.not_sent, stopped if result.not_sent else ""),
+    ]
+
+
+def _pipeline_rows(result: ApplyResult) -> list[tuple[str, str]]:
+    rows = []
+    if result.paused:
+        rows.append(
+            ("paused by this run", f"{_plural(len(result.paused), 'pipeline')}: {_pipes(result.paused)}")
+        )
+    if result.resumed:
+        rows.append(
+            ("started again", f"{_plural(len(result.resumed), 'pipeline')}: {_pipes(result.resumed)}")
+        )
+    if result.stopped_pipelines:
+        n = _plural(len(result.stopped_pipelines), "pipeline")
+        rows.append(
+            (
+                "[red]no longer PAUSED mid-run[/red]",
+                f"{n}, sent nothing more: {_why(result.stopped_pipelines)}",
+            )
+        )
+    if result.resume_failed:
+        n = _plural(len(result.resume_failed), "pipeline")
+        rows.append(("[red]NOT started again[/red]", f"{n}, start by hand: {_why(result.resume_failed)}"))
+    return rows
 
 
 def done_line(result: ApplyResult) -> str:

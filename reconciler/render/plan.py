@@ -2,7 +2,9 @@
 
 Pure functions from values to strings. Text uses rich markup, which the CLI's
 console turns into colour on a terminal and strips elsewhere; every ID is escaped
-so that user data is never read as markup.
+so that user data is never read as markup. The markdown is what a reviewer
+approves an irreversible operation from: every ID in it is shown exactly as it
+will be sent, inside code spans or code blocks, never as markdown or HTML.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ from dataclasses import dataclass
 
 from rich.markup import escape
 
-from reconciler.diff import KeyDiff, PendingGroup, PipelineRef, StageKey
-from reconciler.manifests import LoadResult
+from reconciler.diff import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey
 from reconciler.plan import Plan
 
 SAMPLE = 3
 GITHUB_COMMENT_LIMIT = 65_536
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A pipeline as `plan --refresh` saw it: its status (MISSING if not listed) and name."""
+
+    status: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,8 @@ def sample(ids: Sequence[str], n: int = SAMPLE) -> str:
     return shown + (f", … +{len(ids) - n:,} more" if len(ids) > n else "")
 
 
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else plural or word + 's'}"
 
 
 def summary_line(plan: Plan) -> str:
@@ -70,6 +79,31 @@ def summary_line(plan: Plan) -> str:
         f"{s.applied_cells:,} already applied, {s.in_doubt_cells:,} in doubt, "
         f"{s.undeclared_cells:,} in history only."
     )
+
+
+def rename_warning(hint: RenameHint, quote: str = "") -> str:
+    """The warning for pending cells already cleared under a name no manifest declares now."""
+    q = quote
+    were = "was" if hint.cells == 1 else "were"
+    return (
+        f"{_n(hint.cells, 'pending cell')} of {q}{hint.manifest}{q} {were} already cleared under "
+        f"{q}{hint.old_name}{q}, which no manifest declares now; if this is a rename, add "
+        f"{q}metadata.renamedFrom: [{hint.old_name}]{q}"
+    )
+
+
+def blocking(plan: Plan, statuses: Mapping[PipelineRef, LiveStatus]) -> set[PipelineRef]:
+    """Pipelines that would stop apply: not PAUSED, with requests apply would send.
+
+    In-doubt requests never cause a pause: apply re-sends them only to a PAUSED pipeline
+    and otherwise leaves them to a person (DESIGN "Apply", step 4).
+    """
+    busy = {a.pipeline for a in plan.actions if not a.in_doubt}
+    return {ref for ref in busy if _status(statuses, ref).status != "PAUSED"}
+
+
+def _status(statuses: Mapping[PipelineRef, LiveStatus], ref: PipelineRef) -> LiveStatus:
+    return statuses.get(ref, LiveStatus("MISSING"))
 
 
 # --- text ---------------------------------------------------------------------------
@@ -102,6 +136,7 @@ def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> st
             )
             out += ["", f"  [bold]# {escape(manifest)}[/bold]{where}"]
         out.extend(_text_key(v, org, pipeline, stage))
+    out.extend(_text_renames(plan))
     out.extend(_text_history(plan))
     out.extend(_text_resumes(plan))
     out += ["", f"[bold]{summary_line(plan)}[/bold]"]
@@ -139,6 +174,12 @@ def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
     return lines
 
 
+def _text_renames(plan: Plan) -> list[str]:
+    if not plan.renames:
+        return []
+    return [""] + [f"[yellow]Warning:[/yellow] {escape(rename_warning(h))}" for h in plan.renames]
+
+
 def _text_history(plan: Plan) -> list[str]:
     if not plan.undeclared:
         return []
@@ -160,112 +201,20 @@ def _text_resumes(plan: Plan) -> list[str]:
     return lines
 
 
-# --- markdown -----------------------------------------------------------------------
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'")
-
-
-def plan_markdown(
-    plan: Plan,
-    statuses: Mapping[PipelineRef, str] | None = None,
-    *,
-    manifests: LoadResult | None = None,
-    max_cells: int | None = None,
-    limit: int = GITHUB_COMMENT_LIMIT,
-) -> str:
-    """A pull-request comment: fits `limit` characters, truncating rows with a note."""
-    head = ["## reconcile plan", ""]
-    if not plan.has_changes:
-        head.append(
-            f"**No changes.** Every declared cell is already in the ledger ({plan.summary.applied_cells:,} applied)."
-        )
-    else:
-        head.append(f"**{summary_line(plan)}**")
-        head += ["", f"Plan hash: `{plan.plan_hash}`"]
-    head += ["", f"Ledger: `{_md(plan.ledger.path)}` at seq {plan.ledger.seq} (`{plan.ledger.hash[:12]}`)"]
-    rows = [_md_row(v, statuses) for v in _views(plan)]
-    table_head = [
-        "",
-        "| manifest | pipeline | stage | to clear | requests | assets | points | applied | in doubt |"
-        + (" status |" if statuses is not None else ""),
-        "|---|---|---|--:|--:|---|---|--:|--:|" + ("---|" if statuses is not None else ""),
-    ]
-    tail = _md_tail(plan, statuses)
-    body = "\n".join(head + table_head)
-    budget = limit - len(body) - len("\n".join(tail)) - 200
-    kept: list[str] = []
-    for row in rows:
-        if budget - len(row) - 1 < 0:
-            break
-        kept.append(row)
-        budget -= len(row) + 1
-    note = []
-    if len(kept) < len(rows):
-        note = [
-            "",
-            f"_{len(rows) - len(kept):,} more rows not shown (comment size limit); run `reconcile plan` for all._",
-        ]
-    return "\n".join([body, *kept, *note, *tail]) + "\n"
-
-
-def _md_row(v: KeyView, statuses: Mapping[PipelineRef, str] | None) -> str:
-    m, org, pipeline, stage = v.kd.key
-    kd = v.kd
-    cells = [
-        f"`{_md(m)}`",
-        f"`{_md(pipeline)}`",
-        f"`{_md(stage)}`",
-        f"{kd.pending_cells:,}",
-        f"{v.requests + v.doubt_requests:,}",
-        f"{len(v.assets):,} ({_md(sample(v.assets))})" if v.assets else "0",
-        f"{len(v.points):,} ({_md(sample(v.points))})" if v.points else "0",
-        f"{kd.applied_cells:,}",
-        f"{kd.in_doubt_cells:,}",
-    ]
-    if statuses is not None:
-        status = statuses.get(PipelineRef(org, pipeline), "MISSING")
-        blocks = kd.pending_cells and status != "PAUSED"
-        cells.append(f"**{status}** (blocks apply)" if blocks else status)
-    return "| " + " | ".join(cells) + " |"
-
-
-def _md_tail(plan: Plan, statuses: Mapping[PipelineRef, str] | None) -> list[str]:
-    out: list[str] = []
-    doubt = [a for a in plan.actions if a.in_doubt]
-    if doubt:
-        out += [
-            "",
-            f"**In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')}: "
-            "sent, but no answer was recorded. Apply re-sends them only while the pipeline has stayed paused.",
-        ]
-    if plan.undeclared:
-        total = sum(n for _, n in plan.undeclared)
-        out += [
-            "",
-            f"History: {total:,} ledger cells in {len(plan.undeclared)} stage(s) are no longer declared (not acted on).",
-        ]
-    if plan.pending_resumes:
-        names = ", ".join(f"`{_md(r.pipeline.pipeline_id)}`" for r in plan.pending_resumes)
-        out += ["", f"Left paused by an interrupted apply (will be started again): {names}"]
-    if statuses is not None:
-        blocked = sorted({f"`{_md(p)}` ({s})" for (o, p), s in statuses.items() if s != "PAUSED"})
-        if blocked:
-            out += ["", f"**Would block apply** (not PAUSED): {', '.join(blocked)}"]
-    return out
-
-
-def status_text(statuses: Mapping[PipelineRef, str], plan: Plan) -> str:
+def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan) -> str:
     """Live statuses; only a pipeline with pending work and not PAUSED blocks apply."""
-    busy = {a.pipeline for a in plan.actions}
+    blocked = blocking(plan, statuses)
     lines = ["", "Live pipeline status (read-only):"]
-    for (org, pipeline), status in sorted(statuses.items()):
-        if status == "PAUSED":
+    for ref in plan.pipelines:
+        live = _status(statuses, ref)
+        if live.status == "PAUSED":
             mark = "[green]ok[/green]"
-        elif PipelineRef(org, pipeline) in busy:
+        elif ref in blocked:
             mark = "[red]blocks apply[/red]"
         else:
-            mark = "nothing pending"
-        lines.append(f"    {escape(org)} / {escape(pipeline)}: {escape(status)} ({mark})")
+            mark = "nothing to send"
+        name = f" ({escape(live.name)})" if live.name and live.name != ref.pipeline_id else ""
+        lines.append(
+            f"    {escape(ref.org_id)} / {escape(ref.pipeline_id)}{name}: {escape(live.status)} ({mark})"
+        )
     return "\n".join(lines) + "\n"

@@ -1,0 +1,327 @@
+"""The plan as a pull-request comment: what a reviewer approves an irreversible operation from.
+
+Pure: the CLI passes in what comes from outside (live statuses, the base commit, the
+base URL of file links). Every ID is shown exactly as it will be sent, in code spans
+or code blocks, so no manifest can inject markdown or HTML. The comment fits
+GitHub's 65,536 characters: the summary, warnings and per-manifest tables first,
+then the full IDs as far as the budget allows, then counts only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from reconciler.diff import PendingGroup, PipelineRef
+from reconciler.manifests import LoadResult, Manifest
+from reconciler.plan import Plan
+from reconciler.render.plan import (
+    GITHUB_COMMENT_LIMIT,
+    SAMPLE,
+    KeyView,
+    LiveStatus,
+    _n,
+    _views,
+    blocking,
+    rename_warning,
+    summary_line,
+)
+
+NOTICE = (
+    "> **Irreversible.** Once this is merged, CI deletes the stage state below on EnOS; "
+    "deleted state cannot be restored."
+)
+MAX_NAMES = 100  # up-to-date manifests named in full; the rest are counted
+MAX_RENAMES = 20  # rename warnings in full; the rest are counted, so the tables keep their room
+
+
+def link_base_from_env(env: Mapping[str, str]) -> str | None:
+    """The URL manifest paths are appended to for links: a blob URL of this branch in CI."""
+    if env.get("GITHUB_REPOSITORY"):
+        ref = env.get("GITHUB_HEAD_REF") or env.get("GITHUB_SHA")
+        if ref:
+            server = env.get("GITHUB_SERVER_URL") or "https://github.com"
+            return f"{server}/{env['GITHUB_REPOSITORY']}/blob/{quote(ref)}"
+    if env.get("CI_PROJECT_URL") and env.get("CI_COMMIT_SHA"):
+        return f"{env['CI_PROJECT_URL']}/-/blob/{env['CI_COMMIT_SHA']}"
+    return None
+
+
+def code(text: str, *, table: bool = False) -> str:
+    """`text` verbatim as an inline code span, whatever backticks it holds."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    if table:  # GFM splits cells on `|` even inside code spans, unless escaped
+        text = text.replace("|", "\\|")
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def text(value: str) -> str:
+    """Free text (a description, a pipeline name) as plain text: no markup, one line."""
+    return re.sub(r"([\\`*_{}\[\]<>#|~!&])", r"\\\1", " ".join(value.split()))
+
+
+@dataclass(frozen=True)
+class _Context:
+    plan: Plan
+    statuses: Mapping[PipelineRef, LiveStatus] | None
+    manifests: Mapping[str, Manifest]
+    link_base: str | None
+
+
+def plan_markdown(
+    plan: Plan,
+    statuses: Mapping[PipelineRef, LiveStatus] | None = None,
+    *,
+    manifests: LoadResult | None = None,
+    max_cells: int | None = None,
+    limit: int = GITHUB_COMMENT_LIMIT,
+    base_commit: str | None = None,
+    link_base: str | None = None,
+) -> str:
+    """A pull-request comment of at most `limit` characters."""
+    ctx = _Context(plan, statuses, {m.name: m for m in manifests.manifests} if manifests else {}, link_base)
+    by_manifest: dict[str, list[KeyView]] = {}
+    for v in _views(plan):
+        by_manifest.setdefault(v.kd.key.manifest, []).append(v)
+    pending = {m: vs for m, vs in by_manifest.items() if any(v.kd.pending_cells for v in vs)}
+    fixed = [
+        *_head(plan, max_cells, base_commit),
+        *_warnings(ctx, max_cells),
+        *_up_to_date([m for m in by_manifest if m not in pending]),
+        *_history(plan),
+    ]
+    sections = [(name, "\n".join(_section(ctx, name, vs))) for name, vs in pending.items()]
+    budget = limit - len("\n".join(fixed)) - 1 - 400  # room for the note on what was not shown
+    shown: list[tuple[str, str]] = []
+    for name, section in sections:
+        if len(section) + 1 > budget:
+            break
+        shown.append((name, section))
+        budget -= len(section) + 1
+    body = [*_head(plan, max_cells, base_commit), *_warnings(ctx, max_cells)]
+    listing = True
+    for name, section in shown:
+        body.append(section)
+        if listing:
+            details, budget, listing = _details(by_manifest[name], budget)
+            body += [details] if details else []
+    if len(shown) < len(sections):
+        rest = [name for name, _ in sections[len(shown) :]]
+        cells = sum(v.kd.pending_cells for name in rest for v in pending[name])
+        body += [
+            "",
+            f"**{_n(len(rest), 'more manifest')} with {_n(cells, 'cell')} to clear not shown** "
+            "(comment size limit); run `reconcile plan` to see every one.",
+        ]
+    body += [*_up_to_date([m for m in by_manifest if m not in pending]), *_history(plan)]
+    return "\n".join(body) + "\n"
+
+
+# --- the parts -----------------------------------------------------------------------
+
+
+def _head(plan: Plan, max_cells: int | None, base_commit: str | None) -> list[str]:
+    out = ["## reconcile plan", "", NOTICE, ""]
+    if plan.has_changes:
+        out.append(f"**{summary_line(plan)}**")
+    else:
+        out.append(
+            "**No changes.** Every declared cell is already in the ledger "
+            f"({_n(plan.summary.applied_cells, 'cell')} applied)."
+        )
+    out.append("")
+    if plan.has_changes:
+        out.append(f"- Plan hash: `{plan.plan_hash}`")
+    if base_commit:
+        out.append(f"- Base commit: {code(base_commit)}")
+    head = plan.ledger
+    out.append(f"- Ledger: {code(head.path)} at seq {head.seq:,} (head `{head.hash[:12]}`)")
+    if max_cells is not None and plan.summary.pending_cells <= max_cells:
+        out.append(f"- Within `--max-cells {max_cells:,}`: {_n(plan.summary.pending_cells, 'cell')} to clear")
+    out.append(
+        "- _A base commit or ledger head older than the branch you merge onto means this comment is stale._"
+    )
+    return out
+
+
+def _warnings(ctx: _Context, max_cells: int | None) -> list[str]:
+    plan, out = ctx.plan, []
+    pending = plan.summary.pending_cells
+    if max_cells is not None and pending > max_cells:
+        out.append(
+            f"- **`apply --max-cells {max_cells:,}` would refuse this plan:** {_n(pending, 'cell')} "
+            f"to clear, {pending - max_cells:,} over the limit. Split the change, or raise the limit "
+            "after review."
+        )
+    out += [f"- **Rename?** {rename_warning(h, '`')}." for h in plan.renames[:MAX_RENAMES]]
+    if len(plan.renames) > MAX_RENAMES:
+        more = plan.renames[MAX_RENAMES:]
+        out.append(
+            f"- **{_n(len(more), 'more rename warning')}** ({_n(sum(h.cells for h in more), 'cell')}): see `reconcile plan`."
+        )
+    doubt = [a for a in plan.actions if a.in_doubt]
+    if doubt:
+        out.append(
+            f"- **In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')} "
+            "sent with no answer recorded. Apply re-sends them only while the pipeline has stayed "
+            "paused; otherwise a person decides (`--resend-in-doubt` or `reconcile ledger resolve`)."
+        )
+    if ctx.statuses is not None:
+        blocked = sorted(blocking(plan, ctx.statuses))
+        if blocked:
+            names = ", ".join(f"{_pipeline(ctx, ref)} **{_live(ctx, ref).status}**" for ref in blocked)
+            out.append(f"- **Would block apply** (requests to send, not PAUSED): {names}")
+    if plan.pending_resumes:
+        left = ", ".join(f"{_pipeline(ctx, r.pipeline)} since {r.paused_at}" for r in plan.pending_resumes)
+        them = "it" if len(plan.pending_resumes) == 1 else "them"
+        out.append(f"- **Left paused** by an interrupted apply (apply starts {them} again): {left}")
+    return ["", "**Check before approving:**", "", *out] if out else []
+
+
+def _section(ctx: _Context, name: str, views: Sequence[KeyView]) -> list[str]:
+    m = ctx.manifests.get(name)
+    title = f"### {code(name)}"
+    if m is not None:
+        title += f" · {_file_link(m.path, ctx.link_base)}"
+    out = ["", title]
+    if m is not None and m.description:
+        out += ["", f"> {text(m.description)}"]
+    if m is not None and m.labels:
+        out += ["", "Labels: " + ", ".join(code(f"{k}: {v}") for k, v in m.labels)]
+    live = ctx.statuses is not None
+    out += [
+        "",
+        "| orgId | pipeline | stage | to clear | requests | assets | points | applied | in doubt |"
+        + (" status |" if live else ""),
+        "|---|---|---|--:|--:|---|---|--:|--:|" + ("---|" if live else ""),
+    ]
+    out += [_row(ctx, v) for v in views if v.kd.pending_cells]
+    done = [v for v in views if not v.kd.pending_cells]
+    if done:
+        stages = ", ".join(code(v.kd.key.stage) for v in done)
+        applied = sum(v.kd.applied_cells for v in done)
+        out += ["", f"Up to date: {_n(len(done), 'stage')} ({stages}), {_n(applied, 'cell')} applied."]
+    return out
+
+
+def _row(ctx: _Context, v: KeyView) -> str:
+    kd = v.kd
+    cells = [
+        code(kd.key.org_id, table=True),
+        _pipeline(ctx, kd.key.pipeline, table=True),
+        code(kd.key.stage, table=True),
+        f"{kd.pending_cells:,}",
+        f"{v.requests + v.doubt_requests:,}",
+        _sample(v.assets),
+        _sample(v.points),
+        f"{kd.applied_cells:,}",
+        f"{kd.in_doubt_cells:,}",
+    ]
+    if ctx.statuses is not None:
+        status = _live(ctx, kd.key.pipeline).status
+        blocks = kd.key.pipeline in blocking(ctx.plan, ctx.statuses)
+        cells.append(f"**{status}** (blocks apply)" if blocks else status)
+    return "| " + " | ".join(cells) + " |"
+
+
+def _sample(ids: Sequence[str]) -> str:
+    if not ids:
+        return "0"
+    shown = ", ".join(code(i, table=True) for i in ids[:SAMPLE])
+    more = f", … +{len(ids) - SAMPLE:,} more" if len(ids) > SAMPLE else ""
+    return f"{len(ids):,} ({shown}{more})"
+
+
+def _up_to_date(names: Sequence[str]) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(code(n) for n in names[:MAX_NAMES])
+    more = f", … +{len(names) - MAX_NAMES:,} more" if len(names) > MAX_NAMES else ""
+    return ["", f"{_n(len(names), 'manifest')} up to date: {shown}{more}"]
+
+
+def _history(plan: Plan) -> list[str]:
+    if not plan.undeclared:
+        return []
+    total = sum(n for _, n in plan.undeclared)
+    return [
+        "",
+        f"History: {_n(total, 'ledger cell')} in {_n(len(plan.undeclared), 'stage')} no manifest "
+        "declares now (not acted on).",
+    ]
+
+
+def _live(ctx: _Context, ref: PipelineRef) -> LiveStatus:
+    return (ctx.statuses or {}).get(ref, LiveStatus("MISSING"))
+
+
+def _pipeline(ctx: _Context, ref: PipelineRef, *, table: bool = False) -> str:
+    name = _live(ctx, ref).name
+    shown = name and name != ref.pipeline_id
+    return code(ref.pipeline_id, table=table) + (f" ({text(name)})" if shown else "")
+
+
+def _file_link(path: str, link_base: str | None) -> str:
+    shown = path.replace("\\", "/").removeprefix("./")
+    if shown.startswith("/"):  # outside the repository: nothing to link to
+        return code(shown)
+    url = quote(shown)
+    if link_base:
+        url = f"{link_base.rstrip('/')}/{url}"
+    return f"[{code(shown)}]({url})"
+
+
+# --- the IDs, as far as the budget allows ---------------------------------------------------
+
+
+def _details(views: Sequence[KeyView], budget: int) -> tuple[str, int, bool]:
+    """The IDs of one manifest inside `<details>`; what is left of `budget`; whether to go on."""
+    cells = sum(v.kd.pending_cells for v in views)
+    opening = f"\n<details><summary>Every ID to clear ({_n(cells, 'cell')})</summary>"
+    closing = "\n</details>"
+    budget -= len(opening) + len(closing) + 1
+    if budget < 200:
+        return "", budget + len(opening) + len(closing) + 1, False
+    blocks: list[str] = []
+    for v in views:
+        groups = [(g, False) for g in v.kd.pending] + [(g, True) for g in v.kd.in_doubt]
+        for g, doubt in groups:
+            block, complete = _id_block(v, g, doubt, budget)
+            blocks.append(block)
+            budget -= len(block) + 1
+            if not complete:
+                return "\n".join([opening, *blocks, closing]), budget, False
+    return "\n".join([opening, *blocks, closing]), budget, True
+
+
+def _id_block(v: KeyView, g: PendingGroup, doubt: bool, budget: int) -> tuple[str, bool]:
+    """One group's points and assets in a code block, cut to `budget` with a count of the rest."""
+    k = v.kd.key
+    header = (
+        f"{code(k.org_id)} / {code(k.pipeline_id)} / {code(k.stage)}: "
+        f"{_n(len(g.points), 'point')} x {_n(len(g.assets), 'asset')} = {_n(g.cells, 'cell')}"
+        + (" (in doubt: re-sent only while the pipeline stays PAUSED)" if doubt else "")
+    )
+    lines = [f"# {_n(len(g.points), 'point')}", *g.points, f"# {_n(len(g.assets), 'asset')}", *g.assets]
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    frame = len(header) + len(fence) * 2 + 6
+    room = budget - frame - 120  # the note on what was cut
+    kept, used = [], 0
+    for line in lines:
+        if used + len(line) + 1 > room:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    complete = len(kept) == len(lines)
+    if not complete:
+        missing = len(lines) - len(kept) - (len(kept) <= len(g.points) + 1)  # less the assets header
+        kept.append(
+            f"# … {_n(missing, 'more ID')} not shown (comment size limit); "
+            "IDs from here on are counted, not listed"
+        )
+    return "\n".join(["", header, "", fence, *kept, fence]), complete

@@ -1,0 +1,285 @@
+"""Plan output as people and machines read it: golden text, markdown and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import manifest_yaml, run_cli, write
+
+from reconciler.diff import PipelineRef, diff
+from reconciler.ledger import GENESIS, Ledger, canonical, record_hash
+from reconciler.manifests import Manifest
+from reconciler.plan import Options, Plan, build_plan
+from reconciler.render.markdown import plan_markdown
+from reconciler.render.plan import GITHUB_COMMENT_LIMIT, LiveStatus, status_text
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def fixed_ledger(path: Path, records: list[dict[str, Any]]) -> None:
+    """A ledger with fixed timestamps, so its head hash (and the golden files) never change."""
+    prev, lines = GENESIS, []
+    for seq, fields in enumerate(records, start=1):
+        rec = {"v": 1, "seq": seq, "at": "2026-11-27T10:00:00.000Z", **fields, "prev": prev}
+        rec["hash"] = prev = record_hash(rec)
+        lines.append(canonical(rec))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def cells(
+    manifest: str, stage: str, assets: list[str], points: list[str], pipeline: str = "p1"
+) -> dict[str, Any]:
+    return {
+        "manifest": manifest,
+        "orgId": "o1",
+        "pipelineId": pipeline,
+        "stageInstanceName": stage,
+        "assetIds": assets,
+        "pointIds": points,
+        "actor": {"user": "ci"},
+    }
+
+
+TURBINES = """\
+apiVersion: reconciler/v1
+kind: StageStateDeletion
+metadata:
+  name: turbine-fix
+  description: Clear 10-min averages after the formula fix (OPS-1234)
+  labels: {ticket: OPS-1234, team: wind-ops}
+spec:
+  orgId: o1
+  pipelineId: p1
+  stageInstanceNames: [window_avg_1, last_value_2]
+  assetIds: [WT01, WT02, WT03, WT04, WT05]
+  pointIds: [GenActivePW, WindSpeed]
+"""
+
+CI_ENV = {
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "acme/wind-manifests",
+    "GITHUB_HEAD_REF": "fix/turbines",
+    "GITHUB_SHA": "4f9c2e1d0b7a6c5e4d3c2b1a0f9e8d7c6b5a4f3e",
+}
+
+
+@pytest.fixture
+def scenario(repo: Path) -> Path:
+    """Pending, applied, in-doubt, renamed, up-to-date, history and a left-over pause."""
+    write(repo / "manifests/turbines.yaml", TURBINES)
+    write(
+        repo / "manifests/inverters.yaml",
+        manifest_yaml("inverter-reset", pipeline="p2", assets=["INV1", "INV2"], points=["DayEnergy"]),
+    )
+    write(repo / "manifests/gearbox.yaml", manifest_yaml("gearbox-2025"))
+    fixed_ledger(
+        repo / "applied-ledger.jsonl",
+        [
+            {
+                "kind": "delete",
+                **cells("turbine-fix", "window_avg_1", ["WT01", "WT02"], ["GenActivePW", "WindSpeed"]),
+            },
+            {"kind": "delete", **cells("turbine-fix", "last_value_2", ["WT01"], ["GenActivePW"])},
+            {"kind": "delete", **cells("old-manifest", "counter", ["X1", "X2"], ["P"], pipeline="p9")},
+            {"kind": "intent", **cells("inverter-reset", "s1", ["INV2"], ["DayEnergy"], pipeline="p2")},
+            {"kind": "pause", "orgId": "o1", "pipelineId": "p2", "executionMode": 1, "kafkaRate": 1000},
+            {"kind": "delete", **cells("turbine-fx", "last_value_2", ["WT03", "WT04"], ["WindSpeed"])},
+            {"kind": "delete", **cells("gearbox-2025", "s1", ["a1", "a2"], ["pt1"])},
+        ],
+    )
+    return repo
+
+
+GOLDEN_RUNS = {
+    "text": ("plan.txt", [], {}),
+    "json": ("plan.json", [], {}),
+    "markdown": ("plan.md", ["--max-cells", "10"], CI_ENV),
+}
+
+
+@pytest.mark.parametrize("fmt", list(GOLDEN_RUNS))
+def test_plan_output_matches_golden(scenario: Path, fmt: str) -> None:
+    golden, args, env = GOLDEN_RUNS[fmt]
+    res = run_cli(["plan", "--format", fmt, "--detailed-exitcode", *args], scenario, env)
+    assert res.code == 2, res.all
+    target = GOLDEN / golden
+    if os.environ.get("UPDATE_GOLDEN"):
+        target.write_text(res.out)
+    assert res.out == target.read_text()
+
+
+def test_json_plan_has_the_documented_fields(scenario: Path) -> None:
+    data = json.loads(run_cli(["plan", "--format", "json"], scenario).out)
+    assert data["formatVersion"] == 1
+    assert set(data["ledger"]) == {"path", "seq", "hash"} and data["ledger"]["seq"] == 7
+    assert data["summary"] == {
+        "pendingCells": 17,
+        "requests": 5,
+        "appliedCells": 7,
+        "undeclaredCells": 4,
+        "inDoubtCells": 1,
+    }
+    assert {"manifest", "orgId", "pipelineId", "stageInstanceName", "assetIds", "pointIds", "cells"} <= set(
+        data["actions"][0]
+    )
+    assert next(a for a in data["actions"] if a.get("inDoubt"))["assetIds"] == ["INV2"]
+
+
+def test_rename_warning_in_text_and_markdown(scenario: Path) -> None:
+    warning = (
+        "2 pending cells of turbine-fix were already cleared under turbine-fx, which no manifest "
+        "declares now; if this is a rename, add metadata.renamedFrom: [turbine-fx]"
+    )
+    assert warning in run_cli(["plan"], scenario).out
+    md = run_cli(["plan", "--format", "markdown"], scenario).out
+    assert (
+        warning.replace("turbine-fix", "`turbine-fix`")
+        .replace("under turbine-fx", "under `turbine-fx`")
+        .replace("add metadata.renamedFrom: [turbine-fx]", "add `metadata.renamedFrom: [turbine-fx]`")
+        in md
+    )
+
+
+def test_markdown_reviewer_essentials(scenario: Path) -> None:
+    md = run_cli(["plan", "--format", "markdown", "--max-cells", "100"], scenario).out
+    lines = md.splitlines()
+    assert lines[2].startswith("> **Irreversible.**")
+    assert "Within `--max-cells 100`: 17 cells to clear" in md and "would refuse" not in md
+    assert "| orgId |" in md and "| `o1` |" in md
+    assert "> Clear 10-min averages after the formula fix (OPS-1234)" in md
+    assert "Labels: `team: wind-ops`, `ticket: OPS-1234`" in md
+    assert "[`manifests/turbines.yaml`](manifests/turbines.yaml)" in md  # no CI: a relative link
+    assert "1 manifest up to date: `gearbox-2025`" in md and "`gearbox-2025` |" not in md
+    assert "<details>" in md and "\nWT05\n" in md  # every ID, one per line
+    assert "request(s)" not in md and "cell(s)" not in md and "stage(s)" not in md
+    refused = run_cli(["plan", "--format", "markdown", "--max-cells", "16"], scenario).out
+    assert "**`apply --max-cells 16` would refuse this plan:** 17 cells to clear, 1 over the limit" in refused
+
+
+def test_markdown_links_to_the_file_in_gitlab(scenario: Path) -> None:
+    env = {"CI_PROJECT_URL": "https://gitlab.example/wind/manifests", "CI_COMMIT_SHA": "abc123"}
+    md = run_cli(["plan", "--format", "markdown"], scenario, env).out
+    assert "(https://gitlab.example/wind/manifests/-/blob/abc123/manifests/turbines.yaml)" in md
+    assert "- Base commit: `abc123`" in md
+
+
+def _big_plan(manifests: int, stages: int, assets: int) -> Plan:
+    ms = [
+        Manifest(
+            f"m{i:04d}",
+            "o",
+            "p",
+            tuple(f"stage_{j}" for j in range(stages)),
+            tuple(f"asset-{k}" for k in range(assets)),
+            ("x",),
+            "f.yaml",
+            1,
+        )
+        for i in range(manifests)
+    ]
+    return build_plan(diff(ms, Ledger(Path("l.jsonl"))), Options())
+
+
+def test_markdown_fits_a_github_comment() -> None:
+    plan = _big_plan(300, 10, 50)
+    text = plan_markdown(plan)
+    if os.environ.get("UPDATE_GOLDEN"):
+        (GOLDEN / "plan-truncated.md").write_text(text)
+    assert text == (GOLDEN / "plan-truncated.md").read_text()
+    assert len(text) <= GITHUB_COMMENT_LIMIT
+    assert "more manifests with" in text and "not shown** (comment size limit)" in text
+    assert plan.plan_hash in text
+    small = plan_markdown(_big_plan(2, 10, 50))
+    assert "not shown" not in small and small.count("| `o` | `p` |") == 20
+    assert small.count("<details>") == 2 and "\nasset-49\n" in small
+
+
+@pytest.mark.parametrize("limit", [GITHUB_COMMENT_LIMIT, 20_000, 5_000])
+def test_markdown_lists_ids_as_far_as_the_budget_allows(limit: int) -> None:
+    plan = _big_plan(3, 2, 5_000)
+    text = plan_markdown(plan, limit=limit)
+    assert len(text) <= limit
+    assert "# 5,000 assets" in text and "not shown (comment size limit)" in text
+    assert "IDs from here on are counted, not listed" in text
+    assert text.count("| `o` | `p` |") == 6  # every row, whatever the IDs took
+
+
+def test_markdown_shows_hostile_ids_verbatim() -> None:
+    m = Manifest("m", "o", "p|x", ("s`1",), ("</details>", "a``b", "`x"), ("*p*",), "f.yaml", 1)
+    text = plan_markdown(build_plan(diff([m], Ledger(Path("l.jsonl"))), Options()))
+    assert "| `o` | `p\\|x` | ``s`1`` |" in text
+    assert "\n</details>\n" in text.split("```\n", 1)[1]  # inside the code block, as sent
+    assert text.count("<details>") == 1 and text.rstrip().endswith("</details>")
+
+
+def test_text_plan_has_no_rename_section_without_renames(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    out = run_cli(["plan"], repo).out
+    assert "Warning" not in out and "1 manifest" not in out
+
+
+def test_refresh_shows_live_statuses(scenario: Path, make_emulator: Any) -> None:
+    from conftest import gateway_env, pipeline, world_for
+
+    em = make_emulator(
+        world_for(
+            [pipeline("p1", status="RUNNING", pipelineName="Wind averages"), pipeline("p9", status="RUNNING")]
+        )
+    )
+    res = run_cli(["plan", "--refresh", "--format", "markdown"], scenario, gateway_env(em))
+    assert res.code == 0, res.all
+    assert "`p1` (Wind averages) | `window_avg_1` |" in res.out
+    assert "**RUNNING** (blocks apply)" in res.out and "**MISSING** (blocks apply)" in res.out
+    assert "**Would block apply** (requests to send, not PAUSED): `p1` (Wind averages) **RUNNING**" in res.out
+    text = run_cli(["plan", "--refresh"], scenario, gateway_env(em)).out
+    assert "o1 / p1 (Wind averages): RUNNING (blocks apply)" in text
+    assert "o1 / p2: MISSING (blocks apply)" in text
+    assert all(e["route"] == "list" for e in em.world.log)  # read-only calls
+
+
+def test_running_pipeline_with_nothing_to_send_does_not_block(repo: Path) -> None:
+    from reconciler.ledger import read
+
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    write(repo / "manifests/b.yaml", manifest_yaml("b", pipeline="p2"))
+    fixed_ledger(
+        repo / "applied-ledger.jsonl", [{"kind": "delete", **cells("b", "s1", ["a1", "a2"], ["pt1"], "p2")}]
+    )
+    from reconciler.manifests import load
+
+    plan = build_plan(
+        diff(load([str(repo / "manifests")]).manifests, read(str(repo / "applied-ledger.jsonl")))
+    )
+    statuses = {PipelineRef("o1", "p1"): LiveStatus("PAUSED"), PipelineRef("o1", "p2"): LiveStatus("RUNNING")}
+    md = plan_markdown(plan, statuses)
+    assert "blocks apply" not in md and "Would block" not in md
+    assert "o1 / p2: RUNNING (nothing to send)" in status_text(statuses, plan)
+
+
+def test_markdown_with_nothing_to_do_collapses_every_manifest(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    write(repo / "manifests/b.yaml", manifest_yaml("b"))
+    fixed_ledger(
+        repo / "applied-ledger.jsonl",
+        [{"kind": "delete", **cells(name, "s1", ["a1", "a2"], ["pt1"])} for name in ("a", "b")],
+    )
+    md = run_cli(["plan", "--format", "markdown", "--max-cells", "0"], repo).out
+    assert "**No changes.** Every declared cell is already in the ledger (4 cells applied)." in md
+    assert "2 manifests up to date: `a`, `b`" in md and "| orgId |" not in md
+    assert "Within `--max-cells 0`: 0 cells to clear" in md and "Plan hash" not in md
+
+
+def test_many_rename_warnings_are_counted_not_listed() -> None:
+    from dataclasses import replace
+
+    from reconciler.diff import RenameHint
+
+    plan = _big_plan(1, 1, 1)
+    hints = tuple(RenameHint("m0000", f"old-{i}", 2) for i in range(25))
+    plan = replace(plan, diff=replace(plan.diff, renames=hints))
+    md = plan_markdown(plan)
+    assert md.count("**Rename?**") == 20 and "**5 more rename warnings** (10 cells)" in md
