@@ -151,7 +151,7 @@ def bench_apply(args: argparse.Namespace) -> int:
         f"  apply   best {best:.3f} s of {args.runs} ({_all(apply_walls)}); {requests} intents + deletes, fsynced"
     )
     print(
-        f"  ratio   {ratio:.2f}x   target <= {TARGET_RATIO}x (goal {GOAL_RATIO}x); latency floor {ideal:.2f} s"
+        f"  ratio   {ratio:.3f}x   target <= {TARGET_RATIO}x (goal {GOAL_RATIO}x); latency floor {ideal:.2f} s"
     )
     print("  result:", "PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -159,7 +159,7 @@ def bench_plan(args: argparse.Namespace) -> int:
     print(f"  floor   best {floor:.3f} s of {args.runs} ({_all(floor_walls)}); peak RSS {floor_rss:.0f} MB")
     print(f"  plan    best {best:.3f} s of {args.runs} ({_all(plan_walls)}); peak RSS {plan_rss:.0f} MB")
     print(
-        f"  ratio   {ratio:.2f}x   target <= {RATIO_TARGET}x (goal {RATIO_GOAL}x); "
+        f"  ratio   {ratio:.3f}x   target <= {RATIO_TARGET}x (goal {RATIO_GOAL}x); "
         f"RSS target <= {PLAN_RSS_TARGET_MB} MB"
     )
     print(
