@@ -190,12 +190,17 @@ def _diff_key(
                 if a in open_points:
                     _split_doubt(a, todo, open_points[a], groups, doubt_groups)
 
-    add(points, [a for a in asset_ids if a not in index] if index else list(asset_ids))
+    # Set operations first: most keys are either untouched or wholly applied.
+    untouched = asset_set - index.keys()
+    if len(untouched) == len(asset_set):
+        add(points, list(asset_ids))
+    elif untouched:
+        add(points, [a for a in asset_ids if a in untouched])
     applied = outside = 0
     for sig, assets in _sig_groups(deletes, index, multi):
         done = frozenset().union(*(deletes[i].point_ids for i in sig))
         inside = len(done & point_set)
-        declared = [a for a in assets if a in asset_set]
+        declared = assets if asset_set.issuperset(assets) else [a for a in assets if a in asset_set]
         applied += inside * len(declared)
         outside += (len(done) - inside) * len(declared) + len(done) * (len(assets) - len(declared))
         if inside < len(points) and declared:

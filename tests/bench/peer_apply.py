@@ -1,0 +1,109 @@
+"""The apply peer: what a plain one-off script spends on the same deletes, as a whole process.
+
+    ENOS_APP_KEY=… ENOS_APP_SECRET=… python tests/bench/peer_apply.py GATEWAY MANIFESTS_DIR CONCURRENCY
+
+One token call, one List Pipelines call (all must be PAUSED), then the 400 signed
+Delete Stage State calls from CONCURRENCY threads over one pooled httpx client. No
+ledger, no retries, no plan: the bare cost of the calls `reconcile apply` makes.
+Signing follows DESIGN "EnOS contract decisions", re-implemented here in a few lines
+so that the peer imports nothing of reconciler. The requests are the benchmark's
+plan (see `apply.py`): per manifest `bench-M` (pipeline `pipeM`), per stage, the
+assets of `ids/assets-M.txt` in batches of 1,000, one point `P.value`.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+ORG, STAGES, BATCH, POINT = "o1", 10, 1000, "P.value"
+TOKEN_PATH = "/apim-token-service/v2.0/token/get"
+PIPELINES_PATH = "/streaming/v2.0/streaming/pipelines"
+STAGE_STATE_PATH = "/streaming/v2.0/stage-state"
+
+_last_ts = 0
+_ts_lock = threading.Lock()
+
+
+def timestamp():
+    """Epoch ms, strictly increasing (a reused token `encryption` is refused)."""
+    global _last_ts
+    with _ts_lock:
+        _last_ts = max(_last_ts + 1, int(time.time() * 1000))
+        return _last_ts
+
+
+def token(http, key, secret):
+    ts = timestamp()
+    enc = hashlib.sha256(f"{key}{ts}{secret}".encode()).hexdigest()
+    r = http.post(TOKEN_PATH, json={"appKey": key, "encryption": enc, "timestamp": ts})
+    return r.json()["data"]["accessToken"]
+
+
+def call(http, tok, secret, method, path, query, body=b""):
+    ts = timestamp()
+    params = "".join(f"{k}{query[k]}" for k in sorted(query))
+    sig = hashlib.sha256(tok.encode() + params.encode() + body + str(ts).encode() + secret.encode())
+    headers = {
+        "Content-Type": "application/json;charset=UTF-8",
+        "apim-accesstoken": tok,
+        "apim-timestamp": str(ts),
+        "apim-signature": sig.hexdigest(),
+    }
+    r = http.request(method, path, params=query, content=body or None, headers=headers)
+    payload = r.json()
+    if r.status_code != 200 or payload.get("code") != 0:
+        raise SystemExit(f"{method} {path}: HTTP {r.status_code} {payload}")
+    return payload["data"]
+
+
+def requests(manifests_dir):
+    out = []
+    m = 0
+    while os.path.exists(f"{manifests_dir}/ids/assets-{m}.txt"):
+        with open(f"{manifests_dir}/ids/assets-{m}.txt", encoding="utf-8") as fh:
+            assets = [s for s in (line.strip() for line in fh) if s and s[0] != "#"]
+        for s in range(STAGES):
+            for b in range(0, len(assets), BATCH):
+                out.append((f"pipe{m}", f"stage_{s}", assets[b : b + BATCH]))
+        m += 1
+    return out
+
+
+def main(argv):
+    gateway, manifests_dir, concurrency = argv[0], argv[1], int(argv[2])
+    key, secret = os.environ["ENOS_APP_KEY"], os.environ["ENOS_APP_SECRET"]
+    todo = requests(manifests_dir)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with httpx.Client(base_url=gateway, limits=limits, timeout=30.0) as http:
+        tok = token(http, key, secret)
+        query = {"orgId": ORG, "ifReleased": "true", "pageNo": "1", "pageSize": "100"}
+        listed = call(http, tok, secret, "GET", PIPELINES_PATH, query)["pipelines"]
+        status = {p["pipelineId"]: p["status"] for p in listed}
+        if any(status.get(pipe) != "PAUSED" for pipe, _, _ in todo):
+            raise SystemExit(f"not all pipelines paused: {status}")
+
+        def delete(req):
+            pipe, stage, assets = req
+            body = {
+                "pipelineId": pipe,
+                "stageInstanceName": stage,
+                "assetIds": ",".join(assets),
+                "pointIds": POINT,
+            }
+            q = {"action": "delete", "orgId": ORG}
+            if call(http, tok, secret, "POST", STAGE_STATE_PATH, q, json.dumps(body).encode()) is not True:
+                raise SystemExit(f"delete not confirmed: {pipe} {stage}")
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            done = sum(1 for _ in pool.map(delete, todo))
+    print(f"{done} deletes")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
