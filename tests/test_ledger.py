@@ -60,9 +60,11 @@ def test_non_ascii_is_hashed_as_itself(tmp_path: Path) -> None:
         (lambda ls: ls.pop(1), ":2: seq is 3, expected 2"),
         (lambda ls: ls.insert(0, ls.pop(1)), ":1: seq is 2, expected 1"),
         (lambda ls: ls.__setitem__(1, b"{not json"), ":2: not valid JSON"),
+        (lambda ls: ls.append(b"garbage"), ":4: not valid JSON"),
+        (lambda ls: ls.append(b'{"v":1}'), ":4: seq is None, expected 4"),
         (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":1', b'"v":2')), ":1: unsupported record version 2"),
     ],
-    ids=["edited", "removed", "reordered", "bad-json-mid-file", "version"],
+    ids=["edited", "removed", "reordered", "bad-json-mid-file", "bad-json-last", "invalid-last", "version"],
 )
 def test_any_change_is_detected_naming_the_line(tmp_path: Path, tamper: object, message: str) -> None:
     path = tmp_path / "l.jsonl"
@@ -90,7 +92,7 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "tail", [b'{"v":1,"seq":4,"kind"', b"garbage\n", b'{"v":1}'], ids=["cut", "bad-json", "no-newline"]
+    "tail", [b'{"v":1,"seq":4,"kind"', b"garbage", b'{"v":1}'], ids=["cut", "bad-json", "no-verify"]
 )
 def test_torn_last_line_is_a_warning_and_cut_by_the_next_append(tmp_path: Path, tail: bytes) -> None:
     path = tmp_path / "l.jsonl"
@@ -170,3 +172,108 @@ def test_show_filters_and_json(tmp_path: Path) -> None:
         ["ledger", "show", "--ledger", str(path), "--since", "2999-01-01", "--format", "json"], tmp_path
     )
     assert json.loads(res.out) == []
+
+
+def test_a_whole_last_record_without_newline_is_kept_and_ended_by_the_next_append(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    make(path, 3)
+    path.write_bytes(path.read_bytes()[:-1])  # a crash between the record and its newline
+    led = L.read(path)
+    assert led.warnings == [] and [r.seq for r in led.records] == [1, 2, 3] and led.unterminated
+    assert led.records[-1].asset_ids == ("a1", "a2")  # its cells count as applied: never cleared again
+    res = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert res.code == 0 and "warning" not in res.err and "3 record(s), chain intact" in res.out
+    with L.LedgerWriter(led) as w:
+        w.append("delete", CELLS)
+    again = L.read(path)
+    assert again.warnings == [] and [r.seq for r in again.records] == [1, 2, 3, 4]
+    assert path.read_bytes().count(b"\n") == 4
+
+
+def test_a_missing_ledger_is_told_apart_from_an_empty_one(tmp_path: Path) -> None:
+    missing = L.read(tmp_path / "typo.jsonl")
+    assert not missing.exists and missing.records == []
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    empty = L.read(tmp_path / "empty.jsonl")
+    assert empty.exists and empty.records == [] and empty.head_seq == 0
+
+
+def test_read_errors_name_the_path(tmp_path: Path) -> None:
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(LedgerError, match=rf"^{tmp_path}/dir.jsonl: cannot read ledger: Is a directory"):
+        L.read(tmp_path / "dir.jsonl")
+
+
+def test_lock_errors_name_the_path(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(LedgerError, match=rf"^{tmp_path}/file: cannot create the ledger's directory"):
+        L.LedgerLock(tmp_path / "file" / "l.jsonl").__enter__()
+
+
+def _second_lock(path: Path) -> LockError:
+    caught: list[LockError] = []
+
+    def other() -> None:
+        try:
+            with L.LedgerLock(path, timeout=0):
+                pass
+        except LockError as e:
+            caught.append(e)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert caught, f"a second lock on {path} was granted"
+    return caught[0]
+
+
+def test_every_spelling_and_symlink_of_a_ledger_shares_one_lock(tmp_path: Path) -> None:
+    real = tmp_path / "audit" / "l.jsonl"
+    real.parent.mkdir()
+    real.write_bytes(b"")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    (tmp_path / "dirlink").symlink_to(real.parent)
+    with L.LedgerLock(real, command="reconcile apply (first)"):
+        for spelling in (
+            link,
+            tmp_path / "dirlink" / "l.jsonl",
+            tmp_path / "audit" / ".." / "audit" / "l.jsonl",
+        ):
+            msg = str(_second_lock(spelling))
+            assert "reconcile apply (first)" in msg and f"{real}.lock" in msg
+    assert not (tmp_path / "link.jsonl.lock").exists()
+
+
+def test_failed_records_are_a_validated_cell_kind(tmp_path: Path) -> None:
+    assert "failed" in L.CELL_KINDS and "failed" in L.KNOWN_KINDS
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("intent", CELLS)
+        w.append("failed", {**CELLS, "code": 61102, "message": "stage not found"})
+        w.append("failed", {**CELLS, "code": None, "message": "HTTP 403"})
+    rec = L.read(path).records[1]
+    assert (rec.kind, rec.code, rec.message, rec.asset_ids) == (
+        "failed",
+        61102,
+        "stage not found",
+        ("a1", "a2"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"code": 1, "message": "x", "assetIds": []}, "malformed assetIds"),
+        ({"message": "x"}, "malformed code"),
+        ({"code": "61102", "message": "x"}, "malformed code"),
+        ({"code": True, "message": "x"}, "malformed code"),
+        ({"code": 61102}, "malformed message"),
+    ],
+)
+def test_malformed_failed_records_are_errors(tmp_path: Path, fields: dict[str, object], message: str) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("failed", {**CELLS, **fields})
+    with pytest.raises(LedgerError, match=f":1: failed record has a missing or {message}"):
+        L.read(path)

@@ -1,0 +1,51 @@
+"""The applied ledger: an append-only, hash-chained JSON Lines file, and its lock.
+
+The only package that touches the ledger file. It keeps DESIGN invariants 4
+(durability: every record is written and fsynced before `append` returns; a
+failed append leaves the file ending at its last whole record), 5 (integrity:
+any change to an existing line breaks the chain and is named by line number)
+and 9 (one writer: the lock sits on the ledger's resolved path).
+
+    ledger.read(path) -> Ledger                  verify the chain; `exists`, warnings
+    ledger.select(led, manifest=, pipeline=, since=, kinds=) -> [Record]
+    with ledger.LedgerLock(path): ...            one writer per ledger
+    ledger.LedgerWriter(led).append(kind, fields) -> Record
+"""
+
+from __future__ import annotations
+
+from reconciler.ledger._format import (
+    CELL_KINDS,
+    FORMAT_VERSION,
+    GENESIS,
+    KEY_FIELDS,
+    KNOWN_KINDS,
+    Record,
+    canonical,
+    record_hash,
+    utc_now,
+)
+from reconciler.ledger._lock import LedgerLock, lock_path
+from reconciler.ledger._read import Ledger, read
+from reconciler.ledger._select import SINCE_FORMS, parse_since, select
+from reconciler.ledger._write import LedgerWriter
+
+__all__ = [
+    "CELL_KINDS",
+    "FORMAT_VERSION",
+    "GENESIS",
+    "KEY_FIELDS",
+    "KNOWN_KINDS",
+    "SINCE_FORMS",
+    "Ledger",
+    "LedgerLock",
+    "LedgerWriter",
+    "Record",
+    "canonical",
+    "lock_path",
+    "parse_since",
+    "read",
+    "record_hash",
+    "select",
+    "utc_now",
+]

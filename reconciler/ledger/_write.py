@@ -1,0 +1,258 @@
+"""Appending records: group commit, and what a failed append leaves behind.
+
+Keeps DESIGN invariant 4 (durability): `append` returns only once its record is
+written and fsynced. An append that raises leaves none of its bytes in the file:
+the file ends at its last whole record, no `seq` is used twice, and every later
+append on the writer refuses at once (DESIGN "Applied ledger": the run stops
+sending). The writer never cuts bytes it did not read or write itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from reconciler.errors import LedgerWriteError
+from reconciler.ledger._format import FORMAT_VERSION, Record, canonical, record_hash, utc_now
+from reconciler.ledger._read import Ledger
+
+_CHANGED = "the ledger changed since it was read; another apply?"
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+class LedgerWriter:
+    """Appends records to a verified ledger, with group commit across threads.
+
+    Records are written in `seq` order under a mutex; fsync runs outside it, and one
+    fsync covers every record written before it (group commit). Use only while
+    holding `LedgerLock`, on the `Ledger` just read: the first append refuses if the
+    file changed since.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.path = ledger.path
+        self._ledger = ledger
+        self._fd: int | None = None  # opened on the first append: a run that writes nothing leaves no file
+        self._seq = ledger.head_seq
+        self._prev = ledger.head_hash
+        self._end = 0  # the file's size once every record written so far is in it
+        self._mutex = threading.Lock()
+        self._sync = threading.Lock()
+        self._synced = (self._seq, 0)  # (seq, end) known to be on disk
+        self._limit = -1  # after a failure: the last seq that may still succeed; -1: none failed
+        self._failure = ""
+        self.records: list[Record] = []
+
+    # --- the public surface -----------------------------------------------------
+
+    def append(self, kind: str, fields: Mapping[str, Any], *, at: str | None = None) -> Record:
+        """Append one record; `at` keeps a record's time when it is re-chained (git rebase).
+
+        Raises `LedgerWriteError` naming the file and the OS reason if the record could
+        not be made durable; nothing of it is then left in the file.
+        """
+        with self._mutex:
+            self._check_usable()
+            fd = self._open()
+            seq = self._seq + 1
+            data: dict[str, Any] = {"v": FORMAT_VERSION, "seq": seq, "kind": kind, "at": at or utc_now()}
+            data.update(fields)
+            data["prev"] = self._prev
+            data["hash"] = record_hash(data)
+            self._write(fd, seq, kind, canonical(data) + b"\n")
+            self._seq, self._prev = seq, data["hash"]
+            record = _record(seq, kind, data)
+            self.records.append(record)
+        self._sync_to(fd, seq)
+        return record
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last record written or read: what a plan must have been made on."""
+        return (self._seq, self._prev)
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> LedgerWriter:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- opening: refuse a changed file, then cut a torn tail or end the last line ---
+
+    def _check_usable(self) -> None:
+        if self._failure:
+            raise LedgerWriteError(f"an earlier append failed; nothing more is written. {self._failure}")
+
+    def _open(self) -> int:
+        if self._fd is not None:
+            return self._fd
+        fd = self._open_file()
+        try:
+            self._check_unchanged(fd)
+            self._repair_end(fd)
+        except LedgerWriteError as exc:
+            os.close(fd)
+            self._failure = str(exc)
+            raise
+        self._fd = fd
+        return fd
+
+    def _open_file(self) -> int:
+        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            if self._ledger.exists:
+                return os.open(self.path, flags)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:  # created since it was read: checked like any change
+                return os.open(self.path, flags)
+            _fsync_dir(self.path.parent)  # the new file's directory entry must survive a crash
+            return fd
+        except OSError as exc:
+            where = exc.filename or self.path
+            gone = " (it existed when read: was it removed?)" if exc.errno == errno.ENOENT else ""
+            raise self._fail(f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}") from None
+
+    def _check_unchanged(self, fd: int) -> None:
+        led = self._ledger
+        try:
+            size = os.fstat(fd).st_size
+            same = size == led.size and os.pread(fd, len(led.end_bytes), led.end_offset) == led.end_bytes
+        except OSError as exc:
+            raise LedgerWriteError(f"{self.path}: cannot check the ledger: {_reason(exc)}") from None
+        if not same:
+            raise LedgerWriteError(
+                f"{self.path}: {_CHANGED} It was {led.size} bytes when read and is {size} now; "
+                "nothing was written. Read it again under the lock."
+            )
+
+    def _repair_end(self, fd: int) -> None:
+        led = self._ledger
+        try:
+            if led.good_bytes < led.size:  # a torn tail this process read: cut exactly it
+                os.ftruncate(fd, led.good_bytes)
+                os.fsync(fd)
+            elif led.unterminated:  # a whole last record without its newline
+                os.write(fd, b"\n")
+                os.fsync(fd)
+        except OSError as exc:
+            raise LedgerWriteError(
+                f"{self.path}: cannot repair the ledger's last line before appending: {_reason(exc)}"
+            ) from None
+        self._end = led.good_bytes + (1 if led.unterminated else 0)
+        self._synced = (self._seq, self._end)
+
+    # --- writing and syncing -----------------------------------------------------
+
+    def _write(self, fd: int, seq: int, kind: str, line: bytes) -> None:
+        start, written = self._end, 0
+        view = memoryview(line)
+        try:
+            while written < len(line):
+                n = os.write(fd, view[written:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "the write made no progress")
+                written += n
+        except OSError as exc:
+            self._limit = seq - 1
+            cut = self._cut_back(fd, start, start + written)
+            raise self._fail(
+                f"{self.path}: cannot append {kind} record seq {seq}: {_reason(exc)}{cut}"
+            ) from None
+        self._end = start + written
+
+    def _sync_to(self, fd: int, seq: int) -> None:
+        with self._sync:
+            if self._synced[0] >= seq:
+                return
+            if 0 <= self._limit < seq:
+                raise LedgerWriteError(
+                    f"{self.path}: record seq {seq} was not kept: an append failed before it was "
+                    f"on disk. {self._failure}"
+                )
+            with self._mutex:
+                target = (self._seq, self._end) if self._limit < 0 else (self._limit, self._end)
+            try:
+                os.fsync(fd)
+                self._check_same_file(fd)
+            except OSError as exc:
+                with self._mutex:
+                    self._limit = self._synced[0]
+                    cut = self._cut_back(fd, self._synced[1], self._end)
+                    self.records = [r for r in self.records if r.seq <= self._limit]
+                    raise self._fail(
+                        f"{self.path}: cannot make record seq {seq} durable: {_reason(exc)}{cut}"
+                    ) from None
+            self._synced = target
+
+    def _check_same_file(self, fd: int) -> None:
+        # A record fsynced into a file that no longer has this name is not in the ledger.
+        gone = OSError(errno.ENOENT, "the ledger file was removed or replaced while appending")
+        try:
+            here = os.stat(self.path)
+        except FileNotFoundError:
+            raise gone from None
+        ours = os.fstat(fd)
+        if (here.st_dev, here.st_ino) != (ours.st_dev, ours.st_ino):
+            raise gone
+
+    def _cut_back(self, fd: int, to: int, expected_size: int) -> str:
+        """Cut the bytes this writer wrote after `to`, only if the file is exactly as we left it."""
+        if expected_size == to:
+            return "; nothing of it was written"
+        n = expected_size - to
+        try:
+            size = os.fstat(fd).st_size
+            if size != expected_size:
+                return f"; the file is {size} bytes, not the {expected_size} written, so it was left as is"
+            os.ftruncate(fd, to)
+        except OSError as exc:
+            return f"; cutting back the {n} bytes written also failed: {_reason(exc)}"
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            return f"; the {n} bytes written were cut off again (that cut is not synced: {_reason(exc)})"
+        return f"; the {n} bytes written were cut off again"
+
+    def _fail(self, message: str) -> LedgerWriteError:
+        self._failure = message
+        if self._limit < 0:
+            self._limit = self._seq
+        return LedgerWriteError(message)
+
+
+def _record(seq: int, kind: str, data: dict[str, Any]) -> Record:
+    return Record(
+        seq,
+        kind,
+        data["at"],
+        data["hash"],
+        data,
+        tuple(data.get("assetIds", ())),
+        tuple(data.get("pointIds", ())),
+    )
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
