@@ -234,8 +234,7 @@ def apply(
         run.result.ledger_error = exc
         run.reporter.finish()
     finally:
-        run.settle()
-        run.resume_all(resumes, leftover)
+        run.finish(resumes, leftover)
     return run.result
 
 
@@ -351,6 +350,9 @@ class _Run:
     doubtful: list[Action] = field(default_factory=list)
     announced: bool = False
     halt: threading.Event = field(default_factory=threading.Event)
+    futures: dict[Future[None], Action] = field(default_factory=dict)
+    accounted: set[Future[None]] = field(default_factory=set)
+    stop_noted: bool = False
 
     def record(self, kind: str, fields: dict[str, Any]) -> None:
         self.writer.append(kind, {**fields, "actor": self.options.actor})
@@ -479,6 +481,7 @@ class _Run:
                 raise
 
         futures: dict[Future[None], Action] = {pool.submit(guarded, a): a for a in actions}
+        self.futures.update(futures)
         error: BaseException | None = None
         try:
             pending = set(futures)
@@ -486,31 +489,56 @@ class _Run:
                 _done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
         except KeyboardInterrupt as exc:
             error = exc
-        self.halt.set()
-        self._drain(futures)
+        stopping = self.halt.is_set() or error is not None
+        if stopping and self._shielded(self.stop_and_wait, self._in_flight_note):
+            error = error or KeyboardInterrupt()
         pool.shutdown(wait=False)
-        for f in futures:
-            failure = None if f.cancelled() else f.exception()
-            error = error or failure
+        failures = (f.exception() for f in futures if not f.cancelled())
+        error = error or next((e for e in failures if e is not None), None)
         if error is not None:
             raise error
-        self.halt.clear()
 
-    def _drain(self, futures: Mapping[Future[None], Action]) -> None:
-        """Cancel what is queued; wait for what is in flight, through further Ctrl-Cs."""
-        for f, a in futures.items():
-            if f.cancel():
+    def stop_and_wait(self) -> None:
+        """Send nothing more: cancel what is queued, wait for what is in flight (DESIGN step 5:
+        a pipeline is never started while requests to it are in flight)."""
+        self.halt.set()
+        for f in self.futures:
+            f.cancel()
+        for f, a in self.futures.items():
+            if f.cancelled() and f not in self.accounted:
+                self.accounted.add(f)
                 self._not_sent(a, "not sent: the run was stopped")
+        running = sum(1 for f in self.futures if not f.done())
+        if running and not self.stop_noted:
+            self.stop_noted = True
+            self.reporter.note(
+                f"stopping: {len(self.accounted)} queued request(s) not sent; waiting for {running} "
+                "in flight to finish and be recorded"
+            )
+        while not all(f.done() for f in self.futures):
+            wait(list(self.futures), timeout=0.2)  # a timed wait, so Ctrl-C is heard at once
+
+    def _in_flight_note(self) -> str:
+        running = sum(1 for f in self.futures if not f.done())
+        return (
+            f"waiting for {running} request(s) in flight to finish and be recorded; "
+            "paused pipelines are started again after"
+        )
+
+    def _shielded(self, step: Callable[[], None], why: Callable[[], str]) -> bool:
+        """Run `step` to its end through further Ctrl-Cs and SIGTERMs; whether one came.
+
+        What runs here (waiting for requests in flight, starting pipelines again) must not
+        be cut short: stopping halfway is what leaves a pipeline paused or started early.
+        """
+        interrupted = False
         while True:
             try:
-                wait(list(futures))
-                return
+                step()
+                return interrupted
             except KeyboardInterrupt:
-                running = sum(1 for f in futures if not f.done())
-                self.reporter.note(
-                    f"waiting for {running} request(s) in flight to finish and be recorded; "
-                    "paused pipelines are started again after"
-                )
+                interrupted = True
+                self.reporter.note(why())
 
     def _not_sent(self, action: Action, message: str) -> None:
         with self.result.lock:
@@ -527,7 +555,11 @@ class _Run:
             self._not_sent(action, f"not sent: {self.stopped[action.pipeline]}")
             return
         if not self.announced:
-            self.record("intent", action.cell_fields())
+            try:
+                self.record("intent", action.cell_fields())
+            except LedgerWriteError:
+                self._not_sent(action, "not sent: its intent could not be recorded")
+                raise
         self.delete(action)
 
     def delete(self, action: Action) -> None:
@@ -557,7 +589,13 @@ class _Run:
                 else:
                     self.ended_in_doubt(action, str(exc))
                 return
-        self.record("delete", action.cell_fields())
+        try:
+            self.record("delete", action.cell_fields())
+        except LedgerWriteError:
+            # Cleared, but the ledger cannot say so: in doubt, for a person or the next run.
+            with self.result.lock:
+                self.result.in_doubt.append((action, "cleared, but its delete record was not written"))
+            raise
         with self.result.lock:
             self.result.deleted.append(action)
         self.reporter.advance(action, True)
@@ -606,6 +644,14 @@ class _Run:
             self.reporter.note(f"re-sending {len(resend)} request(s) that ended in doubt")
             self._run_pool(resend, self.delete)
 
+    def finish(self, resumes: Sequence[_Resume], leftover: Iterable[PipelineRef]) -> None:
+        """The end of every run, however it stopped: wait for what is in flight, then start
+        again what was paused; neither is cut short by another Ctrl-C or SIGTERM."""
+        if self._shielded(self.stop_and_wait, self._in_flight_note):
+            self.result.interrupted = True
+        self.settle()
+        self.resume_all(resumes, leftover)
+
     def settle(self) -> None:
         """What is still in doubt at the end is the result's, for the summary and a person."""
         with self.result.lock:
@@ -646,15 +692,17 @@ class _Run:
         """Start again every pipeline this run (or an interrupted one) paused: each is tried,
         through Ctrl-C, and each failure is reported by name."""
         paused = set(self.result.paused) | set(leftover)
-        for r in resumes:
-            if r.ref in self.stopped or r.ref not in paused:
-                continue
-            while True:
-                try:
-                    self.resume(r)
-                    break
-                except KeyboardInterrupt:
-                    self.reporter.note(f"still starting {r.ref.pipeline_id} again; press Ctrl-C later")
+        todo = [r for r in resumes if r.ref not in self.stopped and r.ref in paused]
+
+        def resume_each() -> None:
+            while todo:
+                done = {*self.result.resumed, *(ref for ref, _ in self.result.resume_failed)}
+                if todo[0].ref not in done:  # an interrupted resume is tried again, a finished one not
+                    self.resume(todo[0])
+                todo.pop(0)
+
+        if self._shielded(resume_each, lambda: "still starting paused pipelines again; press Ctrl-C later"):
+            self.result.interrupted = True
 
     def resume(self, r: _Resume) -> None:
         ref = r.ref

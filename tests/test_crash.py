@@ -1,13 +1,12 @@
-"""Durability (invariant 4): kill -9 apply at random moments; the ledger always verifies,
-the end result is exact, and a resumed apply re-sends at most what was in flight."""
+"""Durability (invariant 4) and SIGTERM (issue 9 item 9): the real CLI as a process, stopped
+at exact requests (triggered on the emulator's log, never on sleeps); the ledger always
+verifies, the end result is exact, and a resumed apply re-sends at most what was in flight."""
 
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
-import time
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -15,55 +14,86 @@ from typing import Any
 from conftest import ORG, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import ledger as L
-from reconciler.emulator import Faults
+
+ARGS = ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1"]
 
 
-def in_flight(path: Path) -> int:
-    """Intents whose cells no later delete covers: the requests that may have been sent."""
+def in_flight(path: Path, after: int = 0) -> int:
+    """Intents after seq `after` whose cells no later delete covers: requests that may have
+    been sent."""
     records = L.read(path).records
     done = {(r.key, a, p) for r in records if r.kind == "delete" for a in r.asset_ids for p in r.point_ids}
     return sum(
         1
         for r in records
-        if r.kind == "intent" and any((r.key, a, p) not in done for a in r.asset_ids for p in r.point_ids)
+        if r.kind == "intent"
+        and r.seq > after
+        and any((r.key, a, p) not in done for a in r.asset_ids for p in r.point_ids)
     )
 
 
-def test_kill_9_at_random_moments_then_resume(repo: Path, make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]), Faults(latency_ms=40, seed=5))
-    assets = [f"a{i:03d}" for i in range(200)]
+def deletes(em: Any) -> int:
+    return sum(1 for e in em.world.log if e["route"] == "delete")
+
+
+def signal_at_delete(em: Any, proc: subprocess.Popen[str], k: int, sig: int) -> None:
+    """Hold the k-th delete this run sends, signal the process while it is in flight, then
+    let the request go on: it takes effect, whether or not anyone hears the answer."""
+    target = deletes(em) + k
+    held = em.world.on_request("delete", skip=k - 1, hold=True)
+    try:
+        em.world.wait_for(lambda e: e["route"] == "delete" and deletes(em) >= target, timeout=30)
+        os.kill(proc.pid, sig)
+    finally:
+        held.release()
+
+
+def test_kill_9_at_exact_requests_then_resume(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
+    assets = [f"a{i:02d}" for i in range(30)]
     write(
         repo / "manifests/a.yaml", manifest_yaml("a", stages=["s1", "s2"], assets=assets, points=["x", "y"])
     )
     ledger = repo / "applied-ledger.jsonl"
-    args = ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1", "--concurrency", "4"]
-    rng = random.Random(1234)
-    kills = 0
     allowed_resends = 0
-    for _ in range(12):
-        proc = spawn_cli(args, repo, gateway_env(em), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 0.9))
-        if proc.poll() is not None:
-            break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kills += 1
+    for k in (1, 3, 6):
+        head = L.read(ledger).head_seq
+        proc = spawn_cli([*ARGS, "--concurrency", "4"], repo, gateway_env(em), stdout=subprocess.DEVNULL)
+        signal_at_delete(em, proc, k, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
         L.read(ledger)  # verifies after every kill (a torn last line is only a warning)
-        allowed_resends += in_flight(ledger)
-    assert kills >= 5, f"only {kills} kills: the workload should outlast five of them"
-    final = run_cli(
-        ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1", "--concurrency", "8"],
-        repo,
-        gateway_env(em),
-    )
+        sent_now = in_flight(ledger, after=head)
+        assert 1 <= sent_now <= 4  # the held request at least, never more than --concurrency
+        allowed_resends += sent_now
+    assert em.world.status("p1") == "PAUSED"  # left paused by the killed runs, on record
+    final = run_cli([*ARGS, "--concurrency", "8"], repo, gateway_env(em))
     assert final.code == 0, final.all
-    led = L.read(ledger)
     want = {(ORG, "p1", s, a, p) for s, a, p in product(["s1", "s2"], assets, ["x", "y"])}
     assert em.world.deleted_cells() == want
     assert em.world.violations == []
-    recorded = sum(1 for r in led.records if r.kind == "delete")
-    extra = len(em.world.delete_log) - recorded
-    assert extra <= allowed_resends  # only requests whose intent had no delete were sent again
-    assert extra <= kills * 4  # and never more than --concurrency per interrupted run
+    recorded = sum(1 for r in L.read(ledger).records if r.kind == "delete")
+    assert len(em.world.delete_log) - recorded <= allowed_resends  # only what was in flight, again
     assert em.world.status("p1") == "RUNNING"  # started again by the run that finished
     assert run_cli(["plan", "--detailed-exitcode"], repo).code == 0
+
+
+def test_sigterm_at_an_exact_request(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a", assets=[f"a{i}" for i in range(12)]))
+    proc = spawn_cli(
+        [*ARGS, "--concurrency", "2"],
+        repo,
+        gateway_env(em),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    signal_at_delete(em, proc, 3, signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert em.world.status("p1") == "RUNNING"  # started again
+    ledger = repo / "applied-ledger.jsonl"
+    assert in_flight(ledger) == 0  # the requests in flight finished and were journalled
+    kinds = [r.kind for r in L.read(ledger).records]
+    assert kinds[0] == "pause" and kinds[-1] == "resume"
+    assert "apply summary" in out and "not sent (interrupted)" in out
+    assert em.world.violations == [] and deletes(em) < 12

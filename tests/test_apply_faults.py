@@ -1,0 +1,418 @@
+"""apply under targeted faults (issue 9): each test makes one thing happen at an exact
+request through the emulator's hooks, drives `reconciler.apply.apply` in-process over
+real loopback HTTP with a real ledger, and checks what reached the gateway."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import ledger as L
+from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
+from reconciler.diff import diff
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, EXPIRY_SHAPES, RunningEmulator, World
+from reconciler.emulator.world import FakeClock
+from reconciler.enos import Credentials, EnosClient
+from reconciler.errors import LedgerWriteError, ReconcilerError
+from reconciler.manifests import Manifest
+from reconciler.plan import Options, Plan, build_plan
+from reconciler.render.apply import raise_for
+
+ORG = "o"
+
+
+def pipe(pid: str = "p1", status: str = "PAUSED", **kw: Any) -> dict[str, Any]:
+    return {
+        "pipelineId": pid,
+        "orgId": ORG,
+        "status": status,
+        "executionMode": 1,
+        "kafkaRate": 1000,
+        "stages": {"s1": "LastRecordAppender", "s2": "LastRecordAppender", "bad": "WindowAggregator"},
+        "fillState": True,
+        **kw,
+    }
+
+
+def manifest(name: str, pipeline: str = "p1", stages: tuple[str, ...] = ("s1",), assets: int = 1) -> Manifest:
+    ids = tuple(f"a{i:03d}" for i in range(assets))
+    return Manifest(name, ORG, pipeline, stages, ids, ("x",), f"{name}.yaml", 1)
+
+
+class FailingWriter(L.LedgerWriter):
+    """A ledger that turns unwritable (disk full, file gone) at the first record `when` picks:
+    that append and every later one raise, as the hardened ledger does."""
+
+    def __init__(self, ledger: L.Ledger, when: Callable[[str, int], bool]) -> None:
+        super().__init__(ledger)
+        self.when = when
+        self.count = 0
+        self.broken = False
+
+    def append(self, kind: str, fields: Any, *, at: str | None = None) -> L.Record:
+        self.count += 1
+        if self.broken or self.when(kind, self.count):
+            self.broken = True
+            raise LedgerWriteError(f"{self.path}: cannot append: No space left on device")
+        return super().append(kind, fields, at=at)
+
+
+class FaultyWorld(World):
+    """Gateway faults on chosen routes only: `fault(route)` names the fault or None."""
+
+    def __init__(self, seed: dict[str, Any], fault: Callable[[str], str | None], **kw: Any) -> None:
+        super().__init__(seed, **kw)
+        self.fault = fault
+
+    def draw_fault(self, route: str) -> str | None:
+        return self.fault(route)
+
+
+class Notes(NullReporter):
+    """Keeps the notes and lets a test wait for one that starts with a given text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def note(self, message: str) -> None:
+        super().note(message)
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for(self, prefix: str, timeout: float = 10) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: any(n.startswith(prefix) for n in self.notes), timeout):
+                raise TimeoutError(f"no note starting {prefix!r}: {self.notes}")
+
+
+@dataclass
+class Bench:
+    """One emulator, one client, one ledger file and the manifests applied against them."""
+
+    em: RunningEmulator
+    client: EnosClient
+    ledger: Path
+    manifests: list[Manifest]
+    clock: FakeClock
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def world(self) -> World:
+        return self.em.world
+
+    def plan(self) -> Plan:
+        return build_plan(diff(self.manifests, L.read(self.ledger)), Options(max_assets=1))
+
+    def apply(
+        self,
+        *,
+        writer: Callable[[L.Ledger], L.LedgerWriter] = L.LedgerWriter,
+        reporter: NullReporter | None = None,
+        sleep: Callable[[float], None] | None = None,
+        **options: Any,
+    ) -> ApplyResult:
+        reporter = reporter or NullReporter()
+        opts = ApplyOptions(**{"poll_interval": 1.0, "pause_timeout": 60.0, **options})
+        with writer(L.read(self.ledger)) as w:
+            result = apply(
+                self.plan(),
+                Gateways.single(self.client),
+                w,
+                reporter,
+                opts,
+                sleep=sleep or self.clock.advance,
+                clock=self.clock,
+            )
+        self.notes.extend(reporter.notes)
+        return result
+
+    def records(self, *kinds: str) -> list[L.Record]:
+        return [r for r in L.read(self.ledger).records if not kinds or r.kind in kinds]
+
+    def log(self, route: str, action: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.world.log
+            if e["route"] == route and (action is None or e["query"].get("action") == action)
+        ]
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
+    made: list[Bench] = []
+
+    def make(
+        pipelines: list[dict[str, Any]],
+        manifests: list[Manifest],
+        world: Callable[..., World] = World,
+        **kw: Any,
+    ) -> Bench:
+        clock = FakeClock()
+        seed = {
+            "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],
+            "pipelines": pipelines,
+        }
+        em = RunningEmulator(world(seed, clock=clock, **kw)).start()
+        client = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+        ledger = tmp_path / f"ledger{len(made)}.jsonl"
+        ledger.touch()
+        made.append(Bench(em, client, ledger, manifests, clock))
+        return made[-1]
+
+    yield make
+    for b in made:
+        b.client.close()
+        b.em.stop()
+
+
+def interrupt_main() -> None:
+    """Ctrl-C as a real signal to the main thread, so it also wakes a blocking wait."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+# --- item 3: a lost answer to the start call -----------------------------------------
+
+
+def test_lost_start_answer_counts_as_started_and_closes_the_pause(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING")], [manifest("m")])
+    b.world.on_request("delete", times=None, lose_answer=True)  # the delete ends in doubt
+    b.world.lose_answers("operate:start", 1)
+    result = b.apply(pause_pipelines=True)
+    assert b.world.status("p1") == "RUNNING"
+    assert result.resumed == [("o", "p1")] and result.resume_failed == []
+    assert not any("console" in n for n in b.notes)
+    assert [r.kind for r in b.records("pause", "resume")] == ["pause", "resume"]
+    assert len(result.in_doubt) == 1  # re-sent while still paused, still no answer
+    # The pipeline ran since: the next apply leaves the in-doubt request to a person.
+    (action,) = b.plan().actions
+    assert action.in_doubt and action.resumed_since
+    deletes, operates = len(b.log("delete")), len(b.log("operate"))
+    again = b.apply(pause_pipelines=True)
+    assert again.skipped_in_doubt == [action]
+    assert len(b.log("delete")) == deletes and len(b.log("operate")) == operates
+
+
+# --- item 4: Ctrl-C twice while a request is in flight -------------------------------
+
+
+def test_second_ctrl_c_still_waits_for_requests_in_flight(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING")], [manifest("m", assets=3)])
+    held = b.world.on_request("delete", hold=True)
+    at_start: list[Any] = []
+    b.world.on_request("operate:start", before=lambda w, e: at_start.append(held.entries[0]["status"]))
+    notes = Notes()
+
+    seen: list[Any] = []
+
+    def press_ctrl_c() -> None:
+        try:
+            b.world.wait_for(lambda e: e["route"] == "delete")
+            interrupt_main()
+            notes.wait_for("stopping: 2 queued request(s) not sent; waiting for 1 in flight")
+            interrupt_main()
+            notes.wait_for("waiting for 1 request(s) in flight")
+            seen.append(b.log("operate", "start"))  # still paused: the delete is in flight
+        finally:
+            held.release()
+
+    helper = threading.Thread(target=press_ctrl_c)
+    helper.start()
+    result = b.apply(pause_pipelines=True, concurrency=1, reporter=notes)
+    helper.join()
+    assert seen == [[]]
+    assert result.interrupted and len(result.deleted) == 1 and len(result.not_sent) == 2
+    assert at_start == [200]  # the start came only once the delete was answered
+    assert b.world.violations == [] and b.world.status("p1") == "RUNNING"
+    assert [r.kind for r in b.records()] == ["pause", "intent", "delete", "resume"]
+
+
+# --- item 5: a person starts the pipeline mid-run -------------------------------------
+
+
+def test_pipeline_started_mid_run_gets_no_more_requests(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe()], [manifest("m", assets=6)])
+    b.world.set_status_after("delete", 2, "p1", "RUNNING")
+    result = b.apply(concurrency=1)
+    assert len(b.log("delete")) == 3  # the third one met 61199, and nothing followed it
+    assert b.world.deletes_while_not_paused() == 1
+    assert [ref for ref, _ in result.stopped_pipelines] == [("o", "p1")]
+    assert "RUNNING" in result.stopped_pipelines[0][1]
+    assert len(result.deleted) == 2 and len(result.in_doubt) == 1 and len(result.not_sent) == 3
+    assert b.log("operate") == []  # not ours to start or stop
+    assert b.records("resume")[-1].data["note"] == "found RUNNING during apply"
+
+
+# --- item 6: a failed append stops the run ---------------------------------------------
+
+
+def test_a_failed_append_stops_sending_and_fails_the_run(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING")], [manifest("m", assets=5)])
+    # pause, intent, delete, intent, delete, then the third intent fails
+    result = b.apply(
+        pause_pipelines=True, concurrency=1, writer=lambda led: FailingWriter(led, lambda k, n: n == 6)
+    )
+    assert result.ledger_error is not None and not result.ok
+    assert len(result.deleted) == 2 and len(b.log("delete")) == 2  # nothing sent after it
+    assert len(result.not_sent) == 3
+    assert b.world.status("p1") == "RUNNING"  # started again all the same
+    assert [ref for ref, _ in result.resume_failed] == [("o", "p1")]  # its resume record is missing
+    with pytest.raises(ReconcilerError, match=r"ledger0.jsonl: cannot append.*3 requests not sent"):
+        raise_for(result)
+    L.read(b.ledger)  # the file ends at its last whole record
+
+
+def test_a_failed_delete_record_leaves_that_request_in_doubt(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe()], [manifest("m", assets=3)])
+    result = b.apply(concurrency=1, writer=lambda led: FailingWriter(led, lambda k, n: k == "delete"))
+    assert len(b.log("delete")) == 1 and result.ledger_error is not None
+    assert len(result.in_doubt) == 1 and len(result.not_sent) == 2
+    doubt = [a.asset_ids for a in b.plan().actions if a.in_doubt]
+    assert doubt == [("a000",)]  # its intent is on record, its delete is not
+
+
+# --- item 7: a lost answer to the pause call ------------------------------------------
+
+
+def test_lost_pause_answer_counts_as_paused_by_us(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING")], [manifest("m")])
+    b.world.lose_answers("operate:pause", 1)
+    result = b.apply(pause_pipelines=True)
+    assert result.ok and result.paused == [("o", "p1")] and result.resumed == [("o", "p1")]
+    assert b.world.status("p1") == "RUNNING"
+    assert [r.kind for r in b.records("pause", "resume")] == ["pause", "resume"]
+    assert "note" not in b.records("resume")[0].data
+    assert b.plan().pending_resumes == ()
+
+
+# --- item 8: a left-over pause still landing ------------------------------------------
+
+
+def test_leftover_pause_found_running_but_landing_is_started_again(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING", pauseDelay=5)], [manifest("m")])
+    with L.LedgerWriter(L.read(b.ledger)) as w:  # a killed run: paused, deleted, no resume
+        w.append("pause", {"orgId": ORG, "pipelineId": "p1", "executionMode": 1, "kafkaRate": 1000})
+        w.append("delete", b.plan().actions[0].cell_fields())
+    b.world.pipelines["p1"].pausing_since = b.clock()  # its pause call landed just now
+    result = b.apply()
+    assert result.ok and result.resumed == [("o", "p1")]
+    assert b.world.status("p1") == "RUNNING"
+    assert [e["query"]["action"] for e in b.log("operate")] == ["start"]
+    assert "note" not in b.records("resume")[-1].data
+    assert b.plan().pending_resumes == ()
+
+
+def test_leftover_pause_of_a_pipeline_really_running_is_closed(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING")], [manifest("m")])
+    with L.LedgerWriter(L.read(b.ledger)) as w:
+        w.append("pause", {"orgId": ORG, "pipelineId": "p1", "executionMode": 1, "kafkaRate": 1000})
+        w.append("delete", b.plan().actions[0].cell_fields())
+    result = b.apply()
+    assert result.ok and b.log("operate") == []
+    assert b.records("resume")[-1].data["note"] == "found RUNNING"
+
+
+# --- item 10: one failed restart does not stop the others ------------------------------
+
+
+def test_every_restart_is_tried(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe("p1", "RUNNING"), pipe("p2", "RUNNING")], [manifest("m1", "p1"), manifest("m2", "p2")])
+    result = b.apply(pause_pipelines=True, writer=lambda led: FailingWriter(led, lambda k, n: k == "resume"))
+    assert b.world.status("p1") == "RUNNING" and b.world.status("p2") == "RUNNING"
+    assert sorted(ref.pipeline_id for ref, _ in result.resume_failed) == ["p1", "p2"]
+    assert all("resume record was not written" in why for _, why in result.resume_failed)
+    assert result.ledger_error is not None
+
+
+def test_a_start_that_fails_does_not_stop_the_next(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe("p1", "RUNNING"), pipe("p2", "RUNNING")], [manifest("m1", "p1"), manifest("m2", "p2")])
+    b.world.on_request(
+        lambda e: e["route"] == "operate" and e["path"].endswith("/p1") and e["query"]["action"] == "start",
+        times=None,
+        expire_token="http401",  # refused every time, even with a fresh token
+    )
+    result = b.apply(pause_pipelines=True)
+    assert b.world.status("p2") == "RUNNING" and result.resumed[-1] == ("o", "p2")
+    assert [ref.pipeline_id for ref, _ in result.resume_failed] == ["p1"]
+    assert b.world.status("p1") == "PAUSED" and any("Start it in the EnOS console" in n for n in b.notes)
+
+
+# --- item 11: definite refusals are failed, not in doubt --------------------------------
+
+
+def test_definite_refusal_is_recorded_failed(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING")], [manifest("m", stages=("bad",))])
+    result = b.apply(pause_pipelines=True)
+    assert len(result.failed) == 1 and result.in_doubt == [] and "61107" in result.failed[0][1]
+    (failed,) = b.records("failed")
+    assert failed.data["code"] == 61107 and failed.data["assetIds"] == ["a000"]
+    assert len(b.log("delete")) == 1  # a refusal is not retried
+    assert b.world.status("p1") == "RUNNING"
+
+
+@pytest.mark.skipif("failed" not in L.CELL_KINDS, reason="needs the ledger branch: `failed` closes intents")
+def test_definitely_refused_cells_are_pending_again(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe()], [manifest("m", stages=("bad",))])
+    b.apply()
+    (action,) = b.plan().actions
+    assert not action.in_doubt
+
+
+def test_503_on_every_attempt_stays_in_doubt_and_is_not_retried_blindly(bench: Callable[..., Bench]) -> None:
+    b = bench(
+        [pipe(status="RUNNING")],
+        [manifest("m")],
+        world=FaultyWorld,
+        fault=lambda route: "http503" if route == "delete" else None,
+    )
+    result = b.apply(pause_pipelines=True)
+    assert len(result.in_doubt) == 1 and result.failed == [] and b.records("failed") == []
+    assert b.world.status("p1") == "RUNNING"
+    (action,) = b.plan().actions
+    assert action.in_doubt and action.resumed_since
+    operates, deletes = len(b.log("operate")), len(b.log("delete"))
+    again = b.apply(pause_pipelines=True)  # the pipeline ran since: held for a person
+    assert again.skipped_in_doubt == [action]
+    assert len(b.log("operate")) == operates and len(b.log("delete")) == deletes  # no pause for nothing
+
+
+# --- item 12: token expiry under concurrency -------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [*EXPIRY_SHAPES, "sticky"])
+def test_token_expiry_at_concurrency_64(bench: Callable[..., Bench], shape: str) -> None:
+    b = bench([pipe()], [manifest("m", stages=("s1", "s2"), assets=64)])
+    if shape == "sticky":
+        b.world.sticky_tokens = True
+    b.world.expire_token_at("delete", shape="http401" if shape == "sticky" else shape, n=1)
+    result = b.apply(concurrency=64)
+    assert result.ok, (result.failed, result.in_doubt)
+    assert len(result.deleted) == 128
+    assert not any("ENOS_APP_KEY" in why for _, why in result.failed)
+
+
+# --- the real trial: Ctrl-C while a pause is settling -----------------------------------
+
+
+def test_ctrl_c_while_pause_settles_waits_for_paused_before_starting(bench: Callable[..., Bench]) -> None:
+    b = bench([pipe(status="RUNNING", pauseDelay=5)], [manifest("m")])
+    pressed: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if not pressed:  # Ctrl-C during the first poll for PAUSED
+            pressed.append(seconds)
+            raise KeyboardInterrupt
+        b.clock.advance(seconds)
+
+    result = b.apply(pause_pipelines=True, sleep=sleep)
+    assert result.interrupted and result.not_sent == [] and b.log("delete") == []
+    assert b.world.status("p1") == "RUNNING"
+    assert [e["code"] for e in b.log("operate", "start")] == [0]  # no 61165
+    assert result.resumed == [("o", "p1")] and result.resume_failed == []
+    assert [r.kind for r in b.records()] == ["pause", "resume"]
