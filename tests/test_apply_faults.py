@@ -351,7 +351,7 @@ def test_definite_refusal_is_recorded_failed(bench: Callable[..., Bench]) -> Non
     result = b.apply(pause_pipelines=True)
     assert len(result.failed) == 1 and result.in_doubt == [] and "61107" in result.failed[0][1]
     (failed,) = b.records("failed")
-    assert failed.data["code"] == 61107 and failed.data["assetIds"] == ["a000"]
+    assert failed.data["code"] == 61107 and failed.asset_ids == ("a000",)
     assert len(b.log("delete")) == 1  # a refusal is not retried
     assert b.world.status("p1") == "RUNNING"
 
