@@ -95,5 +95,5 @@ def test_sigterm_at_an_exact_request(repo: Path, make_emulator: Any) -> None:
     assert in_flight(ledger) == 0  # the requests in flight finished and were journalled
     kinds = [r.kind for r in L.read(ledger).records]
     assert kinds[0] == "pause" and kinds[-1] == "resume"
-    assert "apply summary" in out and "not sent (interrupted)" in out
+    assert "apply summary (interrupted)" in out and "not sent (still pending)" in out
     assert em.world.violations == [] and deletes(em) < 12
