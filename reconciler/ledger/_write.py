@@ -174,12 +174,15 @@ class LedgerWriter:
     def _open(self) -> int:
         if self._fd is not None:
             return self._fd
-        fd = self._open_file()
         try:
-            self._check_unchanged(fd)
-            self._repair_end(fd)
+            fd = self._open_file()
+            try:
+                self._check_unchanged(fd)
+                self._repair_end(fd)
+            except LedgerWriteError:
+                os.close(fd)
+                raise
         except LedgerWriteError as exc:
-            os.close(fd)
             self._failure = str(exc)
             raise
         self._fd = fd
@@ -190,7 +193,7 @@ class LedgerWriter:
         try:
             if self._ledger.exists:
                 return os.open(self.path, flags)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_dir(self.path.parent)
             try:
                 fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:  # created since it was read: checked like any change
@@ -200,7 +203,9 @@ class LedgerWriter:
         except OSError as exc:
             where = exc.filename or self.path
             gone = " (it existed when read: was it removed?)" if exc.errno == errno.ENOENT else ""
-            raise self._fail(f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}") from None
+            raise LedgerWriteError(
+                f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}"
+            ) from None
 
     def _check_unchanged(self, fd: int) -> None:
         led = self._ledger
@@ -308,6 +313,13 @@ class LedgerWriter:
         if self._limit < 0:
             self._limit = self._seq
         return LedgerWriteError(message)
+
+
+def _make_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from None
 
 
 def _fsync_dir(directory: Path) -> None:
