@@ -21,7 +21,6 @@ nothing here force-pushes, so the branch keeps every merge.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -335,7 +334,7 @@ class LedgerRepo:
                         f"{self.remote}/{self.branch} moved: another apply appended to the ledger "
                         "since this run read it. Nothing was sent; re-plan on the new ledger."
                     )
-                local = self._rechain(local[len(self._base) :])
+                local = self._rechain()
             commit = self._commit(local, message)
             if self._push(commit):
                 self._head, self._remote_bytes, self._base = commit, local, local
@@ -354,15 +353,15 @@ class LedgerRepo:
         self._write_local(data)
         return data
 
-    def _rechain(self, ours: bytes) -> bytes:
-        """The remote's ledger, then `ours` appended again after its tail."""
-        records = [json.loads(line) for line in ours.splitlines() if line.strip()]
+    def _rechain(self) -> bytes:
+        """The remote's ledger, then this run's records (those past the base it extended)
+        appended again after its tail, keeping their times; an `intent` reference to one of
+        them follows its new seq (`LedgerWriter.append_copies`)."""
+        ours = ledger_io.read(self.file).records[_count(self._base) :]
         self._write_local(self._remote_bytes)
         self._base = self._remote_bytes
         with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
-            for data in records:
-                fields = {k: v for k, v in data.items() if k not in _CHAIN_FIELDS}
-                writer.append(data["kind"], fields, at=data["at"])
+            writer.append_copies(ours)
         ledger_io.read(self.file)  # the re-chained file must verify before it is pushed
         return self._local()
 

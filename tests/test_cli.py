@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -210,3 +211,37 @@ def test_uncommitted_manifests_are_recorded_and_refused_in_ci(repo: Path, make_e
     assert run_cli(["apply", "--auto-approve", "--allow-dirty"], repo, env).code == 0
     records = L.read(repo / "applied-ledger.jsonl").records
     assert records and all(r.data["actor"]["gitDirty"] is True for r in records)
+
+
+def test_ledger_migrate_keeps_the_cells_and_the_plan(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"]))
+    path = repo / "applied-ledger.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:  # a v1 ledger as older versions wrote it
+        w.append(
+            "intent",
+            {
+                "manifest": "a",
+                "orgId": "o1",
+                "pipelineId": "p1",
+                "stageInstanceName": "s1",
+                "assetIds": ["a1"],
+                "pointIds": ["pt1"],
+            },
+        )
+    v1 = [json.loads(line) for line in path.read_text().splitlines()]
+    for rec in v1:
+        rec["v"] = 1
+        rec["assetIds"], rec["pointIds"] = rec["assetIds"].split(","), rec["pointIds"].split(",")
+    prev = L.GENESIS
+    lines = []
+    for rec in v1:
+        rec["prev"] = prev
+        rec["hash"] = prev = L.record_hash(rec)
+        lines.append(L.canonical(rec).decode())
+    path.write_text("\n".join(lines) + "\n")
+    before = run_cli(["plan", "--format", "json"], repo)
+    res = run_cli(["ledger", "migrate"], repo)
+    assert res.code == 0 and "format v2" in res.out and (repo / "applied-ledger.jsonl.v1.bak").exists()
+    after = run_cli(["plan", "--format", "json"], repo)
+    assert json.loads(after.out)["actions"] == json.loads(before.out)["actions"]
+    assert "already in format v2" in run_cli(["ledger", "migrate"], repo).out

@@ -37,7 +37,8 @@ def test_format_is_exactly_the_documented_one(tmp_path: Path) -> None:
     lines = path.read_bytes().split(b"\n")
     assert lines[-1] == b""
     first, second = (json.loads(x) for x in lines[:2])
-    assert first["seq"] == 1 and first["prev"] == "0" * 64 and first["v"] == 1
+    assert first["seq"] == 1 and first["prev"] == "0" * 64 and first["v"] == 2
+    assert first["assetIds"] == "a1,a2" and first["pointIds"] == "pt"  # v2: joined as the API takes them
     body = {k: v for k, v in first.items() if k != "hash"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert first["hash"] == hashlib.sha256(canonical).hexdigest()
@@ -56,13 +57,13 @@ def test_non_ascii_is_hashed_as_itself(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
-        (lambda ls: ls.__setitem__(1, ls[1].replace(b'"a1"', b'"a9"')), ":2: hash does not match the record"),
+        (lambda ls: ls.__setitem__(1, ls[1].replace(b'"a1,', b'"a9,')), ":2: hash does not match the record"),
         (lambda ls: ls.pop(1), ":2: seq is 3, expected 2"),
         (lambda ls: ls.insert(0, ls.pop(1)), ":1: seq is 2, expected 1"),
         (lambda ls: ls.__setitem__(1, b"{not json"), ":2: not valid JSON"),
         (lambda ls: ls.append(b"garbage"), ":4: not valid JSON"),
         (lambda ls: ls.append(b'{"v":1}'), ":4: seq is None, expected 4"),
-        (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":1', b'"v":2')), ":1: unsupported record version 2"),
+        (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":2', b'"v":3')), ":1: unsupported record version 3"),
     ],
     ids=["edited", "removed", "reordered", "bad-json-mid-file", "bad-json-last", "invalid-last", "version"],
 )
@@ -83,7 +84,7 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
     make(path, 3)
     lines = path.read_bytes().split(b"\n")[:-1]
     rec = json.loads(lines[0])
-    rec["assetIds"] = ["other"]
+    rec["assetIds"] = "other"
     rec["hash"] = L.record_hash(rec)
     lines[0] = L.canonical(rec)
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -264,16 +265,21 @@ def test_failed_records_are_a_validated_cell_kind(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"code": 1, "message": "x", "assetIds": []}, "malformed assetIds"),
-        ({"message": "x"}, "malformed code"),
-        ({"code": "61102", "message": "x"}, "malformed code"),
-        ({"code": True, "message": "x"}, "malformed code"),
-        ({"code": 61102}, "malformed message"),
+        ({"code": 1, "message": "x", "assetIds": []}, "missing or malformed assetIds"),
+        ({"message": "x"}, "missing or malformed code"),
+        ({"code": "61102", "message": "x"}, "missing or malformed code"),
+        ({"code": True, "message": "x"}, "missing or malformed code"),
+        ({"code": 61102}, "missing or malformed message"),
     ],
 )
 def test_malformed_failed_records_are_errors(tmp_path: Path, fields: dict[str, object], message: str) -> None:
     path = tmp_path / "l.jsonl"
-    with L.LedgerWriter(L.read(path)) as w:
-        w.append("failed", {**CELLS, **fields})
-    with pytest.raises(LedgerError, match=f":1: failed record has a missing or {message}"):
+    rec = {"v": 1, "seq": 1, "kind": "failed", "at": "2026-11-27T10:00:00.000Z", **CELLS, **fields}
+    rec["prev"] = L.GENESIS
+    rec["hash"] = L.record_hash(rec)
+    path.write_bytes(L.canonical(rec) + b"\n")
+    with pytest.raises(LedgerError, match=f":1: failed record has a {message}"):
         L.read(path)
+    with L.LedgerWriter(L.read(tmp_path / "new.jsonl")) as w, pytest.raises(LedgerError):
+        w.append("failed", {**CELLS, **fields})  # the writer never writes what the reader refuses
+    assert not (tmp_path / "new.jsonl").exists()

@@ -252,3 +252,15 @@ def test_a_really_full_disk(small_tmpfs: Path) -> None:
     led = L.read(path)
     assert led.warnings == [] and [r.seq for r in led.records] == returned and returned
     assert path.read_bytes().endswith(b"\n")
+
+
+def test_a_directory_that_cannot_be_made_is_named_and_stops_the_writer(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "sub" / "l.jsonl"
+    w = L.LedgerWriter(L.Ledger(path, exists=False))  # as read before the directory went bad
+    with pytest.raises(
+        LedgerWriteError, match=rf"^{tmp_path}/file/sub: cannot create the ledger's directory"
+    ):
+        w.append("intent", CELLS)
+    with pytest.raises(LedgerWriteError, match="earlier append failed"):
+        w.append("intent", CELLS)

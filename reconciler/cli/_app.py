@@ -83,6 +83,7 @@ ConfigOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--config", help="The repository config (default: ./reconcile.yaml when it exists)."),
 ]
+LockTimeout = Annotated[float, typer.Option(min=0, help="Seconds to wait for the ledger lock.")]
 Yes = Annotated[bool, flag("--auto-approve", "--yes", help="Do not ask; for CI.")]
 
 

@@ -11,6 +11,7 @@ import typer
 from reconciler.cli._app import (
     ConfigOpt,
     LedgerOpt,
+    LockTimeout,
     MaxAssets,
     MaxPoints,
     Paths,
@@ -71,7 +72,7 @@ def apply(
         Optional[int],  # noqa: UP045
         typer.Option(min=0, help="Refuse a plan that clears more than this many cells."),
     ] = None,
-    lock_timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait for the ledger lock.")] = 0,
+    lock_timeout: LockTimeout = 0,
     allow_dirty: Annotated[
         bool, flag("--allow-dirty", help="In CI, apply even if manifests have uncommitted changes.")
     ] = False,
@@ -202,3 +203,30 @@ def ledger_resolve(
         c.out.print("No in-doubt requests to resolve.")
         return
     c.out.print(f"Recorded {len(done)} in-doubt request(s) as done.")
+
+
+@ledger_app.command("migrate")
+def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = 0) -> None:
+    """Rewrite a v1 ledger in format v2 (about half the size), keeping `<name>.v1.bak`.
+
+    Every record keeps its seq, kind, time, fields and cells (checked before the file is
+    replaced); the head hash changes, so saved plans made before are stale.
+
+    Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
+    """
+    from reconciler import ledger as ledger_mod
+    from reconciler.cli.settings import config, resolve_ledger
+
+    c = consoles()
+    result = ledger_mod.migrate(resolve_ledger(ledger, config()), lock_timeout=lock_timeout)
+    for w in result.warnings:
+        c.warn(w)
+    if result.backup is None:
+        c.out.print(f"{result.path}: already in format v2; nothing to do", markup=False)
+        return
+    c.out.print(
+        f"{result.path}: {result.records:,} records in format v2, {result.referenced:,} deletes now "
+        f"refer to their intent; {result.bytes_before:,} -> {result.bytes_after:,} bytes. "
+        f"The v1 file is kept as {result.backup}.",
+        markup=False,
+    )

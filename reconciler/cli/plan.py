@@ -230,7 +230,7 @@ def ledger_show(
     for w in led.warnings:
         c.warn(w)
     if fmt == "json":
-        c.write(render.records_json(r.data for r in records))
+        c.write(render.records_json(r.as_json() for r in records))
     else:
         c.out.print(render.ledger_lines(records), end="", markup=False)
 

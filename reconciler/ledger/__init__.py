@@ -10,6 +10,8 @@ and 9 (one writer: the lock sits on the ledger's resolved path).
     ledger.select(led, manifest=, pipeline=, since=, kinds=) -> [Record]
     with ledger.LedgerLock(path): ...            one writer per ledger
     ledger.LedgerWriter(led).append(kind, fields) -> Record
+    ledger.LedgerWriter(led).append_delete(intent) / append_failed(intent, code=, message=)
+    ledger.migrate(path) -> MigrateResult        rewrite v1 records as v2, keep <name>.v1.bak
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from reconciler.ledger._format import (
     utc_now,
 )
 from reconciler.ledger._lock import LedgerLock, lock_path
+from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, read
 from reconciler.ledger._select import SINCE_FORMS, parse_since, select
 from reconciler.ledger._write import LedgerWriter
@@ -40,9 +43,11 @@ __all__ = [
     "Ledger",
     "LedgerLock",
     "LedgerWriter",
+    "MigrateResult",
     "Record",
     "canonical",
     "lock_path",
+    "migrate",
     "parse_since",
     "read",
     "record_hash",

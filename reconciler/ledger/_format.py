@@ -3,26 +3,36 @@
 Keeps DESIGN invariant 5 (integrity): a line is accepted only if it parses, its
 `seq` and `prev` continue the chain and its `hash` is the sha256 of its canonical
 JSON without `hash`.
+
+Format v2 (what the writer writes; v1 records keep verifying, in any mix):
+- a cell record's `assetIds` and `pointIds` are comma-joined strings, as the API
+  body carries them ("a1,a2"; IDs never hold commas, DESIGN "Manifest format");
+- a `delete` or `failed` that closes its intent exactly holds `"intent": <seq>`
+  and the intent's manifest/org/pipeline/stage instead of the lists; the reader
+  gives it the intent's ID tuples (shared), so every cell's history reads the same.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from reconciler.errors import LedgerError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what the writer writes
+READ_VERSIONS = (1, 2)
 GENESIS = "0" * 64
 # Kinds whose records name cells; `failed` closes an intent the gateway definitely refused.
 CELL_KINDS = ("intent", "delete", "failed")
 KNOWN_KINDS = (*CELL_KINDS, "pause", "resume")
 KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
 LIST_FIELDS = ("assetIds", "pointIds")
+CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)
+_BIG = 128  # values longer than this are spliced into the canonical form, not re-encoded
 
 Ids = tuple[str, ...]
 
@@ -35,6 +45,47 @@ def canonical(record: Mapping[str, Any]) -> bytes:
 def record_hash(record: Mapping[str, Any]) -> str:
     """sha256 of the record's canonical JSON without its `hash` field."""
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def content_hash(data: Mapping[str, Any], line: bytes) -> str:
+    """`record_hash(data)` for `data = json.loads(line)`, without re-encoding the big ID values.
+
+    Sound because it computes the same bytes: when `line` holds no backslash, no string
+    in it has a quote, a backslash or a control character (strict JSON has no raw
+    control characters), so each string's canonical form is itself in quotes and a
+    list of strings is `["a","b"]`. Those values are spliced into the canonical form
+    of the rest, where placeholders holding U+0000 mark them: nothing else there can
+    produce a backslash. A line with any backslash takes the plain path.
+    """
+    if b"\\" in line:
+        return record_hash(data)
+    small: dict[str, Any] = {}
+    big: list[tuple[str, bytes]] = []
+    for k, v in data.items():
+        if k == "hash":
+            continue
+        if type(v) is str and len(v) > _BIG:
+            big.append((k, b'"' + v.encode() + b'"'))
+        elif type(v) is list and len(v) > 8:
+            try:
+                big.append((k, ('["' + '","'.join(v) + '"]').encode()))
+            except TypeError:  # not all strings: the plain path encodes it
+                return record_hash(data)
+        else:
+            small[k] = v
+            continue
+        small[k] = "\0" + k
+    out = canonical(small)
+    for k, encoded in big:
+        out = out.replace(b'"\\u0000' + k.encode() + b'"', encoded, 1)
+    return hashlib.sha256(out).hexdigest()
+
+
+def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
+    """The v2 form of an ID list; refuses what would not split back into the same list."""
+    if isinstance(ids, str) or not ids or not all(isinstance(i, str) and i and "," not in i for i in ids):
+        raise LedgerError(f"{where}: {name} must be a non-empty list of IDs without commas")
+    return ",".join(ids)
 
 
 def utc_now() -> str:
@@ -95,6 +146,16 @@ class Record:
         value = self.data.get("message")
         return value if isinstance(value, str) else ""
 
+    @property
+    def ids(self) -> tuple[Ids, Ids]:
+        return self.asset_ids, self.point_ids
+
+    @property
+    def intent_seq(self) -> int | None:
+        """The intent a v2 `delete`/`failed` closes exactly, by its seq (None: own lists)."""
+        value = self.data.get("intent")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     def as_json(self) -> dict[str, Any]:
         """The record as plain JSON for display, with its ID lists written out."""
         out = dict(self.data)
@@ -104,7 +165,7 @@ class Record:
 
 
 class Chain:
-    """Verifies lines in order; holds the previous hash and shared ID tuples.
+    """Verifies lines in order; holds the previous hash, the intents, and shared ID tuples.
 
     `verify` changes no state when it raises, so a torn last line can be tried and
     dropped without disturbing the chain.
@@ -114,12 +175,19 @@ class Chain:
         self.path = path
         self.prev = GENESIS
         self.seq = 0
-        self._interned: dict[Ids, Ids] = {}
+        self.intents: dict[int, Record] = {}
+        self.closed: set[int] = set()
+        # Intents not yet closed, by (key, id of the shared ID tuples): equal lists share one
+        # tuple, so a v1 delete repeating its intent's lists finds it without comparing them.
+        self._unclosed: dict[tuple[Any, ...], list[int]] = {}
+        self._tuples: dict[Ids, Ids] = {}
+        self._texts: dict[str, Ids] = {}
+        self._ids: dict[str, str] = {}
 
     def verify(self, number: int, line: bytes) -> Record:
         where = f"{self.path}:{number}"
         data = _parse(where, line)
-        self._check_link(where, number, data)
+        self._check_link(where, number, data, line)
         kind = data.get("kind")
         if not isinstance(kind, str) or not kind:
             raise LedgerError(f"{where}: record has no kind")
@@ -128,18 +196,32 @@ class Chain:
         assets: Ids = ()
         points: Ids = ()
         if kind in CELL_KINDS:
-            _check_cell_fields(where, kind, data)
-            assets, points = self._shared(data["assetIds"]), self._shared(data["pointIds"])
-            data["assetIds"], data["pointIds"] = assets, points
+            assets, points = self._cells(where, kind, data)
         elif kind in ("pause", "resume") and not all(
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
             raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
+        record = Record(number, kind, data["at"], data["hash"], data, assets, points)
         self.prev, self.seq = data["hash"], number
-        return Record(number, kind, data["at"], data["hash"], data, assets, points)
+        if kind in CELL_KINDS:
+            self._track_closing(record)
+        return record
 
-    def _check_link(self, where: str, number: int, data: dict[str, Any]) -> None:
-        if data.get("v") != FORMAT_VERSION:
+    def _track_closing(self, record: Record) -> None:
+        same = (record.key, id(record.asset_ids), id(record.point_ids))
+        if record.kind == "intent":
+            self.intents[record.seq] = record
+            self._unclosed.setdefault(same, []).append(record.seq)
+        elif record.intent_seq is not None:
+            self.closed.add(record.intent_seq)
+            waiting = self._unclosed.get(same)
+            if waiting and record.intent_seq in waiting:
+                waiting.remove(record.intent_seq)
+        elif self._unclosed.get(same):
+            self.closed.add(self._unclosed[same].pop())
+
+    def _check_link(self, where: str, number: int, data: dict[str, Any], line: bytes) -> None:
+        if data.get("v") not in READ_VERSIONS or isinstance(data.get("v"), bool):
             raise LedgerError(f"{where}: unsupported record version {data.get('v')!r}")
         if data.get("seq") != number:
             raise LedgerError(
@@ -150,18 +232,65 @@ class Chain:
                 f"{where}: prev does not match the hash of line {number - 1}; "
                 "a line before it was changed, removed or reordered"
             )
-        if data.get("hash") != record_hash(data):
+        if data.get("hash") != content_hash(data, line):
             raise LedgerError(f"{where}: hash does not match the record; this line was edited")
 
-    def _shared(self, ids: list[str]) -> Ids:
+    def _cells(self, where: str, kind: str, data: dict[str, Any]) -> tuple[Ids, Ids]:
+        _check_key_fields(where, kind, data)
+        if kind == "failed":
+            _check_failed_fields(where, data)
+        if data["v"] == 1:
+            for name in LIST_FIELDS:
+                data[name] = self._from_list(where, kind, name, data.get(name))
+            return data["assetIds"], data["pointIds"]
+        if "intent" in data:
+            return self._closed_intent(where, kind, data).ids
+        for name in LIST_FIELDS:
+            data[name] = self._from_text(where, kind, name, data.get(name))
+        return data["assetIds"], data["pointIds"]
+
+    def _closed_intent(self, where: str, kind: str, data: dict[str, Any]) -> Record:
+        seq = data["intent"]
+        intent = self.intents.get(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None
+        if kind not in CLOSING_KINDS or intent is None:
+            raise LedgerError(f"{where}: {kind} record refers to intent {seq!r}, which is no earlier intent")
+        if any(name in data for name in LIST_FIELDS):
+            raise LedgerError(f"{where}: {kind} record has both an intent and its own ID lists")
+        if tuple(data[k] for k in KEY_FIELDS) != intent.key:
+            raise LedgerError(f"{where}: {kind} record names another manifest or stage than intent {seq}")
+        return intent
+
+    def _from_list(self, where: str, kind: str, name: str, value: object) -> Ids:
+        if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
         # Batches of one manifest repeat the same lists; keep one shared copy of each.
-        as_tuple = tuple(ids)
-        return self._interned.setdefault(as_tuple, as_tuple)
+        ids = tuple(value)
+        shared = self._tuples.get(ids)
+        if shared is None:
+            shared = self._tuples[ids] = self._share(ids)
+        return shared
+
+    def _from_text(self, where: str, kind: str, name: str, value: object) -> Ids:
+        if not isinstance(value, str):
+            raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
+        shared = self._texts.get(value)
+        if shared is None:
+            ids = value.split(",")
+            if "" in ids:
+                raise LedgerError(
+                    f"{where}: {kind} record has a malformed {name} (comma-separated IDs, none empty)"
+                )
+            shared = self._texts[value] = self._share(ids)
+        return shared
+
+    def _share(self, ids: Sequence[str]) -> Ids:
+        known = self._ids
+        return tuple([known.setdefault(i, i) for i in ids])
 
 
 def _parse(where: str, line: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(line)
+        data = json.loads(line.decode())  # strict UTF-8, as DESIGN fixes it
     except ValueError:
         raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from None
     if not isinstance(data, dict):
@@ -169,17 +298,15 @@ def _parse(where: str, line: bytes) -> dict[str, Any]:
     return data
 
 
-def _check_cell_fields(where: str, kind: str, data: dict[str, Any]) -> None:
+def _check_key_fields(where: str, kind: str, data: dict[str, Any]) -> None:
     for name in KEY_FIELDS:
         if not isinstance(data.get(name), str) or not data[name]:
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
-    for name in LIST_FIELDS:
-        value = data.get(name)
-        if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
-            raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
-    if kind == "failed":
-        code = data.get("code", "missing")
-        if not (code is None or (isinstance(code, int) and not isinstance(code, bool))):
-            raise LedgerError(f"{where}: failed record has a missing or malformed code (an integer or null)")
-        if not isinstance(data.get("message"), str):
-            raise LedgerError(f"{where}: failed record has a missing or malformed message")
+
+
+def _check_failed_fields(where: str, data: dict[str, Any]) -> None:
+    code = data.get("code", "missing")
+    if not (code is None or (isinstance(code, int) and not isinstance(code, bool))):
+        raise LedgerError(f"{where}: failed record has a missing or malformed code (an integer or null)")
+    if not isinstance(data.get("message"), str):
+        raise LedgerError(f"{where}: failed record has a missing or malformed message")

@@ -87,5 +87,10 @@ class LedgerLock:
 
 
 def _write_holder(fd: int, info: bytes) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, info + b"\n", 0)
+    # Who holds the lock is for the refusal message only: a full disk must not stop the
+    # lock from being taken (the append that follows reports the disk, naming the ledger).
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info + b"\n", 0)
+    except OSError:
+        pass

@@ -33,6 +33,8 @@ class Ledger:
     unterminated: bool = False  # the last record has no final newline
     end_offset: int = 0  # where the last line (whole or torn) starts ...
     end_bytes: bytes = b""  # ... and its bytes up to the end of the file, as read
+    # Intents that a later delete or failed record closes exactly (same cells): never in doubt.
+    closed_intents: set[int] = field(default_factory=set)
 
     @property
     def head_seq(self) -> int:
@@ -44,26 +46,36 @@ class Ledger:
 
 
 def read(path: str | os.PathLike[str]) -> Ledger:
-    """Read and verify the whole chain; raise `LedgerError` naming the first bad line."""
+    """Read and verify the whole chain; raise `LedgerError` naming the first bad line.
+
+    Streams the file line by line: memory holds the records, not the file.
+    """
     ledger = Ledger(Path(path))
     try:
-        raw = ledger.path.read_bytes()
+        fh = ledger.path.open("rb")
     except FileNotFoundError:
         ledger.exists = False
         return ledger
     except OSError as exc:
         raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from None
-    ledger.size = len(raw)
-    lines = raw.split(b"\n")
-    complete, tail = lines[:-1], lines[-1]
     chain = Chain(path)
-    for number, line in enumerate(complete, start=1):
-        ledger.records.append(chain.verify(number, line))
-    ledger.good_bytes = len(raw) - len(tail)
-    if tail:
-        _read_tail(ledger, chain, len(lines), tail)
-    last_start = raw.rfind(b"\n", 0, len(raw) - 1) + 1 if raw else 0
-    ledger.end_offset, ledger.end_bytes = last_start, raw[last_start:]
+    offset = 0
+    line = b""
+    with fh:
+        try:
+            for number, line in enumerate(fh, start=1):
+                if line.endswith(b"\n"):
+                    ledger.records.append(chain.verify(number, line))
+                else:
+                    _read_tail(ledger, chain, number, line)
+                offset += len(line)
+        except OSError as exc:
+            raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from None
+    ledger.size = offset
+    torn = not line.endswith(b"\n") and not ledger.unterminated
+    ledger.good_bytes = offset - len(line) if torn else offset
+    ledger.end_offset, ledger.end_bytes = offset - len(line), line
+    ledger.closed_intents = chain.closed
     return ledger
 
 
@@ -79,4 +91,3 @@ def _read_tail(ledger: Ledger, chain: Chain, number: int, tail: bytes) -> None:
         return
     ledger.records.append(record)
     ledger.unterminated = True
-    ledger.good_bytes += len(tail)

@@ -12,16 +12,28 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from reconciler.errors import LedgerWriteError
-from reconciler.ledger._format import FORMAT_VERSION, Record, canonical, record_hash, utc_now
+from reconciler.errors import LedgerError, LedgerWriteError
+from reconciler.ledger._format import (
+    CELL_KINDS,
+    FORMAT_VERSION,
+    KEY_FIELDS,
+    LIST_FIELDS,
+    Chain,
+    Record,
+    canonical,
+    join_ids,
+    record_hash,
+    utc_now,
+)
 from reconciler.ledger._read import Ledger
 
 _CHANGED = "the ledger changed since it was read; another apply?"
+_CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
 
 
 def _reason(exc: OSError) -> str:
@@ -43,6 +55,11 @@ class LedgerWriter:
         self._fd: int | None = None  # opened on the first append: a run that writes nothing leaves no file
         self._seq = ledger.head_seq
         self._prev = ledger.head_hash
+        # Each record is verified as the reader will before it is written: the writer can
+        # never put down a line that a later read refuses.
+        self._chain = Chain(self.path)
+        self._chain.prev, self._chain.seq = self._prev, self._seq
+        self._chain.intents = {r.seq: r for r in ledger.records if r.kind == "intent"}
         self._end = 0  # the file's size once every record written so far is in it
         self._mutex = threading.Lock()
         self._sync = threading.Lock()
@@ -54,22 +71,26 @@ class LedgerWriter:
     # --- the public surface -----------------------------------------------------
 
     def append(self, kind: str, fields: Mapping[str, Any], *, at: str | None = None) -> Record:
-        """Append one record; `at` keeps a record's time when it is re-chained (git rebase).
+        """Append one record (format v2); `at` keeps a record's time when it is re-chained.
 
-        Raises `LedgerWriteError` naming the file and the OS reason if the record could
-        not be made durable; nothing of it is then left in the file.
+        Cell kinds take `assetIds`/`pointIds` as lists (written comma-joined), or, for
+        `delete`/`failed` closing an intent exactly, `"intent": <its seq>` and no lists
+        (the key fields are then taken from the intent). Raises `LedgerWriteError` naming
+        the file and the OS reason if the record could not be made durable; nothing of
+        it is then left in the file, and every later append refuses at once.
         """
         with self._mutex:
             self._check_usable()
-            fd = self._open()
             seq = self._seq + 1
             data: dict[str, Any] = {"v": FORMAT_VERSION, "seq": seq, "kind": kind, "at": at or utc_now()}
-            data.update(fields)
+            data.update(self._encode(seq, kind, fields))
             data["prev"] = self._prev
             data["hash"] = record_hash(data)
-            self._write(fd, seq, kind, canonical(data) + b"\n")
+            line = canonical(data)
+            record = self._chain.verify(seq, line)
+            fd = self._open()
+            self._write(fd, seq, kind, line + b"\n")
             self._seq, self._prev = seq, data["hash"]
-            record = _record(seq, kind, data)
             self.records.append(record)
         self._sync_to(fd, seq)
         return record
@@ -78,6 +99,62 @@ class LedgerWriter:
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last record written or read: what a plan must have been made on."""
         return (self._seq, self._prev)
+
+    def append_delete(
+        self, intent: Record, fields: Mapping[str, Any] | None = None, *, at: str | None = None
+    ) -> Record:
+        """Record that `intent`'s request succeeded, exactly as sent: `{"intent": seq}`, no lists."""
+        return self.append("delete", {**(fields or {}), "intent": self._own(intent).seq}, at=at)
+
+    def append_failed(
+        self,
+        intent: Record,
+        *,
+        code: int | None,
+        message: str,
+        fields: Mapping[str, Any] | None = None,
+        at: str | None = None,
+    ) -> Record:
+        """Record that the gateway definitely refused `intent`'s request: its cells are pending again."""
+        body = {**(fields or {}), "intent": self._own(intent).seq, "code": code, "message": message}
+        return self.append("failed", body, at=at)
+
+    def append_copies(self, records: Iterable[Record]) -> list[Record]:
+        """Re-append records of another chain after this one (a git rebase), keeping their
+        times; an `intent` reference to a record copied in the same call follows its new seq."""
+        moved: dict[int, int] = {}
+        out = []
+        for r in records:
+            fields = {k: v for k, v in r.data.items() if k not in _CHAIN_FIELDS}
+            if r.kind in CELL_KINDS and r.intent_seq is not None:
+                fields["intent"] = moved.get(r.intent_seq, r.intent_seq)
+            elif r.kind in CELL_KINDS:
+                fields["assetIds"], fields["pointIds"] = r.asset_ids, r.point_ids
+            new = self.append(r.kind, fields, at=r.at)
+            moved[r.seq] = new.seq
+            out.append(new)
+        return out
+
+    def _own(self, intent: Record) -> Record:
+        mine = self._chain.intents.get(intent.seq)
+        if mine is None or mine.hash != intent.hash:
+            raise LedgerError(f"{self.path}: record seq {intent.seq} is not an intent of this ledger")
+        return mine
+
+    def _encode(self, seq: int, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(fields)
+        if kind not in CELL_KINDS:
+            return out
+        if "intent" in out:
+            intent = self._chain.intents.get(out["intent"])
+            if intent is not None:  # the key comes from the intent; the chain checks the rest
+                for name, value in zip(KEY_FIELDS, intent.key, strict=True):
+                    out.setdefault(name, value)
+            return out
+        where = f"{self.path}: {kind} record seq {seq}"
+        for name in LIST_FIELDS:
+            out[name] = join_ids(where, name, out.get(name) or ())
+        return out
 
     def close(self) -> None:
         with self._mutex:
@@ -102,12 +179,15 @@ class LedgerWriter:
     def _open(self) -> int:
         if self._fd is not None:
             return self._fd
-        fd = self._open_file()
         try:
-            self._check_unchanged(fd)
-            self._repair_end(fd)
+            fd = self._open_file()
+            try:
+                self._check_unchanged(fd)
+                self._repair_end(fd)
+            except LedgerWriteError:
+                os.close(fd)
+                raise
         except LedgerWriteError as exc:
-            os.close(fd)
             self._failure = str(exc)
             raise
         self._fd = fd
@@ -118,7 +198,7 @@ class LedgerWriter:
         try:
             if self._ledger.exists:
                 return os.open(self.path, flags)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_dir(self.path.parent)
             try:
                 fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:  # created since it was read: checked like any change
@@ -128,7 +208,9 @@ class LedgerWriter:
         except OSError as exc:
             where = exc.filename or self.path
             gone = " (it existed when read: was it removed?)" if exc.errno == errno.ENOENT else ""
-            raise self._fail(f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}") from None
+            raise LedgerWriteError(
+                f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}"
+            ) from None
 
     def _check_unchanged(self, fd: int) -> None:
         led = self._ledger
@@ -238,16 +320,11 @@ class LedgerWriter:
         return LedgerWriteError(message)
 
 
-def _record(seq: int, kind: str, data: dict[str, Any]) -> Record:
-    return Record(
-        seq,
-        kind,
-        data["at"],
-        data["hash"],
-        data,
-        tuple(data.get("assetIds", ())),
-        tuple(data.get("pointIds", ())),
-    )
+def _make_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from None
 
 
 def _fsync_dir(directory: Path) -> None:
