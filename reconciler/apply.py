@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.diff import PendingResume, PipelineRef
-from reconciler.enos import EnosClient, Pipeline
 from reconciler.errors import (
     ApplyRefused,
     EnosError,
@@ -29,8 +29,11 @@ from reconciler.errors import (
     PlanError,
     TooManyPointsError,
 )
-from reconciler.ledger import LedgerWriter
+from reconciler.ledger import LedgerWriter, Record
 from reconciler.plan import Action, Plan
+
+if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
+    from reconciler.enos import EnosClient, Pipeline
 
 _NOT_PAUSED_RETRIES = 3
 
@@ -194,6 +197,7 @@ def apply(
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], float] = time.time,
     publish: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe.
@@ -206,7 +210,7 @@ def apply(
             f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "
             f"is at seq {writer.head[0]}; plan again"
         )
-    run = _Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock)
+    run = _Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock, now)
     leftover = {r.pipeline: r for r in plan.pending_resumes}
     gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
     wanted = {a.pipeline for a in plan.actions}
@@ -218,9 +222,9 @@ def apply(
     to_pause = [] if options.skip_pause_check else _check_statuses(sending, statuses, options)
     pauses = _resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything
     resumes = pauses + run.leftover_resumes(leftover, statuses)
+    if options.write_ahead:  # before the try: a lost compare-and-swap must leave nothing done
+        run.write_ahead(pauses, actions, publish)
     try:
-        if options.write_ahead:
-            run.write_ahead(pauses, actions, publish)
         for r in pauses:
             run.pause(r)
         run.send_all(actions)
@@ -346,7 +350,9 @@ class _Run:
     result: ApplyResult
     sleep: Callable[[float], None]
     clock: Callable[[], float]
+    now: Callable[[], float]
     stopped: dict[PipelineRef, str] = field(default_factory=dict)
+    intents: dict[Action, Record] = field(default_factory=dict)
     doubtful: list[Action] = field(default_factory=list)
     announced: bool = False
     halt: threading.Event = field(default_factory=threading.Event)
@@ -354,8 +360,24 @@ class _Run:
     accounted: set[Future[None]] = field(default_factory=set)
     stop_noted: bool = False
 
-    def record(self, kind: str, fields: dict[str, Any]) -> None:
-        self.writer.append(kind, {**fields, "actor": self.options.actor})
+    def record(self, kind: str, fields: dict[str, Any]) -> Record:
+        return self.writer.append(kind, {**fields, "actor": self.options.actor})
+
+    def record_intent(self, action: Action) -> None:
+        self.intents[action] = self.record("intent", action.cell_fields())
+
+    def record_outcome(self, kind: str, action: Action, code: int | None = None, message: str = "") -> None:
+        """`delete` or `failed` for a request: one that is exactly its intent's refers to it
+        (ledger format v2, no repeated ID lists); a split half lists its own cells."""
+        actor = {"actor": self.options.actor}
+        intent = self.intents.get(action)
+        if intent is not None and kind == "delete":
+            self.writer.append_delete(intent, actor)
+        elif intent is not None:
+            self.writer.append_failed(intent, code=code, message=message, fields=actor)
+        else:
+            extra = {"code": code, "message": message} if kind == "failed" else {}
+            self.record(kind, {**action.cell_fields(), **extra})
 
     def write_ahead(
         self, pauses: Sequence[_Resume], actions: Sequence[Action], publish: Callable[[str], None] | None
@@ -364,7 +386,7 @@ class _Run:
         for r in pauses:
             self._record_pause(r)
         for a in actions:
-            self.record("intent", a.cell_fields())
+            self.record_intent(a)
         self.announced = True
         if publish is not None:
             publish(f"reconcile: write-ahead of {len(actions)} request(s), {len(pauses)} pause(s)")
@@ -427,7 +449,7 @@ class _Run:
         out: list[_Resume] = []
         for ref, pending in sorted(leftover.items()):
             status = status_of(statuses, ref)
-            if status == "RUNNING" and self._pause_may_land(ref):
+            if status == "RUNNING" and self._pause_may_land(ref, pending):
                 status = "PAUSED"
             if status != "PAUSED":
                 self.reporter.note(
@@ -443,16 +465,20 @@ class _Run:
             out.append(_Resume(ref, mode, rate))
         return out
 
-    def _pause_may_land(self, ref: PipelineRef) -> bool:
+    def _pause_may_land(self, ref: PipelineRef, pending: PendingResume) -> bool:
         """A pause sent by a run that was killed may still be settling: look again before closing.
 
-        Waits up to `pause_timeout` for it to reach PAUSED (issue: a left-over pause found
-        RUNNING is checked again before it is closed).
+        Only a pause recorded less than `pause_timeout` ago can still land (the record is
+        written just before the call); it is polled for what is left of that time, at most
+        ten polls, before it is closed as found RUNNING.
         """
+        left = self.options.pause_timeout - (self.now() - _epoch(pending.paused_at))
+        if left <= 0:
+            return False
         self.reporter.note(
             f"{ref.pipeline_id} is RUNNING; checking whether an earlier pause is still landing"
         )
-        deadline = self.clock() + min(self.options.pause_timeout, 10 * self.options.poll_interval)
+        deadline = self.clock() + min(left, 10 * self.options.poll_interval)
         while self.clock() < deadline:
             self.sleep(self.options.poll_interval)
             if self.gateways.status(ref) == "PAUSED":
@@ -545,7 +571,7 @@ class _Run:
             self.result.not_sent.append(action)
         if self.announced:  # its intent is on record: close it, the cells are pending again
             with contextlib.suppress(LedgerWriteError):  # the failing append already stopped the run
-                self.record("failed", {**action.cell_fields(), "code": None, "message": message})
+                self.record_outcome("failed", action, None, message)
 
     def send_one(self, action: Action) -> None:
         if self.halt.is_set():
@@ -556,7 +582,7 @@ class _Run:
             return
         if not self.announced:
             try:
-                self.record("intent", action.cell_fields())
+                self.record_intent(action)
             except LedgerWriteError:
                 self._not_sent(action, "not sent: its intent could not be recorded")
                 raise
@@ -567,7 +593,12 @@ class _Run:
         for attempt in range(_NOT_PAUSED_RETRIES + 1):
             try:
                 client.delete_stage_state(
-                    action.org_id, action.pipeline_id, action.stage, action.asset_ids, action.point_ids
+                    action.org_id,
+                    action.pipeline_id,
+                    action.stage,
+                    action.asset_ids,
+                    action.point_ids,
+                    may_retry=lambda: self._still_paused(action.pipeline),
                 )
                 break
             except TooManyPointsError as exc:
@@ -590,7 +621,7 @@ class _Run:
                     self.ended_in_doubt(action, str(exc))
                 return
         try:
-            self.record("delete", action.cell_fields())
+            self.record_outcome("delete", action)
         except LedgerWriteError:
             # Cleared, but the ledger cannot say so: in doubt, for a person or the next run.
             with self.result.lock:
@@ -621,8 +652,7 @@ class _Run:
 
     def refused(self, action: Action, exc: EnosError | None, message: str) -> None:
         """A definite refusal: recorded as `failed`, so its cells are pending again."""
-        code = exc.code if exc is not None else None
-        self.record("failed", {**action.cell_fields(), "code": code, "message": message})
+        self.record_outcome("failed", action, exc.code if exc is not None else None, message)
         with self.result.lock:
             self.result.failed.append((action, message))
         self.reporter.advance(action, False, message)
@@ -732,6 +762,14 @@ class _Run:
             self.result.resume_failed.append((ref, f"started, but the resume record was not written: {exc}"))
         self.result.resumed.append(ref)
         self.reporter.note(f"started {ref.pipeline_id} again")
+
+
+def _epoch(at: str) -> float:
+    """A ledger time (`2026-11-27T10:00:00.123Z`) in seconds; unreadable counts as just now."""
+    try:
+        return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return time.time()
 
 
 def _pipe(ref: PipelineRef) -> dict[str, Any]:

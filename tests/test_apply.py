@@ -343,7 +343,12 @@ def test_a_pipeline_left_paused_is_started_at_once_when_nothing_is_left(
                 "pointIds": ["pt1"],
             },
         )
-        w.append("pause", {"orgId": ORG, "pipelineId": "p2", "executionMode": 1, "kafkaRate": 5})
+        # An old pause that cannot still be landing: closed at once, not polled.
+        w.append(
+            "pause",
+            {"orgId": ORG, "pipelineId": "p2", "executionMode": 1, "kafkaRate": 5},
+            at="2026-01-01T00:00:00.000Z",
+        )
     plan = run_cli(["plan", "--detailed-exitcode"], repo)
     assert plan.code == 2 and "left paused" in plan.out
     res = apply(repo, em)

@@ -167,11 +167,19 @@ class EnosClient:
         self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "start", "orgId": org_id}, body)
 
     def delete_stage_state(
-        self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
+        self,
+        org_id: str,
+        pipeline_id: str,
+        stage: str,
+        assets: Sequence[str],
+        points: Sequence[str],
+        *,
+        may_retry: Callable[[], bool] | None = None,
     ) -> None:
         """Delete Stage State; success is code 0 with data true, and nothing else.
 
         61199 raises `NotPausedError` at once, never retried: the caller re-reads the status.
+        `may_retry` is asked before every retry of an ambiguous failure (see `Session.call`).
         """
         self._session.call(
             "POST",
@@ -180,6 +188,7 @@ class EnosClient:
             _state_body(pipeline_id, stage, assets, points),
             expect_true=True,
             delete=True,
+            may_retry=may_retry,
         )
 
     def get_stage_state(

@@ -26,7 +26,7 @@ from tenacity.wait import wait_random_exponential
 from reconciler import __version__
 from reconciler.enos import codes
 from reconciler.enos.auth import Credentials, TokenSource, sign
-from reconciler.errors import AuthError, EnosError, TransientError
+from reconciler.errors import AuthError, EnosError, NotPausedError, TransientError
 
 MAX_RENEWALS = 2  # DESIGN: a new token at most twice in a row for one request
 
@@ -87,16 +87,26 @@ class Session:
         *,
         expect_true: bool = False,
         delete: bool = False,
+        may_retry: Callable[[], bool] | None = None,
     ) -> Any:
         """A call with retries for what may pass later; the last error if none passed.
 
         The error is definite only if every attempt was: one ambiguous attempt (a timeout,
-        a lost answer) may have acted, whatever the later attempts met.
+        a lost answer) may have acted, whatever the later attempts met. `may_retry` is asked
+        before every retry (apply: is the pipeline still PAUSED?); False ends the retries
+        with `NotPausedError`, so no request reaches a pipeline that started meanwhile.
         """
         ambiguous = False
+        tries = 0
+        last: list[EnosError] = []
 
         def attempt() -> Any:
-            nonlocal ambiguous
+            nonlocal ambiguous, tries
+            tries += 1
+            if tries > 1 and may_retry is not None and last and not may_retry():
+                raise NotPausedError(
+                    f"{last[-1]}; not retried: the pipeline is no longer PAUSED", definite=False
+                ) from last[-1]
             try:
                 return self._once(method, path, query, body, expect_true=expect_true, delete=delete)
             except EnosError as exc:
@@ -104,6 +114,7 @@ class Session:
                     ambiguous = True
                 elif ambiguous:
                     exc.definite = False
+                last.append(exc)
                 raise
 
         return self._retrying()(attempt)

@@ -1,25 +1,35 @@
 """The two output streams: data to stdout, messages and progress to stderr.
 
 Only renderers and the CLI write to the terminal, through a `Consoles` value the
-CLI makes once per run and passes down (no module-level console). rich honours
-NO_COLOR and strips markup when not on a terminal.
+CLI makes once per command and passes down (no module-level console). rich
+honours NO_COLOR and strips markup when not on a terminal. rich is imported on
+first use only: `plan --format json` writes plain data and should not pay for it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TextIO
+import sys
+from functools import cached_property
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
-@dataclass(frozen=True)
 class Consoles:
     """stdout for data and results, stderr for messages, warnings and progress."""
 
-    out: Console
-    err: Console
+    def __init__(self, file_out: TextIO | None = None, file_err: TextIO | None = None) -> None:
+        self._files = (file_out, file_err)
+
+    @cached_property
+    def out(self) -> Console:
+        return _console(stderr=False, file=self._files[0])
+
+    @cached_property
+    def err(self) -> Console:
+        return _console(stderr=True, file=self._files[1])
 
     @property
     def in_ci(self) -> bool:
@@ -28,18 +38,21 @@ class Consoles:
 
     def write(self, data: str) -> None:
         """Machine-readable data goes to stdout as is, not through rich."""
-        self.out.file.write(data)
-        self.out.file.flush()
+        out = self._files[0] or sys.stdout
+        out.write(data)
+        out.flush()
 
     def warn(self, message: str) -> None:
         self.err.print(f"warning: {message}", markup=False, style="yellow")
 
 
 def make_consoles(file_out: TextIO | None = None, file_err: TextIO | None = None) -> Consoles:
-    return Consoles(_console(stderr=False, file=file_out), _console(stderr=True, file=file_err))
+    return Consoles(file_out, file_err)
 
 
 def _console(*, stderr: bool, file: TextIO | None) -> Console:
+    from rich.console import Console
+
     return Console(
         stderr=stderr,
         file=file,
