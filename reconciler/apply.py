@@ -352,7 +352,7 @@ class _Run:
     clock: Callable[[], float]
     now: Callable[[], float]
     stopped: dict[PipelineRef, str] = field(default_factory=dict)
-    intents: dict[Action, Record] = field(default_factory=dict)
+    intents: dict[Action, list[Record]] = field(default_factory=dict)
     doubtful: list[Action] = field(default_factory=list)
     announced: bool = False
     halt: threading.Event = field(default_factory=threading.Event)
@@ -364,20 +364,25 @@ class _Run:
         return self.writer.append(kind, {**fields, "actor": self.options.actor})
 
     def record_intent(self, action: Action) -> None:
-        self.intents[action] = self.record("intent", action.cell_fields())
+        """One `intent` per manifest the request serves (a shared physical cell is sent once)."""
+        self.intents[action] = [self.record("intent", f) for f in action.ledger_fields()]
 
     def record_outcome(self, kind: str, action: Action, code: int | None = None, message: str = "") -> None:
-        """`delete` or `failed` for a request: one that is exactly its intent's refers to it
-        (ledger format v2, no repeated ID lists); a split half lists its own cells."""
+        """`delete` or `failed` for a request, per manifest it serves: one that is exactly its
+        intent's refers to it (ledger format v2, no repeated ID lists); a split half lists
+        its own cells."""
         actor = {"actor": self.options.actor}
-        intent = self.intents.get(action)
-        if intent is not None and kind == "delete":
-            self.writer.append_delete(intent, actor)
-        elif intent is not None:
-            self.writer.append_failed(intent, code=code, message=message, fields=actor)
-        else:
+        intents = self.intents.get(action)
+        if intents is None:
             extra = {"code": code, "message": message} if kind == "failed" else {}
-            self.record(kind, {**action.cell_fields(), **extra})
+            for fields in action.ledger_fields():
+                self.record(kind, {**fields, **extra})
+            return
+        for intent in intents:
+            if kind == "delete":
+                self.writer.append_delete(intent, actor)
+            else:
+                self.writer.append_failed(intent, code=code, message=message, fields=actor)
 
     def write_ahead(
         self, pauses: Sequence[_Resume], actions: Sequence[Action], publish: Callable[[str], None] | None

@@ -20,6 +20,7 @@ from reconciler.diff import (
     PendingGroup,
     PendingResume,
     PipelineRef,
+    Points,
     RenameHint,
     StageKey,
 )
@@ -53,6 +54,9 @@ class Action:
     point_ids: tuple[str, ...]
     in_doubt: bool = False
     resumed_since: bool = False
+    # Manifests that declare these same physical cells, with the points each declares:
+    # one request serves them all, and each gets its own records (empty: only `manifest`).
+    shares: tuple[tuple[str, Points], ...] = ()
 
     @property
     def cells(self) -> int:
@@ -80,19 +84,34 @@ class Action:
             replace(self, asset_ids=self.asset_ids[mid:]),
         )
 
-    def cell_fields(self) -> dict[str, Any]:
+    def cell_fields(self, manifest: str | None = None, points: Points | None = None) -> dict[str, Any]:
         """The fields of a ledger `intent`/`delete`/`failed` record for this request."""
         return {
-            "manifest": self.manifest,
+            "manifest": manifest or self.manifest,
             "orgId": self.org_id,
             "pipelineId": self.pipeline_id,
             "stageInstanceName": self.stage,
             "assetIds": list(self.asset_ids),
-            "pointIds": list(self.point_ids),
+            "pointIds": list(self.point_ids if points is None else points),
         }
+
+    def ledger_fields(self) -> list[dict[str, Any]]:
+        """One record's fields per manifest this request serves: its own points of the
+        request's (a 61105 half keeps the shares, so each gets what the half carried)."""
+        if not self.shares:
+            return [self.cell_fields()]
+        sent = set(self.point_ids)
+        out = []
+        for manifest, points in self.shares:
+            own = tuple(p for p in points if p in sent)
+            if own:
+                out.append(self.cell_fields(manifest, own))
+        return out
 
     def to_json(self) -> dict[str, Any]:
         out = {**self.cell_fields(), "cells": self.cells}
+        if self.shares:
+            out["sharedBy"] = [{"manifest": m, "pointIds": list(p)} for m, p in self.shares]
         if self.in_doubt:
             out["inDoubt"] = True
             out["resumedSince"] = self.resumed_since
@@ -179,12 +198,24 @@ def plan_hash(fields: dict[str, Any]) -> str:
 
 
 def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[str] = ()) -> Plan:
-    """Requests covering exactly the pending cells, split to the size limits."""
+    """Requests covering exactly the pending cells, split to the size limits.
+
+    A physical cell (org, pipeline, stage, asset, point) that several manifests declare
+    (a shared IDs file) is sent once per run, in a request that records it for each.
+    """
     keys = tuple(k for k in d.keys if not options.targets or k.key.manifest in options.targets)
+    shared = _shared_stages(keys)
+    sent: set[Physical] = set()
     actions: list[Action] = []
     for kd in keys:
-        for group in kd.pending:
-            actions.extend(_split(kd.key, group, options, in_doubt=False, resumed=False))
+        stage = _physical(kd.key)
+        if stage in shared:
+            if stage not in sent:  # once, where the first manifest of the stage stands
+                sent.add(stage)
+                actions.extend(_shared_actions(stage, shared[stage], options))
+        else:
+            for group in kd.pending:
+                actions.extend(_split(kd.key, group, options, in_doubt=False, resumed=False))
         for group in kd.in_doubt:
             actions.extend(_split(kd.key, group, options, in_doubt=True, resumed=kd.resumed_since_intent))
     summary = Summary(
@@ -195,6 +226,40 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
         in_doubt_cells=sum(k.in_doubt_cells for k in keys),
     )
     return Plan(d, options, keys, tuple(actions), summary, tuple(manifest_paths))
+
+
+Physical = tuple[str, str, str]  # orgId, pipelineId, stageInstanceName
+
+
+def _physical(key: StageKey) -> Physical:
+    return (key.org_id, key.pipeline_id, key.stage)
+
+
+def _shared_stages(keys: Sequence[KeyDiff]) -> dict[Physical, list[KeyDiff]]:
+    """Stages that more than one manifest has pending work for."""
+    by_stage: dict[Physical, list[KeyDiff]] = {}
+    for kd in keys:
+        if kd.pending:
+            by_stage.setdefault(_physical(kd.key), []).append(kd)
+    return {stage: kds for stage, kds in by_stage.items() if len(kds) > 1}
+
+
+def _shared_actions(stage: Physical, kds: list[KeyDiff], options: Options) -> Iterator[Action]:
+    """One set of requests for every manifest's pending cells of one stage: assets with the
+    same (manifest -> points) signature share requests carrying the union of the points."""
+    per_asset: dict[str, dict[str, Points]] = {}
+    for kd in kds:
+        for g in kd.pending:
+            for a in g.assets:
+                per_asset.setdefault(a, {})[kd.key.manifest] = g.points
+    by_sig: dict[tuple[tuple[str, Points], ...], list[str]] = {}
+    for asset, per in per_asset.items():
+        by_sig.setdefault(tuple(per.items()), []).append(asset)
+    for sig, assets in by_sig.items():
+        union = tuple(dict.fromkeys(p for _, points in sig for p in points))
+        key = StageKey(sig[0][0], *stage)
+        for action in _split(key, PendingGroup(union, tuple(assets)), options, in_doubt=False, resumed=False):
+            yield replace(action, shares=sig) if len(sig) > 1 else action
 
 
 def _chunks(items: tuple[str, ...], size: int) -> Iterator[tuple[str, ...]]:

@@ -361,3 +361,20 @@ def test_a_pipeline_left_paused_is_started_at_once_when_nothing_is_left(
     notes = [r.data.get("note") for r in L.read(path).records if r.kind == "resume"]
     assert sorted(notes, key=str) == [None, "found RUNNING"]
     assert run_cli(["plan", "--detailed-exitcode"], repo).code == 0
+
+
+def test_one_new_turbine_in_a_shared_ids_file_is_one_request(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/ids/fleet.txt", "WT0001\nWT0002\n")
+    for i in range(13):
+        text = manifest_yaml(f"fix-{i:02d}", assets=["x"]).replace(
+            "assetIds: [x]", "assetIdsFile: ids/fleet.txt"
+        )
+        write(repo / f"manifests/m{i:02d}.yaml", text)
+    assert apply(repo, em).code == 0
+    assert len(deletes(em)) == 1  # not 13
+    write(repo / "manifests/ids/fleet.txt", "WT0001\nWT0002\nWT0003\n")  # a new turbine
+    res = apply(repo, em)
+    assert res.code == 0, res.all
+    assert len(deletes(em)) == 2 and em.world.delete_log[-1]["assets"] == ["WT0003"]
+    assert run_cli(["plan", "--detailed-exitcode"], repo).code == 0  # recorded for all 13

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import product
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from reconciler.diff import diff
 from reconciler.ledger import Ledger, Record
 from reconciler.manifests import Manifest
-from reconciler.plan import Options, build_plan
+from reconciler.plan import Action, Options, build_plan
 
 Cell = tuple[str, str, str, str, str, str]
 
@@ -53,8 +54,15 @@ def cells_of_records(rs: list[Record], kind: str) -> set[Cell]:
     return {(*r.key, a, p) for r in rs if r.kind == kind for a in r.asset_ids for p in r.point_ids}
 
 
-def action_cells(plan_actions: object) -> list[Cell]:
-    return [(*a.key, x, p) for a in plan_actions for x in a.asset_ids for p in a.point_ids]  # type: ignore[attr-defined]
+def action_cells(plan_actions: Iterable[Action]) -> list[Cell]:
+    """The cells the ledger records for these requests: per manifest each one serves."""
+    return [
+        (f["manifest"], f["orgId"], f["pipelineId"], f["stageInstanceName"], x, p)
+        for a in plan_actions
+        for f in a.ledger_fields()
+        for x in f["assetIds"]
+        for p in f["pointIds"]
+    ]
 
 
 NAMES = ["m1", "m2", "m3"]
@@ -100,6 +108,14 @@ def test_plan_covers_exactly_the_pending_cells(ms: list[Manifest], rs: list[Reco
     pending = declared - deleted
     assert set(sent) == pending  # exact cover: nothing applied or undeclared
     assert len(sent) == len(pending)  # no overlap between requests
+    physical = [
+        (a.pipeline_id, a.stage, x, p)
+        for a in plan.actions
+        if not a.in_doubt
+        for x in a.asset_ids
+        for p in a.point_ids
+    ]
+    assert len(physical) == len(set(physical))  # a physical cell is sent once per run
     for a in plan.actions:
         assert 1 <= len(a.point_ids) <= opts.max_points and 1 <= len(a.asset_ids) <= opts.max_assets
         assert len(set(a.asset_ids)) == len(a.asset_ids) and len(set(a.point_ids)) == len(a.point_ids)
@@ -117,17 +133,18 @@ def test_plan_covers_exactly_the_pending_cells(ms: list[Manifest], rs: list[Reco
 @given(manifests_st, records_st, options_st)
 def test_recording_the_plan_leaves_nothing_to_do(ms: list[Manifest], rs: list[Record], opts: Options) -> None:
     plan = build_plan(diff(ms, ledger_of(rs)), opts)
+    fields = [f for a in plan.actions for f in a.ledger_fields()]
     done = [
         record(
             len(rs) + i + 1,
             "delete",
-            a.manifest,
-            a.pipeline_id,
-            a.stage,
-            list(a.asset_ids),
-            list(a.point_ids),
+            f["manifest"],
+            f["pipelineId"],
+            f["stageInstanceName"],
+            f["assetIds"],
+            f["pointIds"],
         )
-        for i, a in enumerate(plan.actions)
+        for i, f in enumerate(fields)
     ]
     again = build_plan(diff(ms, ledger_of(rs + done)), opts)
     assert again.actions == () and again.summary.pending_cells == 0
@@ -233,3 +250,19 @@ def test_plan_hash_changes_with_actions_and_ledger_head() -> None:
     b = build_plan(diff([manifest("m1", "p1", ["s1"], ["a2"], ["x"])], ledger_of([])), Options())
     c = build_plan(diff([m], ledger_of([record(1, "delete", "zz", "p1", "s1", ["q"], ["x"])])), Options())
     assert len({a.plan_hash, b.plan_hash, c.plan_hash}) == 3
+
+
+def test_a_cell_several_manifests_declare_is_sent_once_and_recorded_for_each() -> None:
+    shared = ["WT001", "WT002"]
+    ms = [manifest(f"m{i}", "p1", ["s1"], shared, ["x", "y"] if i else ["x"]) for i in range(3)]
+    plan = build_plan(diff(ms, ledger_of([])), Options())
+    assert len(plan.actions) == 1  # was one request per manifest
+    (a,) = plan.actions
+    assert set(a.asset_ids) == set(shared) and set(a.point_ids) == {"x", "y"}
+    recorded = {(f["manifest"], tuple(f["pointIds"])) for f in a.ledger_fields()}
+    assert recorded == {("m0", ("x",)), ("m1", ("x", "y")), ("m2", ("x", "y"))}
+    assert plan.summary.pending_cells == 2 + 4 + 4 and plan.summary.requests == 1
+    half = a.halves()[0]  # a 61105 split keeps the shares, each for the points it carried
+    assert {f["manifest"] for f in half.ledger_fields()} == (
+        {"m0", "m1", "m2"} if "x" in half.point_ids else {"m1", "m2"}
+    )

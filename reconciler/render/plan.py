@@ -43,9 +43,10 @@ class KeyView:
 
 def _views(plan: Plan) -> list[KeyView]:
     requests: dict[StageKey, list[int]] = {}
-    for a in plan.actions:
-        counts = requests.setdefault(a.key, [0, 0])
-        counts[1 if a.in_doubt else 0] += 1
+    for a in plan.actions:  # a request shared by several manifests counts for each
+        for manifest in [m for m, _ in a.shares] or [a.manifest]:
+            counts = requests.setdefault(a.key._replace(manifest=manifest), [0, 0])
+            counts[1 if a.in_doubt else 0] += 1
     views = []
     for kd in plan.keys:
         n, d = requests.get(kd.key, [0, 0])
