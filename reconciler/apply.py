@@ -31,6 +31,7 @@ from reconciler.errors import (
 )
 from reconciler.ledger import LedgerWriter, Record
 from reconciler.plan import Action, Plan
+from reconciler.words import plural
 
 if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
     from reconciler.enos import EnosClient, Pipeline
@@ -42,7 +43,7 @@ class Reporter(Protocol):
     """What apply tells the person watching; `render.apply` draws it (progress bar or lines)."""
 
     def note(self, message: str) -> None: ...
-    def start(self, requests: int, cells: int) -> None: ...
+    def start(self, requests: int, cells: int, verb: str = "clear") -> None: ...
     def advance(self, action: Action, ok: bool, message: str = "") -> None: ...
     def finish(self) -> None: ...
 
@@ -59,7 +60,7 @@ class NullReporter:
         with self._lock:
             self.notes.append(message)
 
-    def start(self, requests: int, cells: int) -> None:
+    def start(self, requests: int, cells: int, verb: str = "clear") -> None:
         pass
 
     def advance(self, action: Action, ok: bool, message: str = "") -> None:
@@ -330,7 +331,7 @@ def _decide_in_doubt(
     if run.result.skipped_in_doubt:
         n = len(run.result.skipped_in_doubt)
         run.reporter.note(
-            f"{n} in-doubt request(s) left to a person: their pipeline ran since they were sent. "
+            f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent. "
             "Check the state, then `reconcile ledger resolve` (done) or `apply --resend-in-doubt`."
         )
     return out
@@ -394,7 +395,9 @@ class _Run:
             self.record_intent(a)
         self.announced = True
         if publish is not None:
-            publish(f"reconcile: write-ahead of {len(actions)} request(s), {len(pauses)} pause(s)")
+            publish(
+                f"reconcile: write-ahead of {plural(len(actions), 'request')}, {plural(len(pauses), 'pause')}"
+            )
 
     def _record_pause(self, r: _Resume) -> None:
         # Recorded before the call: a crash right after pausing must still leave a record
@@ -543,7 +546,7 @@ class _Run:
         if running and not self.stop_noted:
             self.stop_noted = True
             self.reporter.note(
-                f"stopping: {len(self.accounted)} queued request(s) not sent; waiting for {running} "
+                f"stopping: {plural(len(self.accounted), 'queued request')} not sent; waiting for {running} "
                 "in flight to finish and be recorded"
             )
         while not all(f.done() for f in self.futures):
@@ -552,7 +555,7 @@ class _Run:
     def _in_flight_note(self) -> str:
         running = sum(1 for f in self.futures if not f.done())
         return (
-            f"waiting for {running} request(s) in flight to finish and be recorded; "
+            f"waiting for {plural(running, 'request')} in flight to finish and be recorded; "
             "paused pipelines are started again after"
         )
 
@@ -676,7 +679,7 @@ class _Run:
         self.doubtful = [a for a in todo if a.pipeline in self.stopped]
         resend = [a for a in todo if a.pipeline not in self.stopped]
         if resend:
-            self.reporter.note(f"re-sending {len(resend)} request(s) that ended in doubt")
+            self.reporter.note(f"re-sending {plural(len(resend), 'request')} that ended in doubt")
             self._run_pool(resend, self.delete)
 
     def finish(self, resumes: Sequence[_Resume], leftover: Iterable[PipelineRef]) -> None:
@@ -697,11 +700,14 @@ class _Run:
 
     def verify(self) -> None:
         """Read every deleted cell back with Get Stage State; no item may remain."""
-        self.reporter.note(f"verifying {len(self.result.deleted)} request(s) with Get Stage State")
-        self._run_pool(list(self.result.deleted), self._verify_one)
+        done = list(self.result.deleted)
+        self.reporter.note("reading the cleared cells back with Get Stage State")
+        self.reporter.start(len(done), sum(a.cells for a in done), verb="verify")
+        self._run_pool(done, self._verify_one)
+        self.reporter.finish()
         if not self.result.verify_failed:
             self.reporter.note(
-                f"verified: no state left in the {self.result.cells_deleted:,} cleared cell(s)"
+                f"verified: no state left in the {plural(self.result.cells_deleted, 'cell')} cleared"
             )
 
     def _verify_one(self, a: Action) -> None:
@@ -712,14 +718,18 @@ class _Run:
         except EnosError as exc:
             with self.result.lock:
                 self.result.verify_failed.append((a, -1))
-            self.reporter.note(f"verify failed for {a.manifest}/{a.stage}: {exc}")
+            self.reporter.advance(a, False, f"could not read it back: {exc}")
             return
         assets, points = set(a.asset_ids), set(a.point_ids)
         left = sum(1 for i in items if i.get("assetId") in assets and i.get("pointId") in points)
         if left:
             with self.result.lock:
                 self.result.verify_failed.append((a, left))
-            self.reporter.note(f"verify: {left} cell(s) of {a.manifest}/{a.stage} still hold state")
+        self.reporter.advance(
+            a,
+            not left,
+            f"{plural(left, 'cell')} still {'holds' if left == 1 else 'hold'} state" if left else "",
+        )
 
     # --- resume ---
 

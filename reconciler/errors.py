@@ -40,7 +40,7 @@ class InputError(ReconcilerError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics)
         errors = [d for d in self.diagnostics if d.severity == "error"]
-        super().__init__(f"{len(errors)} error(s) in manifests")
+        super().__init__(f"{len(errors):,} error{'' if len(errors) == 1 else 's'} in manifests")
 
 
 class LedgerError(ReconcilerError):

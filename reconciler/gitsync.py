@@ -31,6 +31,7 @@ from pathlib import Path
 
 from reconciler import ledger as ledger_io
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, PushRefused
+from reconciler.words import plural
 
 DEFAULT_NAME = "reconcile-bot"
 DEFAULT_EMAIL = "reconcile-bot@users.noreply.github.com"
@@ -228,7 +229,9 @@ class LedgerRepo:
                 raise LedgerBehind(self._why_not_fast_forward(local, remote))
             added = _count(remote) - _count(local)
             self._write_local(remote)
-            notes.append(f"{self.file}: fast-forwarded to {where} ({added} record(s) this checkout lacked)")
+            notes.append(
+                f"{self.file}: fast-forwarded to {where} ({plural(added, 'record')} this checkout lacked)"
+            )
         self._base = remote
         checkout = self._ok("rev-parse", "--verify", "HEAD^{commit}") if self._has_head() else None
         if not self.dedicated and self._head and checkout != self._head:

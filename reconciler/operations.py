@@ -20,6 +20,7 @@ from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
 from reconciler.diff import diff
 from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan
+from reconciler.words import plural
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 _CAS_ATTEMPTS = 5
@@ -159,7 +160,7 @@ def apply(
                 continue
             if sync is not None and result.ok:
                 sync.publish_final(
-                    f"reconcile: applied {len(result.deleted)} request(s), {result.cells_deleted} cells"
+                    f"reconcile: applied {plural(len(result.deleted), 'request')}, {plural(result.cells_deleted, 'cell')}"
                 )
             elif sync is not None:
                 _publish_partial(sync, reporter)

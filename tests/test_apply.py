@@ -185,7 +185,7 @@ def test_in_doubt_resent_only_while_paused_since(repo: Path, make_emulator: Any)
     text = run_cli(["plan"], repo).out
     assert "in doubt: 1 cell" in text and "a resume followed it" in text
     resolved = run_cli(["ledger", "resolve", "--yes"], repo)
-    assert resolved.code == 0 and "Recorded 1 in-doubt request(s) as done." in resolved.out
+    assert resolved.code == 0 and "Recorded 1 in-doubt request as done." in resolved.out
     assert L.read(path).records[-1].data["resolved"] is True
     assert run_cli(["plan", "--detailed-exitcode"], repo).code == 0
     assert len(deletes(em)) == 1
@@ -300,7 +300,8 @@ def test_verify_max_cells_and_approval(repo: Path, make_emulator: Any) -> None:
     assert res.code == 1 and "--auto-approve" in res.err
     assert em.world.log == []
     res = apply(repo, em, "--verify", "--max-cells", "3")
-    assert res.code == 0 and "verifying 1 request(s)" in res.err
+    assert res.code == 0 and "sending 1 request to verify 3 cells" in res.err
+    assert "3 cells verified, 0 failed" in res.err
     pipe = em.world.pipelines["p1"]
     assert not any(pipe.has_state("s1", a, "pt1") for a in ("a1", "a2", "a3"))
 

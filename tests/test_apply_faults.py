@@ -215,9 +215,9 @@ def test_second_ctrl_c_still_waits_for_requests_in_flight(bench: Callable[..., B
         try:
             b.world.wait_for(lambda e: e["route"] == "delete")
             interrupt_main()
-            notes.wait_for("stopping: 2 queued request(s) not sent; waiting for 1 in flight")
+            notes.wait_for("stopping: 2 queued requests not sent; waiting for 1 in flight")
             interrupt_main()
-            notes.wait_for("waiting for 1 request(s) in flight")
+            notes.wait_for("waiting for 1 request in flight")
             seen.append(b.log("operate", "start"))  # still paused: the delete is in flight
         finally:
             held.release()

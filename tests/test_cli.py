@@ -139,7 +139,7 @@ def test_ctrl_c_during_apply_starts_paused_pipelines_again(repo: Path, make_emul
 def test_demo_runs_offline_and_leaves_the_cwd_alone(tmp_path: Path) -> None:
     res = run_cli(["demo"], tmp_path, timeout=120)
     assert res.code == 0, res.all
-    assert "received 3 delete request(s) on the first apply and 0 on the second" in res.out
+    assert "received 3 delete requests on the first apply and 0 on the second" in res.out
     assert "Apply complete." in res.out and "Nothing to apply." in res.out
     assert list(tmp_path.iterdir()) == []
 

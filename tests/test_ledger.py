@@ -102,7 +102,7 @@ def test_torn_last_line_is_a_warning_and_cut_by_the_next_append(tmp_path: Path, 
     led = L.read(path)
     assert len(led.records) == 3 and len(led.warnings) == 1
     res = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
-    assert res.code == 0 and "warning" in res.err and "3 record(s), chain intact" in res.out
+    assert res.code == 0 and "warning" in res.err and "3 records, chain intact" in res.out
     with L.LedgerWriter(led) as w:
         w.append("delete", CELLS)
     again = L.read(path)
@@ -183,7 +183,7 @@ def test_a_whole_last_record_without_newline_is_kept_and_ended_by_the_next_appen
     assert led.warnings == [] and [r.seq for r in led.records] == [1, 2, 3] and led.unterminated
     assert led.records[-1].asset_ids == ("a1", "a2")  # its cells count as applied: never cleared again
     res = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
-    assert res.code == 0 and "warning" not in res.err and "3 record(s), chain intact" in res.out
+    assert res.code == 0 and "warning" not in res.err and "3 records, chain intact" in res.out
     with L.LedgerWriter(led) as w:
         w.append("delete", CELLS)
     again = L.read(path)

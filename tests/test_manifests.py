@@ -199,7 +199,7 @@ def test_duplicate_ids_in_a_list_warn_and_count_once(repo: Path) -> None:
 def test_validate_cli_exit_codes_and_no_traceback(repo: Path) -> None:
     write(repo / "manifests/ok.yaml", manifest_yaml("ok"))
     good = run_cli(["validate"], repo)
-    assert good.code == 0 and "1 manifest(s) in 1 file(s) valid: 2 cells declared." in good.out
+    assert good.code == 0 and "1 manifest in 1 file valid: 2 cells declared." in good.out
     write(repo / "manifests/broken.yaml", "apiVersion: [\n")
     bad = run_cli(["validate"], repo)
     assert bad.code == 1

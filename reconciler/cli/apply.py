@@ -24,6 +24,7 @@ from reconciler.cli._app import (
     paths_or_default,
 )
 from reconciler.errors import ApplyRefused
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.plan import Action
@@ -202,7 +203,7 @@ def ledger_resolve(
     if not done:
         c.out.print("No in-doubt requests to resolve.")
         return
-    c.out.print(f"Recorded {len(done)} in-doubt request(s) as done.")
+    c.out.print(f"Recorded {plural(len(done), 'in-doubt request')} as done.")
 
 
 @ledger_app.command("migrate")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reconciler.errors import ReconcilerError
 from reconciler.render.console import Consoles
+from reconciler.words import plural
 
 
 @contextmanager
@@ -91,7 +92,7 @@ def run_demo(c: Consoles, keep: bool = False) -> None:
             ]
     sent_again = len(world.delete_log) - deletes_after_first
     c.out.print(
-        f"\n[bold]Done.[/bold] The emulator received {deletes_after_first} delete request(s) on the first "
+        f"\n[bold]Done.[/bold] The emulator received {plural(deletes_after_first, 'delete request')} on the first "
         f"apply and {sent_again} on the second; deletes on a pipeline that was not paused: "
         f"{len(world.violations)}."
     )

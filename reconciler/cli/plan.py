@@ -24,6 +24,7 @@ from reconciler.cli._app import (
     paths_or_default,
 )
 from reconciler.errors import ReconcilerError
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.config import RepoConfig
@@ -48,7 +49,7 @@ def validate(paths: Paths = None) -> None:
         c.err.print(str(d), markup=False, style="yellow")
     cells = sum(m.cells for m in result.manifests)
     c.out.print(
-        f"{len(result.manifests)} manifest(s) in {len(result.files)} file(s) valid: "
+        f"{plural(len(result.manifests), 'manifest')} in {plural(len(result.files), 'file')} valid: "
         f"{cells:,} cells declared.",
         markup=False,
     )
@@ -188,7 +189,7 @@ def ledger_verify(ledger: LedgerOpt = None) -> None:
     for w in led.warnings:
         c.warn(w)
     c.out.print(
-        f"{path}: {len(led.records)} record(s), chain intact; head seq {led.head_seq} hash {led.head_hash}",
+        f"{path}: {plural(len(led.records), 'record')}, chain intact; head seq {led.head_seq} hash {led.head_hash}",
         markup=False,
     )
 

@@ -30,12 +30,9 @@ from reconciler.diff import PipelineRef
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action
 from reconciler.render.console import Consoles
+from reconciler.words import plural
 
 DOUBT_PREFIX = "in doubt"  # how apply marks an answer that may or may not have taken effect
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def duration(seconds: float) -> str:
@@ -59,6 +56,7 @@ class Tally:
     failed: int = 0
     in_doubt: int = 0
     settled_cells: int = 0
+    done: str = "cleared"  # what an answered request did: cleared, or verified
 
     def eta(self, elapsed: float) -> float | None:
         if not self.settled_cells or self.settled_cells >= self.cells:
@@ -66,7 +64,7 @@ class Tally:
         return elapsed * (self.cells - self.settled_cells) / self.settled_cells
 
     def figures(self, elapsed: float) -> str:
-        out = f"{_plural(self.cleared, 'cell')} cleared, {self.failed:,} failed"
+        out = f"{plural(self.cleared, 'cell')} {self.done}, {self.failed:,} failed"
         if self.in_doubt:
             out += f", {self.in_doubt:,} in doubt"
         eta = self.eta(elapsed)
@@ -90,11 +88,12 @@ class LineReporter:
     def note(self, message: str) -> None:
         self.console.print(message, markup=False)
 
-    def start(self, requests: int, cells: int) -> None:
+    def start(self, requests: int, cells: int, verb: str = "clear") -> None:
+        done = "verified" if verb == "verify" else "cleared"
         with self._lock:
-            self.tally, self._start, self._running = Tally(requests, cells), self.clock(), True
+            self.tally, self._start, self._running = Tally(requests, cells, done=done), self.clock(), True
         self.console.print(
-            f"sending {_plural(requests, 'request')} to clear {_plural(cells, 'cell')}", markup=False
+            f"sending {plural(requests, 'request')} to {verb} {plural(cells, 'cell')}", markup=False
         )
 
     def _count(self, action: Action, ok: bool, message: str) -> Tally:
@@ -112,7 +111,7 @@ class LineReporter:
 
     def _failure(self, action: Action, message: str) -> str:
         what = "IN DOUBT" if message.startswith(DOUBT_PREFIX) else "FAILED"
-        return f"{what} {action.manifest} {action.pipeline_id}/{action.stage} ({_plural(action.cells, 'cell')}): {message}"
+        return f"{what} {action.manifest} {action.pipeline_id}/{action.stage} ({plural(action.cells, 'cell')}): {message}"
 
     def advance(self, action: Action, ok: bool, message: str = "") -> None:
         t = self._count(action, ok, message)
@@ -141,7 +140,7 @@ class LineReporter:
         line = self._progress_line(t)
         unanswered = t.requests - t.answered
         if unanswered > 0:
-            line = f"stopped: {line}; {_plural(unanswered, 'request')} not answered"
+            line = f"stopped: {line}; {plural(unanswered, 'request')} not answered"
         return line
 
 
@@ -151,7 +150,7 @@ class BarReporter(LineReporter):
     def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(console, clock=clock)
         self._progress = Progress(
-            TextColumn("clearing"),
+            TextColumn("{task.fields[verb]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("requests, {task.fields[figures]}"),
@@ -161,18 +160,23 @@ class BarReporter(LineReporter):
             console=console,
             transient=True,
         )
-        self._task = self._progress.add_task("clear", total=0, figures="")
+        self._task = self._progress.add_task("clear", total=0, figures="", verb="clearing")
 
-    def start(self, requests: int, cells: int) -> None:
-        super().start(requests, cells)
-        self._progress.reset(self._task, total=requests, figures=Tally().figures(0))
+    def start(self, requests: int, cells: int, verb: str = "clear") -> None:
+        super().start(requests, cells, verb)
+        self._progress.reset(
+            self._task,
+            total=requests,
+            figures=self.tally.figures(0),
+            verb="verifying" if verb == "verify" else "clearing",
+        )
         self._progress.start()
 
     def advance(self, action: Action, ok: bool, message: str = "") -> None:
         t = self._count(action, ok, message)
         if not ok:
             self._progress.console.print(self._failure(action, message), markup=False, style="red")
-        figures = f"{_plural(t.cleared, 'cell')} cleared, {t.failed:,} failed" + (
+        figures = f"{plural(t.cleared, 'cell')} {t.done}, {t.failed:,} failed" + (
             f", {t.in_doubt:,} in doubt" if t.in_doubt else ""
         )
         self._progress.update(self._task, advance=1, figures=figures)
@@ -230,7 +234,7 @@ def summary_table(result: ApplyResult) -> Table:
 
 def _request_rows(result: ApplyResult) -> list[tuple[str, list[Action], str]]:
     first_failure = escape(result.failed[0][1]) if result.failed else ""
-    more = f" (+{_plural(len(result.failed) - 1, 'other')})" if len(result.failed) > 1 else ""
+    more = f" (+{plural(len(result.failed) - 1, 'other')})" if len(result.failed) > 1 else ""
     stopped = "run interrupted" if result.interrupted else "run stopped"
     return [
         ("[red]failed (still pending)[/red]", [a for a, _ in result.failed], first_failure + more),
@@ -252,14 +256,12 @@ def _pipeline_rows(result: ApplyResult) -> list[tuple[str, str]]:
     rows = []
     if result.paused:
         rows.append(
-            ("paused by this run", f"{_plural(len(result.paused), 'pipeline')}: {_pipes(result.paused)}")
+            ("paused by this run", f"{plural(len(result.paused), 'pipeline')}: {_pipes(result.paused)}")
         )
     if result.resumed:
-        rows.append(
-            ("started again", f"{_plural(len(result.resumed), 'pipeline')}: {_pipes(result.resumed)}")
-        )
+        rows.append(("started again", f"{plural(len(result.resumed), 'pipeline')}: {_pipes(result.resumed)}"))
     if result.stopped_pipelines:
-        n = _plural(len(result.stopped_pipelines), "pipeline")
+        n = plural(len(result.stopped_pipelines), "pipeline")
         rows.append(
             (
                 "[red]no longer PAUSED mid-run[/red]",
@@ -267,15 +269,15 @@ def _pipeline_rows(result: ApplyResult) -> list[tuple[str, str]]:
             )
         )
     if result.resume_failed:
-        n = _plural(len(result.resume_failed), "pipeline")
+        n = plural(len(result.resume_failed), "pipeline")
         rows.append(("[red]NOT started again[/red]", f"{n}, start by hand: {_why(result.resume_failed)}"))
     return rows
 
 
 def done_line(result: ApplyResult) -> str:
     return (
-        f"[green]Apply complete.[/green] {_plural(result.cells_deleted, 'cell')} cleared in "
-        f"{_plural(len(result.deleted), 'request')}."
+        f"[green]Apply complete.[/green] {plural(result.cells_deleted, 'cell')} cleared in "
+        f"{plural(len(result.deleted), 'request')}."
     )
 
 
@@ -286,7 +288,7 @@ def raise_for(result: ApplyResult) -> None:
     if result.ledger_error is not None:
         unsent = len(result.not_sent)
         raise ReconcilerError(
-            f"{result.ledger_error}; the run stopped: {_plural(unsent, 'request')} not sent. The ledger "
+            f"{result.ledger_error}; the run stopped: {plural(unsent, 'request')} not sent. The ledger "
             "ends at its last whole record; fix the cause, then apply again"
         )
     if result.interrupted:

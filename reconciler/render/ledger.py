@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reconciler.ledger import Record
-from reconciler.render.plan import _n, sample
+from reconciler.render.plan import sample
+from reconciler.words import plural
 
 
 def records_json(records: Iterable[Mapping[str, object]]) -> str:
@@ -30,11 +31,11 @@ def ledger_lines(records: Sequence[Record]) -> str:
         if r.asset_ids:
             what = (
                 f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
-                f"{_n(len(r.asset_ids), 'asset')} ({sample(r.asset_ids, 2)}) x "
-                f"{_n(len(r.point_ids), 'point')} ({sample(r.point_ids, 2)})"
+                f"{plural(len(r.asset_ids), 'asset')} ({sample(r.asset_ids, 2)}) x "
+                f"{plural(len(r.point_ids), 'point')} ({sample(r.point_ids, 2)})"
             )
         else:
             what = f"{d.get('orgId', '')}/{d.get('pipelineId', '')}"
         lines.append(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}")
-    lines.append(f"{_n(len(records), 'record')}")
+    lines.append(f"{plural(len(records), 'record')}")
     return "\n".join(lines) + "\n"

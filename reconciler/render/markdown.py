@@ -22,12 +22,12 @@ from reconciler.render.plan import (
     SAMPLE,
     KeyView,
     LiveStatus,
-    _n,
     _views,
     blocking,
     rename_warning,
     summary_line,
 )
+from reconciler.words import plural
 
 NOTICE = (
     "> **Irreversible.** Once this is merged, CI deletes the stage state below on EnOS; "
@@ -114,7 +114,7 @@ def plan_markdown(
         cells = sum(v.kd.pending_cells for name in rest for v in pending[name])
         body += [
             "",
-            f"**{_n(len(rest), 'more manifest')} with {_n(cells, 'cell')} to clear not shown** "
+            f"**{plural(len(rest), 'more manifest')} with {plural(cells, 'cell')} to clear not shown** "
             "(comment size limit); run `reconcile plan` to see every one.",
         ]
     body += [*_up_to_date([m for m in by_manifest if m not in pending]), *_history(plan)]
@@ -131,7 +131,7 @@ def _head(plan: Plan, max_cells: int | None, base_commit: str | None) -> list[st
     else:
         out.append(
             "**No changes.** Every declared cell is already in the ledger "
-            f"({_n(plan.summary.applied_cells, 'cell')} applied)."
+            f"({plural(plan.summary.applied_cells, 'cell')} applied)."
         )
     out.append("")
     if plan.has_changes:
@@ -141,7 +141,9 @@ def _head(plan: Plan, max_cells: int | None, base_commit: str | None) -> list[st
     head = plan.ledger
     out.append(f"- Ledger: {code(head.path)} at seq {head.seq:,} (head `{head.hash[:12]}`)")
     if max_cells is not None and plan.summary.pending_cells <= max_cells:
-        out.append(f"- Within `--max-cells {max_cells:,}`: {_n(plan.summary.pending_cells, 'cell')} to clear")
+        out.append(
+            f"- Within `--max-cells {max_cells:,}`: {plural(plan.summary.pending_cells, 'cell')} to clear"
+        )
     out.append(
         "- _A base commit or ledger head older than the branch you merge onto means this comment is stale._"
     )
@@ -153,7 +155,7 @@ def _warnings(ctx: _Context, max_cells: int | None) -> list[str]:
     pending = plan.summary.pending_cells
     if max_cells is not None and pending > max_cells:
         out.append(
-            f"- **`apply --max-cells {max_cells:,}` would refuse this plan:** {_n(pending, 'cell')} "
+            f"- **`apply --max-cells {max_cells:,}` would refuse this plan:** {plural(pending, 'cell')} "
             f"to clear, {pending - max_cells:,} over the limit. Split the change, or raise the limit "
             "after review."
         )
@@ -161,12 +163,12 @@ def _warnings(ctx: _Context, max_cells: int | None) -> list[str]:
     if len(plan.renames) > MAX_RENAMES:
         more = plan.renames[MAX_RENAMES:]
         out.append(
-            f"- **{_n(len(more), 'more rename warning')}** ({_n(sum(h.cells for h in more), 'cell')}): see `reconcile plan`."
+            f"- **{plural(len(more), 'more rename warning')}** ({plural(sum(h.cells for h in more), 'cell')}): see `reconcile plan`."
         )
     doubt = [a for a in plan.actions if a.in_doubt]
     if doubt:
         out.append(
-            f"- **In doubt:** {_n(sum(a.cells for a in doubt), 'cell')} in {_n(len(doubt), 'request')} "
+            f"- **In doubt:** {plural(sum(a.cells for a in doubt), 'cell')} in {plural(len(doubt), 'request')} "
             "sent with no answer recorded. Apply re-sends them only while the pipeline has stayed "
             "paused; otherwise a person decides (`--resend-in-doubt` or `reconcile ledger resolve`)."
         )
@@ -204,7 +206,10 @@ def _section(ctx: _Context, name: str, views: Sequence[KeyView]) -> list[str]:
     if done:
         stages = ", ".join(code(v.kd.key.stage) for v in done)
         applied = sum(v.kd.applied_cells for v in done)
-        out += ["", f"Up to date: {_n(len(done), 'stage')} ({stages}), {_n(applied, 'cell')} applied."]
+        out += [
+            "",
+            f"Up to date: {plural(len(done), 'stage')} ({stages}), {plural(applied, 'cell')} applied.",
+        ]
     return out
 
 
@@ -241,7 +246,7 @@ def _up_to_date(names: Sequence[str]) -> list[str]:
         return []
     shown = ", ".join(code(n) for n in names[:MAX_NAMES])
     more = f", … +{len(names) - MAX_NAMES:,} more" if len(names) > MAX_NAMES else ""
-    return ["", f"{_n(len(names), 'manifest')} up to date: {shown}{more}"]
+    return ["", f"{plural(len(names), 'manifest')} up to date: {shown}{more}"]
 
 
 def _history(plan: Plan) -> list[str]:
@@ -250,7 +255,7 @@ def _history(plan: Plan) -> list[str]:
     total = sum(n for _, n in plan.undeclared)
     return [
         "",
-        f"History: {_n(total, 'ledger cell')} in {_n(len(plan.undeclared), 'stage')} no manifest "
+        f"History: {plural(total, 'ledger cell')} in {plural(len(plan.undeclared), 'stage')} no manifest "
         "declares now (not acted on).",
     ]
 
@@ -281,7 +286,7 @@ def _file_link(path: str, link_base: str | None) -> str:
 def _details(views: Sequence[KeyView], budget: int) -> tuple[str, int, bool]:
     """The IDs of one manifest inside `<details>`; what is left of `budget`; whether to go on."""
     cells = sum(v.kd.pending_cells for v in views)
-    opening = f"\n<details><summary>Every ID to clear ({_n(cells, 'cell')})</summary>"
+    opening = f"\n<details><summary>Every ID to clear ({plural(cells, 'cell')})</summary>"
     closing = "\n</details>"
     budget -= len(opening) + len(closing) + 1
     if budget < 200:
@@ -303,10 +308,15 @@ def _id_block(v: KeyView, g: PendingGroup, doubt: bool, budget: int) -> tuple[st
     k = v.kd.key
     header = (
         f"{code(k.org_id)} / {code(k.pipeline_id)} / {code(k.stage)}: "
-        f"{_n(len(g.points), 'point')} x {_n(len(g.assets), 'asset')} = {_n(g.cells, 'cell')}"
+        f"{plural(len(g.points), 'point')} x {plural(len(g.assets), 'asset')} = {plural(g.cells, 'cell')}"
         + (" (in doubt: re-sent only while the pipeline stays PAUSED)" if doubt else "")
     )
-    lines = [f"# {_n(len(g.points), 'point')}", *g.points, f"# {_n(len(g.assets), 'asset')}", *g.assets]
+    lines = [
+        f"# {plural(len(g.points), 'point')}",
+        *g.points,
+        f"# {plural(len(g.assets), 'asset')}",
+        *g.assets,
+    ]
     longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
     fence = "`" * max(3, longest + 1)
     frame = len(header) + len(fence) * 2 + 6
@@ -321,7 +331,7 @@ def _id_block(v: KeyView, g: PendingGroup, doubt: bool, budget: int) -> tuple[st
     if not complete:
         missing = len(lines) - len(kept) - (len(kept) <= len(g.points) + 1)  # less the assets header
         kept.append(
-            f"# … {_n(missing, 'more ID')} not shown (comment size limit); "
+            f"# … {plural(missing, 'more ID')} not shown (comment size limit); "
             "IDs from here on are counted, not listed"
         )
     return "\n".join(["", header, "", fence, *kept, fence]), complete

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from reconciler.diff import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey
 from reconciler.plan import Plan
+from reconciler.words import plural
 
 SAMPLE = 3
 GITHUB_COMMENT_LIMIT = 65_536
@@ -69,14 +70,10 @@ def sample(ids: Sequence[str], n: int = SAMPLE) -> str:
     return shown + (f", … +{len(ids) - n:,} more" if len(ids) > n else "")
 
 
-def _n(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count:,} {word if count == 1 else plural or word + 's'}"
-
-
 def summary_line(plan: Plan) -> str:
     s = plan.summary
     return (
-        f"Plan: {_n(s.pending_cells, 'cell')} to clear in {_n(s.requests, 'request')}; "
+        f"Plan: {plural(s.pending_cells, 'cell')} to clear in {plural(s.requests, 'request')}; "
         f"{s.applied_cells:,} already applied, {s.in_doubt_cells:,} in doubt, "
         f"{s.undeclared_cells:,} in history only."
     )
@@ -87,7 +84,7 @@ def rename_warning(hint: RenameHint, quote: str = "") -> str:
     q = quote
     were = "was" if hint.cells == 1 else "were"
     return (
-        f"{_n(hint.cells, 'pending cell')} of {q}{hint.manifest}{q} {were} already cleared under "
+        f"{plural(hint.cells, 'pending cell')} of {q}{hint.manifest}{q} {were} already cleared under "
         f"{q}{hint.old_name}{q}, which no manifest declares now; if this is a rename, add "
         f"{q}metadata.renamedFrom: [{hint.old_name}]{q}"
     )
@@ -151,13 +148,13 @@ def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
     name = escape(f"{org} / {pipeline} / {stage}")
     normal = kd.pending_cells - kd.in_doubt_cells
     if not kd.pending_cells:
-        return [f"    [dim]= {name}: up to date ({_n(kd.applied_cells, 'cell')} applied)[/dim]"]
+        return [f"    [dim]= {name}: up to date ({plural(kd.applied_cells, 'cell')} applied)[/dim]"]
     lines = [f"    [yellow]~[/yellow] {name}"]
     if normal:
         lines.append(
-            f"        [red]-[/red] clear {_n(normal, 'cell')} in {_n(v.requests, 'request')}: "
-            f"{_n(len(v.assets), 'asset')} ({escape(sample(v.assets))}) x "
-            f"{_n(len(v.points), 'point')} ({escape(sample(v.points))})"
+            f"        [red]-[/red] clear {plural(normal, 'cell')} in {plural(v.requests, 'request')}: "
+            f"{plural(len(v.assets), 'asset')} ({escape(sample(v.assets))}) x "
+            f"{plural(len(v.points), 'point')} ({escape(sample(v.points))})"
         )
     if kd.in_doubt_cells:
         rule = (
@@ -166,12 +163,12 @@ def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
             else "re-sent only if the pipeline is still PAUSED"
         )
         lines.append(
-            f"        [magenta]?[/magenta] in doubt: {_n(kd.in_doubt_cells, 'cell')} in "
-            f"{_n(v.doubt_requests, 'request')} ({escape(sample(v.doubt_assets))}): sent, no answer "
+            f"        [magenta]?[/magenta] in doubt: {plural(kd.in_doubt_cells, 'cell')} in "
+            f"{plural(v.doubt_requests, 'request')} ({escape(sample(v.doubt_assets))}): sent, no answer "
             f"recorded; {rule}"
         )
     if kd.applied_cells:
-        lines.append(f"        [dim]= already applied: {_n(kd.applied_cells, 'cell')}[/dim]")
+        lines.append(f"        [dim]= already applied: {plural(kd.applied_cells, 'cell')}[/dim]")
     return lines
 
 
@@ -187,7 +184,7 @@ def _text_history(plan: Plan) -> list[str]:
     lines = ["", "History: cells the ledger records that no manifest declares now (not acted on):"]
     for (manifest, org, pipeline, stage), cells in plan.undeclared:
         lines.append(
-            f"    [dim]{escape(f'{manifest}: {org} / {pipeline} / {stage}')}: {_n(cells, 'cell')}[/dim]"
+            f"    [dim]{escape(f'{manifest}: {org} / {pipeline} / {stage}')}: {plural(cells, 'cell')}[/dim]"
         )
     return lines
 
