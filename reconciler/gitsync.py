@@ -396,6 +396,8 @@ class LedgerRepo:
             return True
         if re.search(r"\[rejected\].*\((non-fast-forward|fetch first|stale info)\)", text):
             return False
+        if _lost_ref_update(text):  # another push won the ref at the same moment: a lost CAS
+            return False
         if _is_permission(text):
             raise PushRefused(self._refusal(text))
         raise GitSyncError(
@@ -413,6 +415,13 @@ class LedgerRepo:
             f"protected branch {self.branch}. Or keep the ledger on a dedicated, unprotected "
             "branch: `ledger: {git: {branch: reconcile/ledger}}` in reconcile.yaml."
         )
+
+
+def _lost_ref_update(text: str) -> bool:
+    """Two pushes meeting at the remote: the loser's ref update fails (`cannot lock ref ...
+    is at X but expected Y`); that is the compare-and-swap lost, not a permission refusal."""
+    lowered = text.lower()
+    return "failed to update ref" in lowered or "cannot lock ref" in lowered
 
 
 def _is_permission(text: str) -> bool:

@@ -132,42 +132,98 @@ def apply(
     """Lock, sync, verify, plan, guard, confirm, send, publish. None: nothing to apply."""
     ledger_path, saved = target_ledger(settings)
     with ledger_mod.LedgerLock(ledger_path, timeout=settings.lock_timeout):
+        first: Planned | None = None
         for _attempt in range(_CAS_ATTEMPTS):
-            if sync is not None:
-                sync.sync()
+            _sync(sync, reporter)
             planned = _planned(settings, ledger_path, saved)
-            if _attempt == 0:
+            if first is None:
+                first = planned
                 show(planned)
-            p = planned.plan
-            if not p.has_changes:
+            else:
+                planned = _without_concurrent(planned, first, reporter)
+            if not planned.plan.has_changes:
                 if sync is not None:
                     sync.publish_final("reconcile: nothing to apply")
                 return planned, None
-            if _attempt == 0:
-                check_max_cells(p, settings.max_cells)
-                confirm(p)
+            if planned is first:
+                check_max_cells(planned.plan, settings.max_cells)
+                confirm(planned.plan)
             try:
                 result = _run(planned, settings, gateways(), reporter, sync)
             except LedgerMoved as exc:
-                if saved is not None:
-                    raise PlanError(
-                        f"the ledger moved while applying the saved plan ({exc}); nothing was sent. "
-                        "Plan again"
-                    ) from exc
-                reporter.note(f"{exc}; re-planning on the new ledger before sending anything")
-                if sync is not None:
-                    sync.reset_to_remote()  # our intents were never acted on: drop them
+                _lost_the_race(exc, saved, sync, reporter)
                 continue
-            if sync is not None and result.ok:
-                sync.publish_final(
-                    f"reconcile: applied {plural(len(result.deleted), 'request')}, {plural(result.cells_deleted, 'cell')}"
-                )
-            elif sync is not None:
-                _publish_partial(sync, reporter)
+            _publish_result(sync, result, reporter)
             return planned, result
     raise ReconcilerError(
         f"another apply kept changing the ledger; gave up after {_CAS_ATTEMPTS} attempts, nothing was sent"
     )
+
+
+def _sync(sync: LedgerSync | None, reporter: Reporter) -> None:
+    """Fetch the ledger's branch first: never plan from a ledger behind it."""
+    if sync is None:
+        return
+    outcome = sync.sync()
+    for note in getattr(outcome, "notes", ()):
+        reporter.note(str(note))
+
+
+def _lost_the_race(
+    exc: LedgerMoved, saved: planfile.SavedPlan | None, sync: LedgerSync | None, reporter: Reporter
+) -> None:
+    """The write-ahead push was refused because another apply pushed first: nothing was sent."""
+    if saved is not None:
+        raise PlanError(
+            f"the ledger moved while applying the saved plan ({exc}); nothing was sent. Plan again"
+        ) from exc
+    reporter.note(f"{exc}; re-planning on the new ledger before sending anything")
+    if sync is not None:
+        sync.reset_to_remote()  # our intents were never acted on: drop them
+
+
+def _without_concurrent(planned: Planned, first: Planned, reporter: Reporter) -> Planned:
+    """After a lost compare-and-swap: what the other apply announced is its own.
+
+    Its intents look in doubt and its pauses look left over, yet its requests may be in
+    flight and its pipelines are still to be started by it: re-sending them, or starting
+    them while it sends, is exactly what the compare-and-swap is there to prevent.
+    """
+    seen = {(a.key, a.asset_ids, a.point_ids) for a in first.plan.actions if a.in_doubt}
+    theirs = [a for a in planned.plan.actions if a.in_doubt and (a.key, a.asset_ids, a.point_ids) not in seen]
+    paused = {r.pipeline for r in first.plan.pending_resumes}
+    resumes = tuple(r for r in planned.plan.diff.pending_resumes if r.pipeline in paused)
+    held = len(planned.plan.diff.pending_resumes) - len(resumes)
+    if not theirs and not held:
+        return planned
+    reporter.note(
+        f"left to the apply that pushed first: {plural(len(theirs), 'request')} it announced and "
+        f"{plural(held, 'pipeline')} it paused"
+    )
+    p = planned.plan
+    plan = replace(
+        p,
+        diff=replace(p.diff, pending_resumes=resumes),
+        actions=tuple(a for a in p.actions if a not in theirs),
+    )
+    return replace(planned, plan=plan)
+
+
+def _publish_result(sync: LedgerSync | None, result: ApplyResult, reporter: Reporter) -> None:
+    """Every record on the remote before exiting 0 (invariant 11); a run that did not
+    finish still pushes what it recorded, and a failure to do so is reported."""
+    if sync is None:
+        return
+    if result.ok:
+        sync.publish_final(
+            f"reconcile: applied {plural(len(result.deleted), 'request')}, "
+            f"{plural(result.cells_deleted, 'cell')}"
+        )
+        return
+    try:
+        sync.publish_final("reconcile: records of an apply that did not finish")
+    except ReconcilerError as exc:
+        reporter.note(f"could not push the ledger: {exc}")
 
 
 def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
@@ -212,14 +268,6 @@ def _announcer(sync: LedgerSync | None) -> Callable[[str], None] | None:
     return announce
 
 
-def _publish_partial(sync: LedgerSync, reporter: Reporter) -> None:
-    """A run that did not finish still pushes what it recorded; a failure here is reported."""
-    try:
-        sync.publish_final("reconcile: records of an apply that did not finish")
-    except ReconcilerError as exc:
-        reporter.note(f"could not push the ledger: {exc}")
-
-
 def check_max_cells(p: Plan, max_cells: int | None) -> None:
     """The guardrail for irreversible work: refuse a plan larger than `max_cells`."""
     total = p.summary.pending_cells
@@ -246,9 +294,13 @@ def resolve(
     manifest: str | None,
     actor: dict[str, object],
     confirm: Callable[[list[Action]], None],
+    sync: LedgerSync | None = None,
 ) -> list[Action]:
-    """Record in-doubt requests as done (`delete` with `resolved: true`) after a person checked."""
+    """Record in-doubt requests as done (`delete` with `resolved: true`) after a person checked;
+    with the ledger in git, from the remote's latest ledger, and pushed before returning."""
     with ledger_mod.LedgerLock(ledger_path):
+        if sync is not None:
+            sync.sync()
         led = ledger_mod.read(ledger_path)
         p, _ = plan_from(paths, led, Options())
         doubt = [a for a in p.actions if a.in_doubt and (manifest is None or a.manifest == manifest)]
@@ -258,4 +310,6 @@ def resolve(
         with ledger_mod.LedgerWriter(led) as writer:
             for a in doubt:
                 writer.append("delete", {**a.cell_fields(), "resolved": True, "actor": actor})
+        if sync is not None:
+            sync.publish_final(f"reconcile: {plural(len(doubt), 'in-doubt request')} resolved by a person")
     return doubt

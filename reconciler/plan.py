@@ -159,7 +159,11 @@ class Plan:
 
     @property
     def pending_resumes(self) -> tuple[PendingResume, ...]:
-        return self.diff.pending_resumes
+        """Pipelines an interrupted run left paused, to start again once their deletes are
+        done: not while a manifest that `--target` leaves out still has work on them."""
+        targeted = {k.key for k in self.keys}
+        busy = {k.key.pipeline for k in self.diff.keys if k.pending_cells and k.key not in targeted}
+        return tuple(r for r in self.diff.pending_resumes if r.pipeline not in busy)
 
     @property
     def renames(self) -> tuple[RenameHint, ...]:

@@ -146,3 +146,31 @@ def test_a_protected_branch_is_a_clear_error_with_nothing_sent(
     assert "protected" in res.err or "refused" in res.err
     assert "reconcile/ledger" in res.err  # the setting that fixes it
     assert em.world.delete_log == []  # the write-ahead push failed: nothing was sent
+
+
+def test_ledger_resolve_pushes_its_records(origin: Path, tmp_path: Path) -> None:
+    seed = clone(origin, tmp_path / "seed2")
+    with L.LedgerWriter(L.read(seed / "applied-ledger.jsonl")) as w:  # a request left in doubt
+        w.append(
+            "intent",
+            {
+                "manifest": "a",
+                "orgId": "o1",
+                "pipelineId": "p1",
+                "stageInstanceName": "s1",
+                "assetIds": ["a1"],
+                "pointIds": ["x"],
+            },
+        )
+    git(seed, "commit", "-qam", "in doubt", env=person())
+    git(seed, "push", "-q", "origin", "HEAD:main", env=person())
+    runner = clone(origin, tmp_path / "runner")
+    res = run_cli(["ledger", "resolve", "--auto-approve"], runner)
+    assert res.code == 0 and "Recorded 1 in-doubt request as done." in res.out, res.all
+    led = remote_ledger(origin, tmp_path)
+    assert [r.kind for r in led.records] == ["intent", "delete"] and led.records[-1].data["resolved"] is True
+
+
+def test_ledger_verify_refuses_a_missing_file(tmp_path: Path) -> None:
+    res = run_cli(["ledger", "verify", "--ledger", "nope.jsonl"], tmp_path)
+    assert res.code == 1 and "nope.jsonl does not exist: nothing to verify" in res.err

@@ -266,3 +266,16 @@ def test_a_cell_several_manifests_declare_is_sent_once_and_recorded_for_each() -
     assert {f["manifest"] for f in half.ledger_fields()} == (
         {"m0", "m1", "m2"} if "x" in half.point_ids else {"m1", "m2"}
     )
+
+
+def test_a_left_over_pause_waits_for_manifests_target_leaves_out() -> None:
+    pause = Record(
+        1, "pause", "t", "h1", {"orgId": "o", "pipelineId": "p1", "executionMode": 1, "kafkaRate": 9}
+    )
+    ms = [manifest("m1", "p1", ["s"], ["a"], ["x"]), manifest("m2", "p1", ["s"], ["b"], ["x"])]
+    led = ledger_of([pause])
+    assert [r.pipeline for r in build_plan(diff(ms, led), Options()).pending_resumes] == [("o", "p1")]
+    targeted = build_plan(diff(ms, led), Options(targets=("m1",)))
+    assert targeted.pending_resumes == ()  # m2's work on p1 is not done: p1 stays paused
+    done = record(2, "delete", "m2", "p1", "s", ["b"], ["x"])
+    assert build_plan(diff(ms, ledger_of([pause, done])), Options(targets=("m1",))).pending_resumes != ()

@@ -180,9 +180,11 @@ def ledger_resolve(
     """
     from reconciler import operations
     from reconciler.actor import current_actor
-    from reconciler.cli.settings import config, resolve_ledger
+    from reconciler.cli.settings import config, ledger_repo, resolve_ledger
 
     c = consoles()
+    cfg = config()
+    ledger_path = resolve_ledger(ledger, cfg)
 
     def confirm(doubt: list[Action]) -> None:
         for a in doubt:
@@ -195,10 +197,11 @@ def ledger_resolve(
 
     done = operations.resolve(
         paths_or_default(paths),
-        resolve_ledger(ledger, config()),
+        ledger_path,
         manifest=manifest,
         actor=current_actor(),
         confirm=confirm,
+        sync=ledger_repo(cfg, ledger_path),
     )
     if not done:
         c.out.print("No in-doubt requests to resolve.")

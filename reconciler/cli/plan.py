@@ -179,13 +179,13 @@ def ledger_verify(ledger: LedgerOpt = None) -> None:
     Example:  reconcile ledger verify --ledger applied-ledger.jsonl
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import resolve_ledger
+    from reconciler.cli.settings import config, resolve_ledger
 
     c = consoles()
-    path = resolve_ledger(ledger)
+    path = resolve_ledger(ledger, config())
     led = ledger_mod.read(path)
-    if not Path(path).exists():
-        c.warn(f"{path} does not exist (nothing applied yet, or a wrong --ledger)")
+    if not led.exists:
+        raise ReconcilerError(f"{path} does not exist: nothing to verify (a typo in --ledger?)")
     for w in led.warnings:
         c.warn(w)
     c.out.print(
@@ -220,13 +220,15 @@ def ledger_show(
     Example:  reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 7d
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import resolve_ledger
+    from reconciler.cli.settings import config, resolve_ledger
     from reconciler.render import ledger as render
 
     if fmt not in ("text", "json"):
         raise ReconcilerError(f"--format must be text or json, not {fmt!r}")
     c = consoles()
-    led = ledger_mod.read(resolve_ledger(ledger))
+    led = ledger_mod.read(resolve_ledger(ledger, config()))
+    if not led.exists:
+        c.warn(f"{led.path} does not exist (nothing applied yet, or a wrong --ledger)")
     records = ledger_mod.select(led, manifest=manifest, pipeline=pipeline, since=since, kinds=kind)
     for w in led.warnings:
         c.warn(w)
