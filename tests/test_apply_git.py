@@ -7,13 +7,18 @@ and every cell is cleared exactly once.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from collections import Counter
+from collections.abc import Callable
+from itertools import pairwise, product
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from conftest import gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import ledger as L
 
@@ -51,20 +56,36 @@ def person() -> dict[str, str]:
     return {**os.environ, **ident, "GIT_COMMITTER_EMAIL": "dev@x"}
 
 
-@pytest.fixture
-def origin(tmp_path: Path, home: Path) -> Path:
-    """A bare `origin` whose main holds a manifest, reconcile.yaml and an empty ledger."""
+def make_origin(
+    tmp_path: Path,
+    config: str = CONFIG,
+    manifests: dict[str, str] | None = None,
+    *,
+    ledger: bool = True,
+) -> Path:
+    """A bare `origin` whose main holds `manifests`, reconcile.yaml and (unless `ledger` is
+    False) an empty ledger. Every update of its branches is logged (`branch_updates`)."""
     bare = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(bare, "config", "core.logAllRefUpdates", "always")
     seed = tmp_path / "seed"
     git(tmp_path, "clone", "-q", str(bare), str(seed))
-    write(seed / "reconcile.yaml", CONFIG)
-    write(seed / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"], points=["x", "y"]))
-    write(seed / "applied-ledger.jsonl", "")
+    write(seed / "reconcile.yaml", config)
+    manifests = manifests or {"a": manifest_yaml("a", assets=["a1", "a2", "a3"], points=["x", "y"])}
+    for name, text in manifests.items():
+        write(seed / f"manifests/{name}.yaml", text)
+    if ledger:
+        write(seed / "applied-ledger.jsonl", "")
     git(seed, "add", ".", env=person())
     git(seed, "commit", "-qm", "seed", env=person())
     git(seed, "push", "-q", "origin", "HEAD:main", env=person())
     return bare
+
+
+@pytest.fixture
+def origin(tmp_path: Path, home: Path) -> Path:
+    """A bare `origin` whose main holds a manifest, reconcile.yaml and an empty ledger."""
+    return make_origin(tmp_path)
 
 
 def clone(origin: Path, where: Path, *extra: str) -> Path:
@@ -72,13 +93,14 @@ def clone(origin: Path, where: Path, *extra: str) -> Path:
     return where
 
 
-def remote_ledger(origin: Path, tmp_path: Path) -> L.Ledger:
+def remote_ledger(origin: Path, tmp_path: Path, branch: str = "main") -> L.Ledger:
+    """The ledger on the remote's `branch`, read and verified (a broken chain raises)."""
     data = subprocess.run(
-        ["git", "--git-dir", str(origin), "show", "main:applied-ledger.jsonl"],
+        ["git", "--git-dir", str(origin), "show", f"{branch}:applied-ledger.jsonl"],
         capture_output=True,
         check=True,
     ).stdout
-    path = tmp_path / "remote-ledger.jsonl"
+    path = tmp_path / f"remote-ledger-{branch.replace('/', '-')}.jsonl"
     path.write_bytes(data)
     return L.read(path)
 
@@ -146,3 +168,115 @@ def test_a_protected_branch_is_a_clear_error_with_nothing_sent(
     assert "protected" in res.err or "refused" in res.err
     assert "reconcile/ledger" in res.err  # the setting that fixes it
     assert em.world.delete_log == []  # the write-ahead push failed: nothing was sent
+
+
+# --- helpers for the outcomes of issue 8 ----------------------------------------------------
+
+
+def clears(world: Any) -> Counter[tuple[str, str, str, str]]:
+    """How many times each cell (pipeline, stage, asset, point) was cleared."""
+    return Counter(
+        (e["pipelineId"], e["stage"], a, p)
+        for e in world.delete_log
+        for a in e["assets"]
+        for p in e["points"]
+    )
+
+
+def cells(
+    pid: str, stages: list[str], assets: list[str], points: list[str]
+) -> set[tuple[str, str, str, str]]:
+    return {(pid, s, a, p) for s, a, p in product(stages, assets, points)}
+
+
+def branch_updates(origin: Path, branch: str = "main") -> list[str]:
+    """Every value `branch` took on the remote, oldest first (its reflog)."""
+    out = git(origin, "reflog", "show", "--format=%H", f"refs/heads/{branch}")
+    return list(reversed(out.split()))
+
+
+def assert_history_kept(origin: Path, branch: str = "main") -> None:
+    """Every update of `branch` was a fast-forward: no commit was ever dropped (no force push)."""
+    heads = branch_updates(origin, branch)
+    assert heads
+    for old, new in pairwise(heads):
+        ok = subprocess.run(["git", "--git-dir", str(origin), "merge-base", "--is-ancestor", old, new])
+        assert ok.returncode == 0, f"{branch} moved from {old[:12]} to {new[:12]}, not a fast-forward"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def remote_kinds(origin: Path, tmp_path: Path, branch: str = "main") -> list[str]:
+    return [r.kind for r in remote_ledger(origin, tmp_path, branch).records]
+
+
+def plans_nothing(runner: Path) -> bool:
+    return run_cli(["plan", "--detailed-exitcode"], runner).code == 0
+
+
+PAUSING = CONFIG + "apply: {pausePipelines: true, concurrency: 1}\n"
+TWO_STAGES = manifest_yaml("a", stages=["s1", "s2"], assets=["a1", "a2", "a3"], points=["x", "y"])
+
+
+# --- 1. kill -9 right after the write-ahead push, then a new runner -------------------------
+
+
+@pytest.mark.parametrize("held", ["operate:pause", "delete"])
+def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
+    held: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """The runner dies with its call in flight (the pause, or the first delete); its pause and
+    intents are on the remote. A fresh clone finishes the job: the pipeline is started again,
+    and no cell is cleared after it started (a re-sent in-doubt delete lands while paused)."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    deletes_at_start: list[int] = []
+    em.world.on_request(
+        "operate:start", times=None, after=lambda w, _e: deletes_at_start.append(len(w.delete_log))
+    )
+    hook = em.world.on_request(held, hold=True)
+    route, _, action = held.partition(":")
+
+    def is_held(e: dict[str, Any]) -> bool:
+        return e["route"] == route and (not action or e["query"].get("action") == action)
+
+    proc = spawn_cli(
+        ["apply", "--auto-approve"],
+        clone(origin, tmp_path / "runner1"),
+        gateway_env(em),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        entry = em.world.wait_for(is_held, timeout=60)
+        # The write-ahead is on the remote before the call it announces (invariant 11).
+        assert remote_kinds(origin, tmp_path) == ["pause", "intent", "intent"]
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        hook.release()
+        if proc.poll() is None:
+            proc.kill()
+    em.world.wait_for(lambda e: e is entry and e["status"] is not None)  # the call took effect
+    assert em.world.status("p1") == "PAUSED"  # left paused by the dead runner
+    first_run = clears(em.world)
+
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
+    assert res.code == 0, res.all
+    assert em.world.status("p1") == "RUNNING"  # started again
+    assert deletes_at_start == [len(em.world.delete_log)]  # one start, and no delete after it
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"])
+    # Only the delete in flight when the runner died may be sent twice, both while paused.
+    again = {c for c, n in counts.items() if n > 1}
+    assert again == set(first_run) and max(counts.values()) <= 2
+    assert em.world.violations == []
+    kinds = remote_kinds(origin, tmp_path)  # verifies
+    assert kinds[0] == "pause" and kinds[-1] == "resume"
+    assert plans_nothing(clone(origin, tmp_path / "runner3"))
+    assert_history_kept(origin)
