@@ -417,3 +417,121 @@ def test_an_apply_started_while_another_holds_a_delete_sends_only_what_is_left(
     finally:
         hook.release()
     assert_race_outcome(origin, tmp_path, em, [finish(first), (second.code, second.all)])
+
+
+# --- 3. the dedicated ledger branch -------------------------------------------------------
+
+DEDICATED = CONFIG.replace("branch: main", "branch: reconcile/ledger")
+
+
+def remote_head(origin: Path, branch: str = "main") -> str:
+    return git(origin, "rev-parse", f"refs/heads/{branch}")
+
+
+def test_the_dedicated_ledger_branch_leaves_main_alone_and_plan_reads_it(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    origin = make_origin(tmp_path, DEDICATED)
+    main = remote_head(origin)
+    em = make_emulator(world_for([pipeline()]))
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner1"), gateway_env(em))
+    assert res.code == 0, res.all
+    assert remote_head(origin) == main  # main untouched: no bot commit on a protected branch
+    assert remote_kinds(origin, tmp_path, "reconcile/ledger") == ["intent", "delete"]  # created, verifies
+    # A fresh clone of main has main's (empty) ledger; plan reads the ledger's branch.
+    fresh = clone(origin, tmp_path / "runner2")
+    assert (fresh / "applied-ledger.jsonl").read_text() == ""
+    assert plans_nothing(fresh)
+    # A second apply from main sends nothing and updates only the ledger's branch.
+    res = run_cli(["apply", "--auto-approve"], fresh, gateway_env(em))
+    assert res.code == 0, res.all
+    assert "Nothing to apply." in res.out
+    # A new manifest merged to main is applied once; the ledger's branch grows.
+    dev = clone(origin, tmp_path / "dev")
+    write(dev / "manifests/b.yaml", manifest_yaml("b", assets=["b1"]))
+    git(dev, "add", ".", env=person())
+    git(dev, "commit", "-qm", "PR 2", env=person())
+    git(dev, "push", "-q", "origin", "HEAD:main", env=person())
+    main = remote_head(origin)
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
+    assert res.code == 0, res.all
+    assert remote_head(origin) == main
+    assert remote_kinds(origin, tmp_path, "reconcile/ledger") == ["intent", "delete"] * 2
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", ["s1"], ["a1", "a2", "a3"], ["x", "y"]) | cells(
+        "p1", ["s1"], ["b1"], ["pt1"]
+    )
+    assert set(counts.values()) == {1}
+    assert plans_nothing(clone(origin, tmp_path / "runner4"))
+    assert_history_kept(origin, "reconcile/ledger")
+    assert_history_kept(origin)
+
+
+# --- 4. a missing ledger with git sync --------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["not in the repository", "mistyped --ledger"])
+def test_a_missing_ledger_with_git_sync_is_refused_with_nothing_sent(
+    how: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    origin = make_origin(tmp_path, ledger=how != "not in the repository")
+    main = remote_head(origin)
+    em = make_emulator(world_for([pipeline()]))
+    args = ["apply", "--auto-approve"] + (
+        ["--ledger", "applied_ledger.jsonl"] if how.startswith("mis") else []
+    )
+    runner = clone(origin, tmp_path / "runner")
+    res = run_cli(args, runner, gateway_env(em))
+    assert res.code == 1, res.all
+    assert "does not exist" in res.err and "nothing was sent" in res.err
+    assert em.world.delete_log == []
+    assert [e for e in em.world.log if e["route"] in ("delete", "operate")] == []
+    assert remote_head(origin) == main  # nothing pushed either
+    ledger = args[-1] if how.startswith("mis") else "applied-ledger.jsonl"
+    assert not (runner / ledger).exists()  # and no ledger file conjured up
+
+
+# --- 5. two merges close together -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job2_checkout", ["latest main", "its trigger commit"])
+def test_two_merges_close_together_clear_each_cell_once(
+    job2_checkout: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Job 1 applies PR 1 while PR 2 lands; job 2 then runs (on main's head once job 1 is
+    done, or on PR 2's merge commit, checked out while job 1 was still running)."""
+    origin = make_origin(tmp_path, CONFIG, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline()]))
+    dev = clone(origin, tmp_path / "dev")
+    job1 = clone(origin, tmp_path / "job1")
+    job2 = tmp_path / "job2"
+
+    def pr2_lands(_world: Any, _entry: Any) -> None:
+        git(dev, "pull", "-q", "--rebase", "origin", "main", env=person())
+        write(dev / "manifests/b.yaml", manifest_yaml("b", stages=["s1", "s2"], assets=["b1", "b2"]))
+        git(dev, "add", ".", env=person())
+        git(dev, "commit", "-qm", "PR 2", env=person())
+        git(dev, "push", "-q", "origin", "HEAD:main", env=person())
+        if job2_checkout == "its trigger commit":
+            clone(origin, job2)
+
+    em.world.on_request("delete", before=pr2_lands)
+    res = run_cli(["apply", "--auto-approve"], job1, gateway_env(em))
+    assert res.code == 0, res.all
+    job1_clears = clears(em.world)
+    assert set(job1_clears) == cells("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"])
+    if job2_checkout == "latest main":
+        clone(origin, job2)
+    res = run_cli(["apply", "--auto-approve"], job2, gateway_env(em))
+    assert res.code == 0, res.all
+    counts = clears(em.world)
+    want = cells("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"]) | cells(
+        "p1", ["s1", "s2"], ["b1", "b2"], ["pt1"]
+    )
+    assert set(counts) == want
+    assert set(counts.values()) == {1}  # PR 1's cells once, PR 2's once
+    log = git(origin, "log", "--format=%s", "main")
+    assert "PR 2" in log and "seed" in log
+    assert remote_kinds(origin, tmp_path) == ["intent", "intent", "delete", "delete"] * 2
+    assert plans_nothing(clone(origin, tmp_path / "after"))
+    assert_history_kept(origin)
