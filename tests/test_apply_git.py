@@ -116,6 +116,7 @@ def test_a_stale_checkout_never_clears_again(origin: Path, tmp_path: Path, make_
     assert res.code == 0, res.all
     assert "Nothing to apply." in res.out
     assert len(em.world.delete_log) == 1  # the second runner fast-forwarded its ledger first
+    assert clears(em.world) == dict.fromkeys(cells("p1", ["s1"], ["a1", "a2", "a3"], ["x", "y"]), 1)
     led = remote_ledger(origin, tmp_path)
     assert [r.kind for r in led.records] == ["intent", "delete"]
     assert run_cli(["plan", "--detailed-exitcode"], stale).code == 0
@@ -145,12 +146,7 @@ def test_a_merge_landing_during_apply_keeps_history_and_ledger(
     # The next job applies PR 2's manifest only: each cell is cleared exactly once.
     res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
     assert res.code == 0, res.all
-    counts = Counter(
-        (e["pipelineId"], e["stage"], a, p)
-        for e in em.world.delete_log
-        for a in e["assets"]
-        for p in e["points"]
-    )
+    counts = clears(em.world)
     assert counts and set(counts.values()) == {1}
 
 
