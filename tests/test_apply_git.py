@@ -7,13 +7,18 @@ and every cell is cleared exactly once.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from collections import Counter
+from collections.abc import Callable
+from itertools import pairwise, product
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from conftest import gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import ledger as L
 
@@ -51,20 +56,36 @@ def person() -> dict[str, str]:
     return {**os.environ, **ident, "GIT_COMMITTER_EMAIL": "dev@x"}
 
 
-@pytest.fixture
-def origin(tmp_path: Path, home: Path) -> Path:
-    """A bare `origin` whose main holds a manifest, reconcile.yaml and an empty ledger."""
+def make_origin(
+    tmp_path: Path,
+    config: str = CONFIG,
+    manifests: dict[str, str] | None = None,
+    *,
+    ledger: bool = True,
+) -> Path:
+    """A bare `origin` whose main holds `manifests`, reconcile.yaml and (unless `ledger` is
+    False) an empty ledger. Every update of its branches is logged (`branch_updates`)."""
     bare = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(bare, "config", "core.logAllRefUpdates", "always")
     seed = tmp_path / "seed"
     git(tmp_path, "clone", "-q", str(bare), str(seed))
-    write(seed / "reconcile.yaml", CONFIG)
-    write(seed / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"], points=["x", "y"]))
-    write(seed / "applied-ledger.jsonl", "")
+    write(seed / "reconcile.yaml", config)
+    manifests = manifests or {"a": manifest_yaml("a", assets=["a1", "a2", "a3"], points=["x", "y"])}
+    for name, text in manifests.items():
+        write(seed / f"manifests/{name}.yaml", text)
+    if ledger:
+        write(seed / "applied-ledger.jsonl", "")
     git(seed, "add", ".", env=person())
     git(seed, "commit", "-qm", "seed", env=person())
     git(seed, "push", "-q", "origin", "HEAD:main", env=person())
     return bare
+
+
+@pytest.fixture
+def origin(tmp_path: Path, home: Path) -> Path:
+    """A bare `origin` whose main holds a manifest, reconcile.yaml and an empty ledger."""
+    return make_origin(tmp_path)
 
 
 def clone(origin: Path, where: Path, *extra: str) -> Path:
@@ -72,13 +93,14 @@ def clone(origin: Path, where: Path, *extra: str) -> Path:
     return where
 
 
-def remote_ledger(origin: Path, tmp_path: Path) -> L.Ledger:
+def remote_ledger(origin: Path, tmp_path: Path, branch: str = "main") -> L.Ledger:
+    """The ledger on the remote's `branch`, read and verified (a broken chain raises)."""
     data = subprocess.run(
-        ["git", "--git-dir", str(origin), "show", "main:applied-ledger.jsonl"],
+        ["git", "--git-dir", str(origin), "show", f"{branch}:applied-ledger.jsonl"],
         capture_output=True,
         check=True,
     ).stdout
-    path = tmp_path / "remote-ledger.jsonl"
+    path = tmp_path / f"remote-ledger-{branch.replace('/', '-')}.jsonl"
     path.write_bytes(data)
     return L.read(path)
 
@@ -94,6 +116,7 @@ def test_a_stale_checkout_never_clears_again(origin: Path, tmp_path: Path, make_
     assert res.code == 0, res.all
     assert "Nothing to apply." in res.out
     assert len(em.world.delete_log) == 1  # the second runner fast-forwarded its ledger first
+    assert clears(em.world) == dict.fromkeys(cells("p1", ["s1"], ["a1", "a2", "a3"], ["x", "y"]), 1)
     led = remote_ledger(origin, tmp_path)
     assert [r.kind for r in led.records] == ["intent", "delete"]
     assert run_cli(["plan", "--detailed-exitcode"], stale).code == 0
@@ -123,12 +146,7 @@ def test_a_merge_landing_during_apply_keeps_history_and_ledger(
     # The next job applies PR 2's manifest only: each cell is cleared exactly once.
     res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
     assert res.code == 0, res.all
-    counts = Counter(
-        (e["pipelineId"], e["stage"], a, p)
-        for e in em.world.delete_log
-        for a in e["assets"]
-        for p in e["points"]
-    )
+    counts = clears(em.world)
     assert counts and set(counts.values()) == {1}
 
 
@@ -146,6 +164,366 @@ def test_a_protected_branch_is_a_clear_error_with_nothing_sent(
     assert "protected" in res.err or "refused" in res.err
     assert "reconcile/ledger" in res.err  # the setting that fixes it
     assert em.world.delete_log == []  # the write-ahead push failed: nothing was sent
+
+
+# --- helpers for the outcomes of issue 8 ----------------------------------------------------
+
+
+def clears(world: Any) -> Counter[tuple[str, str, str, str]]:
+    """How many times each cell (pipeline, stage, asset, point) was cleared."""
+    return Counter(
+        (e["pipelineId"], e["stage"], a, p)
+        for e in world.delete_log
+        for a in e["assets"]
+        for p in e["points"]
+    )
+
+
+def cells(
+    pid: str, stages: list[str], assets: list[str], points: list[str]
+) -> set[tuple[str, str, str, str]]:
+    return {(pid, s, a, p) for s, a, p in product(stages, assets, points)}
+
+
+def branch_updates(origin: Path, branch: str = "main") -> list[str]:
+    """Every value `branch` took on the remote, oldest first (its reflog)."""
+    out = git(origin, "reflog", "show", "--format=%H", f"refs/heads/{branch}")
+    return list(reversed(out.split()))
+
+
+def assert_history_kept(origin: Path, branch: str = "main") -> None:
+    """Every update of `branch` was a fast-forward: no commit was ever dropped (no force push)."""
+    heads = branch_updates(origin, branch)
+    assert heads
+    for old, new in pairwise(heads):
+        ok = subprocess.run(["git", "--git-dir", str(origin), "merge-base", "--is-ancestor", old, new])
+        assert ok.returncode == 0, f"{branch} moved from {old[:12]} to {new[:12]}, not a fast-forward"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def remote_kinds(origin: Path, tmp_path: Path, branch: str = "main") -> list[str]:
+    return [r.kind for r in remote_ledger(origin, tmp_path, branch).records]
+
+
+def plans_nothing(runner: Path) -> bool:
+    return run_cli(["plan", "--detailed-exitcode"], runner).code == 0
+
+
+PAUSING = CONFIG + "apply: {pausePipelines: true, concurrency: 1}\n"
+TWO_STAGES = manifest_yaml("a", stages=["s1", "s2"], assets=["a1", "a2", "a3"], points=["x", "y"])
+
+
+# --- 1. kill -9 right after the write-ahead push, then a new runner -------------------------
+
+
+@pytest.mark.parametrize("held", ["operate:pause", "delete"])
+def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
+    held: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """The runner dies with its call in flight (the pause, or the first delete); its pause and
+    intents are on the remote. A fresh clone finishes the job: the pipeline is started again,
+    and no cell is cleared after it started (a re-sent in-doubt delete lands while paused)."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    deletes_at_start: list[int] = []
+    em.world.on_request(
+        "operate:start", times=None, after=lambda w, _e: deletes_at_start.append(len(w.delete_log))
+    )
+    hook = em.world.on_request(held, hold=True)
+    route, _, action = held.partition(":")
+
+    def is_held(e: dict[str, Any]) -> bool:
+        return e["route"] == route and (not action or e["query"].get("action") == action)
+
+    proc = spawn_cli(
+        ["apply", "--auto-approve"],
+        clone(origin, tmp_path / "runner1"),
+        gateway_env(em),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        entry = em.world.wait_for(is_held, timeout=60)
+        # The write-ahead is on the remote before the call it announces (invariant 11).
+        assert remote_kinds(origin, tmp_path) == ["pause", "intent", "intent"]
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        hook.release()
+        if proc.poll() is None:
+            proc.kill()
+    em.world.wait_for(lambda e: e is entry and e["status"] is not None)  # the call took effect
+    assert em.world.status("p1") == "PAUSED"  # left paused by the dead runner
+    first_run = clears(em.world)
+
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
+    assert res.code == 0, res.all
+    assert em.world.status("p1") == "RUNNING"  # started again
+    assert deletes_at_start == [len(em.world.delete_log)]  # one start, and no delete after it
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"])
+    # Only the delete in flight when the runner died may be sent twice, both while paused.
+    again = {c for c, n in counts.items() if n > 1}
+    assert again == set(first_run) and max(counts.values()) <= 2
+    assert em.world.violations == []
+    kinds = remote_kinds(origin, tmp_path)  # verifies
+    assert kinds[0] == "pause" and kinds[-1] == "resume"
+    assert plans_nothing(clone(origin, tmp_path / "runner3"))
+    assert_history_kept(origin)
+
+
+# --- 2. two applies racing for the same branch ----------------------------------------------
+
+RACE_STAGES = ["s1", "s2", "s3", "s4"]
+RACE = manifest_yaml("a", stages=RACE_STAGES, assets=["a1", "a2", "a3"], points=["x", "y"])
+RACE_CONFIG = CONFIG + "apply: {concurrency: 1}\n"
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
+
+
+def assert_race_outcome(origin: Path, tmp_path: Path, em: Any, runs: list[tuple[int, str]]) -> None:
+    for code, text in runs:
+        assert code == 0, text
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", RACE_STAGES, ["a1", "a2", "a3"], ["x", "y"])
+    assert set(counts.values()) == {1}, (
+        f"cleared more than once: {sorted(c for c, n in counts.items() if n > 1)}"
+    )
+    remote_ledger(origin, tmp_path)  # verifies
+    assert plans_nothing(clone(origin, tmp_path / "after"))
+    assert_history_kept(origin)
+
+
+def hold_each_status_read(em: Any) -> list[Any]:
+    """Hold the first and the second List Pipelines the emulator gets: two applies that have
+    both synced and planned, stopped before their write-ahead."""
+    return [em.world.on_request("list", hold=True), em.world.on_request("list", hold=True, skip=1)]
+
+
+def lists(em: Any) -> int:
+    return sum(1 for e in em.world.log if e["route"] == "list")
+
+
+def spawn_apply(runner: Path, em: Any) -> subprocess.Popen[str]:
+    return spawn_cli(
+        ["apply", "--auto-approve"], runner, gateway_env(em), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def test_racing_applies_the_loser_replans_and_finds_nothing(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Two runners plan on the same ledger; the first finishes; the second's write-ahead push
+    loses the compare-and-swap, so it re-plans on the new ledger and sends nothing."""
+    origin = make_origin(tmp_path, RACE_CONFIG, {"a": RACE})
+    em = make_emulator(world_for([pipeline(stages=tuple(RACE_STAGES))]))
+    first, second = hold_each_status_read(em)
+    procs = [spawn_apply(clone(origin, tmp_path / f"runner{i}"), em) for i in (1, 2)]
+    try:
+        em.world.wait_for(lambda _e: lists(em) >= 2, timeout=60)  # both planned from seq 0
+        first.release()
+        wait_until(lambda: "delete" in remote_kinds(origin, tmp_path))  # the winner is done
+        assert len(em.world.delete_log) == len(RACE_STAGES)
+    finally:
+        first.release()
+        second.release()
+    runs = [finish(p) for p in procs]
+    assert_race_outcome(origin, tmp_path, em, runs)
+    assert any("re-plan" in text for _code, text in runs), runs  # the loser said why it re-planned
+    assert remote_kinds(origin, tmp_path) == ["intent"] * 4 + ["delete"] * 4  # the loser added nothing
+
+
+GATE = """#!/bin/sh
+# Every push waits here until the test opens the gate: two pushes meet at the remote.
+touch "{marks}/push.$$"
+while [ ! -e "{gate}" ]; do sleep 0.02; done
+exit 0
+"""
+
+
+def test_racing_write_ahead_pushes_that_meet_at_the_remote(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Both runners push their write-ahead at the same moment: the remote takes one; the other
+    is the loser of the compare-and-swap, not a protected branch."""
+    origin = make_origin(tmp_path, RACE_CONFIG, {"a": RACE})
+    marks, gate = tmp_path / "marks", tmp_path / "gate"
+    marks.mkdir()
+    hook = origin / "hooks/pre-receive"
+    hook.write_text(GATE.format(marks=marks, gate=gate))
+    hook.chmod(0o755)
+    em = make_emulator(world_for([pipeline(stages=tuple(RACE_STAGES))]))
+    held = hold_each_status_read(em)
+    # The loser's re-plan reads statuses once more: held until the winner is done, so that it
+    # meets a ledger that moved again (this test is about the push, not about live intents).
+    replan = em.world.on_request("list", hold=True, skip=2)
+    procs = [spawn_apply(clone(origin, tmp_path / f"runner{i}"), em) for i in (1, 2)]
+    try:
+        em.world.wait_for(lambda _e: lists(em) >= 2, timeout=60)  # both planned from seq 0
+        for h in held:
+            h.release()
+        wait_until(lambda: len(list(marks.iterdir())) >= 2)  # both write-aheads at the remote
+        gate.touch()
+        wait_until(lambda: "delete" in remote_kinds(origin, tmp_path))  # the winner is done
+    finally:
+        gate.touch()
+        for h in [*held, replan]:
+            h.release()
+    runs = [finish(p) for p in procs]
+    assert_race_outcome(origin, tmp_path, em, runs)
+    assert any("re-plan" in text for _code, text in runs), runs
+    assert remote_kinds(origin, tmp_path) == ["intent"] * 4 + ["delete"] * 4
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="invariant 9: an apply that syncs while another runner's write-ahead is on the remote "
+    "and its deletes are in flight reads those intents as in doubt (pipeline PAUSED, no resume) and "
+    "re-sends them at once (apply._decide_in_doubt over diff's in-doubt groups): both runners send, "
+    "every cell is cleared twice. Nothing tells a live apply's intents from a dead one's",
+)
+def test_an_apply_started_while_another_holds_a_delete_sends_only_what_is_left(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Job 2 starts while job 1's first delete is in flight: job 1's intents are on the remote
+    with no delete after them, yet job 1 is alive. Job 2 must not send them too."""
+    origin = make_origin(tmp_path, RACE_CONFIG, {"a": RACE})
+    em = make_emulator(world_for([pipeline(stages=tuple(RACE_STAGES))]))
+    hook = em.world.on_request("delete", hold=True)
+    first = spawn_apply(clone(origin, tmp_path / "runner1"), em)
+    try:
+        em.world.wait_for(lambda e: e["route"] == "delete", timeout=60)
+        second = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
+    finally:
+        hook.release()
+    assert_race_outcome(origin, tmp_path, em, [finish(first), (second.code, second.all)])
+
+
+# --- 3. the dedicated ledger branch -------------------------------------------------------
+
+DEDICATED = CONFIG.replace("branch: main", "branch: reconcile/ledger")
+
+
+def remote_head(origin: Path, branch: str = "main") -> str:
+    return git(origin, "rev-parse", f"refs/heads/{branch}")
+
+
+def test_the_dedicated_ledger_branch_leaves_main_alone_and_plan_reads_it(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    origin = make_origin(tmp_path, DEDICATED)
+    main = remote_head(origin)
+    em = make_emulator(world_for([pipeline()]))
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner1"), gateway_env(em))
+    assert res.code == 0, res.all
+    assert remote_head(origin) == main  # main untouched: no bot commit on a protected branch
+    assert remote_kinds(origin, tmp_path, "reconcile/ledger") == ["intent", "delete"]  # created, verifies
+    # A fresh clone of main has main's (empty) ledger; plan reads the ledger's branch.
+    fresh = clone(origin, tmp_path / "runner2")
+    assert (fresh / "applied-ledger.jsonl").read_text() == ""
+    assert plans_nothing(fresh)
+    # A second apply from main sends nothing and updates only the ledger's branch.
+    res = run_cli(["apply", "--auto-approve"], fresh, gateway_env(em))
+    assert res.code == 0, res.all
+    assert "Nothing to apply." in res.out
+    # A new manifest merged to main is applied once; the ledger's branch grows.
+    dev = clone(origin, tmp_path / "dev")
+    write(dev / "manifests/b.yaml", manifest_yaml("b", assets=["b1"]))
+    git(dev, "add", ".", env=person())
+    git(dev, "commit", "-qm", "PR 2", env=person())
+    git(dev, "push", "-q", "origin", "HEAD:main", env=person())
+    main = remote_head(origin)
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
+    assert res.code == 0, res.all
+    assert remote_head(origin) == main
+    assert remote_kinds(origin, tmp_path, "reconcile/ledger") == ["intent", "delete"] * 2
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", ["s1"], ["a1", "a2", "a3"], ["x", "y"]) | cells(
+        "p1", ["s1"], ["b1"], ["pt1"]
+    )
+    assert set(counts.values()) == {1}
+    assert plans_nothing(clone(origin, tmp_path / "runner4"))
+    assert_history_kept(origin, "reconcile/ledger")
+    assert_history_kept(origin)
+
+
+# --- 4. a missing ledger with git sync --------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["not in the repository", "mistyped --ledger"])
+def test_a_missing_ledger_with_git_sync_is_refused_with_nothing_sent(
+    how: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    origin = make_origin(tmp_path, ledger=how != "not in the repository")
+    main = remote_head(origin)
+    em = make_emulator(world_for([pipeline()]))
+    args = ["apply", "--auto-approve"] + (
+        ["--ledger", "applied_ledger.jsonl"] if how.startswith("mis") else []
+    )
+    runner = clone(origin, tmp_path / "runner")
+    res = run_cli(args, runner, gateway_env(em))
+    assert res.code == 1, res.all
+    assert "does not exist" in res.err and "nothing was sent" in res.err
+    assert em.world.delete_log == []
+    assert [e for e in em.world.log if e["route"] in ("delete", "operate")] == []
+    assert remote_head(origin) == main  # nothing pushed either
+    ledger = args[-1] if how.startswith("mis") else "applied-ledger.jsonl"
+    assert not (runner / ledger).exists()  # and no ledger file conjured up
+
+
+# --- 5. two merges close together -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job2_checkout", ["latest main", "its trigger commit"])
+def test_two_merges_close_together_clear_each_cell_once(
+    job2_checkout: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Job 1 applies PR 1 while PR 2 lands; job 2 then runs (on main's head once job 1 is
+    done, or on PR 2's merge commit, checked out while job 1 was still running)."""
+    origin = make_origin(tmp_path, CONFIG, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline()]))
+    dev = clone(origin, tmp_path / "dev")
+    job1 = clone(origin, tmp_path / "job1")
+    job2 = tmp_path / "job2"
+
+    def pr2_lands(_world: Any, _entry: Any) -> None:
+        git(dev, "pull", "-q", "--rebase", "origin", "main", env=person())
+        write(dev / "manifests/b.yaml", manifest_yaml("b", stages=["s1", "s2"], assets=["b1", "b2"]))
+        git(dev, "add", ".", env=person())
+        git(dev, "commit", "-qm", "PR 2", env=person())
+        git(dev, "push", "-q", "origin", "HEAD:main", env=person())
+        if job2_checkout == "its trigger commit":
+            clone(origin, job2)
+
+    em.world.on_request("delete", before=pr2_lands)
+    res = run_cli(["apply", "--auto-approve"], job1, gateway_env(em))
+    assert res.code == 0, res.all
+    job1_clears = clears(em.world)
+    assert set(job1_clears) == cells("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"])
+    if job2_checkout == "latest main":
+        clone(origin, job2)
+    res = run_cli(["apply", "--auto-approve"], job2, gateway_env(em))
+    assert res.code == 0, res.all
+    counts = clears(em.world)
+    want = cells("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"]) | cells(
+        "p1", ["s1", "s2"], ["b1", "b2"], ["pt1"]
+    )
+    assert set(counts) == want
+    assert set(counts.values()) == {1}  # PR 1's cells once, PR 2's once
+    log = git(origin, "log", "--format=%s", "main")
+    assert "PR 2" in log and "seed" in log
+    assert remote_kinds(origin, tmp_path) == ["intent", "intent", "delete", "delete"] * 2
+    assert plans_nothing(clone(origin, tmp_path / "after"))
+    assert_history_kept(origin)
 
 
 def test_ledger_resolve_pushes_its_records(origin: Path, tmp_path: Path) -> None:
