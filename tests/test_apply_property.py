@@ -7,9 +7,9 @@ import tempfile
 from itertools import product
 from pathlib import Path
 
+from conftest import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_plan import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, Gateways, NullReporter, apply

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from test_plan import ledger_of, manifest, record
+from conftest import ledger_of, manifest, record
 
 from reconciler.diff import RenameHint, diff
 from reconciler.plan import Options, build_plan

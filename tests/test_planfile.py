@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plan import ledger_of, manifest, record
+from conftest import ledger_of, manifest, record
 
 from reconciler import planfile
 from reconciler.diff import diff
