@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -27,6 +26,7 @@ from reconciler.errors import ApplyRefused
 from reconciler.words import plural
 
 if TYPE_CHECKING:
+    from reconciler.operations import Planned
     from reconciler.plan import Action
     from reconciler.render.console import Consoles
 
@@ -90,57 +90,34 @@ def apply(
     Example:  reconcile apply plan.json --auto-approve --concurrency 8
     """
     from reconciler import operations
-    from reconciler.actor import current_actor
-    from reconciler.apply import ApplyOptions
     from reconciler.cli import settings as s
     from reconciler.render import apply as render_apply
-    from reconciler.render import plan as render_plan
 
     c = consoles()
     cfg = s.config(config_file)
-    actor = current_actor(paths_or_default(paths))
-    if actor.get("gitDirty") and os.environ.get("CI") and not allow_dirty:
-        raise ApplyRefused(
-            "the manifests have uncommitted changes, so the ledger could not say which commit was "
-            "applied; nothing was sent. Commit them, or pass --allow-dirty"
-        )
-    reporter = render_apply.reporter_for(c)
-    settings = operations.ApplySettings(
-        paths=tuple(paths_or_default(paths)),
-        ledger=ledger or (str(cfg.ledger_path) if cfg else None),
+    settings = s.apply_settings(
+        cfg,
+        paths=paths_or_default(paths),
+        ledger=ledger,
         plan_options=s.plan_options(max_points, max_assets, target),
-        apply_options=ApplyOptions(
-            concurrency=s.concurrency(concurrency, cfg),
-            pause_pipelines=s.pause_pipelines(pause_pipelines, cfg),
-            skip_pause_check=skip_pause_check,
-            resend_in_doubt=resend_in_doubt,
-            verify=verify,
-            kafka_rate=kafka_rate,
-            resume_settings=s.resume_settings(cfg),
-            actor=actor,
-        ),
-        max_cells=s.max_cells(max_cells, cfg),
+        concurrency=concurrency,
+        pause_pipelines=pause_pipelines,
+        skip_pause_check=skip_pause_check,
+        resend_in_doubt=resend_in_doubt,
+        verify=verify,
+        kafka_rate=kafka_rate,
+        max_cells=max_cells,
         lock_timeout=lock_timeout,
+        allow_dirty=allow_dirty,
     )
-    gateways = s.gateways_for(gateway, cfg, on_retry=reporter.note)  # configuration checked first
-    sync = s.ledger_repo(cfg, operations.target_ledger(settings)[0])
-
-    def show(planned: operations.Planned) -> None:
-        for w in planned.warnings:
-            c.warn(w)
-        if planned.saved is not None:
-            c.err.print(
-                f"Saved plan {planned.saved.path} matches the manifests and the ledger.", markup=False
-            )
-        c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files), end="")
-
+    reporter = render_apply.reporter_for(c)
     _, result = operations.apply(
         settings,
-        gateways=gateways,
+        gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan
         reporter=reporter,
-        show=show,
+        show=lambda planned: _show(c, planned),
         confirm=lambda p: _approve(c, auto_approve),
-        sync=sync,
+        sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
     )
     if result is None:
         c.out.print("Nothing to apply.")
@@ -148,6 +125,17 @@ def apply(
     c.out.print(render_apply.summary_table(result))
     render_apply.raise_for(result)
     c.out.print(render_apply.done_line(result))
+
+
+def _show(c: Consoles, planned: Planned) -> None:
+    """The plan apply is about to carry out, with what is worth a warning."""
+    from reconciler.render import plan as render_plan
+
+    for w in planned.warnings:
+        c.warn(w)
+    if planned.saved is not None:
+        c.err.print(f"Saved plan {planned.saved.path} matches the manifests and the ledger.", markup=False)
+    c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files), end="")
 
 
 def _approve(

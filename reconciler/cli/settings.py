@@ -8,12 +8,12 @@ built-in defaults (DESIGN "CLI").
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.config import RepoConfig, load_config, pick
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ApplyRefused, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from reconciler.diff import PipelineRef
     from reconciler.enos import EnosClient
     from reconciler.gitsync import LedgerRepo
+    from reconciler.operations import ApplySettings
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 
@@ -110,16 +111,55 @@ def gateways_for(
     return build
 
 
-def max_cells(flag: int | None, cfg: RepoConfig | None) -> int | None:
-    return flag if flag is not None else (cfg.max_cells if cfg is not None else None)
+def apply_settings(
+    cfg: RepoConfig | None,
+    *,
+    paths: Sequence[str],
+    ledger: str | None,
+    plan_options: Options,
+    concurrency: int | None,
+    pause_pipelines: bool | None,
+    skip_pause_check: bool,
+    resend_in_doubt: bool,
+    verify: bool,
+    kafka_rate: int | None,
+    max_cells: int | None,
+    lock_timeout: float,
+    allow_dirty: bool,
+) -> ApplySettings:
+    """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
+    In CI, manifests with uncommitted changes are refused unless `allow_dirty`: the
+    ledger's `gitCommit` would not say what was applied.
+    """
+    from reconciler.actor import current_actor
+    from reconciler.apply import ApplyOptions
+    from reconciler.operations import ApplySettings
 
-def concurrency(flag: int | None, cfg: RepoConfig | None) -> int:
-    return pick(flag, cfg.concurrency if cfg else None, 4)
-
-
-def pause_pipelines(flag: bool | None, cfg: RepoConfig | None) -> bool:
-    return pick(flag, cfg.pause_pipelines if cfg else None, False)
+    actor = current_actor(paths)
+    if actor.get("gitDirty") and os.environ.get("CI") and not allow_dirty:
+        raise ApplyRefused(
+            "the manifests have uncommitted changes, so the ledger could not say which commit was "
+            "applied; nothing was sent. Commit them, or pass --allow-dirty"
+        )
+    options = ApplyOptions(
+        concurrency=pick(concurrency, cfg.concurrency if cfg else None, 4),
+        pause_pipelines=pick(pause_pipelines, cfg.pause_pipelines if cfg else None, False),
+        skip_pause_check=skip_pause_check,
+        resend_in_doubt=resend_in_doubt,
+        verify=verify,
+        kafka_rate=kafka_rate,
+        resume_settings=resume_settings(cfg),
+        actor=actor,
+    )
+    return ApplySettings(
+        paths=tuple(paths),
+        ledger=ledger or (str(cfg.ledger_path) if cfg else None),
+        plan_options=plan_options,
+        apply_options=options,
+        max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),
+        lock_timeout=lock_timeout,
+    )
 
 
 def schemas() -> dict[str, str]:
