@@ -87,6 +87,7 @@ def apply(
     Takes the ledger lock, verifies the ledger, plans (or checks a saved plan is still
     exact), asks, checks every pipeline is PAUSED, then sends the requests.
 
+    \b
     Example:  reconcile apply plan.json --auto-approve --concurrency 8
     """
     from reconciler import operations
@@ -164,6 +165,7 @@ def ledger_resolve(
 ) -> None:
     """Record in-doubt requests as done, after a person checked the state is cleared.
 
+    \b
     Example:  reconcile ledger resolve --manifest wind-avg-power-fix-2026-11 --auto-approve
     """
     from reconciler import operations
@@ -204,6 +206,7 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = 0) -> N
     Every record keeps its seq, kind, time, fields and cells (checked before the file is
     replaced); the head hash changes, so saved plans made before are stale.
 
+    \b
     Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
     """
     from reconciler import ledger as ledger_mod

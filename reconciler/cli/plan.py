@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 def validate(paths: Paths = None) -> None:
     """Load and check manifests; every problem as `file:line:col: message`.
 
+    \b
     Example:  reconcile validate manifests/
     """
     from reconciler import manifests
@@ -90,6 +91,7 @@ def plan(
 
     Planning reads only files: manifests and the ledger. No network unless --refresh.
 
+    \b
     Example:  reconcile plan --format markdown > plan.md
     """
     from reconciler import operations, planfile
@@ -176,6 +178,7 @@ def ledger_verify(ledger: LedgerOpt = None) -> None:
     Records cut from the end of the file are not detectable by the chain alone; with the
     ledger in git, apply checks that the new ledger extends the remote's.
 
+    \b
     Example:  reconcile ledger verify --ledger applied-ledger.jsonl
     """
     from reconciler import ledger as ledger_mod
@@ -217,6 +220,7 @@ def ledger_show(
 ) -> None:
     """The history: when, manifest, pipeline, stage, assets, points, actor.
 
+    \b
     Example:  reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 7d
     """
     from reconciler import ledger as ledger_mod
@@ -248,6 +252,7 @@ def schema(
 ) -> None:
     """Regenerate the JSON Schemas in schemas/ from the models.
 
+    \b
     Example:  reconcile schema --check
     """
     from reconciler.cli.settings import schemas

@@ -33,6 +33,7 @@ def emulator(
 ) -> None:
     """Run the local EnOS gateway emulator (for tests, demos and your own CI).
 
+    \b
     Example:  reconcile emulator --port 8910 --fault-rate 0.1 --seed 7
     """
     from reconciler.emulator import (
@@ -76,6 +77,7 @@ def demo(
 
     Offline and harmless: the repository is left untouched.
 
+    \b
     Example:  reconcile demo
     """
     from reconciler.cli.demo import run_demo
@@ -96,6 +98,7 @@ def init(
     Writes manifests/, schemas/, applied-ledger.jsonl, GitHub Actions (plan comment on
     pull requests, apply on merge), GitLab CI and a pre-commit config.
 
+    \b
     Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
     """
     from reconciler.scaffold import init as scaffold

@@ -117,7 +117,12 @@ class LineReporter:
         t = self._count(action, ok, message)
         if not ok:
             self.console.print(self._failure(action, message), markup=False)
-        if t.answered % self.every == 0 or t.answered == t.requests:
+        if t.answered == t.requests:
+            with self._lock:
+                running, self._running = self._running, False  # the last line: finish() adds none
+            if running:
+                self.console.print(f"  {self._progress_line(t)}", markup=False)
+        elif t.answered % self.every == 0:
             self.console.print(f"  {self._progress_line(t)}", markup=False)
 
     def _progress_line(self, t: Tally) -> str:
@@ -140,7 +145,7 @@ class LineReporter:
         line = self._progress_line(t)
         unanswered = t.requests - t.answered
         if unanswered > 0:
-            line = f"stopped: {line}; {plural(unanswered, 'request')} not answered"
+            line = f"stopped: {line}; {plural(unanswered, 'request')} not sent (still pending)"
         return line
 
 
