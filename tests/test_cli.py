@@ -245,3 +245,15 @@ def test_ledger_migrate_keeps_the_cells_and_the_plan(repo: Path) -> None:
     after = run_cli(["plan", "--format", "json"], repo)
     assert json.loads(after.out)["actions"] == json.loads(before.out)["actions"]
     assert "already in format v2" in run_cli(["ledger", "migrate"], repo).out
+
+
+def test_emulator_on_a_taken_port_says_so_and_prints_no_banner(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_cli(["emulator", "--port", str(port)], tmp_path)
+    assert res.code == 1 and f"port {port} on 127.0.0.1 is in use; pass --port" in res.err
+    assert "export" not in res.err and "Traceback" not in res.err

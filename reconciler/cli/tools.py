@@ -55,16 +55,19 @@ def emulator(
         world = World.from_file(state, faults) if state else World(faults=faults)
     except (ValueError, KeyError, OSError) as exc:
         raise ReconcilerError(f"cannot start the emulator: {exc}") from None
-    err.print(f"EnOS emulator on http://{host}:{port}", markup=False)
-    err.print(f"  export ENOS_API_GATEWAY=http://{host}:{port}", markup=False)
-    if world.apps.get(DEFAULT_APP_KEY) == DEFAULT_APP_SECRET:
-        err.print(
-            f"  export ENOS_APP_KEY={DEFAULT_APP_KEY} ENOS_APP_SECRET={DEFAULT_APP_SECRET}", markup=False
-        )
-    else:
-        err.print(f"  app keys accepted: {', '.join(world.apps)} (secrets as in {state})", markup=False)
+
+    def banner() -> None:
+        err.print(f"EnOS emulator on http://{host}:{port}", markup=False)
+        err.print(f"  export ENOS_API_GATEWAY=http://{host}:{port}", markup=False)
+        if world.apps.get(DEFAULT_APP_KEY) == DEFAULT_APP_SECRET:
+            err.print(
+                f"  export ENOS_APP_KEY={DEFAULT_APP_KEY} ENOS_APP_SECRET={DEFAULT_APP_SECRET}", markup=False
+            )
+        else:
+            err.print(f"  app keys accepted: {', '.join(world.apps)} (secrets as in {state})", markup=False)
+
     try:
-        serve_forever(world, host, port)
+        serve_forever(world, host, port, on_bound=banner)
     except EmulatorError as exc:  # the port is taken, an unknown host: before serving anything
         raise ReconcilerError(str(exc)) from exc
 

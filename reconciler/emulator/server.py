@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -97,12 +98,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(world: World, host: str, port: int) -> None:
+def serve_forever(world: World, host: str, port: int, on_bound: Callable[[], None] | None = None) -> None:
     """The `reconcile emulator` command: serve in the foreground until Ctrl-C.
 
-    Raises `EmulatorError` (a ValueError) before serving when the address cannot be used.
+    Raises `EmulatorError` (a ValueError) before serving when the address cannot be used;
+    `on_bound` runs once the port is ours (the banner: never printed for a port in use).
     """
     sock = bind(host, port)
+    if on_bound is not None:
+        on_bound()
     try:
         uvicorn.Server(_config(world, host, port, "info")).run(sockets=[sock])
     finally:
