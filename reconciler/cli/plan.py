@@ -126,7 +126,7 @@ def plan(
                 statuses,
                 manifests=planned.loaded,
                 max_cells=max_cells,
-                base_commit=current_actor().get("gitCommit"),
+                base_commit=_base_commit(current_actor(paths_or_default(paths))),
                 link_base=markdown.link_base_from_env(os.environ),
             )
         )
@@ -136,6 +136,14 @@ def plan(
             c.out.print(render.status_text(statuses, p), end="")
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
+
+
+def _base_commit(actor: dict[str, object]) -> str | None:
+    """The commit the manifests were read from, saying so when they differ from it."""
+    commit = actor.get("gitCommit")
+    if not isinstance(commit, str):
+        return None
+    return commit + (" with uncommitted changes" if actor.get("gitDirty") else "")
 
 
 @contextmanager

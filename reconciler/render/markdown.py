@@ -24,6 +24,7 @@ from reconciler.render.plan import (
     LiveStatus,
     _views,
     blocking,
+    doubt_rule,
     rename_warning,
     summary_line,
 )
@@ -309,7 +310,7 @@ def _id_block(v: KeyView, g: PendingGroup, doubt: bool, budget: int) -> tuple[st
     header = (
         f"{code(k.org_id)} / {code(k.pipeline_id)} / {code(k.stage)}: "
         f"{plural(len(g.points), 'point')} x {plural(len(g.assets), 'asset')} = {plural(g.cells, 'cell')}"
-        + (" (in doubt: re-sent only while the pipeline stays PAUSED)" if doubt else "")
+        + (f" (in doubt: {doubt_rule(v.kd.resumed_since_intent)})" if doubt else "")
     )
     lines = [
         f"# {plural(len(g.points), 'point')}",

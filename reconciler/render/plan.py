@@ -70,6 +70,13 @@ def sample(ids: Sequence[str], n: int = SAMPLE) -> str:
     return shown + (f", … +{len(ids) - n:,} more" if len(ids) > n else "")
 
 
+def doubt_rule(resumed: bool) -> str:
+    """What apply does with an in-doubt request (DESIGN "Applied ledger"), in every format."""
+    if resumed:
+        return "a resume followed it: left to a person (--resend-in-doubt or ledger resolve)"
+    return "re-sent only if the pipeline is still PAUSED"
+
+
 def summary_line(plan: Plan) -> str:
     s = plan.summary
     return (
@@ -157,11 +164,7 @@ def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
             f"{plural(len(v.points), 'point')} ({escape(sample(v.points))})"
         )
     if kd.in_doubt_cells:
-        rule = (
-            "a resume followed it: left to a person (--resend-in-doubt or ledger resolve)"
-            if kd.resumed_since_intent
-            else "re-sent only if the pipeline is still PAUSED"
-        )
+        rule = doubt_rule(kd.resumed_since_intent)
         lines.append(
             f"        [magenta]?[/magenta] in doubt: {plural(kd.in_doubt_cells, 'cell')} in "
             f"{plural(v.doubt_requests, 'request')} ({escape(sample(v.doubt_assets))}): sent, no answer "
