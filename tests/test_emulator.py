@@ -372,3 +372,32 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         serve_forever(World(), "127.0.0.1", em.port)
     assert str(exc.value) == f"port {em.port} on 127.0.0.1 is in use; pass --port"
     assert isinstance(exc.value, ValueError)
+
+
+def test_the_journal_counts_clears_per_cell_from_outside(tmp_path: Path) -> None:
+    seed = {
+        "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],
+        "pipelines": [
+            {
+                "pipelineId": "p1",
+                "orgId": "o1",
+                "status": "RUNNING",
+                "executionMode": 1,
+                "kafkaRate": 9,
+                "stages": {"s1": "LastRecordAppender"},
+                "fillState": True,
+            }
+        ],
+    }
+    world = World(seed)
+    world.journal = tmp_path / "journal.jsonl"
+    with (
+        RunningEmulator(world) as em,
+        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+    ):
+        c.pause("o1", "p1")
+        c.delete_stage_state("o1", "p1", "s1", ["a1", "a2"], ["x"])
+        c.start("o1", "p1", 1, 9)
+    events = [json.loads(line) for line in world.journal.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["pause", "delete", "start"]
+    assert events[1]["assets"] == ["a1", "a2"] and events[1]["points"] == ["x"] and events[1]["stage"] == "s1"

@@ -30,6 +30,10 @@ def emulator(
     ] = None,
     latency_ms: Annotated[float, typer.Option(min=0, help="Latency added to every business request.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the fault generator, so runs repeat.")] = 0,
+    journal: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Append every delete, refused delete, pause and start here (JSON Lines)."),
+    ] = None,
 ) -> None:
     """Run the local EnOS gateway emulator (for tests, demos and your own CI).
 
@@ -55,6 +59,7 @@ def emulator(
         world = World.from_file(state, faults) if state else World(faults=faults)
     except (ValueError, KeyError, OSError) as exc:
         raise ReconcilerError(f"cannot start the emulator: {exc}") from None
+    world.journal = journal
 
     def banner() -> None:
         err.print(f"EnOS emulator on http://{host}:{port}", markup=False)

@@ -144,6 +144,7 @@ async def operate_pipeline(request: Request, world: World) -> Response:
                 p.pausing_since = now
             else:
                 p.status = "PAUSED"
+            world.emit("pause", pipelineId=pid)
             return ok("")
         if action == "start":
             mode, rate = body.get("executionMode"), body.get("kafkaRate")
@@ -152,6 +153,7 @@ async def operate_pipeline(request: Request, world: World) -> Response:
             if status == "RUNNING" or p.pausing_since is not None:
                 return fail(61165, f"job with status [{status}] cannot be started")
             p.status, p.execution_mode, p.kafka_rate = "RUNNING", mode, rate
+            world.emit("start", pipelineId=pid, executionMode=mode, kafkaRate=rate)
             return ok("")
         if action == "stop":
             if status not in ("RUNNING", "PAUSED"):
@@ -181,8 +183,12 @@ async def stage_state(request: Request, world: World) -> Response:
         status = p.current_status(world.now())
         if status != "PAUSED":
             world.violations.append(f"delete on {p.pipeline_id} while {status}")
+            world.emit("delete-refused", pipelineId=p.pipeline_id, stage=stage, status=status)
             return fail(61199, f"pipeline {p.pipeline_id} is {status}; pause it before deleting state")
         p.delete(stage, assets, points)
+        world.emit(
+            "delete", orgId=p.org_id, pipelineId=p.pipeline_id, stage=stage, assets=assets, points=points
+        )
         world.delete_log.append(
             {
                 "orgId": p.org_id,

@@ -179,6 +179,8 @@ class World:
         self.hooks: list[Hook] = []
         self.log: list[dict[str, Any]] = []
         self.delete_log: list[dict[str, Any]] = []
+        self.journal: Path | None = None  # `reconcile emulator --journal FILE`: what happened
+        self._journal_lock = threading.Lock()
         self.violations: list[str] = []
 
     @classmethod
@@ -367,6 +369,15 @@ class World:
                 self.changed.wait(left)
 
     # --- what tests read --------------------------------------------------------------
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """One line of the journal (JSON): a delete that took effect or was refused, a pause,
+        a start; so users can count clears per cell from outside, as the tests do."""
+        if self.journal is None:
+            return
+        line = json.dumps({"at": time.time(), "event": event, **fields}, sort_keys=True)
+        with self._journal_lock, self.journal.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
 
     def record(self, entry: dict[str, Any]) -> None:
         """Log a request on arrival; `finish` fills in its answer."""
