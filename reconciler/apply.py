@@ -121,13 +121,17 @@ class Gateways:
         return status_of(self.statuses([ref]), ref)
 
 
+MISSING = "MISSING"  # a pipeline List Pipelines does not return: never written to
+
+
 def status_of(statuses: Mapping[PipelineRef, Pipeline], ref: PipelineRef) -> str:
     """A pipeline's status; one List Pipelines does not return is MISSING."""
-    return statuses[ref].status if ref in statuses else "MISSING"
+    return statuses[ref].status if ref in statuses else MISSING
 
 
 def writable(status: str) -> bool:
-    """DESIGN "Is it paused?": only PAUSED may be written to; anything else blocks."""
+    """DESIGN "Is it paused?": only PAUSED may be written to; RUNNING, STOPPED, PUBLISHED,
+    unknown and MISSING block. The one place this rule is written."""
     return status == "PAUSED"
 
 
@@ -257,7 +261,7 @@ def _check_statuses(
         status = status_of(statuses, ref)
         if writable(status):
             continue
-        if status == "MISSING":
+        if status == MISSING:
             missing.append(
                 f"  {ref.pipeline_id}: not found in org {ref.org_id} (List Pipelines, released "
                 "pipelines only): check spec.pipelineId and spec.orgId"

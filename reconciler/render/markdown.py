@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from reconciler.apply import MISSING
 from reconciler.diff import PendingGroup, PipelineRef
 from reconciler.manifests import LoadResult, Manifest
 from reconciler.plan import Plan
@@ -262,7 +263,7 @@ def _history(plan: Plan) -> list[str]:
 
 
 def _live(ctx: _Context, ref: PipelineRef) -> LiveStatus:
-    return (ctx.statuses or {}).get(ref, LiveStatus("MISSING"))
+    return (ctx.statuses or {}).get(ref, LiveStatus(MISSING))
 
 
 def _pipeline(ctx: _Context, ref: PipelineRef, *, table: bool = False) -> str:

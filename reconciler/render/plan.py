@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rich.markup import escape
 
+from reconciler.apply import MISSING, writable
 from reconciler.diff import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey
 from reconciler.plan import Plan
 from reconciler.words import plural
@@ -104,11 +105,11 @@ def blocking(plan: Plan, statuses: Mapping[PipelineRef, LiveStatus]) -> set[Pipe
     and otherwise leaves them to a person (DESIGN "Apply", step 4).
     """
     busy = {a.pipeline for a in plan.actions if not a.in_doubt}
-    return {ref for ref in busy if _status(statuses, ref).status != "PAUSED"}
+    return {ref for ref in busy if not writable(_status(statuses, ref).status)}
 
 
 def _status(statuses: Mapping[PipelineRef, LiveStatus], ref: PipelineRef) -> LiveStatus:
-    return statuses.get(ref, LiveStatus("MISSING"))
+    return statuses.get(ref, LiveStatus(MISSING))
 
 
 # --- text ---------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan) -> str:
     lines = ["", "Live pipeline status (read-only):"]
     for ref in plan.pipelines:
         live = _status(statuses, ref)
-        if live.status == "PAUSED":
+        if writable(live.status):
             mark = "[green]ok[/green]"
         elif ref in blocked:
             mark = "[red]blocks apply[/red]"
