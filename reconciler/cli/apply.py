@@ -90,8 +90,8 @@ def apply(
     \b
     Example:  reconcile apply plan.json --auto-approve --concurrency 8
     """
+    import reconciler.cli.settings as s
     from reconciler import operations
-    from reconciler.cli import settings as s
     from reconciler.render import apply as render_apply
 
     c = consoles()

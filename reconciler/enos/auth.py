@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.enos import codes
+import reconciler.enos.codes as codes
 from reconciler.errors import AuthError, PermanentError, ReconcilerError, TransientError
 
 TOKEN_GET_PATH = "/apim-token-service/v2.0/token/get"

@@ -23,8 +23,8 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+import reconciler.enos.codes as codes
 from reconciler import __version__
-from reconciler.enos import codes
 from reconciler.enos.auth import Credentials, TokenSource, sign
 from reconciler.errors import AuthError, EnosError, NotPausedError, TransientError
 
