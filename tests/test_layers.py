@@ -55,6 +55,7 @@ def runtime_imports(path: Path) -> set[str]:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("reconciler"):
             found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("reconciler"))
     return found
