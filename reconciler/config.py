@@ -46,6 +46,13 @@ class GitSettings(_Strict):
         description="The ledger's branch: main, or a dedicated one such as reconcile/ledger "
         "when main is protected.",
     )
+    leaseSeconds: int = Field(
+        default=120,
+        ge=1,
+        description="How long the lease of a sending apply lasts unless renewed (it is renewed "
+        "every third of it); another apply waits for it or refuses, and a runner that died "
+        "lets it run out.",
+    )
 
 
 class LedgerSettings(_Strict):
@@ -132,6 +139,7 @@ class ResumeSettings:
 class GitSync:
     remote: str
     branch: str
+    lease_seconds: int = 120
 
 
 @dataclass(frozen=True)
@@ -288,7 +296,7 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
     return RepoConfig(
         path=path,
         ledger_path=path.parent / doc.ledger.path,
-        git=GitSync(git.remote, git.branch) if git.enabled else None,
+        git=GitSync(git.remote, git.branch, git.leaseSeconds) if git.enabled else None,
         gateways=tuple(Gateway(g.orgId, g.url, g.appKeyEnv, g.appSecretEnv) for g in doc.gateways),
         pipelines=tuple(
             ResumeSettings(

@@ -15,21 +15,32 @@ shallow clone.
   meanwhile this run's records (calls already made) are re-chained after the remote's
   tail rather than lost.
 
+- A lease (`<ledger>.lease` beside the ledger on the branch) says which run is sending:
+  written by the write-ahead push, renewed by `heartbeat()` while the run sends, removed
+  by its final push; a runner that died lets it expire. Another apply that finds a live
+  lease waits or refuses (invariant 9 across runners: it never re-sends what a live run
+  announced, nor starts what that run paused).
+
 The ledger branch only ever moves forward by commits whose parent is its current head;
 nothing here force-pushes, so the branch keeps every merge.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reconciler import ledger as ledger_io
+from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, PushRefused
 from reconciler.words import plural
 
@@ -40,6 +51,7 @@ SKIP_CI = "[skip ci]"
 # GitLab: no pipeline for this push. Servers that do not take push options get none.
 PUSH_OPTIONS = ("ci.skip",)
 MAX_ATTEMPTS = 5
+_KEEP = b"keep"  # `_commit`: leave the lease file as the head has it
 _CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
@@ -56,6 +68,36 @@ class Identity:
         """`GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` when set, else the bot."""
         env = os.environ if env is None else env
         return cls(env.get("GIT_AUTHOR_NAME") or DEFAULT_NAME, env.get("GIT_AUTHOR_EMAIL") or DEFAULT_EMAIL)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The run that is sending from this ledger branch now, and until when it says so."""
+
+    run: str
+    user: str
+    host: str
+    pid: int
+    since: str
+    until: float  # epoch seconds, by the holder's clock; renewed while it sends
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def parse(cls, data: bytes | None) -> Lease | None:
+        """None for no lease or one this version cannot read (it then binds nobody)."""
+        try:
+            return cls(**json.loads(data)) if data else None
+        except (ValueError, TypeError):
+            return None
+
+    def describe(self) -> str:
+        left = max(0.0, self.until - time.time())
+        return (
+            f"run {self.run[:8]} by {self.user} on {self.host} (pid {self.pid}) since {self.since}; "
+            f"its lease runs {left:.0f}s more unless renewed"
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +145,8 @@ class LedgerRepo:
         dedicated: bool | None = None,
         identity: Identity | None = None,
         push_options: tuple[str, ...] = PUSH_OPTIONS,
+        lease_seconds: float = 120.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.worktree = Path(worktree)
         self.file = self.worktree / ledger
@@ -118,6 +162,11 @@ class LedgerRepo:
         self._remote_bytes = b""
         self._base = b""
         self._fetched = False
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self.run = uuid.uuid4().hex
+        self._since = ledger_io.utc_now()
+        self._remote_lease: Lease | None = None
 
     # --- the one git helper --------------------------------------------------------
 
@@ -178,16 +227,42 @@ class LedgerRepo:
             raise GitSyncError(f"cannot fetch {branch} from {self.remote}: {_stderr(proc)}")
         return self._ok("rev-parse", "--verify", "FETCH_HEAD^{commit}")
 
-    def _blob(self, commit: str | None) -> bytes | None:
+    def _blob(self, commit: str | None, path: str | None = None) -> bytes | None:
         if commit is None:
             return None
-        proc = self._git("cat-file", "blob", f"{commit}:{self.rel_path}")
+        proc = self._git("cat-file", "blob", f"{commit}:{path or self.rel_path}")
         return proc.stdout if proc.returncode == 0 else None
 
     def _refresh(self) -> None:
         self._head = self._fetch(self.branch)
         self._remote_bytes = self._blob(self._head) or b""
+        self._remote_lease = Lease.parse(self._blob(self._head, self.lease_path))
         self._fetched = True
+
+    @property
+    def lease_path(self) -> str:
+        return self.rel_path + ".lease"
+
+    def live_lease(self) -> Lease | None:
+        """Another run's lease on the branch as last fetched, if it has not expired."""
+        lease = self._remote_lease
+        if lease is None or lease.run == self.run or lease.until <= self._clock():
+            return None
+        return lease
+
+    def _our_lease(self) -> bytes:
+        return Lease(
+            self.run,
+            local_user(),
+            socket.gethostname(),
+            os.getpid(),
+            self._since,
+            self._clock() + self.lease_seconds,
+        ).to_bytes()
+
+    def heartbeat(self, message: str = "reconcile: still applying (lease renewed)") -> str | None:
+        """Renew this run's lease, pushing the records written so far with it."""
+        return self._publish(message, rechain=False, drop_from_seq=None, hold=True)
 
     def read_ledger_bytes(self, branch: str | None = None) -> bytes | None:
         """The ledger as it is on the remote's `branch` (default: the ledger's branch);
@@ -308,20 +383,21 @@ class LedgerRepo:
         (another apply appended), raise `LedgerMoved`: send nothing, `reset_to_remote`,
         and re-plan. Returns the pushed commit (None if there was nothing to push).
         """
-        return self._publish(message, rechain=False, drop_from_seq=None)
+        return self._publish(message, rechain=False, drop_from_seq=None, hold=True)
 
     def publish_final(self, message: str, *, drop_from_seq: int | None = None) -> str | None:
         """Like `publish`, but when another apply appended meanwhile, re-append this run's
         records (same fields and time, new seq/prev/hash) after the remote's tail and push
         that: records of calls already made are never lost. Records from local seq
         `drop_from_seq` on (intents never sent) are dropped instead of re-appended."""
-        return self._publish(message, rechain=True, drop_from_seq=drop_from_seq)
+        return self._publish(message, rechain=True, drop_from_seq=drop_from_seq, hold=False)
 
     def _require_sync(self) -> None:
         if not self._fetched:
             raise GitSyncError("internal: publish before sync")
 
-    def _publish(self, message: str, *, rechain: bool, drop_from_seq: int | None) -> str | None:
+    def _publish(self, message: str, *, rechain: bool, drop_from_seq: int | None, hold: bool) -> str | None:
+        """Push the ledger; `hold` writes (or renews) this run's lease, else removes it."""
         self._require_sync()
         local = self._local()
         if drop_from_seq is not None:
@@ -329,8 +405,9 @@ class LedgerRepo:
         if not local.startswith(self._base):
             raise LedgerBehind(self._why_not_fast_forward(local, self._base))
         for _ in range(MAX_ATTEMPTS):
-            if local == self._base:
-                return self._head  # nothing of ours to push
+            ours = self._remote_lease is not None and self._remote_lease.run == self.run
+            if local == self._base and not hold and not ours:
+                return self._head  # nothing of ours to push, and no lease of ours to remove
             if self._remote_bytes != self._base:
                 if not rechain:
                     raise LedgerMoved(
@@ -338,9 +415,12 @@ class LedgerRepo:
                         "since this run read it. Nothing was sent; re-plan on the new ledger."
                     )
                 local = self._rechain()
-            commit = self._commit(local, message)
+            # Holding: write or renew ours. Not holding: remove ours, leave another run's.
+            lease = self._our_lease() if hold else (None if ours else _KEEP)
+            commit = self._commit(local, message, lease)
             if self._push(commit):
                 self._head, self._remote_bytes, self._base = commit, local, local
+                self._remote_lease = Lease.parse(self._our_lease()) if hold else None
                 return commit
             # Moved meanwhile. If only other files changed (a merge), the next round
             # commits the same ledger on the new head.
@@ -368,8 +448,9 @@ class LedgerRepo:
         ledger_io.read(self.file)  # the re-chained file must verify before it is pushed
         return self._local()
 
-    def _commit(self, data: bytes, message: str) -> str:
-        """A commit of `data` at the ledger's path on the fetched head; no work tree touched."""
+    def _commit(self, data: bytes, message: str, lease: bytes | None) -> str:
+        """A commit of `data` at the ledger's path on the fetched head, with `lease` beside it
+        (None: no lease file; `_KEEP`: the head's as it is); no work tree touched."""
         with tempfile.TemporaryDirectory(prefix="reconcile-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if self._head is None:
@@ -378,6 +459,13 @@ class LedgerRepo:
                 self._ok("read-tree", self._head, env=env)
             blob = self._ok("hash-object", "-w", "--no-filters", "--stdin", stdin=data)
             self._ok("update-index", "--add", "--cacheinfo", f"100644,{blob},{self.rel_path}", env=env)
+            if lease == _KEEP:
+                pass
+            elif lease is not None:
+                held = self._ok("hash-object", "-w", "--no-filters", "--stdin", stdin=lease)
+                self._ok("update-index", "--add", "--cacheinfo", f"100644,{held},{self.lease_path}", env=env)
+            else:
+                self._ok("update-index", "--force-remove", self.lease_path, env=env)
             tree = self._ok("write-tree", env=env)
         parents = ["-p", self._head] if self._head else []
         body = f"{message}\n\n{SKIP_CI}\n".encode()

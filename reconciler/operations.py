@@ -8,19 +8,24 @@ and publishes its records (DESIGN "Apply" and "The ledger in git (CI)").
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler import apply as apply_mod
 from reconciler import ledger as ledger_mod
 from reconciler import manifests, planfile
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
 from reconciler.diff import diff
-from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
+from reconciler.errors import ApplyRefused, LedgerMoved, LockError, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan
 from reconciler.words import plural
+
+if TYPE_CHECKING:
+    from reconciler.gitsync import Lease
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 _CAS_ATTEMPTS = 5
@@ -29,10 +34,14 @@ _CAS_ATTEMPTS = 5
 class LedgerSync(Protocol):
     """The ledger kept in git (implemented by `gitsync`): what apply needs of it."""
 
+    lease_seconds: float
+
     def sync(self) -> object: ...
     def publish(self, message: str) -> object: ...
     def publish_final(self, message: str) -> object: ...
     def reset_to_remote(self) -> None: ...
+    def live_lease(self) -> Lease | None: ...
+    def heartbeat(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,8 @@ class ApplySettings:
     plan_options: Options = field(default_factory=Options)
     apply_options: ApplyOptions = field(default_factory=ApplyOptions)
     max_cells: int | None = None
-    lock_timeout: float = 0.0
+    lock_timeout: float | None = None  # None: refuse a held local lock at once, wait out a
+    # remote lease for as long as a runner that died would hold it
 
 
 def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
@@ -131,10 +141,11 @@ def apply(
 ) -> tuple[Planned, ApplyResult | None]:
     """Lock, sync, verify, plan, guard, confirm, send, publish. None: nothing to apply."""
     ledger_path, saved = target_ledger(settings)
-    with ledger_mod.LedgerLock(ledger_path, timeout=settings.lock_timeout):
+    with ledger_mod.LedgerLock(ledger_path, timeout=settings.lock_timeout or 0):
         first: Planned | None = None
         for _attempt in range(_CAS_ATTEMPTS):
             _sync(sync, reporter)
+            _wait_for_lease(sync, settings.lock_timeout, reporter)
             planned = _planned(settings, ledger_path, saved)
             if first is None:
                 first = planned
@@ -167,6 +178,33 @@ def _sync(sync: LedgerSync | None, reporter: Reporter) -> None:
     outcome = sync.sync()
     for note in getattr(outcome, "notes", ()):
         reporter.note(str(note))
+
+
+def _wait_for_lease(sync: LedgerSync | None, timeout: float | None, reporter: Reporter) -> None:
+    """Another runner is sending from this ledger: wait for its lease, or refuse. Its
+    announced requests look in doubt and its pauses look left over, and neither is ours to
+    re-send or start while it runs (invariant 9 across runners). By default the wait is
+    long enough for the lease of a runner that died to run out, so a re-run finishes its
+    work with no person needed; `--lock-timeout` sets it."""
+    lease = sync.live_lease() if sync is not None else None
+    if sync is None or lease is None:
+        return
+    if timeout is None:
+        timeout = 2 * sync.lease_seconds + 5
+    reporter.note(
+        f"another apply is sending from this ledger: {lease.describe()}; waiting up to {timeout:g}s"
+    )
+    deadline = time.monotonic() + timeout
+    while lease is not None and time.monotonic() < deadline:
+        time.sleep(min(2.0, max(0.1, sync.lease_seconds / 6)))
+        sync.sync()
+        lease = sync.live_lease()
+    if lease is not None:
+        raise LockError(
+            f"another apply holds the ledger on the remote: {lease.describe()}. Nothing was sent. "
+            "Wait for it with --lock-timeout SECONDS; if that runner died, apply again once its lease "
+            "has run out"
+        )
 
 
 def _lost_the_race(
@@ -246,26 +284,59 @@ def _run(
     options = settings.apply_options
     if sync is not None and not options.write_ahead:
         options = replace(options, write_ahead=True)
-    with gateways, ledger_mod.LedgerWriter(planned.ledger) as writer:
-        return apply_mod.apply(
-            planned.plan,
-            gateways,
-            writer,
-            reporter,
-            options,
-            publish=_announcer(sync),
-        )
+    heartbeat = _Heartbeat(sync, reporter) if sync is not None else None
+    try:
+        with gateways, ledger_mod.LedgerWriter(planned.ledger) as writer:
+            return apply_mod.apply(
+                planned.plan,
+                gateways,
+                writer,
+                reporter,
+                options,
+                publish=_announcer(sync, heartbeat),
+            )
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
 
 
-def _announcer(sync: LedgerSync | None) -> Callable[[str], None] | None:
-    """The write-ahead push (invariant 11): every pause and intent on the remote first."""
+def _announcer(sync: LedgerSync | None, heartbeat: _Heartbeat | None) -> Callable[[str], None] | None:
+    """The write-ahead push (invariant 11): every pause and intent on the remote first,
+    with this run's lease, renewed from then on while it sends."""
     if sync is None:
         return None
 
     def announce(message: str) -> None:
         sync.publish(message)
+        if heartbeat is not None:
+            heartbeat.start()
 
     return announce
+
+
+class _Heartbeat:
+    """Renews the run's lease (pushing its records so far) every third of the lease."""
+
+    def __init__(self, sync: LedgerSync, reporter: Reporter) -> None:
+        self._sync = sync
+        self._reporter = reporter
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._sync.lease_seconds / 3):
+            try:
+                self._sync.heartbeat()
+            except ReconcilerError as exc:  # the run goes on; its final push says the rest
+                self._reporter.note(f"could not renew the ledger lease: {exc}")
 
 
 def check_max_cells(p: Plan, max_cells: int | None) -> None:

@@ -215,7 +215,10 @@ def plans_nothing(runner: Path) -> bool:
     return run_cli(["plan", "--detailed-exitcode"], runner).code == 0
 
 
-PAUSING = CONFIG + "apply: {pausePipelines: true, concurrency: 1}\n"
+# A short lease: the runner killed below holds it a second; the new runner waits it out.
+PAUSING = CONFIG.replace("branch: main}", "branch: main, leaseSeconds: 1}") + (
+    "apply: {pausePipelines: true, concurrency: 1}\n"
+)
 TWO_STAGES = manifest_yaml("a", stages=["s1", "s2"], assets=["a1", "a2", "a3"], points=["x", "y"])
 
 
@@ -384,13 +387,6 @@ def test_racing_write_ahead_pushes_that_meet_at_the_remote(
     assert remote_kinds(origin, tmp_path) == ["intent"] * 4 + ["delete"] * 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="invariant 9: an apply that syncs while another runner's write-ahead is on the remote "
-    "and its deletes are in flight reads those intents as in doubt (pipeline PAUSED, no resume) and "
-    "re-sends them at once (apply._decide_in_doubt over diff's in-doubt groups): both runners send, "
-    "every cell is cleared twice. Nothing tells a live apply's intents from a dead one's",
-)
 def test_an_apply_started_while_another_holds_a_delete_sends_only_what_is_left(
     tmp_path: Path, home: Path, make_emulator: Any
 ) -> None:
@@ -400,12 +396,18 @@ def test_an_apply_started_while_another_holds_a_delete_sends_only_what_is_left(
     em = make_emulator(world_for([pipeline(stages=tuple(RACE_STAGES))]))
     hook = em.world.on_request("delete", hold=True)
     first = spawn_apply(clone(origin, tmp_path / "runner1"), em)
+    runner2 = clone(origin, tmp_path / "runner2")
     try:
         em.world.wait_for(lambda e: e["route"] == "delete", timeout=60)
-        second = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
+        # Job 1's lease is live: job 2 does not take its announced requests for in doubt.
+        refused = run_cli(["apply", "--auto-approve", "--lock-timeout", "0"], runner2, gateway_env(em))
+        assert refused.code == 1 and "another apply holds the ledger on the remote" in refused.err
+        assert len(em.world.delete_log) == 0  # job 2 sent nothing; job 1's first delete is held
     finally:
         hook.release()
-    assert_race_outcome(origin, tmp_path, em, [finish(first), (second.code, second.all)])
+    first_run = finish(first)
+    second = run_cli(["apply", "--auto-approve"], runner2, gateway_env(em))  # after job 1
+    assert_race_outcome(origin, tmp_path, em, [first_run, (second.code, second.all)])
 
 
 # --- 3. the dedicated ledger branch -------------------------------------------------------

@@ -371,7 +371,8 @@ def test_dedicated_ledger_branch_is_created_and_main_is_left_alone(origin: Path)
     append(a, ("intent", cell()))
     sha = repo.publish("reconcile: write-ahead")
     assert git(origin, "rev-parse", branch) == sha
-    assert git(origin, "ls-tree", "--name-only", sha) == LEDGER  # only the ledger lives there
+    # only the ledger lives there, and the lease of the run sending from it
+    assert git(origin, "ls-tree", "--name-only", sha).split() == [LEDGER, f"{LEDGER}.lease"]
     assert git(origin, "rev-parse", "main") == main_before
     assert repo.read_ledger_bytes() == (a / LEDGER).read_bytes() == remote_ledger(origin, branch)
 
@@ -417,3 +418,27 @@ def test_ledger_outside_the_repository_is_an_error(origin: Path, tmp_path: Path)
 
 def test_environment_leaks_no_identity() -> None:
     assert not any(k.startswith(("GIT_AUTHOR", "GIT_COMMITTER")) for k in os.environ)
+
+
+def test_the_lease_is_seen_by_others_renewed_and_removed_by_the_final_push(origin: Path) -> None:
+    now = [1000.0]
+    a, b = clone(origin, "a"), clone(origin, "b")
+    repo_a = LedgerRepo(a, LEDGER, lease_seconds=30, clock=lambda: now[0])
+    repo_b = LedgerRepo(b, LEDGER, lease_seconds=30, clock=lambda: now[0])
+    repo_a.sync()
+    append(a, ("intent", cell(asset="x")))
+    repo_a.publish("reconcile: write-ahead a")
+    repo_b.sync()
+    lease = repo_b.live_lease()
+    assert lease is not None and lease.run == repo_a.run and lease.until == 1030.0
+    assert repo_a.live_lease() is None  # its own lease binds nobody
+    now[0] += 25
+    repo_a.heartbeat()  # renewed while it sends
+    now[0] += 10
+    repo_b.sync()
+    assert repo_b.live_lease() is not None  # would have expired at 1030 without the renewal
+    now[0] += 30
+    assert repo_b.live_lease() is None  # a runner that died lets it expire
+    append(a, ("delete", cell(asset="x")))
+    final = repo_a.publish_final("reconcile: applied a")
+    assert f"{LEDGER}.lease" not in git(origin, "ls-tree", "--name-only", final).split()  # released

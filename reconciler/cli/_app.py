@@ -83,7 +83,15 @@ ConfigOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--config", help="The repository config (default: ./reconcile.yaml when it exists)."),
 ]
-LockTimeout = Annotated[float, typer.Option(min=0, help="Seconds to wait for the ledger lock.")]
+LockTimeout = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        min=0,
+        help="Seconds to wait for the ledger lock (default: none for the local lock; with the "
+        "ledger in git, as long as the lease of a runner that died lasts).",
+        show_default=False,
+    ),
+]
 Yes = Annotated[bool, flag("--auto-approve", "--yes", help="Do not ask; for CI.")]
 
 

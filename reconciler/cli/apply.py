@@ -73,7 +73,7 @@ def apply(
         Optional[int],  # noqa: UP045
         typer.Option(min=0, help="Refuse a plan that clears more than this many cells."),
     ] = None,
-    lock_timeout: LockTimeout = 0,
+    lock_timeout: LockTimeout = None,
     allow_dirty: Annotated[
         bool, flag("--allow-dirty", help="In CI, apply even if manifests have uncommitted changes.")
     ] = False,
@@ -200,7 +200,7 @@ def ledger_resolve(
 
 
 @ledger_app.command("migrate")
-def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = 0) -> None:
+def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -> None:
     """Rewrite a v1 ledger in format v2 (about half the size), keeping `<name>.v1.bak`.
 
     Every record keeps its seq, kind, time, fields and cells (checked before the file is
@@ -213,7 +213,7 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = 0) -> N
     from reconciler.cli.settings import config, resolve_ledger
 
     c = consoles()
-    result = ledger_mod.migrate(resolve_ledger(ledger, config()), lock_timeout=lock_timeout)
+    result = ledger_mod.migrate(resolve_ledger(ledger, config()), lock_timeout=lock_timeout or 0)
     for w in result.warnings:
         c.warn(w)
     if result.backup is None:

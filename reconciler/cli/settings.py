@@ -52,7 +52,9 @@ def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
         return None
     from reconciler.gitsync import LedgerRepo
 
-    return LedgerRepo(Path.cwd(), ledger, remote=cfg.git.remote, branch=cfg.git.branch)
+    return LedgerRepo(
+        Path.cwd(), ledger, remote=cfg.git.remote, branch=cfg.git.branch, lease_seconds=cfg.git.lease_seconds
+    )
 
 
 def resume_settings(cfg: RepoConfig | None) -> dict[PipelineRef, tuple[int, int]]:
@@ -124,7 +126,7 @@ def apply_settings(
     verify: bool,
     kafka_rate: int | None,
     max_cells: int | None,
-    lock_timeout: float,
+    lock_timeout: float | None,
     allow_dirty: bool,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
