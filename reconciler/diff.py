@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import NamedTuple
 
 from reconciler.ledger import Ledger, Record
@@ -179,7 +180,6 @@ class _Sets:
         self._sets: dict[int, tuple[Ids, frozenset[str]]] = {}
         self._unions: dict[tuple[int, ...], tuple[list[Ids], frozenset[str], bool]] = {}
         self._minus: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
-        self._within: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], bool]] = {}
 
     def of(self, ids: Ids) -> frozenset[str]:
         hit = self._sets.get(id(ids))
@@ -188,25 +188,18 @@ class _Sets:
         return hit[1]
 
     def union(self, lists: list[Ids]) -> tuple[frozenset[str], bool]:
-        """The union of the lists, and whether no asset is in two of them."""
+        """The union of the lists, and whether no asset is in two of them (nor twice in one)."""
         key = tuple(map(id, lists))
         hit = self._unions.get(key)
         if hit is None or any(a is not b for a, b in zip(hit[0], lists, strict=True)):
-            parts = [self.of(ids) for ids in lists]
-            union = frozenset().union(*parts)
-            hit = self._unions[key] = (lists, union, len(union) == sum(map(len, parts)))
+            union = frozenset(chain.from_iterable(lists))
+            hit = self._unions[key] = (lists, union, len(union) == sum(map(len, lists)))
         return hit[1], hit[2]
 
     def minus(self, a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
         hit = self._minus.get((id(a), id(b)))
         if hit is None or hit[0] is not a or hit[1] is not b:
             hit = self._minus[id(a), id(b)] = (a, b, a - b)
-        return hit[2]
-
-    def within(self, a: frozenset[str], b: frozenset[str]) -> bool:
-        hit = self._within.get((id(a), id(b)))
-        if hit is None or hit[0] is not a or hit[1] is not b:
-            hit = self._within[id(a), id(b)] = (a, b, a <= b)
         return hit[2]
 
 
@@ -220,7 +213,7 @@ def _diff_key(
 ) -> tuple[KeyDiff, int]:
     """One key's pending, in-doubt and applied cells; and its history outside the manifest."""
     deletes = [r for r in records if r.kind == "delete"]
-    point_set = frozenset(points)
+    point_set = sets.of(points)
     asset_set = sets.of(asset_ids)
     touched, disjoint = sets.union([r.asset_ids for r in deletes])
     open_points, open_intents = _open_intents(records, asset_set, sets.closed_intents)
@@ -247,8 +240,8 @@ def _diff_key(
     applied = outside = 0
     # Deletes that share no asset (batches of one run: the usual ledger) are each their
     # own group; only then is the per-asset index needed.
-    all_declared = sets.within(touched, asset_set)
-    groups_of = _disjoint_groups(deletes, sets) if disjoint else _sig_groups(deletes, *_asset_index(deletes))
+    all_declared = len(asset_set) - len(untouched) == len(touched)  # touched <= asset_set
+    groups_of = _disjoint_groups(deletes) if disjoint else _sig_groups(deletes, *_asset_index(deletes))
     for sig, assets in groups_of:
         done = _done_points(deletes, sig, sets)
         inside = len(done & point_set)
@@ -278,12 +271,11 @@ def _done_points(records: Sequence[Record], sig: Sig, sets: _Sets) -> frozenset[
     return frozenset().union(*(records[i].point_ids for i in sig))
 
 
-def _disjoint_groups(records: Sequence[Record], sets: _Sets) -> Iterator[tuple[Sig, Sequence[str]]]:
-    """`_sig_groups` when no asset is in two records: each record's assets, once each."""
+def _disjoint_groups(records: Sequence[Record]) -> Iterator[tuple[Sig, Sequence[str]]]:
+    """`_sig_groups` when no asset is in two records, nor twice in one: each record's assets."""
     for i, r in enumerate(records):
-        ids = r.asset_ids
-        if ids:
-            yield (i,), ids if len(sets.of(ids)) == len(ids) else list(dict.fromkeys(ids))
+        if r.asset_ids:
+            yield (i,), r.asset_ids
 
 
 def _asset_index(records: Sequence[Record]) -> tuple[dict[str, Sig], set[str]]:

@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import repeat
 from typing import Any
 
 from reconciler.errors import LedgerError
@@ -261,7 +262,7 @@ class Chain:
         return intent
 
     def _from_list(self, where: str, kind: str, name: str, value: object) -> Ids:
-        if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        if not (isinstance(value, list) and value and all(map(isinstance, value, repeat(str)))):
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
         # Batches of one manifest repeat the same lists; keep one shared copy of each.
         ids = tuple(value)
@@ -285,7 +286,7 @@ class Chain:
 
     def _share(self, ids: Sequence[str]) -> Ids:
         known = self._ids
-        return tuple([known.setdefault(i, i) for i in ids])
+        return tuple(map(known.setdefault, ids, ids))
 
 
 def _parse(where: str, line: bytes) -> dict[str, Any]:
