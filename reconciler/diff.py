@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import NamedTuple
 
 from reconciler.ledger import Ledger, Record
 from reconciler.manifests import Manifest
 
 Points = tuple[str, ...]
+Ids = tuple[str, ...]
 Sig = tuple[int, ...]  # the indexes of the ledger records that touch an asset
 
 
@@ -117,6 +119,7 @@ def diff(manifests: Sequence[Manifest], ledger: Ledger) -> Diff:
     by_key = _records_by_key(ledger.records)
     resumes = _last_resume(ledger.records)
     aliases = _aliases(manifests)
+    sets = _Sets(ledger.closed_intents)
     declared_keys: set[StageKey] = set()
     keys: list[KeyDiff] = []
     undeclared: dict[StageKey, int] = {}
@@ -126,7 +129,7 @@ def diff(manifests: Sequence[Manifest], ledger: Ledger) -> Diff:
             own = [StageKey(name, *key[1:]) for name in (m.name, *aliases.get(m.name, ()))]
             declared_keys.update(own)
             records = _merged(by_key, own)
-            kd, outside = _diff_key(key, m.point_ids, m.asset_ids, records, resumes)
+            kd, outside = _diff_key(key, m.point_ids, m.asset_ids, records, resumes, sets)
             keys.append(kd)
             if outside:
                 undeclared[key] = outside
@@ -138,7 +141,7 @@ def diff(manifests: Sequence[Manifest], ledger: Ledger) -> Diff:
         keys=tuple(keys),
         undeclared=tuple(sorted(undeclared.items())),
         pending_resumes=tuple(_left_paused(ledger.records)),
-        renames=tuple(_renames(keys, by_key, declared_keys)),
+        renames=tuple(_renames(keys, by_key, declared_keys, sets)),
         ledger=LedgerHead(str(ledger.path), ledger.head_seq, ledger.head_hash),
     )
 
@@ -163,23 +166,61 @@ def _merged(by_key: dict[StageKey, list[Record]], keys: Sequence[StageKey]) -> l
     return sorted((r for k in keys for r in by_key.get(k, ())), key=lambda r: r.seq)
 
 
+class _Sets:
+    """Set views of the shared ID tuples, each built once per diff, keyed by identity.
+
+    The ledger reader shares one tuple per distinct ID list (the batches of weekly fleet
+    resets repeat the same lists) and the loader one per ID file, so what one key
+    computes from them is reused by every other key naming the same tuples. Each entry
+    keeps the tuples it was built from alive, so an `id` is never reused meanwhile.
+    """
+
+    def __init__(self, closed_intents: Iterable[int] = ()) -> None:
+        self.closed_intents = frozenset(closed_intents)
+        self._sets: dict[int, tuple[Ids, frozenset[str]]] = {}
+        self._unions: dict[tuple[int, ...], tuple[list[Ids], frozenset[str], bool]] = {}
+        self._minus: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
+
+    def of(self, ids: Ids) -> frozenset[str]:
+        hit = self._sets.get(id(ids))
+        if hit is None or hit[0] is not ids:
+            hit = self._sets[id(ids)] = (ids, frozenset(ids))
+        return hit[1]
+
+    def union(self, lists: list[Ids]) -> tuple[frozenset[str], bool]:
+        """The union of the lists, and whether no asset is in two of them (nor twice in one)."""
+        key = tuple(map(id, lists))
+        hit = self._unions.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], lists, strict=True)):
+            union = frozenset(chain.from_iterable(lists))
+            hit = self._unions[key] = (lists, union, len(union) == sum(map(len, lists)))
+        return hit[1], hit[2]
+
+    def minus(self, a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+        hit = self._minus.get((id(a), id(b)))
+        if hit is None or hit[0] is not a or hit[1] is not b:
+            hit = self._minus[id(a), id(b)] = (a, b, a - b)
+        return hit[2]
+
+
 def _diff_key(
     key: StageKey,
     points: Points,
-    asset_ids: Sequence[str],
+    asset_ids: Ids,
     records: Sequence[Record],
     resumes: dict[PipelineRef, int],
+    sets: _Sets,
 ) -> tuple[KeyDiff, int]:
     """One key's pending, in-doubt and applied cells; and its history outside the manifest."""
     deletes = [r for r in records if r.kind == "delete"]
-    point_set = frozenset(points)
-    asset_set = frozenset(asset_ids)
-    index, multi = _asset_index(deletes)
-    open_points, open_intents = _open_intents(records, asset_set)
+    point_set = sets.of(points)
+    asset_set = sets.of(asset_ids)
+    touched, disjoint = sets.union([r.asset_ids for r in deletes])
+    open_points, open_intents = _open_intents(records, asset_set, sets.closed_intents)
     groups: dict[Points, list[str]] = {}
     doubt_groups: dict[Points, list[str]] = {}
 
-    def add(todo: Points, assets: list[str]) -> None:
+    def add(todo: Points, assets: Sequence[str]) -> None:
         if not todo or not assets:
             return
         plain = [a for a in assets if a not in open_points] if open_points else assets
@@ -191,16 +232,23 @@ def _diff_key(
                     _split_doubt(a, todo, open_points[a], groups, doubt_groups)
 
     # Set operations first: most keys are either untouched or wholly applied.
-    untouched = asset_set - index.keys()
+    untouched = sets.minus(asset_set, touched)
     if len(untouched) == len(asset_set):
         add(points, list(asset_ids))
     elif untouched:
         add(points, [a for a in asset_ids if a in untouched])
     applied = outside = 0
-    for sig, assets in _sig_groups(deletes, index, multi):
-        done = frozenset().union(*(deletes[i].point_ids for i in sig))
+    # Deletes that share no asset (batches of one run: the usual ledger) are each their
+    # own group; only then is the per-asset index needed.
+    all_declared = len(asset_set) - len(untouched) == len(touched)  # touched <= asset_set
+    groups_of = _disjoint_groups(deletes) if disjoint else _sig_groups(deletes, *_asset_index(deletes))
+    for sig, assets in groups_of:
+        done = _done_points(deletes, sig, sets)
         inside = len(done & point_set)
-        declared = assets if asset_set.issuperset(assets) else [a for a in assets if a in asset_set]
+        if all_declared or asset_set.issuperset(assets):
+            declared: Sequence[str] = assets
+        else:
+            declared = [a for a in assets if a in asset_set]
         applied += inside * len(declared)
         outside += (len(done) - inside) * len(declared) + len(done) * (len(assets) - len(declared))
         if inside < len(points) and declared:
@@ -215,6 +263,19 @@ def _diff_key(
         resumed_since_intent=bool(doubt_groups) and resumed,
     )
     return kd, outside
+
+
+def _done_points(records: Sequence[Record], sig: Sig, sets: _Sets) -> frozenset[str]:
+    if len(sig) == 1:
+        return sets.of(records[sig[0]].point_ids)
+    return frozenset().union(*(records[i].point_ids for i in sig))
+
+
+def _disjoint_groups(records: Sequence[Record]) -> Iterator[tuple[Sig, Sequence[str]]]:
+    """`_sig_groups` when no asset is in two records, nor twice in one: each record's assets."""
+    for i, r in enumerate(records):
+        if r.asset_ids:
+            yield (i,), r.asset_ids
 
 
 def _asset_index(records: Sequence[Record]) -> tuple[dict[str, Sig], set[str]]:
@@ -237,7 +298,7 @@ def _asset_index(records: Sequence[Record]) -> tuple[dict[str, Sig], set[str]]:
 
 def _sig_groups(
     records: Sequence[Record], index: dict[str, Sig], multi: set[str]
-) -> Iterator[tuple[Sig, list[str]]]:
+) -> Iterator[tuple[Sig, Sequence[str]]]:
     """Every asset of the records, grouped by the records that touch it."""
     for i, r in enumerate(records):
         own = (
@@ -254,17 +315,20 @@ def _sig_groups(
 
 
 def _open_intents(
-    records: Sequence[Record], assets: frozenset[str]
+    records: Sequence[Record], assets: frozenset[str], closed: frozenset[int] = frozenset()
 ) -> tuple[dict[str, set[str]], list[Record]]:
     """Per declared asset, the points some intent sent that no later delete or failed closed.
 
     An intent closed exactly (a later record of the same key with the same lists, the
     common case) is dropped first; the rest are replayed in ledger order a cell at a time.
+    `closed` (`Ledger.closed_intents`, what the reader saw closed exactly) only spares
+    comparing the lists: each of them is also closed by that rule.
     """
+    candidates = [r for r in records if r.kind == "intent" and r.seq not in closed]
+    if not candidates:
+        return {}, []
     closers = {(r.asset_ids, r.point_ids): r.seq for r in records if r.kind != "intent"}
-    open_intents = [
-        r for r in records if r.kind == "intent" and closers.get((r.asset_ids, r.point_ids), 0) < r.seq
-    ]
+    open_intents = [r for r in candidates if closers.get((r.asset_ids, r.point_ids), 0) < r.seq]
     if not open_intents:
         return {}, []
     first = open_intents[0].seq
@@ -320,7 +384,7 @@ def _distinct_cells(records: Sequence[Record]) -> int:
 
 
 def _renames(
-    keys: Sequence[KeyDiff], by_key: dict[StageKey, list[Record]], declared: set[StageKey]
+    keys: Sequence[KeyDiff], by_key: dict[StageKey, list[Record]], declared: set[StageKey], sets: _Sets
 ) -> Iterator[RenameHint]:
     """Pending cells that were cleared under a manifest name no manifest declares any more.
 
@@ -338,7 +402,7 @@ def _renames(
         for old in gone.get((kd.key.org_id, kd.key.pipeline_id, kd.key.stage), ()):
             deletes = [r for r in by_key[old] if r.kind == "delete"]
             for g in (*kd.pending, *kd.in_doubt):
-                overlap, _ = _diff_key(kd.key, g.points, g.assets, deletes, {})
+                overlap, _ = _diff_key(kd.key, g.points, g.assets, deletes, {}, sets)
                 found[(kd.key.manifest, old.manifest)] += overlap.applied_cells
     for (manifest, old_name), cells in sorted(found.items()):
         if cells:

@@ -32,8 +32,9 @@ from reconciler.models import (
 from reconciler.yamlsource import MAX_BYTES, Document, FileTooLarge, Loc, NotRegularFile
 
 SUFFIXES = (".yaml", ".yml")
-# What each ID file gave, read once per (file, "assetId" or "pointId") in a run.
-IdsCache = dict[tuple[Path, str], tuple[list[str] | None, list[Diagnostic]]]
+# What each ID file gave, read once per (file, "assetId" or "pointId") in a run; one
+# tuple per file, shared by every manifest naming it (the diff reuses work per tuple).
+IdsCache = dict[tuple[Path, str], tuple[tuple[str, ...] | None, list[Diagnostic]]]
 IDS_MAX_BYTES = 64 << 20  # some four million IDs: far more than a fleet, far less than memory
 
 
@@ -233,7 +234,8 @@ def _ids_file(
         return None
     noun = file_key.removesuffix("sFile")  # assetIdsFile -> assetId
     if (target, noun) not in ids_cache:
-        ids_cache[target, noun] = read_ids_file(target, _display(path, rel), noun)
+        read, read_diags = read_ids_file(target, _display(path, rel), noun)
+        ids_cache[target, noun] = (None if read is None else tuple(read)), read_diags
     ids, file_diags = ids_cache[target, noun]
     diags.extend(file_diags)  # a shared file's diagnostics are de-duplicated in load()
     if ids is None:
@@ -246,7 +248,7 @@ def _ids_file(
     if not ids:
         diags.append(Diagnostic(path, line, col, f"{where}: '{rel}' holds no IDs"))
         return None
-    return tuple(ids)
+    return ids
 
 
 def _display(manifest_path: str, rel: str) -> str:

@@ -5,6 +5,11 @@ like a manifest must not block or fill memory), decodes strict UTF-8 without a
 BOM, refuses anchors and aliases (a small file must not expand into a huge one),
 reports duplicate keys without stopping, and keeps ruamel's round-trip nodes so
 that every later problem can name `file:line:col`.
+
+Files in the plain shape manifests have (block mappings of `key: scalar`, flow or
+block lists of scalars, comments) are read by `fastyaml` into nodes that carry the
+same values and positions ruamel's would; anything else goes to ruamel, which is
+imported only then (tests/test_fastyaml.py proves the two agree).
 """
 
 from __future__ import annotations
@@ -12,21 +17,13 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    CollectionEndEvent,
-    MappingStartEvent,
-    NodeEvent,
-    ScalarEvent,
-    SequenceStartEvent,
-)
-
+from reconciler import fastyaml
 from reconciler.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 Loc = tuple[str | int, ...]
 
@@ -43,6 +40,8 @@ class Document:
 
 
 def _yaml() -> YAML:
+    from ruamel.yaml import YAML
+
     y = YAML(typ="rt", pure=True)
     y.allow_duplicate_keys = True  # reported by _check_events, so loading can go on
     return y
@@ -137,6 +136,15 @@ def _check_events(path: str, text: str) -> list[Diagnostic]:
     Stops at the first anchor or alias, or past MAX_DEPTH levels: a hostile file is
     an error at once, not a hang or a recursion error.
     """
+    from ruamel.yaml.events import (
+        AliasEvent,
+        CollectionEndEvent,
+        MappingStartEvent,
+        NodeEvent,
+        ScalarEvent,
+        SequenceStartEvent,
+    )
+
     diags: list[Diagnostic] = []
     # Each open collection: None for a sequence, else [seen keys, expecting a key?].
     stack: list[list[Any] | None] = []
@@ -175,6 +183,16 @@ def load_documents(path: str, text: str) -> tuple[list[Document], list[Diagnosti
                 path, 1, 1, f"file is larger than {MAX_BYTES >> 10} KiB; put long ID lists in an *IdsFile"
             )
         ]
+    fast = fastyaml.documents(text)
+    if fast is not None:  # the plain shape: no anchor, alias or duplicate key, 3 levels deep
+        lines = tuple(text.split("\n"))
+        return [Document(d, d.lc.line + 1, d.lc.col + 1, source=lines) for d in fast], []
+    return _ruamel_documents(path, text)
+
+
+def _ruamel_documents(path: str, text: str) -> tuple[list[Document], list[Diagnostic]]:
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     try:
         diags = _check_events(path, text)
         if any(not d.message.startswith("duplicate key") for d in diags):
@@ -209,15 +227,18 @@ def position(doc: Document, loc: Loc, *, at_key: bool = False) -> tuple[int, int
     """1-based line and column of the node at `loc` (or its key), else its nearest parent."""
     node: Any = doc.data
     line, col = doc.line, doc.col
+    # ruamel's CommentedMap/CommentedSeq and fastyaml's nodes: dicts and lists with `lc`.
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(node, CommentedMap) and part in node:
+        if isinstance(node, dict) and hasattr(node, "lc") and part in node:
             key_pos = node.lc.key(part)
             val_pos = node.lc.value(part)
             line, col = (key_pos if at_key and last else val_pos) or key_pos
             line, col = line + 1, col + 1
             node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+        elif (
+            isinstance(node, list) and hasattr(node, "lc") and isinstance(part, int) and 0 <= part < len(node)
+        ):
             line, col = node.lc.item(part)
             line, col = line + 1, col + 1
             node = node[part]

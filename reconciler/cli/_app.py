@@ -155,37 +155,37 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: list[str], *, debug: bool = False) -> int:
     """Run one command line and return its exit code (the demo and tests call this too)."""
-    err = make_consoles().err
+    streams = make_consoles()  # rich is imported on first use: only when there is an error to show
     try:
         code = app(args, prog_name="reconcile", standalone_mode=False)
     except InputError as exc:
         for d in exc.diagnostics:
-            err.print(str(d), markup=False, style="yellow" if d.severity == "warning" else "red")
-        err.print(f"error: {exc}", markup=False)
+            streams.err.print(str(d), markup=False, style="yellow" if d.severity == "warning" else "red")
+        streams.err.print(f"error: {exc}", markup=False)
         return _failed(exc, 1, debug)
     except ReconcilerError as exc:
-        err.print(f"error: {exc}", markup=False, style="red")
+        streams.err.print(f"error: {exc}", markup=False, style="red")
         return _failed(exc, exc.exit_code, debug)
     except OSError as exc:  # a file we were asked to write or read: say which, no traceback
-        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}", markup=False, style="red")
+        streams.err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}", markup=False, style="red")
         return _failed(exc, 1, debug)
     except KeyboardInterrupt:
-        err.print("interrupted", style="red")
+        streams.err.print("interrupted", style="red")
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
-        err.print("interrupted", style="red")
+        streams.err.print("interrupted", style="red")
         return 130
     except _usage_errors() as exc:  # bad flags or arguments: click's own message, exit 1
         show = getattr(exc, "show", None)
         if callable(show):
             show()
         else:
-            err.print(f"error: {exc}", markup=False)
+            streams.err.print(f"error: {exc}", markup=False)
         return 1
     except Exception as exc:  # a bug: say so once, traceback only on request
-        err.print(
+        streams.err.print(
             f"unexpected error ({type(exc).__name__}: {exc}); please report it with the output of "
             "the same command run with --debug",
             markup=False,

@@ -1,0 +1,279 @@
+"""fastyaml, the plain-shape reader, against ruamel: same values, types and positions on
+every text it accepts, and the same manifests and diagnostics when files are loaded."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler import fastyaml, manifests, yamlsource
+
+
+def ruamel_documents(text: str) -> tuple[list[Any], list[Any]]:
+    return yamlsource._ruamel_documents("f.yaml", text)
+
+
+def assert_same_node(fast: Any, rt: Any, where: str = "") -> None:
+    assert type(fast) is not type(rt) or isinstance(fast, str), where
+    if isinstance(fast, str):
+        assert type(rt) is str and rt == fast, where
+        return
+    assert isinstance(fast, dict) == isinstance(rt, dict) and isinstance(fast, list) == isinstance(rt, list)
+    assert (fast.lc.line, fast.lc.col) == (rt.lc.line, rt.lc.col), where
+    assert fast.lc.data == (rt.lc.data or {}), where
+    if isinstance(fast, dict):
+        assert list(fast) == list(rt), where
+        assert all(type(k) is str for k in rt), where
+        for k in fast:
+            assert_same_node(fast[k], rt[k], f"{where}.{k}")
+    else:
+        assert len(fast) == len(rt), where
+        for i, (a, b) in enumerate(zip(fast, rt, strict=True)):
+            assert_same_node(a, b, f"{where}[{i}]")
+
+
+def check_text(text: str) -> bool:
+    """True when fastyaml accepted the text (and then agrees with ruamel exactly)."""
+    fast = fastyaml.documents(text)
+    if fast is None:
+        return False
+    docs, diags = ruamel_documents(text)
+    assert diags == [], text
+    assert len(docs) == len(fast), text
+    for f, d in zip(fast, docs, strict=True):
+        assert_same_node(f, d.data, text)
+    mine, no_diags = yamlsource.load_documents("f.yaml", text)
+    assert no_diags == [] and [(d.line, d.col) for d in mine] == [(d.line, d.col) for d in docs]
+    return True
+
+
+# --- generated texts: manifest-like, with the odd thing that must fall back -----------
+
+SCALAR_CHARS = "0123456789eExXoObBtTzZ:._+-aAyYnNlL /()'~=,#&*!|>%@`\"\\[]{}?"
+scalars = st.one_of(
+    st.sampled_from(
+        [
+            "o15589291683811",
+            "4a0b6e9c7f1d4e2a",
+            "ids/farm-a.txt",
+            "WTUR.GenActivePW",
+            "reconciler/v1",
+            "StageStateDeletion",
+            "Reset counters (INC-5521), again",
+            "don't",
+            "yes",
+            "No",
+            "null",
+            "true",
+            "~",
+            "1e3",
+            "0x1f",
+            "2026-11-27",
+            "12:30",
+            ".inf",
+            "1_000",
+            "0o17",
+            "_x",
+            "/abs",
+            "a #not",
+            "",
+        ]
+    ),
+    st.text(SCALAR_CHARS, min_size=1, max_size=10),
+)
+
+
+def quoted(s: str) -> st.SearchStrategy[str]:
+    return st.sampled_from([s, f'"{s}"', f"'{s}'", f"{s}  # note", f'"{s}" # note'])
+
+
+keys = st.sampled_from(
+    ["apiVersion", "kind", "metadata", "spec", "name", "orgId", "assetIds", "labels", "a-b", "k_1", "_k"]
+)
+
+
+@st.composite
+def values(draw: Any, indent: int, depth: int) -> list[str]:
+    """The lines of a value after `key:` (the first line's text, then whole lines)."""
+    kind = draw(st.sampled_from(["scalar", "scalar", "flow", "block", "indentless", "map", "map", "empty"]))
+    pad = " " * indent
+    if kind == "scalar":
+        return [" " + draw(scalars.flatmap(quoted))]
+    if kind == "flow":
+        items = draw(
+            st.lists(scalars.flatmap(lambda s: st.sampled_from([s, f'"{s}"', f"'{s}'"])), max_size=4)
+        )
+        sep = draw(st.sampled_from([", ", ",", " , "]))
+        return [" [" + sep.join(items) + "]" + draw(st.sampled_from(["", " # c", "  "]))]
+    if kind in ("block", "indentless"):
+        step = 0 if kind == "indentless" else draw(st.integers(1, 3))
+        items = draw(st.lists(scalars.flatmap(quoted), min_size=1, max_size=3))
+        gap = draw(st.sampled_from([" ", "  "]))
+        return ["", *(f"{pad}{' ' * step}-{gap}{item}" for item in items)]
+    if kind == "map" and depth < 3:
+        return ["", *draw(mapping(indent + draw(st.integers(1, 3)), depth + 1))]
+    return [""]
+
+
+@st.composite
+def mapping(draw: Any, indent: int, depth: int) -> list[str]:
+    lines: list[str] = []
+    for key in draw(st.lists(keys, min_size=1, max_size=4, unique=True)):
+        if draw(st.integers(0, 5)) == 0:
+            lines.append(draw(st.sampled_from(["", "# comment", "   # indented comment", "  "])))
+        first, *rest = draw(values(indent, depth))
+        lines.append(" " * indent + key + ":" + first)
+        lines.extend(rest)
+    return lines
+
+
+@st.composite
+def shifted(draw: Any, lines: list[str]) -> list[str]:
+    """Sometimes one line indented more or less than its neighbours: mostly bad YAML."""
+    if not lines or draw(st.integers(0, 2)):
+        return lines
+    i = draw(st.integers(0, len(lines) - 1))
+    lines[i] = " " * draw(st.integers(1, 2)) + lines[i] if draw(st.booleans()) else lines[i][1:]
+    return lines
+
+
+@st.composite
+def texts(draw: Any) -> str:
+    docs = ["\n".join(draw(shifted(draw(mapping(0, 1))))) for _ in range(draw(st.integers(1, 3)))]
+    head = draw(st.sampled_from(["", "# header\n", "---\n", "# header\n---\n"]))
+    return head + "---\n".join(d + "\n" for d in docs)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts())
+def test_what_fastyaml_accepts_ruamel_reads_the_same(text: str) -> None:
+    check_text(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(scalars, st.sampled_from(["k: {}\n", "k: [{}]\n", "k:\n  - {}\n", "k: [a, {}]\n"]))
+def test_scalars_are_read_as_ruamel_reads_them(scalar: str, template: str) -> None:
+    check_text(template.format(scalar))
+
+
+MANIFEST = """\
+# yaml-language-server: $schema=../schemas/manifest-v1.schema.json
+apiVersion: reconciler/v1
+kind: StageStateDeletion
+metadata:
+  name: wind-avg-power-fix-2026-11
+  description: Clear 10-min averages after the formula fix (OPS-1234)   # optional
+  labels:
+    team: wind-ops
+spec:
+  orgId: o15589291683811
+  pipelineId: 4a0b6e9c7f1d4e2a
+  stageInstanceNames: [window_avg_1, "last_value_2"]
+  assetIds:
+    - Nj1gF1iZ
+    - 'Xk29aQ0c'
+  pointIdsFile: ids/points.txt
+---
+apiVersion: reconciler/v1
+kind: StageStateDeletion
+metadata:
+  name: fix-2
+spec:
+  orgId: o1
+  pipelineId: p1
+  stageInstanceNames:
+  - s1
+  assetIds: ["a1", "a2"]
+  pointIds: [p1]
+"""
+
+
+def test_the_common_shapes_are_accepted() -> None:
+    assert check_text(MANIFEST)
+    for name in ("fleet-reset.yaml", "wind-avg-power-fix.yaml"):
+        text = (Path(manifests.__file__).parent / "templates" / "manifests" / name).read_text()
+        assert check_text(text), name
+
+
+def test_anything_unusual_falls_back() -> None:
+    for text in (
+        "a: &x 1\nb: *x\n",  # anchors and aliases: ruamel's diagnostic
+        "a: 1\na: 2\n",  # a duplicate key: ruamel's diagnostic
+        "y: a\n",  # a key that YAML 1.1 reads as a bool
+        "a: b\n  c\n",  # a multi-line plain scalar
+        "a: b\n  c: d\n",  # a key deeper than its mapping
+        "a:\n    - b\n  c: d\n",  # a key between a list and its parent
+        "a: yes\n",  # a bool in YAML 1.1
+        "a: 2026-11-27\n",  # a date
+        'a: "x\\ty"\n',  # an escape
+        "a:\n",  # null
+        "a: {b: c}\n",  # a flow mapping
+        "a:\tb\n",  # a tab
+        "a: b\r\n",  # CR
+        "- a\n",  # not a mapping
+        "a: b\n...\n",
+        "%YAML 1.1\n---\na: b\n",
+        "a: ü\n",
+    ):
+        assert fastyaml.documents(text) is None, text
+
+
+# --- whole loads: the same manifests and diagnostics with and without the fast path ---
+
+NAMES = st.sampled_from(["fix-1", "fix-2", "Bad Name", "fix-1", "yes", "x" * 254])
+IDS = st.sampled_from(["a1", "a2", "a1", "4a0b6e9c", "12", "a,b", '"q"', "'s'", "1e3", "x y"])
+
+
+@st.composite
+def manifest_text(draw: Any) -> str:
+    lines = []
+    if draw(st.booleans()):
+        lines.append("apiVersion: " + draw(st.sampled_from(["reconciler/v1", "reconciler/v2", "v1"])))
+    lines.append("kind: " + draw(st.sampled_from(["StageStateDeletion", "Other"])))
+    lines.append("metadata:")
+    lines.append("  name: " + draw(NAMES))
+    if draw(st.booleans()):
+        lines.append("  renamedFrom: [" + ", ".join(draw(st.lists(NAMES, min_size=1, max_size=2))) + "]")
+    if draw(st.booleans()):
+        lines.append("  labels:\n    team: " + draw(st.sampled_from(["ops", "12", "yes"])))
+    lines.append("spec:")
+    for key in draw(st.lists(st.sampled_from(["orgId", "pipelineId", "colour"]), max_size=3, unique=True)):
+        lines.append(f"  {key}: " + draw(IDS))
+    lines.append("  stageInstanceNames: [" + ", ".join(draw(st.lists(IDS, max_size=3))) + "]")
+    for list_key, file_key in (("assetIds", "assetIdsFile"), ("pointIds", "pointIdsFile")):
+        for choice in draw(st.lists(st.sampled_from(["list", "block", "file", "missing"]), max_size=2)):
+            if choice == "list":
+                lines.append(f"  {list_key}: [" + ", ".join(draw(st.lists(IDS, max_size=3))) + "]")
+            elif choice == "block":
+                lines.append(f"  {list_key}:")
+                lines.extend("    - " + i for i in draw(st.lists(IDS, min_size=1, max_size=3)))
+            elif choice == "file":
+                lines.append(f"  {file_key}: " + draw(st.sampled_from(["ids.txt", "../out.txt", "none.txt"])))
+    return "\n".join(lines) + "\n"
+
+
+def load_both(texts: list[str]) -> tuple[manifests.LoadResult, manifests.LoadResult]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "m"
+        root.mkdir()
+        (root / "ids.txt").write_text("a1\na2\na1\n")
+        for i, text in enumerate(texts):
+            (root / f"f{i}.yaml").write_text(text)
+        fast = manifests.load([str(root)])
+        with mock.patch.object(fastyaml, "documents", lambda text: None):
+            slow = manifests.load([str(root)])
+    return fast, slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(manifest_text(), min_size=1, max_size=2).map("---\n".join), min_size=1, max_size=3))
+def test_loading_gives_the_same_manifests_and_diagnostics(texts: list[str]) -> None:
+    fast, slow = load_both(texts)
+    assert fast.manifests == slow.manifests
+    assert [m.renamed_from_at for m in fast.manifests] == [m.renamed_from_at for m in slow.manifests]
+    assert fast.diagnostics == slow.diagnostics
