@@ -284,3 +284,14 @@ def node_package(name: str) -> Path:
             timeout=600,
         )
     return NODE_DIR / "node_modules" / name
+
+
+# The cell fields of a small ledger record (test_ledger, test_ledger_write).
+LEDGER_CELLS = {
+    "manifest": "m",
+    "orgId": "o",
+    "pipelineId": "p",
+    "stageInstanceName": "s",
+    "assetIds": ["a1", "a2"],
+    "pointIds": ["pt"],
+}

@@ -8,19 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import LEDGER_CELLS as CELLS
 from conftest import run_cli
 
 from reconciler import ledger as L
 from reconciler.errors import LedgerError, LockError
-
-CELLS = {
-    "manifest": "m",
-    "orgId": "o",
-    "pipelineId": "p",
-    "stageInstanceName": "s",
-    "assetIds": ["a1", "a2"],
-    "pointIds": ["pt"],
-}
 
 
 def make(path: Path, n: int = 3) -> L.Ledger:
@@ -123,21 +115,7 @@ def test_lock_refusal_names_the_holder(tmp_path: Path) -> None:
     with L.LedgerLock(path, command="reconcile apply --auto-approve"):
         holder = json.loads((tmp_path / "l.jsonl.lock").read_text())
         assert holder["command"] == "reconcile apply --auto-approve" and holder["pid"] > 0
-        with pytest.raises(LockError) as exc:
-            threading_result: list[BaseException] = []
-
-            def other() -> None:
-                try:
-                    with L.LedgerLock(path, timeout=0):
-                        pass
-                except LockError as e:
-                    threading_result.append(e)
-
-            t = threading.Thread(target=other)
-            t.start()
-            t.join()
-            raise threading_result[0]
-        msg = str(exc.value)
+        msg = str(_second_lock(path))
         assert f"pid {holder['pid']}" in msg and "reconcile apply --auto-approve" in msg
         assert "--lock-timeout" in msg
 

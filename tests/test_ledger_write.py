@@ -16,18 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import LEDGER_CELLS as CELLS
 
 from reconciler import ledger as L
 from reconciler.errors import LedgerError, LedgerWriteError
-
-CELLS = {
-    "manifest": "m",
-    "orgId": "o",
-    "pipelineId": "p",
-    "stageInstanceName": "s",
-    "assetIds": ["a1", "a2"],
-    "pointIds": ["pt"],
-}
 
 
 def seeded(path: Path, n: int = 2) -> L.Ledger:
