@@ -1,13 +1,4 @@
-"""apply(plan, gateways, writer, reporter, options) -> ApplyResult.
-
-Performs exactly the plan's requests and nothing else (invariant 1), only on
-pipelines seen PAUSED (invariant 7), journalling an `intent` before and a
-`delete` or `failed` after every request (invariant 4), and starting again
-exactly the pipelines it paused, also when deletes fail, the ledger cannot be
-written or the run is interrupted. Pause and start are checked by reading the
-status back; a pipeline is never started while requests to it are in flight,
-and one that stops being PAUSED mid-run gets nothing more (invariant 10).
-"""
+"""One run: pause, send, verify and start again, journalling every step (invariants 4, 7, 10)."""
 
 from __future__ import annotations
 
@@ -18,334 +9,30 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from reconciler.apply.gateways import Gateways, status_of, writable
+from reconciler.apply.values import ApplyOptions, ApplyResult, Reporter, Resume
 from reconciler.diff import PendingResume, PipelineRef
 from reconciler.errors import (
     ApplyRefused,
     EnosError,
     LedgerWriteError,
     NotPausedError,
-    PlanError,
     TooManyPointsError,
 )
 from reconciler.ledger import LedgerWriter, Record
-from reconciler.plan import Action, Plan
+from reconciler.plan import Action
 from reconciler.words import plural
 
-if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
-    from reconciler.enos import EnosClient, Pipeline
+if TYPE_CHECKING:
+    from reconciler.enos import Pipeline
 
 _NOT_PAUSED_RETRIES = 3
 
 
-class Reporter(Protocol):
-    """What apply tells the person watching; `render.apply` draws it (progress bar or lines)."""
-
-    def note(self, message: str) -> None: ...
-    def start(self, requests: int, cells: int, verb: str = "clear") -> None: ...
-    def advance(self, action: Action, ok: bool, message: str = "") -> None: ...
-    def finish(self) -> None: ...
-
-
-class NullReporter:
-    """A reporter that keeps the notes: for tests and for callers that only want the result."""
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-        self.advanced: list[tuple[Action, bool, str]] = []
-        self._lock = threading.Lock()
-
-    def note(self, message: str) -> None:
-        with self._lock:
-            self.notes.append(message)
-
-    def start(self, requests: int, cells: int, verb: str = "clear") -> None:
-        pass
-
-    def advance(self, action: Action, ok: bool, message: str = "") -> None:
-        with self._lock:
-            self.advanced.append((action, ok, message))
-
-    def finish(self) -> None:
-        pass
-
-
-class Gateways:
-    """The EnOS client of each org (an application usually belongs to one OU)."""
-
-    def __init__(self, clients: Mapping[str, EnosClient], default: EnosClient | None = None) -> None:
-        self._clients = dict(clients)
-        self._default = default
-
-    @classmethod
-    def single(cls, client: EnosClient) -> Gateways:
-        return cls({}, client)
-
-    def close(self) -> None:
-        for c in {id(c): c for c in [*self._clients.values(), self._default] if c is not None}.values():
-            c.close()
-
-    def __enter__(self) -> Gateways:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def client(self, org_id: str) -> EnosClient:
-        found = self._clients.get(org_id, self._default)
-        if found is None:
-            raise ApplyRefused(f"no gateway configured for org {org_id}; add it to reconcile.yaml `gateways`")
-        return found
-
-    def preflight(self, orgs: Iterable[str]) -> None:
-        """A token from every gateway the run needs: credentials work before anything happens."""
-        seen: set[int] = set()
-        for org in sorted(set(orgs)):
-            c = self.client(org)
-            if id(c) not in seen:
-                seen.add(id(c))
-                c.token()
-
-    def statuses(self, pipelines: Iterable[PipelineRef]) -> dict[PipelineRef, Pipeline]:
-        by_org: dict[str, list[PipelineRef]] = {}
-        for ref in pipelines:
-            by_org.setdefault(ref.org_id, []).append(ref)
-        found: dict[PipelineRef, Pipeline] = {}
-        for org, refs in sorted(by_org.items()):
-            got = self.client(org).pipeline_statuses(refs)
-            found.update({PipelineRef(*k): v for k, v in got.items()})
-        return found
-
-    def status(self, ref: PipelineRef) -> str:
-        return status_of(self.statuses([ref]), ref)
-
-
-MISSING = "MISSING"  # a pipeline List Pipelines does not return: never written to
-
-
-def status_of(statuses: Mapping[PipelineRef, Pipeline], ref: PipelineRef) -> str:
-    """A pipeline's status; one List Pipelines does not return is MISSING."""
-    return statuses[ref].status if ref in statuses else MISSING
-
-
-def writable(status: str) -> bool:
-    """DESIGN "Is it paused?": only PAUSED may be written to; RUNNING, STOPPED, PUBLISHED,
-    unknown and MISSING block. The one place this rule is written."""
-    return status == "PAUSED"
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    concurrency: int = 4
-    pause_pipelines: bool = False
-    skip_pause_check: bool = False
-    resend_in_doubt: bool = False
-    verify: bool = False
-    kafka_rate: int | None = None
-    resume_settings: Mapping[PipelineRef, tuple[int, int]] = field(default_factory=dict)
-    pause_timeout: float = 600.0
-    poll_interval: float = 2.0
-    actor: dict[str, Any] = field(default_factory=dict)
-    write_ahead: bool = False  # every pause and intent recorded (and published) before any call
-
-
 @dataclass
-class ApplyResult:
-    deleted: list[Action] = field(default_factory=list)
-    failed: list[tuple[Action, str]] = field(default_factory=list)
-    in_doubt: list[tuple[Action, str]] = field(default_factory=list)
-    skipped_in_doubt: list[Action] = field(default_factory=list)
-    not_sent: list[Action] = field(default_factory=list)
-    paused: list[PipelineRef] = field(default_factory=list)
-    resumed: list[PipelineRef] = field(default_factory=list)
-    resume_failed: list[tuple[PipelineRef, str]] = field(default_factory=list)
-    stopped_pipelines: list[tuple[PipelineRef, str]] = field(default_factory=list)
-    verify_failed: list[tuple[Action, int]] = field(default_factory=list)
-    ledger_error: LedgerWriteError | None = None
-    interrupted: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return not (
-            self.failed
-            or self.in_doubt
-            or self.skipped_in_doubt
-            or self.not_sent
-            or self.resume_failed
-            or self.verify_failed
-            or self.ledger_error
-            or self.interrupted
-        )
-
-    @property
-    def cells_deleted(self) -> int:
-        return sum(a.cells for a in self.deleted)
-
-
-@dataclass(frozen=True)
-class _Resume:
-    """A pipeline to start again at the end, with the body its `pause` record holds."""
-
-    ref: PipelineRef
-    execution_mode: int
-    kafka_rate: int
-
-
-def apply(
-    plan: Plan,
-    gateways: Gateways,
-    writer: LedgerWriter,
-    reporter: Reporter,
-    options: ApplyOptions,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    now: Callable[[], float] = time.time,
-    publish: Callable[[str], None] | None = None,
-) -> ApplyResult:
-    """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe.
-
-    `publish` (the ledger in git) is called once every `pause` and `intent` record is
-    written, before the first call they announce (invariant 11).
-    """
-    if writer.head != (plan.ledger.seq, plan.ledger.hash):
-        raise PlanError(
-            f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "
-            f"is at seq {writer.head[0]}; plan again"
-        )
-    run = _Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock, now)
-    leftover = {r.pipeline: r for r in plan.pending_resumes}
-    gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
-    wanted = {a.pipeline for a in plan.actions}
-    statuses: dict[PipelineRef, Pipeline] = {}
-    if not options.skip_pause_check or leftover or any(a.in_doubt for a in plan.actions):
-        statuses = gateways.statuses(sorted(wanted | set(leftover)))
-    actions = _decide_in_doubt(plan.actions, statuses, run)
-    sending = {a.pipeline for a in actions}
-    to_pause = [] if options.skip_pause_check else _check_statuses(sending, statuses, options)
-    pauses = _resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything
-    resumes = pauses + run.leftover_resumes(leftover, statuses)
-    if options.write_ahead:  # before the try: a lost compare-and-swap must leave nothing done
-        run.write_ahead(pauses, actions, publish)
-    try:
-        for r in pauses:
-            run.pause(r)
-        run.send_all(actions)
-        run.resend_doubtful()
-        if options.verify:
-            run.verify()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests were waited for
-        run.result.interrupted = True
-        run.reporter.finish()
-    except LedgerWriteError as exc:
-        run.result.ledger_error = exc
-        run.reporter.finish()
-    finally:
-        run.finish(resumes, leftover)
-    return run.result
-
-
-# --- pre-flight ------------------------------------------------------------------
-
-
-def _check_statuses(
-    wanted: Iterable[PipelineRef], statuses: dict[PipelineRef, Pipeline], options: ApplyOptions
-) -> list[PipelineRef]:
-    """Only PAUSED may be written to; RUNNING is paused on request; anything else blocks."""
-    blocked: list[str] = []
-    missing: list[str] = []
-    to_pause: list[PipelineRef] = []
-    for ref in sorted(wanted):
-        status = status_of(statuses, ref)
-        if writable(status):
-            continue
-        if status == MISSING:
-            missing.append(
-                f"  {ref.pipeline_id}: not found in org {ref.org_id} (List Pipelines, released "
-                "pipelines only): check spec.pipelineId and spec.orgId"
-            )
-        elif status == "RUNNING" and options.pause_pipelines:
-            to_pause.append(ref)
-        else:
-            blocked.append(f"  {ref.org_id} / {ref.pipeline_id}: {status}")
-    if missing or blocked:
-        lines = [*missing, *blocked]
-        hint = ""
-        if blocked:
-            hint = (
-                "\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING ones "
-                "for the run and start them again after."
-                if not options.pause_pipelines
-                else "\nOnly RUNNING pipelines can be paused; STOPPED, PUBLISHED or unknown ones "
-                "are never touched."
-            )
-        raise ApplyRefused(
-            "not every pipeline in the plan can be written to; nothing was sent:\n" + "\n".join(lines) + hint
-        )
-    return to_pause
-
-
-def _resumes_to_form(
-    to_pause: list[PipelineRef], statuses: dict[PipelineRef, Pipeline], options: ApplyOptions
-) -> list[_Resume]:
-    """The start body for each pipeline to pause; refuse before pausing any if one can't be formed."""
-    out: list[_Resume] = []
-    missing: list[str] = []
-    for ref in to_pause:
-        p = statuses[ref]
-        configured = options.resume_settings.get(ref)
-        mode = p.execution_mode if p.execution_mode is not None else (configured or (None, None))[0]
-        rate = p.kafka_rate if p.kafka_rate is not None else (configured or (None, None))[1]
-        rate = rate if rate is not None else options.kafka_rate
-        if mode is None or rate is None:
-            what = "executionMode" if mode is None else "kafkaRate (pass --kafka-rate N)"
-            missing.append(
-                f"  {ref.org_id} / {ref.pipeline_id}: List Pipelines gives no {what}; "
-                "set it under `pipelines` in reconcile.yaml"
-            )
-        else:
-            out.append(_Resume(ref, mode, rate))
-    if missing:
-        raise ApplyRefused(
-            "cannot form the start request to resume these pipelines, so none was paused:\n"
-            + "\n".join(missing)
-        )
-    return out
-
-
-def _decide_in_doubt(
-    actions: Iterable[Action], statuses: dict[PipelineRef, Pipeline], run: _Run
-) -> list[Action]:
-    """Re-send an in-doubt request only while its pipeline stayed paused (DESIGN "Applied ledger").
-
-    Decided before any pause: a request held for a person never causes a pause.
-    """
-    out: list[Action] = []
-    for a in actions:
-        if not a.in_doubt:
-            out.append(a)
-            continue
-        paused_now = writable(status_of(statuses, a.pipeline))
-        if run.options.resend_in_doubt or (paused_now and not a.resumed_since):
-            out.append(a)
-        else:
-            run.result.skipped_in_doubt.append(a)
-    if run.result.skipped_in_doubt:
-        n = len(run.result.skipped_in_doubt)
-        run.reporter.note(
-            f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent. "
-            "Check the state, then `reconcile ledger resolve` (done) or `apply --resend-in-doubt`."
-        )
-    return out
-
-
-# --- the run: pause, delete, verify, resume ---------------------------------------
-
-
-@dataclass
-class _Run:
+class Run:
     """The collaborators of one apply, and what it has done so far."""
 
     gateways: Gateways
@@ -390,7 +77,7 @@ class _Run:
                 self.writer.append_failed(intent, code=code, message=message, fields=actor)
 
     def write_ahead(
-        self, pauses: Sequence[_Resume], actions: Sequence[Action], publish: Callable[[str], None] | None
+        self, pauses: Sequence[Resume], actions: Sequence[Action], publish: Callable[[str], None] | None
     ) -> None:
         """Every pause and intent recorded (and, with the ledger in git, pushed) before any call."""
         for r in pauses:
@@ -403,7 +90,7 @@ class _Run:
                 f"reconcile: write-ahead of {plural(len(actions), 'request')}, {plural(len(pauses), 'pause')}"
             )
 
-    def _record_pause(self, r: _Resume) -> None:
+    def _record_pause(self, r: Resume) -> None:
         # Recorded before the call: a crash right after pausing must still leave a record
         # that makes the next apply start the pipeline again.
         self.record(
@@ -418,7 +105,7 @@ class _Run:
 
     # --- pause ---
 
-    def pause(self, r: _Resume) -> None:
+    def pause(self, r: Resume) -> None:
         ref = r.ref
         self.reporter.note(f"pausing {ref.pipeline_id}")
         if not self.announced:
@@ -456,9 +143,9 @@ class _Run:
 
     def leftover_resumes(
         self, leftover: Mapping[PipelineRef, PendingResume], statuses: dict[PipelineRef, Pipeline]
-    ) -> list[_Resume]:
+    ) -> list[Resume]:
         """Pipelines an interrupted run paused: started again once this run's deletes are done."""
-        out: list[_Resume] = []
+        out: list[Resume] = []
         for ref, pending in sorted(leftover.items()):
             status = status_of(statuses, ref)
             if status == "RUNNING" and self._pause_may_land(ref, pending):
@@ -474,7 +161,7 @@ class _Run:
             if mode is None or rate is None:
                 self.result.resume_failed.append((ref, "its pause record has no executionMode/kafkaRate"))
                 continue
-            out.append(_Resume(ref, mode, rate))
+            out.append(Resume(ref, mode, rate))
         return out
 
     def _pause_may_land(self, ref: PipelineRef, pending: PendingResume) -> bool:
@@ -686,7 +373,7 @@ class _Run:
             self.reporter.note(f"re-sending {plural(len(resend), 'request')} that ended in doubt")
             self._run_pool(resend, self.delete)
 
-    def finish(self, resumes: Sequence[_Resume], leftover: Iterable[PipelineRef]) -> None:
+    def finish(self, resumes: Sequence[Resume], leftover: Iterable[PipelineRef]) -> None:
         """The end of every run, however it stopped: wait for what is in flight, then start
         again what was paused; neither is cut short by another Ctrl-C or SIGTERM."""
         if self._shielded(self.stop_and_wait, self._in_flight_note):
@@ -737,7 +424,7 @@ class _Run:
 
     # --- resume ---
 
-    def resume_all(self, resumes: Sequence[_Resume], leftover: Iterable[PipelineRef]) -> None:
+    def resume_all(self, resumes: Sequence[Resume], leftover: Iterable[PipelineRef]) -> None:
         """Start again every pipeline this run (or an interrupted one) paused: each is tried,
         through Ctrl-C, and each failure is reported by name."""
         paused = set(self.result.paused) | set(leftover)
@@ -753,7 +440,7 @@ class _Run:
         if self._shielded(resume_each, lambda: "still starting paused pipelines again; press Ctrl-C later"):
             self.result.interrupted = True
 
-    def resume(self, r: _Resume) -> None:
+    def resume(self, r: Resume) -> None:
         ref = r.ref
         client = self.gateways.client(ref.org_id)
         try:

@@ -1,0 +1,94 @@
+"""apply(plan, gateways, writer, reporter, options) -> ApplyResult.
+
+Performs exactly the plan's requests and nothing else (invariant 1), only on
+pipelines seen PAUSED (invariant 7), journalling an `intent` before and a
+`delete` or `failed` after every request (invariant 4), and starting again
+exactly the pipelines it paused, also when deletes fail, the ledger cannot be
+written or the run is interrupted. Pause and start are checked by reading the
+status back; a pipeline is never started while requests to it are in flight,
+and one that stops being PAUSED mid-run gets nothing more (invariant 10).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from reconciler.apply.gateways import MISSING, Gateways, status_of, writable
+from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
+from reconciler.apply.run import Run
+from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Reporter
+from reconciler.diff import PipelineRef
+from reconciler.errors import LedgerWriteError, PlanError
+from reconciler.ledger import LedgerWriter
+from reconciler.plan import Plan
+
+if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
+    from reconciler.enos import Pipeline
+
+__all__ = [
+    "MISSING",
+    "ApplyOptions",
+    "ApplyResult",
+    "Gateways",
+    "NullReporter",
+    "Reporter",
+    "apply",
+    "status_of",
+    "writable",
+]
+
+
+def apply(
+    plan: Plan,
+    gateways: Gateways,
+    writer: LedgerWriter,
+    reporter: Reporter,
+    options: ApplyOptions,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], float] = time.time,
+    publish: Callable[[str], None] | None = None,
+) -> ApplyResult:
+    """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe.
+
+    `publish` (the ledger in git) is called once every `pause` and `intent` record is
+    written, before the first call they announce (invariant 11).
+    """
+    if writer.head != (plan.ledger.seq, plan.ledger.hash):
+        raise PlanError(
+            f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "
+            f"is at seq {writer.head[0]}; plan again"
+        )
+    run = Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock, now)
+    leftover = {r.pipeline: r for r in plan.pending_resumes}
+    gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
+    wanted = {a.pipeline for a in plan.actions}
+    statuses: dict[PipelineRef, Pipeline] = {}
+    if not options.skip_pause_check or leftover or any(a.in_doubt for a in plan.actions):
+        statuses = gateways.statuses(sorted(wanted | set(leftover)))
+    actions = decide_in_doubt(plan.actions, statuses, run)
+    sending = {a.pipeline for a in actions}
+    to_pause = [] if options.skip_pause_check else check_statuses(sending, statuses, options)
+    pauses = resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything
+    resumes = pauses + run.leftover_resumes(leftover, statuses)
+    if options.write_ahead:  # before the try: a lost compare-and-swap must leave nothing done
+        run.write_ahead(pauses, actions, publish)
+    try:
+        for r in pauses:
+            run.pause(r)
+        run.send_all(actions)
+        run.resend_doubtful()
+        if options.verify:
+            run.verify()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests were waited for
+        run.result.interrupted = True
+        run.reporter.finish()
+    except LedgerWriteError as exc:
+        run.result.ledger_error = exc
+        run.reporter.finish()
+    finally:
+        run.finish(resumes, leftover)
+    return run.result

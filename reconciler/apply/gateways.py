@@ -1,0 +1,76 @@
+"""The EnOS gateways of a run (one per org) and the one rule for writing to a pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from reconciler.diff import PipelineRef
+from reconciler.errors import ApplyRefused
+
+if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
+    from reconciler.enos import EnosClient, Pipeline
+
+
+class Gateways:
+    """The EnOS client of each org (an application usually belongs to one OU)."""
+
+    def __init__(self, clients: Mapping[str, EnosClient], default: EnosClient | None = None) -> None:
+        self._clients = dict(clients)
+        self._default = default
+
+    @classmethod
+    def single(cls, client: EnosClient) -> Gateways:
+        return cls({}, client)
+
+    def close(self) -> None:
+        for c in {id(c): c for c in [*self._clients.values(), self._default] if c is not None}.values():
+            c.close()
+
+    def __enter__(self) -> Gateways:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def client(self, org_id: str) -> EnosClient:
+        found = self._clients.get(org_id, self._default)
+        if found is None:
+            raise ApplyRefused(f"no gateway configured for org {org_id}; add it to reconcile.yaml `gateways`")
+        return found
+
+    def preflight(self, orgs: Iterable[str]) -> None:
+        """A token from every gateway the run needs: credentials work before anything happens."""
+        seen: set[int] = set()
+        for org in sorted(set(orgs)):
+            c = self.client(org)
+            if id(c) not in seen:
+                seen.add(id(c))
+                c.token()
+
+    def statuses(self, pipelines: Iterable[PipelineRef]) -> dict[PipelineRef, Pipeline]:
+        by_org: dict[str, list[PipelineRef]] = {}
+        for ref in pipelines:
+            by_org.setdefault(ref.org_id, []).append(ref)
+        found: dict[PipelineRef, Pipeline] = {}
+        for org, refs in sorted(by_org.items()):
+            got = self.client(org).pipeline_statuses(refs)
+            found.update({PipelineRef(*k): v for k, v in got.items()})
+        return found
+
+    def status(self, ref: PipelineRef) -> str:
+        return status_of(self.statuses([ref]), ref)
+
+
+MISSING = "MISSING"  # a pipeline List Pipelines does not return: never written to
+
+
+def status_of(statuses: Mapping[PipelineRef, Pipeline], ref: PipelineRef) -> str:
+    """A pipeline's status; one List Pipelines does not return is MISSING."""
+    return statuses[ref].status if ref in statuses else MISSING
+
+
+def writable(status: str) -> bool:
+    """DESIGN "Is it paused?": only PAUSED may be written to; RUNNING, STOPPED, PUBLISHED,
+    unknown and MISSING block. The one place this rule is written."""
+    return status == "PAUSED"

@@ -1,0 +1,108 @@
+"""Before anything is sent: which pipelines may be written to, paused, and re-sent to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from reconciler.apply.gateways import MISSING, status_of, writable
+from reconciler.apply.values import ApplyOptions, Resume
+from reconciler.diff import PipelineRef
+from reconciler.errors import ApplyRefused
+from reconciler.plan import Action
+from reconciler.words import plural
+
+if TYPE_CHECKING:
+    from reconciler.apply.run import Run
+    from reconciler.enos import Pipeline
+
+
+def check_statuses(
+    wanted: Iterable[PipelineRef], statuses: dict[PipelineRef, Pipeline], options: ApplyOptions
+) -> list[PipelineRef]:
+    """Only PAUSED may be written to; RUNNING is paused on request; anything else blocks."""
+    blocked: list[str] = []
+    missing: list[str] = []
+    to_pause: list[PipelineRef] = []
+    for ref in sorted(wanted):
+        status = status_of(statuses, ref)
+        if writable(status):
+            continue
+        if status == MISSING:
+            missing.append(
+                f"  {ref.pipeline_id}: not found in org {ref.org_id} (List Pipelines, released "
+                "pipelines only): check spec.pipelineId and spec.orgId"
+            )
+        elif status == "RUNNING" and options.pause_pipelines:
+            to_pause.append(ref)
+        else:
+            blocked.append(f"  {ref.org_id} / {ref.pipeline_id}: {status}")
+    if missing or blocked:
+        lines = [*missing, *blocked]
+        hint = ""
+        if blocked:
+            hint = (
+                "\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING ones "
+                "for the run and start them again after."
+                if not options.pause_pipelines
+                else "\nOnly RUNNING pipelines can be paused; STOPPED, PUBLISHED or unknown ones "
+                "are never touched."
+            )
+        raise ApplyRefused(
+            "not every pipeline in the plan can be written to; nothing was sent:\n" + "\n".join(lines) + hint
+        )
+    return to_pause
+
+
+def resumes_to_form(
+    to_pause: list[PipelineRef], statuses: dict[PipelineRef, Pipeline], options: ApplyOptions
+) -> list[Resume]:
+    """The start body for each pipeline to pause; refuse before pausing any if one can't be formed."""
+    out: list[Resume] = []
+    missing: list[str] = []
+    for ref in to_pause:
+        p = statuses[ref]
+        configured = options.resume_settings.get(ref)
+        mode = p.execution_mode if p.execution_mode is not None else (configured or (None, None))[0]
+        rate = p.kafka_rate if p.kafka_rate is not None else (configured or (None, None))[1]
+        rate = rate if rate is not None else options.kafka_rate
+        if mode is None or rate is None:
+            what = "executionMode" if mode is None else "kafkaRate (pass --kafka-rate N)"
+            missing.append(
+                f"  {ref.org_id} / {ref.pipeline_id}: List Pipelines gives no {what}; "
+                "set it under `pipelines` in reconcile.yaml"
+            )
+        else:
+            out.append(Resume(ref, mode, rate))
+    if missing:
+        raise ApplyRefused(
+            "cannot form the start request to resume these pipelines, so none was paused:\n"
+            + "\n".join(missing)
+        )
+    return out
+
+
+def decide_in_doubt(
+    actions: Iterable[Action], statuses: dict[PipelineRef, Pipeline], run: Run
+) -> list[Action]:
+    """Re-send an in-doubt request only while its pipeline stayed paused (DESIGN "Applied ledger").
+
+    Decided before any pause: a request held for a person never causes a pause.
+    """
+    out: list[Action] = []
+    for a in actions:
+        if not a.in_doubt:
+            out.append(a)
+            continue
+        paused_now = writable(status_of(statuses, a.pipeline))
+        if run.options.resend_in_doubt or (paused_now and not a.resumed_since):
+            out.append(a)
+        else:
+            run.result.skipped_in_doubt.append(a)
+    if run.result.skipped_in_doubt:
+        n = len(run.result.skipped_in_doubt)
+        run.reporter.note(
+            f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent. "
+            "Check the state, then `reconcile ledger resolve` (done) or `apply --resend-in-doubt`."
+        )
+    return out

@@ -1,0 +1,102 @@
+"""What apply is given and gives back: options, the result, the reporter it talks to."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.diff import PipelineRef
+from reconciler.errors import LedgerWriteError
+from reconciler.plan import Action
+
+
+class Reporter(Protocol):
+    """What apply tells the person watching; `render.apply` draws it (progress bar or lines)."""
+
+    def note(self, message: str) -> None: ...
+    def start(self, requests: int, cells: int, verb: str = "clear") -> None: ...
+    def advance(self, action: Action, ok: bool, message: str = "") -> None: ...
+    def finish(self) -> None: ...
+
+
+class NullReporter:
+    """A reporter that keeps the notes: for tests and for callers that only want the result."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.advanced: list[tuple[Action, bool, str]] = []
+        self._lock = threading.Lock()
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.notes.append(message)
+
+    def start(self, requests: int, cells: int, verb: str = "clear") -> None:
+        pass
+
+    def advance(self, action: Action, ok: bool, message: str = "") -> None:
+        with self._lock:
+            self.advanced.append((action, ok, message))
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    concurrency: int = 4
+    pause_pipelines: bool = False
+    skip_pause_check: bool = False
+    resend_in_doubt: bool = False
+    verify: bool = False
+    kafka_rate: int | None = None
+    resume_settings: Mapping[PipelineRef, tuple[int, int]] = field(default_factory=dict)
+    pause_timeout: float = 600.0
+    poll_interval: float = 2.0
+    actor: dict[str, Any] = field(default_factory=dict)
+    write_ahead: bool = False  # every pause and intent recorded (and published) before any call
+
+
+@dataclass
+class ApplyResult:
+    deleted: list[Action] = field(default_factory=list)
+    failed: list[tuple[Action, str]] = field(default_factory=list)
+    in_doubt: list[tuple[Action, str]] = field(default_factory=list)
+    skipped_in_doubt: list[Action] = field(default_factory=list)
+    not_sent: list[Action] = field(default_factory=list)
+    paused: list[PipelineRef] = field(default_factory=list)
+    resumed: list[PipelineRef] = field(default_factory=list)
+    resume_failed: list[tuple[PipelineRef, str]] = field(default_factory=list)
+    stopped_pipelines: list[tuple[PipelineRef, str]] = field(default_factory=list)
+    verify_failed: list[tuple[Action, int]] = field(default_factory=list)
+    ledger_error: LedgerWriteError | None = None
+    interrupted: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.failed
+            or self.in_doubt
+            or self.skipped_in_doubt
+            or self.not_sent
+            or self.resume_failed
+            or self.verify_failed
+            or self.ledger_error
+            or self.interrupted
+        )
+
+    @property
+    def cells_deleted(self) -> int:
+        return sum(a.cells for a in self.deleted)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A pipeline to start again at the end, with the body its `pause` record holds."""
+
+    ref: PipelineRef
+    execution_mode: int
+    kafka_rate: int
