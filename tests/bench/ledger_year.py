@@ -183,21 +183,6 @@ def git_packed_size(path: Path, work: Path) -> int:
     return size
 
 
-# What `plan` would cost if diff skipped the intents the ledger knows are closed
-# (`Ledger.closed_intents`): the proposal for plan.py, measured here without changing it.
-_PLAN_SKIPPING_CLOSED = (
-    "import sys\n"
-    "from reconciler import ledger as L\n"
-    "real = L.read\n"
-    "def read(path):\n"
-    "    led = real(path)\n"
-    "    led.records = [r for r in led.records if r.seq not in led.closed_intents]\n"
-    "    return led\n"
-    "L.read = read\n"
-    "from reconciler.cli import main\n"
-    "sys.argv = ['reconcile', 'plan', 'manifests', '--format', 'json', '--ledger', sys.argv[1]]\n"
-    "main()\n"
-)
 _READ = "import sys; from reconciler import ledger; ledger.read(sys.argv[1])"
 _LOAD = "from reconciler import manifests; manifests.load_or_raise(['manifests'])"
 
@@ -247,12 +232,8 @@ def run(root: Path, skip_v1_plan: bool) -> bool:
     plans = {"v2": measure(plan_cmd(v2), root)}
     if not skip_v1_plan:
         plans["v1"] = measure(plan_cmd(v1), root)
-    proposed = {
-        name: measure([sys.executable, "-c", _PLAN_SKIPPING_CLOSED, str(p)], root)
-        for name, p in (("v1", v1), ("v2", v2))
-    }
     expected = year.declared_cells()
-    summaries = [json.loads(p["out"])["summary"] for p in (*plans.values(), *proposed.values())]
+    summaries = [json.loads(p["out"])["summary"] for p in plans.values()]
     exact = all(s["pendingCells"] == 0 and s["appliedCells"] == expected for s in summaries)
     ratio = sizes["v2"] / sizes["v1"]
     plan2 = plans["v2"]
@@ -279,9 +260,6 @@ def run(root: Path, skip_v1_plan: bool) -> bool:
     print("  of which, alone:")
     _row("  ledger read+verify", reads, "wall", "s", "")
     _row("  manifests load", load, "wall", "s", "")
-    print("  if diff skipped closed intents (proposed, not in plan.py yet):")
-    _row("  plan wall", proposed, "wall", "s", "")
-    _row("  plan peak RSS", proposed, "rss_mb", "MB", "")
     print(f"  plan exactly empty, all {expected:,} cells applied: {exact}")
     print("  result:", "PASS" if ok else "FAIL")
     return ok
