@@ -257,3 +257,29 @@ def test_emulator_on_a_taken_port_says_so_and_prints_no_banner(tmp_path: Path) -
         res = run_cli(["emulator", "--port", str(port)], tmp_path)
     assert res.code == 1 and f"port {port} on 127.0.0.1 is in use; pass --port" in res.err
     assert "export" not in res.err and "Traceback" not in res.err
+
+
+def test_ctrl_c_at_the_approval_prompt_exits_130_with_nothing_sent(
+    repo: Path, make_emulator: Any, monkeypatch: Any
+) -> None:
+    import typer
+
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+
+    def ctrl_c(*_args: object, **_kwargs: object) -> str:
+        raise typer.Abort()  # what click raises when Ctrl-C hits its prompt
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr(typer, "prompt", ctrl_c)
+    res = run_cli(["apply"], repo, gateway_env(em))
+    assert res.code == 130 and "interrupted" in res.err
+    assert [e for e in em.world.log if e["route"] == "delete"] == []
+
+
+def test_every_command_that_asks_takes_auto_approve(repo: Path) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    res = run_cli(["ledger", "resolve"], repo)  # nothing in doubt: it does not ask
+    assert res.code == 0 and "No in-doubt requests" in res.out
+    for cmd in (["apply"], ["ledger", "resolve"]):
+        assert "--auto-approve" in run_cli([*cmd, "--help"], repo).out, cmd

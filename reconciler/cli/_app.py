@@ -192,6 +192,8 @@ def run(args: list[str], *, debug: bool = False) -> int:
             style="red",
         )
         return _failed(exc, EXIT_BUG, debug)
+    if code == 130:  # typer turns Ctrl-C inside a command into exit 130, silently
+        streams.err.print("interrupted", style="red")
     return code if isinstance(code, int) else 0
 
 
