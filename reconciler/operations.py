@@ -211,13 +211,13 @@ def _lost_the_race(
     exc: LedgerMoved, saved: planfile.SavedPlan | None, sync: LedgerSync | None, reporter: Reporter
 ) -> None:
     """The write-ahead push was refused because another apply pushed first: nothing was sent."""
+    if sync is not None:
+        sync.reset_to_remote()  # our intents were never acted on: drop them
     if saved is not None:
         raise PlanError(
             f"the ledger moved while applying the saved plan ({exc}); nothing was sent. Plan again"
         ) from exc
     reporter.note(f"{exc}; re-planning on the new ledger before sending anything")
-    if sync is not None:
-        sync.reset_to_remote()  # our intents were never acted on: drop them
 
 
 def _without_concurrent(planned: Planned, first: Planned, reporter: Reporter) -> Planned:
@@ -247,12 +247,13 @@ def _without_concurrent(planned: Planned, first: Planned, reporter: Reporter) ->
     return replace(planned, plan=plan)
 
 
-def _publish_result(sync: LedgerSync | None, result: ApplyResult, reporter: Reporter) -> None:
+def _publish_result(sync: LedgerSync | None, result: ApplyResult | None, reporter: Reporter) -> None:
     """Every record on the remote before exiting 0 (invariant 11); a run that did not
-    finish still pushes what it recorded, and a failure to do so is reported."""
+    finish (or raised: `result` None) still pushes what it recorded, and a failure to do so
+    is reported."""
     if sync is None:
         return
-    if result.ok:
+    if result is not None and result.ok:
         sync.publish_final(
             f"reconcile: applied {plural(len(result.deleted), 'request')}, "
             f"{plural(result.cells_deleted, 'cell')}"
@@ -287,7 +288,7 @@ def _run(
     heartbeat = _Heartbeat(sync, reporter) if sync is not None else None
     try:
         with gateways, ledger_mod.LedgerWriter(planned.ledger) as writer:
-            return apply_mod.apply(
+            result = apply_mod.apply(
                 planned.plan,
                 gateways,
                 writer,
@@ -295,9 +296,25 @@ def _run(
                 options,
                 publish=_announcer(sync, heartbeat),
             )
-    finally:
-        if heartbeat is not None:
+    except BaseException as exc:
+        if sync is not None and heartbeat is not None:
             heartbeat.stop()
+            _after_a_failed_run(sync, heartbeat.started, exc, reporter)
+        raise
+    if heartbeat is not None:
+        heartbeat.stop()
+    return result
+
+
+def _after_a_failed_run(sync: LedgerSync, announced: bool, exc: BaseException, reporter: Reporter) -> None:
+    """An apply that raised: before the write-ahead push landed nothing was sent, so its
+    local intents go (the next sync would take them for calls that were made); after it,
+    what it recorded is pushed, so a disposable runner takes nothing with it."""
+    if not announced:
+        if not isinstance(exc, LedgerMoved):  # that one is handled by re-planning
+            sync.reset_to_remote()
+        return
+    _publish_result(sync, None, reporter)
 
 
 def _announcer(sync: LedgerSync | None, heartbeat: _Heartbeat | None) -> Callable[[str], None] | None:
@@ -322,8 +339,10 @@ class _Heartbeat:
         self._reporter = reporter
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)
+        self.started = False  # the write-ahead push landed: records of this run are on the remote
 
     def start(self) -> None:
+        self.started = True
         self._thread.start()
 
     def stop(self) -> None:
@@ -372,6 +391,12 @@ def resolve(
     with ledger_mod.LedgerLock(ledger_path):
         if sync is not None:
             sync.sync()
+            lease = sync.live_lease()
+            if lease is not None:  # its requests are in flight, not in doubt
+                raise LockError(
+                    f"another apply is sending from this ledger: {lease.describe()}. Nothing was "
+                    "recorded; resolve once it has finished"
+                )
         led = ledger_mod.read(ledger_path)
         p, _ = plan_from(paths, led, Options())
         doubt = [a for a in p.actions if a.in_doubt and (manifest is None or a.manifest == manifest)]

@@ -398,3 +398,67 @@ def test_ctrl_c_while_pause_settles_waits_for_paused_before_starting(bench: Call
     assert [e["code"] for e in b.log("operate", "start")] == [0]  # no 61165
     assert result.resumed == [("o", "p1")] and result.resume_failed == []
     assert [r.kind for r in b.records()] == ["pause", "resume"]
+
+
+# --- found in review: what stopping, a refused pause or a failed status read leave behind ---
+
+
+def test_ctrl_c_during_verify_records_no_failed_for_what_was_cleared(bench: Callable[..., Bench]) -> None:
+    b = bench([fault_pipeline()], [numbered_manifest("m", assets=3)])
+    held = b.world.on_request("get", hold=True)
+    notes = Notes()
+
+    def press() -> None:
+        try:
+            b.world.wait_for(lambda e: e["route"] == "get")
+            interrupt_main()
+            notes.wait_for("stopping")
+        finally:
+            held.release()
+
+    t = threading.Thread(target=press)
+    t.start()
+    result = b.apply(concurrency=1, reporter=notes, verify=True, write_ahead=True)
+    t.join()
+    assert result.interrupted and len(result.deleted) == 3 and result.not_sent == []
+    assert [r.kind for r in b.records()] == ["intent"] * 3 + ["delete"] * 3  # no false `failed`
+    assert b.plan().actions == ()
+
+
+def test_a_pause_that_never_lands_closes_every_announced_intent(bench: Callable[..., Bench]) -> None:
+    b = bench(
+        [fault_pipeline(status="RUNNING")],
+        [numbered_manifest("m", assets=2)],
+        world=lambda seed, **kw: FaultyWorld(
+            seed, lambda r: "http503" if r.startswith("operate") else None, **kw
+        ),
+    )
+    start = b.clock()
+    with pytest.raises(ReconcilerError, match="did not reach PAUSED"):
+        b.apply(pause_pipelines=True, write_ahead=True)
+    assert b.clock() - start < 2 * 60  # one pause_timeout, not a second one at the start
+    assert [r.kind for r in b.records("intent", "failed")] == ["intent", "intent", "failed", "failed"]
+    assert not any(a.in_doubt for a in b.plan().actions)  # never sent: pending, not in doubt
+    assert b.log("delete") == []
+
+
+def test_a_failed_status_read_after_61199_stops_the_pipeline_not_the_run(bench: Callable[..., Bench]) -> None:
+    b = bench(
+        [fault_pipeline(), fault_pipeline("p2")],
+        [numbered_manifest("m1", assets=2), numbered_manifest("m2", "p2")],
+    )
+    b.world.set_status_after("delete", 1, "p1", "RUNNING")  # a person starts p1
+    fails = {"n": 0}
+
+    def broken_list(route: str) -> str | None:
+        if route == "list" and fails["n"] < 100 and b.world.status("p1") == "RUNNING":
+            fails["n"] += 1
+            return "http503"
+        return None
+
+    b.world.draw_fault = broken_list  # type: ignore[method-assign]
+    result = b.apply(concurrency=1)
+    assert result.stopped_pipelines and result.stopped_pipelines[0][0] == ("o", "p1")
+    assert len(result.deleted) >= 1 and all(
+        a.pipeline_id != "p1" or a in result.deleted for a in result.deleted
+    )

@@ -44,11 +44,13 @@ class Run:
     clock: Callable[[], float]
     now: Callable[[], float]
     stopped: dict[PipelineRef, str] = field(default_factory=dict)
+    never_paused: set[PipelineRef] = field(default_factory=set)  # waited pause_timeout in vain
     intents: dict[Action, list[Record]] = field(default_factory=dict)
     doubtful: list[Action] = field(default_factory=list)
     announced: bool = False
     halt: threading.Event = field(default_factory=threading.Event)
-    futures: dict[Future[None], Action] = field(default_factory=dict)
+    # Every request submitted to a pool, and what cancelling it means for that pool.
+    futures: dict[Future[None], tuple[Action, Callable[[Action], None]]] = field(default_factory=dict)
     accounted: set[Future[None]] = field(default_factory=set)
     stop_noted: bool = False
 
@@ -132,6 +134,7 @@ class Run:
                 return True
             if self.clock() >= deadline:
                 if wanted == "PAUSED":
+                    self.never_paused.add(ref)
                     raise ApplyRefused(
                         f"{ref.pipeline_id} did not reach PAUSED within {self.options.pause_timeout:g}s "
                         f"(it is {status}); nothing was sent to it"
@@ -190,12 +193,15 @@ class Run:
         if not actions:
             return
         self.reporter.start(len(actions), sum(a.cells for a in actions))
-        self._run_pool(actions, self.send_one)
+        self._run_pool(actions, self.send_one, lambda a: self._not_sent(a, "not sent: the run was stopped"))
         self.reporter.finish()
 
-    def _run_pool(self, actions: Sequence[Action], work: Callable[[Action], None]) -> None:
+    def _run_pool(
+        self, actions: Sequence[Action], work: Callable[[Action], None], cancelled: Callable[[Action], None]
+    ) -> None:
         """Run `work` over `actions`; on Ctrl-C, SIGTERM or a ledger failure, send nothing more
-        and wait for the requests in flight: they finish and are journalled."""
+        and wait for the requests in flight: they finish and are journalled. `cancelled` says
+        what a request never started comes to (not sent, still in doubt, not verified)."""
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="apply")
 
         def guarded(a: Action) -> None:
@@ -205,8 +211,8 @@ class Run:
                 self.halt.set()  # a failed append (or a bug) stops the run: send nothing more
                 raise
 
-        futures: dict[Future[None], Action] = {pool.submit(guarded, a): a for a in actions}
-        self.futures.update(futures)
+        futures = {pool.submit(guarded, a): a for a in actions}
+        self.futures.update({f: (a, cancelled) for f, a in futures.items()})
         error: BaseException | None = None
         try:
             pending = set(futures)
@@ -229,10 +235,10 @@ class Run:
         self.halt.set()
         for f in self.futures:
             f.cancel()
-        for f, a in self.futures.items():
+        for f, (a, cancelled) in self.futures.items():
             if f.cancelled() and f not in self.accounted:
                 self.accounted.add(f)
-                self._not_sent(a, "not sent: the run was stopped")
+                cancelled(a)
         running = sum(1 for f in self.futures if not f.done())
         if running and not self.stop_noted:
             self.stop_noted = True
@@ -334,7 +340,10 @@ class Run:
         """After 61199: read the status; a pipeline no longer PAUSED gets nothing more this run."""
         if ref in self.stopped:
             return False
-        status = self.gateways.status(ref)
+        try:
+            status = self.gateways.status(ref)
+        except EnosError as exc:  # unknown is not PAUSED: send nothing more, leave it in doubt
+            status = f"unknown (List Pipelines failed: {exc})"
         if writable(status):
             return True
         with self.result.lock:
@@ -371,15 +380,25 @@ class Run:
         resend = [a for a in todo if a.pipeline not in self.stopped]
         if resend:
             self.reporter.note(f"re-sending {plural(len(resend), 'request')} that ended in doubt")
-            self._run_pool(resend, self.delete)
+            self._run_pool(resend, self.delete, self.doubtful.append)  # not re-sent: still in doubt
 
     def finish(self, resumes: Sequence[Resume], leftover: Iterable[PipelineRef]) -> None:
         """The end of every run, however it stopped: wait for what is in flight, then start
         again what was paused; neither is cut short by another Ctrl-C or SIGTERM."""
         if self._shielded(self.stop_and_wait, self._in_flight_note):
             self.result.interrupted = True
+        self.close_unsent()
         self.settle()
         self.resume_all(resumes, leftover)
+
+    def close_unsent(self) -> None:
+        """Announced requests the run never got to (a pause refused, the run stopped before
+        sending): a `failed` record each, so they are pending again and never in doubt."""
+        if not self.announced:
+            return
+        submitted = {a for a, _ in self.futures.values()}
+        for action in [a for a in self.intents if a not in submitted]:
+            self._not_sent(action, "not sent: the run stopped before sending it")
 
     def settle(self) -> None:
         """What is still in doubt at the end is the result's, for the summary and a person."""
@@ -394,7 +413,7 @@ class Run:
         done = list(self.result.deleted)
         self.reporter.note("reading the cleared cells back with Get Stage State")
         self.reporter.start(len(done), sum(a.cells for a in done), verb="verify")
-        self._run_pool(done, self._verify_one)
+        self._run_pool(done, self._verify_one, lambda a: None)  # not read back: nothing to record
         self.reporter.finish()
         if not self.result.verify_failed:
             self.reporter.note(
@@ -444,8 +463,9 @@ class Run:
         ref = r.ref
         client = self.gateways.client(ref.org_id)
         try:
-            # A pause still settling refuses a start (61165): wait for PAUSED first.
-            if self.gateways.status(ref) == "RUNNING":
+            # A pause still settling refuses a start (61165): wait for PAUSED first, unless
+            # this run already waited the whole pause_timeout for it in vain.
+            if ref not in self.never_paused and self.gateways.status(ref) == "RUNNING":
                 self._wait_status(ref, "PAUSED")
             client.start(*ref, r.execution_mode, r.kafka_rate)
         except (EnosError, ApplyRefused) as exc:

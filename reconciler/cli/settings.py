@@ -138,7 +138,7 @@ def apply_settings(
     from reconciler.apply import ApplyOptions
     from reconciler.operations import ApplySettings
 
-    actor = current_actor(paths)
+    actor = current_actor(_manifest_paths(paths))
     if actor.get("gitDirty") and os.environ.get("CI") and not allow_dirty:
         raise ApplyRefused(
             "the manifests have uncommitted changes, so the ledger could not say which commit was "
@@ -162,6 +162,19 @@ def apply_settings(
         max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),
         lock_timeout=lock_timeout,
     )
+
+
+def _manifest_paths(paths: Sequence[str]) -> Sequence[str]:
+    """Where the manifests are: a saved plan's own paths (the plan file itself is usually
+    an untracked build output, not a change to what is applied)."""
+    from reconciler import planfile
+
+    if len(paths) == 1 and planfile.is_plan_file(paths[0]):
+        try:
+            return planfile.read(Path(paths[0])).manifests
+        except ReconcilerError:
+            return paths  # apply reports the broken plan file itself
+    return paths
 
 
 def schemas() -> dict[str, str]:
