@@ -52,7 +52,6 @@ SKIP_CI = "[skip ci]"
 PUSH_OPTIONS = ("ci.skip",)
 MAX_ATTEMPTS = 5
 _KEEP = b"keep"  # `_commit`: leave the lease file as the head has it
-_CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 

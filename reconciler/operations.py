@@ -112,7 +112,8 @@ class ApplySettings:
     """Everything `reconcile apply` was asked to do, flags merged over reconcile.yaml."""
 
     paths: tuple[str, ...]
-    ledger: str | None
+    ledger: str | None  # --ledger
+    default_ledger: str = DEFAULT_LEDGER  # reconcile.yaml's, for a target that is not a saved plan
     plan_options: Options = field(default_factory=Options)
     apply_options: ApplyOptions = field(default_factory=ApplyOptions)
     max_cells: int | None = None
@@ -122,11 +123,11 @@ class ApplySettings:
 
 def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
     """The ledger to lock and the saved plan, if the target is one: `--ledger` when given,
-    else the saved plan's own, else the default (DESIGN "Plan")."""
+    else the saved plan's own, else reconcile.yaml's or the default (DESIGN "Plan")."""
     saved = None
     if len(settings.paths) == 1 and planfile.is_plan_file(settings.paths[0]):
         saved = planfile.read(Path(settings.paths[0]))
-    ledger = settings.ledger or (saved.ledger.path if saved else DEFAULT_LEDGER)
+    ledger = settings.ledger or (saved.ledger.path if saved else settings.default_ledger)
     return ledger, saved
 
 

@@ -159,11 +159,15 @@ def test_a_protected_branch_is_a_clear_error_with_nothing_sent(
     )
     hook.chmod(0o755)
     em = make_emulator(world_for([pipeline()]))
-    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner"), gateway_env(em))
+    runner = clone(origin, tmp_path / "runner")
+    res = run_cli(["apply", "--auto-approve"], runner, gateway_env(em))
     assert res.code == 1
     assert "protected" in res.err or "refused" in res.err
     assert "reconcile/ledger" in res.err  # the setting that fixes it
     assert em.world.delete_log == []  # the write-ahead push failed: nothing was sent
+    # ... so its intents are gone from the local ledger too: the next run is not refused
+    # for "records the remote lacks" that describe calls never made.
+    assert (runner / "applied-ledger.jsonl").read_bytes() == b""
 
 
 # --- helpers for the outcomes of issue 8 ----------------------------------------------------
@@ -554,3 +558,27 @@ def test_ledger_resolve_pushes_its_records(origin: Path, tmp_path: Path) -> None
 def test_ledger_verify_refuses_a_missing_file(tmp_path: Path) -> None:
     res = run_cli(["ledger", "verify", "--ledger", "nope.jsonl"], tmp_path)
     assert res.code == 1 and "nope.jsonl does not exist: nothing to verify" in res.err
+
+
+def test_ledger_resolve_waits_for_a_live_apply(origin: Path, tmp_path: Path) -> None:
+    from reconciler.gitsync import LedgerRepo
+
+    live = clone(origin, tmp_path / "live")
+    repo = LedgerRepo(live, "applied-ledger.jsonl")
+    repo.sync()
+    with L.LedgerWriter(L.read(live / "applied-ledger.jsonl")) as w:  # its request is in flight
+        w.append(
+            "intent",
+            {
+                "manifest": "a",
+                "orgId": "o1",
+                "pipelineId": "p1",
+                "stageInstanceName": "s1",
+                "assetIds": ["a1"],
+                "pointIds": ["x"],
+            },
+        )
+    repo.publish("reconcile: write-ahead")  # with its lease
+    res = run_cli(["ledger", "resolve", "--auto-approve"], clone(origin, tmp_path / "person"))
+    assert res.code == 1 and "another apply is sending from this ledger" in res.err
+    assert [r.kind for r in remote_ledger(origin, tmp_path).records] == ["intent"]

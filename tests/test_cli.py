@@ -213,6 +213,25 @@ def test_uncommitted_manifests_are_recorded_and_refused_in_ci(repo: Path, make_e
     assert records and all(r.data["actor"]["gitDirty"] is True for r in records)
 
 
+def test_an_untracked_saved_plan_is_not_a_dirty_manifest(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    ident = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    git_env = {**cli_env(ident), "HOME": str(repo)}
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "m"]):
+        subprocess.run(["git", *args], cwd=repo, env=git_env, check=True)
+    env = {**gateway_env(em), "HOME": str(repo)}
+    assert run_cli(["plan", "--out", "plan.json"], repo, env).code == 0  # untracked, in CI
+    res = run_cli(["apply", "plan.json", "--auto-approve"], repo, env)
+    assert res.code == 0, res.all
+    assert all("gitDirty" not in r.data["actor"] for r in L.read(repo / "applied-ledger.jsonl").records)
+
+
 def test_ledger_migrate_keeps_the_cells_and_the_plan(repo: Path) -> None:
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"]))
     path = repo / "applied-ledger.jsonl"

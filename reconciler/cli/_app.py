@@ -23,7 +23,6 @@ from reconciler import __version__
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.render.console import Consoles, make_consoles
 
-DEFAULT_LEDGER = "applied-ledger.jsonl"
 DEFAULT_PATHS = ["manifests"]
 EXIT_BUG = 3
 

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from reconciler.gitsync import LedgerRepo
     from reconciler.operations import ApplySettings
 
-DEFAULT_LEDGER = "applied-ledger.jsonl"
-
 
 def config(path: str | None = None) -> RepoConfig | None:
     """`--config FILE`, else reconcile.yaml in the working directory when there is one."""
@@ -35,6 +33,8 @@ def resolve_ledger(flag: str | None, cfg: RepoConfig | None = None) -> str:
     """`--ledger` (or RECONCILE_LEDGER), else reconcile.yaml's, else the default."""
     if flag:
         return flag
+    from reconciler.operations import DEFAULT_LEDGER
+
     return str(cfg.ledger_path) if cfg is not None else DEFAULT_LEDGER
 
 
@@ -156,7 +156,8 @@ def apply_settings(
     )
     return ApplySettings(
         paths=tuple(paths),
-        ledger=ledger or (str(cfg.ledger_path) if cfg else None),
+        ledger=ledger,
+        default_ledger=resolve_ledger(None, cfg),
         plan_options=plan_options,
         apply_options=options,
         max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),

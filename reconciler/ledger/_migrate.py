@@ -29,8 +29,7 @@ from reconciler.ledger._format import (
 )
 from reconciler.ledger._lock import LedgerLock
 from reconciler.ledger._read import read
-
-_CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
+from reconciler.ledger._write import CHAIN_FIELDS as _CHAIN_FIELDS
 
 
 @dataclass(frozen=True)

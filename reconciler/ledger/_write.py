@@ -33,7 +33,8 @@ from reconciler.ledger._format import (
 from reconciler.ledger._read import Ledger
 
 _CHANGED = "the ledger changed since it was read; another apply?"
-_CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
+# What the chain sets on every record (as opposed to the fields a caller gives).
+CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
 
 
 def _reason(exc: OSError) -> str:
@@ -125,7 +126,7 @@ class LedgerWriter:
         moved: dict[int, int] = {}
         out = []
         for r in records:
-            fields = {k: v for k, v in r.data.items() if k not in _CHAIN_FIELDS}
+            fields = {k: v for k, v in r.data.items() if k not in CHAIN_FIELDS}
             if r.kind in CELL_KINDS and r.intent_seq is not None:
                 fields["intent"] = moved.get(r.intent_seq, r.intent_seq)
             elif r.kind in CELL_KINDS:
