@@ -296,6 +296,7 @@ def _run(
                 reporter,
                 options,
                 publish=_announcer(sync, heartbeat),
+                stop=heartbeat.lost if heartbeat is not None else None,
             )
     except BaseException as exc:
         if sync is not None and heartbeat is not None:
@@ -341,6 +342,7 @@ class _Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)
         self.started = False  # the write-ahead push landed: records of this run are on the remote
+        self.lost = threading.Event()  # set when the lease may run out: the run sends nothing more
 
     def start(self) -> None:
         self.started = True
@@ -352,11 +354,20 @@ class _Heartbeat:
             self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._sync.lease_seconds / 3):
+        """Renew every third of the lease; if renewals keep failing until less than a third
+        is left, stop the run: past its lease another runner may take this run's requests
+        for in doubt and re-send them (invariant 9)."""
+        every = self._sync.lease_seconds / 3
+        renewed = time.monotonic()
+        while not self._stop.wait(every):
             try:
                 self._sync.heartbeat()
-            except ReconcilerError as exc:  # the run goes on; its final push says the rest
+                renewed = time.monotonic()
+            except ReconcilerError as exc:
                 self._reporter.note(f"could not renew the ledger lease: {exc}")
+                if time.monotonic() - renewed >= 2 * every and not self.lost.is_set():
+                    self._reporter.note("the lease may run out: sending nothing more")
+                    self.lost.set()
 
 
 def check_max_cells(p: Plan, max_cells: int | None) -> None:

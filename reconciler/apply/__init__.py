@@ -11,6 +11,7 @@ and one that stops being PAUSED mid-run gets nothing more (invariant 10).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -51,11 +52,13 @@ def apply(
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
     publish: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe.
 
     `publish` (the ledger in git) is called once every `pause` and `intent` record is
-    written, before the first call they announce (invariant 11).
+    written, before the first call they announce (invariant 11). Setting `stop` (the run's
+    lease on the remote could not be renewed) sends nothing more, as Ctrl-C does.
     """
     if writer.head != (plan.ledger.seq, plan.ledger.hash):
         raise PlanError(
@@ -63,6 +66,8 @@ def apply(
             f"is at seq {writer.head[0]}; plan again"
         )
     run = Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock, now)
+    if stop is not None:
+        run.halt = stop
     leftover = {r.pipeline: r for r in plan.pending_resumes}
     gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
     wanted = {a.pipeline for a in plan.actions}
@@ -80,8 +85,9 @@ def apply(
         for r in pauses:
             run.pause(r)
         run.send_all(actions)
-        run.resend_doubtful()
-        if options.verify:
+        if not run.halt.is_set():
+            run.resend_doubtful()
+        if options.verify and not run.halt.is_set():
             run.verify()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests were waited for
         run.result.interrupted = True
