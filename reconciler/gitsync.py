@@ -324,7 +324,8 @@ class LedgerRepo:
         if local.startswith(remote):
             first, last = _count(remote) + 1, _count(local)
             return (
-                f"{self.file} has record(s) {first}..{last} that {where} lacks: an earlier apply "
+                f"{self.file} has {'record' if first == last else 'records'} {first}..{last} that "
+                f"{where} lacks: an earlier apply "
                 f"on this machine did not push them, or they were written by hand. {nothing} "
                 f"If they record calls that were made, commit and push the file to {self.branch}; "
                 f"otherwise take the remote's: git fetch {self.remote} {self.branch} && "
@@ -411,7 +412,7 @@ class LedgerRepo:
                 if not rechain:
                     raise LedgerMoved(
                         f"{self.remote}/{self.branch} moved: another apply appended to the ledger "
-                        "since this run read it. Nothing was sent; re-plan on the new ledger."
+                        "since this run read it. Nothing was sent."
                     )
                 local = self._rechain()
             # Holding: write or renew ours. Not holding: remove ours, leave another run's.

@@ -218,7 +218,7 @@ def _lost_the_race(
         raise PlanError(
             f"the ledger moved while applying the saved plan ({exc}); nothing was sent. Plan again"
         ) from exc
-    reporter.note(f"{exc}; re-planning on the new ledger before sending anything")
+    reporter.note(f"{exc} Re-planning on it now.")
 
 
 def _without_concurrent(planned: Planned, first: Planned, reporter: Reporter) -> Planned:

@@ -205,23 +205,24 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
     """Requests covering exactly the pending cells, split to the size limits.
 
     A physical cell (org, pipeline, stage, asset, point) that several manifests declare
-    (a shared IDs file) is sent once per run, in a request that records it for each.
+    (a shared IDs file) is sent once per run, in a request that records it for each; so is
+    one they all have in doubt (a run that died announced it under each of them).
     """
     keys = tuple(k for k in d.keys if not options.targets or k.key.manifest in options.targets)
-    shared = _shared_stages(keys)
-    sent: set[Physical] = set()
+    shared = {doubt: _shared_stages(keys, doubt) for doubt in (False, True)}
+    sent: set[tuple[Physical, bool]] = set()
     actions: list[Action] = []
     for kd in keys:
         stage = _physical(kd.key)
-        if stage in shared:
-            if stage not in sent:  # once, where the first manifest of the stage stands
-                sent.add(stage)
-                actions.extend(_shared_actions(stage, shared[stage], options))
-        else:
-            for group in kd.pending:
-                actions.extend(_split(kd.key, group, options, in_doubt=False, resumed=False))
-        for group in kd.in_doubt:
-            actions.extend(_split(kd.key, group, options, in_doubt=True, resumed=kd.resumed_since_intent))
+        for doubt in (False, True):
+            if stage in shared[doubt]:
+                if (stage, doubt) not in sent:  # once, where the stage's first manifest stands
+                    sent.add((stage, doubt))
+                    actions.extend(_shared_actions(stage, shared[doubt][stage], options, doubt))
+                continue
+            for group in kd.in_doubt if doubt else kd.pending:
+                resumed = doubt and kd.resumed_since_intent
+                actions.extend(_split(kd.key, group, options, in_doubt=doubt, resumed=resumed))
     summary = Summary(
         pending_cells=sum(k.pending_cells for k in keys),
         requests=len(actions),
@@ -239,30 +240,34 @@ def _physical(key: StageKey) -> Physical:
     return (key.org_id, key.pipeline_id, key.stage)
 
 
-def _shared_stages(keys: Sequence[KeyDiff]) -> dict[Physical, list[KeyDiff]]:
-    """Stages that more than one manifest has pending work for."""
+def _shared_stages(keys: Sequence[KeyDiff], doubt: bool) -> dict[Physical, list[KeyDiff]]:
+    """Stages that more than one manifest has pending (or in-doubt) work for."""
     by_stage: dict[Physical, list[KeyDiff]] = {}
     for kd in keys:
-        if kd.pending:
+        if kd.in_doubt if doubt else kd.pending:
             by_stage.setdefault(_physical(kd.key), []).append(kd)
     return {stage: kds for stage, kds in by_stage.items() if len(kds) > 1}
 
 
-def _shared_actions(stage: Physical, kds: list[KeyDiff], options: Options) -> Iterator[Action]:
-    """One set of requests for every manifest's pending cells of one stage: assets with the
-    same (manifest -> points) signature share requests carrying the union of the points."""
+def _shared_actions(stage: Physical, kds: list[KeyDiff], options: Options, doubt: bool) -> Iterator[Action]:
+    """One set of requests for every manifest's pending (or in-doubt) cells of one stage:
+    assets with the same (manifest -> points) signature share requests carrying the union
+    of the points. In doubt, the strictest rule of them holds: if a resume followed any of
+    their intents, a person decides."""
     per_asset: dict[str, dict[str, Points]] = {}
     for kd in kds:
-        for g in kd.pending:
+        for g in kd.in_doubt if doubt else kd.pending:
             for a in g.assets:
                 per_asset.setdefault(a, {})[kd.key.manifest] = g.points
+    resumed = doubt and any(kd.resumed_since_intent for kd in kds)
     by_sig: dict[tuple[tuple[str, Points], ...], list[str]] = {}
     for asset, per in per_asset.items():
         by_sig.setdefault(tuple(per.items()), []).append(asset)
     for sig, assets in by_sig.items():
         union = tuple(dict.fromkeys(p for _, points in sig for p in points))
         key = StageKey(sig[0][0], *stage)
-        for action in _split(key, PendingGroup(union, tuple(assets)), options, in_doubt=False, resumed=False):
+        group = PendingGroup(union, tuple(assets))
+        for action in _split(key, group, options, in_doubt=doubt, resumed=resumed):
             yield replace(action, shares=sig) if len(sig) > 1 else action
 
 

@@ -345,7 +345,7 @@ def test_racing_applies_the_loser_replans_and_finds_nothing(
         second.release()
     runs = [finish(p) for p in procs]
     assert_race_outcome(origin, tmp_path, em, runs)
-    assert any("re-plan" in text for _code, text in runs), runs  # the loser said why it re-planned
+    assert any("Re-planning" in text for _code, text in runs), runs  # the loser said why it re-planned
     assert remote_kinds(origin, tmp_path) == ["intent"] * 4 + ["delete"] * 4  # the loser added nothing
 
 
@@ -387,7 +387,7 @@ def test_racing_write_ahead_pushes_that_meet_at_the_remote(
             h.release()
     runs = [finish(p) for p in procs]
     assert_race_outcome(origin, tmp_path, em, runs)
-    assert any("re-plan" in text for _code, text in runs), runs
+    assert any("Re-planning" in text for _code, text in runs), runs
     assert remote_kinds(origin, tmp_path) == ["intent"] * 4 + ["delete"] * 4
 
 

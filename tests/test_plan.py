@@ -243,3 +243,12 @@ def test_a_left_over_pause_waits_for_manifests_target_leaves_out() -> None:
     assert targeted.pending_resumes == ()  # m2's work on p1 is not done: p1 stays paused
     done = record(2, "delete", "m2", "p1", "s", ["b"], ["x"])
     assert build_plan(diff(ms, ledger_of([pause, done])), Options(targets=("m1",))).pending_resumes != ()
+
+
+def test_a_shared_cell_left_in_doubt_is_resent_once_for_all_its_manifests() -> None:
+    ms = [manifest(f"m{i}", "p1", ["s1"], ["WT1", "WT2"], ["x"]) for i in range(3)]
+    intents = [record(i + 1, "intent", f"m{i}", "p1", "s1", ["WT1", "WT2"], ["x"]) for i in range(3)]
+    plan = build_plan(diff(ms, ledger_of(intents)), Options())
+    assert len(plan.actions) == 1 and plan.actions[0].in_doubt  # was one request per manifest
+    assert {f["manifest"] for f in plan.actions[0].ledger_fields()} == {"m0", "m1", "m2"}
+    assert plan.summary.in_doubt_cells == 6

@@ -179,8 +179,8 @@ def ledger_resolve(
     def confirm(doubt: list[Action]) -> None:
         for a in doubt:
             c.out.print(
-                f"  {a.manifest} / {a.pipeline_id} / {a.stage}: {a.cells:,} cells "
-                f"({len(a.asset_ids)} assets x {len(a.point_ids)} points)",
+                f"  {a.manifest} / {a.pipeline_id} / {a.stage}: {plural(a.cells, 'cell')} "
+                f"({plural(len(a.asset_ids), 'asset')} x {plural(len(a.point_ids), 'point')})",
                 markup=False,
             )
         _approve(c, auto_approve, "Record these requests as done?")
