@@ -1,4 +1,5 @@
-"""The applied ledger kept in git: the only module that runs git.
+"""The applied ledger kept in git: the only module that changes anything in git (`actor`
+only reads HEAD and the manifests' status for the ledger's `actor` field).
 
 CI runners are disposable, so in CI the ledger's truth is its file on a remote branch
 (DESIGN "The ledger in git (CI)"). `LedgerRepo` keeps the local ledger file and that
@@ -166,6 +167,7 @@ class LedgerRepo:
         self.run = uuid.uuid4().hex
         self._since = ledger_io.utc_now()
         self._remote_lease: Lease | None = None
+        self._shallow: bool | None = None
 
     # --- the one git helper --------------------------------------------------------
 
@@ -217,7 +219,9 @@ class LedgerRepo:
     def _fetch(self, branch: str) -> str | None:
         """Fetch `branch`; its head commit, or None if the remote has no such branch."""
         args = ["fetch", "--no-tags", "--no-recurse-submodules", "--quiet"]
-        if self._ok("rev-parse", "--is-shallow-repository") == "true":
+        if self._shallow is None:  # asked once: every heartbeat and lease poll fetches
+            self._shallow = self._ok("rev-parse", "--is-shallow-repository") == "true"
+        if self._shallow:
             args.append("--depth=1")  # a shallow runner stays shallow: only the tip is needed
         proc = self._git(*args, self.remote, f"refs/heads/{branch}")
         if proc.returncode != 0:
