@@ -302,3 +302,14 @@ def test_every_command_that_asks_takes_auto_approve(repo: Path) -> None:
     assert res.code == 0 and "No in-doubt requests" in res.out
     for cmd in (["apply"], ["ledger", "resolve"]):
         assert "--auto-approve" in run_cli([*cmd, "--help"], repo).out, cmd
+
+
+def test_ledger_show_refuses_filters_it_cannot_read(repo: Path) -> None:
+    for args, why in (
+        (["--since", "yesterday"], "yesterday"),
+        (["--since", "2026-13-45"], "2026-13-45"),
+        (["--kind", "deleted"], "did you mean 'delete'"),
+    ):
+        res = run_cli(["ledger", "show", *args], repo)
+        assert res.code == 1 and why in res.err and "0 records" not in res.out, args
+    assert run_cli(["ledger", "show", "--since", "7d"], repo).code == 0
