@@ -9,7 +9,7 @@ import pytest
 import typer
 from rich.console import Console
 
-from reconciler.apply import ApplyResult
+from reconciler.apply import ApplyResult, Outcome
 from reconciler.diff import PipelineRef
 from reconciler.errors import LedgerWriteError, ReconcilerError
 from reconciler.plan import Action
@@ -41,18 +41,18 @@ def test_line_reporter_shows_requests_cells_failures_and_an_eta() -> None:
     r = LineReporter(c, every=2, clock=clock)
     r.start(4, 7)
     clock.now += 10
-    r.advance(action(), True)
-    r.advance(action(), False, "61102: stage not found")
+    r.advance(action(), Outcome.DONE)
+    r.advance(action(), Outcome.FAILED, "61102: stage not found")
     clock.now += 10
-    r.advance(action(), False, "in doubt: connection lost")
-    r.advance(action(assets=1), True)
+    r.advance(action(), Outcome.IN_DOUBT, "connection lost")
+    r.advance(action(assets=1), Outcome.DONE)
     r.finish()
     r.finish()  # a second finish (Ctrl-C after the sends) prints nothing more
     lines = out.getvalue().splitlines()
     assert lines[0] == "sending 4 requests to clear 7 cells"
     assert lines[1] == "FAILED m p1/s1 (2 cells): 61102: stage not found"
     assert lines[2] == "  2/4 requests done (10.00s): 2 cells cleared, 1 failed, ETA 8s"
-    assert lines[3] == "IN DOUBT m p1/s1 (2 cells): in doubt: connection lost"
+    assert lines[3] == "IN DOUBT m p1/s1 (2 cells): connection lost"
     assert lines[4] == "  4/4 requests done (20.00s): 3 cells cleared, 1 failed, 1 in doubt"
     assert len(lines) == 5  # the last progress line is not printed twice
 
@@ -61,7 +61,7 @@ def test_line_reporter_plurals() -> None:
     c, out = console()
     r = LineReporter(c, clock=Clock())
     r.start(1, 1)
-    r.advance(action(assets=1), True)
+    r.advance(action(assets=1), Outcome.DONE)
     r.finish()
     text = out.getvalue()
     assert "sending 1 request to clear 1 cell\n" in text
@@ -73,8 +73,8 @@ def test_an_interrupted_run_ends_the_line_with_what_was_not_answered(cls: type[L
     c, out = console()
     r = cls(c, clock=Clock())
     r.start(5, 10)
-    r.advance(action(), True)
-    r.advance(action(), False, "in doubt: no answer")
+    r.advance(action(), Outcome.DONE)
+    r.advance(action(), Outcome.IN_DOUBT, "no answer")
     r.finish()  # apply calls it on Ctrl-C or SIGTERM, once the requests in flight are recorded
     last = out.getvalue().splitlines()[-1]
     assert last == (
@@ -87,8 +87,8 @@ def test_bar_reporter_prints_failures_above_the_bar_and_a_final_line() -> None:
     c, out = console()
     r = BarReporter(c, clock=Clock())
     r.start(2, 4)
-    r.advance(action(), False, "61106: bad asset")
-    r.advance(action(), True)
+    r.advance(action(), Outcome.FAILED, "61106: bad asset")
+    r.advance(action(), Outcome.DONE)
     r.finish()
     text = out.getvalue()
     assert "FAILED m p1/s1 (2 cells): 61106: bad asset" in text
@@ -101,7 +101,7 @@ def test_bar_reporter_on_a_terminal_has_the_same_figures() -> None:
     c = Console(file=out, force_terminal=True, width=200, no_color=True)
     r = BarReporter(c, clock=Clock())
     r.start(2, 4)
-    r.advance(action(), True)
+    r.advance(action(), Outcome.DONE)
     r._progress.refresh()
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
     assert "1/2 requests, 2 cells cleared, 0 failed" in drawn and "ETA" in drawn

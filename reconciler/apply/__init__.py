@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from reconciler.apply.gateways import MISSING, Gateways, status_of, writable
 from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
 from reconciler.apply.run import Run
-from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Reporter
+from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Outcome, Reporter
 from reconciler.diff import PipelineRef
 from reconciler.errors import LedgerWriteError, PlanError
 from reconciler.ledger import LedgerWriter
@@ -34,6 +34,7 @@ __all__ = [
     "ApplyResult",
     "Gateways",
     "NullReporter",
+    "Outcome",
     "Reporter",
     "apply",
     "status_of",

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from reconciler.apply.gateways import Gateways, status_of, writable
-from reconciler.apply.values import ApplyOptions, ApplyResult, Reporter, Resume
+from reconciler.apply.values import ApplyOptions, ApplyResult, Outcome, Reporter, Resume
 from reconciler.diff import PendingResume, PipelineRef
 from reconciler.errors import (
     ApplyRefused,
@@ -334,7 +334,7 @@ class Run:
             raise
         with self.result.lock:
             self.result.deleted.append(action)
-        self.reporter.advance(action, True)
+        self.reporter.advance(action, Outcome.DONE)
 
     def _still_paused(self, ref: PipelineRef) -> bool:
         """After 61199: read the status; a pipeline no longer PAUSED gets nothing more this run."""
@@ -363,12 +363,12 @@ class Run:
         self.record_outcome("failed", action, exc.code if exc is not None else None, message)
         with self.result.lock:
             self.result.failed.append((action, message))
-        self.reporter.advance(action, False, message)
+        self.reporter.advance(action, Outcome.FAILED, message)
 
     def ended_in_doubt(self, action: Action, message: str) -> None:
         with self.result.lock:
             self.doubtful.append(action)
-        self.reporter.advance(action, False, f"in doubt: {message}")
+        self.reporter.advance(action, Outcome.IN_DOUBT, message)
 
     def resend_doubtful(self) -> None:
         """Re-send, while the pipeline is still paused, the requests of this run that ended in
@@ -428,7 +428,7 @@ class Run:
         except EnosError as exc:
             with self.result.lock:
                 self.result.verify_failed.append((a, -1))
-            self.reporter.advance(a, False, f"could not read it back: {exc}")
+            self.reporter.advance(a, Outcome.FAILED, f"could not read it back: {exc}")
             return
         assets, points = set(a.asset_ids), set(a.point_ids)
         left = sum(1 for i in items if i.get("assetId") in assets and i.get("pointId") in points)
@@ -437,7 +437,7 @@ class Run:
                 self.result.verify_failed.append((a, left))
         self.reporter.advance(
             a,
-            not left,
+            Outcome.FAILED if left else Outcome.DONE,
             f"{plural(left, 'cell')} still {'holds' if left == 1 else 'hold'} state" if left else "",
         )
 

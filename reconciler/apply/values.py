@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 from reconciler.diff import PipelineRef
@@ -12,12 +13,20 @@ from reconciler.errors import LedgerWriteError
 from reconciler.plan import Action
 
 
+class Outcome(Enum):
+    """What one request came to, as the person watching is told."""
+
+    DONE = "done"  # cleared (or, when verifying, read back empty)
+    FAILED = "failed"  # definitely refused, or state remains: pending again
+    IN_DOUBT = "in doubt"  # may or may not have taken effect
+
+
 class Reporter(Protocol):
     """What apply tells the person watching; `render.apply` draws it (progress bar or lines)."""
 
     def note(self, message: str) -> None: ...
     def start(self, requests: int, cells: int, verb: str = "clear") -> None: ...
-    def advance(self, action: Action, ok: bool, message: str = "") -> None: ...
+    def advance(self, action: Action, outcome: Outcome, message: str = "") -> None: ...
     def finish(self) -> None: ...
 
 
@@ -26,7 +35,7 @@ class NullReporter:
 
     def __init__(self) -> None:
         self.notes: list[str] = []
-        self.advanced: list[tuple[Action, bool, str]] = []
+        self.advanced: list[tuple[Action, Outcome, str]] = []
         self._lock = threading.Lock()
 
     def note(self, message: str) -> None:
@@ -36,9 +45,9 @@ class NullReporter:
     def start(self, requests: int, cells: int, verb: str = "clear") -> None:
         pass
 
-    def advance(self, action: Action, ok: bool, message: str = "") -> None:
+    def advance(self, action: Action, outcome: Outcome, message: str = "") -> None:
         with self._lock:
-            self.advanced.append((action, ok, message))
+            self.advanced.append((action, outcome, message))
 
     def finish(self) -> None:
         pass

@@ -25,14 +25,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from reconciler.apply import ApplyResult
+from reconciler.apply import ApplyResult, Outcome
 from reconciler.diff import PipelineRef
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action
 from reconciler.render.console import Consoles
 from reconciler.words import plural
-
-DOUBT_PREFIX = "in doubt"  # how apply marks an answer that may or may not have taken effect
 
 
 def duration(seconds: float) -> str:
@@ -96,27 +94,27 @@ class LineReporter:
             f"sending {plural(requests, 'request')} to {verb} {plural(cells, 'cell')}", markup=False
         )
 
-    def _count(self, action: Action, ok: bool, message: str) -> Tally:
+    def _count(self, action: Action, outcome: Outcome) -> Tally:
         with self._lock:
             t = self.tally
             t.answered += 1
             t.settled_cells += action.cells
-            if ok:
+            if outcome is Outcome.DONE:
                 t.cleared += action.cells
-            elif message.startswith(DOUBT_PREFIX):
+            elif outcome is Outcome.IN_DOUBT:
                 t.in_doubt += 1
             else:
                 t.failed += 1
             return Tally(**vars(t))
 
-    def _failure(self, action: Action, message: str) -> str:
-        what = "IN DOUBT" if message.startswith(DOUBT_PREFIX) else "FAILED"
+    def _failure(self, action: Action, outcome: Outcome, message: str) -> str:
+        what = outcome.value.upper()
         return f"{what} {action.manifest} {action.pipeline_id}/{action.stage} ({plural(action.cells, 'cell')}): {message}"
 
-    def advance(self, action: Action, ok: bool, message: str = "") -> None:
-        t = self._count(action, ok, message)
-        if not ok:
-            self.console.print(self._failure(action, message), markup=False)
+    def advance(self, action: Action, outcome: Outcome, message: str = "") -> None:
+        t = self._count(action, outcome)
+        if outcome is not Outcome.DONE:
+            self.console.print(self._failure(action, outcome, message), markup=False)
         if t.answered == t.requests:
             with self._lock:
                 running, self._running = self._running, False  # the last line: finish() adds none
@@ -177,10 +175,10 @@ class BarReporter(LineReporter):
         )
         self._progress.start()
 
-    def advance(self, action: Action, ok: bool, message: str = "") -> None:
-        t = self._count(action, ok, message)
-        if not ok:
-            self._progress.console.print(self._failure(action, message), markup=False, style="red")
+    def advance(self, action: Action, outcome: Outcome, message: str = "") -> None:
+        t = self._count(action, outcome)
+        if outcome is not Outcome.DONE:
+            self._progress.console.print(self._failure(action, outcome, message), markup=False, style="red")
         figures = f"{plural(t.cleared, 'cell')} {t.done}, {t.failed:,} failed" + (
             f", {t.in_doubt:,} in doubt" if t.in_doubt else ""
         )
