@@ -295,3 +295,28 @@ LEDGER_CELLS = {
     "assetIds": ["a1", "a2"],
     "pointIds": ["pt"],
 }
+
+
+def commit_all(repo: Path) -> None:
+    """`git init` and commit everything in `repo`, as a person (no global identity needed)."""
+    ident = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    env = {**cli_env(ident), "HOME": str(repo)}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "m"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
+
+
+def cell_fields(asset: str = "a1", point: str = "x", manifest: str = "a") -> dict[str, Any]:
+    """The cell fields of a one-cell `intent`/`delete` record on o1/p1/s1."""
+    return {
+        "manifest": manifest,
+        "orgId": "o1",
+        "pipelineId": "p1",
+        "stageInstanceName": "s1",
+        "assetIds": [asset],
+        "pointIds": [point],
+    }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
+from conftest import cell_fields, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import ledger as L
 
@@ -535,17 +535,7 @@ def test_two_merges_close_together_clear_each_cell_once(
 def test_ledger_resolve_pushes_its_records(origin: Path, tmp_path: Path) -> None:
     seed = clone(origin, tmp_path / "seed2")
     with L.LedgerWriter(L.read(seed / "applied-ledger.jsonl")) as w:  # a request left in doubt
-        w.append(
-            "intent",
-            {
-                "manifest": "a",
-                "orgId": "o1",
-                "pipelineId": "p1",
-                "stageInstanceName": "s1",
-                "assetIds": ["a1"],
-                "pointIds": ["x"],
-            },
-        )
+        w.append("intent", cell_fields())
     git(seed, "commit", "-qam", "in doubt", env=person())
     git(seed, "push", "-q", "origin", "HEAD:main", env=person())
     runner = clone(origin, tmp_path / "runner")
@@ -567,17 +557,7 @@ def test_ledger_resolve_waits_for_a_live_apply(origin: Path, tmp_path: Path) -> 
     repo = LedgerRepo(live, "applied-ledger.jsonl")
     repo.sync()
     with L.LedgerWriter(L.read(live / "applied-ledger.jsonl")) as w:  # its request is in flight
-        w.append(
-            "intent",
-            {
-                "manifest": "a",
-                "orgId": "o1",
-                "pipelineId": "p1",
-                "stageInstanceName": "s1",
-                "assetIds": ["a1"],
-                "pointIds": ["x"],
-            },
-        )
+        w.append("intent", cell_fields())
     repo.publish("reconcile: write-ahead")  # with its lease
     res = run_cli(["ledger", "resolve", "--auto-approve"], clone(origin, tmp_path / "person"))
     assert res.code == 1 and "another apply is sending from this ledger" in res.err

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_env, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
+from conftest import (
+    cell_fields,
+    commit_all,
+    gateway_env,
+    manifest_yaml,
+    pipeline,
+    run_cli,
+    spawn_cli,
+    world_for,
+    write,
+)
 
 from reconciler import __version__
 from reconciler import ledger as L
@@ -194,16 +204,8 @@ def test_no_gateway_is_reported_before_the_plan(repo: Path) -> None:
 
 def test_uncommitted_manifests_are_recorded_and_refused_in_ci(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
-    ident = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@x",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@x",
-    }
-    git_env = {**cli_env(ident), "HOME": str(repo)}
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
-    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "m"]):
-        subprocess.run(["git", *args], cwd=repo, env=git_env, check=True)
+    commit_all(repo)
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"]))
     env = {**gateway_env(em), "HOME": str(repo)}
     res = run_cli(["apply", "--auto-approve"], repo, env)
@@ -215,16 +217,8 @@ def test_uncommitted_manifests_are_recorded_and_refused_in_ci(repo: Path, make_e
 
 def test_an_untracked_saved_plan_is_not_a_dirty_manifest(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
-    ident = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@x",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@x",
-    }
-    git_env = {**cli_env(ident), "HOME": str(repo)}
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
-    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "m"]):
-        subprocess.run(["git", *args], cwd=repo, env=git_env, check=True)
+    commit_all(repo)
     env = {**gateway_env(em), "HOME": str(repo)}
     assert run_cli(["plan", "--out", "plan.json"], repo, env).code == 0  # untracked, in CI
     res = run_cli(["apply", "plan.json", "--auto-approve"], repo, env)
@@ -236,17 +230,7 @@ def test_ledger_migrate_keeps_the_cells_and_the_plan(repo: Path) -> None:
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"]))
     path = repo / "applied-ledger.jsonl"
     with L.LedgerWriter(L.read(path)) as w:  # a v1 ledger as older versions wrote it
-        w.append(
-            "intent",
-            {
-                "manifest": "a",
-                "orgId": "o1",
-                "pipelineId": "p1",
-                "stageInstanceName": "s1",
-                "assetIds": ["a1"],
-                "pointIds": ["pt1"],
-            },
-        )
+        w.append("intent", cell_fields(point="pt1"))
     v1 = [json.loads(line) for line in path.read_text().splitlines()]
     for rec in v1:
         rec["v"] = 1
