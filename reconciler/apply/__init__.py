@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import MISSING, Gateways, status_of, writable
 from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
-from reconciler.apply.run import Run
 from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Outcome, Reporter
 from reconciler.diff import PipelineRef
 from reconciler.errors import LedgerWriteError, PlanError
@@ -61,6 +60,8 @@ def apply(
     written, before the first call they announce (invariant 11). Setting `stop` (the run's
     lease on the remote could not be renewed) sends nothing more, as Ctrl-C does.
     """
+    from reconciler.apply.run import Run  # threads and pools: loaded by apply, not by plan
+
     if writer.head != (plan.ledger.seq, plan.ledger.hash):
         raise PlanError(
             f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "

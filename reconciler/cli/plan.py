@@ -96,7 +96,6 @@ def plan(
     """
     from reconciler import operations, planfile
     from reconciler.cli.settings import config, plan_options, resolve_ledger
-    from reconciler.render import plan as render
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
@@ -131,6 +130,8 @@ def plan(
             )
         )
     else:
+        from reconciler.render import plan as render  # rich: not for json
+
         c.out.print(render.plan_text(p, planned.manifest_files), end="")
         if statuses is not None:
             c.out.print(render.status_text(statuses, p), end="")

@@ -14,8 +14,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from reconciler.actor import local_user
 from reconciler.errors import LedgerError, LockError
 from reconciler.ledger._format import utc_now
@@ -42,6 +40,8 @@ class LedgerLock:
     def __init__(self, ledger_path: str | os.PathLike[str], *, timeout: float = 0, command: str = "") -> None:
         self.path = lock_path(ledger_path)
         self.timeout = timeout
+        from filelock import FileLock  # only what writes takes the lock: not plan, not verify
+
         info = json.dumps(_holder(command or " ".join(sys.argv)), sort_keys=True).encode()
         self._lock = FileLock(
             self.path,
@@ -51,6 +51,8 @@ class LedgerLock:
         )
 
     def __enter__(self) -> LedgerLock:
+        from filelock import Timeout
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
