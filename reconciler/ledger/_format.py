@@ -54,19 +54,26 @@ def record_hash(record: Mapping[str, Any]) -> str:
 
 
 def content_hash(data: Mapping[str, Any], line: bytes) -> str:
-    """`record_hash(data)` for `data = json.loads(line)`, without re-encoding the big ID values.
+    """`record_hash(data)` for `data = json.loads(line)`, without re-encoding the big ID values."""
+    return _content_hash(data, line)[0]
+
+
+def _content_hash(data: Mapping[str, Any], line: bytes) -> tuple[str, dict[str, str]]:
+    """`content_hash`, and the big ID lists it spliced, each as its IDs joined by `","`.
 
     Sound because it computes the same bytes: when `line` holds no backslash, no string
     in it has a quote, a backslash or a control character (strict JSON has no raw
     control characters), so each string's canonical form is itself in quotes and a
     list of strings is `["a","b"]`. Those values are spliced into the canonical form
     of the rest, where placeholders holding U+0000 mark them: nothing else there can
-    produce a backslash. A line with any backslash takes the plain path.
+    produce a backslash. A line with any backslash takes the plain path. A list it
+    joined holds only strings, none with a quote: its joined text names it exactly.
     """
     if b"\\" in line:
-        return record_hash(data)
+        return record_hash(data), {}
     small: dict[str, Any] = {}
     big: list[tuple[str, bytes]] = []
+    joined: dict[str, str] = {}
     for k, v in data.items():
         if k == "hash":
             continue
@@ -74,9 +81,10 @@ def content_hash(data: Mapping[str, Any], line: bytes) -> str:
             big.append((k, b'"' + v.encode() + b'"'))
         elif type(v) is list and len(v) > 8:
             try:
-                big.append((k, ('["' + '","'.join(v) + '"]').encode()))
+                text = joined[k] = '","'.join(v)
             except TypeError:  # not all strings: the plain path encodes it
-                return record_hash(data)
+                return record_hash(data), {}
+            big.append((k, ('["' + text + '"]').encode()))
         else:
             small[k] = v
             continue
@@ -84,7 +92,7 @@ def content_hash(data: Mapping[str, Any], line: bytes) -> str:
     out = canonical(small)
     for k, encoded in big:
         out = out.replace(b'"\\u0000' + k.encode() + b'"', encoded, 1)
-    return hashlib.sha256(out).hexdigest()
+    return hashlib.sha256(out).hexdigest(), joined
 
 
 def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
@@ -187,6 +195,7 @@ class Chain:
         # tuple, so a v1 delete repeating its intent's lists finds it without comparing them.
         self._unclosed: dict[tuple[Any, ...], list[int]] = {}
         self._tuples: dict[Ids, Ids] = {}
+        self._lists: dict[str, Ids] = {}  # v1 lists by their joined text
         self._texts: dict[str, Ids] = {}
         self._ids: dict[str, str] = {}
         self._unshared = 0  # IDs read into tuples before sharing started
@@ -194,7 +203,7 @@ class Chain:
     def verify(self, number: int, line: bytes) -> Record:
         where = f"{self.path}:{number}"
         data = _parse(where, line)
-        self._check_link(where, number, data, line)
+        joined = self._check_link(where, number, data, line)
         kind = data.get("kind")
         if not isinstance(kind, str) or not kind:
             raise LedgerError(f"{where}: record has no kind")
@@ -203,7 +212,7 @@ class Chain:
         assets: Ids = ()
         points: Ids = ()
         if kind in CELL_KINDS:
-            assets, points = self._cells(where, kind, data)
+            assets, points = self._cells(where, kind, data, joined)
         elif kind in ("pause", "resume") and not all(
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
@@ -227,7 +236,8 @@ class Chain:
         elif self._unclosed.get(same):
             self.closed.add(self._unclosed[same].pop())
 
-    def _check_link(self, where: str, number: int, data: dict[str, Any], line: bytes) -> None:
+    def _check_link(self, where: str, number: int, data: dict[str, Any], line: bytes) -> dict[str, str]:
+        """Check the record continues the chain; give the ID lists `_content_hash` joined."""
         if data.get("v") not in READ_VERSIONS or isinstance(data.get("v"), bool):
             raise LedgerError(f"{where}: unsupported record version {data.get('v')!r}")
         if data.get("seq") != number:
@@ -239,16 +249,18 @@ class Chain:
                 f"{where}: prev does not match the hash of line {number - 1}; "
                 "a line before it was changed, removed or reordered"
             )
-        if data.get("hash") != content_hash(data, line):
+        digest, joined = _content_hash(data, line)
+        if data.get("hash") != digest:
             raise LedgerError(f"{where}: hash does not match the record; this line was edited")
+        return joined
 
-    def _cells(self, where: str, kind: str, data: dict[str, Any]) -> tuple[Ids, Ids]:
+    def _cells(self, where: str, kind: str, data: dict[str, Any], joined: dict[str, str]) -> tuple[Ids, Ids]:
         _check_key_fields(where, kind, data)
         if kind == "failed":
             _check_failed_fields(where, data)
         if data["v"] == 1:
             for name in LIST_FIELDS:
-                data[name] = self._from_list(where, kind, name, data.get(name))
+                data[name] = self._from_list(where, kind, name, data.get(name), joined.get(name))
             return data["assetIds"], data["pointIds"]
         if "intent" in data:
             return self._closed_intent(where, kind, data).ids
@@ -267,10 +279,17 @@ class Chain:
             raise LedgerError(f"{where}: {kind} record names another manifest or stage than intent {seq}")
         return intent
 
-    def _from_list(self, where: str, kind: str, name: str, value: object) -> Ids:
+    def _from_list(self, where: str, kind: str, name: str, value: object, joined: str | None) -> Ids:
+        """A v1 list as a tuple, one shared tuple per distinct list (batches of one manifest
+        repeat the same lists). `joined` is the list's text when the hash check joined it:
+        then it is known to be strings, and is the cheaper key (no ID hashed one by one)."""
+        if joined is not None and isinstance(value, list):
+            shared = self._lists.get(joined)
+            if shared is None:
+                shared = self._lists[joined] = self._share(value)
+            return shared
         if not (isinstance(value, list) and value and all(map(isinstance, value, repeat(str)))):
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
-        # Batches of one manifest repeat the same lists; keep one shared copy of each.
         ids = tuple(value)
         shared = self._tuples.get(ids)
         if shared is None:
