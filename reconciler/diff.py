@@ -12,7 +12,7 @@ exists (a rename). No network, clock, files or randomness here (DESIGN "Plan").
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import NamedTuple
@@ -214,9 +214,7 @@ def _diff_key(
     """One key's pending, in-doubt and applied cells; and its history outside the manifest."""
     deletes = [r for r in records if r.kind == "delete"]
     point_set = sets.of(points)
-    asset_set = sets.of(asset_ids)
-    touched, disjoint = sets.union([r.asset_ids for r in deletes])
-    open_points, open_intents = _open_intents(records, asset_set, sets.closed_intents)
+    open_points, open_intents = _open_intents(records, lambda: sets.of(asset_ids), sets.closed_intents)
     groups: dict[Points, list[str]] = {}
     doubt_groups: dict[Points, list[str]] = {}
 
@@ -231,16 +229,23 @@ def _diff_key(
                 if a in open_points:
                     _split_doubt(a, todo, open_points[a], groups, doubt_groups)
 
-    # Set operations first: most keys are either untouched or wholly applied.
-    untouched = sets.minus(asset_set, touched)
-    if len(untouched) == len(asset_set):
-        add(points, list(asset_ids))
-    elif untouched:
-        add(points, [a for a in asset_ids if a in untouched])
+    # Most keys are untouched, or cleared in batches that are runs of the declared list
+    # (compared as tuples, no set built); the rest take set operations.
+    untouched = _untouched_runs(asset_ids, deletes)
+    if untouched is not None:
+        asset_set: frozenset[str] = frozenset()  # not needed: every delete's assets are declared
+        disjoint = all_declared = True
+        add(points, untouched)
+    else:
+        asset_set = sets.of(asset_ids)
+        touched, disjoint = sets.union([r.asset_ids for r in deletes])
+        unset = sets.minus(asset_set, touched)
+        if unset:
+            add(points, [a for a in asset_ids if a in unset])
+        all_declared = len(asset_set) - len(unset) == len(touched)  # touched <= asset_set
     applied = outside = 0
     # Deletes that share no asset (batches of one run: the usual ledger) are each their
     # own group; only then is the per-asset index needed.
-    all_declared = len(asset_set) - len(untouched) == len(touched)  # touched <= asset_set
     groups_of = _disjoint_groups(deletes) if disjoint else _sig_groups(deletes, *_asset_index(deletes))
     for sig, assets in groups_of:
         done = _done_points(deletes, sig, sets)
@@ -263,6 +268,37 @@ def _diff_key(
         resumed_since_intent=bool(doubt_groups) and resumed,
     )
     return kd, outside
+
+
+def _untouched_runs(asset_ids: Ids, deletes: Sequence[Record]) -> list[str] | None:
+    """The declared assets no delete names, in declared order, when every delete's assets
+    are a run of the declared list and no two runs overlap; else None (use sets).
+
+    That is the usual ledger: a plan keeps the declared order and cuts it into requests,
+    whatever order they complete in. Runs are compared as tuples (C speed, no ID hashed),
+    so a fleet of 200,000 assets applied in 200 batches costs 200 comparisons, not sets
+    of 200,000 IDs. The declared list has no duplicates (the loader drops them).
+    """
+    if not deletes:
+        return list(asset_ids)
+    starts: dict[str, Ids] = {}
+    for r in deletes:
+        ids = r.asset_ids
+        if not ids or ids[0] in starts:  # two deletes from one asset: not disjoint runs
+            return None
+        starts[ids[0]] = ids
+    untouched: list[str] = []
+    found = pos = 0
+    end = len(asset_ids)
+    while pos < end:
+        run = starts.get(asset_ids[pos])
+        if run is not None and asset_ids[pos : pos + len(run)] == run:
+            pos += len(run)
+            found += 1
+        else:
+            untouched.append(asset_ids[pos])
+            pos += 1
+    return untouched if found == len(starts) else None
 
 
 def _done_points(records: Sequence[Record], sig: Sig, sets: _Sets) -> frozenset[str]:
@@ -315,7 +351,9 @@ def _sig_groups(
 
 
 def _open_intents(
-    records: Sequence[Record], assets: frozenset[str], closed: frozenset[int] = frozenset()
+    records: Sequence[Record],
+    declared: Callable[[], frozenset[str]],
+    closed: frozenset[int] = frozenset(),
 ) -> tuple[dict[str, set[str]], list[Record]]:
     """Per declared asset, the points some intent sent that no later delete or failed closed.
 
@@ -332,6 +370,7 @@ def _open_intents(
     if not open_intents:
         return {}, []
     first = open_intents[0].seq
+    assets = declared()
     open_seqs = {r.seq for r in open_intents}
     out: dict[str, set[str]] = {}
     for r in records:

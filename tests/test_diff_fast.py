@@ -1,6 +1,7 @@
 """The diff's fast paths give exactly what its general path gives.
 
-`diff` skips the per-asset index when no two deletes of a key share an asset, reuses
+`diff` compares deletes that are runs of the declared list as tuples (no sets), skips
+the per-asset index when no two deletes of a key share an asset, reuses
 set work per shared ID tuple, and skips the intents the ledger reader saw closed
 exactly (`Ledger.closed_intents`). Here every ledger is written as real lines and read
 back (so ID tuples are shared and closed intents known, as in a real run), sometimes
@@ -58,6 +59,7 @@ records_st = st.lists(
         st.sampled_from(["s1", "s2"]),
         st.one_of(
             st.integers(0, 3).map(lambda b: ASSETS[2 * b : 2 * b + 2]),
+            st.tuples(st.integers(0, 7), st.integers(1, 8)).map(lambda t: ASSETS[t[0] : t[0] + t[1]]),
             subset(ASSETS),
             subset(ASSETS).map(lambda a: [*a, a[0]]),  # a v1 list may repeat an ID
         ),
@@ -87,8 +89,8 @@ def write_ledger(path: Path, steps: list[tuple[str, str, str, list[str], list[st
 
 
 def general_diff(ms: list[Manifest], led: L.Ledger) -> diff_mod.Diff:
-    """The diff with every fast path off: no closed intents, every key indexed per asset,
-    no set difference reused."""
+    """The diff with every fast path off: no closed intents, no runs compared as tuples,
+    every key indexed per asset, no set difference reused."""
     real_union = diff_mod._Sets.union
 
     def never_disjoint(self: diff_mod._Sets, lists: list[tuple[str, ...]]) -> tuple[frozenset[str], bool]:
@@ -99,6 +101,7 @@ def general_diff(ms: list[Manifest], led: L.Ledger) -> diff_mod.Diff:
 
     plain = L.Ledger(led.path, list(led.records))
     with (
+        mock.patch.object(diff_mod, "_untouched_runs", lambda assets, deletes: None),
         mock.patch.object(diff_mod._Sets, "union", never_disjoint),
         mock.patch.object(diff_mod._Sets, "minus", minus),
     ):
@@ -128,3 +131,20 @@ def test_a_closed_intent_is_skipped_and_the_general_path_agrees(tmp_path: Path) 
     fast = diff(ms, led)
     assert fast == general_diff(ms, led)
     assert [g.assets for g in fast.keys[0].in_doubt] == [("a2",)]
+
+
+def test_batches_in_any_order_are_runs_and_an_overlap_is_not() -> None:
+    declared = tuple(f"a{i}" for i in range(10))
+
+    def delete(seq: int, assets: tuple[str, ...]) -> L.Record:
+        return L.Record(seq, "delete", "t", "h", {}, assets, ("pt0",))
+
+    batches = [delete(1, declared[6:9]), delete(2, declared[0:3]), delete(3, declared[3:5])]
+    assert diff_mod._untouched_runs(declared, batches) == ["a5", "a9"]
+    assert diff_mod._untouched_runs(declared, []) == list(declared)
+    # Overlapping runs, a run from the same asset twice, a list out of declared order, an
+    # undeclared asset: each goes to the set path.
+    assert diff_mod._untouched_runs(declared, [delete(1, declared[0:4]), delete(2, declared[2:6])]) is None
+    assert diff_mod._untouched_runs(declared, [delete(1, declared[0:2]), delete(2, declared[0:3])]) is None
+    assert diff_mod._untouched_runs(declared, [delete(1, ("a1", "a0"))]) is None
+    assert diff_mod._untouched_runs(declared, [delete(1, ("a8", "a9", "zz"))]) is None
