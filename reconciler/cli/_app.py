@@ -12,6 +12,7 @@ should not pay for httpx, the emulator or rich's progress (about 0.35 s).
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 from types import FrameType
@@ -149,7 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         args.remove("--debug")
     signal.signal(signal.SIGTERM, _terminate)
-    sys.exit(run(args, debug=debug))
+    code = run(args, debug=debug)
+    # What is left is freed as the process ends; the collections at interpreter shutdown
+    # need not walk it first (some 20 ms after a big plan).
+    gc.freeze()
+    sys.exit(code)
 
 
 def run(args: list[str], *, debug: bool = False) -> int:
