@@ -34,3 +34,13 @@ def test_long_ids_and_duplicates_take_the_careful_path() -> None:
         "ids.txt:2:1: ID is longer than 256 characters",
         "ids.txt:3:1: warning: duplicate ID 'a' (counted once)",
     ]
+
+
+def test_the_ascii_byte_scan_and_the_regex_agree_on_every_ascii_character() -> None:
+    from reconciler.manifests import _PLAIN_ASCII, _UNUSUAL
+
+    for code in range(128):
+        ch = chr(code)
+        by_regex = ch != "\n" and _UNUSUAL.search(ch) is not None
+        by_bytes = bool(ch.encode().translate(None, _PLAIN_ASCII))
+        assert by_regex == by_bytes, repr(ch)
