@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from reconciler.diff import (
@@ -24,7 +25,7 @@ from reconciler.diff import (
     RenameHint,
     StageKey,
 )
-from reconciler.ledger import canonical
+from reconciler.ledger import canonical, canonical_text
 
 DEFAULT_MAX_POINTS = 100_000
 DEFAULT_MAX_ASSETS = 1_000
@@ -182,14 +183,27 @@ class Plan:
         found |= {r.pipeline for r in self.pending_resumes}
         return tuple(sorted(found))
 
-    @property
-    def plan_hash(self) -> str:
-        return plan_hash(self.hashed_fields())
+    @cached_property
+    def action_lines(self) -> tuple[str, ...]:
+        """Each action's JSON in canonical form: what the plan hash covers, and the lines
+        a plan file lists its actions on (encoded once for both)."""
+        return tuple(canonical_text(a.to_json()) for a in self.actions)
 
-    def hashed_fields(self) -> dict[str, Any]:
+    @cached_property
+    def plan_hash(self) -> str:
+        """`plan_hash(self.hashed_fields())`, from the action lines already encoded."""
+        fields = self.hashed_fields(actions=False)
+        rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
+        digest = hashlib.sha256(b'{"actions":[')
+        digest.update(",".join(self.action_lines).encode())
+        digest.update(b"]," + rest[1:])
+        return digest.hexdigest()
+
+    def hashed_fields(self, *, actions: bool = True) -> dict[str, Any]:
         """What the plan hash covers: every field a saved plan is re-derived from."""
+        fields = {"actions": [a.to_json() for a in self.actions]} if actions else {}
         return {
-            "actions": [a.to_json() for a in self.actions],
+            **fields,
             "ledger": {"path": self.ledger.path, "seq": self.ledger.seq, "hash": self.ledger.hash},
             "manifests": list(self.manifest_paths),
             "options": self.options.to_json(),

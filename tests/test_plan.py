@@ -216,6 +216,18 @@ def test_plan_hash_changes_with_actions_and_ledger_head() -> None:
     assert len({a.plan_hash, b.plan_hash, c.plan_hash}) == 3
 
 
+def test_plan_hash_from_the_encoded_lines_is_the_hash_of_the_canonical_fields() -> None:
+    from reconciler.plan import plan_hash
+
+    m = manifest("m1", "p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "ü"])
+    intent = record(1, "intent", "m1", "p1", "s1", ["a1"], ["x"])
+    for ledger in (ledger_of([]), ledger_of([intent])):
+        p = build_plan(diff([m], ledger), Options(max_assets=2), manifest_paths=["manifests"])
+        assert p.actions and p.plan_hash == plan_hash(p.hashed_fields())
+    empty = build_plan(diff([], ledger_of([])), Options())
+    assert empty.plan_hash == plan_hash(empty.hashed_fields())
+
+
 def test_a_cell_several_manifests_declare_is_sent_once_and_recorded_for_each() -> None:
     shared = ["WT001", "WT002"]
     ms = [manifest(f"m{i}", "p1", ["s1"], shared, ["x", "y"] if i else ["x"]) for i in range(3)]

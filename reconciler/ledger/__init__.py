@@ -24,6 +24,7 @@ from reconciler.ledger._format import (
     KNOWN_KINDS,
     Record,
     canonical,
+    canonical_text,
     record_hash,
     utc_now,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "MigrateResult",
     "Record",
     "canonical",
+    "canonical_text",
     "lock_path",
     "migrate",
     "parse_since",

@@ -45,7 +45,12 @@ Ids = tuple[str, ...]
 
 def canonical(record: Mapping[str, Any]) -> bytes:
     """Canonical JSON as DESIGN fixes it: sorted keys, no spaces, UTF-8 as is."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_text(record).encode()
+
+
+def canonical_text(record: Mapping[str, Any]) -> str:
+    """`canonical`, before it is encoded."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
