@@ -8,11 +8,9 @@ and publishes its records (DESIGN "Apply" and "The ledger in git (CI)").
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -90,24 +88,9 @@ def plan_from(
 
 def plan(paths: Sequence[str], ledger_path: str, options: Options) -> Planned:
     """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network."""
-    with crunching():
-        led = ledger_mod.read(ledger_path)
-        p, loaded = plan_from(paths, led, options)
+    led = ledger_mod.read(ledger_path)
+    p, loaded = plan_from(paths, led, options)
     return Planned(p, loaded, led)
-
-
-@contextmanager
-def crunching() -> Iterator[None]:
-    """No cyclic garbage collection while planning: it makes millions of ID strings in
-    lists, tuples and sets and no reference cycles, and each full collection would walk
-    them all again (about 60 ms of a fleet-sized plan). Collection resumes afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def replan_saved(saved: planfile.SavedPlan, ledger: ledger_mod.Ledger) -> Plan:

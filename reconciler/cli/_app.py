@@ -150,9 +150,12 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         args.remove("--debug")
     signal.signal(signal.SIGTERM, _terminate)
+    # A command makes few reference cycles but, planning, millions of ID strings in
+    # lists, tuples and sets: collecting young objects every 100,000 allocations instead
+    # of 700 keeps the collector from walking them again and again (~40 ms of a fleet
+    # plan), and at exit the shutdown collections need not walk what is freed anyway.
+    gc.set_threshold(100_000, 10, 10)
     code = run(args, debug=debug)
-    # What is left is freed as the process ends; the collections at interpreter shutdown
-    # need not walk it first (some 20 ms after a big plan).
     gc.freeze()
     sys.exit(code)
 
