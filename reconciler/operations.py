@@ -15,16 +15,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from reconciler import apply as apply_mod
 from reconciler import ledger as ledger_mod
 from reconciler import manifests, planfile
-from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
 from reconciler.diff import diff
 from reconciler.errors import ApplyRefused, LedgerMoved, LockError, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan
 from reconciler.words import plural
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the apply engine is loaded by apply, not by plan
+    from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
     from reconciler.gitsync import Lease
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
@@ -113,9 +112,9 @@ class ApplySettings:
 
     paths: tuple[str, ...]
     ledger: str | None  # --ledger
+    apply_options: ApplyOptions
     default_ledger: str = DEFAULT_LEDGER  # reconcile.yaml's, for a target that is not a saved plan
     plan_options: Options = field(default_factory=Options)
-    apply_options: ApplyOptions = field(default_factory=ApplyOptions)
     max_cells: int | None = None
     lock_timeout: float | None = None  # None: refuse a held local lock at once, wait out a
     # remote lease for as long as a runner that died would hold it
@@ -283,6 +282,8 @@ def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPla
 def _run(
     planned: Planned, settings: ApplySettings, gateways: Gateways, reporter: Reporter, sync: LedgerSync | None
 ) -> ApplyResult:
+    from reconciler import apply as apply_mod
+
     options = settings.apply_options
     if sync is not None and not options.write_ahead:
         options = replace(options, write_ahead=True)
