@@ -296,7 +296,7 @@ def parse_ids(text: str, shown: str, noun: str = "ID") -> tuple[list[str], list[
         values = [v for v in (line.strip(_TRIM) for line in text.split("\n")) if v and v[0] != "#"]
         if _BAD_IN_LINES.search("\n".join(values)):
             return _ids_slow(text, shown, noun)
-    if _all_good(values):
+    if _all_good(values, text.isascii()):
         return values, []
     return _ids_slow(text, shown, noun)
 
@@ -322,13 +322,13 @@ def _plain_lines(text: str) -> list[str] | None:
     return None if unusual else body.split("\n")
 
 
-def _all_good(values: list[str]) -> bool:
+def _all_good(values: list[str], ascii_text: bool) -> bool:
     """The fast path for large files: C-speed scans over all values, no per-line Python."""
     if max(map(len, values), default=0) > ID_MAX or len(set(values)) != len(values):
         return False
-    joined = "\n".join(values)
-    if joined.isascii():  # controls were ruled out by the caller; nothing else to see
+    if ascii_text:  # controls were ruled out by the caller; nothing else to see
         return True
+    joined = "\n".join(values)
     return unicodedata.is_normalized("NFC", joined) and not any(
         unicodedata.category(ch) in ("Cf", "Cc") for ch in set(joined) - {"\n"}
     )
