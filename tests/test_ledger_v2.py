@@ -202,3 +202,13 @@ def test_closed_intents_are_those_a_later_delete_or_failed_covers_exactly(tmp_pa
         ],
     )
     assert L.read(path).closed_intents == {1, 6, 7}
+
+
+def test_join_ids_refuses_what_would_not_split_back_into_the_same_list() -> None:
+    from reconciler.ledger._format import join_ids
+
+    assert join_ids("w", "assetIds", ("a1", "a2")) == "a1,a2"
+    assert join_ids("w", "assetIds", ["ü"]) == "ü"
+    for bad in ("a1,a2", (), ["a1", "a,b"], ["a1", ""], ["a1", 7], [None]):
+        with pytest.raises(LedgerError, match="assetIds must be a non-empty list of IDs without commas"):
+            join_ids("w", "assetIds", bad)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -216,8 +216,10 @@ class Run:
         error: BaseException | None = None
         try:
             pending = set(futures)
+            # A timed wait, so Ctrl-C and a stopped run are heard within 0.2 s; not one per
+            # finished request, which would re-register on every pending future each time.
             while pending and not self.halt.is_set():
-                _done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _done, pending = wait(pending, timeout=0.2)
         except KeyboardInterrupt as exc:
             error = exc
         stopping = self.halt.is_set() or error is not None
