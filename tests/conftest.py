@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 from hypothesis import strategies as st
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, Faults, RunningEmulator, World
@@ -276,13 +277,18 @@ def node_package(name: str) -> Path:
         if os.environ.get("CI") == "true":
             pytest.fail(reason + "; CI=true, so this check may not be skipped")
         pytest.skip(reason)
-    if not all((NODE_DIR / "node_modules" / pkg).is_dir() for pkg in NODE_PACKAGES):
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(NODE_DIR), "--no-save", "--silent", *NODE_PACKAGES.values()],
-            check=True,
-            timeout=600,
-        )
+    # Test workers share the install: one installs under a lock while the others wait, and
+    # a marker written after it succeeded tells a whole install from one still under way.
+    NODE_DIR.mkdir(parents=True, exist_ok=True)
+    done = NODE_DIR / ("installed-" + "-".join(sorted(NODE_PACKAGES.values())))
+    with FileLock(NODE_DIR / "install.lock", timeout=900):
+        if not done.exists():
+            subprocess.run(
+                [npm, "install", "--prefix", str(NODE_DIR), "--no-save", "--silent", *NODE_PACKAGES.values()],
+                check=True,
+                timeout=600,
+            )
+            done.touch()
     return NODE_DIR / "node_modules" / name
 
 
