@@ -220,6 +220,7 @@ class LedgerRepo:
         """Fetch `branch`; its head commit, or None if the remote has no such branch."""
         args = ["fetch", "--no-tags", "--no-recurse-submodules", "--quiet"]
         if self._shallow is None:  # asked once: every heartbeat and lease poll fetches
+            self._check_repository()
             self._shallow = self._ok("rev-parse", "--is-shallow-repository") == "true"
         if self._shallow:
             args.append("--depth=1")  # a shallow runner stays shallow: only the tip is needed
@@ -229,6 +230,22 @@ class LedgerRepo:
                 return None
             raise GitSyncError(f"cannot fetch {branch} from {self.remote}: {_stderr(proc)}")
         return self._ok("rev-parse", "--verify", "FETCH_HEAD^{commit}")
+
+    def _check_repository(self) -> None:
+        """A git repository with the remote, or an error that says what to do instead of
+        git's own words (reconcile.yaml's `ledger.git` is what asked for git)."""
+        off = "or set ledger.git.enabled: false in reconcile.yaml to keep the ledger in this directory only"
+        if self._git("rev-parse", "--git-dir").returncode != 0:
+            raise GitSyncError(
+                f"{self.worktree.resolve()} is not a git repository, but reconcile.yaml keeps the "
+                f"ledger in git (ledger.git): run this in a clone of the manifests repository, {off}"
+            )
+        if self._git("remote", "get-url", self.remote).returncode != 0:
+            raise GitSyncError(
+                f"this repository has no remote {self.remote!r}, but reconcile.yaml keeps the ledger on "
+                f"{self.remote}/{self.branch} (ledger.git): add it (git remote add {self.remote} URL), "
+                f"name another in ledger.git.remote, {off}"
+            )
 
     def _blob(self, commit: str | None, path: str | None = None) -> bytes | None:
         if commit is None:

@@ -55,10 +55,11 @@ def planned_files(max_cells: int = DEFAULT_MAX_CELLS) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class InitResult:
-    """What init wrote (relative paths) and what the user must still set up, in order."""
+    """What init wrote and kept (relative paths), and what the user must still set up, in order."""
 
     written: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # an existing ledger: never overwritten
 
 
 NEXT_STEPS = [
@@ -103,16 +104,16 @@ def init(directory: Path, *, force: bool = False, max_cells: int = DEFAULT_MAX_C
     """Write the scaffold into `directory`; refuse (writing nothing) if a file exists
     unless `force`, and never truncate an existing ledger."""
     files = planned_files(max_cells)
-    existing = sorted(rel for rel in files if (directory / rel).exists())
+    kept = [LEDGER] if (directory / LEDGER).exists() else []  # never truncated, even with --force
+    existing = sorted(rel for rel in files if rel not in kept and (directory / rel).exists())
     if existing and not force:
         raise ReconcilerError(
             f"{directory}: refusing to overwrite existing files (nothing was written; --force overwrites):\n"
             + "\n".join(f"  {rel}" for rel in existing)
         )
-    for rel, content in files.items():
-        if rel == LEDGER and (directory / rel).exists():
-            continue  # never truncate a ledger, even with --force
+    written = sorted(rel for rel in files if rel not in kept)
+    for rel in written:
         target = directory / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-    return InitResult(sorted(files), list(NEXT_STEPS))
+        target.write_text(files[rel])
+    return InitResult(written, list(NEXT_STEPS), kept)

@@ -305,6 +305,19 @@ def test_fetch_failure_is_a_git_sync_error(origin: Path) -> None:
         LedgerRepo(a, LEDGER).sync()
 
 
+def test_no_repository_or_no_remote_says_what_asked_for_git_and_how_to_turn_it_off(
+    origin: Path, tmp_path: Path
+) -> None:
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    with pytest.raises(GitSyncError, match=r"not a git repository.*ledger\.git\.enabled: false"):
+        LedgerRepo(plain, LEDGER).sync()
+    a = clone(origin, "a")
+    git(a, "remote", "remove", "origin")
+    with pytest.raises(GitSyncError, match=r"no remote 'origin'.*git remote add origin URL"):
+        LedgerRepo(a, LEDGER).sync()
+
+
 def test_shallow_clone_syncs_and_publishes_and_stays_shallow(origin: Path) -> None:
     other = clone(origin, "other")
     for i in range(3):

@@ -160,6 +160,15 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     assert res.code == 0
     assert (tmp_path / "manifests" / "example.yaml").read_text() != "mine"
     assert (tmp_path / "applied-ledger.jsonl").read_text() == "precious\n"  # never truncated
+    assert "kept" in res.out and "wrote " + str(tmp_path / "applied-ledger.jsonl") not in res.out
+
+
+def test_an_existing_ledger_alone_is_kept_without_force(tmp_path: Path) -> None:
+    (tmp_path / "applied-ledger.jsonl").write_text("precious\n")
+    res = run_cli(["init", str(tmp_path)], tmp_path)
+    assert res.code == 0, res.all
+    assert (tmp_path / "applied-ledger.jsonl").read_text() == "precious\n"
+    assert (tmp_path / "manifests" / "example.yaml").exists()
 
 
 def test_pre_commit_hook_definition_runs_validate() -> None:

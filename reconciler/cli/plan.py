@@ -280,4 +280,4 @@ def schema(
     if stale:
         raise ReconcilerError(f"{', '.join(stale)} out of date; run `reconcile schema`")
     if check:
-        c.out.print(f"{out_dir}: schemas up to date", markup=False)
+        c.out.print(f"{out_dir}: up to date with the models", markup=False)

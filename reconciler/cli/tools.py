@@ -103,8 +103,11 @@ def init(
 ) -> None:
     """Scaffold a manifests repository: example manifest, schema, ledger, CI workflows.
 
-    Writes manifests/, schemas/, applied-ledger.jsonl, GitHub Actions (plan comment on
-    pull requests, apply on merge), GitLab CI and a pre-commit config.
+    Writes manifests/, schemas/, applied-ledger.jsonl (an existing one is kept), GitHub
+    Actions (plan comment on pull requests, apply on merge), GitLab CI, a pre-commit
+    config, and reconcile.yaml, which keeps the ledger in git: apply then fetches and
+    pushes it, so run apply in a clone with the remote (CI does), or set
+    ledger.git.enabled: false to keep the ledger in the directory only.
 
     \b
     Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
@@ -115,6 +118,8 @@ def init(
     result = scaffold(directory, force=force, max_cells=max_cells)
     for rel in result.written:
         out.print(f"  wrote {directory / rel}", markup=False)
+    for rel in result.kept:
+        out.print(f"  kept  {directory / rel} (an existing ledger is never overwritten)", markup=False)
     out.print("\nBefore the first pull request, set up:", markup=False)
     for step in result.next_steps:
         out.print(f"  - {step}", markup=False)
