@@ -31,8 +31,8 @@ def ledger_lines(records: Sequence[Record]) -> str:
         if r.asset_ids:
             what = (
                 f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
-                f"{plural(len(r.asset_ids), 'asset')} ({sample(r.asset_ids, 2)}) x "
-                f"{plural(len(r.point_ids), 'point')} ({sample(r.point_ids, 2)})"
+                f"{plural(len(r.asset_ids), 'asset')} ({sample(r.asset_ids)}) x "
+                f"{plural(len(r.point_ids), 'point')} ({sample(r.point_ids)})"
             )
         else:
             what = f"{d.get('orgId', '')}/{d.get('pipelineId', '')}"

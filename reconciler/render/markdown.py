@@ -27,6 +27,7 @@ from reconciler.render.plan import (
     blocking,
     doubt_rule,
     rename_warning,
+    sample,
     summary_line,
 )
 from reconciler.words import plural
@@ -238,9 +239,7 @@ def _row(ctx: _Context, v: KeyView) -> str:
 def _sample(ids: Sequence[str]) -> str:
     if not ids:
         return "0"
-    shown = ", ".join(code(i, table=True) for i in ids[:SAMPLE])
-    more = f", … +{len(ids) - SAMPLE:,} more" if len(ids) > SAMPLE else ""
-    return f"{len(ids):,} ({shown}{more})"
+    return f"{len(ids):,} ({sample(ids, SAMPLE, lambda i: code(i, table=True))})"
 
 
 def _up_to_date(names: Sequence[str]) -> list[str]:

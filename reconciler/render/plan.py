@@ -9,7 +9,7 @@ will be sent, inside code spans or code blocks, never as markdown or HTML.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.markup import escape
@@ -66,8 +66,11 @@ def _ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ..
     return tuple(assets), tuple(points)
 
 
-def sample(ids: Sequence[str], n: int = SAMPLE) -> str:
-    shown = ", ".join(ids[:n])
+def sample(ids: Sequence[str], n: int = SAMPLE, show: Callable[[str], str] = str) -> str:
+    """A few IDs and how many more; never "+1 more", which hides an ID in as much room."""
+    if len(ids) <= n + 1:
+        n = len(ids)
+    shown = ", ".join(map(show, ids[:n]))
     return shown + (f", … +{len(ids) - n:,} more" if len(ids) > n else "")
 
 
