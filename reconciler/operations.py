@@ -45,16 +45,16 @@ class LedgerSync(Protocol):
 
 @dataclass(frozen=True)
 class Planned:
-    """A plan and what it was made from: the loaded manifests (None for a saved plan)."""
+    """A plan and what it was made from: the loaded manifests (a saved plan's own, re-read)."""
 
     plan: Plan
-    loaded: manifests.LoadResult | None
+    loaded: manifests.LoadResult
     ledger: ledger_mod.Ledger
     saved: planfile.SavedPlan | None = None
 
     @property
     def manifest_files(self) -> dict[str, str]:
-        return {m.name: m.path for m in self.loaded.manifests} if self.loaded else {}
+        return {m.name: m.path for m in self.loaded.manifests}
 
     @property
     def warnings(self) -> list[str]:
@@ -64,8 +64,7 @@ class Planned:
                 f"{self.ledger.path} does not exist: planning against an empty ledger "
                 "(nothing applied yet, or a wrong --ledger?)"
             )
-        if self.loaded:
-            out.extend(str(d) for d in self.loaded.warnings)
+        out.extend(str(d) for d in self.loaded.warnings)
         return out
 
 
@@ -92,15 +91,18 @@ def plan(paths: Sequence[str], ledger_path: str, options: Options) -> Planned:
     return Planned(p, loaded, led)
 
 
-def replan_saved(saved: planfile.SavedPlan, ledger: ledger_mod.Ledger) -> Plan:
+def replan_saved(
+    saved: planfile.SavedPlan, ledger: ledger_mod.Ledger
+) -> tuple[Plan, manifests.LoadResult]:
     """Re-derive a saved plan from its manifests and the ledger; refuse unless identical."""
-    d = diff(_load(saved.manifests, saved.options).manifests, ledger)
+    loaded = _load(saved.manifests, saved.options)
+    d = diff(loaded.manifests, ledger)
     planfile.check_head(saved, d.ledger)
     # The plan hash covers the ledger path as saved (`--ledger` may spell it differently).
     d = replace(d, ledger=replace(d.ledger, path=saved.ledger.path))
     fresh = build_plan(d, saved.options, manifest_paths=saved.manifests)
     planfile.check_same(saved, fresh)
-    return fresh
+    return fresh, loaded
 
 
 # --- apply -----------------------------------------------------------------------------
@@ -274,7 +276,7 @@ def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPla
             "ledger (`reconcile init` does) if nothing was ever applied"
         )
     if saved is not None:
-        return Planned(replan_saved(saved, led), None, led, saved)
+        return Planned(*replan_saved(saved, led), led, saved)
     p, loaded = plan_from(settings.paths, led, settings.plan_options)
     return Planned(p, loaded, led)
 

@@ -239,6 +239,7 @@ def test_saved_plan_applied_only_if_still_exact(repo: Path, make_emulator: Any) 
 
     res = apply(repo, em, "plan.json")
     assert res.code == 0 and "matches the manifests and the ledger" in res.err
+    assert "(manifests/a.yaml)" in res.out  # the plan it shows names each manifest's file, as plan does
     res = apply(repo, em, "plan.json")
     assert res.code == 1 and "stale" in res.err
     assert len(deletes(em)) == 1
