@@ -60,6 +60,13 @@ class Manifest:
     renamed_from: tuple[str, ...] = ()
     # (line, col) of each `renamed_from` name, for diagnostics that span manifests.
     renamed_from_at: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
+    # (line, col) of `metadata.name` (0, 0: not known, as for a manifest made in code).
+    name_at: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+
+    @property
+    def name_position(self) -> tuple[int, int]:
+        """Where `metadata.name` is, else where the document starts."""
+        return self.name_at if self.name_at[0] else (self.line, 1)
 
     @property
     def cells(self) -> int:
@@ -192,6 +199,7 @@ def _load_document(
             labels=tuple(sorted((meta.labels or {}).items())),
             renamed_from=tuple(old for old, _ in renamed),
             renamed_from_at=tuple(at for _, at in renamed),
+            name_at=yamlsource.position(doc, ("metadata", "name")),
         ),
         diags,
     )
@@ -426,26 +434,13 @@ def _check_unique_names(manifests: list[Manifest]) -> list[Diagnostic]:
     first: dict[str, Manifest] = {}
     diags: list[Diagnostic] = []
     for m in manifests:
-        if m.name in first:
-            other = first[m.name]
-            diags.append(
-                Diagnostic(
-                    m.path,
-                    m.line,
-                    1,
-                    f"metadata.name '{m.name}' is also used at {other.path}:{other.line}",
-                )
-            )
-            diags.append(
-                Diagnostic(
-                    other.path,
-                    other.line,
-                    1,
-                    f"metadata.name '{m.name}' is also used at {m.path}:{m.line}",
-                )
-            )
-        else:
+        if m.name not in first:
             first[m.name] = m
+            continue
+        for here, there in ((m, first[m.name]), (first[m.name], m)):
+            line, col = here.name_position
+            at = ":".join(map(str, (there.path, *there.name_position)))
+            diags.append(Diagnostic(here.path, line, col, f"metadata.name '{m.name}' is also used at {at}"))
     return diags
 
 

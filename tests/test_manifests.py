@@ -106,9 +106,10 @@ def test_duplicate_keys_and_names_are_reported(repo: Path) -> None:
     one, two = str(repo / "manifests/one.yaml"), str(repo / "manifests/two.yaml")
     assert f"{one}:11:3: duplicate key 'pointIds'" in got
     three = str(repo / "manifests/three.yaml")
-    assert f"{two}:1:1: metadata.name 'same' is also used at {one}:1" in got
-    assert f"{three}:12:1: metadata.name 'same' is also used at {one}:1" in got
-    assert f"{one}:1:1: metadata.name 'same' is also used at {two}:1" in got
+    # Both ends name the `name:` value's line and column, the document's own line included.
+    assert f"{two}:4:9: metadata.name 'same' is also used at {one}:4:9" in got
+    assert f"{three}:15:9: metadata.name 'same' is also used at {one}:4:9" in got
+    assert f"{one}:4:9: metadata.name 'same' is also used at {two}:4:9" in got
 
 
 def test_yaml_syntax_error_and_non_utf8(repo: Path) -> None:
