@@ -91,9 +91,7 @@ def plan(paths: Sequence[str], ledger_path: str, options: Options) -> Planned:
     return Planned(p, loaded, led)
 
 
-def replan_saved(
-    saved: planfile.SavedPlan, ledger: ledger_mod.Ledger
-) -> tuple[Plan, manifests.LoadResult]:
+def replan_saved(saved: planfile.SavedPlan, ledger: ledger_mod.Ledger) -> tuple[Plan, manifests.LoadResult]:
     """Re-derive a saved plan from its manifests and the ledger; refuse unless identical."""
     loaded = _load(saved.manifests, saved.options)
     d = diff(loaded.manifests, ledger)

@@ -56,12 +56,15 @@ def flag(*names: str, help: str) -> Any:
 
 Paths = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional here
-    typer.Argument(help="Manifest files or directories (default: manifests/).", show_default=False),
+    typer.Argument(
+        metavar="PATH", help="Manifest files or directories (default: manifests/).", show_default=False
+    ),
 ]
 LedgerOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
         "--ledger",
+        metavar="FILE",
         help="The applied ledger (JSON Lines; default: reconcile.yaml's, else applied-ledger.jsonl).",
         envvar="RECONCILE_LEDGER",
         show_default=False,
@@ -69,23 +72,30 @@ LedgerOpt = Annotated[
 ]
 MaxPoints = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option(min=1, help="Most point IDs in one request (default 100,000).", show_default=False),
+    typer.Option(
+        metavar="N", min=1, help="Most point IDs in one request (default 100,000).", show_default=False
+    ),
 ]
 MaxAssets = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option(min=1, help="Most asset IDs in one request (default 1,000).", show_default=False),
+    typer.Option(
+        metavar="N", min=1, help="Most asset IDs in one request (default 1,000).", show_default=False
+    ),
 ]
 Targets = Annotated[
     Optional[list[str]],  # noqa: UP045
-    typer.Option("--target", help="Only this manifest (by metadata.name); repeatable."),
+    typer.Option("--target", metavar="NAME", help="Only this manifest (by metadata.name); repeatable."),
 ]
 ConfigOpt = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--config", help="The repository config (default: ./reconcile.yaml when it exists)."),
+    typer.Option(
+        "--config", metavar="FILE", help="The repository config (default: ./reconcile.yaml when it exists)."
+    ),
 ]
 LockTimeout = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
+        metavar="SECONDS",
         min=0,
         help="Seconds to wait for the ledger lock (default: none for the local lock; with the "
         "ledger in git, as long as the lease of a runner that died lasts).",

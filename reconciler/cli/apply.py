@@ -36,6 +36,7 @@ def apply(
     paths: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Argument(
+            metavar="PLAN|PATH",
             help="A saved plan (from `plan --out`), or manifest paths (default: manifests/).",
             show_default=False,
         ),
@@ -43,12 +44,18 @@ def apply(
     ledger: LedgerOpt = None,
     gateway: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(envvar="ENOS_API_GATEWAY", help="EnOS API gateway URL (https; http only to loopback)."),
+        typer.Option(
+            metavar="URL",
+            envvar="ENOS_API_GATEWAY",
+            help="EnOS API gateway URL (https; http only to loopback).",
+        ),
     ] = None,
     auto_approve: Yes = False,
     concurrency: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=1, max=64, help="Requests in flight at once (default: reconcile.yaml's, else 4)."),
+        typer.Option(
+            metavar="N", min=1, max=64, help="Requests in flight at once (default: reconcile.yaml's, else 4)."
+        ),
     ] = None,
     pause_pipelines: Annotated[
         Optional[bool],  # noqa: UP045
@@ -60,7 +67,9 @@ def apply(
     ] = None,
     kafka_rate: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=1, help="kafkaRate to start paused pipelines with, when List Pipelines has none."),
+        typer.Option(
+            metavar="N", min=1, help="kafkaRate to start paused pipelines with, when List Pipelines has none."
+        ),
     ] = None,
     skip_pause_check: Annotated[
         bool, flag("--skip-pause-check", help="Do not check pipelines are PAUSED (you checked).")
@@ -71,7 +80,7 @@ def apply(
     verify: Annotated[bool, flag("--verify", help="Read deleted cells back with Get Stage State.")] = False,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=0, help="Refuse a plan that clears more than this many cells."),
+        typer.Option(metavar="N", min=0, help="Refuse a plan that clears more than this many cells."),
     ] = None,
     lock_timeout: LockTimeout = None,
     allow_dirty: Annotated[
@@ -159,7 +168,7 @@ def ledger_resolve(
     paths: Paths = None,
     ledger: LedgerOpt = None,
     manifest: Annotated[
-        Optional[str], typer.Option(help="Only in-doubt cells of this manifest.")  # noqa: UP045
+        Optional[str], typer.Option(metavar="NAME", help="Only in-doubt cells of this manifest.")  # noqa: UP045
     ] = None,
     auto_approve: Yes = False,
 ) -> None:

@@ -65,9 +65,11 @@ def plan(
     ledger: LedgerOpt = None,
     out_file: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--out", help="Save the plan (JSON) for `reconcile apply PLAN`."),
+        typer.Option("--out", metavar="FILE", help="Save the plan (JSON) for `reconcile apply PLAN`."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, json or markdown.")] = "text",
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="text|json|markdown", help="text, json or markdown.")
+    ] = "text",
     detailed_exitcode: Annotated[
         bool, flag("--detailed-exitcode", help="Exit 2 when there are changes to apply.")
     ] = False,
@@ -76,14 +78,14 @@ def plan(
     max_assets: MaxAssets = None,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=0, help="Show whether apply's --max-cells would refuse this plan."),
+        typer.Option(metavar="N", min=0, help="Show whether apply's --max-cells would refuse this plan."),
     ] = None,
     refresh: Annotated[
         bool, flag("--refresh", help="Add live pipeline statuses (read-only gateway calls).")
     ] = False,
     gateway: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(envvar="ENOS_API_GATEWAY", help="Gateway URL, for --refresh."),
+        typer.Option(metavar="URL", envvar="ENOS_API_GATEWAY", help="Gateway URL, for --refresh."),
     ] = None,
     config_file: ConfigOpt = None,
 ) -> None:
@@ -209,22 +211,25 @@ def ledger_verify(ledger: LedgerOpt = None) -> None:
 @ledger_app.command("show")
 def ledger_show(
     ledger: LedgerOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    fmt: Annotated[str, typer.Option("--format", metavar="text|json", help="text or json.")] = "text",
     manifest: Annotated[
-        Optional[str], typer.Option(help="Only records of this manifest.")  # noqa: UP045
+        Optional[str], typer.Option(metavar="NAME", help="Only records of this manifest.")  # noqa: UP045
     ] = None,
     pipeline: Annotated[
-        Optional[str], typer.Option(help="Only records of this pipeline ID.")  # noqa: UP045
+        Optional[str], typer.Option(metavar="ID", help="Only records of this pipeline ID.")  # noqa: UP045
     ] = None,
     since: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            help="Only records at or after this time: 2026-11-01, 2026-11-01T08:00Z, or 7d/12h/30m."
+            metavar="WHEN",
+            help="Only records at or after this time: 2026-11-01, 2026-11-01T08:00Z, or 7d/12h/30m.",
         ),
     ] = None,
     kind: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--kind", help="Only these kinds (intent, delete, failed, pause, resume)."),
+        typer.Option(
+            "--kind", metavar="KIND", help="Only these kinds (intent, delete, failed, pause, resume)."
+        ),
     ] = None,
 ) -> None:
     """The history: when, manifest, pipeline, stage, assets, points, actor.
@@ -256,7 +261,9 @@ def ledger_show(
 
 @app.command()
 def schema(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write.")] = Path("schemas"),
+    out_dir: Annotated[Path, typer.Option("--out-dir", metavar="DIR", help="Where to write.")] = Path(
+        "schemas"
+    ),
     check: Annotated[bool, flag("--check", help="Exit 1 if the committed schema is out of date.")] = False,
 ) -> None:
     """Regenerate the JSON Schemas in schemas/ from the models.

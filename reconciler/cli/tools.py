@@ -15,24 +15,30 @@ from reconciler.errors import ReconcilerError
 
 @app.command()
 def emulator(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8910,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8910,
     state: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Seed the world from this YAML/JSON file (format: README).", exists=True),
+        typer.Option(
+            metavar="FILE", help="Seed the world from this YAML/JSON file (format: README).", exists=True
+        ),
     ] = None,
     fault_rate: Annotated[
-        float, typer.Option(min=0, max=1, help="Share of business requests that fail.")
+        float, typer.Option(metavar="SHARE", min=0, max=1, help="Share of business requests that fail.")
     ] = 0.0,
     fault_kind: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--fault-kind", help="Limit faults to these kinds; repeatable."),
+        typer.Option("--fault-kind", metavar="KIND", help="Limit faults to these kinds; repeatable."),
     ] = None,
-    latency_ms: Annotated[float, typer.Option(min=0, help="Latency added to every business request.")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the fault generator, so runs repeat.")] = 0,
+    latency_ms: Annotated[
+        float, typer.Option(metavar="MS", min=0, help="Latency added to every business request.")
+    ] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the fault generator, so runs repeat.")] = 0,
     journal: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Append every delete, refused delete, pause and start here (JSON Lines)."),
+        typer.Option(
+            metavar="FILE", help="Append every delete, refused delete, pause and start here (JSON Lines)."
+        ),
     ] = None,
 ) -> None:
     """Run the local EnOS gateway emulator (for tests, demos and your own CI).
@@ -95,10 +101,12 @@ def demo(
 
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="Where to scaffold (default: here).")] = Path("."),
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Where to scaffold (default: here).")
+    ] = Path("."),
     force: Annotated[bool, flag("--force", help="Overwrite existing files (never the ledger).")] = False,
     max_cells: Annotated[
-        int, typer.Option(min=1, help="The --max-cells guardrail written into the CI templates.")
+        int, typer.Option(metavar="N", min=1, help="The --max-cells guardrail written into the CI templates.")
     ] = 1_000_000,
 ) -> None:
     """Scaffold a manifests repository: example manifest, schema, ledger, CI workflows.
