@@ -20,7 +20,6 @@ from reconciler.manifests import LoadResult, Manifest
 from reconciler.plan import Plan
 from reconciler.render.plan import (
     GITHUB_COMMENT_LIMIT,
-    SAMPLE,
     KeyView,
     LiveStatus,
     _views,
@@ -239,7 +238,7 @@ def _row(ctx: _Context, v: KeyView) -> str:
 def _sample(ids: Sequence[str]) -> str:
     if not ids:
         return "0"
-    return f"{len(ids):,} ({sample(ids, SAMPLE, lambda i: code(i, table=True))})"
+    return f"{len(ids):,} ({sample(ids, show=lambda i: code(i, table=True))})"
 
 
 def _up_to_date(names: Sequence[str]) -> list[str]:
