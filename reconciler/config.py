@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from reconciler import yamlsource
 from reconciler.errors import ConfigError, Diagnostic
-from reconciler.models import Id, error_message, field_path
+from reconciler.manifests.schema import Id, error_message, field_path
 
 CONFIG_FILE = "reconcile.yaml"
 CONFIG_SCHEMA_FILE = "reconcile-config-v1.schema.json"

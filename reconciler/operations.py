@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from reconciler import ledger as ledger_mod
-from reconciler import manifests, planfile
-from reconciler.diff import diff
+from reconciler import manifests
 from reconciler.errors import ApplyRefused, LedgerMoved, LockError, PlanError, ReconcilerError
-from reconciler.plan import Action, Options, Plan, build_plan
+from reconciler.plan import Action, Options, Plan, build_plan, diff
+from reconciler.plan import file as planfile
 from reconciler.words import plural
 
 if TYPE_CHECKING:  # the apply engine is loaded by apply, not by plan

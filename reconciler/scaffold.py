@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from reconciler import __version__
 from reconciler.config import CONFIG_SCHEMA_FILE, render_config_schema
 from reconciler.errors import ReconcilerError
-from reconciler.schema import SCHEMA_FILE, render_schema
+from reconciler.manifests.schema import SCHEMA_FILE, render_schema
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):

@@ -16,13 +16,12 @@ from conftest import fault_pipeline, interrupt_main, numbered_manifest
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
-from reconciler.diff import diff
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, EXPIRY_SHAPES, RunningEmulator, World
 from reconciler.emulator.world import FakeClock
 from reconciler.enos import Credentials, EnosClient
 from reconciler.errors import LedgerWriteError, ReconcilerError
 from reconciler.manifests import Manifest
-from reconciler.plan import Options, Plan, build_plan
+from reconciler.plan import Options, Plan, build_plan, diff
 from reconciler.render.apply import raise_for
 
 

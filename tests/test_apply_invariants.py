@@ -18,13 +18,12 @@ from hypothesis import strategies as st
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
-from reconciler.diff import diff
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.emulator.world import FakeClock, Pipeline
 from reconciler.enos import Credentials, EnosClient
 from reconciler.errors import LockError
 from reconciler.manifests import Manifest
-from reconciler.plan import Options, build_plan
+from reconciler.plan import Options, build_plan, diff
 
 Event = tuple[Any, ...]
 

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, Gateways, NullReporter, apply
-from reconciler.diff import diff
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.enos import Credentials, EnosClient
 from reconciler.manifests import Manifest
-from reconciler.plan import Options, build_plan
+from reconciler.plan import Options, build_plan, diff
 
 WORLD = {
     "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],

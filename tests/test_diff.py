@@ -6,8 +6,7 @@ from dataclasses import replace
 
 from conftest import ledger_of, manifest, record
 
-from reconciler.diff import RenameHint, diff
-from reconciler.plan import Options, build_plan
+from reconciler.plan import Options, RenameHint, build_plan, diff
 
 
 def test_failed_closes_an_intent_its_cells_pending_not_in_doubt() -> None:

@@ -18,10 +18,10 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import diff as diff_mod
 from reconciler import ledger as L
-from reconciler.diff import diff
 from reconciler.manifests import Manifest
+from reconciler.plan import _diff as diff_mod
+from reconciler.plan import diff
 
 NAMES = ["m1", "m2", "m3"]
 ASSETS = [f"a{i}" for i in range(8)]

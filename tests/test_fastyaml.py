@@ -196,7 +196,7 @@ spec:
 def test_the_common_shapes_are_accepted() -> None:
     assert check_text(MANIFEST)
     for name in ("fleet-reset.yaml", "wind-avg-power-fix.yaml"):
-        text = (Path(manifests.__file__).parent / "templates" / "manifests" / name).read_text()
+        text = (Path(manifests.__file__).parent.parent / "templates" / "manifests" / name).read_text()
         assert check_text(text), name
 
 

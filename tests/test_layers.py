@@ -1,7 +1,9 @@
-"""The layout is the architecture: no import cycle, and no layer imports one above it.
+"""The layout is the architecture: no import cycle, and no tier imports one above it.
 
-cli -> operations -> apply, plan/diff, planfile, gitsync, config -> ledger, enos,
-manifests -> models, errors; render sits beside cli; emulator stands alone.
+The tiers, top to bottom (a module may import its own tier, acyclically, and any
+tier below it): cli; operations, render and scaffold; apply and plan; manifests,
+config and the ledger in git (gitsync); ledger and enos; the leaves (errors, words,
+actor, yamlsource, fastyaml). The emulator stands alone.
 """
 
 from __future__ import annotations
@@ -11,28 +13,27 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 
-# Who may not import whom: a module of the first group never imports one of the second.
-LOWER = (
-    "reconciler.ledger",
-    "reconciler.enos",
-    "reconciler.models",
-    "reconciler.errors",
-    "reconciler.manifests",
-    "reconciler.yamlsource",
-    "reconciler.diff",
-    "reconciler.plan",
-    "reconciler.planfile",
-    "reconciler.words",
+TIERS: tuple[tuple[str, ...], ...] = (
+    ("reconciler.__main__", "reconciler.cli"),
+    ("reconciler.operations", "reconciler.render", "reconciler.scaffold"),
+    ("reconciler.apply", "reconciler.plan"),
+    ("reconciler.manifests", "reconciler.config", "reconciler.gitsync"),
+    ("reconciler.ledger", "reconciler.enos"),
+    (
+        "reconciler.errors",
+        "reconciler.words",
+        "reconciler.actor",
+        "reconciler.yamlsource",
+        "reconciler.fastyaml",
+    ),
 )
-UPPER = (
-    "reconciler.cli",
-    "reconciler.operations",
-    "reconciler.render",
-    "reconciler.apply",
-    "reconciler.gitsync",
-    "reconciler.config",
-    "reconciler.scaffold",
-)
+
+
+def tier(module: str) -> int | None:
+    for i, names in enumerate(TIERS):
+        if any(module == n or module.startswith(n + ".") for n in names):
+            return i
+    return None
 
 
 def module_name(path: Path) -> str:
@@ -95,11 +96,34 @@ def test_no_import_cycle() -> None:
     assert cycles == []
 
 
-def test_no_layer_imports_one_above_it() -> None:
-    upward = [
-        (m, d) for m, deps in graph().items() if m.startswith(LOWER) for d in deps if d.startswith(UPPER)
-    ]
+def test_every_module_has_a_tier() -> None:
+    untiered = sorted(
+        m
+        for m in graph()
+        if m != "reconciler" and tier(m) is None and not m.startswith("reconciler.emulator")
+    )
+    assert untiered == []
+
+
+def test_no_tier_imports_one_above_it() -> None:
+    upward = []
+    for m, deps in graph().items():
+        here = tier(m)
+        for d in deps:
+            there = tier(d)
+            if here is not None and there is not None and there < here:
+                upward.append((m, d))
     assert upward == []
+
+
+def test_ledger_and_enos_know_nothing_of_each_other() -> None:
+    crossing = [
+        (m, d)
+        for m, deps in graph().items()
+        for d in deps
+        if {m.split(".")[1], d.split(".")[1]} == {"ledger", "enos"}
+    ]
+    assert crossing == []
 
 
 def test_the_emulator_stands_alone() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.manifests import _ids_slow, parse_ids
+from reconciler.manifests._ids import _ids_slow, parse_ids
 
 # Characters that each take some path: plain ID characters, line ends, blanks, comments,
 # commas, controls, format characters, a combining mark (NFC), a CJK letter.
@@ -37,7 +37,7 @@ def test_long_ids_and_duplicates_take_the_careful_path() -> None:
 
 
 def test_the_ascii_byte_scan_and_the_regex_agree_on_every_ascii_character() -> None:
-    from reconciler.manifests import _PLAIN_ASCII, _UNUSUAL
+    from reconciler.manifests._ids import _PLAIN_ASCII, _UNUSUAL
 
     for code in range(128):
         ch = chr(code)

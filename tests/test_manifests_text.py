@@ -8,7 +8,7 @@ import pytest
 from conftest import manifest_yaml, write
 
 from reconciler.manifests import load
-from reconciler.models import text_problem
+from reconciler.manifests.schema import text_problem
 
 ZWSP = "assetId contains U+200B ZERO WIDTH SPACE (an invisible format character); remove it"
 

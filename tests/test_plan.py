@@ -9,10 +9,9 @@ from conftest import ASSETS, NAMES, PIPES, POINTS, STAGES, ledger_of, manifest, 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.diff import diff
 from reconciler.ledger import Record
 from reconciler.manifests import Manifest
-from reconciler.plan import Action, Options, build_plan
+from reconciler.plan import Action, Options, build_plan, diff
 
 Cell = tuple[str, str, str, str, str, str]
 

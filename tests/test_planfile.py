@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from conftest import ledger_of, manifest, record
 
-from reconciler import planfile
-from reconciler.diff import diff
 from reconciler.errors import PlanError
-from reconciler.plan import Options, build_plan
+from reconciler.plan import Options, build_plan, diff
+from reconciler.plan import file as planfile
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 
 from reconciler.apply import ApplyResult, Outcome
-from reconciler.diff import PipelineRef
 from reconciler.errors import LedgerWriteError, ReconcilerError
 from reconciler.plan import Action
+from reconciler.plan.values import PipelineRef
 from reconciler.render.apply import BarReporter, LineReporter, done_line, duration, raise_for, summary_table
 
 

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from conftest import manifest_yaml, run_cli, write
 
-from reconciler.diff import PipelineRef, diff
 from reconciler.ledger import GENESIS, Ledger, canonical, record_hash
 from reconciler.manifests import Manifest
-from reconciler.plan import Options, Plan, build_plan
+from reconciler.plan import Options, PipelineRef, Plan, build_plan, diff
 from reconciler.render.markdown import plan_markdown
 from reconciler.render.plan import GITHUB_COMMENT_LIMIT, LiveStatus, status_text
 
@@ -276,7 +275,7 @@ def test_markdown_with_nothing_to_do_collapses_every_manifest(repo: Path) -> Non
 def test_many_rename_warnings_are_counted_not_listed() -> None:
     from dataclasses import replace
 
-    from reconciler.diff import RenameHint
+    from reconciler.plan.values import RenameHint
 
     plan = _big_plan(1, 1, 1)
     hints = tuple(RenameHint("m0000", f"old-{i}", 2) for i in range(25))

@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from reconciler.manifests import load
-from reconciler.schema import SCHEMA_FILE, render_schema
+from reconciler.manifests.schema import SCHEMA_FILE, render_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 

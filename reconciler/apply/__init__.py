@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 from reconciler.apply.gateways import MISSING, Gateways, status_of, writable
 from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
 from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Outcome, Reporter
-from reconciler.diff import PipelineRef
 from reconciler.errors import LedgerWriteError, PlanError
 from reconciler.ledger import LedgerWriter
 from reconciler.plan import Plan
+from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
     from reconciler.enos import Pipeline

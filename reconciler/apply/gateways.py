@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from reconciler.diff import PipelineRef
 from reconciler.errors import ApplyRefused
+from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
     from reconciler.enos import EnosClient, Pipeline

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import MISSING, status_of, writable
 from reconciler.apply.values import ApplyOptions, Resume
-from reconciler.diff import PipelineRef
 from reconciler.errors import ApplyRefused
 from reconciler.plan import Action
+from reconciler.plan.values import PipelineRef
 from reconciler.words import plural
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.apply.gateways import Gateways, status_of, writable
 from reconciler.apply.values import ApplyOptions, ApplyResult, Outcome, Reporter, Resume
-from reconciler.diff import PendingResume, PipelineRef
 from reconciler.errors import (
     ApplyRefused,
     EnosError,
@@ -23,6 +22,7 @@ from reconciler.errors import (
 )
 from reconciler.ledger import LedgerWriter, Record
 from reconciler.plan import Action
+from reconciler.plan.values import PendingResume, PipelineRef
 from reconciler.words import plural
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
-from reconciler.diff import PipelineRef
 from reconciler.errors import LedgerWriteError
 from reconciler.plan import Action
+from reconciler.plan.values import PipelineRef
 
 
 class Outcome(Enum):

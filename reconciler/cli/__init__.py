@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from reconciler.cli import plan
 from reconciler.cli import apply
+from reconciler.cli import ledger
 from reconciler.cli import tools
 from reconciler.cli._app import app, main
 
-__all__ = ["app", "apply", "main", "plan", "tools"]
+__all__ = ["app", "apply", "ledger", "main", "plan", "tools"]

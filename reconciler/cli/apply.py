@@ -13,21 +13,17 @@ from reconciler.cli._app import (
     LockTimeout,
     MaxAssets,
     MaxPoints,
-    Paths,
     Targets,
     Yes,
     app,
     consoles,
     flag,
-    ledger_app,
     paths_or_default,
 )
 from reconciler.errors import ApplyRefused
-from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.operations import Planned
-    from reconciler.plan import Action
     from reconciler.render.console import Consoles
 
 
@@ -126,7 +122,7 @@ def apply(
         gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan
         reporter=reporter,
         show=lambda planned: _show(c, planned),
-        confirm=lambda p: _approve(c, auto_approve),
+        confirm=lambda p: approve(c, auto_approve),
         sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
     )
     if result is None:
@@ -148,7 +144,7 @@ def _show(c: Consoles, planned: Planned) -> None:
     c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files), end="")
 
 
-def _approve(
+def approve(
     c: Consoles, auto_approve: bool, question: str = "Clear this state? It cannot be undone."
 ) -> None:
     if auto_approve:
@@ -161,76 +157,3 @@ def _approve(
         raise KeyboardInterrupt from None
     if answer.strip() != "yes":
         raise ApplyRefused("cancelled; nothing was sent")
-
-
-@ledger_app.command("resolve")
-def ledger_resolve(
-    paths: Paths = None,
-    ledger: LedgerOpt = None,
-    manifest: Annotated[
-        Optional[str], typer.Option(metavar="NAME", help="Only in-doubt cells of this manifest.")  # noqa: UP045
-    ] = None,
-    auto_approve: Yes = False,
-) -> None:
-    """Record in-doubt requests as done, after a person checked the state is cleared.
-
-    \b
-    Example:  reconcile ledger resolve --manifest wind-avg-power-fix-2026-11 --auto-approve
-    """
-    from reconciler import operations
-    from reconciler.actor import current_actor
-    from reconciler.cli.settings import config, ledger_repo, resolve_ledger
-
-    c = consoles()
-    cfg = config()
-    ledger_path = resolve_ledger(ledger, cfg)
-
-    def confirm(doubt: list[Action]) -> None:
-        for a in doubt:
-            c.out.print(
-                f"  {a.manifest} / {a.pipeline_id} / {a.stage}: {plural(a.cells, 'cell')} "
-                f"({plural(len(a.asset_ids), 'asset')} x {plural(len(a.point_ids), 'point')})",
-                markup=False,
-            )
-        _approve(c, auto_approve, "Record these requests as done?")
-
-    done = operations.resolve(
-        paths_or_default(paths),
-        ledger_path,
-        manifest=manifest,
-        actor=current_actor(),
-        confirm=confirm,
-        sync=ledger_repo(cfg, ledger_path),
-    )
-    if not done:
-        c.out.print("No in-doubt requests to resolve.")
-        return
-    c.out.print(f"Recorded {plural(len(done), 'in-doubt request')} as done.")
-
-
-@ledger_app.command("migrate")
-def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -> None:
-    """Rewrite a v1 ledger in format v2 (about half the size), keeping `<name>.v1.bak`.
-
-    Every record keeps its seq, kind, time, fields and cells (checked before the file is
-    replaced); the head hash changes, so saved plans made before are stale.
-
-    \b
-    Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
-    """
-    from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, resolve_ledger
-
-    c = consoles()
-    result = ledger_mod.migrate(resolve_ledger(ledger, config()), lock_timeout=lock_timeout or 0)
-    for w in result.warnings:
-        c.warn(w)
-    if result.backup is None:
-        c.out.print(f"{result.path}: already in format v2; nothing to do", markup=False)
-        return
-    c.out.print(
-        f"{result.path}: {result.records:,} records in format v2, {result.referenced:,} deletes now "
-        f"refer to their intent; {result.bytes_before:,} -> {result.bytes_after:,} bytes. "
-        f"The v1 file is kept as {result.backup}.",
-        markup=False,
-    )

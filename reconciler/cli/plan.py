@@ -20,7 +20,6 @@ from reconciler.cli._app import (
     app,
     consoles,
     flag,
-    ledger_app,
     paths_or_default,
 )
 from reconciler.errors import ReconcilerError
@@ -28,8 +27,8 @@ from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.config import RepoConfig
-    from reconciler.diff import PipelineRef
     from reconciler.plan import Plan
+    from reconciler.plan.values import PipelineRef
     from reconciler.render.plan import LiveStatus
 
 # --- validate --------------------------------------------------------------------
@@ -96,8 +95,9 @@ def plan(
     \b
     Example:  reconcile plan --format markdown > plan.md
     """
-    from reconciler import operations, planfile
+    from reconciler import operations
     from reconciler.cli.settings import config, plan_options, resolve_ledger
+    from reconciler.plan import file as planfile
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
@@ -177,83 +177,6 @@ def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, LiveStatus
     return {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
     }
-
-
-# --- ledger ----------------------------------------------------------------------
-
-
-@ledger_app.command("verify")
-def ledger_verify(ledger: LedgerOpt = None) -> None:
-    """Check the hash chain of every record; name the first bad line.
-
-    Records cut from the end of the file are not detectable by the chain alone; with the
-    ledger in git, apply checks that the new ledger extends the remote's.
-
-    \b
-    Example:  reconcile ledger verify --ledger applied-ledger.jsonl
-    """
-    from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, resolve_ledger
-
-    c = consoles()
-    path = resolve_ledger(ledger, config())
-    led = ledger_mod.read(path)
-    if not led.exists:
-        raise ReconcilerError(f"{path} does not exist: nothing to verify (a typo in --ledger?)")
-    for w in led.warnings:
-        c.warn(w)
-    c.out.print(
-        f"{path}: {plural(len(led.records), 'record')}, chain intact; head seq {led.head_seq} hash {led.head_hash}",
-        markup=False,
-    )
-
-
-@ledger_app.command("show")
-def ledger_show(
-    ledger: LedgerOpt = None,
-    fmt: Annotated[str, typer.Option("--format", metavar="text|json", help="text or json.")] = "text",
-    manifest: Annotated[
-        Optional[str], typer.Option(metavar="NAME", help="Only records of this manifest.")  # noqa: UP045
-    ] = None,
-    pipeline: Annotated[
-        Optional[str], typer.Option(metavar="ID", help="Only records of this pipeline ID.")  # noqa: UP045
-    ] = None,
-    since: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            metavar="WHEN",
-            help="Only records at or after this time: 2026-11-01, 2026-11-01T08:00Z, or 7d/12h/30m.",
-        ),
-    ] = None,
-    kind: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--kind", metavar="KIND", help="Only these kinds (intent, delete, failed, pause, resume)."
-        ),
-    ] = None,
-) -> None:
-    """The history: when, manifest, pipeline, stage, assets, points, actor.
-
-    \b
-    Example:  reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 7d
-    """
-    from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, resolve_ledger
-    from reconciler.render import ledger as render
-
-    if fmt not in ("text", "json"):
-        raise ReconcilerError(f"--format must be text or json, not {fmt!r}")
-    c = consoles()
-    led = ledger_mod.read(resolve_ledger(ledger, config()))
-    if not led.exists:
-        c.warn(f"{led.path} does not exist (nothing applied yet, or a wrong --ledger)")
-    records = ledger_mod.select(led, manifest=manifest, pipeline=pipeline, since=since, kinds=kind)
-    for w in led.warnings:
-        c.warn(w)
-    if fmt == "json":
-        c.write(render.records_json(r.as_json() for r in records))
-    else:
-        c.out.print(render.ledger_lines(records), end="", markup=False)
 
 
 # --- schema ----------------------------------------------------------------------

@@ -18,10 +18,10 @@ from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 if TYPE_CHECKING:
     from reconciler.apply import Gateways
-    from reconciler.diff import PipelineRef
     from reconciler.enos import EnosClient
     from reconciler.gitsync import LedgerRepo
     from reconciler.operations import ApplySettings
+    from reconciler.plan.values import PipelineRef
 
 
 def config(path: str | None = None) -> RepoConfig | None:
@@ -58,7 +58,7 @@ def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
 
 
 def resume_settings(cfg: RepoConfig | None) -> dict[PipelineRef, tuple[int, int]]:
-    from reconciler.diff import PipelineRef
+    from reconciler.plan.values import PipelineRef
 
     if cfg is None:
         return {}
@@ -168,7 +168,7 @@ def apply_settings(
 def _manifest_paths(paths: Sequence[str]) -> Sequence[str]:
     """Where the manifests are: a saved plan's own paths (the plan file itself is usually
     an untracked build output, not a change to what is applied)."""
-    from reconciler import planfile
+    from reconciler.plan import file as planfile
 
     if len(paths) == 1 and planfile.is_plan_file(paths[0]):
         try:
@@ -181,6 +181,6 @@ def _manifest_paths(paths: Sequence[str]) -> Sequence[str]:
 def schemas() -> dict[str, str]:
     """Every JSON Schema the project publishes in schemas/, by file name."""
     from reconciler.config import CONFIG_SCHEMA_FILE, render_config_schema
-    from reconciler.schema import SCHEMA_FILE, render_schema
+    from reconciler.manifests.schema import SCHEMA_FILE, render_schema
 
     return {SCHEMA_FILE: render_schema(), CONFIG_SCHEMA_FILE: render_config_schema()}

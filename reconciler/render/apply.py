@@ -26,9 +26,9 @@ from rich.progress import (
 from rich.table import Table
 
 from reconciler.apply import ApplyResult, Outcome
-from reconciler.diff import PipelineRef
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action
+from reconciler.plan.values import PipelineRef
 from reconciler.render.console import Consoles
 from reconciler.words import plural
 

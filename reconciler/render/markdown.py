@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from reconciler.apply import MISSING
-from reconciler.diff import PendingGroup, PipelineRef
 from reconciler.manifests import LoadResult, Manifest
 from reconciler.plan import Plan
+from reconciler.plan.values import PendingGroup, PipelineRef
 from reconciler.render.plan import (
     GITHUB_COMMENT_LIMIT,
     KeyView,

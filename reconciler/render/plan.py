@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from rich.markup import escape
 
 from reconciler.apply import MISSING, writable
-from reconciler.diff import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey
 from reconciler.plan import Plan
+from reconciler.plan.values import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey
 from reconciler.words import plural
 
 SAMPLE = 3

@@ -184,8 +184,9 @@ gc.set_threshold(100_000, 10, 10)  # as `reconcile` sets it (reconciler.cli._app
 t0 = time.perf_counter()
 import reconciler.cli  # what `reconcile plan --format json` imports: the app, then in the
 import typer._adapters  # command its option parsing (typer 0.29 builds pydantic adapters)
-from reconciler import ledger, manifests, operations, planfile
-from reconciler.diff import diff
+from reconciler import ledger, manifests, operations
+from reconciler.plan import file as planfile
+from reconciler.plan import diff
 from reconciler.plan import Options, build_plan
 t1 = time.perf_counter()
 loaded = manifests.load_or_raise(["manifests"])

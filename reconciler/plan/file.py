@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.diff import LedgerHead
 from reconciler.errors import PlanError
-from reconciler.plan import Options, Plan, plan_hash
+from reconciler.plan._build import Plan, plan_hash
+from reconciler.plan.values import LedgerHead, Options
 
 FORMAT_VERSION = 1
 _MAX_BYTES = 512 * 1024 * 1024

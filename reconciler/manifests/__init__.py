@@ -8,8 +8,6 @@ talks to the network or the ledger.
 from __future__ import annotations
 
 import os
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,23 +17,32 @@ from pydantic import ValidationError
 
 from reconciler import yamlsource
 from reconciler.errors import Diagnostic, InputError, ReconcilerError
-from reconciler.models import (
-    ID_MAX,
-    ID_RE,
+from reconciler.manifests._ids import IDS_MAX_BYTES, parse_ids, read_ids_file
+from reconciler.manifests.schema import (
     SOURCES,
     ManifestDoc,
     TextError,
     error_message,
     field_path,
-    text_problem,
 )
 from reconciler.yamlsource import MAX_BYTES, Document, FileTooLarge, Loc, NotRegularFile
+
+__all__ = [
+    "IDS_MAX_BYTES",
+    "IdsCache",
+    "LoadResult",
+    "Manifest",
+    "discover",
+    "load",
+    "load_or_raise",
+    "parse_ids",
+    "read_ids_file",
+]
 
 SUFFIXES = (".yaml", ".yml")
 # What each ID file gave, read once per (file, "assetId" or "pointId") in a run; one
 # tuple per file, shared by every manifest naming it (the diff reuses work per tuple).
 IdsCache = dict[tuple[Path, str], tuple[tuple[str, ...] | None, list[Diagnostic]]]
-IDS_MAX_BYTES = 64 << 20  # some four million IDs: far more than a fleet, far less than memory
 
 
 @dataclass(frozen=True)
@@ -269,106 +276,6 @@ def _inside_root(candidate: Path, root: Path) -> Path | None:
     if resolved == root or root in resolved.parents:
         return resolved
     return None
-
-
-def read_ids_file(target: Path, shown: str, noun: str = "ID") -> tuple[list[str] | None, list[Diagnostic]]:
-    """One ID per line; blank lines and `#` comments skipped; every bad line named.
-
-    None when the file cannot be read (with no diagnostic when it does not exist).
-    `noun` ("assetId") starts the messages about invisible or unnormalised characters.
-    """
-    try:
-        raw = yamlsource.read_regular(target, IDS_MAX_BYTES)
-    except FileNotFoundError:
-        return None, []
-    except NotRegularFile as exc:
-        return None, [Diagnostic(shown, 0, 0, str(exc))]
-    except FileTooLarge as exc:
-        return None, [Diagnostic(shown, 0, 0, f"{exc}; split the IDs over several files")]
-    except OSError as exc:
-        return None, [Diagnostic(shown, 0, 0, f"cannot read ID file: {exc.strerror}")]
-    text, diags = yamlsource.decode(shown, raw)
-    if text is None:
-        return [], diags
-    return parse_ids(text, shown, noun)
-
-
-def parse_ids(text: str, shown: str, noun: str = "ID") -> tuple[list[str], list[Diagnostic]]:
-    """The IDs of an ID file's text: C-speed scans over the whole text when all is well
-    (the usual case, and 400,000 IDs must load fast), else `_ids_slow` names each problem.
-    Either way the result is the one `_ids_slow` gives."""
-    if "\r" in text:  # CRLF line ends; a CR anywhere else is named by _ids_slow
-        text = text.replace("\r\n", "\n")
-    values = _plain_lines(text)
-    if values is None:
-        values = [v for v in (line.strip(_TRIM) for line in text.split("\n")) if v and v[0] != "#"]
-        if _BAD_IN_LINES.search("\n".join(values)):
-            return _ids_slow(text, shown, noun)
-    if _all_good(values, text.isascii()):
-        return values, []
-    return _ids_slow(text, shown, noun)
-
-
-# Trimmed around an ID: spaces, tabs and other blanks, but not the control characters
-# that str.strip() would also drop silently (form feed, U+001C-U+001F, U+0085).
-_TRIM = " \t\r\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-# One character class (a fast scan in `re`): every character that is not part of a
-# plain ID, or starts a comment. A file without any is one ID per line as it stands.
-_UNUSUAL = re.compile(f"[\\x00-\\x09\\x0b-\\x20,#\\x7f-\\x9f{_TRIM}]")
-_BAD_IN_LINES = re.compile(r"[^\S\n]|[,\x00-\x09\x0b-\x1f\x7f-\x9f]")
-# The same test for ASCII text, where it is a C byte scan (3x faster than the regex):
-# deleting these bytes leaves nothing exactly when `_UNUSUAL` finds nothing.
-_PLAIN_ASCII = bytes(c for c in range(0x21, 0x7F) if chr(c) not in ",#") + b"\n"
-
-
-def _plain_lines(text: str) -> list[str] | None:
-    """The lines, if the file is nothing but one ID per line (the usual export)."""
-    body = text.removesuffix("\n")
-    if not body or body[0] == "\n" or body[-1] == "\n" or "\n\n" in body:
-        return None
-    unusual = body.encode().translate(None, _PLAIN_ASCII) if body.isascii() else _UNUSUAL.search(body)
-    return None if unusual else body.split("\n")
-
-
-def _all_good(values: list[str], ascii_text: bool) -> bool:
-    """The fast path for large files: C-speed scans over all values, no per-line Python."""
-    if max(map(len, values), default=0) > ID_MAX or len(set(values)) != len(values):
-        return False
-    if ascii_text:  # controls were ruled out by the caller; nothing else to see
-        return True
-    joined = "\n".join(values)
-    return unicodedata.is_normalized("NFC", joined) and not any(
-        unicodedata.category(ch) in ("Cf", "Cc") for ch in set(joined) - {"\n"}
-    )
-
-
-def _ids_slow(text: str, shown: str, noun: str) -> tuple[list[str], list[Diagnostic]]:
-    """Line by line, naming every bad or repeated ID."""
-    ids: list[str] = []
-    diags: list[Diagnostic] = []
-    seen: set[str] = set()
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        value = line.strip(_TRIM)
-        if not value or value.startswith("#"):
-            continue
-        col = line.find(value) + 1
-        if (problem := text_problem(value)) is not None:
-            offset, message = problem
-            diags.append(Diagnostic(shown, lineno, col + offset, f"{noun} {message}"))
-        elif len(value) > ID_MAX or not ID_RE.match(value):
-            diags.append(Diagnostic(shown, lineno, col, _bad_id(value)))
-        elif value in seen:
-            diags.append(Diagnostic(shown, lineno, col, f"duplicate ID '{value}' (counted once)", "warning"))
-        else:
-            seen.add(value)
-            ids.append(value)
-    return ids, diags
-
-
-def _bad_id(value: str) -> str:
-    if len(value) > ID_MAX:
-        return f"ID is longer than {ID_MAX} characters"
-    return f"bad ID {value!r}: IDs may not contain commas, whitespace or control characters"
 
 
 def _dedupe(

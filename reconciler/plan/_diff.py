@@ -13,105 +13,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import chain
-from typing import NamedTuple
 
 from reconciler.ledger import Ledger, Record
 from reconciler.manifests import Manifest
+from reconciler.plan.values import (
+    Diff,
+    KeyDiff,
+    LedgerHead,
+    PendingGroup,
+    PendingResume,
+    PipelineRef,
+    RenameHint,
+    StageKey,
+)
 
 Points = tuple[str, ...]
 Ids = tuple[str, ...]
 Sig = tuple[int, ...]  # the indexes of the ledger records that touch an asset
-
-
-class PipelineRef(NamedTuple):
-    """One pipeline of one org: what List Pipelines, pause and start are about."""
-
-    org_id: str
-    pipeline_id: str
-
-
-class StageKey(NamedTuple):
-    """(manifest, org, pipeline, stage): the group every cell and request belongs to."""
-
-    manifest: str
-    org_id: str
-    pipeline_id: str
-    stage: str
-
-    @property
-    def pipeline(self) -> PipelineRef:
-        return PipelineRef(self.org_id, self.pipeline_id)
-
-
-@dataclass(frozen=True)
-class LedgerHead:
-    """The ledger a diff (and so a plan) was computed against."""
-
-    path: str
-    seq: int
-    hash: str
-
-
-@dataclass(frozen=True)
-class PendingResume:
-    """A pipeline an interrupted run paused and did not start again (DESIGN "Applied ledger")."""
-
-    pipeline: PipelineRef
-    paused_at: str
-    seq: int
-    execution_mode: int | None
-    kafka_rate: int | None
-
-
-@dataclass(frozen=True)
-class PendingGroup:
-    """Assets of one key that share the same pending point set."""
-
-    points: Points
-    assets: tuple[str, ...]
-
-    @property
-    def cells(self) -> int:
-        return len(self.points) * len(self.assets)
-
-
-@dataclass(frozen=True)
-class KeyDiff:
-    """What the ledger says about one declared (manifest, org, pipeline, stage)."""
-
-    key: StageKey
-    applied_cells: int
-    pending: tuple[PendingGroup, ...]
-    in_doubt: tuple[PendingGroup, ...]
-    resumed_since_intent: bool
-
-    @property
-    def pending_cells(self) -> int:
-        return sum(g.cells for g in (*self.pending, *self.in_doubt))
-
-    @property
-    def in_doubt_cells(self) -> int:
-        return sum(g.cells for g in self.in_doubt)
-
-
-@dataclass(frozen=True)
-class RenameHint:
-    """Pending cells of a manifest already cleared under a name no manifest declares now."""
-
-    manifest: str
-    old_name: str
-    cells: int
-
-
-@dataclass(frozen=True)
-class Diff:
-    keys: tuple[KeyDiff, ...]
-    undeclared: tuple[tuple[StageKey, int], ...]
-    pending_resumes: tuple[PendingResume, ...]
-    renames: tuple[RenameHint, ...]
-    ledger: LedgerHead
 
 
 def diff(manifests: Sequence[Manifest], ledger: Ledger) -> Diff:

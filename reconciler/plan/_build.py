@@ -14,129 +14,21 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from reconciler.diff import (
+from reconciler.ledger import canonical, canonical_text
+from reconciler.plan.values import (
+    Action,
     Diff,
     KeyDiff,
     LedgerHead,
+    Options,
     PendingGroup,
     PendingResume,
     PipelineRef,
     Points,
     RenameHint,
     StageKey,
+    Summary,
 )
-from reconciler.ledger import canonical, canonical_text
-
-DEFAULT_MAX_POINTS = 100_000
-DEFAULT_MAX_ASSETS = 1_000
-
-
-@dataclass(frozen=True)
-class Options:
-    """What shapes a plan besides manifests and ledger; saved with the plan."""
-
-    max_points: int = DEFAULT_MAX_POINTS
-    max_assets: int = DEFAULT_MAX_ASSETS
-    targets: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"maxPoints": self.max_points, "maxAssets": self.max_assets, "targets": list(self.targets)}
-
-
-@dataclass(frozen=True)
-class Action:
-    """One Delete Stage State request: every listed asset x every listed point."""
-
-    manifest: str
-    org_id: str
-    pipeline_id: str
-    stage: str
-    asset_ids: tuple[str, ...]
-    point_ids: tuple[str, ...]
-    in_doubt: bool = False
-    resumed_since: bool = False
-    # Manifests that declare these same physical cells, with the points each declares:
-    # one request serves them all, and each gets its own records (empty: only `manifest`).
-    shares: tuple[tuple[str, Points], ...] = ()
-
-    @property
-    def cells(self) -> int:
-        return len(self.asset_ids) * len(self.point_ids)
-
-    @property
-    def key(self) -> StageKey:
-        return StageKey(self.manifest, self.org_id, self.pipeline_id, self.stage)
-
-    @property
-    def pipeline(self) -> PipelineRef:
-        return PipelineRef(self.org_id, self.pipeline_id)
-
-    def halves(self) -> tuple[Action, Action]:
-        """Split in two for a gateway that takes fewer points (61105), or fewer assets."""
-        if len(self.point_ids) > 1:
-            mid = len(self.point_ids) // 2
-            return (
-                replace(self, point_ids=self.point_ids[:mid]),
-                replace(self, point_ids=self.point_ids[mid:]),
-            )
-        mid = len(self.asset_ids) // 2
-        return (
-            replace(self, asset_ids=self.asset_ids[:mid]),
-            replace(self, asset_ids=self.asset_ids[mid:]),
-        )
-
-    def cell_fields(self, manifest: str | None = None, points: Points | None = None) -> dict[str, Any]:
-        """The fields of a ledger `intent`/`delete`/`failed` record for this request."""
-        return {
-            "manifest": manifest or self.manifest,
-            "orgId": self.org_id,
-            "pipelineId": self.pipeline_id,
-            "stageInstanceName": self.stage,
-            "assetIds": list(self.asset_ids),
-            "pointIds": list(self.point_ids if points is None else points),
-        }
-
-    def ledger_fields(self) -> list[dict[str, Any]]:
-        """One record's fields per manifest this request serves: its own points of the
-        request's (a 61105 half keeps the shares, so each gets what the half carried)."""
-        if not self.shares:
-            return [self.cell_fields()]
-        sent = set(self.point_ids)
-        out = []
-        for manifest, points in self.shares:
-            own = tuple(p for p in points if p in sent)
-            if own:
-                out.append(self.cell_fields(manifest, own))
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        out = {**self.cell_fields(), "cells": self.cells}
-        if self.shares:
-            out["sharedBy"] = [{"manifest": m, "pointIds": list(p)} for m, p in self.shares]
-        if self.in_doubt:
-            out["inDoubt"] = True
-            out["resumedSince"] = self.resumed_since
-        return out
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Counts of distinct cells (and requests) a plan reports."""
-
-    pending_cells: int
-    requests: int
-    applied_cells: int
-    undeclared_cells: int
-    in_doubt_cells: int
-
-    def to_json(self) -> dict[str, int]:
-        return {
-            "pendingCells": self.pending_cells,
-            "requests": self.requests,
-            "appliedCells": self.applied_cells,
-            "undeclaredCells": self.undeclared_cells,
-            "inDoubtCells": self.in_doubt_cells,
-        }
 
 
 @dataclass(frozen=True)

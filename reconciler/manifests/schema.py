@@ -11,6 +11,7 @@ a pydantic error on a manifest reads to people (`error_message`).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import unicodedata
 from typing import Annotated, Any, Literal
@@ -289,3 +290,13 @@ def error_message(kind: str, loc: Loc, err: Any) -> str:
     if kind == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
     return str(err["msg"])
+
+
+# --- the committed JSON Schema ---------------------------------------------------------
+
+SCHEMA_FILE = "manifest-v1.schema.json"
+
+
+def render_schema() -> str:
+    """The JSON Schema of manifests as committed under `schemas/`."""
+    return json.dumps(manifest_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,50 @@
+"""The plan: declared cells minus the ledger's, as the requests apply would send.
+
+Pure (no network, clock, files or randomness; DESIGN "Plan"), in three steps that
+each own a module, as Terraform's `plans` and SQLMesh's `core/plan` keep them apart:
+
+    plan.values    the frozen value types everyone shares (PipelineRef, Action, ...)
+    diff(manifests, ledger) -> Diff          plan._diff: what is pending, in doubt, history
+    build_plan(diff, options) -> Plan        plan._build: requests that cover it exactly
+    plan.file                                the JSON document, printed and saved
+"""
+
+from __future__ import annotations
+
+from reconciler.plan._build import Plan, build_plan, plan_hash
+from reconciler.plan._diff import diff
+from reconciler.plan.values import (
+    DEFAULT_MAX_ASSETS,
+    DEFAULT_MAX_POINTS,
+    Action,
+    Diff,
+    KeyDiff,
+    LedgerHead,
+    Options,
+    PendingGroup,
+    PendingResume,
+    PipelineRef,
+    RenameHint,
+    StageKey,
+    Summary,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ASSETS",
+    "DEFAULT_MAX_POINTS",
+    "Action",
+    "Diff",
+    "KeyDiff",
+    "LedgerHead",
+    "Options",
+    "PendingGroup",
+    "PendingResume",
+    "PipelineRef",
+    "Plan",
+    "RenameHint",
+    "StageKey",
+    "Summary",
+    "build_plan",
+    "diff",
+    "plan_hash",
+]

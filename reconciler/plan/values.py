@@ -1,0 +1,214 @@
+"""The plan's value types: what a diff finds, what a request is, what a plan reports.
+
+Plain frozen data that `apply`, `render` and the plan file share; the algorithms that
+fill them are `plan._diff` (declared minus ledger) and `plan._build` (requests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+Points = tuple[str, ...]
+Ids = tuple[str, ...]
+
+
+class PipelineRef(NamedTuple):
+    """One pipeline of one org: what List Pipelines, pause and start are about."""
+
+    org_id: str
+    pipeline_id: str
+
+
+class StageKey(NamedTuple):
+    """(manifest, org, pipeline, stage): the group every cell and request belongs to."""
+
+    manifest: str
+    org_id: str
+    pipeline_id: str
+    stage: str
+
+    @property
+    def pipeline(self) -> PipelineRef:
+        return PipelineRef(self.org_id, self.pipeline_id)
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """The ledger a diff (and so a plan) was computed against."""
+
+    path: str
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class PendingResume:
+    """A pipeline an interrupted run paused and did not start again (DESIGN "Applied ledger")."""
+
+    pipeline: PipelineRef
+    paused_at: str
+    seq: int
+    execution_mode: int | None
+    kafka_rate: int | None
+
+
+@dataclass(frozen=True)
+class PendingGroup:
+    """Assets of one key that share the same pending point set."""
+
+    points: Points
+    assets: tuple[str, ...]
+
+    @property
+    def cells(self) -> int:
+        return len(self.points) * len(self.assets)
+
+
+@dataclass(frozen=True)
+class KeyDiff:
+    """What the ledger says about one declared (manifest, org, pipeline, stage)."""
+
+    key: StageKey
+    applied_cells: int
+    pending: tuple[PendingGroup, ...]
+    in_doubt: tuple[PendingGroup, ...]
+    resumed_since_intent: bool
+
+    @property
+    def pending_cells(self) -> int:
+        return sum(g.cells for g in (*self.pending, *self.in_doubt))
+
+    @property
+    def in_doubt_cells(self) -> int:
+        return sum(g.cells for g in self.in_doubt)
+
+
+@dataclass(frozen=True)
+class RenameHint:
+    """Pending cells of a manifest already cleared under a name no manifest declares now."""
+
+    manifest: str
+    old_name: str
+    cells: int
+
+
+@dataclass(frozen=True)
+class Diff:
+    keys: tuple[KeyDiff, ...]
+    undeclared: tuple[tuple[StageKey, int], ...]
+    pending_resumes: tuple[PendingResume, ...]
+    renames: tuple[RenameHint, ...]
+    ledger: LedgerHead
+
+
+DEFAULT_MAX_POINTS = 100_000
+DEFAULT_MAX_ASSETS = 1_000
+
+
+@dataclass(frozen=True)
+class Options:
+    """What shapes a plan besides manifests and ledger; saved with the plan."""
+
+    max_points: int = DEFAULT_MAX_POINTS
+    max_assets: int = DEFAULT_MAX_ASSETS
+    targets: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"maxPoints": self.max_points, "maxAssets": self.max_assets, "targets": list(self.targets)}
+
+
+@dataclass(frozen=True)
+class Action:
+    """One Delete Stage State request: every listed asset x every listed point."""
+
+    manifest: str
+    org_id: str
+    pipeline_id: str
+    stage: str
+    asset_ids: tuple[str, ...]
+    point_ids: tuple[str, ...]
+    in_doubt: bool = False
+    resumed_since: bool = False
+    # Manifests that declare these same physical cells, with the points each declares:
+    # one request serves them all, and each gets its own records (empty: only `manifest`).
+    shares: tuple[tuple[str, Points], ...] = ()
+
+    @property
+    def cells(self) -> int:
+        return len(self.asset_ids) * len(self.point_ids)
+
+    @property
+    def key(self) -> StageKey:
+        return StageKey(self.manifest, self.org_id, self.pipeline_id, self.stage)
+
+    @property
+    def pipeline(self) -> PipelineRef:
+        return PipelineRef(self.org_id, self.pipeline_id)
+
+    def halves(self) -> tuple[Action, Action]:
+        """Split in two for a gateway that takes fewer points (61105), or fewer assets."""
+        if len(self.point_ids) > 1:
+            mid = len(self.point_ids) // 2
+            return (
+                replace(self, point_ids=self.point_ids[:mid]),
+                replace(self, point_ids=self.point_ids[mid:]),
+            )
+        mid = len(self.asset_ids) // 2
+        return (
+            replace(self, asset_ids=self.asset_ids[:mid]),
+            replace(self, asset_ids=self.asset_ids[mid:]),
+        )
+
+    def cell_fields(self, manifest: str | None = None, points: Points | None = None) -> dict[str, Any]:
+        """The fields of a ledger `intent`/`delete`/`failed` record for this request."""
+        return {
+            "manifest": manifest or self.manifest,
+            "orgId": self.org_id,
+            "pipelineId": self.pipeline_id,
+            "stageInstanceName": self.stage,
+            "assetIds": list(self.asset_ids),
+            "pointIds": list(self.point_ids if points is None else points),
+        }
+
+    def ledger_fields(self) -> list[dict[str, Any]]:
+        """One record's fields per manifest this request serves: its own points of the
+        request's (a 61105 half keeps the shares, so each gets what the half carried)."""
+        if not self.shares:
+            return [self.cell_fields()]
+        sent = set(self.point_ids)
+        out = []
+        for manifest, points in self.shares:
+            own = tuple(p for p in points if p in sent)
+            if own:
+                out.append(self.cell_fields(manifest, own))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        out = {**self.cell_fields(), "cells": self.cells}
+        if self.shares:
+            out["sharedBy"] = [{"manifest": m, "pointIds": list(p)} for m, p in self.shares]
+        if self.in_doubt:
+            out["inDoubt"] = True
+            out["resumedSince"] = self.resumed_since
+        return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts of distinct cells (and requests) a plan reports."""
+
+    pending_cells: int
+    requests: int
+    applied_cells: int
+    undeclared_cells: int
+    in_doubt_cells: int
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "pendingCells": self.pending_cells,
+            "requests": self.requests,
+            "appliedCells": self.applied_cells,
+            "undeclaredCells": self.undeclared_cells,
+            "inDoubtCells": self.in_doubt_cells,
+        }
