@@ -27,9 +27,11 @@ from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.config import RepoConfig
+    from reconciler.operations import Planned
     from reconciler.plan import Plan
     from reconciler.plan.values import PipelineRef
-    from reconciler.render.plan import LiveStatus
+    from reconciler.render.console import Consoles
+    from reconciler.render.plan import LiveStatus, Review
 
 # --- validate --------------------------------------------------------------------
 
@@ -77,10 +79,28 @@ def plan(
     max_assets: MaxAssets = None,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(metavar="N", min=0, help="Show whether apply's --max-cells would refuse this plan."),
+        typer.Option(
+            metavar="N",
+            min=0,
+            help="Judge the plan against this limit instead of reconcile.yaml's apply.maxCells.",
+            show_default=False,
+        ),
+    ] = None,
+    pause_pipelines: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--pause-pipelines/--no-pause-pipelines",
+            help="Show RUNNING pipelines as ones apply pauses (default: reconcile.yaml's apply.pausePipelines).",
+            show_default=False,
+        ),
     ] = None,
     refresh: Annotated[
-        bool, flag("--refresh", help="Add live pipeline statuses (read-only gateway calls).")
+        bool,
+        flag(
+            "--refresh",
+            help="Add live pipeline statuses (read-only gateway calls). If the gateway fails, the "
+            "offline plan is still shown, with a warning saying why.",
+        ),
     ] = False,
     gateway: Annotated[
         Optional[str],  # noqa: UP045
@@ -88,33 +108,63 @@ def plan(
     ] = None,
     config_file: ConfigOpt = None,
 ) -> None:
-    """Show what `apply` would clear: pending cells, requests, history.
+    """Show what `apply` would clear: pending cells, requests, history, and apply's verdict.
 
     Planning reads only files: manifests and the ledger. No network unless --refresh.
+    The plan says, in every format, what the apply configured by the same reconcile.yaml
+    will do with it: refuse it whole when it clears more than apply.maxCells (nothing in it
+    is cleared, small manifests merged with it included), or pause RUNNING pipelines
+    (apply.pausePipelines). Run from a subdirectory, it finds reconcile.yaml above it, up
+    to the repository root, and plans from there.
 
     \b
     Example:  reconcile plan --format markdown > plan.md
     """
     from reconciler import operations
     from reconciler.cli.settings import config, plan_options, resolve_ledger
-    from reconciler.plan import file as planfile
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     c = consoles()
+    paths, ledger = _from_repository_root(c, paths, ledger, config_file)
     cfg = config(config_file)
     options = plan_options(max_points, max_assets, target)
+    given = paths_or_default(paths)
     with _ledger_to_plan_from(cfg, resolve_ledger(ledger, cfg)) as ledger_path:
-        planned = operations.plan(paths_or_default(paths), ledger_path, options)
+        planned = operations.plan(given, ledger_path, options)
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
-    statuses = _live_statuses(p, gateway) if refresh else None
+    partial = paths is not None and any(Path(x).is_file() for x in paths)
+    if partial:  # history of manifests outside the given files is not news
+        p = _without_history(p)
+    review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
+    if refresh:
+        review = _refreshed(c, review, p, gateway, cfg)
+    _output(c, fmt, p, planned, review, paths=given, out_file=out_file)
+    if detailed_exitcode and p.has_changes:
+        raise typer.Exit(2)
+
+
+def _output(
+    c: Consoles,
+    fmt: str,
+    p: Plan,
+    planned: Planned,
+    review: Review,
+    *,
+    paths: list[str],
+    out_file: Path | None,
+) -> None:
+    from reconciler.plan import file as planfile
+    from reconciler.render.plan import review_json
+
+    extra = review_json(p, review)
     if out_file is not None:
-        planfile.write(p, out_file)
+        planfile.write(p, out_file, extra)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
-        c.write(planfile.dumps(p))
+        c.write(planfile.dumps(p, extra))
     elif fmt == "markdown":
         import os
 
@@ -124,21 +174,106 @@ def plan(
         c.write(
             markdown.plan_markdown(
                 p,
-                statuses,
                 manifests=planned.loaded,
-                max_cells=max_cells,
-                base_commit=_base_commit(current_actor(paths_or_default(paths))),
+                base_commit=_base_commit(current_actor(paths)),
                 link_base=markdown.link_base_from_env(os.environ),
+                review=review,
             )
         )
     else:
         from reconciler.render import plan as render  # rich: not for json
 
-        c.out.print(render.plan_text(p, planned.manifest_files), end="")
-        if statuses is not None:
-            c.out.print(render.status_text(statuses, p), end="")
-    if detailed_exitcode and p.has_changes:
-        raise typer.Exit(2)
+        c.out.print(render.plan_text(p, planned.manifest_files, review), end="")
+        if review.statuses is not None:
+            c.out.print(render.status_text(review.statuses, p, review), end="")
+
+
+def _review(
+    cfg: RepoConfig | None,
+    planned: Planned,
+    p: Plan,
+    *,
+    max_cells: int | None,
+    pause: bool | None,
+    partial: bool,
+) -> Review:
+    """What the reviewer sees besides the plan, from the same settings apply reads."""
+    from reconciler.config import pick
+    from reconciler.plan import recleared
+    from reconciler.render.plan import Review
+
+    limit = max_cells if max_cells is not None else (cfg.max_cells if cfg else None)
+    where = "--max-cells" if max_cells is not None else "apply.maxCells"
+    policy = p.policy(limit, pick(pause, cfg.pause_pipelines if cfg else None, False), where)
+    note = None
+    if partial:
+        note = (
+            "not shown: only the given files were read, so a manifest in another file may still "
+            "declare what the ledger holds (run `reconcile plan` on the whole directory to see "
+            "history and rename hints)"
+        )
+    return Review(
+        policy=policy,
+        concurrency=pick(None, cfg.concurrency if cfg else None, 4),
+        sources={m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources},
+        recleared=recleared(p, planned.ledger, planned.loaded.manifests),
+        history_note=note,
+    )
+
+
+def _without_history(p: Plan) -> Plan:
+    """The plan without history or rename hints: with only some files read, "no manifest
+    declares it now" cannot be told. Neither is hashed: requests stay as they are."""
+    from dataclasses import replace
+
+    diff = replace(p.diff, undeclared=(), renames=())
+    return replace(p, diff=diff, summary=replace(p.summary, undeclared_cells=0))
+
+
+def _refreshed(c: Consoles, review: Review, p: Plan, gateway: str | None, cfg: RepoConfig | None) -> Review:
+    """Live statuses; when the gateway cannot be reached or refuses the credentials, the
+    offline plan still goes out whole, saying why the live part is missing (DESIGN "Plan")."""
+    from dataclasses import replace
+
+    try:
+        statuses, latency = _live_statuses(p, gateway, cfg)
+    except ReconcilerError as exc:
+        c.warn(f"--refresh failed, showing the offline plan: {exc}")
+        return replace(review, refresh_error=str(exc))
+    return replace(review, statuses=statuses, latency=latency)
+
+
+def _from_repository_root(
+    c: Consoles, paths: list[str] | None, ledger: str | None, config_file: str | None
+) -> tuple[list[str] | None, str | None]:
+    """Run from inside manifests/ (or any subdirectory), plan from where reconcile.yaml is:
+    the nearest directory above holding one, up to the git root. Paths given relative to
+    here are carried over, so `reconcile plan one.yaml` plans that file."""
+    import os
+
+    from reconciler.config import CONFIG_FILE
+
+    here = Path.cwd()
+    if config_file is not None or (here / CONFIG_FILE).is_file():
+        return paths, ledger
+    root = next((d for d in _up_to_git_root(here) if (d / CONFIG_FILE).is_file()), None)
+    if root is None:
+        return paths, ledger
+
+    def moved(p: str) -> str:
+        return os.path.relpath(here / p, root)
+
+    c.err.print(f"using {root / CONFIG_FILE}: planning from {root}", markup=False)
+    os.chdir(root)
+    return ([moved(p) for p in paths] if paths else None), (moved(ledger) if ledger else None)
+
+
+def _up_to_git_root(start: Path) -> Iterator[Path]:
+    """The parents of `start`, nearest first, ending at the first that holds `.git`."""
+    for d in start.parents:
+        yield d
+        if (d / ".git").exists():
+            return
 
 
 def _base_commit(actor: dict[str, object]) -> str | None:
@@ -166,17 +301,26 @@ def _ledger_to_plan_from(cfg: RepoConfig | None, ledger: str) -> Iterator[str]:
         yield str(path)
 
 
-def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, LiveStatus]:
-    """Status and name of every pipeline in the plan; one List Pipelines omits is MISSING."""
+def _live_statuses(
+    p: Plan, gateway: str | None, cfg: RepoConfig | None
+) -> tuple[dict[PipelineRef, LiveStatus], float]:
+    """Status and name of every pipeline in the plan (one List Pipelines omits is MISSING),
+    from the gateways of the config in use (`--config` included), closed after; and how
+    long one List Pipelines took, for a rough idea of how long apply pauses a pipeline."""
+    import time
+
     from reconciler.apply import status_of
-    from reconciler.cli.settings import config, gateways_for
+    from reconciler.cli.settings import gateways_for
     from reconciler.render.plan import LiveStatus
 
-    gw = gateways_for(gateway, config(), read_only=True)()
-    found = gw.statuses(p.pipelines)
-    return {
+    with gateways_for(gateway, cfg, read_only=True)() as gw:
+        started = time.monotonic()
+        found = gw.statuses(p.pipelines)
+        latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in p.pipelines}))
+    statuses = {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
     }
+    return statuses, latency
 
 
 # --- schema ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ file is refused with one line, never a traceback (invariant 6).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ _MAX_BYTES = 512 * 1024 * 1024
 _ACTIONS = object()  # where `dumps` puts the action lines
 
 
-def _document(plan: Plan) -> dict[str, Any]:
+def _document(plan: Plan, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     head = plan.ledger
     doc: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
@@ -38,6 +39,9 @@ def _document(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary.to_json(),
     }
+    # What a reviewer needs besides the plan (policy, live pipelines, ID sources,
+    # warnings): shown and saved, but not hashed, since none of it changes the requests.
+    doc.update(extra or {})
     if plan.renames:  # pending cells already cleared under a name no manifest declares now
         doc["renameWarnings"] = [
             {"manifest": r.manifest, "clearedAs": r.old_name, "cells": r.cells} for r in plan.renames
@@ -45,11 +49,12 @@ def _document(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-def dumps(plan: Plan) -> str:
+def dumps(plan: Plan, extra: Mapping[str, Any] | None = None) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
-    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs)."""
+    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs). `extra`
+    adds top-level fields that the hash does not cover (`policy`, `pipelines`, ...)."""
     lines = []
-    for key, value in _document(plan).items():
+    for key, value in _document(plan, extra).items():
         if value is _ACTIONS:
             rows = ",\n    ".join(plan.action_lines)
             text = f"[\n    {rows}\n  ]" if rows else "[]"
@@ -59,9 +64,9 @@ def dumps(plan: Plan) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def write(plan: Plan, path: Path) -> None:
+def write(plan: Plan, path: Path, extra: Mapping[str, Any] | None = None) -> None:
     try:
-        path.write_text(dumps(plan), encoding="utf-8")
+        path.write_text(dumps(plan, extra), encoding="utf-8")
     except OSError as exc:
         raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
 
