@@ -43,7 +43,9 @@ class Consoles:
         out.flush()
 
     def warn(self, message: str) -> None:
-        self.err.print(f"warning: {message}", markup=False, style="yellow")
+        """One `warning:` prefix: a diagnostic (`file:line:col: warning: ...`) has its own."""
+        prefixed = message.startswith("warning: ") or ": warning: " in message.split("\n", 1)[0]
+        self.err.print(message if prefixed else f"warning: {message}", markup=False, style="yellow")
 
 
 def make_consoles(file_out: TextIO | None = None, file_err: TextIO | None = None) -> Consoles:

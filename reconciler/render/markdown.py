@@ -201,7 +201,9 @@ def _warnings(ctx: _Context) -> list[str]:
         )
     out += [f"- **Cleared before:** {recleared_line(r, '`')}." for r in review.recleared[:MAX_RENAMES]]
     if len(review.recleared) > MAX_RENAMES:
-        out.append(f"- **{plural(len(review.recleared) - MAX_RENAMES, 'more manifest')}** clear cells cleared before: see `reconcile plan`.")
+        out.append(
+            f"- **{plural(len(review.recleared) - MAX_RENAMES, 'more manifest')}** clear cells cleared before: see `reconcile plan`."
+        )
     doubt = [a for a in plan.actions if a.in_doubt]
     if doubt:
         out.append(
@@ -365,7 +367,9 @@ def _shared_details(manifests: Sequence[Sequence[KeyView]], budget: int) -> list
             break
         left -= waiting.pop(0)
         cap = share
-    return [t if n <= cap else _details(views, cap) for t, n, views in zip(full, need, manifests, strict=True)]
+    return [
+        t if n <= cap else _details(views, cap) for t, n, views in zip(full, need, manifests, strict=True)
+    ]
 
 
 def _details(views: Sequence[KeyView], budget: int) -> str:

@@ -97,7 +97,9 @@ def pipeline_views(plan: Plan, review: Review) -> list[PipelineView]:
         n = sends.get(ref, 0)
         seconds = math.ceil(n / review.concurrency) * review.latency if review.latency is not None else None
         views.append(
-            PipelineView(ref, live.name, live.status, will_pause, busy and not will_pause, n, seconds, ref in pending)
+            PipelineView(
+                ref, live.name, live.status, will_pause, busy and not will_pause, n, seconds, ref in pending
+            )
         )
     return views
 
@@ -196,7 +198,10 @@ def source_line(src: IdSource) -> str:
 
 def recleared_line(r: Recleared, q: str = "") -> str:
     these = "this cell was" if r.cells == 1 else f"these {r.cells:,} cells were"
-    return f"{q}{r.manifest}{q} clears cells cleared before: {these} cleared by {q}{r.cleared_by}{q} {r.when}"
+    return (
+        f"{q}{r.manifest}{q}: {these} cleared by {q}{r.cleared_by}{q} {r.when}; a new name clears "
+        "them again, with the state rebuilt since"
+    )
 
 
 @dataclass(frozen=True)
@@ -314,7 +319,9 @@ def _status(statuses: Mapping[PipelineRef, LiveStatus], ref: PipelineRef) -> Liv
 # --- text ---------------------------------------------------------------------------
 
 
-def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None, review: Review | None = None) -> str:
+def plan_text(
+    plan: Plan, manifest_files: Mapping[str, str] | None = None, review: Review | None = None
+) -> str:
     review = review or Review()
     out: list[str] = [
         f"Ledger: {escape(plan.ledger.path)} (seq {plan.ledger.seq}, head {plan.ledger.hash[:12]})",
@@ -334,6 +341,7 @@ def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None, revie
     else:
         out.append("No state to clear; apply will only start again what an interrupted run left paused.")
     current = None
+    busy = {v.kd.key.manifest for v in views if v.kd.pending_cells}
     for v in views:
         manifest, org, pipeline, stage = v.kd.key
         if manifest != current:
@@ -344,7 +352,8 @@ def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None, revie
                 else ""
             )
             out += ["", f"  [bold]# {escape(manifest)}[/bold]{where}"]
-            out += [f"    [dim]{escape(source_line(src))}[/dim]" for src in review.sources.get(manifest, ())]
+            if manifest in busy:
+                out += [f"    {escape(source_line(src))}" for src in review.sources.get(manifest, ())]
         out.extend(_text_key(v, org, pipeline, stage))
     out.extend(_text_renames(plan))
     out.extend(_text_recleared(review))
