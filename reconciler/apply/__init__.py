@@ -76,6 +76,7 @@ def apply(
     statuses: dict[PipelineRef, Pipeline] = {}
     if not options.skip_pause_check or leftover or any(a.in_doubt for a in plan.actions):
         statuses = gateways.statuses(sorted(wanted | set(leftover)))
+    run.result.names = {ref: p.name for ref, p in statuses.items() if p.name}
     actions = decide_in_doubt(plan.actions, statuses, run)
     sending = {a.pipeline for a in actions}
     to_pause = [] if options.skip_pause_check else check_statuses(sending, statuses, options)
@@ -99,4 +100,5 @@ def apply(
         run.reporter.finish()
     finally:
         run.finish(resumes, leftover)
+        run.result.ledger_seqs = (plan.ledger.seq, writer.head[0])
     return run.result

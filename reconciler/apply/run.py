@@ -53,6 +53,7 @@ class Run:
     futures: dict[Future[None], tuple[Action, Callable[[Action], None]]] = field(default_factory=dict)
     accounted: set[Future[None]] = field(default_factory=set)
     stop_noted: bool = False
+    paused_at: dict[PipelineRef, float] = field(default_factory=dict)  # clock() when paused
 
     def record(self, kind: str, fields: dict[str, Any]) -> Record:
         return self.writer.append(kind, {**fields, "actor": self.options.actor})
@@ -109,7 +110,7 @@ class Run:
 
     def pause(self, r: Resume) -> None:
         ref = r.ref
-        self.reporter.note(f"pausing {ref.pipeline_id}")
+        self.reporter.note(f"pausing {self.result.label(ref)}")
         if not self.announced:
             self._record_pause(r)
         client = self.gateways.client(ref.org_id)
@@ -124,6 +125,7 @@ class Run:
                 raise ApplyRefused(f"could not pause {ref.pipeline_id}: {exc}; nothing was sent") from exc
             self.reporter.note(f"pause of {ref.pipeline_id} answered {exc}; reading its status back")
         self.result.paused.append(ref)  # from here on it is started again, whatever happens
+        self.paused_at[ref] = self.clock()
         self._wait_status(ref, "PAUSED")
 
     def _wait_status(self, ref: PipelineRef, wanted: str) -> bool:
@@ -479,7 +481,7 @@ class Run:
             if not running:
                 self.result.resume_failed.append((ref, str(exc)))
                 self.reporter.note(
-                    f"could not start {ref.pipeline_id} again: {exc}. Start it in the EnOS console "
+                    f"could not start {self.result.label(ref)} again: {exc}. Start it in the EnOS console "
                     "(24 h pause limit)."
                 )
                 return
@@ -489,7 +491,9 @@ class Run:
             self.result.ledger_error = self.result.ledger_error or exc
             self.result.resume_failed.append((ref, f"started, but the resume record was not written: {exc}"))
         self.result.resumed.append(ref)
-        self.reporter.note(f"started {ref.pipeline_id} again")
+        if ref in self.paused_at:
+            self.result.paused_seconds[ref] = self.clock() - self.paused_at[ref]
+        self.reporter.note(f"started {self.result.label(ref)} again")
 
 
 def _epoch(at: str) -> float:

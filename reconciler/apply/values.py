@@ -83,6 +83,17 @@ class ApplyResult:
     ledger_error: LedgerWriteError | None = None
     interrupted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # For the summary people and dashboards read: pipeline names as List Pipelines gave
+    # them, how long each pipeline this run paused stayed paused (seconds, monotonic),
+    # and the ledger's seq before and after the run.
+    names: dict[PipelineRef, str] = field(default_factory=dict)
+    paused_seconds: dict[PipelineRef, float] = field(default_factory=dict)
+    ledger_seqs: tuple[int, int] | None = None
+
+    def label(self, ref: PipelineRef) -> str:
+        """`p1 (Wind averages)`: the ID, and the name people know it by when there is one."""
+        name = self.names.get(ref, "")
+        return ref.pipeline_id + (f" ({name})" if name and name != ref.pipeline_id else "")
 
     @property
     def ok(self) -> bool:
