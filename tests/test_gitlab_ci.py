@@ -67,7 +67,7 @@ def project(tmp_path: Path, env: dict[str, str]) -> Path:
     git(tmp_path, env, "init", "-q", "--bare", "-b", "main", str(origin))
     git(origin, env, "config", "receive.denyNonFastForwards", "true")
     seed = tmp_path / "seed"
-    init(seed)
+    init(seed, branch="main")
     git(seed, env, "init", "-q", "-b", "main")
     git(seed, env, "add", ".")
     git(seed, env, *ME, "commit", "-q", "-m", "reconcile init")
@@ -113,7 +113,9 @@ def test_apply_job_pauses_clears_restarts_and_pushes_the_ledger(
     gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator
 ) -> None:
     out = run_job(gitlab_ci_local, project, env, "apply", emulator_vars(emulator))
-    assert "reconcile apply --auto-approve --pause-pipelines" in out
+    # pausePipelines comes from reconcile.yaml, the file the merge request's plan read
+    assert "reconcile apply --auto-approve --summary apply-summary.md" in out
+    assert "**Applied.** 2 cells cleared" in out  # the summary, in the job log
     world = emulator.world
     assert world.deleted_cells() == {
         (ORG, PIPELINE, STAGE, asset, "WTUR.GenActivePW") for asset in ("Nj1gF1iZ", "Xk29aQ0c")
@@ -172,6 +174,9 @@ class NotesApi:
 
             def do_GET(self) -> None:
                 api.calls.append(("GET", self.path))
+                if "/repository/commits/" in self.path:  # the merge requests of a commit
+                    self._reply([{"iid": 7, "state": "merged"}, {"iid": 3, "state": "closed"}])
+                    return
                 self._reply(api.notes)
 
             def do_POST(self) -> None:
@@ -225,3 +230,32 @@ def test_plan_job_keeps_one_note_updated_in_place_with_read_only_credentials(
     lists = [e for e in emulator.world.log if e["route"] == "list"]
     assert lists and all(e["status"] == 200 for e in lists)
     assert {e["route"] for e in emulator.world.log} == {"list"} and emulator.world.deleted_cells() == set()
+
+
+def test_apply_job_tells_the_merged_merge_request_what_it_did(
+    gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator
+) -> None:
+    api = NotesApi()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    variables = {
+        **emulator_vars(emulator),
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+        "CI_PROJECT_ID": "42",
+        "RECONCILE_NOTE_TOKEN": "note-token",
+    }
+    try:
+        run_job(gitlab_ci_local, project, env, "apply", variables)
+    finally:
+        server.shutdown()
+    sha = git(project, env, "rev-parse", "HEAD")
+    assert api.calls == [
+        ("GET", f"/api/v4/projects/42/repository/commits/{sha}/merge_requests"),
+        ("POST", "/api/v4/projects/42/merge_requests/7/notes"),
+    ]  # the merged one only
+    body = api.notes[0]["body"]
+    assert body.startswith("<!-- reconcile-apply -->\n## reconcile apply\n\n**Applied.** 2 cells cleared")
+    assert f"`{PIPELINE}`" in body and "paused for " in body and "started again" in body
+    [found] = project.glob(".gitlab-ci-local/**/apply-summary.json")
+    summary = json.loads(found.read_text())
+    assert summary["outcome"] == "applied" and summary["cells"]["cleared"] == 2
