@@ -317,3 +317,14 @@ def test_a_diagnostic_warning_has_one_prefix(repo: Path) -> None:
     err = run_cli(["plan"], repo).err
     assert "duplicate 'a1'" in err and "warning: manifests/m.yaml" not in err
     assert err.count("warning:") == 1
+
+
+@pytest.mark.parametrize(
+    "command", ["plan", "apply", "init", "validate", "schema", "emulator", "ledger show", "ledger resolve"]
+)
+def test_help_shows_no_python_types(tmp_path: Path, command: str) -> None:
+    import re
+
+    res = run_cli([*command.split(), "--help"], tmp_path)
+    assert res.code == 0
+    assert not re.search(r"<(list|path|str|int|float|bool)\b", res.out), res.out
