@@ -328,3 +328,14 @@ def test_help_shows_no_python_types(tmp_path: Path, command: str) -> None:
     res = run_cli([*command.split(), "--help"], tmp_path)
     assert res.code == 0
     assert not re.search(r"<(list|path|str|int|float|bool)\b", res.out), res.out
+
+
+def test_base_commit_wording_is_outside_the_code_span(repo: Path) -> None:
+    from conftest import commit_all
+
+    write(repo / "manifests/m.yaml", manifest_yaml("m"))
+    commit_all(repo)
+    write(repo / "manifests/m.yaml", manifest_yaml("m", assets=["a9"]))
+    md = run_cli(["plan", "--format", "markdown"], repo).out
+    line = next(x for x in md.splitlines() if x.startswith("- Base commit:"))
+    assert line.endswith("` with uncommitted changes") and line.count("`") == 2
