@@ -380,7 +380,7 @@ def test_dedicated_ledger_branch_is_created_and_main_is_left_alone(origin: Path)
     assert repo.dedicated
     result = repo.sync()
     assert result.remote_head is None and "does not exist yet" in result.notes[0]
-    assert repo.read_ledger_bytes() is None
+    assert repo.read_ledger_bytes() == b""
     append(a, ("intent", cell()))
     sha = repo.publish("reconcile: write-ahead")
     assert git(origin, "rev-parse", branch) == sha
@@ -443,13 +443,13 @@ def test_the_lease_is_seen_by_others_renewed_and_removed_by_the_final_push(origi
     repo_a.publish("reconcile: write-ahead a")
     repo_b.sync()
     lease = repo_b.live_lease()
-    assert lease is not None and lease.run == repo_a.run and lease.until == 1030.0
+    assert lease is not None and lease.run == repo_a.run and (lease.renewal, lease.seconds) == (0, 30.0)
     assert repo_a.live_lease() is None  # its own lease binds nobody
     now[0] += 25
     repo_a.heartbeat()  # renewed while it sends
     now[0] += 10
     repo_b.sync()
-    assert repo_b.live_lease() is not None  # would have expired at 1030 without the renewal
+    assert repo_b.live_lease() is not None  # b saw it renewed at 1035: live until 1065 by b's clock
     now[0] += 30
     assert repo_b.live_lease() is None  # a runner that died lets it expire
     append(a, ("delete", cell(asset="x")))
