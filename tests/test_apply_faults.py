@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAULT_ORG as ORG
-from conftest import fault_pipeline, interrupt_main, numbered_manifest
+from helpers import FAULT_ORG as ORG
+from helpers import fault_pipeline, interrupt_main, numbered_manifest
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fault_pipeline as pipe
-from conftest import interrupt_main
-from conftest import numbered_manifest as manifest
+from helpers import fault_pipeline as pipe
+from helpers import interrupt_main
+from helpers import numbered_manifest as manifest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

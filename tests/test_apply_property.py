@@ -7,7 +7,7 @@ import tempfile
 from itertools import product
 from pathlib import Path
 
-from conftest import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
+from helpers import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

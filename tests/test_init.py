@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import NODE_DIR, node_package, run_cli
+from helpers import run_cli
+from helpers.node import NODE_DIR, node_package
 from ruamel.yaml import YAML
 
 from reconciler import __version__

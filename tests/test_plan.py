@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import product
 
-from conftest import ASSETS, NAMES, PIPES, POINTS, STAGES, ledger_of, manifest, record, subset
+from helpers import ASSETS, NAMES, PIPES, POINTS, STAGES, ledger_of, manifest, record, subset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
