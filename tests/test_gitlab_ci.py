@@ -27,7 +27,7 @@ from helpers.node import node_package
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.scaffold import init
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.npm]
 
 ROOT = Path(__file__).resolve().parent.parent
 ORG, PIPELINE, STAGE = "o15589291683811", "4a0b6e9c7f1d4e2a", "window_avg_1"
