@@ -42,11 +42,12 @@ from helpers.manifests import (
     write,
 )
 from helpers.records import LEDGER_CELLS, cell_fields, ledger_of, record
-from helpers.world import FAULT_ORG, ORG, fault_pipeline, gateway_env, pipeline, world_for
+from helpers.world import FAULT_ORG, HANG, ORG, fault_pipeline, gateway_env, pipeline, world_for
 
 __all__ = [
     "ASSETS",
     "FAULT_ORG",
+    "HANG",
     "IDENTITY",
     "LEDGER",
     "LEDGER_CELLS",

@@ -44,12 +44,14 @@ def spawn_cli(
     )
 
 
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
     """The real CLI in this process: the same entry point, error handling and exit codes
     as `reconcile`, with its own working directory, environment and output streams.
 
     Cheap enough to test every branch this way; `run_cli_process` is for the few
     acceptance tests that need a real process (signals, kill -9, the installed entry point).
+    It takes no timeout: a call in this process cannot be killed, so pytest-timeout
+    (pyproject.toml) is what ends one that hangs; `run_cli_process` takes a timeout.
     """
     from reconciler.cli._app import run
 

@@ -54,3 +54,8 @@ def gateway_env(em: RunningEmulator) -> dict[str, str]:
         "ENOS_APP_KEY": DEFAULT_APP_KEY,
         "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
     }
+
+
+# How long a test waits for an event it is sure will come (a request arriving, a note):
+# no deadline of its own. pytest-timeout (300 s) ends a test that hangs long before this.
+HANG = 3600.0
