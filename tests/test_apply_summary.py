@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, run_cli_process, world_for, write
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, run_cli_process, world_for, write
 
 CONFIG = """\
 apiVersion: reconciler/v1

@@ -228,7 +228,7 @@ def test_apply_job_tells_the_merged_merge_request_what_it_did(
         run_job(gitlab_ci_local, project, env, "apply", variables)
     finally:
         server.shutdown()
-    sha = git(project, env, "rev-parse", "HEAD")
+    sha = git(project, "rev-parse", "HEAD", env=env)
     assert api.calls == [
         ("GET", f"/api/v4/projects/42/repository/commits/{sha}/merge_requests"),
         ("POST", "/api/v4/projects/42/merge_requests/7/notes"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 from test_render_plan import GOLDEN, cells, fixed_ledger
 
 FLEET_IDS = "".join(f"PV{i:03d}\n" for i in range(40))
@@ -268,7 +268,7 @@ def test_an_in_doubt_row_shows_its_ids(repo: Path) -> None:
 
 
 def test_the_markdown_id_budget_is_shared(repo: Path) -> None:
-    from conftest import manifest_yaml as my
+    from helpers import manifest_yaml as my
 
     write(repo / "manifests/ids/big.txt", "".join(f"FLEET-ASSET-{i:05d}\n" for i in range(6_900)))
     big = fleet_yaml("a-fleet-reset").replace("assetIdsFile: ids/fleet.txt", "assetIdsFile: ids/big.txt")
@@ -331,7 +331,7 @@ def test_help_shows_no_python_types(tmp_path: Path, command: str) -> None:
 
 
 def test_base_commit_wording_is_outside_the_code_span(repo: Path) -> None:
-    from conftest import commit_all
+    from helpers import commit_all
 
     write(repo / "manifests/m.yaml", manifest_yaml("m"))
     commit_all(repo)
