@@ -53,7 +53,7 @@ def test_summary_of_an_apply_that_paused_a_pipeline(repo: Path, make_emulator: A
     assert "- Run: https://github.com/acme/pv/actions/runs/77" in md
     # apply's own lines name the pipeline, and the summary how long it was paused
     assert "pausing p1 (Wind averages)" in res.err and "started p1 (Wind averages) again" in res.err
-    assert "o1/p1 (Wind averages) (paused " in res.out
+    assert "o1/p1 (Wind averages), paused " in res.out
 
 
 def test_summary_of_a_refused_apply_says_why(repo: Path, make_emulator: Any) -> None:

@@ -158,7 +158,7 @@ def test_a_running_pipeline_is_one_the_merge_pauses(review_repo: Path, make_emul
     assert "**RUNNING** (the merge pauses it)" in md and "**STOPPED** (blocks apply)" in md
     assert "Would block apply** (requests to send, not PAUSED): `p2` **STOPPED**" in md
     text = run_cli(["plan", "--refresh"], review_repo, env).out
-    assert "o1 / p1 (PV averages): RUNNING (the merge pauses it: paused for its 1 request, about" in text
+    assert "o1 / p1 (PV averages): RUNNING (apply pauses it: paused for its 1 request, about" in text
     off = json.loads(
         run_cli(["plan", "--refresh", "--format", "json", "--no-pause-pipelines"], review_repo, env).out
     )

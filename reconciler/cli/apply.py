@@ -213,7 +213,9 @@ def _show(c: Consoles, planned: Planned) -> None:
         c.warn(w)
     if planned.saved is not None:
         c.err.print(f"Saved plan {planned.saved.path} matches the manifests and the ledger.", markup=False)
-    c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files), end="")
+    sources = {m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources}
+    review = render_plan.Review(sources=sources)
+    c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files, review), end="")
 
 
 def approve(

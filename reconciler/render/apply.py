@@ -208,7 +208,7 @@ def _pipes(refs: Sequence[PipelineRef], result: ApplyResult, *, held: bool = Fal
     def one(r: PipelineRef) -> str:
         seconds = result.paused_seconds.get(r) if held else None
         return f"{r.org_id}/{result.label(r)}" + (
-            f" (paused {duration(seconds)})" if seconds is not None else ""
+            f", paused {duration(seconds)}" if seconds is not None else ""
         )
 
     return escape(", ".join(map(one, refs)))
