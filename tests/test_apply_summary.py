@@ -90,3 +90,10 @@ def test_a_ci_log_summary_is_not_cut_at_80_columns(repo: Path, make_emulator: An
     res = run_cli_process(["apply", "--auto-approve"], repo, env)
     assert res.code == 0, res.all
     assert long_name in res.out and "…" not in res.out
+
+
+def test_a_blocked_pipeline_is_named_by_name(repo: Path, make_emulator: Any) -> None:
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    em = make_emulator(world_for([pipeline("p1", status="STOPPED", pipelineName="Wind averages")]))
+    res = run_cli(["apply", "--auto-approve"], repo, gateway_env(em))
+    assert res.code == 1 and "  o1 / p1 (Wind averages): STOPPED" in res.err

@@ -339,3 +339,29 @@ def test_base_commit_wording_is_outside_the_code_span(repo: Path) -> None:
     md = run_cli(["plan", "--format", "markdown"], repo).out
     line = next(x for x in md.splitlines() if x.startswith("- Base commit:"))
     assert line.endswith("` with uncommitted changes") and line.count("`") == 2
+
+
+def test_plan_level_warnings_head_every_format(repo: Path) -> None:
+    from reconciler.ledger import read
+    from reconciler.manifests import load
+    from reconciler.plan import build_plan, diff
+    from reconciler.plan import file as planfile
+    from reconciler.render.markdown import plan_markdown
+    from reconciler.render.plan import Review, plan_text, review_json
+
+    write(repo / "manifests/m.yaml", manifest_yaml("m"))
+    plan = build_plan(
+        diff(load([str(repo / "manifests")]).manifests, read(str(repo / "applied-ledger.jsonl")))
+    )
+    review = Review(warnings=("this pull request changes where credentials are sent",))
+    text = plan_text(plan, None, review)
+    assert (
+        text.splitlines()[2]
+        == "[yellow]Warning:[/yellow] this pull request changes where credentials are sent"
+    )
+    md = plan_markdown(plan, review=review)
+    first = md.split("**Check before approving:**\n\n", 1)[1].splitlines()[0]
+    assert first == "- **Warning:** this pull request changes where credentials are sent"
+    doc = json.loads(planfile.dumps(plan, review_json(plan, review)))
+    assert doc["warnings"] == ["this pull request changes where credentials are sent"]
+    assert doc["planHash"] == plan.plan_hash  # extra fields are not hashed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -210,8 +210,13 @@ def _review(
     max_cells: int | None,
     pause: bool | None,
     partial: bool,
+    warnings: Sequence[str] = (),
 ) -> Review:
-    """What the reviewer sees besides the plan, from the same settings apply reads."""
+    """What the reviewer sees besides the plan, from the same settings apply reads.
+
+    `warnings` head every format (text, the comment's "Check before approving", JSON
+    `warnings`): the place for plan-level news such as a pull request that changes where
+    credentials are sent."""
     from reconciler.config import pick
     from reconciler.plan import recleared
     from reconciler.render.plan import Review
@@ -232,6 +237,7 @@ def _review(
         sources={m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources},
         recleared=recleared(p, planned.ledger, planned.loaded.manifests),
         history_note=note,
+        warnings=tuple(warnings),
     )
 
 
