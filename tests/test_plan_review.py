@@ -365,3 +365,18 @@ def test_plan_level_warnings_head_every_format(repo: Path) -> None:
     doc = json.loads(planfile.dumps(plan, review_json(plan, review)))
     assert doc["warnings"] == ["this pull request changes where credentials are sent"]
     assert doc["planHash"] == plan.plan_hash  # extra fields are not hashed
+
+
+def test_cells_cleared_under_an_old_name_are_named_by_their_owner_now() -> None:
+    from dataclasses import replace
+
+    from helpers import ledger_of, manifest, record
+
+    from reconciler.plan import build_plan, diff, recleared
+
+    owner = replace(manifest("fleet-2026", "p1", ["s1"], ["a1", "a2"], ["x"]), renamed_from=("fleet-old",))
+    copy = manifest("fleet-copy", "p1", ["s1"], ["a1", "a2", "a3"], ["x"])
+    ledger = ledger_of([record(1, "delete", "fleet-old", "p1", "s1", ["a1", "a2"], ["x"])])
+    plan = build_plan(diff([owner, copy], ledger))
+    [found] = recleared(plan, ledger, [owner, copy])
+    assert (found.manifest, found.cleared_by, found.cells) == ("fleet-copy", "fleet-2026", 2)
