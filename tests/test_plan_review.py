@@ -152,13 +152,13 @@ def test_a_running_pipeline_is_one_the_merge_pauses(review_repo: Path, make_emul
     ]  # fmt: skip
     md = run_cli(["plan", "--refresh", "--format", "markdown"], review_repo, env).out
     assert (
-        "- **The merge pauses production:** `p1` (PV averages) is RUNNING; apply pauses it, paused for its 1 request"
+        "- **The merge pauses production:** `p1` (PV averages) is RUNNING; apply pauses it for its 1 request"
         in md
     )
     assert "**RUNNING** (the merge pauses it)" in md and "**STOPPED** (blocks apply)" in md
     assert "Would block apply** (requests to send, not PAUSED): `p2` **STOPPED**" in md
     text = run_cli(["plan", "--refresh"], review_repo, env).out
-    assert "o1 / p1 (PV averages): RUNNING (apply pauses it: paused for its 1 request, about" in text
+    assert "o1 / p1 (PV averages): RUNNING (apply pauses it for its 1 request, about" in text
     off = json.loads(
         run_cli(["plan", "--refresh", "--format", "json", "--no-pause-pipelines"], review_repo, env).out
     )
@@ -380,3 +380,43 @@ def test_cells_cleared_under_an_old_name_are_named_by_their_owner_now() -> None:
     plan = build_plan(diff([owner, copy], ledger))
     [found] = recleared(plan, ledger, [owner, copy])
     assert (found.manifest, found.cleared_by, found.cells) == ("fleet-copy", "fleet-2026", 2)
+
+
+def test_live_review_matches_golden(review_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comment and text with live statuses: one pipeline the merge pauses (with a rough
+    time from a fixed latency), one that blocks; rendered directly, so no clock is in it."""
+    from reconciler.ledger import read
+    from reconciler.manifests import load
+    from reconciler.plan import PipelineRef, build_plan, diff, recleared
+    from reconciler.render.markdown import plan_markdown
+    from reconciler.render.plan import LiveStatus, Review, plan_text, status_text
+
+    monkeypatch.chdir(review_repo)  # relative paths: the plan hash covers the ledger's path
+    loaded = load(["manifests"])
+    ledger = read("applied-ledger.jsonl")
+    plan = build_plan(diff(loaded.manifests, ledger))
+    statuses = {
+        PipelineRef("o1", "p1"): LiveStatus("RUNNING", "PV averages"),
+        PipelineRef("o1", "p2"): LiveStatus("STOPPED", "Inverter counters"),
+    }
+    review = Review(
+        policy=plan.policy(500, True),
+        statuses=statuses,
+        latency=2.5,
+        concurrency=4,
+        sources={m.name: m.id_sources for m in loaded.manifests},
+        recleared=recleared(plan, ledger, loaded.manifests),
+    )
+    text = plan_text(plan, {m.name: m.path for m in loaded.manifests}, review) + status_text(
+        statuses, plan, review
+    )
+    md = plan_markdown(plan, manifests=loaded, review=review, link_base="https://example.invalid/blob/abc")
+    for name, out in (("plan-review-live.txt", text), ("plan-review-live.md", md)):
+        if os.environ.get("UPDATE_GOLDEN"):
+            (GOLDEN / name).write_text(out)
+        assert out == (GOLDEN / name).read_text()
+    assert (
+        "RUNNING ([yellow]apply pauses it[/yellow] for its 1 request, about 2s at the latency seen now"
+        in text
+    )
+    assert "**STOPPED** (blocks apply)" in md and "**RUNNING** (the merge pauses it)" in md

@@ -203,7 +203,7 @@ def _warnings(ctx: _Context) -> list[str]:
         views = pipeline_views(plan, review)
         for v in (v for v in views if v.will_pause):
             out.append(
-                f"- **The merge pauses production:** {_pipeline(ctx, v.ref)} is RUNNING; apply pauses it, "
+                f"- **The merge pauses production:** {_pipeline(ctx, v.ref)} is RUNNING; apply pauses it "
                 f"{pause_words(v)}."
             )
         blocked = [v for v in views if v.blocks]

@@ -282,7 +282,7 @@ def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan, review: 
         if writable(v.status):
             mark = "[green]ok[/green]"
         elif v.will_pause:
-            mark = f"[yellow]apply pauses it[/yellow]: {pause_words(v)}"
+            mark = f"[yellow]apply pauses it[/yellow] {pause_words(v)}"
         elif v.blocks:
             mark = "[red]blocks apply[/red]"
         else:

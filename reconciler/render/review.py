@@ -127,7 +127,7 @@ def pause_words(v: PipelineView) -> str:
     rough = ""
     if v.seconds is not None:
         rough = f", about {_rough(v.seconds)} at the latency seen now"
-    return f"paused for its {plural(v.requests, 'request')}{rough}, then started again"
+    return f"for its {plural(v.requests, 'request')}{rough}, then starts it again"
 
 
 def _rough(seconds: float) -> str:
