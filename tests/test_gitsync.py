@@ -252,7 +252,7 @@ def test_redact_hides_credentials_in_urls() -> None:
 def test_fetch_failure_is_a_git_sync_error(origin: Path) -> None:
     a = clone(origin, "a")
     git(a, "remote", "set-url", "origin", str(origin.parent / "gone.git"))
-    with pytest.raises(GitSyncError, match="cannot fetch main from origin"):
+    with pytest.raises(GitSyncError, match="cannot fetch main: cannot reach origin"):
         LedgerRepo(a, LEDGER).sync()
 
 

@@ -118,8 +118,10 @@ def plan(
     from reconciler.gitsync.review import base_from_env
 
     pr_base = base or base_from_env()
-    with _ledger_to_plan_from(cfg, resolve_ledger(ledger, cfg), pr_base, c.warn) as ledger_path:
-        planned = operations.plan(paths_or_default(paths), ledger_path, options)
+    ledger_file = resolve_ledger(ledger, cfg)
+    with _ledger_to_plan_from(cfg, ledger_file, pr_base, c.warn) as ledger_path:
+        shown = ledger_file if ledger_path != ledger_file else None
+        planned = operations.plan(paths_or_default(paths), ledger_path, options, shown_as=shown)
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
@@ -188,7 +190,7 @@ def _ledger_to_plan_from(
         warn(f"cannot read the ledger from {repo.where} ({exc}); planning from {ledger}, which may be behind")
         data = None
     if base is not None:
-        review.check_pull_request(repo.git, repo.remote.name, base, repo.rel_path, data)
+        review.check_pull_request(repo.git, repo.remote_target, base, repo.rel_path, data)
     if data is None:
         yield ledger
         return

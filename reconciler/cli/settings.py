@@ -182,7 +182,8 @@ def apply_settings(
     actor = current_actor(_manifest_paths(paths))
     if allow_unreviewed:
         actor["unreviewed"] = True
-    if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed):
+    in_git = cfg is not None and cfg.git is not None  # then apply checks what was reviewed itself
+    if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed or in_git):
         raise ApplyRefused(
             "the manifests have uncommitted changes, so the ledger could not say which commit was "
             "applied; nothing was sent. Commit them, or pass --allow-dirty"
