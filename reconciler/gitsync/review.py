@@ -56,7 +56,9 @@ def check_reviewed(
         )
     tip = git.ls_remote(remote, f"refs/heads/{branch}").get(f"refs/heads/{branch}")
     if tip is None:
-        raise Unreviewed(f"{redact(remote)} has no branch {branch}: nothing on it was reviewed. Nothing was sent.")
+        raise Unreviewed(
+            f"{redact(remote)} has no branch {branch}: nothing on it was reviewed. Nothing was sent."
+        )
     if tip != head and not _contains(git, remote, branch, tip, head):
         raise Unreviewed(
             f"this checkout's commit {head[:12]} is not on {redact(remote)}/{branch} (a local commit not pushed, "
