@@ -362,3 +362,85 @@ def test_a_remote_url_with_a_token_is_never_printed(tmp_path: Path, home: Path, 
         assert "s3cr3t-t0ken" not in res.all
         assert "cannot reach https://***@127.0.0.1:9/team/manifests.git" in res.all
     assert em.world.delete_log == []
+
+
+GATEWAYS = """\
+gateways:
+  - {url: "GATEWAY", appKeyEnv: ENOS_APP_KEY, appSecretEnv: ENOS_APP_SECRET}
+"""
+
+
+def test_a_pull_request_cannot_choose_where_credentials_go(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    real = make_emulator(world_for([pipeline()]))
+    rogue = make_emulator(world_for([pipeline()]))
+    config = CONFIG.replace("BRANCH", "main") + GATEWAYS.replace("GATEWAY", real.url)
+    origin = bare_origin(
+        tmp_path,
+        {"reconcile.yaml": config, "manifests/a.yaml": manifest_yaml("a", assets=["a1"]), LEDGER: ""},
+    )
+    moved = config.replace(real.url, rogue.url).replace("appKeyEnv: ENOS_APP_KEY", "appKeyEnv: OTHER_KEY")
+    work, base = pull_request(origin, tmp_path, lambda w: write(w / "reconcile.yaml", moved))
+    env = {**gateway_env(real), "OTHER_KEY": "k2"}
+    env.pop("ENOS_API_GATEWAY", None)
+    res = run_cli(["plan", "--refresh", "--format", "markdown", "--base", base], work, env)
+    assert res.code == 0, res.all
+    assert res.out.startswith("> [!CAUTION]") and "changes where credentials are sent" in res.out
+    assert f"{real.url} with $ENOS_APP_KEY/$ENOS_APP_SECRET -> {rogue.url} with $OTHER_KEY" in res.out
+    assert [e for e in rogue.world.log] == []  # the pull request's gateway got nothing
+    assert real.world.log  # the base's gateway was asked
+
+
+def test_an_app_key_variable_that_names_a_secret_is_a_config_error(tmp_path: Path) -> None:
+    config = CONFIG.replace("BRANCH", "main") + GATEWAYS.replace("GATEWAY", "https://gw.example").replace(
+        "appKeyEnv: ENOS_APP_KEY", "appKeyEnv: ENOS_APP_SECRET"
+    )
+    write(tmp_path / "reconcile.yaml", config)
+    write(tmp_path / "manifests/a.yaml", manifest_yaml("a"))
+    res = run_cli(["plan"], tmp_path)
+    assert res.code == 1, res.all
+    assert "reconcile.yaml:7:" in res.err and "appKeyEnv: ENOS_APP_SECRET names a secret" in res.err
+
+
+def test_ledger_migrate_in_git_is_published_and_the_next_apply_accepts_it(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    from reconciler import ledger as L
+
+    assets = [f"asset-{i:03d}" for i in range(4)]
+    prev, lines = L.GENESIS, []
+    key = {"manifest": "m", "orgId": "o1", "pipelineId": "p1", "stageInstanceName": "s1"}
+    for seq, rec in enumerate(
+        [
+            {"kind": "intent", **key, "assetIds": assets, "pointIds": ["x"]},
+            {"kind": "delete", **key, "assetIds": assets, "pointIds": ["x"]},
+        ],
+        start=1,
+    ):
+        full = {
+            "v": 1,
+            "seq": seq,
+            "at": "2026-11-27T10:00:00.000Z",
+            **rec,
+            "actor": {"user": "ci"},
+            "prev": prev,
+        }
+        full["hash"] = prev = L.record_hash(full)
+        lines.append(L.canonical(full).decode() + "\n")
+    origin = bare_origin(
+        tmp_path,
+        {
+            "reconcile.yaml": CONFIG.replace("BRANCH", "main"),
+            "manifests/m.yaml": manifest_yaml("m", assets=assets, points=["x"]),
+            LEDGER: "".join(lines),
+        },
+    )
+    res = run_cli(["ledger", "migrate"], clone(origin, tmp_path / "laptop"))
+    assert res.code == 0, res.all
+    assert "Published to origin/main" in res.out
+    assert all(r["v"] >= 2 for r in remote_records(origin))
+    em = make_emulator(world_for([pipeline()]))
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner"), gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+    assert em.world.delete_log == []

@@ -125,7 +125,17 @@ def plan(
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
-    statuses = _live_statuses(p, gateway) if refresh else None
+    changes: list[str] = []
+    gateways_cfg = cfg
+    if pr_base is not None:  # gateways and credential names come from the base, never the PR
+        from reconciler.cli.settings import base_config
+        from reconciler.config import review_changes
+
+        gateways_cfg = base_config(cfg, pr_base)
+        changes = review_changes(gateways_cfg, cfg)
+        for line in changes:
+            c.warn(f"this pull request changes {line}")
+    statuses = _live_statuses(p, gateway, gateways_cfg) if refresh else None
     if out_file is not None:
         planfile.write(p, out_file)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
@@ -137,6 +147,8 @@ def plan(
         from reconciler.actor import current_actor
         from reconciler.render import markdown
 
+        if changes:
+            c.write(_changes_markdown(changes))
         c.write(
             markdown.plan_markdown(
                 p,
@@ -200,13 +212,24 @@ def _ledger_to_plan_from(
         yield str(path)
 
 
-def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, LiveStatus]:
+def _changes_markdown(changes: list[str]) -> str:
+    """The top of the comment: what the pull request changes in reconcile.yaml that decides
+    where credentials go, where the ledger lives, or what apply may do."""
+    lines = "\n".join(f"> - {line}" for line in changes)
+    return (
+        "> [!CAUTION]\n> **This pull request changes where credentials are sent, or how apply "
+        "behaves** (reconcile.yaml). Review these lines first:\n"
+        f"{lines}\n\n"
+    )
+
+
+def _live_statuses(p: Plan, gateway: str | None, cfg: RepoConfig | None) -> dict[PipelineRef, LiveStatus]:
     """Status and name of every pipeline in the plan; one List Pipelines omits is MISSING."""
     from reconciler.apply import status_of
-    from reconciler.cli.settings import config, gateways_for
+    from reconciler.cli.settings import gateways_for
     from reconciler.render.plan import LiveStatus
 
-    gw = gateways_for(gateway, config(), read_only=True)()
+    gw = gateways_for(gateway, cfg, read_only=True)()
     found = gw.statuses(p.pipelines)
     return {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
