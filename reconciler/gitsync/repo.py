@@ -419,6 +419,8 @@ class LedgerRepo:
                         "read it. Nothing was sent."
                     )
                 local = self._rechain()
+            if hold:
+                self._refuse_a_live_lease()
             commit = self._push_once(seen, local, message, hold)
             if commit is not None:
                 return commit
@@ -427,6 +429,19 @@ class LedgerRepo:
             f"{self.where} kept moving: the ledger was not pushed after {MAX_ATTEMPTS} attempts; "
             f"{self.file} keeps its records, run apply again to push them"
         )
+
+    def _refuse_a_live_lease(self) -> None:
+        """Taking or renewing the lease over another run's live one would let two runs send
+        at once (invariant 9): the remote moved to a lease this runner has not seen run out."""
+        assert self._seen is not None
+        lease = self.check_lease(self._seen)
+        if lease is None or lease.run == self.run:
+            return
+        self.watch.observe(lease)
+        if not self.watch.expired():
+            raise LedgerMoved(
+                f"{self.where}: another apply holds the lease ({lease.describe()}). Nothing was sent."
+            )
 
     def _reread(self) -> None:
         state = self._read()
@@ -442,8 +457,8 @@ class LedgerRepo:
                 if self._lease
                 else new_lease(self.run, local_user(), self._since, self.lease_seconds)
             )
-        else:
-            lease = None if self._lease is not None else _KEEP
+        else:  # release ours; never remove a lease another run took over meanwhile
+            lease = None if self._lease is not None and self._holds(seen) else _KEEP
         files: dict[str, bytes | None] = {self.rel_path: local}
         if lease is not _KEEP:
             files[self.lease_path] = lease.to_bytes() if isinstance(lease, Lease) else None
@@ -461,6 +476,13 @@ class LedgerRepo:
         self._seen, self._remote_bytes, self._base = after, local, local
         self._hold(lease, started)
         return after.head
+
+    def _holds(self, state: RemoteState) -> bool:
+        try:
+            lease = self.check_lease(state)
+        except GitSyncError:
+            return False
+        return lease is not None and lease.run == self.run
 
     def _landed_anyway(self, files: dict[str, bytes | None]) -> RemoteState | None:
         """A push that outlived its timeout may still have landed: look before calling it
