@@ -4,12 +4,18 @@ Keeps DESIGN invariant 5 (integrity): a line is accepted only if it parses, its
 `seq` and `prev` continue the chain and its `hash` is the sha256 of its canonical
 JSON without `hash`.
 
-Format v2 (what the writer writes; v1 records keep verifying, in any mix):
+Format v2 (v1 records keep verifying, in any mix):
 - a cell record's `assetIds` and `pointIds` are comma-joined strings, as the API
   body carries them ("a1,a2"; IDs never hold commas, DESIGN "Manifest format");
 - a `delete` or `failed` that closes its intent exactly holds `"intent": <seq>`
   and the intent's manifest/org/pipeline/stage instead of the lists; the reader
   gives it the intent's ID tuples (shared), so every cell's history reads the same.
+
+Format v3 (what the writer writes; v1 and v2 records keep verifying, in any mix):
+- a list longer than `INLINE_MAX` bytes is `{"sha256": <hex>, "count": n}`, the list
+  itself stored once by content beside the ledger (`_lists`);
+- a `seal` record ends a segment and names the next (`"next": "segments/000002.jsonl"`):
+  the chain (`seq`, `prev`) runs on in that file (`_read`).
 """
 
 from __future__ import annotations
@@ -17,20 +23,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any
 
 from reconciler.errors import LedgerError
+from reconciler.ledger import _lists
 
-FORMAT_VERSION = 2  # what the writer writes
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # what the writer writes
+READ_VERSIONS = (1, 2, 3)
 GENESIS = "0" * 64
 # Kinds whose records name cells; `failed` closes an intent the gateway definitely refused.
 CELL_KINDS = ("intent", "delete", "failed")
-KNOWN_KINDS = (*CELL_KINDS, "pause", "resume")
+KNOWN_KINDS = (*CELL_KINDS, "pause", "resume", "seal")
 KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
 LIST_FIELDS = ("assetIds", "pointIds")
 CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)
@@ -200,8 +207,11 @@ class Chain:
     dropped without disturbing the chain.
     """
 
-    def __init__(self, path: object) -> None:
+    def __init__(self, path: object, load_list: Callable[[str], bytes | None] | None = None) -> None:
         self.path = path
+        # The bytes of the list file of a digest (None: no such file); v3 lists by content.
+        self.load_list = load_list or (lambda digest: None)
+        self.refs: dict[str, Ids] = {}  # v3 lists by digest, each read and checked once
         self.prev = GENESIS
         self.seq = 0
         self.intents: dict[int, Record] = {}
@@ -215,8 +225,10 @@ class Chain:
         self._ids: dict[str, str] = {}
         self._unshared = 0  # IDs read into tuples before sharing started
 
-    def verify(self, number: int, line: bytes) -> Record:
-        where = f"{self.path}:{number}"
+    def verify(self, number: int, line: bytes, where: str | None = None) -> Record:
+        """Verify the record expected to have seq `number`; errors name `where`
+        (default `<path>:<number>`: in the main file, the line is the seq)."""
+        where = where or f"{self.path}:{number}"
         data = _parse(where, line)
         joined = self._check_link(where, number, data, line)
         kind = data.get("kind")
@@ -228,6 +240,8 @@ class Chain:
         points: Ids = ()
         if kind in CELL_KINDS:
             assets, points = self._cells(where, kind, data, joined)
+        elif kind == "seal" and not isinstance(data.get("next"), str):
+            raise LedgerError(f"{where}: seal record does not name the next segment")
         elif kind in ("pause", "resume") and not all(
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
@@ -280,7 +294,7 @@ class Chain:
         if "intent" in data:
             return self._closed_intent(where, kind, data).ids
         for name in LIST_FIELDS:
-            data[name] = self._from_text(where, kind, name, data.get(name))
+            data[name] = self._from_text(where, kind, name, data.get(name), data["v"])
         return data["assetIds"], data["pointIds"]
 
     def _closed_intent(self, where: str, kind: str, data: dict[str, Any]) -> Record:
@@ -311,7 +325,10 @@ class Chain:
             shared = self._tuples[ids] = self._share(ids)
         return shared
 
-    def _from_text(self, where: str, kind: str, name: str, value: object) -> Ids:
+    def _from_text(self, where: str, kind: str, name: str, value: object, version: int) -> Ids:
+        if version == 3 and _lists.is_ref(value):
+            assert isinstance(value, dict)
+            return self._from_ref(where, value["sha256"], value["count"])
         if not isinstance(value, str):
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
         shared = self._texts.get(value)
@@ -322,6 +339,17 @@ class Chain:
                     f"{where}: {kind} record has a malformed {name} (comma-separated IDs, none empty)"
                 )
             shared = self._texts[value] = self._share(ids)
+        return shared
+
+    def _from_ref(self, where: str, digest: str, count: int) -> Ids:
+        shared = self.refs.get(digest)
+        if shared is None:
+            data = self.load_list(digest)
+            if data is None:
+                raise LedgerError(f"{where}: its ID list {_lists.list_name(digest)} is missing")
+            shared = self.refs[digest] = self._share(_lists.decode(where, digest, count, data))
+        elif len(shared) != count:
+            raise LedgerError(f"{where}: its ID list {_lists.list_name(digest)} does not hold {count} IDs")
         return shared
 
     def _share(self, ids: Sequence[str]) -> Ids:
@@ -337,6 +365,8 @@ def _parse(where: str, line: bytes) -> dict[str, Any]:
         data = json.loads(line.decode())  # strict UTF-8, as DESIGN fixes it
     except ValueError:
         raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from None
+    except RecursionError:  # a line of thousands of nested brackets: no record nests so
+        raise LedgerError(f"{where}: JSON nested too deeply to be a record; the ledger was damaged") from None
     if not isinstance(data, dict):
         raise LedgerError(f"{where}: a record must be a JSON object")
     return data
