@@ -230,6 +230,8 @@ class Chain:
         (default `<path>:<number>`: in the main file, the line is the seq)."""
         where = where or f"{self.path}:{number}"
         data = _parse(where, line)
+        if data.get("kind") == "seal":
+            return self._seal(where, data)
         joined = self._check_link(where, number, data, line)
         kind = data.get("kind")
         if not isinstance(kind, str) or not kind:
@@ -240,8 +242,6 @@ class Chain:
         points: Ids = ()
         if kind in CELL_KINDS:
             assets, points = self._cells(where, kind, data, joined)
-        elif kind == "seal" and not isinstance(data.get("next"), str):
-            raise LedgerError(f"{where}: seal record does not name the next segment")
         elif kind in ("pause", "resume") and not all(
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
@@ -251,6 +251,28 @@ class Chain:
         if kind in CELL_KINDS:
             self._track_closing(record)
         return record
+
+    def _seal(self, where: str, data: dict[str, Any]) -> Record:
+        """A v3 `seal`: chained by `prev`/`hash` like a record, but it takes no `seq` (it
+        holds `after`, the seq it follows), so sealing never renumbers the history."""
+        if data.get("v") != 3 or isinstance(data.get("v"), bool):
+            raise LedgerError(f"{where}: unsupported seal version {data.get('v')!r}")
+        if data.get("after") != self.seq:
+            raise LedgerError(
+                f"{where}: seal follows seq {data.get('after')!r}, expected {self.seq}; "
+                "lines were removed or reordered"
+            )
+        if data.get("prev") != self.prev:
+            raise LedgerError(
+                f"{where}: prev does not match the hash of the record before; "
+                "a line before it was changed, removed or reordered"
+            )
+        if data.get("hash") != record_hash(data):
+            raise LedgerError(f"{where}: hash does not match the record; this line was edited")
+        if not isinstance(data.get("next"), str) or not isinstance(data.get("at"), str):
+            raise LedgerError(f"{where}: seal record lacks the next segment or its time")
+        self.prev = data["hash"]
+        return Record(self.seq, "seal", data["at"], data["hash"], data)
 
     def _track_closing(self, record: Record) -> None:
         same = (record.key, id(record.asset_ids), id(record.point_ids))

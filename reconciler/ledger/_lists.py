@@ -49,10 +49,16 @@ def encode(ids: Ids) -> tuple[str, bytes]:
     return hashlib.sha256(data).hexdigest(), data
 
 
+def digest_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def decode(where: str, digest: str, count: object, data: bytes) -> Ids:
     """The IDs of a list file, checked against the digest and count its record gives."""
     if hashlib.sha256(data).hexdigest() != digest:
-        raise LedgerError(f"{where}: its ID list {list_name(digest)} does not match its sha256; it was edited")
+        raise LedgerError(
+            f"{where}: its ID list {list_name(digest)} does not match its sha256; it was edited"
+        )
     try:
         ids = tuple(data.decode().split("\n")[:-1])
     except UnicodeDecodeError:

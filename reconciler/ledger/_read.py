@@ -59,6 +59,7 @@ class Ledger:
     tail: Path = Path()
     segment: int = 1  # the tail's number: 1 is the main file
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # v3 lists read, by digest
+    last_hash: str = GENESIS  # the chain's last hash: the last record's, or a seal's after it
 
     @property
     def head_seq(self) -> int:
@@ -66,11 +67,12 @@ class Ledger:
 
     @property
     def head_hash(self) -> str:
-        return self.records[-1].hash if self.records else GENESIS
+        return self.last_hash
 
     @property
     def sidecar(self) -> Path:
-        return _lists.sidecar_dir(self.path)
+        """`<name>.d/` beside the resolved main file (a symlinked ledger keeps its files)."""
+        return _lists.sidecar_dir(Path(os.path.realpath(self.path)))
 
 
 class Files(Protocol):
@@ -85,7 +87,7 @@ class Files(Protocol):
 class DiskFiles:
     def __init__(self, main: Path) -> None:
         self.main = main
-        self.sidecar = _lists.sidecar_dir(main)
+        self.sidecar = _lists.sidecar_dir(Path(os.path.realpath(main)))
 
     def open(self, rel: str | None) -> BinaryIO | None:
         target = self.main if rel is None else self.sidecar / rel
@@ -156,6 +158,7 @@ def read_from(path: Path, files: Files) -> Ledger:
         ledger.tail, ledger.segment = ledger.sidecar / expected, number
     ledger.closed_intents = chain.closed
     ledger.lists = chain.refs
+    ledger.last_hash = chain.prev
     return ledger
 
 
@@ -176,9 +179,10 @@ def _read_segment(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path) -> 
                     if line.endswith(b"\n")
                     else _read_tail(ledger, chain, where, line)
                 )
-                if record is not None:
+                if record is not None and record.kind == "seal":
+                    seal = record  # layout, not history: not among the records
+                elif record is not None:
                     ledger.records.append(record)
-                    seal = record if record.kind == "seal" else None
                 offset += len(line)
         except OSError as exc:
             raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from None

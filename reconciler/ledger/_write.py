@@ -60,12 +60,13 @@ class LedgerWriter:
     file changed since.
     """
 
-    def __init__(self, ledger: Ledger, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, ledger: Ledger, *, segment_bytes: int = SEGMENT_BYTES, sync_each: bool = True) -> None:
         self.path = ledger.path
         self._ledger = ledger
         self._tail = ledger.tail if ledger.exists else ledger.path  # the segment appended to
         self._segment = ledger.segment
         self.segment_bytes = segment_bytes
+        self._sync_each = sync_each  # False (migrate only): durable at `sync()`, and at each seal
         self._retired: list[int] = []  # descriptors of sealed segments: closed with the writer
         self._fd: int | None = None  # opened on the first append: a run that writes nothing leaves no file
         self._seq = ledger.head_seq
@@ -102,23 +103,32 @@ class LedgerWriter:
                 if self._full():
                     self._seal()
         fd, record = self._append_locked(kind, fields, at)
-        self._sync_to(fd, record.seq)
+        if self._sync_each:
+            self._sync_to(fd, record.seq)
         return record
+
+    def sync(self) -> None:
+        """Make every record appended so far durable (for a writer made with `sync_each=False`)."""
+        if self._fd is not None:
+            self._sync_to(self._fd, self._seq)
 
     def _append_locked(self, kind: str, fields: Mapping[str, Any], at: str | None) -> tuple[int, Record]:
         with self._mutex:
             self._check_usable()
-            seq = self._seq + 1
-            data: dict[str, Any] = {"v": FORMAT_VERSION, "seq": seq, "kind": kind, "at": at or utc_now()}
+            sealing = kind == "seal"  # a seal takes no seq: it says which seq it follows
+            seq = self._seq if sealing else self._seq + 1
+            data: dict[str, Any] = {"v": FORMAT_VERSION, "kind": kind, "at": at or utc_now()}
+            data.update({"after": seq} if sealing else {"seq": seq})
             data.update(self._encode(seq, kind, fields))
             data["prev"] = self._prev
             data["hash"] = record_hash(data)
             line = canonical(data)
             record = self._chain.verify(seq, line)
             fd = self._open()
-            self._write(fd, seq, kind, line + b"\n")
+            self._write(fd, seq + sealing, kind, line + b"\n")  # a failed seal keeps seq itself
             self._seq, self._prev = seq, data["hash"]
-            self.records.append(record)
+            if not sealing:
+                self.records.append(record)
         return fd, record
 
     def _full(self) -> bool:
@@ -137,7 +147,9 @@ class LedgerWriter:
         target = self._ledger.sidecar / rel
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            new = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
+            new = os.open(
+                target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644
+            )
         except OSError as exc:
             raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from None
         try:
