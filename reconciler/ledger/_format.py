@@ -108,6 +108,26 @@ def _content_hash(data: Mapping[str, Any], line: bytes) -> tuple[str, dict[str, 
     return hashlib.sha256(out).hexdigest(), joined
 
 
+def _hashes_as_written(stored: object, line: bytes) -> bool:
+    """The line's own bytes, its `hash` member cut out, hash to `stored`.
+
+    Writers put records down in canonical form, so this is the usual case, and it costs
+    a sha256 of the line instead of re-encoding the record. Sound: those bytes hash to
+    `stored` only if they are the canonical bytes the record's hash was made from (no
+    sha256 collisions), and canonical JSON parses back to the same record. A line that
+    is not canonical (reformatted by hand, say) takes the canonical path instead.
+    """
+    if type(stored) is not str or len(stored) != 64:
+        return False
+    member = b'"hash":"' + stored.encode() + b'"'
+    at = line.find(member)
+    if at <= 0:
+        return False
+    end = at + len(member)
+    body = line[:at] + line[end + 1 :] if line[end : end + 1] == b"," else line[: at - 1] + line[end:]
+    return hashlib.sha256(body.rstrip(b"\n")).hexdigest() == stored
+
+
 def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
     """The v2 form of an ID list; refuses what would not split back into the same list.
 
@@ -275,15 +295,18 @@ class Chain:
         return Record(self.seq, "seal", data["at"], data["hash"], data)
 
     def _track_closing(self, record: Record) -> None:
-        same = (record.key, id(record.asset_ids), id(record.point_ids))
+        d = record.data
+        key = (d["manifest"], d["orgId"], d["pipelineId"], d["stageInstanceName"])
+        same = (key, id(record.asset_ids), id(record.point_ids))
         if record.kind == "intent":
             self.intents[record.seq] = record
             self._unclosed.setdefault(same, []).append(record.seq)
-        elif record.intent_seq is not None:
-            self.closed.add(record.intent_seq)
+        elif "intent" in d:  # checked by `_closed_intent`: an earlier intent's seq
+            closes = d["intent"]
+            self.closed.add(closes)
             waiting = self._unclosed.get(same)
-            if waiting and record.intent_seq in waiting:
-                waiting.remove(record.intent_seq)
+            if waiting and closes in waiting:
+                waiting.remove(closes)
         elif self._unclosed.get(same):
             self.closed.add(self._unclosed[same].pop())
 
@@ -300,6 +323,8 @@ class Chain:
                 f"{where}: prev does not match the hash of line {number - 1}; "
                 "a line before it was changed, removed or reordered"
             )
+        if data["v"] != 1 and _hashes_as_written(data.get("hash"), line):
+            return {}
         digest, joined = _content_hash(data, line)
         if data.get("hash") != digest:
             raise LedgerError(f"{where}: hash does not match the record; this line was edited")
@@ -324,9 +349,15 @@ class Chain:
         intent = self.intents.get(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None
         if kind not in CLOSING_KINDS or intent is None:
             raise LedgerError(f"{where}: {kind} record refers to intent {seq!r}, which is no earlier intent")
-        if any(name in data for name in LIST_FIELDS):
+        if "assetIds" in data or "pointIds" in data:
             raise LedgerError(f"{where}: {kind} record has both an intent and its own ID lists")
-        if tuple(data[k] for k in KEY_FIELDS) != intent.key:
+        d = intent.data  # the key fields of both are checked strings: compared without a tuple each
+        if (
+            data["manifest"] != d["manifest"]
+            or data["stageInstanceName"] != d["stageInstanceName"]
+            or data["pipelineId"] != d["pipelineId"]
+            or data["orgId"] != d["orgId"]
+        ):
             raise LedgerError(f"{where}: {kind} record names another manifest or stage than intent {seq}")
         return intent
 
@@ -348,9 +379,13 @@ class Chain:
         return shared
 
     def _from_text(self, where: str, kind: str, name: str, value: object, version: int) -> Ids:
-        if version == 3 and _lists.is_ref(value):
-            assert isinstance(value, dict)
-            return self._from_ref(where, value["sha256"], value["count"])
+        if type(value) is dict and version == 3:
+            known = self.refs.get(value.get("sha256"))  # type: ignore[arg-type]
+            count = value.get("count")
+            if known is not None and len(value) == 2 and type(count) is int and count == len(known):
+                return known  # a list read before: its digest and count were checked then
+            if _lists.is_ref(value):
+                return self._from_ref(where, value["sha256"], value["count"])
         if not isinstance(value, str):
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
         shared = self._texts.get(value)
@@ -382,9 +417,18 @@ class Chain:
         return tuple(map(known.setdefault, ids, ids))
 
 
+_SCAN = json.JSONDecoder().scan_once  # the C scanner, without `json.loads`'s Python wrapper
+
+
 def _parse(where: str, line: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(line.decode())  # strict UTF-8, as DESIGN fixes it
+        text = line.decode()  # strict UTF-8, as DESIGN fixes it
+        try:
+            data, end = _SCAN(text, 0)  # a record line starts with its `{`: the usual case
+        except StopIteration:
+            end = -1
+        if end < 0 or text[end:].strip(" \t\r\n"):  # leading or trailing text: as json.loads decides
+            data = json.loads(text)
     except ValueError:
         raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from None
     except RecursionError:  # a line of thousands of nested brackets: no record nests so
@@ -395,6 +439,21 @@ def _parse(where: str, line: bytes) -> dict[str, Any]:
 
 
 def _check_key_fields(where: str, kind: str, data: dict[str, Any]) -> None:
+    g = data.get
+    if (
+        (
+            type(g("manifest"))
+            is type(g("orgId"))
+            is type(g("pipelineId"))
+            is type(g("stageInstanceName"))
+            is str
+        )
+        and data["manifest"]
+        and data["orgId"]
+        and data["pipelineId"]
+        and data["stageInstanceName"]
+    ):
+        return  # the usual case, without a loop
     for name in KEY_FIELDS:
         if not isinstance(data.get(name), str) or not data[name]:
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")

@@ -59,7 +59,7 @@ class Ledger:
     tail: Path = Path()
     segment: int = 1  # the tail's number: 1 is the main file
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # v3 lists read, by digest
-    last_hash: str = GENESIS  # the chain's last hash: the last record's, or a seal's after it
+    last_hash: str | None = None  # the chain's last hash when a seal follows the last record
 
     @property
     def head_seq(self) -> int:
@@ -67,7 +67,9 @@ class Ledger:
 
     @property
     def head_hash(self) -> str:
-        return self.last_hash
+        if self.last_hash is not None:
+            return self.last_hash
+        return self.records[-1].hash if self.records else GENESIS
 
     @property
     def sidecar(self) -> Path:
@@ -167,11 +169,12 @@ def _read_segment(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path) -> 
     offset = 0
     line = b""
     seal: Record | None = None
+    prefix = f"{display}:"
     ledger.unterminated = False
     with fh:
         try:
             for number, line in enumerate(fh, start=1):
-                where = f"{display}:{number}"
+                where = prefix + str(number)
                 if seal is not None:
                     raise LedgerError(f"{where}: a record after the seal of this segment (seq {seal.seq})")
                 record = (
