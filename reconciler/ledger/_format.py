@@ -417,7 +417,7 @@ class Chain:
         return tuple(map(known.setdefault, ids, ids))
 
 
-_SCAN = json.JSONDecoder().scan_once  # the C scanner, without `json.loads`'s Python wrapper
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, without `json.loads`'s Python wrapper
 
 
 def _parse(where: str, line: bytes) -> dict[str, Any]:

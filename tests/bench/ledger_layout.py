@@ -42,9 +42,9 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ledger_year import ACTOR, BATCH, CONCURRENCY, FIXES, FLEET_ASSETS, RESETS, Year, _manifest  # noqa: E402
+from ledger_year import ACTOR, BATCH, CONCURRENCY, FIXES, FLEET_ASSETS, RESETS, Year, _manifest
 
-from reconciler import ledger  # noqa: E402
+from reconciler import ledger
 
 HERE = Path(__file__).resolve().parent
 MAX_FILE_MB, PACK_RATIO, PLAN_RATIO = 10.0, 0.5, 2.0
@@ -242,7 +242,17 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, float, bytes]:
 def plan_against_floor(work: Path, runs: int) -> dict[str, Any]:
     ids = ["manifests/ids/fleet.txt", "manifests/ids/fleet-points.txt"]
     floor_cmd = [sys.executable, str(HERE / "floor_plan.py"), LEDGER, *ids]
-    plan_cmd = [sys.executable, "-m", "reconciler", "plan", "manifests", "--ledger", LEDGER, "--format", "json"]
+    plan_cmd = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "plan",
+        "manifests",
+        "--ledger",
+        LEDGER,
+        "--format",
+        "json",
+    ]
     floors, plans = [], []
     out, rss = b"", 0.0
     for _ in range(runs):  # interleaved, so both see the same machine load
@@ -265,7 +275,9 @@ def _mb(n: float) -> str:
 
 
 def measure(years: int, root: Path, runs: int, year: Year) -> bool:
-    print(f"\n== {years} year{'s' if years > 1 else ''}: {years * RESETS} fleet resets, {years * FIXES} fixes")
+    print(
+        f"\n== {years} year{'s' if years > 1 else ''}: {years * RESETS} fleet resets, {years * FIXES} fixes"
+    )
     v3_work, v2_work = root / f"v3-{years}", root / f"v2-{years}"
     v3_work.mkdir()
     v2_work.mkdir()
@@ -273,7 +285,9 @@ def measure(years: int, root: Path, runs: int, year: Year) -> bool:
     v3_repo = FastImport(root / f"v3-{years}.git")
     records = build_v3(year, years, v3_work, v3_repo)
     v3_pack = v3_repo.finish()
-    print(f"  v3: {records:,} records, {v3_repo.n} commits (one per apply), built in {time.perf_counter() - t:.0f} s")
+    print(
+        f"  v3: {records:,} records, {v3_repo.n} commits (one per apply), built in {time.perf_counter() - t:.0f} s"
+    )
     t = time.perf_counter()
     v2_repo = FastImport(root / f"v2-{years}.git")
     build_v2(year, years, v2_work, v2_repo)
