@@ -137,12 +137,15 @@ def ledger_resolve(
 
 @ledger_app.command("migrate")
 def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -> None:
-    """Rewrite a v1 ledger in format v2 (about half the size), keeping `<name>.v1.bak`.
+    """Rewrite a v1 or v2 ledger in format v3, keeping the original as `<name>.v<N>.bak`.
 
-    Every record keeps its seq, kind, time, fields and cells (checked before the file is
-    replaced); the head hash changes, so saved plans made before are stale. With the ledger
-    in git (reconcile.yaml), the remote's ledger is migrated and published, and reconcile's
-    anchor moves with it, so the next apply accepts it.
+    Format v3 stores long ID lists once, by content, in `<name>.d/ids/`, and seals the
+    file at about 4 MB, going on in `<name>.d/segments/`: no file grows for years, and
+    git keeps each list once. Every record keeps its seq, kind, time, fields and cells
+    (checked before the ledger is replaced); the head hash changes, so saved plans made
+    before are stale. With the ledger in git (reconcile.yaml), the remote's ledger is
+    migrated and published (the main file and `<name>.d/`), and reconcile's anchor moves
+    with it, so the next apply accepts it.
 
     \b
     Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
@@ -162,16 +165,16 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     for w in result.warnings:
         c.warn(w)
     if result.backup is None:
-        c.out.print(f"{result.path}: already in format v2; nothing to do", markup=False)
+        c.out.print(f"{result.path}: already in format v3; nothing to do", markup=False)
         return
     if repo is not None:
         with ledger_mod.LedgerLock(path, timeout=lock_timeout or 0):
             repo.publish_rewrite(f"reconcile: ledger migrated ({result.records:,} records)")
         c.out.print(f"Published to {repo.where}; the anchor moved with it.", markup=False)
     c.out.print(
-        f"{result.path}: {result.records:,} records in format v2, {result.referenced:,} deletes now "
-        f"refer to their intent; {result.bytes_before:,} -> {result.bytes_after:,} bytes. "
-        f"The v1 file is kept as {result.backup}.",
+        f"{result.path}: {result.records:,} records in format v3 ({plural(result.files_after, 'file')}), "
+        f"{result.referenced:,} deletes now refer to their intent; {result.bytes_before:,} -> "
+        f"{result.bytes_after:,} bytes. The original is kept as {result.backup}.",
         markup=False,
     )
 
