@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -144,17 +145,30 @@ def plan(
     from reconciler.gitsync.review import base_from_env
 
     pr_base = base or base_from_env()
-    with _ledger_to_plan_from(cfg, resolve_ledger(ledger, cfg), pr_base, c.warn) as ledger_path:
-        planned = operations.plan(given, ledger_path, options)
+    ledger_file = resolve_ledger(ledger, cfg)
+    with _ledger_to_plan_from(cfg, ledger_file, pr_base, c.warn) as ledger_path:
+        shown = ledger_file if ledger_path != ledger_file else None
+        planned = operations.plan(given, ledger_path, options, shown_as=shown)
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
+    changes: list[str] = []
+    gateways_cfg = cfg
+    if pr_base is not None:  # gateways and credential names come from the base, never the PR
+        from reconciler.cli.settings import base_config
+        from reconciler.config import review_changes
+
+        gateways_cfg = base_config(cfg, pr_base)
+        changes = review_changes(gateways_cfg, cfg)
+        for line in changes:
+            c.warn(f"this pull request changes {line}")
     partial = paths is not None and any(Path(x).is_file() for x in paths)
     if partial:  # history of manifests outside the given files is not news
         p = _without_history(p)
     review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
+    review = dataclasses.replace(review, config_changes=tuple(changes))
     if refresh:
-        review = _refreshed(c, review, p, gateway, cfg)
+        review = _refreshed(c, review, p, gateway, gateways_cfg)
     _output(c, fmt, p, planned, review, paths=given, out_file=out_file)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
@@ -329,7 +343,7 @@ def _ledger_to_plan_from(
         warn(f"cannot read the ledger from {repo.where} ({exc}); planning from {ledger}, which may be behind")
         data = None
     if base is not None:
-        review.check_pull_request(repo.git, repo.remote.name, base, repo.rel_path, data)
+        review.check_pull_request(repo.git, repo.remote_target, base, repo.rel_path, data)
     if data is None:
         yield ledger
         return

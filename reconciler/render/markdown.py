@@ -110,7 +110,7 @@ def plan_markdown(
     for v in _views(plan):
         by_manifest.setdefault(v.kd.key.manifest, []).append(v)
     pending = {m: vs for m, vs in by_manifest.items() if any(v.kd.pending_cells for v in vs)}
-    top = [*_head(ctx, base_commit), *_warnings(ctx)]
+    top = [*_config_changes(review), *_head(ctx, base_commit), *_warnings(ctx)]
     tail = [*_up_to_date([m for m in by_manifest if m not in pending]), *_history(plan, review)]
     sections = [(name, "\n".join(_section(ctx, name, vs))) for name, vs in pending.items()]
     budget = limit - len("\n".join([*top, *tail])) - 2 - 400  # room for the note on what was not shown
@@ -138,6 +138,20 @@ def plan_markdown(
 
 
 # --- the parts -----------------------------------------------------------------------
+
+
+def _config_changes(review: Review) -> list[str]:
+    """The very top of the comment: what the pull request changes in reconcile.yaml that
+    decides where credentials go, where the ledger lives, or what apply may do."""
+    if not review.config_changes:
+        return []
+    return [
+        "> [!CAUTION]",
+        "> **This pull request changes where credentials are sent, or how apply behaves** "
+        "(reconcile.yaml). Review these lines first:",
+        *(f"> - {text(line)}" for line in review.config_changes),
+        "",
+    ]
 
 
 def _head(ctx: _Context, base_commit: str | None) -> list[str]:

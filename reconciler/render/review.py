@@ -43,6 +43,9 @@ class Review:
     sources: Mapping[str, tuple[IdSource, ...]] = field(default_factory=dict)
     recleared: tuple[Recleared, ...] = ()
     warnings: tuple[str, ...] = ()
+    # What a pull request changes in reconcile.yaml that decides where credentials go,
+    # where the ledger lives or what apply may do ("the gateway of org o1: a -> b").
+    config_changes: tuple[str, ...] = ()
     history_note: str | None = None  # why history is not shown (only some paths were read)
 
 
@@ -114,7 +117,10 @@ def review_json(plan: Plan, review: Review) -> dict[str, object]:
         out["recleared"] = [r.to_json() for r in review.recleared]
     if review.history_note is not None:
         out["historyNote"] = review.history_note
-    warnings = list(review.warnings)
+    if review.config_changes:
+        out["configChanges"] = list(review.config_changes)
+    warnings = [f"this pull request changes {line}" for line in review.config_changes]
+    warnings += review.warnings
     if review.refresh_error is not None:
         warnings.append(refresh_warning(review.refresh_error))
     if warnings:
