@@ -420,3 +420,22 @@ def test_live_review_matches_golden(review_repo: Path, monkeypatch: pytest.Monke
         in text
     )
     assert "**STOPPED** (blocks apply)" in md and "**RUNNING** (the merge pauses it)" in md
+
+
+def test_config_changes_in_every_format(repo: Path) -> None:
+    from reconciler.ledger import read
+    from reconciler.manifests import load
+    from reconciler.plan import build_plan, diff
+    from reconciler.render.markdown import plan_markdown
+    from reconciler.render.plan import Review, plan_text, review_json
+
+    write(repo / "manifests/m.yaml", manifest_yaml("m"))
+    plan = build_plan(
+        diff(load([str(repo / "manifests")]).manifests, read(str(repo / "applied-ledger.jsonl")))
+    )
+    line = "where credentials are sent for org o1: https://a with $K/$S -> https://<evil>/x with $K/$S"
+    review = Review(config_changes=(line,))
+    assert f"[red]Warning:[/red] this pull request changes {line}" in plan_text(plan, None, review)
+    md = plan_markdown(plan, review=review)
+    assert md.startswith("> [!CAUTION]\n") and "https://\\<evil\\>/x with $K/$S" in md and "<evil>" not in md
+    assert review_json(plan, review)["configChanges"] == [line]

@@ -9,6 +9,7 @@ then the full IDs as far as the budget allows, then counts only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
@@ -149,9 +150,19 @@ def _config_changes(review: Review) -> list[str]:
         "> [!CAUTION]",
         "> **This pull request changes where credentials are sent, or how apply behaves** "
         "(reconcile.yaml). Review these lines first:",
-        *(f"> - {text(line)}" for line in review.config_changes),
+        *(f"> - {_as_written(line)}" for line in review.config_changes),
         "",
     ]
+
+
+_MARKUP = re.compile(r"([\\`*\[\]<>|])")
+_MARKUP = re.compile(r"([\\`*\[\]<|])")  # `<` opens HTML; a `>` mid-line (->) is plain text
+
+
+def _as_written(line: str) -> str:
+    """URLs and $VARIABLE names as written (an underscore inside a word is no emphasis);
+    what could open markup or HTML is escaped."""
+    return _MARKUP.sub(r"\\\1", line)
 
 
 def _head(ctx: _Context, base_commit: str | None) -> list[str]:
