@@ -439,3 +439,24 @@ def test_config_changes_in_every_format(repo: Path) -> None:
     md = plan_markdown(plan, review=review)
     assert md.startswith("> [!CAUTION]\n") and "https://\\<evil>/x with $K/$S" in md and "//<evil>" not in md
     assert review_json(plan, review)["configChanges"] == [line]
+
+
+def test_many_earlier_clears_are_one_line_per_manifest() -> None:
+    from reconciler.plan.values import Recleared
+    from reconciler.render.review import recleared_lines
+
+    weekly = tuple(
+        Recleared(
+            "reset-w52",
+            f"reset-w{i:02d}",
+            800,
+            f"2026-{1 + i // 5:02d}-0{1 + i % 5}",
+            f"2026-{1 + i // 5:02d}-0{1 + i % 5}",
+        )
+        for i in range(52)
+    )
+    [line] = recleared_lines(weekly, "`")
+    assert line.startswith(
+        "`reset-w52`: these 800 cells were cleared by `reset-w51` on 2026-11-02 (and by 51 other"
+    )
+    assert "since 2026-01-01)" in line

@@ -35,7 +35,7 @@ from reconciler.render.review import (
     pipeline_views,
     policy_lines,
     policy_verdict,
-    recleared_line,
+    recleared_lines,
     refresh_warning,
 )
 from reconciler.words import plural
@@ -212,10 +212,11 @@ def _warnings(ctx: _Context) -> list[str]:
         out.append(
             f"- **{plural(len(more), 'more rename warning')}** ({plural(sum(h.cells for h in more), 'cell')}): see `reconcile plan`."
         )
-    out += [f"- **Cleared before:** {recleared_line(r, '`')}." for r in review.recleared[:MAX_RENAMES]]
-    if len(review.recleared) > MAX_RENAMES:
+    again = recleared_lines(review.recleared, "`")
+    out += [f"- **Cleared before:** {line}." for line in again[:MAX_RENAMES]]
+    if len(again) > MAX_RENAMES:
         out.append(
-            f"- **{plural(len(review.recleared) - MAX_RENAMES, 'more manifest')}** clear cells cleared before: see `reconcile plan`."
+            f"- **{plural(len(again) - MAX_RENAMES, 'more manifest')}** clear cells cleared before: see `reconcile plan`."
         )
     doubt = [a for a in plan.actions if a.in_doubt]
     if doubt:

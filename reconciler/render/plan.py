@@ -25,7 +25,7 @@ from reconciler.render.review import (
     pipeline_views,
     policy_lines,
     policy_verdict,
-    recleared_line,
+    recleared_lines,
     refresh_warning,
     review_json,
     source_line,
@@ -219,7 +219,9 @@ def _text_policy(review: Review) -> list[str]:
 def _text_recleared(review: Review) -> list[str]:
     if not review.recleared:
         return []
-    return [""] + [f"[yellow]Cleared before:[/yellow] {escape(recleared_line(r))}" for r in review.recleared]
+    return [""] + [
+        f"[yellow]Cleared before:[/yellow] {escape(line)}" for line in recleared_lines(review.recleared)
+    ]
 
 
 def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:

@@ -197,12 +197,22 @@ def source_line(src: IdSource) -> str:
     return f"{plural(src.ids, src.noun + ' ID')} from {src.path} (sha256 {src.sha256})"
 
 
-def recleared_line(r: Recleared, q: str = "") -> str:
-    these = "this cell was" if r.cells == 1 else f"these {r.cells:,} cells were"
-    return (
-        f"{q}{r.manifest}{q}: {these} cleared by {q}{r.cleared_by}{q} {r.when}; a new name clears "
-        "them again, with the state rebuilt since"
-    )
+def recleared_lines(found: tuple[Recleared, ...], q: str = "") -> list[str]:
+    """One line per manifest that clears cells cleared before: the latest manifest that
+    cleared them, and how many others did before it (52 weekly resets are one line)."""
+    by_manifest: dict[str, list[Recleared]] = {}
+    for r in found:
+        by_manifest.setdefault(r.manifest, []).append(r)
+    lines = []
+    for manifest, rs in by_manifest.items():
+        rs.sort(key=lambda r: (r.last_at, r.cleared_by))
+        latest = rs[-1]
+        these = "this cell was" if latest.cells == 1 else f"these {latest.cells:,} cells were"
+        line = f"{q}{manifest}{q}: {these} cleared by {q}{latest.cleared_by}{q} {latest.when}"
+        if len(rs) > 1:
+            line += f" (and by {plural(len(rs) - 1, 'other manifest')} since {min(r.first_at for r in rs)})"
+        lines.append(line + "; a new name clears them again, with the state rebuilt since")
+    return lines
 
 
 def blocking(plan: Plan, statuses: Mapping[PipelineRef, LiveStatus], pause: bool = False) -> set[PipelineRef]:
