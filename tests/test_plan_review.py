@@ -163,7 +163,7 @@ def test_a_running_pipeline_is_one_the_merge_pauses(review_repo: Path, make_emul
         run_cli(["plan", "--refresh", "--format", "json", "--no-pause-pipelines"], review_repo, env).out
     )
     assert off["pipelines"][0]["willPause"] is False and off["pipelines"][0]["blocks"] is True
-    assert all(e["route"] == "list" for e in em.world.log)  # read-only calls only
+    assert {e["route"] for e in em.world.log} <= {"list", "get"}  # read-only calls only
 
 
 def _closed_port() -> str:
@@ -460,3 +460,20 @@ def test_many_earlier_clears_are_one_line_per_manifest() -> None:
         "`reset-w52`: these 800 cells were cleared by `reset-w51` on 2026-11-02 (and by 51 other"
     )
     assert "since 2026-01-01)" in line
+
+
+def test_refresh_counts_the_pending_cells_that_hold_state(review_repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline("p1"), pipeline("p2", fillState=False)]))
+    res = run_cli(["plan", "--refresh", "--format", "json"], review_repo, gateway_env(em))
+    data = json.loads(res.out)
+    assert data["summary"]["liveStateCells"] == 800  # p1's cells hold state, p2's none
+    assert data["actionsLiveStateCells"] == [800, 0, 0]
+    assert (
+        data["summary"]["pendingCells"] == 812
+        and data["planHash"] == json.loads(run_cli(["plan", "--format", "json"], review_repo).out)["planHash"]
+    )
+    md = run_cli(["plan", "--refresh", "--format", "markdown"], review_repo, gateway_env(em)).out
+    assert "- Live state: 800 of 812 cells to clear hold state now (Get Stage State, read-only)" in md
+    text = run_cli(["plan", "--refresh"], review_repo, gateway_env(em)).out
+    assert "800 of 812 cells to clear hold state now" in text
+    assert {e["route"] for e in em.world.log} <= {"list", "get"}  # read-only calls only

@@ -30,9 +30,8 @@ if TYPE_CHECKING:
     from reconciler.config import RepoConfig
     from reconciler.operations import Planned
     from reconciler.plan import Plan
-    from reconciler.plan.values import PipelineRef
     from reconciler.render.console import Consoles
-    from reconciler.render.plan import LiveStatus, Review
+    from reconciler.render.plan import Review
 
 # --- validate --------------------------------------------------------------------
 
@@ -168,7 +167,9 @@ def plan(
     review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
     review = dataclasses.replace(review, config_changes=tuple(changes))
     if refresh:
-        review = _refreshed(c, review, p, gateway, gateways_cfg)
+        from reconciler.cli.refresh import refreshed
+
+        review = refreshed(c.warn, review, p, gateway, gateways_cfg)
     _output(c, fmt, p, planned, review, paths=given, out_file=out_file)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
@@ -264,19 +265,6 @@ def _without_history(p: Plan) -> Plan:
     return replace(p, diff=diff, summary=replace(p.summary, undeclared_cells=0))
 
 
-def _refreshed(c: Consoles, review: Review, p: Plan, gateway: str | None, cfg: RepoConfig | None) -> Review:
-    """Live statuses; when the gateway cannot be reached or refuses the credentials, the
-    offline plan still goes out whole, saying why the live part is missing (DESIGN "Plan")."""
-    from dataclasses import replace
-
-    try:
-        statuses, latency = _live_statuses(p, gateway, cfg)
-    except ReconcilerError as exc:
-        c.warn(f"--refresh failed, showing the offline plan: {exc}")
-        return replace(review, refresh_error=str(exc))
-    return replace(review, statuses=statuses, latency=latency)
-
-
 def _from_repository_root(
     c: Consoles, paths: list[str] | None, ledger: str | None, config_file: str | None
 ) -> tuple[list[str] | None, str | None]:
@@ -351,28 +339,6 @@ def _ledger_to_plan_from(
         path = Path(tmp) / Path(ledger).name
         path.write_bytes(data)
         yield str(path)
-
-
-def _live_statuses(
-    p: Plan, gateway: str | None, cfg: RepoConfig | None
-) -> tuple[dict[PipelineRef, LiveStatus], float]:
-    """Status and name of every pipeline in the plan (one List Pipelines omits is MISSING),
-    from the gateways of the config in use (`--config` included), closed after; and how
-    long one List Pipelines took, for a rough idea of how long apply pauses a pipeline."""
-    import time
-
-    from reconciler.apply import status_of
-    from reconciler.cli.settings import gateways_for
-    from reconciler.render.plan import LiveStatus
-
-    with gateways_for(gateway, cfg, read_only=True)() as gw:
-        started = time.monotonic()
-        found = gw.statuses(p.pipelines)
-        latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in p.pipelines}))
-    statuses = {
-        ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
-    }
-    return statuses, latency
 
 
 # --- schema ----------------------------------------------------------------------
