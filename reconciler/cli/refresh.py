@@ -68,6 +68,9 @@ def _live_state(
     out: list[int | None] = []
     failed: list[str] = []
     for a in actions:
+        if failed:  # one refusal (a read-only app without that privilege) says it for all
+            out.append(None)
+            continue
         if a.pipeline not in listed:
             out.append(None)
             continue
