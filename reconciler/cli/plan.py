@@ -122,6 +122,7 @@ def plan(
     Planning reads manifests and the ledger; with the ledger in git (reconcile.yaml), the
     ledger as its branch holds it, checked against reconcile's anchor. No EnOS call unless
     --refresh.
+
     The plan says, in every format, what the apply configured by the same reconcile.yaml
     will do with it: refuse it whole when it clears more than apply.maxCells (nothing in it
     is cleared, small manifests merged with it included), or pause RUNNING pipelines
@@ -151,16 +152,7 @@ def plan(
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
-    changes: list[str] = []
-    gateways_cfg = cfg
-    if pr_base is not None:  # gateways and credential names come from the base, never the PR
-        from reconciler.cli.settings import base_config
-        from reconciler.config import review_changes
-
-        gateways_cfg = base_config(cfg, pr_base)
-        changes = review_changes(gateways_cfg, cfg)
-        for line in changes:
-            c.warn(f"this pull request changes {line}")
+    gateways_cfg, changes = _gateways_config(c, cfg, pr_base)
     partial = paths is not None and any(Path(x).is_file() for x in paths)
     if partial:  # history of manifests outside the given files is not news
         p = _without_history(p)
@@ -173,6 +165,24 @@ def plan(
     _output(c, fmt, p, planned, review, paths=given, out_file=out_file)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
+
+
+def _gateways_config(
+    c: Consoles, cfg: RepoConfig | None, pr_base: str | None
+) -> tuple[RepoConfig | None, list[str]]:
+    """In a pull request, gateways and credential names come from the base, never the pull
+    request; and what the pull request changes of them (and of the ledger or the apply
+    policy) is said first."""
+    if pr_base is None:
+        return cfg, []
+    from reconciler.cli.settings import base_config
+    from reconciler.config import review_changes
+
+    base_cfg = base_config(cfg, pr_base)
+    changes = review_changes(base_cfg, cfg)
+    for line in changes:
+        c.warn(f"this pull request changes {line}")
+    return base_cfg, changes
 
 
 def _output(
