@@ -8,6 +8,7 @@ Delete/Get Stage State. Nothing above this package sees an httpx type.
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from reconciler.enos import pipelinejson
 from reconciler.enos.auth import Credentials
 from reconciler.enos.session import RetryPolicy, Session
 from reconciler.errors import PermanentError, ReconcilerError
@@ -24,6 +26,7 @@ from reconciler.errors import PermanentError, ReconcilerError
 PIPELINES_PATH = "/streaming/v2.0/streaming/pipelines"
 PIPELINE_PATH = "/streaming/v2.0/streaming/pipeline/{id}"
 STAGE_STATE_PATH = "/streaming/v2.0/stage-state"
+OFFSET_LAG_PATH = "/streaming/v2.0/streaming/pipeline/{id}/offset-lag"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,35 @@ class Pipeline:
     name: str = ""
     execution_mode: int | None = None
     kafka_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class PipelineDetails:
+    """Get Pipeline Details (REFERENCE 2.2): the stage names its `pipelineJson` reveals,
+    None when that undocumented document lists none that can be read."""
+
+    pipeline_id: str
+    name: str
+    stage_names: frozenset[str] | None
+    pipeline_json: Any = None
+
+    def lacks(self, stage: str) -> bool:
+        """Whether the configuration plainly has no stage of that instance name."""
+        if self.stage_names is None or stage in self.stage_names:
+            return False
+        return not pipelinejson.mentions(self.pipeline_json, stage)
+
+
+@dataclass(frozen=True)
+class OffsetLag:
+    """Get Pipeline Offset and Lag (REFERENCE section 8): records not yet consumed, summed
+    over the partitions listed, and the latest `ts` (ms) among them."""
+
+    pipeline_id: str
+    topic: str
+    lag: int
+    partitions: int
+    ts: int | None
 
 
 def check_gateway(url: str) -> str:
@@ -161,10 +193,45 @@ class EnosClient:
         """Operate Pipeline `pause`; 61152 (not RUNNING) is a definite `PermanentError`."""
         self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "pause", "orgId": org_id})
 
-    def start(self, org_id: str, pipeline_id: str, execution_mode: int, kafka_rate: int) -> None:
-        """Operate Pipeline `start` (resume); 61165 (already RUNNING) is a definite `PermanentError`."""
-        body = {"executionMode": execution_mode, "kafkaRate": kafka_rate}
+    def start(
+        self,
+        org_id: str,
+        pipeline_id: str,
+        execution_mode: int,
+        kafka_rate: int,
+        resource_config: str | None = None,
+    ) -> None:
+        """Operate Pipeline `start` (resume), with `resourceConfig` (JSON text) when given.
+
+        61165 (already RUNNING) and 61128 (no processing resource) are definite
+        `PermanentError`s; 61121 (another start in the org) is `OrgBusyError`.
+        """
+        body: dict[str, Any] = {"executionMode": execution_mode, "kafkaRate": kafka_rate}
+        if resource_config is not None:
+            body["resourceConfig"] = json.loads(resource_config)
         self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "start", "orgId": org_id}, body)
+
+    def pipeline_details(self, org_id: str, pipeline_id: str) -> PipelineDetails:
+        """Get Pipeline Details of the released version; `data` may be an object or a list."""
+        data = self.call(
+            "GET", PIPELINE_PATH.format(id=pipeline_id), {"orgId": org_id, "ifReleased": "true"}
+        )
+        if isinstance(data, list):
+            data = next((d for d in data if isinstance(d, dict)), None)
+        if not isinstance(data, dict):
+            raise PermanentError("Get Pipeline Details answered without an object")
+        raw = data.get("pipelineJson")
+        return PipelineDetails(
+            pipeline_id=str(data.get("pipelineId") or pipeline_id),
+            name=str(data.get("pipelineName") or ""),
+            stage_names=pipelinejson.stage_names(raw),
+            pipeline_json=raw,
+        )
+
+    def offset_lag(self, org_id: str, pipeline_id: str) -> OffsetLag | None:
+        """Get Pipeline Offset and Lag (needs RUNNING); None when the answer has no lag figures."""
+        data = self.call("GET", OFFSET_LAG_PATH.format(id=pipeline_id), {"orgId": org_id})
+        return _offset_lag(pipeline_id, data)
 
     def delete_stage_state(
         self,
@@ -215,6 +282,44 @@ def _state_body(pipeline_id: str, stage: str, assets: Sequence[str], points: Seq
         "assetIds": ",".join(assets),
         "pointIds": ",".join(points),
     }
+
+
+def _offset_lag(pipeline_id: str, data: Any) -> OffsetLag | None:
+    """`lag`/`offset` are typed String but numeric in the sample (REFERENCE 2.4): read both."""
+    if not isinstance(data, dict) or not isinstance(data.get("lagAndOffset"), list):
+        return None
+    lags: list[int] = []
+    stamps: list[int] = []
+    for entry in data["lagAndOffset"]:
+        if not isinstance(entry, dict):
+            continue
+        lag, ts = _number(entry.get("lag")), _number(entry.get("ts"))
+        if lag is not None:
+            lags.append(lag)
+        if ts is not None:
+            stamps.append(ts)
+    if not lags:
+        return None
+    return OffsetLag(
+        str(data.get("pipelineId") or pipeline_id),
+        str(data.get("topicName") or ""),
+        sum(lags),
+        len(lags),
+        max(stamps) if stamps else None,
+    )
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value.strip()))
+        except ValueError:
+            return None
+    return None
 
 
 def _pipeline(org_id: str, p: Mapping[str, Any]) -> Pipeline:
