@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from reconciler.apply.gateways import Gateways, status_of, writable
+from reconciler.apply.refusals import Refusals, scope_of
 from reconciler.apply.values import ApplyOptions, ApplyResult, Outcome, Reporter, Resume
 from reconciler.errors import (
     ApplyRefused,
@@ -53,6 +54,7 @@ class Run:
     futures: dict[Future[None], tuple[Action, Callable[[Action], None]]] = field(default_factory=dict)
     accounted: set[Future[None]] = field(default_factory=set)
     stop_noted: bool = False
+    refusals: Refusals = field(default_factory=Refusals)
 
     def record(self, kind: str, fields: dict[str, Any]) -> Record:
         return self.writer.append(kind, {**fields, "actor": self.options.actor})
@@ -124,9 +126,9 @@ class Run:
                 raise ApplyRefused(f"could not pause {ref.pipeline_id}: {exc}; nothing was sent") from exc
             self.reporter.note(f"pause of {ref.pipeline_id} answered {exc}; reading its status back")
         self.result.paused.append(ref)  # from here on it is started again, whatever happens
-        self._wait_status(ref, "PAUSED")
+        self.wait_status(ref, "PAUSED")
 
-    def _wait_status(self, ref: PipelineRef, wanted: str) -> bool:
+    def wait_status(self, ref: PipelineRef, wanted: str) -> bool:
         deadline = self.clock() + self.options.pause_timeout
         while True:
             status = self.gateways.status(ref)
@@ -164,7 +166,8 @@ class Run:
             if mode is None or rate is None:
                 self.result.resume_failed.append((ref, "its pause record has no executionMode/kafkaRate"))
                 continue
-            out.append(Resume(ref, mode, rate))
+            configured = self.options.resume_settings.get(ref)
+            out.append(Resume(ref, mode, rate, configured.resource_config if configured else None))
         return out
 
     def _pause_may_land(self, ref: PipelineRef, pending: PendingResume) -> bool:
@@ -287,6 +290,8 @@ class Run:
         if action.pipeline in self.stopped:
             self._not_sent(action, f"not sent: {self.stopped[action.pipeline]}")
             return
+        if self._held(action, recorded=self.announced):
+            return
         if not self.announced:
             try:
                 self.record_intent(action)
@@ -296,6 +301,8 @@ class Run:
         self.delete(action)
 
     def delete(self, action: Action) -> None:
+        if self._held(action, recorded=True):
+            return
         client = self.gateways.client(action.org_id)
         for attempt in range(_NOT_PAUSED_RETRIES + 1):
             try:
@@ -322,10 +329,12 @@ class Run:
                     return
                 self.sleep(self.options.poll_interval * (attempt + 1))
             except EnosError as exc:
-                if exc.definite:
-                    self.refused(action, exc, str(exc))
-                else:
+                if not exc.definite:
                     self.ended_in_doubt(action, str(exc))
+                elif scope_of(exc) is not None:
+                    self._refused_for_key(action, exc)
+                else:
+                    self.refused(action, exc, str(exc))
                 return
         try:
             self.record_outcome("delete", action)
@@ -367,6 +376,35 @@ class Run:
             self.result.failed.append((action, message))
         self.reporter.advance(action, Outcome.FAILED, message)
 
+    def _held(self, action: Action, *, recorded: bool) -> bool:
+        """A request whose stage, pipeline or org was refused for good earlier in this run:
+        not sent, closed as `failed` if its intent is on record, told once per key."""
+        refusal = self.refusals.holding(action)
+        if refusal is None:
+            return False
+        message = f"not sent: its {refusal.scope} {refusal.where} was refused: {refusal.message}"
+        if recorded:
+            self.record_outcome("failed", action, refusal.code, message)
+        with self.result.lock:
+            self.result.failed.append((action, message))
+        self.reporter.advance(action, Outcome.HELD, message)
+        return True
+
+    def _refused_for_key(self, action: Action, exc: EnosError) -> None:
+        """The first definite refusal that holds for a whole key is told in full, with what
+        happens to the rest; the same refusal for other requests in flight is told no more."""
+        scope = scope_of(exc) or "stage"
+        refusal, first = self.refusals.hold(action, exc, scope)
+        if first:
+            with self.result.lock:
+                self.result.refusals.append(refusal)
+            self.refused(action, exc, f"{exc}; nothing more is sent to {scope} {refusal.where} in this run")
+            return
+        self.record_outcome("failed", action, exc.code, str(exc))
+        with self.result.lock:
+            self.result.failed.append((action, str(exc)))
+        self.reporter.advance(action, Outcome.HELD, str(exc))
+
     def ended_in_doubt(self, action: Action, message: str) -> None:
         with self.result.lock:
             self.doubtful.append(action)
@@ -382,7 +420,16 @@ class Run:
         resend = [a for a in todo if a.pipeline not in self.stopped]
         if resend:
             self.reporter.note(f"re-sending {plural(len(resend), 'request')} that ended in doubt")
-            self._run_pool(resend, self.delete, self.doubtful.append)  # not re-sent: still in doubt
+            self._run_pool(resend, self._resend_one, self.doubtful.append)  # not re-sent: still in doubt
+
+    def _resend_one(self, action: Action) -> None:
+        """A request in doubt is not closed as failed when its key was refused since: it
+        may have taken effect, so it stays in doubt, for a person or the next run."""
+        if self.refusals.holding(action) is not None:
+            with self.result.lock:
+                self.doubtful.append(action)
+            return
+        self.delete(action)
 
     def finish(self, resumes: Sequence[Resume], leftover: Iterable[PipelineRef]) -> None:
         """The end of every run, however it stopped: wait for what is in flight, then start
@@ -447,49 +494,13 @@ class Run:
 
     def resume_all(self, resumes: Sequence[Resume], leftover: Iterable[PipelineRef]) -> None:
         """Start again every pipeline this run (or an interrupted one) paused: each is tried,
-        through Ctrl-C, and each failure is reported by name."""
+        through Ctrl-C, and each failure is reported by name (DESIGN "Apply" step 8)."""
+        from reconciler.apply.starts import Starter
+
         paused = set(self.result.paused) | set(leftover)
-        todo = [r for r in resumes if r.ref not in self.stopped and r.ref in paused]
-
-        def resume_each() -> None:
-            while todo:
-                done = {*self.result.resumed, *(ref for ref, _ in self.result.resume_failed)}
-                if todo[0].ref not in done:  # an interrupted resume is tried again, a finished one not
-                    self.resume(todo[0])
-                todo.pop(0)
-
-        if self._shielded(resume_each, lambda: "still starting paused pipelines again; press Ctrl-C later"):
+        starter = Starter(self, [r for r in resumes if r.ref not in self.stopped and r.ref in paused])
+        if self._shielded(starter.run, lambda: "still starting paused pipelines again; press Ctrl-C later"):
             self.result.interrupted = True
-
-    def resume(self, r: Resume) -> None:
-        ref = r.ref
-        client = self.gateways.client(ref.org_id)
-        try:
-            # A pause still settling refuses a start (61165): wait for PAUSED first, unless
-            # this run already waited the whole pause_timeout for it in vain.
-            if ref not in self.never_paused and self.gateways.status(ref) == "RUNNING":
-                self._wait_status(ref, "PAUSED")
-            client.start(*ref, r.execution_mode, r.kafka_rate)
-        except (EnosError, ApplyRefused) as exc:
-            # A lost answer, or a retry refused because the first start landed: read back.
-            try:
-                running = self.gateways.status(ref) == "RUNNING"
-            except EnosError:
-                running = False
-            if not running:
-                self.result.resume_failed.append((ref, str(exc)))
-                self.reporter.note(
-                    f"could not start {ref.pipeline_id} again: {exc}. Start it in the EnOS console "
-                    "(24 h pause limit)."
-                )
-                return
-        try:
-            self.record("resume", _pipe(ref))
-        except LedgerWriteError as exc:
-            self.result.ledger_error = self.result.ledger_error or exc
-            self.result.resume_failed.append((ref, f"started, but the resume record was not written: {exc}"))
-        self.result.resumed.append(ref)
-        self.reporter.note(f"started {ref.pipeline_id} again")
 
 
 def _epoch(at: str) -> float:

@@ -18,6 +18,7 @@ from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 if TYPE_CHECKING:
     from reconciler.apply import Gateways
+    from reconciler.apply.values import StartSettings
     from reconciler.enos import EnosClient
     from reconciler.gitsync import LedgerRepo
     from reconciler.operations import ApplySettings
@@ -57,12 +58,18 @@ def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
     )
 
 
-def resume_settings(cfg: RepoConfig | None) -> dict[PipelineRef, tuple[int, int]]:
+def resume_settings(cfg: RepoConfig | None) -> dict[PipelineRef, StartSettings]:
+    """reconcile.yaml's start body per pipeline, resourceConfig included (DESIGN "EnOS
+    contract decisions", Start)."""
+    from reconciler.apply.values import StartSettings
     from reconciler.plan.values import PipelineRef
 
     if cfg is None:
         return {}
-    return {PipelineRef(p.org_id, p.pipeline_id): (p.execution_mode, p.kafka_rate) for p in cfg.pipelines}
+    return {
+        PipelineRef(p.org_id, p.pipeline_id): StartSettings(p.execution_mode, p.kafka_rate, p.resource_config)
+        for p in cfg.pipelines
+    }
 
 
 def gateways_for(

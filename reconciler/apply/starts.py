@@ -1,0 +1,190 @@
+"""Starting paused pipelines again: one start at a time per org, 61121 waited out, RUNNING
+confirmed, the lag reported (DESIGN "Apply" step 8, invariant 14).
+
+EnOS starts one stream-processing job at a time per organization and refuses any other
+start with 61121 (REFERENCE section 8). So the pipelines of an org are started one after
+another, each confirmed RUNNING before the next; a 61121 is tried again with capped,
+jittered backoff for up to `--start-timeout`, while other orgs go on. A pipeline that
+cannot be started is named (the exit is non-zero), and since no `resume` record follows
+its `pause`, the next apply starts it. 61128 (no processing resource) says what a person
+must do. After each start, Get Pipeline Offset and Lag (where the gateway answers it)
+gives the lag the summary reports once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import ApplyRefused, EnosError, LedgerWriteError, OrgBusyError
+from reconciler.plan.values import PipelineRef
+
+if TYPE_CHECKING:
+    from reconciler.apply.run import Run
+    from reconciler.apply.values import Resume
+
+BACKOFF_CAP = 30.0
+PAUSE_LIMIT = "EnOS keeps a job paused for at most 24 h"
+
+
+class Starter:
+    """Starts a list of pipelines; `run()` may be called again after a Ctrl-C cut it short,
+    and goes on where it stopped."""
+
+    def __init__(self, run: Run, todo: Sequence[Resume]) -> None:
+        self._run = run
+        self._queues: dict[str, deque[Resume]] = {}
+        for r in todo:
+            self._queues.setdefault(r.ref.org_id, deque()).append(r)
+        self._next_try: dict[str, float] = {}  # org -> when a 61121 may be tried again
+        self._delay: dict[str, float] = {}
+        self._busy_since: dict[str, float] = {}  # org -> its first 61121 since a start went through
+        self._noted: set[PipelineRef] = set()
+        self._jitter = random.Random()
+
+    def run(self) -> None:
+        """Until every queue is empty: start what is due, else sleep until something is."""
+        clock = self._run.clock
+        while any(self._queues.values()):
+            now = clock()
+            due = [org for org, q in sorted(self._queues.items()) if q and self._next_try.get(org, 0) <= now]
+            if not due:
+                wake = min(self._next_try[org] for org, q in self._queues.items() if q)
+                self._run.sleep(max(0.0, wake - now))
+                continue
+            for org in due:
+                self._step(org)
+
+    def _step(self, org: str) -> None:
+        queue = self._queues[org]
+        r = queue[0]
+        done = {*self._run.result.resumed, *(ref for ref, _ in self._run.result.resume_failed)}
+        if r.ref in done:  # a start Ctrl-C interrupted after it finished is not tried again
+            queue.popleft()
+            return
+        outcome = self._attempt(r)
+        if outcome == "retry":
+            return
+        queue.popleft()
+        self._next_try.pop(org, None)
+        if outcome == "done":  # the org was free: a later 61121 gets the whole timeout again
+            self._delay.pop(org, None)
+            self._busy_since.pop(org, None)
+
+    def _attempt(self, r: Resume) -> str:
+        """One start: "done" (started or failed for good), "retry" (61121, try again later),
+        or "gave up" (61121 past --start-timeout)."""
+        run, ref = self._run, r.ref
+        try:
+            # A pause still settling refuses a start (61165): wait for PAUSED first, unless
+            # this run already waited the whole pause_timeout for it in vain.
+            if ref not in run.never_paused and run.gateways.status(ref) == "RUNNING":
+                run.wait_status(ref, "PAUSED")
+            run.gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
+        except OrgBusyError as exc:
+            return "retry" if self._busy(r, exc) else "gave up"
+        except (EnosError, ApplyRefused) as exc:
+            # A lost answer, or a retry refused because the first start landed: read back.
+            if self._status(ref) != "RUNNING":
+                self._not_started(ref, str(exc))
+                return "done"
+        self._confirm(ref)
+        return "done"
+
+    def _busy(self, r: Resume, exc: OrgBusyError) -> bool:
+        """61121: whether to try again: until --start-timeout has passed since the org's first
+        61121 (the pipelines after one that gave up get one try each, not a timeout each)."""
+        run, ref, org = self._run, r.ref, r.ref.org_id
+        now = run.clock()
+        first = self._busy_since.setdefault(org, now)
+        deadline = first + run.options.start_timeout
+        if now >= deadline:
+            waited = _seconds(now - first)
+            self._not_started(
+                ref,
+                f"{exc}; still refused after {waited} of trying (--start-timeout "
+                f"{_seconds(run.options.start_timeout)})",
+            )
+            return False
+        delay = self._delay.get(org, run.options.start_backoff)
+        self._delay[org] = min(BACKOFF_CAP, delay * 2)
+        wait = self._jitter.uniform(delay / 2, delay)
+        self._next_try[org] = min(now + wait, deadline)
+        if ref not in self._noted:
+            self._noted.add(ref)
+            run.reporter.note(
+                f"{ref.pipeline_id}: another start is in progress in org {org} (61121); trying again "
+                f"for up to {_seconds(run.options.start_timeout)}"
+            )
+        return True
+
+    def _confirm(self, ref: PipelineRef) -> None:
+        """Wait for RUNNING; then the `resume` record, and the lag where the gateway has it."""
+        run = self._run
+        try:
+            running = run.wait_status(ref, "RUNNING")
+        except EnosError:
+            running = False
+        if not running:
+            status = self._status(ref)
+            why = f"the start was accepted, but it reports {status} after {_seconds(run.options.pause_timeout)}"
+            if status == "PAUSED" or status.startswith("unknown"):
+                # The start did not take (or nobody can tell): no resume record, so the
+                # next apply reads the status again and starts it if it is still PAUSED.
+                self._not_started(ref, why)
+                return
+            self._record_resume(ref, f"found {status} after the start")
+            self._fail(ref, f"{why}; it is not this run's to start any more: look at it in the EnOS console")
+            return
+        if self._record_resume(ref):
+            run.result.resumed.append(ref)
+            run.reporter.note(f"started {ref.pipeline_id} again: it reports RUNNING")
+            self._lag(ref)
+
+    def _record_resume(self, ref: PipelineRef, note: str | None = None) -> bool:
+        run = self._run
+        fields: dict[str, Any] = {"orgId": ref.org_id, "pipelineId": ref.pipeline_id}
+        if note is not None:
+            fields["note"] = note
+        try:
+            run.record("resume", fields)
+        except LedgerWriteError as exc:
+            run.result.ledger_error = run.result.ledger_error or exc
+            run.result.resumed.append(ref)
+            self._fail(ref, f"started, but the resume record was not written: {exc}")
+            return False
+        return True
+
+    def _lag(self, ref: PipelineRef) -> None:
+        """Get Pipeline Offset and Lag, once: not every gateway answers it, and it is only news."""
+        try:
+            lag = self._run.gateways.client(ref.org_id).offset_lag(*ref)
+        except EnosError:
+            return
+        if lag is not None:
+            self._run.result.lags.append((ref, lag))
+
+    def _not_started(self, ref: PipelineRef, why: str) -> None:
+        self._fail(
+            ref,
+            f"{why}. It stays PAUSED: the next `reconcile apply` starts it (its pause record has no "
+            f"resume yet). Start it in the EnOS console if it cannot wait: {PAUSE_LIMIT}",
+        )
+
+    def _fail(self, ref: PipelineRef, why: str) -> None:
+        self._run.result.resume_failed.append((ref, why))
+        self._run.reporter.note(f"could not start {ref.pipeline_id} again: {why}")
+
+    def _status(self, ref: PipelineRef) -> str:
+        try:
+            return self._run.gateways.status(ref)
+        except EnosError as exc:
+            return f"unknown (List Pipelines failed: {exc})"
+
+
+def _seconds(s: float) -> str:
+    if s >= 120 and s % 60 == 0:
+        return f"{s / 60:g} min"
+    return f"{s:g}s"
