@@ -16,6 +16,8 @@ from reconciler.config import RepoConfig, load_config, pick
 from reconciler.errors import ApplyRefused, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
+DEFAULT_START_TIMEOUT = 600.0  # DESIGN "Apply" step 8: 61121 is retried for up to 10 minutes
+
 if TYPE_CHECKING:
     from reconciler.apply import Gateways
     from reconciler.apply.values import StartSettings
@@ -133,6 +135,7 @@ def apply_settings(
     verify: bool,
     kafka_rate: int | None,
     max_cells: int | None,
+    start_timeout: float | None = None,
     lock_timeout: float | None,
     allow_dirty: bool,
 ) -> ApplySettings:
@@ -159,6 +162,7 @@ def apply_settings(
         verify=verify,
         kafka_rate=kafka_rate,
         resume_settings=resume_settings(cfg),
+        start_timeout=pick(start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
         actor=actor,
     )
     return ApplySettings(
