@@ -42,6 +42,7 @@ class Starter:
         self._delay: dict[str, float] = {}
         self._busy_since: dict[str, float] = {}  # org -> its first 61121 since a start went through
         self._noted: set[PipelineRef] = set()
+        self._left_paused: list[PipelineRef] = []
         self._jitter = random.Random()
 
     def run(self) -> None:
@@ -56,6 +57,7 @@ class Starter:
                 continue
             for org in due:
                 self._step(org)
+        self._advise()
 
     def _step(self, org: str) -> None:
         queue = self._queues[org]
@@ -101,11 +103,10 @@ class Starter:
         first = self._busy_since.setdefault(org, now)
         deadline = first + run.options.start_timeout
         if now >= deadline:
-            waited = _seconds(now - first)
             self._not_started(
                 ref,
-                f"{exc}; still refused after {waited} of trying (--start-timeout "
-                f"{_seconds(run.options.start_timeout)})",
+                f"EnOS refused the start with 61121 (another job of org {org} is being started) for "
+                f"{_seconds(now - first)}; --start-timeout is {_seconds(run.options.start_timeout)}",
             )
             return False
         delay = self._delay.get(org, run.options.start_backoff)
@@ -167,11 +168,20 @@ class Starter:
             self._run.result.lags.append((ref, lag))
 
     def _not_started(self, ref: PipelineRef, why: str) -> None:
-        self._fail(
-            ref,
-            f"{why}. It stays PAUSED: the next `reconcile apply` starts it (its pause record has no "
-            f"resume yet). Start it in the EnOS console if it cannot wait: {PAUSE_LIMIT}",
+        self._left_paused.append(ref)
+        self._fail(ref, why)
+
+    def _advise(self) -> None:
+        """Once, after every start was tried: what happens to the pipelines left PAUSED."""
+        if not self._left_paused:
+            return
+        names = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r in self._left_paused)
+        it = "it" if len(self._left_paused) == 1 else "them"
+        self._run.reporter.note(
+            f"left PAUSED: {names}. The next `reconcile apply` starts {it} (a pause record with no "
+            f"resume). Start {it} in the EnOS console if that cannot wait: {PAUSE_LIMIT}."
         )
+        self._left_paused = []
 
     def _fail(self, ref: PipelineRef, why: str) -> None:
         self._run.result.resume_failed.append((ref, why))
@@ -185,6 +195,7 @@ class Starter:
 
 
 def _seconds(s: float) -> str:
-    if s >= 120 and s % 60 == 0:
-        return f"{s / 60:g} min"
-    return f"{s:g}s"
+    """600 -> 10 min, 2.0076 -> 2s: how long, as a person reads it."""
+    if s >= 120:
+        return f"{s / 60:.0f} min" if s % 60 < 1 else f"{s // 60:.0f} min {s % 60:.0f}s"
+    return f"{s:.0f}s" if s >= 10 or s == int(s) else f"{s:.1f}s"

@@ -44,7 +44,7 @@ CODE_MEANINGS: dict[int, str] = {
     61128: "the organization has no stream-processing resource of the kind this pipeline needs "
     "(61128): an EnOS administrator must request or assign that resource (standalone or cluster, "
     "as the pipeline's executionMode) to the organization, or set the pipeline's resourceConfig "
-    "under `pipelines` in reconcile.yaml; then apply again (or start it in the EnOS console)",
+    "under `pipelines` in reconcile.yaml",
     61165: "the pipeline cannot be started from its current status (61165)",
     61199: "the gateway reported an error (61199)",
     99000: "internal server error (99000)",

@@ -317,7 +317,8 @@ def raise_for(result: ApplyResult) -> None:
     if result.interrupted:
         raise typer.Exit(130)
     if not result.ok:
+        paused = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r, _ in result.resume_failed)
         raise ReconcilerError(
             "apply did not finish: what failed stays pending; run `reconcile plan` to see it, "
-            "then apply again"
+            "then apply again" + (f". NOT started again: {paused}" if paused else "")
         )
