@@ -86,7 +86,8 @@ def test_61121_past_the_start_timeout_names_the_pipeline_and_the_next_apply_star
     assert not result.ok
     assert sorted(ref.pipeline_id for ref, _ in result.resume_failed) == ["p1", "p2"]
     why = dict(result.resume_failed)[(ORG, "p1")]
-    assert "61121" in why and "still refused after 60s" in why and "next `reconcile apply` starts it" in why
+    assert why == "EnOS refused the start with 61121 (another job of org o is being started) for 60s; --start-timeout is 60s"
+    assert "left PAUSED: o/p1, o/p2. The next `reconcile apply` starts them" in notes.notes[-1]
     # p2 got one try once p1 had used the org's whole timeout, not a timeout of its own
     assert len([e for e in starts(b) if e["path"].endswith("/p2")]) == 1
     assert b.world.status("p1") == b.world.status("p2") == "PAUSED"
@@ -194,7 +195,8 @@ def test_cli_start_timeout_names_the_pipelines_left_paused_then_the_next_apply_s
     for p in ("p1", "p2", "p3"):
         assert f"could not start {p} again: " in res.err and f"o1/{p}: " in res.out
         assert em.world.status(p) == "PAUSED"
-    assert "61121" in res.err and "the next `reconcile apply` starts it" in res.err
+    assert "61121" in res.err and "left PAUSED: o1/p1, o1/p2, o1/p3. The next `reconcile apply` starts them" in res.err
+    assert res.err.rstrip().endswith("NOT started again: o1/p1, o1/p2, o1/p3")
     plan = run_cli(["plan"], repo)
     assert plan.code == 0
     em.world.org_starts.clear()  # the colleague's start is over
