@@ -66,7 +66,13 @@ class Bench:
         opts = ApplyOptions(**{"poll_interval": 1.0, "pause_timeout": 60.0, **options})
         with L.LedgerWriter(L.read(self.ledger)) as w:
             result = apply(
-                self.plan(), Gateways.single(self.client), w, reporter, opts, sleep=self.clock.advance, clock=self.clock
+                self.plan(),
+                Gateways.single(self.client),
+                w,
+                reporter,
+                opts,
+                sleep=self.clock.advance,
+                clock=self.clock,
             )
         return result, reporter
 
@@ -92,14 +98,18 @@ def bench_factory(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
     ) -> Bench:
         clock = FakeClock()
         world = World(
-            {"apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}], "pipelines": pipelines, **seed},
+            {
+                "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],
+                "pipelines": pipelines,
+                **seed,
+            },
             clock=clock,
         )
         em = RunningEmulator(world).start()
         client = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
         ledger = tmp_path / f"ledger{len(made)}.jsonl"
         ledger.touch()
-        made.append(Bench(em, client, ledger, manifests, clock, options or Options()))
+        made.append(Bench(em, client, ledger, manifests, clock, options or Options(max_assets=1)))
         return made[-1]
 
     yield make

@@ -56,7 +56,12 @@ def test_one_start_at_a_time_per_org(bench: Callable[..., Bench]) -> None:
     RUNNING; two orgs do not wait for each other."""
     b = bench(
         [pipe("p1"), pipe("p2"), pipe("q1", org="o2"), pipe("q2", org="o2")],
-        [manifest("m1", "p1"), manifest("m2", "p2"), manifest("n1", "q1", org="o2"), manifest("n2", "q2", org="o2")],
+        [
+            manifest("m1", "p1"),
+            manifest("m2", "p2"),
+            manifest("n1", "q1", org="o2"),
+            manifest("n2", "q2", org="o2"),
+        ],
         startWindow=3,
     )
     result, _ = b.apply(pause_pipelines=True)
@@ -73,7 +78,7 @@ def test_one_start_at_a_time_per_org(bench: Callable[..., Bench]) -> None:
         assert lists_between
     # o2's first start did not wait for o's second: it came before it
     o_second = [e for e in starts(b) if e["query"]["orgId"] == ORG and e["code"] == 0][1]
-    o2_first = [e for e in starts(b) if e["query"]["orgId"] == "o2" and e["code"] == 0][0]
+    o2_first = next(e for e in starts(b) if e["query"]["orgId"] == "o2" and e["code"] == 0)
     assert b.world.log.index(o2_first) < b.world.log.index(o_second)
 
 
@@ -86,7 +91,10 @@ def test_61121_past_the_start_timeout_names_the_pipeline_and_the_next_apply_star
     assert not result.ok
     assert sorted(ref.pipeline_id for ref, _ in result.resume_failed) == ["p1", "p2"]
     why = dict(result.resume_failed)[(ORG, "p1")]
-    assert why == "EnOS refused the start with 61121 (another job of org o is being started) for 60s; --start-timeout is 60s"
+    assert (
+        why
+        == "EnOS refused the start with 61121 (another job of org o is being started) for 60s; --start-timeout is 60s"
+    )
     assert "left PAUSED: o/p1, o/p2. The next `reconcile apply` starts them" in notes.notes[-1]
     # p2 got one try once p1 had used the org's whole timeout, not a timeout of its own
     assert len([e for e in starts(b) if e["path"].endswith("/p2")]) == 1
@@ -103,7 +111,7 @@ def test_61121_past_the_start_timeout_names_the_pipeline_and_the_next_apply_star
 
 def test_61128_says_what_a_person_must_do(bench: Callable[..., Bench]) -> None:
     b = bench([pipe("p1")], [manifest("m1", "p1")], noResource=[ORG])
-    result, notes = b.apply(pause_pipelines=True)
+    result, _notes = b.apply(pause_pipelines=True)
     ((ref, why),) = result.resume_failed
     assert ref == (ORG, "p1") and "61128" in why
     assert "administrator must request or assign that resource" in why and "resourceConfig" in why
@@ -144,7 +152,7 @@ def test_a_start_that_does_not_take_is_not_recorded_and_the_next_apply_starts_it
     # The gateway accepts the start, but the job falls back to PAUSED (it never came up).
     b.world.on_request("operate:start", after=lambda w, e: w.set_status("p1", "PAUSED"))
     result, _ = b.apply(pause_pipelines=True, pause_timeout=10)
-    ((ref, why),) = result.resume_failed
+    ((_ref, why),) = result.resume_failed
     assert "the start was accepted, but it reports PAUSED after 10s" in why
     assert b.kinds("pause", "resume") == ["pause"] and result.lags == []
     again, _ = b.apply(pause_pipelines=True)
@@ -189,13 +197,18 @@ def test_cli_start_timeout_names_the_pipelines_left_paused_then_the_next_apply_s
     em = make_emulator(world_for([pipeline(p, status="RUNNING") for p in ("p1", "p2", "p3")]))
     three_pipelines(repo)
     em.world.start_in_org(CLI_ORG, busy_for=3600)
-    res = run_cli(["apply", "--auto-approve", "--pause-pipelines", "--start-timeout", "0"], repo, gateway_env(em))
+    res = run_cli(
+        ["apply", "--auto-approve", "--pause-pipelines", "--start-timeout", "0"], repo, gateway_env(em)
+    )
     assert res.code == 1, res.all
     assert "apply did not finish" in res.err
     for p in ("p1", "p2", "p3"):
         assert f"could not start {p} again: " in res.err and f"o1/{p}: " in res.out
         assert em.world.status(p) == "PAUSED"
-    assert "61121" in res.err and "left PAUSED: o1/p1, o1/p2, o1/p3. The next `reconcile apply` starts them" in res.err
+    assert (
+        "61121" in res.err
+        and "left PAUSED: o1/p1, o1/p2, o1/p3. The next `reconcile apply` starts them" in res.err
+    )
     assert res.err.rstrip().endswith("NOT started again: o1/p1, o1/p2, o1/p3")
     plan = run_cli(["plan"], repo)
     assert plan.code == 0

@@ -130,7 +130,9 @@ class Starter:
             running = False
         if not running:
             status = self._status(ref)
-            why = f"the start was accepted, but it reports {status} after {_seconds(run.options.pause_timeout)}"
+            why = (
+                f"the start was accepted, but it reports {status} after {_seconds(run.options.pause_timeout)}"
+            )
             if status == "PAUSED" or status.startswith("unknown"):
                 # The start did not take (or nobody can tell): no resume record, so the
                 # next apply reads the status again and starts it if it is still PAUSED.

@@ -213,9 +213,7 @@ class EnosClient:
 
     def pipeline_details(self, org_id: str, pipeline_id: str) -> PipelineDetails:
         """Get Pipeline Details of the released version; `data` may be an object or a list."""
-        data = self.call(
-            "GET", PIPELINE_PATH.format(id=pipeline_id), {"orgId": org_id, "ifReleased": "true"}
-        )
+        data = self.call("GET", PIPELINE_PATH.format(id=pipeline_id), {"orgId": org_id, "ifReleased": "true"})
         if isinstance(data, list):
             data = next((d for d in data if isinstance(d, dict)), None)
         if not isinstance(data, dict):

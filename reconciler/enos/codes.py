@@ -103,9 +103,7 @@ def error_for_code(code: int | None, text: str, *, delete: bool = False) -> Enos
     return PermanentError(text, code=code, definite=code in REFUSAL_CODES)
 
 
-def error_for_http(
-    status: int, text: str, *, retry_after: float | None = None, path: str = ""
-) -> EnosError:
+def error_for_http(status: int, text: str, *, retry_after: float | None = None, path: str = "") -> EnosError:
     """The error for a gateway answer that is not HTTP 200 (Kong-style, REFERENCE 3.5).
 
     4xx other than 408 and 429 are definite refusals; 408, 429 and 5xx may have acted.

@@ -55,7 +55,9 @@ def _names(node: Any, depth: int) -> Iterator[str]:
                 yield node[key]
         for key, value in node.items():
             if key in _LIST_KEYS and isinstance(value, list):
-                yield from (s["name"] for s in value if isinstance(s, dict) and isinstance(s.get("name"), str))
+                yield from (
+                    s["name"] for s in value if isinstance(s, dict) and isinstance(s.get("name"), str)
+                )
             yield from _names(value, depth + 1)
     elif isinstance(node, list):
         for item in node:
