@@ -55,7 +55,10 @@ def test_a_404_elsewhere_stays_a_plain_refusal() -> None:
 
 def test_the_emulator_can_be_an_enos_3_gateway() -> None:
     world = World(world_for([pipeline("p1")], streamingApi=False))
-    with RunningEmulator(world) as em, EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+    with (
+        RunningEmulator(world) as em,
+        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+    ):
         c.token()  # the token service is still there
         for call in (
             lambda: c.list_pipelines("o1", 1, 10),

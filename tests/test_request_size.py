@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, pipeline, run_cli, world_for, write
+from conftest import gateway_env, ledger_of, pipeline, run_cli, world_for, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +20,6 @@ from reconciler.manifests import Manifest
 from reconciler.plan import Options, build_plan, diff
 from reconciler.plan._build import MAX_REQUEST_CELLS
 from reconciler.plan.values import Action
-
-from conftest import ledger_of  # isort: skip
 
 
 def actions_for(assets: int, points: int, options: Options = Options()) -> tuple[Action, ...]:
