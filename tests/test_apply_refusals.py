@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 from enos_bench import ORG, Bench, bench_factory, manifest, pipe
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler.apply import Outcome
 from reconciler.enos.client import PipelineDetails

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORG as CLI_ORG
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 from enos_bench import ORG, Bench, bench_factory, manifest, pipe
+from helpers import ORG as CLI_ORG
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler import ledger as L
 

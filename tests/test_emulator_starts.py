@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import pipeline, world_for
+from helpers import pipeline, world_for
 
 from reconciler.emulator import (
     DEFAULT_APP_KEY,

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.enos import Credentials, EnosClient

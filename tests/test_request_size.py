@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, ledger_of, pipeline, run_cli, world_for, write
+from helpers import gateway_env, ledger_of, pipeline, run_cli, world_for, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
