@@ -43,6 +43,7 @@ class Starter:
         self._busy_since: dict[str, float] = {}  # org -> its first 61121 since a start went through
         self._noted: set[PipelineRef] = set()
         self._left_paused: list[PipelineRef] = []
+        self._sent: set[PipelineRef] = set()  # a start was sent (it may have landed)
         self._jitter = random.Random()
 
     def run(self) -> None:
@@ -81,9 +82,12 @@ class Starter:
         run, ref = self._run, r.ref
         try:
             # A pause still settling refuses a start (61165): wait for PAUSED first, unless
-            # this run already waited the whole pause_timeout for it in vain.
-            if ref not in run.never_paused and run.gateways.status(ref) == "RUNNING":
+            # this run already waited the whole pause_timeout for it in vain, or already sent
+            # a start (a Ctrl-C cut the wait for RUNNING short: it is RUNNING by our hand).
+            waited = ref in run.never_paused or ref in self._sent
+            if not waited and run.gateways.status(ref) == "RUNNING":
                 run.wait_status(ref, "PAUSED")
+            self._sent.add(ref)
             run.gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
         except OrgBusyError as exc:
             return "retry" if self._busy(r, exc) else "gave up"
