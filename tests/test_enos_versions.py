@@ -12,7 +12,7 @@ import pytest
 from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, StateRequest
 from reconciler.enos.codes import SUPPORTED_ENOS
 from reconciler.errors import ApiNotAvailable, PermanentError
 
@@ -62,7 +62,7 @@ def test_the_emulator_can_be_an_enos_3_gateway() -> None:
         c.token()  # the token service is still there
         for call in (
             lambda: c.list_pipelines("o1", 1, 10),
-            lambda: c.delete_stage_state("o1", "p1", "s1", ["a"], ["x"]),
+            lambda: c.delete_stage_state(StateRequest("o1", "p1", "s1", ["a"], ["x"])),
             lambda: c.start("o1", "p1", 1, 1000),
         ):
             with pytest.raises(ApiNotAvailable):

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, StateRequest
 from reconciler.errors import TooManyPointsError
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, build_plan, diff
@@ -75,16 +75,20 @@ def test_the_emulator_enforces_either_reading(limit: str) -> None:
         RunningEmulator(world) as em,
         EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
     ):
-        c.delete_stage_state("o1", "p1", "s1", ["a1", "a2"], ["x", "y", "z"])  # 6 cells: both pass
+        c.delete_stage_state(
+            StateRequest("o1", "p1", "s1", ["a1", "a2"], ["x", "y", "z"])
+        )  # 6 cells: both pass
         with pytest.raises(TooManyPointsError):
-            c.delete_stage_state("o1", "p1", "s1", ["a1"], [f"x{i}" for i in range(11)])  # 11 points
+            c.delete_stage_state(
+                StateRequest("o1", "p1", "s1", ["a1"], [f"x{i}" for i in range(11)])
+            )  # 11 points
         twelve_cells = (["a1", "a2", "a3", "a4"], ["x", "y", "z"])
         if limit == "cells":
             with pytest.raises(TooManyPointsError) as caught:
-                c.delete_stage_state("o1", "p1", "s1", *twelve_cells)
+                c.delete_stage_state(StateRequest("o1", "p1", "s1", *twelve_cells))
             assert caught.value.code == 61105
         else:
-            c.delete_stage_state("o1", "p1", "s1", *twelve_cells)
+            c.delete_stage_state(StateRequest("o1", "p1", "s1", *twelve_cells))
     assert [e["code"] for e in world.log] == [0, 61105, 61105 if limit == "cells" else 0]
 
 

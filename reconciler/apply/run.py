@@ -306,14 +306,7 @@ class Run:
         client = self.gateways.client(action.org_id)
         for attempt in range(_NOT_PAUSED_RETRIES + 1):
             try:
-                client.delete_stage_state(
-                    action.org_id,
-                    action.pipeline_id,
-                    action.stage,
-                    action.asset_ids,
-                    action.point_ids,
-                    may_retry=lambda: self._still_paused(action.pipeline),
-                )
+                client.delete_stage_state(action, may_retry=lambda: self._still_paused(action.pipeline))
                 break
             except TooManyPointsError as exc:
                 if action.cells <= 1:
@@ -471,9 +464,7 @@ class Run:
 
     def _verify_one(self, a: Action) -> None:
         try:
-            items = self.gateways.client(a.org_id).get_stage_state(
-                a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
-            )
+            items = self.gateways.client(a.org_id).get_stage_state(a)
         except EnosError as exc:
             with self.result.lock:
                 self.result.verify_failed.append((a, -1))

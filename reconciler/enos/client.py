@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -68,6 +68,33 @@ class OffsetLag:
     lag: int
     partitions: int
     ts: int | None
+
+
+class StageRequest(Protocol):
+    """What a Delete or Get Stage State request is about: every asset x every point of
+    one stage (apply passes its plan `Action`)."""
+
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def pipeline_id(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def asset_ids(self) -> Sequence[str]: ...
+    @property
+    def point_ids(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class StateRequest:
+    """A `StageRequest` for callers without a plan (tests, scripts)."""
+
+    org_id: str
+    pipeline_id: str
+    stage: str
+    asset_ids: Sequence[str]
+    point_ids: Sequence[str]
 
 
 def check_gateway(url: str) -> str:
@@ -231,17 +258,9 @@ class EnosClient:
         data = self.call("GET", OFFSET_LAG_PATH.format(id=pipeline_id), {"orgId": org_id})
         return _offset_lag(pipeline_id, data)
 
-    def delete_stage_state(
-        self,
-        org_id: str,
-        pipeline_id: str,
-        stage: str,
-        assets: Sequence[str],
-        points: Sequence[str],
-        *,
-        may_retry: Callable[[], bool] | None = None,
-    ) -> None:
-        """Delete Stage State; success is code 0 with data true, and nothing else.
+    def delete_stage_state(self, request: StageRequest, *, may_retry: Callable[[], bool] | None = None) -> None:
+        """Delete Stage State for every asset x point of `request`; success is code 0 with
+        data true, and nothing else.
 
         61199 raises `NotPausedError` at once, never retried: the caller re-reads the status.
         `may_retry` is asked before every retry of an ambiguous failure (see `Session.call`).
@@ -249,23 +268,16 @@ class EnosClient:
         self._session.call(
             "POST",
             STAGE_STATE_PATH,
-            {"action": "delete", "orgId": org_id},
-            _state_body(pipeline_id, stage, assets, points),
+            {"action": "delete", "orgId": request.org_id},
+            _state_body(request),
             expect_true=True,
             delete=True,
             may_retry=may_retry,
         )
 
-    def get_stage_state(
-        self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
-    ) -> list[dict[str, Any]]:
+    def get_stage_state(self, request: StageRequest) -> list[dict[str, Any]]:
         """Get Stage State items; `data` may be a list or `{items: [...]}` (REFERENCE 1.1)."""
-        data = self.call(
-            "POST",
-            STAGE_STATE_PATH,
-            {"action": "get", "orgId": org_id},
-            _state_body(pipeline_id, stage, assets, points),
-        )
+        data = self.call("POST", STAGE_STATE_PATH, {"action": "get", "orgId": request.org_id}, _state_body(request))
         if isinstance(data, dict):
             data = data.get("items", [])
         if not isinstance(data, list):
@@ -273,12 +285,12 @@ class EnosClient:
         return [item for item in data if isinstance(item, dict)]
 
 
-def _state_body(pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]) -> dict[str, str]:
+def _state_body(request: StageRequest) -> dict[str, str]:
     return {
-        "pipelineId": pipeline_id,
-        "stageInstanceName": stage,
-        "assetIds": ",".join(assets),
-        "pointIds": ",".join(points),
+        "pipelineId": request.pipeline_id,
+        "stageInstanceName": request.stage,
+        "assetIds": ",".join(request.asset_ids),
+        "pointIds": ",".join(request.point_ids),
     }
 
 
