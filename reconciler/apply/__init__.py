@@ -69,9 +69,7 @@ def apply(
             f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "
             f"is at seq {writer.head[0]}; plan again"
         )
-    run = Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock, now)
-    if stop is not None:
-        run.halt = stop
+    run = Run(gateways, writer, reporter, options, sleep=sleep, clock=clock, now=now, halt=stop)
     leftover = {r.pipeline: r for r in plan.pending_resumes}
     gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
     wanted = {a.pipeline for a in plan.actions}

@@ -16,13 +16,13 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.errors import ApplyRefused, EnosError, LedgerWriteError, OrgBusyError
 from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:
-    from reconciler.apply.run import Run
+    from reconciler.apply.pipelines import Pipelines
     from reconciler.apply.values import Resume
 
 BACKOFF_CAP = 30.0
@@ -33,8 +33,8 @@ class Starter:
     """Starts a list of pipelines; `run()` may be called again after a Ctrl-C cut it short,
     and goes on where it stopped."""
 
-    def __init__(self, run: Run, todo: Sequence[Resume]) -> None:
-        self._run = run
+    def __init__(self, pipes: Pipelines, todo: Sequence[Resume]) -> None:
+        self._pipes = pipes
         self._queues: dict[str, deque[Resume]] = {}
         for r in todo:
             self._queues.setdefault(r.ref.org_id, deque()).append(r)
@@ -48,13 +48,13 @@ class Starter:
 
     def run(self) -> None:
         """Until every queue is empty: start what is due, else sleep until something is."""
-        clock = self._run.clock
+        clock = self._pipes.clock
         while any(self._queues.values()):
             now = clock()
             due = [org for org, q in sorted(self._queues.items()) if q and self._next_try.get(org, 0) <= now]
             if not due:
                 wake = min(self._next_try[org] for org, q in self._queues.items() if q)
-                self._run.sleep(max(0.0, wake - now))
+                self._pipes.sleep(max(0.0, wake - now))
                 continue
             for org in due:
                 self._step(org)
@@ -63,7 +63,7 @@ class Starter:
     def _step(self, org: str) -> None:
         queue = self._queues[org]
         r = queue[0]
-        done = {*self._run.result.resumed, *(ref for ref, _ in self._run.result.resume_failed)}
+        done = {*self._pipes.result.resumed, *(ref for ref, _ in self._pipes.result.resume_failed)}
         if r.ref in done:  # a start Ctrl-C interrupted after it finished is not tried again
             queue.popleft()
             return
@@ -79,16 +79,16 @@ class Starter:
     def _attempt(self, r: Resume) -> str:
         """One start: "done" (started or failed for good), "retry" (61121, try again later),
         or "gave up" (61121 past --start-timeout)."""
-        run, ref = self._run, r.ref
+        pipes, ref = self._pipes, r.ref
         try:
             # A pause still settling refuses a start (61165): wait for PAUSED first, unless
             # this run already waited the whole pause_timeout for it in vain, or already sent
             # a start (a Ctrl-C cut the wait for RUNNING short: it is RUNNING by our hand).
-            waited = ref in run.never_paused or ref in self._sent
-            if not waited and run.gateways.status(ref) == "RUNNING":
-                run.wait_status(ref, "PAUSED")
+            waited = ref in pipes.never_paused or ref in self._sent
+            if not waited and pipes.gateways.status(ref) == "RUNNING":
+                pipes.wait_status(ref, "PAUSED")
             self._sent.add(ref)
-            run.gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
+            pipes.gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
         except OrgBusyError as exc:
             return "retry" if self._busy(r, exc) else "gave up"
         except (EnosError, ApplyRefused) as exc:
@@ -102,41 +102,39 @@ class Starter:
     def _busy(self, r: Resume, exc: OrgBusyError) -> bool:
         """61121: whether to try again: until --start-timeout has passed since the org's first
         61121 (the pipelines after one that gave up get one try each, not a timeout each)."""
-        run, ref, org = self._run, r.ref, r.ref.org_id
-        now = run.clock()
+        pipes, ref, org = self._pipes, r.ref, r.ref.org_id
+        now = pipes.clock()
         first = self._busy_since.setdefault(org, now)
-        deadline = first + run.options.start_timeout
+        deadline = first + pipes.options.start_timeout
         if now >= deadline:
             self._not_started(
                 ref,
                 f"EnOS refused the start with 61121 (another job of org {org} is being started) for "
-                f"{_seconds(now - first)}; --start-timeout is {_seconds(run.options.start_timeout)}",
+                f"{_seconds(now - first)}; --start-timeout is {_seconds(pipes.options.start_timeout)}",
             )
             return False
-        delay = self._delay.get(org, run.options.start_backoff)
+        delay = self._delay.get(org, pipes.options.start_backoff)
         self._delay[org] = min(BACKOFF_CAP, delay * 2)
         wait = self._jitter.uniform(delay / 2, delay)
         self._next_try[org] = min(now + wait, deadline)
         if ref not in self._noted:
             self._noted.add(ref)
-            run.reporter.note(
+            pipes.reporter.note(
                 f"{ref.pipeline_id}: another start is in progress in org {org} (61121); trying again "
-                f"for up to {_seconds(run.options.start_timeout)}"
+                f"for up to {_seconds(pipes.options.start_timeout)}"
             )
         return True
 
     def _confirm(self, ref: PipelineRef) -> None:
         """Wait for RUNNING; then the `resume` record, and the lag where the gateway has it."""
-        run = self._run
+        pipes = self._pipes
         try:
-            running = run.wait_status(ref, "RUNNING")
+            running = pipes.wait_status(ref, "RUNNING")
         except EnosError:
             running = False
         if not running:
             status = self._status(ref)
-            why = (
-                f"the start was accepted, but it reports {status} after {_seconds(run.options.pause_timeout)}"
-            )
+            why = f"the start was accepted, but it reports {status} after {_seconds(pipes.options.pause_timeout)}"
             if status == "PAUSED" or status.startswith("unknown"):
                 # The start did not take (or nobody can tell): no resume record, so the
                 # next apply reads the status again and starts it if it is still PAUSED.
@@ -146,20 +144,17 @@ class Starter:
             self._fail(ref, f"{why}; it is not this run's to start any more: look at it in the EnOS console")
             return
         if self._record_resume(ref):
-            run.result.resumed.append(ref)
-            run.reporter.note(f"started {ref.pipeline_id} again: it reports RUNNING")
+            pipes.result.resumed.append(ref)
+            pipes.reporter.note(f"started {ref.pipeline_id} again: it reports RUNNING")
             self._lag(ref)
 
     def _record_resume(self, ref: PipelineRef, note: str | None = None) -> bool:
-        run = self._run
-        fields: dict[str, Any] = {"orgId": ref.org_id, "pipelineId": ref.pipeline_id}
-        if note is not None:
-            fields["note"] = note
+        pipes = self._pipes
         try:
-            run.record("resume", fields)
+            pipes.journal.resume(ref, note)
         except LedgerWriteError as exc:
-            run.result.ledger_error = run.result.ledger_error or exc
-            run.result.resumed.append(ref)
+            pipes.result.ledger_error = pipes.result.ledger_error or exc
+            pipes.result.resumed.append(ref)
             self._fail(ref, f"started, but the resume record was not written: {exc}")
             return False
         return True
@@ -167,11 +162,11 @@ class Starter:
     def _lag(self, ref: PipelineRef) -> None:
         """Get Pipeline Offset and Lag, once: not every gateway answers it, and it is only news."""
         try:
-            lag = self._run.gateways.client(ref.org_id).offset_lag(*ref)
+            lag = self._pipes.gateways.client(ref.org_id).offset_lag(*ref)
         except EnosError:
             return
         if lag is not None:
-            self._run.result.lags.append((ref, lag))
+            self._pipes.result.lags.append((ref, lag))
 
     def _not_started(self, ref: PipelineRef, why: str) -> None:
         self._left_paused.append(ref)
@@ -183,19 +178,19 @@ class Starter:
             return
         names = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r in self._left_paused)
         it = "it" if len(self._left_paused) == 1 else "them"
-        self._run.reporter.note(
+        self._pipes.reporter.note(
             f"left PAUSED: {names}. The next `reconcile apply` starts {it} (a pause record with no "
             f"resume). Start {it} in the EnOS console if that cannot wait: {PAUSE_LIMIT}."
         )
         self._left_paused = []
 
     def _fail(self, ref: PipelineRef, why: str) -> None:
-        self._run.result.resume_failed.append((ref, why))
-        self._run.reporter.note(f"could not start {ref.pipeline_id} again: {why}")
+        self._pipes.result.resume_failed.append((ref, why))
+        self._pipes.reporter.note(f"could not start {ref.pipeline_id} again: {why}")
 
     def _status(self, ref: PipelineRef) -> str:
         try:
-            return self._run.gateways.status(ref)
+            return self._pipes.gateways.status(ref)
         except EnosError as exc:
             return f"unknown (List Pipelines failed: {exc})"
 

@@ -86,6 +86,8 @@ class ApplyOptions:
 
 @dataclass
 class ApplyResult:
+    """What a run did. Filled in the run's own thread only (workers return outcomes)."""
+
     deleted: list[Action] = field(default_factory=list)
     failed: list[tuple[Action, str]] = field(default_factory=list)
     in_doubt: list[tuple[Action, str]] = field(default_factory=list)
@@ -100,7 +102,6 @@ class ApplyResult:
     verify_failed: list[tuple[Action, int]] = field(default_factory=list)
     ledger_error: LedgerWriteError | None = None
     interrupted: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -258,7 +258,9 @@ class EnosClient:
         data = self.call("GET", OFFSET_LAG_PATH.format(id=pipeline_id), {"orgId": org_id})
         return _offset_lag(pipeline_id, data)
 
-    def delete_stage_state(self, request: StageRequest, *, may_retry: Callable[[], bool] | None = None) -> None:
+    def delete_stage_state(
+        self, request: StageRequest, *, may_retry: Callable[[], bool] | None = None
+    ) -> None:
         """Delete Stage State for every asset x point of `request`; success is code 0 with
         data true, and nothing else.
 
@@ -277,7 +279,9 @@ class EnosClient:
 
     def get_stage_state(self, request: StageRequest) -> list[dict[str, Any]]:
         """Get Stage State items; `data` may be a list or `{items: [...]}` (REFERENCE 1.1)."""
-        data = self.call("POST", STAGE_STATE_PATH, {"action": "get", "orgId": request.org_id}, _state_body(request))
+        data = self.call(
+            "POST", STAGE_STATE_PATH, {"action": "get", "orgId": request.org_id}, _state_body(request)
+        )
         if isinstance(data, dict):
             data = data.get("items", [])
         if not isinstance(data, list):
