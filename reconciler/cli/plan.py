@@ -234,6 +234,10 @@ def _live_statuses(p: Plan, gateway: str | None, cfg: RepoConfig | None) -> dict
 
     gw = gateways_for(gateway, cfg, read_only=True)()
     found = gw.statuses(p.pipelines)
+    from reconciler.apply import stage_warnings
+
+    for w in stage_warnings(gw, p.actions):
+        consoles().warn(w)
     return {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
     }
