@@ -332,7 +332,7 @@ def _ledger_to_plan_from(
         yield ledger
         return
     try:
-        data: bytes | None = repo.read_ledger_bytes()
+        data: dict[str, bytes] | None = repo.read_ledger_files()
     except LedgerNotAnchored:
         raise
     except GitSyncError as exc:
@@ -345,9 +345,12 @@ def _ledger_to_plan_from(
     if data is None:
         yield ledger
         return
+    from reconciler import ledger as ledger_mod
+
     with tempfile.TemporaryDirectory(prefix="reconcile-ledger-") as tmp:
         path = Path(tmp) / Path(ledger).name
-        path.write_bytes(data)
+        if data:
+            ledger_mod.write_files(path, data)
         yield str(path)
 
 

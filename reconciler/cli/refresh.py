@@ -34,7 +34,7 @@ MAX_LIVE_STATE_REQUESTS = 200
 def refreshed(
     warn: Callable[[str], None], review: Review, p: Plan, gateway: str | None, cfg: RepoConfig | None
 ) -> Review:
-    from reconciler.apply import status_of
+    from reconciler.apply import stage_warnings, status_of
     from reconciler.cli.settings import gateways_for
     from reconciler.render.review import LiveStatus
 
@@ -43,6 +43,7 @@ def refreshed(
             started = time.monotonic()
             found = gw.statuses(p.pipelines)
             latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in p.pipelines}))
+            stages = tuple(stage_warnings(gw, p.actions))  # stage names a pipeline lacks
             cells, note = _live_state(gw, p.actions, set(found))
     except ReconcilerError as exc:
         warn(f"--refresh failed, showing the offline plan: {exc}")
@@ -50,8 +51,15 @@ def refreshed(
     statuses = {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
     }
+    for w in stages:
+        warn(w)
     return dataclasses.replace(
-        review, statuses=statuses, latency=latency, live_cells=cells, live_state_note=note
+        review,
+        statuses=statuses,
+        latency=latency,
+        live_cells=cells,
+        live_state_note=note,
+        warnings=(*review.warnings, *stages),
     )
 
 
@@ -75,9 +83,7 @@ def _live_state(
             out.append(None)
             continue
         try:
-            items = gw.client(a.org_id).get_stage_state(
-                a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
-            )
+            items = gw.client(a.org_id).get_stage_state(a)
         except EnosError as exc:
             out.append(None)
             failed.append(str(exc))
