@@ -163,7 +163,7 @@ def test_a_running_pipeline_is_one_the_merge_pauses(review_repo: Path, make_emul
         run_cli(["plan", "--refresh", "--format", "json", "--no-pause-pipelines"], review_repo, env).out
     )
     assert off["pipelines"][0]["willPause"] is False and off["pipelines"][0]["blocks"] is True
-    assert {e["route"] for e in em.world.log} <= {"list", "get"}  # read-only calls only
+    assert {e["route"] for e in em.world.log} <= {"list", "details", "get"}  # read-only calls only
 
 
 def _closed_port() -> str:
@@ -476,7 +476,7 @@ def test_refresh_counts_the_pending_cells_that_hold_state(review_repo: Path, mak
     assert "- Live state: 800 of 812 cells to clear hold state now (Get Stage State, read-only)" in md
     text = run_cli(["plan", "--refresh"], review_repo, gateway_env(em)).out
     assert "800 of 812 cells to clear hold state now" in text
-    assert {e["route"] for e in em.world.log} <= {"list", "get"}  # read-only calls only
+    assert {e["route"] for e in em.world.log} <= {"list", "details", "get"}  # read-only calls only
 
 
 def test_live_state_of_a_pipeline_not_listed_is_not_read(review_repo: Path, make_emulator: Any) -> None:
