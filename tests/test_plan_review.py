@@ -108,11 +108,11 @@ def test_max_cells_from_reconcile_yaml_in_every_format(review_repo: Path) -> Non
         in text
     )
     assert "What makes it large: pv-fleet-again (800 cells)." in text
-    assert "Refused with it, though small: small-fix (12 cells)." in text
+    assert "Also refused with it: small-fix (12 cells)." in text
     assert "raise apply.maxCells in reconcile.yaml to at least 812" in text
     md = run_cli(["plan", "--format", "markdown"], review_repo).out
     assert "- **Apply will refuse this whole plan:** 812 cells to clear" in md
-    assert "Refused with it, though small: `small-fix` (12 cells)." in md
+    assert "Also refused with it: `small-fix` (12 cells)." in md
 
 
 def test_the_flag_overrides_the_config_and_within_the_limit_says_so(review_repo: Path) -> None:
@@ -487,3 +487,22 @@ def test_live_state_of_a_pipeline_not_listed_is_not_read(review_repo: Path, make
     assert line in res.out
     data = json.loads(run_cli(["plan", "--refresh", "--format", "json"], review_repo, gateway_env(em)).out)
     assert data["actionsLiveStateCells"] == [800, None, None] and data["summary"]["liveStateCells"] == 800
+
+
+@pytest.mark.parametrize(
+    ("sizes", "limit", "advice"),
+    [
+        ([600, 600], 1000, "take it out of this change and merge it on its own"),
+        ([100, 100, 100, 100], 250, "take them out of this change and merge them on their own"),
+        ([900, 900, 900], 1000, "take them out of this change and merge them one at a time"),
+        ([5000, 10], 1000, "split it into manifests of at most 1,000 cells, merged one at a time"),
+    ],
+)
+def test_what_to_change_fits_the_sizes(sizes: list[int], limit: int, advice: str) -> None:
+    from reconciler.plan.values import Policy
+    from reconciler.render.review import policy_lines
+
+    by = tuple((f"m{i}", n) for i, n in enumerate(sizes))
+    lines = policy_lines(Policy(limit, False, sum(sizes), by))
+    assert advice in lines[-1]
+    assert lines[1].startswith("What makes it large: m0")

@@ -179,13 +179,15 @@ def policy_lines(policy: Policy, q: str = "") -> list[str]:
     ]
     if policy.held_back:
         held = ", ".join(f"{q}{n}{q} ({plural(c, 'cell')})" for n, c in policy.held_back)
-        lines.append(f"Refused with it, though small: {held}.")
+        lines.append(f"Also refused with {'it' if len(policy.large) == 1 else 'them'}: {held}.")
     them = "it" if len(policy.large) == 1 else "them"
-    split = (
-        f"merge {them} on {'its' if them == 'it' else 'their'} own"
-        if sum(c for _, c in policy.large) <= limit
-        else f"split {them} into manifests of at most {limit:,} cells, merged one at a time"
-    )
+    sizes = [c for _, c in policy.large]
+    if sum(sizes) <= limit:
+        split = f"merge {them} on {'its' if them == 'it' else 'their'} own"
+    elif max(sizes) <= limit:
+        split = "merge them one at a time"
+    else:
+        split = f"split {them} into manifests of at most {limit:,} cells, merged one at a time"
     lines.append(
         f"To change: take {them} out of this change and {split}, or raise {q}apply.maxCells{q} "
         f"in {q}reconcile.yaml{q} to at least {pending:,} in a reviewed change."
