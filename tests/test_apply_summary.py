@@ -97,3 +97,13 @@ def test_a_blocked_pipeline_is_named_by_name(repo: Path, make_emulator: Any) -> 
     em = make_emulator(world_for([pipeline("p1", status="STOPPED", pipelineName="Wind averages")]))
     res = run_cli(["apply", "--auto-approve"], repo, gateway_env(em))
     assert res.code == 1 and "  o1 / p1 (Wind averages): STOPPED" in res.err
+
+
+def test_a_summary_that_cannot_be_written_does_not_hide_why_apply_failed(repo: Path) -> None:
+    _repo(repo)
+    res = run_cli(
+        ["apply", "--auto-approve", "--summary", "no/such/dir/s.json"], repo, {"ENOS_API_GATEWAY": "x"}
+    )
+    assert res.code == 1
+    assert "no/such/dir/s.json: could not write the summary" in res.err
+    assert "error:" in res.err  # apply's own refusal is still the error

@@ -213,7 +213,10 @@ def _summary_files(files: list[Path], settings: ApplySettings, seen: list[Planne
                 actor=settings.apply_options.actor,
             )
             for f in files:
-                f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
+                try:
+                    f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
+                except OSError as exc:  # never in place of what apply itself raised
+                    consoles().warn(f"{f}: could not write the summary: {exc.strerror or exc}")
 
 
 def _show(c: Consoles, planned: Planned) -> None:
