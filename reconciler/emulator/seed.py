@@ -34,7 +34,16 @@ PIPELINE_KEYS = {
     "pauseDelay": (int, float),
     "state": list,
 }
-STATE_KEYS = {"stage": str, "assets": list, "points": list}
+STATE_KEYS = {
+    "stage": str,
+    "assets": list,
+    "points": list,
+    # what Get Stage State returns for these cells (emulator/items.py)
+    "value": (str, int, float, bool, type(None)),
+    "time": int,
+    "quality": int,
+    "dq": int,
+}
 
 
 def check_seed(seed: Any, source: str) -> None:
