@@ -100,6 +100,12 @@ class ApplySettings(_Strict):
     pausePipelines: bool | None = Field(
         default=None, description="Pause RUNNING pipelines for the deletes, then start them again."
     )
+    snapshot: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Keep the state read just before each delete in this file (JSON Lines, gzip for .gz), "
+        "relative to this file; costs one read per request.",
+    )
 
 
 class ConfigDoc(_Strict):
@@ -154,6 +160,7 @@ class RepoConfig:
     max_cells: int | None = None
     concurrency: int | None = None
     pause_pipelines: bool | None = None
+    snapshot: Path | None = None  # apply.snapshot, relative to the working directory like ledger_path
 
     def gateway_for(self, org_id: str) -> Gateway | None:
         """The org's own gateway, else the default entry (no orgId), else None."""
@@ -311,6 +318,7 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         max_cells=doc.apply.maxCells,
         concurrency=doc.apply.concurrency,
         pause_pipelines=doc.apply.pausePipelines,
+        snapshot=None if doc.apply.snapshot is None else path.parent / doc.apply.snapshot,
     )
 
 

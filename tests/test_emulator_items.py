@@ -16,7 +16,7 @@ GENERAL = {"modelId", "modelIdPath", "attr", "assetId", "pointId", "time", "valu
 STAGES = {
     "gen": "LastRecordAppender",
     "late": "LatePointTagger",
-    "win": "TumblingWindowAggregator",
+    "win": "WindowAggregator",
     "other": "KafkaProducer",
 }
 
@@ -92,3 +92,15 @@ def test_seeded_value_of_wrong_type_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(EmulatorError, match=r"w\.yaml: pipelines\[0\]\.state\[0\]: time: wrong type str"):
         World.from_file(seed)
+
+
+def test_delete_keeps_to_the_general_types(make_emulator: Any) -> None:
+    p = pipeline(stages=())
+    p["stages"] = STAGES
+    em = make_emulator(world_for([p]))
+    with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+        for stage in ("late", "win", "other"):
+            with pytest.raises(Exception, match="61107"):
+                c.delete_stage_state(ORG, "p1", stage, ["a"], ["x"])
+        c.delete_stage_state(ORG, "p1", "gen", ["a"], ["x"])
+        assert c.get_stage_state(ORG, "p1", "gen", ["a"], ["x"]) == []

@@ -68,6 +68,10 @@ def apply(
             f"is at seq {writer.head[0]}; plan again"
         )
     run = Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock, now)
+    if options.snapshot is not None:
+        from reconciler.apply.snapshot import Snapshot
+
+        run.snapshot = Snapshot(options.snapshot)  # an unwritable file is refused before any call
     if stop is not None:
         run.halt = stop
     leftover = {r.pipeline: r for r in plan.pending_resumes}

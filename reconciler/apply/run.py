@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from reconciler.apply.gateways import Gateways, status_of, writable
+from reconciler.apply.snapshot import Snapshot, SnapshotError
 from reconciler.apply.values import ApplyOptions, ApplyResult, Outcome, Reporter, Resume
 from reconciler.errors import (
     ApplyRefused,
@@ -53,6 +54,7 @@ class Run:
     futures: dict[Future[None], tuple[Action, Callable[[Action], None]]] = field(default_factory=dict)
     accounted: set[Future[None]] = field(default_factory=set)
     stop_noted: bool = False
+    snapshot: Snapshot | None = None  # apply --snapshot: the state read before each delete
 
     def record(self, kind: str, fields: dict[str, Any]) -> Record:
         return self.writer.append(kind, {**fields, "actor": self.options.actor})
@@ -61,20 +63,31 @@ class Run:
         """One `intent` per manifest the request serves (a shared physical cell is sent once)."""
         self.intents[action] = [self.record("intent", f) for f in action.ledger_fields()]
 
-    def record_outcome(self, kind: str, action: Action, code: int | None = None, message: str = "") -> None:
+    def record_outcome(
+        self,
+        kind: str,
+        action: Action,
+        code: int | None = None,
+        message: str = "",
+        evidence: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
         """`delete` or `failed` for a request, per manifest it serves: one that is exactly its
         intent's refers to it (ledger format v2, no repeated ID lists); a split half lists
-        its own cells."""
+        its own cells. `evidence`: each record's `snapshot` digest (apply --snapshot)."""
         actor = {"actor": self.options.actor}
+
+        def proof(i: int) -> dict[str, Any]:
+            return {"snapshot": evidence[i]} if evidence else {}
+
         intents = self.intents.get(action)
         if intents is None:
             extra = {"code": code, "message": message} if kind == "failed" else {}
-            for fields in action.ledger_fields():
-                self.record(kind, {**fields, **extra})
+            for i, fields in enumerate(action.ledger_fields()):
+                self.record(kind, {**fields, **extra, **proof(i)})
             return
-        for intent in intents:
+        for i, intent in enumerate(intents):
             if kind == "delete":
-                self.writer.append_delete(intent, actor)
+                self.writer.append_delete(intent, {**actor, **proof(i)})
             else:
                 self.writer.append_failed(intent, code=code, message=message, fields=actor)
 
@@ -297,8 +310,11 @@ class Run:
 
     def delete(self, action: Action) -> None:
         client = self.gateways.client(action.org_id)
+        evidence = None
         for attempt in range(_NOT_PAUSED_RETRIES + 1):
             try:
+                if self.snapshot is not None and evidence is None:  # apply --snapshot: no evidence, no delete
+                    evidence = self.snapshot.take(client, action, self.intents.get(action))
                 client.delete_stage_state(
                     action.org_id,
                     action.pipeline_id,
@@ -321,6 +337,9 @@ class Run:
                     self.ended_in_doubt(action, str(exc))
                     return
                 self.sleep(self.options.poll_interval * (attempt + 1))
+            except SnapshotError as exc:
+                self.refused(action, None, f"not sent: {exc}")
+                return
             except EnosError as exc:
                 if exc.definite:
                     self.refused(action, exc, str(exc))
@@ -328,7 +347,7 @@ class Run:
                     self.ended_in_doubt(action, str(exc))
                 return
         try:
-            self.record_outcome("delete", action)
+            self.record_outcome("delete", action, evidence=evidence)
         except LedgerWriteError:
             # Cleared, but the ledger cannot say so: in doubt, for a person or the next run.
             with self.result.lock:

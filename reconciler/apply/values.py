@@ -66,6 +66,7 @@ class ApplyOptions:
     poll_interval: float = 2.0
     actor: dict[str, Any] = field(default_factory=dict)
     write_ahead: bool = False  # every pause and intent recorded (and published) before any call
+    snapshot: str | None = None  # apply --snapshot FILE: the state read before each delete (snapshot.py)
 
 
 @dataclass

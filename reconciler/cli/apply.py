@@ -74,6 +74,15 @@ def apply(
         bool, flag("--resend-in-doubt", help="Re-send in-doubt requests even if the pipeline ran since.")
     ] = False,
     verify: Annotated[bool, flag("--verify", help="Read deleted cells back with Get Stage State.")] = False,
+    snapshot: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="FILE",
+            help="Evidence: read each request's cells just before its delete and append the items to FILE "
+            "(JSON Lines, gzip for .gz); each delete record carries their digest. Costs one extra read "
+            "per request; a read that fails sends no delete (default: reconcile.yaml's apply.snapshot).",
+        ),
+    ] = None,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(metavar="N", min=0, help="Refuse a plan that clears more than this many cells."),
@@ -115,6 +124,7 @@ def apply(
         max_cells=max_cells,
         lock_timeout=lock_timeout,
         allow_dirty=allow_dirty,
+        snapshot=snapshot,
     )
     reporter = render_apply.reporter_for(c)
     _, result = operations.apply(

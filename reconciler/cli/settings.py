@@ -128,6 +128,7 @@ def apply_settings(
     max_cells: int | None,
     lock_timeout: float | None,
     allow_dirty: bool,
+    snapshot: str | None = None,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
@@ -153,6 +154,7 @@ def apply_settings(
         kafka_rate=kafka_rate,
         resume_settings=resume_settings(cfg),
         actor=actor,
+        snapshot=snapshot or (str(cfg.snapshot) if cfg is not None and cfg.snapshot is not None else None),
     )
     return ApplySettings(
         paths=tuple(paths),

@@ -169,7 +169,7 @@ async def stage_state(request: Request, world: World) -> Response:
     q = request.query_params
     action = q.get("action")
     body = await _json_body(request)
-    problem = _validate_state_request(q.get("orgId"), body, world)
+    problem = _validate_state_request(q.get("orgId"), body, world, action)
     if problem is not None:
         return problem
     assets = body["assetIds"].split(",")
@@ -203,7 +203,9 @@ async def stage_state(request: Request, world: World) -> Response:
     return ok(True)
 
 
-def _validate_state_request(org: str | None, body: dict[str, Any], world: World) -> Response | None:
+def _validate_state_request(
+    org: str | None, body: dict[str, Any], world: World, action: str | None = None
+) -> Response | None:
     """REFERENCE 5: missing (61102), too many (61105), pipeline (61106), stage type (61107)."""
     if not org:
         return fail(61102, "Missing param orgId")
@@ -216,7 +218,7 @@ def _validate_state_request(org: str | None, body: dict[str, Any], world: World)
         p = world.pipelines.get(body["pipelineId"])
         if p is None or p.org_id != org:
             return fail(61106, "Wrong pipelineId or OU has no privilege")
-        if not state_items.supported(p.stages.get(body["stageInstanceName"])):
+        if not state_items.supported(p.stages.get(body["stageInstanceName"]), action):
             return fail(61107, "Not supported Stage Type")
     return None
 

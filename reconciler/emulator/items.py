@@ -33,11 +33,17 @@ WINDOW_MS = 600_000  # emulated window length: ten minutes
 SEEDABLE = ("value", "time", "quality", "dq")
 
 
-def supported(operator_type: str | None) -> bool:
-    """Whether Get/Delete Stage State accept this operator type (else 61107)."""
+def supported(operator_type: str | None, action: str | None) -> bool:
+    """Whether Get (`action` "get") or Delete Stage State accept this operator type (else 61107).
+
+    Get serves the three documented shapes; Delete keeps REFERENCE 5's rule (the four
+    general types only), since no page says which other types it clears.
+    """
     if operator_type is None:
         return False
-    return operator_type in GENERIC_TYPES or operator_type in LATE_TYPES or is_window(operator_type)
+    if operator_type in GENERIC_TYPES:
+        return True
+    return action == "get" and (operator_type in LATE_TYPES or is_window(operator_type))
 
 
 def is_window(operator_type: str) -> bool:

@@ -39,3 +39,31 @@ def ledger_lines(records: Sequence[Record]) -> str:
         lines.append(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}")
     lines.append(f"{plural(len(records), 'record')}")
     return "\n".join(lines) + "\n"
+
+
+def last_cleared_text(
+    records: Sequence[Record], what: str, descriptions: Mapping[str, str | None] | None = None
+) -> str:
+    """ "When was X last cleared, and why": the latest `delete` among `records` (already
+    filtered to X), who did it from which commit and run, and the manifest's description."""
+    deletes = [r for r in records if r.kind == "delete"]
+    if not deletes:
+        return f"{what}: never cleared in these records.\n"
+    last = deletes[-1]
+    d, actor = last.data, last.actor
+    lines = [
+        f"{what}: last cleared {last.at} (record #{last.seq}, {plural(len(deletes), 'clear')} in these records)",
+        f"  manifest {d.get('manifest')}, pipeline {d.get('pipelineId')}, stage {d.get('stageInstanceName')}",
+    ]
+    why = (descriptions or {}).get(str(d.get("manifest")))
+    if why:
+        lines.append(f"  why: {why}")
+    by = f"  by {actor.get('user', '?')}"
+    if actor.get("gitCommit"):
+        by += f" at commit {actor['gitCommit']}"
+    if actor.get("runUrl"):
+        by += f", run {actor['runUrl']}"
+    if last.resolved:
+        by += " (recorded by a person with `ledger resolve`)"
+    lines.append(by)
+    return "\n".join(lines) + "\n"
