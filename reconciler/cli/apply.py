@@ -139,6 +139,12 @@ def apply(
         c.out.print("Nothing to apply.")
         return
     c.out.print(render_apply.summary_table(result))
+    evidence = settings.apply_options.snapshot
+    if evidence is not None:  # said before any failure exit: the evidence matters most then
+        c.out.print(
+            f"Evidence of the state cleared: {evidence} (check it: reconcile ledger show --snapshot {evidence})",
+            markup=False,
+        )
     render_apply.raise_for(result)
     c.out.print(render_apply.done_line(result))
 

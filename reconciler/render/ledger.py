@@ -28,6 +28,9 @@ def ledger_lines(records: Sequence[Record]) -> str:
         if actor.get("runUrl"):
             who += f" {actor['runUrl']}"
         kind = r.kind + (" (resolved)" if d.get("resolved") else "")
+        snap = d.get("snapshot")
+        if isinstance(snap, dict):  # apply --snapshot: the evidence this record vouches for
+            who += f"  [snapshot: {plural(int(snap.get('items') or 0), 'item')}]"
         if r.asset_ids:
             what = (
                 f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
