@@ -1,4 +1,4 @@
-"""The ledger commands: verify, show, resolve, migrate."""
+"""The ledger commands: verify, show (with the checks of a snapshot file), resolve, report, migrate."""
 
 from __future__ import annotations
 
@@ -257,6 +257,52 @@ def _read_back(c: Consoles, doubt: list[Action], gateway: str | None) -> None:
             "recorded. Re-send them with `reconcile apply --resend-in-doubt`"
         )
     c.out.print("Every in-doubt cell reads back empty: the deletes took effect.", markup=False)
+
+
+@ledger_app.command("report")
+def ledger_report(
+    ledger: LedgerOpt = None,
+    out: Annotated[
+        str,
+        typer.Option("--out", metavar="FILE", help="Where to write the HTML file ('-' for standard output)."),
+    ] = "ledger-report.html",
+    title: Annotated[str, typer.Option(metavar="TEXT", help="The page's title.")] = "Stage state cleared",
+) -> None:
+    """An audit report: one self-contained HTML file (no network needed to open it).
+
+    A chart of cells cleared per day per pipeline; per manifest when, by whom, from which
+    commit and CI run, how many cells and how long each pipeline was paused; requests in
+    doubt or failed; pipelines left paused. Filter by pipeline, manifest or asset in the
+    page (the filter is kept in the URL, e.g. ledger-report.html#asset=0033Tiui).
+
+    \b
+    Example:  reconcile ledger report --out ledger-report.html
+    """
+    from reconciler import ledger as ledger_mod
+    from reconciler.cli.settings import config, resolve_ledger
+    from reconciler.render.report import report_html
+
+    c = consoles()
+    led = ledger_mod.read(resolve_ledger(ledger, config()))
+    if not led.exists:
+        raise ReconcilerError(f"{led.path} does not exist: nothing to report (a typo in --ledger?)")
+    for w in led.warnings:
+        c.warn(w)
+    html = report_html(led, title)
+    if out == "-":
+        c.write(html)
+        return
+    target = Path(out)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise ReconcilerError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
+    c.out.print(
+        f"Wrote {target} ({len(html.encode()):,} bytes): {plural(len(led.records), 'record')} "
+        f"up to seq {led.head_seq}",
+        markup=False,
+    )
 
 
 @ledger_app.command("migrate")

@@ -31,7 +31,7 @@ from reconciler.ledger._format import (
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, read
-from reconciler.ledger._select import SINCE_FORMS, parse_since, select
+from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
 from reconciler.ledger._write import LedgerWriter
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "parse_since",
     "read",
     "record_hash",
+    "record_time",
     "select",
     "utc_now",
 ]
