@@ -8,6 +8,7 @@ identity is configured anywhere.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -126,6 +127,12 @@ def test_apply_job_pauses_clears_restarts_and_pushes_the_ledger(
     assert sum(len(r["assetIds"].split(",")) for r in deleted) == 2
     message = git(project, env, "log", "-1", "--format=%an|%B", "FETCH_HEAD")
     assert message.startswith("reconcile-bot|") and "[skip ci]" in message
+    # issue 20: the evidence and the audit report are the job's artifacts
+    kept = project / ".gitlab-ci-local" / "artifacts" / "apply" / "reconcile-evidence"
+    assert (kept / "ledger-report.html").read_text().startswith("<!doctype html>")
+    evidence = gzip.decompress((kept / "state-before-delete.jsonl.gz").read_bytes()).splitlines()
+    snap = [r["snapshot"] for r in records if r["kind"] == "delete"]
+    assert len(evidence) == 2 and sum(s["items"] for s in snap) == 2
 
 
 def test_apply_job_applies_the_latest_main_not_its_trigger_commit(
