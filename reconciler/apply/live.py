@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import EnosError, ReconcilerError
+from reconciler.errors import EnosError, ReconcilerError, TooManyPointsError
 
 if TYPE_CHECKING:
     from reconciler.apply.gateways import Gateways
@@ -80,9 +80,7 @@ def read_state(
 
     def one(a: Action) -> tuple[Action, list[dict[str, Any]] | str]:
         try:
-            return a, gateways.client(a.org_id).get_stage_state(
-                a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
-            )
+            return a, _read(gateways, a)
         except (EnosError, ReconcilerError) as exc:
             return a, str(exc)
 
@@ -96,6 +94,19 @@ def read_state(
         state.holding[a] = len(held)
         _keep_samples(state.samples.setdefault(a.manifest, []), a, got, held, samples)
     return state
+
+
+def _read(gateways: Gateways, a: Action) -> list[dict[str, Any]]:
+    """One request's items; halves on 61105, as apply splits the delete."""
+    try:
+        return gateways.client(a.org_id).get_stage_state(
+            a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
+        )
+    except TooManyPointsError:
+        if a.cells <= 1:
+            raise
+        first, second = a.halves()
+        return _read(gateways, first) + _read(gateways, second)
 
 
 def holding_cells(

@@ -22,6 +22,7 @@ from reconciler.cli._app import (
     flag,
     paths_or_default,
 )
+from reconciler.cli._live import read_live
 from reconciler.errors import ReconcilerError
 from reconciler.words import plural
 
@@ -110,16 +111,20 @@ def plan(
         c.warn(w)
     p = planned.plan
     statuses = _live_statuses(p, gateway) if refresh else None
+    live = read_live(c, p, gateway, cfg) if refresh else None  # issue 20: what the cells hold now
     if out_file is not None:
         planfile.write(p, out_file)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
-        c.write(planfile.dumps(p))
+        from reconciler.render.live import live_json
+
+        c.write(planfile.dumps(p, live=live_json(p, live) if live else None))
     elif fmt == "markdown":
         import os
 
         from reconciler.actor import current_actor
         from reconciler.render import markdown
+        from reconciler.render.live import live_markdown
 
         c.write(
             markdown.plan_markdown(
@@ -130,6 +135,7 @@ def plan(
                 base_commit=_base_commit(current_actor(paths_or_default(paths))),
                 link_base=markdown.link_base_from_env(os.environ),
             )
+            + (live_markdown(p, live) if live else "")
         )
     else:
         from reconciler.render import plan as render  # rich: not for json
@@ -137,6 +143,10 @@ def plan(
         c.out.print(render.plan_text(p, planned.manifest_files), end="")
         if statuses is not None:
             c.out.print(render.status_text(statuses, p), end="")
+        if live is not None:
+            from reconciler.render.live import live_text
+
+            c.out.print(live_text(p, live), end="", markup=False)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
 
