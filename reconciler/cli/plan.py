@@ -81,7 +81,12 @@ def plan(
         typer.Option(metavar="N", min=0, help="Show whether apply's --max-cells would refuse this plan."),
     ] = None,
     refresh: Annotated[
-        bool, flag("--refresh", help="Add live pipeline statuses (read-only gateway calls).")
+        bool,
+        flag(
+            "--refresh",
+            help="Add live pipeline statuses and how many pending cells hold state now, with samples "
+            "(read-only gateway calls: one Get Stage State per request).",
+        ),
     ] = False,
     gateway: Annotated[
         Optional[str],  # noqa: UP045
