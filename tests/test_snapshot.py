@@ -55,7 +55,7 @@ def test_snapshot_keeps_the_items_and_the_ledger_vouches(repo: Path, make_emulat
     routes = [(e["route"], e["body"]) for e in em.world.log if e["route"] in ("get", "delete")]
     assert [r for r, _ in routes] == ["get", "delete"] and routes[0][1] == routes[1][1]
     shown = run_cli(["ledger", "show", "--snapshot", name], repo)
-    assert shown.code == 0 and "2 items match the digests of 1 delete records" in shown.out
+    assert shown.code == 0 and "2 items match the digests of 1 delete record" in shown.out
 
 
 def test_a_tampered_snapshot_is_named(repo: Path, make_emulator: Any) -> None:
@@ -130,3 +130,20 @@ def test_resolve_verify_settles_from_evidence(repo: Path, make_emulator: Any) ->
     done = run_cli(["ledger", "resolve", "--verify", "--yes"], repo, gateway_env(em))
     assert done.code == 0 and "no state left" in done.out and "Recorded 1 in-doubt request" in done.out
     assert L.read(path).records[-1].data["resolved"] is True
+
+
+def test_evidence_of_a_refused_delete_is_a_note_not_a_mismatch(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(
+        world_for([{**pipeline(), "stages": {"s1": "WindowAggregator"}}])
+    )  # get ok, delete 61107
+    write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1"], points=["x"]))
+    assert apply(repo, em, "--snapshot", "ev.jsonl").code == 1
+    led = L.read(repo / "applied-ledger.jsonl")
+    assert [r.kind for r in led.records if r.kind in L.CELL_KINDS] == ["intent", "failed"]
+    report = check(repo / "ev.jsonl", led)
+    assert report.ok and report.notes and "not recorded as done" in report.notes[0]
+    forged = repo / "forged.jsonl"
+    forged.write_text((repo / "ev.jsonl").read_text().replace('"intent": 1', '"intent": 99'))
+    assert not check(forged, led).ok
+    verify = run_cli(["ledger", "verify", "--snapshot", "forged.jsonl"], repo)
+    assert verify.code == 1 and "no record of this ledger announced" in verify.out

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from reconciler.errors import EnosError, ReconcilerError, TooManyPointsError
+from reconciler.words import plural
 
 if TYPE_CHECKING:
     from reconciler.enos import EnosClient
@@ -145,6 +146,7 @@ class CheckReport:
     vouched: int = 0  # delete records whose lines are in the file, digest equal
     items: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -152,11 +154,12 @@ class CheckReport:
 
     def text(self) -> str:
         head = (
-            f"{self.path}: {self.items:,} items match the digests of {self.vouched:,} delete records"
+            f"{self.path}: {plural(self.items, 'item')} match the digests of {plural(self.vouched, 'delete record')}"
             if self.ok
             else f"{self.path}: does NOT match the ledger ({len(self.problems)} problems)"
         )
-        return "\n".join([head, *(f"  {p}" for p in self.problems[:20])]) + "\n"
+        lines = [head, *(f"  {p}" for p in self.problems[:20]), *(f"  note: {n}" for n in self.notes[:20])]
+        return "\n".join(lines) + "\n"
 
 
 def check(path: str | os.PathLike[str], ledger: Ledger) -> CheckReport:
@@ -179,16 +182,22 @@ def check(path: str | os.PathLike[str], ledger: Ledger) -> CheckReport:
             continue
         if not keys:
             report.problems.append(
-                f"record #{r.seq} ({r.manifest}): its {snap.get('items')} items are not in the file, or differ"
+                f"record #{r.seq} ({r.manifest}): its {plural(int(snap.get('items') or 0), 'item')} are not in the file, or differ"
             )
             continue
         used.add(keys.pop())
         report.vouched += 1
         report.items += int(snap.get("items") or 0)
+    intents = {r.seq for r in ledger.records if r.kind == "intent"}
     for key in sorted(set(groups) - used, key=str):
-        report.problems.append(
-            f"{len(groups[key])} lines of intent #{key[0]} that no delete record vouches for"
-        )
+        if key[0] in intents:  # read, then the delete failed or ended in doubt: evidence, not a clear
+            report.notes.append(
+                f"{plural(len(groups[key]), 'item')} read for intent #{key[0]} before a delete that is not recorded as done"
+            )
+        else:
+            report.problems.append(
+                f"{plural(len(groups[key]), 'line')} of intent #{key[0]} that no record of this ledger announced"
+            )
     return report
 
 

@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 
 
 @ledger_app.command("verify")
-def ledger_verify(ledger: LedgerOpt = None) -> None:
+def ledger_verify(
+    ledger: LedgerOpt = None,
+    snapshot: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            metavar="FILE",
+            help="Also check this `apply --snapshot` file against the digests its delete records carry.",
+        ),
+    ] = None,
+) -> None:
     """Check the hash chain of every record; name the first bad line.
 
     Records cut from the end of the file are not detectable by the chain alone; with the
@@ -41,6 +50,8 @@ def ledger_verify(ledger: LedgerOpt = None) -> None:
         f"{path}: {plural(len(led.records), 'record')}, chain intact; head seq {led.head_seq} hash {led.head_hash}",
         markup=False,
     )
+    if snapshot is not None:
+        _check_snapshot(c, led, snapshot)
 
 
 @ledger_app.command("show")
