@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
@@ -188,16 +189,30 @@ def pick(flag: T | None, configured: T | None, default: T) -> T:
 # --- loading -------------------------------------------------------------------------
 
 
+def find_config(start: Path | None = None) -> Path | None:
+    """`reconcile.yaml` in the working directory or the nearest directory above it, up to
+    the top of its git work tree: run from `manifests/`, a command still finds the
+    repository's config and ledger (a ledger kept in git is never skipped for a `cd`)."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / CONFIG_FILE).is_file():
+            found = directory / CONFIG_FILE
+            return Path(os.path.relpath(found)) if directory != here else Path(CONFIG_FILE)
+        if (directory / ".git").exists():
+            return None
+    return None
+
+
 def load_config(path: str | Path | None = None) -> RepoConfig | None:
-    """Load `path`, or `reconcile.yaml` in the working directory if it exists.
+    """Load `path`, or the `reconcile.yaml` that `find_config` finds.
 
     None when no path is given and there is no such file; a given path that does not
     exist, and any invalid content, is `ConfigError` naming every `file:line:col`.
     """
     if path is None:
-        if not Path(CONFIG_FILE).is_file():
+        path = find_config()
+        if path is None:
             return None
-        path = CONFIG_FILE
     shown = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -225,6 +240,7 @@ def _parse(shown: str, raw: bytes) -> tuple[ConfigDoc | None, list[Diagnostic]]:
     except ValidationError as exc:
         return None, [_diagnostic(shown, doc, err) for err in exc.errors()]
     diags = _duplicates(shown, doc, "gateways", [(g.orgId,) for g in model.gateways])
+    diags += _secret_as_key(shown, doc, model.gateways)
     diags += _duplicates(shown, doc, "pipelines", [(p.orgId, p.pipelineId) for p in model.pipelines])
     return (None if diags else model), diags
 
@@ -241,6 +257,31 @@ def _duplicates(
             first = ids.index(value)
             diags.append(
                 Diagnostic(shown, line, col, f"{key}[{i}]: {what} is already given in {key}[{first}]")
+            )
+    return diags
+
+
+_SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "PRIVATE")
+
+
+def _secret_as_key(shown: str, doc: yamlsource.Document, gateways: list[GatewaySettings]) -> list[Diagnostic]:
+    """An `appKeyEnv` naming a secret variable would send the secret in plain text, as the
+    app key, in the token request (DESIGN "Reviewed is what gets applied")."""
+    secrets = {g.appSecretEnv for g in gateways} | {"ENOS_APP_SECRET", "ENOS_READONLY_APP_SECRET"}
+    diags = []
+    for i, g in enumerate(gateways):
+        name = g.appKeyEnv
+        if name in secrets or any(word in name.upper() for word in _SECRET_WORDS):
+            line, col = yamlsource.position(doc, ("gateways", i, "appKeyEnv"))
+            diags.append(
+                Diagnostic(
+                    shown,
+                    line,
+                    col,
+                    f"gateways[{i}].appKeyEnv: {name} names a secret; the app key is sent in plain "
+                    "text in every token request, so it must name the variable of the app key "
+                    "(e.g. ENOS_APP_KEY), never a secret's",
+                )
             )
     return diags
 

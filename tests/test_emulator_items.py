@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORG, pipeline, world_for, write
+from helpers import ORG, pipeline, world_for, write
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, EmulatorError, World
 from reconciler.enos import Credentials, EnosClient

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler import ledger as L
 from reconciler.errors import ReconcilerError

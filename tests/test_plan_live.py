@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 GOLDEN = Path(__file__).parent / "golden"
 READONLY = {"appKey": "readonly-key", "appSecret": "readonly-secret"}

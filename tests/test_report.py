@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium, open_page
-from conftest import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
-from report_fixture import EXPECTED, history_ledger
+from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers.browser import chromium, open_page
+from helpers.node import in_ci
+from helpers.report_ledger import EXPECTED, history_ledger
 
 from reconciler import ledger as L
 from reconciler.render.audit import audit_data
@@ -37,7 +38,7 @@ PROBES = {
 
 def need_chromium() -> None:
     if chromium() is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(
                 "chromium is not installed, and CI=true: `apt-get install -y chromium` (.ci/run does)"
             )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORG, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers import ORG, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler import ledger as L
 from reconciler.apply.snapshot import check, digest

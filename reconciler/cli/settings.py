@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.config import RepoConfig, load_config, pick
-from reconciler.errors import ApplyRefused, ReconcilerError
+from reconciler.errors import ApplyRefused, ConfigError, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 if TYPE_CHECKING:
@@ -47,13 +47,51 @@ def plan_options(max_points: int | None, max_assets: int | None, targets: Iterab
 
 
 def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
-    """The ledger kept in git, when reconcile.yaml turns it on (what `init` sets up)."""
+    """The ledger kept in git, when reconcile.yaml turns it on (what `init` sets up).
+
+    The ledger given (`--ledger`, a saved plan's) must be reconcile.yaml's, however it is
+    spelled and wherever the command runs: a ledger kept in git is never skipped."""
     if cfg is None or cfg.git is None:
         return None
     from reconciler.gitsync import LedgerRepo
 
+    if Path(ledger).resolve() != cfg.ledger_path.resolve():
+        raise ConfigError(
+            f"{ledger} is not the ledger {cfg.path} keeps in git ({cfg.ledger_path}); nothing was "
+            "sent. Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed"
+        )
     return LedgerRepo(
-        Path.cwd(), ledger, remote=cfg.git.remote, branch=cfg.git.branch, lease_seconds=cfg.git.lease_seconds
+        Path.cwd(),
+        cfg.ledger_path,
+        remote=cfg.git.remote,
+        branch=cfg.git.branch,
+        lease_seconds=cfg.git.lease_seconds,
+    )
+
+
+def check_git_not_turned_off(cfg: RepoConfig | None, note: Callable[[str], None]) -> None:
+    """In CI, a ledger that is not kept in git stays on a disposable runner: refused when
+    the repository's ledger was kept in git before (the anchor exists), loud otherwise."""
+    if os.environ.get("CI") != "true" or (cfg is not None and cfg.git is not None):
+        return
+    from reconciler.gitsync import ANCHOR_REF, Git
+
+    git = Git(Path.cwd())
+    anchored = (
+        git.succeeds("rev-parse", "--git-dir")
+        and git.succeeds("remote", "get-url", "origin")
+        and bool(git.run("ls-remote", "--refs", "origin", ANCHOR_REF).stdout.strip())
+    )
+    where = f"{cfg.path} turns ledger.git off" if cfg is not None else "there is no reconcile.yaml"
+    if anchored:
+        raise ApplyRefused(
+            f"{where}, but this repository's ledger is kept in git (origin has {ANCHOR_REF}); "
+            "nothing was sent. In CI the records would stay on a disposable runner, and the next "
+            "run would clear everything again. Keep ledger.git on"
+        )
+    note(
+        f"{where}: in CI the ledger's records stay on this runner and are lost with it; "
+        "keep the ledger in git (ledger.git in reconcile.yaml, what `reconcile init` writes)"
     )
 
 
@@ -128,19 +166,24 @@ def apply_settings(
     max_cells: int | None,
     lock_timeout: float | None,
     allow_dirty: bool,
+    allow_unreviewed: bool = False,
     snapshot: str | None = None,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
     In CI, manifests with uncommitted changes are refused unless `allow_dirty`: the
-    ledger's `gitCommit` would not say what was applied.
+    ledger's `gitCommit` would not say what was applied. With the ledger in git, apply
+    refuses anything not on the remote's branch unless `allow_unreviewed` (break glass),
+    and then every record of the run says `"unreviewed": true` in its actor.
     """
     from reconciler.actor import current_actor
     from reconciler.apply import ApplyOptions
     from reconciler.operations import ApplySettings
 
     actor = current_actor(_manifest_paths(paths))
-    if actor.get("gitDirty") and os.environ.get("CI") and not allow_dirty:
+    if allow_unreviewed:
+        actor["unreviewed"] = True
+    if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed):
         raise ApplyRefused(
             "the manifests have uncommitted changes, so the ledger could not say which commit was "
             "applied; nothing was sent. Commit them, or pass --allow-dirty"
@@ -164,6 +207,8 @@ def apply_settings(
         apply_options=options,
         max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),
         lock_timeout=lock_timeout,
+        reviewed_paths=(*_manifest_paths(paths), *((str(cfg.path),) if cfg else ())),
+        allow_unreviewed=allow_unreviewed,
     )
 
 

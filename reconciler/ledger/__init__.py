@@ -31,6 +31,7 @@ from reconciler.ledger._format import (
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, read
+from reconciler.ledger._replace import replace_contents
 from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
 from reconciler.ledger._write import LedgerWriter
 
@@ -54,6 +55,7 @@ __all__ = [
     "read",
     "record_hash",
     "record_time",
+    "replace_contents",
     "select",
     "utc_now",
 ]
