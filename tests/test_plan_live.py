@@ -121,3 +121,21 @@ def test_no_pending_work_reads_nothing(repo: Path, make_emulator: Any) -> None:
     res = run_cli(["plan", "--refresh"], repo, gateway_env(em))
     assert res.code == 0 and "Live state" not in res.out
     assert not [e for e in em.world.log if e["route"] == "get"]
+
+
+def test_in_doubt_cells_are_counted_apart(scene: tuple[Path, Any]) -> None:
+    repo, em = scene
+    from helpers import cell_fields
+
+    from reconciler import ledger as L
+
+    with L.LedgerWriter(L.read(repo / "applied-ledger.jsonl")) as w:
+        w.append("intent", cell_fields("a1", "x", "a"))
+        w.append("resume", {"orgId": "o1", "pipelineId": "p1"})
+    res = run_cli(["plan", "--refresh", "--format", "json"], repo, env(em))
+    plan = json.loads(res.out)
+    assert plan["summary"]["inDoubtCells"] == 1 and plan["summary"]["liveStateInDoubtCells"] == 1
+    assert plan["summary"]["liveStateCells"] == 2  # a2/x and a1/y: the pending ones
+    text = run_cli(["plan", "--refresh"], repo, env(em)).out
+    assert "11 cells to clear; 2 hold state now." in text
+    assert "In doubt: 1 cell, 1 holds state now: their deletes did not take effect" in text

@@ -63,8 +63,8 @@ class LiveState:
         return sum(self.holding.values())
 
     def empty_actions(self) -> list[Action]:
-        """Actions whose cells hold no state at all: clearing them changes nothing."""
-        return [a for a, n in self.holding.items() if n == 0]
+        """Pending actions whose cells hold no state at all: clearing them changes nothing."""
+        return [a for a, n in self.holding.items() if n == 0 and not a.in_doubt]
 
 
 def read_state(

@@ -22,24 +22,52 @@ MAX_SAMPLE_ROWS = 30
 
 
 def live_json(plan: Plan, state: LiveState) -> dict[str, Any]:
-    """What `planfile.dumps(plan, live=...)` merges into the plan JSON."""
+    """What `planfile.dumps(plan, live=...)` merges into the plan JSON: `liveStateCells`
+    counts pending cells (as `pendingCells` does); in-doubt ones have their own count."""
+    summary = {"liveStateCells": _held(plan, state, doubt=False)}
+    if any(a.in_doubt for a in plan.actions):
+        summary["liveStateInDoubtCells"] = _held(plan, state, doubt=True)
     return {
         "actions": [{"liveStateCells": state.holding.get(a, 0)} for a in plan.actions],
-        "summary": {"liveStateCells": state.total},
+        "summary": summary,
         "liveStateSamples": [s.to_json() for samples in state.samples.values() for s in samples],
     }
 
 
 def headline(plan: Plan, state: LiveState) -> str:
-    pending = plan.summary.pending_cells
-    held = state.total
-    verb = "holds" if held == 1 else "hold"
-    return f"{plural(pending, 'cell')} to clear; {held:,} {verb} state now"
+    pending = sum(a.cells for a in plan.actions if not a.in_doubt)
+    held = _held(plan, state, doubt=False)
+    return f"{plural(pending, 'cell')} to clear; {held:,} {_verb(held)} state now"
+
+
+def doubt_line(plan: Plan, state: LiveState) -> str | None:
+    """What the in-doubt cells hold: state left means the lost delete did not land."""
+    doubt = sum(a.cells for a in plan.actions if a.in_doubt)
+    if not doubt:
+        return None
+    held = _held(plan, state, doubt=True)
+    meaning = (
+        "their deletes did not take effect, or the state was rebuilt since"
+        if held
+        else "they read back empty, as if their deletes took effect (`ledger resolve --verify` records that)"
+    )
+    return f"In doubt: {plural(doubt, 'cell')}, {held:,} {_verb(held)} state now: {meaning}"
+
+
+def _held(plan: Plan, state: LiveState, *, doubt: bool) -> int:
+    return sum(state.holding.get(a, 0) for a in plan.actions if a.in_doubt == doubt)
+
+
+def _verb(n: int) -> str:
+    return "holds" if n == 1 else "hold"
 
 
 def live_text(plan: Plan, state: LiveState) -> str:
     """The terminal section, printed after the plan."""
     lines = ["", f"Live state (Get Stage State, read now): {headline(plan, state)}."]
+    doubt = doubt_line(plan, state)
+    if doubt:
+        lines.append(f"  {doubt}.")
     for manifest, samples in state.samples.items():
         held, cells = _manifest_counts(plan, state, manifest)
         lines.append(f"  {manifest}: {held:,} of {plural(cells, 'cell')} hold state")
@@ -51,6 +79,9 @@ def live_text(plan: Plan, state: LiveState) -> str:
 def live_markdown(plan: Plan, state: LiveState) -> str:
     """The pull-request section: the headline, then samples folded."""
     out = ["", "### Live state", "", f"**{headline(plan, state)}.** Read just now with Get Stage State.", ""]
+    doubt = doubt_line(plan, state)
+    if doubt:
+        out += [f"{doubt}.", ""]
     empty = state.empty_actions()
     if empty:
         out += [f"> [!WARNING]\n> {_empty_summary(empty)}", ""]
