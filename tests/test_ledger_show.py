@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def test_last_cleared_and_why_in_one_command(applied: Path) -> None:
     assert res.code == 0, res.all
     led = L.read(applied / "applied-ledger.jsonl")
     last = [r for r in led.records if r.kind == "delete" and "0033Tiui" in r.asset_ids][-1]
-    assert f"asset 0033Tiui: last cleared {last.at} (record #{last.seq}, 2 clears" in res.out
+    assert f"asset 0033Tiui: last cleared {last.at} (record #{last.seq}; 2 clears so far)" in res.out
     assert "manifest inverter-fix-b, pipeline p2, stage s2" in res.out
     assert "why: Re-commissioned inverter (OPS-77)" in res.out
     assert f"by {last.actor['user']}" in res.out
@@ -110,3 +111,15 @@ def test_select_unit_filters_compose(applied: Path) -> None:
     assert [r.manifest for r in got] == ["inverter-fix-a"]
     with pytest.raises(ReconcilerError, match="--tail must be at least 1"):
         L.select(led, tail=0)
+
+
+def test_asset_history_golden(tmp_path: Path) -> None:
+    from helpers.report_ledger import history_ledger
+
+    history_ledger(tmp_path / "applied-ledger.jsonl")
+    res = show(tmp_path, "--asset", "0033Tiui")
+    assert res.code == 0, res.all
+    golden = Path(__file__).parent / "golden" / "ledger-show-asset.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(res.out)
+    assert res.out == golden.read_text()

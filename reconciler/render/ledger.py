@@ -55,7 +55,7 @@ def last_cleared_text(
     last = deletes[-1]
     d, actor = last.data, last.actor
     lines = [
-        f"{what}: last cleared {last.at} (record #{last.seq}, {plural(len(deletes), 'clear')} in these records)",
+        f"{what}: last cleared {last.at} (record #{last.seq}; {plural(len(deletes), 'clear')} so far)",
         f"  manifest {d.get('manifest')}, pipeline {d.get('pipelineId')}, stage {d.get('stageInstanceName')}",
     ]
     why = (descriptions or {}).get(str(d.get("manifest")))
