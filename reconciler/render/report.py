@@ -152,6 +152,8 @@ _SCRIPT = r"""
   const fmt = (n) => Number(n).toLocaleString("en-US");
   const PALETTE = ["#1f6feb", "#2da44e", "#bf8700", "#cf222e", "#8250df", "#0a7ea4", "#bc4c00", "#57606a", "#d63384", "#116329"];
 
+  // Ten distinct colours, then hues a golden angle apart: no two pipelines look alike.
+  function color(i) { return i < PALETTE.length ? PALETTE[i] : `hsl(${Math.round((i * 137.508) % 360)}, 60%, 42%)`; }
   function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); if (cls) e.className = cls; return e; }
   function link(url, text) { if (!url) return el("span", "—", "muted"); const a = el("a", text); a.href = url; a.rel = "noopener"; return a; }
   function duration(s) {
@@ -217,7 +219,7 @@ _SCRIPT = r"""
     const datasets = pipes.map((p, i) => {
       const per = Object.fromEntries(labels.map((d) => [d, 0]));
       for (const r of deletes) if (r.pipeline === p) per[r.day] += r.cells;
-      return { label: p, data: labels.map((d) => per[d]), backgroundColor: PALETTE[i % PALETTE.length], stack: "cells" };
+      return { label: p, data: labels.map((d) => per[d]), backgroundColor: color(i), stack: "cells" };
     });
     if (chart) chart.destroy();
     chart = new Chart($("chart"), {
