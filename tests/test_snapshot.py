@@ -143,7 +143,7 @@ def test_evidence_of_a_refused_delete_is_a_note_not_a_mismatch(repo: Path, make_
     report = check(repo / "ev.jsonl", led)
     assert report.ok and report.notes and "not recorded as done" in report.notes[0]
     forged = repo / "forged.jsonl"
-    forged.write_text((repo / "ev.jsonl").read_text().replace('"intent": 1', '"intent": 99'))
+    forged.write_text((repo / "ev.jsonl").read_text().replace('"intent":1', '"intent":99'))
     assert not check(forged, led).ok
     verify = run_cli(["ledger", "verify", "--snapshot", "forged.jsonl"], repo)
     assert verify.code == 1 and "no record of this ledger announced" in verify.out
