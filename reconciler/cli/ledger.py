@@ -114,7 +114,7 @@ def ledger_show(
     Example:
       reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 7d
       reconcile ledger show --asset 0033Tiui --kind delete --tail 1   # last cleared, and why
-      reconcile ledger show --snapshot evidence.jsonl.gz              # the evidence matches
+      reconcile ledger show --kind delete --snapshot evidence.jsonl.gz  # with the evidence checked
     """
     from reconciler import ledger as ledger_mod
     from reconciler.cli.settings import config, resolve_ledger
