@@ -152,7 +152,7 @@ def apply(
     evidence = settings.apply_options.snapshot
     if evidence is not None:  # said before any failure exit: the evidence matters most then
         c.out.print(
-            f"Evidence of the state cleared: {evidence} (check it: reconcile ledger show --snapshot {evidence})",
+            f"Evidence of the state cleared: {evidence} (check it: reconcile ledger verify --snapshot {evidence})",
             markup=False,
         )
     render_apply.raise_for(result)
