@@ -139,3 +139,17 @@ def test_in_doubt_cells_are_counted_apart(scene: tuple[Path, Any]) -> None:
     text = run_cli(["plan", "--refresh"], repo, env(em)).out
     assert "11 cells to clear; 2 hold state now." in text
     assert "In doubt: 1 cell, 1 holds state now: their deletes did not take effect" in text
+
+
+def test_the_comment_stays_within_githubs_limit(repo: Path, make_emulator: Any) -> None:
+    from reconciler.render.plan import GITHUB_COMMENT_LIMIT
+
+    em = make_emulator(world_for([pipeline()]))
+    assets = [f"asset-{i:05d}-with-a-long-id" for i in range(6000)]
+    write(repo / "manifests/ids.txt", "\n".join(assets) + "\n")
+    text = manifest_yaml("big", points=["x", "y"]).replace("assetIds: [a1, a2]", "assetIdsFile: ids.txt")
+    write(repo / "manifests/a.yaml", text)
+    md = run_cli(["plan", "--refresh", "--format", "markdown"], repo, gateway_env(em))
+    assert md.code == 0, md.all
+    assert "12,000 cells to clear; 12,000 hold state now" in md.out
+    assert GITHUB_COMMENT_LIMIT - 2000 < len(md.out) <= GITHUB_COMMENT_LIMIT  # full, and not over

@@ -144,7 +144,9 @@ def plan(
         from reconciler.actor import current_actor
         from reconciler.render import markdown
         from reconciler.render.live import live_markdown
+        from reconciler.render.plan import GITHUB_COMMENT_LIMIT
 
+        live_md = live_markdown(p, live) if live else ""  # the comment limit holds for both together
         c.write(
             markdown.plan_markdown(
                 p,
@@ -153,8 +155,9 @@ def plan(
                 max_cells=max_cells,
                 base_commit=_base_commit(current_actor(paths_or_default(paths))),
                 link_base=markdown.link_base_from_env(os.environ),
+                limit=GITHUB_COMMENT_LIMIT - len(live_md),
             )
-            + (live_markdown(p, live) if live else "")
+            + live_md
         )
     else:
         from reconciler.render import plan as render  # rich: not for json
