@@ -80,6 +80,7 @@ def test_report_renders_with_the_right_totals(report: Path) -> None:
     assert rows["solar-reset"][6] == "p2: paused by someone else"
     assert rows["wind-fix-2"][6] == "p1: still paused"
     assert rows["wind-fix"][2] == "ci" and rows["wind-fix"][3] == "0123456789"
+    assert rows["wind-fix"][7] == "3 items" and rows["solar-reset"][7] == "—"  # the snapshot digests
     assert v["doubt"] == [str(EXPECTED["in_doubt"])]
     assert v["failed"] == [["Not supported Stage Type <b>", 0]]  # text, never markup
     assert v["paused"] == EXPECTED["left_paused"]

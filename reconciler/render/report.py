@@ -83,7 +83,7 @@ _TEMPLATE = (
 <section>
   <h2>Manifests</h2>
   <table id="manifests"><thead><tr>
-    <th>Manifest</th><th>When</th><th>By</th><th>Commit</th><th>Run</th><th class="n">Cells</th><th>Pipelines paused</th>
+    <th>Manifest</th><th>When</th><th>By</th><th>Commit</th><th>Run</th><th class="n">Cells</th><th>Pipelines paused</th><th>Evidence</th>
   </tr></thead><tbody></tbody></table>
 </section>
 <section>
@@ -264,8 +264,16 @@ _SCRIPT = r"""
       const commit = el("td"); commit.appendChild(el("code", commits.map((c) => c.slice(0, 10)).join(" ") || "—"));
       const resolved = rs.some((r) => r.resolved) ? " (some recorded by a person)" : "";
       return [el("td", name), el("td", first === last ? short(first) : `${short(first)} to ${short(last)}`), el("td", (users || "—") + resolved),
-        commit, runCell, el("td", fmt(rs.reduce((s, r) => s + r.cells, 0)), "n"), pausedCell];
+        commit, runCell, el("td", fmt(rs.reduce((s, r) => s + r.cells, 0)), "n"), pausedCell, evidence(rs)];
     }, "nothing cleared (with these filters)");
+  }
+  function evidence(rs) {
+    // Items read just before the deletes (apply --snapshot), as the delete records vouch.
+    const kept = rs.filter((r) => r.snapshotItems !== null);
+    if (!kept.length) return el("td", "—", "muted");
+    const items = kept.reduce((s, r) => s + r.snapshotItems, 0);
+    const part = kept.length < rs.length ? ` (${kept.length} of ${rs.length} requests)` : "";
+    return el("td", `${fmt(items)} items${part}`);
   }
   function render() {
     const deletes = D.deletes.filter(keep), failed = D.failed.filter(keep), doubt = D.inDoubt.filter(keep);
