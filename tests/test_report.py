@@ -143,3 +143,15 @@ def test_report_cli_errors_and_stdout(tmp_path: Path) -> None:
     history_ledger(tmp_path / "applied-ledger.jsonl")
     out = run_cli(["ledger", "report", "--out", "-"], tmp_path)
     assert out.code == 0 and out.out.startswith("<!doctype html>") and out.out.rstrip().endswith("</html>")
+
+
+def test_the_controls_filter_and_keep_the_filter_in_the_url(report: Path) -> None:
+    need_chromium()
+    choose = (
+        "(() => { const s = document.getElementById('f-pipeline'); s.value = 'p1';"
+        " s.dispatchEvent(new Event('change')); return Number(document.getElementById('chart-box').dataset.total); })()"
+    )
+    clear = "(() => { document.getElementById('f-clear').click(); return Number(document.getElementById('chart-box').dataset.total); })()"
+    page = open_page(report.as_uri(), {"chosen": choose, "hash": "location.hash", "cleared": clear})
+    assert page.errors == []
+    assert page.values == {"chosen": EXPECTED["p1"], "hash": "#pipeline=p1", "cleared": EXPECTED["total"]}
