@@ -172,6 +172,43 @@ class RepoConfig:
         return next((p for p in self.pipelines if (p.org_id, p.pipeline_id) == (org_id, pipeline_id)), None)
 
 
+def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str]:
+    """What a pull request changes in reconcile.yaml that a reviewer must see first: where
+    credentials are sent (gateways, credential variable names), the ledger's settings,
+    and the apply policy. Empty when none of those change."""
+    out: list[str] = []
+    b_gw = {g.org_id: g for g in base.gateways} if base else {}
+    h_gw = {g.org_id: g for g in head.gateways} if head else {}
+    for org in sorted(set(b_gw) | set(h_gw), key=lambda o: o or ""):
+        who = f"org {org}" if org else "the default gateway"
+        old, new = b_gw.get(org), h_gw.get(org)
+        if old != new:
+            was = f"{old.url} with ${old.app_key_env}/${old.app_secret_env}" if old else "none"
+            now = f"{new.url} with ${new.app_key_env}/${new.app_secret_env}" if new else "none"
+            out.append(f"where credentials are sent for {who}: {was} -> {now}")
+    if _ledger_settings(base) != _ledger_settings(head):
+        out.append(
+            "the ledger's settings (path, git remote, branch, lease): "
+            f"{_ledger_settings(base)} -> {_ledger_settings(head)}"
+        )
+    if _policy(base) != _policy(head):
+        out.append(
+            f"the apply policy (maxCells, concurrency, pausePipelines): {_policy(base)} -> {_policy(head)}"
+        )
+    return out
+
+
+def _ledger_settings(c: RepoConfig | None) -> tuple[object, ...]:
+    if c is None:
+        return (None,)
+    where = os.path.relpath(c.ledger_path.resolve(), c.path.resolve().parent)
+    return (where, c.git.remote, c.git.branch, c.git.lease_seconds) if c.git else (where, "git off")
+
+
+def _policy(c: RepoConfig | None) -> tuple[object, ...]:
+    return (c.max_cells, c.concurrency, c.pause_pipelines) if c else (None, None, None)
+
+
 T = TypeVar("T")
 
 

@@ -70,9 +70,13 @@ def plan_from(
     return build_plan(diff(loaded.manifests, ledger), options, manifest_paths=paths), loaded
 
 
-def plan(paths: Sequence[str], ledger_path: str, options: Options) -> Planned:
-    """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network."""
+def plan(paths: Sequence[str], ledger_path: str, options: Options, *, shown_as: str | None = None) -> Planned:
+    """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network.
+    `shown_as`: the ledger's own path when `ledger_path` is a copy (the remote's ledger,
+    read from git): the plan names, and a saved plan applies to, the real one."""
     led = ledger_mod.read(ledger_path)
+    if shown_as is not None:
+        led = replace(led, path=Path(shown_as), exists=True)
     p, loaded = plan_from(paths, led, options)
     return Planned(p, loaded, led)
 

@@ -124,13 +124,25 @@ def plan(
     from reconciler.gitsync.review import base_from_env
 
     pr_base = base or base_from_env()
-    with _ledger_to_plan_from(cfg, resolve_ledger(ledger, cfg), pr_base, c.warn) as ledger_path:
-        planned = operations.plan(paths_or_default(paths), ledger_path, options)
+    ledger_file = resolve_ledger(ledger, cfg)
+    with _ledger_to_plan_from(cfg, ledger_file, pr_base, c.warn) as ledger_path:
+        shown = ledger_file if ledger_path != ledger_file else None
+        planned = operations.plan(paths_or_default(paths), ledger_path, options, shown_as=shown)
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
-    statuses = _live_statuses(p, gateway) if refresh else None
-    live = read_live(c, p, gateway, cfg) if refresh else None  # issue 20: what the cells hold now
+    changes: list[str] = []
+    gateways_cfg = cfg
+    if pr_base is not None:  # gateways and credential names come from the base, never the PR
+        from reconciler.cli.settings import base_config
+        from reconciler.config import review_changes
+
+        gateways_cfg = base_config(cfg, pr_base)
+        changes = review_changes(gateways_cfg, cfg)
+        for line in changes:
+            c.warn(f"this pull request changes {line}")
+    statuses = _live_statuses(p, gateway, gateways_cfg) if refresh else None
+    live = read_live(c, p, gateway, gateways_cfg) if refresh else None  # issue 20: what the cells hold now
     if out_file is not None:
         planfile.write(p, out_file)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
@@ -147,6 +159,8 @@ def plan(
         from reconciler.render.plan import GITHUB_COMMENT_LIMIT
 
         live_md = live_markdown(p, live) if live else ""  # the comment limit holds for both together
+        if changes:
+            c.write(_changes_markdown(changes))
         c.write(
             markdown.plan_markdown(
                 p,
@@ -206,7 +220,7 @@ def _ledger_to_plan_from(
         warn(f"cannot read the ledger from {repo.where} ({exc}); planning from {ledger}, which may be behind")
         data = None
     if base is not None:
-        review.check_pull_request(repo.git, repo.remote.name, base, repo.rel_path, data)
+        review.check_pull_request(repo.git, repo.remote_target, base, repo.rel_path, data)
     if data is None:
         yield ledger
         return
@@ -216,13 +230,24 @@ def _ledger_to_plan_from(
         yield str(path)
 
 
-def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, LiveStatus]:
+def _changes_markdown(changes: list[str]) -> str:
+    """The top of the comment: what the pull request changes in reconcile.yaml that decides
+    where credentials go, where the ledger lives, or what apply may do."""
+    lines = "\n".join(f"> - {line}" for line in changes)
+    return (
+        "> [!CAUTION]\n> **This pull request changes where credentials are sent, or how apply "
+        "behaves** (reconcile.yaml). Review these lines first:\n"
+        f"{lines}\n\n"
+    )
+
+
+def _live_statuses(p: Plan, gateway: str | None, cfg: RepoConfig | None) -> dict[PipelineRef, LiveStatus]:
     """Status and name of every pipeline in the plan; one List Pipelines omits is MISSING."""
     from reconciler.apply import status_of
-    from reconciler.cli.settings import config, gateways_for
+    from reconciler.cli.settings import gateways_for
     from reconciler.render.plan import LiveStatus
 
-    gw = gateways_for(gateway, config(), read_only=True)()
+    gw = gateways_for(gateway, cfg, read_only=True)()
     found = gw.statuses(p.pipelines)
     return {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines

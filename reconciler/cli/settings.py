@@ -29,6 +29,35 @@ def config(path: str | None = None) -> RepoConfig | None:
     return load_config(path)
 
 
+def base_config(cfg: RepoConfig | None, base: str) -> RepoConfig | None:
+    """reconcile.yaml as the pull request's base commit has it: gateways and credential
+    variable names come from there, never from the pull request (DESIGN "Reviewed is what
+    gets applied")."""
+    import tempfile
+
+    from reconciler.config import CONFIG_FILE
+    from reconciler.gitsync import Git
+    from reconciler.gitsync.review import base_file
+
+    git = Git(Path.cwd())
+    top = git.toplevel()
+    where = cfg.path.resolve() if cfg is not None else top / CONFIG_FILE
+    rel = where.relative_to(top).as_posix()
+    remote = cfg.git.remote if cfg is not None and cfg.git is not None else "origin"
+    data = base_file(git, remote, base, rel)
+    if data is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="reconcile-base-") as tmp:
+        path = Path(tmp) / CONFIG_FILE
+        path.write_bytes(data)
+        loaded = load_config(path)
+    if loaded is None:
+        return None
+    from dataclasses import replace
+
+    return replace(loaded, path=where, ledger_path=where.parent / loaded.ledger_path.relative_to(path.parent))
+
+
 def resolve_ledger(flag: str | None, cfg: RepoConfig | None = None) -> str:
     """`--ledger` (or RECONCILE_LEDGER), else reconcile.yaml's, else the default."""
     if flag:
@@ -183,7 +212,8 @@ def apply_settings(
     actor = current_actor(_manifest_paths(paths))
     if allow_unreviewed:
         actor["unreviewed"] = True
-    if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed):
+    in_git = cfg is not None and cfg.git is not None  # then apply checks what was reviewed itself
+    if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed or in_git):
         raise ApplyRefused(
             "the manifests have uncommitted changes, so the ledger could not say which commit was "
             "applied; nothing was sent. Commit them, or pass --allow-dirty"

@@ -141,7 +141,7 @@ class Git:
         """The remote's `refs` that exist, with their commits (one round trip)."""
         proc = self.run("ls-remote", "--refs", remote, *refs)
         if proc.returncode != 0:
-            raise GitSyncError(stderr(proc))
+            raise GitSyncError(f"cannot reach {redact(remote)}: {stderr(proc)}")
         found: dict[str, str] = {}
         for line in proc.stdout.decode().splitlines():
             sha, _, ref = line.partition("\t")

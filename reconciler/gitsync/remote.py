@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.errors import GitSyncError
-from reconciler.gitsync._git import Git, RefUpdate
+from reconciler.gitsync._git import Git, RefUpdate, redact
 
 ANCHOR_REF = "refs/reconcile/anchor"
 SKIP_CI = "[skip ci]"  # GitHub and GitLab skip pipelines for a head commit that says so
@@ -129,21 +129,22 @@ class GitRemote:
 
     def __init__(self, git: Git, name: str = "origin", push_options: Sequence[str] = PUSH_OPTIONS) -> None:
         self.git = git
-        self.name = name
+        self.target = name  # a remote's name, or a URL (which may carry a token)
+        self.name = redact(name)  # what messages show
         self.push_options = tuple(push_options)
 
     def read(self, branch: str, paths: Sequence[str]) -> RemoteState:
         ref = f"refs/heads/{branch}"
         try:
-            found = self.git.ls_remote(self.name, ref, ANCHOR_REF)
+            found = self.git.ls_remote(self.target, ref, ANCHOR_REF)
         except GitSyncError as exc:
-            raise GitSyncError(f"cannot fetch {branch} from {self.name}: {exc}") from exc
+            raise GitSyncError(f"cannot fetch {branch}: {exc}") from exc
         wanted = [
             (r, _SEEN + ("anchor" if r == ANCHOR_REF else "branch")) for r in (ref, ANCHOR_REF) if r in found
         ]
         missing = [f"+{src}:{dst}" for src, dst in wanted if not self.git.has_object(found[src])]
         if missing:
-            self.git.fetch(self.name, *missing)
+            self.git.fetch(self.target, *missing)
         head = self._resolve(found.get(ref), _SEEN + "branch")
         anchor_commit = self._resolve(found.get(ANCHOR_REF), _SEEN + "anchor")
         files = {p: self.git.blob(head, p) for p in paths}
@@ -183,13 +184,13 @@ class GitRemote:
             RefUpdate(f"refs/heads/{branch}", commit, seen.head),
             RefUpdate(ANCHOR_REF, anchor, seen.anchor.commit if seen.anchor else None),
         ]
-        if self.git.push(self.name, updates, self.push_options) != "pushed":
+        if self.git.push(self.target, updates, self.push_options) != "pushed":
             return None
         return _after(seen, files, commit, anchor, ledger_path, branch)
 
     def changed_by(self, anchor: Anchor, head: str, path: str) -> str | None:
         if self.git.is_ancestor(anchor.published, head) is None and self.git.shallow():
-            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=500", self.name, head)
+            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=500", self.target, head)
         proc = self.git.run("log", "-1", "--format=%H", f"{anchor.published}..{head}", "--", path)
         out = proc.stdout.decode().strip()
         return out or None if proc.returncode == 0 else None

@@ -97,6 +97,7 @@ class LedgerRepo:
         # go on sending past it): a third of it, at most the default.
         self.git = Git(worktree, identity, timeout=min(DEFAULT_TIMEOUT, max(5.0, self.lease_seconds / 3)))
         self.remote: Remote = transport or GitRemote(self.git, remote, push_options)
+        self.remote_target = remote  # for git itself: a name, or a URL that may carry a token
         self._rel = rel_path
         self.run = uuid.uuid4().hex
         self._since = ledger_io.utc_now()
@@ -118,6 +119,7 @@ class LedgerRepo:
             return self._rel
         self._check_repository()
         top = self.git.toplevel()
+        self.git.worktree = top  # index and status paths are the repository's, whatever the cwd
         try:
             return self.file.resolve().relative_to(top).as_posix()
         except ValueError:
@@ -142,7 +144,8 @@ class LedgerRepo:
                 f"{self.worktree.resolve()} is not a git repository, but reconcile.yaml keeps the "
                 f"ledger in git (ledger.git): run this in a clone of the manifests repository, {off}"
             )
-        if not self.git.succeeds("remote", "get-url", self.remote.name):
+        is_url = "://" in self.remote_target or ":" in self.remote_target
+        if not is_url and not self.git.succeeds("remote", "get-url", self.remote_target):
             raise GitSyncError(
                 f"this repository has no remote {self.remote.name!r}, but reconcile.yaml keeps the ledger "
                 f"on {self.where} (ledger.git): add it (git remote add {self.remote.name} URL), "
@@ -191,7 +194,7 @@ class LedgerRepo:
                 notes.append(
                     f"{self.where} does not exist yet: the first publish creates it with this ledger"
                 )
-                return b""
+                return anchor.ledger
         if state.head is None or on_branch != anchor.ledger or state.file(self.lease_path) != anchor.lease:
             raise LedgerNotAnchored(self._not_anchored(state, anchor))
         if anchor.ledger_path != self.rel_path or anchor.branch != self.branch:
@@ -228,7 +231,7 @@ class LedgerRepo:
         if have is None:
             return f"the file is missing on {self.branch}"
         if have == want:
-            return "the lease file is not the one reconcile wrote (a lease is never written by hand)"
+            return f"the lease file {self.lease_path} is not the one reconcile wrote (a lease is never written by hand)"
         if want.startswith(have):
             return f"records {_count(have) + 1}..{n} were cut from its end"
         if have.startswith(want):
@@ -369,6 +372,24 @@ class LedgerRepo:
         ledger_io.replace_contents(self.file, anchor.ledger)
         return after.head, _count(anchor.ledger)
 
+    def publish_rewrite(self, message: str) -> str | None:
+        """Publish a local ledger that rewrites the anchored one record for record (`ledger
+        migrate`: same records, another format), moving the anchor to it. The caller has
+        checked the rewrite keeps every record; the compare-and-swap still holds."""
+        with self._publishing:
+            self._require_sync()
+            seen = self._seen
+            assert seen is not None
+            lease = self.live_lease()
+            if lease is not None:
+                raise GitSyncError(
+                    f"another apply is sending from this ledger ({lease.describe()}); try later"
+                )
+            commit = self._push_once(seen, self._local(), message, hold=False)
+            if commit is None:
+                raise LedgerMoved(f"{self.where} moved while publishing the rewritten ledger; run it again")
+            return commit
+
     def _require_sync(self) -> None:
         if self._seen is None:
             raise GitSyncError("internal: publish before sync")
@@ -398,6 +419,8 @@ class LedgerRepo:
                         "read it. Nothing was sent."
                     )
                 local = self._rechain()
+            if hold:
+                self._refuse_a_live_lease()
             commit = self._push_once(seen, local, message, hold)
             if commit is not None:
                 return commit
@@ -406,6 +429,19 @@ class LedgerRepo:
             f"{self.where} kept moving: the ledger was not pushed after {MAX_ATTEMPTS} attempts; "
             f"{self.file} keeps its records, run apply again to push them"
         )
+
+    def _refuse_a_live_lease(self) -> None:
+        """Taking or renewing the lease over another run's live one would let two runs send
+        at once (invariant 9): the remote moved to a lease this runner has not seen run out."""
+        assert self._seen is not None
+        lease = self.check_lease(self._seen)
+        if lease is None or lease.run == self.run:
+            return
+        self.watch.observe(lease)
+        if not self.watch.expired():
+            raise LedgerMoved(
+                f"{self.where}: another apply holds the lease ({lease.describe()}). Nothing was sent."
+            )
 
     def _reread(self) -> None:
         state = self._read()
@@ -421,8 +457,8 @@ class LedgerRepo:
                 if self._lease
                 else new_lease(self.run, local_user(), self._since, self.lease_seconds)
             )
-        else:
-            lease = None if self._lease is not None else _KEEP
+        else:  # release ours; never remove a lease another run took over meanwhile
+            lease = None if self._lease is not None and self._holds(seen) else _KEEP
         files: dict[str, bytes | None] = {self.rel_path: local}
         if lease is not _KEEP:
             files[self.lease_path] = lease.to_bytes() if isinstance(lease, Lease) else None
@@ -440,6 +476,13 @@ class LedgerRepo:
         self._seen, self._remote_bytes, self._base = after, local, local
         self._hold(lease, started)
         return after.head
+
+    def _holds(self, state: RemoteState) -> bool:
+        try:
+            lease = self.check_lease(state)
+        except GitSyncError:
+            return False
+        return lease is not None and lease.run == self.run
 
     def _landed_anyway(self, files: dict[str, bytes | None]) -> RemoteState | None:
         """A push that outlived its timeout may still have landed: look before calling it

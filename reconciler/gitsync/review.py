@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reconciler.errors import GitSyncError, Unreviewed
-from reconciler.gitsync._git import Git
+from reconciler.gitsync._git import Git, redact
 from reconciler.gitsync.remote import ANCHOR_REF
 
 _SHOWN = 8
@@ -56,12 +56,14 @@ def check_reviewed(
         )
     tip = git.ls_remote(remote, f"refs/heads/{branch}").get(f"refs/heads/{branch}")
     if tip is None:
-        raise Unreviewed(f"{remote} has no branch {branch}: nothing on it was reviewed. Nothing was sent.")
+        raise Unreviewed(
+            f"{redact(remote)} has no branch {branch}: nothing on it was reviewed. Nothing was sent."
+        )
     if tip != head and not _contains(git, remote, branch, tip, head):
         raise Unreviewed(
-            f"this checkout's commit {head[:12]} is not on {remote}/{branch} (a local commit not pushed, "
+            f"this checkout's commit {head[:12]} is not on {redact(remote)}/{branch} (a local commit not pushed, "
             "or another branch): only what was merged there was reviewed. Nothing was sent. Apply from "
-            f"a checkout of {remote}/{branch}, or merge this change through a pull request first."
+            f"a checkout of {redact(remote)}/{branch}, or merge this change through a pull request first."
         )
     return head
 

@@ -90,9 +90,9 @@ class Session:
         repo.rel_path  # noqa: B018 -- checks the repository and its remote first
         branch = repo.branch
         if repo.dedicated:
-            branch = review.default_branch(repo.git, repo.remote.name) or "main"
+            branch = review.default_branch(repo.git, repo.remote_target) or "main"
         review.check_reviewed(
-            repo.git, repo.remote.name, branch, paths, exclude=(repo.rel_path, repo.lease_path)
+            repo.git, repo.remote_target, branch, paths, exclude=(repo.rel_path, repo.lease_path)
         )
 
     def refuse_if_leased(self) -> None:
