@@ -148,10 +148,16 @@ def ledger_show(
         if asset is not None or point is not None:
             # The full history of the cell, not the --tail/--limit window, says when it was last cleared.
             history = ledger_mod.select(
-                led, manifest=manifest, stage=stage, asset=asset, point=point, kinds=["delete"]
+                led,
+                manifest=manifest,
+                stage=stage,
+                asset=asset,
+                point=point,
+                kinds=["intent", "delete", "failed"],
             )
             what = " / ".join(f"{n} {v}" for n, v in (("asset", asset), ("point", point)) if v is not None)
-            c.out.print(render.last_cleared_text(history, what, _descriptions()), end="", markup=False)
+            text = render.last_cleared_text(history, what, _descriptions(), asset=asset, point=point)
+            c.out.print(text, end="", markup=False)
     if snapshot is not None:
         _check_snapshot(c, led, snapshot)
 
@@ -268,7 +274,7 @@ def _read_back(c: Consoles, doubt: list[Action], gateway: str | None) -> None:
             "state, so their deletes did not take effect (or the state was rebuilt since); nothing was "
             "recorded. Re-send them with `reconcile apply --resend-in-doubt`"
         )
-    c.out.print("Every in-doubt cell reads back empty: the deletes took effect.", markup=False)
+    c.out.print("Every in-doubt cell reads back empty: nothing is left to clear there.", markup=False)
 
 
 @ledger_app.command("report")
