@@ -46,6 +46,8 @@ def select(
     wanted = check_kinds(kinds) if kinds else None
     _check_counts(limit, tail)
     _check_known(ledger, manifest=manifest, pipeline=pipeline, stage=stage, asset=asset, point=point)
+    has_asset = _Membership(asset)
+    has_point = _Membership(point)
     out = []
     for r in ledger.records:
         if manifest is not None and r.manifest != manifest:
@@ -56,9 +58,9 @@ def select(
             continue
         if stage is not None and r.data.get("stageInstanceName") != stage:
             continue
-        if asset is not None and asset not in r.asset_ids:
+        if asset is not None and not has_asset(r.asset_ids):
             continue
-        if point is not None and point not in r.point_ids:
+        if point is not None and not has_point(r.point_ids):
             continue
         if start is not None and record_time(r) < start:
             continue
@@ -70,7 +72,7 @@ def select(
     return out
 
 
-_FILTER_FIELDS: dict[str, Callable[[Record], Iterable[object]]] = {
+_FILTER_FIELDS: dict[str, Callable[[Record], tuple[object, ...]]] = {
     "manifest": lambda r: (r.manifest,),
     "pipeline": lambda r: (r.pipeline_id,),
     "stage": lambda r: (r.data.get("stageInstanceName"),),
@@ -79,23 +81,50 @@ _FILTER_FIELDS: dict[str, Callable[[Record], Iterable[object]]] = {
 }
 
 
+class _Membership:
+    """`value in ids`, once per distinct ID tuple: the reader shares one tuple per distinct
+    list, so a year of fleet-wide deletes asks about a few hundred lists, not 20,000."""
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+        self.memo: dict[int, bool] = {}
+
+    def __call__(self, ids: tuple[str, ...]) -> bool:
+        hit = self.memo.get(id(ids))
+        if hit is None:
+            hit = self.memo[id(ids)] = self.value in ids
+        return hit
+
+
 def _check_known(ledger: Ledger, **given: str | None) -> None:
     """A name or ID the ledger never mentions is a typo until proven otherwise: say so, with
     the closest the ledger holds, instead of printing "0 records"."""
-    asked = {name: value for name, value in given.items() if value is not None}
-    if not asked:
-        return
-    seen: dict[str, set[str]] = {name: set() for name in asked}
-    for r in ledger.records:
-        for name in asked:
-            seen[name].update(v for v in _FILTER_FIELDS[name](r) if isinstance(v, str))
-    for name, value in asked.items():
-        if value in seen[name]:
+    for name, value in given.items():
+        if value is None:
             continue
-        close = difflib.get_close_matches(value, sorted(seen[name]), n=3, cutoff=0.6)
+        lists = _distinct(ledger, name)
+        if any(value in values for values in lists):
+            continue
+        known = {v for values in lists for v in values if isinstance(v, str)}
+        near = [k for k in known if abs(len(k) - len(value)) <= 3]  # difflib on 200,000 IDs is slow
+        close = difflib.get_close_matches(value, sorted(near), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         where = f"{ledger.path}" if ledger.records else f"{ledger.path} (it has no records)"
         raise ReconcilerError(f"--{name} {value!r}: no record of {where} names this {name}{hint}")
+
+
+def _distinct(ledger: Ledger, name: str) -> list[tuple[object, ...]]:
+    """The value lists of one filter's field, each shared tuple once."""
+    field = _FILTER_FIELDS[name]
+    found: dict[int, tuple[object, ...]] = {}
+    singles: set[object] = set()
+    for r in ledger.records:
+        values = field(r)
+        if name in ("asset", "point"):
+            found.setdefault(id(values), tuple(values))
+        else:
+            singles.update(values)
+    return [*found.values(), tuple(singles)]
 
 
 def _check_counts(limit: int | None, tail: int | None) -> None:
