@@ -10,7 +10,7 @@ import pytest
 from helpers import ORG, pipeline, world_for, write
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, EmulatorError, World
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, StateRequest
 
 GENERAL = {"modelId", "modelIdPath", "attr", "assetId", "pointId", "time", "value", "quality"}
 STAGES = {
@@ -36,19 +36,19 @@ def test_item_shapes_per_operator_type(make_emulator: Any, shape: str) -> None:
         items = raw["items"] if shape == "items" else raw
         assert isinstance(items, list) and len(items) == 2
         assert set(items[0]) == GENERAL  # no dq without a quality bit
-        late = c.get_stage_state(ORG, "p1", "late", ["a"], ["x", "y"])
+        late = c.get_stage_state(StateRequest(ORG, "p1", "late", ["a"], ["x", "y"]))
         assert [set(i) for i in late] == [{"assetId", "pointId", "time"}] * 2
-        win = c.get_stage_state(ORG, "p1", "win", ["a"], ["x"])
+        win = c.get_stage_state(StateRequest(ORG, "p1", "win", ["a"], ["x"]))
         assert next(iter(win[0])) == "assetId" and win[0]["pointId"] == "x"
         with pytest.raises(Exception, match="61107"):
-            c.get_stage_state(ORG, "p1", "other", ["a"], ["x"])
+            c.get_stage_state(StateRequest(ORG, "p1", "other", ["a"], ["x"]))
 
 
 def test_values_differ_per_cell_and_repeat(make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
-        first = c.get_stage_state(ORG, "p1", "s1", ["a", "b"], ["x", "y"])
-        again = c.get_stage_state(ORG, "p1", "s1", ["a", "b"], ["x", "y"])
+        first = c.get_stage_state(StateRequest(ORG, "p1", "s1", ["a", "b"], ["x", "y"]))
+        again = c.get_stage_state(StateRequest(ORG, "p1", "s1", ["a", "b"], ["x", "y"]))
     assert first == again
     assert len({i["value"] for i in first}) > 1
 
@@ -74,8 +74,11 @@ pipelines:
     em = RunningEmulator(World.from_file(seed)).start()
     try:
         with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
-            items = {i["assetId"]: i for i in c.get_stage_state(ORG, "p1", "s", ["a", "b", "c", "d"], ["x"])}
-            late = c.get_stage_state(ORG, "p1", "t", ["a"], ["x"])
+            items = {
+                i["assetId"]: i
+                for i in c.get_stage_state(StateRequest(ORG, "p1", "s", ["a", "b", "c", "d"], ["x"]))
+            }
+            late = c.get_stage_state(StateRequest(ORG, "p1", "t", ["a"], ["x"]))
     finally:
         em.stop()
     assert sorted(items) == ["a", "b", "c"]  # d holds no state
@@ -101,6 +104,6 @@ def test_delete_keeps_to_the_general_types(make_emulator: Any) -> None:
     with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
         for stage in ("late", "win", "other"):
             with pytest.raises(Exception, match="61107"):
-                c.delete_stage_state(ORG, "p1", stage, ["a"], ["x"])
-        c.delete_stage_state(ORG, "p1", "gen", ["a"], ["x"])
-        assert c.get_stage_state(ORG, "p1", "gen", ["a"], ["x"]) == []
+                c.delete_stage_state(StateRequest(ORG, "p1", stage, ["a"], ["x"]))
+        c.delete_stage_state(StateRequest(ORG, "p1", "gen", ["a"], ["x"]))
+        assert c.get_stage_state(StateRequest(ORG, "p1", "gen", ["a"], ["x"])) == []

@@ -211,9 +211,7 @@ def test_plan_job_keeps_one_note_updated_in_place_with_read_only_credentials(
     # --refresh ran with the read-only credentials (the production ones would be refused)
     lists = [e for e in emulator.world.log if e["route"] == "list"]
     assert lists and all(e["status"] == 200 for e in lists)
-    assert {e["route"] for e in emulator.world.log} == {
-        "list",
-        "get",
-    } and emulator.world.deleted_cells() == set()
+    read_only = {"list", "details", "get"}  # List Pipelines, Get Pipeline Details, Get Stage State
+    assert {e["route"] for e in emulator.world.log} <= read_only and emulator.world.deleted_cells() == set()
     # issue 20: the comment says what the pending cells hold now (read-only Get Stage State)
     assert "2 cells to clear; 2 hold state now" in api.notes[1]["body"]

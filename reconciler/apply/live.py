@@ -99,9 +99,7 @@ def read_state(
 def _read(gateways: Gateways, a: Action) -> list[dict[str, Any]]:
     """One request's items; halves on 61105, as apply splits the delete."""
     try:
-        return gateways.client(a.org_id).get_stage_state(
-            a.org_id, a.pipeline_id, a.stage, a.asset_ids, a.point_ids
-        )
+        return gateways.client(a.org_id).get_stage_state(a)
     except TooManyPointsError:
         if a.cells <= 1:
             raise

@@ -79,9 +79,7 @@ class Snapshot:
         """
         seqs = {r.manifest or "": r.seq for r in intents} if intents else self._inherit.get(action, {})
         try:
-            items = client.get_stage_state(
-                action.org_id, action.pipeline_id, action.stage, action.asset_ids, action.point_ids
-            )
+            items = client.get_stage_state(action)
         except TooManyPointsError:
             for half in action.halves():
                 self._inherit[half] = seqs
