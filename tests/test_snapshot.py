@@ -147,3 +147,15 @@ def test_evidence_of_a_refused_delete_is_a_note_not_a_mismatch(repo: Path, make_
     assert not check(forged, led).ok
     verify = run_cli(["ledger", "verify", "--snapshot", "forged.jsonl"], repo)
     assert verify.code == 1 and "no record of this ledger announced" in verify.out
+
+
+def test_an_unwritable_snapshot_file_is_refused_before_any_call(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    (repo / "taken").write_text("a file, not a folder")
+    res = apply(repo, em, "--snapshot", "taken/ev.jsonl")
+    assert (
+        res.code == 1 and "--snapshot taken/ev.jsonl: cannot write" in res.err and "Traceback" not in res.all
+    )
+    assert [e for e in em.world.log if e["route"] in ("delete", "get", "operate")] == []
+    assert L.read(repo / "applied-ledger.jsonl").records == []
