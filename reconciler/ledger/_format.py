@@ -37,7 +37,7 @@ READ_VERSIONS = (1, 2, 3)
 GENESIS = "0" * 64
 # Kinds whose records name cells; `failed` closes an intent the gateway definitely refused.
 CELL_KINDS = ("intent", "delete", "failed")
-KNOWN_KINDS = (*CELL_KINDS, "pause", "resume", "seal")
+KNOWN_KINDS = (*CELL_KINDS, "pause", "start", "resume", "seal")
 KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
 LIST_FIELDS = ("assetIds", "pointIds")
 CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)
@@ -262,7 +262,7 @@ class Chain:
         points: Ids = ()
         if kind in CELL_KINDS:
             assets, points = self._cells(where, kind, data, joined)
-        elif kind in ("pause", "resume") and not all(
+        elif kind in ("pause", "start", "resume") and not all(
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
             raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
