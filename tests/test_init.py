@@ -100,6 +100,12 @@ def test_github_apply_runs_on_the_latest_main_never_overlaps_and_leaves_git_to_t
     assert "listPullRequestsAssociatedWithCommit" in post["with"]["script"] and "merged_at" in text
     summary = next(step for step in job["steps"] if step.get("name") == "Job summary")
     assert summary["if"] == "always()" and "GITHUB_STEP_SUMMARY" in summary["run"]
+    # issue 20: the evidence and the audit report are kept after every apply, for a stated time
+    report = next(step for step in job["steps"] if "ledger report" in step.get("run", ""))
+    keep = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert report["if"] == keep["if"] == "always()"
+    assert keep["with"]["path"] == "reconcile-evidence/" and keep["with"]["retention-days"] == 90
+    assert "Retention: 90 days" in text
 
 
 def test_github_plan_gets_read_only_credentials_only() -> None:

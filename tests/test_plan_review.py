@@ -462,33 +462,6 @@ def test_many_earlier_clears_are_one_line_per_manifest() -> None:
     assert "since 2026-01-01)" in line
 
 
-def test_refresh_counts_the_pending_cells_that_hold_state(review_repo: Path, make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1"), pipeline("p2", fillState=False)]))
-    res = run_cli(["plan", "--refresh", "--format", "json"], review_repo, gateway_env(em))
-    data = json.loads(res.out)
-    assert data["summary"]["liveStateCells"] == 800  # p1's cells hold state, p2's none
-    assert data["actionsLiveStateCells"] == [800, 0, 0]
-    assert (
-        data["summary"]["pendingCells"] == 812
-        and data["planHash"] == json.loads(run_cli(["plan", "--format", "json"], review_repo).out)["planHash"]
-    )
-    md = run_cli(["plan", "--refresh", "--format", "markdown"], review_repo, gateway_env(em)).out
-    assert "- Live state: 800 of 812 cells to clear hold state now (Get Stage State, read-only)" in md
-    text = run_cli(["plan", "--refresh"], review_repo, gateway_env(em)).out
-    assert "800 of 812 cells to clear hold state now" in text
-    assert {e["route"] for e in em.world.log} <= {"list", "details", "get"}  # read-only calls only
-
-
-def test_live_state_of_a_pipeline_not_listed_is_not_read(review_repo: Path, make_emulator: Any) -> None:
-    em = make_emulator(world_for([pipeline("p1")]))  # p2 is not there
-    res = run_cli(["plan", "--refresh"], review_repo, gateway_env(em))
-    assert res.code == 0, res.all
-    line = "800 of 800 cells to clear hold state now (Get Stage State, read-only; not read: 2 requests (pipeline not listed))"
-    assert line in res.out
-    data = json.loads(run_cli(["plan", "--refresh", "--format", "json"], review_repo, gateway_env(em)).out)
-    assert data["actionsLiveStateCells"] == [800, None, None] and data["summary"]["liveStateCells"] == 800
-
-
 @pytest.mark.parametrize(
     ("sizes", "limit", "advice"),
     [

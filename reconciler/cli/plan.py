@@ -23,10 +23,12 @@ from reconciler.cli._app import (
     flag,
     paths_or_default,
 )
+from reconciler.cli._live import read_live
 from reconciler.errors import ReconcilerError
 from reconciler.words import plural
 
 if TYPE_CHECKING:
+    from reconciler.apply.live import LiveState
     from reconciler.config import RepoConfig
     from reconciler.operations import Planned
     from reconciler.plan import Plan
@@ -98,7 +100,8 @@ def plan(
         bool,
         flag(
             "--refresh",
-            help="Add live pipeline statuses (read-only gateway calls). If the gateway fails, the "
+            help="Add live pipeline statuses and how many pending cells hold state now, with samples "
+            "(read-only gateway calls: one Get Stage State per request). If the gateway fails, the "
             "offline plan is still shown, with a warning saying why.",
         ),
     ] = False,
@@ -162,7 +165,8 @@ def plan(
         from reconciler.cli.refresh import refreshed
 
         review = refreshed(c.warn, review, p, gateway, gateways_cfg)
-    _output(c, fmt, p, planned, review, paths=given, out_file=out_file)
+    live = read_live(c, p, gateway, gateways_cfg) if refresh else None  # issue 20: what the cells hold now
+    _output(c, fmt, p, planned, review, live, paths=given, out_file=out_file)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
 
@@ -191,6 +195,7 @@ def _output(
     p: Plan,
     planned: Planned,
     review: Review,
+    live: LiveState | None,
     *,
     paths: list[str],
     out_file: Path | None,
@@ -203,13 +208,18 @@ def _output(
         planfile.write(p, out_file, extra)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
-        c.write(planfile.dumps(p, extra))
+        from reconciler.render.live import live_json
+
+        c.write(planfile.dumps(p, extra, live=live_json(p, live) if live else None))
     elif fmt == "markdown":
         import os
 
         from reconciler.actor import current_actor
         from reconciler.render import markdown
+        from reconciler.render.live import live_markdown
+        from reconciler.render.plan import GITHUB_COMMENT_LIMIT
 
+        live_md = live_markdown(p, live) if live else ""  # the comment limit holds for both together
         c.write(
             markdown.plan_markdown(
                 p,
@@ -217,7 +227,9 @@ def _output(
                 base_commit=_base_commit(current_actor(paths)),
                 link_base=markdown.link_base_from_env(os.environ),
                 review=review,
+                limit=GITHUB_COMMENT_LIMIT - len(live_md),
             )
+            + live_md
         )
     else:
         from reconciler.render import plan as render  # rich: not for json
@@ -225,6 +237,10 @@ def _output(
         c.out.print(render.plan_text(p, planned.manifest_files, review), end="")
         if review.statuses is not None:
             c.out.print(render.status_text(review.statuses, p, review), end="")
+        if live is not None:
+            from reconciler.render.live import live_text
+
+            c.out.print(live_text(p, live), end="", markup=False)
 
 
 def _review(

@@ -207,6 +207,7 @@ def apply_settings(
     lock_timeout: float | None,
     allow_dirty: bool,
     allow_unreviewed: bool = False,
+    snapshot: str | None = None,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
@@ -242,6 +243,7 @@ def apply_settings(
         resume_settings=resume_settings(cfg),
         start_timeout=pick(start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
         actor=actor,
+        snapshot=snapshot or (str(cfg.snapshot) if cfg is not None and cfg.snapshot is not None else None),
     )
     return ApplySettings(
         paths=tuple(paths),

@@ -22,6 +22,9 @@ from reconciler.plan.values import LedgerHead, Options
 FORMAT_VERSION = 1
 _MAX_BYTES = 512 * 1024 * 1024
 _ACTIONS = object()  # where `dumps` puts the action lines
+# Read now from the gateway (`plan --refresh`), not derived from manifests and ledger: the
+# plan hash does not cover them, so a saved plan that carries them still reads back.
+LIVE_FIELDS = ("liveStateCells",)
 
 
 def _document(plan: Plan, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -49,19 +52,39 @@ def _document(plan: Plan, extra: Mapping[str, Any] | None = None) -> dict[str, A
     return doc
 
 
-def dumps(plan: Plan, extra: Mapping[str, Any] | None = None) -> str:
+def dumps(plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
-    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs). `extra`
-    adds top-level fields that the hash does not cover (`policy`, `pipelines`, ...)."""
+    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs).
+
+    `extra` adds top-level fields that the hash does not cover (`policy`, `pipelines`, ...).
+    `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
+    merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
+    actions, which the hash does not cover."""
     lines = []
-    for key, value in _document(plan, extra).items():
+    doc = _document(plan, extra)
+    action_lines = plan.action_lines
+    if live:
+        doc["summary"] = {**doc["summary"], **live.get("summary", {})}
+        doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
+        action_lines = tuple(
+            _annotated(line, fields) for line, fields in zip(action_lines, live["actions"], strict=True)
+        )
+    for key, value in doc.items():
         if value is _ACTIONS:
-            rows = ",\n    ".join(plan.action_lines)
+            rows = ",\n    ".join(action_lines)
             text = f"[\n    {rows}\n  ]" if rows else "[]"
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
         lines.append(f"  {json.dumps(key)}: {text}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _annotated(line: str, extra: Mapping[str, Any]) -> str:
+    if set(extra) - set(LIVE_FIELDS):
+        raise ValueError(f"only {LIVE_FIELDS} may annotate an action, not {sorted(extra)}")
+    return json.dumps(
+        {**json.loads(line), **extra}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def write(plan: Plan, path: Path, extra: Mapping[str, Any] | None = None) -> None:
@@ -176,7 +199,10 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     targets = _typed(opts, "targets", list)
     if not all(isinstance(t, str) for t in targets):
         raise _Malformed("options.targets must be a list of names")
-    actions = _typed(data, "actions", list)
+    actions = [
+        {k: v for k, v in a.items() if k not in LIVE_FIELDS} if isinstance(a, dict) else a
+        for a in _typed(data, "actions", list)
+    ]
     return {
         "actions": actions,
         "ledger": {"path": led["path"], "seq": led["seq"], "hash": led["hash"]},

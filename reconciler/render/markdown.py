@@ -184,9 +184,6 @@ def _head(ctx: _Context, base_commit: str | None) -> list[str]:
     out.append(f"- Ledger: {code(head.path)} at seq {head.seq:,} (head `{head.hash[:12]}`)")
     if ctx.review.policy is not None:
         out.append(f"- Apply policy: {text(policy_verdict(ctx.review.policy))}")
-    live = ctx.review.live_state_line(plan)
-    if live is not None and plan.has_changes:
-        out.append(f"- Live state: {text(live)}")
     if ctx.link_base is None:
         out.append("- File paths are relative to the repository root (no CI server known, so not linked).")
     out.append(

@@ -283,9 +283,6 @@ def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan, review: 
     if review.statuses is None:
         review = replace(review, statuses=statuses)
     lines = ["", "Live pipeline status (read-only):"]
-    live = review.live_state_line(plan)
-    if live is not None:
-        lines.append(f"    {escape(live)}")
     for v in pipeline_views(plan, review):
         if writable(v.status):
             mark = "[green]ok[/green]"

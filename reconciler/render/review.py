@@ -46,27 +46,7 @@ class Review:
     # What a pull request changes in reconcile.yaml that decides where credentials go,
     # where the ledger lives or what apply may do ("the gateway of org o1: a -> b").
     config_changes: tuple[str, ...] = ()
-    # Per request of the plan, how many of its cells hold state now (Get Stage State);
-    # None for a request not read, all None when not read at all, `live_state_note` why.
-    live_cells: tuple[int | None, ...] | None = None
-    live_state_note: str | None = None
     history_note: str | None = None  # why history is not shown (only some paths were read)
-
-    @property
-    def live_state_cells(self) -> int | None:
-        return None if self.live_cells is None else sum(n for n in self.live_cells if n is not None)
-
-    def live_state_line(self, plan: Plan) -> str | None:
-        """ "12 of 812 cells to clear hold state now (Get Stage State, read-only)", counted over
-        the requests that could be read; only why, when none could."""
-        if self.live_cells is None or all(n is None for n in self.live_cells):
-            return f"live state not read: {self.live_state_note}" if self.live_state_note else None
-        read = sum(a.cells for a, n in zip(plan.actions, self.live_cells, strict=False) if n is not None)
-        note = f"; not read: {self.live_state_note}" if self.live_state_note else ""
-        held = self.live_state_cells or 0
-        return (
-            f"{held:,} of {plural(read, 'cell')} to clear hold state now (Get Stage State, read-only{note})"
-        )
 
 
 @dataclass(frozen=True)
@@ -129,10 +109,6 @@ def review_json(plan: Plan, review: Review) -> dict[str, object]:
         out["policy"] = review.policy.to_json()
     if review.statuses is not None:
         out["pipelines"] = [v.to_json() for v in pipeline_views(plan, review) if v.pending]
-    if review.live_cells is not None:
-        # per request, aligned with `actions` (whose lines are the hashed bytes, left as they are)
-        out["summary"] = {**plan.summary.to_json(), "liveStateCells": review.live_state_cells}
-        out["actionsLiveStateCells"] = list(review.live_cells)
     names = {k.key.manifest for k in plan.keys}
     sources = {n: [s.to_json() for s in srcs] for n, srcs in review.sources.items() if n in names and srcs}
     if sources:
