@@ -24,6 +24,7 @@ from reconciler.cli._app import (
     paths_or_default,
 )
 from reconciler.cli._live import read_live
+from reconciler.cli._root import from_repository_root
 from reconciler.errors import ReconcilerError
 from reconciler.words import plural
 
@@ -141,7 +142,7 @@ def plan(
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     c = consoles()
-    paths, ledger = _from_repository_root(c, paths, ledger, config_file)
+    paths, ledger = from_repository_root(c, paths, ledger, config_file)
     cfg = config(config_file)
     options = plan_options(max_points, max_assets, target)
     given = paths_or_default(paths)
@@ -289,39 +290,6 @@ def _without_history(p: Plan) -> Plan:
 
     diff = replace(p.diff, undeclared=(), renames=())
     return replace(p, diff=diff, summary=replace(p.summary, undeclared_cells=0))
-
-
-def _from_repository_root(
-    c: Consoles, paths: list[str] | None, ledger: str | None, config_file: str | None
-) -> tuple[list[str] | None, str | None]:
-    """Run from inside manifests/ (or any subdirectory), plan from where reconcile.yaml is:
-    the nearest directory above holding one, up to the git root. Paths given relative to
-    here are carried over, so `reconcile plan one.yaml` plans that file."""
-    import os
-
-    from reconciler.config import CONFIG_FILE
-
-    here = Path.cwd()
-    if config_file is not None or (here / CONFIG_FILE).is_file():
-        return paths, ledger
-    root = next((d for d in _up_to_git_root(here) if (d / CONFIG_FILE).is_file()), None)
-    if root is None:
-        return paths, ledger
-
-    def moved(p: str) -> str:
-        return os.path.relpath(here / p, root)
-
-    c.err.print(f"using {root / CONFIG_FILE}: planning from {root}", markup=False)
-    os.chdir(root)
-    return ([moved(p) for p in paths] if paths else None), (moved(ledger) if ledger else None)
-
-
-def _up_to_git_root(start: Path) -> Iterator[Path]:
-    """The parents of `start`, nearest first, ending at the first that holds `.git`."""
-    for d in start.parents:
-        yield d
-        if (d / ".git").exists():
-            return
 
 
 def _base_commit(actor: dict[str, object]) -> str | None:
