@@ -99,7 +99,8 @@ def test_61121_past_the_start_timeout_names_the_pipeline_and_the_next_apply_star
     # p2 got one try once p1 had used the org's whole timeout, not a timeout of its own
     assert len([e for e in starts(b) if e["path"].endswith("/p2")]) == 1
     assert b.world.status("p1") == b.world.status("p2") == "PAUSED"
-    assert b.kinds("pause", "resume") == ["pause", "pause"]  # no resume: the pauses stay open
+    # Each start was announced (`start`) and, refused, followed by a `pause` that keeps it open:
+    assert b.kinds("pause", "resume") == ["pause"] * 4 and b.kinds("start") == ["start"] * 2
     # The colleague's start is over: the next apply (nothing left to clear) starts both.
     b.world.org_starts.clear()
     assert [r.pipeline.pipeline_id for r in b.plan().pending_resumes] == ["p1", "p2"]
@@ -116,7 +117,11 @@ def test_61128_says_what_a_person_must_do(bench: Callable[..., Bench]) -> None:
     assert ref == (ORG, "p1") and "61128" in why
     assert "administrator must request or assign that resource" in why and "resourceConfig" in why
     assert len(starts(b)) == 1  # not retried: a person must act
-    assert b.world.status("p1") == "PAUSED" and b.kinds("pause", "resume") == ["pause"]
+    assert b.world.status("p1") == "PAUSED" and b.kinds("pause", "start", "resume") == [
+        "pause",
+        "start",
+        "pause",
+    ]
 
 
 def test_resource_config_from_reconcile_yaml_is_sent_on_start(bench: Callable[..., Bench]) -> None:
@@ -154,7 +159,7 @@ def test_a_start_that_does_not_take_is_not_recorded_and_the_next_apply_starts_it
     result, _ = b.apply(pause_pipelines=True, pause_timeout=10)
     ((_ref, why),) = result.resume_failed
     assert "the start was accepted, but it reports PAUSED after 10s" in why
-    assert b.kinds("pause", "resume") == ["pause"] and result.lags == []
+    assert b.kinds("pause", "start", "resume") == ["pause", "start", "pause"] and result.lags == []
     again, _ = b.apply(pause_pipelines=True)
     assert again.ok and b.world.status("p1") == "RUNNING"
 

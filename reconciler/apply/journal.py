@@ -3,8 +3,10 @@
 An `intent` before each request and a `delete` or `failed` after it (one per manifest a
 shared request serves; ledger format v2 refers to the intent instead of repeating its
 lists); a `pause` before the pause call, so a crash never leaves a pipeline paused without
-a record; a `resume` once a start is confirmed. With `write_ahead`, every pause and intent
-is recorded (and, with the ledger in git, published) before the first call (invariant 11).
+a record; a `start` before each start call, published like the write-ahead, so every
+later apply knows the pipeline may have run since (invariant 11); a `resume` once a start
+is confirmed. With `write_ahead`, every pause and intent is recorded (and, with the ledger
+in git, published) before the first call (invariant 11).
 Thread-safe: the ledger writer serialises appends, and each request's intents are written
 and read by the one worker that sends it.
 """
@@ -29,6 +31,7 @@ class Journal:
         self.actor = actor
         self.intents: dict[Action, list[Record]] = {}
         self.announced = False  # every pause and intent of the run is on record already
+        self.publish: Callable[[str], None] | None = None  # the ledger in git, once announced
 
     def record(self, kind: str, fields: dict[str, Any]) -> Record:
         return self.writer.append(kind, {**fields, "actor": self.actor})
@@ -37,20 +40,31 @@ class Journal:
         """One `intent` per manifest the request serves (a shared physical cell is sent once)."""
         self.intents[action] = [self.record("intent", f) for f in action.ledger_fields()]
 
-    def outcome(self, kind: str, action: Action, code: int | None = None, message: str = "") -> None:
+    def outcome(
+        self,
+        kind: str,
+        action: Action,
+        code: int | None = None,
+        message: str = "",
+        evidence: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
         """`delete` or `failed` for a request, per manifest it serves: one that is exactly its
         intent's refers to it (ledger format v2, no repeated ID lists); a split half lists
-        its own cells."""
+        its own cells. `evidence`: each record's `snapshot` digest (apply --snapshot)."""
         actor = {"actor": self.actor}
+
+        def proof(i: int) -> dict[str, Any]:
+            return {"snapshot": evidence[i]} if evidence else {}
+
         intents = self.intents.get(action)
         if intents is None:
             extra = {"code": code, "message": message} if kind == "failed" else {}
-            for fields in action.ledger_fields():
-                self.record(kind, {**fields, **extra})
+            for i, fields in enumerate(action.ledger_fields()):
+                self.record(kind, {**fields, **extra, **proof(i)})
             return
-        for intent in intents:
+        for i, intent in enumerate(intents):
             if kind == "delete":
-                self.writer.append_delete(intent, actor)
+                self.writer.append_delete(intent, {**actor, **proof(i)})
             else:
                 self.writer.append_failed(intent, code=code, message=message, fields=actor)
 
@@ -67,6 +81,21 @@ class Journal:
             },
         )
 
+    def start(self, ref: PipelineRef) -> None:
+        """Before a start call: recorded, and with the ledger in git pushed, so that a runner
+        that dies after the call leaves a record that the pipeline may have run (a later
+        apply then never takes this run's intents for re-sendable, and never starts a
+        pipeline a person may have paused since). Raises if it cannot be pushed: then the
+        start is not sent."""
+        self.record("start", {"orgId": ref.org_id, "pipelineId": ref.pipeline_id})
+        if self.publish is not None:
+            self.publish(f"reconcile: starting {ref.pipeline_id} again")
+
+    def reopen(self, r: Resume) -> None:
+        """A start announced and then definitely not made (refused, or never sent): the
+        pipeline is still paused by us, and the next apply starts it."""
+        self.pause(r)
+
     def resume(self, ref: PipelineRef, note: str | None = None) -> None:
         fields: dict[str, Any] = {"orgId": ref.org_id, "pipelineId": ref.pipeline_id}
         if note is not None:
@@ -82,6 +111,7 @@ class Journal:
         for a in actions:
             self.intent(a)
         self.announced = True
+        self.publish = publish
         if publish is not None:
             publish(
                 f"reconcile: write-ahead of {plural(len(actions), 'request')}, {plural(len(pauses), 'pause')}"

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from reconciler.errors import ApplyRefused, EnosError, LedgerWriteError, OrgBusyError
+from reconciler.errors import ApplyRefused, EnosError, LedgerWriteError, OrgBusyError, ReconcilerError
 from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class Starter:
         self._noted: set[PipelineRef] = set()
         self._left_paused: list[PipelineRef] = []
         self._sent: set[PipelineRef] = set()  # a start was sent (it may have landed)
+        self._announced: dict[PipelineRef, Resume] = {}  # a `start` record is on the ledger
         self._jitter = random.Random()
 
     def run(self) -> None:
@@ -87,6 +88,8 @@ class Starter:
             waited = ref in pipes.never_paused or ref in self._sent
             if not waited and pipes.gateways.status(ref) == "RUNNING":
                 pipes.wait_status(ref, "PAUSED")
+            if not self._announce(r):
+                return "done"
             self._sent.add(ref)
             pipes.gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
         except OrgBusyError as exc:
@@ -98,6 +101,25 @@ class Starter:
                 return "done"
         self._confirm(ref)
         return "done"
+
+    def _announce(self, r: Resume) -> bool:
+        """The `start` record, on the remote before the call (invariant 11). If it cannot be
+        pushed, the start is not sent: the pipeline stays paused, named, and the next apply
+        starts it."""
+        if r.ref in self._announced:
+            return True
+        try:
+            self._pipes.journal.start(r.ref)
+        except LedgerWriteError as exc:  # no record of the start: it is not made
+            self._pipes.result.ledger_error = self._pipes.result.ledger_error or exc
+            self._not_started(r.ref, f"its start could not be recorded ({exc}); not sent")
+            return False
+        except ReconcilerError as exc:
+            self._announced[r.ref] = r
+            self._not_started(r.ref, f"its start could not be recorded on the remote first ({exc}); not sent")
+            return False
+        self._announced[r.ref] = r
+        return True
 
     def _busy(self, r: Resume, exc: OrgBusyError) -> bool:
         """61121: whether to try again: until --start-timeout has passed since the org's first
@@ -169,6 +191,14 @@ class Starter:
             self._pipes.result.lags.append((ref, lag))
 
     def _not_started(self, ref: PipelineRef, why: str) -> None:
+        """Left PAUSED: after a `start` record, a new `pause` record says it is still paused
+        by us, so the next apply starts it (a bare `start` would leave it to a person)."""
+        r = self._announced.get(ref)
+        if r is not None:
+            try:
+                self._pipes.journal.reopen(r)
+            except LedgerWriteError as exc:
+                self._pipes.result.ledger_error = self._pipes.result.ledger_error or exc
         self._left_paused.append(ref)
         self._fail(ref, why)
 

@@ -9,9 +9,11 @@ saved) lives in `planfile`.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import chain
 from typing import Any
 
 from reconciler.ledger import canonical, canonical_text
@@ -159,22 +161,57 @@ def _shared_actions(stage: Physical, kds: list[KeyDiff], options: Options, doubt
     """One set of requests for every manifest's pending (or in-doubt) cells of one stage:
     assets with the same (manifest -> points) signature share requests carrying the union
     of the points. In doubt, the strictest rule of them holds: if a resume followed any of
-    their intents, a person decides."""
+    their intents, a person decides.
+
+    Costs what the sharing needs: an asset that one manifest alone declares keeps its
+    group (no per-asset work), and signatures are compared by the identity of each
+    group's points (one tuple per distinct list), never by hashing every asset's points.
+    """
+    groups = [(kd.key.manifest, g) for kd in kds for g in (kd.in_doubt if doubt else kd.pending)]
+    shared = _assets_in_several(groups)
+    canon: dict[Points, Points] = {}  # equal point lists as one tuple: signatures by identity
     per_asset: dict[str, dict[str, Points]] = {}
-    for kd in kds:
-        for g in kd.in_doubt if doubt else kd.pending:
-            for a in g.assets:
-                per_asset.setdefault(a, {})[kd.key.manifest] = g.points
+    if shared:
+        for manifest, g in groups:
+            if not shared.isdisjoint(g.assets):
+                points = canon.setdefault(g.points, g.points)
+                for a in g.assets:
+                    if a in shared:
+                        per_asset.setdefault(a, {})[manifest] = points
+    by_sig: dict[tuple[tuple[str, int], ...], tuple[tuple[tuple[str, Points], ...], list[str]]] = {}
+    for manifest, g in groups:
+        points = canon.setdefault(g.points, g.points)
+        own = ((manifest, id(points)),)
+        if not shared or shared.isdisjoint(g.assets):
+            by_sig.setdefault(own, (((manifest, points),), []))[1].extend(g.assets)
+            continue
+        for a in g.assets:  # first-seen order, as one pass over every asset would give
+            per = per_asset.get(a)
+            if per is None:
+                by_sig.setdefault(own, (((manifest, points),), []))[1].append(a)
+            elif next(iter(per)) == manifest and per[manifest] is points:
+                ident = tuple((m, id(p)) for m, p in per.items())
+                by_sig.setdefault(ident, (tuple(per.items()), []))[1].append(a)
     resumed = doubt and any(kd.resumed_since_intent for kd in kds)
-    by_sig: dict[tuple[tuple[str, Points], ...], list[str]] = {}
-    for asset, per in per_asset.items():
-        by_sig.setdefault(tuple(per.items()), []).append(asset)
-    for sig, assets in by_sig.items():
-        union = tuple(dict.fromkeys(p for _, points in sig for p in points))
-        key = StageKey(sig[0][0], *stage)
+    for sig, assets in by_sig.values():
+        union = tuple(dict.fromkeys(p for _, points in sig for p in points)) if len(sig) > 1 else sig[0][1]
+        first = StageKey(sig[0][0], *stage)
         group = PendingGroup(union, tuple(assets))
-        for action in _split(key, group, options, in_doubt=doubt, resumed=resumed):
+        for action in _split(first, group, options, in_doubt=doubt, resumed=resumed):
             yield replace(action, shares=sig) if len(sig) > 1 else action
+
+
+def _assets_in_several(groups: list[tuple[str, PendingGroup]]) -> frozenset[str]:
+    """The assets that more than one of the groups names (C-speed set work; usually none)."""
+    seen: set[str] = set()
+    total = 0
+    for _, g in groups:
+        seen.update(g.assets)
+        total += len(g.assets)
+    if len(seen) == total:
+        return frozenset()
+    counts = Counter(chain.from_iterable(g.assets for _, g in groups))
+    return frozenset(a for a, n in counts.items() if n > 1)
 
 
 # The Delete Stage State limit has two readings (REFERENCE section 8): the en page counts
