@@ -71,7 +71,10 @@ def _origin(root: Path) -> Path:
     seed = root / "seed"
     _git(root, "clone", "-q", str(bare), str(seed))
     subprocess.run(
-        [sys.executable, "-m", "reconciler", "init", str(seed)], env=_ENV, check=True, capture_output=True
+        [sys.executable, "-m", "reconciler", "init", "--install-source", "enos-reconciler", str(seed)],
+        env=_ENV,
+        check=True,
+        capture_output=True,
     )
     for example in (seed / "manifests").glob("*.yaml"):
         example.unlink()
