@@ -150,7 +150,7 @@ def test_ctrl_c_during_apply_starts_paused_pipelines_again(repo: Path, make_emul
     assert em.world.status("p1") == "RUNNING"
     led = L.read(repo / "applied-ledger.jsonl")
     assert [r.kind for r in led.records if r.kind in ("pause", "resume")] == ["pause", "resume"]
-    assert 0 < len(em.world.delete_log) <= 2  # the two in flight when Ctrl-C came, no more
+    assert 0 < len(em.world.delete_log) <= 2, out  # the two in flight when Ctrl-C came, no more
 
 
 def test_demo_runs_offline_and_leaves_the_cwd_alone(tmp_path: Path) -> None:

@@ -211,10 +211,15 @@ class Run:
                 self.halt.set()  # a failed append (or a bug) stops the run: send nothing more
                 raise
 
-        futures = {pool.submit(guarded, a): a for a in actions}
+        # Every request is registered before any is handed to the pool, so a Ctrl-C that
+        # lands anywhere from here on finds each one either in flight (waited for) or not
+        # started (cancelled, accounted). One that lands earlier finds nothing started.
+        futures: dict[Future[None], Action] = {Future(): a for a in actions}
         self.futures.update({f: (a, cancelled) for f, a in futures.items()})
         error: BaseException | None = None
         try:
+            for f, a in futures.items():
+                pool.submit(_run_into, f, guarded, a)
             pending = set(futures)
             # A timed wait, so Ctrl-C and a stopped run are heard within 0.2 s; not one per
             # finished request, which would re-register on every pending future each time.
@@ -502,3 +507,16 @@ def _epoch(at: str) -> float:
 
 def _pipe(ref: PipelineRef) -> dict[str, Any]:
     return {"orgId": ref.org_id, "pipelineId": ref.pipeline_id}
+
+
+def _run_into(future: Future[None], work: Callable[[Action], None], action: Action) -> None:
+    """`work(action)` on a pool thread, its outcome set on `future`; nothing if it was
+    cancelled while queued (the run stopped before this request was sent)."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        work(action)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(None)
