@@ -335,8 +335,8 @@ class Chain:
 def _parse(where: str, line: bytes) -> dict[str, Any]:
     try:
         data = json.loads(line.decode())  # strict UTF-8, as DESIGN fixes it
-    except ValueError:
-        raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from None
+    except ValueError as exc:
+        raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from exc
     if not isinstance(data, dict):
         raise LedgerError(f"{where}: a record must be a JSON object")
     return data

@@ -58,13 +58,13 @@ class LedgerLock:
         except OSError as exc:
             raise LedgerError(
                 f"{self.path.parent}: cannot create the ledger's directory: {exc.strerror or exc}"
-            ) from None
+            ) from exc
         try:
             self._lock.acquire(timeout=self.timeout)
-        except Timeout:
-            raise LockError(self._refusal()) from None
+        except Timeout as exc:
+            raise LockError(self._refusal()) from exc
         except OSError as exc:
-            raise LedgerError(f"{self.path}: cannot take the ledger lock: {exc.strerror or exc}") from None
+            raise LedgerError(f"{self.path}: cannot take the ledger lock: {exc.strerror or exc}") from exc
         return self
 
     def __exit__(

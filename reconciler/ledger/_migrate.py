@@ -103,7 +103,7 @@ def _write(tmp: Path, lines: Iterator[tuple[bytes, bool]]) -> int:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise LedgerError(f"{tmp}: cannot write the migrated ledger: {exc.strerror or exc}") from None
+        raise LedgerError(f"{tmp}: cannot write the migrated ledger: {exc.strerror or exc}") from exc
     return referenced
 
 
@@ -144,4 +144,4 @@ def _swap(real: Path, size: int, tmp: Path, backup: Path) -> None:
     except OSError as exc:
         raise LedgerError(
             f"{exc.filename or real}: cannot swap in the migrated ledger: {exc.strerror or exc}"
-        ) from None
+        ) from exc

@@ -57,7 +57,7 @@ def read(path: str | os.PathLike[str]) -> Ledger:
         ledger.exists = False
         return ledger
     except OSError as exc:
-        raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from None
+        raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from exc
     chain = Chain(path)
     offset = 0
     line = b""
@@ -70,7 +70,7 @@ def read(path: str | os.PathLike[str]) -> Ledger:
                     _read_tail(ledger, chain, number, line)
                 offset += len(line)
         except OSError as exc:
-            raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from None
+            raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from exc
     ledger.size = offset
     torn = not line.endswith(b"\n") and not ledger.unterminated
     ledger.good_bytes = offset - len(line) if torn else offset

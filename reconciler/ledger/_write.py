@@ -211,7 +211,7 @@ class LedgerWriter:
             gone = " (it existed when read: was it removed?)" if exc.errno == errno.ENOENT else ""
             raise LedgerWriteError(
                 f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}"
-            ) from None
+            ) from exc
 
     def _check_unchanged(self, fd: int) -> None:
         led = self._ledger
@@ -219,7 +219,7 @@ class LedgerWriter:
             size = os.fstat(fd).st_size
             same = size == led.size and os.pread(fd, len(led.end_bytes), led.end_offset) == led.end_bytes
         except OSError as exc:
-            raise LedgerWriteError(f"{self.path}: cannot check the ledger: {_reason(exc)}") from None
+            raise LedgerWriteError(f"{self.path}: cannot check the ledger: {_reason(exc)}") from exc
         if not same:
             raise LedgerWriteError(
                 f"{self.path}: {_CHANGED} It was {led.size} bytes when read and is {size} now; "
@@ -238,7 +238,7 @@ class LedgerWriter:
         except OSError as exc:
             raise LedgerWriteError(
                 f"{self.path}: cannot repair the ledger's last line before appending: {_reason(exc)}"
-            ) from None
+            ) from exc
         self._end = led.good_bytes + (1 if led.unterminated else 0)
         self._synced = (self._seq, self._end)
 
@@ -258,7 +258,7 @@ class LedgerWriter:
             cut = self._cut_back(fd, start, start + written)
             raise self._fail(
                 f"{self.path}: cannot append {kind} record seq {seq}: {_reason(exc)}{cut}"
-            ) from None
+            ) from exc
         self._end = start + written
 
     def _sync_to(self, fd: int, seq: int) -> None:
@@ -282,7 +282,7 @@ class LedgerWriter:
                     self.records = [r for r in self.records if r.seq <= self._limit]
                     raise self._fail(
                         f"{self.path}: cannot make record seq {seq} durable: {_reason(exc)}{cut}"
-                    ) from None
+                    ) from exc
             self._synced = target
 
     def _check_same_file(self, fd: int) -> None:
@@ -290,8 +290,8 @@ class LedgerWriter:
         gone = OSError(errno.ENOENT, "the ledger file was removed or replaced while appending")
         try:
             here = os.stat(self.path)
-        except FileNotFoundError:
-            raise gone from None
+        except FileNotFoundError as exc:
+            raise gone from exc
         ours = os.fstat(fd)
         if (here.st_dev, here.st_ino) != (ours.st_dev, ours.st_ino):
             raise gone
@@ -325,7 +325,7 @@ def _make_dir(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from None
+        raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from exc
 
 
 def _fsync_dir(directory: Path) -> None:
