@@ -20,7 +20,7 @@ from reconciler.cli._app import (
     flag,
     paths_or_default,
 )
-from reconciler.errors import ApplyRefused
+from reconciler.errors import ApplyRefused, LedgerLocked
 
 if TYPE_CHECKING:
     from reconciler.operations import Planned
@@ -117,14 +117,15 @@ def apply(
         allow_dirty=allow_dirty,
     )
     reporter = render_apply.reporter_for(c)
-    _, result = operations.apply(
-        settings,
-        gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan
-        reporter=reporter,
-        show=lambda planned: _show(c, planned),
-        confirm=lambda p: approve(c, auto_approve),
-        sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
-    )
+    with s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."):
+        _, result = operations.apply(
+            settings,
+            gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan
+            reporter=reporter,
+            show=lambda planned: _show(c, planned),
+            confirm=lambda p: approve(c, auto_approve),
+            sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
+        )
     if result is None:
         c.out.print("Nothing to apply.")
         return
