@@ -3,6 +3,7 @@ Shared plain helpers live in the `helpers` package (`from helpers import run_cli
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("npm"):
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_reaches_python() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process and in the CLI processes a test
+    spawns, even when pytest started with SIGINT ignored (a script's background job does,
+    and its children inherit it): the Ctrl-C tests would otherwise wait for nothing."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # exec resets it to default
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture
