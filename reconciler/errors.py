@@ -113,6 +113,18 @@ class PermanentError(EnosError):
     definite = True
 
 
+class OrgBusyError(EnosError):
+    """61121 on a start: another stream-processing job of the org is being started. The
+    start was refused (definite); apply tries it again with backoff for up to
+    `--start-timeout` (DESIGN "Apply" step 8)."""
+
+    definite = True
+
+
+class ApiNotAvailable(PermanentError):
+    """The gateway has no Stream Processing API (HTTP 404 on its routes: EnOS 3.x)."""
+
+
 class AuthError(EnosError):
     """Credentials are wrong or a token was refused even after a fresh one."""
 
@@ -143,3 +155,13 @@ class LedgerMoved(GitSyncError):
 
 class PushRefused(GitSyncError):
     """The remote refused the push for lack of permission (a protected branch)."""
+
+
+class LedgerNotAnchored(GitSyncError):
+    """The ledger on the branch is not the one this tool last published (cut, rewritten,
+    forged, force-pushed, deleted or moved): DESIGN invariant 13. Nothing is planned or sent."""
+
+
+class Unreviewed(ApplyRefused):
+    """With the ledger in git, the manifests are not those of a commit on the remote's
+    branch (uncommitted, unpushed or another branch): DESIGN invariant 12."""

@@ -251,10 +251,10 @@ def test_ledger_migrate_keeps_the_cells_and_the_plan(repo: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     before = run_cli(["plan", "--format", "json"], repo)
     res = run_cli(["ledger", "migrate"], repo)
-    assert res.code == 0 and "format v2" in res.out and (repo / "applied-ledger.jsonl.v1.bak").exists()
+    assert res.code == 0 and "format v3" in res.out and (repo / "applied-ledger.jsonl.v1.bak").exists()
     after = run_cli(["plan", "--format", "json"], repo)
     assert json.loads(after.out)["actions"] == json.loads(before.out)["actions"]
-    assert "already in format v2" in run_cli(["ledger", "migrate"], repo).out
+    assert "already in format v3" in run_cli(["ledger", "migrate"], repo).out
 
 
 def test_emulator_on_a_taken_port_says_so_and_prints_no_banner(tmp_path: Path) -> None:

@@ -157,6 +157,7 @@ def test_publish_when_another_apply_appended_is_ledger_moved(origin: Path) -> No
     assert kinds(remote_bytes(origin)) == [(1, "intent", "a")]  # the winner's, untouched
     repo_b.reset_to_remote()
     assert (b / LEDGER).read_bytes() == remote_bytes(origin)
+    repo_a.publish_final("reconcile: a done")  # a's lease released: nobody else is sending
     repo_b.sync()  # the loser re-plans from here; its next publish succeeds
     append(b, ("intent", cell_fields(asset="b")))
     repo_b.publish("reconcile: write-ahead b, again")
@@ -165,10 +166,13 @@ def test_publish_when_another_apply_appended_is_ledger_moved(origin: Path) -> No
 
 def test_final_publish_rechains_records_of_calls_already_made(origin: Path) -> None:
     a, b = clone(origin, "a"), clone(origin, "b")
-    repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER)
+    now = [0.0]
+    repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER, clock=lambda: now[0])
     repo_a.sync()
     append(a, ("intent", cell_fields(asset="x")))
     repo_a.publish("reconcile: write-ahead a")
+    repo_b.sync()
+    now[0] += repo_b.lease_seconds  # a stalled: b saw its lease unrenewed for its whole length
     repo_b.sync()
     append(b, ("intent", cell_fields(asset="y")))
     repo_b.publish("reconcile: write-ahead b")
@@ -198,12 +202,15 @@ def test_final_publish_rechains_records_of_calls_already_made(origin: Path) -> N
 
 def test_final_publish_drops_intents_that_were_never_sent(origin: Path) -> None:
     a, b = clone(origin, "a"), clone(origin, "b")
-    repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER)
+    now = [0.0]
+    repo_a, repo_b = LedgerRepo(a, LEDGER, clock=lambda: now[0]), LedgerRepo(b, LEDGER)
     repo_a.sync()
     repo_b.sync()
     append(b, ("intent", cell_fields(asset="y")))
     repo_b.publish("reconcile: write-ahead b")
     append(b, ("delete", cell_fields(asset="y")), ("intent", cell_fields(asset="resend")))  # seq 2, 3
+    repo_a.sync()
+    now[0] += repo_a.lease_seconds  # b stalled: a saw its lease unrenewed for its whole length
     repo_a.sync()
     append(a, ("intent", cell_fields(asset="x")))
     repo_a.publish("reconcile: write-ahead a")
@@ -252,7 +259,7 @@ def test_redact_hides_credentials_in_urls() -> None:
 def test_fetch_failure_is_a_git_sync_error(origin: Path) -> None:
     a = clone(origin, "a")
     git(a, "remote", "set-url", "origin", str(origin.parent / "gone.git"))
-    with pytest.raises(GitSyncError, match="cannot fetch main from origin"):
+    with pytest.raises(GitSyncError, match="cannot fetch main: cannot reach origin"):
         LedgerRepo(a, LEDGER).sync()
 
 
@@ -331,14 +338,15 @@ def test_dedicated_ledger_branch_is_created_and_main_is_left_alone(origin: Path)
     assert repo.dedicated
     result = repo.sync()
     assert result.remote_head is None and "does not exist yet" in result.notes[0]
-    assert repo.read_ledger_bytes() is None
+    assert repo.read_ledger_files() == {}
     append(a, ("intent", cell_fields()))
     sha = repo.publish("reconcile: write-ahead")
     assert git(origin, "rev-parse", branch) == sha
     # only the ledger lives there, and the lease of the run sending from it
     assert git(origin, "ls-tree", "--name-only", sha).split() == [LEDGER, f"{LEDGER}.lease"]
     assert git(origin, "rev-parse", "main") == main_before
-    assert repo.read_ledger_bytes() == (a / LEDGER).read_bytes() == remote_bytes(origin, branch)
+    assert repo.read_ledger_files() == {LEDGER: (a / LEDGER).read_bytes()}
+    assert (a / LEDGER).read_bytes() == remote_bytes(origin, branch)
 
     b = clone(origin, "b")  # main's empty ledger: fast-forwarded from the dedicated branch
     other = LedgerRepo(b, LEDGER, branch=branch)
@@ -363,6 +371,7 @@ def test_main_keeps_every_merge_through_racing_applies(origin: Path) -> None:
         repo_a.publish(f"reconcile: a{i}")
         with pytest.raises(LedgerMoved):
             repo_b.publish(f"reconcile: b{i}")
+        repo_a.publish_final(f"reconcile: a{i} done")
     history = git(origin, "rev-list", "main").split()
     assert all(m in history for m in merges)
     ledger_io.read(_write(origin.parent / "final.jsonl", remote_bytes(origin)))
@@ -394,13 +403,13 @@ def test_the_lease_is_seen_by_others_renewed_and_removed_by_the_final_push(origi
     repo_a.publish("reconcile: write-ahead a")
     repo_b.sync()
     lease = repo_b.live_lease()
-    assert lease is not None and lease.run == repo_a.run and lease.until == 1030.0
+    assert lease is not None and lease.run == repo_a.run and (lease.renewal, lease.seconds) == (0, 30.0)
     assert repo_a.live_lease() is None  # its own lease binds nobody
     now[0] += 25
     repo_a.heartbeat()  # renewed while it sends
     now[0] += 10
     repo_b.sync()
-    assert repo_b.live_lease() is not None  # would have expired at 1030 without the renewal
+    assert repo_b.live_lease() is not None  # b saw it renewed at 1035: live until 1065 by b's clock
     now[0] += 30
     assert repo_b.live_lease() is None  # a runner that died lets it expire
     append(a, ("delete", cell_fields(asset="x")))

@@ -29,7 +29,7 @@ def test_format_is_exactly_the_documented_one(tmp_path: Path) -> None:
     lines = path.read_bytes().split(b"\n")
     assert lines[-1] == b""
     first, second = (json.loads(x) for x in lines[:2])
-    assert first["seq"] == 1 and first["prev"] == "0" * 64 and first["v"] == 2
+    assert first["seq"] == 1 and first["prev"] == "0" * 64 and first["v"] == 3
     assert first["assetIds"] == "a1,a2" and first["pointIds"] == "pt"  # v2: joined as the API takes them
     body = {k: v for k, v in first.items() if k != "hash"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -55,7 +55,7 @@ def test_non_ascii_is_hashed_as_itself(tmp_path: Path) -> None:
         (lambda ls: ls.__setitem__(1, b"{not json"), ":2: not valid JSON"),
         (lambda ls: ls.append(b"garbage"), ":4: not valid JSON"),
         (lambda ls: ls.append(b'{"v":1}'), ":4: seq is None, expected 4"),
-        (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":2', b'"v":3')), ":1: unsupported record version 3"),
+        (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":3', b'"v":4')), ":1: unsupported record version 4"),
     ],
     ids=["edited", "removed", "reordered", "bad-json-mid-file", "bad-json-last", "invalid-last", "version"],
 )

@@ -59,7 +59,7 @@ def test_migrate_keeps_every_record_and_cell_and_refers_deletes_to_their_intents
     assert result.records == 11 and result.referenced == 3 and result.bytes_after < result.bytes_before
     assert result.cells == {"intent": 200, "delete": 200}
     after = L.read(path)
-    assert [r.data["v"] for r in after.records] == [2] * 11
+    assert [r.data["v"] for r in after.records] == [3] * 11
     assert [r.intent_seq for r in after.records] == [None, None, None, 3, 2, None, None, None, None, 9, None]
     for old, new in zip(before.records, after.records, strict=True):
         assert (old.seq, old.kind, old.at, old.asset_ids, old.point_ids) == (

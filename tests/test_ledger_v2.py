@@ -55,7 +55,7 @@ def test_a_delete_confirming_its_intent_refers_to_it_and_reads_as_its_cells(tmp_
     assert d.as_json()["assetIds"] == ["a1", "a2"] and d.as_json()["intent"] == 1
 
 
-def test_a_v1_ledger_keeps_verifying_and_new_records_are_v2(tmp_path: Path) -> None:
+def test_a_v1_ledger_keeps_verifying_and_new_records_are_v3(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     write_raw(
         path,
@@ -67,10 +67,10 @@ def test_a_v1_ledger_keeps_verifying_and_new_records_are_v2(tmp_path: Path) -> N
     )
     led = L.read(path)
     with L.LedgerWriter(led) as w:
-        w.append_delete(led.records[0])  # a v2 delete may close a v1 intent
+        w.append_delete(led.records[0])  # a v3 delete may close a v1 intent
         w.append("intent", {**CELLS, "assetIds": ["a3"]})
     again = L.read(path)
-    assert [r.data["v"] for r in again.records] == [1, 1, 1, 2, 2]
+    assert [r.data["v"] for r in again.records] == [1, 1, 1, 3, 3]
     assert [r.asset_ids for r in again.records] == [("a1", "a2"), ("a1", "a2"), (), ("a1", "a2"), ("a3",)]
 
 

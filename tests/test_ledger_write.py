@@ -231,11 +231,11 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_really_full_disk(small_tmpfs: Path) -> None:
     path = small_tmpfs / "l.jsonl"
-    big = {**CELLS, "assetIds": [f"asset-{i:04d}" for i in range(300)]}  # about 4 KB a record
     w = L.LedgerWriter(L.read(path))
     returned = []
     with pytest.raises(LedgerWriteError) as exc:
-        for _ in range(100):
+        for n in range(100):  # each list about 4 KB, stored by content: a new file each time
+            big = {**CELLS, "assetIds": [f"asset-{n:03d}-{i:04d}" for i in range(300)]}
             returned.append(w.append("intent", big).seq)
     assert str(path) in str(exc.value) and "No space left on device" in str(exc.value)
     with pytest.raises(LedgerWriteError, match="earlier append failed"):

@@ -1,45 +1,35 @@
-"""operations: the lease heartbeat that keeps another runner off a run's requests."""
+"""operations: what apply does after losing the compare-and-swap to another apply."""
 
 from __future__ import annotations
 
-import threading
+from helpers import ledger_of, manifest, record
 
+from reconciler import operations
 from reconciler.apply import NullReporter
-from reconciler.errors import GitSyncError
-from reconciler.operations import _Heartbeat
+from reconciler.plan import Options, build_plan, diff
 
 
-class FlakySync:
-    """A ledger remote whose pushes start failing after `good` renewals."""
-
-    def __init__(self, good: int, lease_seconds: float = 0.3) -> None:
-        self.lease_seconds = lease_seconds
-        self.good = good
-        self.calls = 0
-        self.renewed = threading.Event()
-
-    def heartbeat(self) -> None:
-        self.calls += 1
-        if self.calls > self.good:
-            raise GitSyncError("cannot push the ledger to origin/main: connection refused")
-        self.renewed.set()
+def planned(records: list) -> operations.Planned:  # type: ignore[type-arg]
+    led = ledger_of(records)
+    m = manifest("m", "p1", ["s1"], ["a1", "a2", "a3", "a4"], ["x"])
+    p = build_plan(diff([m], led), Options(max_assets=1))
+    return operations.Planned(p, None, led)  # type: ignore[arg-type]
 
 
-def test_renewals_keep_the_run_going() -> None:
-    sync = FlakySync(good=10**6)
-    beat = _Heartbeat(sync, NullReporter())  # type: ignore[arg-type]
-    beat.start()
-    assert sync.renewed.wait(5)
-    beat.stop()
-    assert not beat.lost.is_set()
-
-
-def test_a_lease_that_may_run_out_stops_the_run() -> None:
-    sync = FlakySync(good=1)
+def test_what_the_winner_announced_is_left_to_it_and_the_summary_says_so() -> None:
+    mine = planned([record(1, "intent", "m", "p1", "s1", ["a1"], ["x"])])  # in doubt before
+    # The winner announced a2 and a3 meanwhile: they look in doubt now, but are in flight.
+    now = planned(
+        [
+            record(1, "intent", "m", "p1", "s1", ["a1"], ["x"]),
+            record(2, "intent", "m", "p1", "s1", ["a2"], ["x"]),
+            record(3, "intent", "m", "p1", "s1", ["a3"], ["x"]),
+        ]
+    )
     reporter = NullReporter()
-    beat = _Heartbeat(sync, reporter)  # type: ignore[arg-type]
-    beat.start()
-    assert beat.lost.wait(5)  # set before the lease (0.3 s after the last renewal) runs out
-    beat.stop()
-    assert any("could not renew the ledger lease" in n for n in reporter.notes)
-    assert any("sending nothing more" in n for n in reporter.notes)
+    left = operations._without_concurrent(now, mine, reporter)
+    sent = sorted(a.asset_ids for a in left.plan.actions)
+    assert sent == [("a1",), ("a4",)]  # ours in doubt, and the pending one; not the winner's
+    s = left.plan.summary
+    assert (s.requests, s.pending_cells, s.in_doubt_cells) == (2, 2, 1)
+    assert any("left to the apply that pushed first: 2 requests" in n for n in reporter.notes)

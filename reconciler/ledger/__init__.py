@@ -1,4 +1,4 @@
-"""The applied ledger: an append-only, hash-chained JSON Lines file, and its lock.
+"""The applied ledger: append-only, hash-chained JSON Lines files, and its lock.
 
 The only package that touches the ledger file. It keeps DESIGN invariants 4
 (durability: every record is written and fsynced before `append` returns; a
@@ -11,11 +11,19 @@ and 9 (one writer: the lock sits on the ledger's resolved path).
     with ledger.LedgerLock(path): ...            one writer per ledger
     ledger.LedgerWriter(led).append(kind, fields) -> Record
     ledger.LedgerWriter(led).append_delete(intent) / append_failed(intent, code=, message=)
-    ledger.migrate(path) -> MigrateResult        rewrite v1 records as v2, keep <name>.v1.bak
+    ledger.migrate(path) -> MigrateResult        rewrite in format v3, keep <name>.v<N>.bak
+
+The files of one ledger (format v3: the main file, segments and ID lists under
+`<name>.d/`), for the git code, which need not know the layout:
+
+    ledger.ledger_files(path) -> {rel: bytes}          whole records only
+    ledger.extension_problem(new, old) -> str | None   None: `new` only adds to `old`
+    ledger.write_files(path, files)                    the local ledger becomes `files`
 """
 
 from __future__ import annotations
 
+from reconciler.ledger._files import extension_problem, ledger_files, write_files
 from reconciler.ledger._format import (
     CELL_KINDS,
     FORMAT_VERSION,
@@ -28,11 +36,13 @@ from reconciler.ledger._format import (
     record_hash,
     utc_now,
 )
+from reconciler.ledger._lists import sidecar_dir
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, read
-from reconciler.ledger._select import SINCE_FORMS, parse_since, select
-from reconciler.ledger._write import LedgerWriter
+from reconciler.ledger._replace import replace_contents
+from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
+from reconciler.ledger._write import SEGMENT_BYTES, LedgerWriter
 
 __all__ = [
     "CELL_KINDS",
@@ -40,6 +50,7 @@ __all__ = [
     "GENESIS",
     "KEY_FIELDS",
     "KNOWN_KINDS",
+    "SEGMENT_BYTES",
     "SINCE_FORMS",
     "Ledger",
     "LedgerLock",
@@ -48,11 +59,17 @@ __all__ = [
     "Record",
     "canonical",
     "canonical_text",
+    "extension_problem",
+    "ledger_files",
     "lock_path",
     "migrate",
     "parse_since",
     "read",
     "record_hash",
+    "record_time",
+    "replace_contents",
     "select",
+    "sidecar_dir",
     "utc_now",
+    "write_files",
 ]

@@ -4,12 +4,18 @@ Keeps DESIGN invariant 5 (integrity): a line is accepted only if it parses, its
 `seq` and `prev` continue the chain and its `hash` is the sha256 of its canonical
 JSON without `hash`.
 
-Format v2 (what the writer writes; v1 records keep verifying, in any mix):
+Format v2 (v1 records keep verifying, in any mix):
 - a cell record's `assetIds` and `pointIds` are comma-joined strings, as the API
   body carries them ("a1,a2"; IDs never hold commas, DESIGN "Manifest format");
 - a `delete` or `failed` that closes its intent exactly holds `"intent": <seq>`
   and the intent's manifest/org/pipeline/stage instead of the lists; the reader
   gives it the intent's ID tuples (shared), so every cell's history reads the same.
+
+Format v3 (what the writer writes; v1 and v2 records keep verifying, in any mix):
+- a list longer than `INLINE_MAX` bytes is `{"sha256": <hex>, "count": n}`, the list
+  itself stored once by content beside the ledger (`_lists`);
+- a `seal` record ends a segment and names the next (`"next": "segments/000002.jsonl"`):
+  the chain (`seq`, `prev`) runs on in that file (`_read`).
 """
 
 from __future__ import annotations
@@ -17,20 +23,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any
 
 from reconciler.errors import LedgerError
+from reconciler.ledger import _lists
 
-FORMAT_VERSION = 2  # what the writer writes
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # what the writer writes
+READ_VERSIONS = (1, 2, 3)
 GENESIS = "0" * 64
 # Kinds whose records name cells; `failed` closes an intent the gateway definitely refused.
 CELL_KINDS = ("intent", "delete", "failed")
-KNOWN_KINDS = (*CELL_KINDS, "pause", "resume")
+KNOWN_KINDS = (*CELL_KINDS, "pause", "start", "resume", "seal")
 KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
 LIST_FIELDS = ("assetIds", "pointIds")
 CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)
@@ -99,6 +106,26 @@ def _content_hash(data: Mapping[str, Any], line: bytes) -> tuple[str, dict[str, 
     for k, encoded in big:
         out = out.replace(b'"\\u0000' + k.encode() + b'"', encoded, 1)
     return hashlib.sha256(out).hexdigest(), joined
+
+
+def _hashes_as_written(stored: object, line: bytes) -> bool:
+    """The line's own bytes, its `hash` member cut out, hash to `stored`.
+
+    Writers put records down in canonical form, so this is the usual case, and it costs
+    a sha256 of the line instead of re-encoding the record. Sound: those bytes hash to
+    `stored` only if they are the canonical bytes the record's hash was made from (no
+    sha256 collisions), and canonical JSON parses back to the same record. A line that
+    is not canonical (reformatted by hand, say) takes the canonical path instead.
+    """
+    if type(stored) is not str or len(stored) != 64:
+        return False
+    member = b'"hash":"' + stored.encode() + b'"'
+    at = line.find(member)
+    if at <= 0:
+        return False
+    end = at + len(member)
+    body = line[:at] + line[end + 1 :] if line[end : end + 1] == b"," else line[: at - 1] + line[end:]
+    return hashlib.sha256(body.rstrip(b"\n")).hexdigest() == stored
 
 
 def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
@@ -200,8 +227,11 @@ class Chain:
     dropped without disturbing the chain.
     """
 
-    def __init__(self, path: object) -> None:
+    def __init__(self, path: object, load_list: Callable[[str], bytes | None] | None = None) -> None:
         self.path = path
+        # The bytes of the list file of a digest (None: no such file); v3 lists by content.
+        self.load_list = load_list or (lambda digest: None)
+        self.refs: dict[str, Ids] = {}  # v3 lists by digest, each read and checked once
         self.prev = GENESIS
         self.seq = 0
         self.intents: dict[int, Record] = {}
@@ -215,9 +245,13 @@ class Chain:
         self._ids: dict[str, str] = {}
         self._unshared = 0  # IDs read into tuples before sharing started
 
-    def verify(self, number: int, line: bytes) -> Record:
-        where = f"{self.path}:{number}"
+    def verify(self, number: int, line: bytes, where: str | None = None) -> Record:
+        """Verify the record expected to have seq `number`; errors name `where`
+        (default `<path>:<number>`: in the main file, the line is the seq)."""
+        where = where or f"{self.path}:{number}"
         data = _parse(where, line)
+        if data.get("kind") == "seal":
+            return self._seal(where, data)
         joined = self._check_link(where, number, data, line)
         kind = data.get("kind")
         if not isinstance(kind, str) or not kind:
@@ -228,7 +262,7 @@ class Chain:
         points: Ids = ()
         if kind in CELL_KINDS:
             assets, points = self._cells(where, kind, data, joined)
-        elif kind in ("pause", "resume") and not all(
+        elif kind in ("pause", "start", "resume") and not all(
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
             raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
@@ -238,16 +272,41 @@ class Chain:
             self._track_closing(record)
         return record
 
+    def _seal(self, where: str, data: dict[str, Any]) -> Record:
+        """A v3 `seal`: chained by `prev`/`hash` like a record, but it takes no `seq` (it
+        holds `after`, the seq it follows), so sealing never renumbers the history."""
+        if data.get("v") != 3 or isinstance(data.get("v"), bool):
+            raise LedgerError(f"{where}: unsupported seal version {data.get('v')!r}")
+        if data.get("after") != self.seq:
+            raise LedgerError(
+                f"{where}: seal follows seq {data.get('after')!r}, expected {self.seq}; "
+                "lines were removed or reordered"
+            )
+        if data.get("prev") != self.prev:
+            raise LedgerError(
+                f"{where}: prev does not match the hash of the record before; "
+                "a line before it was changed, removed or reordered"
+            )
+        if data.get("hash") != record_hash(data):
+            raise LedgerError(f"{where}: hash does not match the record; this line was edited")
+        if not isinstance(data.get("next"), str) or not isinstance(data.get("at"), str):
+            raise LedgerError(f"{where}: seal record lacks the next segment or its time")
+        self.prev = data["hash"]
+        return Record(self.seq, "seal", data["at"], data["hash"], data)
+
     def _track_closing(self, record: Record) -> None:
-        same = (record.key, id(record.asset_ids), id(record.point_ids))
+        d = record.data
+        key = (d["manifest"], d["orgId"], d["pipelineId"], d["stageInstanceName"])
+        same = (key, id(record.asset_ids), id(record.point_ids))
         if record.kind == "intent":
             self.intents[record.seq] = record
             self._unclosed.setdefault(same, []).append(record.seq)
-        elif record.intent_seq is not None:
-            self.closed.add(record.intent_seq)
+        elif "intent" in d:  # checked by `_closed_intent`: an earlier intent's seq
+            closes = d["intent"]
+            self.closed.add(closes)
             waiting = self._unclosed.get(same)
-            if waiting and record.intent_seq in waiting:
-                waiting.remove(record.intent_seq)
+            if waiting and closes in waiting:
+                waiting.remove(closes)
         elif self._unclosed.get(same):
             self.closed.add(self._unclosed[same].pop())
 
@@ -264,6 +323,8 @@ class Chain:
                 f"{where}: prev does not match the hash of line {number - 1}; "
                 "a line before it was changed, removed or reordered"
             )
+        if data["v"] != 1 and _hashes_as_written(data.get("hash"), line):
+            return {}
         digest, joined = _content_hash(data, line)
         if data.get("hash") != digest:
             raise LedgerError(f"{where}: hash does not match the record; this line was edited")
@@ -280,7 +341,7 @@ class Chain:
         if "intent" in data:
             return self._closed_intent(where, kind, data).ids
         for name in LIST_FIELDS:
-            data[name] = self._from_text(where, kind, name, data.get(name))
+            data[name] = self._from_text(where, kind, name, data.get(name), data["v"])
         return data["assetIds"], data["pointIds"]
 
     def _closed_intent(self, where: str, kind: str, data: dict[str, Any]) -> Record:
@@ -288,9 +349,15 @@ class Chain:
         intent = self.intents.get(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None
         if kind not in CLOSING_KINDS or intent is None:
             raise LedgerError(f"{where}: {kind} record refers to intent {seq!r}, which is no earlier intent")
-        if any(name in data for name in LIST_FIELDS):
+        if "assetIds" in data or "pointIds" in data:
             raise LedgerError(f"{where}: {kind} record has both an intent and its own ID lists")
-        if tuple(data[k] for k in KEY_FIELDS) != intent.key:
+        d = intent.data  # the key fields of both are checked strings: compared without a tuple each
+        if (
+            data["manifest"] != d["manifest"]
+            or data["stageInstanceName"] != d["stageInstanceName"]
+            or data["pipelineId"] != d["pipelineId"]
+            or data["orgId"] != d["orgId"]
+        ):
             raise LedgerError(f"{where}: {kind} record names another manifest or stage than intent {seq}")
         return intent
 
@@ -311,7 +378,14 @@ class Chain:
             shared = self._tuples[ids] = self._share(ids)
         return shared
 
-    def _from_text(self, where: str, kind: str, name: str, value: object) -> Ids:
+    def _from_text(self, where: str, kind: str, name: str, value: object, version: int) -> Ids:
+        if type(value) is dict and version == 3:
+            known = self.refs.get(value.get("sha256"))  # type: ignore[arg-type]
+            count = value.get("count")
+            if known is not None and len(value) == 2 and type(count) is int and count == len(known):
+                return known  # a list read before: its digest and count were checked then
+            if _lists.is_ref(value):
+                return self._from_ref(where, value["sha256"], value["count"])
         if not isinstance(value, str):
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")
         shared = self._texts.get(value)
@@ -324,6 +398,17 @@ class Chain:
             shared = self._texts[value] = self._share(ids)
         return shared
 
+    def _from_ref(self, where: str, digest: str, count: int) -> Ids:
+        shared = self.refs.get(digest)
+        if shared is None:
+            data = self.load_list(digest)
+            if data is None:
+                raise LedgerError(f"{where}: its ID list {_lists.list_name(digest)} is missing")
+            shared = self.refs[digest] = self._share(_lists.decode(where, digest, count, data))
+        elif len(shared) != count:
+            raise LedgerError(f"{where}: its ID list {_lists.list_name(digest)} does not hold {count} IDs")
+        return shared
+
     def _share(self, ids: Sequence[str]) -> Ids:
         if self._unshared < SHARE_IDS_AFTER:
             self._unshared += len(ids)
@@ -332,17 +417,43 @@ class Chain:
         return tuple(map(known.setdefault, ids, ids))
 
 
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, without `json.loads`'s Python wrapper
+
+
 def _parse(where: str, line: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(line.decode())  # strict UTF-8, as DESIGN fixes it
+        text = line.decode()  # strict UTF-8, as DESIGN fixes it
+        try:
+            data, end = _SCAN(text, 0)  # a record line starts with its `{`: the usual case
+        except StopIteration:
+            end = -1
+        if end < 0 or text[end:].strip(" \t\r\n"):  # leading or trailing text: as json.loads decides
+            data = json.loads(text)
     except ValueError as exc:
         raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from exc
+    except RecursionError as exc:  # a line of thousands of nested brackets: no record nests so
+        raise LedgerError(f"{where}: JSON nested too deeply to be a record; the ledger was damaged") from exc
     if not isinstance(data, dict):
         raise LedgerError(f"{where}: a record must be a JSON object")
     return data
 
 
 def _check_key_fields(where: str, kind: str, data: dict[str, Any]) -> None:
+    g = data.get
+    if (
+        (
+            type(g("manifest"))
+            is type(g("orgId"))
+            is type(g("pipelineId"))
+            is type(g("stageInstanceName"))
+            is str
+        )
+        and data["manifest"]
+        and data["orgId"]
+        and data["pipelineId"]
+        and data["stageInstanceName"]
+    ):
+        return  # the usual case, without a loop
     for name in KEY_FIELDS:
         if not isinstance(data.get(name), str) or not data[name]:
             raise LedgerError(f"{where}: {kind} record has a missing or malformed {name}")

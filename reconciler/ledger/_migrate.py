@@ -1,35 +1,30 @@
-"""`ledger migrate`: rewrite a ledger's records as format v2, proven to hold the same cells.
+"""`ledger migrate`: rewrite a ledger in format v3, proven to hold the same records and cells.
 
-The one place a ledger is rewritten rather than appended. Under the lock, the v2 file is
-written beside the ledger, read back and verified, compared record by record with the
-original (same seq, kind, time, fields and cells), and only then swapped in atomically;
-the original stays as `<name>.v1.bak`. The chain is re-hashed, so the head hash changes:
-saved plans made before are stale, as they should be.
+The one place a ledger is rewritten rather than appended. Under the lock, the v3 ledger
+(main file, segments, ID lists by content) is written beside the old one by the writer
+itself, read back and verified, compared record by record with the original (same seq,
+kind, time, fields and cells), and only then moved in; the original stays as
+`<name>.v<N>.bak` (N: its newest record version). The chain is re-hashed, so the head
+hash changes: saved plans made before are stale, as they should be. Seals take no seq,
+so every record keeps its number.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LedgerError
-from reconciler.ledger._format import (
-    CELL_KINDS,
-    CLOSING_KINDS,
-    GENESIS,
-    LIST_FIELDS,
-    Ids,
-    Record,
-    canonical,
-    join_ids,
-    record_hash,
-)
+from reconciler.ledger import _lists
+from reconciler.ledger._format import CELL_KINDS, CLOSING_KINDS, FORMAT_VERSION, LIST_FIELDS, Ids, Record
 from reconciler.ledger._lock import LedgerLock
-from reconciler.ledger._read import read
+from reconciler.ledger._read import Ledger, read
 from reconciler.ledger._write import CHAIN_FIELDS as _CHAIN_FIELDS
+from reconciler.ledger._write import SEGMENT_BYTES, LedgerWriter
 
 
 @dataclass(frozen=True)
@@ -38,81 +33,88 @@ class MigrateResult:
     backup: Path | None  # None: nothing to do, the file was left alone
     records: int
     referenced: int  # delete/failed records that now refer to their intent
-    bytes_before: int
+    bytes_before: int  # every file of the ledger
     bytes_after: int
     cells: dict[str, int] = field(default_factory=dict)  # per kind, the same before and after
     warnings: list[str] = field(default_factory=list)
+    files_after: int = 1  # main file, segments and ID lists
 
 
-def migrate(path: str | os.PathLike[str], *, lock_timeout: float = 0) -> MigrateResult:
-    """Rewrite the ledger at `path` as v2 in place, keeping the original as `<name>.v1.bak`."""
+def migrate(
+    path: str | os.PathLike[str], *, lock_timeout: float = 0, segment_bytes: int = SEGMENT_BYTES
+) -> MigrateResult:
+    """Rewrite the ledger at `path` as v3 in place, keeping the original as `<name>.v<N>.bak`."""
     real = Path(os.path.realpath(path))
-    backup = real.with_name(real.name + ".v1.bak")
-    tmp = real.with_name(real.name + ".v2.tmp")
     with LedgerLock(real, timeout=lock_timeout, command=f"reconcile ledger migrate {path}"):
         old = read(real)
         if not old.exists:
             raise LedgerError(f"{path}: no ledger to migrate (the file does not exist)")
         cells = _cells_per_kind(old.records)
-        if all(r.data.get("v") == 2 for r in old.records) and not old.warnings and not old.unterminated:
-            return MigrateResult(real, None, len(old.records), 0, old.size, old.size, cells)
-        if backup.exists():
+        size = _size(real)
+        current = all(r.data.get("v") == FORMAT_VERSION for r in old.records)
+        if current and not old.warnings and not old.unterminated:
+            return MigrateResult(real, None, len(old.records), 0, size, size, cells)
+        newest = max((r.data.get("v", 1) for r in old.records), default=1)
+        backup = real.with_name(f"{real.name}.v{newest}.bak")
+        if backup.exists() or _lists.sidecar_dir(backup).exists():
             raise LedgerError(f"{backup}: a backup of an earlier migration is in the way; move it first")
+        tmp = real.with_name(real.name + ".migrating")
+        _remove(tmp)
         try:
-            referenced = _write(tmp, _v2_lines(old.records))
+            referenced = _write(tmp, old.records, segment_bytes)
             new = read(tmp)
             _check_same(real, old.records, new.records)
-            _swap(real, old.size, tmp, backup)
+            _swap(real, old, tmp, backup)
         finally:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
+    after = _files(real)
     return MigrateResult(
-        real, backup, len(old.records), referenced, old.size, new.size, cells, list(old.warnings)
+        real,
+        backup,
+        len(old.records),
+        referenced,
+        size,
+        sum(p.stat().st_size for p in after),
+        cells,
+        list(old.warnings),
+        len(after),
     )
 
 
-def _v2_lines(records: Sequence[Record]) -> Iterator[tuple[bytes, bool]]:
-    """Each record as a v2 line, same seq and time; yields (line, refers to its intent)."""
-    prev = GENESIS
-    unclosed: dict[tuple[tuple[str, ...], Ids, Ids], list[int]] = {}
-    for r in records:
-        fields = {k: v for k, v in r.data.items() if k not in _CHAIN_FIELDS}
-        refers = False
-        if r.kind in CELL_KINDS and r.intent_seq is None:
-            same = (r.key, r.asset_ids, r.point_ids)
-            if r.kind in CLOSING_KINDS and unclosed.get(same):
-                for name in LIST_FIELDS:
-                    del fields[name]
-                fields["intent"], refers = unclosed[same].pop(), True
-            else:
-                for name in LIST_FIELDS:
-                    fields[name] = join_ids(f"record seq {r.seq}", name, fields[name])
-            if r.kind == "intent":
-                unclosed.setdefault(same, []).append(r.seq)
-        data: dict[str, Any] = {"v": 2, "seq": r.seq, "kind": r.kind, "at": r.at, **fields, "prev": prev}
-        data["hash"] = prev = record_hash(data)
-        yield canonical(data) + b"\n", refers
+def same_records(old: Sequence[Record], new: Sequence[Record]) -> bool:
+    """`new` holds exactly `old`'s records, seq for seq: kind, time, fields and cells."""
+    return len(old) == len(new) and all(_meaning(a) == _meaning(b) for a, b in zip(old, new, strict=True))
 
 
-def _write(tmp: Path, lines: Iterator[tuple[bytes, bool]]) -> int:
+def _write(tmp: Path, records: Sequence[Record], segment_bytes: int) -> int:
+    """Append every record to a new ledger at `tmp` with the writer (one fsync per segment);
+    a v1 `delete`/`failed` repeating an open intent's lists now refers to it."""
     referenced = 0
-    try:
-        with open(tmp, "wb") as fh:
-            for line, refers in lines:
-                fh.write(line)
-                referenced += refers
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        raise LedgerError(f"{tmp}: cannot write the migrated ledger: {exc.strerror or exc}") from exc
+    unclosed: dict[tuple[tuple[str, ...], Ids, Ids], list[int]] = {}
+    with LedgerWriter(read(tmp), segment_bytes=segment_bytes, sync_each=False) as writer:
+        for r in records:
+            fields: dict[str, Any] = {k: v for k, v in r.data.items() if k not in _CHAIN_FIELDS}
+            if r.kind in CELL_KINDS and r.intent_seq is None:
+                same = (r.key, r.asset_ids, r.point_ids)
+                if r.kind in CLOSING_KINDS and unclosed.get(same):
+                    for name in LIST_FIELDS:
+                        del fields[name]
+                    fields["intent"] = unclosed[same].pop()
+                    referenced += 1
+                else:
+                    fields["assetIds"], fields["pointIds"] = r.asset_ids, r.point_ids
+                if r.kind == "intent":
+                    unclosed.setdefault(same, []).append(r.seq)
+            writer.append(r.kind, fields, at=r.at)
+        writer.sync()
     return referenced
 
 
 def _check_same(path: Path, old: Sequence[Record], new: Sequence[Record]) -> None:
     if len(old) != len(new):
         raise LedgerError(f"{path}: migration gave {len(new)} records, not {len(old)}; nothing changed")
-    for a, b in zip(old, new, strict=True):
-        if _meaning(a) != _meaning(b):
-            raise LedgerError(f"{path}: migration changed record seq {a.seq}; nothing changed")
+    if not same_records(old, new):
+        raise LedgerError(f"{path}: migration changed a record; nothing changed")
     if _cells_per_kind(old) != _cells_per_kind(new):
         raise LedgerError(f"{path}: migration changed the cells; nothing changed")
 
@@ -130,17 +132,35 @@ def _cells_per_kind(records: Sequence[Record]) -> dict[str, int]:
     return out
 
 
-def _swap(real: Path, size: int, tmp: Path, backup: Path) -> None:
+def _files(main: Path) -> list[Path]:
+    side = _lists.sidecar_dir(main)
+    return [main, *(p for p in side.rglob("*") if p.is_file())] if side.is_dir() else [main]
+
+
+def _size(main: Path) -> int:
+    return sum(p.stat().st_size for p in _files(main))
+
+
+def _remove(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
+    shutil.rmtree(_lists.sidecar_dir(tmp), ignore_errors=True)
+
+
+def _swap(real: Path, old: Ledger, tmp: Path, backup: Path) -> None:
+    """The original kept under its backup name (main hard-linked, its sidecar moved), then
+    the new sidecar and main file moved in, the main file last. A v1/v2 original has no
+    sidecar, so until that last rename `real` is still the original ledger, whole."""
+    side, new_side = _lists.sidecar_dir(real), _lists.sidecar_dir(tmp)
     try:
-        if os.stat(real).st_size != size:
+        if os.stat(real).st_size != old.size and old.tail == real:
             raise LedgerError(f"{real}: the ledger changed while it was migrated; nothing changed")
-        os.link(real, backup)  # the original stays, under its backup name, before anything moves
+        os.link(real, backup)
+        if side.exists():
+            os.rename(side, _lists.sidecar_dir(backup))
+        if new_side.exists():
+            os.rename(new_side, side)
         os.replace(tmp, real)
-        fd = os.open(real.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _lists.fsync_dir(real.parent)
     except OSError as exc:
         raise LedgerError(
             f"{exc.filename or real}: cannot swap in the migrated ledger: {exc.strerror or exc}"

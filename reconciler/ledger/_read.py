@@ -1,40 +1,65 @@
-"""Reading a ledger: the whole chain verified, the torn-line rule, and what a writer needs.
+"""Reading a ledger: the whole chain verified, across its segments, and the torn-line rule.
+
+A ledger is its main file and, in format v3, the segments and ID lists under
+`<name>.d/` (`_lists`). The main file is the first segment. A segment that has grown
+past `SEGMENT_BYTES` ends with a `seal` record naming the next segment file, and the
+chain (`seq`, `prev`, `hash`) runs on there: every record of every segment is verified
+in one chain, so a removed, reordered or edited record anywhere breaks it (DESIGN
+invariant 5). Sealed segments never change again; only the last one is appended to.
 
 DESIGN "Applied ledger": a last line with no final newline that does not parse or
 verify is torn (a warning, cut by the next append); one that verifies is a whole
-record. Every newline-terminated line must verify, or reading fails naming it.
+record. Every newline-terminated line must verify, or reading fails naming its file
+and line. Only the last segment can end torn: a seal is written whole before the next
+segment is used.
 """
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from reconciler.errors import LedgerError
+from reconciler.ledger import _lists
 from reconciler.ledger._format import GENESIS, Chain, Record
+
+SEGMENTS_DIR = "segments"
+
+
+def segment_name(number: int) -> str:
+    """The path of segment `number` (2, 3, ...) inside the sidecar directory."""
+    return f"{SEGMENTS_DIR}/{number:06d}.jsonl"
 
 
 @dataclass
 class Ledger:
     """A verified ledger as read: its records, head, and anything worth a warning.
 
-    `exists` is False when the file was missing (apply refuses that, plan warns).
-    `size`, `good_bytes`, `unterminated` and `end_bytes` let a writer check that the
-    file is still exactly what was read before it appends.
+    `exists` is False when the main file was missing (apply refuses that, plan warns).
+    `tail` is the segment appended to (the main file until the first seal); `size`,
+    `good_bytes`, `unterminated` and `end_bytes` describe it, so that a writer can check
+    that it is still exactly what was read before it appends.
     """
 
     path: Path
     records: list[Record] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    good_bytes: int = 0  # the whole records; anything after them is a torn tail
+    good_bytes: int = 0  # the whole records of the tail; anything after them is torn
     exists: bool = True
-    size: int = 0  # the file's size when read
+    size: int = 0  # the tail's size when read
     unterminated: bool = False  # the last record has no final newline
-    end_offset: int = 0  # where the last line (whole or torn) starts ...
+    end_offset: int = 0  # where the tail's last line (whole or torn) starts ...
     end_bytes: bytes = b""  # ... and its bytes up to the end of the file, as read
     # Intents that a later delete or failed record closes exactly (same cells): never in doubt.
     closed_intents: set[int] = field(default_factory=set)
+    tail: Path = Path()
+    segment: int = 1  # the tail's number: 1 is the main file
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # v3 lists read, by digest
+    last_hash: str | None = None  # the chain's last hash when a seal follows the last record
 
     @property
     def head_seq(self) -> int:
@@ -42,52 +67,144 @@ class Ledger:
 
     @property
     def head_hash(self) -> str:
+        if self.last_hash is not None:
+            return self.last_hash
         return self.records[-1].hash if self.records else GENESIS
+
+    @property
+    def sidecar(self) -> Path:
+        """`<name>.d/` beside the resolved main file (a symlinked ledger keeps its files)."""
+        return _lists.sidecar_dir(Path(os.path.realpath(self.path)))
+
+
+class Files(Protocol):
+    """Where a ledger's files are read from: its directory, or a mapping of their bytes."""
+
+    def open(self, rel: str | None) -> BinaryIO | None:
+        """The main file (`rel` None) or a file inside the sidecar directory; None: missing."""
+
+    def list_bytes(self, digest: str) -> bytes | None: ...
+
+
+class DiskFiles:
+    def __init__(self, main: Path) -> None:
+        self.main = main
+        self.sidecar = _lists.sidecar_dir(Path(os.path.realpath(main)))
+
+    def open(self, rel: str | None) -> BinaryIO | None:
+        target = self.main if rel is None else self.sidecar / rel
+        try:
+            return target.open("rb")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LedgerError(f"{target}: cannot read ledger: {exc.strerror or exc}") from exc
+
+    def list_bytes(self, digest: str) -> bytes | None:
+        fh = self.open(_lists.list_name(digest))
+        if fh is None:
+            return None
+        with fh:
+            return fh.read()
+
+
+class MapFiles:
+    """A ledger's files as `ledger_files` gives them: POSIX paths beside the main file."""
+
+    def __init__(self, name: str, files: Mapping[str, bytes]) -> None:
+        self.name = name
+        self.files = files
+
+    def open(self, rel: str | None) -> BinaryIO | None:
+        data = self.files.get(self.name if rel is None else f"{self.name}.d/{rel}")
+        return None if data is None else io.BytesIO(data)
+
+    def list_bytes(self, digest: str) -> bytes | None:
+        return self.files.get(f"{self.name}.d/{_lists.list_name(digest)}")
 
 
 def read(path: str | os.PathLike[str]) -> Ledger:
     """Read and verify the whole chain; raise `LedgerError` naming the first bad line.
 
-    Streams the file line by line: memory holds the records, not the file.
+    Streams each segment line by line: memory holds the records, not the files.
     """
-    ledger = Ledger(Path(path))
-    try:
-        fh = ledger.path.open("rb")
-    except FileNotFoundError:
+    return read_from(Path(path), DiskFiles(Path(path)))
+
+
+def read_from(path: Path, files: Files) -> Ledger:
+    """`read` of a ledger whose files come from `files` (named as if at `path`)."""
+    ledger = Ledger(path, tail=path)
+    chain = Chain(path, load_list=files.list_bytes)
+    fh = files.open(None)
+    if fh is None:
         ledger.exists = False
         return ledger
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from exc
-    chain = Chain(path)
+    number = 1
+    while True:
+        display = path if number == 1 else ledger.sidecar / segment_name(number)
+        seal = _read_segment(ledger, chain, fh, display)
+        if seal is None:
+            break
+        number += 1
+        expected = segment_name(number)
+        if seal.data["next"] != expected:
+            raise LedgerError(
+                f"{display}: the seal (seq {seal.seq}) names {seal.data['next']!r}, not {expected!r}"
+            )
+        fh = files.open(expected)
+        if fh is None:
+            raise LedgerError(
+                f"{display}: the seal (seq {seal.seq}) names the next segment {ledger.sidecar / expected}, "
+                "which is missing"
+            )
+        ledger.tail, ledger.segment = ledger.sidecar / expected, number
+    ledger.closed_intents = chain.closed
+    ledger.lists = chain.refs
+    ledger.last_hash = chain.prev
+    return ledger
+
+
+def _read_segment(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path) -> Record | None:
+    """Verify one segment's lines onto the chain; its seal record, or None if it is the tail."""
     offset = 0
     line = b""
+    seal: Record | None = None
+    prefix = f"{display}:"
+    ledger.unterminated = False
     with fh:
         try:
             for number, line in enumerate(fh, start=1):
-                if line.endswith(b"\n"):
-                    ledger.records.append(chain.verify(number, line))
-                else:
-                    _read_tail(ledger, chain, number, line)
+                where = prefix + str(number)
+                if seal is not None:
+                    raise LedgerError(f"{where}: a record after the seal of this segment (seq {seal.seq})")
+                record = (
+                    chain.verify(chain.seq + 1, line, where)
+                    if line.endswith(b"\n")
+                    else _read_tail(ledger, chain, where, line)
+                )
+                if record is not None and record.kind == "seal":
+                    seal = record  # layout, not history: not among the records
+                elif record is not None:
+                    ledger.records.append(record)
                 offset += len(line)
         except OSError as exc:
-            raise LedgerError(f"{path}: cannot read ledger: {exc.strerror or exc}") from exc
+            raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from exc
     ledger.size = offset
     torn = not line.endswith(b"\n") and not ledger.unterminated
     ledger.good_bytes = offset - len(line) if torn else offset
     ledger.end_offset, ledger.end_bytes = offset - len(line), line
-    ledger.closed_intents = chain.closed
-    return ledger
+    return seal
 
 
-def _read_tail(ledger: Ledger, chain: Chain, number: int, tail: bytes) -> None:
+def _read_tail(ledger: Ledger, chain: Chain, where: str, tail: bytes) -> Record | None:
     try:
-        record = chain.verify(number, tail)
+        record = chain.verify(chain.seq + 1, tail, where)
     except LedgerError as exc:
         reason = str(exc).split(": ", 1)[-1]
         ledger.warnings.append(
-            f"{ledger.path}:{number}: last line is incomplete and does not verify ({reason}): "
+            f"{where}: last line is incomplete and does not verify ({reason}): "
             "a write was interrupted; ignored, and cut off by the next append"
         )
-        return
-    ledger.records.append(record)
+        return None
     ledger.unterminated = True
+    return record

@@ -1,10 +1,16 @@
-"""Appending records: group commit, and what a failed append leaves behind.
+"""Appending records: group commit, segments, and what a failed append leaves behind.
 
 Keeps DESIGN invariant 4 (durability): `append` returns only once its record is
 written and fsynced. An append that raises leaves none of its bytes in the file:
 the file ends at its last whole record, no `seq` is used twice, and every later
 append on the writer refuses at once (DESIGN "Applied ledger": the run stops
 sending). The writer never cuts bytes it did not read or write itself.
+
+Format v3: long ID lists go to their list file (written and fsynced before the record
+that names them), and once the segment appended to holds `segment_bytes`, a `seal`
+record closes it and names the next segment file, created empty (and fsynced) before
+the seal is written; records then go there. So no file of the ledger grows past about
+`segment_bytes`, and what git must store and send per apply stays small.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from reconciler.errors import LedgerError, LedgerWriteError
+from reconciler.ledger import _lists
 from reconciler.ledger._format import (
     CELL_KINDS,
     FORMAT_VERSION,
@@ -30,11 +37,14 @@ from reconciler.ledger._format import (
     record_hash,
     utc_now,
 )
-from reconciler.ledger._read import Ledger
+from reconciler.ledger._read import DiskFiles, Ledger, segment_name
 
 _CHANGED = "the ledger changed since it was read; another apply?"
 # What the chain sets on every record (as opposed to the fields a caller gives).
 CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
+# A segment is sealed once it holds this much: the year's workload of issue 18 makes about
+# 10 MB of records a year, so 3-4 segments a year, each well under GitHub's 50 MB warning.
+SEGMENT_BYTES = 4_000_000
 
 
 def _reason(exc: OSError) -> str:
@@ -50,19 +60,25 @@ class LedgerWriter:
     file changed since.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, segment_bytes: int = SEGMENT_BYTES, sync_each: bool = True) -> None:
         self.path = ledger.path
         self._ledger = ledger
+        self._tail = ledger.tail if ledger.exists else ledger.path  # the segment appended to
+        self._segment = ledger.segment
+        self.segment_bytes = segment_bytes
+        self._sync_each = sync_each  # False (migrate only): durable at `sync()`, and at each seal
+        self._retired: list[int] = []  # descriptors of sealed segments: closed with the writer
         self._fd: int | None = None  # opened on the first append: a run that writes nothing leaves no file
         self._seq = ledger.head_seq
         self._prev = ledger.head_hash
         # Each record is verified as the reader will before it is written: the writer can
         # never put down a line that a later read refuses.
-        self._chain = Chain(self.path)
+        self._chain = Chain(self.path, load_list=DiskFiles(self.path).list_bytes)
         self._chain.prev, self._chain.seq = self._prev, self._seq
+        self._chain.refs = dict(ledger.lists)
         self._chain.intents = {r.seq: r for r in ledger.records if r.kind == "intent"}
         self._end = 0  # the file's size once every record written so far is in it
-        self._mutex = threading.Lock()
+        self._mutex = threading.RLock()  # re-entered by a seal, written under it
         self._sync = threading.Lock()
         self._synced = (self._seq, 0)  # (seq, end) known to be on disk
         self._limit = -1  # after a failure: the last seq that may still succeed; -1: none failed
@@ -80,21 +96,79 @@ class LedgerWriter:
         the file and the OS reason if the record could not be made durable; nothing of
         it is then left in the file, and every later append refuses at once.
         """
+        if kind == "seal":
+            raise LedgerError(f"{self.path}: seal records are written by the writer alone")
+        if self._full():
+            with self._sync, self._mutex:
+                if self._full():
+                    self._seal()
+        fd, record = self._append_locked(kind, fields, at)
+        if self._sync_each:
+            self._sync_to(fd, record.seq)
+        return record
+
+    def sync(self) -> None:
+        """Make every record appended so far durable (for a writer made with `sync_each=False`)."""
+        if self._fd is not None:
+            self._sync_to(self._fd, self._seq)
+
+    def _append_locked(self, kind: str, fields: Mapping[str, Any], at: str | None) -> tuple[int, Record]:
         with self._mutex:
             self._check_usable()
-            seq = self._seq + 1
-            data: dict[str, Any] = {"v": FORMAT_VERSION, "seq": seq, "kind": kind, "at": at or utc_now()}
+            sealing = kind == "seal"  # a seal takes no seq: it says which seq it follows
+            seq = self._seq if sealing else self._seq + 1
+            data: dict[str, Any] = {"v": FORMAT_VERSION, "kind": kind, "at": at or utc_now()}
+            data.update({"after": seq} if sealing else {"seq": seq})
             data.update(self._encode(seq, kind, fields))
             data["prev"] = self._prev
             data["hash"] = record_hash(data)
             line = canonical(data)
             record = self._chain.verify(seq, line)
             fd = self._open()
-            self._write(fd, seq, kind, line + b"\n")
+            self._write(fd, seq + sealing, kind, line + b"\n")  # a failed seal keeps seq itself
             self._seq, self._prev = seq, data["hash"]
-            self.records.append(record)
-        self._sync_to(fd, seq)
-        return record
+            if not sealing:
+                self.records.append(record)
+        return fd, record
+
+    def _full(self) -> bool:
+        end = self._end if self._fd is not None else self._ledger.good_bytes
+        return end >= self.segment_bytes and not self._failure
+
+    def _seal(self) -> None:
+        """Close the tail with a `seal` naming the next segment, and append there from now on.
+
+        The next file is created empty and made durable first, so a seal never names a
+        missing file; a crash before the seal leaves an empty file no seal names (the next
+        seal truncates it). Held: `_sync` and `_mutex`; the sealed tail is fsynced here.
+        """
+        fd = self._open()
+        rel = segment_name(self._segment + 1)
+        target = self._ledger.sidecar / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            new = os.open(
+                target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644
+            )
+        except OSError as exc:
+            raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from exc
+        try:
+            os.fsync(new)
+            _lists.fsync_dir(target.parent)
+            _lists.fsync_dir(self._ledger.sidecar)
+        except OSError as exc:
+            os.close(new)
+            raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from exc
+        try:
+            _, seal = self._append_locked("seal", {"next": rel}, None)
+            self._fsync_upto(fd, seal.seq)
+        except LedgerWriteError:
+            os.close(new)
+            raise
+        self._retired.append(fd)
+        self._fd, self._tail, self._segment = new, target, self._segment + 1
+        self._end = 0
+        self._synced = (self._seq, 0)
 
     @property
     def head(self) -> tuple[int, str]:
@@ -126,6 +200,8 @@ class LedgerWriter:
         moved: dict[int, int] = {}
         out = []
         for r in records:
+            if r.kind == "seal":  # the layout of the other chain: this writer seals its own
+                continue
             fields = {k: v for k, v in r.data.items() if k not in CHAIN_FIELDS}
             if r.kind in CELL_KINDS and r.intent_seq is not None:
                 fields["intent"] = moved.get(r.intent_seq, r.intent_seq)
@@ -154,14 +230,30 @@ class LedgerWriter:
             return out
         where = f"{self.path}: {kind} record seq {seq}"
         for name in LIST_FIELDS:
-            out[name] = join_ids(where, name, out.get(name) or ())
+            ids = out.get(name) or ()
+            text = join_ids(where, name, ids)
+            out[name] = text if len(text) <= _lists.INLINE_MAX else self._by_content(tuple(ids))
         return out
+
+    def _by_content(self, ids: tuple[str, ...]) -> dict[str, Any]:
+        """Store a long list once, by content, before the record that names it (v3)."""
+        digest, data = _lists.encode(ids)
+        if digest not in self._chain.refs:
+            try:
+                _lists.store(self._ledger.sidecar, digest, data)
+            except LedgerWriteError as exc:
+                raise self._fail(str(exc)) from exc
+            self._chain.refs[digest] = ids
+        return {"sha256": digest, "count": len(ids)}
 
     def close(self) -> None:
         with self._mutex:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            for fd in self._retired:
+                os.close(fd)
+            self._retired.clear()
 
     def __enter__(self) -> LedgerWriter:
         return self
@@ -198,7 +290,7 @@ class LedgerWriter:
         flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         try:
             if self._ledger.exists:
-                return os.open(self.path, flags)
+                return os.open(self._tail, flags)
             _make_dir(self.path.parent)
             try:
                 fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
@@ -207,7 +299,7 @@ class LedgerWriter:
             _fsync_dir(self.path.parent)  # the new file's directory entry must survive a crash
             return fd
         except OSError as exc:
-            where = exc.filename or self.path
+            where = exc.filename or self._tail
             gone = " (it existed when read: was it removed?)" if exc.errno == errno.ENOENT else ""
             raise LedgerWriteError(
                 f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}"
@@ -219,10 +311,10 @@ class LedgerWriter:
             size = os.fstat(fd).st_size
             same = size == led.size and os.pread(fd, len(led.end_bytes), led.end_offset) == led.end_bytes
         except OSError as exc:
-            raise LedgerWriteError(f"{self.path}: cannot check the ledger: {_reason(exc)}") from exc
+            raise LedgerWriteError(f"{self._tail}: cannot check the ledger: {_reason(exc)}") from exc
         if not same:
             raise LedgerWriteError(
-                f"{self.path}: {_CHANGED} It was {led.size} bytes when read and is {size} now; "
+                f"{self._tail}: {_CHANGED} It was {led.size} bytes when read and is {size} now; "
                 "nothing was written. Read it again under the lock."
             )
 
@@ -237,7 +329,7 @@ class LedgerWriter:
                 os.fsync(fd)
         except OSError as exc:
             raise LedgerWriteError(
-                f"{self.path}: cannot repair the ledger's last line before appending: {_reason(exc)}"
+                f"{self._tail}: cannot repair the ledger's last line before appending: {_reason(exc)}"
             ) from exc
         self._end = led.good_bytes + (1 if led.unterminated else 0)
         self._synced = (self._seq, self._end)
@@ -257,39 +349,43 @@ class LedgerWriter:
             self._limit = seq - 1
             cut = self._cut_back(fd, start, start + written)
             raise self._fail(
-                f"{self.path}: cannot append {kind} record seq {seq}: {_reason(exc)}{cut}"
+                f"{self._tail}: cannot append {kind} record seq {seq}: {_reason(exc)}{cut}"
             ) from exc
         self._end = start + written
 
     def _sync_to(self, fd: int, seq: int) -> None:
         with self._sync:
-            if self._synced[0] >= seq:
-                return
-            if 0 <= self._limit < seq:
-                raise LedgerWriteError(
-                    f"{self.path}: record seq {seq} was not kept: an append failed before it was "
-                    f"on disk. {self._failure}"
-                )
+            self._fsync_upto(fd, seq)
+
+    def _fsync_upto(self, fd: int, seq: int) -> None:
+        """Make records up to `seq` durable (one fsync covers all written). Held: `_sync`."""
+        if self._synced[0] >= seq:
+            return
+        if 0 <= self._limit < seq:
+            raise LedgerWriteError(
+                f"{self.path}: record seq {seq} was not kept: an append failed before it was "
+                f"on disk. {self._failure}"
+            )
+        with self._mutex:
+            target = (self._seq, self._end) if self._limit < 0 else (self._limit, self._end)
+        try:
+            os.fsync(fd)
+            self._check_same_file(fd)
+        except OSError as exc:
             with self._mutex:
-                target = (self._seq, self._end) if self._limit < 0 else (self._limit, self._end)
-            try:
-                os.fsync(fd)
-                self._check_same_file(fd)
-            except OSError as exc:
-                with self._mutex:
-                    self._limit = self._synced[0]
-                    cut = self._cut_back(fd, self._synced[1], self._end)
-                    self.records = [r for r in self.records if r.seq <= self._limit]
-                    raise self._fail(
-                        f"{self.path}: cannot make record seq {seq} durable: {_reason(exc)}{cut}"
-                    ) from exc
-            self._synced = target
+                self._limit = self._synced[0]
+                cut = self._cut_back(fd, self._synced[1], self._end)
+                self.records = [r for r in self.records if r.seq <= self._limit]
+                raise self._fail(
+                    f"{self._tail}: cannot make record seq {seq} durable: {_reason(exc)}{cut}"
+                ) from exc
+        self._synced = target
 
     def _check_same_file(self, fd: int) -> None:
         # A record fsynced into a file that no longer has this name is not in the ledger.
         gone = OSError(errno.ENOENT, "the ledger file was removed or replaced while appending")
         try:
-            here = os.stat(self.path)
+            here = os.stat(self._tail)
         except FileNotFoundError as exc:
             raise gone from exc
         ours = os.fstat(fd)

@@ -120,6 +120,7 @@ class _Sets:
         self._sets: dict[int, tuple[Ids, frozenset[str]]] = {}
         self._unions: dict[tuple[int, ...], tuple[list[Ids], frozenset[str], bool]] = {}
         self._minus: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
+        self._runs: dict[tuple[int, ...], tuple[Ids, list[Ids], Ids | None]] = {}
 
     def of(self, ids: Ids) -> frozenset[str]:
         hit = self._sets.get(id(ids))
@@ -137,6 +138,21 @@ class _Sets:
             union = frozenset(chain.from_iterable(lists))
             hit = self._unions[key] = (lists, union, len(union) == sum(map(len, lists)))
         return hit[1], hit[2]
+
+    def untouched_runs(self, asset_ids: Ids, deletes: Sequence[Record]) -> Sequence[str] | None:
+        """`_untouched_runs`, once per (declared list, deletes' lists): weekly resets of one
+        fleet name the same ID file and, in a v3 ledger, the same stored lists every week."""
+        lists = [r.asset_ids for r in deletes]
+        key = (id(asset_ids), *map(id, lists))
+        hit = self._runs.get(key)
+        if (
+            hit is None
+            or hit[0] is not asset_ids
+            or any(a is not b for a, b in zip(hit[1], lists, strict=True))
+        ):
+            found = _untouched_runs(asset_ids, deletes)
+            hit = self._runs[key] = (asset_ids, lists, None if found is None else tuple(found))
+        return hit[2]
 
     def minus(self, a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
         if self.general:
@@ -175,7 +191,7 @@ def _diff_key(
 
     # Most keys are untouched, or cleared in batches that are runs of the declared list
     # (compared as tuples, no set built); the rest take set operations.
-    untouched = None if sets.general else _untouched_runs(asset_ids, deletes)
+    untouched = None if sets.general else sets.untouched_runs(asset_ids, deletes)
     sets.paths["sets" if untouched is None else "runs"] += 1
     if sets.closed_intents:
         sets.paths["closed"] += sum(1 for r in records if r.seq in sets.closed_intents)
@@ -397,20 +413,24 @@ def _renames(
 
 
 def _last_resume(records: Iterable[Record]) -> dict[PipelineRef, int]:
+    """The last record after which the pipeline may have run: a `resume`, or a `start`
+    announced before the call (whatever came of it)."""
     last: dict[PipelineRef, int] = {}
     for r in records:
-        if r.kind == "resume":
+        if r.kind in ("resume", "start"):
             last[PipelineRef(*r.pipeline)] = r.seq
     return last
 
 
 def _left_paused(records: Iterable[Record]) -> Iterator[PendingResume]:
-    """`pause` records with no `resume` after them: pipelines an interrupted run left paused."""
+    """`pause` records with no `resume` after them: pipelines an interrupted run left paused.
+    A `start` with no outcome after it closes the pause too: the start may have landed and a
+    person may have paused the pipeline since, so it is not ours to start (the plan warns)."""
     open_pauses: dict[PipelineRef, Record] = {}
     for r in records:
         if r.kind == "pause":
             open_pauses[PipelineRef(*r.pipeline)] = r
-        elif r.kind == "resume":
+        elif r.kind in ("resume", "start"):
             open_pauses.pop(PipelineRef(*r.pipeline), None)
     for ref, r in open_pauses.items():
         yield PendingResume(

@@ -10,6 +10,7 @@ file is refused with one line, never a traceback (invariant 6).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from reconciler.plan.values import LedgerHead, Options
 FORMAT_VERSION = 1
 _MAX_BYTES = 512 * 1024 * 1024
 _ACTIONS = object()  # where `dumps` puts the action lines
+# Read now from the gateway (`plan --refresh`), not derived from manifests and ledger: the
+# plan hash does not cover them, so a saved plan that carries them still reads back.
+LIVE_FIELDS = ("liveStateCells",)
 
 
 def _document(plan: Plan) -> dict[str, Any]:
@@ -45,18 +49,38 @@ def _document(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-def dumps(plan: Plan) -> str:
+def dumps(plan: Plan, live: Mapping[str, Any] | None = None) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
-    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs)."""
+    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs).
+
+    `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
+    merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
+    actions, which the hash does not cover."""
     lines = []
-    for key, value in _document(plan).items():
+    doc = _document(plan)
+    action_lines = plan.action_lines
+    if live:
+        doc["summary"] = {**doc["summary"], **live.get("summary", {})}
+        doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
+        action_lines = tuple(
+            _annotated(line, extra) for line, extra in zip(action_lines, live["actions"], strict=True)
+        )
+    for key, value in doc.items():
         if value is _ACTIONS:
-            rows = ",\n    ".join(plan.action_lines)
+            rows = ",\n    ".join(action_lines)
             text = f"[\n    {rows}\n  ]" if rows else "[]"
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
         lines.append(f"  {json.dumps(key)}: {text}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _annotated(line: str, extra: Mapping[str, Any]) -> str:
+    if set(extra) - set(LIVE_FIELDS):
+        raise ValueError(f"only {LIVE_FIELDS} may annotate an action, not {sorted(extra)}")
+    return json.dumps(
+        {**json.loads(line), **extra}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def write(plan: Plan, path: Path) -> None:
@@ -171,7 +195,10 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     targets = _typed(opts, "targets", list)
     if not all(isinstance(t, str) for t in targets):
         raise _Malformed("options.targets must be a list of names")
-    actions = _typed(data, "actions", list)
+    actions = [
+        {k: v for k, v in a.items() if k not in LIVE_FIELDS} if isinstance(a, dict) else a
+        for a in _typed(data, "actions", list)
+    ]
     return {
         "actions": actions,
         "ledger": {"path": led["path"], "seq": led["seq"], "hash": led["hash"]},

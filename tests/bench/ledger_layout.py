@@ -1,0 +1,354 @@
+"""A ledger for years (issue 18): the issue-12 workload as real git history, v2 against v3.
+
+    python tests/bench/ledger_layout.py [--years 1 3] [--runs 3] [--keep DIR]
+
+The workload of `ledger_year.py`, for one year and for three: every week a fleet-wide
+reset (a new manifest over the same 200,000 assets x 50 points, 200 requests of 1,000
+assets with concurrency 4, between a pause and a resume), plus 500 small fixes a year.
+
+- v3 (what apply writes now): the records are appended by `LedgerWriter` itself, one
+  apply after another, and after each apply the ledger's files (`ledger.ledger_files`,
+  what the git code commits) are committed: one commit per apply, fed to
+  `git fast-import`, then `git gc`.
+- v2 (today's baseline, one file): the same records as v2 lines, committed once a week
+  (the fleet reset and that week's fixes; fewer versions than per apply, which only
+  favours the baseline), then `git gc`.
+
+Figures, each beside its target (exit 1 when one is missed):
+- the largest file in any commit's tree: <= 10 MB;
+- the repository's packed size after `git gc`: v3 <= 0.5 x v2 of the same history;
+- `reconcile plan manifests --format json` on the v3 ledger: <= 2x its floor, the floor
+  being `floor_plan.py` (reads the manifests' ID files; reads and hash-verifies every
+  record of every segment and every ID list file), best of N, interleaved; and the plan
+  must be exactly empty;
+- a CI apply of one small manifest from a fresh shallow clone (<= 2x the same on a
+  repository holding one week, <= 300 MB RSS): measured only once the git code publishes
+  the ledger's files (`<name>.d/`); until then printed as not yet measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ledger_year import ACTOR, BATCH, CONCURRENCY, FIXES, FLEET_ASSETS, RESETS, Year, _manifest
+
+from reconciler import ledger
+
+HERE = Path(__file__).resolve().parent
+MAX_FILE_MB, PACK_RATIO, PLAN_RATIO = 10.0, 0.5, 2.0
+LEDGER = "applied-ledger.jsonl"
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+Apply = tuple[int, list[dict[str, Any]]]  # (week index over all years, its records)
+
+
+# --- the history ------------------------------------------------------------------------
+
+
+def _names(y: int) -> tuple[str, str]:
+    """Manifest name prefixes of year `y` (year 0 keeps `ledger_year.py`'s names)."""
+    return ("fleet-reset-w", "fix-") if y == 0 else (f"fleet-reset-y{y}w", f"fix-y{y}-")
+
+
+def applies(year: Year, years: int) -> Iterator[Apply]:
+    """Every apply of `years` years in order: each week's reset, then that week's fixes."""
+    for y in range(years):
+        reset, fix = _names(y)
+        fixes = iter(year.fixes)
+        for week in range(RESETS):
+            day = f"{2026 + y}-{1 + week * 12 // RESETS:02d}-{1 + week % 4 * 7:02d}"
+            yield y * RESETS + week, list(_reset(year, f"{reset}{week:02d}", f"{day}T10:00:00.000Z"))
+            for _ in range(FIXES // RESETS + (1 if week < FIXES % RESETS else 0)):
+                name, pipe, stage, assets, points = next(fixes)
+                cells = _cells(fix + name[4:], pipe, stage, assets, points)
+                yield (
+                    y * RESETS + week,
+                    [
+                        {"kind": "intent", "at": f"{day}T11:00:00.000Z", **cells},
+                        {"kind": "delete", "at": f"{day}T11:00:01.000Z", **cells},
+                    ],
+                )
+
+
+def _reset(year: Year, name: str, at: str) -> Iterator[dict[str, Any]]:
+    pipe = {"orgId": "o15589291683811", "pipelineId": "pipefleet"}
+    yield {"kind": "pause", "at": at, **pipe, "executionMode": 1, "kafkaRate": 5000}
+    batches = [year.assets[b : b + BATCH] for b in range(0, FLEET_ASSETS, BATCH)]
+    cells = [_cells(name, "pipefleet", "counter", b, year.points) for b in batches]
+    for i in range(len(cells) + CONCURRENCY):  # concurrency 4: an intent, later its delete
+        if i < len(cells):
+            yield {"kind": "intent", "at": at, **cells[i]}
+        if i >= CONCURRENCY:
+            yield {"kind": "delete", "at": at, **cells[i - CONCURRENCY]}
+    yield {"kind": "resume", "at": at, **pipe}
+
+
+def _cells(name: str, pipe: str, stage: str, assets: list[str], points: list[str]) -> dict[str, Any]:
+    return {
+        "manifest": name,
+        "orgId": "o15589291683811",
+        "pipelineId": pipe,
+        "stageInstanceName": stage,
+        "assetIds": assets,
+        "pointIds": points,
+    }
+
+
+def _cell_key(rec: dict[str, Any]) -> tuple[str, str, str]:
+    return (rec["manifest"], rec["stageInstanceName"], rec["assetIds"][0])
+
+
+def write_manifests(year: Year, root: Path, years: int) -> None:
+    mdir = root / "manifests"
+    (mdir / "ids").mkdir(parents=True)
+    (mdir / "ids" / "fleet.txt").write_text("\n".join(year.assets) + "\n")
+    (mdir / "ids" / "fleet-points.txt").write_text("\n".join(year.points) + "\n")
+    for y in range(years):
+        reset, fix = _names(y)
+        for week in range(RESETS):
+            (mdir / f"{reset}{week:02d}.yaml").write_text(
+                _manifest(f"{reset}{week:02d}", "pipefleet", "counter")
+                + "  assetIdsFile: ids/fleet.txt\n  pointIdsFile: ids/fleet-points.txt\n"
+            )
+        for f in range(0, FIXES, 50):
+            docs = [
+                _manifest(fix + name[4:], pipe, stage)
+                + f"  assetIds: {json.dumps(assets)}\n  pointIds: {json.dumps(points)}\n"
+                for name, pipe, stage, assets, points in year.fixes[f : f + 50]
+            ]
+            (mdir / f"{fix}{f // 50:02d}.yaml").write_text("---\n".join(docs))
+
+
+# --- committing -------------------------------------------------------------------------
+
+
+class FastImport:
+    """One commit per call to `commit`, through `git fast-import` into a bare repository."""
+
+    def __init__(self, repo: Path) -> None:
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
+        self.repo = repo
+        self.proc = subprocess.Popen(
+            ["git", "-C", str(repo), "fast-import", "--quiet", "--depth=50"], stdin=subprocess.PIPE
+        )
+        assert self.proc.stdin is not None
+        self.out: IO[bytes] = self.proc.stdin
+        self.n = 0
+        self.largest = 0
+
+    def commit(self, changed: dict[str, bytes], message: str) -> None:
+        self.n += 1
+        msg = message.encode()
+        self.out.write(b"commit refs/heads/main\n")
+        self.out.write(b"committer bench <bench@example.invalid> %d +0000\n" % (1767225600 + self.n * 600))
+        self.out.write(b"data %d\n%s\n" % (len(msg), msg))
+        for path, data in changed.items():
+            self.out.write(b"M 100644 inline %s\ndata %d\n" % (path.encode(), len(data)))
+            self.out.write(data)
+            self.out.write(b"\n")
+            self.largest = max(self.largest, len(data))
+
+    def finish(self) -> int:
+        """Close the stream, `git gc`, and give the packed size in bytes."""
+        self.out.close()
+        if self.proc.wait() != 0:
+            raise SystemExit("git fast-import failed")
+        subprocess.run(["git", "-C", str(self.repo), "gc", "-q"], check=True)
+        return sum(p.stat().st_size for p in (self.repo / "objects" / "pack").glob("*.pack"))
+
+
+def build_v3(year: Year, years: int, work: Path, repo: FastImport) -> int:
+    """Append every apply with the real writer; commit the ledger's files after each."""
+    path = work / LEDGER
+    path.touch()  # as `reconcile init` leaves it
+    published: dict[str, bytes] = {}
+    intents: dict[tuple[str, str, str], ledger.Record] = {}
+    n = 0
+    with ledger.LedgerWriter(ledger.read(path), sync_each=False) as w:
+        for week, records in applies(year, years):
+            for rec in records:
+                at, kind = rec["at"], rec["kind"]
+                fields = {k: v for k, v in rec.items() if k not in ("at", "kind")}
+                if kind == "delete":
+                    w.append_delete(intents.pop(_cell_key(rec)), {"actor": ACTOR}, at=at)
+                else:
+                    made = w.append(kind, {**fields, "actor": ACTOR}, at=at)
+                    if kind == "intent":
+                        intents[_cell_key(rec)] = made
+                n += 1
+            files = ledger.ledger_files(path)
+            repo.commit({k: v for k, v in files.items() if published.get(k) != v}, f"apply, week {week}")
+            published = files
+        w.sync()
+    return n
+
+
+def build_v2(year: Year, years: int, work: Path, repo: FastImport) -> int:
+    """The same records as today's v2 lines in one file, committed once a week."""
+    path = work / LEDGER
+    prev, seq = ledger.GENESIS, 0
+    intents: dict[tuple[str, str, str], int] = {}
+    last_week = 0
+    with path.open("wb") as fh:
+        for week, records in applies(year, years):
+            if week != last_week:
+                fh.flush()
+                repo.commit({LEDGER: path.read_bytes()}, f"week {last_week}")
+                last_week = week
+            for rec in records:
+                seq += 1
+                full: dict[str, Any] = {"v": 2, "seq": seq, **rec, "actor": ACTOR}
+                if rec["kind"] == "delete":
+                    full["intent"] = intents.pop(_cell_key(rec))
+                    del full["assetIds"], full["pointIds"]
+                elif rec["kind"] == "intent":
+                    intents[_cell_key(rec)] = seq
+                    full["assetIds"], full["pointIds"] = ",".join(rec["assetIds"]), ",".join(rec["pointIds"])
+                full["prev"] = prev
+                full["hash"] = prev = ledger.record_hash(full)
+                fh.write(ledger.canonical(full) + b"\n")
+    repo.commit({LEDGER: path.read_bytes()}, f"week {last_week}")
+    return seq
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+def _run(cmd: list[str], cwd: Path) -> tuple[float, float, bytes]:
+    """One whole process: (wall seconds, its own peak RSS in MB, stdout); raises if it fails."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=_ENV, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read().decode()[-3000:]}")
+        return wall, usage.ru_maxrss / 1024, out.read()
+
+
+def plan_against_floor(work: Path, runs: int) -> dict[str, Any]:
+    ids = ["manifests/ids/fleet.txt", "manifests/ids/fleet-points.txt"]
+    floor_cmd = [sys.executable, str(HERE / "floor_plan.py"), LEDGER, *ids]
+    plan_cmd = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "plan",
+        "manifests",
+        "--ledger",
+        LEDGER,
+        "--format",
+        "json",
+    ]
+    floors, plans = [], []
+    out, rss = b"", 0.0
+    for _ in range(runs):  # interleaved, so both see the same machine load
+        floors.append(_run(floor_cmd, work)[0])
+        wall, rss, out = _run(plan_cmd, work)
+        plans.append(wall)
+    return {"floor": min(floors), "plan": min(plans), "rss": rss, "summary": json.loads(out)["summary"]}
+
+
+def ci_apply_figure() -> str | None:
+    """The shallow-clone apply figure needs the git code to publish `<name>.d/`."""
+    gitsync = Path(ledger.__file__).resolve().parent.parent / "gitsync"
+    if not any("ledger_files" in p.read_text() for p in gitsync.glob("*.py")):
+        return "not yet measured: the git code does not yet publish the ledger's files (<name>.d/)"
+    return None
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def measure(years: int, root: Path, runs: int, year: Year) -> bool:
+    print(
+        f"\n== {years} year{'s' if years > 1 else ''}: {years * RESETS} fleet resets, {years * FIXES} fixes"
+    )
+    v3_work, v2_work = root / f"v3-{years}", root / f"v2-{years}"
+    v3_work.mkdir()
+    v2_work.mkdir()
+    t = time.perf_counter()
+    v3_repo = FastImport(root / f"v3-{years}.git")
+    records = build_v3(year, years, v3_work, v3_repo)
+    v3_pack = v3_repo.finish()
+    print(
+        f"  v3: {records:,} records, {v3_repo.n} commits (one per apply), built in {time.perf_counter() - t:.0f} s"
+    )
+    t = time.perf_counter()
+    v2_repo = FastImport(root / f"v2-{years}.git")
+    build_v2(year, years, v2_work, v2_repo)
+    v2_pack = v2_repo.finish()
+    print(f"  v2: {v2_repo.n} commits (one per week), built in {time.perf_counter() - t:.0f} s")
+    write_manifests(year, v3_work, years)
+    files = ledger.ledger_files(v3_work / LEDGER)
+    plan = plan_against_floor(v3_work, runs)
+    expected = years * year.declared_cells()
+    exact = plan["summary"]["pendingCells"] == 0 and plan["summary"]["appliedCells"] == expected
+    largest = v3_repo.largest / 1e6
+    ratio = plan["plan"] / plan["floor"]
+    checks = [
+        (
+            "largest file in any tree",
+            f"{largest:.2f} MB (v2: {v2_repo.largest / 1e6:.1f} MB)",
+            f"<= {MAX_FILE_MB:g} MB",
+            largest <= MAX_FILE_MB,
+        ),
+        (
+            "packed size after git gc",
+            f"{_mb(v3_pack)} (v2: {_mb(v2_pack)}, {v3_pack / v2_pack:.3f}x)",
+            f"<= {PACK_RATIO}x v2",
+            v3_pack <= PACK_RATIO * v2_pack,
+        ),
+        (
+            "plan --format json",
+            f"{plan['plan']:.2f} s, floor {plan['floor']:.2f} s: {ratio:.2f}x; RSS {plan['rss']:.0f} MB",
+            f"<= {PLAN_RATIO:g}x floor",
+            ratio <= PLAN_RATIO,
+        ),
+        ("plan exactly empty", f"{expected:,} cells applied: {exact}", "True", exact),
+    ]
+    print(f"  ledger files: {len(files)} ({sum(map(len, files.values())) / 1e6:.1f} MB in all)")
+    for label, value, target, ok in checks:
+        print(f"  {label:27} {value:58} target {target:14} {'ok' if ok else 'MISSED'}")
+    print(f"  {'CI apply, shallow clone':27} {ci_apply_figure() or 'see --ci'}")
+    return all(ok for *_, ok in checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python tests/bench/ledger_layout.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--years", type=int, nargs="+", default=[1, 3], help="histories to build")
+    parser.add_argument("--runs", type=int, default=3, help="runs of plan and floor (best is kept)")
+    parser.add_argument("--keep", type=Path, help="build in this (new) directory and keep it")
+    args = parser.parse_args(argv)
+    year = Year()
+    if args.keep:
+        args.keep.mkdir(parents=True)
+        ok = all([measure(n, args.keep, args.runs, year) for n in args.years])
+    else:
+        with tempfile.TemporaryDirectory(prefix="reconcile-layout-") as tmp:
+            ok = all([measure(n, Path(tmp), args.runs, year) for n in args.years])
+    print("\nresult:", "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    shutil.which("git") or sys.exit("git is needed")
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Ledger format v3: segments sealed by a record that chains them, ID lists stored once by
+content, and the files interface the git code uses (ledger_files, extension_problem,
+write_files)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import run_cli
+
+from reconciler import ledger as L
+from reconciler.errors import LedgerError
+
+KEY = {"manifest": "m", "orgId": "o", "pipelineId": "p", "stageInstanceName": "s"}
+FLEET = [f"asset-{i:05d}" for i in range(300)]  # ~3.6 KB joined: stored by content
+POINTS = ["pt1", "pt2"]  # short: inline
+
+
+def batch(n: int, size: int = 100) -> dict[str, Any]:
+    return {**KEY, "assetIds": FLEET[n * size : (n + 1) * size], "pointIds": POINTS}
+
+
+def build(path: Path, runs: int = 3, segment_bytes: int = 2_000) -> L.Ledger:
+    """`runs` applies of the same 3 batches: intent, delete by reference, each."""
+    for _ in range(runs):
+        led = L.read(path)
+        with L.LedgerWriter(led, segment_bytes=segment_bytes) as w:
+            w.append("pause", {"orgId": "o", "pipelineId": "p"})
+            for n in range(3):
+                w.append_delete(w.append("intent", {**batch(n), "actor": {"user": "ci"}}))
+            w.append("resume", {"orgId": "o", "pipelineId": "p"})
+    return L.read(path)
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def segments(path: Path) -> list[Path]:
+    return sorted((L.sidecar_dir(path) / "segments").glob("*.jsonl"))
+
+
+# --- the layout -----------------------------------------------------------------------
+
+
+def test_segments_are_sealed_and_the_chain_runs_across_them(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    led = build(path)
+    assert [r.seq for r in led.records] == list(range(1, 25)) and not led.warnings
+    segs = segments(path)
+    assert len(segs) >= 2 and led.tail == segs[-1]
+    files = [path, *segs]
+    for sealed, following in itertools.pairwise(files):
+        seal = lines(sealed)[-1]
+        assert seal["kind"] == "seal" and "seq" not in seal and seal["v"] == 3
+        assert seal["next"] == following.relative_to(L.sidecar_dir(path)).as_posix()
+        first = lines(following)[0]
+        assert first["prev"] == seal["hash"] and first["seq"] == seal["after"] + 1
+    assert "seal" not in {r.kind for r in led.records}
+    for f in files:
+        assert f.stat().st_size < 2_000 + 1_000  # sealed once past segment_bytes: one record more at most
+
+
+def test_long_lists_are_stored_once_by_content(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    led = build(path, runs=3)
+    ids = sorted((L.sidecar_dir(path) / "ids").iterdir())
+    assert len(ids) == 3  # 3 batches, 3 runs: each list once
+    intent = next(r for r in led.records if r.kind == "intent")
+    raw = next(x for f in [path, *segments(path)] for x in lines(f) if x.get("seq") == intent.seq)
+    assert raw["assetIds"] == {"sha256": ids[0].name[:-4], "count": 100} or raw["assetIds"]["count"] == 100
+    assert raw["pointIds"] == "pt1,pt2"  # short lists stay inline
+    assert intent.asset_ids == tuple(FLEET[:100])
+    shown = run_cli(["ledger", "show", "--ledger", str(path), "--format", "json"], tmp_path)
+    assert shown.code == 0 and FLEET[99] in shown.out
+
+
+def test_an_edited_list_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path, runs=1)
+    target = sorted((L.sidecar_dir(path) / "ids").iterdir())[1]
+    target.write_bytes(target.read_bytes().replace(b"asset-00150", b"asset-99999"))
+    with pytest.raises(LedgerError, match=rf"its ID list ids/{target.name} does not match its sha256"):
+        L.read(path)
+    target.unlink()
+    with pytest.raises(LedgerError, match=rf"its ID list ids/{target.name} is missing"):
+        L.read(path)
+
+
+def test_an_edited_line_in_a_later_segment_is_named_by_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path)
+    seg = segments(path)[0]
+    body = seg.read_bytes().splitlines(keepends=True)
+    body[1] = body[1].replace(b'"at":"2', b'"at":"1')
+    seg.write_bytes(b"".join(body))
+    with pytest.raises(LedgerError, match=rf"{seg.name}:2: hash does not match"):
+        L.read(path)
+    result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert result.code == 1 and f"{seg.name}:2" in result.err
+
+
+def test_a_record_after_a_seal_and_a_missing_segment_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path)
+    first = segments(path)[0]
+    text = path.read_bytes()
+    path.write_bytes(text + text.splitlines(keepends=True)[0])
+    with pytest.raises(LedgerError, match=r"l\.jsonl:\d+: a record after the seal"):
+        L.read(path)
+    path.write_bytes(text)
+    first.rename(first.with_suffix(".gone"))
+    with pytest.raises(LedgerError, match=r"names the next segment .*000002\.jsonl, which is missing"):
+        L.read(path)
+
+
+def test_a_torn_tail_in_the_last_segment_is_a_warning_and_cut_by_the_next_append(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path)
+    tail = segments(path)[-1]
+    whole = tail.read_bytes()
+    tail.write_bytes(whole + b'{"v":3,"seq":25,"ki')
+    led = L.read(path)
+    assert len(led.warnings) == 1 and f"{tail.name}:" in led.warnings[0] and led.head_seq == 24
+    assert L.ledger_files(path)[f"l.jsonl.d/segments/{tail.name}"] == whole
+    with L.LedgerWriter(led, segment_bytes=10**6) as w:
+        w.append("pause", {"orgId": "o", "pipelineId": "p"})
+    again = L.read(path)
+    assert again.warnings == [] and again.head_seq == 25
+
+
+def test_a_seal_as_the_last_line_makes_the_head(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    led = L.read(path)
+    with L.LedgerWriter(led, segment_bytes=1) as w:
+        w.append("pause", {"orgId": "o", "pipelineId": "p"})
+        w.append("resume", {"orgId": "o", "pipelineId": "p"})  # seals the main file first
+        head = w.head
+    again = L.read(path)
+    assert (again.head_seq, again.head_hash) == head
+    assert lines(path)[-1]["kind"] == "seal" and again.records[-1].kind == "resume"
+
+
+# --- item 5: a deeply nested line, a missing final newline ----------------------------
+
+
+def test_a_deeply_nested_line_is_an_error_and_as_a_torn_tail_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path, runs=1, segment_bytes=10**6)
+    whole = path.read_bytes()
+    path.write_bytes(whole + b"[" * 200_000 + b"\n")
+    result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert result.code == 1 and "nested too deeply" in result.err and "Traceback" not in result.err
+    path.write_bytes(whole + b"[" * 200_000)
+    result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert result.code == 0 and "last line is incomplete" in result.err
+    assert L.ledger_files(path)["l.jsonl"] == whole
+
+
+def test_a_whole_last_record_without_its_newline_is_kept_and_extends_the_published_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path, runs=1, segment_bytes=10**6)
+    path.write_bytes(path.read_bytes()[:-1])  # verifies: a whole record without its newline
+    published = L.ledger_files(path)
+    assert published["l.jsonl"] == path.read_bytes()  # not cut: it is a record
+    assert L.extension_problem(L.ledger_files(path), published) is None  # a no-change apply
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("pause", {"orgId": "o", "pipelineId": "p"})
+    assert L.extension_problem(L.ledger_files(path), published) is None
+
+
+# --- the files interface --------------------------------------------------------------
+
+
+def test_ledger_files_lists_main_segments_and_lists_and_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path)
+    side = L.sidecar_dir(path)
+    (side / "ids" / ".tmpjunk.txt.tmp").write_bytes(b"half")  # an interrupted list write
+    (side / "segments" / "000099.jsonl").write_bytes(b"")  # no seal names it
+    files = L.ledger_files(path)
+    assert next(iter(files)) == "l.jsonl"
+    names = set(files)
+    sealed = [p for p in segments(path) if p.name != "000099.jsonl"]
+    expected = {p.relative_to(tmp_path).as_posix() for p in [path, *sealed, *side.glob("ids/*.txt")]}
+    assert names == expected and len(sealed) >= 2
+    assert all(files[k] == (tmp_path / k).read_bytes() for k in names)
+    assert L.ledger_files(tmp_path / "missing.jsonl") == {}
+
+
+def test_ledger_files_of_a_v2_file_is_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("intent", {**KEY, "assetIds": ["a"], "pointIds": ["p"]})
+    assert L.ledger_files(path) == {"l.jsonl": path.read_bytes()}
+
+
+def test_extension_problem_names_what_was_changed_cut_or_lost(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path, runs=1)
+    old = L.ledger_files(path)
+    build(path, runs=1)
+    new = L.ledger_files(path)
+    assert L.extension_problem(new, old) is None and L.extension_problem(old, old) is None
+    assert "cut at line" in str(L.extension_problem(old, new))
+    lost = next(k for k in new if "/segments/" in k)
+    assert str(L.extension_problem({k: v for k, v in new.items() if k != lost}, new)) == (
+        f"{lost}: in the last published ledger, but gone now"
+    )
+    seg = "l.jsonl.d/segments/000002.jsonl"
+    edited = {**new, seg: new[seg].replace(b'"at":"2', b'"at":"1', 1)}
+    assert str(L.extension_problem(edited, new)).startswith(f"{seg}:")
+    lst = next(k for k in new if "/ids/" in k)
+    assert "ID list file changed" in str(L.extension_problem({**new, lst: b"x\n"}, new))
+    cut = {**new, "l.jsonl": new["l.jsonl"][: new["l.jsonl"].index(b"\n") + 1]}
+    assert "l.jsonl: cut at line 2" in str(L.extension_problem(cut, new))
+
+
+def test_a_migration_is_an_extension_and_a_rewrite_that_drops_a_record_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    lines_v2 = []
+    prev = L.GENESIS
+    for seq in range(1, 41):
+        rec = {
+            "v": 2,
+            "seq": seq,
+            "kind": "intent",
+            "at": "2026-01-01T00:00:00.000Z",
+            **KEY,
+            "assetIds": ",".join(FLEET[:60]),
+            "pointIds": "p",
+            "prev": prev,
+        }
+        rec["hash"] = prev = L.record_hash(rec)
+        lines_v2.append(L.canonical(rec) + b"\n")
+    path.write_bytes(b"".join(lines_v2))
+    old = L.ledger_files(path)
+    result = L.migrate(path, segment_bytes=3_000)
+    assert result.backup == tmp_path / "l.jsonl.v2.bak" and result.files_after > 2
+    new = L.ledger_files(path)
+    assert L.extension_problem(new, old) is None
+    assert [r.seq for r in L.read(path).records] == list(range(1, 41))
+    short = dict(old)
+    short["l.jsonl"] = b"".join(lines_v2[:-1])
+    assert L.extension_problem(short, old) is not None  # one record less: not a migration
+
+
+def test_write_files_makes_the_ledger_exactly_the_mapping(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "l.jsonl", tmp_path / "b" / "l.jsonl"
+    build(a, runs=2)
+    b.parent.mkdir()
+    build(b, runs=1, segment_bytes=1_000)
+    (L.sidecar_dir(b) / "stray.txt").write_bytes(b"left over")
+    L.write_files(b, L.ledger_files(a))
+    assert L.ledger_files(b) == L.ledger_files(a)
+    assert not (L.sidecar_dir(b) / "stray.txt").exists()
+    assert [r.hash for r in L.read(b).records] == [r.hash for r in L.read(a).records]
+    with pytest.raises(LedgerError, match="not a file of the ledger"):
+        L.write_files(b, {**L.ledger_files(a), "../evil": b""})
+    single = tmp_path / "c" / "l.jsonl"
+    single.parent.mkdir()
+    L.write_files(single, {"l.jsonl": b""})
+    assert single.read_bytes() == b"" and not L.sidecar_dir(single).exists()
+
+
+def test_append_copies_rechains_records_with_lists_by_content(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours.jsonl", tmp_path / "theirs.jsonl"
+    build(ours, runs=1)
+    build(theirs, runs=2)
+    mine = L.read(ours).records
+    with L.LedgerWriter(L.read(theirs), segment_bytes=2_000) as w:
+        copies = w.append_copies(mine)
+    after = L.read(theirs)
+    assert [(r.kind, r.at, r.asset_ids) for r in after.records[-len(mine) :]] == [
+        (r.kind, r.at, r.asset_ids) for r in mine
+    ]
+    assert [c.seq for c in copies] == list(range(17, 17 + len(mine)))
