@@ -100,7 +100,7 @@ def documents(text: str) -> list[Map] | None:
         return None
     try:
         docs = _Reader(yaml.parse(text, Loader=_LOADER)).stream()
-    except (Fallback, yaml.YAMLError):
+    except (Fallback, yaml.YAMLError, UnicodeError):  # libyaml takes UTF-8: a lone surrogate is not
         return None
     return docs or None
 

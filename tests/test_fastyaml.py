@@ -266,6 +266,7 @@ def test_anything_unusual_falls_back() -> None:
         "---\n---\na: b\n",  # an empty document
         "%YAML 1.1\n---\na: b\n",  # a directive
         "a: b\u2028c\n",  # a line break only YAML 1.1 knows
+        "a: \ud800\n",  # a lone surrogate (not from a file, which is strict UTF-8)
         "a:\n b:\n  c:\n   d:\n    e:\n     f:\n      g: h\n",  # deeper than 6 levels
     ):
         assert fastyaml.documents(text) is None, text
