@@ -27,7 +27,7 @@ _ACTIONS = object()  # where `dumps` puts the action lines
 LIVE_FIELDS = ("liveStateCells",)
 
 
-def _document(plan: Plan) -> dict[str, Any]:
+def _document(plan: Plan, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     head = plan.ledger
     doc: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
@@ -42,6 +42,9 @@ def _document(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary.to_json(),
     }
+    # What a reviewer needs besides the plan (policy, live pipelines, ID sources,
+    # warnings): shown and saved, but not hashed, since none of it changes the requests.
+    doc.update(extra or {})
     if plan.renames:  # pending cells already cleared under a name no manifest declares now
         doc["renameWarnings"] = [
             {"manifest": r.manifest, "clearedAs": r.old_name, "cells": r.cells} for r in plan.renames
@@ -49,21 +52,22 @@ def _document(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-def dumps(plan: Plan, live: Mapping[str, Any] | None = None) -> str:
+def dumps(plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
     computed from, encoded once (a fleet-wide plan lists some 300,000 IDs).
 
+    `extra` adds top-level fields that the hash does not cover (`policy`, `pipelines`, ...).
     `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
     merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
     actions, which the hash does not cover."""
     lines = []
-    doc = _document(plan)
+    doc = _document(plan, extra)
     action_lines = plan.action_lines
     if live:
         doc["summary"] = {**doc["summary"], **live.get("summary", {})}
         doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
         action_lines = tuple(
-            _annotated(line, extra) for line, extra in zip(action_lines, live["actions"], strict=True)
+            _annotated(line, fields) for line, fields in zip(action_lines, live["actions"], strict=True)
         )
     for key, value in doc.items():
         if value is _ACTIONS:
@@ -83,9 +87,9 @@ def _annotated(line: str, extra: Mapping[str, Any]) -> str:
     )
 
 
-def write(plan: Plan, path: Path) -> None:
+def write(plan: Plan, path: Path, extra: Mapping[str, Any] | None = None) -> None:
     try:
-        path.write_text(dumps(plan), encoding="utf-8")
+        path.write_text(dumps(plan, extra), encoding="utf-8")
     except OSError as exc:
         raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
 
