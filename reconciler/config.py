@@ -264,7 +264,7 @@ def load_config(path: str | Path | None = None) -> RepoConfig | None:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{shown}: cannot read the config file: {exc.strerror}") from None
+        raise ConfigError(f"{shown}: cannot read the config file: {exc.strerror}") from exc
     doc, diags = _parse(shown, raw)
     if doc is None:
         raise ConfigError("\n".join(map(str, sorted(diags))))

@@ -51,6 +51,10 @@ class LockError(ReconcilerError):
     """Another process holds the ledger lock."""
 
 
+class LedgerLocked(LockError):
+    """The ledger file's local lock is held (commands that can wait say how)."""
+
+
 class PlanError(ReconcilerError):
     """A saved plan is stale, tampered with, or refused by a guardrail."""
 

@@ -1,39 +1,47 @@
-"""The plain shape of YAML that manifests have, read without ruamel (used by `yamlsource` only).
+"""The plain shape of YAML that manifests have, read by libyaml (used by `yamlsource` only).
 
-A manifest is a few block mappings of `key: scalar`, with lists written `[a, b]` or as
-`- a` lines, and comments. ruamel's pure-Python round-trip parser spends about 5 ms on
-each such document (a year of small fixes is hundreds of them) and costs its import;
-this reads that shape line by line. `documents(text)` returns nodes holding exactly the
-values and positions ruamel's round-trip nodes would (`lc.line`, `lc.col`, `lc.key(k)`,
-`lc.value(k)`, `lc.item(i)`, 0-based), or None for anything else: then ruamel reads the
-file, so every diagnostic stays ruamel's. What it accepts is narrow on purpose:
+A manifest is a few block mappings of `key: scalar`, with lists of scalars, and comments.
+ruamel's pure-Python round-trip parser spends about 5 ms on each such document (a year of
+small fixes is hundreds of them) and costs its import. Here libyaml, PyYAML's C parser
+(`CSafeLoader`, as pre-commit uses it), does the tokenizing and parsing; this module keeps
+only our policy: which shapes are plain, and which scalars are strings in both YAML 1.1
+and 1.2. `documents(text)` returns nodes holding exactly the values and positions
+ruamel's round-trip nodes would (`lc.line`, `lc.col`, `lc.key(k)`, `lc.value(k)`,
+`lc.item(i)`, 0-based, from libyaml's event marks), or None for anything else: then
+ruamel reads the file, so every diagnostic stays ruamel's. What it accepts:
 
-- printable ASCII only (no tab, CR, or other control character); no directive (`%`),
-  document end (`...`) or `---` with anything after it on its line;
-- each document a block mapping starting in column 0, at most `_MAX_DEPTH` levels;
-- keys plain words, each once per mapping (a repeated key is ruamel's diagnostic);
-- values: a plain scalar on one line, made of a narrow set of characters, that YAML
-  1.1 and 1.2 both read as a string (never a bool, null, number or date); a quoted
-  scalar closed on its line, without escapes (`\\`, `''`); a flow list of such
-  scalars on one line; a block list of such scalars; or a nested block mapping;
-- never an anchor, alias, tag, multi-line scalar, empty value or flow mapping.
+- each document a block mapping, at most `_MAX_DEPTH` levels; no directive;
+- keys strings (below), each once per mapping (a repeated key is ruamel's diagnostic);
+- values: a scalar on one line that both YAML versions read as a string (a quoted one,
+  or a plain one that is never a bool, null, number or date); a list of such scalars,
+  flow (`[a, b]`) or block (`- a` lines); or a nested block mapping;
+- never an anchor, alias, tag, block (`|`, `>`) or multi-line scalar, empty value,
+  flow mapping, or a list holding anything but scalars.
+
+Non-ASCII text, CRLF line ends, `''` and escapes in quotes, trailing commas and `...`
+are all libyaml's to read; a tab anywhere is not (the two versions differ on it). Without
+libyaml (a PyYAML built without it), nothing is plain.
 
 tests/test_fastyaml.py proves it against ruamel: on every text it accepts, the same
-values, types and positions, and the same manifests and diagnostics when loaded.
+values, types and positions, and the same manifests and diagnostics when loaded; and it
+fails if the fast path stops accepting the shapes manifests have.
 """
 
 from __future__ import annotations
 
 import re
-from itertools import pairwise
+from collections.abc import Iterator
 from typing import Any
 
+import yaml
+from yaml import events as ev
+
+_LOADER = getattr(yaml, "CSafeLoader", None)
 _MAX_DEPTH = 6
-_UNSAFE = re.compile(r"[^\x20-\x7e\n]|^(?:%|\.\.\.|---.)", re.M)
-_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +|$)")
-# A plain scalar: in a block (to the end of its line) or in a flow list (no space, comma or bracket).
-_BLOCK_PLAIN = re.compile(r"[A-Za-z0-9_/(][A-Za-z0-9_./()+=~,' -]*")
-_FLOW_PLAIN = re.compile(r"[A-Za-z0-9_/(][A-Za-z0-9_./()+=~-]*")
+# What libyaml (YAML 1.1) and ruamel (1.2) do not read alike, so ruamel reads the file:
+# a tab (libyaml takes one inside a plain scalar, ruamel refuses it), line breaks only
+# 1.1 knows, a BOM past the start, and C0/C1 controls other than LF and CR.
+_UNSAFE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u2028\u2029]")
 # Words some YAML version reads as a bool or null; each starts with a letter.
 _NOT_STRINGS = frozenset(
     word
@@ -81,178 +89,105 @@ class Seq(list[str]):
     lc: LineCol
 
 
+def available() -> bool:
+    """Whether the fast path can run at all (PyYAML was built with libyaml)."""
+    return _LOADER is not None
+
+
 def documents(text: str) -> list[Map] | None:
     """Every document of `text`, if all are in the plain shape; else None."""
-    if _UNSAFE.search(text):
+    if _LOADER is None or _UNSAFE.search(text):
         return None
-    lines = text.split("\n")
-    bounds = [-1, *(i for i, line in enumerate(lines) if line == "---"), len(lines)]
-    docs: list[Map] = []
     try:
-        for n, (start, end) in enumerate(pairwise(bounds)):
-            reader = _Reader(lines, end)
-            first = reader.content(start + 1)
-            if first == end:
-                if n == 0:  # comments before the first `---`: no document
-                    continue
-                raise Fallback
-            doc, after = reader.mapping(first, 0, 1)
-            if reader.content(after) != end:
-                raise Fallback
-            docs.append(doc)
-    except (Fallback, IndexError):
+        docs = _Reader(yaml.parse(text, Loader=_LOADER)).stream()
+    except (Fallback, yaml.YAMLError, UnicodeError):  # libyaml takes UTF-8: a lone surrogate is not
         return None
     return docs or None
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
+def _at(event: ev.Event, end: bool = False) -> tuple[int, int]:
+    """Where `event` starts (or ends): 0-based line and column, as ruamel counts them."""
+    mark = event.end_mark if end else event.start_mark
+    if mark is None:  # libyaml always marks its events; a parser that did not is not ours
+        raise Fallback
+    return mark.line, mark.column
 
 
 def _string(value: str) -> str:
     """`value` if every YAML version reads this plain scalar as a string."""
-    c = value[0]
+    c = value[:1]
     if c.isalpha() and value not in _NOT_STRINGS:
         return value
     if c.isdigit() and not set(value) <= _NUMBERISH and value[:2].lower() not in ("0x", "0o", "0b"):
         return value
-    if c in "_/(":
+    if c in ("_", "/", "("):
         return value
     raise Fallback
 
 
 class _Reader:
-    def __init__(self, lines: list[str], end: int) -> None:
-        self.lines = lines
-        self.end = end
+    """A recursive descent over libyaml's events, building `Map`/`Seq` nodes."""
 
-    def content(self, i: int) -> int:
-        """The next line at or after `i` that is not blank or a comment (or the end)."""
-        while i < self.end:
-            rest = self.lines[i].lstrip(" ")
-            if rest and rest[0] != "#":
-                return i
-            i += 1
-        return self.end
+    def __init__(self, events: Iterator[ev.Event]) -> None:
+        self.events = events
 
-    def mapping(self, i: int, indent: int, depth: int) -> tuple[Map, int]:
-        """The block mapping whose first key is on line `i` at column `indent`."""
-        if depth > _MAX_DEPTH:
+    def next(self) -> ev.Event:
+        return next(self.events)
+
+    def stream(self) -> list[Map]:
+        if not isinstance(self.next(), ev.StreamStartEvent):
+            raise Fallback
+        docs: list[Map] = []
+        while isinstance(event := self.next(), ev.DocumentStartEvent):
+            if event.version is not None or event.tags:
+                raise Fallback  # a %YAML or %TAG directive
+            start = self.next()
+            if not isinstance(start, ev.MappingStartEvent):
+                raise Fallback  # a scalar, a list or an empty document
+            docs.append(self.mapping(start, 1))
+            if not isinstance(self.next(), ev.DocumentEndEvent):
+                raise Fallback
+        if not isinstance(event, ev.StreamEndEvent):
+            raise Fallback
+        return docs
+
+    def mapping(self, start: ev.MappingStartEvent, depth: int) -> Map:
+        if depth > _MAX_DEPTH or start.flow_style or start.anchor is not None or start.tag is not None:
             raise Fallback
         node = Map()
-        node.lc = LineCol(i, indent)
-        while (i := self.content(i)) < self.end:
-            line = self.lines[i]
-            at = _indent(line)
-            if at < indent:
-                break
-            m = _KEY.match(line, at)
-            if at > indent or m is None:
-                raise Fallback
-            key = _string(m.group(1))
+        node.lc = LineCol(*_at(start))
+        while not isinstance(event := self.next(), ev.MappingEndEvent):
+            key = self.scalar(event)
             if key in node:
                 raise Fallback
-            value, vline, vcol, after = self.value(i, m.end(), indent, depth)
-            node[key] = value
-            node.lc.data[key] = [i, at, vline, vcol]
-            i = after
-        return node, i
+            value = self.next()
+            if isinstance(value, ev.MappingStartEvent):
+                node[key] = self.mapping(value, depth + 1)
+            elif isinstance(value, ev.SequenceStartEvent):
+                node[key] = self.sequence(value)
+            else:
+                node[key] = self.scalar(value)
+            node.lc.data[key] = [*_at(event), *_at(value)]
+        return node
 
-    def value(self, i: int, at: int, indent: int, depth: int) -> tuple[Any, int, int, int]:
-        """The value after `key:` on line `i`: (value, its line, its column, the next line)."""
-        line = self.lines[i]
-        if at < len(line) and line[at] != "#":
-            if line[at] == "[":
-                return self.flow_list(i, at), i, at, i + 1
-            return self.scalar(line, at, _BLOCK_PLAIN), i, at, i + 1
-        j = self.content(i + 1)  # nothing on the key's line: a nested block, or null
-        if j == self.end:
+    def sequence(self, start: ev.SequenceStartEvent) -> Seq:
+        if start.anchor is not None or start.tag is not None:
             raise Fallback
-        nested = self.lines[j]
-        col = _indent(nested)
-        if nested.startswith("- ", col) and col >= indent:
-            seq, after = self.block_list(j, col, indent)
-            return seq, j, col, after
-        if col > indent:
-            child, after = self.mapping(j, col, depth + 1)
-            return child, j, col, after
-        raise Fallback
-
-    def block_list(self, i: int, indent: int, parent: int) -> tuple[Seq, int]:
-        """`- item` lines at column `indent`, under a key at column `parent`."""
         seq = Seq()
-        seq.lc = LineCol(i, indent)
-        while (i := self.content(i)) < self.end:
-            line = self.lines[i]
-            if _indent(line) != indent or not line.startswith("- ", indent):
-                break
-            at = _indent(line[indent + 1 :]) + indent + 1
-            seq.lc.data[len(seq)] = [i, at]
-            seq.append(self.scalar(line, at, _BLOCK_PLAIN))
-            i += 1
-        if i < self.end and _indent(self.lines[i]) > parent:
-            raise Fallback  # neither the list's nor the parent mapping's
-        return seq, i
+        seq.lc = LineCol(*_at(start))
+        while not isinstance(event := self.next(), ev.SequenceEndEvent):
+            seq.lc.data[len(seq)] = list(_at(event))
+            seq.append(self.scalar(event))
+        return seq
 
-    def flow_list(self, i: int, at: int) -> Seq:
-        """`[a, "b", 'c']` closed on line `i`, starting at column `at`."""
-        line = self.lines[i]
-        seq = Seq()
-        seq.lc = LineCol(i, at)
-        k = at + 1
-        while line[k] == " ":
-            k += 1
-        if line[k] == "]":
-            self.tail(line, k + 1)
-            return seq
-        while True:
-            while line[k] == " ":
-                k += 1
-            seq.lc.data[len(seq)] = [i, k]
-            value, k = self.token(line, k)
-            seq.append(value)
-            while line[k] == " ":
-                k += 1
-            if line[k] == "]":
-                self.tail(line, k + 1)
-                return seq
-            if line[k] != ",":
-                raise Fallback
-            k += 1
-
-    def token(self, line: str, k: int) -> tuple[str, int]:
-        """A scalar inside a flow list: its value and where it ends."""
-        if line[k] in "\"'":
-            return self.quoted(line, k)
-        m = _FLOW_PLAIN.match(line, k)
-        if m is None:
+    def scalar(self, event: ev.Event) -> str:
+        """The string a scalar event holds, if both YAML versions read it as one."""
+        if not isinstance(event, ev.ScalarEvent) or event.anchor is not None or event.tag is not None:
+            raise Fallback  # an alias, a collection where a scalar must be, an anchor or a tag
+        if _at(event)[0] != _at(event, end=True)[0]:
+            raise Fallback  # a multi-line scalar
+        if event.style in ("'", '"'):
+            return event.value
+        if event.style:  # a literal or folded block scalar
             raise Fallback
-        return _string(m.group()), m.end()
-
-    def scalar(self, line: str, at: int, plain: re.Pattern[str]) -> str:
-        """A scalar running to the end of the line (but for a comment)."""
-        if line[at] in "\"'":
-            value, k = self.quoted(line, at)
-            self.tail(line, k)
-            return value
-        comment = line.find(" #", at)
-        text = (line[at:comment] if comment >= 0 else line[at:]).rstrip(" ")
-        if not plain.fullmatch(text):
-            raise Fallback
-        return _string(text)
-
-    def quoted(self, line: str, k: int) -> tuple[str, int]:
-        quote = line[k]
-        close = line.find(quote, k + 1)
-        if close < 0:
-            raise Fallback
-        value = line[k + 1 : close]
-        if "\\" in value or line[close + 1 : close + 2] == quote:
-            raise Fallback  # an escape, or '' inside single quotes
-        return value, close + 1
-
-    def tail(self, line: str, k: int) -> None:
-        """After a value: only spaces, then perhaps a comment."""
-        rest = line[k:]
-        if rest and (rest[0] != " " or rest.lstrip(" ")[:1] not in ("", "#")):
-            raise Fallback
+        return _string(event.value)

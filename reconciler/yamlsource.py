@@ -7,9 +7,10 @@ reports duplicate keys without stopping, and keeps ruamel's round-trip nodes so
 that every later problem can name `file:line:col`.
 
 Files in the plain shape manifests have (block mappings of `key: scalar`, flow or
-block lists of scalars, comments) are read by `fastyaml` into nodes that carry the
-same values and positions ruamel's would; anything else goes to ruamel, which is
-imported only then (tests/test_fastyaml.py proves the two agree).
+block lists of scalars, comments) are read by `fastyaml` (libyaml's parser, our policy)
+into nodes that carry the same values and positions ruamel's would; anything else goes
+to ruamel, which is imported only then, and parses the file once: the checks above run
+on each event as ruamel's composer takes it (tests/test_fastyaml.py proves the two agree).
 """
 
 from __future__ import annotations
@@ -37,14 +38,6 @@ class Document:
     col: int
     # The file's lines, to point at one character inside a scalar (see `char_position`).
     source: tuple[str, ...] = field(default=(), repr=False, compare=False)
-
-
-def _yaml() -> YAML:
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt", pure=True)
-    y.allow_duplicate_keys = True  # reported by _check_events, so loading can go on
-    return y
 
 
 class NotRegularFile(OSError):
@@ -130,37 +123,48 @@ MAX_DEPTH = 32
 MAX_BYTES = 256 * 1024  # about 25,000 inline IDs; longer lists belong in an *IdsFile
 
 
-def _check_events(path: str, text: str) -> list[Diagnostic]:
-    """One streaming pass: anchors, aliases, nesting depth and duplicate keys, no expansion.
+class _Refused(Exception):
+    """An anchor, an alias or nesting past MAX_DEPTH: the file is refused at that event."""
 
-    Stops at the first anchor or alias, or past MAX_DEPTH levels: a hostile file is
-    an error at once, not a hang or a recursion error.
-    """
-    from ruamel.yaml.events import (
-        AliasEvent,
-        CollectionEndEvent,
-        MappingStartEvent,
-        NodeEvent,
-        ScalarEvent,
-        SequenceStartEvent,
-    )
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
 
-    diags: list[Diagnostic] = []
-    # Each open collection: None for a sequence, else [seen keys, expecting a key?].
-    stack: list[list[Any] | None] = []
-    for event in _yaml().parse(text):
+
+class _EventChecks:
+    """Anchors, aliases, nesting depth and duplicate keys, one event at a time, as ruamel's
+    composer takes them: a hostile file is refused at its first anchor or alias, or past
+    MAX_DEPTH levels, before anything is expanded or nested deeper (no hang, no recursion
+    error); duplicate keys are collected, so loading goes on and names them all."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.duplicates: list[Diagnostic] = []
+        # Each open collection: None for a sequence, else [seen keys, expecting a key?].
+        self.stack: list[list[Any] | None] = []
+
+    def see(self, event: Any) -> None:
+        from ruamel.yaml.events import (
+            AliasEvent,
+            CollectionEndEvent,
+            MappingStartEvent,
+            NodeEvent,
+            ScalarEvent,
+            SequenceStartEvent,
+        )
+
         mark = event.start_mark
         if isinstance(event, NodeEvent) and event.anchor is not None:
             what = "alias" if isinstance(event, AliasEvent) else "anchor"
             msg = f"YAML {what} '{event.anchor}' is not allowed in manifests; write the values out"
-            return [*diags, Diagnostic(path, mark.line + 1, mark.column + 1, msg)]
+            raise _Refused(Diagnostic(self.path, mark.line + 1, mark.column + 1, msg))
+        stack = self.stack
         if isinstance(event, NodeEvent) and stack and stack[-1] is not None:
             top = stack[-1]
             if top[1] and isinstance(event, ScalarEvent):
                 if event.value in top[0]:
-                    diags.append(
-                        Diagnostic(path, mark.line + 1, mark.column + 1, f"duplicate key '{event.value}'")
-                    )
+                    msg = f"duplicate key '{event.value}'"
+                    self.duplicates.append(Diagnostic(self.path, mark.line + 1, mark.column + 1, msg))
                 top[0].add(event.value)
             top[1] = not top[1]
         if isinstance(event, MappingStartEvent):
@@ -171,34 +175,54 @@ def _check_events(path: str, text: str) -> list[Diagnostic]:
             stack.pop()
         if len(stack) > MAX_DEPTH:
             msg = f"nested deeper than {MAX_DEPTH} levels; a manifest needs 3"
-            return [*diags, Diagnostic(path, mark.line + 1, mark.column + 1, msg)]
-    return diags
+            raise _Refused(Diagnostic(self.path, mark.line + 1, mark.column + 1, msg))
 
 
-def load_documents(path: str, text: str) -> tuple[list[Document], list[Diagnostic]]:
-    """Parse every document of a file; syntax errors become diagnostics."""
+def _yaml(checks: _EventChecks) -> YAML:
+    """ruamel's pure round-trip loader whose parser hands each event to `checks` first."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.parser import RoundTripParser
+
+    class CheckedParser(RoundTripParser):
+        def get_event(self) -> Any:
+            event = super().get_event()
+            checks.see(event)
+            return event
+
+    y = YAML(typ="rt", pure=True)
+    y.Parser = CheckedParser
+    y.allow_duplicate_keys = True  # reported by the checks, so loading can go on
+    return y
+
+
+def load_documents(path: str, text: str, *, fast: bool = True) -> tuple[list[Document], list[Diagnostic]]:
+    """Parse every document of a file; syntax errors become diagnostics.
+
+    `fast=False` skips the libyaml path: ruamel reads every file (the differential tests
+    compare the two; nothing else needs it).
+    """
     if len(text) > MAX_BYTES:
         return [], [
             Diagnostic(
                 path, 1, 1, f"file is larger than {MAX_BYTES >> 10} KiB; put long ID lists in an *IdsFile"
             )
         ]
-    fast = fastyaml.documents(text)
-    if fast is not None:  # the plain shape: no anchor, alias or duplicate key, 3 levels deep
+    plain_docs = fastyaml.documents(text) if fast else None
+    if plain_docs is not None:  # the plain shape: no anchor, alias or duplicate key, 6 levels deep
         lines = tuple(text.split("\n"))
-        return [Document(d, d.lc.line + 1, d.lc.col + 1, source=lines) for d in fast], []
+        return [Document(d, d.lc.line + 1, d.lc.col + 1, source=lines) for d in plain_docs], []
     return _ruamel_documents(path, text)
 
 
 def _ruamel_documents(path: str, text: str) -> tuple[list[Document], list[Diagnostic]]:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    checks = _EventChecks(path)
     try:
-        diags = _check_events(path, text)
-        if any(not d.message.startswith("duplicate key") for d in diags):
-            return [], diags
         lines = tuple(text.split("\n"))
-        docs = [Document(d, *_start(d), source=lines) for d in _yaml().load_all(text) if d is not None]
+        docs = [Document(d, *_start(d), source=lines) for d in _yaml(checks).load_all(text) if d is not None]
+    except _Refused as exc:
+        return [], [*checks.duplicates, exc.diagnostic]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -206,7 +230,7 @@ def _ruamel_documents(path: str, text: str) -> tuple[list[Document], list[Diagno
         return [], [Diagnostic(path, line, col, f"YAML syntax error: {problem}")]
     except YAMLError as exc:
         return [], [Diagnostic(path, 1, 1, f"YAML error: {exc}")]
-    return docs, diags
+    return docs, checks.duplicates
 
 
 def _start(node: Any) -> tuple[int, int]:

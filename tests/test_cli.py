@@ -150,7 +150,7 @@ def test_ctrl_c_during_apply_starts_paused_pipelines_again(repo: Path, make_emul
     assert em.world.status("p1") == "RUNNING"
     led = L.read(repo / "applied-ledger.jsonl")
     assert [r.kind for r in led.records if r.kind in ("pause", "resume")] == ["pause", "resume"]
-    assert 0 < len(em.world.delete_log) <= 2  # the two in flight when Ctrl-C came, no more
+    assert 0 < len(em.world.delete_log) <= 2, out  # the two in flight when Ctrl-C came, no more
 
 
 def test_demo_runs_offline_and_leaves_the_cwd_alone(tmp_path: Path) -> None:
@@ -304,3 +304,15 @@ def test_ledger_show_refuses_filters_it_cannot_read(repo: Path) -> None:
         res = run_cli(["ledger", "show", *args], repo)
         assert res.code == 1 and why in res.err and "0 records" not in res.out, args
     assert run_cli(["ledger", "show", "--since", "7d"], repo).code == 0
+
+
+def test_core_errors_get_this_commands_flag_and_no_other(repo: Path) -> None:
+    from reconciler import ledger as L
+
+    res = run_cli(["ledger", "show", "--since", "yesterday"], repo)
+    assert res.code == 1 and "--since 'yesterday' is not a time" in res.err
+    with L.LedgerLock(repo / "applied-ledger.jsonl", command="reconcile apply (the other one)"):
+        migrate = run_cli(["ledger", "migrate"], repo)
+        resolve = run_cli(["ledger", "resolve", "--yes"], repo)
+    assert migrate.code == 1 and "Or pass --lock-timeout SECONDS" in migrate.err
+    assert resolve.code == 1 and "locked" in resolve.err and "--lock-timeout" not in resolve.err

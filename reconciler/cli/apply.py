@@ -23,7 +23,7 @@ from reconciler.cli._app import (
     flag,
     paths_or_default,
 )
-from reconciler.errors import ApplyRefused, ReconcilerError
+from reconciler.errors import ApplyRefused, LedgerLocked, ReconcilerError
 
 if TYPE_CHECKING:
     from reconciler.operations import ApplySettings, Planned
@@ -174,7 +174,10 @@ def apply(
         seen.append(planned)
         _show(c, planned)
 
-    with _summary_files(summary or [], settings, seen) as report:
+    with (
+        _summary_files(summary or [], settings, seen) as report,
+        s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."),
+    ):
         _, result = operations.apply(
             settings,
             gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan

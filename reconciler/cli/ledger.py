@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from reconciler.cli._app import LedgerOpt, LockTimeout, Paths, Yes, consoles, ledger_app, paths_or_default
-from reconciler.errors import ReconcilerError
+from reconciler.errors import LedgerLocked, ReconcilerError
 from reconciler.words import plural
 
 if TYPE_CHECKING:
@@ -118,11 +118,14 @@ def ledger_show(
       reconcile ledger show --kind delete --snapshot evidence.jsonl.gz  # with the evidence checked
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, resolve_ledger
+    from reconciler.cli.settings import config, flag_advice, resolve_ledger
     from reconciler.render import ledger as render
 
     if fmt not in ("text", "json"):
         raise ReconcilerError(f"--format must be text or json, not {fmt!r}")
+    if since is not None:
+        with flag_advice(ReconcilerError, before="--since "):
+            ledger_mod.parse_since(since)
     c = consoles()
     led = ledger_mod.read(resolve_ledger(ledger, config()))
     if not led.exists:
@@ -339,17 +342,18 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, ledger_repo, resolve_ledger
+    from reconciler.cli.settings import config, flag_advice, ledger_repo, resolve_ledger
 
     c = consoles()
     cfg = config()
     path = resolve_ledger(ledger, cfg)
     repo = ledger_repo(cfg, path)
-    if repo is not None:
-        with ledger_mod.LedgerLock(path, timeout=lock_timeout or 0):
-            for note in repo.sync().notes:
-                c.err.print(note, markup=False)
-    result = ledger_mod.migrate(path, lock_timeout=lock_timeout or 0)
+    with flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."):
+        if repo is not None:
+            with ledger_mod.LedgerLock(path, timeout=lock_timeout or 0):
+                for note in repo.sync().notes:
+                    c.err.print(note, markup=False)
+        result = ledger_mod.migrate(path, lock_timeout=lock_timeout or 0)
     for w in result.warnings:
         c.warn(w)
     if result.backup is None:

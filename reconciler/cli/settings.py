@@ -8,7 +8,8 @@ built-in defaults (DESIGN "CLI").
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
     from reconciler.operations import ApplySettings
     from reconciler.plan.file import SavedPlan
     from reconciler.plan.values import PipelineRef
+
+
+@contextmanager
+def flag_advice(error: type[ReconcilerError], *, before: str = "", after: str = "") -> Iterator[None]:
+    """A core `error`'s message with this command's flag added: the core names no flags,
+    since which flag applies (if any) depends on the command that met the error."""
+    try:
+        yield
+    except error as exc:
+        raise type(exc)(f"{before}{exc}{after}") from exc
 
 
 def config(path: str | None = None) -> RepoConfig | None:

@@ -136,7 +136,7 @@ def http_hint(status: int) -> str:
     hints = {
         403: "forbidden (HTTP 403): is this machine's IP address allowed by the gateway?",
         408: "the gateway timed out reading the request (HTTP 408)",
-        413: "request too large (HTTP 413); lower --max-points or --max-assets",
+        413: "request too large (HTTP 413); send fewer points or assets per request",
         429: "rate limited (HTTP 429)",
     }
     if status in hints:

@@ -102,7 +102,7 @@ def _read(target: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise LedgerError(f"{target}: cannot read ledger: {exc.strerror or exc}") from None
+        raise LedgerError(f"{target}: cannot read ledger: {exc.strerror or exc}") from exc
 
 
 def _whole_records(data: bytes, link: dict[str, Any] | None) -> tuple[bytes, dict[str, Any] | None]:
@@ -146,7 +146,7 @@ def _list_files(main: Path, name: str) -> dict[str, bytes]:
     except FileNotFoundError:
         return out
     except OSError as exc:
-        raise LedgerError(f"{directory}: cannot list the ledger's ID lists: {exc.strerror or exc}") from None
+        raise LedgerError(f"{directory}: cannot list the ledger's ID lists: {exc.strerror or exc}") from exc
     for file in names:
         rel = f"{_lists.IDS_DIR}/{file}"
         if not _lists.is_list_name(rel):

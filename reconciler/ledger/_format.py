@@ -429,10 +429,10 @@ def _parse(where: str, line: bytes) -> dict[str, Any]:
             end = -1
         if end < 0 or text[end:].strip(" \t\r\n"):  # leading or trailing text: as json.loads decides
             data = json.loads(text)
-    except ValueError:
-        raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from None
-    except RecursionError:  # a line of thousands of nested brackets: no record nests so
-        raise LedgerError(f"{where}: JSON nested too deeply to be a record; the ledger was damaged") from None
+    except ValueError as exc:
+        raise LedgerError(f"{where}: not valid JSON; the ledger was edited or damaged") from exc
+    except RecursionError as exc:  # a line of thousands of nested brackets: no record nests so
+        raise LedgerError(f"{where}: JSON nested too deeply to be a record; the ledger was damaged") from exc
     if not isinstance(data, dict):
         raise LedgerError(f"{where}: a record must be a JSON object")
     return data

@@ -61,8 +61,8 @@ def decode(where: str, digest: str, count: object, data: bytes) -> Ids:
         )
     try:
         ids = tuple(data.decode().split("\n")[:-1])
-    except UnicodeDecodeError:
-        raise LedgerError(f"{where}: its ID list {list_name(digest)} is not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise LedgerError(f"{where}: its ID list {list_name(digest)} is not UTF-8") from exc
     if len(ids) != count or "" in ids:
         raise LedgerError(f"{where}: its ID list {list_name(digest)} does not hold {count} IDs")
     return ids
@@ -95,7 +95,7 @@ def store(directory: Path, digest: str, data: bytes) -> bool:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise LedgerWriteError(f"{target}: cannot read an ID list: {exc.strerror or exc}") from None
+        raise LedgerWriteError(f"{target}: cannot read an ID list: {exc.strerror or exc}") from exc
     write_atomic(target, data)
     return True
 
@@ -113,7 +113,7 @@ def write_atomic(target: Path, data: bytes) -> None:
         fsync_dir(target.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise LedgerWriteError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        raise LedgerWriteError(f"{target}: cannot write: {exc.strerror or exc}") from exc
 
 
 def fsync_dir(directory: Path) -> None:

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from reconciler.actor import local_user
-from reconciler.errors import LedgerError, LockError
+from reconciler.errors import LedgerError, LedgerLocked
 from reconciler.ledger._format import utc_now
 
 
@@ -58,13 +58,13 @@ class LedgerLock:
         except OSError as exc:
             raise LedgerError(
                 f"{self.path.parent}: cannot create the ledger's directory: {exc.strerror or exc}"
-            ) from None
+            ) from exc
         try:
             self._lock.acquire(timeout=self.timeout)
-        except Timeout:
-            raise LockError(self._refusal()) from None
+        except Timeout as exc:
+            raise LedgerLocked(self._refusal()) from exc
         except OSError as exc:
-            raise LedgerError(f"{self.path}: cannot take the ledger lock: {exc.strerror or exc}") from None
+            raise LedgerError(f"{self.path}: cannot take the ledger lock: {exc.strerror or exc}") from exc
         return self
 
     def __exit__(
@@ -82,10 +82,7 @@ class LedgerLock:
         except (OSError, ValueError, KeyError, TypeError):
             who = "another process"
         waited = f" after waiting {self.timeout:g}s" if self.timeout else ""
-        return (
-            f"the ledger is locked{waited} by {who}. Wait for it to finish, or pass "
-            f"--lock-timeout SECONDS to wait. Lock file: {self.path}"
-        )
+        return f"the ledger is locked{waited} by {who} (lock file {self.path}). Wait for it to finish."
 
 
 def _write_holder(fd: int, info: bytes) -> None:

@@ -164,4 +164,4 @@ def _swap(real: Path, old: Ledger, tmp: Path, backup: Path) -> None:
     except OSError as exc:
         raise LedgerError(
             f"{exc.filename or real}: cannot swap in the migrated ledger: {exc.strerror or exc}"
-        ) from None
+        ) from exc

@@ -98,7 +98,7 @@ class DiskFiles:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise LedgerError(f"{target}: cannot read ledger: {exc.strerror or exc}") from None
+            raise LedgerError(f"{target}: cannot read ledger: {exc.strerror or exc}") from exc
 
     def list_bytes(self, digest: str) -> bytes | None:
         fh = self.open(_lists.list_name(digest))
@@ -188,7 +188,7 @@ def _read_segment(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path) -> 
                     ledger.records.append(record)
                 offset += len(line)
         except OSError as exc:
-            raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from None
+            raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from exc
     ledger.size = offset
     torn = not line.endswith(b"\n") and not ledger.unterminated
     ledger.good_bytes = offset - len(line) if torn else offset

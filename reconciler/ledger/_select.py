@@ -148,7 +148,7 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         return moment - timedelta(**{_UNITS[duration.group(2)]: int(duration.group(1))})
     parsed = _parse_time(value)
     if parsed is None:
-        raise ReconcilerError(f"--since {text!r} is not a time; use {SINCE_FORMS}")
+        raise ReconcilerError(f"{text!r} is not a time; use {SINCE_FORMS}")
     return parsed
 
 

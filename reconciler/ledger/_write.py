@@ -151,14 +151,14 @@ class LedgerWriter:
                 target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644
             )
         except OSError as exc:
-            raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from None
+            raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from exc
         try:
             os.fsync(new)
             _lists.fsync_dir(target.parent)
             _lists.fsync_dir(self._ledger.sidecar)
         except OSError as exc:
             os.close(new)
-            raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from None
+            raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from exc
         try:
             _, seal = self._append_locked("seal", {"next": rel}, None)
             self._fsync_upto(fd, seal.seq)
@@ -242,7 +242,7 @@ class LedgerWriter:
             try:
                 _lists.store(self._ledger.sidecar, digest, data)
             except LedgerWriteError as exc:
-                raise self._fail(str(exc)) from None
+                raise self._fail(str(exc)) from exc
             self._chain.refs[digest] = ids
         return {"sha256": digest, "count": len(ids)}
 
@@ -303,7 +303,7 @@ class LedgerWriter:
             gone = " (it existed when read: was it removed?)" if exc.errno == errno.ENOENT else ""
             raise LedgerWriteError(
                 f"{where}: cannot open the ledger to append: {_reason(exc)}{gone}"
-            ) from None
+            ) from exc
 
     def _check_unchanged(self, fd: int) -> None:
         led = self._ledger
@@ -311,7 +311,7 @@ class LedgerWriter:
             size = os.fstat(fd).st_size
             same = size == led.size and os.pread(fd, len(led.end_bytes), led.end_offset) == led.end_bytes
         except OSError as exc:
-            raise LedgerWriteError(f"{self._tail}: cannot check the ledger: {_reason(exc)}") from None
+            raise LedgerWriteError(f"{self._tail}: cannot check the ledger: {_reason(exc)}") from exc
         if not same:
             raise LedgerWriteError(
                 f"{self._tail}: {_CHANGED} It was {led.size} bytes when read and is {size} now; "
@@ -330,7 +330,7 @@ class LedgerWriter:
         except OSError as exc:
             raise LedgerWriteError(
                 f"{self._tail}: cannot repair the ledger's last line before appending: {_reason(exc)}"
-            ) from None
+            ) from exc
         self._end = led.good_bytes + (1 if led.unterminated else 0)
         self._synced = (self._seq, self._end)
 
@@ -350,7 +350,7 @@ class LedgerWriter:
             cut = self._cut_back(fd, start, start + written)
             raise self._fail(
                 f"{self._tail}: cannot append {kind} record seq {seq}: {_reason(exc)}{cut}"
-            ) from None
+            ) from exc
         self._end = start + written
 
     def _sync_to(self, fd: int, seq: int) -> None:
@@ -378,7 +378,7 @@ class LedgerWriter:
                 self.records = [r for r in self.records if r.seq <= self._limit]
                 raise self._fail(
                     f"{self._tail}: cannot make record seq {seq} durable: {_reason(exc)}{cut}"
-                ) from None
+                ) from exc
         self._synced = target
 
     def _check_same_file(self, fd: int) -> None:
@@ -386,8 +386,8 @@ class LedgerWriter:
         gone = OSError(errno.ENOENT, "the ledger file was removed or replaced while appending")
         try:
             here = os.stat(self._tail)
-        except FileNotFoundError:
-            raise gone from None
+        except FileNotFoundError as exc:
+            raise gone from exc
         ours = os.fstat(fd)
         if (here.st_dev, here.st_ino) != (ours.st_dev, ours.st_ino):
             raise gone
@@ -421,7 +421,7 @@ def _make_dir(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from None
+        raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from exc
 
 
 def _fsync_dir(directory: Path) -> None:

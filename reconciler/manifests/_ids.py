@@ -56,19 +56,24 @@ def read_ids_source(
 
 
 def parse_ids(text: str, shown: str, noun: str = "ID") -> tuple[list[str], list[Diagnostic]]:
-    """The IDs of an ID file's text: C-speed scans over the whole text when all is well
-    (the usual case, and 400,000 IDs must load fast), else `_ids_slow` names each problem.
-    Either way the result is the one `_ids_slow` gives."""
+    """The IDs of an ID file's text: `fast_ids` when all is well (the usual case, and
+    400,000 IDs must load fast), else `_ids_slow` names each problem. Either way the
+    result is the one `_ids_slow` gives (tests/test_manifests_ids.py)."""
     if "\r" in text:  # CRLF line ends; a CR anywhere else is named by _ids_slow
         text = text.replace("\r\n", "\n")
+    ids = fast_ids(text)
+    return (ids, []) if ids is not None else _ids_slow(text, shown, noun)
+
+
+def fast_ids(text: str) -> list[str] | None:
+    """The IDs of a text (LF line ends) that C-speed scans over the whole of it find
+    nothing to say about; None when a line needs a closer look."""
     values = _plain_lines(text)
     if values is None:
         values = [v for v in (line.strip(_TRIM) for line in text.split("\n")) if v and v[0] != "#"]
         if _BAD_IN_LINES.search("\n".join(values)):
-            return _ids_slow(text, shown, noun)
-    if _all_good(values, text.isascii()):
-        return values, []
-    return _ids_slow(text, shown, noun)
+            return None
+    return values if _all_good(values, text.isascii()) else None
 
 
 # Trimmed around an ID: spaces, tabs and other blanks, but not the control characters

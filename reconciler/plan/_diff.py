@@ -11,9 +11,10 @@ exists (a rename). No network, clock, files or randomness here (DESIGN "Plan").
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
+from typing import Literal
 
 from reconciler.ledger import Ledger, Record
 from reconciler.manifests import Manifest
@@ -33,12 +34,30 @@ Ids = tuple[str, ...]
 Sig = tuple[int, ...]  # the indexes of the ledger records that touch an asset
 
 
-def diff(manifests: Sequence[Manifest], ledger: Ledger) -> Diff:
-    """Declared cells minus ledger cells, per key, plus history, doubt and left-over pauses."""
+Strategy = Literal["fast", "general"]
+
+
+def diff(
+    manifests: Sequence[Manifest],
+    ledger: Ledger,
+    *,
+    strategy: Strategy = "fast",
+    paths: Counter[str] | None = None,
+) -> Diff:
+    """Declared cells minus ledger cells, per key, plus history, doubt and left-over pauses.
+
+    `strategy="general"` turns every shortcut off (runs compared as tuples, disjoint
+    deletes without an index, intents the reader saw closed, reused set differences):
+    the same result, slower; tests/test_diff_fast.py compares the two. `paths`, if
+    given, counts the keys each way took ("runs" or "sets", "disjoint" or "indexed",
+    and "closed" intents skipped), so that comparison can tell it tried the shortcuts.
+    """
     by_key = _records_by_key(ledger.records)
     resumes = _last_resume(ledger.records)
     aliases = _aliases(manifests)
-    sets = _Sets(ledger.closed_intents)
+    general = strategy == "general"
+    sets = _Sets((), general=True) if general else _Sets(ledger.closed_intents)
+    sets.paths = Counter() if paths is None else paths
     declared_keys: set[StageKey] = set()
     keys: list[KeyDiff] = []
     undeclared: dict[StageKey, int] = {}
@@ -94,8 +113,10 @@ class _Sets:
     keeps the tuples it was built from alive, so an `id` is never reused meanwhile.
     """
 
-    def __init__(self, closed_intents: Iterable[int] = ()) -> None:
+    def __init__(self, closed_intents: Iterable[int] = (), *, general: bool = False) -> None:
         self.closed_intents = frozenset(closed_intents)
+        self.general = general  # no shortcut: every key through sets and the per-asset index
+        self.paths: Counter[str] = Counter()
         self._sets: dict[int, tuple[Ids, frozenset[str]]] = {}
         self._unions: dict[tuple[int, ...], tuple[list[Ids], frozenset[str], bool]] = {}
         self._minus: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
@@ -109,6 +130,8 @@ class _Sets:
 
     def union(self, lists: list[Ids]) -> tuple[frozenset[str], bool]:
         """The union of the lists, and whether no asset is in two of them (nor twice in one)."""
+        if self.general:
+            return frozenset(chain.from_iterable(lists)), False
         key = tuple(map(id, lists))
         hit = self._unions.get(key)
         if hit is None or any(a is not b for a, b in zip(hit[0], lists, strict=True)):
@@ -132,6 +155,8 @@ class _Sets:
         return hit[2]
 
     def minus(self, a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+        if self.general:
+            return a - b
         hit = self._minus.get((id(a), id(b)))
         if hit is None or hit[0] is not a or hit[1] is not b:
             hit = self._minus[id(a), id(b)] = (a, b, a - b)
@@ -166,7 +191,10 @@ def _diff_key(
 
     # Most keys are untouched, or cleared in batches that are runs of the declared list
     # (compared as tuples, no set built); the rest take set operations.
-    untouched = sets.untouched_runs(asset_ids, deletes)
+    untouched = None if sets.general else sets.untouched_runs(asset_ids, deletes)
+    sets.paths["sets" if untouched is None else "runs"] += 1
+    if sets.closed_intents:
+        sets.paths["closed"] += sum(1 for r in records if r.seq in sets.closed_intents)
     if untouched is not None:
         asset_set: frozenset[str] = frozenset()  # not needed: every delete's assets are declared
         disjoint = all_declared = True
@@ -181,6 +209,7 @@ def _diff_key(
     applied = outside = 0
     # Deletes that share no asset (batches of one run: the usual ledger) are each their
     # own group; only then is the per-asset index needed.
+    sets.paths["disjoint" if disjoint else "indexed"] += 1
     groups_of = _disjoint_groups(deletes) if disjoint else _sig_groups(deletes, *_asset_index(deletes))
     for sig, assets in groups_of:
         done = _done_points(deletes, sig, sets)

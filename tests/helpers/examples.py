@@ -33,3 +33,9 @@ def load_profile() -> None:
 def examples(n: int) -> int:
     """`n` examples under the full profile, a twentieth of them (at least 3) under dev."""
     return n if profile() == "full" else max(3, n // 20)
+
+
+def quick() -> bool:
+    """Whether this is the dev profile: few examples, drawn the same way on every run, so
+    a floor on what a property saw (test_fastyaml, test_diff_fast) is not left to chance."""
+    return profile() == "dev"
