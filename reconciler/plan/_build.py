@@ -32,6 +32,8 @@ from reconciler.plan.values import (
     Summary,
 )
 
+_HASH_LINES_IDS = 5_000_000  # beyond this many IDs in its requests, a plan's hash is streamed
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -85,11 +87,18 @@ class Plan:
 
     @cached_property
     def plan_hash(self) -> str:
-        """`plan_hash(self.hashed_fields())`, from the action lines already encoded."""
+        """`plan_hash(self.hashed_fields())`, from the action lines already encoded; a plan
+        of more than `_HASH_LINES_IDS` IDs is hashed a line at a time instead, keeping no
+        line (a text plan of 10^11 cells must print its hash, not hold its JSON)."""
         fields = self.hashed_fields(actions=False)
         rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
         digest = hashlib.sha256(b'{"actions":[')
-        digest.update(",".join(self.action_lines).encode())
+        ids = sum(len(a.asset_ids) + len(a.point_ids) for a in self.actions)
+        if "action_lines" in self.__dict__ or ids <= _HASH_LINES_IDS:
+            digest.update(",".join(self.action_lines).encode())
+        else:
+            for i, action in enumerate(self.actions):
+                digest.update((b"," if i else b"") + canonical(action.to_json()))
         digest.update(b"]," + rest[1:])
         return digest.hexdigest()
 
@@ -222,6 +231,9 @@ def _chunks(items: tuple[str, ...], size: int) -> Iterator[tuple[str, ...]]:
 def _split(
     key: StageKey, group: PendingGroup, options: Options, *, in_doubt: bool, resumed: bool
 ) -> Iterator[Action]:
+    # One slice of the points per chunk, shared by every asset chunk: a plan of 10^11 cells
+    # holds its IDs once, not once per request (issue 18: plan's memory bounded).
+    point_chunks = tuple(_chunks(group.points, options.max_points))
     for assets in _chunks(group.assets, options.max_assets):
-        for points in _chunks(group.points, options.max_points):
+        for points in point_chunks:
             yield Action(*key, asset_ids=assets, point_ids=points, in_doubt=in_doubt, resumed_since=resumed)

@@ -49,9 +49,9 @@ def dumps(plan: Plan) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
     computed from, encoded once (a fleet-wide plan lists some 300,000 IDs)."""
     lines = []
+    rows = ",\n    ".join(plan.action_lines)  # before the hash, which then reuses these lines
     for key, value in _document(plan).items():
         if value is _ACTIONS:
-            rows = ",\n    ".join(plan.action_lines)
             text = f"[\n    {rows}\n  ]" if rows else "[]"
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
