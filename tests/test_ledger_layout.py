@@ -170,6 +170,9 @@ def test_a_whole_last_record_without_its_newline_is_kept_and_extends_the_publish
     published = L.ledger_files(path)
     assert published["l.jsonl"] == path.read_bytes()  # not cut: it is a record
     assert L.extension_problem(L.ledger_files(path), published) is None  # a no-change apply
+    assert L.whole_records(path.read_bytes()) == path.read_bytes()
+    torn = path.read_bytes() + b'\n{"v":3,"se'
+    assert L.whole_records(torn) == path.read_bytes() + b"\n"  # a torn line after it: cut
     with L.LedgerWriter(L.read(path)) as w:
         w.append("pause", {"orgId": "o", "pipelineId": "p"})
     assert L.extension_problem(L.ledger_files(path), published) is None

@@ -19,11 +19,12 @@ The files of one ledger (format v3: the main file, segments and ID lists under
     ledger.ledger_files(path) -> {rel: bytes}          whole records only
     ledger.extension_problem(new, old) -> str | None   None: `new` only adds to `old`
     ledger.write_files(path, files)                    the local ledger becomes `files`
+    ledger.whole_records(data) -> bytes                a main file's whole records
 """
 
 from __future__ import annotations
 
-from reconciler.ledger._files import extension_problem, ledger_files, write_files
+from reconciler.ledger._files import extension_problem, ledger_files, whole_records, write_files
 from reconciler.ledger._format import (
     CELL_KINDS,
     FORMAT_VERSION,
@@ -68,5 +69,6 @@ __all__ = [
     "select",
     "sidecar_dir",
     "utc_now",
+    "whole_records",
     "write_files",
 ]

@@ -58,6 +58,14 @@ def ledger_files(path: str | os.PathLike[str]) -> dict[str, bytes]:
     return out
 
 
+def whole_records(data: bytes) -> bytes:
+    """A single-file ledger's bytes up to its last whole record (`ledger_files`'s rule for
+    the main file): a torn last line is cut, a last record that only lacks its newline is
+    kept. Cutting at the last newline instead would drop that record, and then the file
+    and its copy on a remote would seem to hold records the other lacks."""
+    return _whole_records(data, None)[0]
+
+
 def extension_problem(new: Mapping[str, bytes], old: Mapping[str, bytes]) -> str | None:
     """None when `new` is an append-only extension of `old` (both `ledger_files` mappings):
     every file of `old` is in `new`, ID lists byte-equal, other files starting with old's
