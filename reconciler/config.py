@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
@@ -164,6 +165,43 @@ class RepoConfig:
         return next((p for p in self.pipelines if (p.org_id, p.pipeline_id) == (org_id, pipeline_id)), None)
 
 
+def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str]:
+    """What a pull request changes in reconcile.yaml that a reviewer must see first: where
+    credentials are sent (gateways, credential variable names), the ledger's settings,
+    and the apply policy. Empty when none of those change."""
+    out: list[str] = []
+    b_gw = {g.org_id: g for g in base.gateways} if base else {}
+    h_gw = {g.org_id: g for g in head.gateways} if head else {}
+    for org in sorted(set(b_gw) | set(h_gw), key=lambda o: o or ""):
+        who = f"org {org}" if org else "the default gateway"
+        old, new = b_gw.get(org), h_gw.get(org)
+        if old != new:
+            was = f"{old.url} with ${old.app_key_env}/${old.app_secret_env}" if old else "none"
+            now = f"{new.url} with ${new.app_key_env}/${new.app_secret_env}" if new else "none"
+            out.append(f"where credentials are sent for {who}: {was} -> {now}")
+    if _ledger_settings(base) != _ledger_settings(head):
+        out.append(
+            "the ledger's settings (path, git remote, branch, lease): "
+            f"{_ledger_settings(base)} -> {_ledger_settings(head)}"
+        )
+    if _policy(base) != _policy(head):
+        out.append(
+            f"the apply policy (maxCells, concurrency, pausePipelines): {_policy(base)} -> {_policy(head)}"
+        )
+    return out
+
+
+def _ledger_settings(c: RepoConfig | None) -> tuple[object, ...]:
+    if c is None:
+        return (None,)
+    where = os.path.relpath(c.ledger_path.resolve(), c.path.resolve().parent)
+    return (where, c.git.remote, c.git.branch, c.git.lease_seconds) if c.git else (where, "git off")
+
+
+def _policy(c: RepoConfig | None) -> tuple[object, ...]:
+    return (c.max_cells, c.concurrency, c.pause_pipelines) if c else (None, None, None)
+
+
 T = TypeVar("T")
 
 
@@ -181,16 +219,30 @@ def pick(flag: T | None, configured: T | None, default: T) -> T:
 # --- loading -------------------------------------------------------------------------
 
 
+def find_config(start: Path | None = None) -> Path | None:
+    """`reconcile.yaml` in the working directory or the nearest directory above it, up to
+    the top of its git work tree: run from `manifests/`, a command still finds the
+    repository's config and ledger (a ledger kept in git is never skipped for a `cd`)."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / CONFIG_FILE).is_file():
+            found = directory / CONFIG_FILE
+            return Path(os.path.relpath(found)) if directory != here else Path(CONFIG_FILE)
+        if (directory / ".git").exists():
+            return None
+    return None
+
+
 def load_config(path: str | Path | None = None) -> RepoConfig | None:
-    """Load `path`, or `reconcile.yaml` in the working directory if it exists.
+    """Load `path`, or the `reconcile.yaml` that `find_config` finds.
 
     None when no path is given and there is no such file; a given path that does not
     exist, and any invalid content, is `ConfigError` naming every `file:line:col`.
     """
     if path is None:
-        if not Path(CONFIG_FILE).is_file():
+        path = find_config()
+        if path is None:
             return None
-        path = CONFIG_FILE
     shown = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -218,6 +270,7 @@ def _parse(shown: str, raw: bytes) -> tuple[ConfigDoc | None, list[Diagnostic]]:
     except ValidationError as exc:
         return None, [_diagnostic(shown, doc, err) for err in exc.errors()]
     diags = _duplicates(shown, doc, "gateways", [(g.orgId,) for g in model.gateways])
+    diags += _secret_as_key(shown, doc, model.gateways)
     diags += _duplicates(shown, doc, "pipelines", [(p.orgId, p.pipelineId) for p in model.pipelines])
     return (None if diags else model), diags
 
@@ -234,6 +287,31 @@ def _duplicates(
             first = ids.index(value)
             diags.append(
                 Diagnostic(shown, line, col, f"{key}[{i}]: {what} is already given in {key}[{first}]")
+            )
+    return diags
+
+
+_SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "PRIVATE")
+
+
+def _secret_as_key(shown: str, doc: yamlsource.Document, gateways: list[GatewaySettings]) -> list[Diagnostic]:
+    """An `appKeyEnv` naming a secret variable would send the secret in plain text, as the
+    app key, in the token request (DESIGN "Reviewed is what gets applied")."""
+    secrets = {g.appSecretEnv for g in gateways} | {"ENOS_APP_SECRET", "ENOS_READONLY_APP_SECRET"}
+    diags = []
+    for i, g in enumerate(gateways):
+        name = g.appKeyEnv
+        if name in secrets or any(word in name.upper() for word in _SECRET_WORDS):
+            line, col = yamlsource.position(doc, ("gateways", i, "appKeyEnv"))
+            diags.append(
+                Diagnostic(
+                    shown,
+                    line,
+                    col,
+                    f"gateways[{i}].appKeyEnv: {name} names a secret; the app key is sent in plain "
+                    "text in every token request, so it must name the variable of the app key "
+                    "(e.g. ENOS_APP_KEY), never a secret's",
+                )
             )
     return diags
 

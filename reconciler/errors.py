@@ -139,3 +139,13 @@ class LedgerMoved(GitSyncError):
 
 class PushRefused(GitSyncError):
     """The remote refused the push for lack of permission (a protected branch)."""
+
+
+class LedgerNotAnchored(GitSyncError):
+    """The ledger on the branch is not the one this tool last published (cut, rewritten,
+    forged, force-pushed, deleted or moved): DESIGN invariant 13. Nothing is planned or sent."""
+
+
+class Unreviewed(ApplyRefused):
+    """With the ledger in git, the manifests are not those of a commit on the remote's
+    branch (uncommitted, unpushed or another branch): DESIGN invariant 12."""

@@ -9,38 +9,24 @@ and publishes its records (DESIGN "Apply" and "The ledger in git (CI)").
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, overload
 
 from reconciler import ledger as ledger_mod
 from reconciler import manifests
-from reconciler.errors import ApplyRefused, LedgerMoved, LockError, PlanError, ReconcilerError
+from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan, diff
 from reconciler.plan import file as planfile
 from reconciler.words import plural
 
-if TYPE_CHECKING:  # the apply engine is loaded by apply, not by plan
+if TYPE_CHECKING:  # the apply engine and git are loaded by apply, not by plan
     from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
-    from reconciler.gitsync import Lease
+    from reconciler.gitsync import LedgerRepo, Session
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 _CAS_ATTEMPTS = 5
-
-
-class LedgerSync(Protocol):
-    """The ledger kept in git (implemented by `gitsync`): what apply needs of it."""
-
-    lease_seconds: float
-
-    def sync(self) -> object: ...
-    def publish(self, message: str) -> object: ...
-    def publish_final(self, message: str) -> object: ...
-    def reset_to_remote(self) -> None: ...
-    def live_lease(self) -> Lease | None: ...
-    def heartbeat(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -84,9 +70,13 @@ def plan_from(
     return build_plan(diff(loaded.manifests, ledger), options, manifest_paths=paths), loaded
 
 
-def plan(paths: Sequence[str], ledger_path: str, options: Options) -> Planned:
-    """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network."""
+def plan(paths: Sequence[str], ledger_path: str, options: Options, *, shown_as: str | None = None) -> Planned:
+    """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network.
+    `shown_as`: the ledger's own path when `ledger_path` is a copy (the remote's ledger,
+    read from git): the plan names, and a saved plan applies to, the real one."""
     led = ledger_mod.read(ledger_path)
+    if shown_as is not None:
+        led = replace(led, path=Path(shown_as), exists=True)
     p, loaded = plan_from(paths, led, options)
     return Planned(p, loaded, led)
 
@@ -118,6 +108,8 @@ class ApplySettings:
     max_cells: int | None = None
     lock_timeout: float | None = None  # None: refuse a held local lock at once, wait out a
     # remote lease for as long as a runner that died would hold it
+    reviewed_paths: tuple[str, ...] = ()  # with the ledger in git: must be as a pushed commit has them
+    allow_unreviewed: bool = False  # break glass: apply them anyway (the records say so)
 
 
 def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
@@ -137,15 +129,20 @@ def apply(
     reporter: Reporter,
     show: Callable[[Planned], None],
     confirm: Callable[[Plan], None],
-    sync: LedgerSync | None = None,
+    sync: LedgerRepo | None = None,
 ) -> tuple[Planned, ApplyResult | None]:
     """Lock, sync, verify, plan, guard, confirm, send, publish. None: nothing to apply."""
     ledger_path, saved = target_ledger(settings)
     with ledger_mod.LedgerLock(ledger_path, timeout=settings.lock_timeout or 0):
         first: Planned | None = None
+        if sync is not None:
+            _session(sync, settings, reporter).check_reviewed(
+                settings.reviewed_paths or settings.paths, allow=settings.allow_unreviewed
+            )
         for _attempt in range(_CAS_ATTEMPTS):
-            _sync(sync, reporter)
-            _wait_for_lease(sync, settings.lock_timeout, reporter)
+            session = _session(sync, settings, reporter)
+            if session is not None:
+                session.before_plan()
             planned = _planned(settings, ledger_path, saved)
             if first is None:
                 first = planned
@@ -153,66 +150,42 @@ def apply(
             else:
                 planned = _without_concurrent(planned, first, reporter)
             if not planned.plan.has_changes:
-                if sync is not None:
-                    sync.publish_final("reconcile: nothing to apply")
+                if session is not None:
+                    session.finish("reconcile: nothing to apply")
                 return planned, None
             if planned is first:
                 check_max_cells(planned.plan, settings.max_cells)
                 confirm(planned.plan)
             try:
-                result = _run(planned, settings, gateways(), reporter, sync)
+                result = _run(planned, settings, gateways(), reporter, session)
             except LedgerMoved as exc:
-                _lost_the_race(exc, saved, sync, reporter)
+                _lost_the_race(exc, saved, session, reporter)
                 continue
-            _publish_result(sync, result, reporter)
+            _publish_result(session, result, reporter)
             return planned, result
     raise ReconcilerError(
         f"another apply kept changing the ledger; gave up after {_CAS_ATTEMPTS} attempts, nothing was sent"
     )
 
 
-def _sync(sync: LedgerSync | None, reporter: Reporter) -> None:
-    """Fetch the ledger's branch first: never plan from a ledger behind it."""
+@overload
+def _session(sync: LedgerRepo, settings: ApplySettings, reporter: Reporter) -> Session: ...
+@overload
+def _session(sync: None, settings: ApplySettings, reporter: Reporter) -> None: ...
+def _session(sync: LedgerRepo | None, settings: ApplySettings, reporter: Reporter) -> Session | None:
     if sync is None:
-        return
-    outcome = sync.sync()
-    for note in getattr(outcome, "notes", ()):
-        reporter.note(str(note))
+        return None
+    from reconciler.gitsync import Session
 
-
-def _wait_for_lease(sync: LedgerSync | None, timeout: float | None, reporter: Reporter) -> None:
-    """Another runner is sending from this ledger: wait for its lease, or refuse. Its
-    announced requests look in doubt and its pauses look left over, and neither is ours to
-    re-send or start while it runs (invariant 9 across runners). By default the wait is
-    long enough for the lease of a runner that died to run out, so a re-run finishes its
-    work with no person needed; `--lock-timeout` sets it."""
-    lease = sync.live_lease() if sync is not None else None
-    if sync is None or lease is None:
-        return
-    if timeout is None:
-        timeout = 2 * sync.lease_seconds + 5
-    reporter.note(
-        f"another apply is sending from this ledger: {lease.describe()}; waiting up to {timeout:g}s"
-    )
-    deadline = time.monotonic() + timeout
-    while lease is not None and time.monotonic() < deadline:
-        time.sleep(min(2.0, max(0.1, sync.lease_seconds / 6)))
-        sync.sync()
-        lease = sync.live_lease()
-    if lease is not None:
-        raise LockError(
-            f"another apply holds the ledger on the remote: {lease.describe()}. Nothing was sent. "
-            "Wait for it with --lock-timeout SECONDS; if that runner died, apply again once its lease "
-            "has run out"
-        )
+    return Session(sync, reporter.note, wait=settings.lock_timeout)
 
 
 def _lost_the_race(
-    exc: LedgerMoved, saved: planfile.SavedPlan | None, sync: LedgerSync | None, reporter: Reporter
+    exc: LedgerMoved, saved: planfile.SavedPlan | None, session: Session | None, reporter: Reporter
 ) -> None:
     """The write-ahead push was refused because another apply pushed first: nothing was sent."""
-    if sync is not None:
-        sync.reset_to_remote()  # our intents were never acted on: drop them
+    if session is not None:
+        session.lost_the_race()
     if saved is not None:
         raise PlanError(
             f"the ledger moved while applying the saved plan ({exc}); nothing was sent. Plan again"
@@ -247,22 +220,18 @@ def _without_concurrent(planned: Planned, first: Planned, reporter: Reporter) ->
     return replace(planned, plan=plan)
 
 
-def _publish_result(sync: LedgerSync | None, result: ApplyResult | None, reporter: Reporter) -> None:
+def _publish_result(session: Session | None, result: ApplyResult, reporter: Reporter) -> None:
     """Every record on the remote before exiting 0 (invariant 11); a run that did not
-    finish (or raised: `result` None) still pushes what it recorded, and a failure to do so
-    is reported."""
-    if sync is None:
+    finish still pushes what it recorded, and a failure to do so is reported."""
+    if session is None:
         return
-    if result is not None and result.ok:
-        sync.publish_final(
+    if result.ok:
+        session.finish(
             f"reconcile: applied {plural(len(result.deleted), 'request')}, "
             f"{plural(result.cells_deleted, 'cell')}"
         )
         return
-    try:
-        sync.publish_final("reconcile: records of an apply that did not finish")
-    except ReconcilerError as exc:
-        reporter.note(f"could not push the ledger: {exc}")
+    session.abort(None)
 
 
 def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
@@ -280,95 +249,43 @@ def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPla
 
 
 def _run(
-    planned: Planned, settings: ApplySettings, gateways: Gateways, reporter: Reporter, sync: LedgerSync | None
+    planned: Planned, settings: ApplySettings, gateways: Gateways, reporter: Reporter, session: Session | None
 ) -> ApplyResult:
     from reconciler import apply as apply_mod
 
     options = settings.apply_options
-    if sync is not None and not options.write_ahead:
+    if session is not None and not options.write_ahead:
         options = replace(options, write_ahead=True)
-    heartbeat = _Heartbeat(sync, reporter) if sync is not None else None
     try:
         with gateways, ledger_mod.LedgerWriter(planned.ledger) as writer:
-            result = apply_mod.apply(
+            return apply_mod.apply(
                 planned.plan,
                 gateways,
                 writer,
                 reporter,
                 options,
-                publish=_announcer(sync, heartbeat),
-                stop=heartbeat.lost if heartbeat is not None else None,
+                publish=session.announce if session is not None else None,
+                stop=_LeaseStop(session) if session is not None else None,
             )
     except BaseException as exc:
-        if sync is not None and heartbeat is not None:
-            heartbeat.stop()
-            _after_a_failed_run(sync, heartbeat.started, exc, reporter)
+        if session is not None:
+            session.abort(exc)
         raise
-    if heartbeat is not None:
-        heartbeat.stop()
-    return result
 
 
-def _after_a_failed_run(sync: LedgerSync, announced: bool, exc: BaseException, reporter: Reporter) -> None:
-    """An apply that raised: before the write-ahead push landed nothing was sent, so its
-    local intents go (the next sync would take them for calls that were made); after it,
-    what it recorded is pushed, so a disposable runner takes nothing with it."""
-    if not announced:
-        if not isinstance(exc, LedgerMoved):  # that one is handled by re-planning
-            sync.reset_to_remote()
-        return
-    _publish_result(sync, None, reporter)
+class _LeaseStop(threading.Event):
+    """The run's stop signal, also set once its lease may have been taken over: the run
+    asks `is_set()` before every request, so a process resumed after a stop (SIGSTOP, a
+    stalled VM) checks its lease before it sends anything more (invariant 9)."""
 
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self._session = session
 
-def _announcer(sync: LedgerSync | None, heartbeat: _Heartbeat | None) -> Callable[[str], None] | None:
-    """The write-ahead push (invariant 11): every pause and intent on the remote first,
-    with this run's lease, renewed from then on while it sends."""
-    if sync is None:
-        return None
-
-    def announce(message: str) -> None:
-        sync.publish(message)
-        if heartbeat is not None:
-            heartbeat.start()
-
-    return announce
-
-
-class _Heartbeat:
-    """Renews the run's lease (pushing its records so far) every third of the lease."""
-
-    def __init__(self, sync: LedgerSync, reporter: Reporter) -> None:
-        self._sync = sync
-        self._reporter = reporter
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)
-        self.started = False  # the write-ahead push landed: records of this run are on the remote
-        self.lost = threading.Event()  # set when the lease may run out: the run sends nothing more
-
-    def start(self) -> None:
-        self.started = True
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _beat(self) -> None:
-        """Renew every third of the lease; if renewals keep failing until less than a third
-        is left, stop the run: past its lease another runner may take this run's requests
-        for in doubt and re-send them (invariant 9)."""
-        every = self._sync.lease_seconds / 3
-        renewed = time.monotonic()
-        while not self._stop.wait(every):
-            try:
-                self._sync.heartbeat()
-                renewed = time.monotonic()
-            except ReconcilerError as exc:
-                self._reporter.note(f"could not renew the ledger lease: {exc}")
-                if time.monotonic() - renewed >= 2 * every and not self.lost.is_set():
-                    self._reporter.note("the lease may run out: sending nothing more")
-                    self.lost.set()
+    def is_set(self) -> bool:
+        if not super().is_set() and not self._session.may_send():
+            self.set()
+        return super().is_set()
 
 
 def check_max_cells(p: Plan, max_cells: int | None) -> None:
@@ -397,19 +314,15 @@ def resolve(
     manifest: str | None,
     actor: dict[str, object],
     confirm: Callable[[list[Action]], None],
-    sync: LedgerSync | None = None,
+    sync: LedgerRepo | None = None,
 ) -> list[Action]:
     """Record in-doubt requests as done (`delete` with `resolved: true`) after a person checked;
     with the ledger in git, from the remote's latest ledger, and pushed before returning."""
     with ledger_mod.LedgerLock(ledger_path):
         if sync is not None:
-            sync.sync()
-            lease = sync.live_lease()
-            if lease is not None:  # its requests are in flight, not in doubt
-                raise LockError(
-                    f"another apply is sending from this ledger: {lease.describe()}. Nothing was "
-                    "recorded; resolve once it has finished"
-                )
+            from reconciler.gitsync import Session
+
+            Session(sync, lambda _line: None).refuse_if_leased()
         led = ledger_mod.read(ledger_path)
         p, _ = plan_from(paths, led, Options())
         doubt = [a for a in p.actions if a.in_doubt and (manifest is None or a.manifest == manifest)]

@@ -7,7 +7,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from conftest import ORG, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers import ORG, cell_fields, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler import ledger as L
 from reconciler.emulator import DEFAULT_APP_KEY, FAULT_KINDS, Faults
@@ -162,14 +162,7 @@ def test_in_doubt_resent_only_while_paused_since(repo: Path, make_emulator: Any)
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1"], points=["x"]))
     path = repo / "applied-ledger.jsonl"
-    fields = {
-        "manifest": "a",
-        "orgId": ORG,
-        "pipelineId": "p1",
-        "stageInstanceName": "s1",
-        "assetIds": ["a1"],
-        "pointIds": ["x"],
-    }
+    fields = cell_fields()
     with L.LedgerWriter(L.read(path)) as w:
         w.append("intent", fields)
     plan = json.loads(run_cli(["plan", "--format", "json"], repo).out)
@@ -195,17 +188,7 @@ def test_resend_in_doubt_overrides(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1"], points=["x"]))
     with L.LedgerWriter(L.read(repo / "applied-ledger.jsonl")) as w:
-        w.append(
-            "intent",
-            {
-                "manifest": "a",
-                "orgId": ORG,
-                "pipelineId": "p1",
-                "stageInstanceName": "s1",
-                "assetIds": ["a1"],
-                "pointIds": ["x"],
-            },
-        )
+        w.append("intent", cell_fields())
         w.append("resume", {"orgId": ORG, "pipelineId": "p1"})
     assert apply(repo, em, "--resend-in-doubt").code == 0 and len(deletes(em)) == 1
 

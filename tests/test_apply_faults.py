@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAULT_ORG as ORG
-from conftest import fault_pipeline, interrupt_main, numbered_manifest
+from helpers import FAULT_ORG as ORG
+from helpers import HANG, fault_pipeline, interrupt_main, numbered_manifest
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
@@ -66,9 +66,10 @@ class Notes(NullReporter):
         with self.changed:
             self.changed.notify_all()
 
-    def wait_for(self, prefix: str, timeout: float = 10) -> None:
+    def wait_for(self, prefix: str) -> None:
+        """Until a note starting `prefix` came: no deadline (pytest-timeout ends a hang)."""
         with self.changed:
-            if not self.changed.wait_for(lambda: any(n.startswith(prefix) for n in self.notes), timeout):
+            if not self.changed.wait_for(lambda: any(n.startswith(prefix) for n in self.notes), HANG):
                 raise TimeoutError(f"no note starting {prefix!r}: {self.notes}")
 
 
@@ -188,7 +189,7 @@ def test_second_ctrl_c_still_waits_for_requests_in_flight(bench: Callable[..., B
 
     def press_ctrl_c() -> None:
         try:
-            b.world.wait_for(lambda e: e["route"] == "delete")
+            b.world.wait_for(lambda e: e["route"] == "delete", timeout=HANG)
             interrupt_main()
             notes.wait_for("stopping: 2 queued requests not sent; waiting for 1 in flight")
             interrupt_main()
@@ -409,7 +410,7 @@ def test_ctrl_c_during_verify_records_no_failed_for_what_was_cleared(bench: Call
 
     def press() -> None:
         try:
-            b.world.wait_for(lambda e: e["route"] == "get")
+            b.world.wait_for(lambda e: e["route"] == "get", timeout=HANG)
             interrupt_main()
             notes.wait_for("stopping")
         finally:
@@ -456,8 +457,14 @@ def test_a_failed_status_read_after_61199_stops_the_pipeline_not_the_run(bench: 
         return None
 
     b.world.draw_fault = broken_list  # type: ignore[method-assign]
+    planned = b.plan().actions
     result = b.apply(concurrency=1)
     assert result.stopped_pipelines and result.stopped_pipelines[0][0] == ("o", "p1")
-    assert len(result.deleted) >= 1 and all(
-        a.pipeline_id != "p1" or a in result.deleted for a in result.deleted
-    )
+    p2 = [a for a in planned if a.pipeline_id == "p2"]
+    assert p2 and all(a in result.deleted for a in p2)  # the stop of p1 did not stop p2
+    # To p1: the delete before the person started it, then the one that found it running
+    # and stopped the pipeline; nothing after the stop.
+    sent_to_p1 = [e["body"]["assetIds"] for e in b.log("delete") if e["body"]["pipelineId"] == "p1"]
+    assert sent_to_p1 == ["a000", "a001"]
+    assert [a.asset_ids for a in result.deleted if a.pipeline_id == "p1"] == [("a000",)]
+    assert [(a.pipeline_id, a.asset_ids) for a in b.plan().actions] == [("p1", ("a001",))]

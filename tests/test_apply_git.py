@@ -18,7 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cell_fields, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
+from helpers import (
+    LEDGER,
+    bare_origin,
+    cell_fields,
+    clone,
+    gateway_env,
+    git,
+    manifest_yaml,
+    person,
+    pipeline,
+    remote_ledger,
+    run_cli,
+    spawn_cli,
+    world_for,
+    write,
+)
 
 from reconciler import ledger as L
 
@@ -31,31 +46,6 @@ ledger:
 """
 
 
-def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
-    return proc.stdout.strip()
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No global git identity or config leaks in."""
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("HOME", str(h))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for who in ("AUTHOR", "COMMITTER"):
-        for what in ("NAME", "EMAIL"):
-            monkeypatch.delenv(f"GIT_{who}_{what}", raising=False)
-    return h
-
-
-def person() -> dict[str, str]:
-    import os
-
-    ident = {"GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@x", "GIT_COMMITTER_NAME": "dev"}
-    return {**os.environ, **ident, "GIT_COMMITTER_EMAIL": "dev@x"}
-
-
 def make_origin(
     tmp_path: Path,
     config: str = CONFIG,
@@ -65,44 +55,17 @@ def make_origin(
 ) -> Path:
     """A bare `origin` whose main holds `manifests`, reconcile.yaml and (unless `ledger` is
     False) an empty ledger. Every update of its branches is logged (`branch_updates`)."""
-    bare = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(bare, "config", "core.logAllRefUpdates", "always")
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "-q", str(bare), str(seed))
-    write(seed / "reconcile.yaml", config)
     manifests = manifests or {"a": manifest_yaml("a", assets=["a1", "a2", "a3"], points=["x", "y"])}
-    for name, text in manifests.items():
-        write(seed / f"manifests/{name}.yaml", text)
+    files = {"reconcile.yaml": config, **{f"manifests/{n}.yaml": t for n, t in manifests.items()}}
     if ledger:
-        write(seed / "applied-ledger.jsonl", "")
-    git(seed, "add", ".", env=person())
-    git(seed, "commit", "-qm", "seed", env=person())
-    git(seed, "push", "-q", "origin", "HEAD:main", env=person())
-    return bare
+        files[LEDGER] = ""
+    return bare_origin(tmp_path, files, config={"core.logAllRefUpdates": "always"})
 
 
 @pytest.fixture
 def origin(tmp_path: Path, home: Path) -> Path:
     """A bare `origin` whose main holds a manifest, reconcile.yaml and an empty ledger."""
     return make_origin(tmp_path)
-
-
-def clone(origin: Path, where: Path, *extra: str) -> Path:
-    git(where.parent, "clone", "-q", *extra, f"file://{origin}", str(where))
-    return where
-
-
-def remote_ledger(origin: Path, tmp_path: Path, branch: str = "main") -> L.Ledger:
-    """The ledger on the remote's `branch`, read and verified (a broken chain raises)."""
-    data = subprocess.run(
-        ["git", "--git-dir", str(origin), "show", f"{branch}:applied-ledger.jsonl"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    path = tmp_path / f"remote-ledger-{branch.replace('/', '-')}.jsonl"
-    path.write_bytes(data)
-    return L.read(path)
 
 
 def test_a_stale_checkout_never_clears_again(origin: Path, tmp_path: Path, make_emulator: Any) -> None:
@@ -220,7 +183,7 @@ def plans_nothing(runner: Path) -> bool:
 
 
 # A short lease: the runner killed below holds it a second; the new runner waits it out.
-PAUSING = CONFIG.replace("branch: main}", "branch: main, leaseSeconds: 1}") + (
+PAUSING = CONFIG.replace("branch: main}", "branch: main, leaseSeconds: 30}") + (
     "apply: {pausePipelines: true, concurrency: 1}\n"
 )
 TWO_STAGES = manifest_yaml("a", stages=["s1", "s2"], assets=["a1", "a2", "a3"], points=["x", "y"])
@@ -478,7 +441,8 @@ def test_a_missing_ledger_with_git_sync_is_refused_with_nothing_sent(
     runner = clone(origin, tmp_path / "runner")
     res = run_cli(args, runner, gateway_env(em))
     assert res.code == 1, res.all
-    assert "does not exist" in res.err and "nothing was sent" in res.err
+    expected = "is not the ledger reconcile.yaml keeps in git" if how.startswith("mis") else "does not exist"
+    assert expected in res.err and "nothing was sent" in res.err
     assert em.world.delete_log == []
     assert [e for e in em.world.log if e["route"] in ("delete", "operate")] == []
     assert remote_head(origin) == main  # nothing pushed either

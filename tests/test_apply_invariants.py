@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fault_pipeline as pipe
-from conftest import interrupt_main
-from conftest import numbered_manifest as manifest
+from helpers import fault_pipeline as pipe
+from helpers import interrupt_main
+from helpers import numbered_manifest as manifest
+from helpers.examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -154,7 +155,9 @@ def run_apply(em: RunningEmulator, path: Path, clock: FakeClock, concurrency: in
         return apply(plan, Gateways.single(c), w, NullReporter(), options, sleep=clock.advance, clock=clock)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=examples(12), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(runs)
 def test_no_re_clear_after_a_run_and_every_pause_started_again(
     scenario: list[tuple[list[tuple[Any, ...]], int]],

@@ -7,7 +7,8 @@ import tempfile
 from itertools import product
 from pathlib import Path
 
-from conftest import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
+from helpers import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
+from helpers.examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,7 @@ scenario = st.tuples(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario)
 def test_apply_deletes_exactly_the_pending_cells(case: tuple[list, list, int, int]) -> None:  # type: ignore[type-arg]
     specs, history, max_points, concurrency = case

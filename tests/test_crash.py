@@ -11,7 +11,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from conftest import ORG, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
+from helpers import ORG, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import ledger as L
 

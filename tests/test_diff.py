@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from conftest import ledger_of, manifest, record
+from helpers import ledger_of, manifest, record
 
 from reconciler.plan import Options, RenameHint, build_plan, diff
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,7 +109,7 @@ def general_diff(ms: list[Manifest], led: L.Ledger) -> diff_mod.Diff:
         return diff(ms, plain)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(manifests_st, records_st, st.booleans())
 def test_fast_paths_equal_the_general_path(ms: list[Manifest], steps: list[Any], migrate: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ORG, pipeline, run_cli, world_for, write
+from helpers import ORG, pipeline, run_cli, world_for, write
 
 from reconciler.emulator import (
     DEFAULT_APP_KEY,

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ORG, pipeline, world_for
+from helpers import ORG, pipeline, world_for
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FAULT_KINDS, Faults
 from reconciler.enos import Credentials, EnosClient, RetryPolicy, check_gateway, sign

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,13 +150,13 @@ def texts(draw: Any) -> str:
     return head + "---\n".join(d + "\n" for d in docs)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(texts())
 def test_what_fastyaml_accepts_ruamel_reads_the_same(text: str) -> None:
     check_text(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(scalars, st.sampled_from(["k: {}\n", "k: [{}]\n", "k:\n  - {}\n", "k: [a, {}]\n"]))
 def test_scalars_are_read_as_ruamel_reads_them(scalar: str, template: str) -> None:
     check_text(template.format(scalar))
@@ -270,7 +271,7 @@ def load_both(texts: list[str]) -> tuple[manifests.LoadResult, manifests.LoadRes
     return fast, slow
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.lists(st.lists(manifest_text(), min_size=1, max_size=2).map("---\n".join), min_size=1, max_size=3))
 def test_loading_gives_the_same_manifests_and_diagnostics(texts: list[str]) -> None:
     fast, slow = load_both(texts)

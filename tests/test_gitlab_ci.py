@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import node_package, pipeline, world_for
+from helpers import bare_origin, clone, git, person, pipeline, remote_records, world_for
+from helpers.node import node_package
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.scaffold import init
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.npm]
 
 ROOT = Path(__file__).resolve().parent.parent
 ORG, PIPELINE, STAGE = "o15589291683811", "4a0b6e9c7f1d4e2a", "window_avg_1"
-ME = ("-c", "user.name=Test Person", "-c", "user.email=person@example.invalid")
 
 
 @pytest.fixture(scope="session")
@@ -54,26 +54,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     return out
 
 
-def git(cwd: Path, env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
-    return proc.stdout.strip()
-
-
 @pytest.fixture()
 def project(tmp_path: Path, env: dict[str, str]) -> Path:
     """`reconcile init` pushed to a bare origin, cloned as the CI job would see it."""
-    origin = tmp_path / "origin.git"
-    git(tmp_path, env, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(origin, env, "config", "receive.denyNonFastForwards", "true")
-    seed = tmp_path / "seed"
-    init(seed)
-    git(seed, env, "init", "-q", "-b", "main")
-    git(seed, env, "add", ".")
-    git(seed, env, *ME, "commit", "-q", "-m", "reconcile init")
-    git(seed, env, "push", "-q", str(origin), "HEAD:main")
+    origin = bare_origin(tmp_path, init, env=env)
     work = tmp_path / "work"
-    git(tmp_path, env, "clone", "-q", str(origin), str(work))
+    clone(origin, work, env=env)
     (work / ".git" / "info" / "exclude").write_text(".gitlab-ci-local/\n")
     return work
 
@@ -103,12 +89,6 @@ def emulator() -> Iterator[RunningEmulator]:
         yield em
 
 
-def remote_ledger(work: Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    git(work, env, "fetch", "-q", "origin", "main")
-    text = git(work, env, "cat-file", "blob", "FETCH_HEAD:applied-ledger.jsonl")
-    return [json.loads(line) for line in text.splitlines()]
-
-
 def test_apply_job_pauses_clears_restarts_and_pushes_the_ledger(
     gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator
 ) -> None:
@@ -119,12 +99,12 @@ def test_apply_job_pauses_clears_restarts_and_pushes_the_ledger(
         (ORG, PIPELINE, STAGE, asset, "WTUR.GenActivePW") for asset in ("Nj1gF1iZ", "Xk29aQ0c")
     }
     assert world.status(PIPELINE) == "RUNNING"  # paused for the deletes, started again
-    records = remote_ledger(project, env)
+    records = remote_records(project.parent / "origin.git")
     assert [r["kind"] for r in records][-1] == "resume"
     intents = {r["seq"]: r for r in records if r["kind"] == "intent"}
     deleted = [intents[r["intent"]] if "intent" in r else r for r in records if r["kind"] == "delete"]
     assert sum(len(r["assetIds"].split(",")) for r in deleted) == 2
-    message = git(project, env, "log", "-1", "--format=%an|%B", "FETCH_HEAD")
+    message = git(project.parent / "origin.git", "log", "-1", "--format=%an|%B", "main", env=env)
     assert message.startswith("reconcile-bot|") and "[skip ci]" in message
 
 
@@ -132,16 +112,16 @@ def test_apply_job_applies_the_latest_main_not_its_trigger_commit(
     gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator, tmp_path: Path
 ) -> None:
     later = tmp_path / "later"
-    git(tmp_path, env, "clone", "-q", str(tmp_path / "origin.git"), str(later))
+    clone(tmp_path / "origin.git", later, env=env)
     manifest = (later / "manifests" / "example.yaml").read_text()
     (later / "manifests" / "second.yaml").write_text(
         manifest.replace("example-formula-fix-2026-11", "second-fix").replace(
             "WTUR.GenActivePW", "WTUR.Other"
         )
     )
-    git(later, env, "add", ".")
-    git(later, env, *ME, "commit", "-q", "-m", "a second manifest, merged after the trigger")
-    git(later, env, "push", "-q", "origin", "HEAD:main")
+    git(later, "add", ".", env=env)
+    git(later, "commit", "-q", "-m", "a second manifest, merged after the trigger", env=person(env))
+    git(later, "push", "-q", "origin", "HEAD:main", env=env)
     run_job(gitlab_ci_local, project, env, "apply", emulator_vars(emulator))
     points = {cell[4] for cell in emulator.world.deleted_cells()}
     assert points == {"WTUR.GenActivePW", "WTUR.Other"}

@@ -12,56 +12,24 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import LEDGER, bare_origin, cell_fields, git, person, remote_bytes
+from helpers import clone as clone_at
 
 from reconciler import ledger as ledger_io
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, PushRefused
 from reconciler.gitsync import LedgerRepo, redact
 
-LEDGER = "applied-ledger.jsonl"
-ME = ("-c", "user.name=Test Person", "-c", "user.email=person@example.invalid")
-
-
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No global or system git config, and no identity in the environment."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in ("XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "EMAIL", "GIT_DIR", "GIT_WORK_TREE"):
-        monkeypatch.delenv(var, raising=False)
-    for who in ("AUTHOR", "COMMITTER"):
-        for what in ("NAME", "EMAIL"):
-            monkeypatch.delenv(f"GIT_{who}_{what}", raising=False)
-
-
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
-    return proc.stdout.strip()
+pytestmark = pytest.mark.usefixtures("home")  # no global or system git config, no identity
 
 
 @pytest.fixture()
 def origin(tmp_path: Path) -> Path:
     """A bare remote whose main holds a manifest and an empty ledger."""
-    bare = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(bare, "config", "receive.denyNonFastForwards", "true")
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "-q", str(bare), str(seed))
-    (seed / "manifests").mkdir()
-    (seed / "manifests" / "a.yaml").write_text("# a manifest\n")
-    (seed / LEDGER).write_text("")
-    git(seed, "add", ".")
-    git(seed, *ME, "commit", "-q", "-m", "init")
-    git(seed, "push", "-q", "origin", "HEAD:main")
-    return bare
+    return bare_origin(tmp_path, {"manifests/a.yaml": "# a manifest\n", LEDGER: ""})
 
 
 def clone(origin: Path, name: str, *extra: str) -> Path:
-    target = origin.parent / name
-    git(origin.parent, "clone", "-q", *extra, f"file://{origin}", str(target))
-    return target
+    return clone_at(origin, origin.parent / name, *extra)
 
 
 def append(work: Path, *records: tuple[str, dict[str, object]], ledger: str = LEDGER) -> None:
@@ -71,32 +39,15 @@ def append(work: Path, *records: tuple[str, dict[str, object]], ledger: str = LE
             writer.append(kind, fields)
 
 
-def cell(manifest: str = "m1", asset: str = "a1") -> dict[str, object]:
-    return {
-        "manifest": manifest,
-        "orgId": "o1",
-        "pipelineId": "p1",
-        "stageInstanceName": "s1",
-        "assetIds": [asset],
-        "pointIds": ["pt1"],
-    }
-
-
-def remote_ledger(origin: Path, branch: str = "main") -> bytes:
-    return subprocess.run(
-        ["git", "cat-file", "blob", f"{branch}:{LEDGER}"], cwd=origin, capture_output=True, check=True
-    ).stdout
-
-
 def merge_manifest(origin: Path, name: str) -> str:
     """A pull request merged on the remote meanwhile (a --no-ff merge commit)."""
     work = clone(origin, f"pr-{name}")
     git(work, "checkout", "-q", "-b", name)
     (work / "manifests" / f"{name}.yaml").write_text(f"# {name}\n")
     git(work, "add", ".")
-    git(work, *ME, "commit", "-q", "-m", f"add {name}")
+    git(work, "commit", "-q", "-m", f"add {name}", env=person())
     git(work, "checkout", "-q", "main")
-    git(work, *ME, "merge", "-q", "--no-ff", name, "-m", f"Merge {name}")
+    git(work, "merge", "-q", "--no-ff", name, "-m", f"Merge {name}", env=person())
     git(work, "push", "-q", "origin", "main")
     return git(work, "rev-parse", "HEAD")
 
@@ -116,14 +67,14 @@ def test_sync_fast_forwards_a_checkout_behind(origin: Path) -> None:
     a, b = clone(origin, "a"), clone(origin, "b")
     repo_a = LedgerRepo(a, LEDGER)
     repo_a.sync()
-    append(a, ("intent", cell()), ("delete", cell()))
+    append(a, ("intent", cell_fields()), ("delete", cell_fields()))
     sha = repo_a.publish("reconcile: applied")
     assert sha == git(origin, "rev-parse", "main")
 
     result = LedgerRepo(b, LEDGER).sync()
     assert result.fast_forwarded and result.records_added == 2
-    assert (b / LEDGER).read_bytes() == remote_ledger(origin) == (a / LEDGER).read_bytes()
-    assert result.remote_head == sha and result.remote_bytes == len(remote_ledger(origin))
+    assert (b / LEDGER).read_bytes() == remote_bytes(origin) == (a / LEDGER).read_bytes()
+    assert result.remote_head == sha and result.remote_bytes == len(remote_bytes(origin))
     assert any("not the head" in n for n in result.notes)  # b's HEAD is the old main: said so
     assert ledger_io.read(b / LEDGER).head_seq == 2
 
@@ -141,7 +92,7 @@ def test_stale_checkout_gets_the_remote_ledger_not_its_own(origin: Path) -> None
     other = clone(origin, "other")
     repo = LedgerRepo(other, LEDGER)
     repo.sync()
-    append(other, ("delete", cell("m1")))
+    append(other, ("delete", cell_fields()))
     repo.publish("reconcile: applied m1")
     merge_manifest(origin, "m2")
     result = LedgerRepo(stale, LEDGER).sync()
@@ -155,14 +106,14 @@ def test_a_ledger_that_cannot_fast_forward_is_refused(origin: Path, how: str) ->
     a, b = clone(origin, "a"), clone(origin, "b")
     repo_a = LedgerRepo(a, LEDGER)
     repo_a.sync()
-    append(a, ("delete", cell(asset="from-a")))
+    append(a, ("delete", cell_fields(asset="from-a")))
     repo_a.publish("reconcile: a")
     git(b, "pull", "-q", "origin", "main")
     if how == "ahead":
-        append(b, ("delete", cell(asset="only-b")))
+        append(b, ("delete", cell_fields(asset="only-b")))
     elif how == "diverged":
         git(b, "reset", "-q", "--hard", "HEAD~1")  # the old main, then its own record
-        append(b, ("delete", cell(asset="only-b")))
+        append(b, ("delete", cell_fields(asset="only-b")))
     else:
         data = (b / LEDGER).read_text().replace("from-a", "edited")
         (b / LEDGER).write_text(data)
@@ -184,12 +135,12 @@ def test_publish_on_a_branch_moved_by_a_merge_recommits_and_keeps_the_merge(orig
     a = clone(origin, "a")
     repo = LedgerRepo(a, LEDGER)
     repo.sync()
-    append(a, ("intent", cell()))
+    append(a, ("intent", cell_fields()))
     merge = merge_manifest(origin, "m2")  # lands between sync and the write-ahead push
     sha = repo.publish("reconcile: write-ahead")
     assert sha == git(origin, "rev-parse", "main")
     assert git(origin, "rev-parse", f"{sha}^") == merge  # on top of the merge, which stays
-    assert kinds(remote_ledger(origin)) == [(1, "intent", "a1")]
+    assert kinds(remote_bytes(origin)) == [(1, "intent", "a1")]
     assert git(origin, "cat-file", "-e", f"{sha}:manifests/m2.yaml") == ""
 
 
@@ -198,37 +149,41 @@ def test_publish_when_another_apply_appended_is_ledger_moved(origin: Path) -> No
     repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER)
     repo_a.sync()
     repo_b.sync()
-    append(a, ("intent", cell(asset="a")))
-    append(b, ("intent", cell(asset="b")))
+    append(a, ("intent", cell_fields(asset="a")))
+    append(b, ("intent", cell_fields(asset="b")))
     repo_a.publish("reconcile: write-ahead a")
     with pytest.raises(LedgerMoved, match="Nothing was sent"):
         repo_b.publish("reconcile: write-ahead b")
-    assert kinds(remote_ledger(origin)) == [(1, "intent", "a")]  # the winner's, untouched
+    assert kinds(remote_bytes(origin)) == [(1, "intent", "a")]  # the winner's, untouched
     repo_b.reset_to_remote()
-    assert (b / LEDGER).read_bytes() == remote_ledger(origin)
+    assert (b / LEDGER).read_bytes() == remote_bytes(origin)
+    repo_a.publish_final("reconcile: a done")  # a's lease released: nobody else is sending
     repo_b.sync()  # the loser re-plans from here; its next publish succeeds
-    append(b, ("intent", cell(asset="b")))
+    append(b, ("intent", cell_fields(asset="b")))
     repo_b.publish("reconcile: write-ahead b, again")
-    assert kinds(remote_ledger(origin)) == [(1, "intent", "a"), (2, "intent", "b")]
+    assert kinds(remote_bytes(origin)) == [(1, "intent", "a"), (2, "intent", "b")]
 
 
 def test_final_publish_rechains_records_of_calls_already_made(origin: Path) -> None:
     a, b = clone(origin, "a"), clone(origin, "b")
-    repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER)
+    now = [0.0]
+    repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER, clock=lambda: now[0])
     repo_a.sync()
-    append(a, ("intent", cell(asset="x")))
+    append(a, ("intent", cell_fields(asset="x")))
     repo_a.publish("reconcile: write-ahead a")
     repo_b.sync()
-    append(b, ("intent", cell(asset="y")))
+    now[0] += repo_b.lease_seconds  # a stalled: b saw its lease unrenewed for its whole length
+    repo_b.sync()
+    append(b, ("intent", cell_fields(asset="y")))
     repo_b.publish("reconcile: write-ahead b")
     # both sent; a finishes first
-    append(a, ("delete", cell(asset="x")))
+    append(a, ("delete", cell_fields(asset="x")))
     repo_a.publish_final("reconcile: applied a")
-    append(b, ("delete", cell(asset="y")), ("resume", {"orgId": "o1", "pipelineId": "p1"}))
+    append(b, ("delete", cell_fields(asset="y")), ("resume", {"orgId": "o1", "pipelineId": "p1"}))
     mine = [json.loads(line) for line in (b / LEDGER).read_bytes().splitlines()[-2:]]
     merge_manifest(origin, "m3")
     repo_b.publish_final("reconcile: applied b")
-    final = remote_ledger(origin)
+    final = remote_bytes(origin)
     assert final == (b / LEDGER).read_bytes()
     records = ledger_io.read(b / LEDGER).records
     assert [(r.seq, r.kind) for r in records] == [
@@ -247,19 +202,22 @@ def test_final_publish_rechains_records_of_calls_already_made(origin: Path) -> N
 
 def test_final_publish_drops_intents_that_were_never_sent(origin: Path) -> None:
     a, b = clone(origin, "a"), clone(origin, "b")
-    repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER)
+    now = [0.0]
+    repo_a, repo_b = LedgerRepo(a, LEDGER, clock=lambda: now[0]), LedgerRepo(b, LEDGER)
     repo_a.sync()
     repo_b.sync()
-    append(b, ("intent", cell(asset="y")))
+    append(b, ("intent", cell_fields(asset="y")))
     repo_b.publish("reconcile: write-ahead b")
-    append(b, ("delete", cell(asset="y")), ("intent", cell(asset="resend")))  # seq 2, 3
+    append(b, ("delete", cell_fields(asset="y")), ("intent", cell_fields(asset="resend")))  # seq 2, 3
     repo_a.sync()
-    append(a, ("intent", cell(asset="x")))
+    now[0] += repo_a.lease_seconds  # b stalled: a saw its lease unrenewed for its whole length
+    repo_a.sync()
+    append(a, ("intent", cell_fields(asset="x")))
     repo_a.publish("reconcile: write-ahead a")
     with pytest.raises(LedgerMoved):
         repo_b.publish("reconcile: write-ahead of a re-send")
     repo_b.publish_final("reconcile: applied b", drop_from_seq=3)
-    assert kinds(remote_ledger(origin)) == [(1, "intent", "y"), (2, "intent", "x"), (3, "delete", "y")]
+    assert kinds(remote_bytes(origin)) == [(1, "intent", "y"), (2, "intent", "x"), (3, "delete", "y")]
 
 
 def test_push_refused_by_a_hook_names_the_setting_that_fixes_it(origin: Path) -> None:
@@ -271,20 +229,20 @@ def test_push_refused_by_a_hook_names_the_setting_that_fixes_it(origin: Path) ->
     a = clone(origin, "a")
     repo = LedgerRepo(a, LEDGER)
     repo.sync()
-    append(a, ("intent", cell()))
+    append(a, ("intent", cell_fields()))
     with pytest.raises(PushRefused) as err:
         repo.publish("reconcile: write-ahead")
     message = str(err.value)
     assert "lack of permission" in message and "protected branches" in message
     assert "bypass the branch protection" in message and "reconcile/ledger" in message
-    assert remote_ledger(origin) == b""
+    assert remote_bytes(origin) == b""
 
 
 def test_other_push_failures_are_not_permission_errors_and_hide_credentials(origin: Path) -> None:
     a = clone(origin, "a")
     repo = LedgerRepo(a, LEDGER)
     repo.sync()
-    append(a, ("intent", cell()))
+    append(a, ("intent", cell_fields()))
     git(a, "remote", "set-url", "origin", "https://bot:s3cr3t-token@127.0.0.1:9/nowhere.git")
     with pytest.raises(GitSyncError) as err:
         repo.publish("reconcile: write-ahead")
@@ -301,7 +259,7 @@ def test_redact_hides_credentials_in_urls() -> None:
 def test_fetch_failure_is_a_git_sync_error(origin: Path) -> None:
     a = clone(origin, "a")
     git(a, "remote", "set-url", "origin", str(origin.parent / "gone.git"))
-    with pytest.raises(GitSyncError, match="cannot fetch main from origin"):
+    with pytest.raises(GitSyncError, match="cannot fetch main: cannot reach origin"):
         LedgerRepo(a, LEDGER).sync()
 
 
@@ -323,17 +281,17 @@ def test_shallow_clone_syncs_and_publishes_and_stays_shallow(origin: Path) -> No
     for i in range(3):
         (other / "manifests" / f"n{i}.yaml").write_text(f"# {i}\n")
         git(other, "add", ".")
-        git(other, *ME, "commit", "-q", "-m", f"n{i}")
+        git(other, "commit", "-q", "-m", f"n{i}", env=person())
     git(other, "push", "-q", "origin", "main")
     shallow = clone(origin, "shallow", "--depth", "1")
     merge_manifest(origin, "m2")
     repo = LedgerRepo(shallow, LEDGER)
     repo.sync()
-    append(shallow, ("intent", cell()))
+    append(shallow, ("intent", cell_fields()))
     sha = repo.publish("reconcile: write-ahead")
     assert sha == git(origin, "rev-parse", "main")
     assert git(shallow, "rev-parse", "--is-shallow-repository") == "true"
-    assert kinds(remote_ledger(origin)) == [(1, "intent", "a1")]
+    assert kinds(remote_bytes(origin)) == [(1, "intent", "a1")]
     assert git(origin, "rev-list", "--count", "main") == "7"  # init, 3 commits, m2 and its merge, the ledger
 
 
@@ -342,7 +300,7 @@ def test_no_git_identity_anywhere_commits_as_the_bot(origin: Path, monkeypatch: 
     assert subprocess.run(["git", "config", "user.name"], cwd=a, check=False).returncode != 0
     repo = LedgerRepo(a, LEDGER)
     repo.sync()
-    append(a, ("intent", cell()))
+    append(a, ("intent", cell_fields()))
     sha = repo.publish("reconcile: write-ahead")
     assert git(origin, "log", "-1", "--format=%an <%ae>|%cn|%B", sha).startswith(
         "reconcile-bot <reconcile-bot@users.noreply.github.com>|reconcile-bot|reconcile: write-ahead"
@@ -352,7 +310,7 @@ def test_no_git_identity_anywhere_commits_as_the_bot(origin: Path, monkeypatch: 
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "ops@example.invalid")
     repo = LedgerRepo(a, LEDGER)
     repo.sync()
-    append(a, ("delete", cell()))
+    append(a, ("delete", cell_fields()))
     sha = repo.publish_final("reconcile: applied")
     assert sha is not None
     assert git(origin, "log", "-1", "--format=%an <%ae>", sha) == "Ops Bot <ops@example.invalid>"
@@ -367,7 +325,7 @@ def test_push_options_reach_a_server_that_takes_them(origin: Path) -> None:
     a = clone(origin, "a")
     repo = LedgerRepo(a, LEDGER)
     repo.sync()
-    append(a, ("intent", cell()))
+    append(a, ("intent", cell_fields()))
     repo.publish("reconcile: write-ahead")
     assert seen.read_text().split() == ["1", "ci.skip"]  # GitLab starts no pipeline for it
 
@@ -380,23 +338,23 @@ def test_dedicated_ledger_branch_is_created_and_main_is_left_alone(origin: Path)
     assert repo.dedicated
     result = repo.sync()
     assert result.remote_head is None and "does not exist yet" in result.notes[0]
-    assert repo.read_ledger_bytes() is None
-    append(a, ("intent", cell()))
+    assert repo.read_ledger_bytes() == b""
+    append(a, ("intent", cell_fields()))
     sha = repo.publish("reconcile: write-ahead")
     assert git(origin, "rev-parse", branch) == sha
     # only the ledger lives there, and the lease of the run sending from it
     assert git(origin, "ls-tree", "--name-only", sha).split() == [LEDGER, f"{LEDGER}.lease"]
     assert git(origin, "rev-parse", "main") == main_before
-    assert repo.read_ledger_bytes() == (a / LEDGER).read_bytes() == remote_ledger(origin, branch)
+    assert repo.read_ledger_bytes() == (a / LEDGER).read_bytes() == remote_bytes(origin, branch)
 
     b = clone(origin, "b")  # main's empty ledger: fast-forwarded from the dedicated branch
     other = LedgerRepo(b, LEDGER, branch=branch)
     assert other.sync().fast_forwarded
     assert not any("not the head" in n for n in other.sync().notes)
-    append(b, ("delete", cell()))
+    append(b, ("delete", cell_fields()))
     second = other.publish_final("reconcile: applied")
     assert git(origin, "rev-parse", f"{second}^") == sha
-    assert kinds(remote_ledger(origin, branch)) == [(1, "intent", "a1"), (2, "delete", "a1")]
+    assert kinds(remote_bytes(origin, branch)) == [(1, "intent", "a1"), (2, "delete", "a1")]
 
 
 def test_main_keeps_every_merge_through_racing_applies(origin: Path) -> None:
@@ -406,16 +364,17 @@ def test_main_keeps_every_merge_through_racing_applies(origin: Path) -> None:
         repo_a, repo_b = LedgerRepo(a, LEDGER), LedgerRepo(b, LEDGER)
         repo_a.sync()
         repo_b.sync()
-        append(a, ("intent", cell(asset=f"a{i}")))
-        append(b, ("intent", cell(asset=f"b{i}")))
+        append(a, ("intent", cell_fields(asset=f"a{i}")))
+        append(b, ("intent", cell_fields(asset=f"b{i}")))
         merges.append(merge_manifest(origin, f"pr{i}"))
         repo_a.publish(f"reconcile: a{i}")
         with pytest.raises(LedgerMoved):
             repo_b.publish(f"reconcile: b{i}")
+        repo_a.publish_final(f"reconcile: a{i} done")
     history = git(origin, "rev-list", "main").split()
     assert all(m in history for m in merges)
-    ledger_io.read(_write(origin.parent / "final.jsonl", remote_ledger(origin)))
-    assert [k[2] for k in kinds(remote_ledger(origin))] == ["a0", "a1", "a2"]
+    ledger_io.read(_write(origin.parent / "final.jsonl", remote_bytes(origin)))
+    assert [k[2] for k in kinds(remote_bytes(origin))] == ["a0", "a1", "a2"]
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -439,19 +398,19 @@ def test_the_lease_is_seen_by_others_renewed_and_removed_by_the_final_push(origi
     repo_a = LedgerRepo(a, LEDGER, lease_seconds=30, clock=lambda: now[0])
     repo_b = LedgerRepo(b, LEDGER, lease_seconds=30, clock=lambda: now[0])
     repo_a.sync()
-    append(a, ("intent", cell(asset="x")))
+    append(a, ("intent", cell_fields(asset="x")))
     repo_a.publish("reconcile: write-ahead a")
     repo_b.sync()
     lease = repo_b.live_lease()
-    assert lease is not None and lease.run == repo_a.run and lease.until == 1030.0
+    assert lease is not None and lease.run == repo_a.run and (lease.renewal, lease.seconds) == (0, 30.0)
     assert repo_a.live_lease() is None  # its own lease binds nobody
     now[0] += 25
     repo_a.heartbeat()  # renewed while it sends
     now[0] += 10
     repo_b.sync()
-    assert repo_b.live_lease() is not None  # would have expired at 1030 without the renewal
+    assert repo_b.live_lease() is not None  # b saw it renewed at 1035: live until 1065 by b's clock
     now[0] += 30
     assert repo_b.live_lease() is None  # a runner that died lets it expire
-    append(a, ("delete", cell(asset="x")))
+    append(a, ("delete", cell_fields(asset="x")))
     final = repo_a.publish_final("reconcile: applied a")
     assert f"{LEDGER}.lease" not in git(origin, "ls-tree", "--name-only", final).split()  # released

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import LEDGER_CELLS as CELLS
-from conftest import run_cli
+from helpers import LEDGER_CELLS as CELLS
+from helpers import run_cli
 
 from reconciler import ledger as L
 from reconciler.errors import LedgerError, LockError

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from reconciler import ledger as L
 from reconciler.errors import LedgerError

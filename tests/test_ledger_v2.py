@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -159,7 +160,7 @@ _records = st.dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_records, st.sampled_from(["canonical", "ascii", "spaced"]))
 def test_content_hash_equals_the_canonical_hash_for_any_line(record: dict[str, Any], style: str) -> None:
     if style == "canonical":

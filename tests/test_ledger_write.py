@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LEDGER_CELLS as CELLS
+from helpers import LEDGER_CELLS as CELLS
 
 from reconciler import ledger as L
 from reconciler.errors import LedgerError, LedgerWriteError

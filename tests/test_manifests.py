@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import manifest_yaml, run_cli, write
+from helpers import manifest_yaml, run_cli, write
 
 from reconciler.manifests import load
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpers.examples import examples
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,7 @@ from reconciler.manifests._ids import _ids_slow, parse_ids
 ALPHABET = "aB1._-\n\r \t#,\x00\x0b\x1f\x85\xa0\u200b\u202e\ufeff\u0301e\u00e9\u98ce\u3000"
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(st.text(alphabet=ALPHABET, max_size=8), max_size=8).map("\n".join))
 @example("a1\n\n")
 @example("\ufeffa1\r\n")

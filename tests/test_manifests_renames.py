@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import manifest_yaml, write
+from helpers import manifest_yaml, write
 
 from reconciler.manifests import load
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import manifest_yaml, write
+from helpers import manifest_yaml, write
 
 from reconciler.manifests import load
 from reconciler.manifests.schema import text_problem

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import product
 
-from conftest import ASSETS, NAMES, PIPES, POINTS, STAGES, ledger_of, manifest, record, subset
+from helpers import ASSETS, NAMES, PIPES, POINTS, STAGES, ledger_of, manifest, record, subset
+from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,7 +61,7 @@ records_st = st.lists(
 options_st = st.builds(Options, max_points=st.integers(1, 6), max_assets=st.integers(1, 7))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(manifests_st, records_st, options_st)
 def test_plan_covers_exactly_the_pending_cells(ms: list[Manifest], rs: list[Record], opts: Options) -> None:
     declared = cells_of_manifests(ms)
@@ -92,7 +93,7 @@ def test_plan_covers_exactly_the_pending_cells(ms: list[Manifest], rs: list[Reco
     assert s.requests == len(plan.actions)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(manifests_st, records_st, options_st)
 def test_recording_the_plan_leaves_nothing_to_do(ms: list[Manifest], rs: list[Record], opts: Options) -> None:
     plan = build_plan(diff(ms, ledger_of(rs)), opts)
@@ -122,7 +123,7 @@ one_key_history = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(one_key_history)
 def test_in_doubt_is_resent_only_if_no_resume_followed(
     history: list[tuple[str, list[str], list[str]]],

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import chain
 
-from conftest import ASSETS, NAMES, POINTS, ledger_of, manifest, record, subset
+from helpers import ASSETS, NAMES, POINTS, ledger_of, manifest, record, subset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ledger_of, manifest, record
+from helpers import ledger_of, manifest, record
 
 from reconciler.errors import PlanError
 from reconciler.plan import Options, build_plan, diff

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import manifest_yaml, run_cli, write
+from helpers import manifest_yaml, run_cli, write
 
 from reconciler.ledger import GENESIS, Ledger, canonical, record_hash
 from reconciler.manifests import Manifest
@@ -222,7 +222,7 @@ def test_text_plan_has_no_rename_section_without_renames(repo: Path) -> None:
 
 
 def test_refresh_shows_live_statuses(scenario: Path, make_emulator: Any) -> None:
-    from conftest import gateway_env, pipeline, world_for
+    from helpers import gateway_env, pipeline, world_for
 
     em = make_emulator(
         world_for(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import manifest_yaml, write
+from helpers import manifest_yaml, write
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 

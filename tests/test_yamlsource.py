@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import manifest_yaml, write
+from helpers import manifest_yaml, write
 
 from reconciler import yamlsource
 from reconciler.errors import Diagnostic

@@ -82,6 +82,14 @@ def apply(
     allow_dirty: Annotated[
         bool, flag("--allow-dirty", help="In CI, apply even if manifests have uncommitted changes.")
     ] = False,
+    allow_unreviewed: Annotated[
+        bool,
+        flag(
+            "--allow-unreviewed",
+            help="Break glass: with the ledger in git, apply manifests that are not on the remote's "
+            "branch (uncommitted, unpushed, another branch). Every record of the run says so.",
+        ),
+    ] = False,
     target: Targets = None,
     max_points: MaxPoints = None,
     max_assets: MaxAssets = None,
@@ -115,8 +123,10 @@ def apply(
         max_cells=max_cells,
         lock_timeout=lock_timeout,
         allow_dirty=allow_dirty,
+        allow_unreviewed=allow_unreviewed,
     )
     reporter = render_apply.reporter_for(c)
+    s.check_git_not_turned_off(cfg, c.warn)
     _, result = operations.apply(
         settings,
         gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan

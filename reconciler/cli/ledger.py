@@ -1,4 +1,4 @@
-"""The ledger commands: verify, show, resolve, migrate."""
+"""The ledger commands: verify, show, resolve, migrate, restore."""
 
 from __future__ import annotations
 
@@ -143,24 +143,71 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     file at about 4 MB, going on in `<name>.d/segments/`: no file grows for years, and
     git keeps each list once. Every record keeps its seq, kind, time, fields and cells
     (checked before the ledger is replaced); the head hash changes, so saved plans made
-    before are stale. With the ledger in git, commit the main file and `<name>.d/`.
+    before are stale. With the ledger in git (reconcile.yaml), the remote's ledger is
+    migrated and published (the main file and `<name>.d/`), and reconcile's anchor moves
+    with it, so the next apply accepts it.
 
     \b
     Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, resolve_ledger
+    from reconciler.cli.settings import config, ledger_repo, resolve_ledger
 
     c = consoles()
-    result = ledger_mod.migrate(resolve_ledger(ledger, config()), lock_timeout=lock_timeout or 0)
+    cfg = config()
+    path = resolve_ledger(ledger, cfg)
+    repo = ledger_repo(cfg, path)
+    if repo is not None:
+        with ledger_mod.LedgerLock(path, timeout=lock_timeout or 0):
+            for note in repo.sync().notes:
+                c.err.print(note, markup=False)
+    result = ledger_mod.migrate(path, lock_timeout=lock_timeout or 0)
     for w in result.warnings:
         c.warn(w)
     if result.backup is None:
         c.out.print(f"{result.path}: already in format v3; nothing to do", markup=False)
         return
+    if repo is not None:
+        with ledger_mod.LedgerLock(path, timeout=lock_timeout or 0):
+            repo.publish_rewrite(f"reconcile: ledger migrated ({result.records:,} records)")
+        c.out.print(f"Published to {repo.where}; the anchor moved with it.", markup=False)
     c.out.print(
         f"{result.path}: {result.records:,} records in format v3 ({plural(result.files_after, 'file')}), "
         f"{result.referenced:,} deletes now refer to their intent; {result.bytes_before:,} -> "
         f"{result.bytes_after:,} bytes. The original is kept as {result.backup}.",
+        markup=False,
+    )
+
+
+@ledger_app.command("restore")
+def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> None:
+    """Put the ledger back as reconcile last published it, after it was cut, rewritten or
+    forged on its branch, the branch was force-pushed or deleted, or a lease was planted.
+
+    reconcile keeps its own anchor of every ledger it publishes (refs/reconcile/anchor on
+    the remote), which merged pull requests cannot move. This commits that ledger and its
+    lease on the ledger's branch (creating it if it is gone); nothing is sent to EnOS.
+
+    \b
+    Example:  reconcile ledger restore
+    """
+    from reconciler import ledger as ledger_mod
+    from reconciler.cli.apply import approve
+    from reconciler.cli.settings import config, ledger_repo, resolve_ledger
+
+    c = consoles()
+    cfg = config()
+    path = resolve_ledger(ledger, cfg)
+    repo = ledger_repo(cfg, path)
+    if repo is None:
+        raise ReconcilerError(
+            "reconcile.yaml does not keep the ledger in git (ledger.git): there is no anchor to restore from"
+        )
+    approve(c, auto_approve, f"Commit the anchored ledger on {repo.where}?")
+    with ledger_mod.LedgerLock(path):
+        commit, records = repo.restore()
+    c.out.print(
+        f"restored {plural(records, 'record')} on {repo.where} ({(commit or '')[:12]}) as reconcile last "
+        "published them",
         markup=False,
     )

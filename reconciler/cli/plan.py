@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -87,10 +87,21 @@ def plan(
         typer.Option(metavar="URL", envvar="ENOS_API_GATEWAY", help="Gateway URL, for --refresh."),
     ] = None,
     config_file: ConfigOpt = None,
+    base: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="COMMIT",
+            help="The pull request's base commit: fail if the pull request changes the ledger or its "
+            "lease, and take gateways and credential names from the base's reconcile.yaml (default: "
+            "GitHub's or GitLab's own variables in a pull/merge request pipeline).",
+        ),
+    ] = None,
 ) -> None:
     """Show what `apply` would clear: pending cells, requests, history.
 
-    Planning reads only files: manifests and the ledger. No network unless --refresh.
+    Planning reads manifests and the ledger; with the ledger in git (reconcile.yaml), the
+    ledger as its branch holds it, checked against reconcile's anchor. No EnOS call unless
+    --refresh.
 
     \b
     Example:  reconcile plan --format markdown > plan.md
@@ -104,12 +115,27 @@ def plan(
     c = consoles()
     cfg = config(config_file)
     options = plan_options(max_points, max_assets, target)
-    with _ledger_to_plan_from(cfg, resolve_ledger(ledger, cfg)) as ledger_path:
-        planned = operations.plan(paths_or_default(paths), ledger_path, options)
+    from reconciler.gitsync.review import base_from_env
+
+    pr_base = base or base_from_env()
+    ledger_file = resolve_ledger(ledger, cfg)
+    with _ledger_to_plan_from(cfg, ledger_file, pr_base, c.warn) as ledger_path:
+        shown = ledger_file if ledger_path != ledger_file else None
+        planned = operations.plan(paths_or_default(paths), ledger_path, options, shown_as=shown)
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
-    statuses = _live_statuses(p, gateway) if refresh else None
+    changes: list[str] = []
+    gateways_cfg = cfg
+    if pr_base is not None:  # gateways and credential names come from the base, never the PR
+        from reconciler.cli.settings import base_config
+        from reconciler.config import review_changes
+
+        gateways_cfg = base_config(cfg, pr_base)
+        changes = review_changes(gateways_cfg, cfg)
+        for line in changes:
+            c.warn(f"this pull request changes {line}")
+    statuses = _live_statuses(p, gateway, gateways_cfg) if refresh else None
     if out_file is not None:
         planfile.write(p, out_file)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
@@ -121,6 +147,8 @@ def plan(
         from reconciler.actor import current_actor
         from reconciler.render import markdown
 
+        if changes:
+            c.write(_changes_markdown(changes))
         c.write(
             markdown.plan_markdown(
                 p,
@@ -150,29 +178,58 @@ def _base_commit(actor: dict[str, object]) -> str | None:
 
 
 @contextmanager
-def _ledger_to_plan_from(cfg: RepoConfig | None, ledger: str) -> Iterator[str]:
-    """The ledger file; with a dedicated ledger branch, that branch's copy (fetched), since
-    the checked-out branch does not carry the ledger's latest records."""
+def _ledger_to_plan_from(
+    cfg: RepoConfig | None, ledger: str, base: str | None, warn: Callable[[str], None]
+) -> Iterator[str]:
+    """The ledger file; with the ledger in git, the anchored ledger as its branch holds it
+    (a checkout may be behind, and a cut or forged one is refused: invariant 13). In a pull
+    request (`--base`, or CI's own variables), a change to the ledger or its lease fails."""
     from reconciler.cli.settings import ledger_repo
+    from reconciler.errors import GitSyncError, LedgerNotAnchored
+    from reconciler.gitsync import review
 
     repo = ledger_repo(cfg, ledger)
-    if repo is None or not repo.dedicated:
+    if repo is None:
         yield ledger
         return
-    data = repo.read_ledger_bytes()
+    try:
+        data: bytes | None = repo.read_ledger_bytes()
+    except LedgerNotAnchored:
+        raise
+    except GitSyncError as exc:
+        if base is not None:
+            raise
+        warn(f"cannot read the ledger from {repo.where} ({exc}); planning from {ledger}, which may be behind")
+        data = None
+    if base is not None:
+        review.check_pull_request(repo.git, repo.remote_target, base, repo.rel_path, data)
+    if data is None:
+        yield ledger
+        return
     with tempfile.TemporaryDirectory(prefix="reconcile-ledger-") as tmp:
         path = Path(tmp) / Path(ledger).name
-        path.write_bytes(data or b"")
+        path.write_bytes(data)
         yield str(path)
 
 
-def _live_statuses(p: Plan, gateway: str | None) -> dict[PipelineRef, LiveStatus]:
+def _changes_markdown(changes: list[str]) -> str:
+    """The top of the comment: what the pull request changes in reconcile.yaml that decides
+    where credentials go, where the ledger lives, or what apply may do."""
+    lines = "\n".join(f"> - {line}" for line in changes)
+    return (
+        "> [!CAUTION]\n> **This pull request changes where credentials are sent, or how apply "
+        "behaves** (reconcile.yaml). Review these lines first:\n"
+        f"{lines}\n\n"
+    )
+
+
+def _live_statuses(p: Plan, gateway: str | None, cfg: RepoConfig | None) -> dict[PipelineRef, LiveStatus]:
     """Status and name of every pipeline in the plan; one List Pipelines omits is MISSING."""
     from reconciler.apply import status_of
-    from reconciler.cli.settings import config, gateways_for
+    from reconciler.cli.settings import gateways_for
     from reconciler.render.plan import LiveStatus
 
-    gw = gateways_for(gateway, config(), read_only=True)()
+    gw = gateways_for(gateway, cfg, read_only=True)()
     found = gw.statuses(p.pipelines)
     return {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.config import RepoConfig, load_config, pick
-from reconciler.errors import ApplyRefused, ReconcilerError
+from reconciler.errors import ApplyRefused, ConfigError, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 if TYPE_CHECKING:
@@ -27,6 +27,35 @@ if TYPE_CHECKING:
 def config(path: str | None = None) -> RepoConfig | None:
     """`--config FILE`, else reconcile.yaml in the working directory when there is one."""
     return load_config(path)
+
+
+def base_config(cfg: RepoConfig | None, base: str) -> RepoConfig | None:
+    """reconcile.yaml as the pull request's base commit has it: gateways and credential
+    variable names come from there, never from the pull request (DESIGN "Reviewed is what
+    gets applied")."""
+    import tempfile
+
+    from reconciler.config import CONFIG_FILE
+    from reconciler.gitsync import Git
+    from reconciler.gitsync.review import base_file
+
+    git = Git(Path.cwd())
+    top = git.toplevel()
+    where = cfg.path.resolve() if cfg is not None else top / CONFIG_FILE
+    rel = where.relative_to(top).as_posix()
+    remote = cfg.git.remote if cfg is not None and cfg.git is not None else "origin"
+    data = base_file(git, remote, base, rel)
+    if data is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="reconcile-base-") as tmp:
+        path = Path(tmp) / CONFIG_FILE
+        path.write_bytes(data)
+        loaded = load_config(path)
+    if loaded is None:
+        return None
+    from dataclasses import replace
+
+    return replace(loaded, path=where, ledger_path=where.parent / loaded.ledger_path.relative_to(path.parent))
 
 
 def resolve_ledger(flag: str | None, cfg: RepoConfig | None = None) -> str:
@@ -47,13 +76,51 @@ def plan_options(max_points: int | None, max_assets: int | None, targets: Iterab
 
 
 def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
-    """The ledger kept in git, when reconcile.yaml turns it on (what `init` sets up)."""
+    """The ledger kept in git, when reconcile.yaml turns it on (what `init` sets up).
+
+    The ledger given (`--ledger`, a saved plan's) must be reconcile.yaml's, however it is
+    spelled and wherever the command runs: a ledger kept in git is never skipped."""
     if cfg is None or cfg.git is None:
         return None
     from reconciler.gitsync import LedgerRepo
 
+    if Path(ledger).resolve() != cfg.ledger_path.resolve():
+        raise ConfigError(
+            f"{ledger} is not the ledger {cfg.path} keeps in git ({cfg.ledger_path}); nothing was "
+            "sent. Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed"
+        )
     return LedgerRepo(
-        Path.cwd(), ledger, remote=cfg.git.remote, branch=cfg.git.branch, lease_seconds=cfg.git.lease_seconds
+        Path.cwd(),
+        cfg.ledger_path,
+        remote=cfg.git.remote,
+        branch=cfg.git.branch,
+        lease_seconds=cfg.git.lease_seconds,
+    )
+
+
+def check_git_not_turned_off(cfg: RepoConfig | None, note: Callable[[str], None]) -> None:
+    """In CI, a ledger that is not kept in git stays on a disposable runner: refused when
+    the repository's ledger was kept in git before (the anchor exists), loud otherwise."""
+    if os.environ.get("CI") != "true" or (cfg is not None and cfg.git is not None):
+        return
+    from reconciler.gitsync import ANCHOR_REF, Git
+
+    git = Git(Path.cwd())
+    anchored = (
+        git.succeeds("rev-parse", "--git-dir")
+        and git.succeeds("remote", "get-url", "origin")
+        and bool(git.run("ls-remote", "--refs", "origin", ANCHOR_REF).stdout.strip())
+    )
+    where = f"{cfg.path} turns ledger.git off" if cfg is not None else "there is no reconcile.yaml"
+    if anchored:
+        raise ApplyRefused(
+            f"{where}, but this repository's ledger is kept in git (origin has {ANCHOR_REF}); "
+            "nothing was sent. In CI the records would stay on a disposable runner, and the next "
+            "run would clear everything again. Keep ledger.git on"
+        )
+    note(
+        f"{where}: in CI the ledger's records stay on this runner and are lost with it; "
+        "keep the ledger in git (ledger.git in reconcile.yaml, what `reconcile init` writes)"
     )
 
 
@@ -128,18 +195,24 @@ def apply_settings(
     max_cells: int | None,
     lock_timeout: float | None,
     allow_dirty: bool,
+    allow_unreviewed: bool = False,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
     In CI, manifests with uncommitted changes are refused unless `allow_dirty`: the
-    ledger's `gitCommit` would not say what was applied.
+    ledger's `gitCommit` would not say what was applied. With the ledger in git, apply
+    refuses anything not on the remote's branch unless `allow_unreviewed` (break glass),
+    and then every record of the run says `"unreviewed": true` in its actor.
     """
     from reconciler.actor import current_actor
     from reconciler.apply import ApplyOptions
     from reconciler.operations import ApplySettings
 
     actor = current_actor(_manifest_paths(paths))
-    if actor.get("gitDirty") and os.environ.get("CI") and not allow_dirty:
+    if allow_unreviewed:
+        actor["unreviewed"] = True
+    in_git = cfg is not None and cfg.git is not None  # then apply checks what was reviewed itself
+    if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed or in_git):
         raise ApplyRefused(
             "the manifests have uncommitted changes, so the ledger could not say which commit was "
             "applied; nothing was sent. Commit them, or pass --allow-dirty"
@@ -162,6 +235,8 @@ def apply_settings(
         apply_options=options,
         max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),
         lock_timeout=lock_timeout,
+        reviewed_paths=(*_manifest_paths(paths), *((str(cfg.path),) if cfg else ())),
+        allow_unreviewed=allow_unreviewed,
     )
 
 

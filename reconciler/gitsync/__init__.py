@@ -1,10 +1,36 @@
-"""The applied ledger kept in git: its one home (DESIGN "The ledger in git (CI)").
+"""The applied ledger kept in git: its one home (DESIGN "The ledger in git (CI)",
+"The ledger only grows", "Reviewed is what gets applied"; invariants 9, 11, 12, 13).
 
-gitsync.repo     LedgerRepo: sync, publish (the compare-and-swap), lease, plumbing
+    gitsync._git      Git: the one runner of `git` (plumbing, timeouts, redaction)
+    gitsync.remote    Remote: the typed seam (GitRemote, MemoryRemote) and the anchor
+    gitsync.lease     Lease, LeaseWatch, Holding: who sends, judged by one's own clock
+    gitsync.repo      LedgerRepo: sync, publish (the compare-and-swap), restore
+    gitsync.session   Session: what apply does when (before plan, announce, renew, finish)
+    gitsync.review    what may be applied or planned: reviewed commits, PR checks
 """
 
 from __future__ import annotations
 
-from reconciler.gitsync.repo import Identity, Lease, LedgerRepo, SyncResult, redact
+from reconciler.gitsync._git import Git, Identity, redact
+from reconciler.gitsync.lease import Lease, LeaseUnreadable, LeaseWatch
+from reconciler.gitsync.remote import ANCHOR_REF, Anchor, GitRemote, MemoryRemote, Remote, RemoteState
+from reconciler.gitsync.repo import LedgerRepo, SyncResult
+from reconciler.gitsync.session import Session
 
-__all__ = ["Identity", "Lease", "LedgerRepo", "SyncResult", "redact"]
+__all__ = [
+    "ANCHOR_REF",
+    "Anchor",
+    "Git",
+    "GitRemote",
+    "Identity",
+    "Lease",
+    "LeaseUnreadable",
+    "LeaseWatch",
+    "LedgerRepo",
+    "MemoryRemote",
+    "Remote",
+    "RemoteState",
+    "Session",
+    "SyncResult",
+    "redact",
+]

@@ -41,6 +41,7 @@ from reconciler.ledger._lists import sidecar_dir
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, read
+from reconciler.ledger._replace import replace_contents
 from reconciler.ledger._select import SINCE_FORMS, parse_since, select
 from reconciler.ledger._write import SEGMENT_BYTES, LedgerWriter
 
@@ -66,6 +67,7 @@ __all__ = [
     "parse_since",
     "read",
     "record_hash",
+    "replace_contents",
     "select",
     "sidecar_dir",
     "utc_now",

@@ -1,0 +1,248 @@
+"""git plumbing: the one place that runs `git` (pre-commit's `git.py`, Terraform's "dumb"
+remote client). Everything above it speaks of commits, blobs and ref updates.
+
+No checkout and no identity from the user's config: commits are built with
+`commit-tree` on a private index, so this works on a bare CI runner and in a shallow
+clone. Every call has a timeout (a hung remote must not outlive a ledger lease).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import GitSyncError, PushRefused
+
+DEFAULT_NAME = "reconcile-bot"
+DEFAULT_EMAIL = "reconcile-bot@users.noreply.github.com"
+DEFAULT_TIMEOUT = 60.0
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Credentials in URLs (`https://user:token@host`) replaced by `***`."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the ledger commits are by; never taken from the user's git config."""
+
+    name: str = DEFAULT_NAME
+    email: str = DEFAULT_EMAIL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
+        """`GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` when set, else the bot."""
+        env = os.environ if env is None else env
+        return cls(env.get("GIT_AUTHOR_NAME") or DEFAULT_NAME, env.get("GIT_AUTHOR_EMAIL") or DEFAULT_EMAIL)
+
+
+REMOVE: None = None  # `commit_tree`: remove this path
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """Set `ref` to `new` only if it is `old` now (None: it must not exist)."""
+
+    ref: str
+    new: str
+    old: str | None
+
+
+class Git:
+    """`git -C worktree ...` with a fixed environment and a timeout per call."""
+
+    def __init__(
+        self,
+        worktree: str | os.PathLike[str],
+        identity: Identity | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.worktree = Path(worktree)
+        self.identity = identity or Identity.from_env()
+        self.timeout = timeout
+        self._shallow: bool | None = None
+
+    def run(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        full = dict(os.environ)
+        full.update(
+            GIT_TERMINAL_PROMPT="0",  # a missing credential fails; it never waits on a prompt
+            LC_ALL="C",  # git's messages are matched by callers
+            LANGUAGE="C",
+            GIT_AUTHOR_NAME=self.identity.name,
+            GIT_AUTHOR_EMAIL=self.identity.email,
+            GIT_COMMITTER_NAME=os.environ.get("GIT_COMMITTER_NAME") or self.identity.name,
+            GIT_COMMITTER_EMAIL=os.environ.get("GIT_COMMITTER_EMAIL") or self.identity.email,
+        )
+        full.update(env or {})
+        try:
+            return subprocess.run(
+                ["git", "-C", str(self.worktree), *args],
+                input=stdin,
+                capture_output=True,
+                env=full,
+                check=False,
+                timeout=timeout or self.timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise GitTimeout(f"git {args[0]} did not answer within {exc.timeout:g}s") from exc
+        except OSError as exc:
+            raise GitSyncError(f"git {args[0]} could not run: {exc.strerror}") from exc
+
+    def ok(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+        proc = self.run(*args, stdin=stdin, env=env)
+        if proc.returncode != 0:
+            raise GitSyncError(f"git {args[0]} failed: {stderr(proc)}")
+        return proc.stdout.decode().strip()
+
+    def succeeds(self, *args: str) -> bool:
+        return self.run(*args).returncode == 0
+
+    # --- reading ------------------------------------------------------------------------
+
+    def toplevel(self) -> Path:
+        return Path(self.ok("rev-parse", "--show-toplevel")).resolve()
+
+    def head(self) -> str | None:
+        proc = self.run("rev-parse", "--verify", "-q", "HEAD^{commit}")
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def shallow(self) -> bool:
+        if self._shallow is None:
+            self._shallow = self.ok("rev-parse", "--is-shallow-repository") == "true"
+        return self._shallow
+
+    def has_object(self, sha: str) -> bool:
+        return self.succeeds("cat-file", "-e", f"{sha}^{{commit}}")
+
+    def blob(self, commit: str | None, path: str) -> bytes | None:
+        """The file at `path` in `commit`; None when either does not exist."""
+        if commit is None:
+            return None
+        proc = self.run("cat-file", "blob", f"{commit}:{path}")
+        return proc.stdout if proc.returncode == 0 else None
+
+    def message(self, commit: str) -> str:
+        return self.ok("log", "-1", "--format=%B", commit)
+
+    def ls_remote(self, remote: str, *refs: str) -> dict[str, str]:
+        """The remote's `refs` that exist, with their commits (one round trip)."""
+        proc = self.run("ls-remote", "--refs", remote, *refs)
+        if proc.returncode != 0:
+            raise GitSyncError(f"cannot reach {redact(remote)}: {stderr(proc)}")
+        found: dict[str, str] = {}
+        for line in proc.stdout.decode().splitlines():
+            sha, _, ref = line.partition("\t")
+            found[ref.strip()] = sha.strip()
+        return found
+
+    def fetch(self, remote: str, *shas_and_refs: str) -> None:
+        """Fetch so that each named commit is here (a shallow clone stays shallow)."""
+        args = ["fetch", "--no-tags", "--no-recurse-submodules", "--quiet", "--no-write-fetch-head"]
+        if self.shallow():
+            args.append("--depth=1")
+        proc = self.run(*args, remote, *shas_and_refs)
+        if proc.returncode != 0:
+            raise GitSyncError(f"cannot fetch from {redact(remote)}: {stderr(proc)}")
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        """True/False; None when history is missing (a shallow clone) to tell."""
+        proc = self.run("merge-base", "--is-ancestor", ancestor, descendant)
+        if proc.returncode in (0, 1):
+            return proc.returncode == 0
+        return None
+
+    def status(self, *paths: str) -> list[str]:
+        """Uncommitted changes (untracked files included) under `paths`, as porcelain lines."""
+        out = self.ok("status", "--porcelain", "--untracked-files=all", "--", *paths)
+        return [line for line in out.splitlines() if line.strip()]
+
+    # --- writing ------------------------------------------------------------------------
+
+    def commit_tree(
+        self, parent: str | None, files: Mapping[str, bytes | None], message: str, *, base: str | None = None
+    ) -> str:
+        """A commit whose tree is `base`'s (default: `parent`'s; none: empty) with `files`
+        written (None: removed); the work tree and the real index are not touched."""
+        with tempfile.TemporaryDirectory(prefix="reconcile-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            start = base if base is not None else parent
+            self.ok("read-tree", start, env=env) if start else self.ok("read-tree", "--empty", env=env)
+            for path, data in sorted(files.items()):
+                if data is None:
+                    self.ok("update-index", "--force-remove", path, env=env)
+                    continue
+                blob = self.ok("hash-object", "-w", "--no-filters", "--stdin", stdin=data)
+                self.ok("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+            tree = self.ok("write-tree", env=env)
+        parents = ["-p", parent] if parent else []
+        return self.ok("-c", "commit.gpgsign=false", "commit-tree", tree, *parents, stdin=message.encode())
+
+    def push(self, remote: str, updates: Sequence[RefUpdate], options: Sequence[str] = ()) -> str:
+        """Push every update atomically, each only if its ref is still `old` (a
+        compare-and-swap). Returns "pushed", or "moved" when a ref was not as expected;
+        raises `PushRefused` for a permission refusal, `GitSyncError` otherwise."""
+        leases = [f"--force-with-lease={u.ref}:{u.old or ''}" for u in updates]
+        specs = [f"{u.new}:{u.ref}" for u in updates]
+        base = ["push", "--porcelain", "--no-verify", "--atomic", *leases]
+        flags = [f"--push-option={o}" for o in options]
+        proc = self.run(*base, *flags, remote, *specs)
+        text = (proc.stdout + proc.stderr).decode(errors="replace")
+        if proc.returncode != 0 and flags and "does not support push options" in text:
+            proc = self.run(*base, remote, *specs)
+            text = (proc.stdout + proc.stderr).decode(errors="replace")
+        if proc.returncode == 0:
+            return "pushed"
+        if re.search(r"\((non-fast-forward|fetch first|stale info|atomic push failed)\)", text):
+            return "moved"
+        if _lost_ref_update(text):  # another push won the ref at the same moment: a lost CAS
+            return "moved"
+        if _is_permission(text):
+            raise PushRefused(redact(text.strip()))
+        raise GitSyncError(
+            f"cannot push to {redact(remote)} (network, credentials or the remote itself; not a "
+            f"permission refusal): {redact(text.strip())}"
+        )
+
+
+class GitTimeout(GitSyncError):
+    """A git call outlived its timeout: what it did at the remote is unknown."""
+
+
+def _lost_ref_update(text: str) -> bool:
+    """Two pushes meeting at the remote: the loser's ref update fails (`cannot lock ref ...
+    is at X but expected Y`); that is the compare-and-swap lost, not a permission refusal."""
+    lowered = text.lower()
+    return "failed to update ref" in lowered or "cannot lock ref" in lowered
+
+
+def _is_permission(text: str) -> bool:
+    lowered = text.lower()
+    return any(
+        sign in lowered
+        for sign in (
+            "[remote rejected]",
+            "hook declined",
+            "protected branch",
+            "permission to",
+            "not allowed to push",
+            "error: 403",
+            "403 forbidden",
+        )
+    )
+
+
+def stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
+    return redact(proc.stderr.decode(errors="replace").strip()) or f"exit status {proc.returncode}"

@@ -1,0 +1,290 @@
+"""The remote the ledger is published to: the typed seam of the ledger-in-git protocol.
+
+`Remote` is what `LedgerRepo` needs of a remote, and no more, the way httpx's
+transports serve its clients: read a branch and the anchor in one go, and publish
+files on a branch head while moving the anchor, as one compare-and-swap. `GitRemote`
+does it with git; `MemoryRemote` does it in memory, for tests that drive thousands of
+sync, race, kill and tampering interleavings in seconds.
+
+**The anchor** (`refs/reconcile/anchor`) is this tool's own record of the last ledger it
+published (DESIGN "The ledger only grows", invariant 13). Merged pull requests move
+branches, never this ref, so a ledger cut, rewritten or forged on a branch, a
+force-pushed or deleted branch, or a `reconcile.yaml` that points somewhere else, is
+told from the real thing by comparing with it. Each anchor commit's tree holds exactly
+the ledger and lease files as published, its message names the ledger's path and
+branch and the branch commit published with it, and its parent is the previous anchor:
+the ref only ever fast-forwards, and a depth-1 fetch is enough to read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler.errors import GitSyncError
+from reconciler.gitsync._git import Git, RefUpdate, redact
+
+ANCHOR_REF = "refs/reconcile/anchor"
+SKIP_CI = "[skip ci]"  # GitHub and GitLab skip pipelines for a head commit that says so
+PUSH_OPTIONS = ("ci.skip",)  # GitLab: no pipeline for this push
+_SEEN = "refs/reconcile/seen/"  # where fetched tips are kept locally
+
+Files = Mapping[str, "bytes | None"]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The last ledger this tool published: where, and exactly what."""
+
+    commit: str
+    ledger_path: str
+    branch: str
+    published: str  # the branch commit pushed with it
+    files: Mapping[str, bytes]  # the ledger file and, while a run held it, the lease
+
+    @property
+    def ledger(self) -> bytes:
+        return self.files.get(self.ledger_path, b"")
+
+    @property
+    def lease(self) -> bytes | None:
+        return self.files.get(self.ledger_path + ".lease")
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """One read of the remote: the branch head, the asked-for files on it, the anchor."""
+
+    head: str | None  # None: the branch does not exist
+    files: Mapping[str, bytes | None]
+    anchor: Anchor | None
+
+    def file(self, path: str) -> bytes | None:
+        return self.files.get(path)
+
+
+class Remote(Protocol):
+    """What the ledger-in-git protocol needs of a remote."""
+
+    name: str
+
+    def read(self, branch: str, paths: Sequence[str]) -> RemoteState:
+        """The branch head with `paths` on it, and the anchor."""
+        ...
+
+    def publish(
+        self, branch: str, seen: RemoteState, files: Files, message: str, ledger_path: str
+    ) -> RemoteState | None:
+        """Commit `files` (None: remove) on `seen.head`, and move the anchor to hold the ledger
+        and lease as they now are, atomically, only if neither ref moved since `seen`.
+        The remote as it now is, or None when either had moved (the compare-and-swap lost)."""
+        ...
+
+    def changed_by(self, anchor: Anchor, head: str, path: str) -> str | None:
+        """The newest commit after the anchor's that changed `path`, when history tells."""
+        ...
+
+
+def anchor_message(ledger_path: str, branch: str, published: str) -> str:
+    return (
+        "reconcile: the ledger as last published\n\n"
+        f"Reconcile-Ledger: {ledger_path}\nReconcile-Branch: {branch}\nReconcile-Commit: {published}\n"
+    )
+
+
+def parse_anchor_message(message: str) -> tuple[str, str, str] | None:
+    trailers = dict(
+        line.split(": ", 1) for line in message.splitlines() if line.startswith("Reconcile-") and ": " in line
+    )
+    try:
+        return trailers["Reconcile-Ledger"], trailers["Reconcile-Branch"], trailers["Reconcile-Commit"]
+    except KeyError:
+        return None
+
+
+def _after(
+    seen: RemoteState, files: Files, commit: str, anchor: str, ledger_path: str, branch: str
+) -> RemoteState:
+    """The remote's state once a publish of `files` on `seen` landed."""
+    merged = {**seen.files, **files}
+    held = _anchor_files(files, ledger_path, seen)
+    return RemoteState(commit, merged, Anchor(anchor, ledger_path, branch, commit, held))
+
+
+def _anchor_files(files: Files, ledger_path: str, seen: RemoteState) -> dict[str, bytes]:
+    """The ledger and lease after a publish of `files` on top of `seen`."""
+    out: dict[str, bytes] = {}
+    for path in (ledger_path, ledger_path + ".lease"):
+        data = files[path] if path in files else seen.file(path)
+        if data is not None:
+            out[path] = data
+    return out
+
+
+class GitRemote:
+    """A git remote, through the work tree's git."""
+
+    def __init__(self, git: Git, name: str = "origin", push_options: Sequence[str] = PUSH_OPTIONS) -> None:
+        self.git = git
+        self.target = name  # a remote's name, or a URL (which may carry a token)
+        self.name = redact(name)  # what messages show
+        self.push_options = tuple(push_options)
+
+    def read(self, branch: str, paths: Sequence[str]) -> RemoteState:
+        ref = f"refs/heads/{branch}"
+        try:
+            found = self.git.ls_remote(self.target, ref, ANCHOR_REF)
+        except GitSyncError as exc:
+            raise GitSyncError(f"cannot fetch {branch}: {exc}") from exc
+        wanted = [
+            (r, _SEEN + ("anchor" if r == ANCHOR_REF else "branch")) for r in (ref, ANCHOR_REF) if r in found
+        ]
+        missing = [f"+{src}:{dst}" for src, dst in wanted if not self.git.has_object(found[src])]
+        if missing:
+            self.git.fetch(self.target, *missing)
+        head = self._resolve(found.get(ref), _SEEN + "branch")
+        anchor_commit = self._resolve(found.get(ANCHOR_REF), _SEEN + "anchor")
+        files = {p: self.git.blob(head, p) for p in paths}
+        return RemoteState(head, files, self._anchor(anchor_commit))
+
+    def _resolve(self, sha: str | None, local_ref: str) -> str | None:
+        if sha is None:
+            return None
+        if self.git.has_object(sha):
+            return sha
+        return self.git.ok("rev-parse", "--verify", f"{local_ref}^{{commit}}")  # moved since ls-remote
+
+    def _anchor(self, commit: str | None) -> Anchor | None:
+        if commit is None:
+            return None
+        parsed = parse_anchor_message(self.git.message(commit))
+        if parsed is None:
+            return None
+        ledger_path, branch, published = parsed
+        files = {p: self.git.blob(commit, p) for p in (ledger_path, ledger_path + ".lease")}
+        return Anchor(
+            commit, ledger_path, branch, published, {p: d for p, d in files.items() if d is not None}
+        )
+
+    def publish(
+        self, branch: str, seen: RemoteState, files: Files, message: str, ledger_path: str
+    ) -> RemoteState | None:
+        commit = self.git.commit_tree(seen.head, dict(files), f"{message}\n\n{SKIP_CI}\n")
+        held = _anchor_files(files, ledger_path, seen)
+        anchor = self.git.commit_tree(
+            seen.anchor.commit if seen.anchor else None,
+            dict(held),
+            anchor_message(ledger_path, branch, commit),
+            base="",
+        )
+        updates = [
+            RefUpdate(f"refs/heads/{branch}", commit, seen.head),
+            RefUpdate(ANCHOR_REF, anchor, seen.anchor.commit if seen.anchor else None),
+        ]
+        if self.git.push(self.target, updates, self.push_options) != "pushed":
+            return None
+        return _after(seen, files, commit, anchor, ledger_path, branch)
+
+    def changed_by(self, anchor: Anchor, head: str, path: str) -> str | None:
+        if self.git.is_ancestor(anchor.published, head) is None and self.git.shallow():
+            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=500", self.target, head)
+        proc = self.git.run("log", "-1", "--format=%H", f"{anchor.published}..{head}", "--", path)
+        out = proc.stdout.decode().strip()
+        return out or None if proc.returncode == 0 else None
+
+
+@dataclass
+class _Commit:
+    parent: str | None
+    tree: dict[str, bytes]
+    message: str
+
+
+@dataclass
+class MemoryRemote:
+    """A remote in memory: refs, commits and trees as dicts (tests' `MockTransport`).
+
+    Besides the `Remote` protocol it offers what people do to remotes, for tests:
+    `commit` (a merged pull request), `force` (a force-push), `delete` (a deleted branch).
+    """
+
+    name: str = "memory"
+    refs: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, _Commit] = field(default_factory=dict)
+    pushes: int = 0
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def _new(self, parent: str | None, tree: dict[str, bytes], message: str) -> str:
+        sha = hashlib.sha1(f"{next(self._ids)}".encode()).hexdigest()
+        self.commits[sha] = _Commit(parent, tree, message)
+        return sha
+
+    def read(self, branch: str, paths: Sequence[str]) -> RemoteState:
+        head = self.refs.get(f"refs/heads/{branch}")
+        tree = self.commits[head].tree if head else {}
+        return RemoteState(head, {p: tree.get(p) for p in paths}, self._anchor())
+
+    def _anchor(self) -> Anchor | None:
+        sha = self.refs.get(ANCHOR_REF)
+        if sha is None:
+            return None
+        c = self.commits[sha]
+        parsed = parse_anchor_message(c.message)
+        assert parsed is not None
+        return Anchor(sha, parsed[0], parsed[1], parsed[2], dict(c.tree))
+
+    def publish(
+        self, branch: str, seen: RemoteState, files: Files, message: str, ledger_path: str
+    ) -> RemoteState | None:
+        ref = f"refs/heads/{branch}"
+        if self.refs.get(ref) != seen.head or self.refs.get(ANCHOR_REF) != (
+            seen.anchor and seen.anchor.commit
+        ):
+            return None
+        tree = dict(self.commits[seen.head].tree) if seen.head else {}
+        for path, data in files.items():
+            if data is None:
+                tree.pop(path, None)
+            else:
+                tree[path] = data
+        commit = self._new(seen.head, tree, message)
+        held = _anchor_files(files, ledger_path, seen)
+        anchor = self._new(
+            seen.anchor.commit if seen.anchor else None, held, anchor_message(ledger_path, branch, commit)
+        )
+        self.refs[ref], self.refs[ANCHOR_REF] = commit, anchor
+        self.pushes += 1
+        return _after(seen, files, commit, anchor, ledger_path, branch)
+
+    def changed_by(self, anchor: Anchor, head: str, path: str) -> str | None:
+        sha: str | None = head
+        while sha and sha != anchor.published:
+            c = self.commits[sha]
+            before = self.commits[c.parent].tree.get(path) if c.parent else None
+            if c.tree.get(path) != before:
+                return sha
+            sha = c.parent
+        return None
+
+    # --- what people do to remotes -------------------------------------------------------
+
+    def commit(self, branch: str, files: Files, message: str = "a merged pull request") -> str:
+        ref = f"refs/heads/{branch}"
+        head = self.refs.get(ref)
+        tree = dict(self.commits[head].tree) if head else {}
+        for path, data in files.items():
+            if data is None:
+                tree.pop(path, None)
+            else:
+                tree[path] = data
+        self.refs[ref] = self._new(head, tree, message)
+        return self.refs[ref]
+
+    def force(self, branch: str, commit: str) -> None:
+        self.refs[f"refs/heads/{branch}"] = commit
+
+    def delete(self, branch: str) -> None:
+        self.refs.pop(f"refs/heads/{branch}", None)

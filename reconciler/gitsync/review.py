@@ -1,0 +1,151 @@
+"""Reviewed is what gets applied (DESIGN, invariant 12), and a pull request cannot change
+what only `reconcile apply` writes.
+
+- `check_reviewed`: with the ledger in git, apply clears only what the manifests of a
+  commit on the remote's branch declare. Uncommitted changes (untracked files too),
+  local commits the remote lacks, and another branch's checkout are refused before
+  any call, on a workstation as in CI.
+- `check_pull_request`: the PR plan job fails when the pull request changes the ledger
+  or its lease file (unless it puts back exactly the anchored ledger), and reads
+  reconcile.yaml from the base: gateways and credential names never come from the
+  pull request (`base_file`).
+- `base_from_env`: the base commit of a pull/merge request, from GitHub's or GitLab's
+  own variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from reconciler.errors import GitSyncError, Unreviewed
+from reconciler.gitsync._git import Git, redact
+from reconciler.gitsync.remote import ANCHOR_REF
+
+_SHOWN = 8
+
+
+def default_branch(git: Git, remote: str) -> str | None:
+    """The remote's default branch (what its HEAD points at), if it says."""
+    proc = git.run("ls-remote", "--symref", remote, "HEAD")
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+            return line[len("ref: refs/heads/") : -len("\tHEAD")]
+    return None
+
+
+def check_reviewed(
+    git: Git, remote: str, branch: str, paths: Sequence[str], *, exclude: Sequence[str] = ()
+) -> str:
+    """The commit whose manifests (`paths`, reconcile.yaml among them) are applied: HEAD,
+    clean under `paths` and contained in `remote`/`branch`. `Unreviewed` otherwise."""
+    head = git.head()
+    if head is None:
+        raise Unreviewed("this checkout has no commit: nothing it holds was reviewed. Nothing was sent.")
+    top = git.toplevel()
+    rel = [_rel(top, p) for p in paths]
+    changed = [line for line in git.status(*rel) if _path_of(line) not in set(exclude)]
+    if changed:
+        listed = "\n".join(f"  {line}" for line in changed[:_SHOWN])
+        more = f"\n  ... and {len(changed) - _SHOWN} more" if len(changed) > _SHOWN else ""
+        raise Unreviewed(
+            "the manifests have changes no commit holds, so nobody reviewed them; nothing was sent:\n"
+            f"{listed}{more}\nCommit them, open a pull request, and let CI apply the merge."
+        )
+    tip = git.ls_remote(remote, f"refs/heads/{branch}").get(f"refs/heads/{branch}")
+    if tip is None:
+        raise Unreviewed(
+            f"{redact(remote)} has no branch {branch}: nothing on it was reviewed. Nothing was sent."
+        )
+    if tip != head and not _contains(git, remote, branch, tip, head):
+        raise Unreviewed(
+            f"this checkout's commit {head[:12]} is not on {redact(remote)}/{branch} (a local commit not pushed, "
+            "or another branch): only what was merged there was reviewed. Nothing was sent. Apply from "
+            f"a checkout of {redact(remote)}/{branch}, or merge this change through a pull request first."
+        )
+    return head
+
+
+def _contains(git: Git, remote: str, branch: str, tip: str, commit: str) -> bool:
+    """Is `commit` in `tip`'s history? A shallow clone's history ends early, so a "no"
+    counts only once the clone is deepened to the whole history."""
+    if not git.has_object(tip):
+        git.fetch(remote, f"refs/heads/{branch}")
+    for deepen in (None, "--deepen=200", "--unshallow"):
+        shallow = git.ok("rev-parse", "--is-shallow-repository") == "true"
+        if deepen is not None:
+            if not shallow:
+                return False
+            git.run("fetch", "--quiet", "--no-tags", deepen, remote, f"refs/heads/{branch}")
+        if git.is_ancestor(commit, tip):
+            return True
+        if not shallow and deepen is None:
+            return False
+    return False
+
+
+def _rel(top: Path, path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(top).as_posix()
+    except ValueError:
+        return path
+
+
+def _path_of(status_line: str) -> str:
+    return status_line[3:].split(" -> ")[-1].strip().strip('"')
+
+
+def base_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """The commit a pull request's changes are relative to: GitLab's merge-request diff
+    base, or the base of a GitHub `pull_request` event (the merge commit's first parent)."""
+    env = os.environ if env is None else env
+    if env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA"):
+        return env["CI_MERGE_REQUEST_DIFF_BASE_SHA"]
+    if env.get("GITHUB_EVENT_NAME", "").startswith("pull_request") and env.get("GITHUB_EVENT_PATH"):
+        try:
+            event = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text())
+            sha = event["pull_request"]["base"]["sha"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return sha if isinstance(sha, str) else None
+    return None
+
+
+def base_file(git: Git, remote: str, base: str, path: str) -> bytes | None:
+    """`path` as the base commit has it (fetched if this clone lacks it)."""
+    if not git.has_object(base):
+        try:
+            git.fetch(remote, base)
+        except GitSyncError as exc:
+            raise GitSyncError(f"cannot read the pull request's base {base[:12]}: {exc}") from exc
+    return git.blob(base, path)
+
+
+def check_pull_request(git: Git, remote: str, base: str, ledger_rel: str, anchored: bytes | None) -> None:
+    """Refuse a pull request that changes the ledger or its lease: only `reconcile apply`
+    writes them. Putting back exactly the anchored ledger (a restore) is allowed."""
+    for path in (ledger_rel, ledger_rel + ".lease"):
+        before = base_file(git, remote, base, path)
+        now = _worktree_file(git, path)
+        if now == before:
+            continue
+        if path == ledger_rel and anchored is not None and now == anchored:
+            continue
+        what = "its lease file" if path.endswith(".lease") else "the ledger"
+        raise Unreviewed(
+            f"this pull request changes {what} ({path}) against its base {base[:12]}: only "
+            f"`reconcile apply` writes it, and a merged edit would be refused by every apply (the "
+            f"ledger only grows; reconcile keeps its own anchor at {ANCHOR_REF}). Drop the change: "
+            f"git checkout {base[:12]} -- {path}"
+        )
+
+
+def _worktree_file(git: Git, path: str) -> bytes | None:
+    try:
+        return (git.toplevel() / path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise GitSyncError(f"{path}: cannot read it: {exc.strerror}") from exc

@@ -1,0 +1,120 @@
+"""Real git in temp dirs: an isolated HOME, a bare origin, clones, the remote's ledger,
+and commits made as a person. Nothing here reads the user's or the system's git config.
+
+One identity (`IDENTITY`, through `person()`) commits everything a person would; the
+code under test must never need it, so HOME carries none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers.cli import cli_env
+from reconciler import ledger as L
+
+LEDGER = "applied-ledger.jsonl"
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test Person",
+    "GIT_AUTHOR_EMAIL": "person@example.invalid",
+    "GIT_COMMITTER_NAME": "Test Person",
+    "GIT_COMMITTER_EMAIL": "person@example.invalid",
+}
+# Every remote refuses non-fast-forward pushes unless told otherwise: a force push
+# anywhere fails the test, so a branch only ever moves forward.
+FORWARD_ONLY = {"receive.denyNonFastForwards": "true"}
+
+
+def isolate_git(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HOME is `home`; no global or system git config and no identity in the environment."""
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "EMAIL", "GIT_DIR", "GIT_WORK_TREE"):
+        monkeypatch.delenv(var, raising=False)
+    for who in ("AUTHOR", "COMMITTER"):
+        for what in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{who}_{what}", raising=False)
+    return home
+
+
+def person(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (this process's environment by default) plus a person's git identity."""
+    return {**(os.environ if env is None else env), **IDENTITY}
+
+
+def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """`git args` in `cwd`; its stdout, stripped. A failure fails the test with git's stderr."""
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=None if env is None else dict(env), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+def bare_origin(
+    parent: Path,
+    files: Mapping[str, str] | Callable[[Path], Any],
+    *,
+    config: Mapping[str, str] = FORWARD_ONLY,
+    env: Mapping[str, str] | None = None,
+    name: str = "origin.git",
+) -> Path:
+    """A bare `parent/name` whose main holds one commit made by a person in `parent/seed`:
+    `files` (path -> text), or whatever the callable writes into the seed worktree."""
+    bare = parent / name
+    git(parent, "init", "-q", "--bare", "-b", "main", str(bare), env=env)
+    for key, value in config.items():
+        git(bare, "config", key, value, env=env)
+    seed = parent / "seed"
+    git(parent, "clone", "-q", str(bare), str(seed), env=env)
+    if callable(files):
+        files(seed)
+    else:
+        for path, text in files.items():
+            (seed / path).parent.mkdir(parents=True, exist_ok=True)
+            (seed / path).write_text(text)
+    git(seed, "add", ".", env=env)
+    git(seed, "commit", "-qm", "seed", env=person(env))
+    git(seed, "push", "-q", "origin", "HEAD:main", env=env)
+    return bare
+
+
+def clone(origin: Path, where: Path, *extra: str, env: Mapping[str, str] | None = None) -> Path:
+    """A clone of `origin` at `where` (over file://, as a runner would fetch it)."""
+    git(where.parent, "clone", "-q", *extra, f"file://{origin}", str(where), env=env)
+    return where
+
+
+def remote_bytes(origin: Path, branch: str = "main", path: str = LEDGER) -> bytes:
+    """The bytes of `path` on the bare `origin`'s `branch`."""
+    return subprocess.run(
+        ["git", "--git-dir", str(origin), "cat-file", "blob", f"{branch}:{path}"],
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def remote_ledger(origin: Path, tmp_path: Path, branch: str = "main") -> L.Ledger:
+    """The ledger on the remote's `branch`, read and verified (a broken chain raises)."""
+    path = tmp_path / f"remote-ledger-{branch.replace('/', '-')}.jsonl"
+    path.write_bytes(remote_bytes(origin, branch))
+    return L.read(path)
+
+
+def remote_records(origin: Path, branch: str = "main") -> list[dict[str, Any]]:
+    """The remote ledger's records as JSON, unverified (for reading what a job pushed)."""
+    return [json.loads(line) for line in remote_bytes(origin, branch).splitlines()]
+
+
+def commit_all(repo: Path) -> None:
+    """`git init` and commit everything in `repo`, as a person (no global identity needed)."""
+    env = person({**cli_env(), "HOME": str(repo)})
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "m"]):
+        git(repo, *args, env=env)
