@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from helpers import run_cli
 
 from reconciler import ledger as L
-from reconciler.errors import LedgerError
+from reconciler.errors import LedgerError, LedgerWriteError
 
 KEY = {"manifest": "m", "orgId": "o", "pipelineId": "p", "stageInstanceName": "s"}
 FLEET = [f"asset-{i:05d}" for i in range(300)]  # ~3.6 KB joined: stored by content
@@ -284,3 +285,40 @@ def test_append_copies_rechains_records_with_lists_by_content(tmp_path: Path) ->
         (r.kind, r.at, r.asset_ids) for r in mine
     ]
     assert [c.seq for c in copies] == list(range(17, 17 + len(mine)))
+
+
+def test_concurrent_appends_across_seals_keep_every_record(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    returned: list[int] = []
+    lock = threading.Lock()
+    with L.LedgerWriter(L.read(path), segment_bytes=1_500) as w:
+
+        def worker(n: int) -> None:
+            for i in range(25):
+                seq = w.append("intent", {**batch(i % 3), "actor": {"user": f"t{n}"}}).seq
+                with lock:
+                    returned.append(seq)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    led = L.read(path)
+    assert sorted(returned) == [r.seq for r in led.records] == list(range(1, 151))
+    assert len(segments(path)) > 10 and not led.warnings
+
+
+def test_a_segment_that_cannot_be_made_stops_the_writer_and_keeps_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path, runs=1, segment_bytes=10**6)
+    before = L.ledger_files(path)
+    L.sidecar_dir(path).joinpath("segments").write_text("in the way")
+    with L.LedgerWriter(L.read(path), segment_bytes=100) as w:
+        with pytest.raises(
+            LedgerWriteError, match=r"segments/000002\.jsonl: cannot create the next ledger segment"
+        ):
+            w.append("pause", {"orgId": "o", "pipelineId": "p"})
+        with pytest.raises(LedgerWriteError, match="earlier append failed"):
+            w.append("pause", {"orgId": "o", "pipelineId": "p"})
+    assert L.ledger_files(path) == before and L.read(path).head_seq == 8

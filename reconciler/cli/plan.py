@@ -140,7 +140,8 @@ def plan(
         planfile.write(p, out_file)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
-        c.write(planfile.dumps(p))
+        for piece in planfile.pieces(p):  # written as encoded: a huge plan is never held whole
+            c.write(piece)
     elif fmt == "markdown":
         import os
 

@@ -87,20 +87,25 @@ class Plan:
 
     @cached_property
     def plan_hash(self) -> str:
-        """`plan_hash(self.hashed_fields())`, from the action lines already encoded; a plan
-        of more than `_HASH_LINES_IDS` IDs is hashed a line at a time instead, keeping no
-        line (a text plan of 10^11 cells must print its hash, not hold its JSON)."""
+        """`plan_hash(self.hashed_fields())`, from the action lines already encoded, or
+        (`streams`) a line at a time, keeping none."""
         fields = self.hashed_fields(actions=False)
         rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
         digest = hashlib.sha256(b'{"actions":[')
-        ids = sum(len(a.asset_ids) + len(a.point_ids) for a in self.actions)
-        if "action_lines" in self.__dict__ or ids <= _HASH_LINES_IDS:
+        if "action_lines" in self.__dict__ or not self.streams:
             digest.update(",".join(self.action_lines).encode())
         else:
             for i, action in enumerate(self.actions):
                 digest.update((b"," if i else b"") + canonical(action.to_json()))
         digest.update(b"]," + rest[1:])
         return digest.hexdigest()
+
+    @cached_property
+    def streams(self) -> bool:
+        """Its requests list more than `_HASH_LINES_IDS` IDs: its hash and JSON are made an
+        action at a time, keeping no line (a text plan of 10^11 cells prints its hash, and
+        its JSON is written as it is encoded, never held)."""
+        return sum(len(a.asset_ids) + len(a.point_ids) for a in self.actions) > _HASH_LINES_IDS
 
     def hashed_fields(self, *, actions: bool = True) -> dict[str, Any]:
         """What the plan hash covers: every field a saved plan is re-derived from."""

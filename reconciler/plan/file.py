@@ -10,11 +10,13 @@ file is refused with one line, never a traceback (invariant 6).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import PlanError
+from reconciler.ledger import canonical_text
 from reconciler.plan._build import Plan, plan_hash
 from reconciler.plan.values import LedgerHead, Options
 
@@ -48,20 +50,35 @@ def _document(plan: Plan) -> dict[str, Any]:
 def dumps(plan: Plan) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
     computed from, encoded once (a fleet-wide plan lists some 300,000 IDs)."""
-    lines = []
-    rows = ",\n    ".join(plan.action_lines)  # before the hash, which then reuses these lines
-    for key, value in _document(plan).items():
-        if value is _ACTIONS:
-            text = f"[\n    {rows}\n  ]" if rows else "[]"
+    return "".join(pieces(plan))
+
+
+def pieces(plan: Plan) -> Iterator[str]:
+    """`dumps` in pieces, for writing as they come. A plan too big to hold its JSON
+    (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a time
+    and never held whole: memory stays bounded by the input, not by what is printed."""
+    streamed = plan.streams
+    rows = () if streamed else plan.action_lines  # before the hash, which then reuses them
+    items = list(_document(plan).items())
+    for n, (key, value) in enumerate(items):
+        yield ("{\n" if n == 0 else ",\n") + f"  {json.dumps(key)}: "
+        if value is not _ACTIONS:
+            yield json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        elif not plan.actions:
+            yield "[]"
         else:
-            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
-        lines.append(f"  {json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+            lines = (canonical_text(a.to_json()) for a in plan.actions) if streamed else iter(rows)
+            for i, line in enumerate(lines):
+                yield ("[\n    " if i == 0 else ",\n    ") + line
+            yield "\n  ]"
+    yield "\n}\n"
 
 
 def write(plan: Plan, path: Path) -> None:
     try:
-        path.write_text(dumps(plan), encoding="utf-8")
+        with path.open("w", encoding="utf-8") as fh:
+            for piece in pieces(plan):
+                fh.write(piece)
     except OSError as exc:
         raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
 
