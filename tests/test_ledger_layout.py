@@ -156,6 +156,8 @@ def test_a_deeply_nested_line_is_an_error_and_as_a_torn_tail_a_warning(tmp_path:
     path.write_bytes(whole + b"[" * 200_000 + b"\n")
     result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
     assert result.code == 1 and "nested too deeply" in result.err and "Traceback" not in result.err
+    planned = run_cli(["plan", str(tmp_path / "none"), "--ledger", str(path)], tmp_path)
+    assert planned.code == 1 and "nested too deeply" in planned.err and "Traceback" not in planned.err
     path.write_bytes(whole + b"[" * 200_000)
     result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
     assert result.code == 0 and "last line is incomplete" in result.err
