@@ -222,6 +222,10 @@ def test_extension_problem_names_what_was_changed_cut_or_lost(tmp_path: Path) ->
     seg = "l.jsonl.d/segments/000002.jsonl"
     edited = {**new, seg: new[seg].replace(b'"at":"2', b'"at":"1', 1)}
     assert str(L.extension_problem(edited, new)).startswith(f"{seg}:")
+    stray = "l.jsonl.d/ids/" + "0" * 64 + ".txt"  # a list a run wrote before it died
+    assert L.extension_problem(new, {**old, stray: b"x\n"}) is None
+    named = next(k for k in old if "/ids/" in k)
+    assert "gone now" in str(L.extension_problem({k: v for k, v in new.items() if k != named}, new))
     lst = next(k for k in new if "/ids/" in k)
     assert "ID list file changed" in str(L.extension_problem({**new, lst: b"x\n"}, new))
     cut = {**new, "l.jsonl": new["l.jsonl"][: new["l.jsonl"].index(b"\n") + 1]}
