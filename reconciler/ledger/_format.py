@@ -24,31 +24,29 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any
 
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
+from reconciler.ledger._record import (
+    CELL_KINDS,
+    CLOSING_KINDS,
+    GENESIS,
+    KEY_FIELDS,
+    LIST_FIELDS,
+    READ_VERSIONS,
+    Ids,
+    Record,
+)
 
-FORMAT_VERSION = 3  # what the writer writes
-READ_VERSIONS = (1, 2, 3)
-GENESIS = "0" * 64
-# Kinds whose records name cells; `failed` closes an intent the gateway definitely refused.
-CELL_KINDS = ("intent", "delete", "failed")
-KNOWN_KINDS = (*CELL_KINDS, "pause", "resume", "seal")
-KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
-LIST_FIELDS = ("assetIds", "pointIds")
-CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)
 _BIG = 128  # values longer than this are spliced into the canonical form, not re-encoded
 # Equal IDs in different lists share one string once a ledger has read this many IDs of
 # distinct lists: it saves memory only in big ledgers (weekly fleet resets whose batches
 # shift: 52 x 200,000 copies would be ~600 MB) and costs ~0.25 us an ID, half of reading
 # a small ledger. Values are the same either way; only memory differs.
 SHARE_IDS_AFTER = 1_000_000
-
-Ids = tuple[str, ...]
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -146,78 +144,6 @@ def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@dataclass(frozen=True)
-class Record:
-    """One verified ledger record; `data` is the record as stored (ID lists as tuples)."""
-
-    seq: int
-    kind: str
-    at: str
-    hash: str
-    data: Mapping[str, Any]
-    asset_ids: Ids = ()
-    point_ids: Ids = ()
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """(manifest, org, pipeline, stage): the group a cell record belongs to."""
-        d = self.data
-        return (d["manifest"], d["orgId"], d["pipelineId"], d["stageInstanceName"])
-
-    @property
-    def pipeline(self) -> tuple[str, str]:
-        return (self.data["orgId"], self.data["pipelineId"])
-
-    @property
-    def manifest(self) -> str | None:
-        value = self.data.get("manifest")
-        return value if isinstance(value, str) else None
-
-    @property
-    def pipeline_id(self) -> str | None:
-        value = self.data.get("pipelineId")
-        return value if isinstance(value, str) else None
-
-    @property
-    def actor(self) -> Mapping[str, Any]:
-        value = self.data.get("actor")
-        return value if isinstance(value, dict) else {}
-
-    @property
-    def resolved(self) -> bool:
-        """A `delete` that `ledger resolve` recorded after a person checked the state."""
-        return self.data.get("resolved") is True
-
-    @property
-    def code(self) -> int | None:
-        """The API code of a `failed` record (None when the refusal had none)."""
-        value = self.data.get("code")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def message(self) -> str:
-        """Why a `failed` record's request was refused."""
-        value = self.data.get("message")
-        return value if isinstance(value, str) else ""
-
-    @property
-    def ids(self) -> tuple[Ids, Ids]:
-        return self.asset_ids, self.point_ids
-
-    @property
-    def intent_seq(self) -> int | None:
-        """The intent a v2 `delete`/`failed` closes exactly, by its seq (None: own lists)."""
-        value = self.data.get("intent")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    def as_json(self) -> dict[str, Any]:
-        """The record as plain JSON for display, with its ID lists written out."""
-        out = dict(self.data)
-        if self.kind in CELL_KINDS:
-            out["assetIds"], out["pointIds"] = list(self.asset_ids), list(self.point_ids)
-        return out
 
 
 class Chain:
