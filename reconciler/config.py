@@ -90,8 +90,11 @@ class PipelineSettings(_Strict):
     pipelineId: Id
     executionMode: int = Field(description="executionMode of the start (resume) call.")
     kafkaRate: int = Field(ge=1, description="kafkaRate of the start (resume) call.")
-    resourceConfig: dict[str, Any] | None = Field(
-        default=None, description="resourceConfig of the start call, if the gateway needs one."
+    resourceConfig: int | dict[str, Any] | None = Field(
+        default=None,
+        description="resourceConfig sent with the start call: a CU count in standalone mode, "
+        "or an object such as {server, yarn: {workerCount, master, slave}, advanced} in "
+        "cluster mode (Operate Pipeline, start).",
     )
 
 
@@ -100,6 +103,12 @@ class ApplySettings(_Strict):
     concurrency: int | None = Field(default=None, ge=1, le=64, description="Requests at a time.")
     pausePipelines: bool | None = Field(
         default=None, description="Pause RUNNING pipelines for the deletes, then start them again."
+    )
+    startTimeout: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds to keep trying a start that EnOS refuses because another job of the "
+        "org is starting (61121); default 600.",
     )
 
 
@@ -155,6 +164,7 @@ class RepoConfig:
     max_cells: int | None = None
     concurrency: int | None = None
     pause_pipelines: bool | None = None
+    start_timeout: float | None = None
 
     def gateway_for(self, org_id: str) -> Gateway | None:
         """The org's own gateway, else the default entry (no orgId), else None."""
@@ -389,6 +399,7 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         max_cells=doc.apply.maxCells,
         concurrency=doc.apply.concurrency,
         pause_pipelines=doc.apply.pausePipelines,
+        start_timeout=doc.apply.startTimeout,
     )
 
 

@@ -109,6 +109,18 @@ class PermanentError(EnosError):
     definite = True
 
 
+class OrgBusyError(EnosError):
+    """61121 on a start: another stream-processing job of the org is being started. The
+    start was refused (definite); apply tries it again with backoff for up to
+    `--start-timeout` (DESIGN "Apply" step 8)."""
+
+    definite = True
+
+
+class ApiNotAvailable(PermanentError):
+    """The gateway has no Stream Processing API (HTTP 404 on its routes: EnOS 3.x)."""
+
+
 class AuthError(EnosError):
     """Credentials are wrong or a token was refused even after a fresh one."""
 

@@ -206,7 +206,7 @@ def test_second_ctrl_c_still_waits_for_requests_in_flight(bench: Callable[..., B
     assert result.interrupted and len(result.deleted) == 1 and len(result.not_sent) == 2
     assert at_start == [200]  # the start came only once the delete was answered
     assert b.world.violations == [] and b.world.status("p1") == "RUNNING"
-    assert [r.kind for r in b.records()] == ["pause", "intent", "delete", "resume"]
+    assert [r.kind for r in b.records()] == ["pause", "intent", "delete", "start", "resume"]
 
 
 # --- item 5: a person starts the pipeline mid-run -------------------------------------
@@ -237,8 +237,11 @@ def test_a_failed_append_stops_sending_and_fails_the_run(bench: Callable[..., Be
     assert result.ledger_error is not None and not result.ok
     assert len(result.deleted) == 2 and len(b.log("delete")) == 2  # nothing sent after it
     assert len(result.not_sent) == 3
-    assert b.world.status("p1") == "RUNNING"  # started again all the same
-    assert [ref for ref, _ in result.resume_failed] == [("o", "p1")]  # its resume record is missing
+    # No start without its `start` record (invariant 11): p1 stays PAUSED, named, and since its
+    # pause record is still open, the next apply starts it (invariant 14).
+    assert b.world.status("p1") == "PAUSED" and not b.log("operate", "start")
+    ((ref, why),) = result.resume_failed
+    assert ref == ("o", "p1") and "its start could not be recorded" in why
     with pytest.raises(ReconcilerError, match=r"ledger0.jsonl: cannot append.*3 requests not sent"):
         raise_for(result)
     L.read(b.ledger)  # the file ends at its last whole record
@@ -303,9 +306,11 @@ def test_every_restart_is_tried(bench: Callable[..., Bench]) -> None:
         [numbered_manifest("m1", "p1"), numbered_manifest("m2", "p2")],
     )
     result = b.apply(pause_pipelines=True, writer=lambda led: FailingWriter(led, lambda k, n: k == "resume"))
-    assert b.world.status("p1") == "RUNNING" and b.world.status("p2") == "RUNNING"
-    assert sorted(ref.pipeline_id for ref, _ in result.resume_failed) == ["p1", "p2"]
-    assert all("resume record was not written" in why for _, why in result.resume_failed)
+    # p1 was started (its `start` record was written first); its resume record failed, and the
+    # ledger with it, so p2's start could not be recorded: p2 is not started, and both are named.
+    assert b.world.status("p1") == "RUNNING" and b.world.status("p2") == "PAUSED"
+    why = dict((ref.pipeline_id, w) for ref, w in result.resume_failed)
+    assert "resume record was not written" in why["p1"] and "start could not be recorded" in why["p2"]
     assert result.ledger_error is not None
 
 
@@ -397,7 +402,7 @@ def test_ctrl_c_while_pause_settles_waits_for_paused_before_starting(bench: Call
     assert b.world.status("p1") == "RUNNING"
     assert [e["code"] for e in b.log("operate", "start")] == [0]  # no 61165
     assert result.resumed == [("o", "p1")] and result.resume_failed == []
-    assert [r.kind for r in b.records()] == ["pause", "resume"]
+    assert [r.kind for r in b.records()] == ["pause", "start", "resume"]
 
 
 # --- found in review: what stopping, a refused pause or a failed status read leave behind ---

@@ -182,7 +182,7 @@ def plans_nothing(runner: Path) -> bool:
     return run_cli(["plan", "--detailed-exitcode"], runner).code == 0
 
 
-# A short lease: the runner killed below holds it a second; the new runner waits it out.
+# The runner killed below dies on this host: its lease is taken over at once (no wait).
 PAUSING = CONFIG.replace("branch: main}", "branch: main, leaseSeconds: 30}") + (
     "apply: {pausePipelines: true, concurrency: 1}\n"
 )
@@ -246,6 +246,41 @@ def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
     assert kinds[0] == "pause" and kinds[-1] == "resume"
     assert plans_nothing(clone(origin, tmp_path / "runner3"))
     assert_history_kept(origin)
+
+
+def test_a_runner_killed_while_starting_never_re_clears_nor_starts_what_a_person_paused(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """The runner dies with its start call in flight, before its final push: the remote holds
+    its `start` (pushed before the call, invariant 11). The start lands, a person pauses the
+    pipeline, and the re-run neither re-sends the cleared cells nor starts the pipeline."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    hook = em.world.on_request("operate:start", hold=True)
+    proc = spawn_cli(
+        ["apply", "--auto-approve"],
+        clone(origin, tmp_path / "runner1"),
+        gateway_env(em),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        entry = em.world.wait_for(lambda e: e["route"] == "operate" and e["query"].get("action") == "start")
+        assert remote_kinds(origin, tmp_path)[-1] == "start"  # on the remote before the call
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        hook.release()
+        if proc.poll() is None:
+            proc.kill()
+    em.world.wait_for(lambda e: e is entry and e["status"] is not None)
+    first = clears(em.world)
+    em.world.set_status("p1", "PAUSED")  # a person pauses it after the start landed
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
+    assert clears(em.world) == first  # nothing cleared again: the pipeline may have run since
+    assert em.world.status("p1") == "PAUSED"  # and not started: a person paused it
+    assert "announced its start" in res.all and "start it in the EnOS console" in res.all
+    assert em.world.violations == []
 
 
 # --- 2. two applies racing for the same branch ----------------------------------------------

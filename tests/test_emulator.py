@@ -24,7 +24,7 @@ from reconciler.emulator import (
     World,
     serve_forever,
 )
-from reconciler.enos import Credentials, EnosClient, RetryPolicy, sign
+from reconciler.enos import Credentials, EnosClient, RetryPolicy, StateRequest, sign
 from reconciler.errors import NotPausedError, PermanentError, TransientError
 
 
@@ -175,7 +175,7 @@ def test_get_shape_list_or_items(make_emulator: Any) -> None:
             {"pipelineId": "p1", "stageInstanceName": "s1", "assetIds": "a", "pointIds": "x"},
         )
         assert isinstance(raw, list) and raw[0]["assetId"] == "a"
-        assert len(c.get_stage_state(ORG, "p1", "s1", ["a"], ["x"])) == 1
+        assert len(c.get_stage_state(StateRequest(ORG, "p1", "s1", ["a"], ["x"]))) == 1
 
 
 def test_seed_file_with_explicit_state(tmp_path: Path) -> None:
@@ -246,9 +246,9 @@ def test_tokens_expire_by_the_injected_clock() -> None:
     clock = FakeClock()
     world = World(world_for([pipeline()], tokenLifetime=100), clock=clock)
     with RunningEmulator(world) as em, client(em) as c:
-        c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a"], ["x"]))
         clock.advance(100)
-        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["b"], ["x"]))
     assert [e["status"] for e in world.log] == [200, 401, 200] and c.token_fetches == 2
 
 
@@ -257,10 +257,10 @@ def test_lost_answers_act_then_drop_the_connection(make_emulator: Any) -> None:
     hook = em.world.lose_answers("delete", n=1)
     with client(em) as c:
         with pytest.raises(TransientError) as exc:
-            c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+            c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a"], ["x"]))
         assert exc.value.definite is False  # it did take effect
         assert em.world.deleted_cells() == {(ORG, "p1", "s1", "a", "x")}
-        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])  # n=1: the next one is answered
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["b"], ["x"]))  # n=1: the next one is answered
         em.world.lose_answers("operate:pause")
         with pytest.raises(TransientError):
             c.pause(ORG, "run")
@@ -271,10 +271,10 @@ def test_a_person_starts_the_pipeline_after_the_kth_delete(make_emulator: Any) -
     em = make_emulator(world_for([pipeline()]))
     em.world.set_status_after("delete", 2, "p1", "RUNNING")
     with client(em) as c:
-        c.delete_stage_state(ORG, "p1", "s1", ["a1"], ["x"])
-        c.delete_stage_state(ORG, "p1", "s1", ["a2"], ["x"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a1"], ["x"]))
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a2"], ["x"]))
         with pytest.raises(NotPausedError):
-            c.delete_stage_state(ORG, "p1", "s1", ["a3"], ["x"])
+            c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a3"], ["x"]))
     assert [e["code"] for e in em.world.log] == [0, 0, 61199]
     assert em.world.deletes_while_not_paused() == 1
 
@@ -283,9 +283,9 @@ def test_a_person_starts_the_pipeline_after_the_kth_delete(make_emulator: Any) -
 def test_token_expired_in_each_shape_is_renewed(make_emulator: Any, shape: str) -> None:
     em = make_emulator(world_for([pipeline()]))
     with client(em) as c:
-        c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a"], ["x"]))
         em.world.expire_token_at("delete", shape)
-        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["b"], ["x"]))
         assert c.token_fetches == 2
     assert em.world.token_calls == ["get", "get"]
     assert [e["status"] for e in em.world.log] == [200, 401 if shape == "http401" else 200, 200]
@@ -295,9 +295,9 @@ def test_sticky_tokens_make_the_client_call_refresh(make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     em.world.sticky_tokens = True
     with client(em) as c:
-        c.delete_stage_state(ORG, "p1", "s1", ["a"], ["x"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a"], ["x"]))
         em.world.expire_tokens()  # token/get keeps handing back this expired token
-        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["x"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["b"], ["x"]))
         assert c.token_refreshes == 1
     assert em.world.token_calls == ["get", "get", "refresh"]
 
@@ -310,7 +310,7 @@ def test_hold_and_wait_for_let_a_test_act_at_an_exact_request(make_emulator: Any
     def send() -> None:
         with client(em) as c, contextlib.suppress(NotPausedError):
             for i in range(3):
-                c.delete_stage_state(ORG, "p1", "s1", [f"a{i}"], ["x"])
+                c.delete_stage_state(StateRequest(ORG, "p1", "s1", [f"a{i}"], ["x"]))
                 done.append(i)
 
     worker = threading.Thread(target=send)
@@ -396,7 +396,7 @@ def test_the_journal_counts_clears_per_cell_from_outside(tmp_path: Path) -> None
         EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
     ):
         c.pause("o1", "p1")
-        c.delete_stage_state("o1", "p1", "s1", ["a1", "a2"], ["x"])
+        c.delete_stage_state(StateRequest("o1", "p1", "s1", ["a1", "a2"], ["x"]))
         c.start("o1", "p1", 1, 9)
     events = [json.loads(line) for line in world.journal.read_text().splitlines()]
     assert [e["event"] for e in events] == ["pause", "delete", "start"]

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FakeClock, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient, RetryPolicy, TokenSource, credentials_from_env
+from reconciler.enos import (
+    Credentials,
+    EnosClient,
+    RetryPolicy,
+    StateRequest,
+    TokenSource,
+    credentials_from_env,
+)
 from reconciler.enos.auth import TOKEN_GET_PATH, TOKEN_REFRESH_PATH
 from reconciler.errors import AuthError, ReconcilerError, TransientError
 
@@ -115,7 +122,7 @@ def test_64_threads_meeting_an_expired_token_renew_it_once() -> None:
         def one(i: int) -> None:
             barrier.wait()
             try:
-                client.delete_stage_state("o1", "p1", "s1", [f"a{i}"], ["x"])
+                client.delete_stage_state(StateRequest("o1", "p1", "s1", [f"a{i}"], ["x"]))
             except BaseException as exc:
                 errors.append(exc)
 

@@ -11,7 +11,7 @@ import pytest
 from helpers import ORG, pipeline, world_for
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FAULT_KINDS, Faults
-from reconciler.enos import Credentials, EnosClient, RetryPolicy, check_gateway, sign
+from reconciler.enos import Credentials, EnosClient, RetryPolicy, StateRequest, check_gateway, sign
 from reconciler.errors import (
     AuthError,
     NotPausedError,
@@ -75,7 +75,7 @@ def test_token_and_signature_are_exactly_as_documented() -> None:
         )
 
     client, seen = mock_client(handler, clock=clock)
-    client.delete_stage_state(ORG, "pipe", "stage", ["a1", "a2"], ["p1"])
+    client.delete_stage_state(StateRequest(ORG, "pipe", "stage", ["a1", "a2"], ["p1"]))
     token_req, delete_req = seen
     body = json.loads(token_req.content)
     ts = body["timestamp"]
@@ -117,15 +117,15 @@ def test_token_renewed_before_expiry_and_on_401() -> None:
         return httpx.Response(200, json=envelope(True))
 
     client, seen = mock_client(handler, clock=clock)
-    client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+    client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     clock.now += 500  # 700 s left > min(600, 600): same token
-    client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+    client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     assert client.token_fetches == 1
     clock.now += 200  # 500 s left < 600: renewed before use
-    client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+    client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     assert client.token_fetches == 2
     state["reject"] = "t2"
-    client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])  # 401 -> new token -> retried
+    client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))  # 401 -> new token -> retried
     assert client.token_fetches == 3
     assert seen[-3].headers["apim-accesstoken"] == "t2"  # refused, then a token fetch
     assert seen[-1].headers["apim-accesstoken"] == "t3"
@@ -141,7 +141,7 @@ def test_a_401_that_survives_fresh_tokens_is_an_auth_error() -> None:
 
     client, seen = mock_client(handler)
     with pytest.raises(AuthError, match="refused a fresh access token"):
-        client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+        client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     assert sum(1 for r in seen if not r.url.path.endswith("token/get")) == 3  # retried at most twice
 
 
@@ -168,7 +168,7 @@ def test_codes_map_to_the_error_tree(code: int, error: type[Exception], text: st
 
     client, _ = mock_client(handler, retry=RetryPolicy(attempts=1))
     with pytest.raises(error, match=text) as exc:
-        client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+        client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     assert "server says" in str(exc.value)
 
 
@@ -188,7 +188,7 @@ def test_retries_back_off_with_jitter_and_honour_retry_after() -> None:
         return token_reply() if req.url.path.endswith("token/get") else next(replies)
 
     client, _ = mock_client(handler, sleep=sleeps.append, retry=RetryPolicy(attempts=6, initial=0.5, cap=4))
-    client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+    client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     assert len(sleeps) == 4
     assert sleeps[1] == 3.0  # Retry-After
     assert all(0 <= s <= 4 for s in sleeps)  # capped
@@ -202,7 +202,7 @@ def test_connection_errors_are_transient_and_give_up_after_the_budget() -> None:
 
     client, seen = mock_client(handler, retry=RetryPolicy(attempts=3))
     with pytest.raises(TransientError, match=r"cannot connect to gw.example:443 \(connection refused\)"):
-        client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+        client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     assert len(seen) == 4  # one token + three attempts
 
 
@@ -214,7 +214,7 @@ def test_secrets_never_appear_in_repr_or_errors() -> None:
 
     client, _ = mock_client(handler, retry=RetryPolicy(attempts=2))
     with pytest.raises(TransientError) as exc:
-        client.delete_stage_state(ORG, "p", "s", ["a"], ["b"])
+        client.delete_stage_state(StateRequest(ORG, "p", "s", ["a"], ["b"]))
     text = f"{exc.value!r} {exc.value} {client!r} {CREDS!r}"
     assert SECRET not in text and "tok-SECRET-123" not in text
 
@@ -261,23 +261,23 @@ def test_live_codes_from_the_emulator(make_emulator: Any) -> None:
     )
     with live(em, retry=RetryPolicy(attempts=1)) as c:
         with pytest.raises(TooManyPointsError):
-            c.delete_stage_state(ORG, "p1", "s1", ["a"], ["1", "2", "3", "4"])
+            c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a"], ["1", "2", "3", "4"]))
         with pytest.raises(PermanentError, match="61106"):
-            c.delete_stage_state(ORG, "ghost", "s1", ["a"], ["1"])
+            c.delete_stage_state(StateRequest(ORG, "ghost", "s1", ["a"], ["1"]))
         with pytest.raises(PermanentError, match="61106"):
-            c.delete_stage_state("other-org", "p1", "s1", ["a"], ["1"])
+            c.delete_stage_state(StateRequest("other-org", "p1", "s1", ["a"], ["1"]))
         with pytest.raises(PermanentError, match="61107"):
-            c.delete_stage_state(ORG, "gen", "w", ["a"], ["1"])
+            c.delete_stage_state(StateRequest(ORG, "gen", "w", ["a"], ["1"]))
         with pytest.raises(NotPausedError, match=r"61199.*RUNNING"):
-            c.delete_stage_state(ORG, "run", "s1", ["a"], ["1"])
+            c.delete_stage_state(StateRequest(ORG, "run", "s1", ["a"], ["1"]))
         with pytest.raises(PermanentError, match="61152"):
             c.pause(ORG, "p1")
         with pytest.raises(PermanentError, match="61165"):
             c.start(ORG, "run", 1, 10)
         with pytest.raises(PermanentError, match="61108"):
             c.pause(ORG, "ghost")
-        c.delete_stage_state(ORG, "p1", "s1", ["a", "b"], ["1"])
-        left = c.get_stage_state(ORG, "p1", "s1", ["a", "b", "c"], ["1"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a", "b"], ["1"]))
+        left = c.get_stage_state(StateRequest(ORG, "p1", "s1", ["a", "b", "c"], ["1"]))
         assert [(i["assetId"], i["pointId"]) for i in left] == [("c", "1")]
 
 
@@ -290,9 +290,9 @@ def test_live_wrong_secret_is_a_clear_auth_error(make_emulator: Any) -> None:
 def test_live_token_expiring_mid_run_is_renewed(make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     with live(em) as c:
-        c.delete_stage_state(ORG, "p1", "s1", ["a"], ["1"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["a"], ["1"]))
         em.world.expire_tokens()
-        c.delete_stage_state(ORG, "p1", "s1", ["b"], ["1"])
+        c.delete_stage_state(StateRequest(ORG, "p1", "s1", ["b"], ["1"]))
         assert c.token_fetches == 2
     statuses = [e["status"] for e in em.world.log]
     assert statuses == [200, 401, 200]
@@ -305,7 +305,7 @@ def test_live_retries_through_each_fault_kind(make_emulator: Any, kind: str) -> 
         for i in range(6):
             for _ in range(30):  # 61199 is not retried by the client: the caller re-sends
                 try:
-                    c.delete_stage_state(ORG, "p1", "s1", [f"a{i}"], ["1"])
+                    c.delete_stage_state(StateRequest(ORG, "p1", "s1", [f"a{i}"], ["1"]))
                     break
                 except NotPausedError:
                     assert kind == "61199" and em.world.status("p1") == "PAUSED"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient, RetryPolicy, check_gateway
+from reconciler.enos import Credentials, EnosClient, RetryPolicy, StateRequest, check_gateway
 from reconciler.enos.codes import EXPIRED_CODES
 from reconciler.errors import (
     AuthError,
@@ -51,7 +51,7 @@ def client_for(reply: Any, attempts: int = 1) -> tuple[EnosClient, list[httpx.Re
 
 
 def delete(client: EnosClient) -> None:
-    client.delete_stage_state("o1", "p1", "s1", ["a"], ["x"])
+    client.delete_stage_state(StateRequest("o1", "p1", "s1", ["a"], ["x"]))
 
 
 def raised(reply: Any, attempts: int = 1) -> EnosError:
@@ -239,7 +239,7 @@ def test_live_61199_is_one_request_and_a_violation(make_emulator: Any) -> None:
     )
     c = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
     with c, pytest.raises(NotPausedError) as exc:
-        c.delete_stage_state("o1", "p1", "s1", ["a"], ["x"])
+        c.delete_stage_state(StateRequest("o1", "p1", "s1", ["a"], ["x"]))
     assert exc.value.definite is False
     assert [e["code"] for e in em.world.log if e["route"] == "delete"] == [61199]
     assert em.world.deletes_while_not_paused() == 1

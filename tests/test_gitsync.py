@@ -338,14 +338,15 @@ def test_dedicated_ledger_branch_is_created_and_main_is_left_alone(origin: Path)
     assert repo.dedicated
     result = repo.sync()
     assert result.remote_head is None and "does not exist yet" in result.notes[0]
-    assert repo.read_ledger_bytes() == b""
+    assert repo.read_ledger_files() == {}
     append(a, ("intent", cell_fields()))
     sha = repo.publish("reconcile: write-ahead")
     assert git(origin, "rev-parse", branch) == sha
     # only the ledger lives there, and the lease of the run sending from it
     assert git(origin, "ls-tree", "--name-only", sha).split() == [LEDGER, f"{LEDGER}.lease"]
     assert git(origin, "rev-parse", "main") == main_before
-    assert repo.read_ledger_bytes() == (a / LEDGER).read_bytes() == remote_bytes(origin, branch)
+    assert repo.read_ledger_files() == {LEDGER: (a / LEDGER).read_bytes()}
+    assert (a / LEDGER).read_bytes() == remote_bytes(origin, branch)
 
     b = clone(origin, "b")  # main's empty ledger: fast-forwarded from the dedicated branch
     other = LedgerRepo(b, LEDGER, branch=branch)

@@ -25,6 +25,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
         "reconciler.actor",
         "reconciler.yamlsource",
         "reconciler.fastyaml",
+        "reconciler.install_source",
     ),
 )
 

@@ -63,7 +63,7 @@ def test_kinds_must_be_known_with_a_suggestion(led: L.Ledger) -> None:
     assert seqs(L.select(led, kinds=["delete", "pause"])) == [2, 3, 4]
     with pytest.raises(ReconcilerError, match=r"unknown record kind 'deleted' \(did you mean 'delete'\?\)"):
         L.select(led, kinds=["deleted"])
-    with pytest.raises(ReconcilerError, match="known kinds: intent, delete, failed, pause, resume"):
+    with pytest.raises(ReconcilerError, match="known kinds: intent, delete, failed, pause, start, resume"):
         L.select(led, kinds=["zzz"])
 
 

@@ -131,7 +131,7 @@ def test_a_ledger_changed_by_a_merged_commit_is_refused_until_restored(
             "last record cut": "records 2..2 were cut",
             "forged pause": "records 3..3 were appended by someone other than reconcile",
             "forged delete": "records 3..3 were appended by someone other than reconcile",
-            "rewritten": "rewritten from line 1",
+            "rewritten": "rewritten (applied-ledger.jsonl:1: differs",
         }[how]
         assert expected in res.err
     no_calls(em, deletes)
@@ -444,3 +444,35 @@ def test_ledger_migrate_in_git_is_published_and_the_next_apply_accepts_it(
     res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner"), gateway_env(em))
     assert res.code == 0 and "Nothing to apply." in res.out, res.all
     assert em.world.delete_log == []
+
+
+def test_a_ledger_with_stored_id_lists_travels_whole_through_git(tmp_path: Path, home: Path, em: Any) -> None:
+    """Format v3 keeps long ID lists in <ledger>.d/ids/: they are pushed, anchored, fetched
+    by a fresh shallow clone, and guarded like the main file."""
+    fleet = [f"asset-{i:03d}" for i in range(60)]  # a list too long to stay inline
+    origin = bare_origin(
+        tmp_path,
+        {
+            "reconcile.yaml": CONFIG.replace("BRANCH", "main"),
+            "manifests/fleet.yaml": manifest_yaml("fleet", assets=fleet, points=["x"]),
+            LEDGER: "",
+        },
+    )
+    applied_once(origin, tmp_path, em)
+    tree = git(tmp_path, "--git-dir", str(origin), "ls-tree", "-r", "--name-only", "main").split()
+    lists = [p for p in tree if p.startswith(f"{LEDGER}.d/ids/")]
+    assert lists, tree
+    anchored = git(tmp_path, "--git-dir", str(origin), "ls-tree", "-r", "--name-only", ANCHOR).split()
+    assert set(lists) <= set(anchored)
+    shallow = clone(origin, tmp_path / "shallow", "--depth", "1")
+    assert run_cli(["plan", "--detailed-exitcode"], shallow).code == 0
+    res = run_cli(["apply", "--auto-approve"], shallow, gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+
+    work, base = pull_request(origin, tmp_path, lambda w: (w / lists[0]).unlink())
+    res = run_cli(["plan", "--base", base], work)
+    assert res.code == 1 and "this pull request changes the ledger" in res.err, res.all
+    as_a_person(origin, tmp_path, "drop-list", lambda w: (w / lists[0]).unlink())
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
+    assert res.code == 1 and "is not the ledger reconcile last published" in res.err, res.all
+    assert len(em.world.delete_log) == 1

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import MISSING, Gateways, status_of, writable
 from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
+from reconciler.apply.stages import stage_warnings
 from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Outcome, Reporter
 from reconciler.errors import LedgerWriteError, PlanError
 from reconciler.ledger import LedgerWriter
@@ -36,6 +37,7 @@ __all__ = [
     "Outcome",
     "Reporter",
     "apply",
+    "stage_warnings",
     "status_of",
     "writable",
 ]
@@ -67,9 +69,7 @@ def apply(
             f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "
             f"is at seq {writer.head[0]}; plan again"
         )
-    run = Run(gateways, writer, reporter, options, ApplyResult(), sleep, clock, now)
-    if stop is not None:
-        run.halt = stop
+    run = Run(gateways, writer, reporter, options, sleep=sleep, clock=clock, now=now, halt=stop)
     leftover = {r.pipeline: r for r in plan.pending_resumes}
     gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
     wanted = {a.pipeline for a in plan.actions}
@@ -77,6 +77,8 @@ def apply(
     if not options.skip_pause_check or leftover or any(a.in_doubt for a in plan.actions):
         statuses = gateways.statuses(sorted(wanted | set(leftover)))
     actions = decide_in_doubt(plan.actions, statuses, run)
+    for warning in stage_warnings(gateways, actions):  # before anything is paused
+        reporter.note(f"warning: {warning}")
     sending = {a.pipeline for a in actions}
     to_pause = [] if options.skip_pause_check else check_statuses(sending, statuses, options)
     pauses = resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything

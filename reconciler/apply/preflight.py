@@ -63,9 +63,10 @@ def resumes_to_form(
     for ref in to_pause:
         p = statuses[ref]
         configured = options.resume_settings.get(ref)
-        mode = p.execution_mode if p.execution_mode is not None else (configured or (None, None))[0]
-        rate = p.kafka_rate if p.kafka_rate is not None else (configured or (None, None))[1]
+        mode = p.execution_mode if p.execution_mode is not None else configured and configured.execution_mode
+        rate = p.kafka_rate if p.kafka_rate is not None else configured and configured.kafka_rate
         rate = rate if rate is not None else options.kafka_rate
+        resource = configured.resource_config if configured else None
         if mode is None or rate is None:
             what = "executionMode" if mode is None else "kafkaRate (pass --kafka-rate N)"
             missing.append(
@@ -73,7 +74,7 @@ def resumes_to_form(
                 "set it under `pipelines` in reconcile.yaml"
             )
         else:
-            out.append(Resume(ref, mode, rate))
+            out.append(Resume(ref, mode, rate, resource))
     if missing:
         raise ApplyRefused(
             "cannot form the start request to resume these pipelines, so none was paused:\n"

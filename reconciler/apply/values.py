@@ -6,11 +6,14 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from reconciler.errors import LedgerWriteError
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
+
+if TYPE_CHECKING:
+    from reconciler.enos import OffsetLag
 
 
 class Outcome(Enum):
@@ -19,6 +22,9 @@ class Outcome(Enum):
     DONE = "done"  # cleared (or, when verifying, read back empty)
     FAILED = "failed"  # definitely refused, or state remains: pending again
     IN_DOUBT = "in doubt"  # may or may not have taken effect
+    # Not sent (or refused again) after a refusal that holds for its whole stage, pipeline
+    # or org: pending again, counted as failed, told once per key (DESIGN "Apply" step 7).
+    HELD = "held"
 
 
 class Reporter(Protocol):
@@ -53,6 +59,14 @@ class NullReporter:
         pass
 
 
+class StartSettings(NamedTuple):
+    """How to start a pipeline again, from reconcile.yaml `pipelines`: the start body."""
+
+    execution_mode: int
+    kafka_rate: int
+    resource_config: str | None = None  # canonical JSON, sent as the body's resourceConfig
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     concurrency: int = 4
@@ -61,15 +75,19 @@ class ApplyOptions:
     resend_in_doubt: bool = False
     verify: bool = False
     kafka_rate: int | None = None
-    resume_settings: Mapping[PipelineRef, tuple[int, int]] = field(default_factory=dict)
-    pause_timeout: float = 600.0
+    resume_settings: Mapping[PipelineRef, StartSettings] = field(default_factory=dict)
+    pause_timeout: float = 600.0  # how long a pause or a start may take to show in the status
     poll_interval: float = 2.0
+    start_timeout: float = 600.0  # how long a start refused with 61121 is tried again
+    start_backoff: float = 1.0  # the first wait after a 61121; doubled each time, up to 30 s
     actor: dict[str, Any] = field(default_factory=dict)
     write_ahead: bool = False  # every pause and intent recorded (and published) before any call
 
 
 @dataclass
 class ApplyResult:
+    """What a run did. Filled in the run's own thread only (workers return outcomes)."""
+
     deleted: list[Action] = field(default_factory=list)
     failed: list[tuple[Action, str]] = field(default_factory=list)
     in_doubt: list[tuple[Action, str]] = field(default_factory=list)
@@ -79,10 +97,11 @@ class ApplyResult:
     resumed: list[PipelineRef] = field(default_factory=list)
     resume_failed: list[tuple[PipelineRef, str]] = field(default_factory=list)
     stopped_pipelines: list[tuple[PipelineRef, str]] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)  # one per stage, pipeline or org
+    lags: list[tuple[PipelineRef, OffsetLag]] = field(default_factory=list)  # after the starts
     verify_failed: list[tuple[Action, int]] = field(default_factory=list)
     ledger_error: LedgerWriteError | None = None
     interrupted: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -104,8 +123,26 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Resume:
-    """A pipeline to start again at the end, with the body its `pause` record holds."""
+    """A pipeline to start again at the end, with the body its `pause` record holds (and
+    reconcile.yaml's resourceConfig for it)."""
 
     ref: PipelineRef
     execution_mode: int
     kafka_rate: int
+    resource_config: str | None = None
+
+
+@dataclass
+class Refusal:
+    """A definite refusal that holds for a whole key (DESIGN "Apply" step 7): 61107 for a
+    stage, 61106 for a pipeline, an auth error (or no streaming API) for an org."""
+
+    scope: str  # "stage", "pipeline" or "org"
+    key: tuple[str, ...]  # (org, pipeline, stage), (org, pipeline) or (org,)
+    message: str
+    code: int | None
+    requests: int = 1  # refused, or not sent because of it
+
+    @property
+    def where(self) -> str:
+        return "/".join(self.key)

@@ -79,6 +79,16 @@ def apply(
         typer.Option(metavar="N", min=0, help="Refuse a plan that clears more than this many cells."),
     ] = None,
     lock_timeout: LockTimeout = None,
+    start_timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            metavar="SECONDS",
+            min=0,
+            help="How long to keep trying to start a paused pipeline again while EnOS refuses "
+            "because another job of the org is starting (61121) (default: reconcile.yaml's, else 600).",
+            show_default=False,
+        ),
+    ] = None,
     allow_dirty: Annotated[
         bool, flag("--allow-dirty", help="In CI, apply even if manifests have uncommitted changes.")
     ] = False,
@@ -124,6 +134,7 @@ def apply(
         lock_timeout=lock_timeout,
         allow_dirty=allow_dirty,
         allow_unreviewed=allow_unreviewed,
+        start_timeout=start_timeout,
     )
     reporter = render_apply.reporter_for(c)
     s.check_git_not_turned_off(cfg, c.warn)

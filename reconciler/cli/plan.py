@@ -194,7 +194,7 @@ def _ledger_to_plan_from(
         yield ledger
         return
     try:
-        data: bytes | None = repo.read_ledger_bytes()
+        data: dict[str, bytes] | None = repo.read_ledger_files()
     except LedgerNotAnchored:
         raise
     except GitSyncError as exc:
@@ -207,9 +207,12 @@ def _ledger_to_plan_from(
     if data is None:
         yield ledger
         return
+    from reconciler import ledger as ledger_mod
+
     with tempfile.TemporaryDirectory(prefix="reconcile-ledger-") as tmp:
         path = Path(tmp) / Path(ledger).name
-        path.write_bytes(data)
+        if data:
+            ledger_mod.write_files(path, data)
         yield str(path)
 
 
@@ -232,6 +235,10 @@ def _live_statuses(p: Plan, gateway: str | None, cfg: RepoConfig | None) -> dict
 
     gw = gateways_for(gateway, cfg, read_only=True)()
     found = gw.statuses(p.pipelines)
+    from reconciler.apply import stage_warnings
+
+    for w in stage_warnings(gw, p.actions):
+        consoles().warn(w)
     return {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
     }

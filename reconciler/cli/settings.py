@@ -16,8 +16,11 @@ from reconciler.config import RepoConfig, load_config, pick
 from reconciler.errors import ApplyRefused, ConfigError, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
+DEFAULT_START_TIMEOUT = 600.0  # DESIGN "Apply" step 8: 61121 is retried for up to 10 minutes
+
 if TYPE_CHECKING:
     from reconciler.apply import Gateways
+    from reconciler.apply.values import StartSettings
     from reconciler.enos import EnosClient
     from reconciler.gitsync import LedgerRepo
     from reconciler.operations import ApplySettings
@@ -124,12 +127,18 @@ def check_git_not_turned_off(cfg: RepoConfig | None, note: Callable[[str], None]
     )
 
 
-def resume_settings(cfg: RepoConfig | None) -> dict[PipelineRef, tuple[int, int]]:
+def resume_settings(cfg: RepoConfig | None) -> dict[PipelineRef, StartSettings]:
+    """reconcile.yaml's start body per pipeline, resourceConfig included (DESIGN "EnOS
+    contract decisions", Start)."""
+    from reconciler.apply.values import StartSettings
     from reconciler.plan.values import PipelineRef
 
     if cfg is None:
         return {}
-    return {PipelineRef(p.org_id, p.pipeline_id): (p.execution_mode, p.kafka_rate) for p in cfg.pipelines}
+    return {
+        PipelineRef(p.org_id, p.pipeline_id): StartSettings(p.execution_mode, p.kafka_rate, p.resource_config)
+        for p in cfg.pipelines
+    }
 
 
 def gateways_for(
@@ -193,6 +202,7 @@ def apply_settings(
     verify: bool,
     kafka_rate: int | None,
     max_cells: int | None,
+    start_timeout: float | None = None,
     lock_timeout: float | None,
     allow_dirty: bool,
     allow_unreviewed: bool = False,
@@ -225,6 +235,7 @@ def apply_settings(
         verify=verify,
         kafka_rate=kafka_rate,
         resume_settings=resume_settings(cfg),
+        start_timeout=pick(start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
         actor=actor,
     )
     return ApplySettings(

@@ -1,9 +1,11 @@
 """A local EnOS gateway for tests, the demo and users' own CI.
 
-Token service, Delete/Get Stage State, List Pipelines, Get Pipeline Details and
-Operate Pipeline with the documented validation and codes, an in-memory state
-store, a request log, seeded fault injection, hooks that act at exact requests
-and an injectable clock. Imports nothing else of
+Token service, Delete/Get Stage State, List Pipelines, Get Pipeline Details,
+Operate Pipeline and Get Pipeline Offset and Lag with the documented validation and
+codes (one start at a time per org: 61121; no processing resource: 61128; the request
+limit read as points or as cells; an EnOS 3.x gateway without the streaming routes), an
+in-memory state store, a request log, seeded fault injection, hooks that act at exact
+requests and an injectable clock. Imports nothing else of
 reconciler, so it stays an independent stand-in for the real gateway.
 """
 

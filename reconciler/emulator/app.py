@@ -119,7 +119,7 @@ async def pipeline_details(request: Request, world: World) -> Response:
                 "templateType": 1,
                 "templateName": "native",
                 "messageChannel": 0,
-                "pipelineJson": json.dumps({"stages": [{"name": n, "type": t} for n, t in p.stages.items()]}),
+                "pipelineJson": _pipeline_config(p),
             }
         )
 
@@ -147,14 +147,7 @@ async def operate_pipeline(request: Request, world: World) -> Response:
             world.emit("pause", pipelineId=pid)
             return ok("")
         if action == "start":
-            mode, rate = body.get("executionMode"), body.get("kafkaRate")
-            if not isinstance(mode, int) or not isinstance(rate, int) or mode not in (0, 1):
-                return fail(61100, "executionMode (0 or 1) and kafkaRate (integer) are required")
-            if status == "RUNNING" or p.pausing_since is not None:
-                return fail(61165, f"job with status [{status}] cannot be started")
-            p.status, p.execution_mode, p.kafka_rate = "RUNNING", mode, rate
-            world.emit("start", pipelineId=pid, executionMode=mode, kafkaRate=rate)
-            return ok("")
+            return _start(world, p, status, body)
         if action == "stop":
             if status not in ("RUNNING", "PAUSED"):
                 return fail(61152, f"status cannot be changed from [{status}] to Stopped")
@@ -202,6 +195,47 @@ async def stage_state(request: Request, world: World) -> Response:
     return ok(True)
 
 
+def _start(world: World, p: Any, status: str, body: dict[str, Any]) -> Response:
+    """Start (resume): body checked (61100), status (61165), then the org's resource (61128)
+    and whether another start in the org is in progress (61121), REFERENCE 2.3 and 8."""
+    mode, rate = body.get("executionMode"), body.get("kafkaRate")
+    if not isinstance(mode, int) or not isinstance(rate, int) or mode not in (0, 1):
+        return fail(61100, "executionMode (0 or 1) and kafkaRate (integer) are required")
+    resource = body.get("resourceConfig")
+    if resource is not None and not isinstance(resource, (int, float, dict)):
+        return fail(61100, "resourceConfig must be a CU count or a JSON object")
+    if status == "RUNNING" or p.pausing_since is not None:
+        return fail(61165, f"job with status [{status}] cannot be started")
+    refusal = world.start_refusal(p.org_id)
+    if refusal is not None:
+        world.emit("start-refused", pipelineId=p.pipeline_id, code=refusal[0])
+        return fail(*refusal)
+    p.status, p.execution_mode, p.kafka_rate = "RUNNING", mode, rate
+    world.emit("start", pipelineId=p.pipeline_id, executionMode=mode, kafkaRate=rate, resourceConfig=resource)
+    return ok("")
+
+
+async def offset_lag(request: Request, world: World) -> Response:
+    """Get Pipeline Offset and Lag (REFERENCE section 8): only while RUNNING."""
+    pid = request.path_params["pipeline_id"]
+    with world.lock:
+        p = world.pipelines.get(pid)
+        if p is None or p.org_id != request.query_params.get("orgId"):
+            return fail(61108, "Pipeline does not exit")
+        status = p.current_status(world.now())
+        if status != "RUNNING":
+            return fail(61199, f"pipeline {pid} is {status}; offset and lag are read from a RUNNING job")
+        entry = {"lag": str(p.lag), "offset": "1024", "ts": int(time.time() * 1000)}
+        return ok({"pipelineId": pid, "topicName": f"stream-{pid}", "lagAndOffset": [entry]})
+
+
+def _pipeline_config(p: Any) -> str:
+    """`pipelineJson` as a StreamSets pipeline configuration: stages with an instanceName
+    (the format is undocumented; the client reads it defensively)."""
+    stages = [{"instanceName": n, "stageName": t, "library": "enos-streaming"} for n, t in p.stages.items()]
+    return json.dumps({"pipelineId": p.pipeline_id, "title": p.name, "stages": stages})
+
+
 def _validate_state_request(org: str | None, body: dict[str, Any], world: World) -> Response | None:
     """REFERENCE 5: missing (61102), too many (61105), pipeline (61106), stage type (61107)."""
     if not org:
@@ -209,7 +243,7 @@ def _validate_state_request(org: str | None, body: dict[str, Any], world: World)
     for name in ("pipelineId", "stageInstanceName", "assetIds", "pointIds"):
         if not isinstance(body.get(name), str) or not body[name].strip():
             return fail(61102, f"Missing param {name}")
-    if body["pointIds"].count(",") + 1 > world.max_ids or body["assetIds"].count(",") + 1 > world.max_ids:
+    if world.too_many(body["assetIds"].count(",") + 1, body["pointIds"].count(",") + 1):
         return fail(61105, "Too many points")
     with world.lock:
         p = world.pipelines.get(body["pipelineId"])
@@ -284,6 +318,9 @@ def business(route: str, handler: Handler, world: World) -> Callable[[Request], 
             "code": None,
         }
         world.record(entry)  # on arrival, so that tests can wait for it
+        if not world.streaming_api:  # EnOS 3.x: the gateway has no such route (Kong's answer)
+            world.finish(entry, 404, None)
+            return gateway_error(404, "no Route matched with those values")
         hooks = world.firing(entry)
         for hook in hooks:
             if hook.hold is not None:
@@ -412,6 +449,11 @@ def create_app(world: World) -> Starlette:
             "/streaming/v2.0/streaming/pipeline/{pipeline_id}",
             business("operate", operate_pipeline, world),
             methods=["POST"],
+        ),
+        Route(
+            "/streaming/v2.0/streaming/pipeline/{pipeline_id}/offset-lag",
+            business("offset-lag", offset_lag, world),
+            methods=["GET"],
         ),
         Route("/streaming/v2.0/stage-state", business_stage(world), methods=["POST"]),
     ]

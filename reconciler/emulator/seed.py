@@ -19,7 +19,12 @@ TOP_KEYS = {
     "maxPoints": int,
     "getShape": str,
     "requireSignature": bool,
+    "requestLimit": str,
+    "startWindow": (int, float),
+    "noResource": list,
+    "streamingApi": bool,
 }
+REQUEST_LIMITS = ("points", "cells")
 APP_KEYS = {"appKey": str, "appSecret": str}
 PIPELINE_KEYS = {
     "pipelineId": str,
@@ -33,6 +38,7 @@ PIPELINE_KEYS = {
     "released": bool,
     "pauseDelay": (int, float),
     "state": list,
+    "lag": int,
 }
 STATE_KEYS = {"stage": str, "assets": list, "points": list}
 
@@ -41,6 +47,12 @@ def check_seed(seed: Any, source: str) -> None:
     """Raise `EmulatorError` for the first problem, e.g.
     `state.yaml: pipelines[0]: unknown key 'pipelinename' (did you mean 'pipelineName'?)`."""
     _mapping(seed, TOP_KEYS, source, "", required=())
+    if seed.get("requestLimit", "points") not in REQUEST_LIMITS:
+        raise EmulatorError(
+            f"{source}: requestLimit: {seed['requestLimit']!r} is not one of {', '.join(REQUEST_LIMITS)}"
+        )
+    if not all(isinstance(o, str) for o in seed.get("noResource") or []):
+        raise EmulatorError(f"{source}: noResource: expected a list of orgId strings")
     for i, app in enumerate(seed.get("apps") or []):
         _mapping(app, APP_KEYS, source, f"apps[{i}]", required=("appKey", "appSecret"))
     for i, p in enumerate(seed.get("pipelines") or []):

@@ -104,6 +104,7 @@ class Pipeline:
     released: bool = True
     pause_delay: float = 0.0
     pausing_since: float | None = None
+    lag: int = 0  # what Get Pipeline Offset and Lag reports while RUNNING
     # explicit state: stage -> asset -> points
     cells: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     # fill-state mode: every cell has state unless a delete rectangle covers it
@@ -166,6 +167,15 @@ class World:
         self.max_ids = int(seed.get("maxPoints", MAX_IDS))
         self.get_shape = str(seed.get("getShape", "items"))
         self.require_signature = bool(seed.get("requireSignature", True))
+        # Delete/Get Stage State limit: the en page counts point IDs, the zh page assets x
+        # points (REFERENCE section 8); 61105 above `max_ids` of the chosen reading.
+        self.request_limit = str(seed.get("requestLimit", "points"))
+        # One start at a time per org (61121, REFERENCE section 8): a start is refused while
+        # another start in the org is less than `start_window` seconds old.
+        self.start_window = float(seed.get("startWindow", 0.0))
+        self.org_starts: dict[str, float] = {}
+        self.no_resource: set[str] = set(seed.get("noResource", []))  # orgs answered 61128
+        self.streaming_api = bool(seed.get("streamingApi", True))  # False: EnOS 3.x, HTTP 404
         self.pipelines: dict[str, Pipeline] = {}
         for p in seed.get("pipelines", []):
             self.add_pipeline(p)
@@ -215,6 +225,7 @@ class World:
             fill_state=bool(p.get("fillState", False)),
             released=bool(p.get("released", True)),
             pause_delay=float(p.get("pauseDelay", 0.0)),
+            lag=int(p.get("lag", 0)),
         )
         for rect in p.get("state", []):
             by_asset = pipe.cells.setdefault(rect["stage"], {})
@@ -289,6 +300,37 @@ class World:
         with self.lock:
             now = self.clock()
             self.tokens = {t: (k, min(e, now)) for t, (k, e) in self.tokens.items()}
+
+    # --- starts -----------------------------------------------------------------------
+
+    def start_in_org(self, org_id: str, busy_for: float | None = None) -> None:
+        """Another user starts a job in `org_id` now: starts there get 61121 for the start
+        window (or `busy_for` seconds, when given)."""
+        with self.lock:
+            window = self.start_window if busy_for is None else busy_for
+            self.org_starts[org_id] = self.clock() - self.start_window + window
+
+    def start_refusal(self, org_id: str) -> tuple[int, str] | None:
+        """61128 for an org without resource, 61121 while another start there is recent;
+        None when a start may go ahead (which then makes the org busy for the window)."""
+        with self.lock:
+            if org_id in self.no_resource:
+                return 61128, "The organization has not requested the stream processing resource"
+            now = self.clock()
+            last = self.org_starts.get(org_id)
+            if last is not None and now - last < self.start_window:
+                return 61121, (
+                    "Another user in the organization is starting a stream processing job. "
+                    "Please try again later."
+                )
+            self.org_starts[org_id] = now
+            return None
+
+    def too_many(self, assets: int, points: int) -> bool:
+        """61105 under the configured reading of the limit (REFERENCE section 8)."""
+        if self.request_limit == "cells":
+            return assets * points > self.max_ids
+        return points > self.max_ids or assets > self.max_ids
 
     # --- faults -----------------------------------------------------------------------
 

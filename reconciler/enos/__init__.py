@@ -9,14 +9,26 @@ tokens appear in no repr, log line or message.
 from __future__ import annotations
 
 from reconciler.enos.auth import Credentials, TokenSource, credentials_from_env, encryption, sign
-from reconciler.enos.client import EnosClient, Pipeline, check_gateway
+from reconciler.enos.client import (
+    EnosClient,
+    OffsetLag,
+    Pipeline,
+    PipelineDetails,
+    StageRequest,
+    StateRequest,
+    check_gateway,
+)
 from reconciler.enos.session import RetryPolicy
 
 __all__ = [
     "Credentials",
     "EnosClient",
+    "OffsetLag",
     "Pipeline",
+    "PipelineDetails",
     "RetryPolicy",
+    "StageRequest",
+    "StateRequest",
     "TokenSource",
     "check_gateway",
     "credentials_from_env",

@@ -8,15 +8,17 @@ Delete/Get Stage State. Nothing above this package sees an httpx type.
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
+from reconciler.enos import pipelinejson
 from reconciler.enos.auth import Credentials
 from reconciler.enos.session import RetryPolicy, Session
 from reconciler.errors import PermanentError, ReconcilerError
@@ -24,6 +26,7 @@ from reconciler.errors import PermanentError, ReconcilerError
 PIPELINES_PATH = "/streaming/v2.0/streaming/pipelines"
 PIPELINE_PATH = "/streaming/v2.0/streaming/pipeline/{id}"
 STAGE_STATE_PATH = "/streaming/v2.0/stage-state"
+OFFSET_LAG_PATH = "/streaming/v2.0/streaming/pipeline/{id}/offset-lag"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,62 @@ class Pipeline:
     name: str = ""
     execution_mode: int | None = None
     kafka_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class PipelineDetails:
+    """Get Pipeline Details (REFERENCE 2.2): the stage names its `pipelineJson` reveals,
+    None when that undocumented document lists none that can be read."""
+
+    pipeline_id: str
+    name: str
+    stage_names: frozenset[str] | None
+    pipeline_json: Any = None
+
+    def lacks(self, stage: str) -> bool:
+        """Whether the configuration plainly has no stage of that instance name."""
+        if self.stage_names is None or stage in self.stage_names:
+            return False
+        return not pipelinejson.mentions(self.pipeline_json, stage)
+
+
+@dataclass(frozen=True)
+class OffsetLag:
+    """Get Pipeline Offset and Lag (REFERENCE section 8): records not yet consumed, summed
+    over the partitions listed, and the latest `ts` (ms) among them."""
+
+    pipeline_id: str
+    topic: str
+    lag: int
+    partitions: int
+    ts: int | None
+
+
+class StageRequest(Protocol):
+    """What a Delete or Get Stage State request is about: every asset x every point of
+    one stage (apply passes its plan `Action`)."""
+
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def pipeline_id(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def asset_ids(self) -> Sequence[str]: ...
+    @property
+    def point_ids(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class StateRequest:
+    """A `StageRequest` for callers without a plan (tests, scripts)."""
+
+    org_id: str
+    pipeline_id: str
+    stage: str
+    asset_ids: Sequence[str]
+    point_ids: Sequence[str]
 
 
 def check_gateway(url: str) -> str:
@@ -161,22 +220,49 @@ class EnosClient:
         """Operate Pipeline `pause`; 61152 (not RUNNING) is a definite `PermanentError`."""
         self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "pause", "orgId": org_id})
 
-    def start(self, org_id: str, pipeline_id: str, execution_mode: int, kafka_rate: int) -> None:
-        """Operate Pipeline `start` (resume); 61165 (already RUNNING) is a definite `PermanentError`."""
-        body = {"executionMode": execution_mode, "kafkaRate": kafka_rate}
-        self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "start", "orgId": org_id}, body)
-
-    def delete_stage_state(
+    def start(
         self,
         org_id: str,
         pipeline_id: str,
-        stage: str,
-        assets: Sequence[str],
-        points: Sequence[str],
-        *,
-        may_retry: Callable[[], bool] | None = None,
+        execution_mode: int,
+        kafka_rate: int,
+        resource_config: str | None = None,
     ) -> None:
-        """Delete Stage State; success is code 0 with data true, and nothing else.
+        """Operate Pipeline `start` (resume), with `resourceConfig` (JSON text) when given.
+
+        61165 (already RUNNING) and 61128 (no processing resource) are definite
+        `PermanentError`s; 61121 (another start in the org) is `OrgBusyError`.
+        """
+        body: dict[str, Any] = {"executionMode": execution_mode, "kafkaRate": kafka_rate}
+        if resource_config is not None:
+            body["resourceConfig"] = json.loads(resource_config)
+        self.call("POST", PIPELINE_PATH.format(id=pipeline_id), {"action": "start", "orgId": org_id}, body)
+
+    def pipeline_details(self, org_id: str, pipeline_id: str) -> PipelineDetails:
+        """Get Pipeline Details of the released version; `data` may be an object or a list."""
+        data = self.call("GET", PIPELINE_PATH.format(id=pipeline_id), {"orgId": org_id, "ifReleased": "true"})
+        if isinstance(data, list):
+            data = next((d for d in data if isinstance(d, dict)), None)
+        if not isinstance(data, dict):
+            raise PermanentError("Get Pipeline Details answered without an object")
+        raw = data.get("pipelineJson")
+        return PipelineDetails(
+            pipeline_id=str(data.get("pipelineId") or pipeline_id),
+            name=str(data.get("pipelineName") or ""),
+            stage_names=pipelinejson.stage_names(raw),
+            pipeline_json=raw,
+        )
+
+    def offset_lag(self, org_id: str, pipeline_id: str) -> OffsetLag | None:
+        """Get Pipeline Offset and Lag (needs RUNNING); None when the answer has no lag figures."""
+        data = self.call("GET", OFFSET_LAG_PATH.format(id=pipeline_id), {"orgId": org_id})
+        return _offset_lag(pipeline_id, data)
+
+    def delete_stage_state(
+        self, request: StageRequest, *, may_retry: Callable[[], bool] | None = None
+    ) -> None:
+        """Delete Stage State for every asset x point of `request`; success is code 0 with
+        data true, and nothing else.
 
         61199 raises `NotPausedError` at once, never retried: the caller re-reads the status.
         `may_retry` is asked before every retry of an ambiguous failure (see `Session.call`).
@@ -184,22 +270,17 @@ class EnosClient:
         self._session.call(
             "POST",
             STAGE_STATE_PATH,
-            {"action": "delete", "orgId": org_id},
-            _state_body(pipeline_id, stage, assets, points),
+            {"action": "delete", "orgId": request.org_id},
+            _state_body(request),
             expect_true=True,
             delete=True,
             may_retry=may_retry,
         )
 
-    def get_stage_state(
-        self, org_id: str, pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]
-    ) -> list[dict[str, Any]]:
+    def get_stage_state(self, request: StageRequest) -> list[dict[str, Any]]:
         """Get Stage State items; `data` may be a list or `{items: [...]}` (REFERENCE 1.1)."""
         data = self.call(
-            "POST",
-            STAGE_STATE_PATH,
-            {"action": "get", "orgId": org_id},
-            _state_body(pipeline_id, stage, assets, points),
+            "POST", STAGE_STATE_PATH, {"action": "get", "orgId": request.org_id}, _state_body(request)
         )
         if isinstance(data, dict):
             data = data.get("items", [])
@@ -208,13 +289,51 @@ class EnosClient:
         return [item for item in data if isinstance(item, dict)]
 
 
-def _state_body(pipeline_id: str, stage: str, assets: Sequence[str], points: Sequence[str]) -> dict[str, str]:
+def _state_body(request: StageRequest) -> dict[str, str]:
     return {
-        "pipelineId": pipeline_id,
-        "stageInstanceName": stage,
-        "assetIds": ",".join(assets),
-        "pointIds": ",".join(points),
+        "pipelineId": request.pipeline_id,
+        "stageInstanceName": request.stage,
+        "assetIds": ",".join(request.asset_ids),
+        "pointIds": ",".join(request.point_ids),
     }
+
+
+def _offset_lag(pipeline_id: str, data: Any) -> OffsetLag | None:
+    """`lag`/`offset` are typed String but numeric in the sample (REFERENCE 2.4): read both."""
+    if not isinstance(data, dict) or not isinstance(data.get("lagAndOffset"), list):
+        return None
+    lags: list[int] = []
+    stamps: list[int] = []
+    for entry in data["lagAndOffset"]:
+        if not isinstance(entry, dict):
+            continue
+        lag, ts = _number(entry.get("lag")), _number(entry.get("ts"))
+        if lag is not None:
+            lags.append(lag)
+        if ts is not None:
+            stamps.append(ts)
+    if not lags:
+        return None
+    return OffsetLag(
+        str(data.get("pipelineId") or pipeline_id),
+        str(data.get("topicName") or ""),
+        sum(lags),
+        len(lags),
+        max(stamps) if stamps else None,
+    )
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value.strip()))
+        except ValueError:
+            return None
+    return None
 
 
 def _pipeline(org_id: str, p: Mapping[str, Any]) -> Pipeline:

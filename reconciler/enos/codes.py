@@ -9,9 +9,11 @@ a `failed` record) or may have (the request stays in doubt).
 from __future__ import annotations
 
 from reconciler.errors import (
+    ApiNotAvailable,
     AuthError,
     EnosError,
     NotPausedError,
+    OrgBusyError,
     PermanentError,
     TooManyPointsError,
     TransientError,
@@ -20,6 +22,12 @@ from reconciler.errors import (
 OK = 0
 NOT_PAUSED = 61199
 TOO_MANY_POINTS = 61105
+ORG_BUSY = 61121
+NO_RESOURCE = 61128
+STREAMING_PREFIX = "/streaming/"
+# The EnOS releases whose Stream Processing API has the calls reconcile makes (REFERENCE,
+# "Main sources" and section 8: documented 2.1.0 to 2.4.4, removed from 3.0.0 on).
+SUPPORTED_ENOS = "EnOS 2.1 to 2.4 (Stream Processing API 2.1.0 to 2.4.4)"
 
 # What each documented code means, and what the user can do (REFERENCE sections 1-3).
 CODE_MEANINGS: dict[int, str] = {
@@ -31,6 +39,12 @@ CODE_MEANINGS: dict[int, str] = {
     61107: "the stage type does not support state operations (61107); check spec.stageInstanceNames",
     61108: "the pipeline does not exist (61108); check spec.pipelineId",
     61152: "the pipeline cannot change to that status now (61152)",
+    61121: "another user in the organization is starting a stream processing job (61121): "
+    "EnOS starts one job at a time per organization; try again later",
+    61128: "the organization has no stream-processing resource of the kind this pipeline needs "
+    "(61128): an EnOS administrator must request or assign that resource (standalone or cluster, "
+    "as the pipeline's executionMode) to the organization, or set the pipeline's resourceConfig "
+    "under `pipelines` in reconcile.yaml",
     61165: "the pipeline cannot be started from its current status (61165)",
     61199: "the gateway reported an error (61199)",
     99000: "internal server error (99000)",
@@ -47,7 +61,7 @@ CODE_MEANINGS: dict[int, str] = {
 }
 
 # Business refusals: the gateway validated the request and did nothing (REFERENCE 1.1, 2.3).
-REFUSAL_CODES = frozenset({61100, 61102, 61105, 61106, 61107, 61108, 61152, 61165})
+REFUSAL_CODES = frozenset({61100, 61102, 61105, 61106, 61107, 61108, 61128, 61152, 61165})
 # May pass on a later try; the request may or may not have been acted on.
 TRANSIENT_CODES = frozenset({99000, 1001, 1005})
 # Wrong credentials: a new token will not help.
@@ -78,6 +92,8 @@ def error_for_code(code: int | None, text: str, *, delete: bool = False) -> Enos
     """
     if code == TOO_MANY_POINTS:
         return TooManyPointsError(text, code=code)
+    if code == ORG_BUSY:
+        return OrgBusyError(text, code=code)
     if code == NOT_PAUSED and delete:
         return NotPausedError(text, code=code, definite=False)
     if code is None or code == NOT_PAUSED or code in TRANSIENT_CODES:
@@ -87,11 +103,14 @@ def error_for_code(code: int | None, text: str, *, delete: bool = False) -> Enos
     return PermanentError(text, code=code, definite=code in REFUSAL_CODES)
 
 
-def error_for_http(status: int, text: str, *, retry_after: float | None = None) -> EnosError:
+def error_for_http(status: int, text: str, *, retry_after: float | None = None, path: str = "") -> EnosError:
     """The error for a gateway answer that is not HTTP 200 (Kong-style, REFERENCE 3.5).
 
     4xx other than 408 and 429 are definite refusals; 408, 429 and 5xx may have acted.
+    A 404 on a streaming route means the gateway has no Stream Processing API (EnOS 3.x).
     """
+    if status == 404 and path.startswith(STREAMING_PREFIX):
+        return ApiNotAvailable(not_available(text))
     if status in (408, 429) or status >= 500:
         return TransientError(text, retry_after=retry_after, definite=False)
     if status in (401, 403):
@@ -100,6 +119,17 @@ def error_for_http(status: int, text: str, *, retry_after: float | None = None) 
         return PermanentError(text, definite=True)
     # 1xx/3xx: nothing we asked for; whether it acted is unknown.
     return PermanentError(text, definite=False)
+
+
+def not_available(text: str) -> str:
+    """What a 404 on a streaming route means, and what to check (REFERENCE section 8)."""
+    return (
+        f"{text}: the Stream Processing API is not available on this EnOS gateway. EnOS 3.0 "
+        "lists the Stream Processing Service as deprecated or removed (3.0.0 release notes); "
+        f"reconcile supports {SUPPORTED_ENOS}. Check that the gateway URL is the API gateway "
+        "(apim-...) of an EnOS 2.x environment, or ask the EnOS administrator which release "
+        "it runs"
+    )
 
 
 def http_hint(status: int) -> str:

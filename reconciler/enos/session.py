@@ -296,7 +296,8 @@ def _unwrap(where: str, response: httpx.Response, payload: Mapping[str, Any], *,
     if status != 200:
         message = str(payload.get("message") or payload.get("msg") or "").strip()
         text = f"{where}: {codes.http_hint(status)}" + (f": {message}" if message else "")
-        raise codes.error_for_http(status, text, retry_after=_retry_after(response))
+        path = where.partition(" ")[2]
+        raise codes.error_for_http(status, text, retry_after=_retry_after(response), path=path)
     raw_code = payload.get("code")
     if raw_code == codes.OK:
         return payload.get("data")

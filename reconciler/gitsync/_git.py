@@ -171,21 +171,55 @@ class Git:
 
     # --- writing ------------------------------------------------------------------------
 
+    def blobs(self, commit: str | None, paths: Sequence[str]) -> dict[str, bytes]:
+        """The files at `paths` in `commit` that exist there, read in one `cat-file --batch`."""
+        if commit is None or not paths:
+            return {}
+        query = "".join(f"{commit}:{p}\n" for p in paths).encode()
+        out = self.run("cat-file", "--batch", stdin=query)
+        if out.returncode != 0:
+            raise GitSyncError(f"git cat-file failed: {stderr(out)}")
+        found, data, at = {}, out.stdout, 0
+        for path in paths:
+            end = data.index(b"\n", at)
+            header = data[at:end].split()
+            at = end + 1
+            if len(header) < 3 or header[1] != b"blob":  # "<name> missing"
+                continue
+            size = int(header[2])
+            found[path] = data[at : at + size]
+            at += size + 1
+        return found
+
+    def tree_paths(self, commit: str | None, directory: str | None = None) -> list[str]:
+        """The files in `commit` (under `directory`, when given), recursively."""
+        if commit is None:
+            return []
+        args = ["ls-tree", "-r", "-z", "--name-only", commit]
+        if directory:
+            args += ["--", directory]
+        return [p for p in self.ok(*args).split("\0") if p]
+
     def commit_tree(
         self, parent: str | None, files: Mapping[str, bytes | None], message: str, *, base: str | None = None
     ) -> str:
         """A commit whose tree is `base`'s (default: `parent`'s; none: empty) with `files`
-        written (None: removed); the work tree and the real index are not touched."""
+        written (None: removed); the work tree and the real index are not touched. The
+        blobs are written by one `hash-object` and the index by one `update-index`."""
         with tempfile.TemporaryDirectory(prefix="reconcile-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             start = base if base is not None else parent
             self.ok("read-tree", start, env=env) if start else self.ok("read-tree", "--empty", env=env)
-            for path, data in sorted(files.items()):
-                if data is None:
-                    self.ok("update-index", "--force-remove", path, env=env)
-                    continue
-                blob = self.ok("hash-object", "-w", "--no-filters", "--stdin", stdin=data)
-                self.ok("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+            written = sorted((p, d) for p, d in files.items() if d is not None)
+            blob_files = []
+            for i, (_, data) in enumerate(written):
+                blob_files.append(Path(tmp) / f"blob{i}")
+                blob_files[-1].write_bytes(data)
+            listing = "".join(f"{f}\n" for f in blob_files).encode()
+            shas = self.ok("hash-object", "-w", "--no-filters", "--stdin-paths", stdin=listing).split()
+            info = [f"100644 {sha}\t{path}\n" for (path, _), sha in zip(written, shas, strict=True)]
+            info += [f"0 {'0' * 40}\t{p}\n" for p, d in sorted(files.items()) if d is None]
+            self.ok("update-index", "--index-info", stdin="".join(info).encode(), env=env)
             tree = self.ok("write-tree", env=env)
         parents = ["-p", parent] if parent else []
         return self.ok("-c", "commit.gpgsign=false", "commit-tree", tree, *parents, stdin=message.encode())

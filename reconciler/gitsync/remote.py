@@ -46,12 +46,18 @@ class Anchor:
     files: Mapping[str, bytes]  # the ledger file and, while a run held it, the lease
 
     @property
-    def ledger(self) -> bytes:
-        return self.files.get(self.ledger_path, b"")
+    def ledger(self) -> dict[str, bytes]:
+        """The ledger's files (the main file and `<main>.d/`), without the lease."""
+        return {p: d for p, d in self.files.items() if is_ledger_file(p, self.ledger_path)}
 
     @property
     def lease(self) -> bytes | None:
         return self.files.get(self.ledger_path + ".lease")
+
+
+def is_ledger_file(path: str, ledger_path: str) -> bool:
+    """The main file, or a file under its sidecar directory `<main>.d/` (segments, ID lists)."""
+    return path == ledger_path or path.startswith(ledger_path + ".d/")
 
 
 @dataclass(frozen=True)
@@ -65,14 +71,18 @@ class RemoteState:
     def file(self, path: str) -> bytes | None:
         return self.files.get(path)
 
+    def ledger(self, ledger_path: str) -> dict[str, bytes]:
+        """The ledger's files on the branch (empty when the branch or ledger is missing)."""
+        return {p: d for p, d in self.files.items() if d is not None and is_ledger_file(p, ledger_path)}
+
 
 class Remote(Protocol):
     """What the ledger-in-git protocol needs of a remote."""
 
     name: str
 
-    def read(self, branch: str, paths: Sequence[str]) -> RemoteState:
-        """The branch head with `paths` on it, and the anchor."""
+    def read(self, branch: str, paths: Sequence[str], dirs: Sequence[str] = ()) -> RemoteState:
+        """The branch head with `paths` and every file under `dirs` on it, and the anchor."""
         ...
 
     def publish(
@@ -115,13 +125,12 @@ def _after(
 
 
 def _anchor_files(files: Files, ledger_path: str, seen: RemoteState) -> dict[str, bytes]:
-    """The ledger and lease after a publish of `files` on top of `seen`."""
-    out: dict[str, bytes] = {}
-    for path in (ledger_path, ledger_path + ".lease"):
-        data = files[path] if path in files else seen.file(path)
-        if data is not None:
-            out[path] = data
-    return out
+    """The ledger's files and the lease after a publish of `files` on top of `seen`."""
+    merged = {**seen.files, **files}
+    lease = ledger_path + ".lease"
+    return {
+        p: d for p, d in merged.items() if d is not None and (p == lease or is_ledger_file(p, ledger_path))
+    }
 
 
 class GitRemote:
@@ -133,21 +142,23 @@ class GitRemote:
         self.name = redact(name)  # what messages show
         self.push_options = tuple(push_options)
 
-    def read(self, branch: str, paths: Sequence[str]) -> RemoteState:
+    def read(self, branch: str, paths: Sequence[str], dirs: Sequence[str] = ()) -> RemoteState:
         ref = f"refs/heads/{branch}"
         try:
             found = self.git.ls_remote(self.target, ref, ANCHOR_REF)
         except GitSyncError as exc:
             raise GitSyncError(f"cannot fetch {branch}: {exc}") from exc
-        wanted = [
+        refs = [
             (r, _SEEN + ("anchor" if r == ANCHOR_REF else "branch")) for r in (ref, ANCHOR_REF) if r in found
         ]
-        missing = [f"+{src}:{dst}" for src, dst in wanted if not self.git.has_object(found[src])]
+        missing = [f"+{src}:{dst}" for src, dst in refs if not self.git.has_object(found[src])]
         if missing:
             self.git.fetch(self.target, *missing)
         head = self._resolve(found.get(ref), _SEEN + "branch")
         anchor_commit = self._resolve(found.get(ANCHOR_REF), _SEEN + "anchor")
-        files = {p: self.git.blob(head, p) for p in paths}
+        wanted = list(paths) + [p for d in dirs for p in self.git.tree_paths(head, d)]
+        blobs = self.git.blobs(head, wanted)
+        files: dict[str, bytes | None] = {p: blobs.get(p) for p in wanted}
         return RemoteState(head, files, self._anchor(anchor_commit))
 
     def _resolve(self, sha: str | None, local_ref: str) -> str | None:
@@ -164,10 +175,8 @@ class GitRemote:
         if parsed is None:
             return None
         ledger_path, branch, published = parsed
-        files = {p: self.git.blob(commit, p) for p in (ledger_path, ledger_path + ".lease")}
-        return Anchor(
-            commit, ledger_path, branch, published, {p: d for p, d in files.items() if d is not None}
-        )
+        files = self.git.blobs(commit, self.git.tree_paths(commit))  # an anchor holds only the ledger
+        return Anchor(commit, ledger_path, branch, published, files)
 
     def publish(
         self, branch: str, seen: RemoteState, files: Files, message: str, ledger_path: str
@@ -222,10 +231,11 @@ class MemoryRemote:
         self.commits[sha] = _Commit(parent, tree, message)
         return sha
 
-    def read(self, branch: str, paths: Sequence[str]) -> RemoteState:
+    def read(self, branch: str, paths: Sequence[str], dirs: Sequence[str] = ()) -> RemoteState:
         head = self.refs.get(f"refs/heads/{branch}")
         tree = self.commits[head].tree if head else {}
-        return RemoteState(head, {p: tree.get(p) for p in paths}, self._anchor())
+        wanted = list(paths) + sorted(p for p in tree for d in dirs if p.startswith(d.rstrip("/") + "/"))
+        return RemoteState(head, {p: tree.get(p) for p in wanted}, self._anchor())
 
     def _anchor(self) -> Anchor | None:
         sha = self.refs.get(ANCHOR_REF)

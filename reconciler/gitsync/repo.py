@@ -21,7 +21,9 @@ force-pushes.
 
 from __future__ import annotations
 
+import json
 import os
+import posixpath
 import threading
 import time
 import uuid
@@ -54,13 +56,7 @@ class SyncResult:
     notes: tuple[str, ...] = ()  # lines worth showing the user (fast-forward, first anchor)
 
 
-def _whole_lines(data: bytes) -> bytes:
-    """Up to the last newline: a torn last line is never compared or pushed."""
-    return data[: data.rfind(b"\n") + 1]
-
-
-def _count(data: bytes) -> int:
-    return data.count(b"\n")
+Files = dict[str, bytes]  # a ledger's files (main, segments, ID lists) by repository path
 
 
 class LedgerRepo:
@@ -102,8 +98,8 @@ class LedgerRepo:
         self.run = uuid.uuid4().hex
         self._since = ledger_io.utc_now()
         self._seen: RemoteState | None = None  # the last read of the remote
-        self._remote_bytes = b""  # the (verified) ledger of `_seen`
-        self._base = b""  # the remote ledger the local file extends
+        self._remote_files: Files = {}  # the (verified) ledger of `_seen`
+        self._base: Files = {}  # the remote ledger the local one extends
         self._lease: Lease | None = None  # ours, while held
         self.watch = LeaseWatch(clock)
         self.holding = Holding(self.lease_seconds, clock)
@@ -155,23 +151,35 @@ class LedgerRepo:
 
     # --- reading -------------------------------------------------------------------
 
+    @property
+    def _sidecar(self) -> str:
+        return self.rel_path + ".d"
+
     def _read(self) -> RemoteState:
         self._check_repository()
-        return self.remote.read(self.branch, [self.rel_path, self.lease_path])
+        return self.remote.read(self.branch, [self.rel_path, self.lease_path], [self._sidecar])
 
-    def _local(self) -> bytes:
+    def _local(self) -> Files:
+        """The local ledger's files (whole records only), by their paths in the repository."""
+        top = posixpath.dirname(self.rel_path)
         try:
-            return _whole_lines(self.file.read_bytes())
-        except FileNotFoundError:
-            return b""
+            files = ledger_io.ledger_files(self.file)
         except OSError as exc:
             raise GitSyncError(f"{self.file}: cannot read the ledger: {exc.strerror}") from exc
+        return {posixpath.join(top, k): v for k, v in files.items()}
 
-    def _verified(self, state: RemoteState, notes: list[str]) -> bytes:
+    def _write_local(self, files: Files) -> None:
+        """Make the local ledger exactly `files` (repository paths)."""
+        top = posixpath.dirname(self.rel_path)
+        local = {posixpath.relpath(k, top or "."): v for k, v in files.items()}
+        local.setdefault(self.file.name, b"")
+        ledger_io.write_files(self.file, local)
+
+    def _verified(self, state: RemoteState, notes: list[str]) -> Files:
         """The branch's ledger, once it is shown to be exactly the anchored one (invariant
         13); with no anchor yet (the first publish makes it), the branch's as it is."""
         anchor = state.anchor
-        on_branch = state.file(self.rel_path)
+        on_branch = state.ledger(self.rel_path)
         if anchor is None:
             if state.head is None and not self.dedicated:
                 raise GitSyncError(
@@ -182,32 +190,35 @@ class LedgerRepo:
                 notes.append(
                     f"{self.where} does not exist yet: the first publish creates it with this ledger"
                 )
-            elif on_branch:
+            elif any(on_branch.values()):
                 notes.append(
                     f"{self.where}: no anchor ({ANCHOR_REF}) yet; this run's first push makes one, and "
                     "from then on the ledger may only grow"
                 )
-            return _whole_lines(on_branch or b"")
-        if state.head is None and anchor.branch != self.branch:
-            local = self._local()
-            if local == anchor.ledger:  # moved to a new branch, carrying its history
-                notes.append(
-                    f"{self.where} does not exist yet: the first publish creates it with this ledger"
-                )
-                return anchor.ledger
-        if state.head is None or on_branch != anchor.ledger or state.file(self.lease_path) != anchor.lease:
+            return on_branch
+        anchored = self._moved(anchor.ledger, anchor.ledger_path)
+        if state.head is None and anchor.branch != self.branch and self._local() == anchored:
+            # moved to a new branch, carrying its history
+            notes.append(f"{self.where} does not exist yet: the first publish creates it with this ledger")
+            return anchored
+        if state.head is None or on_branch != anchored or state.file(self.lease_path) != anchor.lease:
             raise LedgerNotAnchored(self._not_anchored(state, anchor))
         if anchor.ledger_path != self.rel_path or anchor.branch != self.branch:
             notes.append(
                 f"the ledger moved from {anchor.branch}:{anchor.ledger_path} to {self.branch}:{self.rel_path} "
                 "with its history; the next push anchors it there"
             )
-        return anchor.ledger
+        return anchored
+
+    def _moved(self, files: Files, ledger_path: str) -> Files:
+        """`files` of a ledger at `ledger_path`, as they would be at this ledger's path."""
+        if ledger_path == self.rel_path:
+            return dict(files)
+        return {self.rel_path + p[len(ledger_path) :]: d for p, d in files.items()}
 
     def _not_anchored(self, state: RemoteState, anchor: Anchor) -> str:
-        have = state.file(self.rel_path) if state.head else None
-        n = _count(anchor.ledger)
-        what = self._what_differs(state, anchor, have)
+        n = _head_seq(anchor.ledger, anchor.ledger_path)
+        what = self._what_differs(state, anchor)
         why = self._culprit(state, anchor) if state.head else ""
         return (
             f"{self.where}:{self.rel_path} is not the ledger reconcile last published "
@@ -219,24 +230,26 @@ class LedgerRepo:
             f"git fetch {self.remote.name} {ANCHOR_REF} && git checkout FETCH_HEAD -- {anchor.ledger_path}"
         )
 
-    def _what_differs(self, state: RemoteState, anchor: Anchor, have: bytes | None) -> str:
-        want, n = anchor.ledger, _count(anchor.ledger)
+    def _what_differs(self, state: RemoteState, anchor: Anchor) -> str:
         if state.head is None:
             return (
                 f"the branch {self.branch} does not exist (deleted, or reconcile.yaml names another branch)"
             )
+        have, want = state.ledger(self.rel_path), self._moved(anchor.ledger, anchor.ledger_path)
         if anchor.branch != self.branch or anchor.ledger_path != self.rel_path:
             moved = "reconcile.yaml moved the ledger (ledger.path, ledger.git.branch) without its history"
             return moved if have != want else "the lease file differs from the one reconcile wrote"
-        if have is None:
+        if not have:
             return f"the file is missing on {self.branch}"
         if have == want:
             return f"the lease file {self.lease_path} is not the one reconcile wrote (a lease is never written by hand)"
-        if want.startswith(have):
-            return f"records {_count(have) + 1}..{n} were cut from its end"
-        if have.startswith(want):
-            return f"records {n + 1}..{_count(have)} were appended by someone other than reconcile"
-        return f"it was rewritten from line {_first_difference(have, want)} on"
+        n, m = _head_seq(want, self.rel_path), _head_seq(have, self.rel_path)
+        if ledger_io.extension_problem(want, have) is None and m < n:
+            return f"records {m + 1}..{n} were cut from its end"
+        if ledger_io.extension_problem(have, want) is None and m > n:
+            return f"records {n + 1}..{m} were appended by someone other than reconcile"
+        problem = ledger_io.extension_problem(have, want) or "its files differ"
+        return f"it was rewritten ({problem})"
 
     def _culprit(self, state: RemoteState, anchor: Anchor) -> str:
         head = state.head
@@ -258,11 +271,11 @@ class LedgerRepo:
     # --- sync ----------------------------------------------------------------------
 
     def sync(self) -> SyncResult:
-        """Bring the local ledger file up to the remote branch's, before planning.
+        """Bring the local ledger up to the remote branch's, before planning.
 
-        The branch's ledger must be the anchored one. Equal to the local file: nothing to
-        do. It extends the local file: the local file becomes it (fast-forward). The local
-        file has records it lacks, or they differ: `LedgerBehind`, nothing changed.
+        The branch's ledger must be the anchored one. Equal to the local ledger: nothing
+        to do. It extends the local ledger: the local one becomes it (fast-forward). The
+        local ledger has records it lacks, or they differ: `LedgerBehind`, nothing changed.
         """
         state = self._read()
         notes: list[str] = []
@@ -271,28 +284,31 @@ class LedgerRepo:
         self.watch.observe(None if lease is None or lease.run == self.run else lease)
         local = self._local()
         added = 0
-        if local != remote:
-            if not remote.startswith(local):
+        if local != remote and any(remote.values()):
+            if ledger_io.extension_problem(remote, local) is not None:
                 raise LedgerBehind(self._why_not_fast_forward(local, remote))
-            added = _count(remote) - _count(local)
-            ledger_io.replace_contents(self.file, remote)
+            added = _head_seq(remote, self.rel_path) - _head_seq(local, self.rel_path)
+            self._write_local(remote)
             notes.append(
                 f"{self.file}: fast-forwarded to {self.where} ({plural(added, 'record')} this checkout lacked)"
             )
-        self._seen, self._remote_bytes, self._base = state, remote, remote
+        elif local != remote and any(local.values()):
+            raise LedgerBehind(self._why_not_fast_forward(local, remote))
+        self._seen, self._remote_files, self._base = state, remote, remote
         checkout = self.git.head() if self._rel is None else None
         if not self.dedicated and state.head and checkout and checkout != state.head:
             notes.append(
                 f"this checkout ({checkout[:12]}) is not the head of {self.where} ({state.head[:12]}): "
                 f"the ledger is {self.where}'s, manifests are this checkout's"
             )
-        return SyncResult(state.head, len(remote), bool(added), added, checkout, tuple(notes))
+        size = sum(len(d) for d in remote.values())
+        return SyncResult(state.head, size, bool(added), added, checkout, tuple(notes))
 
-    def _why_not_fast_forward(self, local: bytes, remote: bytes) -> str:
+    def _why_not_fast_forward(self, local: Files, remote: Files) -> str:
         nothing = "Nothing was planned or sent."
         take = f"git fetch {self.remote.name} {self.branch} && git checkout FETCH_HEAD -- {self.rel_path}"
-        if local.startswith(remote):
-            first, last = _count(remote) + 1, _count(local)
+        first, last = _head_seq(remote, self.rel_path) + 1, _head_seq(local, self.rel_path)
+        if ledger_io.extension_problem(local, remote) is None and last >= first:
             return (
                 f"{self.file} has {'record' if first == last else 'records'} {first}..{last} that "
                 f"{self.where} lacks: an earlier apply on this machine did not push them, or they were "
@@ -300,28 +316,33 @@ class LedgerRepo:
                 f"`reconcile ledger show` and a person; otherwise take the remote's: {take}"
             )
         head = self.git.blob("HEAD", self.rel_path) if self._rel is None else None
-        edited = head is not None and not local.startswith(_whole_lines(head))
+        main = local.get(self.rel_path, b"")
+        edited = head is not None and not main.startswith(head[: head.rfind(b"\n") + 1])
         why = (
             "the file has uncommitted changes that are not appends (the ledger is append-only)"
             if edited
             else "each holds records the other lacks"
         )
+        where = ledger_io.extension_problem(remote, local) or "they differ"
         return (
-            f"{self.file} and {self.where} differ from line {_first_difference(local, remote)}: {why}. {nothing} Take the remote's ledger ({take}); records only "
-            "in the local file describe calls the remote does not know of: check them with "
-            "`reconcile ledger show` and settle them with `reconcile ledger resolve` after the remote's."
+            f"{self.file} and {self.where} differ ({where}): {why}. {nothing} Take the remote's ledger "
+            f"({take}); records only in the local file describe calls the remote does not know of: check "
+            "them with `reconcile ledger show` and settle them with `reconcile ledger resolve` after the "
+            "remote's."
         )
 
-    def read_ledger_bytes(self) -> bytes:
-        """The anchored ledger as its branch holds it, for `plan`; changes nothing locally."""
-        return self._verified(self._read(), [])
+    def read_ledger_files(self) -> dict[str, bytes]:
+        """The anchored ledger as its branch holds it, for `plan`: its files by their paths
+        beside the main file (what `ledger.write_files` takes). Changes nothing locally."""
+        top = posixpath.dirname(self.rel_path)
+        return {posixpath.relpath(k, top or "."): v for k, v in self._verified(self._read(), []).items()}
 
     def reset_to_remote(self) -> None:
         """Drop every local record the remote lacks (after `LedgerMoved`: unsent intents),
         so the caller can re-plan on the remote's ledger."""
         self._require_sync()
-        ledger_io.replace_contents(self.file, self._remote_bytes)
-        self._base = self._remote_bytes
+        self._write_local(self._remote_files)
+        self._base = self._remote_files
 
     # --- the lease -----------------------------------------------------------------
 
@@ -363,14 +384,16 @@ class LedgerRepo:
         if state.anchor is None:
             raise GitSyncError(f"{self.remote.name} has no {ANCHOR_REF}: there is nothing to restore from")
         anchor = state.anchor
-        files: dict[str, bytes | None] = {self.rel_path: anchor.ledger, self.lease_path: anchor.lease}
+        ledger = self._moved(anchor.ledger, anchor.ledger_path)
+        files: dict[str, bytes | None] = {**_changes(state.ledger(self.rel_path), ledger)}
+        files[self.lease_path] = anchor.lease
         after = self.remote.publish(
             self.branch, state, files, "reconcile: restore the ledger as last published", self.rel_path
         )
         if after is None:
             raise GitSyncError(f"{self.where} moved while restoring; run it again")
-        ledger_io.replace_contents(self.file, anchor.ledger)
-        return after.head, _count(anchor.ledger)
+        self._write_local(ledger)
+        return after.head, _head_seq(ledger, self.rel_path)
 
     def publish_rewrite(self, message: str) -> str | None:
         """Publish a local ledger that rewrites the anchored one record for record (`ledger
@@ -402,17 +425,17 @@ class LedgerRepo:
         self, message: str, *, rechain: bool, drop_from_seq: int | None, hold: bool
     ) -> str | None:
         self._require_sync()
-        local = self._local()
         if drop_from_seq is not None:
-            local = self._drop_from(local, drop_from_seq)
-        if not local.startswith(self._base):
+            self._rebuild(lambda seq: seq < drop_from_seq)
+        local = self._local()
+        if local != self._base and ledger_io.extension_problem(local, self._base) is not None:
             raise LedgerBehind(self._why_not_fast_forward(local, self._base))
         for _ in range(MAX_ATTEMPTS):
             seen = self._seen
             assert seen is not None
             if local == self._base and not hold and self._lease is None:
                 return seen.head  # nothing of ours to push, and no lease of ours to remove
-            if self._remote_bytes != self._base:
+            if self._remote_files != self._base:
                 if not rechain:
                     raise LedgerMoved(
                         f"{self.where} moved: another apply appended to the ledger since this run "
@@ -446,10 +469,10 @@ class LedgerRepo:
     def _reread(self) -> None:
         state = self._read()
         # a ledger cut or forged meanwhile is refused, not re-chained over
-        self._remote_bytes = self._verified(state, [])
+        self._remote_files = self._verified(state, [])
         self._seen = state
 
-    def _push_once(self, seen: RemoteState, local: bytes, message: str, hold: bool) -> str | None:
+    def _push_once(self, seen: RemoteState, local: Files, message: str, hold: bool) -> str | None:
         lease: Lease | object | None
         if hold:
             lease = (
@@ -459,7 +482,7 @@ class LedgerRepo:
             )
         else:  # release ours; never remove a lease another run took over meanwhile
             lease = None if self._lease is not None and self._holds(seen) else _KEEP
-        files: dict[str, bytes | None] = {self.rel_path: local}
+        files = _changes(seen.ledger(self.rel_path), local)
         if lease is not _KEEP:
             files[self.lease_path] = lease.to_bytes() if isinstance(lease, Lease) else None
         started = self.holding.attempt()
@@ -473,7 +496,7 @@ class LedgerRepo:
             raise PushRefused(self._refusal(str(exc))) from exc
         if after is None:
             return None
-        self._seen, self._remote_bytes, self._base = after, local, local
+        self._seen, self._remote_files, self._base = after, local, local
         self._hold(lease, started)
         return after.head
 
@@ -502,23 +525,29 @@ class LedgerRepo:
             self._lease = None
             self.holding.released()
 
-    def _drop_from(self, local: bytes, seq: int) -> bytes:
-        keep = max(seq - 1, _count(self._base))
-        data = b"".join(local.splitlines(keepends=True)[:keep])
-        ledger_io.replace_contents(self.file, data)
-        return data
+    def _rebuild(self, keep: Callable[[int], bool]) -> Files:
+        """The base ledger, then this run's records (those past the base) that `keep`
+        accepts, appended again after the base's tail with their times kept; an `intent`
+        reference to one of them follows its new seq (`LedgerWriter.append_copies`)."""
+        base_seq = _head_seq(self._base, self.rel_path)
+        ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq and keep(r.seq)]
+        self._write_local(self._base)
+        if ours:
+            with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
+                writer.append_copies(ours)
+        ledger_io.read(self.file)  # the rebuilt ledger must verify before it is pushed
+        return self._local()
 
-    def _rechain(self) -> bytes:
-        """The remote's ledger, then this run's records (those past the base it extended)
-        appended again after its tail, keeping their times; an `intent` reference to one of
-        them follows its new seq (`LedgerWriter.append_copies`)."""
-        remote = self._remote_bytes
-        ours = ledger_io.read(self.file).records[_count(self._base) :]
-        ledger_io.replace_contents(self.file, remote)
-        self._base = remote
-        with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
-            writer.append_copies(ours)
-        ledger_io.read(self.file)  # the re-chained file must verify before it is pushed
+    def _rechain(self) -> Files:
+        """The remote's ledger, then this run's records re-chained after its tail."""
+        base_seq = _head_seq(self._base, self.rel_path)
+        ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq]
+        self._base = self._remote_files
+        self._write_local(self._base)
+        if ours:
+            with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
+                writer.append_copies(ours)
+        ledger_io.read(self.file)  # the re-chained ledger must verify before it is pushed
         return self._local()
 
     def _refusal(self, text: str) -> str:
@@ -534,8 +563,22 @@ class LedgerRepo:
         )
 
 
-def _first_difference(a: bytes, b: bytes) -> int:
-    for number, (x, y) in enumerate(zip(a.splitlines(), b.splitlines(), strict=False), start=1):
-        if x != y:
-            return number
-    return min(_count(a), _count(b)) + 1
+def _changes(old: Files, new: Files) -> dict[str, bytes | None]:
+    """What to commit to turn `old` into `new`: changed or new files, and None for gone ones."""
+    out: dict[str, bytes | None] = {p: d for p, d in new.items() if old.get(p) != d}
+    out.update({p: None for p in old if p not in new})
+    return out
+
+
+def _head_seq(files: Files, rel: str) -> int:
+    """The seq of the ledger's last record: the last line with a seq in its last segment."""
+    chain = sorted(p for p in files if p == rel or p.startswith(rel + ".d/segments/"))
+    for path in reversed(chain):
+        for line in reversed(files[path].splitlines()):
+            try:
+                seq = json.loads(line).get("seq")
+            except (ValueError, AttributeError, RecursionError):
+                continue
+            if isinstance(seq, int):
+                return seq
+    return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -115,25 +116,39 @@ def base_from_env(env: Mapping[str, str] | None = None) -> str | None:
 
 def base_file(git: Git, remote: str, base: str, path: str) -> bytes | None:
     """`path` as the base commit has it (fetched if this clone lacks it)."""
+    _have(git, remote, base)
+    return git.blob(base, path)
+
+
+def _have(git: Git, remote: str, base: str) -> None:
     if not git.has_object(base):
         try:
             git.fetch(remote, base)
         except GitSyncError as exc:
             raise GitSyncError(f"cannot read the pull request's base {base[:12]}: {exc}") from exc
-    return git.blob(base, path)
 
 
-def check_pull_request(git: Git, remote: str, base: str, ledger_rel: str, anchored: bytes | None) -> None:
-    """Refuse a pull request that changes the ledger or its lease: only `reconcile apply`
-    writes them. Putting back exactly the anchored ledger (a restore) is allowed."""
-    for path in (ledger_rel, ledger_rel + ".lease"):
-        before = base_file(git, remote, base, path)
-        now = _worktree_file(git, path)
-        if now == before:
-            continue
-        if path == ledger_rel and anchored is not None and now == anchored:
-            continue
-        what = "its lease file" if path.endswith(".lease") else "the ledger"
+def check_pull_request(
+    git: Git, remote: str, base: str, ledger_rel: str, anchored: Mapping[str, bytes] | None
+) -> None:
+    """Refuse a pull request that changes the ledger (its main file, segments or ID lists)
+    or its lease: only `reconcile apply` writes them. Putting back exactly the anchored
+    ledger (a restore; `anchored` by paths beside the main file) is allowed."""
+    _have(git, remote, base)
+    lease = ledger_rel + ".lease"
+    before = git.blobs(base, [ledger_rel, lease, *git.tree_paths(base, ledger_rel + ".d")])
+    now = _worktree_files(git.toplevel(), ledger_rel)
+    top = posixpath.dirname(ledger_rel)
+    restored = {posixpath.join(top, k): v for k, v in (anchored or {}).items()}
+    ledger_now = {p: d for p, d in now.items() if p != lease}
+    ledger_before = {p: d for p, d in before.items() if p != lease}
+    changed = []
+    if ledger_now != ledger_before and not (anchored is not None and ledger_now == restored):
+        changed.append(("the ledger", ledger_rel))
+    if now.get(lease) != before.get(lease):
+        changed.append(("its lease file", lease))
+    if changed:
+        what, path = changed[0]
         raise Unreviewed(
             f"this pull request changes {what} ({path}) against its base {base[:12]}: only "
             f"`reconcile apply` writes it, and a merged edit would be refused by every apply (the "
@@ -142,10 +157,17 @@ def check_pull_request(git: Git, remote: str, base: str, ledger_rel: str, anchor
         )
 
 
-def _worktree_file(git: Git, path: str) -> bytes | None:
-    try:
-        return (git.toplevel() / path).read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise GitSyncError(f"{path}: cannot read it: {exc.strerror}") from exc
+def _worktree_files(top: Path, ledger_rel: str) -> dict[str, bytes]:
+    """The ledger's main file, lease and sidecar files as the work tree has them."""
+    out: dict[str, bytes] = {}
+    side = top / (ledger_rel + ".d")
+    candidates = [top / ledger_rel, top / (ledger_rel + ".lease")]
+    candidates += sorted(p for p in side.rglob("*") if p.is_file()) if side.is_dir() else []
+    for path in candidates:
+        try:
+            out[path.relative_to(top).as_posix()] = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise GitSyncError(f"{path}: cannot read it: {exc.strerror}") from exc
+    return out

@@ -188,7 +188,7 @@ class Chain:
         points: Ids = ()
         if kind in CELL_KINDS:
             assets, points = self._cells(where, kind, data, joined)
-        elif kind in ("pause", "resume") and not all(
+        elif kind in ("pause", "start", "resume") and not all(
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
             raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")

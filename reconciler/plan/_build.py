@@ -228,17 +228,54 @@ def _assets_in_several(groups: list[tuple[str, PendingGroup]]) -> frozenset[str]
     return frozenset(a for a, n in counts.items() if n > 1)
 
 
+# The Delete Stage State limit has two readings (REFERENCE section 8): the en page counts
+# point IDs per request, the zh page assets x points. A request of at most this many cells
+# satisfies both (DESIGN "EnOS contract decisions", Request size); 61105 still splits.
+MAX_REQUEST_CELLS = 100_000
+
+
 def _chunks(items: tuple[str, ...], size: int) -> Iterator[tuple[str, ...]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
+def _ceil(n: int, d: int) -> int:
+    return -(-n // d)
+
+
+def _shape(assets: int, points: int, options: Options) -> tuple[int, int]:
+    """(assets, points) per request: within --max-assets, --max-points and MAX_REQUEST_CELLS,
+    in as few requests as such shapes allow, fewer point splits first.
+
+    The shape the two flags give is kept when it is within the cell limit. Otherwise each
+    way of cutting the points into k equal parts fixes how many assets fit beside them;
+    k runs from the fewest parts --max-points allows until more cannot help.
+    """
+    max_points = max(1, min(options.max_points, MAX_REQUEST_CELLS))
+    p = min(points, max_points)
+    a = max(1, min(options.max_assets, assets))
+    if a * p <= MAX_REQUEST_CELLS:
+        return a, p
+    best: tuple[int, int, int] | None = None  # (requests, per-request assets, points)
+    k = _ceil(points, max_points)
+    while True:
+        p = _ceil(points, k)
+        a = max(1, min(options.max_assets, assets, MAX_REQUEST_CELLS // p))
+        requests = k * _ceil(assets, a)
+        if best is None or requests < best[0]:
+            best = (requests, a, p)
+        if p == 1 or a >= min(options.max_assets, assets):
+            return best[1], best[2]
+        k = _ceil(points, p - 1)  # the next k that makes the parts smaller
+
+
 def _split(
     key: StageKey, group: PendingGroup, options: Options, *, in_doubt: bool, resumed: bool
 ) -> Iterator[Action]:
+    per_assets, per_points = _shape(len(group.assets), len(group.points), options)
     # One slice of the points per chunk, shared by every asset chunk: a plan of 10^11 cells
     # holds its IDs once, not once per request (issue 18: plan's memory bounded).
-    point_chunks = tuple(_chunks(group.points, options.max_points))
-    for assets in _chunks(group.assets, options.max_assets):
+    point_chunks = tuple(_chunks(group.points, per_points))
+    for assets in _chunks(group.assets, per_assets):
         for points in point_chunks:
             yield Action(*key, asset_ids=assets, point_ids=points, in_doubt=in_doubt, resumed_since=resumed)

@@ -392,20 +392,24 @@ def _renames(
 
 
 def _last_resume(records: Iterable[Record]) -> dict[PipelineRef, int]:
+    """The last record after which the pipeline may have run: a `resume`, or a `start`
+    announced before the call (whatever came of it)."""
     last: dict[PipelineRef, int] = {}
     for r in records:
-        if r.kind == "resume":
+        if r.kind in ("resume", "start"):
             last[PipelineRef(*r.pipeline)] = r.seq
     return last
 
 
 def _left_paused(records: Iterable[Record]) -> Iterator[PendingResume]:
-    """`pause` records with no `resume` after them: pipelines an interrupted run left paused."""
+    """`pause` records with no `resume` after them: pipelines an interrupted run left paused.
+    A `start` with no outcome after it closes the pause too: the start may have landed and a
+    person may have paused the pipeline since, so it is not ours to start (the plan warns)."""
     open_pauses: dict[PipelineRef, Record] = {}
     for r in records:
         if r.kind == "pause":
             open_pauses[PipelineRef(*r.pipeline)] = r
-        elif r.kind == "resume":
+        elif r.kind in ("resume", "start"):
             open_pauses.pop(PipelineRef(*r.pipeline), None)
     for ref, r in open_pauses.items():
         yield PendingResume(

@@ -113,7 +113,7 @@ class LineReporter:
 
     def advance(self, action: Action, outcome: Outcome, message: str = "") -> None:
         t = self._count(action, outcome)
-        if outcome is not Outcome.DONE:
+        if outcome not in (Outcome.DONE, Outcome.HELD):  # HELD: its key's refusal was told once
             self.console.print(self._failure(action, outcome, message), markup=False)
         if t.answered == t.requests:
             with self._lock:
@@ -177,7 +177,7 @@ class BarReporter(LineReporter):
 
     def advance(self, action: Action, outcome: Outcome, message: str = "") -> None:
         t = self._count(action, outcome)
-        if outcome is not Outcome.DONE:
+        if outcome not in (Outcome.DONE, Outcome.HELD):
             self._progress.console.print(self._failure(action, outcome, message), markup=False, style="red")
         figures = f"{plural(t.cleared, 'cell')} {t.done}, {t.failed:,} failed" + (
             f", {t.in_doubt:,} in doubt" if t.in_doubt else ""
@@ -262,7 +262,20 @@ def _pipeline_rows(result: ApplyResult) -> list[tuple[str, str]]:
             ("paused by this run", f"{plural(len(result.paused), 'pipeline')}: {_pipes(result.paused)}")
         )
     if result.resumed:
-        rows.append(("started again", f"{plural(len(result.resumed), 'pipeline')}: {_pipes(result.resumed)}"))
+        rows.append(
+            (
+                "started again",
+                f"{plural(len(result.resumed), 'pipeline')}: {_pipes(result.resumed)}, reporting RUNNING"
+                + _lags(result),
+            )
+        )
+    for r in result.refusals:
+        rows.append(
+            (
+                f"[red]refused for the whole {r.scope}[/red]",
+                escape(f"{r.where}: {r.message} ({plural(r.requests, 'request')} failed or not sent)"),
+            )
+        )
     if result.stopped_pipelines:
         n = plural(len(result.stopped_pipelines), "pipeline")
         rows.append(
@@ -275,6 +288,13 @@ def _pipeline_rows(result: ApplyResult) -> list[tuple[str, str]]:
         n = plural(len(result.resume_failed), "pipeline")
         rows.append(("[red]NOT started again[/red]", f"{n}, start by hand: {_why(result.resume_failed)}"))
     return rows
+
+
+def _lags(result: ApplyResult) -> str:
+    """The lag each started pipeline reported (Get Pipeline Offset and Lag), where it did."""
+    if not result.lags:
+        return ""
+    return escape("; lag " + ", ".join(f"{ref.pipeline_id} {lag.lag:,} records" for ref, lag in result.lags))
 
 
 def done_line(result: ApplyResult) -> str:
@@ -297,7 +317,8 @@ def raise_for(result: ApplyResult) -> None:
     if result.interrupted:
         raise typer.Exit(130)
     if not result.ok:
+        paused = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r, _ in result.resume_failed)
         raise ReconcilerError(
             "apply did not finish: what failed stays pending; run `reconcile plan` to see it, "
-            "then apply again"
+            "then apply again" + (f". NOT started again: {paused}" if paused else "")
         )
