@@ -381,7 +381,7 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def measure(years: int, root: Path, runs: int, year: Year) -> bool:
+def measure(years: int, root: Path, runs: int, year: Year, with_v2: bool = True) -> bool:
     print(
         f"\n== {years} year{'s' if years > 1 else ''}: {years * RESETS} fleet resets, {years * FIXES} fixes"
     )
@@ -396,10 +396,12 @@ def measure(years: int, root: Path, runs: int, year: Year) -> bool:
         f"  v3: {records:,} records, {v3_repo.n} commits (one per apply), built in {time.perf_counter() - t:.0f} s"
     )
     t = time.perf_counter()
-    v2_repo = FastImport(root / f"v2-{years}.git")
-    build_v2(year, years, v2_work, v2_repo)
-    v2_pack = v2_repo.finish()
-    print(f"  v2: {v2_repo.n} commits (one per week), built in {time.perf_counter() - t:.0f} s")
+    v2_pack, v2_largest = 0, 0
+    if with_v2:
+        v2_repo = FastImport(root / f"v2-{years}.git")
+        build_v2(year, years, v2_work, v2_repo)
+        v2_pack, v2_largest = v2_repo.finish(), v2_repo.largest
+        print(f"  v2: {v2_repo.n} commits (one per week), built in {time.perf_counter() - t:.0f} s")
     write_manifests(year, v3_work, years)
     files = ledger.ledger_files(v3_work / LEDGER)
     plan = plan_against_floor(v3_work, runs)
@@ -410,15 +412,17 @@ def measure(years: int, root: Path, runs: int, year: Year) -> bool:
     checks = [
         (
             "largest file in any tree",
-            f"{largest:.2f} MB (v2: {v2_repo.largest / 1e6:.1f} MB)",
+            f"{largest:.2f} MB (v2: {v2_largest / 1e6:.1f} MB)",
             f"<= {MAX_FILE_MB:g} MB",
             largest <= MAX_FILE_MB,
         ),
         (
             "packed size after git gc",
-            f"{_mb(v3_pack)} (v2: {_mb(v2_pack)}, {v3_pack / v2_pack:.3f}x)",
+            f"{_mb(v3_pack)} (v2: {_mb(v2_pack)}, {v3_pack / v2_pack:.3f}x)"
+            if with_v2
+            else f"{_mb(v3_pack)} (v2 not built: --no-v2)",
             f"<= {PACK_RATIO}x v2",
-            v3_pack <= PACK_RATIO * v2_pack,
+            v3_pack <= PACK_RATIO * v2_pack or not with_v2,
         ),
         (
             "plan --format json",
@@ -460,14 +464,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, nargs="+", default=[1, 3], help="histories to build")
     parser.add_argument("--runs", type=int, default=3, help="runs of plan and floor (best is kept)")
     parser.add_argument("--keep", type=Path, help="build in this (new) directory and keep it")
+    parser.add_argument(
+        "--no-v2", dest="with_v2", action="store_false", help="skip the v2 baseline (3 years of it: ~30 min)"
+    )
     args = parser.parse_args(argv)
     year = Year()
     if args.keep:
         args.keep.mkdir(parents=True)
-        ok = all([measure(n, args.keep, args.runs, year) for n in args.years])
+        ok = all([measure(n, args.keep, args.runs, year, args.with_v2) for n in args.years])
     else:
         with tempfile.TemporaryDirectory(prefix="reconcile-layout-") as tmp:
-            ok = all([measure(n, Path(tmp), args.runs, year) for n in args.years])
+            ok = all([measure(n, Path(tmp), args.runs, year, args.with_v2) for n in args.years])
     print("\nresult:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
