@@ -437,7 +437,9 @@ def measure(years: int, root: Path, runs: int, year: Year, with_v2: bool = True)
         print(f"  {label:27} {value:58} target {target:14} {'ok' if ok else 'MISSED'}")
     week_work = root / f"week-{years}"
     week_work.mkdir()
-    build_v3(year, 1, week_work, FastImport(root / f"week-{years}.git"), weeks=1)
+    week_repo = FastImport(root / f"week-{years}.git")
+    build_v3(year, 1, week_work, week_repo, weeks=1)
+    week_repo.finish()
     week = ci_apply(ledger.ledger_files(week_work / LEDGER), root / f"ci-week-{years}", runs)
     history = ci_apply(files, root / f"ci-{years}", runs)
     ratio_ci = history[0] / week[0]
