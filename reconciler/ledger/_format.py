@@ -172,6 +172,7 @@ class Chain:
         self._texts: dict[str, Ids] = {}
         self._ids: dict[str, str] = {}
         self._unshared = 0  # IDs read into tuples before sharing started
+        self._values: dict[object, Any] = {}  # repeated small values, one object each
 
     def verify(self, number: int, line: bytes, where: str | None = None) -> Record:
         """Verify the record expected to have seq `number`; errors name `where`
@@ -194,6 +195,7 @@ class Chain:
             isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
         ):
             raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
+        self._share_values(data)
         record = Record(number, kind, data["at"], data["hash"], data, assets, points)
         self.prev, self.seq = data["hash"], number
         if kind in CELL_KINDS:
@@ -221,6 +223,19 @@ class Chain:
             raise LedgerError(f"{where}: seal record lacks the next segment or its time")
         self.prev = data["hash"]
         return Record(self.seq, "seal", data["at"], data["hash"], data)
+
+    def _share_values(self, data: dict[str, Any]) -> None:
+        """One object for values that repeat record after record (the org, pipeline, stage,
+        manifest, kind, time, and a run's actor): a year's ledger holds them once, not
+        22,000 times. Values are the same either way; only memory differs."""
+        values = self._values
+        for name in _SHARED:
+            value = data.get(name)
+            if type(value) is str:
+                data[name] = values.setdefault(value, value)
+        actor = data.get("actor")
+        if type(actor) is dict and all(type(v) is str for v in actor.values()):
+            data["actor"] = values.setdefault(tuple(actor.items()), actor)
 
     def _track_closing(self, record: Record) -> None:
         d = record.data
@@ -347,6 +362,7 @@ class Chain:
         return tuple(map(known.setdefault, ids, ids))
 
 
+_SHARED = ("kind", "at", "manifest", "orgId", "pipelineId", "stageInstanceName")
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, without `json.loads`'s Python wrapper
 
 
