@@ -234,8 +234,9 @@ class Chain:
             if type(value) is str:
                 data[name] = values.setdefault(value, value)
         actor = data.get("actor")
+        # Only all-string actors: equal tuples must mean equal JSON (1 == True == 1.0 do not).
         if type(actor) is dict and all(type(v) is str for v in actor.values()):
-            data["actor"] = values.setdefault(tuple(actor.items()), actor)
+            data["actor"] = values.setdefault((*actor.items(),), actor)
 
     def _track_closing(self, record: Record) -> None:
         d = record.data
