@@ -110,6 +110,12 @@ class ApplySettings(_Strict):
         description="Seconds to keep trying a start that EnOS refuses because another job of the "
         "org is starting (61121); default 600.",
     )
+    snapshot: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Keep the state read just before each delete in this file (JSON Lines, gzip for .gz), "
+        "relative to this file; costs one read per request.",
+    )
 
 
 class ConfigDoc(_Strict):
@@ -165,6 +171,7 @@ class RepoConfig:
     concurrency: int | None = None
     pause_pipelines: bool | None = None
     start_timeout: float | None = None
+    snapshot: Path | None = None  # apply.snapshot, relative to the working directory like ledger_path
 
     def gateway_for(self, org_id: str) -> Gateway | None:
         """The org's own gateway, else the default entry (no orgId), else None."""
@@ -400,6 +407,7 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         concurrency=doc.apply.concurrency,
         pause_pipelines=doc.apply.pausePipelines,
         start_timeout=doc.apply.startTimeout,
+        snapshot=None if doc.apply.snapshot is None else path.parent / doc.apply.snapshot,
     )
 
 

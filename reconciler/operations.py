@@ -128,14 +128,13 @@ class ApplySettings:
     # remote lease for as long as a runner that died would hold it
     reviewed_paths: tuple[str, ...] = ()  # with the ledger in git: must be as a pushed commit has them
     allow_unreviewed: bool = False  # break glass: apply them anyway (the records say so)
+    saved: planfile.SavedPlan | None = None  # the target, when it is a saved plan (read once)
 
 
 def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
     """The ledger to lock and the saved plan, if the target is one: `--ledger` when given,
     else the saved plan's own, else reconcile.yaml's or the default (DESIGN "Plan")."""
-    saved = None
-    if len(settings.paths) == 1 and planfile.is_plan_file(settings.paths[0]):
-        saved = planfile.read(Path(settings.paths[0]))
+    saved = settings.saved
     ledger = settings.ledger or (saved.ledger.path if saved else settings.default_ledger)
     return ledger, saved
 
@@ -230,11 +229,15 @@ def _without_concurrent(planned: Planned, first: Planned, reporter: Reporter) ->
         f"{plural(held, 'pipeline')} it paused"
     )
     p = planned.plan
-    plan = replace(
-        p,
-        diff=replace(p.diff, pending_resumes=resumes),
-        actions=tuple(a for a in p.actions if a not in theirs),
+    actions = tuple(a for a in p.actions if a not in theirs)
+    gone = sum(a.cells for a in theirs)
+    summary = replace(
+        p.summary,
+        requests=len(actions),
+        pending_cells=p.summary.pending_cells - gone,
+        in_doubt_cells=p.summary.in_doubt_cells - gone,
     )
+    plan = replace(p, diff=replace(p.diff, pending_resumes=resumes), actions=actions, summary=summary)
     return replace(planned, plan=plan)
 
 

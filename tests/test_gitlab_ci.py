@@ -8,6 +8,7 @@ identity is configured anywhere.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -106,6 +107,12 @@ def test_apply_job_pauses_clears_restarts_and_pushes_the_ledger(
     assert sum(len(r["assetIds"].split(",")) for r in deleted) == 2
     message = git(project.parent / "origin.git", "log", "-1", "--format=%an|%B", "main", env=env)
     assert message.startswith("reconcile-bot|") and "[skip ci]" in message
+    # issue 20: the evidence and the audit report are the job's artifacts
+    kept = project / ".gitlab-ci-local" / "artifacts" / "apply" / "reconcile-evidence"
+    assert (kept / "ledger-report.html").read_text().startswith("<!doctype html>")
+    evidence = gzip.decompress((kept / "state-before-delete.jsonl.gz").read_bytes()).splitlines()
+    snap = [r["snapshot"] for r in records if r["kind"] == "delete"]
+    assert len(evidence) == 2 and sum(s["items"] for s in snap) == 2
 
 
 def test_apply_job_applies_the_latest_main_not_its_trigger_commit(
@@ -204,5 +211,7 @@ def test_plan_job_keeps_one_note_updated_in_place_with_read_only_credentials(
     # --refresh ran with the read-only credentials (the production ones would be refused)
     lists = [e for e in emulator.world.log if e["route"] == "list"]
     assert lists and all(e["status"] == 200 for e in lists)
-    read_only = {"list", "details"}  # List Pipelines, and Get Pipeline Details for stage names
+    read_only = {"list", "details", "get"}  # List Pipelines, Get Pipeline Details, Get Stage State
     assert {e["route"] for e in emulator.world.log} <= read_only and emulator.world.deleted_cells() == set()
+    # issue 20: the comment says what the pending cells hold now (read-only Get Stage State)
+    assert "2 cells to clear; 2 hold state now" in api.notes[1]["body"]

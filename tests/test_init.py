@@ -92,6 +92,12 @@ def test_github_apply_runs_on_the_latest_main_never_overlaps_and_leaves_git_to_t
     runs = [step.get("run", "") for step in job["steps"]]
     assert "reconcile apply --auto-approve --pause-pipelines" in runs
     assert not any("git " in run for run in runs)  # the tool syncs the ledger itself
+    # issue 20: the evidence and the audit report are kept after every apply, for a stated time
+    report = next(step for step in job["steps"] if "ledger report" in step.get("run", ""))
+    keep = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert report["if"] == keep["if"] == "always()"
+    assert keep["with"]["path"] == "reconcile-evidence/" and keep["with"]["retention-days"] == 90
+    assert "Retention: 90 days" in text
 
 
 def test_github_plan_gets_read_only_credentials_only() -> None:

@@ -237,7 +237,7 @@ def test_refresh_shows_live_statuses(scenario: Path, make_emulator: Any) -> None
     text = run_cli(["plan", "--refresh"], scenario, gateway_env(em)).out
     assert "o1 / p1 (Wind averages): RUNNING (blocks apply)" in text
     assert "o1 / p2: MISSING (blocks apply)" in text
-    assert all(e["route"] in ("list", "details") for e in em.world.log)  # read-only calls
+    assert all(e["route"] in ("list", "details", "get") for e in em.world.log)  # read-only calls
 
 
 def test_running_pipeline_with_nothing_to_send_does_not_block(repo: Path) -> None:

@@ -40,20 +40,31 @@ class Journal:
         """One `intent` per manifest the request serves (a shared physical cell is sent once)."""
         self.intents[action] = [self.record("intent", f) for f in action.ledger_fields()]
 
-    def outcome(self, kind: str, action: Action, code: int | None = None, message: str = "") -> None:
+    def outcome(
+        self,
+        kind: str,
+        action: Action,
+        code: int | None = None,
+        message: str = "",
+        evidence: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
         """`delete` or `failed` for a request, per manifest it serves: one that is exactly its
         intent's refers to it (ledger format v2, no repeated ID lists); a split half lists
-        its own cells."""
+        its own cells. `evidence`: each record's `snapshot` digest (apply --snapshot)."""
         actor = {"actor": self.actor}
+
+        def proof(i: int) -> dict[str, Any]:
+            return {"snapshot": evidence[i]} if evidence else {}
+
         intents = self.intents.get(action)
         if intents is None:
             extra = {"code": code, "message": message} if kind == "failed" else {}
-            for fields in action.ledger_fields():
-                self.record(kind, {**fields, **extra})
+            for i, fields in enumerate(action.ledger_fields()):
+                self.record(kind, {**fields, **extra, **proof(i)})
             return
-        for intent in intents:
+        for i, intent in enumerate(intents):
             if kind == "delete":
-                self.writer.append_delete(intent, actor)
+                self.writer.append_delete(intent, {**actor, **proof(i)})
             else:
                 self.writer.append_failed(intent, code=code, message=message, fields=actor)
 

@@ -18,6 +18,7 @@ from reconciler.apply.journal import Journal
 from reconciler.apply.pipelines import Pipelines
 from reconciler.apply.pool import StoppablePool
 from reconciler.apply.refusals import Refusals, scope_of
+from reconciler.apply.snapshot import Snapshot, SnapshotError
 from reconciler.apply.values import ApplyOptions, ApplyResult, Outcome, Reporter
 from reconciler.errors import EnosError, LedgerWriteError, NotPausedError, TooManyPointsError
 from reconciler.plan import Action
@@ -71,6 +72,8 @@ class Requests:
         self.options = options
         self.result = result
         self.refusals = Refusals()
+        # apply --snapshot: the state read before each delete; an unwritable file is refused here
+        self.snapshot = Snapshot(options.snapshot) if options.snapshot is not None else None
         self.doubtful: list[Action] = []  # ended in doubt this run: re-sent before any start
 
     # --- the outcomes, in the run's thread ---
@@ -150,8 +153,11 @@ class Requests:
         if self._held(action, recorded=True, out=out):
             return
         client = self.gateways.client(action.org_id)
+        evidence = None
         for attempt in range(_NOT_PAUSED_RETRIES + 1):
             try:
+                if self.snapshot is not None and evidence is None:  # no evidence, no delete
+                    evidence = self.snapshot.take(client, action, self.journal.intents.get(action))
                 client.delete_stage_state(
                     action, may_retry=lambda: self.pipelines.still_paused(action.pipeline)
                 )
@@ -171,6 +177,9 @@ class Requests:
                     self._ended_in_doubt(action, str(exc), out)
                     return
                 self.pipelines.sleep(self.options.poll_interval * (attempt + 1))
+            except SnapshotError as exc:
+                self._refused(action, None, f"not sent: {exc}", out)
+                return
             except EnosError as exc:
                 if not exc.definite:
                     self._ended_in_doubt(action, str(exc), out)
@@ -180,7 +189,7 @@ class Requests:
                     self._refused(action, exc, str(exc), out)
                 return
         try:
-            self.journal.outcome("delete", action)
+            self.journal.outcome("delete", action, evidence=evidence)
         except LedgerWriteError:
             # Cleared, but the ledger cannot say so: in doubt, for a person or the next run.
             out.append(Done("in_doubt", action, "cleared, but its delete record was not written"))

@@ -82,6 +82,7 @@ class ApplyOptions:
     start_backoff: float = 1.0  # the first wait after a 61121; doubled each time, up to 30 s
     actor: dict[str, Any] = field(default_factory=dict)
     write_ahead: bool = False  # every pause and intent recorded (and published) before any call
+    snapshot: str | None = None  # apply --snapshot FILE: the state read before each delete (snapshot.py)
 
 
 @dataclass

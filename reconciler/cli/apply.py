@@ -74,6 +74,15 @@ def apply(
         bool, flag("--resend-in-doubt", help="Re-send in-doubt requests even if the pipeline ran since.")
     ] = False,
     verify: Annotated[bool, flag("--verify", help="Read deleted cells back with Get Stage State.")] = False,
+    snapshot: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="FILE",
+            help="Evidence: read each request's cells just before its delete and append the items to FILE "
+            "(JSON Lines, gzip for .gz); each delete record carries their digest. Costs one extra read "
+            "per request; a read that fails sends no delete (default: reconcile.yaml's apply.snapshot).",
+        ),
+    ] = None,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(metavar="N", min=0, help="Refuse a plan that clears more than this many cells."),
@@ -135,6 +144,7 @@ def apply(
         allow_dirty=allow_dirty,
         allow_unreviewed=allow_unreviewed,
         start_timeout=start_timeout,
+        snapshot=snapshot,
     )
     reporter = render_apply.reporter_for(c)
     s.check_git_not_turned_off(cfg, c.warn)
@@ -150,6 +160,12 @@ def apply(
         c.out.print("Nothing to apply.")
         return
     c.out.print(render_apply.summary_table(result))
+    evidence = settings.apply_options.snapshot
+    if evidence is not None:  # said before any failure exit: the evidence matters most then
+        c.out.print(
+            f"Evidence of the state cleared: {evidence} (check it: reconcile ledger verify --snapshot {evidence})",
+            markup=False,
+        )
     render_apply.raise_for(result)
     c.out.print(render_apply.done_line(result))
 

@@ -1,7 +1,9 @@
-"""The ledger commands: verify, show, resolve, migrate, restore."""
+"""The ledger commands: verify and show (each can check a snapshot file), resolve, report,
+migrate, restore."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -11,11 +13,22 @@ from reconciler.errors import ReconcilerError
 from reconciler.words import plural
 
 if TYPE_CHECKING:
+    from reconciler.ledger import Ledger
     from reconciler.plan import Action
+    from reconciler.render.console import Consoles
 
 
 @ledger_app.command("verify")
-def ledger_verify(ledger: LedgerOpt = None) -> None:
+def ledger_verify(
+    ledger: LedgerOpt = None,
+    snapshot: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            metavar="FILE",
+            help="Also check this `apply --snapshot` file against the digests its delete records carry.",
+        ),
+    ] = None,
+) -> None:
     """Check the hash chain of every record; name the first bad line.
 
     Records cut from the end of the file are not detectable by the chain alone; with the
@@ -38,6 +51,8 @@ def ledger_verify(ledger: LedgerOpt = None) -> None:
         f"{path}: {plural(len(led.records), 'record')}, chain intact; head seq {led.head_seq} hash {led.head_hash}",
         markup=False,
     )
+    if snapshot is not None:
+        _check_snapshot(c, led, snapshot)
 
 
 @ledger_app.command("show")
@@ -63,11 +78,44 @@ def ledger_show(
             "--kind", metavar="KIND", help="Only these kinds (intent, delete, failed, pause, resume)."
         ),
     ] = None,
+    stage: Annotated[
+        Optional[str], typer.Option(metavar="NAME", help="Only records of this stage instance.")  # noqa: UP045
+    ] = None,
+    asset: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="ID", help="Only records whose cells include this asset; says when it was last cleared."
+        ),
+    ] = None,
+    point: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(metavar="ID", help="Only records whose cells include this point."),
+    ] = None,
+    limit: Annotated[
+        Optional[int], typer.Option(metavar="N", help="Only the first N matching records.")  # noqa: UP045
+    ] = None,
+    tail: Annotated[
+        Optional[int], typer.Option(metavar="N", help="Only the last N matching records.")  # noqa: UP045
+    ] = None,
+    snapshot: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            metavar="FILE",
+            help="Check this `apply --snapshot` file against the digests its delete records carry.",
+        ),
+    ] = None,
 ) -> None:
     """The history: when, manifest, pipeline, stage, assets, points, actor.
 
+    Every filter is checked against the ledger: a manifest, pipeline, stage, asset or
+    point that no record names is an error with the closest names it does hold, never
+    an empty answer that reads as "never cleared".
+
     \b
-    Example:  reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 7d
+    Example:
+      reconcile ledger show --manifest wind-avg-power-fix-2026-11 --since 7d
+      reconcile ledger show --asset 0033Tiui --kind delete --tail 1   # last cleared, and why
+      reconcile ledger show --kind delete --snapshot evidence.jsonl.gz  # with the evidence checked
     """
     from reconciler import ledger as ledger_mod
     from reconciler.cli.settings import config, resolve_ledger
@@ -79,13 +127,63 @@ def ledger_show(
     led = ledger_mod.read(resolve_ledger(ledger, config()))
     if not led.exists:
         c.warn(f"{led.path} does not exist (nothing applied yet, or a wrong --ledger)")
-    records = ledger_mod.select(led, manifest=manifest, pipeline=pipeline, since=since, kinds=kind)
+    records = ledger_mod.select(
+        led,
+        manifest=manifest,
+        pipeline=pipeline,
+        since=since,
+        kinds=kind,
+        stage=stage,
+        asset=asset,
+        point=point,
+        limit=limit,
+        tail=tail,
+    )
     for w in led.warnings:
         c.warn(w)
     if fmt == "json":
         c.write(render.records_json(r.as_json() for r in records))
     else:
         c.out.print(render.ledger_lines(records), end="", markup=False)
+        if asset is not None or point is not None:
+            # The full history of the cell, not the --tail/--limit window, says when it was last cleared.
+            history = ledger_mod.select(
+                led,
+                manifest=manifest,
+                stage=stage,
+                asset=asset,
+                point=point,
+                kinds=["intent", "delete", "failed"],
+            )
+            what = " / ".join(f"{n} {v}" for n, v in (("asset", asset), ("point", point)) if v is not None)
+            text = render.last_cleared_text(history, what, _descriptions(), asset=asset, point=point)
+            c.out.print(text, end="", markup=False)
+    if snapshot is not None:
+        _check_snapshot(c, led, snapshot)
+
+
+def _descriptions() -> dict[str, str | None]:
+    """Each manifest's description (the "why"), from the default manifests folder when it
+    loads; the ledger holds names only."""
+    from reconciler import manifests
+    from reconciler.cli._app import DEFAULT_PATHS
+
+    if not all(Path(p).exists() for p in DEFAULT_PATHS):
+        return {}
+    try:
+        loaded = manifests.load(list(DEFAULT_PATHS))
+    except ReconcilerError:
+        return {}
+    return {m.name: m.description for m in loaded.manifests}
+
+
+def _check_snapshot(c: Consoles, led: Ledger, path: Path) -> None:
+    from reconciler.apply import snapshot as snap
+
+    report = snap.check(path, led)
+    c.out.print(report.text(), end="", markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @ledger_app.command("resolve")
@@ -96,11 +194,28 @@ def ledger_resolve(
         Optional[str], typer.Option(metavar="NAME", help="Only in-doubt cells of this manifest.")  # noqa: UP045
     ] = None,
     auto_approve: Yes = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Read the in-doubt cells back first (Get Stage State, read-only credentials); refuse "
+            "to record a request whose cells still hold state.",
+        ),
+    ] = False,
+    gateway: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(metavar="URL", envvar="ENOS_API_GATEWAY", help="Gateway URL, for --verify."),
+    ] = None,
 ) -> None:
     """Record in-doubt requests as done, after a person checked the state is cleared.
 
+    With --verify the cells are read back first: a request whose cells hold no state is
+    recorded as done; one whose cells still hold state is not (its delete did not take
+    effect, or the pipeline rebuilt the state since): re-send it with
+    `reconcile apply --resend-in-doubt` instead.
+
     \b
-    Example:  reconcile ledger resolve --manifest wind-avg-power-fix-2026-11 --auto-approve
+    Example:  reconcile ledger resolve --verify --manifest wind-avg-power-fix-2026-11 --auto-approve
     """
     from reconciler import operations
     from reconciler.actor import current_actor
@@ -111,6 +226,8 @@ def ledger_resolve(
     ledger_path = resolve_ledger(ledger, cfg)
 
     def confirm(doubt: list[Action]) -> None:
+        if verify:
+            _read_back(c, doubt, gateway)
         for a in doubt:
             c.out.print(
                 f"  {a.manifest} / {a.pipeline_id} / {a.stage}: {plural(a.cells, 'cell')} "
@@ -133,6 +250,77 @@ def ledger_resolve(
         c.out.print("No in-doubt requests to resolve.")
         return
     c.out.print(f"Recorded {plural(len(done), 'in-doubt request')} as done.")
+
+
+def _read_back(c: Consoles, doubt: list[Action], gateway: str | None) -> None:
+    """The evidence for settling: how many in-doubt cells hold state now; refuse if any do."""
+    from reconciler.apply.live import read_state
+    from reconciler.cli.settings import config, gateways_for
+
+    with gateways_for(gateway, config(), read_only=True)() as gw:
+        state = read_state(gw, doubt)
+    if state.failed:
+        a, why = state.failed[0]
+        raise ReconcilerError(
+            f"could not read {a.manifest} / {a.pipeline_id} / {a.stage} back: {why}; nothing was recorded"
+        )
+    held = [(a, n) for a, n in state.holding.items() if n]
+    for a, n in state.holding.items():
+        verdict = f"{plural(n, 'cell')} still {'holds' if n == 1 else 'hold'} state" if n else "no state left"
+        c.out.print(f"  read back {a.manifest} / {a.pipeline_id} / {a.stage}: {verdict}", markup=False)
+    if held:
+        raise ReconcilerError(
+            f"{plural(sum(n for _, n in held), 'in-doubt cell')} still {'holds' if sum(n for _, n in held) == 1 else 'hold'} "
+            "state, so their deletes did not take effect (or the state was rebuilt since); nothing was "
+            "recorded. Re-send them with `reconcile apply --resend-in-doubt`"
+        )
+    c.out.print("Every in-doubt cell reads back empty: nothing is left to clear there.", markup=False)
+
+
+@ledger_app.command("report")
+def ledger_report(
+    ledger: LedgerOpt = None,
+    out: Annotated[
+        str,
+        typer.Option("--out", metavar="FILE", help="Where to write the HTML file ('-' for standard output)."),
+    ] = "ledger-report.html",
+    title: Annotated[str, typer.Option(metavar="TEXT", help="The page's title.")] = "Stage state cleared",
+) -> None:
+    """An audit report: one self-contained HTML file (no network needed to open it).
+
+    A chart of cells cleared per day per pipeline; per manifest when, by whom, from which
+    commit and CI run, how many cells and how long each pipeline was paused; requests in
+    doubt or failed; pipelines left paused. Filter by pipeline, manifest or asset in the
+    page (the filter is kept in the URL, e.g. ledger-report.html#asset=0033Tiui).
+
+    \b
+    Example:  reconcile ledger report --out ledger-report.html
+    """
+    from reconciler import ledger as ledger_mod
+    from reconciler.cli.settings import config, resolve_ledger
+    from reconciler.render.report import report_html
+
+    c = consoles()
+    led = ledger_mod.read(resolve_ledger(ledger, config()))
+    if not led.exists:
+        raise ReconcilerError(f"{led.path} does not exist: nothing to report (a typo in --ledger?)")
+    for w in led.warnings:
+        c.warn(w)
+    html = report_html(led, title)
+    if out == "-":
+        c.write(html)
+        return
+    target = Path(out)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise ReconcilerError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
+    c.out.print(
+        f"Wrote {target} ({len(html.encode()):,} bytes): {plural(len(led.records), 'record')} "
+        f"up to seq {led.head_seq}",
+        markup=False,
+    )
 
 
 @ledger_app.command("migrate")

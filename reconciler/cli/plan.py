@@ -22,6 +22,7 @@ from reconciler.cli._app import (
     flag,
     paths_or_default,
 )
+from reconciler.cli._live import read_live
 from reconciler.errors import ReconcilerError
 from reconciler.words import plural
 
@@ -80,7 +81,12 @@ def plan(
         typer.Option(metavar="N", min=0, help="Show whether apply's --max-cells would refuse this plan."),
     ] = None,
     refresh: Annotated[
-        bool, flag("--refresh", help="Add live pipeline statuses (read-only gateway calls).")
+        bool,
+        flag(
+            "--refresh",
+            help="Add live pipeline statuses and how many pending cells hold state now, with samples "
+            "(read-only gateway calls: one Get Stage State per request).",
+        ),
     ] = False,
     gateway: Annotated[
         Optional[str],  # noqa: UP045
@@ -136,18 +142,25 @@ def plan(
         for line in changes:
             c.warn(f"this pull request changes {line}")
     statuses = _live_statuses(p, gateway, gateways_cfg) if refresh else None
+    live = read_live(c, p, gateway, gateways_cfg) if refresh else None  # issue 20: what the cells hold now
     if out_file is not None:
         planfile.write(p, out_file)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
-        for piece in planfile.pieces(p):  # written as encoded: a huge plan is never held whole
+        from reconciler.render.live import live_json
+
+        # written as encoded: a huge plan is never held whole
+        for piece in planfile.pieces(p, live=live_json(p, live) if live else None):
             c.write(piece)
     elif fmt == "markdown":
         import os
 
         from reconciler.actor import current_actor
         from reconciler.render import markdown
+        from reconciler.render.live import live_markdown
+        from reconciler.render.plan import GITHUB_COMMENT_LIMIT
 
+        live_md = live_markdown(p, live) if live else ""  # the comment limit holds for both together
         if changes:
             c.write(_changes_markdown(changes))
         c.write(
@@ -158,7 +171,9 @@ def plan(
                 max_cells=max_cells,
                 base_commit=_base_commit(current_actor(paths_or_default(paths))),
                 link_base=markdown.link_base_from_env(os.environ),
+                limit=GITHUB_COMMENT_LIMIT - len(live_md),
             )
+            + live_md
         )
     else:
         from reconciler.render import plan as render  # rich: not for json
@@ -166,6 +181,10 @@ def plan(
         c.out.print(render.plan_text(p, planned.manifest_files), end="")
         if statuses is not None:
             c.out.print(render.status_text(statuses, p), end="")
+        if live is not None:
+            from reconciler.render.live import live_text
+
+            c.out.print(live_text(p, live), end="", markup=False)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
 

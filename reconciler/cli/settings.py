@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from reconciler.enos import EnosClient
     from reconciler.gitsync import LedgerRepo
     from reconciler.operations import ApplySettings
+    from reconciler.plan.file import SavedPlan
     from reconciler.plan.values import PipelineRef
 
 
@@ -206,6 +207,7 @@ def apply_settings(
     lock_timeout: float | None,
     allow_dirty: bool,
     allow_unreviewed: bool = False,
+    snapshot: str | None = None,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
@@ -218,7 +220,11 @@ def apply_settings(
     from reconciler.apply import ApplyOptions
     from reconciler.operations import ApplySettings
 
-    actor = current_actor(_manifest_paths(paths))
+    saved = saved_plan(paths)
+    # Where the manifests are: a saved plan's own paths (the plan file itself is usually an
+    # untracked build output, not a change to what is applied).
+    manifest_paths = saved.manifests if saved is not None else paths
+    actor = current_actor(manifest_paths)
     if allow_unreviewed:
         actor["unreviewed"] = True
     in_git = cfg is not None and cfg.git is not None  # then apply checks what was reviewed itself
@@ -237,6 +243,7 @@ def apply_settings(
         resume_settings=resume_settings(cfg),
         start_timeout=pick(start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
         actor=actor,
+        snapshot=snapshot or (str(cfg.snapshot) if cfg is not None and cfg.snapshot is not None else None),
     )
     return ApplySettings(
         paths=tuple(paths),
@@ -246,22 +253,19 @@ def apply_settings(
         apply_options=options,
         max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),
         lock_timeout=lock_timeout,
-        reviewed_paths=(*_manifest_paths(paths), *((str(cfg.path),) if cfg else ())),
+        reviewed_paths=(*manifest_paths, *((str(cfg.path),) if cfg else ())),
+        saved=saved,
         allow_unreviewed=allow_unreviewed,
     )
 
 
-def _manifest_paths(paths: Sequence[str]) -> Sequence[str]:
-    """Where the manifests are: a saved plan's own paths (the plan file itself is usually
-    an untracked build output, not a change to what is applied)."""
+def saved_plan(paths: Sequence[str]) -> SavedPlan | None:
+    """The saved plan, when apply's target is one: read (and its hash checked) once."""
     from reconciler.plan import file as planfile
 
     if len(paths) == 1 and planfile.is_plan_file(paths[0]):
-        try:
-            return planfile.read(Path(paths[0])).manifests
-        except ReconcilerError:
-            return paths  # apply reports the broken plan file itself
-    return paths
+        return planfile.read(Path(paths[0]))
+    return None
 
 
 def schemas() -> dict[str, str]:

@@ -20,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reconciler.emulator import items as state_items
 from reconciler.emulator.hooks import Hook, expiry_reply
-from reconciler.emulator.world import GENERIC_TYPES, World
+from reconciler.emulator.world import World
 
 Handler = Callable[[Request, World], Awaitable[Response]]
 HOLD_TIMEOUT = 30.0  # a held request goes on by itself after this, so a test cannot hang
@@ -161,7 +162,7 @@ async def stage_state(request: Request, world: World) -> Response:
     q = request.query_params
     action = q.get("action")
     body = await _json_body(request)
-    problem = _validate_state_request(q.get("orgId"), body, world)
+    problem = _validate_state_request(q.get("orgId"), body, world, action)
     if problem is not None:
         return problem
     assets = body["assetIds"].split(",")
@@ -236,7 +237,9 @@ def _pipeline_config(p: Any) -> str:
     return json.dumps({"pipelineId": p.pipeline_id, "title": p.name, "stages": stages})
 
 
-def _validate_state_request(org: str | None, body: dict[str, Any], world: World) -> Response | None:
+def _validate_state_request(
+    org: str | None, body: dict[str, Any], world: World, action: str | None = None
+) -> Response | None:
     """REFERENCE 5: missing (61102), too many (61105), pipeline (61106), stage type (61107)."""
     if not org:
         return fail(61102, "Missing param orgId")
@@ -249,24 +252,16 @@ def _validate_state_request(org: str | None, body: dict[str, Any], world: World)
         p = world.pipelines.get(body["pipelineId"])
         if p is None or p.org_id != org:
             return fail(61106, "Wrong pipelineId or OU has no privilege")
-        if p.stages.get(body["stageInstanceName"]) not in GENERIC_TYPES:
+        if not state_items.supported(p.stages.get(body["stageInstanceName"]), action):
             return fail(61107, "Not supported Stage Type")
     return None
 
 
 def _get_items(world: World, p: Any, stage: str, assets: list[str], points: list[str]) -> Response:
+    """Items in the stage's operator type's shape (items.py); `{items}` or a list, per the seed."""
+    kind = p.stages[stage]
     items = [
-        {
-            "modelId": "emulated",
-            "modelIdPath": "/emulated",
-            "attr": {},
-            "assetId": a,
-            "pointId": pt,
-            "time": 1582648020580,
-            "value": 3.1,
-            "quality": 0,
-            "dq": 0,
-        }
+        state_items.item(kind, a, pt, p.seeded_for(stage, a, pt))
         for a in assets
         for pt in points
         if p.has_state(stage, a, pt)

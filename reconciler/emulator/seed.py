@@ -40,7 +40,16 @@ PIPELINE_KEYS = {
     "state": list,
     "lag": int,
 }
-STATE_KEYS = {"stage": str, "assets": list, "points": list}
+STATE_KEYS = {
+    "stage": str,
+    "assets": list,
+    "points": list,
+    # what Get Stage State returns for these cells (emulator/items.py)
+    "value": (str, int, float, bool, type(None)),
+    "time": int,
+    "quality": int,
+    "dq": int,
+}
 
 
 def check_seed(seed: Any, source: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.emulator.hooks import EXPIRY_SHAPES, Hook, Match
+from reconciler.emulator.items import seed_values
 from reconciler.emulator.seed import EmulatorError, check_seed
 
 GENERIC_TYPES = frozenset(
@@ -109,6 +110,15 @@ class Pipeline:
     cells: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     # fill-state mode: every cell has state unless a delete rectangle covers it
     deleted: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = field(default_factory=dict)
+    # values a state file seeds (value, time, quality, dq), per rectangle; the last one wins
+    seeded: list[tuple[str, frozenset[str], frozenset[str], dict[str, Any]]] = field(default_factory=list)
+
+    def seeded_for(self, stage: str, asset: str, point: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for s, assets, points, values in self.seeded:
+            if s == stage and asset in assets and point in points:
+                found = values
+        return found
 
     def current_status(self, now: float) -> str:
         if self.pausing_since is not None and now >= self.pausing_since + self.pause_delay:
@@ -231,6 +241,10 @@ class World:
             by_asset = pipe.cells.setdefault(rect["stage"], {})
             for a in rect["assets"]:
                 by_asset.setdefault(a, set()).update(rect["points"])
+            if seed_values(rect):
+                pipe.seeded.append(
+                    (rect["stage"], frozenset(rect["assets"]), frozenset(rect["points"]), seed_values(rect))
+                )
         with self.lock:
             self.pipelines[pipe.pipeline_id] = pipe
         return pipe

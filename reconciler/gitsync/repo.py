@@ -118,8 +118,8 @@ class LedgerRepo:
         self.git.worktree = top  # index and status paths are the repository's, whatever the cwd
         try:
             return self.file.resolve().relative_to(top).as_posix()
-        except ValueError:
-            raise GitSyncError(f"{self.file} is not inside the git repository at {top}") from None
+        except ValueError as exc:
+            raise GitSyncError(f"{self.file} is not inside the git repository at {top}") from exc
 
     @property
     def lease_path(self) -> str:

@@ -32,7 +32,7 @@ from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, read
 from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, GENESIS, KEY_FIELDS, KNOWN_KINDS, Record
 from reconciler.ledger._replace import replace_contents
-from reconciler.ledger._select import SINCE_FORMS, parse_since, select
+from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
 from reconciler.ledger._write import SEGMENT_BYTES, LedgerWriter
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "parse_since",
     "read",
     "record_hash",
+    "record_time",
     "replace_contents",
     "select",
     "sidecar_dir",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone
 
 from reconciler.errors import LedgerError, ReconcilerError
@@ -27,15 +27,27 @@ def select(
     pipeline: str | None = None,
     since: str | None = None,
     kinds: Iterable[str] | None = None,
+    stage: str | None = None,
+    asset: str | None = None,
+    point: str | None = None,
+    limit: int | None = None,
+    tail: int | None = None,
     now: datetime | None = None,
 ) -> list[Record]:
-    """The records matching every filter given, in ledger order.
+    """The records matching every filter given, in ledger order; `limit` keeps the first
+    N of them, `tail` the last N.
 
-    Raises `ReconcilerError` for a filter that cannot match by construction: a
-    `since` in no accepted form, an unknown kind.
+    Raises `ReconcilerError` for a filter that cannot match by construction: a `since` in
+    no accepted form, an unknown kind, a name or ID no record of this ledger holds (with
+    the closest that it does hold), a limit below 1, or both limit and tail. A filter that
+    is valid but matches nothing (e.g. too recent a `since`) gives an empty list.
     """
     start = parse_since(since, now=now) if since is not None else None
     wanted = check_kinds(kinds) if kinds else None
+    _check_counts(limit, tail)
+    _check_known(ledger, manifest=manifest, pipeline=pipeline, stage=stage, asset=asset, point=point)
+    has_asset = _Membership(asset)
+    has_point = _Membership(point)
     out = []
     for r in ledger.records:
         if manifest is not None and r.manifest != manifest:
@@ -44,10 +56,85 @@ def select(
             continue
         if wanted is not None and r.kind not in wanted:
             continue
+        if stage is not None and r.data.get("stageInstanceName") != stage:
+            continue
+        if asset is not None and not has_asset(r.asset_ids):
+            continue
+        if point is not None and not has_point(r.point_ids):
+            continue
         if start is not None and record_time(r) < start:
             continue
         out.append(r)
+    if limit is not None:
+        out = out[:limit]
+    if tail is not None:
+        out = out[-tail:]
     return out
+
+
+_FILTER_FIELDS: dict[str, Callable[[Record], tuple[object, ...]]] = {
+    "manifest": lambda r: (r.manifest,),
+    "pipeline": lambda r: (r.pipeline_id,),
+    "stage": lambda r: (r.data.get("stageInstanceName"),),
+    "asset": lambda r: r.asset_ids,
+    "point": lambda r: r.point_ids,
+}
+
+
+class _Membership:
+    """`value in ids`, once per distinct ID tuple: the reader shares one tuple per distinct
+    list, so a year of fleet-wide deletes asks about a few hundred lists, not 20,000."""
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+        self.memo: dict[int, bool] = {}
+
+    def __call__(self, ids: tuple[str, ...]) -> bool:
+        hit = self.memo.get(id(ids))
+        if hit is None:
+            hit = self.memo[id(ids)] = self.value in ids
+        return hit
+
+
+def _check_known(ledger: Ledger, **given: str | None) -> None:
+    """A name or ID the ledger never mentions is a typo until proven otherwise: say so, with
+    the closest the ledger holds, instead of printing "0 records"."""
+    for name, value in given.items():
+        if value is None:
+            continue
+        lists = _distinct(ledger, name)
+        if any(value in values for values in lists):
+            continue
+        known = {v for values in lists for v in values if isinstance(v, str)}
+        near = [k for k in known if abs(len(k) - len(value)) <= 3]  # difflib on 200,000 IDs is slow
+        close = difflib.get_close_matches(value, sorted(near), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        where = f"{ledger.path}" if ledger.records else f"{ledger.path} (it has no records)"
+        raise ReconcilerError(f"--{name} {value!r}: no record of {where} names this {name}{hint}")
+
+
+def _distinct(ledger: Ledger, name: str) -> list[tuple[object, ...]]:
+    """The value lists of one filter's field, each shared tuple once."""
+    field = _FILTER_FIELDS[name]
+    found: dict[int, tuple[object, ...]] = {}
+    singles: set[object] = set()
+    for r in ledger.records:
+        values = field(r)
+        if name in ("asset", "point"):
+            found.setdefault(id(values), tuple(values))
+        else:
+            singles.update(values)
+    return [*found.values(), tuple(singles)]
+
+
+def _check_counts(limit: int | None, tail: int | None) -> None:
+    if limit is not None and tail is not None:
+        raise ReconcilerError(
+            "--limit and --tail exclude each other: --limit N keeps the first N, --tail N the last N"
+        )
+    for name, value in (("limit", limit), ("tail", tail)):
+        if value is not None and value < 1:
+            raise ReconcilerError(f"--{name} must be at least 1, not {value}")
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:

@@ -10,7 +10,7 @@ file is refused with one line, never a traceback (invariant 6).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from reconciler.plan.values import LedgerHead, Options
 FORMAT_VERSION = 1
 _MAX_BYTES = 512 * 1024 * 1024
 _ACTIONS = object()  # where `dumps` puts the action lines
+# Read now from the gateway (`plan --refresh`), not derived from manifests and ledger: the
+# plan hash does not cover them, so a saved plan that carries them still reads back.
+LIVE_FIELDS = ("liveStateCells",)
 
 
 def _document(plan: Plan) -> dict[str, Any]:
@@ -47,31 +50,56 @@ def _document(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-def dumps(plan: Plan) -> str:
+def dumps(plan: Plan, live: Mapping[str, Any] | None = None) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
-    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs)."""
-    return "".join(pieces(plan))
+    computed from, encoded once (a fleet-wide plan lists some 300,000 IDs).
+
+    `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
+    merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
+    actions, which the hash does not cover."""
+    return "".join(pieces(plan, live))
 
 
-def pieces(plan: Plan) -> Iterator[str]:
+def pieces(plan: Plan, live: Mapping[str, Any] | None = None) -> Iterator[str]:
     """`dumps` in pieces, for writing as they come. A plan too big to hold its JSON
     (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a time
     and never held whole: memory stays bounded by the input, not by what is printed."""
     streamed = plan.streams
     rows = () if streamed else plan.action_lines  # before the hash, which then reuses them
-    items = list(_document(plan).items())
-    for n, (key, value) in enumerate(items):
+    doc = _document(plan)
+    if live:
+        doc["summary"] = {**doc["summary"], **live.get("summary", {})}
+        doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
+    for n, (key, value) in enumerate(doc.items()):
         yield ("{\n" if n == 0 else ",\n") + f"  {json.dumps(key)}: "
         if value is not _ACTIONS:
             yield json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
         elif not plan.actions:
             yield "[]"
         else:
-            lines = (canonical_text(a.to_json()) for a in plan.actions) if streamed else iter(rows)
-            for i, line in enumerate(lines):
+            for i, line in enumerate(_action_lines(plan, rows, streamed, live)):
                 yield ("[\n    " if i == 0 else ",\n    ") + line
             yield "\n  ]"
     yield "\n}\n"
+
+
+def _action_lines(
+    plan: Plan, rows: tuple[str, ...], streamed: bool, live: Mapping[str, Any] | None
+) -> Iterator[str]:
+    lines = (canonical_text(a.to_json()) for a in plan.actions) if streamed else iter(rows)
+    if not live:
+        yield from lines
+        return
+    for line, extra in zip(lines, live["actions"], strict=True):
+        yield _annotated(line, extra)
+
+
+def _annotated(line: str, extra: Mapping[str, Any]) -> str:
+    if set(extra) - set(LIVE_FIELDS):
+        raise ValueError(f"only {LIVE_FIELDS} may annotate an action, not {sorted(extra)}")
+    return json.dumps(
+        {**json.loads(line), **extra}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def write(plan: Plan, path: Path) -> None:
@@ -188,7 +216,10 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     targets = _typed(opts, "targets", list)
     if not all(isinstance(t, str) for t in targets):
         raise _Malformed("options.targets must be a list of names")
-    actions = _typed(data, "actions", list)
+    actions = [
+        {k: v for k, v in a.items() if k not in LIVE_FIELDS} if isinstance(a, dict) else a
+        for a in _typed(data, "actions", list)
+    ]
     return {
         "actions": actions,
         "ledger": {"path": led["path"], "seq": led["seq"], "hash": led["hash"]},

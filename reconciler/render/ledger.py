@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reconciler.ledger import Record
+from reconciler.render.audit import in_doubt
 from reconciler.render.plan import sample
 from reconciler.words import plural
 
@@ -28,6 +29,9 @@ def ledger_lines(records: Sequence[Record]) -> str:
         if actor.get("runUrl"):
             who += f" {actor['runUrl']}"
         kind = r.kind + (" (resolved)" if d.get("resolved") else "")
+        snap = d.get("snapshot")
+        if isinstance(snap, dict):  # apply --snapshot: the evidence this record vouches for
+            who += f"  [snapshot: {plural(int(snap.get('items') or 0), 'item')}]"
         if r.asset_ids:
             what = (
                 f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
@@ -39,3 +43,52 @@ def ledger_lines(records: Sequence[Record]) -> str:
         lines.append(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}")
     lines.append(f"{plural(len(records), 'record')}")
     return "\n".join(lines) + "\n"
+
+
+def last_cleared_text(
+    records: Sequence[Record],
+    what: str,
+    descriptions: Mapping[str, str | None] | None = None,
+    *,
+    asset: str | None = None,
+    point: str | None = None,
+) -> str:
+    """When was X last cleared, and why: the latest `delete` among `records` (already
+    filtered to X), who did it from which commit and run, and the manifest's description;
+    then any request for X still in doubt."""
+    deletes = [r for r in records if r.kind == "delete"]
+    doubt = _in_doubt_for(records, asset, point)
+    if not deletes:
+        return f"{what}: never cleared in these records.\n" + doubt
+    last = deletes[-1]
+    d, actor = last.data, last.actor
+    lines = [
+        f"{what}: last cleared {last.at} (record #{last.seq}; {plural(len(deletes), 'clear')} so far)",
+        f"  manifest {d.get('manifest')}, pipeline {d.get('pipelineId')}, stage {d.get('stageInstanceName')}",
+    ]
+    why = (descriptions or {}).get(str(d.get("manifest")))
+    if why:
+        lines.append(f"  why: {why}")
+    by = f"  by {actor.get('user', '?')}"
+    if actor.get("gitCommit"):
+        by += f" at commit {actor['gitCommit']}"
+    if actor.get("runUrl"):
+        by += f", run {actor['runUrl']}"
+    if last.resolved:
+        by += " (recorded by a person with `ledger resolve`)"
+    lines.append(by)
+    return "\n".join(lines) + "\n" + doubt
+
+
+def _in_doubt_for(records: Sequence[Record], asset: str | None, point: str | None) -> str:
+    """Requests for these cells whose answer was lost: they may or may not have cleared."""
+    found = [
+        r
+        for r, cells in in_doubt(records)
+        if any((asset is None or a == asset) and (point is None or p == point) for a, p in cells)
+    ]
+    return "".join(
+        f"  in doubt since {r.at}: intent #{r.seq} ({r.manifest}, stage {r.data.get('stageInstanceName')}); "
+        "settle it with `reconcile ledger resolve --verify`\n"
+        for r in found
+    )

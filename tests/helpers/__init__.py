@@ -7,7 +7,9 @@ conftest (pre-commit's `testing/` package plays this part there).
 - `helpers.records`: ledger records and the cell fields of one-cell records;
 - `helpers.git`: real git in temp dirs: an isolated HOME, a bare origin, clones, the
   remote's ledger, committing as a person;
-- `helpers.node`: the npm tools the scaffold's CI files are checked with.
+- `helpers.node`: the npm tools the scaffold's CI files are checked with;
+- `helpers.browser`: a real headless Chromium over the DevTools protocol (the HTML report);
+- `helpers.report_ledger`: a ledger with a history worth an audit report.
 
 Fixtures stay in `conftest.py`; everything here is a plain function or constant, imported
 as `from helpers import name` (or `from helpers.git import name`).
