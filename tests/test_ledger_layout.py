@@ -328,18 +328,3 @@ def test_a_segment_that_cannot_be_made_stops_the_writer_and_keeps_the_ledger(tmp
         with pytest.raises(LedgerWriteError, match="earlier append failed"):
             w.append("pause", {"orgId": "o", "pipelineId": "p"})
     assert L.ledger_files(path) == before and L.read(path).head_seq == 8
-
-
-def test_a_delete_of_the_same_run_leaves_out_its_actor_and_reads_with_the_intents(tmp_path: Path) -> None:
-    path = tmp_path / "l.jsonl"
-    with L.LedgerWriter(L.read(path)) as w:
-        intent = w.append("intent", {**batch(0), "actor": {"user": "ci"}})
-        w.append_delete(intent, {"actor": {"user": "ci"}})
-        other = w.append("intent", {**batch(1), "actor": {"user": "ci"}})
-        w.append_delete(other, {"actor": {"user": "alice"}, "resolved": True})  # a person settled it
-    raw = lines(path)
-    assert "actor" not in raw[1] and raw[3]["actor"] == {"user": "alice"}
-    records = L.read(path).records
-    assert [r.actor for r in records] == [{"user": "ci"}, {"user": "ci"}, {"user": "ci"}, {"user": "alice"}]
-    shown = run_cli(["ledger", "show", "--ledger", str(path), "--format", "json"], tmp_path)
-    assert [r["actor"]["user"] for r in json.loads(shown.out)] == ["ci", "ci", "ci", "alice"]

@@ -14,8 +14,6 @@ Format v2 (v1 records keep verifying, in any mix):
 Format v3 (what the writer writes; v1 and v2 records keep verifying, in any mix):
 - a list longer than `INLINE_MAX` bytes is `{"sha256": <hex>, "count": n}`, the list
   itself stored once by content beside the ledger (`_lists`);
-- a `delete`/`failed` closing its intent leaves out an `actor` equal to the intent's (the
-  same run; the reader gives it the intent's, so `ledger show` names who as before);
 - a `seal` record ends a segment and names the next (`"next": "segments/000002.jsonl"`):
   the chain (`seq`, `prev`) runs on in that file (`_read`).
 """
@@ -303,8 +301,6 @@ class Chain:
             or data["orgId"] != d["orgId"]
         ):
             raise LedgerError(f"{where}: {kind} record names another manifest or stage than intent {seq}")
-        if "actor" not in data and data["v"] == 3 and "actor" in d:
-            data["actor"] = d["actor"]  # v3 leaves out an actor equal to its intent's: the same run
         return intent
 
     def _from_list(self, where: str, kind: str, name: str, value: object, joined: str | None) -> Ids:

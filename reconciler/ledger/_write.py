@@ -217,8 +217,6 @@ class LedgerWriter:
             if intent is not None:  # the key comes from the intent; the chain checks the rest
                 for name, value in zip(KEY_FIELDS, intent.key, strict=True):
                     out.setdefault(name, value)
-                if "actor" in out and out["actor"] == intent.data.get("actor"):
-                    del out["actor"]  # v3: the same run as its intent says who (the reader restores it)
             return out
         where = f"{self.path}: {kind} record seq {seq}"
         for name in LIST_FIELDS:
