@@ -76,8 +76,19 @@ def _load(paths: Sequence[str], options: Options) -> manifests.LoadResult:
     loaded = manifests.load_or_raise(paths)
     unknown = sorted(set(options.targets) - {m.name for m in loaded.manifests})
     if unknown:
-        raise PlanError(f"--target names no manifest: {', '.join(unknown)}")
+        raise PlanError(f"--target names no manifest: {_did_you_mean(unknown, loaded)}")
     return loaded
+
+
+def _did_you_mean(unknown: Sequence[str], loaded: manifests.LoadResult) -> str:
+    import difflib
+
+    names = [m.name for m in loaded.manifests]
+    out = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, names, n=1)
+        out.append(name + (f" (did you mean {close[0]}?)" if close else ""))
+    return ", ".join(out)
 
 
 def plan_from(

@@ -1,12 +1,15 @@
 """`reconcile init`: a manifests repository with CI workflows, from templates in the package.
 
 Writes nothing if any target exists (unless forced), so a half-scaffolded tree never
-results from a refusal. The scaffold keeps the ledger in git (reconcile.yaml), and
-`init` returns every secret, variable and permission the user must still set.
+results from a refusal. `--force` never overwrites the ledger or a reviewed
+reconcile.yaml; `--workflows-only` refreshes the CI files alone. The scaffold keeps
+the ledger in git (reconcile.yaml) on the repository's real default branch, and `init`
+returns every secret, variable, permission and protection the user must still set.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +29,42 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_CELLS = 1_000_000
 LEDGER = "applied-ledger.jsonl"
+CONFIG = "reconcile.yaml"
+# What `--workflows-only` rewrites: the CI files, never a reviewed setting.
+WORKFLOWS = (
+    ".github/workflows/reconcile-apply.yml",
+    ".github/workflows/reconcile-plan.yml",
+    ".gitlab-ci.yml",
+)
+
+
+def default_branch(directory: Path) -> str:
+    """The branch the repository merges into: origin's HEAD, else the branch checked out
+    (a fresh `git init` honours init.defaultBranch), else git's configured default, else
+    main. Workflows and the ledger must name the real one: `master` is still common."""
+    for args in (
+        ["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+        ["symbolic-ref", "--quiet", "--short", "HEAD"],
+        ["config", "--get", "init.defaultBranch"],
+    ):
+        found = _git(directory, args)
+        if found:
+            return found.removeprefix("origin/")
+    return "main"
+
+
+def _git(directory: Path, args: list[str]) -> str | None:
+    where = directory if directory.is_dir() else directory.parent
+    while not where.is_dir():
+        where = where.parent
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = proc.stdout.strip()
+    return out if proc.returncode == 0 and out else None
 
 
 def _walk(node: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]:
@@ -40,13 +79,16 @@ def _walk(node: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]:
     return out
 
 
-def planned_files(max_cells: int = DEFAULT_MAX_CELLS) -> dict[str, str]:
+def planned_files(max_cells: int = DEFAULT_MAX_CELLS, branch: str = "main") -> dict[str, str]:
     """Every file init writes, relative path -> content."""
     root = resources.files("reconciler") / "templates" / "init"
-    files = {
-        rel: src.read_text().replace("{{VERSION}}", __version__).replace("{{MAX_CELLS}}", str(max_cells))
-        for rel, src in _walk(root)
-    }
+    values = {"{{VERSION}}": __version__, "{{MAX_CELLS}}": str(max_cells), "{{BRANCH}}": branch}
+    files = {}
+    for rel, src in _walk(root):
+        content = src.read_text()
+        for placeholder, value in values.items():
+            content = content.replace(placeholder, value)
+        files[rel] = content
     files[f"schemas/{SCHEMA_FILE}"] = render_schema()
     files[f"schemas/{CONFIG_SCHEMA_FILE}"] = render_config_schema()
     files[LEDGER] = ""
@@ -59,31 +101,38 @@ class InitResult:
 
     written: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # an existing ledger: never overwritten
+    kept: list[str] = field(default_factory=list)  # an existing ledger or reconcile.yaml
+    branch: str = "main"
 
 
 NEXT_STEPS = [
     "Edit manifests/example.yaml (or replace it), commit, push, and open a pull request.",
+    "Make the plan job a required status check of the default branch (GitHub: a branch "
+    "ruleset or protection rule requiring `reconcile plan / plan`; GitLab: Pipelines must "
+    "succeed), so nothing merges without a plan a reviewer saw.",
+    "Add CODEOWNERS for manifests/ and reconcile.yaml (GitHub: .github/CODEOWNERS; GitLab: "
+    "CODEOWNERS with Code Owner approval required), so every deletion and every change to "
+    "where credentials go or to apply's policy needs the right reviewers.",
     "The gateway: set ENOS_API_GATEWAY (GitHub: a repository secret, so fork pull requests "
     "do not see it either; GitLab: a CI/CD variable), or list gateways per org in "
     "reconcile.yaml.",
     # GitHub
     "GitHub: create the environment enos-production (Settings > Environments; limit its "
-    "deployment branches to main) and put the production ENOS_APP_KEY and ENOS_APP_SECRET in it "
+    "deployment branches to {branch}) and put the production ENOS_APP_KEY and ENOS_APP_SECRET in it "
     "as environment secrets: only the apply job uses that environment.",
     "GitHub, optional: repository secrets ENOS_READONLY_APP_KEY and ENOS_READONLY_APP_SECRET, an "
     "application that may only read pipelines, for `plan --refresh` on pull requests; pull "
     "requests from forks get no secrets and plan offline.",
-    "GitHub: the apply workflow pushes the ledger to main with GITHUB_TOKEN (permissions: "
-    "contents: write). If main is protected, add GitHub Actions (or the app whose token you "
-    "use) to the bypass list of main's ruleset, or keep the ledger on a dedicated branch: set "
+    "GitHub: the apply workflow pushes the ledger to {branch} with GITHUB_TOKEN (permissions: "
+    "contents: write). If {branch} is protected, add GitHub Actions (or the app whose token you "
+    "use) to the bypass list of {branch}'s ruleset, or keep the ledger on a dedicated branch: set "
     "ledger.git.branch: reconcile/ledger in reconcile.yaml.",
     # GitLab
     "GitLab: protect the environment enos-production and add ENOS_APP_KEY and ENOS_APP_SECRET "
     "as masked, protected CI/CD variables with environment scope enos-production: only the "
     "apply job sees them.",
     "GitLab: RECONCILE_PUSH_TOKEN, a project access token with write_repository (masked, "
-    "protected, scope enos-production) that may push to the ledger's branch: if main is "
+    "protected, scope enos-production) that may push to the ledger's branch: if {branch} is "
     "protected, add its role (Maintainer) to Allowed to push and merge under Settings > "
     "Repository > Protected branches, or set ledger.git.branch: reconcile/ledger.",
     "GitLab: RECONCILE_NOTE_TOKEN, a project access token with api scope and the Reporter "
@@ -100,15 +149,29 @@ NEXT_STEPS = [
 ]
 
 
-def init(directory: Path, *, force: bool = False, max_cells: int = DEFAULT_MAX_CELLS) -> InitResult:
+def init(
+    directory: Path,
+    *,
+    force: bool = False,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    branch: str | None = None,
+    workflows_only: bool = False,
+) -> InitResult:
     """Write the scaffold into `directory`; refuse (writing nothing) if a file exists
-    unless `force`, and never truncate an existing ledger."""
-    files = planned_files(max_cells)
-    kept = [LEDGER] if (directory / LEDGER).exists() else []  # never truncated, even with --force
+    unless `force`. An existing ledger and an existing reconcile.yaml are never
+    overwritten, forced or not: one is the record, the other a reviewed setting.
+    `workflows_only` rewrites the CI files alone (to take a new template)."""
+    branch = branch or default_branch(directory)
+    files = planned_files(max_cells, branch)
+    if workflows_only:
+        files = {rel: text for rel, text in files.items() if rel in WORKFLOWS}
+        force = True
+    kept = [rel for rel in (LEDGER, CONFIG) if rel in files and (directory / rel).exists()]
     existing = sorted(rel for rel in files if rel not in kept and (directory / rel).exists())
     if existing and not force:
         raise ReconcilerError(
-            f"{directory}: refusing to overwrite existing files (nothing was written; --force overwrites):\n"
+            f"{directory}: refusing to overwrite existing files (nothing was written; --force "
+            "overwrites them, --workflows-only rewrites the CI files alone):\n"
             + "\n".join(f"  {rel}" for rel in existing)
         )
     written = sorted(rel for rel in files if rel not in kept)
@@ -116,4 +179,5 @@ def init(directory: Path, *, force: bool = False, max_cells: int = DEFAULT_MAX_C
         target = directory / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(files[rel])
-    return InitResult(written, list(NEXT_STEPS), kept)
+    steps = [] if workflows_only else [step.replace("{branch}", branch) for step in NEXT_STEPS]
+    return InitResult(written, steps, kept, branch)

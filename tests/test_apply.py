@@ -76,7 +76,9 @@ def test_faults_of_every_kind_still_finish_exactly(repo: Path, make_emulator: An
         manifest_yaml("a", stages=["s1", "s2", "s3"], assets=assets, points=["x", "y"]),
     )
     res = apply(repo, em, "--max-assets", "1", "--concurrency", "4")
-    for _ in range(2):  # a request can exhaust its retries; the next apply finishes it
+    # A request can exhaust its retries (faults are a quarter of all answers, tokens last 2 s,
+    # so a loaded machine sees more expiries): each next apply finishes what is left.
+    for _ in range(5):
         if res.code == 0:
             break
         res = apply(repo, em, "--max-assets", "1")

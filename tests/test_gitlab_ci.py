@@ -58,7 +58,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture()
 def project(tmp_path: Path, env: dict[str, str]) -> Path:
     """`reconcile init` pushed to a bare origin, cloned as the CI job would see it."""
-    origin = bare_origin(tmp_path, init, env=env)
+    origin = bare_origin(tmp_path, lambda seed: init(seed, branch="main"), env=env)
     work = tmp_path / "work"
     clone(origin, work, env=env)
     (work / ".git" / "info" / "exclude").write_text(".gitlab-ci-local/\n")
@@ -94,7 +94,9 @@ def test_apply_job_pauses_clears_restarts_and_pushes_the_ledger(
     gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator
 ) -> None:
     out = run_job(gitlab_ci_local, project, env, "apply", emulator_vars(emulator))
-    assert "reconcile apply --auto-approve --pause-pipelines" in out
+    # pausePipelines comes from reconcile.yaml, the file the merge request's plan read
+    assert "reconcile apply --auto-approve --summary apply-summary.md" in out
+    assert "**Applied.** 2 cells cleared" in out  # the summary, in the job log
     world = emulator.world
     assert world.deleted_cells() == {
         (ORG, PIPELINE, STAGE, asset, "WTUR.GenActivePW") for asset in ("Nj1gF1iZ", "Xk29aQ0c")
@@ -159,6 +161,9 @@ class NotesApi:
 
             def do_GET(self) -> None:
                 api.calls.append(("GET", self.path))
+                if "/repository/commits/" in self.path:  # the merge requests of a commit
+                    self._reply([{"iid": 7, "state": "merged"}, {"iid": 3, "state": "closed"}])
+                    return
                 self._reply(api.notes)
 
             def do_POST(self) -> None:
@@ -215,3 +220,32 @@ def test_plan_job_keeps_one_note_updated_in_place_with_read_only_credentials(
     assert {e["route"] for e in emulator.world.log} <= read_only and emulator.world.deleted_cells() == set()
     # issue 20: the comment says what the pending cells hold now (read-only Get Stage State)
     assert "2 cells to clear; 2 hold state now" in api.notes[1]["body"]
+
+
+def test_apply_job_tells_the_merged_merge_request_what_it_did(
+    gitlab_ci_local: Path, project: Path, env: dict[str, str], emulator: RunningEmulator
+) -> None:
+    api = NotesApi()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    variables = {
+        **emulator_vars(emulator),
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+        "CI_PROJECT_ID": "42",
+        "RECONCILE_NOTE_TOKEN": "note-token",
+    }
+    try:
+        run_job(gitlab_ci_local, project, env, "apply", variables)
+    finally:
+        server.shutdown()
+    sha = git(project, "rev-parse", "HEAD", env=env)
+    assert api.calls == [
+        ("GET", f"/api/v4/projects/42/repository/commits/{sha}/merge_requests"),
+        ("POST", "/api/v4/projects/42/merge_requests/7/notes"),
+    ]  # the merged one only
+    body = api.notes[0]["body"]
+    assert body.startswith("<!-- reconcile-apply -->\n## reconcile apply\n\n**Applied.** 2 cells cleared")
+    assert f"`{PIPELINE}`" in body and "paused for " in body and "started again" in body
+    [found] = project.glob(".gitlab-ci-local/**/apply-summary.json")
+    summary = json.loads(found.read_text())
+    assert summary["outcome"] == "applied" and summary["cells"]["cleared"] == 2

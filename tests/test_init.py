@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -83,15 +84,22 @@ def test_github_apply_runs_on_the_latest_main_never_overlaps_and_leaves_git_to_t
     wf = YAML(typ="safe").load(text)
     assert wf["concurrency"] == {"group": "reconcile-apply", "cancel-in-progress": False}
     assert "newer pending run replaces an older pending one" in text
-    assert wf["permissions"] == {"contents": "write"}
+    assert wf["permissions"] == {"contents": "write", "pull-requests": "write"}
     job = wf["jobs"]["apply"]
     assert job["environment"] == "enos-production"
     checkout = job["steps"][0]
     assert checkout["uses"].startswith("actions/checkout@")
     assert checkout["with"]["ref"] == "${{ github.event.repository.default_branch }}"
     runs = [step.get("run", "") for step in job["steps"]]
-    assert "reconcile apply --auto-approve --pause-pipelines" in runs
+    # maxCells and pausePipelines from reconcile.yaml: what the pull request's plan judged by
+    assert "reconcile apply --auto-approve --summary apply-summary.md --summary apply-summary.json" in runs
+    assert not any("--pause-pipelines" in run or "--max-cells" in run for run in runs)
     assert not any("git " in run for run in runs)  # the tool syncs the ledger itself
+    post = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/github-script"))
+    assert post["if"] == "always() && hashFiles('apply-summary.md') != ''"
+    assert "listPullRequestsAssociatedWithCommit" in post["with"]["script"] and "merged_at" in text
+    summary = next(step for step in job["steps"] if step.get("name") == "Job summary")
+    assert summary["if"] == "always()" and "GITHUB_STEP_SUMMARY" in summary["run"]
     # issue 20: the evidence and the audit report are kept after every apply, for a stated time
     report = next(step for step in job["steps"] if "ledger report" in step.get("run", ""))
     keep = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
@@ -107,6 +115,8 @@ def test_github_plan_gets_read_only_credentials_only() -> None:
     job = YAML(typ="safe").load(text)["jobs"]["plan"]
     assert "environment" not in job
     assert "updateComment" in text and "<!-- reconcile-plan -->" in text
+    plan = next(step for step in job["steps"] if step.get("name") == "Plan")
+    assert plan["env"]["RECONCILE_HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
 
 
 def test_gitlab_apply_is_one_at_a_time_on_the_latest_default_branch() -> None:
@@ -117,7 +127,8 @@ def test_gitlab_apply_is_one_at_a_time_on_the_latest_default_branch() -> None:
     assert "process_mode=oldest_first" in text and "resource_groups/reconcile-apply" in text
     script = "\n".join(apply["script"])
     assert 'git fetch --quiet origin "$CI_DEFAULT_BRANCH"' in script
-    assert "reconcile apply --auto-approve --pause-pipelines" in script
+    assert "reconcile apply --auto-approve --summary apply-summary.md --summary apply-summary.json" in script
+    assert "--pause-pipelines" not in script and "merge_requests" in "\n".join(apply["after_script"])
     assert "git push" not in text and "git commit" not in text
     assert {"if": "$CI_COMMIT_AUTHOR =~ /^reconcile-bot /", "when": "never"} in ci["workflow"]["rules"]
     plan = "\n".join(ci["plan"]["script"])
@@ -141,6 +152,8 @@ def test_init_lists_every_secret_variable_and_permission(tmp_path: Path) -> None
         "RECONCILE_NOTE_TOKEN",
         "process_mode=oldest_first",
         "Allowed to push",
+        "required status check",
+        "CODEOWNERS for manifests/ and reconcile.yaml",
     ):
         assert needed in steps, needed
     config = (tmp_path / "repo" / "reconcile.yaml").read_text()
@@ -174,6 +187,10 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     res = run_cli(["init", str(tmp_path), "--force"], tmp_path)
     assert res.code == 0
     assert (tmp_path / "manifests" / "example.yaml").read_text() != "mine"
+    assert (
+        "nothing was written; --force overwrites them, --workflows-only rewrites the CI files alone"
+        in run_cli(["init", str(tmp_path)], tmp_path).err
+    )
     assert (tmp_path / "applied-ledger.jsonl").read_text() == "precious\n"  # never truncated
     assert "kept" in res.out and "wrote " + str(tmp_path / "applied-ledger.jsonl") not in res.out
 
@@ -189,3 +206,53 @@ def test_an_existing_ledger_alone_is_kept_without_force(tmp_path: Path) -> None:
 def test_pre_commit_hook_definition_runs_validate() -> None:
     hooks = YAML(typ="safe").load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hooks[0]["id"] == "reconcile-validate" and hooks[0]["entry"].startswith("reconcile validate")
+
+
+def git_in(cwd: Path, *args: str) -> str:
+    env = {"HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1", "PATH": os.environ["PATH"]}
+    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def test_init_writes_the_repositorys_real_default_branch(tmp_path: Path, actionlint: Path) -> None:
+    origin = tmp_path / "origin.git"
+    git_in(tmp_path, "init", "-q", "--bare", "-b", "master", str(origin))
+    git_in(tmp_path, "clone", "-q", str(origin), "work")
+    work = tmp_path / "work"
+    git_in(work, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/master")
+    res = run_cli(["init", str(work)], tmp_path)
+    assert res.code == 0, res.all
+    assert "Default branch: master" in res.out
+    assert "branch: master" in (work / "reconcile.yaml").read_text()
+    apply = YAML(typ="safe").load((work / ".github/workflows/reconcile-apply.yml").read_text())
+    assert apply["on"]["push"]["branches"] == ["master"]
+    assert "deployment branches to master" in res.out and "to main" not in res.out
+    assert lint(actionlint, sorted((work / ".github" / "workflows").glob("*.yml"))) == []
+    other = tmp_path / "other"
+    assert run_cli(["init", str(other), "--branch", "trunk"], tmp_path).code == 0
+    assert "branch: trunk" in (other / "reconcile.yaml").read_text()
+
+
+def test_force_keeps_a_reviewed_config_and_workflows_only_refreshes_ci(tmp_path: Path) -> None:
+    assert run_cli(["init", str(tmp_path), "--max-cells", "5000"], tmp_path).code == 0
+    config = (tmp_path / "reconcile.yaml").read_text().replace("maxCells: 5000", "maxCells: 123")
+    (tmp_path / "reconcile.yaml").write_text(config)
+    workflow = tmp_path / ".github/workflows/reconcile-apply.yml"
+    workflow.write_text("old template")
+    (tmp_path / "manifests/example.yaml").write_text("mine")
+    res = run_cli(["init", str(tmp_path), "--workflows-only"], tmp_path)
+    assert res.code == 0, res.all
+    assert workflow.read_text() != "old template"
+    assert (tmp_path / "manifests/example.yaml").read_text() == "mine"  # only the CI files
+    assert sorted(line.split()[-1] for line in res.out.splitlines() if "wrote" in line) == sorted(
+        str(tmp_path / rel)
+        for rel in (
+            ".github/workflows/reconcile-apply.yml",
+            ".github/workflows/reconcile-plan.yml",
+            ".gitlab-ci.yml",
+        )
+    )
+    res = run_cli(["init", str(tmp_path), "--force"], tmp_path)
+    assert res.code == 0
+    assert (tmp_path / "reconcile.yaml").read_text() == config  # reviewed: never overwritten
+    assert "kept  " + str(tmp_path / "reconcile.yaml") in res.out

@@ -78,9 +78,10 @@ def test_an_interrupted_run_ends_the_line_with_what_was_not_answered(cls: type[L
     r.finish()  # apply calls it on Ctrl-C or SIGTERM, once the requests in flight are recorded
     last = out.getvalue().splitlines()[-1]
     assert last == (
-        "stopped: 2/5 requests done (0.00s): 2 cells cleared, 0 failed, 1 in doubt, ETA 0s; "
+        "stopped: 2/5 requests done (0.00s): 2 cells cleared, 0 failed, 1 in doubt; "
         "3 requests not sent (still pending)"
-    )
+    )  # no ETA: a stopped run has no time left to estimate
+    assert "ETA" not in last
 
 
 def test_bar_reporter_prints_failures_above_the_bar_and_a_final_line() -> None:

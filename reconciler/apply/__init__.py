@@ -76,6 +76,7 @@ def apply(
     statuses: dict[PipelineRef, Pipeline] = {}
     if not options.skip_pause_check or leftover or any(a.in_doubt for a in plan.actions):
         statuses = gateways.statuses(sorted(wanted | set(leftover)))
+    run.result.names = {ref: p.name for ref, p in statuses.items() if p.name}
     actions = decide_in_doubt(plan.actions, statuses, run)
     for warning in stage_warnings(gateways, actions):  # before anything is paused
         reporter.note(f"warning: {warning}")
@@ -101,4 +102,5 @@ def apply(
         run.reporter.finish()
     finally:
         run.finish(resumes, leftover)
+        run.result.ledger_seqs = (plan.ledger.seq, writer.head[0])
     return run.result

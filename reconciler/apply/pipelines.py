@@ -56,7 +56,7 @@ class Pipelines:
 
     def pause(self, r: Resume) -> None:
         ref = r.ref
-        self.reporter.note(f"pausing {ref.pipeline_id}")
+        self.reporter.note(f"pausing {self.result.label(ref)}")
         if not self.journal.announced:
             self.journal.pause(r)
         client = self.gateways.client(ref.org_id)
@@ -71,6 +71,7 @@ class Pipelines:
                 raise ApplyRefused(f"could not pause {ref.pipeline_id}: {exc}; nothing was sent") from exc
             self.reporter.note(f"pause of {ref.pipeline_id} answered {exc}; reading its status back")
         self.result.paused.append(ref)  # from here on it is started again, whatever happens
+        self.result.paused_at[ref] = self.clock()
         self.wait_status(ref, "PAUSED")
 
     def wait_status(self, ref: PipelineRef, wanted: str) -> bool:

@@ -36,7 +36,9 @@ def check_statuses(
         elif status == "RUNNING" and options.pause_pipelines:
             to_pause.append(ref)
         else:
-            blocked.append(f"  {ref.org_id} / {ref.pipeline_id}: {status}")
+            name = statuses[ref].name if ref in statuses else ""
+            shown = f" ({name})" if name and name != ref.pipeline_id else ""
+            blocked.append(f"  {ref.org_id} / {ref.pipeline_id}{shown}: {status}")
     if missing or blocked:
         lines = [*missing, *blocked]
         hint = ""

@@ -167,7 +167,9 @@ class Starter:
             return
         if self._record_resume(ref):
             pipes.result.resumed.append(ref)
-            pipes.reporter.note(f"started {ref.pipeline_id} again: it reports RUNNING")
+            if ref in pipes.result.paused_at:
+                pipes.result.paused_seconds[ref] = pipes.clock() - pipes.result.paused_at[ref]
+            pipes.reporter.note(f"started {pipes.result.label(ref)} again: it reports RUNNING")
             self._lag(ref)
 
     def _record_resume(self, ref: PipelineRef, note: str | None = None) -> bool:
@@ -216,7 +218,7 @@ class Starter:
 
     def _fail(self, ref: PipelineRef, why: str) -> None:
         self._pipes.result.resume_failed.append((ref, why))
-        self._pipes.reporter.note(f"could not start {ref.pipeline_id} again: {why}")
+        self._pipes.reporter.note(f"could not start {self._pipes.result.label(ref)} again: {why}")
 
     def _status(self, ref: PipelineRef) -> str:
         try:

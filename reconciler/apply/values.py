@@ -103,6 +103,18 @@ class ApplyResult:
     verify_failed: list[tuple[Action, int]] = field(default_factory=list)
     ledger_error: LedgerWriteError | None = None
     interrupted: bool = False
+    # For the summary people and dashboards read: pipeline names as List Pipelines gave
+    # them, when each pipeline this run paused was paused (clock) and for how long it
+    # stayed paused (seconds), and the ledger's seq before and after the run.
+    names: dict[PipelineRef, str] = field(default_factory=dict)
+    paused_at: dict[PipelineRef, float] = field(default_factory=dict)
+    paused_seconds: dict[PipelineRef, float] = field(default_factory=dict)
+    ledger_seqs: tuple[int, int] | None = None
+
+    def label(self, ref: PipelineRef) -> str:
+        """`p1 (Wind averages)`: the ID, and the name people know it by when there is one."""
+        name = self.names.get(ref, "")
+        return ref.pipeline_id + (f" ({name})" if name and name != ref.pipeline_id else "")
 
     @property
     def ok(self) -> bool:

@@ -49,6 +49,17 @@ ledger_app = typer.Typer(
 app.add_typer(ledger_app, name="ledger")
 
 
+def _no_python_types_in_help() -> None:
+    """typer (0.2x) prints an argument's Python type after its metavar, `PATH <list[str]>`;
+    the metavar (PATH, DIR, FILE) already says what it takes, so the type is dropped."""
+    cls = getattr(getattr(typer, "core", None), "TyperArgument", None)
+    if cls is not None and hasattr(cls, "display_type_rich"):
+        cls.display_type_rich = lambda self, ctx: None
+
+
+_no_python_types_in_help()
+
+
 def flag(*names: str, help: str) -> Any:
     """A boolean switch: no `<bool>` metavar in --help, since it takes no value."""
     return typer.Option(*names, help=help, metavar="")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Optional
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -20,10 +23,10 @@ from reconciler.cli._app import (
     flag,
     paths_or_default,
 )
-from reconciler.errors import ApplyRefused
+from reconciler.errors import ApplyRefused, ReconcilerError
 
 if TYPE_CHECKING:
-    from reconciler.operations import Planned
+    from reconciler.operations import ApplySettings, Planned
     from reconciler.render.console import Consoles
 
 
@@ -85,7 +88,24 @@ def apply(
     ] = None,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(metavar="N", min=0, help="Refuse a plan that clears more than this many cells."),
+        typer.Option(
+            metavar="N",
+            min=0,
+            help="Refuse, whole, a plan that clears more than N cells (default: reconcile.yaml's "
+            "apply.maxCells): nothing in it is cleared, small manifests merged with it included. "
+            "`reconcile plan` says so on the pull request.",
+            show_default=False,
+        ),
+    ] = None,
+    summary: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option(
+            "--summary",
+            metavar="FILE",
+            help="Write what the run did (cells cleared, in doubt, failed; pipelines paused and "
+            "for how long; ledger seqs; run link), whatever the outcome: markdown for FILE.md, "
+            "else JSON. Repeatable. The CI templates post it to the merged pull request.",
+        ),
     ] = None,
     lock_timeout: LockTimeout = None,
     start_timeout: Annotated[
@@ -148,14 +168,22 @@ def apply(
     )
     reporter = render_apply.reporter_for(c)
     s.check_git_not_turned_off(cfg, c.warn)
-    _, result = operations.apply(
-        settings,
-        gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan
-        reporter=reporter,
-        show=lambda planned: _show(c, planned),
-        confirm=lambda p: approve(c, auto_approve),
-        sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
-    )
+    seen: list[Planned] = []
+
+    def show(planned: Planned) -> None:
+        seen.append(planned)
+        _show(c, planned)
+
+    with _summary_files(summary or [], settings, seen) as report:
+        _, result = operations.apply(
+            settings,
+            gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan
+            reporter=reporter,
+            show=show,
+            confirm=lambda p: approve(c, auto_approve),
+            sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
+        )
+        report.append(result)
     if result is None:
         c.out.print("Nothing to apply.")
         return
@@ -170,6 +198,43 @@ def apply(
     c.out.print(render_apply.done_line(result))
 
 
+@contextmanager
+def _summary_files(files: list[Path], settings: ApplySettings, seen: list[Planned]) -> Iterator[list[Any]]:
+    """Write `--summary` files however apply ends: done, nothing to do, refused before any
+    call (the error is the summary), or stopped part-way (Ctrl-C: what it did so far)."""
+    from reconciler import operations
+    from reconciler.render.summary import ApplyReport, dumps, summary_markdown
+
+    outcome: list[Any] = []
+    error: str | None = None
+    try:
+        yield outcome
+    except ReconcilerError as exc:
+        error = str(exc)
+        raise
+    except KeyboardInterrupt:
+        error = "interrupted before anything was sent"
+        raise
+    finally:
+        if files:
+            try:
+                ledger = operations.target_ledger(settings)[0]
+            except ReconcilerError:  # a broken saved plan: that error is the summary
+                ledger = settings.ledger or settings.default_ledger
+            report = ApplyReport(
+                ledger=ledger,
+                plan=seen[-1].plan if seen else None,
+                result=outcome[0] if outcome else None,
+                error=error,
+                actor=settings.apply_options.actor,
+            )
+            for f in files:
+                try:
+                    f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
+                except OSError as exc:  # never in place of what apply itself raised
+                    consoles().warn(f"{f}: could not write the summary: {exc.strerror or exc}")
+
+
 def _show(c: Consoles, planned: Planned) -> None:
     """The plan apply is about to carry out, with what is worth a warning."""
     from reconciler.render import plan as render_plan
@@ -178,7 +243,9 @@ def _show(c: Consoles, planned: Planned) -> None:
         c.warn(w)
     if planned.saved is not None:
         c.err.print(f"Saved plan {planned.saved.path} matches the manifests and the ledger.", markup=False)
-    c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files), end="")
+    sources = {m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources}
+    review = render_plan.Review(sources=sources)
+    c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files, review), end="")
 
 
 def approve(

@@ -76,7 +76,11 @@ def run_demo(c: Consoles, keep: bool = False) -> None:
         with _scoped_env(tmp, env):
             codes = [
                 _run(c, ["validate"], "check the manifests: every problem as file:line:col"),
-                _run(c, ["plan", "--detailed-exitcode"], "what would be cleared (exit 2: changes pending)"),
+                _run(
+                    c,
+                    ["plan", "--detailed-exitcode", "--pause-pipelines", "--refresh"],
+                    "what would be cleared, and what apply pauses (exit 2: changes pending)",
+                ),
                 _run(
                     c,
                     ["apply", "--auto-approve", "--pause-pipelines", "--verify"],

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -23,14 +24,17 @@ from reconciler.cli._app import (
     paths_or_default,
 )
 from reconciler.cli._live import read_live
+from reconciler.cli._root import from_repository_root
 from reconciler.errors import ReconcilerError
 from reconciler.words import plural
 
 if TYPE_CHECKING:
+    from reconciler.apply.live import LiveState
     from reconciler.config import RepoConfig
+    from reconciler.operations import Planned
     from reconciler.plan import Plan
-    from reconciler.plan.values import PipelineRef
-    from reconciler.render.plan import LiveStatus
+    from reconciler.render.console import Consoles
+    from reconciler.render.plan import Review
 
 # --- validate --------------------------------------------------------------------
 
@@ -78,14 +82,28 @@ def plan(
     max_assets: MaxAssets = None,
     max_cells: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(metavar="N", min=0, help="Show whether apply's --max-cells would refuse this plan."),
+        typer.Option(
+            metavar="N",
+            min=0,
+            help="Judge the plan against this limit instead of reconcile.yaml's apply.maxCells.",
+            show_default=False,
+        ),
+    ] = None,
+    pause_pipelines: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--pause-pipelines/--no-pause-pipelines",
+            help="Show RUNNING pipelines as ones apply pauses (default: reconcile.yaml's apply.pausePipelines).",
+            show_default=False,
+        ),
     ] = None,
     refresh: Annotated[
         bool,
         flag(
             "--refresh",
             help="Add live pipeline statuses and how many pending cells hold state now, with samples "
-            "(read-only gateway calls: one Get Stage State per request).",
+            "(read-only gateway calls: one Get Stage State per request). If the gateway fails, the "
+            "offline plan is still shown, with a warning saying why.",
         ),
     ] = False,
     gateway: Annotated[
@@ -103,54 +121,98 @@ def plan(
         ),
     ] = None,
 ) -> None:
-    """Show what `apply` would clear: pending cells, requests, history.
+    """Show what `apply` would clear: pending cells, requests, history, and apply's verdict.
 
     Planning reads manifests and the ledger; with the ledger in git (reconcile.yaml), the
     ledger as its branch holds it, checked against reconcile's anchor. No EnOS call unless
     --refresh.
+
+    The plan says, in every format, what the apply configured by the same reconcile.yaml
+    will do with it: refuse it whole when it clears more than apply.maxCells (nothing in it
+    is cleared, small manifests merged with it included), or pause RUNNING pipelines
+    (apply.pausePipelines). Run from a subdirectory, it finds reconcile.yaml above it, up
+    to the repository root, and plans from there.
 
     \b
     Example:  reconcile plan --format markdown > plan.md
     """
     from reconciler import operations
     from reconciler.cli.settings import config, plan_options, resolve_ledger
-    from reconciler.plan import file as planfile
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     c = consoles()
+    paths, ledger = from_repository_root(c, paths, ledger, config_file)
     cfg = config(config_file)
     options = plan_options(max_points, max_assets, target)
+    given = paths_or_default(paths)
     from reconciler.gitsync.review import base_from_env
 
     pr_base = base or base_from_env()
     ledger_file = resolve_ledger(ledger, cfg)
     with _ledger_to_plan_from(cfg, ledger_file, pr_base, c.warn) as ledger_path:
         shown = ledger_file if ledger_path != ledger_file else None
-        planned = operations.plan(paths_or_default(paths), ledger_path, options, shown_as=shown)
+        planned = operations.plan(given, ledger_path, options, shown_as=shown)
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
-    changes: list[str] = []
-    gateways_cfg = cfg
-    if pr_base is not None:  # gateways and credential names come from the base, never the PR
-        from reconciler.cli.settings import base_config
-        from reconciler.config import review_changes
+    gateways_cfg, changes = _gateways_config(c, cfg, pr_base)
+    partial = paths is not None and any(Path(x).is_file() for x in paths)
+    if partial:  # history of manifests outside the given files is not news
+        p = _without_history(p)
+    review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
+    review = dataclasses.replace(review, config_changes=tuple(changes))
+    if refresh:
+        from reconciler.cli.refresh import refreshed
 
-        gateways_cfg = base_config(cfg, pr_base)
-        changes = review_changes(gateways_cfg, cfg)
-        for line in changes:
-            c.warn(f"this pull request changes {line}")
-    statuses = _live_statuses(p, gateway, gateways_cfg) if refresh else None
+        review = refreshed(c.warn, review, p, gateway, gateways_cfg)
     live = read_live(c, p, gateway, gateways_cfg) if refresh else None  # issue 20: what the cells hold now
+    _output(c, fmt, p, planned, review, live, paths=given, out_file=out_file)
+    if detailed_exitcode and p.has_changes:
+        raise typer.Exit(2)
+
+
+def _gateways_config(
+    c: Consoles, cfg: RepoConfig | None, pr_base: str | None
+) -> tuple[RepoConfig | None, list[str]]:
+    """In a pull request, gateways and credential names come from the base, never the pull
+    request; and what the pull request changes of them (and of the ledger or the apply
+    policy) is said first."""
+    if pr_base is None:
+        return cfg, []
+    from reconciler.cli.settings import base_config
+    from reconciler.config import review_changes
+
+    base_cfg = base_config(cfg, pr_base)
+    changes = review_changes(base_cfg, cfg)
+    for line in changes:
+        c.warn(f"this pull request changes {line}")
+    return base_cfg, changes
+
+
+def _output(
+    c: Consoles,
+    fmt: str,
+    p: Plan,
+    planned: Planned,
+    review: Review,
+    live: LiveState | None,
+    *,
+    paths: list[str],
+    out_file: Path | None,
+) -> None:
+    from reconciler.plan import file as planfile
+    from reconciler.render.plan import review_json
+
+    extra = review_json(p, review)
     if out_file is not None:
-        planfile.write(p, out_file)
+        planfile.write(p, out_file, extra)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
         from reconciler.render.live import live_json
 
         # written as encoded: a huge plan is never held whole
-        for piece in planfile.pieces(p, live=live_json(p, live) if live else None):
+        for piece in planfile.pieces(p, extra, live=live_json(p, live) if live else None):
             c.write(piece)
     elif fmt == "markdown":
         import os
@@ -161,16 +223,13 @@ def plan(
         from reconciler.render.plan import GITHUB_COMMENT_LIMIT
 
         live_md = live_markdown(p, live) if live else ""  # the comment limit holds for both together
-        if changes:
-            c.write(_changes_markdown(changes))
         c.write(
             markdown.plan_markdown(
                 p,
-                statuses,
                 manifests=planned.loaded,
-                max_cells=max_cells,
-                base_commit=_base_commit(current_actor(paths_or_default(paths))),
+                base_commit=_base_commit(current_actor(paths)),
                 link_base=markdown.link_base_from_env(os.environ),
+                review=review,
                 limit=GITHUB_COMMENT_LIMIT - len(live_md),
             )
             + live_md
@@ -178,15 +237,61 @@ def plan(
     else:
         from reconciler.render import plan as render  # rich: not for json
 
-        c.out.print(render.plan_text(p, planned.manifest_files), end="")
-        if statuses is not None:
-            c.out.print(render.status_text(statuses, p), end="")
+        c.out.print(render.plan_text(p, planned.manifest_files, review), end="")
+        if review.statuses is not None:
+            c.out.print(render.status_text(review.statuses, p, review), end="")
         if live is not None:
             from reconciler.render.live import live_text
 
             c.out.print(live_text(p, live), end="", markup=False)
-    if detailed_exitcode and p.has_changes:
-        raise typer.Exit(2)
+
+
+def _review(
+    cfg: RepoConfig | None,
+    planned: Planned,
+    p: Plan,
+    *,
+    max_cells: int | None,
+    pause: bool | None,
+    partial: bool,
+    warnings: Sequence[str] = (),
+) -> Review:
+    """What the reviewer sees besides the plan, from the same settings apply reads.
+
+    `warnings` head every format (text, the comment's "Check before approving", JSON
+    `warnings`): the place for plan-level news such as a pull request that changes where
+    credentials are sent."""
+    from reconciler.config import pick
+    from reconciler.plan import recleared
+    from reconciler.render.plan import Review
+
+    limit = max_cells if max_cells is not None else (cfg.max_cells if cfg else None)
+    where = "--max-cells" if max_cells is not None else "apply.maxCells"
+    policy = p.policy(limit, pick(pause, cfg.pause_pipelines if cfg else None, False), where)
+    note = None
+    if partial:
+        note = (
+            "not shown: only the given files were read, so a manifest in another file may still "
+            "declare what the ledger holds (run `reconcile plan` on the whole directory to see "
+            "history and rename hints)"
+        )
+    return Review(
+        policy=policy,
+        concurrency=pick(None, cfg.concurrency if cfg else None, 4),
+        sources={m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources},
+        recleared=recleared(p, planned.ledger, planned.loaded.manifests),
+        history_note=note,
+        warnings=tuple(warnings),
+    )
+
+
+def _without_history(p: Plan) -> Plan:
+    """The plan without history or rename hints: with only some files read, "no manifest
+    declares it now" cannot be told. Neither is hashed: requests stay as they are."""
+    from dataclasses import replace
+
+    diff = replace(p.diff, undeclared=(), renames=())
+    return replace(p, diff=diff, summary=replace(p.summary, undeclared_cells=0))
 
 
 def _base_commit(actor: dict[str, object]) -> str | None:
@@ -233,34 +338,6 @@ def _ledger_to_plan_from(
         if data:
             ledger_mod.write_files(path, data)
         yield str(path)
-
-
-def _changes_markdown(changes: list[str]) -> str:
-    """The top of the comment: what the pull request changes in reconcile.yaml that decides
-    where credentials go, where the ledger lives, or what apply may do."""
-    lines = "\n".join(f"> - {line}" for line in changes)
-    return (
-        "> [!CAUTION]\n> **This pull request changes where credentials are sent, or how apply "
-        "behaves** (reconcile.yaml). Review these lines first:\n"
-        f"{lines}\n\n"
-    )
-
-
-def _live_statuses(p: Plan, gateway: str | None, cfg: RepoConfig | None) -> dict[PipelineRef, LiveStatus]:
-    """Status and name of every pipeline in the plan; one List Pipelines omits is MISSING."""
-    from reconciler.apply import status_of
-    from reconciler.cli.settings import gateways_for
-    from reconciler.render.plan import LiveStatus
-
-    gw = gateways_for(gateway, cfg, read_only=True)()
-    found = gw.statuses(p.pipelines)
-    from reconciler.apply import stage_warnings
-
-    for w in stage_warnings(gw, p.actions):
-        consoles().warn(w)
-    return {
-        ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
-    }
 
 
 # --- schema ----------------------------------------------------------------------

@@ -104,18 +104,36 @@ def init(
     directory: Annotated[
         Path, typer.Argument(metavar="DIR", help="Where to scaffold (default: here).")
     ] = Path("."),
-    force: Annotated[bool, flag("--force", help="Overwrite existing files (never the ledger).")] = False,
+    force: Annotated[
+        bool,
+        flag("--force", help="Overwrite existing files; never the ledger or an existing reconcile.yaml."),
+    ] = False,
+    workflows_only: Annotated[
+        bool,
+        flag("--workflows-only", help="Rewrite only the CI files (GitHub workflows, .gitlab-ci.yml)."),
+    ] = False,
     max_cells: Annotated[
-        int, typer.Option(metavar="N", min=1, help="The --max-cells guardrail written into the CI templates.")
+        int, typer.Option(metavar="N", min=1, help="apply.maxCells written into reconcile.yaml.")
     ] = 1_000_000,
+    branch: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="NAME",
+            help="The default branch CI applies from (default: origin's HEAD, else the branch "
+            "checked out, else init.defaultBranch, else main).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Scaffold a manifests repository: example manifest, schema, ledger, CI workflows.
 
     Writes manifests/, schemas/, applied-ledger.jsonl (an existing one is kept), GitHub
-    Actions (plan comment on pull requests, apply on merge), GitLab CI, a pre-commit
-    config, and reconcile.yaml, which keeps the ledger in git: apply then fetches and
-    pushes it, so run apply in a clone with the remote (CI does), or set
+    Actions (plan comment on pull requests, apply on merge, its result posted back to
+    the merged pull request), GitLab CI, a pre-commit config, and reconcile.yaml (an
+    existing one is kept: it is reviewed), which keeps the ledger in git: apply then
+    fetches and pushes it, so run apply in a clone with the remote (CI does), or set
     ledger.git.enabled: false to keep the ledger in the directory only.
+    `--workflows-only` takes a newer version's CI files and touches nothing else.
 
     \b
     Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
@@ -123,11 +141,19 @@ def init(
     from reconciler.scaffold import init as scaffold
 
     out = consoles().out
-    result = scaffold(directory, force=force, max_cells=max_cells)
+    result = scaffold(
+        directory, force=force, max_cells=max_cells, branch=branch, workflows_only=workflows_only
+    )
     for rel in result.written:
         out.print(f"  wrote {directory / rel}", markup=False)
     for rel in result.kept:
-        out.print(f"  kept  {directory / rel} (an existing ledger is never overwritten)", markup=False)
+        what = "ledger" if rel.endswith(".jsonl") else "reconcile.yaml (reviewed settings)"
+        out.print(f"  kept  {directory / rel} (an existing {what} is never overwritten)", markup=False)
+    out.print(
+        f"\nDefault branch: {result.branch} (CI applies merges to it; --branch to change)", markup=False
+    )
+    if not result.next_steps:
+        return
     out.print("\nBefore the first pull request, set up:", markup=False)
     for step in result.next_steps:
         out.print(f"  - {step}", markup=False)

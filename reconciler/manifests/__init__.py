@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from reconciler import yamlsource
 from reconciler.errors import Diagnostic, InputError, ReconcilerError
-from reconciler.manifests._ids import IDS_MAX_BYTES, parse_ids, read_ids_file
+from reconciler.manifests._ids import IDS_MAX_BYTES, parse_ids, read_ids_file, read_ids_source
 from reconciler.manifests.schema import (
     SOURCES,
     ManifestDoc,
@@ -29,6 +29,7 @@ from reconciler.yamlsource import MAX_BYTES, Document, FileTooLarge, Loc, NotReg
 
 __all__ = [
     "IDS_MAX_BYTES",
+    "IdSource",
     "IdsCache",
     "LoadResult",
     "Manifest",
@@ -41,8 +42,27 @@ __all__ = [
 
 SUFFIXES = (".yaml", ".yml")
 # What each ID file gave, read once per (file, "assetId" or "pointId") in a run; one
-# tuple per file, shared by every manifest naming it (the diff reuses work per tuple).
-IdsCache = dict[tuple[Path, str], tuple[tuple[str, ...] | None, list[Diagnostic]]]
+# tuple per file, shared by every manifest naming it (the diff reuses work per tuple),
+# with the sha256 of the file's bytes.
+IdsCache = dict[tuple[Path, str], tuple[tuple[str, ...] | None, list[Diagnostic], str | None]]
+
+
+@dataclass(frozen=True)
+class IdSource:
+    """Where a manifest's IDs came from when they are in a file: the plan names the file
+    and its digest, so a reviewer can tell which 50,000 IDs were approved."""
+
+    field: str  # "assetIdsFile" or "pointIdsFile"
+    path: str  # as shown in diagnostics: the manifest's directory joined with the given path
+    sha256: str
+    ids: int
+
+    @property
+    def noun(self) -> str:
+        return "asset" if self.field == "assetIdsFile" else "point"
+
+    def to_json(self) -> dict[str, object]:
+        return {"field": self.field, "path": self.path, "sha256": self.sha256, "ids": self.ids}
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,8 @@ class Manifest:
     renamed_from_at: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
     # (line, col) of `metadata.name` (0, 0: not known, as for a manifest made in code).
     name_at: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+    # The ID files its assets and points were read from (none for inline lists).
+    id_sources: tuple[IdSource, ...] = field(default=(), compare=False)
 
     @property
     def name_position(self) -> tuple[int, int]:
@@ -172,7 +194,8 @@ def _load_document(
         return None, [Diagnostic(path, doc.line, doc.col, "a manifest must be a mapping")]
     diags = _check_sources(path, doc)
     # ID files are read even when other fields are wrong, so one run names every problem.
-    from_files = {key: _ids_file(path, root, doc, key, ids_cache, diags) for _, key in SOURCES}
+    sources: list[IdSource] = []
+    from_files = {key: _ids_file(path, root, doc, key, ids_cache, diags, sources) for _, key in SOURCES}
     try:
         model = ManifestDoc.model_validate(yamlsource.plain(doc.data))
     except ValidationError as exc:
@@ -207,6 +230,7 @@ def _load_document(
             renamed_from=tuple(old for old, _ in renamed),
             renamed_from_at=tuple(at for _, at in renamed),
             name_at=yamlsource.position(doc, ("metadata", "name")),
+            id_sources=tuple(sources),
         ),
         diags,
     )
@@ -236,6 +260,7 @@ def _ids_file(
     file_key: str,
     ids_cache: IdsCache,
     diags: list[Diagnostic],
+    sources: list[IdSource],
 ) -> tuple[str, ...] | None:
     spec = doc.data.get("spec")
     rel = spec.get(file_key) if isinstance(spec, dict) else None
@@ -249,9 +274,9 @@ def _ids_file(
         return None
     noun = file_key.removesuffix("sFile")  # assetIdsFile -> assetId
     if (target, noun) not in ids_cache:
-        read, read_diags = read_ids_file(target, _display(path, rel), noun)
-        ids_cache[target, noun] = (None if read is None else tuple(read)), read_diags
-    ids, file_diags = ids_cache[target, noun]
+        read, read_diags, digest = read_ids_source(target, _display(path, rel), noun)
+        ids_cache[target, noun] = (None if read is None else tuple(read)), read_diags, digest
+    ids, file_diags, digest = ids_cache[target, noun]
     diags.extend(file_diags)  # a shared file's diagnostics are de-duplicated in load()
     if ids is None:
         why = f"see {_display(path, rel)}" if file_diags else "file not found"
@@ -263,6 +288,7 @@ def _ids_file(
     if not ids:
         diags.append(Diagnostic(path, line, col, f"{where}: '{rel}' holds no IDs"))
         return None
+    sources.append(IdSource(file_key, _display(path, rel), digest or "", len(ids)))
     return ids
 
 

@@ -9,6 +9,7 @@ and `#` comments skipped (DESIGN "Manifest format").
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from pathlib import Path
@@ -27,20 +28,31 @@ def read_ids_file(target: Path, shown: str, noun: str = "ID") -> tuple[list[str]
     None when the file cannot be read (with no diagnostic when it does not exist).
     `noun` ("assetId") starts the messages about invisible or unnormalised characters.
     """
+    ids, diags, _ = read_ids_source(target, shown, noun)
+    return ids, diags
+
+
+def read_ids_source(
+    target: Path, shown: str, noun: str = "ID"
+) -> tuple[list[str] | None, list[Diagnostic], str | None]:
+    """`read_ids_file`, plus the sha256 of the file's bytes: what a reviewer checks the
+    file against, since a plan names the file but cannot list 50,000 IDs."""
     try:
         raw = yamlsource.read_regular(target, IDS_MAX_BYTES)
     except FileNotFoundError:
-        return None, []
+        return None, [], None
     except NotRegularFile as exc:
-        return None, [Diagnostic(shown, 0, 0, str(exc))]
+        return None, [Diagnostic(shown, 0, 0, str(exc))], None
     except FileTooLarge as exc:
-        return None, [Diagnostic(shown, 0, 0, f"{exc}; split the IDs over several files")]
+        return None, [Diagnostic(shown, 0, 0, f"{exc}; split the IDs over several files")], None
     except OSError as exc:
-        return None, [Diagnostic(shown, 0, 0, f"cannot read ID file: {exc.strerror}")]
+        return None, [Diagnostic(shown, 0, 0, f"cannot read ID file: {exc.strerror}")], None
+    digest = hashlib.sha256(raw).hexdigest()
     text, diags = yamlsource.decode(shown, raw)
     if text is None:
-        return [], diags
-    return parse_ids(text, shown, noun)
+        return [], diags, digest
+    ids, diags = parse_ids(text, shown, noun)
+    return ids, diags, digest
 
 
 def parse_ids(text: str, shown: str, noun: str = "ID") -> tuple[list[str], list[Diagnostic]]:

@@ -6,6 +6,7 @@ each own a module, as Terraform's `plans` and SQLMesh's `core/plan` keep them ap
     plan.values    the frozen value types everyone shares (PipelineRef, Action, ...)
     diff(manifests, ledger) -> Diff          plan._diff: what is pending, in doubt, history
     build_plan(diff, options) -> Plan        plan._build: requests that cover it exactly
+    recleared(plan, ledger, manifests)       plan._history: cells another manifest cleared
     plan.file                                the JSON document, printed and saved
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from reconciler.plan._build import Plan, build_plan, plan_hash
 from reconciler.plan._diff import diff
+from reconciler.plan._history import recleared
 from reconciler.plan.values import (
     DEFAULT_MAX_ASSETS,
     DEFAULT_MAX_POINTS,
@@ -24,6 +26,8 @@ from reconciler.plan.values import (
     PendingGroup,
     PendingResume,
     PipelineRef,
+    Policy,
+    Recleared,
     RenameHint,
     StageKey,
     Summary,
@@ -41,10 +45,13 @@ __all__ = [
     "PendingResume",
     "PipelineRef",
     "Plan",
+    "Policy",
+    "Recleared",
     "RenameHint",
     "StageKey",
     "Summary",
     "build_plan",
     "diff",
     "plan_hash",
+    "recleared",
 ]

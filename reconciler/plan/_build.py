@@ -27,6 +27,7 @@ from reconciler.plan.values import (
     PendingResume,
     PipelineRef,
     Points,
+    Policy,
     RenameHint,
     StageKey,
     Summary,
@@ -106,6 +107,17 @@ class Plan:
         action at a time, keeping no line (a text plan of 10^11 cells prints its hash, and
         its JSON is written as it is encoded, never held)."""
         return sum(len(a.asset_ids) + len(a.point_ids) for a in self.actions) > _HASH_LINES_IDS
+
+    def policy(
+        self, max_cells: int | None, pause_pipelines: bool, max_cells_from: str = "apply.maxCells"
+    ) -> Policy:
+        """What apply, configured so, will do with this plan: refuse it, pause pipelines."""
+        per: dict[str, int] = {}
+        for kd in self.keys:
+            if kd.pending_cells:
+                per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
+        largest = tuple(sorted(per.items(), key=lambda item: (-item[1], item[0])))
+        return Policy(max_cells, pause_pipelines, self.summary.pending_cells, largest, max_cells_from)
 
     def hashed_fields(self, *, actions: bool = True) -> dict[str, Any]:
         """What the plan hash covers: every field a saved plan is re-derived from."""

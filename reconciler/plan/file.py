@@ -28,7 +28,7 @@ _ACTIONS = object()  # where `dumps` puts the action lines
 LIVE_FIELDS = ("liveStateCells",)
 
 
-def _document(plan: Plan) -> dict[str, Any]:
+def _document(plan: Plan, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     head = plan.ledger
     doc: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
@@ -43,6 +43,9 @@ def _document(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary.to_json(),
     }
+    # What a reviewer needs besides the plan (policy, live pipelines, ID sources,
+    # warnings): shown and saved, but not hashed, since none of it changes the requests.
+    doc.update(extra or {})
     if plan.renames:  # pending cells already cleared under a name no manifest declares now
         doc["renameWarnings"] = [
             {"manifest": r.manifest, "clearedAs": r.old_name, "cells": r.cells} for r in plan.renames
@@ -50,23 +53,26 @@ def _document(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-def dumps(plan: Plan, live: Mapping[str, Any] | None = None) -> str:
+def dumps(plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None) -> str:
     """Indented at the top, one canonical line per action: the lines the plan hash was
     computed from, encoded once (a fleet-wide plan lists some 300,000 IDs).
 
+    `extra` adds top-level fields that the hash does not cover (`policy`, `pipelines`, ...).
     `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
     merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
     actions, which the hash does not cover."""
-    return "".join(pieces(plan, live))
+    return "".join(pieces(plan, extra, live))
 
 
-def pieces(plan: Plan, live: Mapping[str, Any] | None = None) -> Iterator[str]:
+def pieces(
+    plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None
+) -> Iterator[str]:
     """`dumps` in pieces, for writing as they come. A plan too big to hold its JSON
     (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a time
     and never held whole: memory stays bounded by the input, not by what is printed."""
     streamed = plan.streams
     rows = () if streamed else plan.action_lines  # before the hash, which then reuses them
-    doc = _document(plan)
+    doc = _document(plan, extra)
     if live:
         doc["summary"] = {**doc["summary"], **live.get("summary", {})}
         doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
@@ -90,8 +96,8 @@ def _action_lines(
     if not live:
         yield from lines
         return
-    for line, extra in zip(lines, live["actions"], strict=True):
-        yield _annotated(line, extra)
+    for line, fields in zip(lines, live["actions"], strict=True):
+        yield _annotated(line, fields)
 
 
 def _annotated(line: str, extra: Mapping[str, Any]) -> str:
@@ -102,10 +108,10 @@ def _annotated(line: str, extra: Mapping[str, Any]) -> str:
     )
 
 
-def write(plan: Plan, path: Path) -> None:
+def write(plan: Plan, path: Path, extra: Mapping[str, Any] | None = None) -> None:
     try:
         with path.open("w", encoding="utf-8") as fh:
-            for piece in pieces(plan):
+            for piece in pieces(plan, extra):
                 fh.write(piece)
     except OSError as exc:
         raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc

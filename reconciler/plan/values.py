@@ -212,3 +212,78 @@ class Summary:
             "undeclaredCells": self.undeclared_cells,
             "inDoubtCells": self.in_doubt_cells,
         }
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the apply that this plan's configuration runs will do with it (DESIGN "Plan",
+    `policy`): read from the same reconcile.yaml and flags apply reads, so a plan over
+    `maxCells` says so on the pull request, not after the merge."""
+
+    max_cells: int | None
+    pause_pipelines: bool
+    pending_cells: int
+    # Pending cells per manifest, largest first: what makes a plan large.
+    by_manifest: tuple[tuple[str, int], ...] = ()
+    max_cells_from: str = "apply.maxCells in reconcile.yaml"
+
+    @property
+    def exceeds_max_cells(self) -> bool:
+        return self.max_cells is not None and self.pending_cells > self.max_cells
+
+    @property
+    def large(self) -> tuple[tuple[str, int], ...]:
+        """The fewest largest manifests without which the plan fits under `max_cells`."""
+        if not self.exceeds_max_cells or self.max_cells is None:
+            return ()
+        left, out = self.pending_cells, []
+        for name, cells in self.by_manifest:
+            if left <= self.max_cells:
+                break
+            out.append((name, cells))
+            left -= cells
+        return tuple(out)
+
+    @property
+    def held_back(self) -> tuple[tuple[str, int], ...]:
+        """The other manifests of a refused plan: apply refuses them with it."""
+        large = {name for name, _ in self.large}
+        return tuple((n, c) for n, c in self.by_manifest if n not in large) if large else ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "maxCells": self.max_cells,
+            "exceedsMaxCells": self.exceeds_max_cells,
+            "pausePipelines": self.pause_pipelines,
+        }
+        if self.exceeds_max_cells:
+            out["largeManifests"] = [{"manifest": n, "cells": c} for n, c in self.large]
+            out["heldBack"] = [{"manifest": n, "cells": c} for n, c in self.held_back]
+        return out
+
+
+@dataclass(frozen=True)
+class Recleared:
+    """Pending cells of `manifest` that another manifest, still declared, already cleared:
+    allowed (a new name is a new intent), and worth a line in every format."""
+
+    manifest: str
+    cleared_by: str
+    cells: int
+    first_at: str  # the date (YYYY-MM-DD) of the other manifest's first and last delete here
+    last_at: str
+
+    @property
+    def when(self) -> str:
+        if self.first_at == self.last_at:
+            return f"on {self.last_at}"
+        return f"between {self.first_at} and {self.last_at}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifest": self.manifest,
+            "clearedBy": self.cleared_by,
+            "cells": self.cells,
+            "firstAt": self.first_at,
+            "lastAt": self.last_at,
+        }

@@ -61,11 +61,12 @@ class Tally:
             return None
         return elapsed * (self.cells - self.settled_cells) / self.settled_cells
 
-    def figures(self, elapsed: float) -> str:
+    def figures(self, elapsed: float, *, stopped: bool = False) -> str:
+        """The figures so far; a stopped run has no time left to estimate."""
         out = f"{plural(self.cleared, 'cell')} {self.done}, {self.failed:,} failed"
         if self.in_doubt:
             out += f", {self.in_doubt:,} in doubt"
-        eta = self.eta(elapsed)
+        eta = None if stopped else self.eta(elapsed)
         return out + (f", ETA {duration(eta)}" if eta is not None else "")
 
 
@@ -123,9 +124,10 @@ class LineReporter:
         elif t.answered % self.every == 0:
             self.console.print(f"  {self._progress_line(t)}", markup=False)
 
-    def _progress_line(self, t: Tally) -> str:
+    def _progress_line(self, t: Tally, *, stopped: bool = False) -> str:
         elapsed = self.clock() - self._start
-        return f"{t.answered:,}/{t.requests:,} requests done ({elapsed:.2f}s): {t.figures(elapsed)}"
+        figures = t.figures(elapsed, stopped=stopped)
+        return f"{t.answered:,}/{t.requests:,} requests done ({elapsed:.2f}s): {figures}"
 
     def finish(self) -> None:
         """End the progress: once, with what was never answered if the run was stopped."""
@@ -140,8 +142,8 @@ class LineReporter:
         pass
 
     def _final_line(self, t: Tally) -> str:
-        line = self._progress_line(t)
         unanswered = t.requests - t.answered
+        line = self._progress_line(t, stopped=unanswered > 0)
         if unanswered > 0:
             line = f"stopped: {line}; {plural(unanswered, 'request')} not sent (still pending)"
         return line
@@ -200,12 +202,20 @@ def _cells(actions: Sequence[Action]) -> int:
     return sum(a.cells for a in actions)
 
 
-def _pipes(refs: Sequence[PipelineRef]) -> str:
-    return escape(", ".join(f"{r.org_id}/{r.pipeline_id}" for r in refs))
+def _pipes(refs: Sequence[PipelineRef], result: ApplyResult, *, held: bool = False) -> str:
+    """Pipelines by ID and name; with `held`, how long each stayed paused."""
+
+    def one(r: PipelineRef) -> str:
+        seconds = result.paused_seconds.get(r) if held else None
+        return f"{r.org_id}/{result.label(r)}" + (
+            f", paused {duration(seconds)}" if seconds is not None else ""
+        )
+
+    return escape(", ".join(map(one, refs)))
 
 
-def _why(items: Sequence[tuple[PipelineRef, str]]) -> str:
-    return escape("; ".join(f"{r.org_id}/{r.pipeline_id}: {why}" for r, why in items))
+def _why(items: Sequence[tuple[PipelineRef, str]], result: ApplyResult) -> str:
+    return escape("; ".join(f"{r.org_id}/{result.label(r)}: {why}" for r, why in items))
 
 
 def summary_table(result: ApplyResult) -> Table:
@@ -259,14 +269,17 @@ def _pipeline_rows(result: ApplyResult) -> list[tuple[str, str]]:
     rows = []
     if result.paused:
         rows.append(
-            ("paused by this run", f"{plural(len(result.paused), 'pipeline')}: {_pipes(result.paused)}")
+            (
+                "paused by this run",
+                f"{plural(len(result.paused), 'pipeline')}: {_pipes(result.paused, result)}",
+            )
         )
     if result.resumed:
         rows.append(
             (
                 "started again",
-                f"{plural(len(result.resumed), 'pipeline')}: {_pipes(result.resumed)}, reporting RUNNING"
-                + _lags(result),
+                f"{plural(len(result.resumed), 'pipeline')}: {_pipes(result.resumed, result, held=True)}, "
+                "reporting RUNNING" + _lags(result),
             )
         )
     for r in result.refusals:
@@ -281,12 +294,14 @@ def _pipeline_rows(result: ApplyResult) -> list[tuple[str, str]]:
         rows.append(
             (
                 "[red]no longer PAUSED mid-run[/red]",
-                f"{n}, sent nothing more: {_why(result.stopped_pipelines)}",
+                f"{n}, sent nothing more: {_why(result.stopped_pipelines, result)}",
             )
         )
     if result.resume_failed:
         n = plural(len(result.resume_failed), "pipeline")
-        rows.append(("[red]NOT started again[/red]", f"{n}, start by hand: {_why(result.resume_failed)}"))
+        rows.append(
+            ("[red]NOT started again[/red]", f"{n}, start by hand: {_why(result.resume_failed, result)}")
+        )
     return rows
 
 

@@ -43,7 +43,9 @@ class Consoles:
         out.flush()
 
     def warn(self, message: str) -> None:
-        self.err.print(f"warning: {message}", markup=False, style="yellow")
+        """One `warning:` prefix: a diagnostic (`file:line:col: warning: ...`) has its own."""
+        prefixed = message.startswith("warning: ") or ": warning: " in message.split("\n", 1)[0]
+        self.err.print(message if prefixed else f"warning: {message}", markup=False, style="yellow")
 
 
 def make_consoles(file_out: TextIO | None = None, file_err: TextIO | None = None) -> Consoles:
@@ -53,10 +55,18 @@ def make_consoles(file_out: TextIO | None = None, file_err: TextIO | None = None
 def _console(*, stderr: bool, file: TextIO | None) -> Console:
     from rich.console import Console
 
-    return Console(
+    console = Console(
         stderr=stderr,
         file=file,
         highlight=False,
         soft_wrap=True,
         no_color="NO_COLOR" in os.environ,
     )
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        # A CI log or a file has no width: rich would take 80 columns and cut IDs and
+        # error lines in tables. Lines are as long as their content instead.
+        console.width = NO_TERMINAL_WIDTH
+    return console
+
+
+NO_TERMINAL_WIDTH = 4096

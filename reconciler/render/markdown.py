@@ -11,25 +11,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from reconciler.apply import MISSING
-from reconciler.manifests import LoadResult, Manifest
+from reconciler.manifests import IdSource, LoadResult, Manifest
 from reconciler.plan import Plan
 from reconciler.plan.values import PendingGroup, PipelineRef
+from reconciler.render.markdown_ids import code, shared_details, text
 from reconciler.render.plan import (
     GITHUB_COMMENT_LIMIT,
     KeyView,
-    LiveStatus,
     _views,
-    blocking,
-    doubt_rule,
     rename_warning,
     sample,
     summary_line,
 )
+from reconciler.render.review import (
+    LiveStatus,
+    PipelineView,
+    Review,
+    pause_words,
+    pipeline_views,
+    policy_lines,
+    policy_verdict,
+    recleared_lines,
+    refresh_warning,
+)
 from reconciler.words import plural
+
+__all__ = ["code", "link_base_from_env", "plan_markdown", "text"]
 
 NOTICE = (
     "> **Irreversible.** Once this is merged, CI deletes the stage state below on EnOS; "
@@ -40,9 +51,14 @@ MAX_RENAMES = 20  # rename warnings in full; the rest are counted, so the tables
 
 
 def link_base_from_env(env: Mapping[str, str]) -> str | None:
-    """The URL manifest paths are appended to for links: a blob URL of this branch in CI."""
+    """The absolute URL manifest paths are appended to for links: a blob URL of the commit
+    under review in CI (a relative link in a comment resolves under /pull/N/, nowhere).
+
+    GitHub: the pull request's head commit when the workflow passes it
+    (RECONCILE_HEAD_SHA), else its branch, else GITHUB_SHA; GitLab: the commit.
+    """
     if env.get("GITHUB_REPOSITORY"):
-        ref = env.get("GITHUB_HEAD_REF") or env.get("GITHUB_SHA")
+        ref = env.get("RECONCILE_HEAD_SHA") or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_SHA")
         if ref:
             server = env.get("GITHUB_SERVER_URL") or "https://github.com"
             return f"{server}/{env['GITHUB_REPOSITORY']}/blob/{quote(ref)}"
@@ -51,27 +67,22 @@ def link_base_from_env(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def code(text: str, *, table: bool = False) -> str:
-    """`text` verbatim as an inline code span, whatever backticks it holds."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    if table:  # GFM splits cells on `|` even inside code spans, unless escaped
-        text = text.replace("|", "\\|")
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def text(value: str) -> str:
-    """Free text (a description, a pipeline name) as plain text: no markup, one line."""
-    return re.sub(r"([\\`*_{}\[\]<>#|~!&])", r"\\\1", " ".join(value.split()))
-
-
 @dataclass(frozen=True)
 class _Context:
     plan: Plan
-    statuses: Mapping[PipelineRef, LiveStatus] | None
+    review: Review
     manifests: Mapping[str, Manifest]
     link_base: str | None
+
+    @property
+    def statuses(self) -> Mapping[PipelineRef, LiveStatus] | None:
+        return self.review.statuses
+
+    def sources(self, name: str) -> tuple[IdSource, ...]:
+        if name in self.review.sources:
+            return self.review.sources[name]
+        m = self.manifests.get(name)
+        return m.id_sources if m is not None else ()
 
 
 def plan_markdown(
@@ -83,34 +94,38 @@ def plan_markdown(
     limit: int = GITHUB_COMMENT_LIMIT,
     base_commit: str | None = None,
     link_base: str | None = None,
+    review: Review | None = None,
 ) -> str:
-    """A pull-request comment of at most `limit` characters."""
-    ctx = _Context(plan, statuses, {m.name: m for m in manifests.manifests} if manifests else {}, link_base)
+    """A pull-request comment of at most `limit` characters.
+
+    The summary, warnings and every manifest's table come first; then each manifest's IDs,
+    sharing what room is left so that every manifest shows its IDs before any shows more.
+    """
+    review = review or Review()
+    if statuses is not None and review.statuses is None:
+        review = replace(review, statuses=statuses)
+    if max_cells is not None and review.policy is None:
+        review = replace(review, policy=plan.policy(max_cells, False, "--max-cells"))
+    ctx = _Context(plan, review, {m.name: m for m in manifests.manifests} if manifests else {}, link_base)
     by_manifest: dict[str, list[KeyView]] = {}
     for v in _views(plan):
         by_manifest.setdefault(v.kd.key.manifest, []).append(v)
     pending = {m: vs for m, vs in by_manifest.items() if any(v.kd.pending_cells for v in vs)}
-    fixed = [
-        *_head(plan, max_cells, base_commit),
-        *_warnings(ctx, max_cells),
-        *_up_to_date([m for m in by_manifest if m not in pending]),
-        *_history(plan),
-    ]
+    top = [*_config_changes(review), *_head(ctx, base_commit), *_warnings(ctx)]
+    tail = [*_up_to_date([m for m in by_manifest if m not in pending]), *_history(plan, review)]
     sections = [(name, "\n".join(_section(ctx, name, vs))) for name, vs in pending.items()]
-    budget = limit - len("\n".join(fixed)) - 1 - 400  # room for the note on what was not shown
+    budget = limit - len("\n".join([*top, *tail])) - 2 - 400  # room for the note on what was not shown
     shown: list[tuple[str, str]] = []
     for name, section in sections:
         if len(section) + 1 > budget:
             break
         shown.append((name, section))
         budget -= len(section) + 1
-    body = [*_head(plan, max_cells, base_commit), *_warnings(ctx, max_cells)]
-    listing = True
-    for name, section in shown:
+    details = shared_details([by_manifest[name] for name, _ in shown], budget)
+    body = list(top)
+    for (_, section), listing in zip(shown, details, strict=True):
         body.append(section)
-        if listing:
-            details, budget, listing = _details(by_manifest[name], budget)
-            body += [details] if details else []
+        body += [listing] if listing else []
     if len(shown) < len(sections):
         rest = [name for name, _ in sections[len(shown) :]]
         cells = sum(v.kd.pending_cells for name in rest for v in pending[name])
@@ -119,14 +134,39 @@ def plan_markdown(
             f"**{plural(len(rest), 'more manifest')} with {plural(cells, 'cell')} to clear not shown** "
             "(comment size limit); run `reconcile plan` to see every one.",
         ]
-    body += [*_up_to_date([m for m in by_manifest if m not in pending]), *_history(plan)]
+    body += tail
     return "\n".join(body) + "\n"
 
 
 # --- the parts -----------------------------------------------------------------------
 
 
-def _head(plan: Plan, max_cells: int | None, base_commit: str | None) -> list[str]:
+def _config_changes(review: Review) -> list[str]:
+    """The very top of the comment: what the pull request changes in reconcile.yaml that
+    decides where credentials go, where the ledger lives, or what apply may do."""
+    if not review.config_changes:
+        return []
+    return [
+        "> [!CAUTION]",
+        "> **This pull request changes where credentials are sent, or how apply behaves** "
+        "(reconcile.yaml). Review these lines first:",
+        *(f"> - {_as_written(line)}" for line in review.config_changes),
+        "",
+    ]
+
+
+_MARKUP = re.compile(r"([\\`*\[\]<>|])")
+_MARKUP = re.compile(r"([\\`*\[\]<|])")  # `<` opens HTML; a `>` mid-line (->) is plain text
+
+
+def _as_written(line: str) -> str:
+    """URLs and $VARIABLE names as written (an underscore inside a word is no emphasis);
+    what could open markup or HTML is escaped."""
+    return _MARKUP.sub(r"\\\1", line)
+
+
+def _head(ctx: _Context, base_commit: str | None) -> list[str]:
+    plan = ctx.plan
     out = ["## reconcile plan", "", NOTICE, ""]
     if plan.has_changes:
         out.append(f"**{summary_line(plan)}**")
@@ -139,33 +179,44 @@ def _head(plan: Plan, max_cells: int | None, base_commit: str | None) -> list[st
     if plan.has_changes:
         out.append(f"- Plan hash: `{plan.plan_hash}`")
     if base_commit:
-        out.append(f"- Base commit: {code(base_commit)}")
+        out.append(f"- Base commit: {_commit(base_commit)}")
     head = plan.ledger
     out.append(f"- Ledger: {code(head.path)} at seq {head.seq:,} (head `{head.hash[:12]}`)")
-    if max_cells is not None and plan.summary.pending_cells <= max_cells:
-        out.append(
-            f"- Within `--max-cells {max_cells:,}`: {plural(plan.summary.pending_cells, 'cell')} to clear"
-        )
+    if ctx.review.policy is not None:
+        out.append(f"- Apply policy: {text(policy_verdict(ctx.review.policy))}")
+    if ctx.link_base is None:
+        out.append("- File paths are relative to the repository root (no CI server known, so not linked).")
     out.append(
         "- _A base commit or ledger head older than the branch you merge onto means this comment is stale._"
     )
     return out
 
 
-def _warnings(ctx: _Context, max_cells: int | None) -> list[str]:
-    plan, out = ctx.plan, []
-    pending = plan.summary.pending_cells
-    if max_cells is not None and pending > max_cells:
-        out.append(
-            f"- **`apply --max-cells {max_cells:,}` would refuse this plan:** {plural(pending, 'cell')} "
-            f"to clear, {pending - max_cells:,} over the limit. Split the change, or raise the limit "
-            "after review."
-        )
+def _commit(base_commit: str) -> str:
+    """The commit in a code span, and what is said about it outside the span."""
+    sha, _, rest = base_commit.partition(" ")
+    return code(sha) + (f" {text(rest)}" if rest else "")
+
+
+def _warnings(ctx: _Context) -> list[str]:
+    plan, review, out = ctx.plan, ctx.review, []
+    out += [f"- **Warning:** {text(w)}" for w in review.warnings]
+    if review.refresh_error is not None:
+        out.append(f"- **Live status missing:** {text(refresh_warning(review.refresh_error))}")
+    refused = policy_lines(review.policy, "`") if review.policy else []
+    if refused:
+        out.append(f"- **Apply will refuse this whole plan:** {' '.join(refused)}")
     out += [f"- **Rename?** {rename_warning(h, '`')}." for h in plan.renames[:MAX_RENAMES]]
     if len(plan.renames) > MAX_RENAMES:
         more = plan.renames[MAX_RENAMES:]
         out.append(
             f"- **{plural(len(more), 'more rename warning')}** ({plural(sum(h.cells for h in more), 'cell')}): see `reconcile plan`."
+        )
+    again = recleared_lines(review.recleared, "`")
+    out += [f"- **Cleared before:** {line}." for line in again[:MAX_RENAMES]]
+    if len(again) > MAX_RENAMES:
+        out.append(
+            f"- **{plural(len(again) - MAX_RENAMES, 'more manifest')}** clear cells cleared before: see `reconcile plan`."
         )
     doubt = [a for a in plan.actions if a.in_doubt]
     if doubt:
@@ -175,9 +226,15 @@ def _warnings(ctx: _Context, max_cells: int | None) -> list[str]:
             "paused; otherwise a person decides (`--resend-in-doubt` or `reconcile ledger resolve`)."
         )
     if ctx.statuses is not None:
-        blocked = sorted(blocking(plan, ctx.statuses))
+        views = pipeline_views(plan, review)
+        for v in (v for v in views if v.will_pause):
+            out.append(
+                f"- **The merge pauses production:** {_pipeline(ctx, v.ref)} is RUNNING; apply pauses it "
+                f"{pause_words(v)}."
+            )
+        blocked = [v for v in views if v.blocks]
         if blocked:
-            names = ", ".join(f"{_pipeline(ctx, ref)} **{_live(ctx, ref).status}**" for ref in blocked)
+            names = ", ".join(f"{_pipeline(ctx, v.ref)} **{v.status}**" for v in blocked)
             out.append(f"- **Would block apply** (requests to send, not PAUSED): {names}")
     if plan.pending_resumes:
         left = ", ".join(f"{_pipeline(ctx, r.pipeline)} since {r.paused_at}" for r in plan.pending_resumes)
@@ -196,14 +253,22 @@ def _section(ctx: _Context, name: str, views: Sequence[KeyView]) -> list[str]:
         out += ["", f"> {text(m.description)}"]
     if m is not None and m.labels:
         out += ["", "Labels: " + ", ".join(code(f"{k}: {v}") for k, v in m.labels)]
+    sources = ctx.sources(name)
+    if sources:
+        out += [""] + [
+            f"- {plural(src.ids, src.noun + ' ID')} from {_file_link(src.path, ctx.link_base)} "
+            f"(sha256 `{src.sha256}`)"
+            for src in sources
+        ]
     live = ctx.statuses is not None
     out += [
         "",
         "| orgId | pipeline | stage | to clear | requests | assets | points | applied | in doubt |"
         + (" status |" if live else ""),
-        "|---|---|---|--:|--:|---|---|--:|--:|" + ("---|" if live else ""),
+        "|---|---|---|--:|---|---|---|--:|--:|" + ("---|" if live else ""),
     ]
-    out += [_row(ctx, v) for v in views if v.kd.pending_cells]
+    pipes = {v.ref: v for v in pipeline_views(ctx.plan, ctx.review)} if live else {}
+    out += [_row(ctx, v, pipes) for v in views if v.kd.pending_cells]
     done = [v for v in views if not v.kd.pending_cells]
     if done:
         stages = ", ".join(code(v.kd.key.stage) for v in done)
@@ -215,24 +280,40 @@ def _section(ctx: _Context, name: str, views: Sequence[KeyView]) -> list[str]:
     return out
 
 
-def _row(ctx: _Context, v: KeyView) -> str:
+def _row(ctx: _Context, v: KeyView, pipes: Mapping[PipelineRef, PipelineView]) -> str:
     kd = v.kd
+    assets, points = _all_ids([*kd.pending, *kd.in_doubt])
+    requests = v.shapes
+    if v.doubt_requests:
+        requests += ("; " if requests else "") + f"in doubt: {v.doubt_shapes}"
     cells = [
         code(kd.key.org_id, table=True),
         _pipeline(ctx, kd.key.pipeline, table=True),
         code(kd.key.stage, table=True),
         f"{kd.pending_cells:,}",
-        f"{v.requests + v.doubt_requests:,}",
-        _sample(v.assets),
-        _sample(v.points),
+        f"{plural(v.requests + v.doubt_requests, 'request')}: {requests}",
+        _sample(assets),
+        _sample(points),
         f"{kd.applied_cells:,}",
         f"{kd.in_doubt_cells:,}",
     ]
     if ctx.statuses is not None:
-        status = _live(ctx, kd.key.pipeline).status
-        blocks = kd.key.pipeline in blocking(ctx.plan, ctx.statuses)
-        cells.append(f"**{status}** (blocks apply)" if blocks else status)
+        p = pipes.get(kd.key.pipeline)
+        status = p.status if p is not None else MISSING
+        if p is not None and p.will_pause:
+            cells.append(f"**{status}** (the merge pauses it)")
+        else:
+            cells.append(f"**{status}** (blocks apply)" if p is not None and p.blocks else status)
     return "| " + " | ".join(cells) + " |"
+
+
+def _all_ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    assets: dict[str, None] = {}
+    points: dict[str, None] = {}
+    for g in groups:
+        assets.update(dict.fromkeys(g.assets))
+        points.update(dict.fromkeys(g.points))
+    return tuple(assets), tuple(points)
 
 
 def _sample(ids: Sequence[str]) -> str:
@@ -249,7 +330,9 @@ def _up_to_date(names: Sequence[str]) -> list[str]:
     return ["", f"{plural(len(names), 'manifest')} up to date: {shown}{more}"]
 
 
-def _history(plan: Plan) -> list[str]:
+def _history(plan: Plan, review: Review) -> list[str]:
+    if review.history_note is not None:
+        return ["", f"History: {text(review.history_note)}"]
     if not plan.undeclared:
         return []
     total = sum(n for _, n in plan.undeclared)
@@ -271,67 +354,9 @@ def _pipeline(ctx: _Context, ref: PipelineRef, *, table: bool = False) -> str:
 
 
 def _file_link(path: str, link_base: str | None) -> str:
+    """A link to the file at the commit under review; without a known server, the path
+    alone (the head says so): a relative link in a comment resolves under /pull/N/."""
     shown = path.replace("\\", "/").removeprefix("./")
-    if shown.startswith("/"):  # outside the repository: nothing to link to
+    if shown.startswith("/") or not link_base:  # outside the repository, or nowhere to link
         return code(shown)
-    url = quote(shown)
-    if link_base:
-        url = f"{link_base.rstrip('/')}/{url}"
-    return f"[{code(shown)}]({url})"
-
-
-# --- the IDs, as far as the budget allows ---------------------------------------------------
-
-
-def _details(views: Sequence[KeyView], budget: int) -> tuple[str, int, bool]:
-    """The IDs of one manifest inside `<details>`; what is left of `budget`; whether to go on."""
-    cells = sum(v.kd.pending_cells for v in views)
-    opening = f"\n<details><summary>Every ID to clear ({plural(cells, 'cell')})</summary>"
-    closing = "\n</details>"
-    budget -= len(opening) + len(closing) + 1
-    if budget < 200:
-        return "", budget + len(opening) + len(closing) + 1, False
-    blocks: list[str] = []
-    for v in views:
-        groups = [(g, False) for g in v.kd.pending] + [(g, True) for g in v.kd.in_doubt]
-        for g, doubt in groups:
-            block, complete = _id_block(v, g, doubt, budget)
-            blocks.append(block)
-            budget -= len(block) + 1
-            if not complete:
-                return "\n".join([opening, *blocks, closing]), budget, False
-    return "\n".join([opening, *blocks, closing]), budget, True
-
-
-def _id_block(v: KeyView, g: PendingGroup, doubt: bool, budget: int) -> tuple[str, bool]:
-    """One group's points and assets in a code block, cut to `budget` with a count of the rest."""
-    k = v.kd.key
-    header = (
-        f"{code(k.org_id)} / {code(k.pipeline_id)} / {code(k.stage)}: "
-        f"{plural(len(g.points), 'point')} x {plural(len(g.assets), 'asset')} = {plural(g.cells, 'cell')}"
-        + (f" (in doubt: {doubt_rule(v.kd.resumed_since_intent)})" if doubt else "")
-    )
-    lines = [
-        f"# {plural(len(g.points), 'point')}",
-        *g.points,
-        f"# {plural(len(g.assets), 'asset')}",
-        *g.assets,
-    ]
-    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
-    fence = "`" * max(3, longest + 1)
-    frame = len(header) + len(fence) * 2 + 6
-    room = budget - frame - 120  # the note on what was cut
-    kept, used = [], 0
-    for line in lines:
-        if used + len(line) + 1 > room:
-            break
-        kept.append(line)
-        used += len(line) + 1
-    complete = len(kept) == len(lines)
-    if not complete:
-        missing = len(lines) - len(kept) - (len(kept) <= len(g.points) + 1)  # less the assets header
-        kept.append(
-            f"# … {plural(missing, 'more ID')} not shown (comment size limit); "
-            "IDs from here on are counted, not listed"
-        )
-    return "\n".join(["", header, "", fence, *kept, fence]), complete
+    return f"[{code(shown)}]({link_base.rstrip('/')}/{quote(shown)})"

@@ -9,26 +9,41 @@ will be sent, inside code spans or code blocks, never as markdown or HTML.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from rich.markup import escape
 
-from reconciler.apply import MISSING, writable
-from reconciler.plan import Plan
+from reconciler.apply import writable
+from reconciler.plan import Action, Plan
 from reconciler.plan.values import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey
+from reconciler.render.review import (
+    LiveStatus,
+    Review,
+    blocking,
+    pause_words,
+    pipeline_views,
+    policy_lines,
+    policy_verdict,
+    recleared_lines,
+    refresh_warning,
+    review_json,
+    source_line,
+)
 from reconciler.words import plural
+
+__all__ = [  # the review's words are re-exported: callers render plans from here
+    "GITHUB_COMMENT_LIMIT",
+    "LiveStatus",
+    "Review",
+    "blocking",
+    "plan_text",
+    "review_json",
+    "status_text",
+]
 
 SAMPLE = 3
 GITHUB_COMMENT_LIMIT = 65_536
-
-
-@dataclass(frozen=True)
-class LiveStatus:
-    """A pipeline as `plan --refresh` saw it: its status (MISSING if not listed) and name."""
-
-    status: str
-    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,19 +56,50 @@ class KeyView:
     points: tuple[str, ...]
     doubt_requests: int
     doubt_assets: tuple[str, ...]
+    shapes: str = ""  # the real request shapes: "4 assets x 2 points, 1 asset x 1 point"
+    doubt_shapes: str = ""
 
 
 def _views(plan: Plan) -> list[KeyView]:
-    requests: dict[StageKey, list[int]] = {}
+    requests: dict[StageKey, tuple[list[Action], list[Action]]] = {}
     for a in plan.actions:  # a request shared by several manifests counts for each
         for manifest in [m for m, _ in a.shares] or [a.manifest]:
-            counts = requests.setdefault(a.key._replace(manifest=manifest), [0, 0])
-            counts[1 if a.in_doubt else 0] += 1
+            lists = requests.setdefault(a.key._replace(manifest=manifest), ([], []))
+            lists[1 if a.in_doubt else 0].append(a)
     views = []
     for kd in plan.keys:
-        n, d = requests.get(kd.key, [0, 0])
-        views.append(KeyView(kd, n, *_ids(kd.pending), d, _ids(kd.in_doubt)[0]))
+        sent, doubt = requests.get(kd.key, ([], []))
+        views.append(
+            KeyView(
+                kd,
+                len(sent),
+                *_ids(kd.pending),
+                len(doubt),
+                _ids(kd.in_doubt)[0],
+                shapes(sent),
+                shapes(doubt),
+            )
+        )
     return views
+
+
+MAX_SHAPES = 4
+
+
+def shapes(actions: Iterable[Action]) -> str:
+    """The requests as they will be sent, by shape: "4 assets x 2 points, 1 asset x 1 point",
+    or "50 of 1,000 assets x 20 points" for repeats; never one union product."""
+    counts: dict[tuple[int, int], int] = {}
+    for a in actions:
+        shape = (len(a.asset_ids), len(a.point_ids))
+        counts[shape] = counts.get(shape, 0) + 1
+    parts = [
+        (f"{n:,} of " if n > 1 else "") + f"{plural(assets, 'asset')} x {plural(points, 'point')}"
+        for (assets, points), n in list(counts.items())[:MAX_SHAPES]
+    ]
+    if len(counts) > MAX_SHAPES:
+        parts.append(f"+{plural(len(counts) - MAX_SHAPES, 'more shape')}")
+    return ", ".join(parts)
 
 
 def _ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -101,28 +147,20 @@ def rename_warning(hint: RenameHint, quote: str = "") -> str:
     )
 
 
-def blocking(plan: Plan, statuses: Mapping[PipelineRef, LiveStatus]) -> set[PipelineRef]:
-    """Pipelines that would stop apply: not PAUSED, with requests apply would send.
-
-    In-doubt requests never cause a pause: apply re-sends them only to a PAUSED pipeline
-    and otherwise leaves them to a person (DESIGN "Apply", step 4).
-    """
-    busy = {a.pipeline for a in plan.actions if not a.in_doubt}
-    return {ref for ref in busy if not writable(_status(statuses, ref).status)}
-
-
-def _status(statuses: Mapping[PipelineRef, LiveStatus], ref: PipelineRef) -> LiveStatus:
-    return statuses.get(ref, LiveStatus(MISSING))
-
-
 # --- text ---------------------------------------------------------------------------
 
 
-def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> str:
+def plan_text(
+    plan: Plan, manifest_files: Mapping[str, str] | None = None, review: Review | None = None
+) -> str:
+    review = review or Review()
     out: list[str] = [
         f"Ledger: {escape(plan.ledger.path)} (seq {plan.ledger.seq}, head {plan.ledger.hash[:12]})",
-        "",
     ]
+    if review.policy is not None:
+        out.append(f"Policy: {escape(policy_verdict(review.policy))}")
+    out.append("")
+    out.extend(_text_warnings(review))
     views = _views(plan)
     if not plan.has_changes:
         out.append(
@@ -134,6 +172,7 @@ def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> st
     else:
         out.append("No state to clear; apply will only start again what an interrupted run left paused.")
     current = None
+    busy = {v.kd.key.manifest for v in views if v.kd.pending_cells}
     for v in views:
         manifest, org, pipeline, stage = v.kd.key
         if manifest != current:
@@ -144,14 +183,45 @@ def plan_text(plan: Plan, manifest_files: Mapping[str, str] | None = None) -> st
                 else ""
             )
             out += ["", f"  [bold]# {escape(manifest)}[/bold]{where}"]
+            if manifest in busy:
+                out += [f"    {escape(source_line(src))}" for src in review.sources.get(manifest, ())]
         out.extend(_text_key(v, org, pipeline, stage))
     out.extend(_text_renames(plan))
-    out.extend(_text_history(plan))
+    out.extend(_text_recleared(review))
+    out.extend(_text_history(plan, review))
     out.extend(_text_resumes(plan))
+    out.extend(_text_policy(review))
     out += ["", f"[bold]{summary_line(plan)}[/bold]"]
     if plan.has_changes:
         out.append(f"Plan hash: {plan.plan_hash}")
     return "\n".join(out) + "\n"
+
+
+def _text_warnings(review: Review) -> list[str]:
+    """Plan-level warnings, and why the live part is missing, before anything else."""
+    lines = [
+        f"[red]Warning:[/red] this pull request changes {escape(line)}" for line in review.config_changes
+    ]
+    lines += [f"[yellow]Warning:[/yellow] {escape(w)}" for w in review.warnings]
+    if review.refresh_error is not None:
+        lines.append(f"[yellow]Warning:[/yellow] {escape(refresh_warning(review.refresh_error))}")
+    return [*lines, ""] if lines else []
+
+
+def _text_policy(review: Review) -> list[str]:
+    lines = policy_lines(review.policy) if review.policy else []
+    if not lines:
+        return []
+    first = f"[red]Apply will refuse this whole plan:[/red] {escape(lines[0])}"
+    return ["", first, *(f"    {escape(line)}" for line in lines[1:])]
+
+
+def _text_recleared(review: Review) -> list[str]:
+    if not review.recleared:
+        return []
+    return [""] + [
+        f"[yellow]Cleared before:[/yellow] {escape(line)}" for line in recleared_lines(review.recleared)
+    ]
 
 
 def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
@@ -164,15 +234,14 @@ def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
     if normal:
         lines.append(
             f"        [red]-[/red] clear {plural(normal, 'cell')} in {plural(v.requests, 'request')}: "
-            f"{plural(len(v.assets), 'asset')} ({escape(sample(v.assets))}) x "
-            f"{plural(len(v.points), 'point')} ({escape(sample(v.points))})"
+            f"{v.shapes}; assets {escape(sample(v.assets))}; points {escape(sample(v.points))}"
         )
     if kd.in_doubt_cells:
         rule = doubt_rule(kd.resumed_since_intent)
         lines.append(
             f"        [magenta]?[/magenta] in doubt: {plural(kd.in_doubt_cells, 'cell')} in "
-            f"{plural(v.doubt_requests, 'request')} ({escape(sample(v.doubt_assets))}): sent, no answer "
-            f"recorded; {rule}"
+            f"{plural(v.doubt_requests, 'request')} ({v.doubt_shapes}; assets {escape(sample(v.doubt_assets))}): "
+            f"sent, no answer recorded; {rule}"
         )
     if kd.applied_cells:
         lines.append(f"        [dim]= already applied: {plural(kd.applied_cells, 'cell')}[/dim]")
@@ -185,7 +254,9 @@ def _text_renames(plan: Plan) -> list[str]:
     return [""] + [f"[yellow]Warning:[/yellow] {escape(rename_warning(h))}" for h in plan.renames]
 
 
-def _text_history(plan: Plan) -> list[str]:
+def _text_history(plan: Plan, review: Review) -> list[str]:
+    if review.history_note is not None:
+        return ["", f"History: {escape(review.history_note)}"]
     if not plan.undeclared:
         return []
     lines = ["", "History: cells the ledger records that no manifest declares now (not acted on):"]
@@ -206,20 +277,23 @@ def _text_resumes(plan: Plan) -> list[str]:
     return lines
 
 
-def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan) -> str:
-    """Live statuses; only a pipeline with pending work and not PAUSED blocks apply."""
-    blocked = blocking(plan, statuses)
+def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan, review: Review | None = None) -> str:
+    """Live statuses: what apply will do to each pipeline with pending work."""
+    review = review or Review(statuses=statuses)
+    if review.statuses is None:
+        review = replace(review, statuses=statuses)
     lines = ["", "Live pipeline status (read-only):"]
-    for ref in plan.pipelines:
-        live = _status(statuses, ref)
-        if writable(live.status):
+    for v in pipeline_views(plan, review):
+        if writable(v.status):
             mark = "[green]ok[/green]"
-        elif ref in blocked:
+        elif v.will_pause:
+            mark = f"[yellow]apply pauses it[/yellow] {pause_words(v)}"
+        elif v.blocks:
             mark = "[red]blocks apply[/red]"
         else:
             mark = "nothing to send"
-        name = f" ({escape(live.name)})" if live.name and live.name != ref.pipeline_id else ""
+        name = f" ({escape(v.name)})" if v.name and v.name != v.ref.pipeline_id else ""
         lines.append(
-            f"    {escape(ref.org_id)} / {escape(ref.pipeline_id)}{name}: {escape(live.status)} ({mark})"
+            f"    {escape(v.ref.org_id)} / {escape(v.ref.pipeline_id)}{name}: {escape(v.status)} ({mark})"
         )
     return "\n".join(lines) + "\n"

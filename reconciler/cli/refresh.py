@@ -1,0 +1,52 @@
+"""`plan --refresh`: the pipelines as the gateway says they are now, for the reviewer.
+
+Pipeline statuses and names (List Pipelines), how long one call took (for a rough idea
+of how long apply pauses a pipeline), and stage names a pipeline lacks; read-only calls.
+The gateways are those of the config in use (`--config`, or the pull request's base),
+closed after. When the gateway cannot be reached or refuses the credentials, the offline
+plan still goes out whole, with a warning that says why the live part is missing; exit
+codes stay those of an offline plan. What the cells hold now is `cli._live`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from reconciler.config import RepoConfig
+    from reconciler.plan import Plan
+    from reconciler.render.review import Review
+
+
+def refreshed(
+    warn: Callable[[str], None], review: Review, p: Plan, gateway: str | None, cfg: RepoConfig | None
+) -> Review:
+    from reconciler.apply import stage_warnings, status_of
+    from reconciler.cli.settings import gateways_for
+    from reconciler.render.review import LiveStatus
+
+    try:
+        with gateways_for(gateway, cfg, read_only=True)() as gw:
+            started = time.monotonic()
+            found = gw.statuses(p.pipelines)
+            latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in p.pipelines}))
+            stages = tuple(stage_warnings(gw, p.actions))  # stage names a pipeline lacks
+    except ReconcilerError as exc:
+        warn(f"--refresh failed, showing the offline plan: {exc}")
+        return dataclasses.replace(review, refresh_error=str(exc))
+    statuses = {
+        ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
+    }
+    for w in stages:
+        warn(w)
+    return dataclasses.replace(
+        review,
+        statuses=statuses,
+        latency=latency,
+        warnings=(*review.warnings, *stages),
+    )

@@ -1,0 +1,235 @@
+"""What a reviewer needs besides the plan, in words every format shares.
+
+The policy apply will enforce (maxCells, pausePipelines, from the same reconcile.yaml
+apply reads), live pipelines as apply will treat them (written to, paused for the run,
+or blocking), where IDs came from, cells other manifests cleared before, and plan-level
+warnings. `review_json` gives the plan JSON's fields for them (DESIGN "Plan": `policy`,
+`pipelines`). Pure functions from values to strings and dicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.apply import MISSING, writable
+from reconciler.manifests import IdSource
+from reconciler.plan import Plan
+from reconciler.plan.values import PipelineRef, Policy, Recleared
+from reconciler.words import plural
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A pipeline as `plan --refresh` saw it: its status (MISSING if not listed) and name."""
+
+    status: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a reviewer needs besides the plan, from outside it: the policy apply will
+    enforce, live statuses (or why they are missing), where IDs came from, what other
+    manifests cleared before, and plan-level warnings (e.g. a change to where credentials
+    are sent). Every renderer shows all of it, so no format knows less than another."""
+
+    policy: Policy | None = None
+    statuses: Mapping[PipelineRef, LiveStatus] | None = None
+    refresh_error: str | None = None  # --refresh was asked for and failed: why
+    latency: float | None = None  # seconds one read-only call took while refreshing
+    concurrency: int = 4
+    sources: Mapping[str, tuple[IdSource, ...]] = field(default_factory=dict)
+    recleared: tuple[Recleared, ...] = ()
+    warnings: tuple[str, ...] = ()
+    # What a pull request changes in reconcile.yaml that decides where credentials go,
+    # where the ledger lives or what apply may do ("the gateway of org o1: a -> b").
+    config_changes: tuple[str, ...] = ()
+    history_note: str | None = None  # why history is not shown (only some paths were read)
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    """A pipeline with pending work as `--refresh` saw it: what apply will do to it."""
+
+    ref: PipelineRef
+    name: str
+    status: str
+    will_pause: bool
+    blocks: bool
+    requests: int
+    seconds: float | None  # a rough time it stays paused: its requests at the latency seen
+    pending: bool = True  # it has requests to send or a left-over pause (else: up to date)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "orgId": self.ref.org_id,
+            "pipelineId": self.ref.pipeline_id,
+            "name": self.name,
+            "status": self.status,
+            "willPause": self.will_pause,
+            "blocks": self.blocks,
+            "requests": self.requests,
+        }
+
+
+def pipeline_views(plan: Plan, review: Review) -> list[PipelineView]:
+    """Every pipeline of the plan, as apply will treat it: written to when PAUSED, paused
+    for the run when RUNNING and the policy says so, else blocking; `pending` marks those
+    with work (requests or a left-over pause). In-doubt requests never cause a pause
+    (DESIGN "Apply" 4)."""
+    statuses = review.statuses or {}
+    sends: dict[PipelineRef, int] = {}
+    for a in plan.actions:
+        if not a.in_doubt:
+            sends[a.pipeline] = sends.get(a.pipeline, 0) + 1
+    pending = {a.pipeline for a in plan.actions} | {r.pipeline for r in plan.pending_resumes}
+    refs = plan.pipelines
+    pause = review.policy.pause_pipelines if review.policy else False
+    views = []
+    for ref in refs:
+        live = _status(statuses, ref)
+        busy = ref in sends and not writable(live.status)
+        will_pause = busy and pause and live.status == "RUNNING"
+        n = sends.get(ref, 0)
+        seconds = math.ceil(n / review.concurrency) * review.latency if review.latency is not None else None
+        views.append(
+            PipelineView(
+                ref, live.name, live.status, will_pause, busy and not will_pause, n, seconds, ref in pending
+            )
+        )
+    return views
+
+
+def review_json(plan: Plan, review: Review) -> dict[str, object]:
+    """The plan JSON's fields from outside the plan (DESIGN "Plan": `policy`, `pipelines`)."""
+    out: dict[str, object] = {}
+    if review.policy is not None:
+        out["policy"] = review.policy.to_json()
+    if review.statuses is not None:
+        out["pipelines"] = [v.to_json() for v in pipeline_views(plan, review) if v.pending]
+    names = {k.key.manifest for k in plan.keys}
+    sources = {n: [s.to_json() for s in srcs] for n, srcs in review.sources.items() if n in names and srcs}
+    if sources:
+        out["idSources"] = sources
+    if review.recleared:
+        out["recleared"] = [r.to_json() for r in review.recleared]
+    if review.history_note is not None:
+        out["historyNote"] = review.history_note
+    if review.config_changes:
+        out["configChanges"] = list(review.config_changes)
+    warnings = [f"this pull request changes {line}" for line in review.config_changes]
+    warnings += review.warnings
+    if review.refresh_error is not None:
+        warnings.append(refresh_warning(review.refresh_error))
+    if warnings:
+        out["warnings"] = warnings
+    return out
+
+
+def pause_words(v: PipelineView) -> str:
+    """How long a pipeline the merge pauses stays paused, as roughly as we can know."""
+    rough = ""
+    if v.seconds is not None:
+        rough = f", about {_rough(v.seconds)} at the latency seen now"
+    return f"for its {plural(v.requests, 'request')}{rough}, then starts it again"
+
+
+def _rough(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))}s"
+    return f"{round(seconds / 60)} min"
+
+
+def policy_lines(policy: Policy, q: str = "") -> list[str]:
+    """Why apply will refuse the whole plan, which manifests make it large, what to change:
+    empty when it will not. The first line completes "apply will refuse this whole plan: "."""
+    if policy.max_cells is None or not policy.exceeds_max_cells:
+        return []
+    pending, limit = policy.pending_cells, policy.max_cells
+    large = ", ".join(f"{q}{n}{q} ({plural(c, 'cell')})" for n, c in policy.large)
+    lines = [
+        f"{plural(pending, 'cell')} to clear, more than {limit_words(policy, q)}; nothing in it would be cleared.",
+        f"What makes it large: {large}.",
+    ]
+    if policy.held_back:
+        held = ", ".join(f"{q}{n}{q} ({plural(c, 'cell')})" for n, c in policy.held_back)
+        lines.append(f"Also refused with {'it' if len(policy.large) == 1 else 'them'}: {held}.")
+    them = "it" if len(policy.large) == 1 else "them"
+    sizes = [c for _, c in policy.large]
+    if sum(sizes) <= limit:
+        split = f"merge {them} on {'its' if them == 'it' else 'their'} own"
+    elif max(sizes) <= limit:
+        split = "merge them one at a time"
+    else:
+        split = f"split {them} into manifests of at most {limit:,} cells, merged one at a time"
+    lines.append(
+        f"To change: take {them} out of this change and {split}, or raise {q}apply.maxCells{q} "
+        f"in {q}reconcile.yaml{q} to at least {pending:,} in a reviewed change."
+    )
+    return lines
+
+
+def limit_words(policy: Policy, q: str = "") -> str:
+    """Where the limit comes from: a flag, or reconcile.yaml (which apply in CI reads)."""
+    if policy.max_cells_from.startswith("--"):
+        return f"{q}{policy.max_cells_from} {policy.max_cells or 0:,}{q}"
+    return f"{q}apply.maxCells{q} ({policy.max_cells or 0:,}, in {q}reconcile.yaml{q})"
+
+
+def policy_verdict(policy: Policy) -> str:
+    """One line on what the configured apply does with the plan, refused or not."""
+    pause = (
+        "RUNNING pipelines are paused for their deletes and started again"
+        if policy.pause_pipelines
+        else "a pipeline that is not PAUSED stops apply (pausePipelines is off)"
+    )
+    if policy.max_cells is None:
+        limit = "no maxCells limit"
+    elif policy.exceeds_max_cells:
+        limit = f"REFUSED: over maxCells {policy.max_cells:,}"
+    else:
+        limit = f"within maxCells {policy.max_cells:,} ({plural(policy.pending_cells, 'cell')} to clear)"
+    return f"{limit}; {pause}"
+
+
+def source_line(src: IdSource) -> str:
+    """ "50,000 asset IDs from manifests/ids/fleet.txt (sha256 1a2b…)" """
+    return f"{plural(src.ids, src.noun + ' ID')} from {src.path} (sha256 {src.sha256})"
+
+
+def recleared_lines(found: tuple[Recleared, ...], q: str = "") -> list[str]:
+    """One line per manifest that clears cells cleared before: the latest manifest that
+    cleared them, and how many others did before it (52 weekly resets are one line)."""
+    by_manifest: dict[str, list[Recleared]] = {}
+    for r in found:
+        by_manifest.setdefault(r.manifest, []).append(r)
+    lines = []
+    for manifest, rs in by_manifest.items():
+        rs.sort(key=lambda r: (r.last_at, r.cleared_by))
+        latest = rs[-1]
+        these = "this cell was" if latest.cells == 1 else f"these {latest.cells:,} cells were"
+        line = f"{q}{manifest}{q}: {these} cleared by {q}{latest.cleared_by}{q} {latest.when}"
+        if len(rs) > 1:
+            line += f" (and by {plural(len(rs) - 1, 'other manifest')} since {min(r.first_at for r in rs)})"
+        lines.append(line + "; a new name clears them again, with the state rebuilt since")
+    return lines
+
+
+def blocking(plan: Plan, statuses: Mapping[PipelineRef, LiveStatus], pause: bool = False) -> set[PipelineRef]:
+    """Pipelines that would stop apply: not PAUSED, with requests apply would send, and
+    not RUNNING ones that apply pauses itself (`pause`, apply.pausePipelines)."""
+    review = Review(policy=Policy(None, pause, 0), statuses=statuses)
+    return {v.ref for v in pipeline_views(plan, review) if v.blocks}
+
+
+def _status(statuses: Mapping[PipelineRef, LiveStatus], ref: PipelineRef) -> LiveStatus:
+    return statuses.get(ref, LiveStatus(MISSING))
+
+
+def refresh_warning(error: str) -> str:
+    return (
+        f"live pipeline status is missing: --refresh failed ({error}). This is the offline "
+        "plan: it does not say which pipelines apply would pause or be stopped by."
+    )

@@ -1,0 +1,219 @@
+"""What an apply came to, for the merged pull request, the job summary and dashboards.
+
+`reconcile apply --summary FILE` writes it: JSON (`*.json`, or any other name) or a
+markdown comment (`*.md`). It is written whatever the outcome: applied, nothing to do,
+refused before anything was sent, or stopped part-way, so the reviewer who approved the
+merge hears what it did (issue 16, "After merge, the PR hears nothing"). Pure functions
+from values to text, like the other renderers; the CLI writes the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.apply import ApplyResult
+from reconciler.plan import Action, Plan
+from reconciler.plan.values import PipelineRef
+from reconciler.render.apply import duration
+from reconciler.words import plural
+
+SUMMARY_VERSION = 1
+MAX_FAILURES = 20  # failures listed one by one; the rest are counted
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """One apply, as reported after it: the plan it ran (if it got that far), its result
+    (None: nothing to apply, or refused), why it was refused, and who ran it."""
+
+    ledger: str
+    plan: Plan | None = None
+    result: ApplyResult | None = None
+    error: str | None = None
+    actor: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        """applied | nothing to apply | refused | interrupted | incomplete"""
+        if self.error is not None:
+            return "refused" if self.result is None else "incomplete"
+        if self.result is None:
+            return "nothing to apply"
+        if self.result.interrupted:
+            return "interrupted"
+        return "applied" if self.result.ok else "incomplete"
+
+
+def _cells(actions: Sequence[Action]) -> int:
+    return sum(a.cells for a in actions)
+
+
+def summary_json(report: ApplyReport) -> dict[str, Any]:
+    r = report.result
+    doc: dict[str, Any] = {
+        "summaryVersion": SUMMARY_VERSION,
+        "outcome": report.outcome,
+        "ok": report.outcome in ("applied", "nothing to apply"),
+        "error": report.error,
+        "planHash": report.plan.plan_hash if report.plan is not None and report.plan.has_changes else None,
+        "commit": report.actor.get("gitCommit"),
+        "runUrl": report.actor.get("runUrl"),
+        "ledger": _ledger_json(report),
+    }
+    if r is None:
+        return doc
+    doc["cells"] = {
+        "cleared": r.cells_deleted,
+        "inDoubt": _cells([a for a, _ in r.in_doubt]) + _cells(r.skipped_in_doubt),
+        "failed": _cells([a for a, _ in r.failed]),
+        "notSent": _cells(r.not_sent),
+    }
+    doc["requests"] = {
+        "done": len(r.deleted),
+        "failed": len(r.failed),
+        "inDoubt": len(r.in_doubt),
+        "inDoubtLeftToAPerson": len(r.skipped_in_doubt),
+        "notSent": len(r.not_sent),
+    }
+    doc["pipelines"] = [_pipeline_json(r, ref) for ref in _pipelines(r)]
+    doc["failures"] = [
+        {
+            "manifest": a.manifest,
+            "orgId": a.org_id,
+            "pipelineId": a.pipeline_id,
+            "stageInstanceName": a.stage,
+            "cells": a.cells,
+            "message": message,
+        }
+        for a, message in r.failed[:MAX_FAILURES]
+    ]
+    if r.ledger_error is not None:
+        doc["ledgerError"] = str(r.ledger_error)
+    return doc
+
+
+def _ledger_json(report: ApplyReport) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": report.ledger}
+    seqs = report.result.ledger_seqs if report.result is not None else None
+    if seqs is None and report.plan is not None:
+        seqs = (report.plan.ledger.seq, report.plan.ledger.seq)
+    if seqs is not None:
+        out["fromSeq"], out["toSeq"] = seqs  # records fromSeq+1 .. toSeq are this run's
+    return out
+
+
+def _pipelines(r: ApplyResult) -> list[PipelineRef]:
+    refs = {
+        *r.paused,
+        *r.resumed,
+        *(ref for ref, _ in r.resume_failed),
+        *(ref for ref, _ in r.stopped_pipelines),
+    }
+    return sorted(refs)
+
+
+def _pipeline_json(r: ApplyResult, ref: PipelineRef) -> dict[str, Any]:
+    failed = dict(r.resume_failed)
+    stopped = dict(r.stopped_pipelines)
+    seconds = r.paused_seconds.get(ref)
+    return {
+        "orgId": ref.org_id,
+        "pipelineId": ref.pipeline_id,
+        "name": r.names.get(ref, ""),
+        "pausedByThisRun": ref in r.paused,
+        "startedAgain": ref in r.resumed,
+        "pausedSeconds": round(seconds, 3) if seconds is not None else None,
+        "notStartedAgain": failed.get(ref),
+        "stoppedMidRun": stopped.get(ref),
+    }
+
+
+def dumps(report: ApplyReport) -> str:
+    return json.dumps(summary_json(report), indent=2, ensure_ascii=False) + "\n"
+
+
+# --- markdown: the comment on the merged pull request -----------------------------------
+
+_HEADLINES = {
+    "applied": "Applied",
+    "nothing to apply": "Nothing to apply",
+    "refused": "Apply refused; nothing was sent",
+    "interrupted": "Apply was interrupted",
+    "incomplete": "Apply did not finish",
+}
+
+
+def summary_markdown(report: ApplyReport) -> str:
+    from reconciler.render.markdown import code, text
+
+    doc = summary_json(report)
+    out = ["## reconcile apply", "", f"**{_HEADLINES[report.outcome]}.**" + _headline_figures(doc)]
+    if report.error is not None:
+        out += ["", "```", report.error.replace("```", "'''"), "```"]
+    out.append("")
+    if doc["commit"]:
+        out.append(f"- Commit: {code(str(doc['commit']))}")
+    if doc["runUrl"]:
+        out.append(f"- Run: {doc['runUrl']}")
+    if doc["planHash"]:
+        out.append(f"- Plan hash: `{doc['planHash']}`")
+    led = doc["ledger"]
+    if "toSeq" in led:
+        records = led["toSeq"] - led["fromSeq"]
+        span = f"seq {led['fromSeq'] + 1:,} to {led['toSeq']:,}" if records else "no new record"
+        out.append(f"- Ledger: {code(led['path'])}, {plural(records, 'record')} appended ({span})")
+    if "cells" in doc:
+        out += ["", "| outcome | requests | cells |", "|---|--:|--:|"]
+        req, cells = doc["requests"], doc["cells"]
+        rows = [
+            ("cleared", req["done"], cells["cleared"]),
+            ("failed (still pending)", req["failed"], cells["failed"]),
+            ("in doubt", req["inDoubt"] + req["inDoubtLeftToAPerson"], cells["inDoubt"]),
+            ("not sent (still pending)", req["notSent"], cells["notSent"]),
+        ]
+        out += [f"| {label} | {n:,} | {c:,} |" for label, n, c in rows if n or label == "cleared"]
+    pipes = doc.get("pipelines", [])
+    if pipes:
+        out += ["", "Pipelines:", ""]
+    for p in pipes:
+        name = f" ({text(p['name'])})" if p["name"] and p["name"] != p["pipelineId"] else ""
+        out.append(f"- {code(p['pipelineId'])}{name}: {_pipeline_words(p)}")
+    failures = doc.get("failures", [])
+    if failures:
+        out += ["", "Failures:", ""]
+    for f in failures:
+        where = f"{code(f['manifest'])} {code(f['pipelineId'])} / {code(f['stageInstanceName'])}"
+        out.append(f"- {where} ({plural(f['cells'], 'cell')}): {text(f['message'])}")
+    more = len(report.result.failed) - MAX_FAILURES if report.result is not None else 0
+    if more > 0:
+        out.append(f"- … {plural(more, 'more failure')}: see the run's log")
+    if "ledgerError" in doc:
+        out += ["", f"**Ledger write failed:** {text(doc['ledgerError'])}"]
+    return "\n".join(out) + "\n"
+
+
+def _headline_figures(doc: Mapping[str, Any]) -> str:
+    if "cells" not in doc:
+        return ""
+    c = doc["cells"]
+    return (
+        f" {plural(c['cleared'], 'cell')} cleared, {c['inDoubt']:,} in doubt, {c['failed']:,} failed, "
+        f"{c['notSent']:,} not sent."
+    )
+
+
+def _pipeline_words(p: Mapping[str, Any]) -> str:
+    parts = []
+    if p["pausedByThisRun"]:
+        held = f" for {duration(p['pausedSeconds'])}" if p["pausedSeconds"] is not None else ""
+        parts.append(f"paused{held}")
+    if p["startedAgain"]:
+        parts.append("started again")
+    if p["notStartedAgain"]:
+        parts.append(f"**NOT started again** ({p['notStartedAgain']}): start it in the EnOS console")
+    if p["stoppedMidRun"]:
+        parts.append(f"no longer PAUSED mid-run ({p['stoppedMidRun']}): sent nothing more")
+    return ", ".join(parts)
