@@ -117,13 +117,15 @@ def _hashes_as_written(stored: object, line: bytes) -> bool:
     """
     if type(stored) is not str or len(stored) != 64:
         return False
-    member = b'"hash":"' + stored.encode() + b'"'
-    at = line.find(member)
+    at = line.find(b'"hash":"')
     if at <= 0:
         return False
-    end = at + len(member)
-    body = line[:at] + line[end + 1 :] if line[end : end + 1] == b"," else line[: at - 1] + line[end:]
-    return hashlib.sha256(body.rstrip(b"\n")).hexdigest() == stored
+    end = at + 73  # '"hash":"' and 64 hex digits and '"'
+    stop = len(line) - 1 if line.endswith(b"\n") else len(line)
+    body = (
+        line[:at] + line[end + 1 : stop] if line[end : end + 1] == b"," else line[: at - 1] + line[end:stop]
+    )
+    return hashlib.sha256(body).hexdigest() == stored
 
 
 def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
@@ -177,26 +179,29 @@ class Chain:
         (default `<path>:<number>`: in the main file, the line is the seq)."""
         where = where or f"{self.path}:{number}"
         data = _parse(where, line)
-        if data.get("kind") == "seal":
+        kind = data.get("kind")
+        if kind == "seal":
             return self._seal(where, data)
         joined = self._check_link(where, number, data, line)
-        kind = data.get("kind")
-        if not isinstance(kind, str) or not kind:
+        if type(kind) is not str or not kind:
             raise LedgerError(f"{where}: record has no kind")
-        if not isinstance(data.get("at"), str):
+        at = data.get("at")
+        if type(at) is not str:
             raise LedgerError(f"{where}: record has no time (`at`)")
-        assets: Ids = ()
-        points: Ids = ()
-        if kind in CELL_KINDS:
+        cells = kind in CELL_KINDS
+        if cells:
             assets, points = self._cells(where, kind, data, joined)
-        elif kind in ("pause", "start", "resume") and not all(
-            isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
-        ):
-            raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
+        else:
+            assets = points = ()
+            if kind in _PIPELINE_KINDS and not (
+                type(data.get("orgId")) is str and type(data.get("pipelineId")) is str
+            ):
+                raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
         self._share_values(data)
-        record = Record(number, kind, data["at"], data["hash"], data, assets, points)
-        self.prev, self.seq = data["hash"], number
-        if kind in CELL_KINDS:
+        digest = data["hash"]
+        record = Record(number, kind, data["at"], digest, data, assets, points)
+        self.prev, self.seq = digest, number
+        if cells:
             self._track_closing(record)
         return record
 
@@ -232,9 +237,15 @@ class Chain:
             if type(value) is str:
                 data[name] = values.setdefault(value, value)
         actor = data.get("actor")
-        # Only all-string actors: equal tuples must mean equal JSON (1 == True == 1.0 do not).
-        if type(actor) is dict and all(type(v) is str for v in actor.values()):
-            data["actor"] = values.setdefault((*actor.items(),), actor)
+        if type(actor) is dict:
+            # Only all-string actors are kept: a tuple equal to one of them is all strings too
+            # (no other value equals a str), so equal tuples mean equal JSON (1 == True do not).
+            key = (*actor.items(),)
+            shared = values.get(key)
+            if shared is not None:
+                data["actor"] = shared
+            elif all(type(v) is str for v in actor.values()):
+                values[key] = actor
 
     def _track_closing(self, record: Record) -> None:
         d = record.data
@@ -254,8 +265,9 @@ class Chain:
 
     def _check_link(self, where: str, number: int, data: dict[str, Any], line: bytes) -> dict[str, str]:
         """Check the record continues the chain; give the ID lists `_content_hash` joined."""
-        if data.get("v") not in READ_VERSIONS or isinstance(data.get("v"), bool):
-            raise LedgerError(f"{where}: unsupported record version {data.get('v')!r}")
+        version = data.get("v")
+        if type(version) is not int or version not in READ_VERSIONS:
+            raise LedgerError(f"{where}: unsupported record version {version!r}")
         if data.get("seq") != number:
             raise LedgerError(
                 f"{where}: seq is {data.get('seq')!r}, expected {number}; lines were removed or reordered"
@@ -265,7 +277,7 @@ class Chain:
                 f"{where}: prev does not match the hash of line {number - 1}; "
                 "a line before it was changed, removed or reordered"
             )
-        if data["v"] != 1 and _hashes_as_written(data.get("hash"), line):
+        if version != 1 and _hashes_as_written(data.get("hash"), line):
             return {}
         digest, joined = _content_hash(data, line)
         if data.get("hash") != digest:
@@ -359,6 +371,7 @@ class Chain:
         return tuple(map(known.setdefault, ids, ids))
 
 
+_PIPELINE_KINDS = ("pause", "start", "resume")
 _SHARED = ("kind", "at", "manifest", "orgId", "pipelineId", "stageInstanceName")
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, without `json.loads`'s Python wrapper
 
