@@ -140,6 +140,7 @@ class ApplySettings:
     reviewed_paths: tuple[str, ...] = ()  # with the ledger in git: must be as a pushed commit has them
     allow_unreviewed: bool = False  # break glass: apply them anyway (the records say so)
     saved: planfile.SavedPlan | None = None  # the target, when it is a saved plan (read once)
+    max_cells_source: str = "the maxCells limit"  # where `max_cells` was set, for its refusal
 
 
 def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
@@ -182,7 +183,7 @@ def apply(
                     session.finish("reconcile: nothing to apply")
                 return planned, None
             if planned is first:
-                check_max_cells(planned.plan, settings.max_cells)
+                check_max_cells(planned.plan, settings.max_cells, settings.max_cells_source)
                 confirm(planned.plan)
             try:
                 result = _run(planned, settings, gateways(), reporter, session)
@@ -320,8 +321,9 @@ class _LeaseStop(threading.Event):
         return super().is_set()
 
 
-def check_max_cells(p: Plan, max_cells: int | None) -> None:
-    """The guardrail for irreversible work: refuse a plan larger than `max_cells`."""
+def check_max_cells(p: Plan, max_cells: int | None, source: str = "the maxCells limit") -> None:
+    """The guardrail for irreversible work: refuse a plan larger than `max_cells`; `source`
+    names where the limit was set, in the words of whoever set it."""
     total = p.summary.pending_cells
     if max_cells is None or total <= max_cells:
         return
@@ -331,8 +333,8 @@ def check_max_cells(p: Plan, max_cells: int | None) -> None:
             per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
     where = "\n".join(f"  {name}: {n:,} cells" for name, n in sorted(per.items(), key=lambda x: -x[1]))
     raise PlanError(
-        f"the plan clears {total:,} cells, more than --max-cells {max_cells:,}; nothing was sent.\n"
-        f"{where}\nSplit the change, or raise --max-cells after review."
+        f"the plan clears {total:,} cells, more than {source} ({max_cells:,}); nothing was sent.\n"
+        f"{where}\nSplit the change into pull requests under the limit, or raise {source} after review."
     )
 
 

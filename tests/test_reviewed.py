@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from helpers import (
     LEDGER,
+    LEDGER_IN_GIT,
     bare_origin,
     clone,
     gateway_env,
@@ -30,19 +31,12 @@ from helpers import (
     write,
 )
 
-CONFIG = """\
-apiVersion: reconciler/v1
-kind: ReconcileConfig
-ledger:
-  path: applied-ledger.jsonl
-  git: {enabled: true, remote: origin, branch: BRANCH}
-"""
 ANCHOR = "refs/reconcile/anchor"
 
 
 def make_origin(tmp_path: Path, branch: str = "main", *, forward_only: bool = True) -> Path:
     files = {
-        "reconcile.yaml": CONFIG.replace("BRANCH", branch),
+        "reconcile.yaml": LEDGER_IN_GIT.format(branch=branch),
         "manifests/a.yaml": manifest_yaml("a", assets=["a1", "a2", "a3"], points=["x", "y"]),
         LEDGER: "",
     }
@@ -187,7 +181,9 @@ def test_reconcile_yaml_cannot_start_the_ledger_over(tmp_path: Path, home: Path,
     applied_once(origin, tmp_path, em)
 
     def new_path(work: Path) -> None:
-        write(work / "reconcile.yaml", CONFIG.replace("BRANCH", "main").replace("applied-ledger", "ledger2"))
+        write(
+            work / "reconcile.yaml", LEDGER_IN_GIT.format(branch="main").replace("applied-ledger", "ledger2")
+        )
         write(work / "ledger2.jsonl", "")
 
     as_a_person(origin, tmp_path, "move", new_path)
@@ -208,7 +204,7 @@ def test_reconcile_yaml_cannot_start_the_ledger_over(tmp_path: Path, home: Path,
 def test_a_branch_flipped_and_back_is_refused(tmp_path: Path, home: Path, em: Any) -> None:
     origin = make_origin(tmp_path)
     applied_once(origin, tmp_path, em)
-    flip = lambda branch: lambda w: write(w / "reconcile.yaml", CONFIG.replace("BRANCH", branch))  # noqa: E731
+    flip = lambda branch: lambda w: write(w / "reconcile.yaml", LEDGER_IN_GIT.format(branch=branch))  # noqa: E731
     as_a_person(origin, tmp_path, "flip", flip("reconcile/ledger"))
     # The new branch starts from the ledger main holds, which is the anchored one: allowed.
     write_manifest = lambda w: write(w / "manifests/b.yaml", manifest_yaml("b", assets=["b1"]))  # noqa: E731
@@ -225,7 +221,9 @@ def test_a_branch_flipped_and_back_is_refused(tmp_path: Path, home: Path, em: An
 def test_turning_git_off_in_ci_is_refused(tmp_path: Path, home: Path, em: Any) -> None:
     origin = make_origin(tmp_path)
     applied_once(origin, tmp_path, em)
-    off = lambda w: write(w / "reconcile.yaml", CONFIG.replace("enabled: true", "enabled: false"))  # noqa: E731
+    off = lambda w: write(
+        w / "reconcile.yaml", LEDGER_IN_GIT.format(branch="main").replace("enabled: true", "enabled: false")
+    )  # noqa: E731
     as_a_person(origin, tmp_path, "off", off)
     runner = clone(origin, tmp_path / "runner2")
     res = run_cli(["apply", "--auto-approve"], runner, {**gateway_env(em), "CI": "true"})
@@ -353,7 +351,7 @@ def test_a_remote_url_with_a_token_is_never_printed(tmp_path: Path, home: Path, 
     url = "https://ci-bot:s3cr3t-t0ken@127.0.0.1:9/team/manifests.git"  # nothing listens on port 9
     write(
         runner / "reconcile.yaml",
-        CONFIG.replace("BRANCH", "main").replace("remote: origin", f"remote: '{url}'"),
+        LEDGER_IN_GIT.format(branch="main").replace("remote: origin", f"remote: '{url}'"),
     )
     git(runner, "commit", "-qam", "remote as a URL", env=person())
     for args in (["apply", "--auto-approve"], ["plan"], ["ledger", "restore", "--auto-approve"]):
@@ -375,7 +373,7 @@ def test_a_pull_request_cannot_choose_where_credentials_go(
 ) -> None:
     real = make_emulator(world_for([pipeline()]))
     rogue = make_emulator(world_for([pipeline()]))
-    config = CONFIG.replace("BRANCH", "main") + GATEWAYS.replace("GATEWAY", real.url)
+    config = LEDGER_IN_GIT.format(branch="main") + GATEWAYS.replace("GATEWAY", real.url)
     origin = bare_origin(
         tmp_path,
         {"reconcile.yaml": config, "manifests/a.yaml": manifest_yaml("a", assets=["a1"]), LEDGER: ""},
@@ -393,7 +391,7 @@ def test_a_pull_request_cannot_choose_where_credentials_go(
 
 
 def test_an_app_key_variable_that_names_a_secret_is_a_config_error(tmp_path: Path) -> None:
-    config = CONFIG.replace("BRANCH", "main") + GATEWAYS.replace("GATEWAY", "https://gw.example").replace(
+    config = LEDGER_IN_GIT.format(branch="main") + GATEWAYS.replace("GATEWAY", "https://gw.example").replace(
         "appKeyEnv: ENOS_APP_KEY", "appKeyEnv: ENOS_APP_SECRET"
     )
     write(tmp_path / "reconcile.yaml", config)
@@ -431,7 +429,7 @@ def test_ledger_migrate_in_git_is_published_and_the_next_apply_accepts_it(
     origin = bare_origin(
         tmp_path,
         {
-            "reconcile.yaml": CONFIG.replace("BRANCH", "main"),
+            "reconcile.yaml": LEDGER_IN_GIT.format(branch="main"),
             "manifests/m.yaml": manifest_yaml("m", assets=assets, points=["x"]),
             LEDGER: "".join(lines),
         },
@@ -453,7 +451,7 @@ def test_a_ledger_with_stored_id_lists_travels_whole_through_git(tmp_path: Path,
     origin = bare_origin(
         tmp_path,
         {
-            "reconcile.yaml": CONFIG.replace("BRANCH", "main"),
+            "reconcile.yaml": LEDGER_IN_GIT.format(branch="main"),
             "manifests/fleet.yaml": manifest_yaml("fleet", assets=fleet, points=["x"]),
             LEDGER: "",
         },

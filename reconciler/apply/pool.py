@@ -13,13 +13,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reconciler.apply.values import Reporter
 from reconciler.plan import Action
 from reconciler.words import plural
 
 T = TypeVar("T")
+
+
+class _NotStarted(Exception):
+    """A request whose worker began after the run was stopped: it sent nothing."""
+
+
+def _unstarted(f: Future[Any]) -> bool:
+    return f.cancelled() or (f.done() and isinstance(f.exception(), _NotStarted))
 
 
 class StoppablePool(Generic[T]):
@@ -52,8 +60,14 @@ class StoppablePool(Generic[T]):
         flight. `failed` picks an error out of an outcome (a ledger append that failed):
         it stops the run, and is raised once the pool has stopped."""
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply")
+        # No request leaves before every one is registered: a Ctrl-C that comes meanwhile
+        # must find each of them, to cancel it or wait for it.
+        registered = threading.Event()
 
         def guarded(a: Action) -> T:
+            registered.wait()
+            if self.halt.is_set():
+                raise _NotStarted  # stopped before it began: accounted for as cancelled
             try:
                 done = work(a)
             except BaseException:
@@ -63,11 +77,14 @@ class StoppablePool(Generic[T]):
                 self.halt.set()
             return done
 
-        futures = [pool.submit(guarded, a) for a in actions]
-        for f, a in zip(futures, actions, strict=True):
-            self._futures[f] = (a, cancelled, collect)
+        futures: list[Future[T]] = []
         error: BaseException | None = None
         try:
+            for a in actions:
+                f = pool.submit(guarded, a)
+                self._futures[f] = (a, cancelled, collect)
+                futures.append(f)
+            registered.set()
             pending = set(futures)
             # A timed wait, so Ctrl-C and a stopped run are heard within 0.2 s; not one per
             # finished request, which would re-register on every pending future each time.
@@ -76,6 +93,9 @@ class StoppablePool(Generic[T]):
                 self._collect()
         except KeyboardInterrupt as exc:
             error = exc
+            self.halt.set()  # before the gate opens: what has not begun sends nothing
+        finally:
+            registered.set()  # after a stop, each request not yet begun raises _NotStarted
         stopping = self.halt.is_set() or error is not None
         if stopping and self.shielded(self.stop_and_wait, self.in_flight_note):
             error = error or KeyboardInterrupt()
@@ -89,7 +109,7 @@ class StoppablePool(Generic[T]):
         self, futures: list[Future[T]], failed: Callable[[T], BaseException | None]
     ) -> BaseException | None:
         for f in futures:
-            if f.cancelled():
+            if _unstarted(f):
                 continue
             raised = f.exception()
             if raised is not None:
@@ -102,7 +122,7 @@ class StoppablePool(Generic[T]):
     def _collect(self) -> None:
         """Hand every finished request's outcome to its phase, once, in this thread."""
         for f, (_, _, collect) in list(self._futures.items()):
-            if f.done() and not f.cancelled() and f not in self._settled and f.exception() is None:
+            if f.done() and not _unstarted(f) and f not in self._settled and f.exception() is None:
                 self._settled.add(f)
                 collect(f.result())
 
@@ -112,11 +132,7 @@ class StoppablePool(Generic[T]):
         self.halt.set()
         for f in self._futures:
             f.cancel()
-        for f, (a, cancelled, _) in self._futures.items():
-            if f.cancelled() and f not in self._settled:
-                self._settled.add(f)
-                self._cancelled += 1
-                cancelled(a)
+        self._account_unstarted()
         running = self._running()
         if running and not self._stop_noted:
             self._stop_noted = True
@@ -128,6 +144,15 @@ class StoppablePool(Generic[T]):
             wait(list(self._futures), timeout=0.2)  # a timed wait, so Ctrl-C is heard at once
             self._collect()
         self._collect()
+        self._account_unstarted()
+
+    def _account_unstarted(self) -> None:
+        """Each request cancelled, or stopped before it began, says once what it comes to."""
+        for f, (a, cancelled, _) in self._futures.items():
+            if _unstarted(f) and f not in self._settled:
+                self._settled.add(f)
+                self._cancelled += 1
+                cancelled(a)
 
     def _running(self) -> int:
         return sum(1 for f in self._futures if not f.done())

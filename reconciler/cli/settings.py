@@ -252,6 +252,9 @@ def apply_settings(
         plan_options=plan_options,
         apply_options=options,
         max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),
+        max_cells_source="--max-cells"
+        if max_cells is not None
+        else f"apply.maxCells in {cfg.path if cfg else 'reconcile.yaml'}",
         lock_timeout=lock_timeout,
         reviewed_paths=(*manifest_paths, *((str(cfg.path),) if cfg else ())),
         saved=saved,

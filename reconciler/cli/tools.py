@@ -124,6 +124,17 @@ def init(
             show_default=False,
         ),
     ] = None,
+    install_source: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="REQUIREMENT",
+            help="What both CI jobs pip-install, pinned: your fork at a commit ('enos-reconciler @ "
+            "git+https://host/org/reconciler@<sha>'), a wheel URL with #sha256=, or "
+            "'enos-reconciler==<version>' on your index. Default: this reconcile's own source "
+            "when its installation says (PEP 610); otherwise init asks for it.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Scaffold a manifests repository: example manifest, schema, ledger, CI workflows.
 
@@ -138,11 +149,24 @@ def init(
     \b
     Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
     """
+    from reconciler import __version__
+    from reconciler.install_source import InstallSource, check, running
     from reconciler.scaffold import init as scaffold
 
     out = consoles().out
+    source = (
+        InstallSource(check(install_source), "as given with --install-source")
+        if install_source is not None
+        else running(__version__)
+    )
     result = scaffold(
-        directory, force=force, max_cells=max_cells, branch=branch, workflows_only=workflows_only
+        directory,
+        force=force,
+        max_cells=max_cells,
+        branch=branch,
+        workflows_only=workflows_only,
+        install=source.requirement,
+        install_how=source.how,
     )
     for rel in result.written:
         out.print(f"  wrote {directory / rel}", markup=False)

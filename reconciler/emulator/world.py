@@ -12,34 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.emulator.hooks import EXPIRY_SHAPES, Hook, Match
 from reconciler.emulator.items import seed_values
+from reconciler.emulator.model import FAULT_KINDS, FakeClock, Faults, Pipeline
 from reconciler.emulator.seed import EmulatorError, check_seed
+
+__all__ = ["FAULT_KINDS", "FakeClock", "Faults", "Pipeline", "World"]
 
 GENERIC_TYPES = frozenset(
     {"LastRecordAppender", "LastChangedRecordAppender", "LatestRecordMerger", "RecordCapturer"}
 )
 STATUSES = ("PUBLISHED", "RUNNING", "PAUSED", "STOPPED")
-FAULT_KINDS = (
-    "latency",
-    "http500",
-    "http503",
-    "http429",
-    "drop",
-    "61199",
-    "data_false",
-    "lost_answer",
-    "token_expiry",
-)
 DEFAULT_APP_KEY = "emulator-app-key"
 DEFAULT_APP_SECRET = "emulator-app-secret"
 TOKEN_LIFETIME = 7200.0
@@ -70,89 +60,6 @@ DEFAULT_WORLD: dict[str, Any] = {
         },
     ],
 }
-
-
-@dataclass
-class Faults:
-    """Fault injection, seeded so runs repeat. `rate` is per business request."""
-
-    rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
-    latency_ms: float = 0.0
-    extra_latency_ms: float = 200.0
-    retry_after: float = 0.05
-    seed: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-    turn: int = 0
-
-    def __post_init__(self) -> None:
-        self.rng.seed(self.seed)
-        unknown = set(self.kinds) - set(FAULT_KINDS)
-        if unknown:
-            raise EmulatorError(f"unknown fault kinds: {sorted(unknown)}; known: {FAULT_KINDS}")
-
-
-@dataclass
-class Pipeline:
-    pipeline_id: str
-    org_id: str
-    name: str
-    status: str
-    execution_mode: int
-    kafka_rate: int | None
-    stages: dict[str, str]
-    fill_state: bool = False
-    released: bool = True
-    pause_delay: float = 0.0
-    pausing_since: float | None = None
-    lag: int = 0  # what Get Pipeline Offset and Lag reports while RUNNING
-    # explicit state: stage -> asset -> points
-    cells: dict[str, dict[str, set[str]]] = field(default_factory=dict)
-    # fill-state mode: every cell has state unless a delete rectangle covers it
-    deleted: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = field(default_factory=dict)
-    # values a state file seeds (value, time, quality, dq), per rectangle; the last one wins
-    seeded: list[tuple[str, frozenset[str], frozenset[str], dict[str, Any]]] = field(default_factory=list)
-
-    def seeded_for(self, stage: str, asset: str, point: str) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for s, assets, points, values in self.seeded:
-            if s == stage and asset in assets and point in points:
-                found = values
-        return found
-
-    def current_status(self, now: float) -> str:
-        if self.pausing_since is not None and now >= self.pausing_since + self.pause_delay:
-            self.status, self.pausing_since = "PAUSED", None
-        return self.status
-
-    def has_state(self, stage: str, asset: str, point: str) -> bool:
-        if self.fill_state:
-            return not any(asset in a and point in p for a, p in self.deleted.get(stage, ()))
-        return point in self.cells.get(stage, {}).get(asset, ())
-
-    def delete(self, stage: str, assets: list[str], points: list[str]) -> None:
-        if self.fill_state:
-            self.deleted.setdefault(stage, []).append((frozenset(assets), frozenset(points)))
-        by_asset = self.cells.get(stage, {})
-        for a in assets:
-            if a in by_asset:
-                by_asset[a].difference_update(points)
-
-
-class FakeClock:
-    """A clock tests move by hand: `World(clock=clock)`, then `clock.advance(seconds)`."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
 
 
 class World:
@@ -350,15 +257,18 @@ class World:
 
     def draw_fault(self, route: str) -> str | None:
         """Whether this request fails (seeded draw) and how: the kinds take turns, so that a
-        run with enough faults meets every kind, whatever order the requests come in."""
+        run with enough faults meets every kind, whatever order the requests come in. A kind
+        only a delete can meet (data false, a lost answer) keeps its turn until a delete
+        draws a fault: other routes take the next kind without using that turn up."""
         with self.lock:
             f = self.faults
             if f.rate <= 0 or f.rng.random() >= f.rate:
                 return None
-            for _ in range(len(f.kinds)):
-                kind = f.kinds[f.turn % len(f.kinds)]
-                f.turn += 1
+            for offset in range(len(f.kinds)):
+                kind = f.kinds[(f.turn + offset) % len(f.kinds)]
                 if route == "delete" or kind not in ("data_false", "lost_answer"):
+                    if offset == 0:
+                        f.turn += 1
                     return kind
             return None
 

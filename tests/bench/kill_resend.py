@@ -23,13 +23,14 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from apply import _free_port, _wait_for
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
 
@@ -48,22 +49,6 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, env={**_ENV, **IDENTITY}, check=True, capture_output=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit("the emulator did not start")
-
-
 def _origin(root: Path) -> Path:
     """A bare origin whose main is a `reconcile init` scaffold with the bench manifest."""
     bare = root / "origin.git"
@@ -71,7 +56,10 @@ def _origin(root: Path) -> Path:
     seed = root / "seed"
     _git(root, "clone", "-q", str(bare), str(seed))
     subprocess.run(
-        [sys.executable, "-m", "reconciler", "init", str(seed)], env=_ENV, check=True, capture_output=True
+        [sys.executable, "-m", "reconciler", "init", "--install-source", "enos-reconciler", str(seed)],
+        env=_ENV,
+        check=True,
+        capture_output=True,
     )
     for example in (seed / "manifests").glob("*.yaml"):
         example.unlink()

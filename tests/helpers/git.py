@@ -26,6 +26,14 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "Test Person",
     "GIT_COMMITTER_EMAIL": "person@example.invalid",
 }
+# reconcile.yaml keeping the ledger in git on `branch` (format it with branch=...).
+LEDGER_IN_GIT = """\
+apiVersion: reconciler/v1
+kind: ReconcileConfig
+ledger:
+  path: applied-ledger.jsonl
+  git: {{enabled: true, remote: origin, branch: {branch}}}
+"""
 # Every remote refuses non-fast-forward pushes unless told otherwise: a force push
 # anywhere fails the test, so a branch only ever moves forward.
 FORWARD_ONLY = {"receive.denyNonFastForwards": "true"}
