@@ -221,9 +221,13 @@ def test_a_branch_flipped_and_back_is_refused(tmp_path: Path, home: Path, em: An
 def test_turning_git_off_in_ci_is_refused(tmp_path: Path, home: Path, em: Any) -> None:
     origin = make_origin(tmp_path)
     applied_once(origin, tmp_path, em)
-    off = lambda w: write(
-        w / "reconcile.yaml", LEDGER_IN_GIT.format(branch="main").replace("enabled: true", "enabled: false")
-    )  # noqa: E731
+
+    def off(w: Path) -> None:
+        write(
+            w / "reconcile.yaml",
+            LEDGER_IN_GIT.format(branch="main").replace("enabled: true", "enabled: false"),
+        )
+
     as_a_person(origin, tmp_path, "off", off)
     runner = clone(origin, tmp_path / "runner2")
     res = run_cli(["apply", "--auto-approve"], runner, {**gateway_env(em), "CI": "true"})
