@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from helpers import run_cli
 
 from reconciler import ledger as L
-from reconciler.errors import LedgerError
+from reconciler.errors import LedgerError, LedgerWriteError
 
 KEY = {"manifest": "m", "orgId": "o", "pipelineId": "p", "stageInstanceName": "s"}
 FLEET = [f"asset-{i:05d}" for i in range(300)]  # ~3.6 KB joined: stored by content
@@ -155,6 +156,8 @@ def test_a_deeply_nested_line_is_an_error_and_as_a_torn_tail_a_warning(tmp_path:
     path.write_bytes(whole + b"[" * 200_000 + b"\n")
     result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
     assert result.code == 1 and "nested too deeply" in result.err and "Traceback" not in result.err
+    planned = run_cli(["plan", str(tmp_path / "none"), "--ledger", str(path)], tmp_path)
+    assert planned.code == 1 and "nested too deeply" in planned.err and "Traceback" not in planned.err
     path.write_bytes(whole + b"[" * 200_000)
     result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
     assert result.code == 0 and "last line is incomplete" in result.err
@@ -170,6 +173,9 @@ def test_a_whole_last_record_without_its_newline_is_kept_and_extends_the_publish
     published = L.ledger_files(path)
     assert published["l.jsonl"] == path.read_bytes()  # not cut: it is a record
     assert L.extension_problem(L.ledger_files(path), published) is None  # a no-change apply
+    assert L.whole_records(path.read_bytes()) == path.read_bytes()
+    torn = path.read_bytes() + b'\n{"v":3,"se'
+    assert L.whole_records(torn) == path.read_bytes() + b"\n"  # a torn line after it: cut
     with L.LedgerWriter(L.read(path)) as w:
         w.append("pause", {"orgId": "o", "pipelineId": "p"})
     assert L.extension_problem(L.ledger_files(path), published) is None
@@ -216,6 +222,10 @@ def test_extension_problem_names_what_was_changed_cut_or_lost(tmp_path: Path) ->
     seg = "l.jsonl.d/segments/000002.jsonl"
     edited = {**new, seg: new[seg].replace(b'"at":"2', b'"at":"1', 1)}
     assert str(L.extension_problem(edited, new)).startswith(f"{seg}:")
+    stray = "l.jsonl.d/ids/" + "0" * 64 + ".txt"  # a list a run wrote before it died
+    assert L.extension_problem(new, {**old, stray: b"x\n"}) is None
+    named = next(k for k in old if "/ids/" in k)
+    assert "gone now" in str(L.extension_problem({k: v for k, v in new.items() if k != named}, new))
     lst = next(k for k in new if "/ids/" in k)
     assert "ID list file changed" in str(L.extension_problem({**new, lst: b"x\n"}, new))
     cut = {**new, "l.jsonl": new["l.jsonl"][: new["l.jsonl"].index(b"\n") + 1]}
@@ -281,3 +291,40 @@ def test_append_copies_rechains_records_with_lists_by_content(tmp_path: Path) ->
         (r.kind, r.at, r.asset_ids) for r in mine
     ]
     assert [c.seq for c in copies] == list(range(17, 17 + len(mine)))
+
+
+def test_concurrent_appends_across_seals_keep_every_record(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    returned: list[int] = []
+    lock = threading.Lock()
+    with L.LedgerWriter(L.read(path), segment_bytes=1_500) as w:
+
+        def worker(n: int) -> None:
+            for i in range(25):
+                seq = w.append("intent", {**batch(i % 3), "actor": {"user": f"t{n}"}}).seq
+                with lock:
+                    returned.append(seq)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    led = L.read(path)
+    assert sorted(returned) == [r.seq for r in led.records] == list(range(1, 151))
+    assert len(segments(path)) > 10 and not led.warnings
+
+
+def test_a_segment_that_cannot_be_made_stops_the_writer_and_keeps_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path, runs=1, segment_bytes=10**6)
+    before = L.ledger_files(path)
+    L.sidecar_dir(path).joinpath("segments").write_text("in the way")
+    with L.LedgerWriter(L.read(path), segment_bytes=100) as w:
+        with pytest.raises(
+            LedgerWriteError, match=r"segments/000002\.jsonl: cannot create the next ledger segment"
+        ):
+            w.append("pause", {"orgId": "o", "pipelineId": "p"})
+        with pytest.raises(LedgerWriteError, match="earlier append failed"):
+            w.append("pause", {"orgId": "o", "pipelineId": "p"})
+    assert L.ledger_files(path) == before and L.read(path).head_seq == 8

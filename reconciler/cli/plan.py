@@ -211,7 +211,9 @@ def _output(
     if fmt == "json":
         from reconciler.render.live import live_json
 
-        c.write(planfile.dumps(p, extra, live=live_json(p, live) if live else None))
+        # written as encoded: a huge plan is never held whole
+        for piece in planfile.pieces(p, extra, live=live_json(p, live) if live else None):
+            c.write(piece)
     elif fmt == "markdown":
         import os
 

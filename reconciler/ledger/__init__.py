@@ -19,27 +19,18 @@ The files of one ledger (format v3: the main file, segments and ID lists under
     ledger.ledger_files(path) -> {rel: bytes}          whole records only
     ledger.extension_problem(new, old) -> str | None   None: `new` only adds to `old`
     ledger.write_files(path, files)                    the local ledger becomes `files`
+    ledger.whole_records(data) -> bytes                a main file's whole records
 """
 
 from __future__ import annotations
 
-from reconciler.ledger._files import extension_problem, ledger_files, write_files
-from reconciler.ledger._format import (
-    CELL_KINDS,
-    FORMAT_VERSION,
-    GENESIS,
-    KEY_FIELDS,
-    KNOWN_KINDS,
-    Record,
-    canonical,
-    canonical_text,
-    record_hash,
-    utc_now,
-)
+from reconciler.ledger._files import extension_problem, ledger_files, whole_records, write_files
+from reconciler.ledger._format import canonical, canonical_text, record_hash, utc_now
 from reconciler.ledger._lists import sidecar_dir
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, read
+from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, GENESIS, KEY_FIELDS, KNOWN_KINDS, Record
 from reconciler.ledger._replace import replace_contents
 from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
 from reconciler.ledger._write import SEGMENT_BYTES, LedgerWriter
@@ -71,5 +62,6 @@ __all__ = [
     "select",
     "sidecar_dir",
     "utc_now",
+    "whole_records",
     "write_files",
 ]

@@ -24,31 +24,29 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any
 
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
+from reconciler.ledger._record import (
+    CELL_KINDS,
+    CLOSING_KINDS,
+    GENESIS,
+    KEY_FIELDS,
+    LIST_FIELDS,
+    READ_VERSIONS,
+    Ids,
+    Record,
+)
 
-FORMAT_VERSION = 3  # what the writer writes
-READ_VERSIONS = (1, 2, 3)
-GENESIS = "0" * 64
-# Kinds whose records name cells; `failed` closes an intent the gateway definitely refused.
-CELL_KINDS = ("intent", "delete", "failed")
-KNOWN_KINDS = (*CELL_KINDS, "pause", "start", "resume", "seal")
-KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
-LIST_FIELDS = ("assetIds", "pointIds")
-CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)
 _BIG = 128  # values longer than this are spliced into the canonical form, not re-encoded
 # Equal IDs in different lists share one string once a ledger has read this many IDs of
 # distinct lists: it saves memory only in big ledgers (weekly fleet resets whose batches
 # shift: 52 x 200,000 copies would be ~600 MB) and costs ~0.25 us an ID, half of reading
 # a small ledger. Values are the same either way; only memory differs.
 SHARE_IDS_AFTER = 1_000_000
-
-Ids = tuple[str, ...]
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -119,13 +117,15 @@ def _hashes_as_written(stored: object, line: bytes) -> bool:
     """
     if type(stored) is not str or len(stored) != 64:
         return False
-    member = b'"hash":"' + stored.encode() + b'"'
-    at = line.find(member)
+    at = line.find(b'"hash":"')
     if at <= 0:
         return False
-    end = at + len(member)
-    body = line[:at] + line[end + 1 :] if line[end : end + 1] == b"," else line[: at - 1] + line[end:]
-    return hashlib.sha256(body.rstrip(b"\n")).hexdigest() == stored
+    end = at + 73  # '"hash":"' and 64 hex digits and '"'
+    stop = len(line) - 1 if line.endswith(b"\n") else len(line)
+    body = (
+        line[:at] + line[end + 1 : stop] if line[end : end + 1] == b"," else line[: at - 1] + line[end:stop]
+    )
+    return hashlib.sha256(body).hexdigest() == stored
 
 
 def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
@@ -146,78 +146,6 @@ def join_ids(where: str, name: str, ids: Sequence[str]) -> str:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@dataclass(frozen=True)
-class Record:
-    """One verified ledger record; `data` is the record as stored (ID lists as tuples)."""
-
-    seq: int
-    kind: str
-    at: str
-    hash: str
-    data: Mapping[str, Any]
-    asset_ids: Ids = ()
-    point_ids: Ids = ()
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """(manifest, org, pipeline, stage): the group a cell record belongs to."""
-        d = self.data
-        return (d["manifest"], d["orgId"], d["pipelineId"], d["stageInstanceName"])
-
-    @property
-    def pipeline(self) -> tuple[str, str]:
-        return (self.data["orgId"], self.data["pipelineId"])
-
-    @property
-    def manifest(self) -> str | None:
-        value = self.data.get("manifest")
-        return value if isinstance(value, str) else None
-
-    @property
-    def pipeline_id(self) -> str | None:
-        value = self.data.get("pipelineId")
-        return value if isinstance(value, str) else None
-
-    @property
-    def actor(self) -> Mapping[str, Any]:
-        value = self.data.get("actor")
-        return value if isinstance(value, dict) else {}
-
-    @property
-    def resolved(self) -> bool:
-        """A `delete` that `ledger resolve` recorded after a person checked the state."""
-        return self.data.get("resolved") is True
-
-    @property
-    def code(self) -> int | None:
-        """The API code of a `failed` record (None when the refusal had none)."""
-        value = self.data.get("code")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def message(self) -> str:
-        """Why a `failed` record's request was refused."""
-        value = self.data.get("message")
-        return value if isinstance(value, str) else ""
-
-    @property
-    def ids(self) -> tuple[Ids, Ids]:
-        return self.asset_ids, self.point_ids
-
-    @property
-    def intent_seq(self) -> int | None:
-        """The intent a v2 `delete`/`failed` closes exactly, by its seq (None: own lists)."""
-        value = self.data.get("intent")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    def as_json(self) -> dict[str, Any]:
-        """The record as plain JSON for display, with its ID lists written out."""
-        out = dict(self.data)
-        if self.kind in CELL_KINDS:
-            out["assetIds"], out["pointIds"] = list(self.asset_ids), list(self.point_ids)
-        return out
 
 
 class Chain:
@@ -244,31 +172,36 @@ class Chain:
         self._texts: dict[str, Ids] = {}
         self._ids: dict[str, str] = {}
         self._unshared = 0  # IDs read into tuples before sharing started
+        self._values: dict[object, Any] = {}  # repeated small values, one object each
 
     def verify(self, number: int, line: bytes, where: str | None = None) -> Record:
         """Verify the record expected to have seq `number`; errors name `where`
         (default `<path>:<number>`: in the main file, the line is the seq)."""
         where = where or f"{self.path}:{number}"
         data = _parse(where, line)
-        if data.get("kind") == "seal":
+        kind = data.get("kind")
+        if kind == "seal":
             return self._seal(where, data)
         joined = self._check_link(where, number, data, line)
-        kind = data.get("kind")
-        if not isinstance(kind, str) or not kind:
+        if type(kind) is not str or not kind:
             raise LedgerError(f"{where}: record has no kind")
-        if not isinstance(data.get("at"), str):
+        at = data.get("at")
+        if type(at) is not str:
             raise LedgerError(f"{where}: record has no time (`at`)")
-        assets: Ids = ()
-        points: Ids = ()
-        if kind in CELL_KINDS:
+        cells = kind in CELL_KINDS
+        if cells:
             assets, points = self._cells(where, kind, data, joined)
-        elif kind in ("pause", "start", "resume") and not all(
-            isinstance(data.get(k), str) for k in ("orgId", "pipelineId")
-        ):
-            raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
-        record = Record(number, kind, data["at"], data["hash"], data, assets, points)
-        self.prev, self.seq = data["hash"], number
-        if kind in CELL_KINDS:
+        else:
+            assets = points = ()
+            if kind in _PIPELINE_KINDS and not (
+                type(data.get("orgId")) is str and type(data.get("pipelineId")) is str
+            ):
+                raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
+        self._share_values(data)
+        digest = data["hash"]
+        record = Record(number, kind, data["at"], digest, data, assets, points)
+        self.prev, self.seq = digest, number
+        if cells:
             self._track_closing(record)
         return record
 
@@ -294,6 +227,26 @@ class Chain:
         self.prev = data["hash"]
         return Record(self.seq, "seal", data["at"], data["hash"], data)
 
+    def _share_values(self, data: dict[str, Any]) -> None:
+        """One object for values that repeat record after record (the org, pipeline, stage,
+        manifest, kind, time, and a run's actor): a year's ledger holds them once, not
+        22,000 times. Values are the same either way; only memory differs."""
+        values = self._values
+        for name in _SHARED:
+            value = data.get(name)
+            if type(value) is str:
+                data[name] = values.setdefault(value, value)
+        actor = data.get("actor")
+        if type(actor) is dict:
+            # Only all-string actors are kept: a tuple equal to one of them is all strings too
+            # (no other value equals a str), so equal tuples mean equal JSON (1 == True do not).
+            key = (*actor.items(),)
+            shared = values.get(key)
+            if shared is not None:
+                data["actor"] = shared
+            elif all(type(v) is str for v in actor.values()):
+                values[key] = actor
+
     def _track_closing(self, record: Record) -> None:
         d = record.data
         key = (d["manifest"], d["orgId"], d["pipelineId"], d["stageInstanceName"])
@@ -312,8 +265,9 @@ class Chain:
 
     def _check_link(self, where: str, number: int, data: dict[str, Any], line: bytes) -> dict[str, str]:
         """Check the record continues the chain; give the ID lists `_content_hash` joined."""
-        if data.get("v") not in READ_VERSIONS or isinstance(data.get("v"), bool):
-            raise LedgerError(f"{where}: unsupported record version {data.get('v')!r}")
+        version = data.get("v")
+        if type(version) is not int or version not in READ_VERSIONS:
+            raise LedgerError(f"{where}: unsupported record version {version!r}")
         if data.get("seq") != number:
             raise LedgerError(
                 f"{where}: seq is {data.get('seq')!r}, expected {number}; lines were removed or reordered"
@@ -323,7 +277,7 @@ class Chain:
                 f"{where}: prev does not match the hash of line {number - 1}; "
                 "a line before it was changed, removed or reordered"
             )
-        if data["v"] != 1 and _hashes_as_written(data.get("hash"), line):
+        if version != 1 and _hashes_as_written(data.get("hash"), line):
             return {}
         digest, joined = _content_hash(data, line)
         if data.get("hash") != digest:
@@ -417,6 +371,8 @@ class Chain:
         return tuple(map(known.setdefault, ids, ids))
 
 
+_PIPELINE_KINDS = ("pause", "start", "resume")
+_SHARED = ("kind", "at", "manifest", "orgId", "pipelineId", "stageInstanceName")
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, without `json.loads`'s Python wrapper
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
-from reconciler.ledger._format import CELL_KINDS, CLOSING_KINDS, FORMAT_VERSION, LIST_FIELDS, Ids, Record
 from reconciler.ledger._lock import LedgerLock
 from reconciler.ledger._read import Ledger, read
+from reconciler.ledger._record import CELL_KINDS, CLOSING_KINDS, FORMAT_VERSION, LIST_FIELDS, Ids, Record
 from reconciler.ledger._write import CHAIN_FIELDS as _CHAIN_FIELDS
 from reconciler.ledger._write import SEGMENT_BYTES, LedgerWriter
 

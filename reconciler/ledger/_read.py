@@ -25,7 +25,8 @@ from typing import BinaryIO, Protocol
 
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
-from reconciler.ledger._format import GENESIS, Chain, Record
+from reconciler.ledger._format import Chain
+from reconciler.ledger._record import GENESIS, Record
 
 SEGMENTS_DIR = "segments"
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone
 
 from reconciler.errors import LedgerError, ReconcilerError
-from reconciler.ledger._format import KNOWN_KINDS, Record
 from reconciler.ledger._read import Ledger
+from reconciler.ledger._record import KNOWN_KINDS, Record
 
 _DURATION = re.compile(r"(\d+)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -25,19 +25,9 @@ from typing import Any
 
 from reconciler.errors import LedgerError, LedgerWriteError
 from reconciler.ledger import _lists
-from reconciler.ledger._format import (
-    CELL_KINDS,
-    FORMAT_VERSION,
-    KEY_FIELDS,
-    LIST_FIELDS,
-    Chain,
-    Record,
-    canonical,
-    join_ids,
-    record_hash,
-    utc_now,
-)
+from reconciler.ledger._format import Chain, canonical, join_ids, record_hash, utc_now
 from reconciler.ledger._read import DiskFiles, Ledger, segment_name
+from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, KEY_FIELDS, LIST_FIELDS, Record
 
 _CHANGED = "the ledger changed since it was read; another apply?"
 # What the chain sets on every record (as opposed to the fields a caller gives).
@@ -296,7 +286,7 @@ class LedgerWriter:
                 fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:  # created since it was read: checked like any change
                 return os.open(self.path, flags)
-            _fsync_dir(self.path.parent)  # the new file's directory entry must survive a crash
+            _lists.fsync_dir(self.path.parent)  # the new file's directory entry must survive a crash
             return fd
         except OSError as exc:
             where = exc.filename or self._tail
@@ -422,11 +412,3 @@ def _make_dir(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from exc
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

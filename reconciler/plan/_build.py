@@ -33,6 +33,8 @@ from reconciler.plan.values import (
     Summary,
 )
 
+_HASH_LINES_IDS = 5_000_000  # beyond this many IDs in its requests, a plan's hash is streamed
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -86,13 +88,25 @@ class Plan:
 
     @cached_property
     def plan_hash(self) -> str:
-        """`plan_hash(self.hashed_fields())`, from the action lines already encoded."""
+        """`plan_hash(self.hashed_fields())`, from the action lines already encoded, or
+        (`streams`) a line at a time, keeping none."""
         fields = self.hashed_fields(actions=False)
         rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
         digest = hashlib.sha256(b'{"actions":[')
-        digest.update(",".join(self.action_lines).encode())
+        if "action_lines" in self.__dict__ or not self.streams:
+            digest.update(",".join(self.action_lines).encode())
+        else:
+            for i, action in enumerate(self.actions):
+                digest.update((b"," if i else b"") + canonical(action.to_json()))
         digest.update(b"]," + rest[1:])
         return digest.hexdigest()
+
+    @cached_property
+    def streams(self) -> bool:
+        """Its requests list more than `_HASH_LINES_IDS` IDs: its hash and JSON are made an
+        action at a time, keeping no line (a text plan of 10^11 cells prints its hash, and
+        its JSON is written as it is encoded, never held)."""
+        return sum(len(a.asset_ids) + len(a.point_ids) for a in self.actions) > _HASH_LINES_IDS
 
     def policy(
         self, max_cells: int | None, pause_pipelines: bool, max_cells_from: str = "apply.maxCells"
@@ -271,6 +285,9 @@ def _split(
     key: StageKey, group: PendingGroup, options: Options, *, in_doubt: bool, resumed: bool
 ) -> Iterator[Action]:
     per_assets, per_points = _shape(len(group.assets), len(group.points), options)
+    # One slice of the points per chunk, shared by every asset chunk: a plan of 10^11 cells
+    # holds its IDs once, not once per request (issue 18: plan's memory bounded).
+    point_chunks = tuple(_chunks(group.points, per_points))
     for assets in _chunks(group.assets, per_assets):
-        for points in _chunks(group.points, per_points):
+        for points in point_chunks:
             yield Action(*key, asset_ids=assets, point_ids=points, in_doubt=in_doubt, resumed_since=resumed)

@@ -74,7 +74,7 @@ def diff(
     for key, records in by_key.items():
         deletes = [r for r in records if r.kind == "delete"]
         if key not in declared_keys and deletes:
-            undeclared[key] = _distinct_cells(deletes)
+            undeclared[key] = sets.distinct_cells(deletes)
     return Diff(
         keys=tuple(keys),
         undeclared=tuple(sorted(undeclared.items())),
@@ -153,6 +153,14 @@ class _Sets:
             found = _untouched_runs(asset_ids, deletes)
             hit = self._runs[key] = (asset_ids, lists, None if found is None else tuple(found))
         return hit[2]
+
+    def distinct_cells(self, records: Sequence[Record]) -> int:
+        """`_distinct_cells`; records that share no asset (batches of one run, the usual
+        history) count without a per-asset index, from set views built once per list."""
+        _, disjoint = self.union([r.asset_ids for r in records])
+        if not disjoint:
+            return _distinct_cells(records)
+        return sum(len(r.asset_ids) * len(self.of(r.point_ids)) for r in records)
 
     def minus(self, a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
         if self.general:

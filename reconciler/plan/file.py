@@ -10,12 +10,13 @@ file is refused with one line, never a traceback (invariant 6).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import PlanError
+from reconciler.ledger import canonical_text
 from reconciler.plan._build import Plan, plan_hash
 from reconciler.plan.values import LedgerHead, Options
 
@@ -60,23 +61,43 @@ def dumps(plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str,
     `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
     merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
     actions, which the hash does not cover."""
-    lines = []
+    return "".join(pieces(plan, extra, live))
+
+
+def pieces(
+    plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None
+) -> Iterator[str]:
+    """`dumps` in pieces, for writing as they come. A plan too big to hold its JSON
+    (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a time
+    and never held whole: memory stays bounded by the input, not by what is printed."""
+    streamed = plan.streams
+    rows = () if streamed else plan.action_lines  # before the hash, which then reuses them
     doc = _document(plan, extra)
-    action_lines = plan.action_lines
     if live:
         doc["summary"] = {**doc["summary"], **live.get("summary", {})}
         doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
-        action_lines = tuple(
-            _annotated(line, fields) for line, fields in zip(action_lines, live["actions"], strict=True)
-        )
-    for key, value in doc.items():
-        if value is _ACTIONS:
-            rows = ",\n    ".join(action_lines)
-            text = f"[\n    {rows}\n  ]" if rows else "[]"
+    for n, (key, value) in enumerate(doc.items()):
+        yield ("{\n" if n == 0 else ",\n") + f"  {json.dumps(key)}: "
+        if value is not _ACTIONS:
+            yield json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        elif not plan.actions:
+            yield "[]"
         else:
-            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
-        lines.append(f"  {json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+            for i, line in enumerate(_action_lines(plan, rows, streamed, live)):
+                yield ("[\n    " if i == 0 else ",\n    ") + line
+            yield "\n  ]"
+    yield "\n}\n"
+
+
+def _action_lines(
+    plan: Plan, rows: tuple[str, ...], streamed: bool, live: Mapping[str, Any] | None
+) -> Iterator[str]:
+    lines = (canonical_text(a.to_json()) for a in plan.actions) if streamed else iter(rows)
+    if not live:
+        yield from lines
+        return
+    for line, fields in zip(lines, live["actions"], strict=True):
+        yield _annotated(line, fields)
 
 
 def _annotated(line: str, extra: Mapping[str, Any]) -> str:
@@ -89,7 +110,9 @@ def _annotated(line: str, extra: Mapping[str, Any]) -> str:
 
 def write(plan: Plan, path: Path, extra: Mapping[str, Any] | None = None) -> None:
     try:
-        path.write_text(dumps(plan, extra), encoding="utf-8")
+        with path.open("w", encoding="utf-8") as fh:
+            for piece in pieces(plan, extra):
+                fh.write(piece)
     except OSError as exc:
         raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
 

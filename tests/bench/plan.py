@@ -1,10 +1,17 @@
 """The plan benchmark: `reconcile plan` against its floor, side by side in one run.
 
-    python tests/bench/plan.py [--runs N] [--no-breakdown]
+    python tests/bench/plan.py [--runs N] [--no-breakdown] [--shape separate|shared|both]
 
 Workload: 20 manifests of 2 stages x 5,000 assets x 2,000 points and one of
 200,000 assets x 50 points (410M declared cells, ~302k IDs in ID files), and a
-301-record ledger (7 MB). Two whole processes, best of N each, interleaved:
+301-record ledger (7 MB). Two shapes of it (default: both):
+
+- `separate`: each of the 20 manifests on its own pipeline;
+- `shared`: the 20 manifests on 4 pipelines, 5 on each pipeline's two stages (weekly
+  fixes of the same pipeline and stage: `build_plan`'s shared-stage path), each with
+  its own farm's assets, so the plan is the same cells.
+
+Two whole processes, best of N each, interleaved:
 
 - the floor, `floor_plan.py`: reads the same ID files and reads and hash-verifies
   the same ledger, importing nothing beyond `json` and `hashlib`;
@@ -46,7 +53,11 @@ def _manifest(name: str, pipeline: str, stages: list[str], assets_file: str, poi
     )
 
 
-def write_plan_workload(root: Path) -> Path:
+def _pipe(m: int, shape: str) -> str:
+    return f"pipe{m % 4:02d}" if shape == "shared" else f"pipe{m:02d}"
+
+
+def write_plan_workload(root: Path, shape: str = "separate") -> Path:
     """20 manifests of 2 x 5,000 x 2,000, one of 200,000 x 50, and a 301-record ledger."""
     mdir = root / "manifests"
     (mdir / "ids").mkdir(parents=True)
@@ -60,7 +71,7 @@ def write_plan_workload(root: Path) -> Path:
         (mdir / f"m{m:02d}.yaml").write_text(
             _manifest(
                 f"fix-{m:02d}",
-                f"pipe{m:02d}",
+                _pipe(m, shape),
                 ["stage_a", "stage_b"],
                 f"ids/farm-{m:02d}.txt",
                 "pointIdsFile: ids/points.txt",
@@ -78,8 +89,8 @@ def write_plan_workload(root: Path) -> Path:
     for m in range(10):
         for stage in ("stage_a", "stage_b"):
             for b in range(0, 5000, 1000):
-                batches.append((f"fix-{m:02d}", f"pipe{m:02d}", stage, farms[m][b : b + 1000], points))
-    batches.append(("fix-10", "pipe10", "stage_a", farms[10][:2500], points))
+                batches.append((f"fix-{m:02d}", _pipe(m, shape), stage, farms[m][b : b + 1000], points))
+    batches.append(("fix-10", _pipe(10, shape), "stage_a", farms[10][:2500], points))
     for b in range(200):
         pts = fleet_points if b < 199 else fleet_points[:25]
         batches.append(("fleet-reset", "pipefleet", "counter", fleet[b * 1000 : (b + 1) * 1000], pts))
@@ -127,8 +138,13 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, float, bytes]:
 
 
 def bench_plan(args: argparse.Namespace) -> int:
+    shapes = ("separate", "shared") if args.shape == "both" else (args.shape,)
+    return max(bench_shape(args, shape) for shape in shapes)
+
+
+def bench_shape(args: argparse.Namespace, shape: str) -> int:
     with tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
-        root = write_plan_workload(Path(tmp))
+        root = write_plan_workload(Path(tmp), shape)
         id_files = sorted(str(p.relative_to(root)) for p in (root / "manifests" / "ids").glob("*.txt"))
         floor_cmd = [sys.executable, str(HERE / "floor_plan.py"), "applied-ledger.jsonl", *id_files]
         plan_cmd = [
@@ -155,7 +171,12 @@ def bench_plan(args: argparse.Namespace) -> int:
     floor, best = min(floor_walls), min(plan_walls)
     ratio = best / floor
     ok = ratio <= RATIO_TARGET and plan_rss <= PLAN_RSS_TARGET_MB and summary["pendingCells"] == PLAN_PENDING
-    print(f"plan benchmark: 410,000,000 declared cells, 301 ledger records, {os.cpu_count()} cores")
+    where = (
+        "20 manifests on 4 pipelines' stages" if shape == "shared" else "each manifest on its own pipeline"
+    )
+    print(
+        f"plan benchmark ({shape}: {where}): 410,000,000 declared cells, 301 ledger records, {os.cpu_count()} cores"
+    )
     print(f"  floor   best {floor:.3f} s of {args.runs} ({_all(floor_walls)}); peak RSS {floor_rss:.0f} MB")
     print(f"  plan    best {best:.3f} s of {args.runs} ({_all(plan_walls)}); peak RSS {plan_rss:.0f} MB")
     print(
@@ -224,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=5, help="runs of each process (best is kept)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false")
+    parser.add_argument("--shape", choices=("separate", "shared", "both"), default="both")
     return bench_plan(parser.parse_args(argv))
 
 

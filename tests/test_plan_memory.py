@@ -1,0 +1,47 @@
+"""Plan memory bounded by what it must print: requests share their ID slices, and a big
+plan's hash is computed a line at a time (issue 18, item 5)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import ledger_of, manifest
+
+from reconciler.plan import Options, build_plan, diff
+from reconciler.plan import _build as build_mod
+from reconciler.plan import file as planfile
+from reconciler.plan._build import plan_hash
+
+
+def test_requests_of_one_group_share_each_slice_of_the_points() -> None:
+    ms = [manifest("m", "p", ["s"], [f"a{i}" for i in range(10)], [f"p{i}" for i in range(7)])]
+    plan = build_plan(diff(ms, ledger_of([])), Options(max_assets=2, max_points=3))
+    assert len(plan.actions) == 5 * 3
+    by_points: dict[tuple[str, ...], set[int]] = {}
+    for a in plan.actions:
+        by_points.setdefault(a.point_ids, set()).add(id(a.point_ids))
+    assert len(by_points) == 3 and all(len(ids) == 1 for ids in by_points.values())
+
+
+def test_a_streamed_plan_hash_is_the_plan_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    ms = [manifest(f"m{i}", "p", ["s", "t"], [f"a{j}" for j in range(9)], ["x", "y"]) for i in range(3)]
+    d = diff(ms, ledger_of([]))
+    whole = build_plan(d, Options(max_assets=4)).plan_hash
+    monkeypatch.setattr(build_mod, "_HASH_LINES_IDS", 0)
+    streamed = build_plan(d, Options(max_assets=4))
+    assert streamed.plan_hash == whole == plan_hash(streamed.hashed_fields())
+    assert "action_lines" not in streamed.__dict__  # no line kept
+
+
+def test_a_streamed_plan_document_is_the_plan_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    ms = [manifest(f"m{i}", "p", ["s"], [f"a{j}" for j in range(9)], ["x", "y"]) for i in range(2)]
+    d = diff(ms, ledger_of([]))
+    whole = planfile.dumps(build_plan(d, Options(max_assets=4)))
+    monkeypatch.setattr(build_mod, "_HASH_LINES_IDS", 0)
+    streamed = build_plan(d, Options(max_assets=4))
+    assert streamed.streams and "".join(planfile.pieces(streamed)) == whole
+    assert "action_lines" not in streamed.__dict__
+    assert json.loads(whole)["planHash"] == streamed.plan_hash
+    empty = build_plan(diff([], ledger_of([])), Options())
+    assert json.loads(planfile.dumps(empty))["actions"] == []
