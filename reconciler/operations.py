@@ -92,11 +92,25 @@ def _did_you_mean(unknown: Sequence[str], loaded: manifests.LoadResult) -> str:
 
 
 def plan_from(
-    paths: Sequence[str], ledger: ledger_mod.Ledger, options: Options
+    paths: Sequence[str],
+    ledger: ledger_mod.Ledger,
+    options: Options,
+    *,
+    max_cells: int | None = None,
+    max_cells_source: str = "the maxCells limit",
 ) -> tuple[Plan, manifests.LoadResult]:
-    """Load manifests (raising on any error) and plan against a verified ledger."""
+    """Load manifests (raising on any error) and plan against a verified ledger. With
+    `max_cells`, a plan larger than that is refused from the counts alone, before a
+    request is built: 10^11 declared cells must be refused, not built."""
     loaded = _load(paths, options)
-    return build_plan(diff(loaded.manifests, ledger), options, manifest_paths=paths), loaded
+    d = diff(loaded.manifests, ledger)
+    if max_cells is not None:
+        per: dict[str, int] = {}
+        for kd in d.keys:
+            if kd.pending_cells and (not options.targets or kd.key.manifest in options.targets):
+                per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
+        _refuse_over(per, max_cells, max_cells_source)
+    return build_plan(d, options, manifest_paths=paths), loaded
 
 
 def plan(paths: Sequence[str], ledger_path: str, options: Options, *, shown_as: str | None = None) -> Planned:
@@ -277,7 +291,13 @@ def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPla
         )
     if saved is not None:
         return Planned(*replan_saved(saved, led), led, saved)
-    p, loaded = plan_from(settings.paths, led, settings.plan_options)
+    p, loaded = plan_from(
+        settings.paths,
+        led,
+        settings.plan_options,
+        max_cells=settings.max_cells,
+        max_cells_source=settings.max_cells_source,
+    )
     return Planned(p, loaded, led)
 
 
@@ -324,13 +344,20 @@ class _LeaseStop(threading.Event):
 def check_max_cells(p: Plan, max_cells: int | None, source: str = "the maxCells limit") -> None:
     """The guardrail for irreversible work: refuse a plan larger than `max_cells`; `source`
     names where the limit was set, in the words of whoever set it."""
-    total = p.summary.pending_cells
-    if max_cells is None or total <= max_cells:
+    if max_cells is None or p.summary.pending_cells <= max_cells:
         return
     per: dict[str, int] = {}
     for kd in p.keys:
         if kd.pending_cells:
             per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
+    _refuse_over(per, max_cells, source)
+
+
+def _refuse_over(per: dict[str, int], max_cells: int | None, source: str) -> None:
+    """Refuse pending cells (by manifest) over `max_cells`, naming the largest first."""
+    total = sum(per.values())
+    if max_cells is None or total <= max_cells:
+        return
     where = "\n".join(f"  {name}: {n:,} cells" for name, n in sorted(per.items(), key=lambda x: -x[1]))
     raise PlanError(
         f"the plan clears {total:,} cells, more than {source} ({max_cells:,}); nothing was sent.\n"

@@ -4,6 +4,7 @@ plan's hash is computed a line at a time (issue 18, item 5)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import ledger_of, manifest
@@ -45,3 +46,25 @@ def test_a_streamed_plan_document_is_the_plan_document(monkeypatch: pytest.Monke
     assert json.loads(whole)["planHash"] == streamed.plan_hash
     empty = build_plan(diff([], ledger_of([])), Options())
     assert json.loads(planfile.dumps(empty))["actions"] == []
+
+
+def test_apply_refuses_a_huge_declaration_by_max_cells_before_building_requests(tmp_path: Path) -> None:
+    """10^10 declared cells: refused by the counts, in moments and without building them."""
+    from helpers import run_cli, write
+
+    ids = tmp_path / "manifests" / "ids"
+    ids.mkdir(parents=True)
+    (ids / "assets.txt").write_text("".join(f"A{i}\n" for i in range(100_000)))
+    (ids / "points.txt").write_text("".join(f"P{i}\n" for i in range(100_000)))
+    write(
+        tmp_path / "manifests/huge.yaml",
+        "apiVersion: reconciler/v1\nkind: StageStateDeletion\nmetadata: {name: huge}\n"
+        "spec: {orgId: o1, pipelineId: p1, stageInstanceNames: [s1], assetIdsFile: ids/assets.txt,"
+        " pointIdsFile: ids/points.txt}\n",
+    )
+    (tmp_path / "applied-ledger.jsonl").write_text("")
+    env = {"ENOS_API_GATEWAY": "http://127.0.0.1:9", "ENOS_APP_KEY": "k", "ENOS_APP_SECRET": "s"}
+    res = run_cli(["apply", "--auto-approve", "--max-cells", "1000000"], tmp_path, env)
+    assert res.code == 1, res.all
+    assert "clears 10,000,000,000 cells, more than --max-cells (1,000,000); nothing was sent" in res.err
+    assert "huge: 10,000,000,000 cells" in res.err and "Plan:" not in res.out  # no plan was built
