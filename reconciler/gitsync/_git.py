@@ -171,34 +171,43 @@ class Git:
 
     # --- writing ------------------------------------------------------------------------
 
-    def blobs(self, commit: str | None, paths: Sequence[str]) -> dict[str, bytes]:
-        """The files at `paths` in `commit` that exist there, read in one `cat-file --batch`."""
-        if commit is None or not paths:
+    def tree_entries(self, commit: str | None, paths: Sequence[str] = ()) -> dict[str, str]:
+        """The files of `commit` at or under `paths` (all when none), with their blob ids."""
+        if commit is None:
             return {}
-        query = "".join(f"{commit}:{p}\n" for p in paths).encode()
-        out = self.run("cat-file", "--batch", stdin=query)
+        out = self.ok("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths)
+        found: dict[str, str] = {}
+        for entry in out.split("\0"):
+            meta, _, path = entry.partition("\t")
+            parts = meta.split()
+            if path and len(parts) == 3 and parts[1] == "blob":
+                found[path] = parts[2]
+        return found
+
+    def objects(self, shas: Sequence[str]) -> dict[str, bytes]:
+        """The contents of blobs by id, read in one `cat-file --batch`."""
+        if not shas:
+            return {}
+        out = self.run("cat-file", "--batch", stdin="".join(f"{s}\n" for s in shas).encode())
         if out.returncode != 0:
             raise GitSyncError(f"git cat-file failed: {stderr(out)}")
         found, data, at = {}, out.stdout, 0
-        for path in paths:
+        for sha in shas:
             end = data.index(b"\n", at)
             header = data[at:end].split()
             at = end + 1
-            if len(header) < 3 or header[1] != b"blob":  # "<name> missing"
+            if len(header) < 3 or header[1] != b"blob":
                 continue
             size = int(header[2])
-            found[path] = data[at : at + size]
+            found[sha] = data[at : at + size]
             at += size + 1
         return found
 
-    def tree_paths(self, commit: str | None, directory: str | None = None) -> list[str]:
-        """The files in `commit` (under `directory`, when given), recursively."""
-        if commit is None:
-            return []
-        args = ["ls-tree", "-r", "-z", "--name-only", commit]
-        if directory:
-            args += ["--", directory]
-        return [p for p in self.ok(*args).split("\0") if p]
+    def files(self, commit: str | None, paths: Sequence[str] = ()) -> dict[str, bytes]:
+        """The files of `commit` at or under `paths` (all when none), with their contents."""
+        entries = self.tree_entries(commit, paths)
+        blobs = self.objects(sorted(set(entries.values())))
+        return {p: blobs[sha] for p, sha in entries.items() if sha in blobs}
 
     def commit_tree(
         self, parent: str | None, files: Mapping[str, bytes | None], message: str, *, base: str | None = None

@@ -141,6 +141,15 @@ class GitRemote:
         self.target = name  # a remote's name, or a URL (which may carry a token)
         self.name = redact(name)  # what messages show
         self.push_options = tuple(push_options)
+        self._blobs: dict[str, bytes] = {}  # blob id -> contents: a ledger's files never change
+
+    def _files(self, commit: str | None, paths: Sequence[str]) -> dict[str, bytes]:
+        """The files of `commit` at or under `paths` (all when none). Only blobs this run has
+        not read before are read: each renewal reads what changed, not the whole ledger."""
+        entries = self.git.tree_entries(commit, paths)
+        unknown = sorted({sha for sha in entries.values() if sha not in self._blobs})
+        self._blobs.update(self.git.objects(unknown))
+        return {p: self._blobs[sha] for p, sha in entries.items() if sha in self._blobs}
 
     def read(self, branch: str, paths: Sequence[str], dirs: Sequence[str] = ()) -> RemoteState:
         ref = f"refs/heads/{branch}"
@@ -156,9 +165,9 @@ class GitRemote:
             self.git.fetch(self.target, *missing)
         head = self._resolve(found.get(ref), _SEEN + "branch")
         anchor_commit = self._resolve(found.get(ANCHOR_REF), _SEEN + "anchor")
-        wanted = list(paths) + [p for d in dirs for p in self.git.tree_paths(head, d)]
-        blobs = self.git.blobs(head, wanted)
-        files: dict[str, bytes | None] = {p: blobs.get(p) for p in wanted}
+        tree = self._files(head, [*paths, *dirs]) if head else {}
+        files: dict[str, bytes | None] = {p: tree.get(p) for p in paths}
+        files.update({p: d for p, d in tree.items() if p not in files})
         return RemoteState(head, files, self._anchor(anchor_commit))
 
     def _resolve(self, sha: str | None, local_ref: str) -> str | None:
@@ -175,7 +184,7 @@ class GitRemote:
         if parsed is None:
             return None
         ledger_path, branch, published = parsed
-        files = self.git.blobs(commit, self.git.tree_paths(commit))  # an anchor holds only the ledger
+        files = self._files(commit, [])  # an anchor holds only the ledger
         return Anchor(commit, ledger_path, branch, published, files)
 
     def publish(

@@ -136,7 +136,7 @@ def check_pull_request(
     ledger (a restore; `anchored` by paths beside the main file) is allowed."""
     _have(git, remote, base)
     lease = ledger_rel + ".lease"
-    before = git.blobs(base, [ledger_rel, lease, *git.tree_paths(base, ledger_rel + ".d")])
+    before = git.files(base, [ledger_rel, lease, ledger_rel + ".d"])
     now = _worktree_files(git.toplevel(), ledger_rel)
     top = posixpath.dirname(ledger_rel)
     restored = {posixpath.join(top, k): v for k, v in (anchored or {}).items()}
