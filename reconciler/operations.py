@@ -196,11 +196,14 @@ def apply(
                 if session is not None:
                     session.finish("reconcile: nothing to apply")
                 return planned, None
+            # The gateways and credentials are checked only now: a run with nothing to apply
+            # needs none, and one with work learns of a missing one before it is asked.
+            gw = gateways()
             if planned is first:
                 check_max_cells(planned.plan, settings.max_cells, settings.max_cells_source)
                 confirm(planned.plan)
             try:
-                result = _run(planned, settings, gateways(), reporter, session)
+                result = _run(planned, settings, gw, reporter, session)
             except LedgerMoved as exc:
                 _lost_the_race(exc, saved, session, reporter)
                 continue

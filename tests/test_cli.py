@@ -203,10 +203,16 @@ def test_apply_refuses_a_missing_ledger_and_plan_warns(repo: Path, make_emulator
     assert planned.code == 0 and "warning: applied_ledger.jsonl does not exist" in planned.err
 
 
-def test_no_gateway_is_reported_before_the_plan(repo: Path) -> None:
+def test_no_gateway_is_reported_before_anything_is_asked_and_a_no_op_needs_none(
+    repo: Path, make_emulator: Any
+) -> None:
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
-    res = run_cli(["apply", "--auto-approve"], repo)
-    assert res.code == 1 and "no gateway" in res.err and res.out == ""
+    res = run_cli(["apply"], repo)  # not even asked to approve: the missing gateway comes first
+    assert res.code == 1 and "no gateway" in res.err and "no terminal to ask" not in res.err
+    em = make_emulator(world_for([pipeline()]))
+    assert run_cli(["apply", "--auto-approve"], repo, gateway_env(em)).code == 0
+    res = run_cli(["apply", "--auto-approve"], repo)  # nothing left to apply: no credentials needed
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
 
 
 def test_uncommitted_manifests_are_recorded_and_refused_in_ci(repo: Path, make_emulator: Any) -> None:

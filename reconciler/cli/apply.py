@@ -180,7 +180,8 @@ def apply(
     ):
         _, result = operations.apply(
             settings,
-            gateways=s.gateways_for(gateway, cfg, on_retry=reporter.note),  # checked before any plan
+            # checked only when there is something to apply: a no-op apply needs no credentials
+            gateways=lambda: s.gateways_for(gateway, cfg, on_retry=reporter.note)(),
             reporter=reporter,
             show=show,
             confirm=lambda p: approve(c, auto_approve),
