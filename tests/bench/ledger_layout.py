@@ -307,7 +307,10 @@ def ci_origin(files: dict[str, bytes], root: Path) -> Path:
     seed = root / "seed"
     _git(root, "clone", "-q", str(bare), str(seed))
     subprocess.run(
-        [sys.executable, "-m", "reconciler", "init", str(seed)], env=_ENV, check=True, capture_output=True
+        [sys.executable, "-m", "reconciler", "init", "--install-source", "enos-reconciler", str(seed)],
+        env=_ENV,
+        check=True,
+        capture_output=True,
     )
     for example in (seed / "manifests").glob("*.yaml"):
         example.unlink()
