@@ -193,18 +193,21 @@ def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str
         who = f"org {org}" if org else "the default gateway"
         old, new = b_gw.get(org), h_gw.get(org)
         if old != new:
-            was = f"{old.url} with ${old.app_key_env}/${old.app_secret_env}" if old else "none"
-            now = f"{new.url} with ${new.app_key_env}/${new.app_secret_env}" if new else "none"
+            unset = "none in reconcile.yaml ($ENOS_API_GATEWAY with $ENOS_APP_KEY/$ENOS_APP_SECRET)"
+            was = f"{old.url} with ${old.app_key_env}/${old.app_secret_env}" if old else unset
+            now = f"{new.url} with ${new.app_key_env}/${new.app_secret_env}" if new else unset
             out.append(f"where credentials are sent for {who}: {was} -> {now}")
     if _ledger_settings(base) != _ledger_settings(head):
-        out.append(
-            "the ledger's settings (path, git remote, branch, lease): "
-            f"{_ledger_settings(base)} -> {_ledger_settings(head)}"
-        )
+        line = f"where the ledger is kept: {_ledger_text(base)} -> {_ledger_text(head)}"
+        if base is not None and base.git is not None and (head is None or head.git is None):
+            line += " (once merged, every apply is refused: the ledger is anchored in git)"
+        out.append(line)
     if _policy(base) != _policy(head):
-        out.append(
-            f"the apply policy (maxCells, concurrency, pausePipelines): {_policy(base)} -> {_policy(head)}"
-        )
+        names = ("maxCells", "concurrency", "pausePipelines")
+        changed = [
+            f"{n} {b} -> {h}" for n, b, h in zip(names, _policy(base), _policy(head), strict=True) if b != h
+        ]
+        out.append("the apply policy: " + ", ".join(changed))
     return out
 
 
@@ -213,6 +216,15 @@ def _ledger_settings(c: RepoConfig | None) -> tuple[object, ...]:
         return (None,)
     where = os.path.relpath(c.ledger_path.resolve(), c.path.resolve().parent)
     return (where, c.git.remote, c.git.branch, c.git.lease_seconds) if c.git else (where, "git off")
+
+
+def _ledger_text(c: RepoConfig | None) -> str:
+    if c is None:
+        return "no reconcile.yaml"
+    where = os.path.relpath(c.ledger_path.resolve(), c.path.resolve().parent)
+    if c.git is None:
+        return f"{where}, not in git"
+    return f"{where} on {c.git.remote}/{c.git.branch} (lease {c.git.lease_seconds}s)"
 
 
 def _policy(c: RepoConfig | None) -> tuple[object, ...]:

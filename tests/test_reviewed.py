@@ -218,7 +218,9 @@ def test_a_branch_flipped_and_back_is_refused(tmp_path: Path, home: Path, em: An
     assert len(em.world.delete_log) == 2
 
 
-def test_turning_git_off_in_ci_is_refused(tmp_path: Path, home: Path, em: Any) -> None:
+def test_turning_git_off_is_flagged_in_the_pull_request_and_refused_after_merge(
+    tmp_path: Path, home: Path, em: Any
+) -> None:
     origin = make_origin(tmp_path)
     applied_once(origin, tmp_path, em)
 
@@ -228,11 +230,17 @@ def test_turning_git_off_in_ci_is_refused(tmp_path: Path, home: Path, em: Any) -
             LEDGER_IN_GIT.format(branch="main").replace("enabled: true", "enabled: false"),
         )
 
+    work, base = pull_request(origin, tmp_path, off)
+    res = run_cli(["plan", "--format", "markdown", "--base", base], work)
+    assert "where the ledger is kept: applied-ledger.jsonl on origin/main (lease 120s) -> " in res.out
+    assert "applied-ledger.jsonl, not in git (once merged, every apply is refused" in res.out
     as_a_person(origin, tmp_path, "off", off)
-    runner = clone(origin, tmp_path / "runner2")
-    res = run_cli(["apply", "--auto-approve"], runner, {**gateway_env(em), "CI": "true"})
-    assert res.code == 1, res.all
-    assert "turns ledger.git off" in res.err and ANCHOR in res.err
+    for name, env in (("ci", {"CI": "true"}), ("workstation", {})):
+        runner = clone(origin, tmp_path / name)
+        write(runner / "manifests/b.yaml", manifest_yaml("b", assets=["b1"]))  # not even committed
+        res = run_cli(["apply", "--auto-approve"], runner, {**gateway_env(em), **env})
+        assert res.code == 1, res.all
+        assert "turns ledger.git off" in res.err and ANCHOR in res.err
     assert len(em.world.delete_log) == 1
 
 

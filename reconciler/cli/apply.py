@@ -148,6 +148,7 @@ def apply(
 
     c = consoles()
     cfg = s.config(config_file)
+    s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
     settings = s.apply_settings(
         cfg,
         paths=paths_or_default(paths),
@@ -167,7 +168,6 @@ def apply(
         snapshot=snapshot,
     )
     reporter = render_apply.reporter_for(c)
-    s.check_git_not_turned_off(cfg, c.warn)
     seen: list[Planned] = []
 
     def show(planned: Planned) -> None:

@@ -114,9 +114,11 @@ def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
 
 
 def check_git_not_turned_off(cfg: RepoConfig | None, note: Callable[[str], None]) -> None:
-    """In CI, a ledger that is not kept in git stays on a disposable runner: refused when
-    the repository's ledger was kept in git before (the anchor exists), loud otherwise."""
-    if os.environ.get("CI") != "true" or (cfg is not None and cfg.git is not None):
+    """A ledger not kept in git, in a repository whose ledger is (its remote has reconcile's
+    anchor), is refused everywhere: in CI its records would stay on a disposable runner, and
+    on a workstation the checks of what was reviewed would be skipped. In CI without an
+    anchor, it is loud."""
+    if cfg is not None and cfg.git is not None:
         return
     from reconciler.gitsync import ANCHOR_REF, Git
 
@@ -130,9 +132,12 @@ def check_git_not_turned_off(cfg: RepoConfig | None, note: Callable[[str], None]
     if anchored:
         raise ApplyRefused(
             f"{where}, but this repository's ledger is kept in git (origin has {ANCHOR_REF}); "
-            "nothing was sent. In CI the records would stay on a disposable runner, and the next "
-            "run would clear everything again. Keep ledger.git on"
+            "nothing was sent. Off git, the records would stay in this directory (on a CI runner: "
+            "lost with it, and the next run clears everything again) and nothing would check that "
+            "the manifests were reviewed. Keep ledger.git on"
         )
+    if os.environ.get("CI") != "true":
+        return
     note(
         f"{where}: in CI the ledger's records stay on this runner and are lost with it; "
         "keep the ledger in git (ledger.git in reconcile.yaml, what `reconcile init` writes)"
