@@ -322,3 +322,8 @@ def test_core_errors_get_this_commands_flag_and_no_other(repo: Path) -> None:
         resolve = run_cli(["ledger", "resolve", "--yes"], repo)
     assert migrate.code == 1 and "Or pass --lock-timeout SECONDS" in migrate.err
     assert resolve.code == 1 and "locked" in resolve.err and "--lock-timeout" not in resolve.err
+
+
+def test_ledger_show_of_a_mistyped_ledger_is_an_error_not_zero_records(repo: Path) -> None:
+    res = run_cli(["ledger", "show", "--ledger", "applied-ledgr.jsonl"], repo)
+    assert res.code == 1 and "applied-ledgr.jsonl does not exist" in res.err and "0 records" not in res.out

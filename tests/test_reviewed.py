@@ -311,6 +311,8 @@ def test_break_glass_is_recorded_in_every_record(tmp_path: Path, home: Path, em:
     assert res.code == 0, res.all
     records = remote_records(origin)
     assert records and all(r["actor"].get("unreviewed") is True for r in records)
+    shown = run_cli(["ledger", "show"], work)
+    assert shown.code == 0 and shown.out.count("UNREVIEWED") == len(records)
 
 
 # --- the pull request's plan job ---------------------------------------------------------

@@ -128,8 +128,10 @@ def ledger_show(
             ledger_mod.parse_since(since)
     c = consoles()
     led = ledger_mod.read(resolve_ledger(ledger, config()))
-    if not led.exists:
-        c.warn(f"{led.path} does not exist (nothing applied yet, or a wrong --ledger)")
+    if not led.exists:  # never "0 records", which would read as "never cleared"
+        raise ReconcilerError(
+            f"{led.path} does not exist: check --ledger (or RECONCILE_LEDGER, or ledger.path in reconcile.yaml)"
+        )
     records = ledger_mod.select(
         led,
         manifest=manifest,

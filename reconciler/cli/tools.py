@@ -76,6 +76,11 @@ def emulator(
             )
         else:
             err.print(f"  app keys accepted: {', '.join(world.apps)} (secrets as in {state})", markup=False)
+        for p in world.pipelines.values():  # what a manifest may name
+            stages = ", ".join(sorted(p.stages))
+            err.print(
+                f"  pipeline {p.org_id}/{p.pipeline_id} ({p.name}, {p.status}): stages {stages}", markup=False
+            )
 
     try:
         serve_forever(world, host, port, on_bound=banner)

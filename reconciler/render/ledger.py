@@ -28,6 +28,8 @@ def ledger_lines(records: Sequence[Record]) -> str:
             who += f" @{str(actor['gitCommit'])[:8]}"
         if actor.get("runUrl"):
             who += f" {actor['runUrl']}"
+        if actor.get("unreviewed"):
+            who += " UNREVIEWED (--allow-unreviewed)"
         kind = r.kind + (" (resolved)" if d.get("resolved") else "")
         snap = d.get("snapshot")
         if isinstance(snap, dict):  # apply --snapshot: the evidence this record vouches for
@@ -76,6 +78,8 @@ def last_cleared_text(
         by += f", run {actor['runUrl']}"
     if last.resolved:
         by += " (recorded by a person with `ledger resolve`)"
+    if actor.get("unreviewed"):
+        by += " UNREVIEWED: applied with --allow-unreviewed, not from a reviewed commit"
     lines.append(by)
     return "\n".join(lines) + "\n" + doubt
 
