@@ -278,6 +278,12 @@ def test_no_repository_or_no_remote_says_what_asked_for_git_and_how_to_turn_it_o
 
 def test_shallow_clone_syncs_and_publishes_and_stays_shallow(origin: Path) -> None:
     other = clone(origin, "other")
+    first = LedgerRepo(other, LEDGER)  # an apply before: the anchor exists (without one, the
+    first.sync()  # first sync reads the branch's history of the ledger, deepening the clone)
+    append(other, ("intent", cell_fields(asset="x0")))
+    first.publish_final("reconcile: an earlier apply")
+    git(other, "checkout", "-q", "--", LEDGER)
+    git(other, "pull", "-q", "origin", "main")
     for i in range(3):
         (other / "manifests" / f"n{i}.yaml").write_text(f"# {i}\n")
         git(other, "add", ".")
@@ -291,8 +297,9 @@ def test_shallow_clone_syncs_and_publishes_and_stays_shallow(origin: Path) -> No
     sha = repo.publish("reconcile: write-ahead")
     assert sha == git(origin, "rev-parse", "main")
     assert git(shallow, "rev-parse", "--is-shallow-repository") == "true"
-    assert kinds(remote_bytes(origin)) == [(1, "intent", "a1")]
-    assert git(origin, "rev-list", "--count", "main") == "7"  # init, 3 commits, m2 and its merge, the ledger
+    assert kinds(remote_bytes(origin)) == [(1, "intent", "x0"), (2, "intent", "a1")]
+    # init, the earlier apply, 3 commits, m2 and its merge, the ledger
+    assert git(origin, "rev-list", "--count", "main") == "8"
 
 
 def test_no_git_identity_anywhere_commits_as_the_bot(origin: Path, monkeypatch: pytest.MonkeyPatch) -> None:

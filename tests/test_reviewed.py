@@ -488,3 +488,19 @@ def test_a_ledger_with_stored_id_lists_travels_whole_through_git(tmp_path: Path,
     res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
     assert res.code == 1 and "is not the ledger reconcile last published" in res.err, res.all
     assert len(em.world.delete_log) == 1
+
+
+def test_a_deleted_anchor_does_not_let_a_cut_ledger_through(tmp_path: Path, home: Path, em: Any) -> None:
+    """The anchor ref deleted (or not copied with the repository) and the ledger emptied: the
+    branch's own history still shows the records, so nothing is cleared again."""
+    origin = make_origin(tmp_path)
+    applied_once(origin, tmp_path, em)
+    git(tmp_path, "--git-dir", str(origin), "update-ref", "-d", ANCHOR)
+    culprit = as_a_person(origin, tmp_path, "empty", lambda w: (w / LEDGER).write_text(""))
+    res = run_cli(
+        ["apply", "--auto-approve"], clone(origin, tmp_path / "runner2", "--depth", "1"), gateway_env(em)
+    )
+    assert res.code == 1, res.all
+    assert f"has no anchor ({ANCHOR} is missing" in res.err and "records were cut" in res.err
+    assert culprit[:12] not in res.err  # it names the version to put back, the one before the cut
+    assert len(em.world.delete_log) == 1

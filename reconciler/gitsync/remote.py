@@ -97,6 +97,11 @@ class Remote(Protocol):
         """The newest commit after the anchor's that changed `path`, when history tells."""
         ...
 
+    def earlier_versions(self, head: str, path: str, limit: int) -> list[tuple[str, bytes]]:
+        """Up to `limit` earlier versions of `path` in `head`'s history, newest first, each
+        with the commit that wrote it (for a branch with no anchor: what it held before)."""
+        ...
+
 
 def anchor_message(ledger_path: str, branch: str, published: str) -> str:
     return (
@@ -206,6 +211,18 @@ class GitRemote:
             return None
         return _after(seen, files, commit, anchor, ledger_path, branch)
 
+    def earlier_versions(self, head: str, path: str, limit: int) -> list[tuple[str, bytes]]:
+        if self.git.shallow():
+            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=1000", self.target, head)
+        proc = self.git.run("log", f"-{limit}", "--format=%H", head, "--", path)
+        commits = proc.stdout.decode().split() if proc.returncode == 0 else []
+        out = []
+        for commit in commits:
+            found = self.git.files(commit, [path])
+            if path in found:
+                out.append((commit, found[path]))
+        return out
+
     def changed_by(self, anchor: Anchor, head: str, path: str) -> str | None:
         if self.git.is_ancestor(anchor.published, head) is None and self.git.shallow():
             self.git.run("fetch", "--quiet", "--no-tags", "--deepen=500", self.target, head)
@@ -287,6 +304,17 @@ class MemoryRemote:
                 return sha
             sha = c.parent
         return None
+
+    def earlier_versions(self, head: str, path: str, limit: int) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        sha: str | None = head
+        while sha and len(out) < limit:
+            c = self.commits[sha]
+            before = self.commits[c.parent].tree.get(path) if c.parent else None
+            if path in c.tree and c.tree.get(path) != before:
+                out.append((sha, c.tree[path]))
+            sha = c.parent
+        return out
 
     # --- what people do to remotes -------------------------------------------------------
 

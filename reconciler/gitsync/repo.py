@@ -190,7 +190,9 @@ class LedgerRepo:
                 notes.append(
                     f"{self.where} does not exist yet: the first publish creates it with this ledger"
                 )
-            elif any(on_branch.values()):
+            else:
+                self._no_anchor_check(state.head, on_branch)
+            if state.head is not None and any(on_branch.values()):
                 notes.append(
                     f"{self.where}: no anchor ({ANCHOR_REF}) yet; this run's first push makes one, and "
                     "from then on the ledger may only grow"
@@ -209,6 +211,24 @@ class LedgerRepo:
                 "with its history; the next push anchors it there"
             )
         return anchored
+
+    def _no_anchor_check(self, head: str, on_branch: Files) -> None:
+        """No anchor (never published, or the ref was deleted or not copied with the
+        repository): the branch's own history must show a ledger that only grew. A version
+        the current one does not extend means records were cut while nothing guarded them."""
+        now = on_branch.get(self.rel_path, b"")
+        for commit, data in self.remote.earlier_versions(head, self.rel_path, limit=50):
+            whole = data[: data.rfind(b"\n") + 1]
+            if not now.startswith(whole):
+                n = whole.count(b"\n")
+                raise LedgerNotAnchored(
+                    f"{self.where}:{self.rel_path} has no anchor ({ANCHOR_REF} is missing: deleted, or "
+                    f"not copied with the repository), and it is not an extension of the version commit "
+                    f"{commit[:12]} held ({plural(n, 'line')}): records were cut while nothing guarded "
+                    "them. Nothing was planned or sent. Put that version back on the branch (git "
+                    f"checkout {commit[:12]} -- {self.rel_path}, with its {self.rel_path}.d/ if any, "
+                    "then commit and push); the next apply anchors it again"
+                )
 
     def _moved(self, files: Files, ledger_path: str) -> Files:
         """`files` of a ledger at `ledger_path`, as they would be at this ledger's path."""
