@@ -75,7 +75,7 @@ def ledger_show(
     kind: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
-            "--kind", metavar="KIND", help="Only these kinds (intent, delete, failed, pause, resume)."
+            "--kind", metavar="KIND", help="Only these kinds (intent, delete, failed, pause, start, resume)."
         ),
     ] = None,
     stage: Annotated[

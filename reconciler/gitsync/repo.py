@@ -243,10 +243,11 @@ class LedgerRepo:
         return (
             f"{self.where}:{self.rel_path} is not the ledger reconcile last published "
             f"({anchor.branch}:{anchor.ledger_path}, {plural(n, 'record')}, anchored at {ANCHOR_REF} "
-            f"{anchor.commit[:12]}): {what}{why}. Nothing was planned or sent: records that vanished would "
+            f"{anchor.commit[:12]}): {what}{why}. Nothing was planned or sent: records that vanish would "
             "make cleared cells pending again, and records reconcile did not write would decide what is "
-            "sent. Only `reconcile apply` writes the ledger and its lease. Restore them with "
-            f"`reconcile ledger restore` (it commits the anchored ledger on {self.branch}), or by hand: "
+            "sent. Only `reconcile apply` writes the ledger and its lease. Put back the ledger reconcile "
+            f"published with `reconcile ledger restore` (it commits the anchored ledger on {self.branch}), "
+            "or by hand: "
             f"git fetch {self.remote.name} {ANCHOR_REF} && git checkout FETCH_HEAD -- {anchor.ledger_path}"
         )
 
