@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
 import subprocess
@@ -31,50 +30,30 @@ from collections import Counter
 from pathlib import Path
 
 from apply import _free_port, _wait_for
+from scaffold import ENV as _ENV
+from scaffold import git as _git
+from scaffold import scaffold_origin
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
 
 ASSETS, POINTS, BATCH = 600, 2, 5
 PUSH_EVERY = 10.0
-_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("ENOS_", "GITHUB_", "CI_"))}
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
-
-
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, env={**_ENV, **IDENTITY}, check=True, capture_output=True)
 
 
 def _origin(root: Path) -> Path:
     """A bare origin whose main is a `reconcile init` scaffold with the bench manifest."""
-    bare = root / "origin.git"
-    _git(root, "init", "-q", "--bare", "-b", "main", str(bare))
-    seed = root / "seed"
-    _git(root, "clone", "-q", str(bare), str(seed))
-    subprocess.run(
-        [sys.executable, "-m", "reconciler", "init", "--install-source", "enos-reconciler", str(seed)],
-        env=_ENV,
-        check=True,
-        capture_output=True,
-    )
-    for example in (seed / "manifests").glob("*.yaml"):
-        example.unlink()
-    ids = seed / "manifests" / "ids"
-    ids.mkdir(exist_ok=True)
-    (ids / "bench-assets.txt").write_text("".join(f"A{i:04d}\n" for i in range(ASSETS)))
-    (seed / "manifests" / "bench.yaml").write_text(
-        "apiVersion: reconciler/v1\nkind: StageStateDeletion\nmetadata:\n  name: bench\n"
-        "spec:\n  orgId: o1\n  pipelineId: p1\n  stageInstanceNames: [s1]\n"
-        "  assetIdsFile: ids/bench-assets.txt\n  pointIds: [P1, P2]\n"
-    )
-    _git(seed, "add", "-A")
-    _git(seed, "commit", "-qm", "scaffold")
-    _git(seed, "push", "-q", "origin", "HEAD:main")
-    return bare
+
+    def fill(seed: Path) -> None:
+        ids = seed / "manifests" / "ids"
+        ids.mkdir(exist_ok=True)
+        (ids / "bench-assets.txt").write_text("".join(f"A{i:04d}\n" for i in range(ASSETS)))
+        (seed / "manifests" / "bench.yaml").write_text(
+            "apiVersion: reconciler/v1\nkind: StageStateDeletion\nmetadata:\n  name: bench\n"
+            "spec:\n  orgId: o1\n  pipelineId: p1\n  stageInstanceNames: [s1]\n"
+            "  assetIdsFile: ids/bench-assets.txt\n  pointIds: [P1, P2]\n"
+        )
+
+    return scaffold_origin(root, fill)
 
 
 def _world(root: Path) -> Path:

@@ -47,6 +47,7 @@ from typing import IO, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ledger_year import ACTOR, BATCH, CONCURRENCY, FIXES, FLEET_ASSETS, RESETS, Year, _manifest
+from scaffold import scaffold_origin
 
 from reconciler import ledger
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
@@ -302,23 +303,12 @@ def _git(cwd: Path, *args: str) -> None:
 def ci_origin(files: dict[str, bytes], root: Path) -> Path:
     """A bare origin whose main is a `reconcile init` scaffold (the ledger in git), this
     ledger's files and one 3-cell manifest."""
-    bare = root / "origin.git"
-    _git(root, "init", "-q", "--bare", "-b", "main", str(bare))
-    seed = root / "seed"
-    _git(root, "clone", "-q", str(bare), str(seed))
-    subprocess.run(
-        [sys.executable, "-m", "reconciler", "init", "--install-source", "enos-reconciler", str(seed)],
-        env=_ENV,
-        check=True,
-        capture_output=True,
-    )
-    for example in (seed / "manifests").glob("*.yaml"):
-        example.unlink()
-    (seed / "manifests" / "small.yaml").write_text(CI_MANIFEST)
-    ledger.write_files(seed / LEDGER, files)
-    _git(seed, "add", "-A")
-    _git(seed, "commit", "-qm", "scaffold and ledger")
-    _git(seed, "push", "-q", "origin", "HEAD:main")
+
+    def fill(seed: Path) -> None:
+        (seed / "manifests" / "small.yaml").write_text(CI_MANIFEST)
+        ledger.write_files(seed / LEDGER, files)
+
+    bare = scaffold_origin(root, fill)
     _git(bare, "gc", "-q")
     return bare
 
