@@ -187,19 +187,10 @@ TWO_STAGES = manifest_yaml("a", stages=["s1", "s2"], assets=["a1", "a2", "a3"], 
 # --- 1. kill -9 right after the write-ahead push, then a new runner -------------------------
 
 
-@pytest.mark.parametrize("held", ["operate:pause", "delete"])
-def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
-    held: str, tmp_path: Path, home: Path, make_emulator: Any
-) -> None:
-    """The runner dies with its call in flight (the pause, or the first delete); its pause and
-    intents are on the remote. A fresh clone finishes the job: the pipeline is started again,
-    and no cell is cleared after it started (a re-sent in-doubt delete lands while paused)."""
-    origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
-    em = make_emulator(world_for([pipeline(status="RUNNING")]))
-    deletes_at_start: list[int] = []
-    em.world.on_request(
-        "operate:start", times=None, after=lambda w, _e: deletes_at_start.append(len(w.delete_log))
-    )
+def kill_while_held(origin: Path, tmp_path: Path, em: Any, held: str, remote_then: list[str]) -> None:
+    """Runner 1 applies until the `held` call ("route:action") reaches the gateway, the
+    remote's ledger then holds records `remote_then`, and it is killed with SIGKILL; the
+    held call is let go and takes effect (as a call a dead runner sent would)."""
     hook = em.world.on_request(held, hold=True)
     route, _, action = held.partition(":")
 
@@ -215,8 +206,7 @@ def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
     )
     try:
         entry = em.world.wait_for(is_held, timeout=60)
-        # The write-ahead is on the remote before the call it announces (invariant 11).
-        assert remote_kinds(origin, tmp_path) == ["pause", "intent", "intent"]
+        assert remote_kinds(origin, tmp_path) == remote_then
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -224,6 +214,23 @@ def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
         if proc.poll() is None:
             proc.kill()
     em.world.wait_for(lambda e: e is entry and e["status"] is not None)  # the call took effect
+
+
+@pytest.mark.parametrize("held", ["operate:pause", "delete"])
+def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
+    held: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """The runner dies with its call in flight (the pause, or the first delete); its pause and
+    intents are on the remote. A fresh clone finishes the job: the pipeline is started again,
+    and no cell is cleared after it started (a re-sent in-doubt delete lands while paused)."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    deletes_at_start: list[int] = []
+    em.world.on_request(
+        "operate:start", times=None, after=lambda w, _e: deletes_at_start.append(len(w.delete_log))
+    )
+    # The write-ahead is on the remote before the call it announces (invariant 11).
+    kill_while_held(origin, tmp_path, em, held, ["pause", "intent", "intent"])
     assert em.world.status("p1") == "PAUSED"  # left paused by the dead runner
     first_run = clears(em.world)
 
@@ -251,24 +258,8 @@ def test_a_runner_killed_while_starting_never_re_clears_nor_starts_what_a_person
     pipeline, and the re-run neither re-sends the cleared cells nor starts the pipeline."""
     origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
     em = make_emulator(world_for([pipeline(status="RUNNING")]))
-    hook = em.world.on_request("operate:start", hold=True)
-    proc = spawn_cli(
-        ["apply", "--auto-approve"],
-        clone(origin, tmp_path / "runner1"),
-        gateway_env(em),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        entry = em.world.wait_for(lambda e: e["route"] == "operate" and e["query"].get("action") == "start")
-        assert remote_kinds(origin, tmp_path)[-1] == "start"  # on the remote before the call
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        hook.release()
-        if proc.poll() is None:
-            proc.kill()
-    em.world.wait_for(lambda e: e is entry and e["status"] is not None)
+    kinds = ["pause", "intent", "intent", "delete", "delete", "start"]  # `start` before the call
+    kill_while_held(origin, tmp_path, em, "operate:start", kinds)
     first = clears(em.world)
     em.world.set_status("p1", "PAUSED")  # a person pauses it after the start landed
     res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
