@@ -170,8 +170,7 @@ class LedgerRepo:
 
     def _write_local(self, files: Files) -> None:
         """Make the local ledger exactly `files` (repository paths)."""
-        top = posixpath.dirname(self.rel_path)
-        local = {posixpath.relpath(k, top or "."): v for k, v in files.items()}
+        local = self._beside_main(files)
         local.setdefault(self.file.name, b"")
         ledger_io.write_files(self.file, local)
 
@@ -355,8 +354,12 @@ class LedgerRepo:
     def read_ledger_files(self) -> dict[str, bytes]:
         """The anchored ledger as its branch holds it, for `plan`: its files by their paths
         beside the main file (what `ledger.write_files` takes). Changes nothing locally."""
-        top = posixpath.dirname(self.rel_path)
-        return {posixpath.relpath(k, top or "."): v for k, v in self._verified(self._read(), []).items()}
+        return self._beside_main(self._verified(self._read(), []))
+
+    def _beside_main(self, files: Files) -> Files:
+        """Repository paths -> paths beside the main file (what `ledger.write_files` takes)."""
+        top = posixpath.dirname(self.rel_path) or "."
+        return {posixpath.relpath(k, top): v for k, v in files.items()}
 
     def reset_to_remote(self) -> None:
         """Drop every local record the remote lacks (after `LedgerMoved`: unsent intents),
@@ -462,7 +465,7 @@ class LedgerRepo:
                         f"{self.where} moved: another apply appended to the ledger since this run "
                         "read it. Nothing was sent."
                     )
-                local = self._rechain()
+                local = self._rebuild(onto=self._remote_files)  # re-chained after its tail
             if hold:
                 self._refuse_a_live_lease()
             commit = self._push_once(seen, local, message, hold)
@@ -546,29 +549,20 @@ class LedgerRepo:
             self._lease = None
             self.holding.released()
 
-    def _rebuild(self, keep: Callable[[int], bool]) -> Files:
-        """The base ledger, then this run's records (those past the base) that `keep`
-        accepts, appended again after the base's tail with their times kept; an `intent`
-        reference to one of them follows its new seq (`LedgerWriter.append_copies`)."""
+    def _rebuild(self, keep: Callable[[int], bool] = lambda _seq: True, onto: Files | None = None) -> Files:
+        """`onto` (default: the base this run extended), then this run's records (those past
+        that base) that `keep` accepts, appended again after its tail with their times kept;
+        an `intent` reference to one of them follows its new seq (`append_copies`). `onto`
+        becomes the new base. The result must verify before it is pushed."""
         base_seq = _head_seq(self._base, self.rel_path)
         ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq and keep(r.seq)]
+        if onto is not None:
+            self._base = onto
         self._write_local(self._base)
         if ours:
             with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
                 writer.append_copies(ours)
-        ledger_io.read(self.file)  # the rebuilt ledger must verify before it is pushed
-        return self._local()
-
-    def _rechain(self) -> Files:
-        """The remote's ledger, then this run's records re-chained after its tail."""
-        base_seq = _head_seq(self._base, self.rel_path)
-        ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq]
-        self._base = self._remote_files
-        self._write_local(self._base)
-        if ours:
-            with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
-                writer.append_copies(ours)
-        ledger_io.read(self.file)  # the re-chained ledger must verify before it is pushed
+        ledger_io.read(self.file)
         return self._local()
 
     def _refusal(self, text: str) -> str:
