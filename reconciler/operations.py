@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, overload
 from reconciler import ledger as ledger_mod
 from reconciler import manifests
 from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
-from reconciler.plan import Action, Options, Plan, build_plan, diff
+from reconciler.plan import Action, Options, Plan, build_plan, diff, starts_in_doubt
 from reconciler.plan import file as planfile
 from reconciler.words import plural
 
@@ -51,25 +51,13 @@ class Planned:
                 "(nothing applied yet, or a wrong --ledger?)"
             )
         out.extend(str(d) for d in self.loaded.warnings)
-        out.extend(_starts_in_doubt(self.ledger))
+        out.extend(
+            f"{ref.org_id}/{ref.pipeline_id}: an apply announced its start at {at} and stopped before "
+            "it could confirm it. If it is PAUSED and nobody paused it on purpose, start it in the EnOS "
+            "console (reconcile will not: the start may have landed and been paused since)"
+            for ref, at in starts_in_doubt(self.ledger.records)
+        )
         return out
-
-
-def _starts_in_doubt(led: ledger_mod.Ledger) -> list[str]:
-    """Pipelines whose last record is a `start` with no outcome: an apply announced the
-    start and stopped before it could confirm it. Whether it runs, or a person paused it
-    since, only a person can tell: reconcile never starts it on its own."""
-    last: dict[tuple[str, str], ledger_mod.Record] = {}
-    for r in led.records:
-        if r.kind in ("pause", "start", "resume"):
-            last[(str(r.data.get("orgId")), str(r.data.get("pipelineId")))] = r
-    return [
-        f"{org}/{pipe}: an apply announced its start at {r.at} and stopped before it could confirm it. "
-        "If it is PAUSED and nobody paused it on purpose, start it in the EnOS console (reconcile "
-        "will not: the start may have landed and been paused since)"
-        for (org, pipe), r in sorted(last.items())
-        if r.kind == "start"
-    ]
 
 
 def _load(paths: Sequence[str], options: Options) -> manifests.LoadResult:

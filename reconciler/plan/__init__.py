@@ -13,7 +13,7 @@ each own a module, as Terraform's `plans` and SQLMesh's `core/plan` keep them ap
 from __future__ import annotations
 
 from reconciler.plan._build import Plan, build_plan, plan_hash
-from reconciler.plan._diff import diff
+from reconciler.plan._diff import diff, starts_in_doubt
 from reconciler.plan._history import recleared
 from reconciler.plan.values import (
     DEFAULT_MAX_ASSETS,
@@ -54,4 +54,5 @@ __all__ = [
     "diff",
     "plan_hash",
     "recleared",
+    "starts_in_doubt",
 ]

@@ -430,17 +430,30 @@ def _last_resume(records: Iterable[Record]) -> dict[PipelineRef, int]:
     return last
 
 
+def _last_pipeline_records(records: Iterable[Record]) -> dict[PipelineRef, Record]:
+    """Each pipeline's last `pause`, `start` or `resume` record: where this tool left it."""
+    last: dict[PipelineRef, Record] = {}
+    for r in records:
+        if r.kind in ("pause", "start", "resume"):
+            last[PipelineRef(*r.pipeline)] = r
+    return last
+
+
+def starts_in_doubt(records: Iterable[Record]) -> list[tuple[PipelineRef, str]]:
+    """Pipelines whose last record is a `start` with no outcome (a runner died during the
+    call), with its time: whether the pipeline runs, or a person paused it since, only a
+    person can tell, so reconcile never starts it on its own."""
+    last = _last_pipeline_records(records)
+    return sorted((ref, r.at) for ref, r in last.items() if r.kind == "start")
+
+
 def _left_paused(records: Iterable[Record]) -> Iterator[PendingResume]:
     """`pause` records with no `resume` after them: pipelines an interrupted run left paused.
     A `start` with no outcome after it closes the pause too: the start may have landed and a
     person may have paused the pipeline since, so it is not ours to start (the plan warns)."""
-    open_pauses: dict[PipelineRef, Record] = {}
-    for r in records:
-        if r.kind == "pause":
-            open_pauses[PipelineRef(*r.pipeline)] = r
-        elif r.kind in ("resume", "start"):
-            open_pauses.pop(PipelineRef(*r.pipeline), None)
-    for ref, r in open_pauses.items():
+    for ref, r in _last_pipeline_records(records).items():
+        if r.kind != "pause":
+            continue
         yield PendingResume(
             pipeline=ref,
             paused_at=r.at,
