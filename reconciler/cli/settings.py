@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.config import RepoConfig, load_config, pick
-from reconciler.errors import ApplyRefused, ConfigError, ReconcilerError
+from reconciler.errors import ApplyRefused, ConfigError, GitSyncError, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 DEFAULT_START_TIMEOUT = 600.0  # DESIGN "Apply" step 8: 61121 is retried for up to 10 minutes
@@ -123,11 +123,12 @@ def check_git_not_turned_off(cfg: RepoConfig | None, note: Callable[[str], None]
     from reconciler.gitsync import ANCHOR_REF, Git
 
     git = Git(Path.cwd())
-    anchored = (
-        git.succeeds("rev-parse", "--git-dir")
-        and git.succeeds("remote", "get-url", "origin")
-        and bool(git.run("ls-remote", "--refs", "origin", ANCHOR_REF).stdout.strip())
-    )
+    anchored = False
+    if git.succeeds("rev-parse", "--git-dir") and git.succeeds("remote", "get-url", "origin"):
+        try:
+            anchored = bool(git.ls_remote("origin", ANCHOR_REF))
+        except GitSyncError:  # an unreachable origin proves nothing either way
+            anchored = False
     where = f"{cfg.path} turns ledger.git off" if cfg is not None else "there is no reconcile.yaml"
     if anchored:
         raise ApplyRefused(

@@ -218,7 +218,7 @@ class GitRemote:
         commits = proc.stdout.decode().split() if proc.returncode == 0 else []
         out = []
         for commit in commits:
-            found = self.git.files(commit, [path])
+            found = self._files(commit, [path])  # versions seen before are not read again
             if path in found:
                 out.append((commit, found[path]))
         return out
