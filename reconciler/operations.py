@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 from reconciler import ledger as ledger_mod
 from reconciler import manifests
@@ -166,10 +166,9 @@ def apply(
     ledger_path, saved = target_ledger(settings)
     with ledger_mod.LedgerLock(ledger_path, timeout=settings.lock_timeout or 0):
         first: Planned | None = None
-        if sync is not None:
-            _session(sync, settings, reporter).check_reviewed(
-                settings.reviewed_paths or settings.paths, allow=settings.allow_unreviewed
-            )
+        checked = _session(sync, settings, reporter)
+        if checked is not None:
+            checked.check_reviewed(settings.reviewed_paths or settings.paths, allow=settings.allow_unreviewed)
         for _attempt in range(_CAS_ATTEMPTS):
             session = _session(sync, settings, reporter)
             if session is not None:
@@ -202,10 +201,6 @@ def apply(
     )
 
 
-@overload
-def _session(sync: LedgerRepo, settings: ApplySettings, reporter: Reporter) -> Session: ...
-@overload
-def _session(sync: None, settings: ApplySettings, reporter: Reporter) -> None: ...
 def _session(sync: LedgerRepo | None, settings: ApplySettings, reporter: Reporter) -> Session | None:
     if sync is None:
         return None
