@@ -17,12 +17,13 @@ from urllib.parse import quote
 from reconciler.apply import MISSING
 from reconciler.manifests import IdSource, LoadResult, Manifest
 from reconciler.plan import Plan
-from reconciler.plan.values import PendingGroup, PipelineRef
+from reconciler.plan.values import PipelineRef
 from reconciler.render.markdown_ids import code, shared_details, text
 from reconciler.render.plan import (
     GITHUB_COMMENT_LIMIT,
     KeyView,
     _views,
+    distinct_ids,
     rename_warning,
     sample,
     summary_line,
@@ -282,7 +283,7 @@ def _section(ctx: _Context, name: str, views: Sequence[KeyView]) -> list[str]:
 
 def _row(ctx: _Context, v: KeyView, pipes: Mapping[PipelineRef, PipelineView]) -> str:
     kd = v.kd
-    assets, points = _all_ids([*kd.pending, *kd.in_doubt])
+    assets, points = distinct_ids([*kd.pending, *kd.in_doubt])
     requests = v.shapes
     if v.doubt_requests:
         requests += ("; " if requests else "") + f"in doubt: {v.doubt_shapes}"
@@ -305,15 +306,6 @@ def _row(ctx: _Context, v: KeyView, pipes: Mapping[PipelineRef, PipelineView]) -
         else:
             cells.append(f"**{status}** (blocks apply)" if p is not None and p.blocks else status)
     return "| " + " | ".join(cells) + " |"
-
-
-def _all_ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    assets: dict[str, None] = {}
-    points: dict[str, None] = {}
-    for g in groups:
-        assets.update(dict.fromkeys(g.assets))
-        points.update(dict.fromkeys(g.points))
-    return tuple(assets), tuple(points)
 
 
 def _sample(ids: Sequence[str]) -> str:

@@ -73,9 +73,9 @@ def _views(plan: Plan) -> list[KeyView]:
             KeyView(
                 kd,
                 len(sent),
-                *_ids(kd.pending),
+                *distinct_ids(kd.pending),
                 len(doubt),
-                _ids(kd.in_doubt)[0],
+                distinct_ids(kd.in_doubt)[0],
                 shapes(sent),
                 shapes(doubt),
             )
@@ -102,7 +102,7 @@ def shapes(actions: Iterable[Action]) -> str:
     return ", ".join(parts)
 
 
-def _ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def distinct_ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Distinct assets and points of some pending groups, in plan order."""
     assets: dict[str, None] = {}
     points: dict[str, None] = {}
