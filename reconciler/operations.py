@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from reconciler import ledger as ledger_mod
 from reconciler import manifests
 from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
-from reconciler.plan import Action, Options, Plan, build_plan, diff, starts_in_doubt
+from reconciler.plan import Action, Options, Plan, build_plan, diff, skim, starts_in_doubt
 from reconciler.plan import file as planfile
 from reconciler.words import plural
 
@@ -55,7 +55,7 @@ class Planned:
             f"{ref.org_id}/{ref.pipeline_id}: an apply announced its start at {at} and stopped before "
             "it could confirm it. If it is PAUSED and nobody paused it on purpose, start it in the EnOS "
             "console (reconcile will not: the start may have landed and been paused since)"
-            for ref, at in starts_in_doubt(self.ledger.records)
+            for ref, at in starts_in_doubt(self.ledger.pipeline_records())
         )
         return out
 
@@ -86,11 +86,12 @@ def plan_from(
     *,
     max_cells: int | None = None,
     max_cells_source: str = "the maxCells limit",
+    loaded: manifests.LoadResult | None = None,
 ) -> tuple[Plan, manifests.LoadResult]:
-    """Load manifests (raising on any error) and plan against a verified ledger. With
-    `max_cells`, a plan larger than that is refused from the counts alone, before a
-    request is built: 10^11 declared cells must be refused, not built."""
-    loaded = _load(paths, options)
+    """Load manifests (raising on any error; `loaded`: already loaded) and plan against a
+    verified ledger. With `max_cells`, a plan larger than that is refused from the counts
+    alone, before a request is built: 10^11 declared cells must be refused, not built."""
+    loaded = loaded or _load(paths, options)
     d = diff(loaded.manifests, ledger)
     if max_cells is not None:
         per: dict[str, int] = {}
@@ -105,16 +106,28 @@ def plan(paths: Sequence[str], ledger_path: str, options: Options, *, shown_as: 
     """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network.
     `shown_as`: the ledger's own path when `ledger_path` is a copy (the remote's ledger,
     read from git): the plan names, and a saved plan applies to, the real one."""
-    led = ledger_mod.read(ledger_path)
+    loaded, led = _load_and_read(paths, options, ledger_path)
     if shown_as is not None:
         led = replace(led, path=Path(shown_as), exists=True)
-    p, loaded = plan_from(paths, led, options)
+    p, loaded = plan_from(paths, led, options, loaded=loaded)
     return Planned(p, loaded, led)
 
 
-def replan_saved(saved: planfile.SavedPlan, ledger: ledger_mod.Ledger) -> tuple[Plan, manifests.LoadResult]:
+def _load_and_read(
+    paths: Sequence[str], options: Options, ledger_path: str
+) -> tuple[manifests.LoadResult, ledger_mod.Ledger]:
+    """The manifests, then the verified ledger with what they need of it: sealed segments
+    none of them names are taken from their seals' summaries (`plan.skim`), so a plan's
+    cost does not grow with years of unrelated history."""
+    loaded = _load(paths, options)
+    return loaded, ledger_mod.read(ledger_path, skim=skim(loaded.manifests))
+
+
+def replan_saved(
+    saved: planfile.SavedPlan, ledger: ledger_mod.Ledger, loaded: manifests.LoadResult | None = None
+) -> tuple[Plan, manifests.LoadResult]:
     """Re-derive a saved plan from its manifests and the ledger; refuse unless identical."""
-    loaded = _load(saved.manifests, saved.options)
+    loaded = loaded or _load(saved.manifests, saved.options)
     d = diff(loaded.manifests, ledger)
     planfile.check_head(saved, d.ledger)
     # The plan hash covers the ledger path as saved (`--ledger` may spell it differently).
@@ -268,21 +281,23 @@ def _publish_result(session: Session | None, result: ApplyResult, reporter: Repo
 
 
 def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
-    led = ledger_mod.read(ledger_path)
-    if not led.path.exists():
+    if not Path(ledger_path).exists():
         raise ApplyRefused(
             f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in --ledger or the "
             "wrong directory must never re-clear everything: check the path, or create an empty "
             "ledger (`reconcile init` does) if nothing was ever applied"
         )
     if saved is not None:
-        return Planned(*replan_saved(saved, led), led, saved)
+        loaded, led = _load_and_read(saved.manifests, saved.options, ledger_path)
+        return Planned(*replan_saved(saved, led, loaded), led, saved)
+    loaded, led = _load_and_read(settings.paths, settings.plan_options, ledger_path)
     p, loaded = plan_from(
         settings.paths,
         led,
         settings.plan_options,
         max_cells=settings.max_cells,
         max_cells_source=settings.max_cells_source,
+        loaded=loaded,
     )
     return Planned(p, loaded, led)
 
@@ -370,8 +385,8 @@ def resolve(
             from reconciler.gitsync import Session
 
             Session(sync, lambda _line: None).refuse_if_leased()
-        led = ledger_mod.read(ledger_path)
-        p, _ = plan_from(paths, led, Options())
+        loaded, led = _load_and_read(paths, Options(), ledger_path)
+        p, _ = plan_from(paths, led, Options(), loaded=loaded)
         doubt = [a for a in p.actions if a.in_doubt and (manifest is None or a.manifest == manifest)]
         if not doubt:
             return []

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_cli
+from helpers import manifest_yaml, run_cli, write
 
 from reconciler import ledger as L
 from reconciler.errors import LedgerError, LedgerWriteError
@@ -63,7 +63,20 @@ def test_segments_are_sealed_and_the_chain_runs_across_them(tmp_path: Path) -> N
         assert first["prev"] == seal["hash"] and first["seq"] == seal["after"] + 1
     assert "seal" not in {r.kind for r in led.records}
     for f in files:
-        assert f.stat().st_size < 2_000 + 1_000  # sealed once past segment_bytes: one record more at most
+        # sealed at the start of the first run after it passed segment_bytes: a run's records
+        # (8 here, about 2.5 KB) stay in one segment, so each segment starts with a run's pause
+        assert lines(f)[0]["kind"] == "pause"
+        assert f.stat().st_size < 2_000 + 4_000
+
+
+def test_a_run_longer_than_several_segments_is_sealed_within_it(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path), segment_bytes=1_000) as w:
+        for n in range(40):
+            w.append_delete(w.append("intent", {**batch(n % 3), "actor": {"user": "ci"}}))
+    assert len(segments(path)) >= 2
+    for f in [path, *segments(path)[:-1]]:
+        assert f.stat().st_size < 1_000 * L.RUN_SEGMENTS + 1_000
 
 
 def test_long_lists_are_stored_once_by_content(tmp_path: Path) -> None:
@@ -156,7 +169,8 @@ def test_a_deeply_nested_line_is_an_error_and_as_a_torn_tail_a_warning(tmp_path:
     path.write_bytes(whole + b"[" * 200_000 + b"\n")
     result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
     assert result.code == 1 and "nested too deeply" in result.err and "Traceback" not in result.err
-    planned = run_cli(["plan", str(tmp_path / "none"), "--ledger", str(path)], tmp_path)
+    write(tmp_path / "m" / "a.yaml", manifest_yaml("a"))
+    planned = run_cli(["plan", str(tmp_path / "m"), "--ledger", str(path)], tmp_path)
     assert planned.code == 1 and "nested too deeply" in planned.err and "Traceback" not in planned.err
     path.write_bytes(whole + b"[" * 200_000)
     result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
@@ -297,7 +311,7 @@ def test_concurrent_appends_across_seals_keep_every_record(tmp_path: Path) -> No
     path = tmp_path / "l.jsonl"
     returned: list[int] = []
     lock = threading.Lock()
-    with L.LedgerWriter(L.read(path), segment_bytes=1_500) as w:
+    with L.LedgerWriter(L.read(path), segment_bytes=1_500, seal_within_runs=True) as w:
 
         def worker(n: int) -> None:
             for i in range(25):
@@ -310,7 +324,7 @@ def test_concurrent_appends_across_seals_keep_every_record(tmp_path: Path) -> No
             t.start()
         for t in threads:
             t.join()
-    led = L.read(path)
+    led = L.read(path, check_seals=True)  # each seal's summary is what its segment holds
     assert sorted(returned) == [r.seq for r in led.records] == list(range(1, 151))
     assert len(segments(path)) > 10 and not led.warnings
 

@@ -42,7 +42,7 @@ def ledger_verify(
 
     c = consoles()
     path = resolve_ledger(ledger, config())
-    led = ledger_mod.read(path)
+    led = ledger_mod.read(path, check_seals=True)
     if not led.exists:
         raise ReconcilerError(f"{path} does not exist: nothing to verify (a typo in --ledger?)")
     for w in led.warnings:

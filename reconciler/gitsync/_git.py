@@ -8,11 +8,12 @@ clone. Every call has a timeout (a hung remote must not outlive a ledger lease).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class Git:
         self.identity = identity or Identity.from_env()
         self.timeout = timeout
         self._shallow: bool | None = None
+        self._written: set[str] = set()  # ids of the blobs this runner wrote
 
     def run(
         self,
@@ -81,6 +83,9 @@ class Git:
             GIT_TERMINAL_PROMPT="0",  # a missing credential fails; it never waits on a prompt
             LC_ALL="C",  # git's messages are matched by callers
             LANGUAGE="C",
+            # `git status` would rewrite the index, and to do that it re-reads every file
+            # checked out in the same second (racy git): a fresh CI clone's whole ledger
+            GIT_OPTIONAL_LOCKS="0",
             GIT_AUTHOR_NAME=self.identity.name,
             GIT_AUTHOR_EMAIL=self.identity.email,
             GIT_COMMITTER_NAME=os.environ.get("GIT_COMMITTER_NAME") or self.identity.name,
@@ -220,18 +225,32 @@ class Git:
             start = base if base is not None else parent
             self.ok("read-tree", start, env=env) if start else self.ok("read-tree", "--empty", env=env)
             written = sorted((p, d) for p, d in files.items() if d is not None)
-            blob_files = []
-            for i, (_, data) in enumerate(written):
-                blob_files.append(Path(tmp) / f"blob{i}")
-                blob_files[-1].write_bytes(data)
-            listing = "".join(f"{f}\n" for f in blob_files).encode()
-            shas = self.ok("hash-object", "-w", "--no-filters", "--stdin-paths", stdin=listing).split()
-            info = [f"100644 {sha}\t{path}\n" for (path, _), sha in zip(written, shas, strict=True)]
+            info = [f"100644 {sha}\t{path}\n" for path, sha in self._blobs(tmp, written)]
             info += [f"0 {'0' * 40}\t{p}\n" for p, d in sorted(files.items()) if d is None]
             self.ok("update-index", "--index-info", stdin="".join(info).encode(), env=env)
             tree = self.ok("write-tree", env=env)
         parents = ["-p", parent] if parent else []
         return self.ok("-c", "commit.gpgsign=false", "commit-tree", tree, *parents, stdin=message.encode())
+
+    def _blobs(self, tmp: str, files: Sequence[tuple[str, bytes]]) -> Iterator[tuple[str, str]]:
+        """(path, blob id) of each file, each blob written once by one `hash-object`: a
+        publish writes the same segment into the branch's commit and the anchor's."""
+        known = [_blob_id(data) for _, data in files]
+        ids: list[str | None] = [sha if sha in self._written else None for sha in known]
+        todo = [i for i, sha in enumerate(ids) if sha is None]
+        if todo:
+            blob_files = [Path(tmp) / f"blob{i}" for i in todo]
+            for i, target in zip(todo, blob_files, strict=True):
+                target.write_bytes(files[i][1])
+            listing = "".join(f"{f}\n" for f in blob_files).encode()
+            shas = self.ok("hash-object", "-w", "--no-filters", "--stdin-paths", stdin=listing).split()
+            for i, written in zip(todo, shas, strict=True):
+                ids[i] = written
+                if written == known[i]:  # a SHA-1 repository: known by content from now on
+                    self._written.add(written)
+        for (path, _), oid in zip(files, ids, strict=True):
+            assert oid is not None
+            yield path, oid
 
     def push(self, remote: str, updates: Sequence[RefUpdate], options: Sequence[str] = ()) -> str:
         """Push every update atomically, each only if its ref is still `old` (a
@@ -258,6 +277,11 @@ class Git:
             f"cannot push to {redact(remote)} (network, credentials or the remote itself; not a "
             f"permission refusal): {redact(text.strip())}"
         )
+
+
+def _blob_id(data: bytes) -> str:
+    """git's id of a blob holding `data` in a SHA-1 repository (`git hash-object`)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 class GitTimeout(GitSyncError):

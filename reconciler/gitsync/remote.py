@@ -197,12 +197,20 @@ class GitRemote:
     ) -> RemoteState | None:
         commit = self.git.commit_tree(seen.head, dict(files), f"{message}\n\n{SKIP_CI}\n")
         held = _anchor_files(files, ledger_path, seen)
-        anchor = self.git.commit_tree(
-            seen.anchor.commit if seen.anchor else None,
-            dict(held),
-            anchor_message(ledger_path, branch, commit),
-            base="",
-        )
+        before = seen.anchor
+        if before is not None and before.ledger_path == ledger_path:
+            # on the last anchor's tree, only what changed: a publish writes the segment it
+            # appended to, not years of sealed segments again
+            changed: dict[str, bytes | None] = {p: d for p, d in held.items() if before.files.get(p) != d}
+            changed.update({p: None for p in before.files if p not in held})
+            anchor = self.git.commit_tree(before.commit, changed, anchor_message(ledger_path, branch, commit))
+        else:
+            anchor = self.git.commit_tree(
+                before.commit if before else None,
+                dict(held),
+                anchor_message(ledger_path, branch, commit),
+                base="",
+            )
         updates = [
             RefUpdate(f"refs/heads/{branch}", commit, seen.head),
             RefUpdate(ANCHOR_REF, anchor, seen.anchor.commit if seen.anchor else None),

@@ -29,11 +29,12 @@ from reconciler.ledger._format import canonical, canonical_text, record_hash, ut
 from reconciler.ledger._lists import sidecar_dir
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
-from reconciler.ledger._read import Ledger, read
+from reconciler.ledger._read import Ledger, Skim, read
 from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, GENESIS, KEY_FIELDS, KNOWN_KINDS, Record
 from reconciler.ledger._replace import replace_contents
 from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
-from reconciler.ledger._write import SEGMENT_BYTES, LedgerWriter
+from reconciler.ledger._summary import SegmentSummary
+from reconciler.ledger._write import RUN_SEGMENTS, SEGMENT_BYTES, LedgerWriter
 
 __all__ = [
     "CELL_KINDS",
@@ -41,6 +42,7 @@ __all__ = [
     "GENESIS",
     "KEY_FIELDS",
     "KNOWN_KINDS",
+    "RUN_SEGMENTS",
     "SEGMENT_BYTES",
     "SINCE_FORMS",
     "Ledger",
@@ -48,6 +50,8 @@ __all__ = [
     "LedgerWriter",
     "MigrateResult",
     "Record",
+    "SegmentSummary",
+    "Skim",
     "canonical",
     "canonical_text",
     "extension_problem",

@@ -104,25 +104,40 @@ def write_files(path: str | os.PathLike[str], files: Mapping[str, bytes]) -> Non
 # --- reading ------------------------------------------------------------------------
 
 
+# Files read before, by path, with the `os.stat` fields that change when a file does (an
+# append changes its size, `write_files` replaces it by rename): a git publish reads the
+# ledger's files again and again, and sealed segments and ID lists never change.
+_SEEN: dict[str, tuple[tuple[int, ...], bytes]] = {}
+
+
 def _read(target: Path) -> bytes | None:
     try:
-        return target.read_bytes()
+        with target.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            seen = _SEEN.get(str(target))
+            if seen is not None and seen[0] == stamp:
+                return seen[1]
+            data = fh.read()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise LedgerError(f"{target}: cannot read ledger: {exc.strerror or exc}") from exc
+    if len(data) == stamp[2]:
+        _SEEN[str(target)] = (stamp, data)
+    return data
 
 
 def _whole_records(data: bytes, link: dict[str, Any] | None) -> tuple[bytes, dict[str, Any] | None]:
     """`data` up to its last whole record, and that record parsed (None: no record)."""
     cut = data.rfind(b"\n") + 1
-    lines = data[:cut].splitlines()
-    before = _parse(lines[-1]) if lines else link
+    last_whole = data[data.rfind(b"\n", 0, cut - 1) + 1 : cut] if cut else b""
+    before = _parse(last_whole) if cut else link
     if cut < len(data):
         last = _parse(data[cut:])
         if last is not None and _continues(last, before):
             return data, last
-    return data[:cut], _parse(lines[-1]) if lines else None
+    return data[:cut], before if cut else None
 
 
 def _continues(record: dict[str, Any], before: dict[str, Any] | None) -> bool:

@@ -91,7 +91,9 @@ def _write(tmp: Path, records: Sequence[Record], segment_bytes: int) -> int:
     a v1 `delete`/`failed` repeating an open intent's lists now refers to it."""
     referenced = 0
     unclosed: dict[tuple[tuple[str, ...], Ids, Ids], list[int]] = {}
-    with LedgerWriter(read(tmp), segment_bytes=segment_bytes, sync_each=False) as writer:
+    with LedgerWriter(
+        read(tmp), segment_bytes=segment_bytes, sync_each=False, seal_within_runs=True
+    ) as writer:
         for r in records:
             fields: dict[str, Any] = {k: v for k, v in r.data.items() if k not in _CHAIN_FIELDS}
             if r.kind in CELL_KINDS and r.intent_seq is None:

@@ -16,17 +16,25 @@ segment is used.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain as chained
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
-from reconciler.ledger._format import Chain
-from reconciler.ledger._record import GENESIS, Record
+from reconciler.ledger._format import Chain, record_hash
+from reconciler.ledger._record import CELL_KINDS, GENESIS, Record
+from reconciler.ledger._summary import SegmentSummary, check_summary, from_seal
+
+# A reader's answer, for a sealed segment's summary: True when nothing of its cells is
+# needed (the segment is then checked by its digest and not parsed; see `_summary`).
+Skim = Callable[[SegmentSummary], bool]
 
 SEGMENTS_DIR = "segments"
 
@@ -61,10 +69,25 @@ class Ledger:
     segment: int = 1  # the tail's number: 1 is the main file
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # v3 lists read, by digest
     last_hash: str | None = None  # the chain's last hash when a seal follows the last record
+    last_seq: int | None = None  # the chain's last seq (records may skip skimmed segments)
+    tail_after: int = 0  # the seq the tail segment follows: its records are those after it
+    # Sealed segments taken from their seal's summary instead of their records (`read(skim=)`):
+    # `records` then holds only the other segments' records. Empty after a full read.
+    skimmed: list[SegmentSummary] = field(default_factory=list)
 
     @property
     def head_seq(self) -> int:
+        if self.last_seq is not None:
+            return self.last_seq
         return self.records[-1].seq if self.records else 0
+
+    def pipeline_records(self) -> list[Record]:
+        """The `pause`, `start` and `resume` records that say where each pipeline was left,
+        in ledger order: all of them read, and each skimmed segment's last ones."""
+        read = [r for r in self.records if r.kind in ("pause", "start", "resume")]
+        if not self.skimmed:
+            return read
+        return sorted(chained(read, *(s.pipelines for s in self.skimmed)), key=lambda r: r.seq)
 
     @property
     def head_hash(self) -> str:
@@ -124,15 +147,20 @@ class MapFiles:
         return self.files.get(f"{self.name}.d/{_lists.list_name(digest)}")
 
 
-def read(path: str | os.PathLike[str]) -> Ledger:
+def read(path: str | os.PathLike[str], *, skim: Skim | None = None, check_seals: bool = False) -> Ledger:
     """Read and verify the whole chain; raise `LedgerError` naming the first bad line.
 
     Streams each segment line by line: memory holds the records, not the files.
+    `skim`: sealed segments it answers True for are checked by their seal's digest and
+    taken from its summary (`Ledger.skimmed`), not parsed; if a summed-up key turns out to
+    have records in another segment too, the whole ledger is read after all (a key's
+    distinct cells cannot be added across segments). `check_seals` (`ledger verify`):
+    each seal's summary must also be exactly what its segment's records give.
     """
-    return read_from(Path(path), DiskFiles(Path(path)))
+    return read_from(Path(path), DiskFiles(Path(path)), skim=skim, check_seals=check_seals)
 
 
-def read_from(path: Path, files: Files) -> Ledger:
+def read_from(path: Path, files: Files, *, skim: Skim | None = None, check_seals: bool = False) -> Ledger:
     """`read` of a ledger whose files come from `files` (named as if at `path`)."""
     ledger = Ledger(path, tail=path)
     chain = Chain(path, load_list=files.list_bytes)
@@ -143,7 +171,14 @@ def read_from(path: Path, files: Files) -> Ledger:
     number = 1
     while True:
         display = path if number == 1 else ledger.sidecar / segment_name(number)
-        seal = _read_segment(ledger, chain, fh, display)
+        seal: Record | None = None
+        if skim is not None:
+            data = _read_all(fh, display)
+            seal = _skim_segment(ledger, chain, data, display, skim)
+            fh = io.BytesIO(data)
+        if seal is None:
+            ledger.tail_after = chain.seq
+            seal = _read_segment(ledger, chain, fh, display, check_seals)
         if seal is None:
             break
         number += 1
@@ -162,16 +197,86 @@ def read_from(path: Path, files: Files) -> Ledger:
     ledger.closed_intents = chain.closed
     ledger.lists = chain.refs
     ledger.last_hash = chain.prev
+    ledger.last_seq = chain.seq
+    if skim is not None and ledger.skimmed:
+        shared = _summed_keys_elsewhere(ledger)
+        if shared:  # read again, those in full: the chain is read in order, or not at all
+            return read_from(
+                path, files, skim=lambda s: s.where not in shared and skim(s), check_seals=check_seals
+            )
     return ledger
 
 
-def _read_segment(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path) -> Record | None:
-    """Verify one segment's lines onto the chain; its seal record, or None if it is the tail."""
+def _read_all(fh: BinaryIO, display: Path) -> bytes:
+    with fh:
+        try:
+            return fh.read()
+        except OSError as exc:
+            raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from exc
+
+
+def _skim_segment(ledger: Ledger, chain: Chain, data: bytes, display: Path, skim: Skim) -> Record | None:
+    """Take a sealed segment from its seal's summary, if `skim` allows and the seal checks
+    out against the file: its hash, its place in the chain, the body's size and sha256.
+    None: read the segment in full (then any fault is named by line, as always)."""
+    if not data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    try:
+        seal = json.loads(data[start:])
+    except (ValueError, RecursionError):  # read in full: the error names the line
+        return None
+    if not isinstance(seal, dict) or seal.get("kind") != "seal" or seal.get("v") != 3:
+        return None
+    summary = from_seal(str(display), seal)
+    if summary is None or summary.open or summary.first != chain.seq + 1 or not skim(summary):
+        return None
+    body = data[:start]
+    first = body[: body.find(b"\n") + 1]
+    try:
+        head = json.loads(first)
+    except (ValueError, RecursionError):  # read in full: the error names the line
+        return None
+    if not (
+        isinstance(head, dict)
+        and head.get("seq") == summary.first
+        and head.get("prev") == chain.prev
+        and seal["body"] == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        and seal.get("hash") == record_hash(seal)
+        and isinstance(seal.get("next"), str)
+        and isinstance(seal.get("at"), str)
+    ):
+        return None
+    chain.seq, chain.prev = summary.last, seal["hash"]
+    ledger.skimmed.append(summary)
+    return Record(summary.last, "seal", seal["at"], seal["hash"], seal)
+
+
+def _summed_keys_elsewhere(ledger: Ledger) -> set[str]:
+    """The skimmed segments with a key that has records in another segment as well."""
+    where: dict[tuple[str, str, str, str], set[str]] = {}
+    for r in ledger.records:
+        if r.kind in CELL_KINDS:
+            where.setdefault(r.key, set()).add("")
+    for s in ledger.skimmed:
+        for key in s.deleted:
+            where.setdefault(key, set()).add(s.where)
+    return {w for places in where.values() if len(places) > 1 for w in places if w}
+
+
+def _read_segment(
+    ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path, check_seals: bool = False
+) -> Record | None:
+    """Verify one segment's lines onto the chain; its seal record, or None if it is the tail.
+    A seal's `body` digest must match the bytes before it (and with `check_seals`, its
+    summary the records)."""
     offset = 0
     line = b""
     seal: Record | None = None
     prefix = f"{display}:"
     ledger.unterminated = False
+    body = hashlib.sha256()
+    first = len(ledger.records)
     with fh:
         try:
             for number, line in enumerate(fh, start=1):
@@ -185,8 +290,13 @@ def _read_segment(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path) -> 
                 )
                 if record is not None and record.kind == "seal":
                     seal = record  # layout, not history: not among the records
-                elif record is not None:
-                    ledger.records.append(record)
+                    _check_body(where, seal, offset, body)
+                    if check_seals:
+                        check_summary(where, seal.data, ledger.records[first:], chain.closed)
+                else:
+                    body.update(line)
+                    if record is not None:
+                        ledger.records.append(record)
                 offset += len(line)
         except OSError as exc:
             raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from exc
@@ -195,6 +305,17 @@ def _read_segment(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path) -> 
     ledger.good_bytes = offset - len(line) if torn else offset
     ledger.end_offset, ledger.end_bytes = offset - len(line), line
     return seal
+
+
+def _check_body(where: str, seal: Record, size: int, digest: Any) -> None:
+    body = seal.data.get("body")
+    if body is None:  # sealed by an earlier version: the chain alone covers the segment
+        return
+    if body != {"bytes": size, "sha256": digest.hexdigest()}:
+        raise LedgerError(
+            f"{where}: the seal's digest of its segment ({body!r}) does not match the segment's "
+            f"{size} bytes before it; the seal was edited"
+        )
 
 
 def _read_tail(ledger: Ledger, chain: Chain, where: str, tail: bytes) -> Record | None:

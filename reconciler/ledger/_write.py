@@ -28,13 +28,18 @@ from reconciler.ledger import _lists
 from reconciler.ledger._format import Chain, canonical, join_ids, record_hash, utc_now
 from reconciler.ledger._read import DiskFiles, Ledger, segment_name
 from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, KEY_FIELDS, LIST_FIELDS, Record
+from reconciler.ledger._summary import body_digest, summarize
 
 _CHANGED = "the ledger changed since it was read; another apply?"
 # What the chain sets on every record (as opposed to the fields a caller gives).
 CHAIN_FIELDS = ("v", "seq", "kind", "at", "prev", "hash")
-# A segment is sealed once it holds this much: the year's workload of issue 18 makes about
-# 10 MB of records a year, so 3-4 segments a year, each well under GitHub's 50 MB warning.
-SEGMENT_BYTES = 4_000_000
+# A segment is sealed once it holds this much, at the start of the next run that appends:
+# the year's workload of issue 18 makes about 16 MB of records a year, so about 16 segments
+# a year. Every publish to git writes and sends the segment appended to, so it stays small.
+# A run's records stay in one segment (its seal's summary then sums up whole manifests, see
+# `_summary`) unless the run alone writes `RUN_SEGMENTS` times this much.
+SEGMENT_BYTES = 1_000_000
+RUN_SEGMENTS = 8
 
 
 def _reason(exc: OSError) -> str:
@@ -50,7 +55,14 @@ class LedgerWriter:
     file changed since.
     """
 
-    def __init__(self, ledger: Ledger, *, segment_bytes: int = SEGMENT_BYTES, sync_each: bool = True) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        sync_each: bool = True,
+        seal_within_runs: bool = False,
+    ) -> None:
         self.path = ledger.path
         self._ledger = ledger
         self._tail = ledger.tail if ledger.exists else ledger.path  # the segment appended to
@@ -67,6 +79,9 @@ class LedgerWriter:
         self._chain.prev, self._chain.seq = self._prev, self._seq
         self._chain.refs = dict(ledger.lists)
         self._chain.intents = {r.seq: r for r in ledger.records if r.kind == "intent"}
+        self._tail_after = ledger.tail_after  # the seq the segment appended to follows
+        self._in_run = False  # records appended since the writer was made (or `new_run`)
+        self._seal_within_runs = seal_within_runs  # migrate: no runs to keep together
         self._end = 0  # the file's size once every record written so far is in it
         self._mutex = threading.RLock()  # re-entered by a seal, written under it
         self._sync = threading.Lock()
@@ -93,6 +108,7 @@ class LedgerWriter:
                 if self._full():
                     self._seal()
         fd, record = self._append_locked(kind, fields, at)
+        self._in_run = True
         if self._sync_each:
             self._sync_to(fd, record.seq)
         return record
@@ -121,8 +137,15 @@ class LedgerWriter:
                 self.records.append(record)
         return fd, record
 
+    def new_run(self) -> None:
+        """The records appended from now on are another run's: the segment may be sealed
+        before the first of them (a writer is one run until this is called)."""
+        self._in_run = False
+
     def _full(self) -> bool:
         end = self._end if self._fd is not None else self._ledger.good_bytes
+        if self._in_run and not self._seal_within_runs:
+            return end >= self.segment_bytes * RUN_SEGMENTS and not self._failure
         return end >= self.segment_bytes and not self._failure
 
     def _seal(self) -> None:
@@ -150,15 +173,29 @@ class LedgerWriter:
             os.close(new)
             raise self._fail(f"{target}: cannot create the next ledger segment: {_reason(exc)}") from exc
         try:
-            _, seal = self._append_locked("seal", {"next": rel}, None)
+            _, seal = self._append_locked("seal", {"next": rel, **self._summary(fd)}, None)
             self._fsync_upto(fd, seal.seq)
         except LedgerWriteError:
             os.close(new)
             raise
         self._retired.append(fd)
         self._fd, self._tail, self._segment = new, target, self._segment + 1
+        self._tail_after = seal.seq
         self._end = 0
         self._synced = (self._seq, 0)
+
+    def _summary(self, fd: int) -> dict[str, object]:
+        """The seal's `body` digest and `summary` of the segment it closes (`_summary`)."""
+        try:
+            body = os.pread(fd, self._end, 0)
+        except OSError as exc:
+            raise self._fail(f"{self._tail}: cannot read the segment to seal it: {_reason(exc)}") from exc
+        if len(body) != self._end:
+            raise self._fail(f"{self._tail}: {_CHANGED} It is shorter than what was written to it.")
+        after = self._tail_after
+        records = [r for r in (*self._ledger.records, *self.records) if r.seq > after]
+        closed = self._ledger.closed_intents | self._chain.closed
+        return {"body": body_digest(body), "summary": summarize(records, closed)}
 
     @property
     def head(self) -> tuple[int, str]:

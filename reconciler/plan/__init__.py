@@ -5,6 +5,7 @@ each own a module, as Terraform's `plans` and SQLMesh's `core/plan` keep them ap
 
     plan.values    the frozen value types everyone shares (PipelineRef, Action, ...)
     diff(manifests, ledger) -> Diff          plan._diff: what is pending, in doubt, history
+    skim(manifests)                          plan._diff: the sealed segments a diff needs not read
     build_plan(diff, options) -> Plan        plan._build: requests that cover it exactly
     recleared(plan, ledger, manifests)       plan._history: cells another manifest cleared
     plan.file                                the JSON document, printed and saved
@@ -13,7 +14,7 @@ each own a module, as Terraform's `plans` and SQLMesh's `core/plan` keep them ap
 from __future__ import annotations
 
 from reconciler.plan._build import Plan, build_plan, plan_hash
-from reconciler.plan._diff import diff, starts_in_doubt
+from reconciler.plan._diff import diff, skim, starts_in_doubt
 from reconciler.plan._history import recleared
 from reconciler.plan.values import (
     DEFAULT_MAX_ASSETS,
@@ -54,5 +55,6 @@ __all__ = [
     "diff",
     "plan_hash",
     "recleared",
+    "skim",
     "starts_in_doubt",
 ]

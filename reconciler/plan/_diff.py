@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Literal
 
-from reconciler.ledger import Ledger, Record
+from reconciler.ledger import Ledger, Record, SegmentSummary
 from reconciler.manifests import Manifest
 from reconciler.plan.values import (
     Diff,
@@ -53,7 +53,8 @@ def diff(
     and "closed" intents skipped), so that comparison can tell it tried the shortcuts.
     """
     by_key = _records_by_key(ledger.records)
-    resumes = _last_resume(ledger.records)
+    pipeline_records = ledger.pipeline_records()
+    resumes = _last_resume(pipeline_records)
     aliases = _aliases(manifests)
     general = strategy == "general"
     sets = _Sets((), general=True) if general else _Sets(ledger.closed_intents)
@@ -75,13 +76,37 @@ def diff(
         deletes = [r for r in records if r.kind == "delete"]
         if key not in declared_keys and deletes:
             undeclared[key] = sets.distinct_cells(deletes)
+    undeclared.update(_summed_up(ledger, manifests))
     return Diff(
         keys=tuple(keys),
         undeclared=tuple(sorted(undeclared.items())),
-        pending_resumes=tuple(_left_paused(ledger.records)),
+        pending_resumes=tuple(_left_paused(pipeline_records)),
         renames=tuple(_renames(keys, by_key, declared_keys, sets)),
         ledger=LedgerHead(str(ledger.path), ledger.head_seq, ledger.head_hash),
     )
+
+
+def skim(manifests: Sequence[Manifest]) -> Callable[[SegmentSummary], bool]:
+    """What `ledger.read(skim=)` may take from a sealed segment's summary when planning
+    `manifests`: a segment none of whose cell records names one of their manifests (or a
+    name they were renamed from) or one of their stages. Its keys are then only history
+    no manifest declares, counted; recleared cells and renames are on declared stages."""
+    names = {m.name for m in manifests} | {old for m in manifests for old in m.renamed_from}
+    stages = {(m.org_id, m.pipeline_id, stage) for m in manifests for stage in m.stages}
+    return lambda s: s.manifests().isdisjoint(names) and s.stages().isdisjoint(stages)
+
+
+def _summed_up(ledger: Ledger, manifests: Sequence[Manifest]) -> Iterator[tuple[StageKey, int]]:
+    """The undeclared history of the segments the reader skimmed, from their summaries."""
+    if not ledger.skimmed:
+        return
+    allowed = skim(manifests)
+    for summary in ledger.skimmed:
+        if not allowed(summary):  # read for other manifests: the counts would be wrong
+            raise ValueError(f"internal: {summary.where} was skimmed, but these manifests need its records")
+        for key, cells in summary.deleted.items():
+            if cells:
+                yield StageKey(*key), cells
 
 
 def _records_by_key(records: Iterable[Record]) -> dict[StageKey, list[Record]]:

@@ -46,9 +46,10 @@ _MEASURE = (
     "t = time.perf_counter()\n"
     "p = subprocess.run(sys.argv[2:], capture_output=True)\n"
     "wall = time.perf_counter() - t\n"
-    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-    "json.dump({'wall': wall, 'rss_mb': rss, 'code': p.returncode, 'out': p.stdout.decode(),\n"
-    "           'err': p.stderr.decode()[-2000:]}, open(sys.argv[1], 'w'))\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "json.dump({'wall': wall, 'rss_mb': u.ru_maxrss / 1024, 'cpu': u.ru_utime + u.ru_stime,\n"
+    "           'code': p.returncode, 'out': p.stdout.decode(), 'err': p.stderr.decode()[-2000:]},\n"
+    "          open(sys.argv[1], 'w'))\n"
 )
 
 
