@@ -119,8 +119,9 @@ def _load_and_read(
     """The manifests, then the verified ledger with what they need of it: sealed segments
     none of them names are taken from their seals' summaries (`plan.skim`), so a plan's
     cost does not grow with years of unrelated history."""
-    loaded = _load(paths, options)
-    return loaded, ledger_mod.read(ledger_path, skim=skim(loaded.manifests))
+    with ledger_mod.no_gc():  # many small objects, no cycles: see `no_gc`
+        loaded = _load(paths, options)
+        return loaded, ledger_mod.read(ledger_path, skim=skim(loaded.manifests))
 
 
 def replan_saved(

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from reconciler.operations import Planned
     from reconciler.plan import Plan
     from reconciler.render.console import Consoles
-    from reconciler.render.plan import Review
+    from reconciler.render.review import Review
 
 # --- validate --------------------------------------------------------------------
 
@@ -202,17 +202,20 @@ def _output(
     out_file: Path | None,
 ) -> None:
     from reconciler.plan import file as planfile
-    from reconciler.render.plan import review_json
+    from reconciler.render.review import review_json  # not render.plan: rich is not for json
 
     extra = review_json(p, review)
     if out_file is not None:
         planfile.write(p, out_file, extra)
         c.err.print(f"Saved plan to {out_file} (plan hash {p.plan_hash})", markup=False)
     if fmt == "json":
-        from reconciler.render.live import live_json
+        live_part = None
+        if live is not None:
+            from reconciler.render.live import live_json
 
+            live_part = live_json(p, live)
         # written as encoded: a huge plan is never held whole
-        for piece in planfile.pieces(p, extra, live=live_json(p, live) if live else None):
+        for piece in planfile.pieces(p, extra, live=live_part):
             c.write(piece)
     elif fmt == "markdown":
         import os
@@ -263,7 +266,7 @@ def _review(
     credentials are sent."""
     from reconciler.config import pick
     from reconciler.plan import recleared
-    from reconciler.render.plan import Review
+    from reconciler.render.review import Review
 
     limit = max_cells if max_cells is not None else (cfg.max_cells if cfg else None)
     where = "--max-cells" if max_cells is not None else "apply.maxCells"

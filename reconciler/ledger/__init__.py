@@ -29,7 +29,7 @@ from reconciler.ledger._format import canonical, canonical_text, record_hash, ut
 from reconciler.ledger._lists import sidecar_dir
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
-from reconciler.ledger._read import Ledger, Skim, read
+from reconciler.ledger._read import Ledger, Skim, no_gc, read
 from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, GENESIS, KEY_FIELDS, KNOWN_KINDS, Record
 from reconciler.ledger._replace import replace_contents
 from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
@@ -58,6 +58,7 @@ __all__ = [
     "ledger_files",
     "lock_path",
     "migrate",
+    "no_gc",
     "parse_since",
     "read",
     "record_hash",

@@ -88,13 +88,16 @@ def same_records(old: Sequence[Record], new: Sequence[Record]) -> bool:
 
 def _write(tmp: Path, records: Sequence[Record], segment_bytes: int) -> int:
     """Append every record to a new ledger at `tmp` with the writer (one fsync per segment);
-    a v1 `delete`/`failed` repeating an open intent's lists now refers to it."""
+    a v1 `delete`/`failed` repeating an open intent's lists now refers to it. Segments are
+    sealed where a run begins (a `pause`, or another actor), as apply seals them."""
     referenced = 0
     unclosed: dict[tuple[tuple[str, ...], Ids, Ids], list[int]] = {}
-    with LedgerWriter(
-        read(tmp), segment_bytes=segment_bytes, sync_each=False, seal_within_runs=True
-    ) as writer:
+    actor: object = None
+    with LedgerWriter(read(tmp), segment_bytes=segment_bytes, sync_each=False) as writer:
         for r in records:
+            if r.kind == "pause" or r.data.get("actor") != actor:
+                writer.new_run()
+                actor = r.data.get("actor")
             fields: dict[str, Any] = {k: v for k, v in r.data.items() if k not in _CHAIN_FIELDS}
             if r.kind in CELL_KINDS and r.intent_seq is None:
                 same = (r.key, r.asset_ids, r.point_ids)

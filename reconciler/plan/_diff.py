@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Literal
 
-from reconciler.ledger import Ledger, Record, SegmentSummary
+from reconciler.ledger import Ledger, Record, SegmentSummary, no_gc
 from reconciler.manifests import Manifest
 from reconciler.plan.values import (
     Diff,
@@ -52,13 +52,20 @@ def diff(
     given, counts the keys each way took ("runs" or "sets", "disjoint" or "indexed",
     and "closed" intents skipped), so that comparison can tell it tried the shortcuts.
     """
+    with no_gc():
+        return _diff(manifests, ledger, general=strategy == "general", paths=paths)
+
+
+def _diff(
+    manifests: Sequence[Manifest], ledger: Ledger, *, general: bool, paths: Counter[str] | None
+) -> Diff:
     by_key = _records_by_key(ledger.records)
     pipeline_records = ledger.pipeline_records()
     resumes = _last_resume(pipeline_records)
     aliases = _aliases(manifests)
-    general = strategy == "general"
     sets = _Sets((), general=True) if general else _Sets(ledger.closed_intents)
     sets.paths = Counter() if paths is None else paths
+    sets.counting = paths is not None
     declared_keys: set[StageKey] = set()
     keys: list[KeyDiff] = []
     undeclared: dict[StageKey, int] = {}
@@ -73,8 +80,10 @@ def diff(
             if outside:
                 undeclared[key] = outside
     for key, records in by_key.items():
+        if key in declared_keys:
+            continue
         deletes = [r for r in records if r.kind == "delete"]
-        if key not in declared_keys and deletes:
+        if deletes:
             undeclared[key] = sets.distinct_cells(deletes)
     undeclared.update(_summed_up(ledger, manifests))
     return Diff(
@@ -111,11 +120,11 @@ def _summed_up(ledger: Ledger, manifests: Sequence[Manifest]) -> Iterator[tuple[
 
 def _records_by_key(records: Iterable[Record]) -> dict[StageKey, list[Record]]:
     """The cell records (intent, delete, failed) of each key, in ledger order."""
-    out: dict[StageKey, list[Record]] = defaultdict(list)
+    out: dict[tuple[str, str, str, str], list[Record]] = defaultdict(list)
     for r in records:
         if r.kind in ("intent", "delete", "failed"):
-            out[StageKey(*r.key)].append(r)
-    return out
+            out[r.key].append(r)
+    return {StageKey(*key): rs for key, rs in out.items()}  # a key once, not once a record
 
 
 def _aliases(manifests: Sequence[Manifest]) -> dict[str, tuple[str, ...]]:
@@ -142,6 +151,7 @@ class _Sets:
         self.closed_intents = frozenset(closed_intents)
         self.general = general  # no shortcut: every key through sets and the per-asset index
         self.paths: Counter[str] = Counter()
+        self.counting = False  # `paths` asked for: count what only a test looks at, too
         self._sets: dict[int, tuple[Ids, frozenset[str]]] = {}
         self._unions: dict[tuple[int, ...], tuple[list[Ids], frozenset[str], bool]] = {}
         self._minus: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
@@ -226,7 +236,7 @@ def _diff_key(
     # (compared as tuples, no set built); the rest take set operations.
     untouched = None if sets.general else sets.untouched_runs(asset_ids, deletes)
     sets.paths["sets" if untouched is None else "runs"] += 1
-    if sets.closed_intents:
+    if sets.closed_intents and sets.counting:
         sets.paths["closed"] += sum(1 for r in records if r.seq in sets.closed_intents)
     if untouched is not None:
         asset_set: frozenset[str] = frozenset()  # not needed: every delete's assets are declared
