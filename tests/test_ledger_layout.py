@@ -259,6 +259,7 @@ def test_a_migration_is_an_extension_and_a_rewrite_that_drops_a_record_is_not(tm
             **KEY,
             "assetIds": ",".join(FLEET[:60]),
             "pointIds": "p",
+            "actor": {"runUrl": f"run-{seq // 5}"},  # runs of 5: migrate seals where one begins
             "prev": prev,
         }
         rec["hash"] = prev = L.record_hash(rec)

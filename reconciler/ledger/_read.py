@@ -194,9 +194,7 @@ def _read_from(path: Path, files: Files, skim: Skim | None, check_seals: bool) -
         display = path if number == 1 else ledger.sidecar / segment_name(number)
         seal: Record | None = None
         if skim is not None:
-            data = _read_all(fh, display)
-            seal = _skim_segment(ledger, chain, data, display, skim)
-            fh = io.BytesIO(data)
+            seal = _skimmed(ledger, chain, fh, display, skim)
         if seal is None:
             ledger.tail_after = chain.seq
             seal = _read_segment(ledger, chain, fh, display, check_seals)
@@ -226,31 +224,66 @@ def _read_from(path: Path, files: Files, skim: Skim | None, check_seals: bool) -
     return ledger
 
 
-def _read_all(fh: BinaryIO, display: Path) -> bytes:
-    with fh:
-        try:
-            return fh.read()
-        except OSError as exc:
-            raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from exc
-
-
-def _skim_segment(ledger: Ledger, chain: Chain, data: bytes, display: Path, skim: Skim) -> Record | None:
-    """Take a sealed segment from its seal's summary, if `skim` allows and the seal checks
-    out against the file: its hash, its place in the chain, the body's size and sha256.
-    None: read the segment in full (then any fault is named by line, as always)."""
-    if not data.endswith(b"\n"):
-        return None
-    start = data.rfind(b"\n", 0, len(data) - 1) + 1
+def _skimmed(ledger: Ledger, chain: Chain, fh: BinaryIO, display: Path, skim: Skim) -> Record | None:
+    """`_skim_segment` on an open segment: its seal (closing `fh`) if it was skimmed, else
+    None with `fh` back at its start, to be read in full. Only the last line is read
+    before the decision: a big v2 ledger (one file, no seal) is never held whole."""
     try:
-        seal = json.loads(data[start:])
+        last = _last_line(fh)
+        seal = _seal_of(last)
+        summary: SegmentSummary | None = None
+        data = b""
+        if seal is not None:
+            summary = from_seal(str(display), seal)
+            if summary is not None and not summary.open and summary.first == chain.seq + 1 and skim(summary):
+                fh.seek(0)
+                data = fh.read()
+        fh.seek(0)
+    except OSError as exc:
+        fh.close()
+        raise LedgerError(f"{display}: cannot read ledger: {exc.strerror or exc}") from exc
+    if seal is None or summary is None or not data.endswith(last):
+        return None  # not skimmed: read in full
+    record = _skim_segment(ledger, chain, data[: len(data) - len(last)], seal, summary)
+    if record is not None:
+        fh.close()
+    return record
+
+
+def _last_line(fh: BinaryIO) -> bytes:
+    """The file's last line (with its newline), read from the end."""
+    end = fh.seek(0, io.SEEK_END)
+    size = 1 << 16
+    while True:
+        start = max(0, end - size)
+        fh.seek(start)
+        chunk = fh.read(end - start)
+        cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
+        if cut >= 0:
+            return chunk[cut + 1 :]
+        if start == 0:
+            return chunk
+        size *= 4
+
+
+def _seal_of(line: bytes) -> dict[str, Any] | None:
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        seal = json.loads(line)
     except (ValueError, RecursionError):  # read in full: the error names the line
         return None
     if not isinstance(seal, dict) or seal.get("kind") != "seal" or seal.get("v") != 3:
         return None
-    summary = from_seal(str(display), seal)
-    if summary is None or summary.open or summary.first != chain.seq + 1 or not skim(summary):
-        return None
-    body = data[:start]
+    return seal
+
+
+def _skim_segment(
+    ledger: Ledger, chain: Chain, body: bytes, seal: dict[str, Any], summary: SegmentSummary
+) -> Record | None:
+    """Take a sealed segment from its seal's summary, if the seal checks out against the
+    file: its hash, its place in the chain, the body's size and sha256 (`body`: the bytes
+    before the seal). None: read the segment in full (then any fault is named by line)."""
     first = body[: body.find(b"\n") + 1]
     try:
         head = json.loads(first)
