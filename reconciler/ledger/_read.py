@@ -344,7 +344,7 @@ def _read_segment(
                     seal = record  # layout, not history: not among the records
                     _check_body(where, seal, offset, body)
                     if check_seals:
-                        check_summary(where, seal.data, ledger.records[first:], chain.closed)
+                        check_summary(where, seal.data, ledger.records[first:])
                 else:
                     body.update(line)
                     if record is not None:

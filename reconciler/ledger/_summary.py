@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,19 +52,14 @@ class SegmentSummary:
         return {k[0] for k in self.deleted}
 
 
-def summarize(records: Sequence[Record], closed: Iterable[int]) -> dict[str, Any]:
-    """The `summary` of a segment holding `records` (a seal's own excepted); `closed`: the
-    intents the chain saw closed exactly (`Chain.closed`)."""
-    shut = set(closed)
+def summarize(records: Sequence[Record]) -> dict[str, Any]:
+    """The `summary` of a segment holding `records` (a seal's own excepted)."""
     by_key: dict[StageKey, list[Record]] = defaultdict(list)
     last: dict[tuple[str, str], Record] = {}
     last_run: dict[tuple[str, str], Record] = {}
-    open_intent = False
     for r in records:
         if r.kind in CELL_KINDS:
             by_key[r.key].append(r)
-            if r.kind == "intent" and r.seq not in shut:
-                open_intent = True
         elif r.kind in _PIPELINE_KINDS:
             last[r.pipeline] = r
             if r.kind in _RUN_KINDS:
@@ -72,13 +67,35 @@ def summarize(records: Sequence[Record], closed: Iterable[int]) -> dict[str, Any
     keep = {r.seq: r for r in (*last.values(), *last_run.values())}
     return {
         "first": records[0].seq if records else 0,
-        "open": open_intent,
+        "open": _any_open(records),
         "keys": [
             [*key, distinct_cells([r for r in rs if r.kind == "delete"])]
             for key, rs in sorted(by_key.items())
         ],
         "pipelines": [dict(keep[s].data) for s in sorted(keep)],
     }
+
+
+def _any_open(records: Sequence[Record]) -> bool:
+    """Whether an intent of `records` is not closed by a later record among them: a
+    `delete`/`failed` naming it, or one with its key and lists (the chain's rule, by value:
+    the writer and a reader of the same records always agree)."""
+    unclosed: dict[tuple[Any, ...], list[int]] = {}
+    by_seq: dict[int, tuple[Any, ...]] = {}
+    for r in records:
+        if r.kind not in CELL_KINDS:
+            continue
+        same = (r.key, r.asset_ids, r.point_ids)
+        if r.kind == "intent":
+            unclosed.setdefault(same, []).append(r.seq)
+            by_seq[r.seq] = same
+        elif r.intent_seq is not None:
+            waiting = unclosed.get(by_seq.get(r.intent_seq, ()), [])
+            if r.intent_seq in waiting:
+                waiting.remove(r.intent_seq)
+        elif unclosed.get(same):
+            unclosed[same].pop()
+    return any(unclosed.values())
 
 
 def distinct_cells(deletes: Sequence[Record]) -> int:
@@ -146,13 +163,11 @@ def from_seal(where: str, seal: Mapping[str, Any]) -> SegmentSummary | None:
     return SegmentSummary(where, first, after, is_open, deleted, tuple(pipelines))
 
 
-def check_summary(
-    where: str, seal: Mapping[str, Any], records: Sequence[Record], closed: Iterable[int]
-) -> None:
+def check_summary(where: str, seal: Mapping[str, Any], records: Sequence[Record]) -> None:
     """`ledger verify`: a seal's summary must be exactly what its segment's records give."""
     if "summary" not in seal:
         return
-    if seal["summary"] != summarize(records, closed):
+    if seal["summary"] != summarize(records):
         raise LedgerError(
             f"{where}: the seal's summary does not match the records of its segment; "
             "the seal was edited (every record verifies, so the summary is what changed)"

@@ -194,8 +194,7 @@ class LedgerWriter:
             raise self._fail(f"{self._tail}: {_CHANGED} It is shorter than what was written to it.")
         after = self._tail_after
         records = [r for r in (*self._ledger.records, *self.records) if r.seq > after]
-        closed = self._ledger.closed_intents | self._chain.closed
-        return {"body": body_digest(body), "summary": summarize(records, closed)}
+        return {"body": body_digest(body), "summary": summarize(records)}
 
     @property
     def head(self) -> tuple[int, str]:

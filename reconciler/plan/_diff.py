@@ -486,7 +486,9 @@ def _left_paused(records: Iterable[Record]) -> Iterator[PendingResume]:
     """`pause` records with no `resume` after them: pipelines an interrupted run left paused.
     A `start` with no outcome after it closes the pause too: the start may have landed and a
     person may have paused the pipeline since, so it is not ours to start (the plan warns)."""
-    for ref, r in _last_pipeline_records(records).items():
+    last = _last_pipeline_records(records)
+    for ref in sorted(last):  # by pipeline: the same whichever records were read in full
+        r = last[ref]
         if r.kind != "pause":
             continue
         yield PendingResume(
