@@ -343,3 +343,35 @@ def test_a_segment_that_cannot_be_made_stops_the_writer_and_keeps_the_ledger(tmp
         with pytest.raises(LedgerWriteError, match="earlier append failed"):
             w.append("pause", {"orgId": "o", "pipelineId": "p"})
     assert L.ledger_files(path) == before and L.read(path).head_seq == 8
+
+
+# --- what a user reads ------------------------------------------------------------------
+
+
+def test_verify_says_how_many_files_and_seals_it_checked(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path)
+    n = len(segments(path)) + 1
+    res = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert res.code == 0 and f"in {n} files ({n - 1} seals and their summaries checked)" in res.out, res.all
+
+
+def test_line_100_is_named_as_a_number_never_an_emoji(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    with L.LedgerWriter(L.read(path), segment_bytes=10**7) as w:
+        for n in range(120):
+            w.append("pause", {"orgId": "o", "pipelineId": f"p{n}"})
+    body = path.read_bytes().splitlines(keepends=True)
+    body[99] = body[99].replace(b'"pipelineId":"p99"', b'"pipelineId":"p98"')
+    path.write_bytes(b"".join(body))
+    res = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
+    assert res.code == 1 and "l.jsonl:100: hash does not match" in res.err and "\U0001f4af" not in res.err
+
+
+def test_show_explains_that_seals_are_not_history(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path)
+    res = run_cli(["ledger", "show", "--ledger", str(path), "--kind", "seal"], tmp_path)
+    assert res.code == 1 and "not history" in res.err and "ledger verify" in res.err, res.all
+    res = run_cli(["ledger", "show", "--ledger", str(path), "--kind", "pauses"], tmp_path)
+    assert res.code == 1 and "did you mean 'pause'" in res.err and "seal" not in res.err, res.all

@@ -10,6 +10,7 @@ put things right.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -484,10 +485,26 @@ def test_a_ledger_with_stored_id_lists_travels_whole_through_git(tmp_path: Path,
     work, base = pull_request(origin, tmp_path, lambda w: (w / lists[0]).unlink())
     res = run_cli(["plan", "--base", base], work)
     assert res.code == 1 and "this pull request changes the ledger" in res.err, res.all
-    as_a_person(origin, tmp_path, "drop-list", lambda w: (w / lists[0]).unlink())
-    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
+    shell(work, res.err.split("Drop the change: ", 1)[1].splitlines()[0])  # as the message says
+    assert run_cli(["plan", "--base", base], work).code == 0
+
+    culprit = as_a_person(origin, tmp_path, "drop-list", lambda w: (w / lists[0]).unlink())
+    runner = clone(origin, tmp_path / "runner3")
+    res = run_cli(["apply", "--auto-approve"], runner, gateway_env(em))
     assert res.code == 1 and "is not the ledger reconcile last published" in res.err, res.all
+    assert f"in commit {culprit[:12]}" in res.err  # a segment's or list's commit is named too
     assert len(em.world.delete_log) == 1
+    shell(runner, res.err.split("or by hand: ", 1)[1].splitlines()[0])  # the fix the message gives
+    git(runner, "commit", "-qam", "put the ledger back", env=person())
+    git(runner, "push", "-q", "origin", "HEAD:main", env=person())
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner4"), gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+    assert len(em.world.delete_log) == 1
+
+
+def shell(cwd: Path, line: str) -> None:
+    """Run a command line a message printed, as a person would paste it."""
+    subprocess.run(["sh", "-c", line], cwd=cwd, env=person(), check=True, capture_output=True)
 
 
 def test_a_deleted_anchor_does_not_let_a_cut_ledger_through(tmp_path: Path, home: Path, em: Any) -> None:

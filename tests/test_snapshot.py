@@ -65,7 +65,7 @@ def test_a_tampered_snapshot_is_named(repo: Path, make_emulator: Any) -> None:
     path = repo / "ev.jsonl"
     path.write_text(path.read_text().replace('"a2"', '"a9"'))
     res = run_cli(["ledger", "show", "--snapshot", "ev.jsonl"], repo)
-    assert res.code == 1 and "does NOT match the ledger" in res.out and "items are not in the file" in res.out
+    assert res.code == 1 and "does NOT match the ledger" in res.out and "items) is not in the file" in res.out
     report = check(path, L.read(repo / "applied-ledger.jsonl"))
     assert not report.ok and report.vouched == 0
 

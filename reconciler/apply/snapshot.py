@@ -160,9 +160,9 @@ class CheckReport:
 
     def text(self) -> str:
         head = (
-            f"{self.path}: {plural(self.items, 'item')} match the digests of {plural(self.vouched, 'delete record')}"
+            f"{self.path}: {plural(self.items, 'item')} {'matches' if self.items == 1 else 'match'} the digests of {plural(self.vouched, 'delete record')}"
             if self.ok
-            else f"{self.path}: does NOT match the ledger ({len(self.problems)} problems)"
+            else f"{self.path}: does NOT match the ledger ({plural(len(self.problems), 'problem')})"
         )
         lines = [head, *(f"  {p}" for p in self.problems[:20]), *(f"  note: {n}" for n in self.notes[:20])]
         return "\n".join(lines) + "\n"
@@ -188,7 +188,7 @@ def check(path: str | os.PathLike[str], ledger: Ledger) -> CheckReport:
             continue
         if not keys:
             report.problems.append(
-                f"record #{r.seq} ({r.manifest}): its {plural(int(snap.get('items') or 0), 'item')} are not in the file, or differ"
+                f"record #{r.seq} ({r.manifest}): its snapshot ({plural(int(snap.get('items') or 0), 'item')}) is not in the file, or differs"
             )
             continue
         used.add(keys.pop())

@@ -31,8 +31,11 @@ def ledger_verify(
 ) -> None:
     """Check the hash chain of every record; name the first bad line.
 
-    Records cut from the end of the file are not detectable by the chain alone; with the
-    ledger in git, apply checks that the new ledger extends the remote's.
+    Every file of the ledger is read: the main file, each segment its seals name (and
+    each seal's digest of its segment and summary, which plan and apply trust for the
+    segments no manifest names), and each ID list file. Records cut from the end of the
+    file are not detectable by the chain alone; with the ledger in git, apply checks that
+    the new ledger extends the remote's.
 
     \b
     Example:  reconcile ledger verify --ledger applied-ledger.jsonl
@@ -47,8 +50,17 @@ def ledger_verify(
         raise ReconcilerError(f"{path} does not exist: nothing to verify (a typo in --ledger?)")
     for w in led.warnings:
         c.warn(w)
+    seals = led.segment - 1  # each file but the last ends with a seal
+    files = (
+        f" in {plural(led.segment, 'file')} ({plural(seals, 'seal')} and its summary checked)"
+        if seals
+        else ""
+    )
+    if seals > 1:
+        files = f" in {plural(led.segment, 'file')} ({seals} seals and their summaries checked)"
     c.out.print(
-        f"{path}: {plural(len(led.records), 'record')}, chain intact; head seq {led.head_seq} hash {led.head_hash}",
+        f"{path}: {plural(len(led.records), 'record')}{files}, chain intact; head seq {led.head_seq} "
+        f"hash {led.head_hash}",
         markup=False,
     )
     if snapshot is not None:
@@ -333,8 +345,9 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     """Rewrite a v1 or v2 ledger in format v3, keeping the original as `<name>.v<N>.bak`.
 
     Format v3 stores long ID lists once, by content, in `<name>.d/ids/`, and seals the
-    file at about 4 MB, going on in `<name>.d/segments/`: no file grows for years, and
-    git keeps each list once. Every record keeps its seq, kind, time, fields and cells
+    file once it holds 1 MB, at the start of a run, going on in `<name>.d/segments/`: no
+    file grows for years, and git keeps each list once. A run's records stay in one
+    segment, so a small ledger may stay one file. Every record keeps its seq, kind, time, fields and cells
     (checked before the ledger is replaced); the head hash changes, so saved plans made
     before are stale. With the ledger in git (reconcile.yaml), the remote's ledger is
     migrated and published (the main file and `<name>.d/`), and reconcile's anchor moves
@@ -368,7 +381,8 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     c.out.print(
         f"{result.path}: {result.records:,} records in format v3 ({plural(result.files_after, 'file')}), "
         f"{result.referenced:,} deletes now refer to their intent; {result.bytes_before:,} -> "
-        f"{result.bytes_after:,} bytes. The original is kept as {result.backup}.",
+        f"{result.bytes_after:,} bytes. The original is kept as {result.backup}"
+        + (" (not committed: delete it once you no longer need it)." if repo is not None else "."),
         markup=False,
     )
 

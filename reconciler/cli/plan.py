@@ -339,7 +339,7 @@ def _ledger_to_plan_from(
     with tempfile.TemporaryDirectory(prefix="reconcile-ledger-") as tmp:
         path = Path(tmp) / Path(ledger).name
         if data:
-            ledger_mod.write_files(path, data)
+            ledger_mod.write_files(path, data, durable=False)  # a copy to plan from, then gone
         yield str(path)
 
 

@@ -37,7 +37,15 @@ from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
 from reconciler.gitsync.lease import Holding, Lease, LeaseWatch, new_lease
-from reconciler.gitsync.remote import ANCHOR_REF, PUSH_OPTIONS, Anchor, GitRemote, Remote, RemoteState
+from reconciler.gitsync.remote import (
+    ANCHOR_REF,
+    PUSH_OPTIONS,
+    Anchor,
+    GitRemote,
+    Remote,
+    RemoteState,
+    restore_command,
+)
 from reconciler.words import plural
 
 MAX_ATTEMPTS = 5
@@ -247,7 +255,8 @@ class LedgerRepo:
             "sent. Only `reconcile apply` writes the ledger and its lease. Put back the ledger reconcile "
             f"published with `reconcile ledger restore` (it commits the anchored ledger on {self.branch}), "
             "or by hand: "
-            f"git fetch {self.remote.name} {ANCHOR_REF} && git checkout FETCH_HEAD -- {anchor.ledger_path}"
+            f"git fetch {self.remote.name} {ANCHOR_REF} && "
+            + restore_command("FETCH_HEAD", anchor.ledger_path, anchor.ledger)
         )
 
     def _what_differs(self, state: RemoteState, anchor: Anchor) -> str:
@@ -275,8 +284,10 @@ class LedgerRepo:
         head = state.head
         assert head is not None
         try:
-            commit = self.remote.changed_by(anchor, head, self.rel_path) or self.remote.changed_by(
-                anchor, head, self.lease_path
+            commit = (
+                self.remote.changed_by(anchor, head, self.rel_path)
+                or self.remote.changed_by(anchor, head, self._sidecar)  # a segment or an ID list
+                or self.remote.changed_by(anchor, head, self.lease_path)
             )
         except GitSyncError:
             commit = None
@@ -326,7 +337,9 @@ class LedgerRepo:
 
     def _why_not_fast_forward(self, local: Files, remote: Files) -> str:
         nothing = "Nothing was planned or sent."
-        take = f"git fetch {self.remote.name} {self.branch} && git checkout FETCH_HEAD -- {self.rel_path}"
+        take = f"git fetch {self.remote.name} {self.branch} && " + restore_command(
+            "FETCH_HEAD", self.rel_path, remote
+        )
         first, last = _head_seq(remote, self.rel_path) + 1, _head_seq(local, self.rel_path)
         if ledger_io.extension_problem(local, remote) is None and last >= first:
             return (

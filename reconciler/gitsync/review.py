@@ -23,7 +23,7 @@ from pathlib import Path
 
 from reconciler.errors import GitSyncError, Unreviewed
 from reconciler.gitsync._git import Git, redact
-from reconciler.gitsync.remote import ANCHOR_REF
+from reconciler.gitsync.remote import ANCHOR_REF, restore_command
 
 _SHOWN = 8
 
@@ -153,7 +153,11 @@ def check_pull_request(
             f"this pull request changes {what} ({path}) against its base {base[:12]}: only "
             f"`reconcile apply` writes it, and a merged edit would be refused by every apply (the "
             f"ledger only grows; reconcile keeps its own anchor at {ANCHOR_REF}). Drop the change: "
-            f"git checkout {base[:12]} -- {path}"
+            + (
+                restore_command(base[:12], ledger_rel, before)
+                if path == ledger_rel
+                else f"git checkout {base[:12]} -- {path}"
+            )
         )
 
 

@@ -77,11 +77,12 @@ def extension_problem(new: Mapping[str, bytes], old: Mapping[str, bytes]) -> str
     return problem
 
 
-def write_files(path: str | os.PathLike[str], files: Mapping[str, bytes]) -> None:
+def write_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *, durable: bool = True) -> None:
     """Make the local ledger at `path` exactly `files`: each file that differs replaced
     atomically (fsynced), sidecar files first and the main file last, so a crash leaves
     a main file whose seals and lists are all in place; sidecar files not in `files`
-    (strays of a crash, or of a ledger since replaced) removed last."""
+    (strays of a crash, or of a ledger since replaced) removed last. `durable=False`: a
+    throwaway copy (a plan's, in a new temporary directory), written without fsync."""
     given = Path(path)
     main = Path(os.path.realpath(path))  # a symlinked ledger: its target is replaced, not the link
     side = _lists.sidecar_dir(main)
@@ -92,9 +93,10 @@ def write_files(path: str | os.PathLike[str], files: Mapping[str, bytes]) -> Non
         _check_key(given, rel)
         if rel != given.name:
             inside[rel.split("/", 1)[1]] = data
+    write = _replace if durable else _write_plain
     for rel, data in inside.items():
-        _replace(side / rel, data)
-    _replace(main, files[given.name])
+        write(side / rel, data)
+    write(main, files[given.name])
     if side.is_dir():
         for target in sorted(side.rglob("*")):
             if target.is_file() and target.relative_to(side).as_posix() not in inside:
@@ -241,6 +243,11 @@ def _check_key(main: Path, rel: str) -> None:
     inside = rel == main.name or (parts[0] == f"{main.name}.d" and len(parts) > 1)
     if not inside or any(p in ("", ".", "..") for p in parts):
         raise LedgerError(f"{rel!r} is not a file of the ledger {main.name} (nor under {main.name}.d/)")
+
+
+def _write_plain(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
 
 
 def _replace(target: Path, data: bytes) -> None:

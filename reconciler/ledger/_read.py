@@ -204,12 +204,12 @@ def _read_from(path: Path, files: Files, skim: Skim | None, check_seals: bool) -
         expected = segment_name(number)
         if seal.data["next"] != expected:
             raise LedgerError(
-                f"{display}: the seal (seq {seal.seq}) names {seal.data['next']!r}, not {expected!r}"
+                f"{display}: the seal after seq {seal.seq} names {seal.data['next']!r}, not {expected!r}"
             )
         fh = files.open(expected)
         if fh is None:
             raise LedgerError(
-                f"{display}: the seal (seq {seal.seq}) names the next segment {ledger.sidecar / expected}, "
+                f"{display}: the seal after seq {seal.seq} names the next segment {ledger.sidecar / expected}, "
                 "which is missing"
             )
         ledger.tail, ledger.segment = ledger.sidecar / expected, number
@@ -334,7 +334,9 @@ def _read_segment(
             for number, line in enumerate(fh, start=1):
                 where = prefix + str(number)
                 if seal is not None:
-                    raise LedgerError(f"{where}: a record after the seal of this segment (seq {seal.seq})")
+                    raise LedgerError(
+                        f"{where}: a record after the seal of this segment (which follows seq {seal.seq})"
+                    )
                 record = (
                     chain.verify(chain.seq + 1, line, where)
                     if line.endswith(b"\n")

@@ -159,14 +159,24 @@ def record_time(record: Record) -> datetime:
     return parsed
 
 
+# What `ledger show --kind` can select: a `seal` is layout (it ends a segment and names the
+# next), not history, so it is never among the records shown.
+SHOWN_KINDS = tuple(k for k in KNOWN_KINDS if k != "seal")
+
+
 def check_kinds(kinds: Iterable[str]) -> frozenset[str]:
     wanted = frozenset(kinds)
     for kind in sorted(wanted):
-        if kind not in KNOWN_KINDS:
-            close = difflib.get_close_matches(kind, KNOWN_KINDS, n=1)
+        if kind == "seal":
+            raise ReconcilerError(
+                "seal records end a segment of the ledger and are not history: `ledger show` lists "
+                f"records of the kinds {', '.join(SHOWN_KINDS)}; `ledger verify` checks every seal"
+            )
+        if kind not in SHOWN_KINDS:
+            close = difflib.get_close_matches(kind, SHOWN_KINDS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ReconcilerError(
-                f"unknown record kind {kind!r}{hint}; known kinds: {', '.join(KNOWN_KINDS)}"
+                f"unknown record kind {kind!r}{hint}; known kinds: {', '.join(SHOWN_KINDS)}"
             )
     return wanted
 

@@ -59,6 +59,7 @@ def _console(*, stderr: bool, file: TextIO | None) -> Console:
         stderr=stderr,
         file=file,
         highlight=False,
+        emoji=False,  # "file.jsonl:100: ..." must not print as "file.jsonl💯 ..."
         soft_wrap=True,
         no_color="NO_COLOR" in os.environ,
     )
