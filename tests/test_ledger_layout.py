@@ -375,3 +375,12 @@ def test_show_explains_that_seals_are_not_history(tmp_path: Path) -> None:
     assert res.code == 1 and "not history" in res.err and "ledger verify" in res.err, res.all
     res = run_cli(["ledger", "show", "--ledger", str(path), "--kind", "pauses"], tmp_path)
     assert res.code == 1 and "did you mean 'pause'" in res.err and "seal" not in res.err, res.all
+
+
+def test_a_segment_given_as_the_ledger_names_the_main_file(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    build(path)
+    res = run_cli(["ledger", "verify", "--ledger", str(segments(path)[0])], tmp_path)
+    assert res.code == 1 and "is a segment of the ledger" in res.err and f"--ledger {path}" in res.err, (
+        res.all
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +284,16 @@ def test_many_rename_warnings_are_counted_not_listed() -> None:
     plan = replace(plan, diff=replace(plan.diff, renames=hints))
     md = plan_markdown(plan)
     assert md.count("**Rename?**") == 20 and "**5 more rename warnings** (10 cells)" in md
+
+
+def test_years_of_retired_manifests_take_a_few_lines_of_a_text_plan() -> None:
+    from reconciler.plan import StageKey
+    from reconciler.render.plan import HISTORY_LINES, plan_text
+    from reconciler.render.review import Review
+
+    history = tuple((StageKey(f"fix-{n:03d}", "o1", "p1", "s1"), 2) for n in range(HISTORY_LINES + 30))
+    plan = build_plan(replace(diff([], Ledger(Path("l.jsonl"))), undeclared=history), Options())
+    text = plan_text(plan, {}, Review())
+    assert "fix-000: o1 / p1 / s1: 2 cells" in text and f"fix-{HISTORY_LINES - 1:03d}" in text
+    assert f"fix-{HISTORY_LINES:03d}" not in text
+    assert "and 30 more stages (60 cells)" in text

@@ -159,7 +159,15 @@ def read(path: str | os.PathLike[str], *, skim: Skim | None = None, check_seals:
     distinct cells cannot be added across segments). `check_seals` (`ledger verify`):
     each seal's summary must also be exactly what its segment's records give.
     """
-    return read_from(Path(path), DiskFiles(Path(path)), skim=skim, check_seals=check_seals)
+    given = Path(path)
+    side = given.parent.parent
+    if given.parent.name == SEGMENTS_DIR and side.name.endswith(".d") and side.name != ".d":
+        main = side.with_name(side.name[: -len(".d")])
+        raise LedgerError(
+            f"{given} is a segment of the ledger {main}, not a ledger: name the main file "
+            f"(--ledger {main}); it reads every segment in order"
+        )
+    return read_from(given, DiskFiles(given), skim=skim, check_seals=check_seals)
 
 
 def read_from(path: Path, files: Files, *, skim: Skim | None = None, check_seals: bool = False) -> Ledger:

@@ -44,6 +44,7 @@ __all__ = [  # the review's words are re-exported: callers render plans from her
 
 SAMPLE = 3
 GITHUB_COMMENT_LIMIT = 65_536
+HISTORY_LINES = 20  # stages of history a text plan lists one by one
 
 
 @dataclass(frozen=True)
@@ -260,9 +261,17 @@ def _text_history(plan: Plan, review: Review) -> list[str]:
     if not plan.undeclared:
         return []
     lines = ["", "History: cells the ledger records that no manifest declares now (not acted on):"]
-    for (manifest, org, pipeline, stage), cells in plan.undeclared:
+    # by name, the first few: years of retired manifests would otherwise fill the plan
+    shown, hidden = plan.undeclared[:HISTORY_LINES], plan.undeclared[HISTORY_LINES:]
+    for (manifest, org, pipeline, stage), cells in shown:
         lines.append(
             f"    [dim]{escape(f'{manifest}: {org} / {pipeline} / {stage}')}: {plural(cells, 'cell')}[/dim]"
+        )
+    if hidden:
+        total = sum(n for _, n in hidden)
+        lines.append(
+            f"    [dim]and {plural(len(hidden), 'more stage')} ({plural(total, 'cell')}); "
+            "`reconcile plan --format json` lists every one[/dim]"
         )
     return lines
 
