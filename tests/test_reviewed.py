@@ -32,6 +32,8 @@ from helpers import (
     write,
 )
 
+from reconciler import manifests
+
 ANCHOR = "refs/reconcile/anchor"
 
 
@@ -521,3 +523,57 @@ def test_a_deleted_anchor_does_not_let_a_cut_ledger_through(tmp_path: Path, home
     assert f"has no anchor ({ANCHOR} is missing" in res.err and "records were cut" in res.err
     assert culprit[:12] not in res.err  # it names the version to put back, the one before the cut
     assert len(em.world.delete_log) == 1
+
+
+def test_a_ledger_in_segments_travels_and_is_anchored_file_by_file(
+    tmp_path: Path, home: Path, em: Any
+) -> None:
+    """Sealed segments of older runs (another pipeline) in git: applies push only the segment
+    appended to (the anchor is the last one's tree plus what changed), a fresh shallow clone
+    accepts the result, and plans skim the old segments."""
+    from reconciler import ledger as L
+    from reconciler.plan import skim
+
+    def seed(work: Path) -> None:
+        write(work / "reconcile.yaml", LEDGER_IN_GIT.format(branch="main"))
+        write(work / "manifests" / "a.yaml", manifest_yaml("a", assets=["a1", "a2"], points=["x"]))
+        old = {"orgId": "o1", "pipelineId": "p9", "stageInstanceName": "s9"}
+        with L.LedgerWriter(L.read(work / LEDGER), segment_bytes=1_500) as w:
+            for run in range(6):
+                w.append("pause", {"orgId": "o1", "pipelineId": "p9", "executionMode": 1, "kafkaRate": 1})
+                for n in range(3):
+                    cells = {**old, "manifest": f"old-{run}", "assetIds": [f"a{n}"], "pointIds": ["x"]}
+                    w.append_delete(w.append("intent", cells))
+                w.append("resume", {"orgId": "o1", "pipelineId": "p9"})
+                w.new_run()
+
+    origin = bare_origin(tmp_path, seed)
+    runner = applied_once(origin, tmp_path, em)
+    segments = sorted((runner / f"{LEDGER}.d" / "segments").glob("*.jsonl"))
+    assert len(segments) >= 3
+    as_a_person(
+        origin,
+        tmp_path,
+        "more",
+        lambda w: write(w / "manifests" / "b.yaml", manifest_yaml("b", assets=["a3"], points=["x"])),
+    )
+    applied_once(origin, tmp_path, em, "runner2")
+
+    def tree(ref: str) -> dict[str, str]:
+        out = git(tmp_path, "--git-dir", str(origin), "ls-tree", "-r", ref).splitlines()
+        return {
+            line.split("\t")[1]: line.split()[2] for line in out if line.split("\t")[1].startswith(LEDGER)
+        }
+
+    branch, anchored = tree("main"), tree(ANCHOR)
+    assert branch == anchored and len(branch) >= len(segments) + 1  # file for file, blob for blob
+    changed = git(tmp_path, "--git-dir", str(origin), "diff-tree", "--name-only", "-r", f"{ANCHOR}^", ANCHOR)
+    tail = f"{LEDGER}.d/segments/{segments[-1].name}"
+    assert set(changed.split()) <= {tail, f"{LEDGER}.lease"}, changed  # sealed segments not written again
+    shallow = clone(origin, tmp_path / "shallow", "--depth", "1")
+    assert run_cli(["plan", "--detailed-exitcode"], shallow).code == 0
+    res = run_cli(["ledger", "verify"], shallow)
+    assert res.code == 0 and "seals and their summaries checked" in res.out, res.all
+    declared = manifests.load_or_raise([str(shallow / "manifests")]).manifests
+    assert L.read(shallow / LEDGER, skim=skim(declared)).skimmed  # the old runs are not parsed
+    assert len(em.world.delete_log) == 2
