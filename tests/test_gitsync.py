@@ -422,3 +422,21 @@ def test_the_lease_is_seen_by_others_renewed_and_removed_by_the_final_push(origi
     append(a, ("delete", cell_fields(asset="x")))
     final = repo_a.publish_final("reconcile: applied a")
     assert f"{LEDGER}.lease" not in git(origin, "ls-tree", "--name-only", final).split()  # released
+
+
+def test_blobs_are_taken_from_the_work_tree_only_when_they_are_the_blob(origin: Path) -> None:
+    """A fresh clone holds the remote's files: they are read from disk, not through
+    `cat-file`, but only a file whose git blob id is the one asked for is taken."""
+    from reconciler.gitsync import Git, GitRemote
+
+    work = clone(origin, "w")
+    head = git(work, "rev-parse", "HEAD")
+    (work / "manifests" / "a.yaml").write_text("# edited, not committed\n")
+    remote = GitRemote(Git(work))
+    asked: list[list[str]] = []
+    objects = remote.git.objects
+    remote.git.objects = lambda shas: asked.append(list(shas)) or objects(shas)  # type: ignore[method-assign]
+    files = remote._files(head, ["manifests", LEDGER])
+    assert files == {"manifests/a.yaml": b"# a manifest\n", LEDGER: b""}  # the commit's, not the edit
+    edited = git(work, "rev-parse", "HEAD:manifests/a.yaml")
+    assert asked == [[edited]]  # only the edited file's blob was read through git

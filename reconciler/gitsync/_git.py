@@ -235,7 +235,7 @@ class Git:
     def _blobs(self, tmp: str, files: Sequence[tuple[str, bytes]]) -> Iterator[tuple[str, str]]:
         """(path, blob id) of each file, each blob written once by one `hash-object`: a
         publish writes the same segment into the branch's commit and the anchor's."""
-        known = [_blob_id(data) for _, data in files]
+        known = [blob_id(data) for _, data in files]
         ids: list[str | None] = [sha if sha in self._written else None for sha in known]
         todo = [i for i, sha in enumerate(ids) if sha is None]
         if todo:
@@ -279,7 +279,7 @@ class Git:
         )
 
 
-def _blob_id(data: bytes) -> str:
+def blob_id(data: bytes) -> str:
     """git's id of a blob holding `data` in a SHA-1 repository (`git hash-object`)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 

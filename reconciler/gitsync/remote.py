@@ -22,10 +22,11 @@ import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from reconciler.errors import GitSyncError
-from reconciler.gitsync._git import Git, RefUpdate, redact
+from reconciler.gitsync._git import Git, RefUpdate, blob_id, redact
 
 ANCHOR_REF = "refs/reconcile/anchor"
 SKIP_CI = "[skip ci]"  # GitHub and GitLab skip pipelines for a head commit that says so
@@ -157,14 +158,34 @@ class GitRemote:
         self.name = redact(name)  # what messages show
         self.push_options = tuple(push_options)
         self._blobs: dict[str, bytes] = {}  # blob id -> contents: a ledger's files never change
+        self._top: Path | None = None  # the work tree's top, once asked
 
     def _files(self, commit: str | None, paths: Sequence[str]) -> dict[str, bytes]:
         """The files of `commit` at or under `paths` (all when none). Only blobs this run has
         not read before are read: each renewal reads what changed, not the whole ledger."""
         entries = self.git.tree_entries(commit, paths)
-        unknown = sorted({sha for sha in entries.values() if sha not in self._blobs})
-        self._blobs.update(self.git.objects(unknown))
+        unknown = {sha for sha in entries.values() if sha not in self._blobs}
+        if unknown:
+            self._from_worktree({p: sha for p, sha in entries.items() if sha in unknown})
+        self._blobs.update(self.git.objects(sorted(unknown - self._blobs.keys())))
         return {p: self._blobs[sha] for p, sha in entries.items() if sha in self._blobs}
+
+    def _from_worktree(self, entries: Mapping[str, str]) -> None:
+        """Blobs the work tree holds as they are (a fresh clone holds the whole ledger),
+        read from disk instead of through `cat-file`: a file is taken only if its git blob
+        id is the one wanted, so the bytes are the blob's."""
+        if self._top is None:
+            try:
+                self._top = self.git.toplevel()
+            except GitSyncError:
+                return
+        for path, sha in entries.items():
+            try:
+                data = (self._top / path).read_bytes()
+            except OSError:
+                continue
+            if blob_id(data) == sha:
+                self._blobs[sha] = data
 
     def read(self, branch: str, paths: Sequence[str], dirs: Sequence[str] = ()) -> RemoteState:
         ref = f"refs/heads/{branch}"
