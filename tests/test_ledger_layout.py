@@ -384,3 +384,19 @@ def test_a_segment_given_as_the_ledger_names_the_main_file(tmp_path: Path) -> No
     assert res.code == 1 and "is a segment of the ledger" in res.err and f"--ledger {path}" in res.err, (
         res.all
     )
+
+
+def test_ledger_files_never_gives_a_file_as_it_was(tmp_path: Path) -> None:
+    """Files are not re-read while unchanged (a publish reads them again and again), but any
+    write, even of as many bytes in place, is seen."""
+    path = tmp_path / "l.jsonl"
+    build(path)
+    seg = segments(path)[0]
+    before = L.ledger_files(path)
+    assert L.ledger_files(path) == before
+    data = seg.read_bytes()
+    with seg.open("r+b") as fh:  # same size, same inode
+        fh.write(data[:10].replace(b"{", b"["))
+    after = L.ledger_files(path)
+    key = f"l.jsonl.d/segments/{seg.name}"
+    assert after[key] != before[key] and after[key].startswith(b'["')

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,18 @@ def write_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *, dur
 
 # Files read before, by path, with the `os.stat` fields that change when a file does (an
 # append changes its size, `write_files` replaces it by rename): a git publish reads the
-# ledger's files again and again, and sealed segments and ID lists never change.
+# ledger's files again and again, and sealed segments and ID lists never change. Bounded:
+# the oldest entries go once it holds more than `_SEEN_BYTES`. As git does with its index,
+# a file written in the last `_RACY_NS` is not remembered: file times are coarser than
+# nanoseconds, and a second write in the same tick could keep every field the same.
 _SEEN: dict[str, tuple[tuple[int, ...], bytes]] = {}
+_SEEN_BYTES = 256 * 2**20
+_RACY_NS = 50_000_000
+_seen_bytes = [0]
 
 
 def _read(target: Path) -> bytes | None:
+    now = time.time_ns()
     try:
         with target.open("rb") as fh:
             st = os.fstat(fh.fileno())
@@ -125,9 +133,19 @@ def _read(target: Path) -> bytes | None:
         return None
     except OSError as exc:
         raise LedgerError(f"{target}: cannot read ledger: {exc.strerror or exc}") from exc
-    if len(data) == stamp[2]:
-        _SEEN[str(target)] = (stamp, data)
+    if len(data) == stamp[2] and st.st_mtime_ns < now - _RACY_NS and st.st_ctime_ns < now - _RACY_NS:
+        _remember(str(target), stamp, data)
     return data
+
+
+def _remember(key: str, stamp: tuple[int, ...], data: bytes) -> None:
+    old = _SEEN.pop(key, None)
+    if old is not None:
+        _seen_bytes[0] -= len(old[1])
+    _SEEN[key] = (stamp, data)
+    _seen_bytes[0] += len(data)
+    while _seen_bytes[0] > _SEEN_BYTES and len(_SEEN) > 1:  # the oldest first
+        _seen_bytes[0] -= len(_SEEN.pop(next(iter(_SEEN)))[1])
 
 
 def _whole_records(data: bytes, link: dict[str, Any] | None) -> tuple[bytes, dict[str, Any] | None]:
