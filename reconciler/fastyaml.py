@@ -30,7 +30,7 @@ fails if the fast path stops accepting the shapes manifests have.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -99,7 +99,11 @@ def documents(text: str) -> list[Map] | None:
     if _LOADER is None or _UNSAFE.search(text):
         return None
     try:
-        docs = _Reader(yaml.parse(text, Loader=_LOADER)).stream()
+        loader = _LOADER(text)
+        try:  # libyaml's own get_event, not `yaml.parse`'s Python generator around it
+            docs = _Reader(loader.get_event).stream()
+        finally:
+            loader.dispose()
     except (Fallback, yaml.YAMLError, UnicodeError):  # libyaml takes UTF-8: a lone surrogate is not
         return None
     return docs or None
@@ -128,11 +132,8 @@ def _string(value: str) -> str:
 class _Reader:
     """A recursive descent over libyaml's events, building `Map`/`Seq` nodes."""
 
-    def __init__(self, events: Iterator[ev.Event]) -> None:
-        self.events = events
-
-    def next(self) -> ev.Event:
-        return next(self.events)
+    def __init__(self, next_event: Callable[[], ev.Event | None]) -> None:
+        self.next = next_event  # None past the stream's end: no branch takes it, so Fallback
 
     def stream(self) -> list[Map]:
         if not isinstance(self.next(), ev.StreamStartEvent):
@@ -156,18 +157,22 @@ class _Reader:
             raise Fallback
         node = Map()
         node.lc = LineCol(*_at(start))
+        positions = node.lc.data
         while not isinstance(event := self.next(), ev.MappingEndEvent):
             key = self.scalar(event)
             if key in node:
                 raise Fallback
             value = self.next()
-            if isinstance(value, ev.MappingStartEvent):
-                node[key] = self.mapping(value, depth + 1)
-            elif isinstance(value, ev.SequenceStartEvent):
+            if isinstance(value, ev.SequenceStartEvent):
                 node[key] = self.sequence(value)
+            elif isinstance(value, ev.MappingStartEvent):
+                node[key] = self.mapping(value, depth + 1)
             else:
-                node[key] = self.scalar(value)
-            node.lc.data[key] = [*_at(event), *_at(value)]
+                node[key] = self.scalar(value)  # an alias or a stream's end: Fallback
+            assert event is not None and value is not None  # else `scalar` fell back
+            k, v = event.start_mark, value.start_mark
+            assert k is not None and v is not None  # checked by `scalar`, or `_at` in the calls above
+            positions[key] = [k.line, k.column, v.line, v.column]
         return node
 
     def sequence(self, start: ev.SequenceStartEvent) -> Seq:
@@ -175,19 +180,27 @@ class _Reader:
             raise Fallback
         seq = Seq()
         seq.lc = LineCol(*_at(start))
+        positions = seq.lc.data
+        append = seq.append
         while not isinstance(event := self.next(), ev.SequenceEndEvent):
-            seq.lc.data[len(seq)] = list(_at(event))
-            seq.append(self.scalar(event))
+            value = self.scalar(event)
+            assert event is not None  # else `scalar` fell back
+            mark = event.start_mark
+            assert mark is not None  # checked by `scalar`
+            positions[len(seq)] = [mark.line, mark.column]
+            append(value)
         return seq
 
-    def scalar(self, event: ev.Event) -> str:
+    def scalar(self, event: ev.Event | None) -> str:
         """The string a scalar event holds, if both YAML versions read it as one."""
-        if not isinstance(event, ev.ScalarEvent) or event.anchor is not None or event.tag is not None:
+        if type(event) is not ev.ScalarEvent or event.anchor is not None or event.tag is not None:
             raise Fallback  # an alias, a collection where a scalar must be, an anchor or a tag
-        if _at(event)[0] != _at(event, end=True)[0]:
-            raise Fallback  # a multi-line scalar
-        if event.style in ("'", '"'):
+        start, end = event.start_mark, event.end_mark
+        if start is None or end is None or start.line != end.line:
+            raise Fallback  # unmarked (not libyaml's), or a multi-line scalar
+        style = event.style
+        if style == "'" or style == '"':
             return event.value
-        if event.style:  # a literal or folded block scalar
+        if style:  # a literal or folded block scalar
             raise Fallback
         return _string(event.value)
