@@ -116,6 +116,8 @@ def test_an_edited_line_in_a_later_segment_is_named_by_file_and_line(tmp_path: P
         L.read(path)
     result = run_cli(["ledger", "verify", "--ledger", str(path)], tmp_path)
     assert result.code == 1 and f"{seg.name}:2" in result.err
+    result = run_cli(["ledger", "verify", "--ledger", "l.jsonl"], tmp_path)  # spelt as given
+    assert f"error: l.jsonl.d/segments/{seg.name}:2: hash does not match" in result.err, result.err
 
 
 def test_a_record_after_a_seal_and_a_missing_segment_are_errors(tmp_path: Path) -> None:

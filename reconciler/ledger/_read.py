@@ -102,6 +102,13 @@ class Ledger:
         """`<name>.d/` beside the resolved main file (a symlinked ledger keeps its files)."""
         return _lists.sidecar_dir(Path(os.path.realpath(self.path)))
 
+    def shown(self, rel: str) -> Path:
+        """A file of the sidecar as messages name it: spelt like the main file was given,
+        unless the main file is a symlink (then where the files really are)."""
+        if os.path.islink(self.path):
+            return self.sidecar / rel
+        return _lists.sidecar_dir(self.path) / rel
+
 
 class Files(Protocol):
     """Where a ledger's files are read from: its directory, or a mapping of their bytes."""
@@ -199,7 +206,7 @@ def _read_from(path: Path, files: Files, skim: Skim | None, check_seals: bool) -
         return ledger
     number = 1
     while True:
-        display = path if number == 1 else ledger.sidecar / segment_name(number)
+        display = path if number == 1 else ledger.shown(segment_name(number))
         seal: Record | None = None
         if skim is not None:
             seal = _skimmed(ledger, chain, fh, display, skim)
@@ -217,7 +224,7 @@ def _read_from(path: Path, files: Files, skim: Skim | None, check_seals: bool) -
         fh = files.open(expected)
         if fh is None:
             raise LedgerError(
-                f"{display}: the seal after seq {seal.seq} names the next segment {ledger.sidecar / expected}, "
+                f"{display}: the seal after seq {seal.seq} names the next segment {ledger.shown(expected)}, "
                 "which is missing"
             )
         ledger.tail, ledger.segment = ledger.sidecar / expected, number
