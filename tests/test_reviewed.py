@@ -577,3 +577,22 @@ def test_a_ledger_in_segments_travels_and_is_anchored_file_by_file(
     declared = manifests.load_or_raise([str(shallow / "manifests")]).manifests
     assert L.read(shallow / LEDGER, skim=skim(declared)).skimmed  # the old runs are not parsed
     assert len(em.world.delete_log) == 2
+
+
+def test_ledger_show_and_report_read_the_branch_not_a_checkout_behind(
+    tmp_path: Path, home: Path, em: Any
+) -> None:
+    origin = make_origin(tmp_path)
+    behind = clone(origin, tmp_path / "behind")  # cloned before anything was applied
+    applied_once(origin, tmp_path, em)
+    assert (behind / LEDGER).read_bytes() == b""
+    res = run_cli(["ledger", "show", "--format", "json"], behind)
+    assert res.code == 0, res.all
+    shown = json.loads(res.out)
+    records = shown["records"] if isinstance(shown, dict) else shown
+    assert [r["kind"] for r in records] == ["intent", "delete"]
+    report = run_cli(["ledger", "report", "--out", "-"], behind)
+    assert report.code == 0 and '"records":2,' in report.out, report.err  # the branch's two records
+    git(behind, "remote", "set-url", "origin", str(tmp_path / "gone.git"))  # unreachable: the local file
+    res = run_cli(["ledger", "show", "--format", "json"], behind)
+    assert "cannot read the ledger from" in res.err and res.code == 0, res.all

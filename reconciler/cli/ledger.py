@@ -121,7 +121,9 @@ def ledger_show(
 
     Every filter is checked against the ledger: a manifest, pipeline, stage, asset or
     point that no record names is an error with the closest names it does hold, never
-    an empty answer that reads as "never cleared".
+    an empty answer that reads as "never cleared". With the ledger in git (reconcile.yaml),
+    the ledger is read as its branch holds it, like `plan` reads it: a checkout may be
+    behind.
 
     \b
     Example:
@@ -130,7 +132,7 @@ def ledger_show(
       reconcile ledger show --kind delete --snapshot evidence.jsonl.gz  # with the evidence checked
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, flag_advice, resolve_ledger
+    from reconciler.cli.settings import flag_advice
     from reconciler.render import ledger as render
 
     if fmt not in ("text", "json"):
@@ -139,7 +141,7 @@ def ledger_show(
         with flag_advice(ReconcilerError, before="--since "):
             ledger_mod.parse_since(since)
     c = consoles()
-    led = ledger_mod.read(resolve_ledger(ledger, config()))
+    led = _published(c, ledger)
     if not led.exists:  # never "0 records", which would read as "never cleared"
         raise ReconcilerError(
             f"{led.path} does not exist: check --ledger (or RECONCILE_LEDGER, or ledger.path in reconcile.yaml)"
@@ -308,17 +310,16 @@ def ledger_report(
     A chart of cells cleared per day per pipeline; per manifest when, by whom, from which
     commit and CI run, how many cells and how long each pipeline was paused; requests in
     doubt or failed; pipelines left paused. Filter by pipeline, manifest or asset in the
-    page (the filter is kept in the URL, e.g. ledger-report.html#asset=0033Tiui).
+    page (the filter is kept in the URL, e.g. ledger-report.html#asset=0033Tiui). With the
+    ledger in git, the ledger as its branch holds it.
 
     \b
     Example:  reconcile ledger report --out ledger-report.html
     """
-    from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, resolve_ledger
     from reconciler.render.report import report_html
 
     c = consoles()
-    led = ledger_mod.read(resolve_ledger(ledger, config()))
+    led = _published(c, ledger)
     if not led.exists:
         raise ReconcilerError(f"{led.path} does not exist: nothing to report (a typo in --ledger?)")
     for w in led.warnings:
@@ -338,6 +339,23 @@ def ledger_report(
         f"up to seq {led.head_seq}",
         markup=False,
     )
+
+
+def _published(c: Consoles, ledger: str | None) -> Ledger:
+    """The ledger to show or report: with the ledger in git (reconcile.yaml), as its branch
+    holds it, checked against reconcile's anchor (a checkout may be behind, and one of
+    another branch never has a dedicated ledger branch's records); else the local file."""
+    from dataclasses import replace
+
+    from reconciler import ledger as ledger_mod
+    from reconciler.cli.plan import ledger_as_published
+    from reconciler.cli.settings import config, resolve_ledger
+
+    cfg = config()
+    path = resolve_ledger(ledger, cfg)
+    with ledger_as_published(cfg, path, None, c.warn) as copy:
+        led = ledger_mod.read(copy)
+    return led if copy == path else replace(led, path=Path(path))
 
 
 @ledger_app.command("migrate")

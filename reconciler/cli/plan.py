@@ -150,7 +150,7 @@ def plan(
 
     pr_base = base or base_from_env()
     ledger_file = resolve_ledger(ledger, cfg)
-    with _ledger_to_plan_from(cfg, ledger_file, pr_base, c.warn) as ledger_path:
+    with ledger_as_published(cfg, ledger_file, pr_base, c.warn) as ledger_path:
         shown = ledger_file if ledger_path != ledger_file else None
         planned = operations.plan(given, ledger_path, options, shown_as=shown)
     for w in planned.warnings:
@@ -306,7 +306,7 @@ def _base_commit(actor: dict[str, object]) -> str | None:
 
 
 @contextmanager
-def _ledger_to_plan_from(
+def ledger_as_published(
     cfg: RepoConfig | None, ledger: str, base: str | None, warn: Callable[[str], None]
 ) -> Iterator[str]:
     """The ledger file; with the ledger in git, the anchored ledger as its branch holds it
