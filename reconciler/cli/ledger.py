@@ -51,13 +51,10 @@ def ledger_verify(
     for w in led.warnings:
         c.warn(w)
     seals = led.segment - 1  # each file but the last ends with a seal
+    theirs = "its summary" if seals == 1 else "their summaries"
     files = (
-        f" in {plural(led.segment, 'file')} ({plural(seals, 'seal')} and its summary checked)"
-        if seals
-        else ""
+        f" in {plural(led.segment, 'file')} ({plural(seals, 'seal')} and {theirs} checked)" if seals else ""
     )
-    if seals > 1:
-        files = f" in {plural(led.segment, 'file')} ({seals} seals and their summaries checked)"
     c.out.print(
         f"{path}: {plural(len(led.records), 'record')}{files}, chain intact; head seq {led.head_seq} "
         f"hash {led.head_hash}",

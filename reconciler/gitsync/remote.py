@@ -104,6 +104,13 @@ class Remote(Protocol):
         ...
 
 
+def changes(old: Mapping[str, bytes], new: Mapping[str, bytes]) -> dict[str, bytes | None]:
+    """What to commit to turn `old` into `new`: changed or new files, and None for gone ones."""
+    out: dict[str, bytes | None] = {p: d for p, d in new.items() if old.get(p) != d}
+    out.update({p: None for p in old if p not in new})
+    return out
+
+
 def restore_command(source: str, ledger_path: str, files: Mapping[str, object]) -> str:
     """The shell line that makes the work tree's ledger exactly `files` as `source` (a
     commit) holds them: the main file and `<main>.d/` (segments, ID lists), with no file
@@ -232,9 +239,9 @@ class GitRemote:
         if before is not None and before.ledger_path == ledger_path:
             # on the last anchor's tree, only what changed: a publish writes the segment it
             # appended to, not years of sealed segments again
-            changed: dict[str, bytes | None] = {p: d for p, d in held.items() if before.files.get(p) != d}
-            changed.update({p: None for p in before.files if p not in held})
-            anchor = self.git.commit_tree(before.commit, changed, anchor_message(ledger_path, branch, commit))
+            anchor = self.git.commit_tree(
+                before.commit, changes(before.files, held), anchor_message(ledger_path, branch, commit)
+            )
         else:
             anchor = self.git.commit_tree(
                 before.commit if before else None,

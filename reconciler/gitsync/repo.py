@@ -44,6 +44,7 @@ from reconciler.gitsync.remote import (
     GitRemote,
     Remote,
     RemoteState,
+    changes,
     restore_command,
 )
 from reconciler.words import plural
@@ -422,7 +423,7 @@ class LedgerRepo:
             raise GitSyncError(f"{self.remote.name} has no {ANCHOR_REF}: there is nothing to restore from")
         anchor = state.anchor
         ledger = self._moved(anchor.ledger, anchor.ledger_path)
-        files: dict[str, bytes | None] = {**_changes(state.ledger(self.rel_path), ledger)}
+        files: dict[str, bytes | None] = {**changes(state.ledger(self.rel_path), ledger)}
         files[self.lease_path] = anchor.lease
         after = self.remote.publish(
             self.branch, state, files, "reconcile: restore the ledger as last published", self.rel_path
@@ -519,7 +520,7 @@ class LedgerRepo:
             )
         else:  # release ours; never remove a lease another run took over meanwhile
             lease = None if self._lease is not None and self._holds(seen) else _KEEP
-        files = _changes(seen.ledger(self.rel_path), local)
+        files = changes(seen.ledger(self.rel_path), local)
         if lease is not _KEEP:
             files[self.lease_path] = lease.to_bytes() if isinstance(lease, Lease) else None
         started = self.holding.attempt()
@@ -589,13 +590,6 @@ class LedgerRepo:
             "branch: `ledger: {git: {branch: reconcile/ledger}}` in reconcile.yaml. The push also "
             f"moves {ANCHOR_REF}: allow it too."
         )
-
-
-def _changes(old: Files, new: Files) -> dict[str, bytes | None]:
-    """What to commit to turn `old` into `new`: changed or new files, and None for gone ones."""
-    out: dict[str, bytes | None] = {p: d for p, d in new.items() if old.get(p) != d}
-    out.update({p: None for p in old if p not in new})
-    return out
 
 
 def _head_seq(files: Files, rel: str) -> int:

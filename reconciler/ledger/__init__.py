@@ -30,7 +30,16 @@ from reconciler.ledger._lists import sidecar_dir
 from reconciler.ledger._lock import LedgerLock, lock_path
 from reconciler.ledger._migrate import MigrateResult, migrate
 from reconciler.ledger._read import Ledger, Skim, no_gc, read
-from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, GENESIS, KEY_FIELDS, KNOWN_KINDS, Record
+from reconciler.ledger._record import (
+    CELL_KINDS,
+    FORMAT_VERSION,
+    GENESIS,
+    KEY_FIELDS,
+    KNOWN_KINDS,
+    PIPELINE_KINDS,
+    RUN_KINDS,
+    Record,
+)
 from reconciler.ledger._replace import replace_contents
 from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
 from reconciler.ledger._summary import SegmentSummary
@@ -42,6 +51,8 @@ __all__ = [
     "GENESIS",
     "KEY_FIELDS",
     "KNOWN_KINDS",
+    "PIPELINE_KINDS",
+    "RUN_KINDS",
     "RUN_SEGMENTS",
     "SEGMENT_BYTES",
     "SINCE_FORMS",

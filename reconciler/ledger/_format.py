@@ -36,6 +36,7 @@ from reconciler.ledger._record import (
     GENESIS,
     KEY_FIELDS,
     LIST_FIELDS,
+    PIPELINE_KINDS,
     READ_VERSIONS,
     Ids,
     Record,
@@ -198,7 +199,7 @@ class Chain:
             assets, points = self._cells(where, kind, data, joined)
         else:
             assets = points = ()
-            if kind in _PIPELINE_KINDS and not (
+            if kind in PIPELINE_KINDS and not (
                 type(data.get("orgId")) is str and type(data.get("pipelineId")) is str
             ):
                 raise LedgerError(f"{where}: {kind} record lacks orgId or pipelineId")
@@ -378,7 +379,6 @@ class Chain:
         return tuple(map(known.setdefault, ids, ids))
 
 
-_PIPELINE_KINDS = ("pause", "start", "resume")
 _SHARED = ("kind", "at", "manifest", "orgId", "pipelineId", "stageInstanceName")
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, without `json.loads`'s Python wrapper
 

@@ -31,8 +31,8 @@ from typing import Any, BinaryIO, Protocol
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
 from reconciler.ledger._format import Chain, record_hash
-from reconciler.ledger._record import CELL_KINDS, GENESIS, Record
-from reconciler.ledger._summary import SegmentSummary, check_summary, from_seal
+from reconciler.ledger._record import CELL_KINDS, GENESIS, PIPELINE_KINDS, Record
+from reconciler.ledger._summary import SegmentSummary, body_digest, check_summary, from_seal
 
 # A reader's answer, for a sealed segment's summary: True when nothing of its cells is
 # needed (the segment is then checked by its digest and not parsed; see `_summary`).
@@ -86,7 +86,7 @@ class Ledger:
     def pipeline_records(self) -> list[Record]:
         """The `pause`, `start` and `resume` records that say where each pipeline was left,
         in ledger order: all of them read, and each skimmed segment's last ones."""
-        read = [r for r in self.records if r.kind in ("pause", "start", "resume")]
+        read = [r for r in self.records if r.kind in PIPELINE_KINDS]
         if not self.skimmed:
             return read
         return sorted(chained(read, *(s.pipelines for s in self.skimmed)), key=lambda r: r.seq)
@@ -162,8 +162,8 @@ def read(path: str | os.PathLike[str], *, skim: Skim | None = None, check_seals:
     Streams each segment line by line: memory holds the records, not the files.
     `skim`: sealed segments it answers True for are checked by their seal's digest and
     taken from its summary (`Ledger.skimmed`), not parsed; if a summed-up key turns out to
-    have records in another segment too, the whole ledger is read after all (a key's
-    distinct cells cannot be added across segments). `check_seals` (`ledger verify`):
+    have records in another segment too, it is read again with those segments in full (a
+    key's distinct cells cannot be added across segments). `check_seals` (`ledger verify`):
     each seal's summary must also be exactly what its segment's records give.
     """
     given = Path(path)
@@ -308,7 +308,7 @@ def _skim_segment(
         isinstance(head, dict)
         and head.get("seq") == summary.first
         and head.get("prev") == chain.prev
-        and seal["body"] == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        and seal["body"] == body_digest(body)
         and seal.get("hash") == record_hash(seal)
         and isinstance(seal.get("next"), str)
         and isinstance(seal.get("at"), str)

@@ -12,7 +12,10 @@ READ_VERSIONS = (1, 2, 3)
 GENESIS = "0" * 64
 # Kinds whose records name cells; `failed` closes an intent the gateway definitely refused.
 CELL_KINDS = ("intent", "delete", "failed")
-KNOWN_KINDS = (*CELL_KINDS, "pause", "start", "resume", "seal")
+# Kinds that say where this tool left a pipeline; after the last two it may have run.
+PIPELINE_KINDS = ("pause", "start", "resume")
+RUN_KINDS = ("resume", "start")
+KNOWN_KINDS = (*CELL_KINDS, *PIPELINE_KINDS, "seal")
 KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
 LIST_FIELDS = ("assetIds", "pointIds")
 CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)

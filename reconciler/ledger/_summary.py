@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import LedgerError
-from reconciler.ledger._record import CELL_KINDS, Record
+from reconciler.ledger._record import CELL_KINDS, PIPELINE_KINDS, RUN_KINDS, Record
 
 StageKey = tuple[str, str, str, str]  # (manifest, org, pipeline, stage)
-_PIPELINE_KINDS = ("pause", "start", "resume")
-_RUN_KINDS = ("resume", "start")
 
 
 @dataclass(frozen=True)
@@ -60,9 +58,9 @@ def summarize(records: Sequence[Record]) -> dict[str, Any]:
     for r in records:
         if r.kind in CELL_KINDS:
             by_key[r.key].append(r)
-        elif r.kind in _PIPELINE_KINDS:
+        elif r.kind in PIPELINE_KINDS:
             last[r.pipeline] = r
-            if r.kind in _RUN_KINDS:
+            if r.kind in RUN_KINDS:
                 last_run[r.pipeline] = r
     keep = {r.seq: r for r in (*last.values(), *last_run.values())}
     return {
@@ -151,7 +149,7 @@ def from_seal(where: str, seal: Mapping[str, Any]) -> SegmentSummary | None:
     for data in pipes:
         if not (
             isinstance(data, dict)
-            and data.get("kind") in _PIPELINE_KINDS
+            and data.get("kind") in PIPELINE_KINDS
             and _is_int(data.get("seq"))
             and isinstance(data.get("at"), str)
             and isinstance(data.get("hash"), str)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Literal
 
-from reconciler.ledger import Ledger, Record, SegmentSummary, no_gc
+from reconciler.ledger import PIPELINE_KINDS, RUN_KINDS, Ledger, Record, SegmentSummary, no_gc
 from reconciler.manifests import Manifest
 from reconciler.plan.values import (
     Diff,
@@ -460,7 +460,7 @@ def _last_resume(records: Iterable[Record]) -> dict[PipelineRef, int]:
     announced before the call (whatever came of it)."""
     last: dict[PipelineRef, int] = {}
     for r in records:
-        if r.kind in ("resume", "start"):
+        if r.kind in RUN_KINDS:
             last[PipelineRef(*r.pipeline)] = r.seq
     return last
 
@@ -469,7 +469,7 @@ def _last_pipeline_records(records: Iterable[Record]) -> dict[PipelineRef, Recor
     """Each pipeline's last `pause`, `start` or `resume` record: where this tool left it."""
     last: dict[PipelineRef, Record] = {}
     for r in records:
-        if r.kind in ("pause", "start", "resume"):
+        if r.kind in PIPELINE_KINDS:
             last[PipelineRef(*r.pipeline)] = r
     return last
 
