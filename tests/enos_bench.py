@@ -4,6 +4,7 @@ emulator's start window pass without a real wait."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,14 @@ class Bench:
     def plan(self) -> Plan:
         return build_plan(diff(self.manifests, L.read(self.ledger)), self.options)
 
-    def apply(self, reporter: NullReporter | None = None, **options: Any) -> tuple[ApplyResult, NullReporter]:
+    def apply(
+        self,
+        reporter: NullReporter | None = None,
+        *,
+        publish: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+        **options: Any,
+    ) -> tuple[ApplyResult, NullReporter]:
         reporter = reporter or NullReporter()
         opts = ApplyOptions(**{"poll_interval": 1.0, "pause_timeout": 60.0, **options})
         with L.LedgerWriter(L.read(self.ledger)) as w:
@@ -73,6 +81,8 @@ class Bench:
                 opts,
                 sleep=self.clock.advance,
                 clock=self.clock,
+                publish=publish,
+                stop=stop,
             )
         return result, reporter
 

@@ -452,7 +452,8 @@ def test_a_failed_status_read_after_61199_stops_the_pipeline_not_the_run(bench: 
         [fault_pipeline(), fault_pipeline("p2")],
         [numbered_manifest("m1", assets=2), numbered_manifest("m2", "p2")],
     )
-    b.world.set_status_after("delete", 1, "p1", "RUNNING")  # a person starts p1
+    to_p1 = lambda e: e["route"] == "delete" and e["body"]["pipelineId"] == "p1"  # noqa: E731
+    b.world.set_status_after(to_p1, 1, "p1", "RUNNING")  # a person starts p1
     fails = {"n": 0}
 
     def broken_list(route: str) -> str | None:

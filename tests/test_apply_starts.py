@@ -64,7 +64,7 @@ def test_one_start_at_a_time_per_org(bench: Callable[..., Bench]) -> None:
         ],
         startWindow=3,
     )
-    result, _ = b.apply(pause_pipelines=True)
+    result, _ = b.apply(pause_pipelines=True, max_paused=4)  # all four paused at once
     assert result.ok
     by_org: dict[str, list[dict[str, Any]]] = {}
     for e in starts(b):

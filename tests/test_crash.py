@@ -19,10 +19,11 @@ ARGS = ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1"]
 
 
 def in_flight(path: Path, after: int = 0) -> int:
-    """Intents after seq `after` whose cells no later delete covers: requests that may have
-    been sent."""
+    """Intents after seq `after` whose cells no later delete (or `failed`: not sent after all)
+    covers: requests that may have been sent."""
     records = L.read(path).records
-    done = {(r.key, a, p) for r in records if r.kind == "delete" for a in r.asset_ids for p in r.point_ids}
+    closed = ("delete", "failed")
+    done = {(r.key, a, p) for r in records if r.kind in closed for a in r.asset_ids for p in r.point_ids}
     return sum(
         1
         for r in records

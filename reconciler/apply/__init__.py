@@ -20,7 +20,7 @@ from reconciler.apply.gateways import MISSING, Gateways, status_of, writable
 from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
 from reconciler.apply.stages import stage_warnings
 from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Outcome, Reporter
-from reconciler.errors import LedgerWriteError, PlanError
+from reconciler.errors import LedgerMoved, LedgerWriteError, PlanError
 from reconciler.ledger import LedgerWriter
 from reconciler.plan import Plan
 from reconciler.plan.values import PipelineRef
@@ -58,49 +58,59 @@ def apply(
 ) -> ApplyResult:
     """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe.
 
-    `publish` (the ledger in git) is called once every `pause` and `intent` record is
-    written, before the first call they announce (invariant 11). Setting `stop` (the run's
-    lease on the remote could not be renewed) sends nothing more, as Ctrl-C does.
+    `publish` (the ledger in git) is called once each pause's `pause` and `intent` records
+    are written, before the calls they announce (invariant 11). Setting `stop` (the run's
+    lease on the remote could not be renewed) sends nothing more, as Ctrl-C does, and
+    starts no pipeline: the run that now holds the ledger starts it.
     """
-    from reconciler.apply.run import Run  # threads and pools: loaded by apply, not by plan
+    # threads and pools: loaded by apply, not by plan
+    from reconciler.apply.journal import Journal
+    from reconciler.apply.rollout import Rollout, schedule
+    from reconciler.plan.rollout import Costs
 
     if writer.head != (plan.ledger.seq, plan.ledger.hash):
         raise PlanError(
             f"the plan was made against ledger seq {plan.ledger.seq}, but the ledger being written "
             f"is at seq {writer.head[0]}; plan again"
         )
-    run = Run(gateways, writer, reporter, options, sleep=sleep, clock=clock, now=now, halt=stop)
+    journal = Journal(writer, options.actor, publish if options.write_ahead else None)
+    run = Rollout(gateways, journal, reporter, options, sleep=sleep, clock=clock, now=now, stop=stop)
+    result = run.result
     leftover = {r.pipeline: r for r in plan.pending_resumes}
     gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
     wanted = {a.pipeline for a in plan.actions}
     statuses: dict[PipelineRef, Pipeline] = {}
+    latency = None
     if not options.skip_pause_check or leftover or any(a.in_doubt for a in plan.actions):
+        started = time.monotonic()  # the latency the estimates count, as `plan --refresh` measures it
         statuses = gateways.statuses(sorted(wanted | set(leftover)))
-    run.result.names = {ref: p.name for ref, p in statuses.items() if p.name}
-    actions = decide_in_doubt(plan.actions, statuses, run)
+        latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in wanted | set(leftover)}))
+    result.names = {ref: p.name for ref, p in statuses.items() if p.name}
+    actions = decide_in_doubt(plan.actions, statuses, options, result, reporter)
     for warning in stage_warnings(gateways, actions):  # before anything is paused
         reporter.note(f"warning: {warning}")
     sending = {a.pipeline for a in actions}
     to_pause = [] if options.skip_pause_check else check_statuses(sending, statuses, options)
     pauses = resumes_to_form(to_pause, statuses, options)  # refuses before pausing anything
-    resumes = pauses + run.leftover_resumes(leftover, statuses)
-    if options.write_ahead:  # before the try: a lost compare-and-swap must leave nothing done
-        run.write_ahead(pauses, actions, publish)
+    left = run.pipelines.leftover_resumes(leftover, statuses)
+    costs = Costs(latency, options.concurrency, options.canary, options.snapshot is not None)
+    steps = schedule(actions, pauses, [r for r in left if r.ref in sending], costs, options.max_pause)
+    finish = True
     try:
-        for r in pauses:
-            run.pause(r)
-        run.send_all(actions)
-        if not run.halt.is_set():
-            run.resend_doubtful()
-        if options.verify and not run.halt.is_set():
-            run.verify()
+        run.run(steps, [r for r in left if r.ref not in sending])
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests were waited for
-        run.result.interrupted = True
-        run.reporter.finish()
+        result.interrupted = True
+        reporter.finish()
     except LedgerWriteError as exc:
-        run.result.ledger_error = exc
-        run.reporter.finish()
+        result.ledger_error = exc
+        reporter.finish()
+    except LedgerMoved:
+        # The run's first push lost the compare-and-swap: nothing was done, and nothing
+        # of what the other apply paused is ours to start.
+        finish = journal.published
+        raise
     finally:
-        run.finish(resumes, leftover)
-        run.result.ledger_seqs = (plan.ledger.seq, writer.head[0])
-    return run.result
+        if finish:
+            run.finish()
+        result.ledger_seqs = (plan.ledger.seq, writer.head[0])
+    return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.errors import ApplyRefused
@@ -60,6 +60,35 @@ class Gateways:
 
     def status(self, ref: PipelineRef) -> str:
         return status_of(self.statuses([ref]), ref)
+
+    def status_or_unknown(self, ref: PipelineRef) -> str:
+        """The status, or why it cannot be told (unknown is never PAUSED nor RUNNING)."""
+        from reconciler.errors import EnosError
+
+        try:
+            return self.status(ref)
+        except EnosError as exc:
+            return f"unknown (List Pipelines failed: {exc})"
+
+    def wait_status(
+        self,
+        ref: PipelineRef,
+        wanted: str,
+        *,
+        timeout: float,
+        poll: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> tuple[bool, str]:
+        """Poll List Pipelines until `wanted`, for up to `timeout`: (reached, last status)."""
+        deadline = clock() + timeout
+        while True:
+            status = self.status(ref)
+            if status == wanted:
+                return True, status
+            if clock() >= deadline:
+                return False, status
+            sleep(poll)
 
 
 MISSING = "MISSING"  # a pipeline List Pipelines does not return: never written to

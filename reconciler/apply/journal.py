@@ -5,8 +5,9 @@ shared request serves; ledger format v2 refers to the intent instead of repeatin
 lists); a `pause` before the pause call, so a crash never leaves a pipeline paused without
 a record; a `start` before each start call, published like the write-ahead, so every
 later apply knows the pipeline may have run since (invariant 11); a `resume` once a start
-is confirmed. With `write_ahead`, every pause and intent is recorded (and, with the ledger
-in git, published) before the first call (invariant 11).
+is confirmed. With `write_ahead`, each pause's `pause` record and the intents of the
+requests it will send are recorded (and, with the ledger in git, published) before its
+pause call, and no intent is written for a request that pause will not send (invariant 11).
 Thread-safe: the ledger writer serialises appends, and each request's intents are written
 and read by the one worker that sends it.
 """
@@ -26,12 +27,18 @@ from reconciler.words import plural
 class Journal:
     """Appends this run's records, each with the run's actor."""
 
-    def __init__(self, writer: LedgerWriter, actor: dict[str, Any]) -> None:
+    def __init__(
+        self, writer: LedgerWriter, actor: dict[str, Any], publish: Callable[[str], None] | None = None
+    ) -> None:
         self.writer = writer
         self.actor = actor
-        self.intents: dict[Action, list[Record]] = {}
-        self.announced = False  # every pause and intent of the run is on record already
-        self.publish: Callable[[str], None] | None = None  # the ledger in git, once announced
+        self.intents: dict[Action, list[Record]] = {}  # announced, and not closed since
+        self.publish = publish  # the ledger in git: pushes what is recorded so far
+        self.published = False  # a publish went through: this run holds the lease
+
+    def announced(self, action: Action) -> bool:
+        """Its intent is on record: what it comes to must be recorded too."""
+        return action in self.intents
 
     def record(self, kind: str, fields: dict[str, Any]) -> Record:
         return self.writer.append(kind, {**fields, "actor": self.actor})
@@ -62,6 +69,8 @@ class Journal:
             for i, fields in enumerate(action.ledger_fields()):
                 self.record(kind, {**fields, **extra, **proof(i)})
             return
+        if kind == "failed":
+            del self.intents[action]  # closed: pending again, and never closed twice
         for i, intent in enumerate(intents):
             if kind == "delete":
                 self.writer.append_delete(intent, {**actor, **proof(i)})
@@ -88,8 +97,7 @@ class Journal:
         pipeline a person may have paused since). Raises if it cannot be pushed: then the
         start is not sent."""
         self.record("start", {"orgId": ref.org_id, "pipelineId": ref.pipeline_id})
-        if self.publish is not None:
-            self.publish(f"reconcile: starting {ref.pipeline_id} again")
+        self.push(f"reconcile: starting {ref.pipeline_id} again")
 
     def reopen(self, r: Resume) -> None:
         """A start announced and then definitely not made (refused, or never sent): the
@@ -102,17 +110,16 @@ class Journal:
             fields["note"] = note
         self.record("resume", fields)
 
-    def write_ahead(
-        self, pauses: Sequence[Resume], actions: Sequence[Action], publish: Callable[[str], None] | None
-    ) -> None:
-        """Every pause and intent recorded (and, with the ledger in git, pushed) before any call."""
-        for r in pauses:
-            self.pause(r)
+    def write_ahead(self, pause: Resume | None, actions: Sequence[Action], message: str) -> None:
+        """One pause's records before its call: its `pause` (None: not ours, or already
+        paused by us) and the intents of the requests it sends; then published."""
+        if pause is not None:
+            self.pause(pause)
         for a in actions:
             self.intent(a)
-        self.announced = True
-        self.publish = publish
-        if publish is not None:
-            publish(
-                f"reconcile: write-ahead of {plural(len(actions), 'request')}, {plural(len(pauses), 'pause')}"
-            )
+        self.push(f"{message}: write-ahead of {plural(len(actions), 'request')}")
+
+    def push(self, message: str) -> None:
+        if self.publish is not None:
+            self.publish(message)
+            self.published = True

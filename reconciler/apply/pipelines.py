@@ -1,5 +1,5 @@
-"""Pipelines in a run: pause and wait, the pauses an interrupted run left, who stopped
-being PAUSED mid-run, and starting them all again (DESIGN "Apply" steps 4, 5 and 8).
+"""Pipelines in a run: pause and wait, the pauses an interrupted run left, and who stopped
+being PAUSED mid-run (DESIGN "Apply" steps 4 and 5); `starts` starts them again.
 
 Pause and start are checked by reading the status back (List Pipelines). A pipeline
 found no longer PAUSED mid-run gets no more requests (invariant 10): the workers ask
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -54,11 +54,11 @@ class Pipelines:
 
     # --- pause ---
 
-    def pause(self, r: Resume) -> None:
+    def pause(self, r: Resume) -> float:
+        """The pause call (its record is written already), then wait for PAUSED; when it
+        began (clock). From the call on, the pipeline is started again whatever happens."""
         ref = r.ref
         self.reporter.note(f"pausing {self.result.label(ref)}")
-        if not self.journal.announced:
-            self.journal.pause(r)
         client = self.gateways.client(ref.org_id)
         try:
             client.pause(*ref)
@@ -68,29 +68,30 @@ class Pipelines:
             status = self.gateways.status(ref)
             if status != "PAUSED" and exc.definite and status == "RUNNING":
                 self.journal.resume(ref, f"pause refused: {exc}")
-                raise ApplyRefused(f"could not pause {ref.pipeline_id}: {exc}; nothing was sent") from exc
+                raise ApplyRefused(
+                    f"could not pause {ref.pipeline_id}: {exc}; nothing was sent to it"
+                ) from exc
             self.reporter.note(f"pause of {ref.pipeline_id} answered {exc}; reading its status back")
-        self.result.paused.append(ref)  # from here on it is started again, whatever happens
-        self.result.paused_at[ref] = self.clock()
+        began = self.clock()
+        if ref not in self.result.paused:
+            self.result.paused.append(ref)
         self.wait_status(ref, "PAUSED")
+        return began
 
     def wait_status(self, ref: PipelineRef, wanted: str) -> bool:
         """Poll List Pipelines until `wanted`, for up to pause_timeout; PAUSED never reached
         refuses the run (nothing is sent to that pipeline)."""
-        deadline = self.clock() + self.options.pause_timeout
-        while True:
-            status = self.gateways.status(ref)
-            if status == wanted:
-                return True
-            if self.clock() >= deadline:
-                if wanted == "PAUSED":
-                    self.never_paused.add(ref)
-                    raise ApplyRefused(
-                        f"{ref.pipeline_id} did not reach PAUSED within {self.options.pause_timeout:g}s "
-                        f"(it is {status}); nothing was sent to it"
-                    )
-                return False
-            self.sleep(self.options.poll_interval)
+        o = self.options
+        reached, status = self.gateways.wait_status(
+            ref, wanted, timeout=o.pause_timeout, poll=o.poll_interval, clock=self.clock, sleep=self.sleep
+        )
+        if not reached and wanted == "PAUSED":
+            self.never_paused.add(ref)
+            raise ApplyRefused(
+                f"{ref.pipeline_id} did not reach PAUSED within {o.pause_timeout:g}s "
+                f"(it is {status}); nothing was sent to it"
+            )
+        return reached
 
     # --- pauses an interrupted run left ---
 
@@ -149,10 +150,7 @@ class Pipelines:
         """After 61199: read the status; a pipeline no longer PAUSED gets nothing more this run."""
         if self.stopped(ref) is not None:
             return False
-        try:
-            status = self.gateways.status(ref)
-        except EnosError as exc:  # unknown is not PAUSED: send nothing more, leave it in doubt
-            status = f"unknown (List Pipelines failed: {exc})"
+        status = self.gateways.status_or_unknown(ref)  # unknown is not PAUSED: nothing more
         if writable(status):
             return True
         with self._lock:
@@ -169,23 +167,6 @@ class Pipelines:
     def stopped_pipelines(self) -> list[tuple[PipelineRef, str]]:
         with self._lock:
             return list(self._stopped.items())
-
-    # --- start again ---
-
-    def resume_all(
-        self,
-        resumes: Sequence[Resume],
-        leftover: Iterable[PipelineRef],
-        shielded: Callable[[Callable[[], None], Callable[[], str]], bool],
-    ) -> bool:
-        """Start again every pipeline this run (or an interrupted one) paused: each is tried,
-        through Ctrl-C, and each failure is reported by name (DESIGN "Apply" step 8).
-        Whether a Ctrl-C or SIGTERM came meanwhile."""
-        from reconciler.apply.starts import Starter
-
-        paused = set(self.result.paused) | set(leftover)
-        starter = Starter(self, [r for r in resumes if self.stopped(r.ref) is None and r.ref in paused])
-        return shielded(starter.run, lambda: "still starting paused pipelines again; press Ctrl-C later")
 
 
 def _epoch(at: str) -> float:

@@ -1,18 +1,28 @@
-"""The stoppable pool: requests `--concurrency` at a time, stopped cleanly (DESIGN step 5).
+"""The stoppable pool: requests `--concurrency` at a time across every pause of a run,
+stopped cleanly (DESIGN step 5 and "Gentle on production").
+
+Requests are queued with a priority (the pause they belong to, in the rollout's order), so
+the requests of the pipeline paused first go first and the workers left over take the
+next pause's: no worker idles while a paused pipeline has work, and a pipeline a person
+paused never delays one of ours. `hold()` lets the requests in flight finish and starts
+no new one until `release()` (the canary reads a stage alone).
 
 On Ctrl-C, SIGTERM, a lost lease or a ledger append that failed, nothing more is sent:
 what is queued is cancelled (each cancellation says what that request comes to), and
 what is in flight is waited for, through further Ctrl-Cs, so that it is journalled and
 no pipeline is started while a request to it is in flight. Workers return what their
-request came to; the pool hands those outcomes to `collect` in the calling thread, once
-each, so the run's result is only ever touched by one thread.
+request came to; `collect()` hands those outcomes over in the calling thread, once each,
+so the run's result is only ever touched by one thread.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from reconciler.apply.values import Reporter
@@ -20,6 +30,8 @@ from reconciler.plan import Action
 from reconciler.words import plural
 
 T = TypeVar("T")
+
+Priority = tuple[int, ...]
 
 
 class _NotStarted(Exception):
@@ -30,22 +42,74 @@ def _unstarted(f: Future[Any]) -> bool:
     return f.cancelled() or (f.done() and isinstance(f.exception(), _NotStarted))
 
 
-class StoppablePool(Generic[T]):
-    """Every request submitted in a run, across the pools of its phases (send, re-send, verify)."""
+@dataclass(frozen=True)
+class _Job(Generic[T]):
+    action: Action
+    work: Callable[[Action], T]
+    cancelled: Callable[[Action], None]
+    collect: Callable[[T], None]
+    failed: Callable[[T], BaseException | None]
 
-    def __init__(self, concurrency: int, reporter: Reporter, halt: threading.Event) -> None:
+
+class StoppablePool(Generic[T]):
+    """Every request submitted in a run; `stopped()` (the run's halt, or its lease lost)
+    is asked by each worker before it sends anything."""
+
+    def __init__(
+        self,
+        concurrency: int,
+        reporter: Reporter,
+        halt: threading.Event,
+        stopped: Callable[[], bool] | None = None,
+    ) -> None:
         self.concurrency = max(1, concurrency)
         self.reporter = reporter
         self.halt = halt
-        # Each future, with its request, what a cancellation means, and where its outcome goes.
-        self._futures: dict[Future[T], tuple[Action, Callable[[Action], None], Callable[[T], None]]] = {}
+        self._stopped = stopped or halt.is_set
+        self._futures: dict[Future[T], _Job[T]] = {}
         self._settled: set[Future[T]] = set()  # cancelled and accounted for, or outcome collected
         self._cancelled = 0
         self._stop_noted = False
+        self._queue: list[tuple[Priority, int, Future[T]]] = []
+        self._seq = itertools.count()
+        self._lock = threading.Condition()
+        self._held = False
+        self._running_jobs = 0
+        self._closed = False
+        self._workers: list[threading.Thread] = []
+        self.error: BaseException | None = None  # the first failure a worker met
+
+    def stopped(self) -> bool:
+        return self.halt.is_set() or self._stopped()
 
     @property
     def submitted(self) -> set[Action]:
-        return {a for a, _, _ in self._futures.values()}
+        return {j.action for j in self._futures.values()}
+
+    # --- submitting and collecting, in the run's thread ---
+
+    def submit(
+        self,
+        actions: Iterable[Action],
+        work: Callable[[Action], T],
+        cancelled: Callable[[Action], None],
+        collect: Callable[[T], None],
+        *,
+        priority: Priority = (0,),
+        failed: Callable[[T], BaseException | None] = lambda _: None,
+    ) -> list[Future[T]]:
+        """Queue `work` over `actions`; each is registered before any worker can see it,
+        so that a stop finds each one to cancel or wait for."""
+        out: list[Future[T]] = []
+        with self._lock:
+            for a in actions:
+                f: Future[T] = Future()
+                self._futures[f] = _Job(a, work, cancelled, collect, failed)
+                heapq.heappush(self._queue, (priority, next(self._seq), f))
+                out.append(f)
+            self._grow()
+            self._lock.notify_all()
+        return out
 
     def run(
         self,
@@ -56,75 +120,122 @@ class StoppablePool(Generic[T]):
         *,
         failed: Callable[[T], BaseException | None] = lambda _: None,
     ) -> None:
-        """Run `work` over `actions`; on a stop, send nothing more and wait for what is in
-        flight. `failed` picks an error out of an outcome (a ledger append that failed):
-        it stops the run, and is raised once the pool has stopped."""
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply")
-        # No request leaves before every one is registered: a Ctrl-C that comes meanwhile
-        # must find each of them, to cancel it or wait for it.
-        registered = threading.Event()
+        """Submit and wait for all of them (or a stop); raise what stopped the run."""
+        futures = self.submit(actions, work, cancelled, collect, failed=failed)
+        self.wait_all(futures)
 
-        def guarded(a: Action) -> T:
-            registered.wait()
-            if self.halt.is_set():
-                raise _NotStarted  # stopped before it began: accounted for as cancelled
-            try:
-                done = work(a)
-            except BaseException:
-                self.halt.set()  # a bug stops the run: send nothing more
-                raise
-            if failed(done) is not None:
-                self.halt.set()
-            return done
-
-        futures: list[Future[T]] = []
-        error: BaseException | None = None
+    def wait_all(self, futures: Sequence[Future[T]]) -> None:
+        pending = set(futures)
         try:
-            for a in actions:
-                f = pool.submit(guarded, a)
-                self._futures[f] = (a, cancelled, collect)
-                futures.append(f)
-            registered.set()
-            pending = set(futures)
-            # A timed wait, so Ctrl-C and a stopped run are heard within 0.2 s; not one per
-            # finished request, which would re-register on every pending future each time.
-            while pending and not self.halt.is_set():
-                _done, pending = wait(pending, timeout=0.2)
-                self._collect()
-        except KeyboardInterrupt as exc:
-            error = exc
-            self.halt.set()  # before the gate opens: what has not begun sends nothing
-        finally:
-            registered.set()  # after a stop, each request not yet begun raises _NotStarted
-        stopping = self.halt.is_set() or error is not None
-        if stopping and self.shielded(self.stop_and_wait, self.in_flight_note):
-            error = error or KeyboardInterrupt()
-        pool.shutdown(wait=False)
-        self._collect()
-        error = error or self._first_error(futures, failed)
-        if error is not None:
-            raise error
+            while pending and not self.stopped():
+                _done, pending = wait(pending, timeout=0.2)  # Ctrl-C is heard within 0.2 s
+                self.collect()
+        except KeyboardInterrupt:
+            self.halt.set()
+            self.shielded(self.stop_and_wait, self.in_flight_note)
+            raise
+        if self.stopped() and self.shielded(self.stop_and_wait, self.in_flight_note):
+            raise KeyboardInterrupt
+        self.collect()
+        if self.error is not None:
+            raise self.error
 
-    def _first_error(
-        self, futures: list[Future[T]], failed: Callable[[T], BaseException | None]
-    ) -> BaseException | None:
-        for f in futures:
-            if _unstarted(f):
-                continue
-            raised = f.exception()
-            if raised is not None:
-                return raised
-            found = failed(f.result())
-            if found is not None:
-                return found
-        return None
+    def wait_any(self, timeout: float) -> None:
+        """Until a request finishes, or `timeout` seconds."""
+        running = [f for f in self._futures if not f.done()]
+        if running:
+            wait(running, timeout=timeout, return_when="FIRST_COMPLETED")
 
-    def _collect(self) -> None:
-        """Hand every finished request's outcome to its phase, once, in this thread."""
-        for f, (_, _, collect) in list(self._futures.items()):
+    def busy(self) -> bool:
+        return any(not f.done() for f in self._futures)
+
+    def collect(self) -> None:
+        """Hand every finished request's outcome to its collector, once, in this thread."""
+        for f, job in list(self._futures.items()):
             if f.done() and not _unstarted(f) and f not in self._settled and f.exception() is None:
                 self._settled.add(f)
-                collect(f.result())
+                job.collect(f.result())
+        self._account_unstarted()
+
+    def cancel(self, futures: Iterable[Future[T]]) -> list[Action]:
+        """Take back what has not begun (a pause cut at maxPause): each one's `cancelled`
+        is told; the requests taken back."""
+        out = []
+        for f in futures:
+            if f.cancel():
+                out.append(self._futures[f].action)
+        self._account_unstarted()
+        return out
+
+    # --- holding: nothing new begins (the canary) ---
+
+    def hold(self) -> None:
+        """No new request begins; wait for those in flight."""
+        with self._lock:
+            self._held = True
+            while self._running_jobs:
+                self._lock.wait(0.2)
+
+    def release(self) -> None:
+        with self._lock:
+            self._held = False
+            self._lock.notify_all()
+
+    # --- the workers ---
+
+    def _grow(self) -> None:
+        while len(self._workers) < min(self.concurrency, len(self._queue) + self._running_jobs):
+            t = threading.Thread(target=self._work, name=f"apply-{len(self._workers)}", daemon=True)
+            self._workers.append(t)
+            t.start()
+
+    def _next(self) -> Future[T] | None:
+        """The most urgent request not cancelled, once nothing holds the pool; None: closed."""
+        with self._lock:
+            while True:
+                while not self._closed and (self._held or not self._queue):
+                    self._lock.wait()
+                if not self._queue:
+                    return None
+                f = heapq.heappop(self._queue)[2]
+                if f.set_running_or_notify_cancel():
+                    self._running_jobs += 1
+                    return f
+
+    def _work(self) -> None:
+        while True:
+            f = self._next()
+            if f is None:
+                return
+            job = self._futures[f]
+            try:
+                if self.stopped():
+                    f.set_exception(_NotStarted())
+                    continue
+                try:
+                    done = job.work(job.action)
+                except BaseException as exc:
+                    self.halt.set()  # a bug stops the run: send nothing more
+                    self.error = self.error or exc
+                    f.set_exception(exc)
+                    continue
+                error = job.failed(done)
+                if error is not None:
+                    self.error = self.error or error
+                    self.halt.set()
+                f.set_result(done)
+            finally:
+                with self._lock:
+                    self._running_jobs -= 1
+                    self._lock.notify_all()
+
+    def close(self) -> None:
+        """The workers end once the queue is empty (cancelled or done)."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+
+    # --- stopping ---
 
     def stop_and_wait(self) -> None:
         """Send nothing more: cancel what is queued, wait for what is in flight (DESIGN step 5:
@@ -132,6 +243,8 @@ class StoppablePool(Generic[T]):
         self.halt.set()
         for f in self._futures:
             f.cancel()
+        with self._lock:
+            self._lock.notify_all()
         self._account_unstarted()
         running = self._running()
         if running and not self._stop_noted:
@@ -142,17 +255,16 @@ class StoppablePool(Generic[T]):
             )
         while self._running():
             wait(list(self._futures), timeout=0.2)  # a timed wait, so Ctrl-C is heard at once
-            self._collect()
-        self._collect()
-        self._account_unstarted()
+            self.collect()
+        self.collect()
 
     def _account_unstarted(self) -> None:
         """Each request cancelled, or stopped before it began, says once what it comes to."""
-        for f, (a, cancelled, _) in self._futures.items():
+        for f, job in list(self._futures.items()):
             if _unstarted(f) and f not in self._settled:
                 self._settled.add(f)
                 self._cancelled += 1
-                cancelled(a)
+                job.cancelled(job.action)
 
     def _running(self) -> int:
         return sum(1 for f in self._futures if not f.done())

@@ -6,14 +6,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import MISSING, status_of, writable
-from reconciler.apply.values import ApplyOptions, Resume
+from reconciler.apply.values import ApplyOptions, ApplyResult, Reporter, Resume
 from reconciler.errors import ApplyRefused
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
 from reconciler.words import plural
 
 if TYPE_CHECKING:
-    from reconciler.apply.run import Run
     from reconciler.enos import Pipeline
 
 
@@ -86,7 +85,11 @@ def resumes_to_form(
 
 
 def decide_in_doubt(
-    actions: Iterable[Action], statuses: dict[PipelineRef, Pipeline], run: Run
+    actions: Iterable[Action],
+    statuses: dict[PipelineRef, Pipeline],
+    options: ApplyOptions,
+    result: ApplyResult,
+    reporter: Reporter,
 ) -> list[Action]:
     """Re-send an in-doubt request only while its pipeline stayed paused (DESIGN "Applied ledger").
 
@@ -98,13 +101,13 @@ def decide_in_doubt(
             out.append(a)
             continue
         paused_now = writable(status_of(statuses, a.pipeline))
-        if run.options.resend_in_doubt or (paused_now and not a.resumed_since):
+        if options.resend_in_doubt or (paused_now and not a.resumed_since):
             out.append(a)
         else:
-            run.result.skipped_in_doubt.append(a)
-    if run.result.skipped_in_doubt:
-        n = len(run.result.skipped_in_doubt)
-        run.reporter.note(
+            result.skipped_in_doubt.append(a)
+    if result.skipped_in_doubt:
+        n = len(result.skipped_in_doubt)
+        reporter.note(
             f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent. "
             "Check the state, then `reconcile ledger resolve` (done) or `apply --resend-in-doubt`."
         )

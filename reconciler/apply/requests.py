@@ -1,53 +1,37 @@
-"""Requests in a run: send, split on 61105, hold a key refused for good, doubt, re-send
-and verify (DESIGN "Apply" steps 5-7; invariants 1, 4 and 10).
+"""Requests in a run: send, split on 61105, hold a key refused for good, doubt, verify and
+the canary (DESIGN "Apply" steps 5-7, "Gentle on production"; invariants 1, 4, 10, 16).
 
 Each worker sends one request (and its halves) and returns what it came to, as `Done`
-values; the pool hands them back to this object in the run's thread, which alone fills
-the `ApplyResult`. A request's records are written by its worker as soon as its answer
-is in: an `intent` before it (unless the run announced every intent ahead), a `delete`
-or `failed` after.
+values; the run folds them into its result in its own thread (`fold`). A request's
+records are written by its worker as soon as its answer is in: an `intent` before it
+(unless its pause announced it ahead), a `delete` or `failed` after.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+from typing_extensions import assert_never
 
 from reconciler.apply.gateways import Gateways
 from reconciler.apply.journal import Journal
+from reconciler.apply.live import holding_cells
 from reconciler.apply.pipelines import Pipelines
-from reconciler.apply.pool import StoppablePool
 from reconciler.apply.refusals import Refusals, scope_of
 from reconciler.apply.snapshot import Snapshot, SnapshotError
-from reconciler.apply.values import ApplyOptions, ApplyResult, Outcome, Reporter
+from reconciler.apply.values import ApplyOptions, ApplyResult, Done, DoneKind, Outcome, Reporter
 from reconciler.errors import EnosError, LedgerWriteError, NotPausedError, TooManyPointsError
 from reconciler.plan import Action
 from reconciler.words import plural
 
 _NOT_PAUSED_RETRIES = 3
 
-
-@dataclass(frozen=True)
-class Done:
-    """What one request (or one half of it) came to.
-
-    kind: `deleted`, `failed` (pending again), `doubt` (may have acted: re-sent while the
-    pipeline is still paused), `in_doubt` (left in doubt for good), `not_sent`,
-    `verified`, `verify_failed` (`left` items remain; -1: could not be read), or `stop`
-    (a ledger append failed: `error`, and the run sends nothing more).
-    """
-
-    kind: str
-    action: Action
-    message: str = ""
-    left: int = 0
-    error: LedgerWriteError | None = None
-
-
 Outcomes = list[Done]
 
 
-def _error(outcomes: Outcomes) -> LedgerWriteError | None:
+def first_error(outcomes: Outcomes) -> LedgerWriteError | None:
     return next((d.error for d in outcomes if d.error is not None), None)
 
 
@@ -59,62 +43,52 @@ class Requests:
         gateways: Gateways,
         journal: Journal,
         pipelines: Pipelines,
-        pool: StoppablePool[Outcomes],
         reporter: Reporter,
         options: ApplyOptions,
-        result: ApplyResult,
+        stopped: Callable[[], bool],
     ) -> None:
         self.gateways = gateways
         self.journal = journal
         self.pipelines = pipelines
-        self.pool = pool
         self.reporter = reporter
         self.options = options
-        self.result = result
+        self.stopped = stopped  # the run was stopped, or lost its lease: nothing more is sent
         self.refusals = Refusals()
         # apply --snapshot: the state read before each delete; an unwritable file is refused here
         self.snapshot = Snapshot(options.snapshot) if options.snapshot is not None else None
-        self.doubtful: list[Action] = []  # ended in doubt this run: re-sent before any start
 
     # --- the outcomes, in the run's thread ---
 
-    def collect(self, outcomes: Outcomes) -> None:
-        r = self.result
-        for d in outcomes:
-            if d.kind == "deleted":
-                r.deleted.append(d.action)
-            elif d.kind == "failed":
-                r.failed.append((d.action, d.message))
-            elif d.kind == "doubt":
-                self.doubtful.append(d.action)
-            elif d.kind == "in_doubt":
-                r.in_doubt.append((d.action, d.message))
-            elif d.kind == "not_sent":
-                r.not_sent.append(d.action)
-            elif d.kind == "verify_failed":
-                r.verify_failed.append((d.action, d.left))
+    @staticmethod
+    def fold(result: ApplyResult, d: Done, doubtful: list[Action]) -> None:
+        """One outcome into the result; `doubt` goes to `doubtful`, to be re-sent."""
+        match d.kind:
+            case DoneKind.DELETED:
+                result.deleted.append(d.action)
+            case DoneKind.FAILED:
+                result.failed.append((d.action, d.message))
+            case DoneKind.DOUBT:
+                doubtful.append(d.action)
+            case DoneKind.IN_DOUBT:
+                result.in_doubt.append((d.action, d.message))
+            case DoneKind.NOT_SENT:
+                result.not_sent.append(d.action)
+            case DoneKind.VERIFY_FAILED:
+                result.verify_failed.append((d.action, d.left))
+            case DoneKind.VERIFIED | DoneKind.STOP | DoneKind.POSTPONED:
+                pass  # nothing to count (a postponed request goes in a later pause)
+            case _:
+                assert_never(d.kind)
 
-    def _not_sent(self, action: Action, message: str) -> None:
-        """A request never sent (cancelled, or announced and never reached): pending again."""
-        self.result.not_sent.append(action)
-        if self.journal.announced:  # its intent is on record: close it, the cells are pending again
+    def close(self, action: Action, message: str) -> Done:
+        """A request never sent (cancelled, stopped, or its pause cut short): pending again,
+        its intent (if on record) closed as `failed`, so it is never in doubt."""
+        if self.journal.announced(action):
             with contextlib.suppress(LedgerWriteError):  # the failing append already stopped the run
                 self.journal.outcome("failed", action, None, message)
+        return Done(DoneKind.NOT_SENT, action, message)
 
     # --- send ---
-
-    def send_all(self, actions: list[Action]) -> None:
-        if not actions:
-            return
-        self.reporter.start(len(actions), sum(a.cells for a in actions))
-        self.pool.run(
-            actions,
-            self.send_one,
-            lambda a: self._not_sent(a, "not sent: the run was stopped"),
-            self.collect,
-            failed=_error,
-        )
-        self.reporter.finish()
 
     def send_one(self, action: Action) -> Outcomes:
         """One request, in a worker: checked, announced, sent; what it came to."""
@@ -122,34 +96,49 @@ class Requests:
         try:
             self._send_one(action, out)
         except LedgerWriteError as exc:
-            out.append(Done("stop", action, error=exc))
+            out.append(Done(DoneKind.STOP, action, error=exc))
         return out
 
-    def _send_one(self, action: Action, out: Outcomes) -> None:
-        if self.pool.halt.is_set():
-            self._closed(action, "not sent: the run was stopped", out)
+    def send_first(self, action: Action, out: Outcomes, *, prefetched: list[dict[str, Any]]) -> None:
+        """The canary's request: checked, announced and sent like any other, its `delete`
+        record left to the canary; `prefetched`: its cells as just read (the snapshot's)."""
+        self._send_one(action, out, record=False, prefetched=prefetched)
+
+    def _send_one(
+        self,
+        action: Action,
+        out: Outcomes,
+        *,
+        record: bool = True,
+        prefetched: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if self.stopped():
+            out.append(self.close(action, "not sent: the run was stopped"))
             return
         stopped = self.pipelines.stopped(action.pipeline)
         if stopped is not None:
-            self._closed(action, f"not sent: {stopped}", out)
+            out.append(self.close(action, f"not sent: {stopped}"))
             return
-        if self._held(action, recorded=self.journal.announced, out=out):
+        if self._held(action, recorded=self.journal.announced(action), out=out):
             return
-        if not self.journal.announced:
+        if not self.journal.announced(action):
             try:
                 self.journal.intent(action)
             except LedgerWriteError:
-                out.append(Done("not_sent", action))  # its intent could not be recorded
+                out.append(Done(DoneKind.NOT_SENT, action))  # its intent could not be recorded
                 raise
-        self.delete(action, out)
+        self.delete(action, out, record=record, prefetched=prefetched)
 
-    def _closed(self, action: Action, message: str, out: Outcomes) -> None:
-        out.append(Done("not_sent", action))
-        if self.journal.announced:  # its intent is on record: close it, the cells are pending again
-            with contextlib.suppress(LedgerWriteError):  # the failing append already stopped the run
-                self.journal.outcome("failed", action, None, message)
-
-    def delete(self, action: Action, out: Outcomes) -> None:
+    def delete(
+        self,
+        action: Action,
+        out: Outcomes,
+        *,
+        record: bool = True,
+        prefetched: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Send one request (its halves on 61105); `record=False` leaves its `delete`
+        record to the caller (the canary writes it once the read-back agrees)."""
         if self._held(action, recorded=True, out=out):
             return
         client = self.gateways.client(action.org_id)
@@ -157,7 +146,12 @@ class Requests:
         for attempt in range(_NOT_PAUSED_RETRIES + 1):
             try:
                 if self.snapshot is not None and evidence is None:  # no evidence, no delete
-                    evidence = self.snapshot.take(client, action, self.journal.intents.get(action))
+                    evidence = self.snapshot.take(
+                        client, action, self.journal.intents.get(action), items=prefetched
+                    )
+                if self.stopped():  # the last check before the irreversible call
+                    out.append(self.close(action, "not sent: the run was stopped"))
+                    return
                 client.delete_stage_state(
                     action, may_retry=lambda: self.pipelines.still_paused(action.pipeline)
                 )
@@ -170,7 +164,7 @@ class Requests:
                     return
                 # The halves are covered by the parent's intent (DESIGN: matching is by cells).
                 for half in action.halves():
-                    self.delete(half, out)
+                    self.delete(half, out, record=record)
                 return
             except NotPausedError as exc:
                 if not self.pipelines.still_paused(action.pipeline) or attempt == _NOT_PAUSED_RETRIES:
@@ -188,19 +182,28 @@ class Requests:
                 else:
                     self._refused(action, exc, str(exc), out)
                 return
+        proof = tuple(evidence) if evidence else None
+        if record:
+            self.record_deleted(action, proof, out)
+        else:
+            out.append(Done(DoneKind.DELETED, action, evidence=proof))
+
+    def record_deleted(
+        self, action: Action, evidence: tuple[dict[str, object], ...] | None, out: Outcomes
+    ) -> None:
         try:
-            self.journal.outcome("delete", action, evidence=evidence)
+            self.journal.outcome("delete", action, evidence=list(evidence) if evidence else None)
         except LedgerWriteError:
             # Cleared, but the ledger cannot say so: in doubt, for a person or the next run.
-            out.append(Done("in_doubt", action, "cleared, but its delete record was not written"))
+            out.append(Done(DoneKind.IN_DOUBT, action, "cleared, but its delete record was not written"))
             raise
-        out.append(Done("deleted", action))
+        out.append(Done(DoneKind.DELETED, action))
         self.reporter.advance(action, Outcome.DONE)
 
     def _refused(self, action: Action, exc: EnosError | None, message: str, out: Outcomes) -> None:
         """A definite refusal: recorded as `failed`, so its cells are pending again."""
         self.journal.outcome("failed", action, exc.code if exc is not None else None, message)
-        out.append(Done("failed", action, message))
+        out.append(Done(DoneKind.FAILED, action, message))
         self.reporter.advance(action, Outcome.FAILED, message)
 
     def _held(self, action: Action, *, recorded: bool, out: Outcomes) -> bool:
@@ -212,7 +215,7 @@ class Requests:
         message = f"not sent: its {refusal.scope} {refusal.where} was refused: {refusal.message}"
         if recorded:
             self.journal.outcome("failed", action, refusal.code, message)
-        out.append(Done("failed", action, message))
+        out.append(Done(DoneKind.FAILED, action, message))
         self.reporter.advance(action, Outcome.HELD, message)
         return True
 
@@ -227,84 +230,41 @@ class Requests:
             )
             return
         self.journal.outcome("failed", action, exc.code, str(exc))
-        out.append(Done("failed", action, str(exc)))
+        out.append(Done(DoneKind.FAILED, action, str(exc)))
         self.reporter.advance(action, Outcome.HELD, str(exc))
 
     def _ended_in_doubt(self, action: Action, message: str, out: Outcomes) -> None:
-        out.append(Done("doubt", action, message))
+        out.append(Done(DoneKind.DOUBT, action, message))
         self.reporter.advance(action, Outcome.IN_DOUBT, message)
 
     # --- in doubt ---
 
-    def resend_doubtful(self) -> None:
-        """Re-send, while the pipeline is still paused, the requests of this run that ended in
-        doubt, so a person is only asked about what could not be settled (DESIGN step 5)."""
-        todo, self.doubtful = self.doubtful, []
-        for ref in sorted({a.pipeline for a in todo}):
-            if self.pipelines.stopped(ref) is None:
-                self.pipelines.still_paused(ref)
-        self.doubtful = [a for a in todo if self.pipelines.stopped(a.pipeline) is not None]
-        resend = [a for a in todo if self.pipelines.stopped(a.pipeline) is None]
-        if resend:
-            self.reporter.note(f"re-sending {plural(len(resend), 'request')} that ended in doubt")
-            # Not re-sent (the run was stopped): still in doubt.
-            self.pool.run(resend, self._resend_one, self.doubtful.append, self.collect, failed=_error)
-
-    def _resend_one(self, action: Action) -> Outcomes:
-        """A request in doubt is not closed as failed when its key was refused since: it
-        may have taken effect, so it stays in doubt, for a person or the next run."""
+    def resend_one(self, action: Action) -> Outcomes:
+        """A request that ended in doubt, sent again while its pipeline is still paused. It is
+        not closed as failed when its key was refused since: it may have taken effect, so it
+        stays in doubt, for a person or the next run."""
         if self.refusals.holding(action) is not None:
-            return [Done("doubt", action)]
+            return [Done(DoneKind.IN_DOUBT, action, "no answer recorded")]
         out: Outcomes = []
         try:
             self.delete(action, out)
         except LedgerWriteError as exc:
-            out.append(Done("stop", action, error=exc))
-        return out
-
-    def close_unsent(self) -> None:
-        """Announced requests the run never got to (a pause refused, the run stopped before
-        sending): a `failed` record each, so they are pending again and never in doubt."""
-        if not self.journal.announced:
-            return
-        submitted = self.pool.submitted
-        for action in [a for a in self.journal.intents if a not in submitted]:
-            self._not_sent(action, "not sent: the run stopped before sending it")
-
-    def settle(self) -> None:
-        """What is still in doubt at the end is the result's, for the summary and a person;
-        so are the keys refused for good."""
-        self.result.in_doubt.extend((a, "no answer recorded") for a in self.doubtful)
-        self.doubtful = []
-        self.result.refusals = self.refusals.all
+            out.append(Done(DoneKind.STOP, action, error=exc))
+        return [Done(DoneKind.IN_DOUBT, d.action, d.message) if d.kind is DoneKind.DOUBT else d for d in out]
 
     # --- verify ---
 
-    def verify(self) -> None:
-        """Read every deleted cell back with Get Stage State; no item may remain."""
-        done = list(self.result.deleted)
-        self.reporter.note("reading the cleared cells back with Get Stage State")
-        self.reporter.start(len(done), sum(a.cells for a in done), verb="verify")
-        self.pool.run(
-            done, self._verify_one, lambda a: None, self.collect
-        )  # not read back: nothing to record
-        self.reporter.finish()
-        if not self.result.verify_failed:
-            self.reporter.note(
-                f"verified: no state left in the {plural(self.result.cells_deleted, 'cell')} cleared"
-            )
-
-    def _verify_one(self, a: Action) -> Outcomes:
+    def verify_one(self, a: Action) -> Outcomes:
+        """Read a cleared request's cells back (`--verify`): no item may remain."""
+        where = f"{a.manifest} {a.pipeline_id}/{a.stage} ({plural(a.cells, 'cell')})"
         try:
             items = self.gateways.client(a.org_id).get_stage_state(a)
         except EnosError as exc:
-            self.reporter.advance(a, Outcome.FAILED, f"could not read it back: {exc}")
-            return [Done("verify_failed", a, left=-1)]
-        assets, points = set(a.asset_ids), set(a.point_ids)
-        left = sum(1 for i in items if i.get("assetId") in assets and i.get("pointId") in points)
-        self.reporter.advance(
-            a,
-            Outcome.FAILED if left else Outcome.DONE,
-            f"{plural(left, 'cell')} still {'holds' if left == 1 else 'hold'} state" if left else "",
-        )
-        return [Done("verify_failed", a, left=left)] if left else [Done("verified", a)]
+            self.reporter.note(f"VERIFY FAILED {where}: could not read it back: {exc}")
+            return [Done(DoneKind.VERIFY_FAILED, a, left=-1)]
+        left = len(holding_cells(items, a.asset_ids, a.point_ids))
+        if left:
+            held = "holds" if left == 1 else "hold"
+            self.reporter.note(f"VERIFY FAILED {where}: {plural(left, 'cell')} still {held} state")
+            return [Done(DoneKind.VERIFY_FAILED, a, left=left)]
+        return [Done(DoneKind.VERIFIED, a)]

@@ -68,18 +68,23 @@ class Snapshot:
         return self.path.open("ab")
 
     def take(
-        self, client: EnosClient, action: Action, intents: Sequence[Record] | None
+        self,
+        client: EnosClient,
+        action: Action,
+        intents: Sequence[Record] | None,
+        items: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Read `action`'s cells and append them; one `snapshot` digest per record that the
         request's outcome writes (aligned with `action.ledger_fields()`).
 
         Raises `TooManyPointsError` when the gateway refuses the read as too large (the
         caller splits the request, as it would for the delete) and `SnapshotError` for any
-        other failure to read or to write.
+        other failure to read or to write. `items`: the cells as just read (the canary's
+        first read), so they are not read twice.
         """
         seqs = {r.manifest or "": r.seq for r in intents} if intents else self._inherit.get(action, {})
         try:
-            items = client.get_stage_state(action)
+            items = items if items is not None else client.get_stage_state(action)
         except TooManyPointsError:
             for half in action.halves():
                 self._inherit[half] = seqs

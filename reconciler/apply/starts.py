@@ -9,35 +9,88 @@ cannot be started is named (the exit is non-zero), and since no `resume` record 
 its `pause`, the next apply starts it. 61128 (no processing resource) says what a person
 must do. After each start, Get Pipeline Offset and Lag (where the gateway answers it)
 gives the lag the summary reports once.
+
+The rollout adds a pipeline as soon as its own requests are settled and calls `step()`
+between other work; `run()` finishes the queue (the end of a run). Each start comes back
+as a `StartReport`, which the run folds into its result.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
+
+from typing_extensions import assert_never
 
 from reconciler.errors import ApplyRefused, EnosError, LedgerWriteError, OrgBusyError, ReconcilerError
 from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:
-    from reconciler.apply.pipelines import Pipelines
-    from reconciler.apply.values import Resume
+    from reconciler.apply.gateways import Gateways
+    from reconciler.apply.journal import Journal
+    from reconciler.apply.values import ApplyOptions, Reporter, Resume
+    from reconciler.enos import OffsetLag
 
 BACKOFF_CAP = 30.0
 PAUSE_LIMIT = "EnOS keeps a job paused for at most 24 h"
 
 
-class Starter:
-    """Starts a list of pipelines; `run()` may be called again after a Ctrl-C cut it short,
-    and goes on where it stopped."""
+class Started(Enum):
+    """What starting a pipeline came to."""
 
-    def __init__(self, pipes: Pipelines, todo: Sequence[Resume]) -> None:
-        self._pipes = pipes
+    RUNNING = "running"  # started, confirmed, its `resume` recorded
+    UNRECORDED = "unrecorded"  # started, but its `resume` record could not be written
+    LEFT_PAUSED = "left paused"  # not started: the next apply starts it
+    NOT_OURS = "not ours"  # accepted, then found neither PAUSED nor RUNNING: for a person
+
+
+class _Attempt(Enum):
+    DONE = "done"  # started, or failed for good
+    RETRY = "retry"  # 61121: try again later
+    GAVE_UP = "gave up"  # 61121 past --start-timeout
+
+
+@dataclass(frozen=True)
+class StartReport:
+    ref: PipelineRef
+    outcome: Started
+    why: str = ""
+    at: float = 0.0  # clock when it was confirmed RUNNING (or given up)
+    lag: OffsetLag | None = None
+    ledger_error: LedgerWriteError | None = None
+
+
+class Starter:
+    """Starts pipelines; `run()` may be called again after a Ctrl-C cut it short, and goes
+    on where it stopped."""
+
+    def __init__(
+        self,
+        gateways: Gateways,
+        journal: Journal,
+        reporter: Reporter,
+        options: ApplyOptions,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        never_paused: set[PipelineRef],
+        may_start: Callable[[], str | None] = lambda: None,
+        label: Callable[[PipelineRef], str] = lambda ref: ref.pipeline_id,
+    ) -> None:
+        self._gateways = gateways
+        self._journal = journal
+        self._reporter = reporter
+        self._options = options
+        self._clock = clock
+        self._sleep = sleep
+        self._never_paused = never_paused  # waited pause_timeout in vain: no second wait
+        self._may_start = may_start  # why not (this run lost its lease), or None
+        self._label = label
         self._queues: dict[str, deque[Resume]] = {}
-        for r in todo:
-            self._queues.setdefault(r.ref.org_id, deque()).append(r)
         self._next_try: dict[str, float] = {}  # org -> when a 61121 may be tried again
         self._delay: dict[str, float] = {}
         self._busy_since: dict[str, float] = {}  # org -> its first 61121 since a start went through
@@ -45,74 +98,105 @@ class Starter:
         self._left_paused: list[PipelineRef] = []
         self._sent: set[PipelineRef] = set()  # a start was sent (it may have landed)
         self._announced: dict[PipelineRef, Resume] = {}  # a `start` record is on the ledger
+        self._reports: list[StartReport] = []
+        self._finished: set[PipelineRef] = set()  # reported, not yet taken off its queue (Ctrl-C)
         self._jitter = random.Random()
 
-    def run(self) -> None:
+    def add(self, r: Resume) -> None:
+        self._queues.setdefault(r.ref.org_id, deque()).append(r)
+
+    def waiting(self) -> set[PipelineRef]:
+        return {r.ref for q in self._queues.values() for r in q}
+
+    def next_due(self) -> float | None:
+        """When the next start may be tried (clock), or None with nothing queued."""
+        return min((self._next_try.get(org, 0.0) for org, q in self._queues.items() if q), default=None)
+
+    def step(self) -> list[StartReport]:
+        """Try every start that is due; what finished."""
+        now = self._clock()
+        for org in sorted(o for o, q in self._queues.items() if q and self._next_try.get(o, 0) <= now):
+            self._step(org)
+        out, self._reports = self._reports, []
+        return out
+
+    def run(self) -> list[StartReport]:
         """Until every queue is empty: start what is due, else sleep until something is."""
-        clock = self._pipes.clock
-        while any(self._queues.values()):
-            now = clock()
-            due = [org for org, q in sorted(self._queues.items()) if q and self._next_try.get(org, 0) <= now]
-            if not due:
-                wake = min(self._next_try[org] for org, q in self._queues.items() if q)
-                self._pipes.sleep(max(0.0, wake - now))
+        out: list[StartReport] = []
+        while (due := self.next_due()) is not None:
+            now = self._clock()
+            if due > now:
+                self._sleep(due - now)
                 continue
-            for org in due:
-                self._step(org)
-        self._advise()
+            out += self.step()
+        self.advise()
+        return out
 
     def _step(self, org: str) -> None:
         queue = self._queues[org]
         r = queue[0]
-        done = {*self._pipes.result.resumed, *(ref for ref, _ in self._pipes.result.resume_failed)}
-        if r.ref in done:  # a start Ctrl-C interrupted after it finished is not tried again
-            queue.popleft()
-            return
-        outcome = self._attempt(r)
-        if outcome == "retry":
-            return
+        outcome = _Attempt.DONE if r.ref in self._finished else self._attempt(r)
+        match outcome:
+            case _Attempt.RETRY:
+                return
+            case _Attempt.DONE:  # the org was free: a later 61121 gets the whole timeout again
+                self._delay.pop(org, None)
+                self._busy_since.pop(org, None)
+            case _Attempt.GAVE_UP:
+                pass
+            case _:
+                assert_never(outcome)
         queue.popleft()
+        self._finished.discard(r.ref)
         self._next_try.pop(org, None)
-        if outcome == "done":  # the org was free: a later 61121 gets the whole timeout again
-            self._delay.pop(org, None)
-            self._busy_since.pop(org, None)
+        self._sent.discard(r.ref)  # paused again later, it is a new start
+        self._announced.pop(r.ref, None)
 
-    def _attempt(self, r: Resume) -> str:
-        """One start: "done" (started or failed for good), "retry" (61121, try again later),
-        or "gave up" (61121 past --start-timeout)."""
-        pipes, ref = self._pipes, r.ref
+    def _attempt(self, r: Resume) -> _Attempt:
+        """One start; whether it is done, to be tried again, or given up."""
+        ref = r.ref
         try:
             # A pause still settling refuses a start (61165): wait for PAUSED first, unless
             # this run already waited the whole pause_timeout for it in vain, or already sent
             # a start (a Ctrl-C cut the wait for RUNNING short: it is RUNNING by our hand).
-            waited = ref in pipes.never_paused or ref in self._sent
-            if not waited and pipes.gateways.status(ref) == "RUNNING":
-                pipes.wait_status(ref, "PAUSED")
-            if not self._announce(r):
-                return "done"
+            waited = ref in self._never_paused or ref in self._sent
+            if not waited and self._gateways.status(ref) == "RUNNING":
+                self._wait(ref, "PAUSED")
+            if ref not in self._sent and not self._announce(r):
+                return _Attempt.DONE
             self._sent.add(ref)
-            pipes.gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
+            self._gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
         except OrgBusyError as exc:
-            return "retry" if self._busy(r, exc) else "gave up"
+            return _Attempt.RETRY if self._busy(r, exc) else _Attempt.GAVE_UP
         except (EnosError, ApplyRefused) as exc:
             # A lost answer, or a retry refused because the first start landed: read back.
-            if self._status(ref) != "RUNNING":
+            if self._gateways.status_or_unknown(ref) != "RUNNING":
                 self._not_started(ref, str(exc))
-                return "done"
+                return _Attempt.DONE
         self._confirm(ref)
-        return "done"
+        return _Attempt.DONE
+
+    def _wait(self, ref: PipelineRef, wanted: str) -> bool:
+        o = self._options
+        reached, _ = self._gateways.wait_status(
+            ref, wanted, timeout=o.pause_timeout, poll=o.poll_interval, clock=self._clock, sleep=self._sleep
+        )
+        return reached
 
     def _announce(self, r: Resume) -> bool:
         """The `start` record, on the remote before the call (invariant 11). If it cannot be
-        pushed, the start is not sent: the pipeline stays paused, named, and the next apply
-        starts it."""
+        pushed, or this run may have lost its lease on the ledger, the start is not sent:
+        the pipeline stays paused, named, and the next apply starts it."""
         if r.ref in self._announced:
             return True
+        why = self._may_start()
+        if why is not None:
+            self._not_started(r.ref, f"not started: {why}; the apply that holds the ledger starts it")
+            return False
         try:
-            self._pipes.journal.start(r.ref)
+            self._journal.start(r.ref)
         except LedgerWriteError as exc:  # no record of the start: it is not made
-            self._pipes.result.ledger_error = self._pipes.result.ledger_error or exc
-            self._not_started(r.ref, f"its start could not be recorded ({exc}); not sent")
+            self._not_started(r.ref, f"its start could not be recorded ({exc}); not sent", exc)
             return False
         except ReconcilerError as exc:
             self._announced[r.ref] = r
@@ -124,107 +208,107 @@ class Starter:
     def _busy(self, r: Resume, exc: OrgBusyError) -> bool:
         """61121: whether to try again: until --start-timeout has passed since the org's first
         61121 (the pipelines after one that gave up get one try each, not a timeout each)."""
-        pipes, ref, org = self._pipes, r.ref, r.ref.org_id
-        now = pipes.clock()
+        ref, org, timeout = r.ref, r.ref.org_id, self._options.start_timeout
+        now = self._clock()
         first = self._busy_since.setdefault(org, now)
-        deadline = first + pipes.options.start_timeout
+        deadline = first + timeout
         if now >= deadline:
             self._not_started(
                 ref,
                 f"EnOS refused the start with 61121 (another job of org {org} is being started) for "
-                f"{_seconds(now - first)}; --start-timeout is {_seconds(pipes.options.start_timeout)}",
+                f"{_seconds(now - first)}; --start-timeout is {_seconds(timeout)}",
             )
             return False
-        delay = self._delay.get(org, pipes.options.start_backoff)
+        delay = self._delay.get(org, self._options.start_backoff)
         self._delay[org] = min(BACKOFF_CAP, delay * 2)
         wait = self._jitter.uniform(delay / 2, delay)
         self._next_try[org] = min(now + wait, deadline)
         if ref not in self._noted:
             self._noted.add(ref)
-            pipes.reporter.note(
+            self._reporter.note(
                 f"{ref.pipeline_id}: another start is in progress in org {org} (61121); trying again "
-                f"for up to {_seconds(pipes.options.start_timeout)}"
+                f"for up to {_seconds(timeout)}"
             )
         return True
 
     def _confirm(self, ref: PipelineRef) -> None:
         """Wait for RUNNING; then the `resume` record, and the lag where the gateway has it."""
-        pipes = self._pipes
         try:
-            running = pipes.wait_status(ref, "RUNNING")
+            running = self._wait(ref, "RUNNING")
         except EnosError:
             running = False
         if not running:
-            status = self._status(ref)
-            why = f"the start was accepted, but it reports {status} after {_seconds(pipes.options.pause_timeout)}"
+            status = self._gateways.status_or_unknown(ref)
+            why = (
+                f"the start was accepted, but it reports {status} after "
+                f"{_seconds(self._options.pause_timeout)}"
+            )
             if status == "PAUSED" or status.startswith("unknown"):
                 # The start did not take (or nobody can tell): no resume record, so the
                 # next apply reads the status again and starts it if it is still PAUSED.
                 self._not_started(ref, why)
                 return
             self._record_resume(ref, f"found {status} after the start")
-            self._fail(ref, f"{why}; it is not this run's to start any more: look at it in the EnOS console")
+            self._report(
+                ref,
+                Started.NOT_OURS,
+                f"{why}; it is not this run's to start any more: look at it in the EnOS console",
+            )
             return
-        if self._record_resume(ref):
-            pipes.result.resumed.append(ref)
-            if ref in pipes.result.paused_at:
-                pipes.result.paused_seconds[ref] = pipes.clock() - pipes.result.paused_at[ref]
-            pipes.reporter.note(f"started {pipes.result.label(ref)} again: it reports RUNNING")
-            self._lag(ref)
+        error = self._record_resume(ref)
+        if error is not None:
+            self._report(
+                ref, Started.UNRECORDED, f"started, but the resume record was not written: {error}", error
+            )
+            return
+        self._reporter.note(f"started {self._label(ref)} again: it reports RUNNING")
+        self._finished.add(ref)
+        self._reports.append(StartReport(ref, Started.RUNNING, at=self._clock(), lag=self._lag(ref)))
 
-    def _record_resume(self, ref: PipelineRef, note: str | None = None) -> bool:
-        pipes = self._pipes
+    def _record_resume(self, ref: PipelineRef, note: str | None = None) -> LedgerWriteError | None:
         try:
-            pipes.journal.resume(ref, note)
+            self._journal.resume(ref, note)
         except LedgerWriteError as exc:
-            pipes.result.ledger_error = pipes.result.ledger_error or exc
-            pipes.result.resumed.append(ref)
-            self._fail(ref, f"started, but the resume record was not written: {exc}")
-            return False
-        return True
+            return exc
+        return None
 
-    def _lag(self, ref: PipelineRef) -> None:
+    def _lag(self, ref: PipelineRef) -> OffsetLag | None:
         """Get Pipeline Offset and Lag, once: not every gateway answers it, and it is only news."""
         try:
-            lag = self._pipes.gateways.client(ref.org_id).offset_lag(*ref)
+            return self._gateways.client(ref.org_id).offset_lag(*ref)
         except EnosError:
-            return
-        if lag is not None:
-            self._pipes.result.lags.append((ref, lag))
+            return None
 
-    def _not_started(self, ref: PipelineRef, why: str) -> None:
+    def _not_started(self, ref: PipelineRef, why: str, error: LedgerWriteError | None = None) -> None:
         """Left PAUSED: after a `start` record, a new `pause` record says it is still paused
         by us, so the next apply starts it (a bare `start` would leave it to a person)."""
         r = self._announced.get(ref)
         if r is not None:
             try:
-                self._pipes.journal.reopen(r)
+                self._journal.reopen(r)
             except LedgerWriteError as exc:
-                self._pipes.result.ledger_error = self._pipes.result.ledger_error or exc
+                error = error or exc
         self._left_paused.append(ref)
-        self._fail(ref, why)
+        self._report(ref, Started.LEFT_PAUSED, why, error)
 
-    def _advise(self) -> None:
+    def _report(
+        self, ref: PipelineRef, outcome: Started, why: str, error: LedgerWriteError | None = None
+    ) -> None:
+        self._reporter.note(f"could not start {self._label(ref)} again: {why}")
+        self._finished.add(ref)
+        self._reports.append(StartReport(ref, outcome, why, self._clock(), ledger_error=error))
+
+    def advise(self) -> None:
         """Once, after every start was tried: what happens to the pipelines left PAUSED."""
         if not self._left_paused:
             return
         names = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r in self._left_paused)
         it = "it" if len(self._left_paused) == 1 else "them"
-        self._pipes.reporter.note(
+        self._reporter.note(
             f"left PAUSED: {names}. The next `reconcile apply` starts {it} (a pause record with no "
             f"resume). Start {it} in the EnOS console if that cannot wait: {PAUSE_LIMIT}."
         )
         self._left_paused = []
-
-    def _fail(self, ref: PipelineRef, why: str) -> None:
-        self._pipes.result.resume_failed.append((ref, why))
-        self._pipes.reporter.note(f"could not start {self._pipes.result.label(ref)} again: {why}")
-
-    def _status(self, ref: PipelineRef) -> str:
-        try:
-            return self._pipes.gateways.status(ref)
-        except EnosError as exc:
-            return f"unknown (List Pipelines failed: {exc})"
 
 
 def _seconds(s: float) -> str:
@@ -232,3 +316,8 @@ def _seconds(s: float) -> str:
     if s >= 120:
         return f"{s / 60:.0f} min" if s % 60 < 1 else f"{s // 60:.0f} min {s % 60:.0f}s"
     return f"{s:.0f}s" if s >= 10 or s == int(s) else f"{s:.1f}s"
+
+
+def pending(reports: Sequence[StartReport]) -> list[PipelineRef]:
+    """The pipelines these reports leave paused."""
+    return [r.ref for r in reports if r.outcome is Started.LEFT_PAUSED]

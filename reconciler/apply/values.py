@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from reconciler.errors import LedgerWriteError
 from reconciler.plan import Action
+from reconciler.plan.rollout import DEFAULT_MAX_PAUSE, DEFAULT_MAX_PAUSED
 from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:
@@ -83,6 +84,14 @@ class ApplyOptions:
     actor: dict[str, Any] = field(default_factory=dict)
     write_ahead: bool = False  # every pause and intent recorded (and published) before any call
     snapshot: str | None = None  # apply --snapshot FILE: the state read before each delete (snapshot.py)
+    # The rollout (DESIGN "Gentle on production"): pipelines paused by the run at once, the
+    # longest one pause (seconds), and the canary of each stage's first request.
+    max_paused: int = DEFAULT_MAX_PAUSED
+    max_pause: float = DEFAULT_MAX_PAUSE
+    canary: bool = False  # the CLI turns it on (apply.rollout.canary, default on)
+    # Asked right before each pause begins, with its estimated seconds: None (go) or why
+    # not (the pause is not begun, its requests stay pending, the run says "deferred").
+    gate: Callable[[float], str | None] | None = None
 
 
 @dataclass
@@ -107,9 +116,22 @@ class ApplyResult:
     # them, when each pipeline this run paused was paused (clock) and for how long it
     # stayed paused (seconds), and the ledger's seq before and after the run.
     names: dict[PipelineRef, str] = field(default_factory=dict)
-    paused_at: dict[PipelineRef, float] = field(default_factory=dict)
-    paused_seconds: dict[PipelineRef, float] = field(default_factory=dict)
+    spans: list[Span] = field(default_factory=list)  # each pause of ours, as it went
     ledger_seqs: tuple[int, int] | None = None
+    deferred: str | None = None  # the gate said not now: why (requests in `deferred_actions`)
+    deferred_actions: list[Action] = field(default_factory=list)
+    canary: str | None = None  # a stage's first request showed the gateway lying: what it did
+
+    @property
+    def paused_seconds(self) -> dict[PipelineRef, float]:
+        """How long each pipeline this run paused stayed paused, all its pauses together."""
+        out: dict[PipelineRef, float] = {}
+        for s in self.spans:
+            out[s.ref] = out.get(s.ref, 0.0) + s.seconds
+        return out
+
+    def longest(self, ref: PipelineRef) -> Span | None:
+        return max((s for s in self.spans if s.ref == ref), key=lambda s: s.seconds, default=None)
 
     def label(self, ref: PipelineRef) -> str:
         """`p1 (Wind averages)`: the ID, and the name people know it by when there is one."""
@@ -127,6 +149,7 @@ class ApplyResult:
             or self.verify_failed
             or self.ledger_error
             or self.interrupted
+            or self.canary
         )
 
     @property
@@ -143,6 +166,64 @@ class Resume:
     execution_mode: int
     kafka_rate: int
     resource_config: str | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """One step of the rollout: a pipeline, the requests it is sent during this pause, and
+    how long the pause should hold it. `resume` is how to start it again: None for a
+    pipeline that is not ours (a person paused it; no pause, no start, no budget).
+    `paused` says it is already paused by us (left by an earlier run): no pause call."""
+
+    ref: PipelineRef
+    actions: tuple[Action, ...]
+    estimate: float
+    resume: Resume | None
+    paused: bool = False
+
+    @property
+    def ours(self) -> bool:
+        return self.resume is not None
+
+
+@dataclass(frozen=True)
+class Span:
+    """A pause of ours as it went: how long the pipeline stayed paused, against the estimate."""
+
+    ref: PipelineRef
+    seconds: float
+    estimate: float | None
+
+    @property
+    def overran(self) -> bool:
+        """Longer than twice its estimate (and by more than a second: polls are coarse)."""
+        return self.estimate is not None and self.seconds > max(2 * self.estimate, self.estimate + 1)
+
+
+class DoneKind(Enum):
+    """What one request (or half of one) came to, in the worker that sent it."""
+
+    DELETED = "deleted"
+    FAILED = "failed"  # pending again
+    DOUBT = "doubt"  # may have acted: re-sent while the pipeline is still paused
+    IN_DOUBT = "in doubt"  # left in doubt for good
+    NOT_SENT = "not sent"
+    POSTPONED = "postponed"  # its pause reached maxPause first: sent in a later pause
+    VERIFIED = "verified"
+    VERIFY_FAILED = "verify failed"  # `left` items remain (-1: could not be read)
+    STOP = "stop"  # a ledger append failed: `error`, and the run sends nothing more
+
+
+@dataclass(frozen=True)
+class Done:
+    """One outcome; `evidence`: the snapshot digests its `delete` record carries."""
+
+    kind: DoneKind
+    action: Action
+    message: str = ""
+    left: int = 0
+    error: LedgerWriteError | None = None
+    evidence: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass

@@ -1,0 +1,534 @@
+"""The rollout: a schedule of pauses, each pipeline paused only for its own work (DESIGN
+"Gentle on production (the rollout)"; invariants 4, 11, 14, 15 and 16).
+
+`schedule()` turns the plan's requests into `Pause` values (plain data: a pipeline, the
+requests it is sent while paused, an estimate), pipelines with fewer requests first.
+`Rollout.run()` carries them out: at most `maxPaused` pipelines of ours paused at once,
+each pause begun by `begin()` (the gate, its records on the remote, the lease checked,
+the pause call, the canary, its requests queued), its requests sent `concurrency` at a
+time across every pause under way, its in-doubt requests re-sent while still paused,
+then started again at once. A pause that reaches `maxPause` is sent nothing new, started
+once its requests in flight are answered, and its other requests wait for a later pause.
+`finish()` ends every run however it stopped: requests in flight are waited for, and
+every pipeline this run (or an earlier one) paused is started again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import Enum
+
+from typing_extensions import assert_never
+
+from reconciler.apply.canary import run_canary
+from reconciler.apply.gateways import Gateways
+from reconciler.apply.journal import Journal
+from reconciler.apply.pipelines import Pipelines
+from reconciler.apply.pool import StoppablePool
+from reconciler.apply.requests import Outcomes, Requests, first_error
+from reconciler.apply.starts import Started, Starter, StartReport
+from reconciler.apply.values import ApplyOptions, ApplyResult, Done, DoneKind, Pause, Reporter, Resume, Span
+from reconciler.errors import LedgerMoved, ReconcilerError
+from reconciler.plan import Action
+from reconciler.plan.rollout import Costs, by_pipeline, chunks, stages
+from reconciler.plan.values import PipelineRef
+from reconciler.words import plural
+
+TICK = 0.2  # seconds the run waits for a request at most before it looks at the clock again
+
+
+def schedule(
+    actions: Sequence[Action],
+    to_pause: Sequence[Resume],
+    left_paused: Sequence[Resume],
+    costs: Costs,
+    max_pause: float,
+) -> list[Pause]:
+    """The pauses, in the order they begin: pipelines an earlier run left paused first
+    (they are paused already), then fewer requests first; a pipeline whose requests do
+    not fit one `max_pause` gets its further pauses after every other pipeline's first."""
+    ours = {r.ref: r for r in to_pause}
+    left = {r.ref: r for r in left_paused}
+    first: list[Pause] = []
+    later: list[Pause] = []
+    for ref, acts in by_pipeline(actions):
+        resume = left.get(ref) or ours.get(ref)
+        parts = chunks(acts, costs.per_pause(max_pause)) if resume is not None else [acts]
+        for i, part in enumerate(parts):
+            pause = Pause(
+                ref, part, costs.seconds(len(part), stages(part)) or 0.0, resume, i == 0 and ref in left
+            )
+            (first if i == 0 else later).append(pause)
+    first.sort(key=lambda p: not p.paused)  # stable: the order by size stays
+    return first + later
+
+
+class _Phase(Enum):
+    SENDING = "sending"
+    RESENDING = "re-sending in doubt"
+    VERIFYING = "verifying"
+    STARTING = "starting"
+
+
+@dataclass(eq=False)
+class _Active:
+    """A pause under way (the run's thread only)."""
+
+    pause: Pause
+    began: float
+    order: int
+    phase: _Phase = _Phase.SENDING
+    futures: list[Future[Outcomes]] = field(default_factory=list)
+    left: int = 0  # requests not yet answered or cancelled
+    doubtful: list[Action] = field(default_factory=list)
+    cut: list[Action] = field(default_factory=list)  # taken back at maxPause: for a later pause
+    cutting: bool = False
+    told: bool = False
+    sent_any: bool = False
+    deleted: list[Action] = field(default_factory=list)  # cleared in this pause (read back with --verify)
+
+
+class Rollout:
+    """One apply's pauses, requests and starts; `result` is written by this thread only."""
+
+    def __init__(
+        self,
+        gateways: Gateways,
+        journal: Journal,
+        reporter: Reporter,
+        options: ApplyOptions,
+        *,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        now: Callable[[], float],
+        stop: threading.Event | None,
+    ) -> None:
+        self.reporter = reporter
+        self.options = options
+        self.clock = clock
+        self.sleep = sleep
+        self.result = ApplyResult()
+        self.halt = threading.Event()  # Ctrl-C, a failed append, the canary: nothing more is sent
+        self.lease = stop or threading.Event()  # set when this run's lease may be lost
+        self.journal = journal
+        self.pipelines = Pipelines(
+            gateways, journal, reporter, options, self.result, sleep=sleep, clock=clock, now=now
+        )
+        self.requests = Requests(gateways, journal, self.pipelines, reporter, options, self.stopped)
+        self.pool: StoppablePool[Outcomes] = StoppablePool(
+            options.concurrency, reporter, self.halt, stopped=self.lease.is_set
+        )
+        self.starter = Starter(
+            gateways,
+            journal,
+            reporter,
+            options,
+            clock=clock,
+            sleep=sleep,
+            never_paused=self.pipelines.never_paused,
+            may_start=self._may_start,
+            label=self.result.label,
+        )
+        self.waiting: deque[Pause] = deque()
+        self.active: list[_Active] = []
+        self.checked: set[tuple[str, str, str]] = set()  # stages whose canary agreed
+        self.handed: set[Action] = set()  # given to the pool or a canary since last announced
+        self.start_pending: dict[PipelineRef, tuple[Resume, float, float | None]] = {}
+        self._order = 0
+
+    def stopped(self) -> bool:
+        return self.halt.is_set() or self.lease.is_set()
+
+    def _may_start(self) -> str | None:
+        if self.lease.is_set():
+            return "this run may have lost its lease on the ledger"
+        return None
+
+    # --- the loop ---
+
+    def run(self, pauses: Sequence[Pause], idle: Sequence[Resume]) -> None:
+        """Carry out the schedule; `idle`: pipelines an earlier run left paused with nothing
+        left to send, started at once."""
+        started = self.clock()
+        for r in idle:
+            self._start(r, started, None)
+        if idle and not pauses:  # the run's compare-and-swap comes before any start
+            self.journal.push("reconcile: starting pipelines an earlier run left paused")
+        self.waiting.extend(pauses)
+        self.reporter.start(
+            sum(len(p.actions) for p in pauses), sum(a.cells for p in pauses for a in p.actions)
+        )
+        while self.waiting or self.active or self.start_pending:
+            self._collect()
+            if self.stopped():
+                break
+            self._begin_what_fits()
+            for report in self.starter.step():
+                self._started(report)
+            self._cut_long_pauses()
+            for a in list(self.active):
+                self._advance(a)
+            self._idle()
+        self.reporter.finish()
+        if self.options.verify and not self.result.verify_failed and self.result.deleted:
+            self.reporter.note(
+                f"verified: no state left in the {plural(self.result.cells_deleted, 'cell')} cleared"
+            )
+
+    def _collect(self) -> None:
+        self.pool.collect()
+        if self.pool.error is not None:
+            raise self.pool.error
+
+    def _idle(self) -> None:
+        if self.pool.busy():
+            self.pool.wait_any(TICK)
+            return
+        due = self.starter.next_due()
+        now = self.clock()
+        if due is not None and due > now and not self._can_begin():
+            self.sleep(due - now)
+
+    def _can_begin(self) -> bool:
+        return bool(self.waiting) and self._fits(self.waiting[0]) and not self.result.deferred
+
+    # --- beginning a pause ---
+
+    def _busy_refs(self) -> set[PipelineRef]:
+        return {a.pause.ref for a in self.active} | set(self.start_pending)
+
+    def _fits(self, p: Pause) -> bool:
+        """The budget: pipelines of ours paused at once, waiting for a start included."""
+        if p.ref in self._busy_refs():
+            return False  # its previous pause is still being settled or started
+        if not p.ours or p.paused:
+            return True
+        ours = {a.pause.ref for a in self.active if a.pause.ours} | set(self.start_pending)
+        return len(ours) < max(1, self.options.max_paused)
+
+    def _begin_what_fits(self) -> None:
+        while (
+            self.waiting and not self.stopped() and not self.result.deferred and self._fits(self.waiting[0])
+        ):
+            batch = [self.waiting.popleft()]
+            if not batch[0].ours:  # pipelines a person paused: their records pushed at once
+                while self.waiting and not self.waiting[0].ours and self._fits(self.waiting[0]):
+                    batch.append(self.waiting.popleft())
+            self.begin(batch)
+
+    def begin(self, batch: list[Pause]) -> None:
+        """Do a pause: the gate, its records (pushed), the lease, the pause call, the
+        canary, its requests queued. A batch of pipelines a person paused shares one push."""
+        gate = self.options.gate
+        why = gate(sum(p.estimate for p in batch)) if gate is not None else None
+        if why is not None:
+            self._defer(batch, why)
+            return
+        self._write_ahead(batch)
+        for p in batch:
+            if self.stopped():  # checked after the push, right before the pause call
+                self._not_begun(p, "the run was stopped")
+                continue
+            began = self.clock()
+            if p.ours and not p.paused:
+                assert p.resume is not None
+                try:
+                    began = self.pipelines.pause(p.resume)
+                except BaseException:  # refused, never PAUSED, Ctrl-C while it settles
+                    if p.ref in self.result.paused:  # the call went out: start it again
+                        self._start(p.resume, began, p.estimate)
+                    raise
+            self._order += 1
+            active = _Active(p, began, self._order)
+            self.active.append(active)
+            self._send(active)
+
+    def _write_ahead(self, batch: list[Pause]) -> None:
+        """Each pause's `pause` record, and with write-ahead its intents, before the call;
+        pushed. The first push is the run's compare-and-swap: a lost one raises (nothing
+        was done); a later one that fails closes what it announced and stops the run."""
+        head = batch[0]
+        if not self.options.write_ahead:
+            if head.ours and not head.paused:
+                assert head.resume is not None
+                self.journal.pause(head.resume)
+            return
+        first = not self.journal.published
+        for p in batch:
+            pause = p.resume if p.ours and not p.paused else None
+            if pause is not None:
+                self.journal.pause(pause)
+            for a in p.actions:
+                self.journal.intent(a)
+        what = (
+            f"pausing {head.ref.pipeline_id}"
+            if head.ours and not head.paused
+            else (f"{plural(len(batch), 'pipeline')} paused already")
+        )
+        try:
+            self.journal.push(
+                f"reconcile: {what}: write-ahead of {plural(sum(len(p.actions) for p in batch), 'request')}"
+            )
+        except LedgerMoved:
+            if first:
+                raise
+            self._unannounce(batch, "its records could not be pushed first")
+            raise
+        except ReconcilerError:
+            if not first:
+                self._unannounce(batch, "its records could not be pushed first")
+            raise
+
+    def _unannounce(self, batch: list[Pause], why: str) -> None:
+        for p in batch:
+            self._not_begun(p, why)
+
+    def _not_begun(self, p: Pause, why: str) -> None:
+        """A pause announced and not made: its intents closed (pending), its pause record too."""
+        for a in p.actions:
+            self._fold_one(self.requests.close(a, f"not sent: {why}"), [])
+        if p.ours and not p.paused:  # its pause record is written: close it
+            self.journal.resume(p.ref, f"not paused: {why}")
+
+    def _defer(self, batch: list[Pause], why: str) -> None:
+        """The gate said not now: this pause and every later one are not begun (no record);
+        their requests stay pending. Pipelines an earlier run left paused are started."""
+        self.result.deferred = why
+        self.reporter.note(f"deferred: {why}")
+        for p in [*batch, *self.waiting]:
+            self.result.deferred_actions.extend(p.actions)
+            if p.paused and p.resume is not None and p.ref not in self.start_pending:
+                self._start(p.resume, self.clock(), None)
+        self.waiting.clear()
+
+    # --- sending ---
+
+    def _send(self, a: _Active) -> None:
+        actions = list(a.pause.actions)
+        if self.options.canary:
+            actions = self._canaries(a, actions)
+        self._submit(a, actions, lambda action: self._send_one(a, action))
+
+    def _send_one(self, a: _Active, action: Action) -> Outcomes:
+        """In a worker: a pause that reached maxPause is sent nothing new (invariant 15)."""
+        over = a.cutting or self.clock() - a.began >= self.options.max_pause
+        if a.pause.ours and a.sent_any and over:  # one at least, so every pause makes progress
+            return [self._postpone(action)]
+        a.sent_any = True
+        return self.requests.send_one(action)
+
+    def _postpone(self, action: Action) -> Done:
+        closed = self.requests.close(
+            action, "not sent in this pause: it reached maxPause; sent in a later one"
+        )
+        return Done(DoneKind.POSTPONED, closed.action)
+
+    def _submit(self, a: _Active, actions: Sequence[Action], work: Callable[[Action], Outcomes]) -> None:
+        a.left += len(actions)
+        self.handed.update(actions)
+        priority = (0 if a.pause.ours else 1, a.order)
+        a.futures += self.pool.submit(
+            actions,
+            work,
+            lambda action: self._cancelled(a, action),
+            lambda outs: self._answered(a, outs),
+            priority=priority,
+            failed=first_error,
+        )
+
+    def _canaries(self, a: _Active, actions: list[Action]) -> list[Action]:
+        """The first request of each stage not yet checked, alone: read, send, read again.
+        What is left to queue; a canary that shows a lying gateway stops the run."""
+        rest = list(actions)
+        for stage in dict.fromkeys((x.org_id, x.pipeline_id, x.stage) for x in actions):
+            while stage not in self.checked and not self.stopped():
+                same = [x for x in rest if (x.org_id, x.pipeline_id, x.stage) == stage]
+                if not same:
+                    break
+                rest.remove(same[0])
+                self.handed.add(same[0])
+                a.sent_any = True
+                self.pool.hold()
+                try:
+                    verdict = run_canary(self.requests, same[0], same[1] if len(same) > 1 else None)
+                finally:
+                    self.pool.release()
+                self._fold(a, verdict.outcomes)
+                if verdict.checked:
+                    self.checked.add(stage)
+                if verdict.stop is not None:
+                    self.result.canary = verdict.stop
+                    self.reporter.note(
+                        f"CANARY: {verdict.stop}. Nothing more is sent in this run, to any stage; "
+                        "paused pipelines are started again"
+                    )
+                    self.halt.set()
+                if any(d.error is not None for d in verdict.outcomes):
+                    self.halt.set()
+                    self.pool.error = self.pool.error or first_error(verdict.outcomes)
+        return rest
+
+    def _answered(self, a: _Active, outs: Outcomes) -> None:
+        a.left -= 1
+        self._fold(a, outs)
+
+    def _cancelled(self, a: _Active, action: Action) -> None:
+        a.left -= 1
+        if a.cutting:
+            self.requests.close(
+                action, "not sent in this pause: it reached maxPause; it goes in a later pause"
+            )
+            a.cut.append(action)
+            self.handed.discard(action)
+            return
+        if a.phase is _Phase.RESENDING:  # not re-sent: still in doubt
+            self.result.in_doubt.append((action, "no answer recorded"))
+            return
+        if a.phase is _Phase.VERIFYING:
+            return  # not read back: nothing to record
+        self._fold_one(self.requests.close(action, "not sent: the run was stopped"), a.doubtful)
+
+    def _fold(self, a: _Active, outs: Outcomes) -> None:
+        for d in outs:
+            if d.kind is DoneKind.DELETED:
+                a.deleted.append(d.action)
+            elif d.kind is DoneKind.POSTPONED:
+                a.cut.append(d.action)
+                self.handed.discard(d.action)
+            self._fold_one(d, a.doubtful)
+
+    def _fold_one(self, d: Done, doubtful: list[Action]) -> None:
+        Requests.fold(self.result, d, doubtful)
+
+    # --- settling a pause, then starting its pipeline ---
+
+    def _advance(self, a: _Active) -> None:
+        if a.left > 0 or self.stopped():
+            return
+        match a.phase:
+            case _Phase.SENDING:
+                a.phase = _Phase.RESENDING
+                self._resend(a)
+            case _Phase.RESENDING:
+                a.phase = _Phase.VERIFYING
+                self.result.in_doubt.extend((x, "no answer recorded") for x in a.doubtful)
+                a.doubtful = []
+                if self.options.verify:
+                    self._submit(a, a.deleted, self.requests.verify_one)
+            case _Phase.VERIFYING:
+                a.phase = _Phase.STARTING
+                self._done(a)
+            case _Phase.STARTING:
+                pass
+            case _:
+                assert_never(a.phase)
+
+    def _resend(self, a: _Active) -> None:
+        """Re-send, while the pipeline is still paused, what ended in doubt (DESIGN step 5)."""
+        todo, a.doubtful = a.doubtful, []
+        if not todo:
+            return
+        ref = a.pause.ref
+        if self.pipelines.stopped(ref) is None:
+            self.pipelines.still_paused(ref)
+        if self.pipelines.stopped(ref) is not None:
+            self.result.in_doubt.extend((x, "no answer recorded") for x in todo)
+            return
+        self.reporter.note(f"re-sending {plural(len(todo), 'request')} that ended in doubt")
+        self._submit(a, todo, self.requests.resend_one)
+
+    def _done(self, a: _Active) -> None:
+        """Its requests are answered: start it again now (ours), and queue what a cut at
+        maxPause took back for a later pause."""
+        self.active.remove(a)
+        p = a.pause
+        if a.cut:
+            self.waiting.append(Pause(p.ref, tuple(a.cut), p.estimate, p.resume))
+        if p.ours and self.pipelines.stopped(p.ref) is None:
+            assert p.resume is not None
+            self._start(p.resume, a.began, p.estimate)
+        elif p.ours:  # started by someone else mid-run: not ours to start, nor to time
+            self.result.spans.append(Span(p.ref, self.clock() - a.began, p.estimate))
+
+    def _start(self, r: Resume, began: float, estimate: float | None) -> None:
+        self.start_pending[r.ref] = (r, began, estimate)
+        self.starter.add(r)
+
+    def _started(self, report: StartReport) -> None:
+        """A start's outcome into the result, with how long the pipeline stayed paused."""
+        ref, result = report.ref, self.result
+        pending = self.start_pending.pop(ref, None)
+        if pending is not None and pending[2] is not None:
+            result.spans.append(Span(ref, report.at - pending[1], pending[2]))
+        if report.ledger_error is not None:
+            result.ledger_error = result.ledger_error or report.ledger_error
+        match report.outcome:
+            case Started.RUNNING:
+                result.resumed.append(ref)
+                if report.lag is not None:
+                    result.lags.append((ref, report.lag))
+            case Started.UNRECORDED:
+                result.resumed.append(ref)
+                result.resume_failed.append((ref, report.why))
+            case Started.LEFT_PAUSED | Started.NOT_OURS:
+                result.resume_failed.append((ref, report.why))
+            case _:
+                assert_never(report.outcome)
+
+    def _cut_long_pauses(self) -> None:
+        """maxPause reached: send it nothing new; it is started once what is in flight is
+        answered, and paused again later for the rest (invariant 15)."""
+        limit = self.options.max_pause
+        now = self.clock()
+        for a in self.active:
+            if a.pause.ours and a.phase is _Phase.SENDING and not a.cutting and now - a.began >= limit:
+                a.cutting = True
+                self.pool.cancel(a.futures)
+            if a.cutting and a.cut and not a.told:
+                a.told = True
+                self.reporter.note(
+                    f"{self.result.label(a.pause.ref)} has been paused for maxPause: starting it "
+                    "again once its requests in flight are answered; the rest wait for a later pause"
+                )
+
+    # --- the end of every run ---
+
+    def finish(self) -> None:
+        """However the run stopped: wait for what is in flight, close what was announced and
+        not sent, then start again every pipeline paused by us; neither is cut short by
+        another Ctrl-C or SIGTERM."""
+        if self.pool.shielded(self.pool.stop_and_wait, self.pool.in_flight_note):
+            self.result.interrupted = True
+        self.pool.close()
+        for action in [x for x in self.journal.intents if x not in self.handed]:
+            self._fold_one(self.requests.close(action, "not sent: the run stopped before sending it"), [])
+        for a in self.active:
+            self.result.in_doubt.extend((x, "no answer recorded") for x in a.doubtful)
+            a.doubtful = []
+            if (
+                a.pause.ours
+                and a.pause.ref not in self.start_pending
+                and self.pipelines.stopped(a.pause.ref) is None
+            ):
+                assert a.pause.resume is not None
+                self._start(a.pause.resume, a.began, a.pause.estimate)
+        for p in self.waiting:
+            self.result.not_sent.extend(p.actions)  # never announced: pending
+            if p.paused and p.resume is not None and p.ref not in self.start_pending:
+                self._start(p.resume, self.clock(), None)
+        self.waiting.clear()
+        self.active.clear()
+        self.result.refusals = self.requests.refusals.all
+        self.result.stopped_pipelines = self.pipelines.stopped_pipelines()
+        if self.pool.shielded(
+            self._start_all, lambda: "still starting paused pipelines again; press Ctrl-C later"
+        ):
+            self.result.interrupted = True
+
+    def _start_all(self) -> None:
+        for report in self.starter.run():
+            self._started(report)
