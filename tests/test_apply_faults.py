@@ -439,8 +439,11 @@ def test_a_pause_that_never_lands_closes_every_announced_intent(bench: Callable[
         ),
     )
     start = b.clock()
-    with pytest.raises(ReconcilerError, match="did not reach PAUSED"):
-        b.apply(pause_pipelines=True, write_ahead=True)
+    result = b.apply(pause_pipelines=True, write_ahead=True)
+    ((ref, why),) = result.not_paused
+    assert ref == ("o", "p1") and "did not reach PAUSED" in why
+    with pytest.raises(ReconcilerError, match="could not pause o/p1"):
+        raise_for(result)
     assert b.clock() - start < 2 * 60  # one pause_timeout, not a second one at the start
     assert [r.kind for r in b.records("intent", "failed")] == ["intent", "intent", "failed", "failed"]
     assert not any(a.in_doubt for a in b.plan().actions)  # never sent: pending, not in doubt

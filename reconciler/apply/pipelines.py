@@ -49,6 +49,7 @@ class Pipelines:
         self.clock = clock
         self.now = now
         self.never_paused: set[PipelineRef] = set()  # waited pause_timeout in vain
+        self.called: set[PipelineRef] = set()  # its last pause call went out: ours to start
         self._lock = threading.Lock()
         self._stopped: dict[PipelineRef, str] = {}  # no longer PAUSED mid-run, and why
 
@@ -58,6 +59,7 @@ class Pipelines:
         """The pause call (its record is written already), then wait for PAUSED; when it
         began (clock). From the call on, the pipeline is started again whatever happens."""
         ref = r.ref
+        self.called.discard(ref)
         self.reporter.note(f"pausing {self.result.label(ref)}")
         client = self.gateways.client(ref.org_id)
         try:
@@ -73,6 +75,7 @@ class Pipelines:
                 ) from exc
             self.reporter.note(f"pause of {ref.pipeline_id} answered {exc}; reading its status back")
         began = self.clock()
+        self.called.add(ref)
         if ref not in self.result.paused:
             self.result.paused.append(ref)
         self.wait_status(ref, "PAUSED")

@@ -32,7 +32,7 @@ from reconciler.apply.pool import StoppablePool
 from reconciler.apply.requests import Outcomes, Requests, first_error
 from reconciler.apply.starts import Started, Starter, StartReport
 from reconciler.apply.values import ApplyOptions, ApplyResult, Done, DoneKind, Pause, Reporter, Resume, Span
-from reconciler.errors import LedgerMoved, ReconcilerError
+from reconciler.errors import ApplyRefused, LedgerMoved, ReconcilerError
 from reconciler.plan import Action
 from reconciler.plan.rollout import Costs, by_pipeline, chunks, stages
 from reconciler.plan.values import PipelineRef
@@ -238,14 +238,28 @@ class Rollout:
                 assert p.resume is not None
                 try:
                     began = self.pipelines.pause(p.resume)
-                except BaseException:  # refused, never PAUSED, Ctrl-C while it settles
-                    if p.ref in self.result.paused:  # the call went out: start it again
+                except ApplyRefused as exc:  # refused, or never PAUSED: the others go on
+                    self._not_paused(p, began, str(exc))
+                    continue
+                except BaseException:  # Ctrl-C while it settles
+                    if p.ref in self.pipelines.called:  # the call went out: start it again
                         self._start(p.resume, began, p.estimate)
                     raise
             self._order += 1
             active = _Active(p, began, self._order)
             self.active.append(active)
             self._send(active)
+
+    def _not_paused(self, p: Pause, began: float, why: str) -> None:
+        """A pipeline that could not be paused gets nothing; its requests stay pending and
+        the run goes on with the others (the exit names it)."""
+        assert p.resume is not None
+        if p.ref in self.pipelines.called:  # the call went out: ours to start again
+            self._start(p.resume, began, p.estimate)
+        self.result.not_paused.append((p.ref, why))
+        self.reporter.note(f"could not pause {self.result.label(p.ref)}: {why}; its requests stay pending")
+        for a in p.actions:
+            self._fold_one(self.requests.close(a, f"not sent: {why}"), [])
 
     def _write_ahead(self, batch: list[Pause]) -> None:
         """Each pause's `pause` record, and with write-ahead its intents, before the call;

@@ -104,6 +104,7 @@ class ApplyResult:
     skipped_in_doubt: list[Action] = field(default_factory=list)
     not_sent: list[Action] = field(default_factory=list)
     paused: list[PipelineRef] = field(default_factory=list)
+    not_paused: list[tuple[PipelineRef, str]] = field(default_factory=list)  # refused, or never PAUSED
     resumed: list[PipelineRef] = field(default_factory=list)
     resume_failed: list[tuple[PipelineRef, str]] = field(default_factory=list)
     stopped_pipelines: list[tuple[PipelineRef, str]] = field(default_factory=list)
@@ -145,6 +146,7 @@ class ApplyResult:
             or self.in_doubt
             or self.skipped_in_doubt
             or self.not_sent
+            or self.not_paused
             or self.resume_failed
             or self.verify_failed
             or self.ledger_error

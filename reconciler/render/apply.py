@@ -331,9 +331,20 @@ def raise_for(result: ApplyResult) -> None:
         )
     if result.interrupted:
         raise typer.Exit(130)
+    paused = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r, _ in result.resume_failed)
+    again = f". NOT started again: {paused}" if paused else ""
+    if result.canary is not None:
+        raise ReconcilerError(
+            f"the canary stopped the run: {result.canary}. Nothing more was sent, to any stage; "
+            "the requests not sent stay pending. Check the gateway before applying again" + again
+        )
+    if result.not_paused:
+        names = "; ".join(
+            f"could not pause {r.org_id}/{r.pipeline_id}: {why}" for r, why in result.not_paused
+        )
+        raise ReconcilerError(f"{names}. Its requests stay pending; apply again once it can be paused{again}")
     if not result.ok:
-        paused = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r, _ in result.resume_failed)
         raise ReconcilerError(
             "apply did not finish: what failed stays pending; run `reconcile plan` to see it, "
-            "then apply again" + (f". NOT started again: {paused}" if paused else "")
+            "then apply again" + again
         )
