@@ -104,8 +104,17 @@ def md_text(s: str) -> str:
     """`s` as literal markdown text on one line, anywhere in a line: whitespace runs
     (newlines included) folded to one space, other hidden characters shown as escapes,
     every character that could open structure backslash-escaped."""
-    escaped = _INLINE.sub(r"\\\1", visible(" ".join(s.split())))
+    escaped = _INLINE.sub(_escape_inline, visible(" ".join(s.split())))
     return _LINE_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", escaped, count=1)
+
+
+def _escape_inline(m: re.Match[str]) -> str:
+    """A backslash before the character, except `_` between two letters or digits, which
+    CommonMark never reads as emphasis (`$ENOS_APP_KEY`, `snake_case` stay as written)."""
+    text, i = m.string, m.start()
+    if m[1] == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+        return "_"
+    return "\\" + m[1]
 
 
 def html_text(s: str) -> str:
