@@ -157,7 +157,7 @@ def plan(
         c.warn(w)
     p = planned.plan
     gateways_cfg, changes = _gateways_config(c, cfg, pr_base)
-    partial = paths is not None and any(Path(x).is_file() for x in paths)
+    partial = paths is not None and operations.only_files(paths)
     if partial:  # history of manifests outside the given files is not news
         p = _without_history(p)
     review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
