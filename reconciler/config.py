@@ -173,14 +173,6 @@ class RepoConfig:
     start_timeout: float | None = None
     snapshot: Path | None = None  # apply.snapshot, relative to the working directory like ledger_path
 
-    def gateway_for(self, org_id: str) -> Gateway | None:
-        """The org's own gateway, else the default entry (no orgId), else None."""
-        by_org = {g.org_id: g for g in self.gateways}
-        return by_org.get(org_id) or by_org.get(None)
-
-    def resume_for(self, org_id: str, pipeline_id: str) -> ResumeSettings | None:
-        return next((p for p in self.pipelines if (p.org_id, p.pipeline_id) == (org_id, pipeline_id)), None)
-
 
 def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str]:
     """What a pull request changes in reconcile.yaml that a reviewer must see first: where
