@@ -3,7 +3,7 @@
 The tiers, top to bottom (a module may import its own tier, acyclically, and any
 tier below it): cli; operations, render and scaffold; apply and plan; manifests,
 config and the ledger in git (gitsync); ledger and enos; the leaves (errors, words,
-actor, yamlsource, fastyaml). The emulator stands alone.
+actor, gitcmd, yamlsource, fastyaml). The emulator stands alone.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
         "reconciler.errors",
         "reconciler.words",
         "reconciler.actor",
+        "reconciler.gitcmd",
         "reconciler.yamlsource",
         "reconciler.fastyaml",
         "reconciler.install_source",
