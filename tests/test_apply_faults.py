@@ -302,7 +302,7 @@ def test_leftover_pause_of_a_pipeline_really_running_is_closed(bench: Callable[.
 # --- item 10: one failed restart does not stop the others ------------------------------
 
 
-def test_every_restart_is_tried(bench: Callable[..., Bench]) -> None:
+def test_a_start_is_sent_only_once_it_can_be_recorded(bench: Callable[..., Bench]) -> None:
     b = bench(
         [fault_pipeline("p1", "RUNNING"), fault_pipeline("p2", "RUNNING")],
         [numbered_manifest("m1", "p1"), numbered_manifest("m2", "p2")],
