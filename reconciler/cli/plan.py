@@ -237,7 +237,7 @@ def _output(
 
             live_part = live_json(p, live)
         # written as encoded: a huge plan is never held whole
-        for piece in planfile.pieces(p, extra, live=live_part):
+        for piece in planfile.encoded(p, extra, live=live_part):
             c.write(piece)
     elif fmt == "markdown":
         import os

@@ -61,10 +61,18 @@ def dumps(plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str,
     `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
     merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
     actions, which the hash does not cover."""
-    return b"".join(pieces(plan, extra, live)).decode()
+    return b"".join(encoded(plan, extra, live)).decode()
 
 
 def pieces(
+    plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None
+) -> Iterator[str]:
+    """`dumps` in pieces, for writing as they come (`encoded`'s, decoded)."""
+    for piece in encoded(plan, extra, live):
+        yield piece.decode()
+
+
+def encoded(
     plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None
 ) -> Iterator[bytes]:
     """`dumps` in pieces of UTF-8, for writing as they come. A plan too big to hold its
@@ -109,7 +117,7 @@ def _annotated(line: bytes, extra: Mapping[str, Any]) -> bytes:
 def write(plan: Plan, path: Path, extra: Mapping[str, Any] | None = None) -> None:
     try:
         with path.open("wb") as fh:
-            for piece in pieces(plan, extra):
+            for piece in encoded(plan, extra):
                 fh.write(piece)
     except OSError as exc:
         raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
