@@ -41,7 +41,7 @@ class FlakyRemote(MemoryRemote):
         raise GitSyncError("cannot push the ledger to origin/main: connection refused")
 
 
-def session(tmp_path: Path, remote: MemoryRemote, lease: float = 0.3) -> tuple[Session, list[str]]:
+def session(tmp_path: Path, remote: MemoryRemote, lease: float = 1.0) -> tuple[Session, list[str]]:
     remote.commit("main", {LEDGER: b""})
     repo = LedgerRepo(tmp_path, LEDGER, transport=remote, rel_path=LEDGER, lease_seconds=lease)
     notes: list[str] = []

@@ -36,7 +36,7 @@ from reconciler import ledger as ledger_io
 from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
-from reconciler.gitsync.lease import Holding, Lease, LeaseWatch, new_lease
+from reconciler.gitsync.lease import Holding, Lease, LeaseWatch, check_seconds, new_lease
 from reconciler.gitsync.remote import (
     ANCHOR_REF,
     PUSH_OPTIONS,
@@ -97,7 +97,7 @@ class LedgerRepo:
         self.file = self.worktree / ledger
         self.branch = branch
         self.dedicated = branch not in ("main", "master") if dedicated is None else dedicated
-        self.lease_seconds = float(lease_seconds)
+        self.lease_seconds = check_seconds(lease_seconds)  # the one bound (config.LEASE_SECONDS_*)
         # Each git call must end well inside the lease (a hung remote must not let a run
         # go on sending past it): a third of it, at most the default.
         self.git = Git(worktree, identity, timeout=min(DEFAULT_TIMEOUT, max(5.0, self.lease_seconds / 3)))
