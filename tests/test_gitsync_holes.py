@@ -13,15 +13,36 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import LEDGER, clone, gateway_env, pipeline, run_cli, world_for
+from helpers import (
+    LEDGER,
+    clone,
+    gateway_env,
+    manifest_yaml,
+    pipeline,
+    remote_ledger,
+    run_cli,
+    spawn_cli,
+    world_for,
+)
 from helpers.cli import cli_env
-from test_apply_git import CONFIG, RACE, RACE_STAGES, cells, clears, finish, make_origin, remote_kinds
+from test_apply_git import (
+    CONFIG,
+    RACE,
+    RACE_STAGES,
+    cells,
+    clears,
+    finish,
+    make_origin,
+    remote_kinds,
+    wait_until,
+)
 
 from reconciler.config import LEASE_SECONDS_MAX
 from reconciler.gitsync import LedgerRepo
@@ -176,3 +197,71 @@ def test_only_a_provably_dead_holder_is_taken_over_at_once() -> None:
     assert not lease(boot="another-boot").on_this_host_and_dead()  # the host rebooted, or another VM
     assert not lease(boot="", pidns="").on_this_host_and_dead()  # an older lease: no proof
     assert not lease(host="elsewhere").on_this_host_and_dead()
+
+
+# --- 3. the lease checked right before each delete, after the read before it ----------------------
+
+STOPPABLE = CONFIG.replace("branch: main}", "branch: main, leaseSeconds: 6}") + (
+    "apply: {pausePipelines: true, concurrency: 1}\n"
+)
+STOP_STAGES = ["s1", "s2", "s3"]
+STOP_MANIFEST = manifest_yaml("a", stages=STOP_STAGES, assets=["a1", "a2"], points=["x", "y"])
+
+
+def stage_read(stage: str) -> Any:
+    return lambda e: e["route"] == "get" and (e["body"] or {}).get("stageInstanceName") == stage
+
+
+def test_a_runner_stopped_mid_read_past_its_lease_sends_nothing_when_it_continues(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Runner 1 (`--snapshot`) is stopped (SIGSTOP) while reading s2's state before its delete,
+    past its lease. Runner 2 takes over: it sends what was left and starts the pipeline; a
+    person pauses it again. Runner 1 continues and gets its read's answer: the lease is
+    checked right before the delete, so it sends nothing (the delete would land on a paused
+    pipeline that ran meanwhile: s2 cleared twice), and starts nothing."""
+    origin = make_origin(tmp_path, STOPPABLE, {"a": STOP_MANIFEST})
+    em = make_emulator(world_for([pipeline(status="RUNNING", stages=tuple(STOP_STAGES))]))
+    read = em.world.on_request(stage_read("s2"), hold=True)
+    first = spawn_cli(
+        ["apply", "--auto-approve", "--snapshot", str(tmp_path / "evidence.jsonl")],
+        clone(origin, tmp_path / "runner1"),
+        gateway_env(em),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stopped = False
+    try:
+        em.world.wait_for(stage_read("s2"), timeout=60)
+        wait_until(lambda: "delete" in remote_kinds(origin, tmp_path))  # s1's delete, pushed by a renewal
+        os.kill(first.pid, signal.SIGSTOP)
+        stopped = True
+        second = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
+        assert second.code == 0, second.all  # it waited the lease out by its own clock, then finished
+        assert em.world.status("p1") == "RUNNING"
+        sent = len([e for e in em.world.log if e["route"] in ("delete", "operate")])
+        em.world.set_status("p1", "PAUSED")  # a person pauses it, after it ran
+        read.release()  # runner 1's read is answered...
+        os.kill(first.pid, signal.SIGCONT)  # ... and it goes on
+        stopped = False
+        code, text = finish(first)
+    finally:
+        read.release()
+        if stopped:
+            os.kill(first.pid, signal.SIGCONT)
+        if first.poll() is None:
+            first.kill()
+    assert [e for e in em.world.log if e["route"] in ("delete", "operate")][sent:] == []  # nothing more
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", STOP_STAGES, ["a1", "a2"], ["x", "y"])
+    assert set(counts.values()) == {1}, text
+    assert em.world.status("p1") == "PAUSED"  # as the person left it
+    assert code != 0 and "no longer holds the lease" in text, text
+    # Its start was never announced: neither it nor the pause that re-opened the pipeline
+    # reaches the remote, so the next apply does not start what the person paused.
+    assert remote_kinds(origin, tmp_path)[-4:] == ["start", "resume", "failed", "failed"]
+    third = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
+    assert third.code == 0 and "Nothing to apply." in third.out, third.all
+    assert em.world.status("p1") == "PAUSED"
+    remote_ledger(origin, tmp_path)  # verifies
+    assert em.world.violations == []
