@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -26,6 +27,7 @@ from reconciler.cli._app import (
 from reconciler.errors import ApplyRefused, LedgerLocked, ReconcilerError
 
 if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult
     from reconciler.operations import ApplySettings, Planned
     from reconciler.render.console import Consoles
 
@@ -147,47 +149,46 @@ def apply(
     from reconciler.render import apply as render_apply
 
     c = consoles()
-    cfg = s.config(config_file)
-    s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
-    settings = s.apply_settings(
-        cfg,
-        paths=paths_or_default(paths),
-        ledger=ledger,
-        plan_options=s.plan_options(max_points, max_assets, target),
-        concurrency=concurrency,
-        pause_pipelines=pause_pipelines,
-        skip_pause_check=skip_pause_check,
-        resend_in_doubt=resend_in_doubt,
-        verify=verify,
-        kafka_rate=kafka_rate,
-        max_cells=max_cells,
-        lock_timeout=lock_timeout,
-        allow_dirty=allow_dirty,
-        allow_unreviewed=allow_unreviewed,
-        start_timeout=start_timeout,
-        snapshot=snapshot,
-    )
-    reporter = render_apply.reporter_for(c)
-    seen: list[Planned] = []
-
-    def show(planned: Planned) -> None:
-        seen.append(planned)
-        _show(c, planned)
-
-    with (
-        _summary_files(summary or [], settings, seen) as report,
-        s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."),
-    ):
-        _, result = operations.apply(
-            settings,
-            # checked only when there is something to apply: a no-op apply needs no credentials
-            gateways=lambda: s.gateways_for(gateway, cfg, on_retry=reporter.note)(),
-            reporter=reporter,
-            show=show,
-            confirm=lambda p: approve(c, auto_approve),
-            sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
+    run = _Run(ledger=ledger)
+    with _summary_files(summary or [], run):  # first: every refusal is in the summary
+        cfg = s.config(config_file)
+        s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
+        run.ledger = s.resolve_ledger(ledger, cfg)
+        settings = run.settings = s.apply_settings(
+            cfg,
+            paths=paths_or_default(paths),
+            ledger=ledger,
+            plan_options=s.plan_options(max_points, max_assets, target),
+            concurrency=concurrency,
+            pause_pipelines=pause_pipelines,
+            skip_pause_check=skip_pause_check,
+            resend_in_doubt=resend_in_doubt,
+            verify=verify,
+            kafka_rate=kafka_rate,
+            max_cells=max_cells,
+            lock_timeout=lock_timeout,
+            allow_dirty=allow_dirty,
+            allow_unreviewed=allow_unreviewed,
+            start_timeout=start_timeout,
+            snapshot=snapshot,
         )
-        report.append(result)
+        reporter = render_apply.reporter_for(c)
+
+        def show(planned: Planned) -> None:
+            run.seen.append(planned)
+            _show(c, planned)
+
+        with s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."):
+            _, result = operations.apply(
+                settings,
+                # checked only when there is something to apply: a no-op apply needs no credentials
+                gateways=lambda: s.gateways_for(gateway, cfg, on_retry=reporter.note)(),
+                reporter=reporter,
+                show=show,
+                confirm=lambda p: approve(c, auto_approve),
+                sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
+            )
+            run.result = result
     if result is None:
         c.out.print("Nothing to apply.")
         return
@@ -202,17 +203,28 @@ def apply(
     c.out.print(render_apply.done_line(result))
 
 
+@dataclass
+class _Run:
+    """What one apply got to, for its `--summary` files: as far as it got before it ended."""
+
+    ledger: str | None  # --ledger, until the settings say which
+    settings: ApplySettings | None = None
+    seen: list[Planned] = field(default_factory=list)
+    result: ApplyResult | None = None
+
+
 @contextmanager
-def _summary_files(files: list[Path], settings: ApplySettings, seen: list[Planned]) -> Iterator[list[Any]]:
+def _summary_files(files: list[Path], run: _Run) -> Iterator[None]:
     """Write `--summary` files however apply ends: done, nothing to do, refused before any
-    call (the error is the summary), or stopped part-way (Ctrl-C: what it did so far)."""
+    call (a bad reconcile.yaml, a broken saved plan, git turned off, uncommitted manifests:
+    the error is the summary), or stopped part-way (Ctrl-C: what it did so far). The CI
+    templates post the file to the merged pull request only if it exists."""
     from reconciler import operations
     from reconciler.render.summary import ApplyReport, dumps, summary_markdown
 
-    outcome: list[Any] = []
     error: str | None = None
     try:
-        yield outcome
+        yield
     except ReconcilerError as exc:
         error = str(exc)
         raise
@@ -221,22 +233,41 @@ def _summary_files(files: list[Path], settings: ApplySettings, seen: list[Planne
         raise
     finally:
         if files:
-            try:
-                ledger = operations.target_ledger(settings)[0]
-            except ReconcilerError:  # a broken saved plan: that error is the summary
-                ledger = settings.ledger or settings.default_ledger
+            ledger = run.ledger or _default_ledger()
+            if run.settings is not None:
+                try:
+                    ledger = operations.target_ledger(run.settings)[0]
+                except ReconcilerError:  # a broken saved plan: that error is the summary
+                    ledger = run.settings.ledger or run.settings.default_ledger
             report = ApplyReport(
                 ledger=ledger,
-                plan=seen[-1].plan if seen else None,
-                result=outcome[0] if outcome else None,
+                plan=run.seen[-1].plan if run.seen else None,
+                result=run.result,
                 error=error,
-                actor=settings.apply_options.actor,
+                actor=run.settings.apply_options.actor if run.settings is not None else _actor(),
             )
             for f in files:
                 try:
                     f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
                 except OSError as exc:  # never in place of what apply itself raised
                     consoles().warn(f"{f}: could not write the summary: {exc.strerror or exc}")
+
+
+def _default_ledger() -> str:
+    from reconciler.operations import DEFAULT_LEDGER
+
+    return DEFAULT_LEDGER
+
+
+def _actor() -> dict[str, Any]:
+    """Who ran an apply refused before its settings were read (best effort: it is only
+    said in the summary)."""
+    from reconciler.actor import current_actor
+
+    try:
+        return current_actor()
+    except (OSError, ReconcilerError):
+        return {}
 
 
 def _show(c: Consoles, planned: Planned) -> None:
