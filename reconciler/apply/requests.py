@@ -149,11 +149,15 @@ class Requests:
                     evidence = self.snapshot.take(
                         client, action, self.journal.intents.get(action), items=prefetched
                     )
-                if self.stopped():  # the last check before the irreversible call
-                    out.append(self.close(action, "not sent: the run was stopped"))
+                if self.stopped():  # right before the call, after the read (git: the lease)
+                    if attempt == 0:
+                        out.append(self.close(action, "not sent: the run was stopped"))
+                    else:  # an earlier attempt may have reached the gateway
+                        self._ended_in_doubt(action, "not sent again: the run was stopped", out)
                     return
                 client.delete_stage_state(
-                    action, may_retry=lambda: self.pipelines.still_paused(action.pipeline)
+                    action,
+                    may_retry=lambda: self.pipelines.still_paused(action.pipeline) and not self.stopped(),
                 )
                 break
             except TooManyPointsError as exc:

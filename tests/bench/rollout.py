@@ -1,0 +1,142 @@
+"""The rollout benchmark (issue 25): how long apply keeps production pipelines paused.
+
+    python tests/bench/rollout.py [--latency-ms 50] [--concurrency 4]
+
+A fleet of uneven pipelines (one with 400 requests, three with 8), an emulator answering
+each business call in 50 ms, concurrency 4, `apply` in-process over loopback with a real
+ledger and the canary on. Measured side by side in one run:
+
+(a) the pipelines RUNNING, paused by apply (`--pause-pipelines`, maxPaused 2): the time
+    each stayed paused, in all, against the time each pipeline's own deletes take (its
+    requests / concurrency x the mean time of one delete, measured in the same run) plus
+    each one's pause and start (4 calls). Target: paused <= 1.3x own + pause and start.
+    The old behaviour (pause all, send all, start all) is given for comparison: every
+    pipeline paused for the whole run, about N x the wall time of (b).
+(b) the run's wall time against the same apply on the same pipelines already PAUSED
+    (nothing paused or started by apply). Target: <= +1.5 s per pipeline.
+
+Exits 1 when a target is missed.
+
+Measured (2026-12-07, 2 shared cores, 50 ms, concurrency 4, best of 1):
+    see the report printed by the script; figures are filled in below by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from reconciler import ledger as L
+from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, Faults, RunningEmulator, World
+from reconciler.enos import Credentials, EnosClient
+from reconciler.manifests import Manifest
+from reconciler.plan import Options, build_plan, diff
+
+FLEET = {"big": 400, "small-1": 8, "small-2": 8, "small-3": 8}
+ORG = "o1"
+
+
+def seed(status: str) -> dict[str, Any]:
+    return {
+        "apps": [{"appKey": DEFAULT_APP_KEY, "appSecret": DEFAULT_APP_SECRET}],
+        "pipelines": [
+            {
+                "pipelineId": p,
+                "orgId": ORG,
+                "status": status,
+                "executionMode": 1,
+                "kafkaRate": 1000,
+                "stages": {"s1": "LastRecordAppender"},
+                "fillState": True,
+            }
+            for p in FLEET
+        ],
+    }
+
+
+def manifests() -> list[Manifest]:
+    out = []
+    for p, n in FLEET.items():
+        ids = tuple(f"{p}-a{i:04d}" for i in range(n))
+        out.append(Manifest(f"m-{p}", ORG, p, ("s1",), ids, ("x",), f"{p}.yaml", 1))
+    return out
+
+
+def run(status: str, latency_ms: float, concurrency: int, where: Path) -> tuple[float, ApplyResult, float]:
+    """One apply on a fresh emulator and ledger: (wall seconds, result, mean delete seconds)."""
+    world = World(seed(status), faults=Faults(latency_ms=latency_ms))
+    ledger = where / f"ledger-{status}.jsonl"
+    ledger.touch()
+    with RunningEmulator(world) as em:
+        client = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))
+        try:
+            plan = build_plan(diff(manifests(), L.read(ledger)), Options(max_assets=1))
+            options = ApplyOptions(
+                concurrency=concurrency, pause_pipelines=True, canary=True, poll_interval=0.05
+            )
+            started = time.monotonic()
+            with L.LedgerWriter(L.read(ledger)) as w:
+                result = apply(plan, Gateways.single(client), w, NullReporter(), options)
+            wall = time.monotonic() - started
+            # One delete alone, as the gateway answers it here (the figure "own" counts).
+            probes = []
+            for _ in range(10):
+                t = time.monotonic()
+                client.get_stage_state(plan.actions[0])
+                probes.append(time.monotonic() - t)
+        finally:
+            client.close()
+    assert result.ok, (result.failed, result.in_doubt, result.resume_failed)
+    return wall, result, statistics.median(probes)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--latency-ms", type=float, default=50.0)
+    ap.add_argument("--concurrency", type=int, default=4)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="reconcile-bench-rollout-") as tmp:
+        where = Path(tmp)
+        paused_wall, _, _ = run("PAUSED", args.latency_ms, args.concurrency, where)
+        wall, result, one = run("RUNNING", args.latency_ms, args.concurrency, where)
+    n = len(FLEET)
+    own = {p: FLEET[p] / args.concurrency * one for p in FLEET}
+    pause_start = 4 * one
+    held = {ref.pipeline_id: s for ref, s in result.paused_seconds.items()}
+    total_held, total_own = sum(held.values()), sum(own.values())
+    limit = 1.3 * total_own + n * pause_start
+    print(f"fleet: {', '.join(f'{p} {k} requests' for p, k in FLEET.items())}; ")
+    print(
+        f"latency {args.latency_ms:g} ms, concurrency {args.concurrency}; one call measured {one * 1000:.0f} ms"
+    )
+    print("(a) paused time per pipeline (own deletes + pause/start):")
+    for p in FLEET:
+        longest = result.longest(next(r for r in result.paused_seconds if r.pipeline_id == p))
+        print(
+            f"    {p:8} paused {held[p]:6.2f} s in {sum(1 for s in result.spans if s.ref.pipeline_id == p)} "
+            f"pause(s), longest {longest.seconds if longest else 0:.2f} s; own {own[p]:.2f} s + {pause_start:.2f} s"
+        )
+    print(
+        f"    total paused {total_held:.2f} s against own {total_own:.2f} s: "
+        f"{total_held / total_own:.2f}x (target <= 1.3x + {n} x {pause_start:.2f} s = {limit:.2f} s)"
+    )
+    print(
+        f"    old behaviour (all paused for the whole run): about {n} x {paused_wall:.2f} = {n * paused_wall:.2f} s"
+    )
+    print(
+        f"(b) wall time {wall:.2f} s against {paused_wall:.2f} s on pipelines already PAUSED: "
+        f"+{wall - paused_wall:.2f} s, {(wall - paused_wall) / n:.2f} s per pipeline (target <= +1.5 s each)"
+    )
+    ok = total_held <= limit and (wall - paused_wall) / n <= 1.5
+    print("targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""`StoppablePool`, `Starter` and the rollout's schedule as units: fakes and a fake clock,
+no emulator, milliseconds each (review R4: they were reachable only through whole runs)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from reconciler.apply.pool import StoppablePool
+from reconciler.apply.rollout import schedule
+from reconciler.apply.starts import Started, Starter
+from reconciler.apply.values import ApplyOptions, NullReporter, Resume
+from reconciler.emulator.world import FakeClock
+from reconciler.errors import EnosError, OrgBusyError
+from reconciler.plan import Action
+from reconciler.plan.rollout import Costs, chunks, parse_duration, rollout
+from reconciler.plan.values import PipelineRef
+
+P1, P2 = PipelineRef("o", "p1"), PipelineRef("o", "p2")
+
+
+def action(i: int, pipeline: str = "p1", stage: str = "s1") -> Action:
+    return Action("m", "o", pipeline, stage, (f"a{i:03d}",), ("x",))
+
+
+# --- the pool ------------------------------------------------------------------------
+
+
+def pool(concurrency: int = 1) -> tuple[StoppablePool[str], threading.Event]:
+    halt = threading.Event()
+    return StoppablePool(concurrency, NullReporter(), halt), halt
+
+
+def test_the_pause_that_began_first_goes_first_and_others_fill_in() -> None:
+    p, _ = pool(concurrency=1)
+    order: list[str] = []
+
+    def work(a: Action) -> str:
+        order.append(a.pipeline_id)  # in the order the worker takes them
+        return a.pipeline_id
+
+    p.hold()  # nothing begins until both are queued
+    late = p.submit([action(1, "p2"), action(2, "p2")], work, lambda a: None, lambda x: None, priority=(1, 0))
+    first = p.submit([action(3), action(4)], work, lambda a: None, lambda x: None, priority=(0, 1))
+    p.release()
+    p.wait_all([*late, *first])
+    assert order == ["p1", "p1", "p2", "p2"]
+    p.close()
+
+
+def test_a_stop_cancels_what_is_queued_once_each_and_waits_for_what_is_in_flight() -> None:
+    p, halt = pool(concurrency=1)
+    gate = threading.Event()
+    started = threading.Event()
+    cancelled: list[Action] = []
+    collected: list[str] = []
+
+    def work(a: Action) -> str:
+        started.set()
+        gate.wait(5)
+        return a.asset_ids[0]
+
+    futures = p.submit([action(i) for i in range(4)], work, cancelled.append, collected.append)
+    started.wait(5)
+    threading.Timer(0.05, gate.set).start()
+    p.stop_and_wait()
+    assert halt.is_set() and collected == ["a000"]  # the one in flight finished and was collected
+    assert sorted(a.asset_ids[0] for a in cancelled) == ["a001", "a002", "a003"]
+    p.stop_and_wait()
+    p.collect()
+    assert len(cancelled) == 3 and len(collected) == 1  # each told once
+    assert all(f.done() for f in futures)
+    p.close()
+
+
+def test_a_failed_outcome_stops_the_pool_and_is_raised() -> None:
+    p, halt = pool(concurrency=1)
+    boom = RuntimeError("ledger full")
+    with pytest.raises(RuntimeError, match="ledger full"):
+        p.run(
+            [action(i) for i in range(3)],
+            lambda a: "x",
+            lambda a: None,
+            lambda x: None,
+            failed=lambda x: boom,
+        )
+    assert halt.is_set()
+    p.close()
+
+
+def test_hold_waits_for_requests_in_flight_and_begins_none() -> None:
+    p, _ = pool(concurrency=2)
+    gate = threading.Event()
+    seen: list[str] = []
+    p.submit([action(0)], lambda a: (gate.wait(5), "slow")[1], lambda a: None, seen.append)
+    threading.Timer(0.05, gate.set).start()
+    p.hold()  # returns once the slow one is done
+    assert gate.is_set()
+    later = p.submit([action(1)], lambda a: "later", lambda a: None, seen.append)
+    assert not later[0].done()  # held: not begun
+    p.release()
+    p.wait_all(later)
+    assert seen == ["slow", "later"]
+    p.close()
+
+
+# --- the starter ---------------------------------------------------------------------
+
+
+class FakeClient:
+    def __init__(self, gw: FakeGateways) -> None:
+        self.gw = gw
+
+    def start(self, org: str, pipeline: str, mode: int, rate: int, resource: str | None) -> None:
+        self.gw.calls.append(("start", pipeline))
+        answer = self.gw.answers.pop(0) if self.gw.answers else None
+        if self.gw.lands:
+            self.gw.status_now[pipeline] = "RUNNING"
+        if answer is not None:
+            raise answer
+        self.gw.status_now[pipeline] = "RUNNING"
+
+    def offset_lag(self, org: str, pipeline: str) -> None:
+        return None
+
+
+class FakeGateways:
+    def __init__(self, answers: list[EnosError | None], status: str = "PAUSED") -> None:
+        self.answers = answers
+        self.lands = False  # a start that fails still lands (its answer was lost)
+        self.calls: list[tuple[str, str]] = []
+        self.status_now: dict[str, str] = {"p1": status, "p2": status}
+
+    def client(self, org: str) -> FakeClient:
+        return FakeClient(self)
+
+    def status(self, ref: PipelineRef) -> str:
+        return self.status_now[ref.pipeline_id]
+
+    def status_or_unknown(self, ref: PipelineRef) -> str:
+        return self.status(ref)
+
+    def wait_status(self, ref: PipelineRef, wanted: str, **kw: Any) -> tuple[bool, str]:
+        return self.status(ref) == wanted, self.status(ref)
+
+
+class FakeJournal:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str]] = []
+
+    def start(self, ref: PipelineRef) -> None:
+        self.records.append(("start", ref.pipeline_id))
+
+    def resume(self, ref: PipelineRef, note: str | None = None) -> None:
+        self.records.append(("resume", ref.pipeline_id))
+
+    def reopen(self, r: Resume) -> None:
+        self.records.append(("pause", r.ref.pipeline_id))
+
+
+def starter(
+    answers: list[EnosError | None],
+    *,
+    may_start: Callable[[], str | None] = lambda: None,
+    timeout: float = 60,
+) -> tuple[Starter, FakeGateways, FakeJournal, FakeClock]:
+    clock, gw, journal = FakeClock(), FakeGateways(answers), FakeJournal()
+    options = ApplyOptions(start_timeout=timeout, start_backoff=1.0)
+    s = Starter(
+        gw,  # type: ignore[arg-type]
+        journal,  # type: ignore[arg-type]
+        NullReporter(),
+        options,
+        clock=clock,
+        sleep=clock.advance,
+        never_paused=set(),
+        may_start=may_start,
+    )
+    return s, gw, journal, clock
+
+
+def test_61121_is_waited_out_with_backoff_and_the_start_confirmed() -> None:
+    s, gw, journal, clock = starter([OrgBusyError("busy", code=61121)] * 3)
+    s.add(Resume(P1, 1, 1000))
+    t0 = clock()
+    (report,) = s.run()
+    assert report.outcome is Started.RUNNING and report.ref == P1
+    assert gw.calls == [("start", "p1")] * 4
+    assert journal.records == [("start", "p1"), ("resume", "p1")]  # one start record, not four
+    assert 0 < clock() - t0 < 60
+
+
+def test_61121_past_the_start_timeout_leaves_it_paused_on_record() -> None:
+    s, _gw, journal, _ = starter([OrgBusyError("busy", code=61121)] * 100, timeout=10)
+    s.add(Resume(P1, 1, 1000))
+    (report,) = s.run()
+    assert report.outcome is Started.LEFT_PAUSED and "61121" in report.why
+    assert journal.records[0] == ("start", "p1") and journal.records[-1] == ("pause", "p1")  # reopened
+
+
+def test_one_org_busy_does_not_hold_another() -> None:
+    s, _gw, _, _ = starter([OrgBusyError("busy", code=61121), None])
+    s.add(Resume(P1, 1, 1000))
+    s.add(Resume(PipelineRef("o2", "p2"), 1, 1000))
+    reports = s.step()  # o: 61121, o2: started at once
+    assert [r.ref.pipeline_id for r in reports] == ["p2"]
+    assert [r.outcome for r in s.run()] == [Started.RUNNING]
+
+
+def test_a_run_that_lost_its_lease_starts_nothing() -> None:
+    s, gw, journal, _ = starter([], may_start=lambda: "this run may have lost its lease on the ledger")
+    s.add(Resume(P1, 1, 1000))
+    (report,) = s.run()
+    assert report.outcome is Started.LEFT_PAUSED and "lease" in report.why
+    assert gw.calls == [] and journal.records == []
+
+
+def test_a_lost_start_answer_is_read_back() -> None:
+    s, gw, _, _ = starter([EnosError("connection reset")])
+    gw.lands = True
+    s.add(Resume(P1, 1, 1000))
+    (report,) = s.run()
+    assert report.outcome is Started.RUNNING and gw.calls == [("start", "p1")]
+
+
+# --- the schedule ----------------------------------------------------------------------
+
+
+def test_fewer_requests_first_left_over_pauses_first_and_long_ones_cut() -> None:
+    acts = [action(i, "big") for i in range(5)] + [action(9, "small")] + [action(8, "left")] * 1
+    costs = Costs(latency=1.0, concurrency=1, canary=False)
+    resumes = [Resume(PipelineRef("o", "big"), 1, 1), Resume(PipelineRef("o", "small"), 1, 1)]
+    left = [Resume(PipelineRef("o", "left"), 1, 1)]
+    steps = schedule(acts, resumes, left, costs, max_pause=3 / 0.9)
+    assert [(p.ref.pipeline_id, len(p.actions), p.paused) for p in steps] == [
+        ("left", 1, True),
+        ("small", 1, False),
+        ("big", 3, False),
+        ("big", 2, False),
+    ]
+    assert steps[2].estimate == (3 + 4) * 1.0  # its requests, then pause and start
+
+
+def test_the_plan_s_rollout_counts_pauses_and_estimates_offline_as_null() -> None:
+    acts = [action(i, "p1") for i in range(10)]
+    online = rollout(acts, [P1], Costs(latency=0.05, concurrency=4, canary=True, snapshot=True))
+    assert online[0].pauses == 1 and online[0].estimated_pause_seconds == pytest.approx(
+        (5 + 4 + 5) * 0.05
+    )  # 20 calls / 4, pause and start, one stage's canary
+    offline = rollout(acts, [], Costs(latency=None))
+    assert offline[0].to_json()["estimatedPauseSeconds"] is None and offline[0].pauses == 0
+    assert len(chunks(acts, 4)) == 3
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("45", 45)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0s", "-1m", "24h", "soon", ""])
+def test_bad_durations_say_why(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
