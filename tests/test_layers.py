@@ -26,6 +26,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
         "reconciler.yamlsource",
         "reconciler.fastyaml",
         "reconciler.install_source",
+        "reconciler.windows",
     ),
 )
 

@@ -129,6 +129,18 @@ def apply(
             "branch (uncommitted, unpushed, another branch). Every record of the run says so.",
         ),
     ] = False,
+    ignore_window: Annotated[
+        bool,
+        flag(
+            "--ignore-window",
+            help="Break glass: apply outside reconcile.yaml's apply.windows (a freeze included). "
+            "Needs --reason; every record of the run carries it as windowOverride.",
+        ),
+    ] = False,
+    reason: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(metavar="TEXT", help="Why --ignore-window: kept in every record of the run."),
+    ] = None,
     target: Targets = None,
     max_points: MaxPoints = None,
     max_assets: MaxAssets = None,
@@ -147,6 +159,11 @@ def apply(
     from reconciler.render import apply as render_apply
 
     c = consoles()
+    if ignore_window != (reason is not None) or (reason is not None and not reason.strip()):
+        raise ReconcilerError(
+            "--ignore-window needs --reason TEXT (kept in every record of the run), and --reason "
+            "goes only with --ignore-window"
+        )
     cfg = s.config(config_file)
     s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
     settings = s.apply_settings(
@@ -166,6 +183,7 @@ def apply(
         allow_unreviewed=allow_unreviewed,
         start_timeout=start_timeout,
         snapshot=snapshot,
+        window_override=reason.strip() if reason is not None else None,
     )
     reporter = render_apply.reporter_for(c)
     seen: list[Planned] = []
@@ -191,6 +209,12 @@ def apply(
     if result is None:
         c.out.print("Nothing to apply.")
         return
+    if result.deferred is not None:
+        if result.resumed or result.resume_failed:
+            c.out.print(render_apply.summary_table(result))
+        render_apply.raise_for(result)  # a left-paused pipeline that would not start
+        c.out.print(f"Deferred: {result.deferred.reason}; {_until(result.deferred.until)}.", markup=False)
+        return
     c.out.print(render_apply.summary_table(result))
     evidence = settings.apply_options.snapshot
     if evidence is not None:  # said before any failure exit: the evidence matters most then
@@ -200,6 +224,12 @@ def apply(
         )
     render_apply.raise_for(result)
     c.out.print(render_apply.done_line(result))
+
+
+def _until(until: str | None) -> str:
+    if until is None:
+        return "no window opens within a year: nothing pending is sent until reconcile.yaml changes"
+    return f"nothing was paused or sent; the pending requests are applied when the window opens at {until}"
 
 
 @contextmanager

@@ -7,7 +7,10 @@ fill them are `plan._diff` (declared minus ledger) and `plan._build` (requests).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from reconciler.windows import WindowState
 
 Points = tuple[str, ...]
 Ids = tuple[str, ...]
@@ -226,6 +229,7 @@ class Policy:
     # Pending cells per manifest, largest first: what makes a plan large.
     by_manifest: tuple[tuple[str, int], ...] = ()
     max_cells_from: str = "apply.maxCells in reconcile.yaml"
+    window: WindowState | None = None  # apply.windows judged now; None: no windows configured
 
     @property
     def exceeds_max_cells(self) -> bool:
@@ -255,6 +259,9 @@ class Policy:
             "maxCells": self.max_cells,
             "exceedsMaxCells": self.exceeds_max_cells,
             "pausePipelines": self.pause_pipelines,
+            "window": self.window.to_json()
+            if self.window is not None
+            else {"open": True, "reason": None, "next": None},
         }
         if self.exceeds_max_cells:
             out["largeManifests"] = [{"manifest": n, "cells": c} for n, c in self.large]
