@@ -244,6 +244,14 @@ class NotifySettings(_Strict):
         description="The events sent to it (default: all).",
     )
 
+    timeoutSeconds: float = Field(
+        default=10,
+        gt=0,
+        le=120,
+        description="How long one post may take (connect, and the answer); a target that fails or "
+        "hangs is a warning, never a failed run.",
+    )
+
     @field_validator("urlEnv", mode="before")
     @classmethod
     def _not_a_url(cls, value: object) -> object:
@@ -301,6 +309,7 @@ class GitSync:
 class NotifyTarget:
     url_env: str  # the variable holding the URL: the URL itself is a secret, never kept here
     on: tuple[str, ...]
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -568,7 +577,7 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         start_timeout=doc.apply.startTimeout,
         snapshot=None if doc.apply.snapshot is None else path.parent / doc.apply.snapshot,
         windows=_windows(doc.apply.windows),
-        notify=tuple(NotifyTarget(n.urlEnv, tuple(n.on)) for n in doc.notify),
+        notify=tuple(NotifyTarget(n.urlEnv, tuple(n.on), n.timeoutSeconds) for n in doc.notify),
     )
 
 

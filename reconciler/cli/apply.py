@@ -26,6 +26,10 @@ from reconciler.cli._app import (
 from reconciler.errors import ApplyRefused, LedgerLocked, ReconcilerError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from reconciler.apply import ApplyResult
+    from reconciler.config import NotifyTarget
     from reconciler.operations import ApplySettings, Planned
     from reconciler.render.console import Consoles
 
@@ -193,7 +197,7 @@ def apply(
         _show(c, planned)
 
     with (
-        _summary_files(summary or [], settings, seen) as report,
+        _summary_files(summary or [], settings, seen, cfg.notify if cfg is not None else ()) as report,
         s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."),
     ):
         _, result = operations.apply(
@@ -233,9 +237,12 @@ def _until(until: str | None) -> str:
 
 
 @contextmanager
-def _summary_files(files: list[Path], settings: ApplySettings, seen: list[Planned]) -> Iterator[list[Any]]:
+def _summary_files(
+    files: list[Path], settings: ApplySettings, seen: list[Planned], targets: Sequence[NotifyTarget] = ()
+) -> Iterator[list[Any]]:
     """Write `--summary` files however apply ends: done, nothing to do, refused before any
-    call (the error is the summary), or stopped part-way (Ctrl-C: what it did so far)."""
+    call (the error is the summary), or stopped part-way (Ctrl-C: what it did so far); then
+    tell reconcile.yaml's `notify` targets (the run's records are on the remote by now)."""
     from reconciler import operations
     from reconciler.render.summary import ApplyReport, dumps, summary_markdown
 
@@ -267,6 +274,35 @@ def _summary_files(files: list[Path], settings: ApplySettings, seen: list[Planne
                     f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
                 except OSError as exc:  # never in place of what apply itself raised
                     consoles().warn(f"{f}: could not write the summary: {exc.strerror or exc}")
+        if targets:
+            _notify(targets, seen, outcome[0] if outcome else None, error, settings)
+
+
+def _notify(
+    targets: Sequence[NotifyTarget],
+    seen: list[Planned],
+    result: ApplyResult | None,
+    error: str | None,
+    settings: ApplySettings,
+) -> None:
+    """One message per event to each target that wants it; a failed post is a warning."""
+    import os
+
+    from reconciler import notify
+
+    planned = seen[-1] if seen else None
+    run = notify.Run(
+        plan=planned.plan if planned is not None else None,
+        result=result,
+        error=error,
+        actor=settings.apply_options.actor,
+        descriptions={m.name: m.description for m in planned.loaded.manifests if m.description}
+        if planned is not None
+        else {},
+        commit_url=notify.commit_url(os.environ, settings.apply_options.actor.get("gitCommit")),
+        repo=os.environ.get("GITHUB_REPOSITORY") or os.environ.get("CI_PROJECT_PATH"),
+    )
+    notify.send(targets, run, os.environ, consoles().warn, scheduled=notify.scheduled(os.environ))
 
 
 def _show(c: Consoles, planned: Planned) -> None:
