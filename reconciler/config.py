@@ -364,7 +364,18 @@ def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str
             f"{n} {b} -> {h}" for n, b, h in zip(names, _policy(base), _policy(head), strict=True) if b != h
         ]
         out.append("the apply policy: " + ", ".join(changed))
+    b_notify, h_notify = _notify_text(base), _notify_text(head)
+    if b_notify != h_notify:
+        out.append(f"who is told what apply did (notify): {b_notify} -> {h_notify}")
+    if (base.windows if base else None) != (head.windows if head else None):
+        out.append("when apply may pause production (apply.windows)")
     return out
+
+
+def _notify_text(c: RepoConfig | None) -> str:
+    if c is None or not c.notify:
+        return "nobody"
+    return ", ".join(f"${t.url_env} ({', '.join(t.on)})" for t in c.notify)
 
 
 def _ledger_settings(c: RepoConfig | None) -> tuple[object, ...]:

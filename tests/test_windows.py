@@ -174,3 +174,24 @@ def test_config_reads_windows_and_names_every_bad_field_by_line_and_column(tmp_p
     assert f"{bad}:10:9: apply.windows.deny[1]: a freeze needs" in msg
     assert f"{bad}:12:13: notify[0].urlEnv: is a URL" in msg
     assert "T0KEN" not in msg  # the secret is never echoed
+
+
+def test_a_pull_request_that_changes_windows_or_notify_says_so(tmp_path: Path) -> None:
+    from reconciler.config import review_changes
+
+    base = load_config(_config(tmp_path, "notify:\n  - {urlEnv: HOOK}\n"))
+    (tmp_path / "head").mkdir()
+    head = load_config(
+        _config(
+            tmp_path / "head",
+            "notify:\n  - {urlEnv: OTHER, on: [failed]}\napply:\n  windows:\n    allow:\n"
+            '      - {cron: "0 1 * * *", duration: 4h}\n',
+        )
+    )
+    changes = review_changes(base, head)
+    assert (
+        "who is told what apply did (notify): $HOOK (applied, failed, deferred, left-paused, in-doubt) "
+        "-> $OTHER (failed)" in changes
+    )
+    assert "when apply may pause production (apply.windows)" in changes
+    assert review_changes(base, base) == []

@@ -259,10 +259,9 @@ class Policy:
             "maxCells": self.max_cells,
             "exceedsMaxCells": self.exceeds_max_cells,
             "pausePipelines": self.pause_pipelines,
-            "window": self.window.to_json()
-            if self.window is not None
-            else {"open": True, "reason": None, "next": None},
         }
+        if self.window is not None:  # apply.windows is configured (without it: any time)
+            out["window"] = self.window.to_json()
         if self.exceeds_max_cells:
             out["largeManifests"] = [{"manifest": n, "cells": c} for n, c in self.large]
             out["heldBack"] = [{"manifest": n, "cells": c} for n, c in self.held_back]
