@@ -1,0 +1,116 @@
+"""Free text made safe for where it is shown: markdown, HTML and the terminal.
+
+Everything a pull request, a file name or the gateway controls (manifest names, labels,
+descriptions, file names, state values, pipeline names, reasons) is text, never
+structure: it passes through one of these helpers on its way into a comment, a report
+or a terminal (issue 27, "Text is text"). Each is pure and total (any `str` in, one
+line out) and the property tests in tests/test_render_text.py hold them to it.
+
+- `md_code(s)`: an inline code span that shows `s` (its control characters visible)
+  and cannot end early: no backtick run, blank line, `|` in a table or HTML ends it.
+- `md_text(s)`: plain markdown text, every ASCII punctuation character escaped (so no
+  emphasis, link, table cell, heading, list, entity or raw HTML can start in it),
+  whitespace runs folded into one space.
+- `html_text(s)`: HTML element or attribute text.
+- `term(s)`: terminal text with control characters (ESC, CR, newlines, bidi overrides)
+  shown as escapes, so a value cannot redraw the screen or fake another line.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+__all__ = ["clip", "html_text", "md_code", "md_text", "term", "visible"]
+
+# Characters that change what a line or a screen shows without being shown themselves:
+# C0/C1 controls and DEL (Cc), line and paragraph separators (Zl, Zp), lone surrogates
+# (Cs) and the format characters (Cf) that reorder or hide text (bidi embeddings,
+# overrides and isolates, zero-width spaces, the BOM, invisible operators). ZWJ and
+# ZWNJ stay: they join emoji and shape Persian or Indic words, and hide nothing.
+_KEEP = {"\u200c", "\u200d"}
+_CATEGORIES = {"Cc", "Zl", "Zp", "Cs", "Cf"}
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _hidden(ch: str) -> bool:
+    return ch not in _KEEP and unicodedata.category(ch) in _CATEGORIES
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    cp = ord(ch)
+    if cp < 0x100:
+        return f"\\x{cp:02x}"
+    if cp < 0x10000:
+        return f"\\u{cp:04x}"
+    return f"\\U{cp:08x}"
+
+
+def visible(s: str) -> str:
+    """`s` with every control, separator and hiding format character written as a
+    Python-style escape (`\\n`, `\\x1b`, `\\u202e`); everything else as it is."""
+    if s.isprintable():  # no Cc, Cf, Cs, Zl, Zp: the common case, no new string
+        return s
+    return "".join(_escape_char(ch) if _hidden(ch) else ch for ch in s)
+
+
+def term(s: str) -> str:
+    """Text for a terminal line: control characters and escape sequences made visible
+    (`\\x1b[2J` is printed, not obeyed; a newline cannot fake a second record)."""
+    return visible(s)
+
+
+def md_code(s: str, *, table: bool = False) -> str:
+    """`s` as one inline code span that ends where it should, whatever `s` holds.
+
+    Control characters and line breaks are shown as escapes (a blank line would end
+    the paragraph, and the span with it); the fence is one backtick longer than the
+    longest run inside; a space pads each side so that a backtick or a space at either
+    end survives CommonMark's stripping of one space; with `table`, `|` is escaped, as
+    GFM splits table cells on it even inside code spans. Backslashes and HTML inside a
+    code span are literal.
+    """
+    shown = visible(s)
+    if not shown:
+        return "` `"  # an empty value is not nothing: an empty span shows it
+    longest = max((len(run) for run in re.findall(r"`+", shown)), default=0)
+    fence = "`" * (longest + 1)
+    if table:
+        shown = shown.replace("|", "\\|")
+    pad = "" if shown.strip(" ") == "" or _plain_ends(shown) else " "
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
+def _plain_ends(s: str) -> bool:
+    """No padding needed: neither end is a backtick or a space."""
+    return s[0] not in "` " and s[-1] not in "` "
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark, and each
+# escaped one is literal text: no emphasis, code, link, image, autolink, raw HTML,
+# entity, table cell, heading, list item, block quote or thematic break can start.
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def md_text(s: str) -> str:
+    """`s` as literal markdown text on one line: whitespace runs (newlines included)
+    folded to one space, other hidden characters shown as escapes, every ASCII
+    punctuation character backslash-escaped."""
+    return _PUNCTUATION.sub(r"\\\1", visible(" ".join(s.split())))
+
+
+def html_text(s: str) -> str:
+    """`s` for HTML element text or a quoted attribute value: `& < > " '` escaped, hidden
+    characters shown as escapes."""
+    return html.escape(visible(s), quote=True)
+
+
+def clip(s: str, limit: int) -> str:
+    """`s` cut to at most `limit` characters, ending in `…` when cut (a description's
+    share of a comment is bounded, issue 27 item 7)."""
+    if len(s) <= limit:
+        return s
+    return s[: max(limit - 1, 0)] + "…"
