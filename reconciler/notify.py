@@ -83,16 +83,25 @@ def events(run: Run) -> list[str]:
 
 
 def _t(s: object) -> str:
-    """Free text (names, descriptions, reasons) as it goes into a message: the one place
-    to escape it (render/text.py's helpers, once they exist)."""
-    return " ".join(str(s).split())
+    """Free text (names, descriptions, reasons) in a message's markdown body: text, never
+    structure (a description cannot make a link or a heading in the team's chat)."""
+    from reconciler.render.text import md_text
+
+    return md_text(str(s))
+
+
+def _plain(s: object) -> str:
+    """Free text in a title (one plain line, control characters shown)."""
+    from reconciler.render.text import term
+
+    return term(str(s))
 
 
 def _title(event: str, run: Run) -> str:
     r = run.result
     where = _repo(run)
     if event == "deferred" and r is not None and r.deferred is not None:
-        return f"reconcile{where}: deferred ({_t(r.deferred.reason)})"
+        return f"reconcile{where}: deferred ({_plain(r.deferred.reason)})"
     if event == "applied" and r is not None:
         return f"reconcile{where}: applied, {plural(r.cells_deleted, 'cell')} cleared"
     if event == "failed":
@@ -103,7 +112,7 @@ def _title(event: str, run: Run) -> str:
 
 
 def _repo(run: Run) -> str:
-    return f" {_t(run.repo)}" if run.repo else ""
+    return f" {_plain(run.repo)}" if run.repo else ""
 
 
 def _manifests(run: Run) -> list[dict[str, Any]]:
@@ -118,8 +127,9 @@ def _manifests(run: Run) -> list[dict[str, Any]]:
     ]
 
 
-def _label(r: ApplyResult, ref: PipelineRef) -> str:
-    return f"{ref.org_id}/{r.label(ref)}"
+def _name(r: ApplyResult, ref: PipelineRef) -> str:
+    name = r.names.get(ref, "")
+    return f" ({_t(name)})" if name and name != ref.pipeline_id else ""
 
 
 def _refs(r: ApplyResult) -> list[PipelineRef]:
@@ -211,7 +221,7 @@ def message(event: str, run: Run) -> Message:
     if r is not None and data["pipelines"]:
         lines.append("Pipelines:")
         for p, ref in zip(data["pipelines"], _refs(r), strict=True):
-            lines.append(f"- {_t(_label(r, ref))}: {_pipeline_words(p)}")
+            lines.append(f"- {_t(ref.org_id)}/{_t(ref.pipeline_id)}{_name(r, ref)}: {_pipeline_words(p)}")
     lines.append(f"To settle: {settle(event, run)}")
     if data["commit"]:
         lines.append(f"Commit: {data['commitUrl'] or data['commit']}")
