@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
-from dataclasses import dataclass
+import posixpath
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
@@ -42,6 +44,65 @@ Branch = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_/.-]*[A-Za-z0-9_]$", max_length=255)
 ]
 
+# Bounds of the numbers reconcile.yaml and the flags give, checked where each is read
+# (the model here, `check_bound` for flags): one definition each.
+MAX_CELLS_LIMIT = 10**12
+MAX_START_TIMEOUT = 86_400.0  # EnOS keeps a pipeline paused for at most 24 h
+MAX_INT32 = 2**31 - 1
+MAX_PATH = 4096
+# git remote helpers that run a command of the remote's choosing (`ext::sh -c ...`)
+_COMMAND_TRANSPORTS = ("ext", "fd")
+
+
+def check_bound(what: str, value: float | None, low: float, high: float) -> None:
+    """A number given on the command line, held to the bound reconcile.yaml's is held to
+    (NaN and infinities included): `ConfigError` naming the flag otherwise."""
+    if value is None:
+        return
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(f"{what}: {value!r} is out of range ({low:g} to {high:g})")
+
+
+def remote_problem(value: str) -> str | None:
+    """Why `value` cannot be a git remote (name or URL), or None. A leading `-` would be an
+    option to git (`--upload-pack=<command>` runs the command); `ext::`/`fd::` make git
+    run a command too."""
+    if value.startswith("-"):
+        return "must not begin with '-' (git would read it as an option)"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "must not contain whitespace or control characters"
+    transport, sep, _ = value.partition("::")
+    if sep and transport.lower() in _COMMAND_TRANSPORTS:
+        return f"the {transport}:: transport runs a command; name a remote or an https/ssh URL"
+    return None
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` cannot be a path setting (relative to reconcile.yaml's folder), or None:
+    it stays inside the repository and out of git's own files."""
+    norm = value.replace("\\", "/")
+    path = PurePosixPath(norm)
+    if path.is_absolute() or ".." in path.parts or norm[1:3] == ":/":  # C:/ too
+        return "must be a relative path inside the repository (no '..')"
+    if any(part.casefold() == ".git" for part in path.parts):
+        return "must not name .git or anything in it"
+    if any(part.startswith("-") for part in path.parts):
+        return "must not have a part beginning with '-'"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "must not contain control characters"
+    return None
+
+
+def ledger_files_problem(value: str, ledger: str) -> str | None:
+    """Why the path `value` would write over the ledger's own files (the main file, its
+    `.d/` folder, lock or lease), or None; both relative to reconcile.yaml's folder."""
+    path = posixpath.normpath(value.replace("\\", "/")).casefold()
+    main = posixpath.normpath(ledger.replace("\\", "/")).casefold()
+    own = {main, main + ".lock", main + ".lease", main + ".d"}
+    if path in own or path.startswith(main + ".d/"):
+        return f"must not be one of the ledger's files ({ledger}, its .d/ folder, lock or lease)"
+    return None
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
@@ -51,12 +112,27 @@ class GitSettings(_Strict):
     """Keep the ledger on a remote branch; apply fetches it first and pushes its records."""
 
     enabled: bool = Field(default=True, description="Sync the ledger with the remote branch.")
-    remote: str = Field(default="origin", min_length=1, description="The git remote.")
+    remote: str = Field(
+        default="origin",
+        min_length=1,
+        max_length=2048,
+        description="The git remote: a remote's name or a URL. In a pull request's plan job it is "
+        "read from the base branch, never from the pull request.",
+    )
     branch: Branch = Field(
         default="main",
         description="The ledger's branch: main, or a dedicated one such as reconcile/ledger "
         "when main is protected.",
     )
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        problem = remote_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     leaseSeconds: int = Field(
         default=120,
         ge=1,
@@ -70,6 +146,7 @@ class LedgerSettings(_Strict):
     path: str = Field(
         default="applied-ledger.jsonl",
         min_length=1,
+        max_length=MAX_PATH,
         description="The ledger file, relative to this file; inside the repository.",
     )
     git: GitSettings = Field(default_factory=GitSettings)
@@ -77,9 +154,9 @@ class LedgerSettings(_Strict):
     @field_validator("path")
     @classmethod
     def _inside(cls, value: str) -> str:
-        path = PurePosixPath(value)
-        if path.is_absolute() or ".." in path.parts:
-            raise ValueError("must be a relative path inside the repository (no '..')")
+        problem = path_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 
@@ -98,9 +175,11 @@ class PipelineSettings(_Strict):
 
     orgId: Id
     pipelineId: Id
-    executionMode: int = Field(description="executionMode of the start (resume) call.")
-    kafkaRate: int = Field(ge=1, description="kafkaRate of the start (resume) call.")
-    resourceConfig: int | dict[str, Any] | None = Field(
+    executionMode: int = Field(
+        ge=-MAX_INT32 - 1, le=MAX_INT32, description="executionMode of the start (resume) call."
+    )
+    kafkaRate: int = Field(ge=1, le=MAX_INT32, description="kafkaRate of the start (resume) call.")
+    resourceConfig: Annotated[int, Field(ge=1, le=MAX_INT32)] | dict[str, Any] | None = Field(
         default=None,
         description="resourceConfig sent with the start call: a CU count in standalone mode, "
         "or an object such as {server, yarn: {workerCount, master, slave}, advanced} in "
@@ -109,7 +188,9 @@ class PipelineSettings(_Strict):
 
 
 class ApplySettings(_Strict):
-    maxCells: int | None = Field(default=None, ge=1, description="Refuse a plan larger than this.")
+    maxCells: int | None = Field(
+        default=None, ge=1, le=MAX_CELLS_LIMIT, description="Refuse a plan larger than this."
+    )
     concurrency: int | None = Field(default=None, ge=1, le=64, description="Requests at a time.")
     pausePipelines: bool | None = Field(
         default=None, description="Pause RUNNING pipelines for the deletes, then start them again."
@@ -117,18 +198,30 @@ class ApplySettings(_Strict):
     startTimeout: float | None = Field(
         default=None,
         ge=0,
+        le=MAX_START_TIMEOUT,
+        allow_inf_nan=False,
         description="Seconds to keep trying a start that EnOS refuses because another job of the "
         "org is starting (61121); default 600.",
     )
     snapshot: str | None = Field(
         default=None,
         min_length=1,
+        max_length=MAX_PATH,
         description="Keep the state read just before each delete in this file (JSON Lines, gzip for .gz), "
-        "relative to this file; costs one read per request.",
+        "relative to this file, inside the repository (never in .git, never the ledger's files); "
+        "costs one read per request.",
     )
     windows: WindowSettings | None = Field(
         default=None, description="Change windows and freezes: when apply may pause production."
     )
+
+    @field_validator("snapshot")
+    @classmethod
+    def _inside(cls, value: str | None) -> str | None:
+        problem = None if value is None else path_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class AllowWindow(_Strict):
@@ -328,6 +421,8 @@ class RepoConfig:
     snapshot: Path | None = None  # apply.snapshot, relative to the working directory like ledger_path
     windows: windows_mod.Windows | None = None  # apply.windows; None: any time
     notify: tuple[NotifyTarget, ...] = ()
+    # the file as checked, for comparing two versions setting by setting (`review_changes`)
+    doc: ConfigDoc | None = field(default=None, compare=False, repr=False)
 
     def gateway_for(self, org_id: str) -> Gateway | None:
         """The org's own gateway, else the default entry (no orgId), else None."""
@@ -339,9 +434,11 @@ class RepoConfig:
 
 
 def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str]:
-    """What a pull request changes in reconcile.yaml that a reviewer must see first: where
-    credentials are sent (gateways, credential variable names), the ledger's settings,
-    and the apply policy. Empty when none of those change."""
+    """What a pull request changes in reconcile.yaml that changes what the merge does, for
+    a reviewer to see first: where credentials are sent (gateways, credential variable
+    names), where the ledger is kept, and every other setting, compared field by field over
+    the whole file (apply, ledger, notify, pipelines and any section added later), so no
+    new setting can change the merge unseen. Empty when nothing in them changes."""
     out: list[str] = []
     b_gw = {g.org_id: g for g in base.gateways} if base else {}
     h_gw = {g.org_id: g for g in head.gateways} if head else {}
@@ -358,31 +455,74 @@ def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str
         if base is not None and base.git is not None and (head is None or head.git is None):
             line += " (once merged, every apply is refused: the ledger is anchored in git)"
         out.append(line)
-    if _policy(base) != _policy(head):
-        names = ("maxCells", "concurrency", "pausePipelines")
-        changed = [
-            f"{n} {b} -> {h}" for n, b, h in zip(names, _policy(base), _policy(head), strict=True) if b != h
-        ]
-        out.append("the apply policy: " + ", ".join(changed))
-    b_notify, h_notify = _notify_text(base), _notify_text(head)
-    if b_notify != h_notify:
-        out.append(f"who is told what apply did (notify): {b_notify} -> {h_notify}")
-    if (base.windows if base else None) != (head.windows if head else None):
-        out.append("when apply may pause production (apply.windows)")
+    before, after = _leaves(base), _leaves(head)
+    changed: dict[str, list[str]] = {}
+    for key in sorted(set(before) | set(after), key=_leaf_order):
+        if key in _SAID_ABOVE or before.get(key, _UNSET) == after.get(key, _UNSET):
+            continue
+        was, now = _shown(before.get(key, _UNSET)), _shown(after.get(key, _UNSET))
+        changed.setdefault(key.split(".")[0].split("[")[0], []).append(f"{key} {was} -> {now}")
+    for section, lines in changed.items():
+        out.append(f"{_SECTIONS.get(section, f'the {section} settings')}: " + ", ".join(lines))
     return out
 
 
-def _notify_text(c: RepoConfig | None) -> str:
-    if c is None or not c.notify:
-        return "nobody"
-    return ", ".join(f"${t.url_env} ({', '.join(t.on)})" for t in c.notify)
+_UNSET = object()
+# Said by the lines above (gateways; the ledger's place), so not repeated field by field.
+_SAID_ABOVE = {"ledger.path", "ledger.git.enabled", "ledger.git.remote", "ledger.git.branch"}
+_SECTIONS = {
+    "apply": "what apply does",
+    "ledger": "the ledger's settings",
+    "notify": "who is notified",
+    "pipelines": "how pipelines are started again",
+}
+_TOP_ORDER = ("ledger", "apply", "notify", "pipelines")
+
+
+def _leaves(c: RepoConfig | None) -> dict[str, object]:
+    """Every setting of the file as `dotted.path[i]` -> value, defaults filled in, the
+    gateways left out (said by their own line). No file: every default, git off."""
+    if c is None:
+        tree: dict[str, Any] = ConfigDoc.model_construct().model_dump(mode="json")
+        tree["ledger"] = {"path": None, "git": {"enabled": False}}
+    elif c.doc is not None:
+        tree = c.doc.model_dump(mode="json")
+    else:
+        return {}
+    for key in ("apiVersion", "kind", "gateways"):
+        tree.pop(key, None)
+    out: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict) and (value or not prefix):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+        else:
+            out[prefix] = value
+
+    walk("", tree)
+    return out
+
+
+def _leaf_order(key: str) -> tuple[int, str]:
+    top = key.split(".")[0].split("[")[0]
+    return (_TOP_ORDER.index(top) if top in _TOP_ORDER else len(_TOP_ORDER), key)
+
+
+def _shown(value: object) -> str:
+    if value is _UNSET:
+        return "unset"
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def _ledger_settings(c: RepoConfig | None) -> tuple[object, ...]:
     if c is None:
         return (None,)
     where = os.path.relpath(c.ledger_path.resolve(), c.path.resolve().parent)
-    return (where, c.git.remote, c.git.branch, c.git.lease_seconds) if c.git else (where, "git off")
+    return (where, c.git.remote, c.git.branch) if c.git else (where, "git off")
 
 
 def _ledger_text(c: RepoConfig | None) -> str:
@@ -392,10 +532,6 @@ def _ledger_text(c: RepoConfig | None) -> str:
     if c.git is None:
         return f"{where}, not in git"
     return f"{where} on {c.git.remote}/{c.git.branch} (lease {c.git.lease_seconds}s)"
-
-
-def _policy(c: RepoConfig | None) -> tuple[object, ...]:
-    return (c.max_cells, c.concurrency, c.pause_pipelines) if c else (None, None, None)
 
 
 T = TypeVar("T")
@@ -468,7 +604,18 @@ def _parse(shown: str, raw: bytes) -> tuple[ConfigDoc | None, list[Diagnostic]]:
     diags = _duplicates(shown, doc, "gateways", [(g.orgId,) for g in model.gateways])
     diags += _secret_as_key(shown, doc, model.gateways)
     diags += _duplicates(shown, doc, "pipelines", [(p.orgId, p.pipelineId) for p in model.pipelines])
+    diags += _not_the_ledger(shown, doc, model)
     return (None if diags else model), diags
+
+
+def _not_the_ledger(shown: str, doc: yamlsource.Document, model: ConfigDoc) -> list[Diagnostic]:
+    """apply.snapshot must never write over the ledger's own files."""
+    snapshot = model.apply.snapshot
+    problem = None if snapshot is None else ledger_files_problem(snapshot, model.ledger.path)
+    if problem is None:
+        return []
+    line, col = yamlsource.position(doc, ("apply", "snapshot"))
+    return [Diagnostic(shown, line, col, f"apply.snapshot: {problem}")]
 
 
 def _duplicates(
@@ -587,6 +734,7 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         pause_pipelines=doc.apply.pausePipelines,
         start_timeout=doc.apply.startTimeout,
         snapshot=None if doc.apply.snapshot is None else path.parent / doc.apply.snapshot,
+        doc=doc,
         windows=_windows(doc.apply.windows),
         notify=tuple(NotifyTarget(n.urlEnv, tuple(n.on), n.timeoutSeconds) for n in doc.notify),
     )

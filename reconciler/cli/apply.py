@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -163,53 +164,53 @@ def apply(
     from reconciler.render import apply as render_apply
 
     c = consoles()
-    if ignore_window != (reason is not None) or (reason is not None and not reason.strip()):
-        raise ReconcilerError(
-            "--ignore-window needs --reason TEXT (kept in every record of the run), and --reason "
-            "goes only with --ignore-window"
+    run = _Run(ledger=ledger)
+    with _summary_files(summary or [], run):  # first: every refusal is in the summary
+        if ignore_window != (reason is not None) or (reason is not None and not reason.strip()):
+            raise ReconcilerError(
+                "--ignore-window needs --reason TEXT (kept in every record of the run), and --reason "
+                "goes only with --ignore-window"
+            )
+        cfg = s.config(config_file)
+        run.targets = cfg.notify if cfg is not None else ()
+        s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
+        run.ledger = s.resolve_ledger(ledger, cfg)
+        settings = run.settings = s.apply_settings(
+            cfg,
+            paths=paths_or_default(paths),
+            ledger=ledger,
+            plan_options=s.plan_options(max_points, max_assets, target),
+            concurrency=concurrency,
+            pause_pipelines=pause_pipelines,
+            skip_pause_check=skip_pause_check,
+            resend_in_doubt=resend_in_doubt,
+            verify=verify,
+            kafka_rate=kafka_rate,
+            max_cells=max_cells,
+            lock_timeout=lock_timeout,
+            allow_dirty=allow_dirty,
+            allow_unreviewed=allow_unreviewed,
+            start_timeout=start_timeout,
+            snapshot=snapshot,
+            window_override=reason.strip() if reason is not None else None,
         )
-    cfg = s.config(config_file)
-    s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
-    settings = s.apply_settings(
-        cfg,
-        paths=paths_or_default(paths),
-        ledger=ledger,
-        plan_options=s.plan_options(max_points, max_assets, target),
-        concurrency=concurrency,
-        pause_pipelines=pause_pipelines,
-        skip_pause_check=skip_pause_check,
-        resend_in_doubt=resend_in_doubt,
-        verify=verify,
-        kafka_rate=kafka_rate,
-        max_cells=max_cells,
-        lock_timeout=lock_timeout,
-        allow_dirty=allow_dirty,
-        allow_unreviewed=allow_unreviewed,
-        start_timeout=start_timeout,
-        snapshot=snapshot,
-        window_override=reason.strip() if reason is not None else None,
-    )
-    reporter = render_apply.reporter_for(c)
-    seen: list[Planned] = []
+        reporter = render_apply.reporter_for(c)
 
-    def show(planned: Planned) -> None:
-        seen.append(planned)
-        _show(c, planned)
+        def show(planned: Planned) -> None:
+            run.seen.append(planned)
+            _show(c, planned)
 
-    with (
-        _summary_files(summary or [], settings, seen, cfg.notify if cfg is not None else ()) as report,
-        s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."),
-    ):
-        _, result = operations.apply(
-            settings,
-            # checked only when there is something to apply: a no-op apply needs no credentials
-            gateways=lambda: s.gateways_for(gateway, cfg, on_retry=reporter.note)(),
-            reporter=reporter,
-            show=show,
-            confirm=lambda p: approve(c, auto_approve),
-            sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
-        )
-        report.append(result)
+        with s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."):
+            _, result = operations.apply(
+                settings,
+                # checked only when there is something to apply: a no-op apply needs no credentials
+                gateways=lambda: s.gateways_for(gateway, cfg, on_retry=reporter.note)(),
+                reporter=reporter,
+                show=show,
+                confirm=lambda p: approve(c, auto_approve),
+                sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
+            )
+            run.result = result
     if result is None:
         c.out.print("Nothing to apply.")
         return
@@ -230,6 +231,17 @@ def apply(
     c.out.print(render_apply.done_line(result))
 
 
+@dataclass
+class _Run:
+    """What one apply got to, for its `--summary` files: as far as it got before it ended."""
+
+    ledger: str | None  # --ledger, until the settings say which
+    settings: ApplySettings | None = None
+    seen: list[Planned] = field(default_factory=list)
+    result: ApplyResult | None = None
+    targets: Sequence[NotifyTarget] = ()  # reconcile.yaml `notify`, once it is read
+
+
 def _until(until: str | None) -> str:
     if until is None:
         return "no window opens within a year: nothing pending is sent until reconcile.yaml changes"
@@ -237,19 +249,18 @@ def _until(until: str | None) -> str:
 
 
 @contextmanager
-def _summary_files(
-    files: list[Path], settings: ApplySettings, seen: list[Planned], targets: Sequence[NotifyTarget] = ()
-) -> Iterator[list[Any]]:
+def _summary_files(files: list[Path], run: _Run) -> Iterator[None]:
     """Write `--summary` files however apply ends: done, nothing to do, refused before any
-    call (the error is the summary), or stopped part-way (Ctrl-C: what it did so far); then
-    tell reconcile.yaml's `notify` targets (the run's records are on the remote by now)."""
+    call (a bad reconcile.yaml, a broken saved plan, git turned off, uncommitted manifests:
+    the error is the summary), or stopped part-way (Ctrl-C: what it did so far). The CI
+    templates post the file to the merged pull request only if it exists. Then tell
+    reconcile.yaml's `notify` targets (the run's records are on the remote by now)."""
     from reconciler import operations
     from reconciler.render.summary import ApplyReport, dumps, summary_markdown
 
-    outcome: list[Any] = []
     error: str | None = None
     try:
-        yield outcome
+        yield
     except ReconcilerError as exc:
         error = str(exc)
         raise
@@ -258,51 +269,65 @@ def _summary_files(
         raise
     finally:
         if files:
-            try:
-                ledger = operations.target_ledger(settings)[0]
-            except ReconcilerError:  # a broken saved plan: that error is the summary
-                ledger = settings.ledger or settings.default_ledger
+            ledger = run.ledger or _default_ledger()
+            if run.settings is not None:
+                try:
+                    ledger = operations.target_ledger(run.settings)[0]
+                except ReconcilerError:  # a broken saved plan: that error is the summary
+                    ledger = run.settings.ledger or run.settings.default_ledger
             report = ApplyReport(
                 ledger=ledger,
-                plan=seen[-1].plan if seen else None,
-                result=outcome[0] if outcome else None,
+                plan=run.seen[-1].plan if run.seen else None,
+                result=run.result,
                 error=error,
-                actor=settings.apply_options.actor,
+                actor=run.settings.apply_options.actor if run.settings is not None else _actor(),
             )
             for f in files:
                 try:
                     f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
                 except OSError as exc:  # never in place of what apply itself raised
                     consoles().warn(f"{f}: could not write the summary: {exc.strerror or exc}")
-        if targets:
-            _notify(targets, seen, outcome[0] if outcome else None, error, settings)
+        if run.targets:
+            _notify(run, error)
 
 
-def _notify(
-    targets: Sequence[NotifyTarget],
-    seen: list[Planned],
-    result: ApplyResult | None,
-    error: str | None,
-    settings: ApplySettings,
-) -> None:
+def _notify(run: _Run, error: str | None) -> None:
     """One message per event to each target that wants it; a failed post is a warning."""
     import os
 
     from reconciler import notify
 
-    planned = seen[-1] if seen else None
-    run = notify.Run(
+    planned = run.seen[-1] if run.seen else None
+    actor = run.settings.apply_options.actor if run.settings is not None else {}
+    told = notify.Run(
         plan=planned.plan if planned is not None else None,
-        result=result,
+        result=run.result,
         error=error,
-        actor=settings.apply_options.actor,
+        actor=actor,
         descriptions={m.name: m.description for m in planned.loaded.manifests if m.description}
         if planned is not None
         else {},
-        commit_url=notify.commit_url(os.environ, settings.apply_options.actor.get("gitCommit")),
+        commit_url=notify.commit_url(os.environ, actor.get("gitCommit")),
         repo=os.environ.get("GITHUB_REPOSITORY") or os.environ.get("CI_PROJECT_PATH"),
     )
-    notify.send(targets, run, os.environ, consoles().warn, scheduled=notify.scheduled(os.environ))
+    notify.send(run.targets, told, os.environ, consoles().warn, scheduled=notify.scheduled(os.environ))
+
+
+def _default_ledger() -> str:
+    from reconciler.operations import DEFAULT_LEDGER
+
+    return DEFAULT_LEDGER
+
+
+def _actor() -> dict[str, Any]:
+    """Who ran an apply refused before its settings were read (best effort: it is only
+    said in the summary)."""
+    from reconciler.actor import current_actor
+
+    try:
+        return current_actor()
+    except (OSError, ReconcilerError):
+        return {}
 
 
 def _show(c: Consoles, planned: Planned) -> None:

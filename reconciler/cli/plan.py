@@ -143,12 +143,12 @@ def plan(
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     c = consoles()
     paths, ledger = from_repository_root(c, paths, ledger, config_file)
-    cfg = config(config_file)
     options = plan_options(max_points, max_assets, target)
     given = paths_or_default(paths)
     from reconciler.gitsync.review import base_from_env
 
     pr_base = base or base_from_env()
+    cfg, changes = _pull_request_config(c, config(config_file), pr_base)
     ledger_file = resolve_ledger(ledger, cfg)
     with ledger_as_published(cfg, ledger_file, pr_base, c.warn) as ledger_path:
         shown = ledger_file if ledger_path != ledger_file else None
@@ -156,7 +156,6 @@ def plan(
     for w in planned.warnings:
         c.warn(w)
     p = planned.plan
-    gateways_cfg, changes = _gateways_config(c, cfg, pr_base)
     partial = paths is not None and any(Path(x).is_file() for x in paths)
     if partial:  # history of manifests outside the given files is not news
         p = _without_history(p)
@@ -165,29 +164,30 @@ def plan(
     if refresh:
         from reconciler.cli.refresh import refreshed
 
-        review = refreshed(c.warn, review, p, gateway, gateways_cfg)
-    live = read_live(c, p, gateway, gateways_cfg) if refresh else None  # issue 20: what the cells hold now
+        review = refreshed(c.warn, review, p, gateway, cfg)
+    live = read_live(c, p, gateway, cfg) if refresh else None  # issue 20: what the cells hold now
     _output(c, fmt, p, planned, review, live, paths=given, out_file=out_file)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
 
 
-def _gateways_config(
+def _pull_request_config(
     c: Consoles, cfg: RepoConfig | None, pr_base: str | None
 ) -> tuple[RepoConfig | None, list[str]]:
-    """In a pull request, gateways and credential names come from the base, never the pull
-    request; and what the pull request changes of them (and of the ledger or the apply
-    policy) is said first."""
+    """In a pull request, every setting that reaches outside the repository (gateways and
+    credential names, the ledger's git remote, notification targets) comes from the base,
+    never the pull request (`pull_request_config`); and what the pull request changes in
+    reconcile.yaml that changes what the merge does is said first."""
     if pr_base is None:
         return cfg, []
-    from reconciler.cli.settings import base_config
+    from reconciler.cli.settings import base_config, pull_request_config
     from reconciler.config import review_changes
 
     base_cfg = base_config(cfg, pr_base)
     changes = review_changes(base_cfg, cfg)
     for line in changes:
         c.warn(f"this pull request changes {line}")
-    return base_cfg, changes
+    return pull_request_config(cfg, base_cfg), changes
 
 
 def _output(

@@ -44,10 +44,15 @@ def config(path: str | None = None) -> RepoConfig | None:
     return load_config(path)
 
 
+# The remote a pull request's base commit is fetched from when the clone lacks it: the
+# checkout's own, which CI set up; never one the pull request's reconcile.yaml names.
+CHECKOUT_REMOTE = "origin"
+
+
 def base_config(cfg: RepoConfig | None, base: str) -> RepoConfig | None:
-    """reconcile.yaml as the pull request's base commit has it: gateways and credential
-    variable names come from there, never from the pull request (DESIGN "Reviewed is what
-    gets applied")."""
+    """reconcile.yaml as the pull request's base commit has it (DESIGN "Reviewed is what
+    gets applied"). The base is fetched, when the clone lacks it, from the checkout's own
+    remote: nothing the pull request wrote decides where git connects."""
     import tempfile
 
     from reconciler.config import CONFIG_FILE
@@ -58,19 +63,47 @@ def base_config(cfg: RepoConfig | None, base: str) -> RepoConfig | None:
     top = git.toplevel()
     where = cfg.path.resolve() if cfg is not None else top / CONFIG_FILE
     rel = where.relative_to(top).as_posix()
-    remote = cfg.git.remote if cfg is not None and cfg.git is not None else "origin"
-    data = base_file(git, remote, base, rel)
+    data = base_file(git, CHECKOUT_REMOTE, base, rel)
     if data is None:
         return None
     with tempfile.TemporaryDirectory(prefix="reconcile-base-") as tmp:
         path = Path(tmp) / CONFIG_FILE
         path.write_bytes(data)
-        loaded = load_config(path)
+        try:
+            loaded = load_config(path)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{rel} as the pull request's base {base[:12]} has it: {str(exc).replace(str(path), rel)}"
+            ) from exc
     if loaded is None:
         return None
     from dataclasses import replace
 
     return replace(loaded, path=where, ledger_path=where.parent / loaded.ledger_path.relative_to(path.parent))
+
+
+def pull_request_config(head: RepoConfig | None, base: RepoConfig | None) -> RepoConfig | None:
+    """What a pull request's plan job runs with: the pull request's reconcile.yaml (what
+    the merge will do), except every setting that reaches outside the repository, which
+    comes from the base branch: gateways and credential variable names, the ledger's git
+    remote (a name or a URL: where git connects), and notification targets. A pull request
+    is untrusted code: it may change what is declared, and nothing else runs on its word."""
+    if head is None:
+        return None
+    from dataclasses import MISSING, fields, replace
+
+    remote = base.git.remote if base is not None and base.git is not None else CHECKOUT_REMOTE
+    outside: dict[str, object] = {"git": replace(head.git, remote=remote) if head.git is not None else None}
+    for f in fields(head):
+        if f.name in FROM_THE_BASE:
+            default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[operator]
+            outside[f.name] = getattr(base, f.name) if base is not None else default
+    return replace(head, **outside)  # type: ignore[arg-type]
+
+
+# RepoConfig's fields a pull request's plan job takes from the base branch whole (the
+# ledger's remote besides): they say where credentials and messages are sent.
+FROM_THE_BASE = ("gateways", "notify")
 
 
 def resolve_ledger(flag: str | None, cfg: RepoConfig | None = None) -> str:
@@ -240,8 +273,14 @@ def apply_settings(
     """
     from reconciler.actor import current_actor
     from reconciler.apply import ApplyOptions
+    from reconciler.config import MAX_CELLS_LIMIT, MAX_INT32, MAX_START_TIMEOUT, check_bound
     from reconciler.operations import ApplySettings
 
+    check_bound("--concurrency", concurrency, 1, 64)
+    check_bound("--start-timeout", start_timeout, 0, MAX_START_TIMEOUT)
+    check_bound("--max-cells", max_cells, 0, MAX_CELLS_LIMIT)
+    check_bound("--kafka-rate", kafka_rate, 1, MAX_INT32)
+    check_bound("--lock-timeout", lock_timeout, 0, MAX_START_TIMEOUT)
     saved = saved_plan(paths)
     # Where the manifests are: a saved plan's own paths (the plan file itself is usually an
     # untracked build output, not a change to what is applied).
@@ -257,6 +296,9 @@ def apply_settings(
             "the manifests have uncommitted changes, so the ledger could not say which commit was "
             "applied; nothing was sent. Commit them, or pass --allow-dirty"
         )
+    evidence = snapshot_path(
+        snapshot, cfg, ledger or (saved.ledger.path if saved is not None else resolve_ledger(None, cfg))
+    )
     options = ApplyOptions(
         concurrency=pick(concurrency, cfg.concurrency if cfg else None, 4),
         pause_pipelines=pick(pause_pipelines, cfg.pause_pipelines if cfg else None, False),
@@ -267,7 +309,7 @@ def apply_settings(
         resume_settings=resume_settings(cfg),
         start_timeout=pick(start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
         actor=actor,
-        snapshot=snapshot or (str(cfg.snapshot) if cfg is not None and cfg.snapshot is not None else None),
+        snapshot=evidence,
     )
     return ApplySettings(
         paths=tuple(paths),
@@ -286,6 +328,34 @@ def apply_settings(
         windows=cfg.windows if cfg is not None else None,
         window_override=window_override,
     )
+
+
+def snapshot_path(flag: str | None, cfg: RepoConfig | None, ledger: str) -> str | None:
+    """`--snapshot`, else reconcile.yaml's apply.snapshot, checked where it is used, with
+    symlinks followed: never in a `.git` folder, never one of the ledger's files (the main
+    file, its `.d/` folder, lock or lease), and apply.snapshot inside the repository (the
+    folder of reconcile.yaml). Refused before anything is sent."""
+    from reconciler.config import ledger_files_problem
+
+    if flag:
+        given, what = flag, f"--snapshot {flag}"
+    elif cfg is not None and cfg.snapshot is not None:
+        given, what = str(cfg.snapshot), f"apply.snapshot in {cfg.path} ({cfg.snapshot})"
+    else:
+        return None
+    target = Path(given).resolve()
+    problem = None
+    if any(part.casefold() == ".git" for part in target.parts):
+        problem = "it is inside a .git folder"
+    elif ledger_files_problem(target.as_posix(), Path(ledger).resolve().as_posix()):
+        problem = f"it is one of the ledger's files ({ledger}, its .d/ folder, lock or lease)"
+    elif not flag and cfg is not None:
+        root = cfg.path.resolve().parent
+        if target != root and root not in target.parents:
+            problem = f"it is outside the repository ({root})"
+    if problem:
+        raise ConfigError(f"{what}: {problem}; nothing was sent. Keep the evidence in a file of its own")
+    return given
 
 
 def saved_plan(paths: Sequence[str]) -> SavedPlan | None:

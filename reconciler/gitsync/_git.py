@@ -30,6 +30,15 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
+def end_of_options(remote: str) -> tuple[str, str]:
+    """`--end-of-options` and `remote`, as the last options of a git command that talks to a
+    remote: a value beginning with `-` (`--upload-pack=<command>`) is never an option.
+    Refused outright too, since it can only be a mistake or an attack."""
+    if remote.startswith("-"):
+        raise GitSyncError(f"{redact(remote)!r} is not a git remote (it would be read as an option)")
+    return ("--end-of-options", remote)
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who the ledger commits are by; never taken from the user's git config."""
@@ -144,7 +153,7 @@ class Git:
 
     def ls_remote(self, remote: str, *refs: str) -> dict[str, str]:
         """The remote's `refs` that exist, with their commits (one round trip)."""
-        proc = self.run("ls-remote", "--refs", remote, *refs)
+        proc = self.run("ls-remote", "--refs", *end_of_options(remote), *refs)
         if proc.returncode != 0:
             raise GitSyncError(f"cannot reach {redact(remote)}: {stderr(proc)}")
         found: dict[str, str] = {}
@@ -158,7 +167,7 @@ class Git:
         args = ["fetch", "--no-tags", "--no-recurse-submodules", "--quiet", "--no-write-fetch-head"]
         if self.shallow():
             args.append("--depth=1")
-        proc = self.run(*args, remote, *shas_and_refs)
+        proc = self.run(*args, *end_of_options(remote), *shas_and_refs)
         if proc.returncode != 0:
             raise GitSyncError(f"cannot fetch from {redact(remote)}: {stderr(proc)}")
 
@@ -260,10 +269,10 @@ class Git:
         specs = [f"{u.new}:{u.ref}" for u in updates]
         base = ["push", "--porcelain", "--no-verify", "--atomic", *leases]
         flags = [f"--push-option={o}" for o in options]
-        proc = self.run(*base, *flags, remote, *specs)
+        proc = self.run(*base, *flags, *end_of_options(remote), *specs)
         text = (proc.stdout + proc.stderr).decode(errors="replace")
         if proc.returncode != 0 and flags and "does not support push options" in text:
-            proc = self.run(*base, remote, *specs)
+            proc = self.run(*base, *end_of_options(remote), *specs)
             text = (proc.stdout + proc.stderr).decode(errors="replace")
         if proc.returncode == 0:
             return "pushed"

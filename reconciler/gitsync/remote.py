@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.errors import GitSyncError
-from reconciler.gitsync._git import Git, RefUpdate, blob_id, redact
+from reconciler.gitsync._git import Git, RefUpdate, blob_id, end_of_options, redact
 
 ANCHOR_REF = "refs/reconcile/anchor"
 SKIP_CI = "[skip ci]"  # GitHub and GitLab skip pipelines for a head commit that says so
@@ -259,7 +259,7 @@ class GitRemote:
 
     def earlier_versions(self, head: str, path: str, limit: int) -> list[tuple[str, bytes]]:
         if self.git.shallow():
-            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=1000", self.target, head)
+            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=1000", *end_of_options(self.target), head)
         proc = self.git.run("log", f"-{limit}", "--format=%H", head, "--", path)
         commits = proc.stdout.decode().split() if proc.returncode == 0 else []
         out = []
@@ -271,7 +271,7 @@ class GitRemote:
 
     def changed_by(self, anchor: Anchor, head: str, path: str) -> str | None:
         if self.git.is_ancestor(anchor.published, head) is None and self.git.shallow():
-            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=500", self.target, head)
+            self.git.run("fetch", "--quiet", "--no-tags", "--deepen=500", *end_of_options(self.target), head)
         proc = self.git.run("log", "-1", "--format=%H", f"{anchor.published}..{head}", "--", path)
         out = proc.stdout.decode().strip()
         return out or None if proc.returncode == 0 else None

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reconciler.errors import GitSyncError, Unreviewed
-from reconciler.gitsync._git import Git, redact
+from reconciler.gitsync._git import Git, end_of_options, redact
 from reconciler.gitsync.remote import ANCHOR_REF, restore_command
 
 _SHOWN = 8
@@ -30,7 +30,7 @@ _SHOWN = 8
 
 def default_branch(git: Git, remote: str) -> str | None:
     """The remote's default branch (what its HEAD points at), if it says."""
-    proc = git.run("ls-remote", "--symref", remote, "HEAD")
+    proc = git.run("ls-remote", "--symref", *end_of_options(remote), "HEAD")
     for line in proc.stdout.decode(errors="replace").splitlines():
         if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
             return line[len("ref: refs/heads/") : -len("\tHEAD")]
@@ -79,7 +79,7 @@ def _contains(git: Git, remote: str, branch: str, tip: str, commit: str) -> bool
         if deepen is not None:
             if not shallow:
                 return False
-            git.run("fetch", "--quiet", "--no-tags", deepen, remote, f"refs/heads/{branch}")
+            git.run("fetch", "--quiet", "--no-tags", deepen, *end_of_options(remote), f"refs/heads/{branch}")
         if git.is_ancestor(commit, tip):
             return True
         if not shallow and deepen is None:
