@@ -28,6 +28,7 @@ from helpers import (
 from reconciler import notify
 from reconciler.apply import ApplyResult
 from reconciler.config import NotifyTarget
+from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
 from reconciler.windows import Deferred
 
@@ -125,7 +126,6 @@ def test_each_event_is_told_once_with_what_settles_it(sink: Sink) -> None:
         assert (
             post["runUrl"] == "https://ci.example/run/7" and "Run: https://ci.example/run/7" in post["text"]
         )
-    assert "LEFT PAUSED" in sink.posts[0]["text"] or True
     assert warnings == []
     # A target that wants only some events hears only those; a scheduled run does not tell
     # a deferral again (the merge's run did), so an hourly schedule does not repeat it.
@@ -134,6 +134,28 @@ def test_each_event_is_told_once_with_what_settles_it(sink: Sink) -> None:
     notify.send([NotifyTarget("HOOK", ("failed",), 5)], deferred, env, warnings.append)
     notify.send([target], deferred, env, warnings.append, scheduled=True)
     assert sink.posts == []
+
+
+def test_a_run_that_cleared_some_and_left_some_in_doubt_tells_both_once(sink: Sink) -> None:
+    done = Action("wind-fix", "o1", "p1", "s1", ("a1", "a2"), ("x",))
+    doubt = Action("wind-fix", "o1", "p1", "s2", ("a1",), ("x",))
+    result = ApplyResult(
+        deleted=[done], in_doubt=[(doubt, "the answer was lost")], names={P1: "Wind [avg](x)"}
+    )
+    result.paused.append(P1)
+    result.resumed.append(P1)
+    result.paused_seconds[P1] = 12.0
+    warnings: list[str] = []
+    target = NotifyTarget("HOOK", tuple(notify.EVENTS), 5)
+    assert notify.send([target], a_run(result), {"HOOK": sink.url}, warnings.append) == 2
+    assert sink.events() == ["applied", "in-doubt"] and warnings == []
+    applied, in_doubt = sink.posts
+    assert applied["cells"] == {"cleared": 2, "failed": 0, "notSent": 0, "inDoubt": 1}
+    assert applied["pipelines"][0]["pausedSeconds"] == 12.0 and applied["pipelines"][0]["startedAgain"]
+    assert "paused 12s, started again" in applied["text"]
+    assert "[avg](x)" not in applied["text"]  # a pipeline's name is text, never a link
+    assert "reconcile ledger resolve --verify" in in_doubt["settle"]
+    assert "To settle: reconcile ledger resolve --verify" in in_doubt["text"]
 
 
 def test_a_target_answering_500_or_hanging_is_a_bounded_warning_without_the_secret(sink: Sink) -> None:
