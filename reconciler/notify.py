@@ -69,7 +69,7 @@ def events(run: Run) -> list[str]:
     if r is None:
         return ["failed"] if run.error is not None else []
     out = []
-    if r.deferred is not None:
+    if r.outside_window is not None:
         out.append("deferred")
     elif r.deleted or r.resumed:
         out.append("applied")
@@ -100,8 +100,8 @@ def _plain(s: object) -> str:
 def _title(event: str, run: Run) -> str:
     r = run.result
     where = _repo(run)
-    if event == "deferred" and r is not None and r.deferred is not None:
-        return f"reconcile{where}: deferred ({_plain(r.deferred.reason)})"
+    if event == "deferred" and r is not None and r.outside_window is not None:
+        return f"reconcile{where}: deferred ({_plain(r.outside_window.reason)})"
     if event == "applied" and r is not None:
         return f"reconcile{where}: applied, {plural(r.cells_deleted, 'cell')} cleared"
     if event == "failed":
@@ -159,7 +159,7 @@ def settle(event: str, run: Run) -> str:
     """The one command (or step) that settles what the event reports."""
     r = run.result
     if event == "deferred":
-        until = r.deferred.until if r is not None and r.deferred is not None else None
+        until = r.outside_window.until if r is not None and r.outside_window is not None else None
         when = f"at {until}" if until else "when a window opens"
         return (
             f"nothing to do: the scheduled apply runs it {when}. To apply now: "
@@ -192,10 +192,10 @@ def message(event: str, run: Run) -> Message:
         data["error"] = run.error
         lines.append(f"Error: {_t(run.error)}")
     if r is not None:
-        if r.deferred is not None:
-            data["deferred"] = r.deferred.to_json()
+        if r.outside_window is not None:
+            data["deferred"] = r.outside_window.to_json()
             lines.append(
-                f"Deferred: {_t(r.deferred.reason)}; applied when the window opens: {r.deferred.until or 'no window within a year'}."
+                f"Deferred: {_t(r.outside_window.reason)}; applied when the window opens: {r.outside_window.until or 'no window within a year'}."
             )
         data["cells"] = {
             "cleared": r.cells_deleted,
@@ -209,7 +209,7 @@ def message(event: str, run: Run) -> Message:
             f"Cells: {c['cleared']:,} cleared, {c['failed'] + c['notSent']:,} still pending, {c['inDoubt']:,} in doubt."
         )
     manifests = data["manifests"]
-    if manifests and (r is None or r.deferred is None):
+    if manifests and (r is None or r.outside_window is None):
         lines.append("Manifests:" if r is None or not r.deleted else "Manifests applied:")
     elif manifests:
         lines.append("Manifests waiting for the window:")

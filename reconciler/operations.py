@@ -222,7 +222,7 @@ def apply(
             except LedgerMoved as exc:
                 _lost_the_race(exc, saved, session, reporter)
                 continue
-            result.deferred = deferred
+            result.outside_window = deferred
             _publish_result(session, result, reporter)
             return planned, result
     raise ReconcilerError(
@@ -259,7 +259,7 @@ def _resumes_only(planned: Planned) -> Planned:
 def _deferred_result(deferred: Deferred, planned: Planned) -> ApplyResult:
     from reconciler.apply import ApplyResult
 
-    result = ApplyResult(deferred=deferred)
+    result = ApplyResult(outside_window=deferred)
     result.ledger_seqs = (planned.plan.ledger.seq, planned.plan.ledger.seq)
     return result
 

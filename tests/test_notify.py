@@ -109,7 +109,7 @@ def test_each_event_is_told_once_with_what_settles_it(sink: Sink) -> None:
     left.paused_seconds[P1] = 42.0
     cases: list[tuple[notify.Run, list[str], str]] = [
         (
-            a_run(ApplyResult(deferred=Deferred("Spring Festival freeze", "2027-02-06T01:00+08:00"))),
+            a_run(ApplyResult(outside_window=Deferred("Spring Festival freeze", "2027-02-06T01:00+08:00"))),
             ["deferred"],
             "--ignore-window",
         ),
@@ -130,7 +130,7 @@ def test_each_event_is_told_once_with_what_settles_it(sink: Sink) -> None:
     # A target that wants only some events hears only those; a scheduled run does not tell
     # a deferral again (the merge's run did), so an hourly schedule does not repeat it.
     sink.posts.clear()
-    deferred = a_run(ApplyResult(deferred=Deferred("freeze", None)))
+    deferred = a_run(ApplyResult(outside_window=Deferred("freeze", None)))
     notify.send([NotifyTarget("HOOK", ("failed",), 5)], deferred, env, warnings.append)
     notify.send([target], deferred, env, warnings.append, scheduled=True)
     assert sink.posts == []
@@ -180,7 +180,7 @@ def test_an_apprise_url_is_sent_through_apprise(sink: Sink) -> None:
     pytest.importorskip("apprise")
     warnings: list[str] = []
     url = sink.url.replace("http://", "json://")
-    run = a_run(ApplyResult(deferred=Deferred("month-end settlement", "2027-04-01T01:00+08:00")))
+    run = a_run(ApplyResult(outside_window=Deferred("month-end settlement", "2027-04-01T01:00+08:00")))
     assert notify.send([NotifyTarget("HOOK", ("deferred",), 5)], run, {"HOOK": url}, warnings.append) == 1
     assert warnings == []
     [post] = sink.posts

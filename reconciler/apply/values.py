@@ -111,7 +111,7 @@ class ApplyResult:
     paused_at: dict[PipelineRef, float] = field(default_factory=dict)
     paused_seconds: dict[PipelineRef, float] = field(default_factory=dict)
     ledger_seqs: tuple[int, int] | None = None
-    deferred: Deferred | None = None  # the window was closed: nothing paused or sent (windows.py)
+    outside_window: Deferred | None = None  # apply.windows was closed: nothing paused or sent (windows.py)
 
     def label(self, ref: PipelineRef) -> str:
         """`p1 (Wind averages)`: the ID, and the name people know it by when there is one."""

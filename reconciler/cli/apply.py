@@ -214,11 +214,13 @@ def apply(
     if result is None:
         c.out.print("Nothing to apply.")
         return
-    if result.deferred is not None:
+    if result.outside_window is not None:
         if result.resumed or result.resume_failed:
             c.out.print(render_apply.summary_table(result))
         render_apply.raise_for(result)  # a left-paused pipeline that would not start
-        c.out.print(f"Deferred: {result.deferred.reason}; {_until(result.deferred.until)}.", markup=False)
+        c.out.print(
+            f"Deferred: {result.outside_window.reason}; {_until(result.outside_window.until)}.", markup=False
+        )
         return
     c.out.print(render_apply.summary_table(result))
     evidence = settings.apply_options.snapshot

@@ -46,7 +46,7 @@ class ApplyReport:
             return "interrupted"
         if not self.result.ok:
             return "incomplete"
-        return "deferred" if self.result.deferred is not None else "applied"
+        return "deferred" if self.result.outside_window is not None else "applied"
 
 
 def _cells(actions: Sequence[Action]) -> int:
@@ -67,8 +67,8 @@ def summary_json(report: ApplyReport) -> dict[str, Any]:
     }
     if r is None:
         return doc
-    if r.deferred is not None:  # outside apply.windows: nothing paused or sent
-        doc["deferred"] = r.deferred.to_json()
+    if r.outside_window is not None:  # outside apply.windows: nothing paused or sent
+        doc["deferred"] = r.outside_window.to_json()
     doc["cells"] = {
         "cleared": r.cells_deleted,
         "inDoubt": _cells([a for a, _ in r.in_doubt]) + _cells(r.skipped_in_doubt),
