@@ -104,6 +104,12 @@ def ledger_files_problem(value: str, ledger: str) -> str | None:
     return None
 
 
+# ledger.git.leaseSeconds: the one bound, checked here (the setting) and by the lease
+# itself (gitsync.lease: writing one, and reading one another run wrote).
+LEASE_SECONDS_MIN = 1
+LEASE_SECONDS_MAX = 86_400  # a day: EnOS keeps a job paused for at most 24 h
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
@@ -135,10 +141,11 @@ class GitSettings(_Strict):
 
     leaseSeconds: int = Field(
         default=120,
-        ge=1,
+        ge=LEASE_SECONDS_MIN,
+        le=LEASE_SECONDS_MAX,
         description="How long the lease of a sending apply lasts unless renewed (it is renewed "
         "every third of it); another apply waits for it or refuses, and a runner that died "
-        "lets it run out.",
+        "lets it run out. At most a day: EnOS keeps a job paused for at most 24 h.",
     )
 
 
