@@ -507,6 +507,8 @@ def _leaves(c: RepoConfig | None) -> dict[str, object]:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for i, v in enumerate(value):
                 walk(f"{prefix}[{i}]", v)
+        elif value == [] and prefix:  # no entries: as unset, so a first entry is one line
+            return
         else:
             out[prefix] = value
 
