@@ -293,7 +293,8 @@ def test_a_deferred_merge_is_applied_by_the_scheduled_run_without_another_merge(
     env: dict[str, str],
     emulator: RunningEmulator,
 ) -> None:
-    ends = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=45)
+    # Long enough for the merge's run to start inside the freeze on a busy machine.
+    ends = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=150)
     config = project / "reconcile.yaml"
     freeze = (
         "  windows:\n    deny:\n"
