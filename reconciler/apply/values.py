@@ -15,6 +15,7 @@ from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:
     from reconciler.enos import OffsetLag
+    from reconciler.windows import Deferred
 
 
 class Outcome(Enum):
@@ -133,6 +134,8 @@ class ApplyResult:
 
     def longest(self, ref: PipelineRef) -> Span | None:
         return max((s for s in self.spans if s.ref == ref), key=lambda s: s.seconds, default=None)
+
+    outside_window: Deferred | None = None  # apply.windows was closed: nothing paused or sent (windows.py)
 
     def label(self, ref: PipelineRef) -> str:
         """`p1 (Wind averages)`: the ID, and the name people know it by when there is one."""
