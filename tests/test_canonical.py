@@ -24,6 +24,7 @@ from reconciler.ledger import canonical, canonical_text, record_hash
 from reconciler.ledger._format import _orjson_safe
 from reconciler.plan import Action
 from reconciler.plan._build import encode_actions
+from reconciler.plan.values import Marks
 
 
 def reference(value: Any) -> str:
@@ -213,6 +214,12 @@ ACTIONS = st.lists(
         in_doubt=st.booleans(),
         resumed_since=st.booleans(),
         shares=st.lists(st.tuples(TEXT, POINTS), max_size=2).map(tuple),
+        marks=st.lists(
+            st.tuples(
+                TEXT, st.builds(Marks, st.one_of(st.none(), TEXT), st.lists(TEXT, max_size=2).map(tuple))
+            ),
+            max_size=1,
+        ).map(tuple),
     ),
     max_size=4,
 ).map(lambda xs: [*xs, *(replace(a, asset_ids=a.asset_ids[:1]) for a in xs)])  # shared point tuples

@@ -132,7 +132,7 @@ class Plan:
         }
 
 
-# The fields `Action.to_json` reads when it has no shares and is not in doubt, and what it
+# The fields `Action.to_json` reads when it has no shares or marks and is not in doubt, and what it
 # makes of them, in canonical (sorted) key order: `encode_actions` writes that line itself.
 _PLAIN_FIELDS = (
     "manifest",
@@ -144,6 +144,7 @@ _PLAIN_FIELDS = (
     "in_doubt",
     "resumed_since",
     "shares",
+    "marks",
 )
 
 
@@ -151,7 +152,7 @@ def encode_actions(actions: Iterable[Action]) -> Iterator[bytes]:
     """`canonical(a.to_json())` for each action, without copying its ID lists into a dict,
     and each distinct ID tuple encoded once (requests of a manifest share their points: most
     of a fleet plan's bytes). Byte for byte the same (tests/test_canonical.py holds them
-    equal over hostile actions); an action with shares or in doubt takes `to_json`."""
+    equal over hostile actions); an action with shares or marks or in doubt takes `to_json`."""
     encoded: dict[int, bytes] = {}  # id of an ID tuple -> its JSON (the actions hold them)
 
     def ids(t: tuple[str, ...]) -> bytes:
@@ -161,7 +162,7 @@ def encode_actions(actions: Iterable[Action]) -> Iterator[bytes]:
         return got
 
     for a in actions:
-        if a.shares or a.in_doubt or not _PLAIN:
+        if a.shares or a.in_doubt or a.marks or not _PLAIN:
             yield canonical(a.to_json())
             continue
         yield b"".join(
