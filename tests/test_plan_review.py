@@ -437,7 +437,9 @@ def test_config_changes_in_every_format(repo: Path) -> None:
     review = Review(config_changes=(line,))
     assert f"[red]Warning:[/red] this pull request changes {line}" in plan_text(plan, None, review)
     md = plan_markdown(plan, review=review)
-    assert md.startswith("> [!CAUTION]\n") and "https://\\<evil>/x with $K/$S" in md and "//<evil>" not in md
+    assert (
+        md.startswith("> [!CAUTION]\n") and "https://\\<evil>/x with \\$K/\\$S" in md and "//<evil>" not in md
+    )
     assert review_json(plan, review)["configChanges"] == [line]
 
 

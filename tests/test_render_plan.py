@@ -168,14 +168,14 @@ def test_markdown_links_to_the_file_in_gitlab(scenario: Path) -> None:
     assert "- Base commit: `abc123`" in md
 
 
-def _big_plan(manifests: int, stages: int, assets: int) -> Plan:
+def _big_plan(manifests: int, stages: int, assets: int, *, distinct: bool = False) -> Plan:
     ms = [
         Manifest(
             f"m{i:04d}",
             "o",
             "p",
             tuple(f"stage_{j}" for j in range(stages)),
-            tuple(f"asset-{k}" for k in range(assets)),
+            tuple(f"asset-{i}-{k}" if distinct else f"asset-{k}" for k in range(assets)),
             ("x",),
             "f.yaml",
             1,
@@ -201,12 +201,29 @@ def test_markdown_fits_a_github_comment() -> None:
 
 @pytest.mark.parametrize("limit", [GITHUB_COMMENT_LIMIT, 20_000, 5_000])
 def test_markdown_lists_ids_as_far_as_the_budget_allows(limit: int) -> None:
-    plan = _big_plan(3, 2, 5_000)
+    plan = _big_plan(3, 2, 5_000, distinct=True)
     text = plan_markdown(plan, limit=limit)
     assert len(text) <= limit
-    assert "# 5,000 assets" in text and "not shown (comment size limit)" in text
+    assert "# 5,000 assets\n" in text and "not shown (comment size limit)" in text
     assert "IDs from here on are counted, not listed" in text
     assert text.count("| `o` | `p` |") == 6  # every row, whatever the IDs took
+
+
+def test_each_id_list_is_printed_once_however_many_manifests_share_it() -> None:
+    # Issue 27: a fleet reset's comment printed the same 1,417 IDs four times.
+    plan = _big_plan(4, 2, 1_417)
+    text = plan_markdown(plan)
+    assert text.count("\nasset-1416\n") == 1 and text.count("# 1,417 assets\n") == 1
+    assert text.count("# 1,417 assets: the same list as `o` / `p` / `stage_0`") == 0  # plain, in a code block
+    assert text.count("# 1,417 assets: the same list as o / p / stage_0, printed above") == 7
+    assert len(text) < 30_000
+
+
+def test_a_list_cut_short_is_never_referred_to_as_printed() -> None:
+    text = plan_markdown(_big_plan(4, 2, 6_000), limit=40_000)
+    assert len(text) <= 40_000 and "\nasset-0\n" in text
+    assert "\nasset-5999\n" not in text  # cut short everywhere, so never "the same list as"
+    assert "the same list as" not in text and text.count("not shown (comment size limit)") == 4
 
 
 def test_markdown_shows_hostile_ids_verbatim() -> None:

@@ -402,7 +402,8 @@ def test_a_pull_request_cannot_choose_where_credentials_go(
     res = run_cli(["plan", "--refresh", "--format", "markdown", "--base", base], work, env)
     assert res.code == 0, res.all
     assert res.out.startswith("> [!CAUTION]") and "changes where credentials are sent" in res.out
-    assert f"{real.url} with $ENOS_APP_KEY/$ENOS_APP_SECRET -> {rogue.url} with $OTHER_KEY" in res.out
+    shown = f"{real.url} with $ENOS_APP_KEY/$ENOS_APP_SECRET -> {rogue.url} with $OTHER_KEY"
+    assert shown.replace("$", "\\$") in res.out  # `$` escaped: GitHub reads `$...$` as math
     assert [e for e in rogue.world.log] == []  # the pull request's gateway got nothing
     assert real.world.log  # the base's gateway was asked
 

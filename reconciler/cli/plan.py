@@ -142,33 +142,54 @@ def plan(
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     c = consoles()
-    paths, ledger = from_repository_root(c, paths, ledger, config_file)
-    options = plan_options(max_points, max_assets, target)
-    given = paths_or_default(paths)
-    from reconciler.gitsync.review import base_from_env
+    with _comment_on_refusal(c, fmt) as seen:
+        from reconciler.gitsync.review import base_from_env
 
-    pr_base = base or base_from_env()
-    cfg, changes = _pull_request_config(c, config(config_file), pr_base)
-    ledger_file = resolve_ledger(ledger, cfg)
-    with ledger_as_published(cfg, ledger_file, pr_base, c.warn) as ledger_path:
-        shown = ledger_file if ledger_path != ledger_file else None
-        planned = operations.plan(given, ledger_path, options, shown_as=shown)
-    for w in planned.warnings:
-        c.warn(w)
-    p = planned.plan
-    partial = paths is not None and any(Path(x).is_file() for x in paths)
-    if partial:  # history of manifests outside the given files is not news
-        p = _without_history(p)
-    review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
-    review = dataclasses.replace(review, config_changes=tuple(changes))
-    if refresh:
-        from reconciler.cli.refresh import refreshed
+        pr_base = seen.base = base or base_from_env()
+        paths, ledger = from_repository_root(c, paths, ledger, config_file)
+        options = plan_options(max_points, max_assets, target)
+        given = paths_or_default(paths)
+        cfg, changes = _pull_request_config(c, config(config_file), pr_base)
+        ledger_file = resolve_ledger(ledger, cfg)
+        with ledger_as_published(cfg, ledger_file, pr_base, c.warn) as ledger_path:
+            shown = ledger_file if ledger_path != ledger_file else None
+            planned = operations.plan(given, ledger_path, options, shown_as=shown)
+        for w in planned.warnings:
+            c.warn(w)
+        p = planned.plan
+        partial = paths is not None and any(Path(x).is_file() for x in paths)
+        if partial:  # history of manifests outside the given files is not news
+            p = _without_history(p)
+        review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
+        review = dataclasses.replace(review, config_changes=tuple(changes))
+        if refresh:
+            from reconciler.cli.refresh import refreshed
 
-        review = refreshed(c.warn, review, p, gateway, cfg)
-    live = read_live(c, p, gateway, cfg) if refresh else None  # issue 20: what the cells hold now
-    _output(c, fmt, p, planned, review, live, paths=given, out_file=out_file)
+            review = refreshed(c.warn, review, p, gateway, cfg)
+        live = read_live(c, p, gateway, cfg) if refresh else None  # issue 20: what the cells hold now
+        _output(c, fmt, p, planned, review, live, paths=given, out_file=out_file, pr_base=pr_base)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
+
+
+class _Seen:
+    base: str | None = None
+
+
+@contextmanager
+def _comment_on_refusal(c: Consoles, fmt: str) -> Iterator[_Seen]:
+    """With `--format markdown`, a refusal still prints a comment body (saying plan refused,
+    why and what to do) before the error reaches stderr and exit 1: CI posts it over the
+    comment that described an earlier version of the pull request (issue 27 item 3)."""
+    seen = _Seen()
+    try:
+        yield seen
+    except (ReconcilerError, OSError) as exc:
+        if fmt == "markdown":
+            from reconciler.render.refusal import refusal_markdown
+
+            c.write(refusal_markdown(exc, seen.base))
+        raise
 
 
 def _pull_request_config(
@@ -200,6 +221,7 @@ def _output(
     *,
     paths: list[str],
     out_file: Path | None,
+    pr_base: str | None = None,
 ) -> None:
     from reconciler.plan import file as planfile
     from reconciler.render.review import review_json  # not render.plan: rich is not for json
@@ -230,7 +252,9 @@ def _output(
             markdown.plan_markdown(
                 p,
                 manifests=planned.loaded,
-                base_commit=_base_commit(current_actor(paths)),
+                base_commit=f"{pr_base} (the pull request's base)"
+                if pr_base
+                else _base_commit(current_actor(paths)),
                 link_base=markdown.link_base_from_env(os.environ),
                 review=review,
                 limit=GITHUB_COMMENT_LIMIT - len(live_md),

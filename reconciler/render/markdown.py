@@ -9,7 +9,6 @@ then the full IDs as far as the budget allows, then counts only.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
@@ -39,6 +38,7 @@ from reconciler.render.review import (
     recleared_lines,
     refresh_warning,
 )
+from reconciler.render.text import clip
 from reconciler.words import plural
 
 __all__ = ["code", "link_base_from_env", "plan_markdown", "text"]
@@ -49,6 +49,11 @@ NOTICE = (
 )
 MAX_NAMES = 100  # up-to-date manifests named in full; the rest are counted
 MAX_RENAMES = 20  # rename warnings in full; the rest are counted, so the tables keep their room
+# Free text has a bounded share of the comment: one long description or label must not
+# push the other manifests' tables out of the size limit (issue 27 item 7).
+DESCRIPTION_MAX = 500
+LABEL_MAX = 200
+MAX_LABELS = 20
 
 
 def link_base_from_env(env: Mapping[str, str]) -> str | None:
@@ -156,14 +161,10 @@ def _config_changes(review: Review) -> list[str]:
     ]
 
 
-_MARKUP = re.compile(r"([\\`*\[\]<>|])")
-_MARKUP = re.compile(r"([\\`*\[\]<|])")  # `<` opens HTML; a `>` mid-line (->) is plain text
-
-
 def _as_written(line: str) -> str:
-    """URLs and $VARIABLE names as written (an underscore inside a word is no emphasis);
-    what could open markup or HTML is escaped."""
-    return _MARKUP.sub(r"\\\1", line)
+    """URLs and $VARIABLE names as written: every punctuation character escaped, so an
+    underscore inside a word is no emphasis and nothing opens markup or HTML."""
+    return text(line)
 
 
 def _head(ctx: _Context, base_commit: str | None) -> list[str]:
@@ -235,10 +236,14 @@ def _warnings(ctx: _Context) -> list[str]:
             )
         blocked = [v for v in views if v.blocks]
         if blocked:
-            names = ", ".join(f"{_pipeline(ctx, v.ref)} **{v.status}**" for v in blocked)
+            names = ", ".join(
+                f"{_pipeline(ctx, v.ref)} **{text(clip(v.status, LABEL_MAX))}**" for v in blocked
+            )
             out.append(f"- **Would block apply** (requests to send, not PAUSED): {names}")
     if plan.pending_resumes:
-        left = ", ".join(f"{_pipeline(ctx, r.pipeline)} since {r.paused_at}" for r in plan.pending_resumes)
+        left = ", ".join(
+            f"{_pipeline(ctx, r.pipeline)} since {text(r.paused_at)}" for r in plan.pending_resumes
+        )
         them = "it" if len(plan.pending_resumes) == 1 else "them"
         out.append(f"- **Left paused** by an interrupted apply (apply starts {them} again): {left}")
     return ["", "**Check before approving:**", "", *out] if out else []
@@ -251,9 +256,11 @@ def _section(ctx: _Context, name: str, views: Sequence[KeyView]) -> list[str]:
         title += f" · {_file_link(m.path, ctx.link_base)}"
     out = ["", title]
     if m is not None and m.description:
-        out += ["", f"> {text(m.description)}"]
+        out += ["", f"> {text(clip(m.description, DESCRIPTION_MAX))}"]
     if m is not None and m.labels:
-        out += ["", "Labels: " + ", ".join(code(f"{k}: {v}") for k, v in m.labels)]
+        labels = [code(clip(f"{k}: {v}", LABEL_MAX)) for k, v in m.labels[:MAX_LABELS]]
+        more = len(m.labels) - MAX_LABELS
+        out += ["", "Labels: " + ", ".join(labels) + (f", … +{more:,} more" if more > 0 else "")]
     sources = ctx.sources(name)
     if sources:
         out += [""] + [
@@ -300,7 +307,7 @@ def _row(ctx: _Context, v: KeyView, pipes: Mapping[PipelineRef, PipelineView]) -
     ]
     if ctx.statuses is not None:
         p = pipes.get(kd.key.pipeline)
-        status = p.status if p is not None else MISSING
+        status = text(clip(p.status, LABEL_MAX)) if p is not None else MISSING
         if p is not None and p.will_pause:
             cells.append(f"**{status}** (the merge pauses it)")
         else:
@@ -342,7 +349,7 @@ def _live(ctx: _Context, ref: PipelineRef) -> LiveStatus:
 def _pipeline(ctx: _Context, ref: PipelineRef, *, table: bool = False) -> str:
     name = _live(ctx, ref).name
     shown = name and name != ref.pipeline_id
-    return code(ref.pipeline_id, table=table) + (f" ({text(name)})" if shown else "")
+    return code(ref.pipeline_id, table=table) + (f" ({text(clip(name, LABEL_MAX))})" if shown else "")
 
 
 def _file_link(path: str, link_base: str | None) -> str:

@@ -8,8 +8,8 @@ line out) and the property tests in tests/test_render_text.py hold them to it.
 
 - `md_code(s)`: an inline code span that shows `s` (its control characters visible)
   and cannot end early: no backtick run, blank line, `|` in a table or HTML ends it.
-- `md_text(s)`: plain markdown text, every ASCII punctuation character escaped (so no
-  emphasis, link, table cell, heading, list, entity or raw HTML can start in it),
+- `md_text(s)`: plain markdown text, every character that could open structure escaped
+  (no emphasis, link, table cell, heading, list, entity or raw HTML can start in it),
   whitespace runs folded into one space.
 - `html_text(s)`: HTML element or attribute text.
 - `term(s)`: terminal text with control characters (ESC, CR, newlines, bidi overrides)
@@ -89,17 +89,32 @@ def _plain_ends(s: str) -> bool:
     return s[0] not in "` " and s[-1] not in "` "
 
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark, and each
-# escaped one is literal text: no emphasis, code, link, image, autolink, raw HTML,
-# entity, table cell, heading, list item, block quote or thematic break can start.
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Any ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped
+# one is literal text. These are the ones that can open structure anywhere in a line:
+# code, emphasis, strikethrough, links and images, autolinks and raw HTML, entities,
+# table cells, GitHub's math (`$`) and headings. Others are left as they are, so a
+# comment's source stays readable ("2026-11-24T16:00:00Z (OPS-1234)", "a -> b").
+_INLINE = re.compile(r"([\\`*_{}\[\]<#|~!&$])")
+# At the start of a line, also a block quote, a list item, a thematic break or a setext
+# underline (`>`, `-`, `+`, `=`), or an ordered list item (`1.`, `2)`).
+_LINE_START = re.compile(r"^([-+=>])|^(\d+)([.)])")
 
 
 def md_text(s: str) -> str:
-    """`s` as literal markdown text on one line: whitespace runs (newlines included)
-    folded to one space, other hidden characters shown as escapes, every ASCII
-    punctuation character backslash-escaped."""
-    return _PUNCTUATION.sub(r"\\\1", visible(" ".join(s.split())))
+    """`s` as literal markdown text on one line, anywhere in a line: whitespace runs
+    (newlines included) folded to one space, other hidden characters shown as escapes,
+    every character that could open structure backslash-escaped."""
+    escaped = _INLINE.sub(_escape_inline, visible(" ".join(s.split())))
+    return _LINE_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", escaped, count=1)
+
+
+def _escape_inline(m: re.Match[str]) -> str:
+    """A backslash before the character, except `_` between two letters or digits, which
+    CommonMark never reads as emphasis (`$ENOS_APP_KEY`, `snake_case` stay as written)."""
+    text, i = m.string, m.start()
+    if m[1] == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+        return "_"
+    return "\\" + m[1]
 
 
 def html_text(s: str) -> str:
