@@ -4,6 +4,7 @@ because each run's file holds that run's items and the check wanted all of them)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def test_a_covered_runs_missing_or_changed_evidence_is_named(repo: Path, make_em
     res = run_cli(["ledger", "verify", "--snapshot", "cut.jsonl"], repo)
     assert res.code == 1 and "does NOT match the ledger (1 problem)" in res.out
     assert "its snapshot (1 item) is not in the file, or differs" in res.out and f"{RUN}201" in res.out
-    (repo / "forged.jsonl").write_bytes(lines[0].replace(b'"intent":1', b'"intent":99') + lines[1])
+    forged = re.sub(rb'"intent":\d+', b'"intent":99', lines[0])  # whichever request came first
+    assert forged != lines[0]
+    (repo / "forged.jsonl").write_bytes(forged + lines[1])
     res = run_cli(["ledger", "verify", "--snapshot", "forged.jsonl"], repo)
     assert res.code == 1 and "no record of this ledger announced" in res.out
 
