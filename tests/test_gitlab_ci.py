@@ -15,8 +15,10 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -249,3 +251,67 @@ def test_apply_job_tells_the_merged_merge_request_what_it_did(
     [found] = project.glob(".gitlab-ci-local/**/apply-summary.json")
     summary = json.loads(found.read_text())
     assert summary["outcome"] == "applied" and summary["cells"]["cleared"] == 2
+
+
+# --- the schedule (issue 26): a run that always happens --------------------------------------
+
+
+def listed(cli: Path, work: Path, env: dict[str, str], source: str) -> dict[str, str]:
+    """Job name -> `when`, as gitlab-ci-local evaluates the rules for a pipeline `source`."""
+    proc = subprocess.run(
+        ["node", str(cli), "--list", "--no-color", "--variable", f"CI_PIPELINE_SOURCE={source}"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    jobs = {}
+    for line in proc.stdout.splitlines()[1:]:  # a header, then one job per line
+        parts = line.split()
+        if len(parts) >= 3:
+            jobs[parts[0]] = line
+    return jobs
+
+
+def test_a_scheduled_pipeline_runs_the_apply_job_and_not_the_plan(
+    gitlab_ci_local: Path,
+    project: Path,
+    env: dict[str, str],
+) -> None:
+    scheduled = listed(gitlab_ci_local, project, env, "schedule")
+    assert "apply" in scheduled and "validate" in scheduled
+    assert "plan" not in scheduled
+    merge_request = listed(gitlab_ci_local, project, env, "merge_request_event")
+    assert "plan" in merge_request and "apply" not in merge_request
+
+
+def test_a_deferred_merge_is_applied_by_the_scheduled_run_without_another_merge(
+    gitlab_ci_local: Path,
+    project: Path,
+    env: dict[str, str],
+    emulator: RunningEmulator,
+) -> None:
+    # Long enough for the merge's run to start inside the freeze on a busy machine.
+    ends = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=150)
+    config = project / "reconcile.yaml"
+    freeze = (
+        "  windows:\n    deny:\n"
+        f'      - {{from: "2000-01-01", to: "{ends:%Y-%m-%dT%H:%M:%S}", reason: "release freeze"}}\n'
+    )
+    config.write_text(config.read_text().replace("  # windows:\n", freeze + "  # windows:\n", 1))
+    git(project, "commit", "-q", "-am", "a freeze", env=person(env))
+    git(project, "push", "-q", "origin", "HEAD:main", env=env)
+
+    out = run_job(gitlab_ci_local, project, env, "apply", emulator_vars(emulator))  # the merge's run
+    assert "Deferred: release freeze" in out and ends.strftime("%Y-%m-%dT%H:%M") in out
+    world = emulator.world
+    assert world.deleted_cells() == set() and world.log == []  # nothing paused, nothing sent
+
+    time.sleep(max(0.0, (ends - datetime.now(timezone.utc)).total_seconds() + 1))
+    out = run_job(
+        gitlab_ci_local, project, env, "apply", {**emulator_vars(emulator), "CI_PIPELINE_SOURCE": "schedule"}
+    )
+    assert "**Applied.** 2 cells cleared" in out
+    assert len(world.deleted_cells()) == 2
