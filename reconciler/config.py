@@ -485,7 +485,7 @@ def _leaves(c: RepoConfig | None) -> dict[str, object]:
         tree: dict[str, Any] = ConfigDoc.model_construct().model_dump(mode="json")
         tree["ledger"] = {"path": None, "git": {"enabled": False}}
     elif c.doc is not None:
-        tree = c.doc.model_dump(mode="json")
+        tree = c.doc.model_dump(mode="json", by_alias=True)  # as written: `from`, not `from_`
     else:
         return {}
     for key in ("apiVersion", "kind", "gateways"):

@@ -271,12 +271,10 @@ def _summary_files(files: list[Path], run: _Run) -> Iterator[None]:
         raise
     finally:
         if files:
-            ledger = run.ledger or _default_ledger()
-            if run.settings is not None:
-                try:
-                    ledger = operations.target_ledger(run.settings)[0]
-                except ReconcilerError:  # a broken saved plan: that error is the summary
-                    ledger = run.settings.ledger or run.settings.default_ledger
+            # the settings read (a saved plan's included) say which ledger; before them, the flag's
+            ledger = (
+                operations.target_ledger(run.settings)[0] if run.settings else run.ledger or _default_ledger()
+            )
             report = ApplyReport(
                 ledger=ledger,
                 plan=run.seen[-1].plan if run.seen else None,
