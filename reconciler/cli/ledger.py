@@ -405,11 +405,14 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
 @ledger_app.command("restore")
 def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> None:
     """Put the ledger back as reconcile last published it, after it was cut, rewritten or
-    forged on its branch, the branch was force-pushed or deleted, or a lease was planted.
+    forged on its branch, the branch was force-pushed or deleted, a lease was planted, or
+    the anchor was moved.
 
     reconcile keeps its own anchor of every ledger it publishes (refs/reconcile/anchor on
     the remote), which merged pull requests cannot move. This commits that ledger and its
-    lease on the ledger's branch (creating it if it is gone); nothing is sent to EnOS.
+    lease on the ledger's branch (creating it if it is gone); nothing is sent to EnOS. It
+    never cuts: when the anchor holds less than a ledger reconcile published on the branch
+    (it was moved back, or to a forged commit), that version is restored and anchored again.
 
     \b
     Example:  reconcile ledger restore
@@ -428,9 +431,8 @@ def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> None:
         )
     approve(c, auto_approve, f"Commit the anchored ledger on {repo.where}?")
     with ledger_mod.LedgerLock(path):
-        commit, records = repo.restore()
+        done = repo.restore()
     c.out.print(
-        f"restored {plural(records, 'record')} on {repo.where} ({(commit or '')[:12]}) as reconcile last "
-        "published them",
+        f"restored {plural(done.records, 'record')} on {repo.where} ({(done.head or '')[:12]}): {done.note}",
         markup=False,
     )
