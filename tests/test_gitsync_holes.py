@@ -388,3 +388,65 @@ def test_with_the_anchor_gone_the_version_to_keep_is_always_the_same(
     res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "job4"), gateway_env(em))
     assert res.code == 0 and "Nothing to apply." in res.out, res.all
     assert set(clears(em.world).values()) == {1}
+
+
+# --- 4. no pipeline left paused behind exit 0 ------------------------------------------------------
+
+KILL_AT_START = """#!/bin/sh
+# The runner dies once its `start` record is on the remote, before the start call.
+if git cat-file blob main:applied-ledger.jsonl 2>/dev/null | grep -q '"kind":"start"'; then
+  if [ -f "{pidfile}" ]; then kill -9 "$(cat "{pidfile}")"; rm -f "{pidfile}"; fi
+fi
+exit 0
+"""
+PAUSING = CONFIG.replace("branch: main}", "branch: main, leaseSeconds: 30}") + (
+    "apply: {pausePipelines: true, concurrency: 1}\n"
+)
+
+
+def test_a_bare_start_record_on_a_paused_pipeline_fails_every_apply_until_settled(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """The runner is killed after its `start` record reached the remote and before the start
+    call: the pipeline stays PAUSED. No later apply exits 0 while it is; none starts it (the
+    ledger cannot show nobody paused it since); the comment and the summary name it with
+    the one command that settles it, and after that command applies are green again."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_PIPES})
+    pidfile = tmp_path / "runner.pid"
+    hook = origin / "hooks" / "post-receive"
+    hook.write_text(KILL_AT_START.format(pidfile=pidfile))
+    hook.chmod(0o755)
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    first = spawn_cli(
+        ["apply", "--auto-approve"],
+        clone(origin, tmp_path / "runner1"),
+        gateway_env(em),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pidfile.write_text(str(first.pid))
+    assert first.wait(timeout=120) == -signal.SIGKILL
+    assert remote_kinds(origin, tmp_path)[-1] == "start"
+    assert em.world.status("p1") == "PAUSED"
+    assert not [e for e in em.world.log if e["query"].get("action") == "start"]  # never sent
+    hook.unlink()
+
+    runner = clone(origin, tmp_path / "runner2")
+    settle = "reconcile ledger resolve --start o1/p1"
+    for _ in range(2):
+        res = run_cli(["apply", "--auto-approve", "--summary", "summary.md"], runner, gateway_env(em))
+        assert res.code == 1, res.all
+        assert "o1/p1" in res.err and settle in res.err and "reports PAUSED now" in res.err
+        assert settle in (runner / "summary.md").read_text()
+    comment = run_cli(["plan", "--format", "markdown"], runner)
+    assert settle in comment.out and "o1/p1" in comment.out, comment.all
+    assert em.world.status("p1") == "PAUSED"  # not started: a person decides
+    assert not [e for e in em.world.log if e["query"].get("action") == "start"]
+
+    em.world.set_status("p1", "RUNNING")  # the person starts it in the console...
+    res = run_cli(["ledger", "resolve", "--start", "o1/p1", "--auto-approve"], runner)
+    assert res.code == 0 and "settled" in res.out, res.all  # ... and settles it
+    assert remote_kinds(origin, tmp_path)[-1] == "resume"
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+    assert set(clears(em.world).values()) == {1}
