@@ -275,14 +275,6 @@ class RepoConfig:
     # the file as checked, for comparing two versions setting by setting (`review_changes`)
     doc: ConfigDoc | None = field(default=None, compare=False, repr=False)
 
-    def gateway_for(self, org_id: str) -> Gateway | None:
-        """The org's own gateway, else the default entry (no orgId), else None."""
-        by_org = {g.org_id: g for g in self.gateways}
-        return by_org.get(org_id) or by_org.get(None)
-
-    def resume_for(self, org_id: str, pipeline_id: str) -> ResumeSettings | None:
-        return next((p for p in self.pipelines if (p.org_id, p.pipeline_id) == (org_id, pipeline_id)), None)
-
 
 def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str]:
     """What a pull request changes in reconcile.yaml that changes what the merge does, for

@@ -3,7 +3,7 @@
 `build_plan(diff, options)` turns the diff into requests that cover exactly the
 pending cells, split to the size limits (DESIGN invariant 1 and "Plan"). No
 network, clock, files or randomness here. The plan's JSON document (printed and
-saved) lives in `planfile`.
+saved) lives in `plan/file.py`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from functools import cached_property
 from itertools import chain
 from typing import Any
 
-from reconciler.ledger import canonical, canonical_text
+from reconciler.ledger import canonical
 from reconciler.plan.values import (
     Action,
     Diff,
     KeyDiff,
     LedgerHead,
+    Marks,
     Options,
     PendingGroup,
     PendingResume,
@@ -81,10 +82,10 @@ class Plan:
         return tuple(sorted(found))
 
     @cached_property
-    def action_lines(self) -> tuple[str, ...]:
-        """Each action's JSON in canonical form: what the plan hash covers, and the lines
-        a plan file lists its actions on (encoded once for both)."""
-        return tuple(canonical_text(a.to_json()) for a in self.actions)
+    def action_lines(self) -> tuple[bytes, ...]:
+        """Each action's JSON in canonical form, UTF-8: what the plan hash covers, and the
+        lines a plan file lists its actions on (encoded once for both)."""
+        return tuple(canonical(a.to_json()) for a in self.actions)
 
     @cached_property
     def plan_hash(self) -> str:
@@ -93,11 +94,12 @@ class Plan:
         fields = self.hashed_fields(actions=False)
         rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
         digest = hashlib.sha256(b'{"actions":[')
-        if "action_lines" in self.__dict__ or not self.streams:
-            digest.update(",".join(self.action_lines).encode())
-        else:
-            for i, action in enumerate(self.actions):
-                digest.update((b"," if i else b"") + canonical(action.to_json()))
+        kept = "action_lines" in self.__dict__ or not self.streams
+        lines = self.action_lines if kept else (canonical(a.to_json()) for a in self.actions)
+        for i, line in enumerate(lines):  # line by line: no second copy of them all
+            if i:
+                digest.update(b",")
+            digest.update(line)
         digest.update(b"]," + rest[1:])
         return digest.hexdigest()
 
@@ -157,6 +159,8 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
             for group in kd.in_doubt if doubt else kd.pending:
                 resumed = doubt and kd.resumed_since_intent
                 actions.extend(_split(kd.key, group, options, in_doubt=doubt, resumed=resumed))
+    if d.marks:
+        actions = _marked(actions, dict(d.marks))
     summary = Summary(
         pending_cells=sum(k.pending_cells for k in keys),
         requests=len(actions),
@@ -165,6 +169,16 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
         in_doubt_cells=sum(k.in_doubt_cells for k in keys),
     )
     return Plan(d, options, keys, tuple(actions), summary, tuple(manifest_paths))
+
+
+def _marked(actions: list[Action], marks: dict[str, Marks]) -> list[Action]:
+    """Each request with the `Marks` of the manifests it serves, for their records."""
+    out = []
+    for a in actions:
+        names = [a.manifest, *(m for m, _ in a.shares)] if a.shares else [a.manifest]
+        own = tuple((m, marks[m]) for m in names if m in marks)
+        out.append(replace(a, marks=own) if own else a)
+    return out
 
 
 Physical = tuple[str, str, str]  # orgId, pipelineId, stageInstanceName
