@@ -36,7 +36,7 @@ from reconciler import ledger as ledger_io
 from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
-from reconciler.gitsync.lease import Holding, Lease, LeaseWatch, check_seconds, new_lease
+from reconciler.gitsync.lease import Here, Holding, Lease, LeaseWatch, check_seconds, new_lease
 from reconciler.gitsync.remote import (
     ANCHOR_REF,
     PUBLISHED_SUBJECT,
@@ -104,6 +104,7 @@ class LedgerRepo:
         clock: Callable[[], float] = time.monotonic,
         transport: Remote | None = None,
         rel_path: str | None = None,
+        here: Here | None = None,
     ) -> None:
         self.worktree = Path(worktree)
         self.file = self.worktree / ledger
@@ -122,7 +123,8 @@ class LedgerRepo:
         self._remote_files: Files = {}  # the (verified) ledger of `_seen`
         self._base: Files = {}  # the remote ledger the local one extends
         self._lease: Lease | None = None  # ours, while held
-        self.watch = LeaseWatch(clock)
+        self._here = here  # where this runner runs (tests: a simulated host); None: this process
+        self.watch = LeaseWatch(clock, here)
         self.holding = Holding(self.lease_seconds, clock)
         self._checked = transport is not None
         self._publishing = threading.Lock()  # the heartbeat thread and the run both publish
@@ -614,7 +616,7 @@ class LedgerRepo:
             lease = (
                 self._lease.renewed()
                 if self._lease
-                else new_lease(self.run, local_user(), self._since, self.lease_seconds)
+                else new_lease(self.run, local_user(), self._since, self.lease_seconds, self._here)
             )
         else:  # release ours; never remove a lease another run took over meanwhile
             lease = None if self._lease is not None and self._holds(seen) else _KEEP
