@@ -9,6 +9,7 @@ and publishes its records (DESIGN "Apply" and "The ledger in git (CI)").
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from reconciler.words import plural
 if TYPE_CHECKING:  # the apply engine and git are loaded by apply, not by plan
     from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
     from reconciler.gitsync import LedgerRepo, Session
+    from reconciler.windows import Deferred, Windows
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 _CAS_ATTEMPTS = 5
@@ -211,6 +213,9 @@ class ApplySettings:
     allow_unreviewed: bool = False  # break glass: apply them anyway (the records say so)
     saved: planfile.SavedPlan | None = None  # the target, when it is a saved plan (read once)
     max_cells_source: str = "the maxCells limit"  # where `max_cells` was set, for its refusal
+    windows: Windows | None = None  # apply.windows: when apply may pause production
+    window_override: str | None = None  # --ignore-window --reason TEXT (break glass; records say so)
+    now: Callable[[], float] = time.time  # the wall clock windows are judged by (tests inject it)
 
 
 def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
@@ -252,18 +257,28 @@ def apply(
                     session.finish("reconcile: nothing to apply")
                 _refuse_paused_starts(planned, gateways)
                 return planned, None
+            deferred, to_run = _deferral(settings, reporter), planned
+            if deferred is not None:
+                # Outside the window: pause and send nothing, but start what an earlier run
+                # left paused (a window gates pausing, never resuming).
+                to_run = _resumes_only(planned)
+                if not to_run.plan.has_changes:
+                    if session is not None:
+                        session.finish("reconcile: deferred, nothing sent")
+                    return planned, _deferred_result(deferred, planned)
             # The gateways and credentials are checked only now: a run with nothing to apply
             # needs none, and one with work learns of a missing one before it is asked.
             gw = gateways()
-            if planned is first:
+            if planned is first and deferred is None:
                 check_max_cells(planned.plan, settings.max_cells, settings.max_cells_source)
                 confirm(planned.plan)
             paused = _paused_starts(planned, gw)
             try:
-                result = _run(planned, settings, gw, reporter, session)
+                result = _run(to_run, settings, gw, reporter, session)
             except LedgerMoved as exc:
                 _lost_the_race(exc, saved, session, reporter)
                 continue
+            result.outside_window = deferred
             _publish_result(session, result, reporter)
             result.resume_failed.extend((ref, why) for ref, why in paused if ref not in result.resumed)
             return planned, result
@@ -310,6 +325,40 @@ def _refuse_paused_starts(planned: Planned, gateways: Callable[[], Gateways]) ->
             + " may be left paused by an apply that stopped:\n"
             + "\n".join(f"  {why}" for _ref, why in paused)
         )
+
+
+def _deferral(settings: ApplySettings, reporter: Reporter) -> Deferred | None:
+    """Why this run defers (the window is closed), else None; with `--ignore-window`, a
+    closed window is said and applied through (DESIGN "Windows")."""
+    if settings.windows is None:
+        return None
+    from reconciler import windows
+
+    state = windows.state(settings.windows, windows.from_epoch(settings.now()))
+    if state.open:
+        return None
+    if settings.window_override is not None:
+        reporter.note(
+            f"warning: --ignore-window: {state.words()}; applying anyway, every record of this run "
+            f'says "windowOverride": {settings.window_override!r}'
+        )
+        return None
+    return windows.Deferred(state.reason or windows.OUTSIDE, state.until)
+
+
+def _resumes_only(planned: Planned) -> Planned:
+    """The plan without its requests: only the pipelines an earlier run left paused."""
+    p = planned.plan
+    summary = replace(p.summary, requests=0)
+    return replace(planned, plan=replace(p, actions=(), summary=summary))
+
+
+def _deferred_result(deferred: Deferred, planned: Planned) -> ApplyResult:
+    from reconciler.apply import ApplyResult
+
+    result = ApplyResult(outside_window=deferred)
+    result.ledger_seqs = (planned.plan.ledger.seq, planned.plan.ledger.seq)
+    return result
 
 
 def _session(sync: LedgerRepo | None, settings: ApplySettings, reporter: Reporter) -> Session | None:
@@ -482,15 +531,22 @@ def resolve(
             from reconciler.gitsync import Session
 
             Session(sync, lambda _line: None).refuse_if_leased()
-        loaded, led = _load_and_read(paths, Options(), ledger_path)
+        loaded = _load(paths, Options())
+        led = ledger_mod.read(ledger_path)  # in full: what is in doubt is the whole ledger's question
         p, _ = plan_from(paths, led, Options(), loaded=loaded)
-        doubt = [a for a in p.actions if a.in_doubt and (manifest is None or a.manifest == manifest)]
+        planned = [a for a in p.actions if a.in_doubt]
+        doubt = [
+            a
+            for a in (*planned, *_doubt_beyond_the_plan(p, led, loaded.manifests, planned))
+            if manifest is None or a.manifest == manifest
+        ]
         if not doubt:
             return []
         confirm(doubt)
         with ledger_mod.LedgerWriter(led) as writer:
             for a in doubt:
-                writer.append("delete", {**a.cell_fields(), "resolved": True, "actor": actor})
+                for fields in a.ledger_fields():  # each manifest a shared request serves
+                    writer.append("delete", {**fields, "resolved": True, "actor": actor})
         if sync is not None:
             sync.publish_final(f"reconcile: {plural(len(doubt), 'in-doubt request')} resolved by a person")
     return doubt
@@ -532,3 +588,39 @@ def resolve_start(
         if sync is not None:
             sync.publish_final(f"reconcile: the start of {pid} settled by a person")
     return ref
+
+
+def _doubt_beyond_the_plan(
+    p: Plan, led: ledger_mod.Ledger, declared: Sequence[manifests.Manifest], planned: Sequence[Action]
+) -> list[Action]:
+    """Cells in doubt (`ledger.history.open_intents`, as `ledger show` and the report list
+    them) that the plan does not act on: sent under a manifest no longer declared, or no
+    longer declaring them. A person settles them like the plan's, by their own name."""
+    from reconciler.ledger import history
+    from reconciler.plan import KeyDiff, PendingGroup, StageKey
+
+    aliases = {**history.recorded_aliases(led.records), **{m.name: m.renamed_from for m in declared}}
+    carried = history.carriers(aliases)
+    covered: set[tuple[tuple[str, str, str, str], str, str]] = set()
+    for a in planned:
+        for name, points in a.shares or ((a.manifest, a.point_ids),):
+            key = (name, a.org_id, a.pipeline_id, a.stage)
+            covered.update((key, asset, point) for asset in a.asset_ids for point in points)
+    left: dict[StageKey, dict[str, dict[str, None]]] = {}  # key -> asset -> points, in ledger order
+    for r, cells in history.open_intents(led.records, aliases=aliases):
+        merged = history.merged_key(r, carried)
+        for asset in r.asset_ids:
+            for point in r.point_ids:
+                if (asset, point) in cells and (merged, asset, point) not in covered:
+                    left.setdefault(StageKey(*r.key), {}).setdefault(asset, {})[point] = None
+    keys = []
+    for key, assets in left.items():
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for asset, sent in assets.items():
+            groups.setdefault(tuple(sent), []).append(asset)
+        doubt = tuple(PendingGroup(points, tuple(a)) for points, a in groups.items())
+        keys.append(KeyDiff(key, 0, (), doubt, False))
+    if not keys:
+        return []
+    d = replace(p.diff, keys=tuple(keys), undeclared=(), pending_resumes=(), renames=(), marks=())
+    return list(build_plan(d).actions)
