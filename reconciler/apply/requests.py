@@ -150,10 +150,7 @@ class Requests:
                         client, action, self.journal.intents.get(action), items=prefetched
                     )
                 if self.stopped():  # right before the call, after the read (git: the lease)
-                    if attempt == 0:
-                        out.append(self.close(action, "not sent: the run was stopped"))
-                    else:  # an earlier attempt may have reached the gateway
-                        self._ended_in_doubt(action, "not sent again: the run was stopped", out)
+                    self._stopped_before_send(action, attempt, out)
                     return
                 client.delete_stage_state(
                     action,
@@ -203,6 +200,15 @@ class Requests:
             raise
         out.append(Done(DoneKind.DELETED, action))
         self.reporter.advance(action, Outcome.DONE)
+
+    def _stopped_before_send(self, action: Action, attempt: int, out: Outcomes) -> None:
+        """Stopped (Ctrl-C, or the lease lost) right before the delete: not sent, its intent
+        closed as `failed` (pending again); after an ambiguous attempt, in doubt."""
+        message = "not sent: the run was stopped"
+        if attempt:
+            self._ended_in_doubt(action, message, out)
+            return
+        out.append(self.close(action, message))
 
     def _refused(self, action: Action, exc: EnosError | None, message: str, out: Outcomes) -> None:
         """A definite refusal: recorded as `failed`, so its cells are pending again."""
