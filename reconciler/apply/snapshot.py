@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from reconciler import yamlsource
 from reconciler.errors import EnosError, ReconcilerError, TooManyPointsError
 from reconciler.words import plural
 
@@ -60,12 +62,23 @@ class Snapshot:
         self._reads = itertools.count(1)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._open().close()  # a file that cannot be written is refused before any call
+            self._open_checked().close()  # a file that cannot be written is refused before any call
         except OSError as exc:
             raise SnapshotError(f"--snapshot {self.path}: cannot write: {exc.strerror or exc}") from exc
 
     def _open(self) -> IO[bytes]:
         return self.path.open("ab")
+
+    def _open_checked(self) -> IO[bytes]:
+        """The file, refused unless it is a regular one: evidence written to /dev/null or a
+        device would be gone (opened non-blocking, so a FIFO with no reader is refused)."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SnapshotError(
+                f"--snapshot {self.path}: not a regular file; evidence written there would be lost"
+            )
+        return os.fdopen(fd, "ab")
 
     def take(
         self, client: EnosClient, action: Action, intents: Sequence[Record] | None
@@ -212,7 +225,7 @@ def _groups(path: Path) -> dict[tuple[Any, Any], list[bytes]]:
     groups: dict[tuple[Any, Any], list[bytes]] = {}
     for number, line in _read_lines(path):
         try:
-            data = json.loads(line)
+            data = yamlsource.loads_json(line)
         except ValueError as exc:
             raise ReconcilerError(f"{path}:{number}: not a JSON line: {exc}") from exc
         if not isinstance(data, dict):
@@ -226,10 +239,26 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+MAX_LINE = 256 << 20  # one read's items; far more than a request of 100,000 points returns
+
+
 def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file's lines, from a regular file only (/dev/zero is refused, never read), none
+    longer than MAX_LINE."""
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as fh:
-            yield from enumerate(fh, 1)
+        with (
+            yamlsource.open_regular(path) as raw,
+            gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw as fh,
+        ):
+            for number in itertools.count(1):
+                line = fh.readline(MAX_LINE + 1)
+                if not line:
+                    return
+                if len(line) > MAX_LINE:
+                    raise ReconcilerError(
+                        f"{path}:{number}: a line longer than {MAX_LINE >> 20} MiB; not a snapshot"
+                    )
+                yield number, line
     except (OSError, EOFError) as exc:
         raise ReconcilerError(
             f"{path}: cannot read the snapshot: {getattr(exc, 'strerror', None) or exc}"
