@@ -161,3 +161,24 @@ def test_file_names_with_line_breaks_are_refused(repo: Path) -> None:
         manifest_yaml("m").replace("assetIds: [a1, a2]", 'assetIdsFile: "ids/a\\nb.txt"'),
     )
     refused(run_cli(["validate"], repo), "spec.assetIdsFile: the file name", "rename the file")
+
+
+# --- the terminal ----------------------------------------------------------------------
+
+
+def test_ledger_show_escapes_control_characters(repo: Path, make_emulator: Any) -> None:
+    em = make_emulator(world_for([pipeline("p1", status="PAUSED")]))
+    desc = '  description: "fix\\e[2J\\e[31m\\nfake line\\rOK"\n'
+    write(repo / "manifests/m.yaml", manifest_yaml("m").replace("  name: m\n", "  name: m\n" + desc))
+    assert run_cli(["apply", "--auto-approve"], repo, gateway_env(em)).code == 0
+    res = run_cli(["ledger", "show", "--asset", "a1"], repo)
+    assert res.code == 0, res.all
+    assert "  why: fix\\x1b[2J\\x1b[31m\\nfake line\\rOK\n" in res.out
+    assert "\x1b" not in res.out and "\r" not in res.out
+    shown = run_cli(["ledger", "show"], repo)
+    assert shown.code == 0 and "\x1b" not in shown.out
+
+
+def test_an_error_quoting_a_file_name_shows_its_controls(repo: Path) -> None:
+    res = run_cli(["plan", "--config", "no\x1b[2Jsuch.yaml"], repo)
+    assert res.code == 1 and "no\\x1b[2Jsuch.yaml" in res.err and "\x1b" not in res.err, res.all
