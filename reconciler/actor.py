@@ -5,27 +5,14 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler import __version__
+from reconciler import __version__, gitcmd
 
 
 def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-            # no index rewrite by `git status`: it would re-read every file of a fresh clone
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
+    return gitcmd.read(args, timeout=5)
 
 
 def _git_commit() -> str | None:

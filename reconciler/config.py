@@ -94,6 +94,12 @@ def ledger_files_problem(value: str, ledger: str) -> str | None:
     return None
 
 
+# ledger.git.leaseSeconds: the one bound, checked here (the setting) and by the lease
+# itself (gitsync.lease: writing one, and reading one another run wrote).
+LEASE_SECONDS_MIN = 1
+LEASE_SECONDS_MAX = 86_400  # a day: EnOS keeps a job paused for at most 24 h
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
@@ -125,10 +131,11 @@ class GitSettings(_Strict):
 
     leaseSeconds: int = Field(
         default=120,
-        ge=1,
+        ge=LEASE_SECONDS_MIN,
+        le=LEASE_SECONDS_MAX,
         description="How long the lease of a sending apply lasts unless renewed (it is renewed "
         "every third of it); another apply waits for it or refuses, and a runner that died "
-        "lets it run out.",
+        "lets it run out. At most a day: EnOS keeps a job paused for at most 24 h.",
     )
 
 
@@ -267,14 +274,6 @@ class RepoConfig:
     snapshot: Path | None = None  # apply.snapshot, relative to the working directory like ledger_path
     # the file as checked, for comparing two versions setting by setting (`review_changes`)
     doc: ConfigDoc | None = field(default=None, compare=False, repr=False)
-
-    def gateway_for(self, org_id: str) -> Gateway | None:
-        """The org's own gateway, else the default entry (no orgId), else None."""
-        by_org = {g.org_id: g for g in self.gateways}
-        return by_org.get(org_id) or by_org.get(None)
-
-    def resume_for(self, org_id: str, pipeline_id: str) -> ResumeSettings | None:
-        return next((p for p in self.pipelines if (p.org_id, p.pipeline_id) == (org_id, pipeline_id)), None)
 
 
 def review_changes(base: RepoConfig | None, head: RepoConfig | None) -> list[str]:

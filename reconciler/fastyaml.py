@@ -89,11 +89,6 @@ class Seq(list[str]):
     lc: LineCol
 
 
-def available() -> bool:
-    """Whether the fast path can run at all (PyYAML was built with libyaml)."""
-    return _LOADER is not None
-
-
 def documents(text: str) -> list[Map] | None:
     """Every document of `text`, if all are in the plain shape; else None."""
     if _LOADER is None or _UNSAFE.search(text):

@@ -320,7 +320,7 @@ def _run(
                 reporter,
                 options,
                 publish=session.announce if session is not None else None,
-                stop=_LeaseStop(session) if session is not None else None,
+                stop=_lease_stop(session),
             )
     except BaseException as exc:
         if session is not None:
@@ -328,19 +328,15 @@ def _run(
         raise
 
 
-class _LeaseStop(threading.Event):
-    """The run's stop signal, also set once its lease may have been taken over: the run
-    asks `is_set()` before every request, so a process resumed after a stop (SIGSTOP, a
-    stalled VM) checks its lease before it sends anything more (invariant 9)."""
+def _lease_stop(session: Session | None) -> threading.Event | None:
+    """The run's `stop` event; with the ledger in git, one that also reads as set once the
+    run's lease may have been taken over (`gitsync.LeaseStop`: asked right before each
+    irreversible call, after the read before it; invariant 9)."""
+    if session is None:
+        return None
+    from reconciler.gitsync.session import LeaseStop
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self._session = session
-
-    def is_set(self) -> bool:
-        if not super().is_set() and not self._session.may_send():
-            self.set()
-        return super().is_set()
+    return LeaseStop(session)
 
 
 def check_max_cells(p: Plan, max_cells: int | None, source: str = "the maxCells limit") -> None:

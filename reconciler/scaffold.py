@@ -9,14 +9,13 @@ returns every secret, variable, permission and protection the user must still se
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler import __version__
+from reconciler import __version__, gitcmd
 from reconciler.config import CONFIG_SCHEMA_FILE, render_config_schema
 from reconciler.errors import ReconcilerError
 from reconciler.manifests.schema import SCHEMA_FILE, render_schema
@@ -57,14 +56,8 @@ def _git(directory: Path, args: list[str]) -> str | None:
     where = directory if directory.is_dir() else directory.parent
     while not where.is_dir():
         where = where.parent
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    out = proc.stdout.strip()
-    return out if proc.returncode == 0 and out else None
+    out = (gitcmd.read(args, cwd=where) or "").strip()
+    return out or None
 
 
 def _walk(node: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]:

@@ -1,4 +1,5 @@
-"""Reading input files safely, and YAML with positions: the only module that touches ruamel.yaml.
+"""Reading input files safely, and YAML with positions: the one module of the package that touches
+ruamel.yaml (the emulator, which stands alone, reads its seed files with it too).
 
 Reads only regular files, never more than a bound (a FIFO or `/dev/zero` named
 like a manifest must not block or fill memory), decodes strict UTF-8 without a

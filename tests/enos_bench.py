@@ -12,7 +12,7 @@ from typing import Any
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FakeClock, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, Plan, build_plan, diff
 
@@ -106,7 +106,9 @@ def bench_factory(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
             clock=clock,
         )
         em = RunningEmulator(world).start()
-        client = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+        client = EnosClient(
+            Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+        )
         ledger = tmp_path / f"ledger{len(made)}.jsonl"
         ledger.touch()
         made.append(Bench(em, client, ledger, manifests, clock, options or Options(max_assets=1)))

@@ -18,7 +18,7 @@ from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, EXPIRY_SHAPES, RunningEmulator, World
 from reconciler.emulator.world import FakeClock
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.errors import LedgerWriteError, ReconcilerError
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, Plan, build_plan, diff
@@ -141,7 +141,9 @@ def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
             "pipelines": pipelines,
         }
         em = RunningEmulator(world(seed, clock=clock, **kw)).start()
-        client = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+        client = EnosClient(
+            Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+        )
         ledger = tmp_path / f"ledger{len(made)}.jsonl"
         ledger.touch()
         made.append(Bench(em, client, ledger, manifests, clock))
@@ -300,7 +302,7 @@ def test_leftover_pause_of_a_pipeline_really_running_is_closed(bench: Callable[.
 # --- item 10: one failed restart does not stop the others ------------------------------
 
 
-def test_every_restart_is_tried(bench: Callable[..., Bench]) -> None:
+def test_a_start_is_sent_only_once_it_can_be_recorded(bench: Callable[..., Bench]) -> None:
     b = bench(
         [fault_pipeline("p1", "RUNNING"), fault_pipeline("p2", "RUNNING")],
         [numbered_manifest("m1", "p1"), numbered_manifest("m2", "p2")],

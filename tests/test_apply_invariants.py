@@ -21,7 +21,7 @@ from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.emulator.world import FakeClock, Pipeline
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.errors import LockError
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, build_plan, diff
@@ -149,7 +149,9 @@ def run_apply(em: RunningEmulator, path: Path, clock: FakeClock, concurrency: in
     plan = build_plan(diff(MANIFESTS, L.read(path)), Options(max_assets=1))
     options = ApplyOptions(concurrency=concurrency, pause_pipelines=True, poll_interval=1.0)
     with (
-        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None) as c,
+        EnosClient(
+            Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+        ) as c,
         L.LedgerWriter(L.read(path)) as w,
     ):
         return apply(plan, Gateways.single(c), w, NullReporter(), options, sleep=clock.advance, clock=clock)

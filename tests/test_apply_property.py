@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, Gateways, NullReporter, apply
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, build_plan, diff
 
@@ -77,7 +77,7 @@ def test_apply_deletes_exactly_the_pending_cells(case: tuple[list, list, int, in
         }
         with (
             RunningEmulator(World(WORLD)) as em,
-            EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+            EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
             L.LedgerWriter(led) as w,
         ):
             result = apply(plan, Gateways.single(c), w, NullReporter(), ApplyOptions(concurrency=concurrency))

@@ -62,15 +62,18 @@ def test_full_config_loads_as_a_typed_value(tmp_path: Path) -> None:
     assert config is not None
     assert config.ledger_path == tmp_path / "state" / "applied-ledger.jsonl"
     assert config.git == GitSync("upstream", "reconcile/ledger")
-    o2 = config.gateway_for("o2")
-    assert o2 is not None and o2.app_key_env == "ENOS_O2_KEY"
-    default = config.gateway_for("o9")
-    assert default is not None and default.url == "https://gw.example.com"
+    default, o2 = config.gateways
+    assert (o2.org_id, o2.url, o2.app_key_env) == ("o2", "https://gw2.example.com", "ENOS_O2_KEY")
+    assert default.org_id is None and default.url == "https://gw.example.com"
     assert default.app_key_env == "ENOS_APP_KEY" and default.app_secret_env == "ENOS_APP_SECRET"
-    resume = config.resume_for("o1", "p1")
-    assert resume is not None and (resume.execution_mode, resume.kafka_rate) == (1, 500)
+    (resume,) = config.pipelines
+    assert (resume.org_id, resume.pipeline_id, resume.execution_mode, resume.kafka_rate) == (
+        "o1",
+        "p1",
+        1,
+        500,
+    )
     assert json.loads(resume.resource_config or "") == {"cpu": 2}
-    assert config.resume_for("o1", "p2") is None
     assert (config.max_cells, config.concurrency, config.pause_pipelines) == (5000, 8, True)
     hash(config)  # frozen all the way down
 
@@ -80,7 +83,7 @@ def test_minimal_config_has_defaults(tmp_path: Path) -> None:
     assert config is not None
     assert config.git == GitSync("origin", "main")
     assert config.ledger_path == tmp_path / "applied-ledger.jsonl"
-    assert config.max_cells is None and config.gateway_for("o1") is None
+    assert config.max_cells is None and config.gateways == () and config.pipelines == ()
 
 
 def test_git_sync_off(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from reconciler.emulator import (
     World,
     serve_forever,
 )
-from reconciler.enos import Credentials, EnosClient, RetryPolicy, StateRequest, sign
+from reconciler.enos import Credentials, EnosClient, RetryPolicy, Session, StateRequest, sign
 from reconciler.errors import NotPausedError, PermanentError, TransientError
 
 
@@ -141,7 +141,7 @@ def test_pipeline_transitions_and_slow_pause() -> None:
     )
     with (
         RunningEmulator(world) as em,
-        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+        EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
     ):
         c.pause(ORG, "p1")
         assert em.world.status("p1") == "RUNNING"  # slow pause: not yet
@@ -167,7 +167,7 @@ def test_pipeline_transitions_and_slow_pause() -> None:
 
 def test_get_shape_list_or_items(make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()], getShape="list"))
-    with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+    with EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c:
         raw = c.call(
             "POST",
             "/streaming/v2.0/stage-state",
@@ -239,7 +239,7 @@ def test_the_emulator_imports_nothing_else_of_reconciler() -> None:
 
 def client(em: Any, attempts: int = 1) -> EnosClient:
     creds = Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)
-    return EnosClient(em.url, creds, retry=RetryPolicy(attempts=attempts), sleep=lambda s: None)
+    return EnosClient(Session(em.url, creds, retry=RetryPolicy(attempts=attempts), sleep=lambda s: None))
 
 
 def test_tokens_expire_by_the_injected_clock() -> None:
@@ -393,7 +393,7 @@ def test_the_journal_counts_clears_per_cell_from_outside(tmp_path: Path) -> None
     world.journal = tmp_path / "journal.jsonl"
     with (
         RunningEmulator(world) as em,
-        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+        EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
     ):
         c.pause("o1", "p1")
         c.delete_stage_state(StateRequest("o1", "p1", "s1", ["a1", "a2"], ["x"]))

@@ -10,7 +10,7 @@ import pytest
 from helpers import ORG, pipeline, world_for, write
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, EmulatorError, World
-from reconciler.enos import Credentials, EnosClient, StateRequest
+from reconciler.enos import Credentials, EnosClient, Session, StateRequest
 
 GENERAL = {"modelId", "modelIdPath", "attr", "assetId", "pointId", "time", "value", "quality"}
 STAGES = {
@@ -31,7 +31,7 @@ def test_item_shapes_per_operator_type(make_emulator: Any, shape: str) -> None:
     p = pipeline(stages=())
     p["stages"] = STAGES
     em = make_emulator(world_for([p], getShape=shape))
-    with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+    with EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c:
         raw = raw_get(c, "gen", "a,b", "x")
         items = raw["items"] if shape == "items" else raw
         assert isinstance(items, list) and len(items) == 2
@@ -46,7 +46,7 @@ def test_item_shapes_per_operator_type(make_emulator: Any, shape: str) -> None:
 
 def test_values_differ_per_cell_and_repeat(make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
-    with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+    with EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c:
         first = c.get_stage_state(StateRequest(ORG, "p1", "s1", ["a", "b"], ["x", "y"]))
         again = c.get_stage_state(StateRequest(ORG, "p1", "s1", ["a", "b"], ["x", "y"]))
     assert first == again
@@ -73,7 +73,7 @@ pipelines:
 
     em = RunningEmulator(World.from_file(seed)).start()
     try:
-        with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+        with EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c:
             items = {
                 i["assetId"]: i
                 for i in c.get_stage_state(StateRequest(ORG, "p1", "s", ["a", "b", "c", "d"], ["x"]))
@@ -101,7 +101,7 @@ def test_delete_keeps_to_the_general_types(make_emulator: Any) -> None:
     p = pipeline(stages=())
     p["stages"] = STAGES
     em = make_emulator(world_for([p]))
-    with EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c:
+    with EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c:
         for stage in ("late", "win", "other"):
             with pytest.raises(Exception, match="61107"):
                 c.delete_stage_state(StateRequest(ORG, "p1", stage, ["a"], ["x"]))

@@ -20,7 +20,7 @@ from reconciler.emulator import (
     RunningEmulator,
     World,
 )
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.errors import OrgBusyError, PermanentError, TransientError
 
 
@@ -32,7 +32,9 @@ def clock() -> FakeClock:
 def served(world: World) -> Iterator[EnosClient]:
     with (
         RunningEmulator(world) as em,
-        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None) as client,
+        EnosClient(
+            Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+        ) as client,
     ):
         yield client
 
@@ -118,7 +120,9 @@ def mock(data: Any) -> tuple[EnosClient, list[httpx.Request]]:
         seen.append(request)
         return httpx.Response(200, json={"code": 0, "msg": "OK", "data": data})
 
-    client = EnosClient("https://gw.example", Credentials("k", "s"), transport=httpx.MockTransport(handler))
+    client = EnosClient(
+        Session("https://gw.example", Credentials("k", "s"), transport=httpx.MockTransport(handler))
+    )
     return client, seen
 
 

@@ -12,6 +12,7 @@ from reconciler.enos import (
     Credentials,
     EnosClient,
     RetryPolicy,
+    Session,
     StateRequest,
     TokenSource,
     credentials_from_env,
@@ -111,7 +112,7 @@ def test_64_threads_meeting_an_expired_token_renew_it_once() -> None:
     with (
         RunningEmulator(world) as em,
         EnosClient(
-            em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), retry=RetryPolicy(attempts=1)
+            Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), retry=RetryPolicy(attempts=1))
         ) as client,
     ):
         client.token()

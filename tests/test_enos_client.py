@@ -11,7 +11,7 @@ import pytest
 from helpers import ORG, pipeline, world_for
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FAULT_KINDS, Faults
-from reconciler.enos import Credentials, EnosClient, RetryPolicy, StateRequest, check_gateway, sign
+from reconciler.enos import Credentials, EnosClient, RetryPolicy, Session, StateRequest, check_gateway, sign
 from reconciler.errors import (
     AuthError,
     NotPausedError,
@@ -57,11 +57,13 @@ def mock_client(handler: Any, **kw: Any) -> tuple[EnosClient, list[httpx.Request
         return handler(request)  # type: ignore[no-any-return]
 
     client = EnosClient(
-        "https://gw.example",
-        CREDS,
-        transport=httpx.MockTransport(record),
-        sleep=kw.pop("sleep", lambda s: None),
-        **kw,
+        Session(
+            "https://gw.example",
+            CREDS,
+            transport=httpx.MockTransport(record),
+            sleep=kw.pop("sleep", lambda s: None),
+            **kw,
+        )
     )
     return client, seen
 
@@ -233,7 +235,7 @@ def test_http_refused_except_to_loopback() -> None:
 
 
 def live(em: Any, secret: str = DEFAULT_APP_SECRET, **kw: Any) -> EnosClient:
-    return EnosClient(em.url, Credentials(DEFAULT_APP_KEY, secret), sleep=lambda s: None, **kw)
+    return EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, secret), sleep=lambda s: None, **kw))
 
 
 def test_live_paging_finds_every_wanted_pipeline(make_emulator: Any) -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient, RetryPolicy, StateRequest, check_gateway
+from reconciler.enos import Credentials, EnosClient, RetryPolicy, Session, StateRequest, check_gateway
 from reconciler.enos.codes import EXPIRED_CODES
 from reconciler.errors import (
     AuthError,
@@ -41,11 +41,13 @@ def client_for(reply: Any, attempts: int = 1) -> tuple[EnosClient, list[httpx.Re
         return result if isinstance(result, httpx.Response) else httpx.Response(200, json=result)
 
     client = EnosClient(
-        "https://gw.example",
-        CREDS,
-        transport=httpx.MockTransport(handler),
-        retry=RetryPolicy(attempts=attempts),
-        sleep=lambda s: None,
+        Session(
+            "https://gw.example",
+            CREDS,
+            transport=httpx.MockTransport(handler),
+            retry=RetryPolicy(attempts=attempts),
+            sleep=lambda s: None,
+        )
     )
     return client, seen
 
@@ -207,7 +209,7 @@ def free_port() -> int:
 
 def test_connection_refused_names_host_and_port() -> None:
     port = free_port()
-    client = EnosClient(f"http://127.0.0.1:{port}", CREDS, retry=RetryPolicy(attempts=1))
+    client = EnosClient(Session(f"http://127.0.0.1:{port}", CREDS, retry=RetryPolicy(attempts=1)))
     with client, pytest.raises(TransientError) as exc:
         client.token()
     assert str(exc.value) == (
@@ -220,7 +222,7 @@ def test_https_to_a_plain_http_gateway_says_tls() -> None:
     with RunningEmulator(World()) as em:
         url = em.url.replace("http://", "https://")
         with (
-            EnosClient(url, CREDS, retry=RetryPolicy(attempts=1)) as client,
+            EnosClient(Session(url, CREDS, retry=RetryPolicy(attempts=1))) as client,
             pytest.raises(TransientError) as exc,
         ):
             client.token()
@@ -237,7 +239,7 @@ def test_live_61199_is_one_request_and_a_violation(make_emulator: Any) -> None:
             ],
         }
     )
-    c = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
+    c = EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None))
     with c, pytest.raises(NotPausedError) as exc:
         c.delete_stage_state(StateRequest("o1", "p1", "s1", ["a"], ["x"]))
     assert exc.value.definite is False

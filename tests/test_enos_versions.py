@@ -12,7 +12,7 @@ import pytest
 from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient, StateRequest
+from reconciler.enos import Credentials, EnosClient, Session, StateRequest
 from reconciler.enos.codes import SUPPORTED_ENOS
 from reconciler.errors import ApiNotAvailable, PermanentError
 
@@ -21,10 +21,12 @@ TOKEN = {"status": 0, "msg": "SUCCESS", "data": {"accessToken": "t", "expire": 7
 
 def client_over(handler: Any) -> EnosClient:
     return EnosClient(
-        "https://gw.example",
-        Credentials("k", "s"),
-        transport=httpx.MockTransport(handler),
-        sleep=lambda s: None,
+        Session(
+            "https://gw.example",
+            Credentials("k", "s"),
+            transport=httpx.MockTransport(handler),
+            sleep=lambda s: None,
+        )
     )
 
 
@@ -57,7 +59,7 @@ def test_the_emulator_can_be_an_enos_3_gateway() -> None:
     world = World(world_for([pipeline("p1")], streamingApi=False))
     with (
         RunningEmulator(world) as em,
-        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+        EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
     ):
         c.token()  # the token service is still there
         for call in (

@@ -273,16 +273,15 @@ def test_a_holder_resumed_after_a_stop_sends_nothing_more(tmp_path: Path) -> Non
 def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
     import subprocess
 
-    from reconciler.gitsync.lease import Lease, LeaseWatch
+    from reconciler.gitsync.lease import Lease, LeaseWatch, this_host
 
     dead = subprocess.Popen(["true"])
     dead.wait()
-    import socket
-
-    lease = Lease("run", "ci", socket.gethostname(), dead.pid, "2026-12-05T00:00:00Z", 0, LEASE)
+    host, boot, pidns = this_host()
+    lease = Lease("run", "ci", host, dead.pid, "2026-12-05T00:00:00Z", 0, LEASE, boot, pidns)
     watch = LeaseWatch(clock=lambda: 0.0)
     watch.observe(lease)
     assert watch.expired()
-    alive = Lease("run", "ci", socket.gethostname(), 1, "2026-12-05T00:00:00Z", 0, LEASE)  # pid 1 lives
+    alive = Lease("run", "ci", host, 1, "2026-12-05T00:00:00Z", 0, LEASE, boot, pidns)  # pid 1 lives
     watch.observe(alive)
     assert not watch.expired()

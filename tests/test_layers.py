@@ -3,7 +3,7 @@
 The tiers, top to bottom (a module may import its own tier, acyclically, and any
 tier below it): cli; operations, render and scaffold; apply and plan; manifests,
 config and the ledger in git (gitsync); ledger and enos; the leaves (errors, words,
-actor, yamlsource, fastyaml). The emulator stands alone.
+actor, gitcmd, yamlsource, fastyaml). The emulator stands alone.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
         "reconciler.errors",
         "reconciler.words",
         "reconciler.actor",
+        "reconciler.gitcmd",
         "reconciler.yamlsource",
         "reconciler.fastyaml",
         "reconciler.install_source",
@@ -42,15 +43,20 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def runtime_imports(path: Path) -> set[str]:
-    """Modules of the package this file imports when it runs (not under TYPE_CHECKING)."""
+def runtime_imports(path: Path, typing_too: bool = False) -> set[str]:
+    """Modules of the package this file imports when it runs (not under TYPE_CHECKING,
+    unless `typing_too`)."""
     tree = ast.parse(path.read_text())
-    skipped = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for n in ast.walk(node)
-    }
+    skipped = (
+        set()
+        if typing_too
+        else {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+    )
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -63,8 +69,8 @@ def runtime_imports(path: Path) -> set[str]:
     return found
 
 
-def graph() -> dict[str, set[str]]:
-    mods = {module_name(p): runtime_imports(p) for p in PACKAGE.rglob("*.py")}
+def graph(typing_too: bool = False) -> dict[str, set[str]]:
+    mods = {module_name(p): runtime_imports(p, typing_too) for p in PACKAGE.rglob("*.py")}
     return {
         m: {d for d in deps if d in mods and d != m and not m.startswith(d + ".")} for m, deps in mods.items()
     }
@@ -77,8 +83,7 @@ def test_the_scanner_sees_imports_lazy_ones_included() -> None:
     assert "reconciler.enos" not in g["reconciler.apply"]  # only under TYPE_CHECKING
 
 
-def test_no_import_cycle() -> None:
-    g = graph()
+def cycles_in(g: dict[str, set[str]]) -> list[list[str]]:
     state: dict[str, int] = {}
     cycles: list[list[str]] = []
 
@@ -94,7 +99,26 @@ def test_no_import_cycle() -> None:
     for m in sorted(g):
         if m not in state:
             visit(m, [m])
-    assert cycles == []
+    return cycles
+
+
+def test_no_import_cycle() -> None:
+    assert cycles_in(graph()) == []
+
+
+# Cycles only type annotations close: still two modules that cannot be read apart.
+# apply/pipelines <-> apply/starts (Starter reads Pipelines as a service locator, review
+# D-7) is being taken apart by the rollout restructure (issue 25); none other may appear.
+KNOWN_TYPING_CYCLES = {frozenset({"reconciler.apply.pipelines", "reconciler.apply.starts"})}
+
+
+def test_no_import_cycle_even_through_type_annotations() -> None:
+    found = [c for c in cycles_in(graph(typing_too=True)) if frozenset(c) not in KNOWN_TYPING_CYCLES]
+    assert found == []
+
+
+def test_the_scanner_sees_imports_made_for_type_annotations() -> None:
+    assert "reconciler.enos" in graph(typing_too=True)["reconciler.apply"]
 
 
 def test_every_module_has_a_tier() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from helpers import manifest_yaml, run_cli, write
@@ -120,18 +119,16 @@ def test_yaml_syntax_error_and_non_utf8(repo: Path) -> None:
     assert f"{repo / 'manifests/latin.yaml'}:2:10: file is not UTF-8 (byte 0xe9)" in got
 
 
-def test_anchors_and_aliases_are_refused_fast(repo: Path) -> None:
+def test_anchors_and_aliases_are_refused_at_the_first(repo: Path) -> None:
     laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
         f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
         for i in range(12)
     )
     write(repo / "manifests/bomb.yaml", laughs)
-    start = time.monotonic()
-    got = messages(repo)
-    elapsed = time.monotonic() - start
-    assert elapsed < 5  # generous: the point is "not a hang"; the benchmark states figures
-    assert got == [
+    # Refused at the first anchor (1:4), before any alias could expand; hangs are
+    # pytest-timeout's to catch, and figures the benchmarks' (no timing asserts here).
+    assert messages(repo) == [
         f"{repo / 'manifests/bomb.yaml'}:1:4: YAML anchor 'a' is not allowed in manifests; write the values out"
     ]
     write(repo / "manifests/bomb.yaml", "a: 1\nb: *a\n")
@@ -140,12 +137,12 @@ def test_anchors_and_aliases_are_refused_fast(repo: Path) -> None:
     ]
 
 
-def test_deep_nesting_and_huge_files_are_refused_at_once(repo: Path) -> None:
+def test_deep_nesting_and_huge_files_are_refused_where_they_go_too_far(repo: Path) -> None:
     write(repo / "manifests/deep.yaml", "a: " + "[" * 50_000 + "]" * 50_000 + "\n")
-    start = time.monotonic()
-    got = messages(repo)
-    assert time.monotonic() - start < 5
-    assert got == [f"{repo / 'manifests/deep.yaml'}:1:35: nested deeper than 32 levels; a manifest needs 3"]
+    # at the 33rd bracket (1:35), not after reading 50,000 of them
+    assert messages(repo) == [
+        f"{repo / 'manifests/deep.yaml'}:1:35: nested deeper than 32 levels; a manifest needs 3"
+    ]
     write(repo / "manifests/deep.yaml", manifest_yaml("big") + "# " + "x" * 300_000 + "\n")
     assert messages(repo) == [
         f"{repo / 'manifests/deep.yaml'}:1:1: file is larger than 256 KiB; put long ID lists in an *IdsFile"

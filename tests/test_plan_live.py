@@ -153,3 +153,12 @@ def test_the_comment_stays_within_githubs_limit(repo: Path, make_emulator: Any) 
     assert md.code == 0, md.all
     assert "12,000 cells to clear; 12,000 hold state now" in md.out
     assert GITHUB_COMMENT_LIMIT - 2000 < len(md.out) <= GITHUB_COMMENT_LIMIT  # full, and not over
+
+
+def test_one_refresh_is_one_gateway_session_and_one_token(scene: tuple[Path, Any]) -> None:
+    repo, em = scene
+    res = run_cli(["plan", "--refresh", "--format", "json"], repo, env(em))
+    assert res.code == 0, res.all
+    routes = {e["route"] for e in em.world.log}
+    assert {"list", "get"} <= routes  # both reads: the pipelines' statuses and the cells
+    assert em.world.token_calls == ["get"]  # one token, shared by both

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient, StateRequest
+from reconciler.enos import Credentials, EnosClient, Session, StateRequest
 from reconciler.errors import TooManyPointsError
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, build_plan, diff
@@ -73,7 +73,7 @@ def test_the_emulator_enforces_either_reading(limit: str) -> None:
     world = emulated(limit, 10)
     with (
         RunningEmulator(world) as em,
-        EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)) as c,
+        EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
     ):
         c.delete_stage_state(
             StateRequest("o1", "p1", "s1", ["a1", "a2"], ["x", "y", "z"])

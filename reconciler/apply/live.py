@@ -145,7 +145,7 @@ def _keep_samples(
 
 
 def read_or_warn(
-    gateways: Callable[[], Gateways],
+    gateways: Gateways,
     actions: Sequence[Action],
     warn: Callable[[str], None],
     concurrency: int = 4,
@@ -153,8 +153,7 @@ def read_or_warn(
     """`read_state`, degrading like every refresh failure: a warning that says why, and None
     (the caller prints the offline plan). Partial answers are not shown as totals."""
     try:
-        with gateways() as gw:
-            state = read_state(gw, actions, concurrency=concurrency)
+        state = read_state(gateways, actions, concurrency=concurrency)
     except (EnosError, ReconcilerError) as exc:
         warn(f"live state not read: {exc}; the plan below is the offline plan")
         return None

@@ -158,8 +158,15 @@ class Requests:
             try:
                 if self.snapshot is not None and evidence is None:  # no evidence, no delete
                     evidence = self.snapshot.take(client, action, self.journal.intents.get(action))
+                if self.pool.halt.is_set():  # right before the call, after the read (git: the lease)
+                    stopped = self._closed if attempt == 0 else self._ended_in_doubt
+                    stopped(action, "not sent: the run was stopped", out)
+                    return
                 client.delete_stage_state(
-                    action, may_retry=lambda: self.pipelines.still_paused(action.pipeline)
+                    action,
+                    may_retry=lambda: (
+                        self.pipelines.still_paused(action.pipeline) and not self.pool.halt.is_set()
+                    ),
                 )
                 break
             except TooManyPointsError as exc:

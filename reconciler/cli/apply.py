@@ -1,4 +1,4 @@
-"""Commands that change the world: apply, and ledger resolve."""
+"""The command that changes the world: apply (ledger resolve, the other, is in `cli/ledger.py`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Offline commands: validate, plan, schema, ledger verify and show."""
+"""validate, plan (`--refresh` its one online part) and schema; the ledger's commands are in
+`cli/ledger.py`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from reconciler.cli._app import (
     flag,
     paths_or_default,
 )
-from reconciler.cli._live import read_live
 from reconciler.cli._root import from_repository_root
 from reconciler.errors import ReconcilerError
 from reconciler.words import plural
@@ -162,11 +162,11 @@ def plan(
             p = _without_history(p)
         review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)
         review = dataclasses.replace(review, config_changes=tuple(changes))
-        if refresh:
-            from reconciler.cli.refresh import refreshed
+        live = None
+        if refresh:  # the pipelines now, and what the cells hold (issue 20): one gateway session
+            from reconciler.cli.refresh import refresh as read_refresh
 
-            review = refreshed(c.warn, review, p, gateway, cfg)
-        live = read_live(c, p, gateway, cfg) if refresh else None  # issue 20: what the cells hold now
+            review, live = read_refresh(c, review, p, gateway, cfg)
         _output(c, fmt, p, planned, review, live, paths=given, out_file=out_file, pr_base=pr_base)
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
@@ -237,7 +237,7 @@ def _output(
 
             live_part = live_json(p, live)
         # written as encoded: a huge plan is never held whole
-        for piece in planfile.pieces(p, extra, live=live_part):
+        for piece in planfile.encoded(p, extra, live=live_part):
             c.write(piece)
     elif fmt == "markdown":
         import os

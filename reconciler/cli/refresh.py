@@ -5,7 +5,8 @@ of how long apply pauses a pipeline), and stage names a pipeline lacks; read-onl
 The gateways are those of the config in use (`--config`, or the pull request's base),
 closed after. When the gateway cannot be reached or refuses the credentials, the offline
 plan still goes out whole, with a warning that says why the live part is missing; exit
-codes stay those of an offline plan. What the cells hold now is `cli._live`'s.
+codes stay those of an offline plan. What the cells hold now is `cli._live`'s; both
+reads share one gateway session.
 """
 
 from __future__ import annotations
@@ -18,27 +19,50 @@ from typing import TYPE_CHECKING
 from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
+    from reconciler.apply import Gateways
+    from reconciler.apply.live import LiveState
     from reconciler.config import RepoConfig
     from reconciler.plan import Plan
+    from reconciler.render.console import Consoles
     from reconciler.render.review import Review
 
 
-def refreshed(
-    warn: Callable[[str], None], review: Review, p: Plan, gateway: str | None, cfg: RepoConfig | None
-) -> Review:
-    from reconciler.apply import stage_warnings, status_of
+def refresh(
+    c: Consoles, review: Review, p: Plan, gateway: str | None, cfg: RepoConfig | None
+) -> tuple[Review, LiveState | None]:
+    """Both reads of `plan --refresh` through one gateway session (one token from each
+    gateway): the pipelines' statuses, then what the pending cells hold (`cli._live`).
+    When the first fails, the second is not tried: the plan goes out offline, one warning."""
+    from reconciler.cli._live import read_live
     from reconciler.cli.settings import gateways_for
-    from reconciler.render.review import LiveStatus
 
     try:
-        with gateways_for(gateway, cfg, read_only=True)() as gw:
-            started = time.monotonic()
-            found = gw.statuses(p.pipelines)
-            latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in p.pipelines}))
-            stages = tuple(stage_warnings(gw, p.actions))  # stage names a pipeline lacks
+        gateways = gateways_for(gateway, cfg, read_only=True)()
     except ReconcilerError as exc:
-        warn(f"--refresh failed, showing the offline plan: {exc}")
-        return dataclasses.replace(review, refresh_error=str(exc))
+        return _failed(c.warn, review, exc), None
+    with gateways:
+        try:
+            review = refreshed(c.warn, review, p, gateways)
+        except ReconcilerError as exc:
+            return _failed(c.warn, review, exc), None
+        return review, read_live(c, p, gateways, cfg)
+
+
+def _failed(warn: Callable[[str], None], review: Review, exc: ReconcilerError) -> Review:
+    warn(f"--refresh failed, showing the offline plan: {exc}")
+    return dataclasses.replace(review, refresh_error=str(exc))
+
+
+def refreshed(warn: Callable[[str], None], review: Review, p: Plan, gw: Gateways) -> Review:
+    """The review with the pipelines' statuses as `gw` reports them; raises what the
+    gateway raised."""
+    from reconciler.apply import stage_warnings, status_of
+    from reconciler.render.review import LiveStatus
+
+    started = time.monotonic()
+    found = gw.statuses(p.pipelines)
+    latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in p.pipelines}))
+    stages = tuple(stage_warnings(gw, p.actions))  # stage names a pipeline lacks
     statuses = {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
     }

@@ -232,12 +232,12 @@ def gateways_for(
 
         def client(entry: tuple[str, Credentials]) -> EnosClient:
             from reconciler.enos import EnosClient
-            from reconciler.enos.session import RetryPolicy
+            from reconciler.enos.session import RetryPolicy, Session
 
             # A read-only refresh (the PR comment) degrades to the offline plan rather than
             # wait out apply's whole backoff on a gateway that is down.
             retry = RetryPolicy(attempts=3, initial=0.2, cap=1.0) if read_only else RetryPolicy()
-            return EnosClient(entry[0], entry[1], on_retry=on_retry, retry=retry)
+            return EnosClient(Session(entry[0], entry[1], on_retry=on_retry, retry=retry))
 
         return Gateways({org: client(e) for org, e in per_org.items()}, client(default) if default else None)
 

@@ -207,7 +207,12 @@ def business(route: str, handler: Handler, world: World) -> Callable[[Request], 
 
 
 async def _answer(
-    request: Request, body: bytes, entry: dict[str, Any], hooks: list[Hook], handler: Handler, world: World
+    request: Request,
+    body: bytes,
+    entry: dict[str, Any],
+    hooks: list[Hook[World]],
+    handler: Handler,
+    world: World,
 ) -> Response:
     """Latency, faults, auth, then the route itself with the hooks around it."""
     if world.faults.latency_ms:

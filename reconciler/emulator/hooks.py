@@ -14,28 +14,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
-
-if TYPE_CHECKING:
-    from reconciler.emulator.world import World
+from typing import Any, Generic, TypeAlias, TypeVar
 
 # How a gateway says "token expired": HTTP 401, or on HTTP 200 a `code` 1203 (REFERENCE
 # 3.5), a `status` 4011 or an `apim_status` 4012 (the Python SDK's shapes, REFERENCE 4.2).
 EXPIRY_SHAPES = ("http401", "code1203", "status4011", "apim_status4012")
 
 Match: TypeAlias = "str | Callable[[dict[str, Any]], bool] | None"
-Action: TypeAlias = Callable[["World", dict[str, Any]], None]
+W = TypeVar("W")  # the world a hook's actions are given (`World`, which imports this module)
 
 
 @dataclass
-class Hook:
+class Hook(Generic[W]):
     """One armed hook; `fired` counts the requests it acted on."""
 
     match: Match
     skip: int = 0
     times: int | None = 1
-    before: Action | None = None
-    after: Action | None = None
+    before: Callable[[W, dict[str, Any]], None] | None = None
+    after: Callable[[W, dict[str, Any]], None] | None = None
     lose_answer: bool = False
     expire_token: str | None = None
     hold: threading.Event | None = None

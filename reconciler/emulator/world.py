@@ -105,7 +105,7 @@ class World:
         self.seen_encryptions: set[str] = set()
         self.sticky_tokens = False  # token/get hands back the current token until a refresh
         self.token_calls: list[str] = []  # "get" / "refresh", in order
-        self.hooks: list[Hook] = []
+        self.hooks: list[Hook[World]] = []
         self.log: list[dict[str, Any]] = []
         self.delete_log: list[dict[str, Any]] = []
         self.journal: Path | None = None  # `reconcile emulator --journal FILE`: what happened
@@ -287,32 +287,32 @@ class World:
         lose_answer: bool = False,
         expire_token: str | None = None,
         hold: bool = False,
-    ) -> Hook:
+    ) -> Hook[World]:
         """Act at exact requests: `match` is a route ("delete", "operate:pause", ...) or a
         predicate on the log entry. The first `skip` matches pass untouched, then the hook
         fires `times` times (None: for ever). See `Hook` for what each option does."""
         if expire_token is not None and expire_token not in EXPIRY_SHAPES:
             raise EmulatorError(f"unknown expiry shape {expire_token!r}; known: {EXPIRY_SHAPES}")
-        hook = Hook(
+        hook: Hook[World] = Hook(
             match, skip, times, before, after, lose_answer, expire_token, threading.Event() if hold else None
         )
         with self.lock:
             self.hooks.append(hook)
         return hook
 
-    def lose_answers(self, match: Match, n: int = 1) -> Hook:
+    def lose_answers(self, match: Match, n: int = 1) -> Hook[World]:
         """The next `n` matching requests take effect, then the connection drops unanswered."""
         return self.on_request(match, times=n, lose_answer=True)
 
-    def set_status_after(self, match: Match, k: int, pipeline_id: str, status: str) -> Hook:
+    def set_status_after(self, match: Match, k: int, pipeline_id: str, status: str) -> Hook[World]:
         """A person changes the pipeline's status right after the k-th matching request."""
         return self.on_request(match, skip=k - 1, after=lambda w, _e: w.set_status(pipeline_id, status))
 
-    def expire_token_at(self, match: Match = None, shape: str = "http401", n: int = 1) -> Hook:
+    def expire_token_at(self, match: Match = None, shape: str = "http401", n: int = 1) -> Hook[World]:
         """The next `n` matching requests find their token expired, answered in `shape`."""
         return self.on_request(match, times=n, expire_token=shape)
 
-    def firing(self, entry: dict[str, Any]) -> list[Hook]:
+    def firing(self, entry: dict[str, Any]) -> list[Hook[World]]:
         """The hooks that fire for this request (each counts it)."""
         with self.lock:
             return [h for h in self.hooks if h.take(entry)]

@@ -18,7 +18,7 @@ from reconciler.enos.client import (
     StateRequest,
     check_gateway,
 )
-from reconciler.enos.session import RetryPolicy
+from reconciler.enos.session import RetryPolicy, Session
 
 __all__ = [
     "Credentials",
@@ -27,6 +27,7 @@ __all__ = [
     "Pipeline",
     "PipelineDetails",
     "RetryPolicy",
+    "Session",
     "StageRequest",
     "StateRequest",
     "TokenSource",

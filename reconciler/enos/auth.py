@@ -89,6 +89,10 @@ class TokenSource:
     def secret(self) -> str:
         return self._creds.app_secret
 
+    @property
+    def app_key(self) -> str:
+        return self._creds.app_key
+
     def timestamp(self) -> int:
         """Milliseconds, strictly increasing: the gateway refuses a reused encryption (1001)."""
         with self._ts_lock:

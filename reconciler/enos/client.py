@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from reconciler.enos import pipelinejson
-from reconciler.enos.auth import Credentials
-from reconciler.enos.session import RetryPolicy, Session
+from reconciler.enos.session import Session
 from reconciler.errors import PermanentError, ReconcilerError
 
 PIPELINES_PATH = "/streaming/v2.0/streaming/pipelines"
@@ -123,35 +119,15 @@ def _is_loopback(host: str) -> bool:
 
 
 class EnosClient:
-    """Synchronous, thread-safe client for the calls reconcile makes."""
+    """Synchronous, thread-safe client for the calls reconcile makes, over one `Session`
+    (`EnosClient(Session(gateway, credentials, ...))`: the session takes the options)."""
 
-    def __init__(
-        self,
-        gateway: str,
-        credentials: Credentials,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-        timeout: float = 30.0,
-        on_retry: Callable[[str], None] | None = None,
-    ) -> None:
-        self.gateway = check_gateway(gateway)
-        self._app_key = credentials.app_key
-        self._session = Session(
-            self.gateway,
-            credentials,
-            transport=transport,
-            retry=retry,
-            sleep=sleep,
-            timeout=timeout,
-            on_retry=on_retry,
-            clock=clock,
-        )
+    def __init__(self, session: Session) -> None:
+        self.gateway = check_gateway(session.gateway)
+        self._session = session
 
     def __repr__(self) -> str:
-        return f"EnosClient(gateway={self.gateway!r}, app_key={self._app_key!r})"
+        return f"EnosClient(gateway={self.gateway!r}, app_key={self._session.tokens.app_key!r})"
 
     def close(self) -> None:
         self._session.close()

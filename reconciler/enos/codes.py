@@ -23,7 +23,6 @@ OK = 0
 NOT_PAUSED = 61199
 TOO_MANY_POINTS = 61105
 ORG_BUSY = 61121
-NO_RESOURCE = 61128
 STREAMING_PREFIX = "/streaming/"
 # The EnOS releases whose Stream Processing API has the calls reconcile makes (REFERENCE,
 # "Main sources" and section 8: documented 2.1.0 to 2.4.4, removed from 3.0.0 on).

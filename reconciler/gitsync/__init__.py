@@ -5,7 +5,8 @@
     gitsync.remote    Remote: the typed seam (GitRemote, MemoryRemote) and the anchor
     gitsync.lease     Lease, LeaseWatch, Holding: who sends, judged by one's own clock
     gitsync.repo      LedgerRepo: sync, publish (the compare-and-swap), restore
-    gitsync.session   Session: what apply does when (before plan, announce, renew, finish)
+    gitsync.session   Session: what apply does when (before plan, announce, renew, finish);
+                      LeaseStop: apply's stop event, which reads the lease when asked
     gitsync.review    what may be applied or planned: reviewed commits, PR checks
 """
 
@@ -15,7 +16,7 @@ from reconciler.gitsync._git import Git, Identity, redact
 from reconciler.gitsync.lease import Lease, LeaseUnreadable, LeaseWatch
 from reconciler.gitsync.remote import ANCHOR_REF, Anchor, GitRemote, MemoryRemote, Remote, RemoteState
 from reconciler.gitsync.repo import LedgerRepo, SyncResult
-from reconciler.gitsync.session import Session
+from reconciler.gitsync.session import LeaseStop, Session
 
 __all__ = [
     "ANCHOR_REF",
@@ -24,6 +25,7 @@ __all__ = [
     "GitRemote",
     "Identity",
     "Lease",
+    "LeaseStop",
     "LeaseUnreadable",
     "LeaseWatch",
     "LedgerRepo",

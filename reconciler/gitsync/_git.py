@@ -1,5 +1,5 @@
-"""git plumbing: the one place that runs `git` (pre-commit's `git.py`, Terraform's "dumb"
-remote client). Everything above it speaks of commits, blobs and ref updates.
+"""git plumbing: the ledger's runner of `git` (pre-commit's `git.py`, Terraform's "dumb"
+remote client), in the environment `reconciler.gitcmd` fixes for every git call. Everything above it speaks of commits, blobs and ref updates.
 
 No checkout and no identity from the user's config: commits are built with
 `commit-tree` on a private index, so this works on a bare CI runner and in a shallow
@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler import gitcmd
 from reconciler.errors import GitSyncError, PushRefused
 
 DEFAULT_NAME = "reconcile-bot"
@@ -87,14 +88,8 @@ class Git:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
-        full = dict(os.environ)
+        full = gitcmd.environment()
         full.update(
-            GIT_TERMINAL_PROMPT="0",  # a missing credential fails; it never waits on a prompt
-            LC_ALL="C",  # git's messages are matched by callers
-            LANGUAGE="C",
-            # `git status` would rewrite the index, and to do that it re-reads every file
-            # checked out in the same second (racy git): a fresh CI clone's whole ledger
-            GIT_OPTIONAL_LOCKS="0",
             GIT_AUTHOR_NAME=self.identity.name,
             GIT_AUTHOR_EMAIL=self.identity.email,
             GIT_COMMITTER_NAME=os.environ.get("GIT_COMMITTER_NAME") or self.identity.name,

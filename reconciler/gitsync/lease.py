@@ -5,22 +5,33 @@ A lease file (`<ledger>.lease` on the branch) is written with the write-ahead pu
 renewed while the run sends, and removed by its final push. Whether another run's
 lease has run out never depends on two runners' clocks agreeing: the waiting runner
 judges it by what it observes itself (`LeaseWatch`: no renewal seen for the lease's
-length on its own monotonic clock). A lease whose holder is a dead process on this
-same host is taken over at once. The holder keeps its own side (`Holding`): it may
-send only while its last confirmed renewal is recent enough that no waiter can have
-taken over.
+length on its own monotonic clock). A lease is taken over at once only when its holder
+is provably a dead process this runner can judge: same host name, same boot (the
+kernel's boot id) and same PID namespace, and no process with its pid. Containers share
+a kernel and, with host networking, a host name, but not a PID namespace: there a pid
+that looks dead may be a live runner next door, so the waiter waits the lease out. The
+holder keeps its own side (`Holding`): it may send only while its last confirmed
+renewal is recent enough that no waiter can have taken over.
+
+The lease's length has one bound (`config.LEASE_SECONDS_MIN`/`MAX`), checked where the
+setting is read, where a lease is written, and where one is read: a lease an older
+version wrote outside it is read as the nearest bound, never refused (it must not make
+every later apply fail, `restore` included).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
+from reconciler.config import LEASE_SECONDS_MAX, LEASE_SECONDS_MIN
 from reconciler.errors import GitSyncError
 
 # A holder stops sending when this much of the lease has passed since the renewal push
@@ -44,12 +55,14 @@ class Lease:
     since: str
     renewal: int  # changes with every renewal: what a waiter watches
     seconds: float  # the lease's length, as the holder was configured
+    boot: str = ""  # the holder's kernel boot id ("" when unknown, or an older lease)
+    pidns: str = ""  # the holder's PID namespace, "device:inode" ("" when unknown)
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode() + b"\n"
 
     def renewed(self) -> Lease:
-        return Lease(self.run, self.user, self.host, self.pid, self.since, self.renewal + 1, self.seconds)
+        return replace(self, renewal=self.renewal + 1)
 
     @classmethod
     def parse(cls, data: bytes | None, where: str) -> Lease | None:
@@ -68,11 +81,17 @@ class Lease:
                 "`reconcile apply` writes it; nothing was sent. Restore it with `reconcile ledger "
                 "restore` (the ledger and lease as reconcile last published them)"
             )
-        return lease
+        return replace(lease, seconds=_bounded(lease.seconds))
 
     def on_this_host_and_dead(self) -> bool:
-        """Its holder was a process on this host that no longer runs."""
-        if self.host != socket.gethostname() or self.pid <= 0:
+        """Its holder was a process this runner can judge (same host, same boot, same PID
+        namespace: its pid means the same process here) that no longer runs. Anything
+        less (another container with the host's name, an older lease without the boot and
+        namespace, a system that tells neither) is not proof: the lease runs out instead."""
+        host, boot, pidns = this_host()
+        if self.pid <= 0 or not boot or not pidns:
+            return False
+        if (self.host, self.boot, self.pidns) != (host, boot, pidns):
             return False
         try:
             os.kill(self.pid, 0)
@@ -93,10 +112,44 @@ def _well_formed(lease: Lease) -> bool:
         and isinstance(lease.renewal, int)
         and isinstance(lease.seconds, (int, float))
         and not isinstance(lease.seconds, bool)
-        and math.isfinite(lease.seconds)
-        and 0 < lease.seconds <= 86_400
     )
-    return all(isinstance(t, str) and 0 < len(t) <= 256 for t in texts) and numbers_ok
+    optional = all(isinstance(t, str) and len(t) <= 256 for t in (lease.boot, lease.pidns))
+    return all(isinstance(t, str) and 0 < len(t) <= 256 for t in texts) and numbers_ok and optional
+
+
+def _bounded(seconds: float) -> float:
+    """A lease's length as read: within the one bound. An older version let a longer (or
+    shorter) one be configured and wrote it; the waiter waits at most the bound, which no
+    holder of this version renews slower than."""
+    if math.isnan(seconds):
+        return float(LEASE_SECONDS_MAX)
+    return float(min(max(seconds, LEASE_SECONDS_MIN), LEASE_SECONDS_MAX))
+
+
+def check_seconds(seconds: float) -> float:
+    """The lease's length this run writes: within the bound, or an error naming the setting."""
+    if not (isinstance(seconds, (int, float)) and LEASE_SECONDS_MIN <= seconds <= LEASE_SECONDS_MAX):
+        raise GitSyncError(
+            f"ledger.git.leaseSeconds is {seconds}: it must be between {LEASE_SECONDS_MIN} and "
+            f"{LEASE_SECONDS_MAX} seconds (a day, the longest EnOS keeps a job paused); nothing was sent"
+        )
+    return float(seconds)
+
+
+@functools.cache
+def this_host() -> tuple[str, str, str]:
+    """This process's host name, kernel boot id and PID namespace ("" for what the system
+    does not tell): a lease's holder is judged dead at once only when all three match."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    try:
+        ns = os.stat("/proc/self/ns/pid")
+        pidns = f"{ns.st_dev}:{ns.st_ino}"
+    except OSError:
+        pidns = ""
+    return socket.gethostname(), boot, pidns
 
 
 def _sample(data: bytes) -> str:
@@ -105,7 +158,8 @@ def _sample(data: bytes) -> str:
 
 
 def new_lease(run: str, user: str, since: str, seconds: float) -> Lease:
-    return Lease(run, user, socket.gethostname(), os.getpid(), since, 0, float(seconds))
+    host, boot, pidns = this_host()
+    return Lease(run, user, host, os.getpid(), since, 0, check_seconds(seconds), boot, pidns)
 
 
 class LeaseWatch:
@@ -113,7 +167,7 @@ class LeaseWatch:
 
     `observe(lease)` after each fetch; `expired()` once the same lease (same run, same
     renewal) has been seen unchanged for its whole length, or at once when its holder
-    is a dead process on this host.
+    is provably a dead process (`Lease.on_this_host_and_dead`).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:

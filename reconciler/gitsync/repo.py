@@ -36,7 +36,7 @@ from reconciler import ledger as ledger_io
 from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
-from reconciler.gitsync.lease import Holding, Lease, LeaseWatch, new_lease
+from reconciler.gitsync.lease import Holding, Lease, LeaseWatch, check_seconds, new_lease
 from reconciler.gitsync.remote import (
     ANCHOR_REF,
     PUSH_OPTIONS,
@@ -97,7 +97,7 @@ class LedgerRepo:
         self.file = self.worktree / ledger
         self.branch = branch
         self.dedicated = branch not in ("main", "master") if dedicated is None else dedicated
-        self.lease_seconds = float(lease_seconds)
+        self.lease_seconds = check_seconds(lease_seconds)  # the one bound (config.LEASE_SECONDS_*)
         # Each git call must end well inside the lease (a hung remote must not let a run
         # go on sending past it): a third of it, at most the default.
         self.git = Git(worktree, identity, timeout=min(DEFAULT_TIMEOUT, max(5.0, self.lease_seconds / 3)))
@@ -464,7 +464,9 @@ class LedgerRepo:
     ) -> str | None:
         self._require_sync()
         if drop_from_seq is not None:
-            self._rebuild(lambda seq: seq < drop_from_seq)
+            self._rebuild(lambda r: r.seq < drop_from_seq)
+        if rechain:
+            self._drop_unannounced()
         local = self._local()
         if local != self._base and ledger_io.extension_problem(local, self._base) is not None:
             raise LedgerBehind(self._why_not_fast_forward(local, self._base))
@@ -563,13 +565,35 @@ class LedgerRepo:
             self._lease = None
             self.holding.released()
 
-    def _rebuild(self, keep: Callable[[int], bool] = lambda _seq: True, onto: Files | None = None) -> Files:
+    def _drop_unannounced(self) -> None:
+        """A `start` record is pushed before its call (invariant 11): one the remote never got
+        announced a call that was not made, and the `pause` that re-opened its pipeline
+        after it says nothing the remote does not already say. Both go before the final
+        push. Kept, they would tell the next apply a pipeline is ours to start after the
+        run lost its lease and another run took the pipeline over (and started it, and a
+        person may have paused it since)."""
+        base_seq = _head_seq(self._base, self.rel_path)
+        ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq]
+        dropped: set[int] = set()
+        starting: set[tuple[str, str]] = set()
+        for r in ours:
+            if r.kind == "start":
+                starting.add(r.pipeline)
+                dropped.add(r.seq)
+            elif r.kind == "pause" and r.pipeline in starting:
+                dropped.add(r.seq)
+        if dropped:
+            self._rebuild(lambda r: r.seq not in dropped)
+
+    def _rebuild(
+        self, keep: Callable[[ledger_io.Record], bool] = lambda _r: True, onto: Files | None = None
+    ) -> Files:
         """`onto` (default: the base this run extended), then this run's records (those past
         that base) that `keep` accepts, appended again after its tail with their times kept;
         an `intent` reference to one of them follows its new seq (`append_copies`). `onto`
         becomes the new base. The result must verify before it is pushed."""
         base_seq = _head_seq(self._base, self.rel_path)
-        ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq and keep(r.seq)]
+        ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq and keep(r)]
         if onto is not None:
             self._base = onto
         self._write_local(self._base)

@@ -4,7 +4,7 @@ when to persist, not how).
     with Session(repo, note) as s:
         s.before_plan()          sync, and wait out another live run's lease
         s.announce(message)      the write-ahead push (invariant 11), then renewals
-        s.may_send()             False once the lease may have been taken over (invariant 9)
+        s.still_held()           False once the lease may have been taken over (invariant 9)
         s.finish(message)        every record on the remote before exit 0
     a raise inside: `abort`      push what was recorded, or drop intents never announced
 
@@ -47,6 +47,7 @@ class Session:
         self._clock = clock
         self._beat: _Heartbeat | None = None
         self.announced = False  # the write-ahead push landed: this run's records are on the remote
+        self._lost_told = False
 
     # --- before planning -------------------------------------------------------------
 
@@ -121,12 +122,25 @@ class Session:
             self._beat = _Heartbeat(self.repo, self._note)
             self._beat.start()
 
-    def may_send(self) -> bool:
-        """False once this run's lease may have run out (a stalled renewal, a stopped
-        process): past it another runner may take its requests for in doubt."""
+    def still_held(self) -> bool:
+        """This run may make its next irreversible call: before the write-ahead push it
+        holds nothing and has announced nothing (each push is then the check); after it,
+        False once its lease may have run out (a stalled renewal, a stopped process, a
+        renewal refused because another run took over). Judged by this process's own
+        monotonic clock, which a SIGSTOP does not stop, so a process resumed past its
+        lease learns it here, on its first question. Ask it right before the call, after
+        any read that precedes the call (apply's `stop` event does: `LeaseStop`)."""
         if not self.announced:
             return True
-        return self.repo.holding.stands() and not (self._beat and self._beat.lost.is_set())
+        held = self.repo.holding.stands() and not (self._beat and self._beat.lost.is_set())
+        if not held and not self._lost_told:
+            self._lost_told = True
+            self._note(
+                f"this run no longer holds the lease on {self.repo.where} (a renewal failed or was "
+                "late, or the process was stopped): it sends nothing more. Another apply may have "
+                "taken over; it finishes what is left"
+            )
+        return held
 
     # --- after -------------------------------------------------------------------------
 
@@ -161,6 +175,29 @@ class Session:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._stop_beat()
+
+
+class LeaseStop(threading.Event):
+    """apply's `stop` event for a run with the ledger in git: set like any event (Ctrl-C,
+    a failed append), and also reads as set once `Session.still_held()` is False.
+
+    apply asks `is_set()` right before each irreversible call, after any read that
+    precedes it (each delete after its snapshot read, each request the pool begins), so
+    the lease is judged at that moment, not when a watcher thread last looked: a process
+    stopped mid-read (SIGSTOP, a frozen VM) and resumed past its lease sends nothing more.
+    `wait()` answers the same way. Once the lease is lost the event stays set."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self._session = session
+
+    def is_set(self) -> bool:
+        if not super().is_set() and not self._session.still_held():
+            self.set()
+        return super().is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.is_set() or super().wait(timeout)
 
 
 class _Heartbeat:

@@ -40,7 +40,6 @@ from reconciler.ledger._record import (
     RUN_KINDS,
     Record,
 )
-from reconciler.ledger._replace import replace_contents
 from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
 from reconciler.ledger._summary import SegmentSummary
 from reconciler.ledger._write import RUN_SEGMENTS, SEGMENT_BYTES, LedgerWriter
@@ -74,7 +73,6 @@ __all__ = [
     "read",
     "record_hash",
     "record_time",
-    "replace_contents",
     "select",
     "sidecar_dir",
     "utc_now",

@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any
 
+import orjson
+
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
 from reconciler.ledger._record import (
@@ -55,13 +57,73 @@ SHARE_VALUES_AFTER = 100_000
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
-    """Canonical JSON as DESIGN fixes it: sorted keys, no spaces, UTF-8 as is."""
-    return canonical_text(record).encode()
+    """Canonical JSON as DESIGN fixes it: sorted keys, no spaces, UTF-8 as is.
+
+    The bytes of `json.dumps(record, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False).encode()`, made by orjson (~8x faster) whenever orjson provably
+    makes the same ones (`_orjson_safe`), else by that very call (a property test holds
+    the two equal over hostile records: tests/test_canonical.py).
+    """
+    if _orjson_safe(record):
+        try:
+            return orjson.dumps(record, option=_ORJSON)
+        except TypeError:  # an int beyond 64 bits: the standard library encodes it
+            pass
+    return _stdlib(record).encode()
 
 
 def canonical_text(record: Mapping[str, Any]) -> str:
     """`canonical`, before it is encoded."""
+    if _orjson_safe(record):
+        try:
+            return orjson.dumps(record, option=_ORJSON).decode()
+        except TypeError:
+            pass
+    return _stdlib(record)
+
+
+def _stdlib(record: Mapping[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# Sorted keys (by code point, as `sorted` orders str: UTF-8 byte order is code point
+# order). Subclasses, dataclasses and datetimes are not encoded but refused (orjson raises,
+# and the standard library decides): `_orjson_safe` already sends them there.
+_ORJSON = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+_SCALARS = frozenset({str, int, bool, type(None)})
+_DEPTH = 64  # deeper than any record: the standard library takes it (orjson stops at 255)
+
+
+def _orjson_safe(value: object, depth: int = 0) -> bool:
+    """Only str keys, and values of exactly str, int, bool, None, list, tuple or dict.
+
+    Where orjson and `json.dumps(..., ensure_ascii=False)` agree byte for byte: both escape
+    only `"`, `\\` and the C0 controls, alike (U+2028, U+007F and the rest as is). Not
+    floats (`1e-05` against `0.00001`, `NaN` against `null`), enums, UUIDs or other types
+    orjson encodes and the standard library refuses or spells otherwise; those, and ints
+    past 64 bits, which orjson refuses, take the standard library. A lone surrogate makes
+    orjson raise too, and the standard library then gives the text it always gave.
+    """
+    t = type(value)
+    if t is dict:
+        if depth > _DEPTH:
+            return False
+        for k, v in value.items():  # type: ignore[attr-defined]
+            if type(k) is not str or (type(v) not in _SCALARS and not _orjson_safe(v, depth + 1)):
+                return False
+        return True
+    if t is list or t is tuple:
+        try:
+            "".join(value)  # type: ignore[arg-type]  # all strings (the ID lists): at C speed
+        except TypeError:
+            return depth <= _DEPTH and all(_orjson_safe(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+        return True
+    return t in _SCALARS
 
 
 def record_hash(record: Mapping[str, Any]) -> str:

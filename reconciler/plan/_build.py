@@ -3,7 +3,7 @@
 `build_plan(diff, options)` turns the diff into requests that cover exactly the
 pending cells, split to the size limits (DESIGN invariant 1 and "Plan"). No
 network, clock, files or randomness here. The plan's JSON document (printed and
-saved) lives in `planfile`.
+saved) lives in `plan/file.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from functools import cached_property
 from itertools import chain
 from typing import Any
 
-from reconciler.ledger import canonical, canonical_text
+from reconciler.ledger import canonical
 from reconciler.plan.values import (
     Action,
     Diff,
@@ -81,10 +81,10 @@ class Plan:
         return tuple(sorted(found))
 
     @cached_property
-    def action_lines(self) -> tuple[str, ...]:
-        """Each action's JSON in canonical form: what the plan hash covers, and the lines
-        a plan file lists its actions on (encoded once for both)."""
-        return tuple(canonical_text(a.to_json()) for a in self.actions)
+    def action_lines(self) -> tuple[bytes, ...]:
+        """Each action's JSON in canonical form, UTF-8: what the plan hash covers, and the
+        lines a plan file lists its actions on (encoded once for both)."""
+        return tuple(canonical(a.to_json()) for a in self.actions)
 
     @cached_property
     def plan_hash(self) -> str:
@@ -93,11 +93,12 @@ class Plan:
         fields = self.hashed_fields(actions=False)
         rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
         digest = hashlib.sha256(b'{"actions":[')
-        if "action_lines" in self.__dict__ or not self.streams:
-            digest.update(",".join(self.action_lines).encode())
-        else:
-            for i, action in enumerate(self.actions):
-                digest.update((b"," if i else b"") + canonical(action.to_json()))
+        kept = "action_lines" in self.__dict__ or not self.streams
+        lines = self.action_lines if kept else (canonical(a.to_json()) for a in self.actions)
+        for i, line in enumerate(lines):  # line by line: no second copy of them all
+            if i:
+                digest.update(b",")
+            digest.update(line)
         digest.update(b"]," + rest[1:])
         return digest.hexdigest()
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from reconciler import yamlsource
 from reconciler.errors import PlanError
-from reconciler.ledger import canonical_text
+from reconciler.ledger import canonical
 from reconciler.plan._build import Plan, plan_hash
 from reconciler.plan.values import LedgerHead, Options
 
@@ -62,15 +62,23 @@ def dumps(plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str,
     `live` (plan --refresh): `{"actions": [fields per action], "summary": {...}, key: value}`,
     merged into the action lines, the summary and the top level; only `LIVE_FIELDS` in
     actions, which the hash does not cover."""
-    return "".join(pieces(plan, extra, live))
+    return b"".join(encoded(plan, extra, live)).decode()
 
 
 def pieces(
     plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None
 ) -> Iterator[str]:
-    """`dumps` in pieces, for writing as they come. A plan too big to hold its JSON
-    (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a time
-    and never held whole: memory stays bounded by the input, not by what is printed."""
+    """`dumps` in pieces, for writing as they come (`encoded`'s, decoded)."""
+    for piece in encoded(plan, extra, live):
+        yield piece.decode()
+
+
+def encoded(
+    plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None
+) -> Iterator[bytes]:
+    """`dumps` in pieces of UTF-8, for writing as they come. A plan too big to hold its
+    JSON (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a
+    time and never held whole: memory stays bounded by the input, not by what is printed."""
     streamed = plan.streams
     rows = () if streamed else plan.action_lines  # before the hash, which then reuses them
     doc = _document(plan, extra)
@@ -78,22 +86,22 @@ def pieces(
         doc["summary"] = {**doc["summary"], **live.get("summary", {})}
         doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
     for n, (key, value) in enumerate(doc.items()):
-        yield ("{\n" if n == 0 else ",\n") + f"  {json.dumps(key)}: "
+        yield (("{\n" if n == 0 else ",\n") + f"  {json.dumps(key)}: ").encode()
         if value is not _ACTIONS:
-            yield json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            yield json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ").encode()
         elif not plan.actions:
-            yield "[]"
+            yield b"[]"
         else:
             for i, line in enumerate(_action_lines(plan, rows, streamed, live)):
-                yield ("[\n    " if i == 0 else ",\n    ") + line
-            yield "\n  ]"
-    yield "\n}\n"
+                yield (b"[\n    " if i == 0 else b",\n    ") + line
+            yield b"\n  ]"
+    yield b"\n}\n"
 
 
 def _action_lines(
-    plan: Plan, rows: tuple[str, ...], streamed: bool, live: Mapping[str, Any] | None
-) -> Iterator[str]:
-    lines = (canonical_text(a.to_json()) for a in plan.actions) if streamed else iter(rows)
+    plan: Plan, rows: tuple[bytes, ...], streamed: bool, live: Mapping[str, Any] | None
+) -> Iterator[bytes]:
+    lines = (canonical(a.to_json()) for a in plan.actions) if streamed else iter(rows)
     if not live:
         yield from lines
         return
@@ -101,18 +109,16 @@ def _action_lines(
         yield _annotated(line, fields)
 
 
-def _annotated(line: str, extra: Mapping[str, Any]) -> str:
+def _annotated(line: bytes, extra: Mapping[str, Any]) -> bytes:
     if set(extra) - set(LIVE_FIELDS):
         raise ValueError(f"only {LIVE_FIELDS} may annotate an action, not {sorted(extra)}")
-    return json.dumps(
-        {**json.loads(line), **extra}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return canonical({**json.loads(line), **extra})
 
 
 def write(plan: Plan, path: Path, extra: Mapping[str, Any] | None = None) -> None:
     try:
-        with path.open("w", encoding="utf-8") as fh:
-            for piece in pieces(plan, extra):
+        with path.open("wb") as fh:
+            for piece in encoded(plan, extra):
                 fh.write(piece)
     except OSError as exc:
         raise PlanError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc

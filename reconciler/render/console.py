@@ -36,9 +36,20 @@ class Consoles:
         """Plain lines instead of a live progress bar: in CI, or when stderr is no terminal."""
         return bool(os.environ.get("CI")) or not self.err.is_terminal
 
-    def write(self, data: str) -> None:
-        """Machine-readable data goes to stdout as is, not through rich."""
+    def write(self, data: str | bytes) -> None:
+        """Machine-readable data goes to stdout as is, not through rich (UTF-8 bytes
+        straight to the binary stream when there is one: a plan's 60 MB of JSON are
+        not decoded only to be encoded again)."""
         out = self._files[0] or sys.stdout
+        if isinstance(data, bytes):
+            raw = getattr(out, "buffer", None)
+            if raw is None:
+                out.write(data.decode())
+            else:
+                out.flush()  # text written before it goes first
+                raw.write(data)
+                raw.flush()
+            return
         out.write(data)
         out.flush()
 
