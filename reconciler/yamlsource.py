@@ -16,6 +16,7 @@ on each event as ruamel's composer takes it (tests/test_fastyaml.py proves the t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -80,6 +81,8 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):  # as open() says it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(next((k for test, k in _KINDS if test(st.st_mode)), "a special file"))
         os.set_blocking(fd, True)

@@ -182,3 +182,19 @@ def test_ledger_show_escapes_control_characters(repo: Path, make_emulator: Any) 
 def test_an_error_quoting_a_file_name_shows_its_controls(repo: Path) -> None:
     res = run_cli(["plan", "--config", "no\x1b[2Jsuch.yaml"], repo)
     assert res.code == 1 and "no\\x1b[2Jsuch.yaml" in res.err and "\x1b" not in res.err, res.all
+
+
+def test_plan_text_escapes_control_characters() -> None:
+    from reconciler.ledger import Ledger
+    from reconciler.manifests import Manifest
+    from reconciler.plan import Options, build_plan, diff
+    from reconciler.plan.values import PipelineRef
+    from reconciler.render.plan import plan_text, status_text
+    from reconciler.render.review import LiveStatus
+
+    m = Manifest("m", "o1", "p1", ("s1",), ("a1",), ("x",), "m.yaml", 1)
+    plan = build_plan(diff([m], Ledger(Path("l.jsonl"))), Options())
+    text = plan_text(plan, {"m": "manifests/m\x1b[2J.yaml"})
+    assert "\x1b" not in text and "manifests/m\\x1b[2J.yaml" in text
+    live = status_text({PipelineRef("o1", "p1"): LiveStatus("RUNNING\x1b[31m", "name\r\nfake")}, plan)
+    assert "\x1b" not in live and "\r" not in live and "name\\r\\nfake" in live

@@ -30,6 +30,7 @@ from reconciler.render.review import (
     review_json,
     source_line,
 )
+from reconciler.render.text import term
 from reconciler.words import plural
 
 __all__ = [  # the review's words are re-exported: callers render plans from here
@@ -195,7 +196,7 @@ def plan_text(
     out += ["", f"[bold]{summary_line(plan)}[/bold]"]
     if plan.has_changes:
         out.append(f"Plan hash: {plan.plan_hash}")
-    return "\n".join(out) + "\n"
+    return "\n".join(map(term, out)) + "\n"  # a file name or a label cannot redraw the terminal
 
 
 def _text_warnings(review: Review) -> list[str]:
@@ -305,4 +306,4 @@ def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan, review: 
         lines.append(
             f"    {escape(v.ref.org_id)} / {escape(v.ref.pipeline_id)}{name}: {escape(v.status)} ({mark})"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(term, lines)) + "\n"  # names and statuses from the gateway: shown, not obeyed
