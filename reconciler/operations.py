@@ -110,7 +110,44 @@ def plan(paths: Sequence[str], ledger_path: str, options: Options, *, shown_as: 
     if shown_as is not None:
         led = replace(led, path=Path(shown_as), exists=True)
     p, loaded = plan_from(paths, led, options, loaded=loaded)
+    if not only_files(paths):  # with some files read, "no manifest declares it now" cannot be told
+        refuse_unacknowledged_reclears(p)
     return Planned(p, loaded, led)
+
+
+def only_files(paths: Sequence[str]) -> bool:
+    """Some manifest files were given, not whole folders: other manifests were not read."""
+    return any(Path(x).is_file() for x in paths)
+
+
+def refuse_unacknowledged_reclears(p: Plan, *, partial: bool = False) -> None:
+    """A plan that would clear again, under a new name, cells cleared under a name no
+    manifest declares any more is refused, unless that manifest says why (`metadata.reclear`)
+    or carries the old name on (`metadata.renamedFrom`): a rename must never re-clear
+    production with a green check (DESIGN "Manifest format"). `partial`: only some files
+    were read (apply refuses anyway, on the safe side, and says so)."""
+    hints = [h for h in p.renames if h.reclear is None]
+    if not hints:
+        return
+    lines = "\n".join(
+        f"  {h.manifest}: {plural(h.cells, 'pending cell')} {'was' if h.cells == 1 else 'were'} "
+        f"cleared as {h.old_name}"
+        for h in hints
+    )
+    h = hints[0]
+    raise PlanError(
+        f"refused: {plural(len(hints), 'manifest')} would clear again cells that were cleared under a name "
+        f"no manifest declares any more; nothing was sent.\n{lines}\n"
+        f"If it is a rename, add `metadata.renamedFrom: [{h.old_name}]` to {h.manifest} (its history "
+        "carries on: nothing is cleared again). If it clears them again on purpose, add "
+        f'`metadata.reclear: "<why>"` to {h.manifest} (the reason goes into its ledger records).'
+        + (
+            f" Only the given files were read: if {h.old_name} is still declared in another file, "
+            "apply the whole manifests folder."
+            if partial
+            else ""
+        )
+    )
 
 
 def _load_and_read(
@@ -290,7 +327,9 @@ def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPla
         )
     if saved is not None:
         loaded, led = _load_and_read(saved.manifests, saved.options, ledger_path)
-        return Planned(*replan_saved(saved, led, loaded), led, saved)
+        fresh, loaded = replan_saved(saved, led, loaded)
+        refuse_unacknowledged_reclears(fresh, partial=only_files(saved.manifests))
+        return Planned(fresh, loaded, led, saved)
     loaded, led = _load_and_read(settings.paths, settings.plan_options, ledger_path)
     p, loaded = plan_from(
         settings.paths,
@@ -300,6 +339,7 @@ def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPla
         max_cells_source=settings.max_cells_source,
         loaded=loaded,
     )
+    refuse_unacknowledged_reclears(p, partial=only_files(settings.paths))
     return Planned(p, loaded, led)
 
 

@@ -313,13 +313,18 @@ def renamed(text: str, name: str, old: str) -> str:
     return text.replace(f"  name: {name}\n", f"  name: {name}\n  renamedFrom: [{old}]\n")
 
 
+def with_reclear(text: str, name: str) -> str:
+    """`metadata.reclear`: without it, plan refuses to clear again what an old name cleared."""
+    return text.replace(f"  name: {name}\n", f"  name: {name}\n  reclear: on purpose\n")
+
+
 MANIFESTS = {
     "m1": renamed(manifest_yaml("m1", assets=["a1", "a2", "a3", "a4"]), "m1", "old"),
-    "m1-no-rename": manifest_yaml("m1", assets=["a1", "a2", "a3", "a4"]),
+    "m1-no-rename": with_reclear(manifest_yaml("m1", assets=["a1", "a2", "a3", "a4"]), "m1"),
     "m2": manifest_yaml("m2", stages=["s1", "s2"]),
     "m3": manifest_yaml("m3", pipeline="p2", assets=["a1", "a2", "a3"]),
     "m4": manifest_yaml("m4", pipeline="p3", assets=["a1", "a2", "a3"]),
-    "m5": manifest_yaml("m5", pipeline="p3", assets=["a1", "a2", "a3"]),  # m4's stage, another name
+    "m5": with_reclear(manifest_yaml("m5", pipeline="p3", assets=["a1", "a2", "a3"]), "m5"),  # m4's stage
     "elsewhere": manifest_yaml("elsewhere", pipeline="p9"),
 }
 

@@ -51,6 +51,7 @@ metadata:
   name: turbine-fix
   description: Clear 10-min averages after the formula fix (OPS-1234)
   labels: {ticket: OPS-1234, team: wind-ops}
+  reclear: the old run cleared before the formula fix (OPS-1234)
 spec:
   orgId: o1
   pipelineId: p1
@@ -132,14 +133,17 @@ def test_json_plan_has_the_documented_fields(scenario: Path) -> None:
 def test_rename_warning_in_text_and_markdown(scenario: Path) -> None:
     warning = (
         "2 pending cells of turbine-fix were already cleared under turbine-fx, which no manifest "
-        "declares now; if this is a rename, add metadata.renamedFrom: [turbine-fx]"
+        "declares now; it clears them again on purpose: the old run cleared before the formula fix (OPS-1234)"
     )
     assert warning in run_cli(["plan"], scenario).out
     md = run_cli(["plan", "--format", "markdown"], scenario).out
     assert (
         warning.replace("turbine-fix", "`turbine-fix`")
         .replace("under turbine-fx", "under `turbine-fx`")
-        .replace("add metadata.renamedFrom: [turbine-fx]", "add `metadata.renamedFrom: [turbine-fx]`")
+        .replace(
+            "purpose: the old run cleared before the formula fix (OPS-1234)",
+            "purpose: `the old run cleared before the formula fix (OPS-1234)`",
+        )
         in md
     )
 

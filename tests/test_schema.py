@@ -46,6 +46,13 @@ CASES = {
     "renamed-empty": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: []\n"),
     "renamed-not-list": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: old-one\n"),
     "renamed-number": GOOD.replace("  name: good-one\n", "  name: good-one\n  renamedFrom: [12]\n"),
+    "good-reclear": GOOD.replace(
+        "  name: good-one\n", "  name: good-one\n  reclear: OPS-1299 counters rebuilt wrong\n"
+    ),
+    "reclear-blank": GOOD.replace("  name: good-one\n", '  name: good-one\n  reclear: "   "\n'),
+    "reclear-empty": GOOD.replace("  name: good-one\n", '  name: good-one\n  reclear: ""\n'),
+    "reclear-number": GOOD.replace("  name: good-one\n", "  name: good-one\n  reclear: 12\n"),
+    "reclear-long": GOOD.replace("  name: good-one\n", f"  name: good-one\n  reclear: {'x' * 501}\n"),
     "zwsp-id": GOOD.replace("[a1, a2]", '["a1\\u200b"]'),
     "rlo-stage": GOOD.replace("[s1]", '["\\u202es1"]'),
     "bom-inside-org": GOOD.replace("orgId: o1", 'orgId: "o\\ufeff1"'),

@@ -130,6 +130,7 @@ def ledger_show(
     """
     from reconciler import ledger as ledger_mod
     from reconciler.cli.settings import flag_advice
+    from reconciler.ledger import history as ledger_history
     from reconciler.render import ledger as render
 
     if fmt not in ("text", "json"):
@@ -172,7 +173,16 @@ def ledger_show(
                 kinds=["intent", "delete", "failed"],
             )
             what = " / ".join(f"{n} {v}" for n, v in (("asset", asset), ("point", point)) if v is not None)
-            text = render.last_cleared_text(history, what, _descriptions(), asset=asset, point=point)
+            doubt = [
+                (r, cells)
+                for r, cells in ledger_history.open_intents(
+                    led.records, aliases=ledger_history.recorded_aliases(led.records)
+                )
+                if (manifest is None or r.manifest == manifest) and (stage is None or r.key[3] == stage)
+            ]
+            text = render.last_cleared_text(
+                history, what, _descriptions(), asset=asset, point=point, in_doubt=doubt
+            )
             c.out.print(text, end="", markup=False)
     if snapshot is not None:
         _check_snapshot(c, led, snapshot)

@@ -157,7 +157,7 @@ def plan(
         for w in planned.warnings:
             c.warn(w)
         p = planned.plan
-        partial = paths is not None and any(Path(x).is_file() for x in paths)
+        partial = paths is not None and operations.only_files(paths)
         if partial:  # history of manifests outside the given files is not news
             p = _without_history(p)
         review = _review(cfg, planned, p, max_cells=max_cells, pause=pause_pipelines, partial=partial)

@@ -28,6 +28,7 @@ from typing import Any
 
 from reconciler.errors import LedgerError
 from reconciler.ledger._record import CELL_KINDS, PIPELINE_KINDS, RUN_KINDS, Record
+from reconciler.ledger.history import distinct_cells
 
 StageKey = tuple[str, str, str, str]  # (manifest, org, pipeline, stage)
 
@@ -77,7 +78,10 @@ def summarize(records: Sequence[Record]) -> dict[str, Any]:
 def _any_open(records: Sequence[Record]) -> bool:
     """Whether an intent of `records` is not closed by a later record among them: a
     `delete`/`failed` naming it, or one with its key and lists (the chain's rule, by value:
-    the writer and a reader of the same records always agree)."""
+    the writer and a reader of the same records always agree). Part of the seal's format,
+    so it stays this exact rule: it is never less open than `history.open_intents`
+    (an intent closed exactly has every cell covered), so a segment it calls closed has
+    nothing in doubt."""
     unclosed: dict[tuple[Any, ...], list[int]] = {}
     by_seq: dict[int, tuple[Any, ...]] = {}
     for r in records:
@@ -94,18 +98,6 @@ def _any_open(records: Sequence[Record]) -> bool:
         elif unclosed.get(same):
             unclosed[same].pop()
     return any(unclosed.values())
-
-
-def distinct_cells(deletes: Sequence[Record]) -> int:
-    """How many distinct (asset, point) cells `deletes` name (DESIGN: counts are of distinct cells)."""
-    assets = [a for r in deletes for a in r.asset_ids]
-    if len(set(assets)) == len(assets):  # the usual history: batches that share no asset
-        return sum(len(r.asset_ids) * len(set(r.point_ids)) for r in deletes)
-    points: dict[str, set[str]] = defaultdict(set)
-    for r in deletes:
-        for a in r.asset_ids:
-            points[a].update(r.point_ids)
-    return sum(map(len, points.values()))
 
 
 def body_digest(data: bytes) -> dict[str, Any]:

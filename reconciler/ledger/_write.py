@@ -29,6 +29,7 @@ from reconciler.ledger._format import Chain, canonical, join_ids, record_hash, u
 from reconciler.ledger._read import DiskFiles, Ledger, segment_name
 from reconciler.ledger._record import CELL_KINDS, FORMAT_VERSION, KEY_FIELDS, LIST_FIELDS, Record
 from reconciler.ledger._summary import body_digest, summarize
+from reconciler.ledger.history import MARK_FIELDS
 
 _CHANGED = "the ledger changed since it was read; another apply?"
 # What the chain sets on every record (as opposed to the fields a caller gives).
@@ -253,6 +254,10 @@ class LedgerWriter:
             if intent is not None:  # the key comes from the intent; the chain checks the rest
                 for name, value in zip(KEY_FIELDS, intent.key, strict=True):
                     out.setdefault(name, value)
+                if kind == "delete":  # and its marks: every delete of the manifest says why
+                    for name in MARK_FIELDS:
+                        if name in intent.data:
+                            out.setdefault(name, intent.data[name])
             return out
         where = f"{self.path}: {kind} record seq {seq}"
         for name in LIST_FIELDS:

@@ -86,6 +86,7 @@ class Manifest:
     description: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     renamed_from: tuple[str, ...] = ()
+    reclear: str | None = None  # `metadata.reclear`: why it clears again what an old name cleared
     # (line, col) of each `renamed_from` name, for diagnostics that span manifests.
     renamed_from_at: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
     # (line, col) of `metadata.name` (0, 0: not known, as for a manifest made in code).
@@ -232,6 +233,7 @@ def _load_document(
             description=meta.description,
             labels=tuple(sorted((meta.labels or {}).items())),
             renamed_from=tuple(old for old, _ in renamed),
+            reclear=meta.reclear,
             renamed_from_at=tuple(at for _, at in renamed),
             name_at=yamlsource.position(doc, ("metadata", "name")),
             id_sources=tuple(sources),

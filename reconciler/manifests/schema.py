@@ -196,6 +196,22 @@ IdList = Annotated[list[Id], Field(min_length=1)]
 RelPath = Annotated[str, StringConstraints(min_length=1)]
 
 
+def _not_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must say why (a reason, not blank)")
+    return value
+
+
+REASON_MAX = 500
+# A reason is one line of text: it goes into ledger records, the plan and the comment.
+Reason = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=REASON_MAX, pattern=r"\S"),
+    BeforeValidator(_not_blank),
+    BeforeValidator(_visible),
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -211,6 +227,14 @@ class Metadata(_Strict):
         description=(
             "Earlier names of this manifest (it was renamed): what was applied under them "
             "counts as applied under this name. Never its own name, nor a current manifest's."
+        ),
+    )
+    reclear: Reason | None = Field(
+        default=None,
+        description=(
+            "Why this manifest clears again, on purpose, cells that were cleared under a name no "
+            "manifest declares any more (without it, or renamedFrom, plan and apply refuse). "
+            "Recorded in every intent and delete record of this manifest."
         ),
     )
 

@@ -22,6 +22,7 @@ from reconciler.plan.values import (
     Diff,
     KeyDiff,
     LedgerHead,
+    Marks,
     Options,
     PendingGroup,
     PendingResume,
@@ -158,6 +159,8 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
             for group in kd.in_doubt if doubt else kd.pending:
                 resumed = doubt and kd.resumed_since_intent
                 actions.extend(_split(kd.key, group, options, in_doubt=doubt, resumed=resumed))
+    if d.marks:
+        actions = _marked(actions, dict(d.marks))
     summary = Summary(
         pending_cells=sum(k.pending_cells for k in keys),
         requests=len(actions),
@@ -166,6 +169,16 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
         in_doubt_cells=sum(k.in_doubt_cells for k in keys),
     )
     return Plan(d, options, keys, tuple(actions), summary, tuple(manifest_paths))
+
+
+def _marked(actions: list[Action], marks: dict[str, Marks]) -> list[Action]:
+    """Each request with the `Marks` of the manifests it serves, for their records."""
+    out = []
+    for a in actions:
+        names = [a.manifest, *(m for m, _ in a.shares)] if a.shares else [a.manifest]
+        own = tuple((m, marks[m]) for m in names if m in marks)
+        out.append(replace(a, marks=own) if own else a)
+    return out
 
 
 Physical = tuple[str, str, str]  # orgId, pipelineId, stageInstanceName

@@ -7,6 +7,10 @@ are computed once. It also finds what is in doubt (an `intent` that no later `de
 or `failed` closes), history no manifest declares any more, pipelines an interrupted
 run left paused, and pending cells already cleared under a name that no longer
 exists (a rename). No network, clock, files or randomness here (DESIGN "Plan").
+
+The rules are `ledger.history`'s (what is in doubt, distinct cells, left paused, starts
+in doubt); this module keeps fast per-key versions of the first two for planning at
+scale, which tests/test_history.py holds equal to them.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Literal
 
-from reconciler.ledger import PIPELINE_KINDS, RUN_KINDS, Ledger, Record, SegmentSummary, no_gc
+from reconciler.ledger import Ledger, Record, SegmentSummary, history, no_gc
 from reconciler.manifests import Manifest
 from reconciler.plan.values import (
     Diff,
     KeyDiff,
     LedgerHead,
+    Marks,
     PendingGroup,
     PendingResume,
     PipelineRef,
@@ -61,7 +66,7 @@ def _diff(
 ) -> Diff:
     by_key = _records_by_key(ledger.records)
     pipeline_records = ledger.pipeline_records()
-    resumes = _last_resume(pipeline_records)
+    resumes = {PipelineRef(*p): seq for p, seq in history.last_run(pipeline_records).items()}
     aliases = _aliases(manifests)
     sets = _Sets((), general=True) if general else _Sets(ledger.closed_intents)
     sets.paths = Counter() if paths is None else paths
@@ -90,8 +95,13 @@ def _diff(
         keys=tuple(keys),
         undeclared=tuple(sorted(undeclared.items())),
         pending_resumes=tuple(_left_paused(pipeline_records)),
-        renames=tuple(_renames(keys, by_key, declared_keys, sets)),
+        renames=tuple(_renames(keys, by_key, declared_keys, sets, {m.name: m.reclear for m in manifests})),
         ledger=LedgerHead(str(ledger.path), ledger.head_seq, ledger.head_hash),
+        marks=tuple(
+            (m.name, Marks(m.reclear, m.renamed_from))
+            for m in manifests
+            if m.reclear is not None or m.renamed_from
+        ),
     )
 
 
@@ -190,11 +200,11 @@ class _Sets:
         return hit[2]
 
     def distinct_cells(self, records: Sequence[Record]) -> int:
-        """`_distinct_cells`; records that share no asset (batches of one run, the usual
+        """`history.distinct_cells`; records that share no asset (batches of one run, the usual
         history) count without a per-asset index, from set views built once per list."""
         _, disjoint = self.union([r.asset_ids for r in records])
         if not disjoint:
-            return _distinct_cells(records)
+            return history.distinct_cells(records)
         return sum(len(r.asset_ids) * len(self.of(r.point_ids)) for r in records)
 
     def minus(self, a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
@@ -362,7 +372,8 @@ def _open_intents(
     declared: Callable[[], frozenset[str]],
     closed: frozenset[int] = frozenset(),
 ) -> tuple[dict[str, set[str]], list[Record]]:
-    """Per declared asset, the points some intent sent that no later delete or failed closed.
+    """Per declared asset, the points some intent sent that no later delete or failed closed
+    (`history.open_intents`, one key at a time, narrowed to the declared assets).
 
     An intent closed exactly (a later record of the same key with the same lists, the
     common case) is dropped first; the rest are replayed in ledger order a cell at a time.
@@ -421,21 +432,18 @@ def _split_doubt(
         groups.setdefault(rest, []).append(asset)
 
 
-def _distinct_cells(records: Sequence[Record]) -> int:
-    index, multi = _asset_index(records)
-    return sum(
-        len(assets) * len(frozenset().union(*(records[i].point_ids for i in sig)))
-        for sig, assets in _sig_groups(records, index, multi)
-    )
-
-
 def _renames(
-    keys: Sequence[KeyDiff], by_key: dict[StageKey, list[Record]], declared: set[StageKey], sets: _Sets
+    keys: Sequence[KeyDiff],
+    by_key: dict[StageKey, list[Record]],
+    declared: set[StageKey],
+    sets: _Sets,
+    reclear: dict[str, str | None],
 ) -> Iterator[RenameHint]:
     """Pending cells that were cleared under a manifest name no manifest declares any more.
 
     A renamed manifest clears everything again unless `metadata.renamedFrom` carries its
-    history over; this is the warning that makes that visible before anything is sent.
+    history over: plan and apply refuse it unless `metadata.reclear` says it is on purpose
+    (`reclear`: each manifest's reason), before anything is sent.
     """
     gone: dict[tuple[str, str, str], list[StageKey]] = defaultdict(list)
     for k, records in by_key.items():
@@ -452,52 +460,26 @@ def _renames(
                 found[(kd.key.manifest, old.manifest)] += overlap.applied_cells
     for (manifest, old_name), cells in sorted(found.items()):
         if cells:
-            yield RenameHint(manifest, old_name, cells)
-
-
-def _last_resume(records: Iterable[Record]) -> dict[PipelineRef, int]:
-    """The last record after which the pipeline may have run: a `resume`, or a `start`
-    announced before the call (whatever came of it)."""
-    last: dict[PipelineRef, int] = {}
-    for r in records:
-        if r.kind in RUN_KINDS:
-            last[PipelineRef(*r.pipeline)] = r.seq
-    return last
-
-
-def _last_pipeline_records(records: Iterable[Record]) -> dict[PipelineRef, Record]:
-    """Each pipeline's last `pause`, `start` or `resume` record: where this tool left it."""
-    last: dict[PipelineRef, Record] = {}
-    for r in records:
-        if r.kind in PIPELINE_KINDS:
-            last[PipelineRef(*r.pipeline)] = r
-    return last
-
-
-def starts_in_doubt(records: Iterable[Record]) -> list[tuple[PipelineRef, str]]:
-    """Pipelines whose last record is a `start` with no outcome (a runner died during the
-    call), with its time: whether the pipeline runs, or a person paused it since, only a
-    person can tell, so reconcile never starts it on its own."""
-    last = _last_pipeline_records(records)
-    return sorted((ref, r.at) for ref, r in last.items() if r.kind == "start")
+            yield RenameHint(manifest, old_name, cells, reclear.get(manifest))
 
 
 def _left_paused(records: Iterable[Record]) -> Iterator[PendingResume]:
-    """`pause` records with no `resume` after them: pipelines an interrupted run left paused.
-    A `start` with no outcome after it closes the pause too: the start may have landed and a
-    person may have paused the pipeline since, so it is not ours to start (the plan warns)."""
-    last = _last_pipeline_records(records)
-    for ref in sorted(last):  # by pipeline: the same whichever records were read in full
-        r = last[ref]
-        if r.kind != "pause":
-            continue
+    """`history.left_paused`, as the plan's values (by pipeline: the same whichever
+    records were read in full)."""
+    for r in history.left_paused(records):
         yield PendingResume(
-            pipeline=ref,
+            pipeline=PipelineRef(*r.pipeline),
             paused_at=r.at,
             seq=r.seq,
             execution_mode=_int(r.data.get("executionMode")),
             kafka_rate=_int(r.data.get("kafkaRate")),
         )
+
+
+def starts_in_doubt(records: Iterable[Record]) -> list[tuple[PipelineRef, str]]:
+    """`history.starts_in_doubt` with `PipelineRef`s: pipelines whose last record is a
+    `start` with no outcome; only a person can tell whether it runs now."""
+    return [(PipelineRef(*p), at) for p, at in history.starts_in_doubt(records)]
 
 
 def _int(value: object) -> int | None:

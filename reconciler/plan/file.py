@@ -49,7 +49,8 @@ def _document(plan: Plan, extra: Mapping[str, Any] | None = None) -> dict[str, A
     doc.update(extra or {})
     if plan.renames:  # pending cells already cleared under a name no manifest declares now
         doc["renameWarnings"] = [
-            {"manifest": r.manifest, "clearedAs": r.old_name, "cells": r.cells} for r in plan.renames
+            {"manifest": r.manifest, "clearedAs": r.old_name, "cells": r.cells, "reclear": r.reclear}
+            for r in plan.renames
         ]
     return doc
 

@@ -86,11 +86,32 @@ class KeyDiff:
 
 @dataclass(frozen=True)
 class RenameHint:
-    """Pending cells of a manifest already cleared under a name no manifest declares now."""
+    """Pending cells of a manifest already cleared under a name no manifest declares now.
+    `reclear`: the manifest's `metadata.reclear`, the reason it clears them again on
+    purpose; without one, plan and apply refuse (DESIGN "Manifest format")."""
 
     manifest: str
     old_name: str
     cells: int
+    reclear: str | None = None
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What a manifest's `intent`/`delete` records carry besides its cells
+    (`ledger.history.MARK_FIELDS`): why it clears again what another name cleared, and
+    the old names whose history it carries on."""
+
+    reclear: str | None = None
+    renamed_from: tuple[str, ...] = ()
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.reclear is not None:
+            out["reclear"] = self.reclear
+        if self.renamed_from:
+            out["renamedFrom"] = list(self.renamed_from)
+        return out
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,7 @@ class Diff:
     pending_resumes: tuple[PendingResume, ...]
     renames: tuple[RenameHint, ...]
     ledger: LedgerHead
+    marks: tuple[tuple[str, Marks], ...] = ()  # per manifest that has any
 
 
 DEFAULT_MAX_POINTS = 100_000
@@ -133,6 +155,8 @@ class Action:
     # Manifests that declare these same physical cells, with the points each declares:
     # one request serves them all, and each gets its own records (empty: only `manifest`).
     shares: tuple[tuple[str, Points], ...] = ()
+    # The `Marks` of the manifests it serves that have any: written into their records.
+    marks: tuple[tuple[str, Marks], ...] = ()
 
     @property
     def cells(self) -> int:
@@ -162,14 +186,19 @@ class Action:
 
     def cell_fields(self, manifest: str | None = None, points: Points | None = None) -> dict[str, Any]:
         """The fields of a ledger `intent`/`delete`/`failed` record for this request."""
-        return {
-            "manifest": manifest or self.manifest,
+        name = manifest or self.manifest
+        out = {
+            "manifest": name,
             "orgId": self.org_id,
             "pipelineId": self.pipeline_id,
             "stageInstanceName": self.stage,
             "assetIds": list(self.asset_ids),
             "pointIds": list(self.point_ids if points is None else points),
         }
+        for m, marks in self.marks:
+            if m == name:
+                out.update(marks.fields())
+        return out
 
     def ledger_fields(self) -> list[dict[str, Any]]:
         """One record's fields per manifest this request serves: its own points of the
@@ -187,7 +216,11 @@ class Action:
     def to_json(self) -> dict[str, Any]:
         out = {**self.cell_fields(), "cells": self.cells}
         if self.shares:
-            out["sharedBy"] = [{"manifest": m, "pointIds": list(p)} for m, p in self.shares]
+            marks = dict(self.marks)
+            out["sharedBy"] = [
+                {"manifest": m, "pointIds": list(p), **(marks[m].fields() if m in marks else {})}
+                for m, p in self.shares
+            ]
         if self.in_doubt:
             out["inDoubt"] = True
             out["resumedSince"] = self.resumed_since

@@ -3,19 +3,18 @@
 `report.py` turns them into one HTML file. Everything here is read from verified
 records (DESIGN "Applied ledger"): what each `delete` cleared and who did it from
 which commit and run; how long its pipeline was paused around it (our `pause` to
-the `resume` after it); the cells of `intent`s no later record of the same manifest
-and stage closes (in doubt); `failed` requests; and pipelines whose last `pause` has
-no `resume` after it (left paused). No clock: the report says "as of" the ledger's
+the `resume` after it); `failed` requests; and, by the rules `plan` follows too
+(`ledger.history`), the cells in doubt and the pipelines left paused. No clock: the report says "as of" the ledger's
 head, so the same ledger always gives the same report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.ledger import Ledger, Record, record_time
+from reconciler.ledger import Ledger, Record, history, record_time
 
 Cell = tuple[str, str]
 
@@ -56,17 +55,20 @@ class _Lists:
         return [",".join(ids) for ids in self.index]
 
 
-def audit_data(ledger: Ledger) -> dict[str, Any]:
-    """Everything the report shows, as plain JSON (see the module docstring)."""
+def audit_data(ledger: Ledger, aliases: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Everything the report shows, as plain JSON (see the module docstring). `aliases`:
+    renames (`{name: old names}`) to merge besides those the records declare."""
     records = ledger.records
     lists = _Lists()
     pauses, pause_of = _pauses(records)
+    renames = {**history.recorded_aliases(records), **(aliases or {})}
+    left = {r.pipeline for r in history.left_paused(records)}
     return {
         "ledger": _head(ledger),
         "deletes": [_delete(r, lists, pause_of.get(r.seq)) for r in records if r.kind == "delete"],
         "failed": [_failed(r, lists) for r in records if r.kind == "failed"],
-        "inDoubt": [_doubt(r, cells, lists) for r, cells in in_doubt(records)],
-        "leftPaused": [p.to_json() for p in pauses if p.end is None],
+        "inDoubt": [_doubt(r, cells, lists) for r, cells in history.open_intents(records, aliases=renames)],
+        "leftPaused": [p.to_json() for p in pauses if p.end is None and (p.org, p.pipeline) in left],
         "pauses": [p.to_json() for p in pauses],
         "assetLists": lists.to_json(),
     }
@@ -74,25 +76,6 @@ def audit_data(ledger: Ledger) -> dict[str, Any]:
 
 def cells_of(r: Record) -> int:
     return len(r.asset_ids) * len(r.point_ids)
-
-
-def in_doubt(records: Sequence[Record]) -> list[tuple[Record, set[Cell]]]:
-    """Each intent with the cells that no later `delete` or `failed` of the same manifest
-    and stage covers (DESIGN: matching is by cells; a v2 record closes its intent by seq)."""
-    closed_by_ref = {r.intent_seq for r in records if r.intent_seq is not None}
-    found: list[tuple[Record, set[Cell]]] = []
-    waiting: dict[tuple[str, str, str, str], list[tuple[Record, set[Cell]]]] = {}  # by key: a v1
-    for r in records:  # ledger's deletes only scan the intents of their own manifest and stage
-        if r.kind == "intent" and r.seq not in closed_by_ref:
-            entry = (r, {(a, p) for a in r.asset_ids for p in r.point_ids})
-            found.append(entry)
-            waiting.setdefault(r.key, []).append(entry)
-        elif r.kind in ("delete", "failed") and r.intent_seq is None and r.key in waiting:
-            covered = {(a, p) for a in r.asset_ids for p in r.point_ids}
-            for _, cells in waiting[r.key]:
-                cells -= covered
-            waiting[r.key] = [e for e in waiting[r.key] if e[1]]
-    return [(r, cells) for r, cells in found if cells]
 
 
 def _head(ledger: Ledger) -> dict[str, Any]:
@@ -166,7 +149,7 @@ def _failed(r: Record, lists: _Lists) -> dict[str, Any]:
     return {**_cell_fields(r, lists), "code": r.code, "message": r.message}
 
 
-def _doubt(r: Record, cells: set[Cell], lists: _Lists) -> dict[str, Any]:
+def _doubt(r: Record, cells: frozenset[Cell], lists: _Lists) -> dict[str, Any]:
     out = _cell_fields(r, lists)
     out["cells"] = len(cells)
     out["assets"] = lists.ref(sorted({a for a, _ in cells}))

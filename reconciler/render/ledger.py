@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reconciler.ledger import Record
-from reconciler.render.audit import in_doubt
 from reconciler.render.plan import sample
 from reconciler.render.text import term
 from reconciler.words import plural
@@ -58,12 +57,13 @@ def last_cleared_text(
     *,
     asset: str | None = None,
     point: str | None = None,
+    in_doubt: Sequence[tuple[Record, frozenset[tuple[str, str]]]] = (),
 ) -> str:
     """When was X last cleared, and why: the latest `delete` among `records` (already
     filtered to X), who did it from which commit and run, and the manifest's description;
-    then any request for X still in doubt."""
+    then any request for X still in doubt (`in_doubt`: `ledger.history.open_intents`)."""
     deletes = [r for r in records if r.kind == "delete"]
-    doubt = _in_doubt_for(records, asset, point)
+    doubt = _in_doubt_for(in_doubt, asset, point)
     if not deletes:
         return term(f"{what}: never cleared in these records.") + "\n" + doubt
     last = deletes[-1]
@@ -88,11 +88,13 @@ def last_cleared_text(
     return "\n".join(map(term, lines)) + "\n" + doubt
 
 
-def _in_doubt_for(records: Sequence[Record], asset: str | None, point: str | None) -> str:
+def _in_doubt_for(
+    in_doubt: Sequence[tuple[Record, frozenset[tuple[str, str]]]], asset: str | None, point: str | None
+) -> str:
     """Requests for these cells whose answer was lost: they may or may not have cleared."""
     found = [
         r
-        for r, cells in in_doubt(records)
+        for r, cells in in_doubt
         if any((asset is None or a == asset) and (point is None or p == point) for a, p in cells)
     ]
     return "".join(

@@ -30,7 +30,7 @@ from reconciler.render.review import (
     review_json,
     source_line,
 )
-from reconciler.render.text import term
+from reconciler.render.text import md_code, term
 from reconciler.words import plural
 
 __all__ = [  # the review's words are re-exported: callers render plans from here
@@ -142,11 +142,14 @@ def rename_warning(hint: RenameHint, quote: str = "") -> str:
     """The warning for pending cells already cleared under a name no manifest declares now."""
     q = quote
     were = "was" if hint.cells == 1 else "were"
-    return (
+    head = (
         f"{plural(hint.cells, 'pending cell')} of {q}{hint.manifest}{q} {were} already cleared under "
-        f"{q}{hint.old_name}{q}, which no manifest declares now; if this is a rename, add "
-        f"{q}metadata.renamedFrom: [{hint.old_name}]{q}"
+        f"{q}{hint.old_name}{q}, which no manifest declares now; "
     )
+    if hint.reclear is not None:  # acknowledged: plan and apply go ahead, and say why
+        reason = md_code(hint.reclear) if q == "`" else term(hint.reclear)
+        return head + f"it clears {'it' if hint.cells == 1 else 'them'} again on purpose: {reason}"
+    return head + f"if this is a rename, add {q}metadata.renamedFrom: [{hint.old_name}]{q}"
 
 
 # --- text ---------------------------------------------------------------------------
