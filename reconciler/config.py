@@ -15,11 +15,21 @@ import math
 import os
 import posixpath
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from reconciler import windows as windows_mod
 from reconciler import yamlsource
 from reconciler.errors import ConfigError, Diagnostic
 from reconciler.manifests.schema import Id, error_message, field_path
@@ -208,6 +218,9 @@ class ApplySettings(_Strict):
         "relative to this file, inside the repository (never in .git, never the ledger's files); "
         "costs one read per request.",
     )
+    windows: WindowSettings | None = Field(
+        default=None, description="Change windows and freezes: when apply may pause production."
+    )
 
     @field_validator("snapshot")
     @classmethod
@@ -215,6 +228,139 @@ class ApplySettings(_Strict):
         problem = None if value is None else path_problem(value)
         if problem:
             raise ValueError(problem)
+        return value
+
+
+class AllowWindow(_Strict):
+    """A window in which apply may pause production: it opens at each time `cron` names
+    and stays open for `duration`."""
+
+    cron: str = Field(description="When it opens: minute hour day-of-month month day-of-week.")
+    duration: str = Field(description="How long it stays open: 90s, 30m, 4h, 1d or 1h30m.")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return windows_mod.check_cron(value)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return _duration_text(value)
+
+
+class DenyWindow(_Strict):
+    """A freeze: no pause inside it, whatever `allow` says. Either dates (`from`, `to`,
+    whole days, or local times as 2027-01-25T18:00) or `cron` with a `duration`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str | None = Field(default=None, alias="from", description="First day (or local time) frozen.")
+    to: str | None = Field(
+        default=None, description="Last day frozen (the whole day), or the local time it ends."
+    )
+    cron: str | None = Field(default=None, description="When a recurring freeze begins.")
+    duration: str | None = Field(default=None, description="How long a recurring freeze lasts.")
+    reason: str = Field(min_length=1, max_length=500, description="Why: apply and plan say it.")
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _dates(cls, value: object) -> object:
+        if isinstance(value, (date, datetime)):  # YAML's unquoted 2027-01-25
+            value = value.isoformat()
+        if isinstance(value, str):
+            windows_mod.parse_when(value)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else windows_mod.check_cron(value)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        return None if value is None else _duration_text(value)
+
+    @model_validator(mode="after")
+    def _shape(self) -> DenyWindow:
+        dated = self.from_ is not None or self.to is not None
+        recurring = self.cron is not None or self.duration is not None
+        if dated and recurring:
+            raise ValueError("give either from/to or cron/duration, not both")
+        if dated:
+            if self.from_ is None or self.to is None:
+                raise ValueError("a dated freeze needs both from and to")
+            start, end = windows_mod.parse_when(self.from_), windows_mod.parse_when(self.to)
+            if _as_datetime(end, True) <= _as_datetime(start, False):
+                raise ValueError(f"to ({self.to}) is before from ({self.from_})")
+        elif self.cron is None or self.duration is None:
+            raise ValueError("a freeze needs from and to (dates), or cron and duration")
+        return self
+
+
+def _duration_text(value: str) -> str:
+    windows_mod.parse_duration(value)
+    return value
+
+
+def _as_datetime(value: date | datetime, end: bool) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value + timedelta(days=1) if end else value, datetime.min.time())
+
+
+class WindowSettings(_Strict):
+    """When apply may pause production (DESIGN "Windows"). Outside a window apply pauses
+    and sends nothing, says it deferred and until when, and still starts pipelines an
+    earlier run left paused."""
+
+    timeZone: str = Field(default="UTC", description="IANA time zone of the crons and dates.")
+    allow: list[AllowWindow] = Field(
+        default_factory=list, description="Pause production only inside one of these (none: any time)."
+    )
+    deny: list[DenyWindow] = Field(default_factory=list, description="Freezes; they win over allow.")
+
+    @field_validator("timeZone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        windows_mod.zone(value)
+        return value
+
+
+Event = Literal["applied", "failed", "deferred", "left-paused", "in-doubt"]
+EVENTS: tuple[Event, ...] = ("applied", "failed", "deferred", "left-paused", "in-doubt")
+
+
+class NotifySettings(_Strict):
+    """A target told what apply did: an http(s) URL receiving a JSON POST, or, with the
+    `notify` extra, any Apprise URL (DingTalk, WeCom, Feishu, Teams, Slack, mail). The
+    URL is a secret: reconcile.yaml names the environment variable holding it."""
+
+    urlEnv: EnvName = Field(description="The environment variable (a CI secret) holding the target URL.")
+    on: list[Event] = Field(
+        default_factory=lambda: list(EVENTS),
+        min_length=1,
+        description="The events sent to it (default: all).",
+    )
+
+    timeoutSeconds: float = Field(
+        default=10,
+        gt=0,
+        le=120,
+        description="How long one post may take (connect, and the answer); a target that fails or "
+        "hangs is a warning, never a failed run.",
+    )
+
+    @field_validator("urlEnv", mode="before")
+    @classmethod
+    def _not_a_url(cls, value: object) -> object:
+        # Never echo it: a URL here is a secret that was about to be published.
+        if isinstance(value, str) and ("://" in value or "@" in value or "/" in value):
+            raise ValueError(
+                "is a URL (not shown: it may hold a token), not the name of an environment "
+                "variable: put the URL in a CI secret and name its variable here, e.g. RECONCILE_NOTIFY_URL"
+            )
         return value
 
 
@@ -229,6 +375,7 @@ class ConfigDoc(_Strict):
     gateways: list[GatewaySettings] = Field(default_factory=list)
     pipelines: list[PipelineSettings] = Field(default_factory=list)
     apply: ApplySettings = Field(default_factory=ApplySettings)
+    notify: list[NotifySettings] = Field(default_factory=list)
 
 
 # --- the typed value the rest of the tool sees ----------------------------------------
@@ -259,6 +406,13 @@ class GitSync:
 
 
 @dataclass(frozen=True)
+class NotifyTarget:
+    url_env: str  # the variable holding the URL: the URL itself is a secret, never kept here
+    on: tuple[str, ...]
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     """reconcile.yaml, checked. `git` is None when git sync is off."""
 
@@ -272,6 +426,8 @@ class RepoConfig:
     pause_pipelines: bool | None = None
     start_timeout: float | None = None
     snapshot: Path | None = None  # apply.snapshot, relative to the working directory like ledger_path
+    windows: windows_mod.Windows | None = None  # apply.windows; None: any time
+    notify: tuple[NotifyTarget, ...] = ()
     # the file as checked, for comparing two versions setting by setting (`review_changes`)
     doc: ConfigDoc | None = field(default=None, compare=False, repr=False)
 
@@ -329,7 +485,7 @@ def _leaves(c: RepoConfig | None) -> dict[str, object]:
         tree: dict[str, Any] = ConfigDoc.model_construct().model_dump(mode="json")
         tree["ledger"] = {"path": None, "git": {"enabled": False}}
     elif c.doc is not None:
-        tree = c.doc.model_dump(mode="json")
+        tree = c.doc.model_dump(mode="json", by_alias=True)  # as written: `from`, not `from_`
     else:
         return {}
     for key in ("apiVersion", "kind", "gateways"):
@@ -343,6 +499,8 @@ def _leaves(c: RepoConfig | None) -> dict[str, object]:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for i, v in enumerate(value):
                 walk(f"{prefix}[{i}]", v)
+        elif value == [] and prefix:  # no entries: as unset, so a first entry is one line
+            return
         else:
             out[prefix] = value
 
@@ -583,6 +741,26 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         start_timeout=doc.apply.startTimeout,
         snapshot=None if doc.apply.snapshot is None else path.parent / doc.apply.snapshot,
         doc=doc,
+        windows=_windows(doc.apply.windows),
+        notify=tuple(NotifyTarget(n.urlEnv, tuple(n.on), n.timeoutSeconds) for n in doc.notify),
+    )
+
+
+def _windows(w: WindowSettings | None) -> windows_mod.Windows | None:
+    if w is None:
+        return None
+    deny: list[windows_mod.Rule] = []
+    for d in w.deny:
+        if d.cron is not None and d.duration is not None:
+            deny.append(windows_mod.Recurring(d.cron, windows_mod.parse_duration(d.duration), d.reason))
+        elif d.from_ is not None and d.to is not None:
+            deny.append(
+                windows_mod.Dates(windows_mod.parse_when(d.from_), windows_mod.parse_when(d.to), d.reason)
+            )
+    return windows_mod.Windows(
+        windows_mod.zone(w.timeZone),
+        tuple(windows_mod.Recurring(a.cron, windows_mod.parse_duration(a.duration)) for a in w.allow),
+        tuple(deny),
     )
 
 

@@ -9,6 +9,7 @@ and publishes its records (DESIGN "Apply" and "The ledger in git (CI)").
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from reconciler.words import plural
 if TYPE_CHECKING:  # the apply engine and git are loaded by apply, not by plan
     from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
     from reconciler.gitsync import LedgerRepo, Session
+    from reconciler.windows import Deferred, Windows
 
 DEFAULT_LEDGER = "applied-ledger.jsonl"
 _CAS_ATTEMPTS = 5
@@ -194,6 +196,9 @@ class ApplySettings:
     allow_unreviewed: bool = False  # break glass: apply them anyway (the records say so)
     saved: planfile.SavedPlan | None = None  # the target, when it is a saved plan (read once)
     max_cells_source: str = "the maxCells limit"  # where `max_cells` was set, for its refusal
+    windows: Windows | None = None  # apply.windows: when apply may pause production
+    window_override: str | None = None  # --ignore-window --reason TEXT (break glass; records say so)
+    now: Callable[[], float] = time.time  # the wall clock windows are judged by (tests inject it)
 
 
 def target_ledger(settings: ApplySettings) -> tuple[str, planfile.SavedPlan | None]:
@@ -234,22 +239,66 @@ def apply(
                 if session is not None:
                     session.finish("reconcile: nothing to apply")
                 return planned, None
+            deferred, to_run = _deferral(settings, reporter), planned
+            if deferred is not None:
+                # Outside the window: pause and send nothing, but start what an earlier run
+                # left paused (a window gates pausing, never resuming).
+                to_run = _resumes_only(planned)
+                if not to_run.plan.has_changes:
+                    if session is not None:
+                        session.finish("reconcile: deferred, nothing sent")
+                    return planned, _deferred_result(deferred, planned)
             # The gateways and credentials are checked only now: a run with nothing to apply
             # needs none, and one with work learns of a missing one before it is asked.
             gw = gateways()
-            if planned is first:
+            if planned is first and deferred is None:
                 check_max_cells(planned.plan, settings.max_cells, settings.max_cells_source)
                 confirm(planned.plan)
             try:
-                result = _run(planned, settings, gw, reporter, session)
+                result = _run(to_run, settings, gw, reporter, session)
             except LedgerMoved as exc:
                 _lost_the_race(exc, saved, session, reporter)
                 continue
+            result.outside_window = deferred
             _publish_result(session, result, reporter)
             return planned, result
     raise ReconcilerError(
         f"another apply kept changing the ledger; gave up after {_CAS_ATTEMPTS} attempts, nothing was sent"
     )
+
+
+def _deferral(settings: ApplySettings, reporter: Reporter) -> Deferred | None:
+    """Why this run defers (the window is closed), else None; with `--ignore-window`, a
+    closed window is said and applied through (DESIGN "Windows")."""
+    if settings.windows is None:
+        return None
+    from reconciler import windows
+
+    state = windows.state(settings.windows, windows.from_epoch(settings.now()))
+    if state.open:
+        return None
+    if settings.window_override is not None:
+        reporter.note(
+            f"warning: --ignore-window: {state.words()}; applying anyway, every record of this run "
+            f'says "windowOverride": {settings.window_override!r}'
+        )
+        return None
+    return windows.Deferred(state.reason or windows.OUTSIDE, state.until)
+
+
+def _resumes_only(planned: Planned) -> Planned:
+    """The plan without its requests: only the pipelines an earlier run left paused."""
+    p = planned.plan
+    summary = replace(p.summary, requests=0)
+    return replace(planned, plan=replace(p, actions=(), summary=summary))
+
+
+def _deferred_result(deferred: Deferred, planned: Planned) -> ApplyResult:
+    from reconciler.apply import ApplyResult
+
+    result = ApplyResult(outside_window=deferred)
+    result.ledger_seqs = (planned.plan.ledger.seq, planned.plan.ledger.seq)
+    return result
 
 
 def _session(sync: LedgerRepo | None, settings: ApplySettings, reporter: Reporter) -> Session | None:

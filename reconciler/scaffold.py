@@ -5,6 +5,11 @@ results from a refusal. `--force` never overwrites the ledger or a reviewed
 reconcile.yaml; `--workflows-only` refreshes the CI files alone. The scaffold keeps
 the ledger in git (reconcile.yaml) on the repository's real default branch, and `init`
 returns every secret, variable, permission and protection the user must still set.
+
+The first push is not an apply: the example manifest is written to `examples/`, which
+nothing plans or applies (only `manifests/` is, and it starts empty but for a README), so
+pushing the scaffold clears nothing, and the example reaches production only by being
+copied into `manifests/` in a reviewed pull request.
 """
 
 from __future__ import annotations
@@ -111,7 +116,9 @@ class InitResult:
 
 
 NEXT_STEPS = [
-    "Edit manifests/example.yaml (or replace it), commit, push, and open a pull request.",
+    "Push the scaffold: it clears nothing (its example is under examples/, and only "
+    "manifests/ is planned and applied). Then, on a branch, copy examples/example.yaml into "
+    "manifests/ (or write your own there), edit it, and open a pull request.",
     "Make the plan job a required status check of the default branch (GitHub: a branch "
     "ruleset or protection rule requiring `reconcile plan / plan`; GitLab: Pipelines must "
     "succeed), so nothing merges without a plan a reviewer saw.",

@@ -15,8 +15,10 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -55,23 +57,36 @@ def env(tmp_path: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture()
-def project(tmp_path: Path, env: dict[str, str]) -> Path:
-    """`reconcile init` pushed to a bare origin, cloned as the CI job would see it."""
-    origin = bare_origin(tmp_path, lambda seed: init(seed, branch="main"), env=env)
-    work = tmp_path / "work"
+def _scaffold_with_the_example_merged(seed: Path) -> None:
+    """`reconcile init`, and the example copied into manifests/ (the first pull request,
+    reviewed and merged: the scaffold alone applies nothing)."""
+    init(seed, branch="main")
+    shutil.copy(seed / "examples" / "example.yaml", seed / "manifests" / "example.yaml")
+
+
+def _cloned(origin: Path, work: Path, env: dict[str, str]) -> Path:
     clone(origin, work, env=env)
     (work / ".git" / "info" / "exclude").write_text(".gitlab-ci-local/\n")
     return work
 
 
-def run_job(cli: Path, work: Path, env: dict[str, str], job: str, variables: dict[str, str]) -> str:
+@pytest.fixture()
+def project(tmp_path: Path, env: dict[str, str]) -> Path:
+    """The scaffold with its example merged, pushed to a bare origin, cloned as the CI job
+    would see it."""
+    origin = bare_origin(tmp_path, _scaffold_with_the_example_merged, env=env)
+    return _cloned(origin, tmp_path / "work", env)
+
+
+def run_job(
+    cli: Path, work: Path, env: dict[str, str], job: str, variables: dict[str, str], *, ok: bool = True
+) -> str:
     args = ["node", str(cli), "--force-shell-executor", "--no-color", job]
     for k, v in {"RECONCILE_INSTALL": "enos-reconciler", **variables}.items():
         args += ["--variable", f"{k}={v}"]
     proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output
+    assert (proc.returncode == 0) == ok, output
     return output
 
 
@@ -249,3 +264,114 @@ def test_apply_job_tells_the_merged_merge_request_what_it_did(
     [found] = project.glob(".gitlab-ci-local/**/apply-summary.json")
     summary = json.loads(found.read_text())
     assert summary["outcome"] == "applied" and summary["cells"]["cleared"] == 2
+
+
+def test_the_scaffolds_first_push_is_not_an_apply(
+    gitlab_ci_local: Path, tmp_path: Path, env: dict[str, str], emulator: RunningEmulator
+) -> None:
+    """Issue 27, item 6: the first push of `reconcile init`'s files runs the apply job (it
+    changes reconcile.yaml), and clears nothing: the example is under examples/."""
+    origin = bare_origin(tmp_path, lambda seed: init(seed, branch="main"), env=env)
+    work = _cloned(origin, tmp_path / "work", env)
+    out = run_job(gitlab_ci_local, work, env, "apply", emulator_vars(emulator))
+    assert "Nothing to apply." in out
+    assert emulator.world.deleted_cells() == set() and emulator.world.status(PIPELINE) == "RUNNING"
+    assert not [e for e in emulator.world.log if e["route"] in ("delete", "operate")]
+
+
+def test_a_refused_plan_still_updates_the_note_and_fails_the_job(
+    gitlab_ci_local: Path, project: Path, env: dict[str, str]
+) -> None:
+    """Issue 27, item 3: a merge request that touches the ledger is refused by plan; the note
+    still says so (the older note, describing another change, is replaced), then the job fails."""
+    base = git(project, "rev-parse", "HEAD", env=env)
+    git(project, "checkout", "-q", "-b", "mr", env=env)
+    (project / "applied-ledger.jsonl").write_text("forged\n")
+    git(project, "commit", "-qam", "touch the ledger", env=person(env))
+    api = NotesApi(notes=[{"id": 1, "body": "<!-- reconcile-plan -->\nan older plan: 2 cells"}])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    variables = {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": base,
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+        "CI_PROJECT_ID": "42",
+        "CI_MERGE_REQUEST_IID": "7",
+        "RECONCILE_NOTE_TOKEN": "note-token",
+        "CI_JOB_URL": "https://gitlab.example/acme/pv/-/jobs/5",
+    }
+    try:
+        out = run_job(gitlab_ci_local, project, env, "plan", variables, ok=False)
+    finally:
+        server.shutdown()
+    assert "this pull request changes the ledger" in out
+    assert [c[0] for c in api.calls] == ["GET", "PUT"]  # the older note, updated in place
+    body = api.notes[0]["body"]
+    assert body.startswith("<!-- reconcile-plan -->\n## reconcile plan") and "2 cells" not in body
+    assert (
+        "this pull request changes the ledger" in body or "reconcile plan failed and printed no plan" in body
+    )
+
+
+# --- the schedule (issue 26): a run that always happens --------------------------------------
+
+
+def listed(cli: Path, work: Path, env: dict[str, str], source: str) -> dict[str, str]:
+    """Job name -> `when`, as gitlab-ci-local evaluates the rules for a pipeline `source`."""
+    proc = subprocess.run(
+        ["node", str(cli), "--list", "--no-color", "--variable", f"CI_PIPELINE_SOURCE={source}"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    jobs = {}
+    for line in proc.stdout.splitlines()[1:]:  # a header, then one job per line
+        parts = line.split()
+        if len(parts) >= 3:
+            jobs[parts[0]] = line
+    return jobs
+
+
+def test_a_scheduled_pipeline_runs_the_apply_job_and_not_the_plan(
+    gitlab_ci_local: Path,
+    project: Path,
+    env: dict[str, str],
+) -> None:
+    scheduled = listed(gitlab_ci_local, project, env, "schedule")
+    assert "apply" in scheduled and "validate" in scheduled
+    assert "plan" not in scheduled
+    merge_request = listed(gitlab_ci_local, project, env, "merge_request_event")
+    assert "plan" in merge_request and "apply" not in merge_request
+
+
+def test_a_deferred_merge_is_applied_by_the_scheduled_run_without_another_merge(
+    gitlab_ci_local: Path,
+    project: Path,
+    env: dict[str, str],
+    emulator: RunningEmulator,
+) -> None:
+    # Long enough for the merge's run to start inside the freeze on a busy machine.
+    ends = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=150)
+    config = project / "reconcile.yaml"
+    freeze = (
+        "  windows:\n    deny:\n"
+        f'      - {{from: "2000-01-01", to: "{ends:%Y-%m-%dT%H:%M:%S}", reason: "release freeze"}}\n'
+    )
+    config.write_text(config.read_text().replace("  # windows:\n", freeze + "  # windows:\n", 1))
+    git(project, "commit", "-q", "-am", "a freeze", env=person(env))
+    git(project, "push", "-q", "origin", "HEAD:main", env=env)
+
+    out = run_job(gitlab_ci_local, project, env, "apply", emulator_vars(emulator))  # the merge's run
+    assert "Deferred: release freeze" in out and ends.strftime("%Y-%m-%dT%H:%M") in out
+    world = emulator.world
+    assert world.deleted_cells() == set() and world.log == []  # nothing paused, nothing sent
+
+    time.sleep(max(0.0, (ends - datetime.now(timezone.utc)).total_seconds() + 1))
+    out = run_job(
+        gitlab_ci_local, project, env, "apply", {**emulator_vars(emulator), "CI_PIPELINE_SOURCE": "schedule"}
+    )
+    assert "**Applied.** 2 cells cleared" in out
+    assert len(world.deleted_cells()) == 2

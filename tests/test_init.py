@@ -63,13 +63,18 @@ def test_init_into_an_empty_dir(tmp_path: Path) -> None:
     for f in [*workflows, target / ".gitlab-ci.yml", target / ".pre-commit-config.yaml"]:
         assert isinstance(yaml.load(f.read_text()), dict), f
     assert yaml.load((target / "reconcile.yaml").read_text())["apply"]["maxCells"] == 5000
-    example = (target / "manifests" / "example.yaml").read_text()
+    example = (target / "examples" / "example.yaml").read_text()
     assert example.startswith("# yaml-language-server: $schema=../schemas/manifest-v1.schema.json")
     for schema in ("manifest-v1.schema.json", "reconcile-config-v1.schema.json"):
         assert (target / "schemas" / schema).read_text() == (ROOT / "schemas" / schema).read_text()
     assert (target / "applied-ledger.jsonl").read_bytes() == b""
     assert run_cli(["validate"], target).code == 0
+    assert run_cli(["validate", "examples"], target).code == 0
+    # The first push is not an apply: manifests/ holds nothing to clear; the example shows
+    # what it would do only when asked for by name.
     plan = run_cli(["plan", "--detailed-exitcode"], target)
+    assert plan.code == 0 and "Plan: 2 cells" not in plan.out, plan.all
+    plan = run_cli(["plan", "--detailed-exitcode", "examples"], target)
     assert plan.code == 2 and "Plan: 2 cells to clear in 1 request" in plan.out
 
 
@@ -182,15 +187,15 @@ def test_actionlint_really_catches_mistakes(tmp_path: Path, actionlint: Path) ->
 
 
 def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "manifests" / "example.yaml").write_text("mine")
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "example.yaml").write_text("mine")
     (tmp_path / "applied-ledger.jsonl").write_text("precious\n")
     res = run_cli(["init", "--install-source", SOURCE, str(tmp_path)], tmp_path)
-    assert res.code == 1 and "manifests/example.yaml" in res.err and "nothing was written" in res.err
+    assert res.code == 1 and "examples/example.yaml" in res.err and "nothing was written" in res.err
     assert not (tmp_path / ".github").exists()
     res = run_cli(["init", "--install-source", SOURCE, str(tmp_path), "--force"], tmp_path)
     assert res.code == 0
-    assert (tmp_path / "manifests" / "example.yaml").read_text() != "mine"
+    assert (tmp_path / "examples" / "example.yaml").read_text() != "mine"
     assert (
         "nothing was written; --force overwrites them, --workflows-only rewrites the CI files alone"
         in run_cli(["init", "--install-source", SOURCE, str(tmp_path)], tmp_path).err
@@ -204,7 +209,7 @@ def test_an_existing_ledger_alone_is_kept_without_force(tmp_path: Path) -> None:
     res = run_cli(["init", "--install-source", SOURCE, str(tmp_path)], tmp_path)
     assert res.code == 0, res.all
     assert (tmp_path / "applied-ledger.jsonl").read_text() == "precious\n"
-    assert (tmp_path / "manifests" / "example.yaml").exists()
+    assert (tmp_path / "examples" / "example.yaml").exists()
 
 
 def test_pre_commit_hook_definition_runs_validate() -> None:
@@ -246,11 +251,11 @@ def test_force_keeps_a_reviewed_config_and_workflows_only_refreshes_ci(tmp_path:
     (tmp_path / "reconcile.yaml").write_text(config)
     workflow = tmp_path / ".github/workflows/reconcile-apply.yml"
     workflow.write_text("old template")
-    (tmp_path / "manifests/example.yaml").write_text("mine")
+    (tmp_path / "examples/example.yaml").write_text("mine")
     res = run_cli(["init", "--install-source", SOURCE, str(tmp_path), "--workflows-only"], tmp_path)
     assert res.code == 0, res.all
     assert workflow.read_text() != "old template"
-    assert (tmp_path / "manifests/example.yaml").read_text() == "mine"  # only the CI files
+    assert (tmp_path / "examples/example.yaml").read_text() == "mine"  # only the CI files
     assert sorted(line.split()[-1] for line in res.out.splitlines() if "wrote" in line) == sorted(
         str(tmp_path / rel)
         for rel in (

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 
 TIERS: tuple[tuple[str, ...], ...] = (
     ("reconciler.__main__", "reconciler.cli"),
-    ("reconciler.operations", "reconciler.render", "reconciler.scaffold"),
+    ("reconciler.operations", "reconciler.render", "reconciler.scaffold", "reconciler.notify"),
     ("reconciler.apply", "reconciler.plan"),
     ("reconciler.manifests", "reconciler.config", "reconciler.gitsync"),
     ("reconciler.ledger", "reconciler.enos"),
@@ -27,6 +27,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
         "reconciler.yamlsource",
         "reconciler.fastyaml",
         "reconciler.install_source",
+        "reconciler.windows",
     ),
 )
 

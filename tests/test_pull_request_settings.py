@@ -404,3 +404,12 @@ def test_the_comment_flags_a_changed_snapshot(tmp_path: Path, home: Path, em: An
     assert res.code == 0, res.all
     caution = res.out.split("> [!CAUTION]")[1].split("\n\n")[0]
     assert 'apply.snapshot "evidence/a.jsonl" -> "evidence/b.jsonl"' in caution.replace("\\", "")
+
+
+def test_a_base_that_reads_as_an_option_is_refused(tmp_path: Path, home: Path) -> None:
+    origin = make_origin(tmp_path)
+    work = clone(origin, tmp_path / "work")
+    marker = tmp_path / "PWNED"
+    res = run_cli(["plan", f"--base=--upload-pack=touch {marker};:"], work)
+    assert res.code == 1 and "is not a commit" in res.err, res.all
+    assert not marker.exists()

@@ -14,6 +14,7 @@ from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:
     from reconciler.enos import OffsetLag
+    from reconciler.windows import Deferred
 
 
 class Outcome(Enum):
@@ -110,6 +111,7 @@ class ApplyResult:
     paused_at: dict[PipelineRef, float] = field(default_factory=dict)
     paused_seconds: dict[PipelineRef, float] = field(default_factory=dict)
     ledger_seqs: tuple[int, int] | None = None
+    outside_window: Deferred | None = None  # apply.windows was closed: nothing paused or sent (windows.py)
 
     def label(self, ref: PipelineRef) -> str:
         """`p1 (Wind averages)`: the ID, and the name people know it by when there is one."""

@@ -27,7 +27,10 @@ from reconciler.cli._app import (
 from reconciler.errors import ApplyRefused, LedgerLocked, ReconcilerError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from reconciler.apply import ApplyResult
+    from reconciler.config import NotifyTarget
     from reconciler.operations import ApplySettings, Planned
     from reconciler.render.console import Consoles
 
@@ -131,6 +134,18 @@ def apply(
             "branch (uncommitted, unpushed, another branch). Every record of the run says so.",
         ),
     ] = False,
+    ignore_window: Annotated[
+        bool,
+        flag(
+            "--ignore-window",
+            help="Break glass: apply outside reconcile.yaml's apply.windows (a freeze included). "
+            "Needs --reason; every record of the run carries it as windowOverride.",
+        ),
+    ] = False,
+    reason: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(metavar="TEXT", help="Why --ignore-window: kept in every record of the run."),
+    ] = None,
     target: Targets = None,
     max_points: MaxPoints = None,
     max_assets: MaxAssets = None,
@@ -151,7 +166,13 @@ def apply(
     c = consoles()
     run = _Run(ledger=ledger)
     with _summary_files(summary or [], run):  # first: every refusal is in the summary
+        if ignore_window != (reason is not None) or (reason is not None and not reason.strip()):
+            raise ReconcilerError(
+                "--ignore-window needs --reason TEXT (kept in every record of the run), and --reason "
+                "goes only with --ignore-window"
+            )
         cfg = s.config(config_file)
+        run.targets = cfg.notify if cfg is not None else ()
         s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
         run.ledger = s.resolve_ledger(ledger, cfg)
         settings = run.settings = s.apply_settings(
@@ -171,6 +192,7 @@ def apply(
             allow_unreviewed=allow_unreviewed,
             start_timeout=start_timeout,
             snapshot=snapshot,
+            window_override=reason.strip() if reason is not None else None,
         )
         reporter = render_apply.reporter_for(c)
 
@@ -192,6 +214,14 @@ def apply(
     if result is None:
         c.out.print("Nothing to apply.")
         return
+    if result.outside_window is not None:
+        if result.resumed or result.resume_failed:
+            c.out.print(render_apply.summary_table(result))
+        render_apply.raise_for(result)  # a left-paused pipeline that would not start
+        c.out.print(
+            f"Deferred: {result.outside_window.reason}; {_until(result.outside_window.until)}.", markup=False
+        )
+        return
     c.out.print(render_apply.summary_table(result))
     evidence = settings.apply_options.snapshot
     if evidence is not None:  # said before any failure exit: the evidence matters most then
@@ -211,6 +241,13 @@ class _Run:
     settings: ApplySettings | None = None
     seen: list[Planned] = field(default_factory=list)
     result: ApplyResult | None = None
+    targets: Sequence[NotifyTarget] = ()  # reconcile.yaml `notify`, once it is read
+
+
+def _until(until: str | None) -> str:
+    if until is None:
+        return "no window opens within a year: nothing pending is sent until reconcile.yaml changes"
+    return f"nothing was paused or sent; the pending requests are applied when the window opens at {until}"
 
 
 @contextmanager
@@ -218,7 +255,8 @@ def _summary_files(files: list[Path], run: _Run) -> Iterator[None]:
     """Write `--summary` files however apply ends: done, nothing to do, refused before any
     call (a bad reconcile.yaml, a broken saved plan, git turned off, uncommitted manifests:
     the error is the summary), or stopped part-way (Ctrl-C: what it did so far). The CI
-    templates post the file to the merged pull request only if it exists."""
+    templates post the file to the merged pull request only if it exists. Then tell
+    reconcile.yaml's `notify` targets (the run's records are on the remote by now)."""
     from reconciler import operations
     from reconciler.render.summary import ApplyReport, dumps, summary_markdown
 
@@ -233,12 +271,10 @@ def _summary_files(files: list[Path], run: _Run) -> Iterator[None]:
         raise
     finally:
         if files:
-            ledger = run.ledger or _default_ledger()
-            if run.settings is not None:
-                try:
-                    ledger = operations.target_ledger(run.settings)[0]
-                except ReconcilerError:  # a broken saved plan: that error is the summary
-                    ledger = run.settings.ledger or run.settings.default_ledger
+            # the settings read (a saved plan's included) say which ledger; before them, the flag's
+            ledger = (
+                operations.target_ledger(run.settings)[0] if run.settings else run.ledger or _default_ledger()
+            )
             report = ApplyReport(
                 ledger=ledger,
                 plan=run.seen[-1].plan if run.seen else None,
@@ -251,6 +287,30 @@ def _summary_files(files: list[Path], run: _Run) -> Iterator[None]:
                     f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
                 except OSError as exc:  # never in place of what apply itself raised
                     consoles().warn(f"{f}: could not write the summary: {exc.strerror or exc}")
+        if run.targets:
+            _notify(run, error)
+
+
+def _notify(run: _Run, error: str | None) -> None:
+    """One message per event to each target that wants it; a failed post is a warning."""
+    import os
+
+    from reconciler import notify
+
+    planned = run.seen[-1] if run.seen else None
+    actor = run.settings.apply_options.actor if run.settings is not None else {}
+    told = notify.Run(
+        plan=planned.plan if planned is not None else None,
+        result=run.result,
+        error=error,
+        actor=actor,
+        descriptions={m.name: m.description for m in planned.loaded.manifests if m.description}
+        if planned is not None
+        else {},
+        commit_url=notify.commit_url(os.environ, actor.get("gitCommit")),
+        repo=os.environ.get("GITHUB_REPOSITORY") or os.environ.get("CI_PROJECT_PATH"),
+    )
+    notify.send(run.targets, told, os.environ, consoles().warn, scheduled=notify.scheduled(os.environ))
 
 
 def _default_ledger() -> str:

@@ -295,6 +295,13 @@ def _review(
     limit = max_cells if max_cells is not None else (cfg.max_cells if cfg else None)
     where = "--max-cells" if max_cells is not None else "apply.maxCells"
     policy = p.policy(limit, pick(pause, cfg.pause_pipelines if cfg else None, False), where)
+    if cfg is not None and cfg.windows is not None:  # apply.windows: when the merge is applied
+        import time
+
+        from reconciler import windows
+
+        window = windows.state(cfg.windows, windows.from_epoch(time.time()))
+        policy = dataclasses.replace(policy, window=window)
     note = None
     if partial:
         note = (

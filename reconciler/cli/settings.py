@@ -262,6 +262,7 @@ def apply_settings(
     allow_dirty: bool,
     allow_unreviewed: bool = False,
     snapshot: str | None = None,
+    window_override: str | None = None,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
@@ -287,6 +288,8 @@ def apply_settings(
     actor = current_actor(manifest_paths)
     if allow_unreviewed:
         actor["unreviewed"] = True
+    if window_override is not None:  # break glass: outside apply.windows, and why
+        actor["windowOverride"] = window_override
     in_git = cfg is not None and cfg.git is not None  # then apply checks what was reviewed itself
     if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed or in_git):
         raise ApplyRefused(
@@ -322,6 +325,8 @@ def apply_settings(
         reviewed_paths=(*manifest_paths, *((str(cfg.path),) if cfg else ())),
         saved=saved,
         allow_unreviewed=allow_unreviewed,
+        windows=cfg.windows if cfg is not None else None,
+        window_override=window_override,
     )
 
 

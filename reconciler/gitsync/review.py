@@ -140,6 +140,8 @@ def base_file(git: Git, remote: str, base: str, path: str) -> bytes | None:
 
 
 def _have(git: Git, remote: str, base: str) -> None:
+    if base.startswith("-"):  # never an option to git, whoever gave it (--base, CI's variables)
+        raise GitSyncError(f"{base!r} is not a commit: a pull request's base is a commit id or a ref")
     if not git.has_object(base):
         try:
             git.fetch(remote, base)

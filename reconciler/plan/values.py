@@ -7,7 +7,10 @@ fill them are `plan._diff` (declared minus ledger) and `plan._build` (requests).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from reconciler.windows import WindowState
 
 Points = tuple[str, ...]
 Ids = tuple[str, ...]
@@ -259,6 +262,7 @@ class Policy:
     # Pending cells per manifest, largest first: what makes a plan large.
     by_manifest: tuple[tuple[str, int], ...] = ()
     max_cells_from: str = "apply.maxCells in reconcile.yaml"
+    window: WindowState | None = None  # apply.windows judged now; None: no windows configured
 
     @property
     def exceeds_max_cells(self) -> bool:
@@ -289,6 +293,8 @@ class Policy:
             "exceedsMaxCells": self.exceeds_max_cells,
             "pausePipelines": self.pause_pipelines,
         }
+        if self.window is not None:  # apply.windows is configured (without it: any time)
+            out["window"] = self.window.to_json()
         if self.exceeds_max_cells:
             out["largeManifests"] = [{"manifest": n, "cells": c} for n, c in self.large]
             out["heldBack"] = [{"manifest": n, "cells": c} for n, c in self.held_back]

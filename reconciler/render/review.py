@@ -191,7 +191,8 @@ def policy_verdict(policy: Policy) -> str:
         limit = f"REFUSED: over maxCells {policy.max_cells:,}"
     else:
         limit = f"within maxCells {policy.max_cells:,} ({plural(policy.pending_cells, 'cell')} to clear)"
-    return f"{limit}; {pause}"
+    window = f"; {policy.window.words()}" if policy.window is not None else ""  # apply.windows
+    return f"{limit}; {pause}{window}"
 
 
 def source_line(src: IdSource) -> str:

@@ -37,14 +37,16 @@ class ApplyReport:
 
     @property
     def outcome(self) -> str:
-        """applied | nothing to apply | refused | interrupted | incomplete"""
+        """applied | nothing to apply | deferred | refused | interrupted | incomplete"""
         if self.error is not None:
             return "refused" if self.result is None else "incomplete"
         if self.result is None:
             return "nothing to apply"
         if self.result.interrupted:
             return "interrupted"
-        return "applied" if self.result.ok else "incomplete"
+        if not self.result.ok:
+            return "incomplete"
+        return "deferred" if self.result.outside_window is not None else "applied"
 
 
 def _cells(actions: Sequence[Action]) -> int:
@@ -56,7 +58,7 @@ def summary_json(report: ApplyReport) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "summaryVersion": SUMMARY_VERSION,
         "outcome": report.outcome,
-        "ok": report.outcome in ("applied", "nothing to apply"),
+        "ok": report.outcome in ("applied", "nothing to apply", "deferred"),
         "error": report.error,
         "planHash": report.plan.plan_hash if report.plan is not None and report.plan.has_changes else None,
         "commit": report.actor.get("gitCommit"),
@@ -65,6 +67,8 @@ def summary_json(report: ApplyReport) -> dict[str, Any]:
     }
     if r is None:
         return doc
+    if r.outside_window is not None:  # outside apply.windows: nothing paused or sent
+        doc["deferred"] = r.outside_window.to_json()
     doc["cells"] = {
         "cleared": r.cells_deleted,
         "inDoubt": _cells([a for a, _ in r.in_doubt]) + _cells(r.skipped_in_doubt),
@@ -140,6 +144,7 @@ def dumps(report: ApplyReport) -> str:
 _HEADLINES = {
     "applied": "Applied",
     "nothing to apply": "Nothing to apply",
+    "deferred": "Deferred: outside the apply window, nothing was paused or sent",
     "refused": "Apply refused; nothing was sent",
     "interrupted": "Apply was interrupted",
     "incomplete": "Apply did not finish",
@@ -154,6 +159,9 @@ def summary_markdown(report: ApplyReport) -> str:
     if report.error is not None:
         out += ["", "```", report.error.replace("```", "'''"), "```"]
     out.append("")
+    if "deferred" in doc:
+        until = doc["deferred"]["until"] or "no window within a year"
+        out.append(f"- Why: {text(doc['deferred']['reason'])}; applied when the window opens: {until}")
     if doc["commit"]:
         out.append(f"- Commit: {code(str(doc['commit']))}")
     if doc["runUrl"]:
