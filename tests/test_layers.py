@@ -9,6 +9,7 @@ actor, gitcmd, yamlsource, fastyaml). The emulator stands alone.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
@@ -70,6 +71,7 @@ def runtime_imports(path: Path, typing_too: bool = False) -> set[str]:
     return found
 
 
+@functools.cache  # every test reads the same files: parse them once a session
 def graph(typing_too: bool = False) -> dict[str, set[str]]:
     mods = {module_name(p): runtime_imports(p, typing_too) for p in PACKAGE.rglob("*.py")}
     return {

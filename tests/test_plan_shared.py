@@ -7,6 +7,7 @@ from dataclasses import replace
 from itertools import chain
 
 from helpers import ASSETS, NAMES, POINTS, ledger_of, manifest, record, subset
+from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +49,7 @@ done_st = st.lists(
 options_st = st.builds(Options, max_points=st.integers(1, 6), max_assets=st.integers(1, 7))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(specs_st, done_st, options_st, st.booleans())
 def test_shared_actions_equal_the_per_asset_model(
     specs: list[tuple[str, list[str], list[str]]],

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import gateway_env, ledger_of, pipeline, run_cli, world_for, write
+from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +44,7 @@ def test_2000_assets_by_300_points_take_6_requests_within_both_readings() -> Non
     assert sum(a.cells for a in actions) == 600_000
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.integers(1, 2500),
     st.integers(1, 400),

@@ -12,7 +12,7 @@ import pytest
 from helpers import ORG, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler import ledger as L
-from reconciler.apply.snapshot import check, digest
+from reconciler.ledger.evidence import check, digest
 
 
 def apply(repo: Path, em: Any, *args: str) -> Any:
@@ -66,7 +66,7 @@ def test_a_tampered_snapshot_is_named(repo: Path, make_emulator: Any) -> None:
     path.write_text(path.read_text().replace('"a2"', '"a9"'))
     res = run_cli(["ledger", "show", "--snapshot", "ev.jsonl"], repo)
     assert res.code == 1 and "does NOT match the ledger" in res.out and "items) is not in the file" in res.out
-    report = check(path, L.read(repo / "applied-ledger.jsonl"))
+    report = check(path, L.read(repo / "applied-ledger.jsonl").records)
     assert not report.ok and report.vouched == 0
 
 
@@ -82,7 +82,7 @@ def test_snapshot_from_reconcile_yaml_and_one_read_per_request(repo: Path, make_
     deletes = [e for e in em.world.log if e["route"] == "delete"]
     assert len(gets) == len(deletes) == 2
     assert len(lines_of(repo / "out/ev.jsonl.gz")) == 2
-    assert check(repo / "out/ev.jsonl.gz", L.read(repo / "applied-ledger.jsonl")).ok
+    assert check(repo / "out/ev.jsonl.gz", L.read(repo / "applied-ledger.jsonl").records).ok
 
 
 def test_no_evidence_no_delete(repo: Path, make_emulator: Any) -> None:
@@ -105,7 +105,7 @@ def test_snapshot_survives_a_61105_split(repo: Path, make_emulator: Any) -> None
     (intent,) = [r for r in led.records if r.kind == "intent"]
     rows = [json.loads(b) for b in lines_of(repo / "ev.jsonl")]
     assert len(rows) == 4 and {r["intent"] for r in rows} == {intent.seq}
-    assert check(repo / "ev.jsonl", led).ok and check(repo / "ev.jsonl", led).vouched == 2
+    assert check(repo / "ev.jsonl", led.records).ok and check(repo / "ev.jsonl", led.records).vouched == 2
 
 
 def test_resolve_verify_settles_from_evidence(repo: Path, make_emulator: Any) -> None:
@@ -140,11 +140,11 @@ def test_evidence_of_a_refused_delete_is_a_note_not_a_mismatch(repo: Path, make_
     assert apply(repo, em, "--snapshot", "ev.jsonl").code == 1
     led = L.read(repo / "applied-ledger.jsonl")
     assert [r.kind for r in led.records if r.kind in L.CELL_KINDS] == ["intent", "failed"]
-    report = check(repo / "ev.jsonl", led)
+    report = check(repo / "ev.jsonl", led.records)
     assert report.ok and report.notes and "not recorded as done" in report.notes[0]
     forged = repo / "forged.jsonl"
     forged.write_text((repo / "ev.jsonl").read_text().replace('"intent":1', '"intent":99'))
-    assert not check(forged, led).ok
+    assert not check(forged, led.records).ok
     verify = run_cli(["ledger", "verify", "--snapshot", "forged.jsonl"], repo)
     assert verify.code == 1 and "no record of this ledger announced" in verify.out
 

@@ -204,9 +204,9 @@ def _descriptions() -> dict[str, str | None]:
 
 
 def _check_snapshot(c: Consoles, led: Ledger, path: Path) -> None:
-    from reconciler.apply import snapshot as snap
+    from reconciler.ledger.evidence import check
 
-    report = snap.check(path, led)
+    report = check(path, led.records)
     c.out.print(report.text(), end="", markup=False)
     if not report.ok:
         raise typer.Exit(1)

@@ -56,7 +56,7 @@ SHARE_IDS_AFTER = 1_000_000
 SHARE_VALUES_AFTER = 100_000
 
 
-def canonical(record: Mapping[str, Any]) -> bytes:
+def canonical(record: object) -> bytes:
     """Canonical JSON as DESIGN fixes it: sorted keys, no spaces, UTF-8 as is.
 
     The bytes of `json.dumps(record, sort_keys=True, separators=(",", ":"),
@@ -72,7 +72,7 @@ def canonical(record: Mapping[str, Any]) -> bytes:
     return _stdlib(record).encode()
 
 
-def canonical_text(record: Mapping[str, Any]) -> str:
+def canonical_text(record: object) -> str:
     """`canonical`, before it is encoded."""
     if _orjson_safe(record):
         try:
@@ -82,7 +82,7 @@ def canonical_text(record: Mapping[str, Any]) -> str:
     return _stdlib(record)
 
 
-def _stdlib(record: Mapping[str, Any]) -> str:
+def _stdlib(record: object) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from itertools import chain
 from typing import Any
@@ -85,7 +85,7 @@ class Plan:
     def action_lines(self) -> tuple[bytes, ...]:
         """Each action's JSON in canonical form, UTF-8: what the plan hash covers, and the
         lines a plan file lists its actions on (encoded once for both)."""
-        return tuple(canonical(a.to_json()) for a in self.actions)
+        return tuple(encode_actions(self.actions))
 
     @cached_property
     def plan_hash(self) -> str:
@@ -95,7 +95,7 @@ class Plan:
         rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
         digest = hashlib.sha256(b'{"actions":[')
         kept = "action_lines" in self.__dict__ or not self.streams
-        lines = self.action_lines if kept else (canonical(a.to_json()) for a in self.actions)
+        lines = self.action_lines if kept else encode_actions(self.actions)
         for i, line in enumerate(lines):  # line by line: no second copy of them all
             if i:
                 digest.update(b",")
@@ -130,6 +130,63 @@ class Plan:
             "manifests": list(self.manifest_paths),
             "options": self.options.to_json(),
         }
+
+
+# The fields `Action.to_json` reads when it has no shares or marks and is not in doubt, and what it
+# makes of them, in canonical (sorted) key order: `encode_actions` writes that line itself.
+_PLAIN_FIELDS = (
+    "manifest",
+    "org_id",
+    "pipeline_id",
+    "stage",
+    "asset_ids",
+    "point_ids",
+    "in_doubt",
+    "resumed_since",
+    "shares",
+    "marks",
+)
+
+
+def encode_actions(actions: Iterable[Action]) -> Iterator[bytes]:
+    """`canonical(a.to_json())` for each action, without copying its ID lists into a dict,
+    and each distinct ID tuple encoded once (requests of a manifest share their points: most
+    of a fleet plan's bytes). Byte for byte the same (tests/test_canonical.py holds them
+    equal over hostile actions); an action with shares or marks or in doubt takes `to_json`."""
+    encoded: dict[int, bytes] = {}  # id of an ID tuple -> its JSON (the actions hold them)
+
+    def ids(t: tuple[str, ...]) -> bytes:
+        got = encoded.get(id(t))
+        if got is None:
+            got = encoded[id(t)] = canonical(t)
+        return got
+
+    for a in actions:
+        if a.shares or a.in_doubt or a.marks or not _PLAIN:
+            yield canonical(a.to_json())
+            continue
+        yield b"".join(
+            (
+                b'{"assetIds":',
+                ids(a.asset_ids),
+                b',"cells":',
+                canonical(a.cells),
+                b',"manifest":',
+                canonical(a.manifest),
+                b',"orgId":',
+                canonical(a.org_id),
+                b',"pipelineId":',
+                canonical(a.pipeline_id),
+                b',"pointIds":',
+                ids(a.point_ids),
+                b',"stageInstanceName":',
+                canonical(a.stage),
+                b"}",
+            )
+        )
+
+
+_PLAIN = tuple(f.name for f in fields(Action)) == _PLAIN_FIELDS  # else every action takes `to_json`
 
 
 def plan_hash(fields: dict[str, Any]) -> str:

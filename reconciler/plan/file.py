@@ -18,7 +18,7 @@ from typing import Any
 from reconciler import yamlsource
 from reconciler.errors import PlanError
 from reconciler.ledger import canonical
-from reconciler.plan._build import Plan, plan_hash
+from reconciler.plan._build import Plan, encode_actions, plan_hash
 from reconciler.plan.values import LedgerHead, Options
 
 FORMAT_VERSION = 1
@@ -102,7 +102,7 @@ def encoded(
 def _action_lines(
     plan: Plan, rows: tuple[bytes, ...], streamed: bool, live: Mapping[str, Any] | None
 ) -> Iterator[bytes]:
-    lines = (canonical(a.to_json()) for a in plan.actions) if streamed else iter(rows)
+    lines = encode_actions(plan.actions) if streamed else iter(rows)
     if not live:
         yield from lines
         return

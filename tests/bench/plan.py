@@ -17,10 +17,28 @@ Two whole processes, best of N each, interleaved:
   the same ledger, importing nothing beyond `json` and `hashlib`;
 - `reconcile plan manifests --ledger applied-ledger.jsonl --format json`.
 
-Targets: reconcile <= 3x the floor (goal 2x), peak RSS <= 250 MB, the exact
-pending count. Then an in-process breakdown (a fresh interpreter) shows where the
-time goes. Exits 1 when a target or the count is missed. Timings are never asserts
-in tests (STYLE).
+Targets: reconcile <= 3x the floor in CPU (user + system; goal 2x), peak RSS <= 250 MB,
+the exact pending count. Each process is measured by a small wrapper process (CPU, wall
+and peak RSS); CPU is judged, since walls on this shared VM move by several times. Then
+an in-process breakdown (a fresh interpreter) shows where the CPU goes. Exits 1 when a
+target or the count is missed. Timings are never asserts in tests (STYLE).
+
+Measured 2026-12-07 (`python tests/bench/plan.py --runs 3`, this 2-core VM at load
+average 18-21 while six other sessions ran their test suites; the "before" is main at
+3dc1473, run with this script as `PYTHONPATH=<checkout of 3dc1473> python
+tests/bench/plan.py --runs 3`):
+
+| shape | floor CPU | plan CPU before | plan CPU after | ratio before -> after | peak RSS before -> after |
+| --- | --- | --- | --- | --- | --- |
+| separate | 0.29-0.30 s | 1.567 s | 1.136 s | 5.49x -> 3.81x | 252 -> 152 MB |
+| shared | 0.29-0.30 s | 2.166 s | 1.266 s | 7.42x -> 4.21x | 252 -> 151 MB |
+
+After: imports 0.41 s, manifests and ID files 0.21 s, ledger 0.14 s, diff 0.03 s,
+build 0.01 s, JSON 0.39 s (of which ~0.15 s joining and decoding the 60 MB for the
+breakdown's `dumps`; the CLI writes the bytes as they are). Before, JSON took 1.04-1.08 s:
+`json.dumps` of every action line. Under that load the hard target (3x) is not met;
+what stands between it and 2x is mostly fixed cost: importing typer and pydantic and
+typer 0.29 building a pydantic adapter per option (~0.4 s here, ~0.1 s on a quiet VM).
 """
 
 from __future__ import annotations

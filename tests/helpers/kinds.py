@@ -1,0 +1,56 @@
+"""Tests by kind: `unit` tests run in the test process only; `acceptance` tests start the
+emulator (loopback HTTP), real git, a browser or another process.
+
+A test is marked at collection from the fixtures it takes and from what its module uses
+(its source), so a new test is sorted without anyone remembering to: `pytest -m unit` is
+the fast inner loop, `pytest -m acceptance` the rest.
+
+`-n auto` (pyproject.toml) asks `workers` how many xdist workers to start: none when only
+unit tests are selected (`-m unit`, or only unit test files named), since a worker adds
+nothing to them but its own start (it imports and collects the whole suite: seconds of
+CPU, on 2 cores shared with the tests); otherwise one per core, for the acceptance tests
+that wait on git and processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+KINDS = ("unit", "acceptance")
+ACCEPTANCE_FIXTURES = frozenset({"make_emulator", "home"})
+# What an acceptance module uses: the emulator, git (helpers.git's runners), a process.
+_USES = re.compile(
+    r"make_emulator|RunningEmulator|subprocess|\bgit\(|bare_origin|\bclone\(|isolate_git"
+    r"|run_cli_process|spawn_cli|helpers\.browser|\bhome\b"
+)
+
+
+@functools.cache
+def module_kind(path: Path) -> str:
+    return "acceptance" if _USES.search(path.read_text(encoding="utf-8")) else "unit"
+
+
+def kind(item: pytest.Item) -> str:
+    if ACCEPTANCE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "acceptance"
+    return module_kind(item.path)
+
+
+def mark(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(kind(item))
+
+
+def workers(config: pytest.Config) -> int:
+    """xdist workers for `-n auto`: 0 for a selection of unit tests, else one per core."""
+    if (config.option.markexpr or "").strip() in ("unit", "not acceptance"):
+        return 0
+    named = [Path(config.invocation_params.dir, a.split("::")[0]) for a in config.args]
+    if named and all(p.is_file() and module_kind(p.resolve()) == "unit" for p in named):
+        return 0
+    return os.cpu_count() or 1
