@@ -20,6 +20,7 @@ from reconciler import manifests
 from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan, diff, skim, starts_in_doubt
 from reconciler.plan import file as planfile
+from reconciler.plan.values import PipelineRef
 from reconciler.words import plural
 
 if TYPE_CHECKING:  # the apply engine and git are loaded by apply, not by plan
@@ -53,13 +54,29 @@ class Planned:
                 "(nothing applied yet, or a wrong --ledger?)"
             )
         out.extend(str(d) for d in self.loaded.warnings)
-        out.extend(
-            f"{ref.org_id}/{ref.pipeline_id}: an apply announced its start at {at} and stopped before "
-            "it could confirm it. If it is PAUSED and nobody paused it on purpose, start it in the EnOS "
-            "console (reconcile will not: the start may have landed and been paused since)"
-            for ref, at in starts_in_doubt(self.ledger.pipeline_records())
-        )
+        out.extend(self.start_warnings)
         return out
+
+    @property
+    def start_warnings(self) -> list[str]:
+        """A `start` record with no outcome (a runner died during the call): said in every
+        format (the PR comment's warnings too), with the one command that settles it."""
+        return [start_in_doubt(ref, at) for ref, at in starts_in_doubt(self.ledger.pipeline_records())]
+
+
+def start_in_doubt(ref: PipelineRef, at: str, status: str | None = None) -> str:
+    """What a person reads about a start in doubt, and the one command that settles it."""
+    now = f" and reports {status} now" if status else ""
+    return (
+        f"{ref.org_id}/{ref.pipeline_id}: an apply announced its start at {at} and stopped before it could "
+        f"confirm it{now}. reconcile will not start it: the start may have landed and a person paused it "
+        "since, and the ledger cannot tell. While it is PAUSED every apply fails naming it. Unless it was "
+        "paused on purpose, start it in the EnOS console; then settle it: "
+        f"`{RESOLVE_START.format(ref=f'{ref.org_id}/{ref.pipeline_id}')}`"
+    )
+
+
+RESOLVE_START = "reconcile ledger resolve --start {ref}"
 
 
 def _load(paths: Sequence[str], options: Options) -> manifests.LoadResult:
@@ -238,6 +255,7 @@ def apply(
             if not planned.plan.has_changes:
                 if session is not None:
                     session.finish("reconcile: nothing to apply")
+                _refuse_paused_starts(planned, gateways)
                 return planned, None
             deferred, to_run = _deferral(settings, reporter), planned
             if deferred is not None:
@@ -254,6 +272,7 @@ def apply(
             if planned is first and deferred is None:
                 check_max_cells(planned.plan, settings.max_cells, settings.max_cells_source)
                 confirm(planned.plan)
+            paused = _paused_starts(planned, gw)
             try:
                 result = _run(to_run, settings, gw, reporter, session)
             except LedgerMoved as exc:
@@ -261,10 +280,51 @@ def apply(
                 continue
             result.outside_window = deferred
             _publish_result(session, result, reporter)
+            result.resume_failed.extend((ref, why) for ref, why in paused if ref not in result.resumed)
             return planned, result
     raise ReconcilerError(
         f"another apply kept changing the ledger; gave up after {_CAS_ATTEMPTS} attempts, nothing was sent"
     )
+
+
+def _paused_starts(planned: Planned, gw: Gateways) -> list[tuple[PipelineRef, str]]:
+    """Invariant 14 for a `start` record with no outcome: a pipeline PAUSED now (or whose
+    status cannot be read) is never left behind exit 0. It is not started either (invariant
+    10's reading of the ledger: the start may have landed, the pipeline run, and a person
+    paused it since, which no record shows): it is named, with the command that settles it."""
+    doubt = starts_in_doubt(planned.ledger.pipeline_records())
+    if not doubt:
+        return []
+    from reconciler.apply import status_of
+
+    try:
+        statuses = gw.statuses(ref for ref, _at in doubt)
+        found = {ref: status_of(statuses, ref) for ref, _at in doubt}
+    except ReconcilerError as exc:
+        found = {ref: f"unknown (List Pipelines failed: {exc})" for ref, _at in doubt}
+    left = [(ref, at) for ref, at in doubt if found[ref] == "PAUSED" or found[ref].startswith("unknown")]
+    return [(ref, start_in_doubt(ref, at, found[ref])) for ref, at in left]
+
+
+def _refuse_paused_starts(planned: Planned, gateways: Callable[[], Gateways]) -> None:
+    """Nothing to apply, yet a start in doubt on a pipeline that is not RUNNING: exit 1."""
+    doubt = starts_in_doubt(planned.ledger.pipeline_records())
+    if not doubt:
+        return
+    try:
+        gw = gateways()
+    except ReconcilerError as exc:  # no credentials: whether it is PAUSED cannot be told
+        paused = [(ref, start_in_doubt(ref, at, f"unknown ({exc})")) for ref, at in doubt]
+    else:
+        with gw:
+            paused = _paused_starts(planned, gw)
+    if paused:
+        raise ApplyRefused(
+            "nothing to apply, but "
+            + plural(len(paused), "pipeline")
+            + " may be left paused by an apply that stopped:\n"
+            + "\n".join(f"  {why}" for _ref, why in paused)
+        )
 
 
 def _deferral(settings: ApplySettings, reporter: Reporter) -> Deferred | None:
@@ -490,6 +550,44 @@ def resolve(
         if sync is not None:
             sync.publish_final(f"reconcile: {plural(len(doubt), 'in-doubt request')} resolved by a person")
     return doubt
+
+
+def resolve_start(
+    ledger_path: str,
+    pipeline: str,
+    *,
+    actor: dict[str, object],
+    confirm: Callable[[PipelineRef, str], None],
+    sync: LedgerRepo | None = None,
+) -> PipelineRef:
+    """`ledger resolve --start ORG/PIPELINE`: a person settled a start in doubt (started the
+    pipeline in the console, or keeps it paused on purpose): a `resume` record with
+    `"resolved": true` closes it, so applies leave the pipeline to the person and exit 0
+    again. With the ledger in git, from the remote's latest ledger, pushed before returning."""
+    org, _, pid = pipeline.partition("/")
+    if not org or not pid or "/" in pid:
+        raise PlanError(f"--start takes ORG/PIPELINE (e.g. o1/p1), not {pipeline!r}")
+    ref = PipelineRef(org, pid)
+    with ledger_mod.LedgerLock(ledger_path):
+        if sync is not None:
+            from reconciler.gitsync import Session
+
+            Session(sync, lambda _line: None).refuse_if_leased()
+        led = ledger_mod.read(ledger_path)
+        doubt = dict(starts_in_doubt(led.pipeline_records()))
+        if ref not in doubt:
+            known = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r in doubt) or "none"
+            raise PlanError(f"{pipeline} has no start in doubt in {ledger_path} (starts in doubt: {known})")
+        confirm(ref, doubt[ref])
+        with ledger_mod.LedgerWriter(led) as writer:
+            note = "a person settled a start in doubt (reconcile ledger resolve --start)"
+            writer.append(
+                "resume",
+                {"orgId": org, "pipelineId": pid, "resolved": True, "note": note, "actor": actor},
+            )
+        if sync is not None:
+            sync.publish_final(f"reconcile: the start of {pid} settled by a person")
+    return ref
 
 
 def _doubt_beyond_the_plan(

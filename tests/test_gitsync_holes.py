@@ -24,8 +24,11 @@ from helpers import (
     LEDGER,
     clone,
     gateway_env,
+    git,
     manifest_yaml,
+    person,
     pipeline,
+    remote_bytes,
     remote_ledger,
     run_cli,
     spawn_cli,
@@ -265,3 +268,185 @@ def test_a_runner_stopped_mid_read_past_its_lease_sends_nothing_when_it_continue
     assert em.world.status("p1") == "PAUSED"
     remote_ledger(origin, tmp_path)  # verifies
     assert em.world.violations == []
+
+
+# --- 1. restore never cuts ---------------------------------------------------------------------
+
+ANCHOR = "refs/reconcile/anchor"
+TWO_PIPES = manifest_yaml("a", assets=["a1", "a2"], points=["x", "y"])
+MORE = manifest_yaml("b", assets=["b1", "b2"], points=["x", "y"])
+
+
+def add_manifest(origin: Path, tmp_path: Path, name: str, text: str) -> None:
+    work = clone(origin, tmp_path / f"pr-{name}")
+    (work / "manifests" / f"{name}.yaml").write_text(text)
+    git(work, "add", ".", env=person())
+    git(work, "commit", "-qm", f"add {name}", env=person())
+    git(work, "push", "-q", "origin", "HEAD:main", env=person())
+
+
+def applied(origin: Path, tmp_path: Path, em: Any, name: str) -> None:
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / name), gateway_env(em))
+    assert res.code == 0, res.all
+
+
+def forge_anchor(origin: Path, tmp_path: Path, ledger: bytes) -> str:
+    """A third party with push rights makes an anchor commit of its own holding `ledger`
+    and moves the ref to it (no branch protection covers refs/reconcile/anchor)."""
+    from reconciler.gitsync.remote import anchor_message
+
+    work = clone(origin, tmp_path / "forger")
+    (work / LEDGER).write_bytes(ledger)
+    blob = git(work, "hash-object", "-w", LEDGER)
+    tree = subprocess.run(
+        ["git", "mktree"], cwd=work, input=f"100644 blob {blob}\t{LEDGER}\n", capture_output=True, text=True
+    ).stdout.strip()
+    published = git(work, "rev-parse", "HEAD~1")
+    commit = git(work, "commit-tree", tree, "-m", anchor_message(LEDGER, "main", published), env=person())
+    git(work, "push", "-q", "-f", "origin", f"{commit}:{ANCHOR}", env=person())
+    return commit
+
+
+def anchor_of(origin: Path) -> str:
+    return git(origin, "rev-parse", ANCHOR)
+
+
+@pytest.mark.parametrize("how", ["moved back", "forged cut", "forged rewrite"])
+def test_a_moved_anchor_is_reported_and_restore_never_cuts(
+    how: str, tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Two applies; then a third party moves refs/reconcile/anchor back to reconcile's own
+    anchor of the first, or to a forged commit whose ledger is cut (a prefix: an earlier
+    ledger by its content) or rewritten. Every apply is refused,
+    always with the same advice; `ledger restore` keeps the branch's ledger (it re-anchors
+    it) and nothing is ever cleared twice."""
+    origin = make_origin(tmp_path, CONFIG, {"a": TWO_PIPES})
+    em = make_emulator(world_for([pipeline()]))
+    applied(origin, tmp_path, em, "job1")
+    first_anchor = anchor_of(origin)
+    add_manifest(origin, tmp_path, "b", MORE)
+    applied(origin, tmp_path, em, "job2")
+    before = remote_kinds(origin, tmp_path)
+    assert before == ["intent", "delete"] * 2
+    if how == "moved back":
+        git(origin, "update-ref", ANCHOR, first_anchor)
+    else:
+        full = remote_bytes(origin)
+        first = full[: full.index(b"\n") + 1]  # the first intent, not its delete
+        forge_anchor(origin, tmp_path, first if how == "forged cut" else first.replace(b'"a1', b'"zz'))
+    runner = clone(origin, tmp_path / "job3")
+    advice = set()
+    for args in (["apply", "--auto-approve"], ["plan"], ["apply", "--auto-approve"]):
+        res = run_cli(args, runner, gateway_env(em))
+        assert res.code == 1, res.all
+        assert f"{ANCHOR} was moved" in res.err and "Nothing was planned or sent" in res.err
+        expected = "never published" if how == "forged rewrite" else "backwards, to an earlier ledger"
+        assert expected in res.err and "reconcile ledger restore" in res.err
+        advice.add(res.err.strip().splitlines()[-1])
+    assert len(advice) == 1, advice  # the same advice every time
+
+    res = run_cli(["ledger", "restore", "--auto-approve"], runner)
+    assert res.code == 0, res.all
+    assert "anchor now holds it again" in res.out
+    assert remote_kinds(origin, tmp_path) == before  # nothing cut
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "job4"), gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", ["s1"], ["a1", "a2"], ["x", "y"]) | cells(
+        "p1", ["s1"], ["b1", "b2"], ["x", "y"]
+    )
+    assert set(counts.values()) == {1}
+
+
+def test_with_the_anchor_gone_the_version_to_keep_is_always_the_same(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """An older reconcile restored a cut ledger on main (its commit says so), then the
+    anchor was deleted. The advice names the one version every version reconcile published
+    is part of, every time, and restore puts exactly that back."""
+    origin = make_origin(tmp_path, CONFIG, {"a": TWO_PIPES})
+    em = make_emulator(world_for([pipeline()]))
+    applied(origin, tmp_path, em, "job1")
+    add_manifest(origin, tmp_path, "b", MORE)
+    applied(origin, tmp_path, em, "job2")
+    full = remote_bytes(origin)
+    work = clone(origin, tmp_path / "old-restore")
+    (work / LEDGER).write_bytes(full[: full.index(b"\n") + 1])
+    git(work, "commit", "-qam", "reconcile: restore the ledger as last published", env=person())
+    git(work, "push", "-q", "origin", "HEAD:main", env=person())
+    git(origin, "update-ref", "-d", ANCHOR)
+    runner = clone(origin, tmp_path / "job3")
+    advice = set()
+    for _ in range(2):
+        res = run_cli(["apply", "--auto-approve"], runner, gateway_env(em))
+        assert res.code == 1 and "records were cut" in res.err, res.all
+        advice.add(res.err)
+    assert len(advice) == 1
+    res = run_cli(["ledger", "restore", "--auto-approve"], runner)
+    assert res.code == 0, res.all
+    assert remote_bytes(origin) == full
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "job4"), gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+    assert set(clears(em.world).values()) == {1}
+
+
+# --- 4. no pipeline left paused behind exit 0 ------------------------------------------------------
+
+KILL_AT_START = """#!/bin/sh
+# The runner dies once its `start` record is on the remote, before the start call.
+if git cat-file blob main:applied-ledger.jsonl 2>/dev/null | grep -q '"kind":"start"'; then
+  if [ -f "{pidfile}" ]; then kill -9 "$(cat "{pidfile}")"; rm -f "{pidfile}"; fi
+fi
+exit 0
+"""
+PAUSING = CONFIG.replace("branch: main}", "branch: main, leaseSeconds: 30}") + (
+    "apply: {pausePipelines: true, concurrency: 1}\n"
+)
+
+
+def test_a_bare_start_record_on_a_paused_pipeline_fails_every_apply_until_settled(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """The runner is killed after its `start` record reached the remote and before the start
+    call: the pipeline stays PAUSED. No later apply exits 0 while it is; none starts it (the
+    ledger cannot show nobody paused it since); the comment and the summary name it with
+    the one command that settles it, and after that command applies are green again."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_PIPES})
+    pidfile = tmp_path / "runner.pid"
+    hook = origin / "hooks" / "post-receive"
+    hook.write_text(KILL_AT_START.format(pidfile=pidfile))
+    hook.chmod(0o755)
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    first = spawn_cli(
+        ["apply", "--auto-approve"],
+        clone(origin, tmp_path / "runner1"),
+        gateway_env(em),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pidfile.write_text(str(first.pid))
+    assert first.wait(timeout=120) == -signal.SIGKILL
+    assert remote_kinds(origin, tmp_path)[-1] == "start"
+    assert em.world.status("p1") == "PAUSED"
+    assert not [e for e in em.world.log if e["query"].get("action") == "start"]  # never sent
+    hook.unlink()
+
+    runner = clone(origin, tmp_path / "runner2")
+    settle = "reconcile ledger resolve --start o1/p1"
+    for _ in range(2):
+        res = run_cli(["apply", "--auto-approve", "--summary", "summary.md"], runner, gateway_env(em))
+        assert res.code == 1, res.all
+        assert "o1/p1" in res.err and settle in res.err and "reports PAUSED now" in res.err
+        assert settle in (runner / "summary.md").read_text()
+    comment = run_cli(["plan", "--format", "markdown"], runner)
+    assert settle in comment.out and "o1/p1" in comment.out, comment.all
+    assert em.world.status("p1") == "PAUSED"  # not started: a person decides
+    assert not [e for e in em.world.log if e["query"].get("action") == "start"]
+
+    em.world.set_status("p1", "RUNNING")  # the person starts it in the console...
+    res = run_cli(["ledger", "resolve", "--start", "o1/p1", "--auto-approve"], runner)
+    assert res.code == 0 and "settled" in res.out, res.all  # ... and settles it
+    assert remote_kinds(origin, tmp_path)[-1] == "resume"
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+    assert set(clears(em.world).values()) == {1}

@@ -1,18 +1,27 @@
 """The ledger-in-git protocol against the in-memory remote (`MemoryRemote`, the typed seam
 the way httpx's `MockTransport` serves clients): thousands of sync, write-ahead, renewal,
-finish, kill, merge, clock-skew and tampering interleavings in seconds.
+finish, kill, merge, clock-skew, tampering, anchor-moving, PID-namespace and
+stopped-mid-read interleavings in seconds.
 
 After every step the simulation checks the protocol's invariants (DESIGN):
-- 9, one writer: when a run takes the lease, no other run may still send (`Holding`);
-- 11, remote durability: every record a publish returned for is on the anchored ledger;
-- 13, history: the anchored ledger only grows, and once a branch's ledger is cut, forged
-  or the branch is force-pushed or deleted, every sync refuses it until `restore`.
-Invariants 10, 12 and 14 are about what apply sends; real-git and emulator tests prove
-them (test_reviewed, test_apply_git, test_apply_invariants).
+- 9, one writer: when a run takes the lease, no other run may still send (`Holding`), and a
+  run resumed after a stop between a read and a delete sends only while the remote's lease
+  is its own (`LeaseStop`, what apply asks right before each delete); runners in two PID
+  namespaces of one host never take each other's live lease over at once;
+- 11, remote durability: every record a publish returned for is in the ledger reconcile
+  last published;
+- 13, history: what reconcile publishes (restore included) only grows, whatever a third
+  party does to the branch or to the anchor (moved back, forward, or to a forged commit);
+  and while the branch's ledger is not the anchored one, every sync refuses it;
+- 14, resume: a run that finished (exit 0) left every pipeline it paused with a `resume`.
+Invariants 10 and 12 are about what apply sends; real-git and emulator tests prove them
+(test_reviewed, test_apply_git, test_gitsync_holes).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import random
 import shutil
@@ -26,8 +35,8 @@ from helpers import LEDGER, cell_fields
 
 from reconciler import ledger as L
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored
-from reconciler.gitsync import ANCHOR_REF, LedgerRepo, MemoryRemote
-from reconciler.gitsync.lease import HOLDER_SHARE, LeaseUnreadable
+from reconciler.gitsync import ANCHOR_REF, LeaseStop, LedgerRepo, MemoryRemote, Session
+from reconciler.gitsync.lease import HOLDER_SHARE, Here, LeaseUnreadable
 
 LEASE = 30.0
 
@@ -36,17 +45,34 @@ LEASE = 30.0
 class World:
     remote: MemoryRemote = field(default_factory=MemoryRemote)
     now: float = 0.0
-    tampered: bool = False
+    tampered: bool = False  # the branch's ledger (or lease) is not the anchored one
+    moved: bool = False  # a third party moved the anchor (until a restore)
     trace: list[str] = field(default_factory=list)
-    anchored: bytes = b""  # the anchor's ledger as last seen: it may only grow
+    published: bytes = b""  # the ledger reconcile last published: it may only grow
     promised: list[bytes] = field(default_factory=list)  # records a publish returned for
+    anchors: list[str] = field(default_factory=list)  # every anchor commit reconcile made
+    live: dict[str, set[int]] = field(default_factory=dict)  # PID namespace -> live pids
+    pids: dict[str, itertools.count[int]] = field(default_factory=dict)
+    owner: str | None = None  # the runner whose lease the remote holds
+    sends: int = 0
+
+
+@dataclass(frozen=True)
+class SimHere(Here):
+    """A runner's place on one simulated host: its PID namespace's live pids are the world's."""
+
+    world: World = field(default_factory=World, compare=False, repr=False)
+
+    def runs(self, pid: int) -> bool:
+        return pid in self.world.live.get(self.pidns, set())
 
 
 class Runner:
-    """One CI runner: its own disposable directory, clock offset and repo."""
+    """One CI runner: its own disposable directory, clock offset, PID namespace and repo."""
 
-    def __init__(self, world: World, where: Path, name: str, skew: float) -> None:
-        self.world, self.where, self.name, self.skew = world, where, name, skew
+    def __init__(self, world: World, where: Path, name: str, skew: float, pidns: str = "ns0") -> None:
+        self.world, self.where, self.name, self.skew, self.pidns = world, where, name, skew, pidns
+        self.here: SimHere | None = None
         self.fresh()
 
     def clock(self) -> float:
@@ -54,24 +80,44 @@ class Runner:
 
     def fresh(self) -> None:
         """A new runner in the same place: nothing local survives (kill -9, new job)."""
+        world = self.world
+        if self.here is not None:
+            world.live[self.pidns].discard(self.here.pid)  # the old process is dead
+        start = 100 if self.pidns == "ns0" else 5000  # pids of one namespace mean nothing in another
+        pid = next(world.pids.setdefault(self.pidns, itertools.count(start)))
+        world.live.setdefault(self.pidns, set()).add(pid)
+        self.here = SimHere("sim-host", "boot-1", self.pidns, pid, world)
         self.where.mkdir(parents=True, exist_ok=True)
         (self.where / LEDGER).unlink(missing_ok=True)
         self.repo = LedgerRepo(
             self.where,
             LEDGER,
-            transport=self.world.remote,
+            transport=world.remote,
             rel_path=LEDGER,
             lease_seconds=LEASE,
             clock=self.clock,
+            here=self.here,
         )
+        self.session = Session(self.repo, lambda _line: None, clock=self.clock)
+        self.stop = LeaseStop(self.session)  # apply's stop event: asked right before each delete
         self.synced = False
         self.holding = False
+        self.reading = False  # stopped between a read and the delete it precedes
+        self.paused: set[str] = set()  # pipelines this run paused
         self.n = 0
 
     def append(self, kind: str) -> bytes:
         self.n += 1
         with L.LedgerWriter(L.read(self.where / LEDGER)) as writer:
-            writer.append(kind, cell_fields(asset=f"{self.name}-{self.n}"))
+            if kind in ("pause", "resume"):
+                pipe = f"p-{self.name}-{self.here.pid if self.here else 0}"
+                fields: dict[str, object] = {"orgId": "o1", "pipelineId": pipe}
+                if kind == "pause":
+                    fields.update(executionMode=1, kafkaRate=1000)
+                    self.paused.add(pipe)
+                writer.append(kind, fields)
+            else:
+                writer.append(kind, cell_fields(asset=f"{self.name}-{self.n}"))
         return (self.where / LEDGER).read_bytes()
 
 
@@ -80,19 +126,26 @@ def anchored_ledger(world: World) -> bytes:
     return anchor.ledger.get(LEDGER, b"") if anchor else b""
 
 
-def check(world: World, runners: list[Runner]) -> None:
+def published(world: World) -> None:
+    """Reconcile just published (a publish or a restore): 13, it never cuts what it published."""
     now = anchored_ledger(world)
-    assert now.startswith(world.anchored), "13: the anchored ledger lost records"
-    world.anchored = now
+    assert now.startswith(world.published), "13: reconcile published a ledger that cuts one it published"
+    world.published = now
+    world.anchors.append(world.remote.refs[ANCHOR_REF])
+
+
+def check(world: World, runners: list[Runner]) -> None:
     for data in world.promised:
-        assert now.startswith(data), "11: a record a publish returned for is not on the remote"
+        assert world.published.startswith(data), "11: a record a publish returned for is not published"
 
 
 def step(rng: random.Random, world: World, runners: list[Runner]) -> None:
     r = rng.choice(runners)
+    ops = ["sync", "announce", "renew", "finish", "kill", "merge", "wait", "tamper", "restore"]
+    ops += ["rewind", "forward", "forge", "read", "continue"]
     op = rng.choices(
-        ["sync", "announce", "renew", "finish", "kill", "merge", "wait", "tamper", "restore"],
-        weights=[20, 20, 10, 10, 4, 6, 15, 2, 4],
+        ops,
+        weights=[20, 20, 10, 10, 4, 6, 15, 2, 4, 2, 1, 1, 6, 6],
     )[0]
     world.trace.append(f"t={world.now:g} {r.name} {op} holding={[x.name for x in runners if x.holding]}")
     if op == "wait":
@@ -101,23 +154,84 @@ def step(rng: random.Random, world: World, runners: list[Runner]) -> None:
         world.remote.commit("main", {f"manifests/m{rng.randrange(9)}.yaml": b"# merged\n"})
     elif op == "kill":
         r.fresh()
-    elif op == "tamper" and world.remote.refs.get("refs/heads/main") and world.remote.refs.get(ANCHOR_REF):
+    elif op == "tamper" and not world.moved and world.remote.refs.get("refs/heads/main") and world.anchors:
         tamper(rng, world)
+    elif op in ("rewind", "forward", "forge") and not world.tampered and len(world.anchors) > 1:
+        move_anchor(rng, world, op)
     elif op == "restore":
         try:
             r.repo.restore()
-            world.tampered = False
-            r.synced = False
         except GitSyncError:
-            pass
+            return
+        published(world)
+        world.tampered = world.moved = False
+        r.synced = False
     elif op == "sync":
         do_sync(world, r)
     elif op == "announce" and r.synced and r.repo.live_lease() is None:
         announce(world, runners, r)
     elif op == "renew" and r.holding:
         publish(world, r, r.repo.heartbeat)
-    elif op == "finish" and r.synced and publish(world, r, lambda: r.repo.publish_final("done")):
-        r.holding = False
+    elif op == "read" and r.holding:
+        r.reading = True  # a snapshot read before a delete, answered only at "continue"
+    elif op == "continue" and r.reading:
+        r.reading = False
+        if not r.stop.is_set():  # what apply asks right before the delete
+            assert world.owner == r.name, "9: a run sent while another run held the lease"
+            world.sends += 1
+    elif op == "finish" and r.synced:
+        finish(world, r)
+
+
+def finish(world: World, r: Runner) -> None:
+    for _pipe in sorted(r.paused):
+        r.append("resume")
+    if not publish(world, r, lambda: r.repo.publish_final("done")):
+        return
+    last = {}
+    for line in world.published.splitlines():
+        rec = json.loads(line)
+        if rec.get("kind") in ("pause", "resume", "start"):
+            last[rec["pipelineId"]] = rec["kind"]
+    for pipe in r.paused:
+        assert last.get(pipe) == "resume", "14: a run that finished left a pipeline it paused"
+    r.paused.clear()
+    r.holding = r.reading = False
+    r.session.announced = False
+    if world.owner == r.name:
+        world.owner = None
+
+
+def move_anchor(rng: random.Random, world: World, how: str) -> None:
+    """A third party moves refs/reconcile/anchor (hosts do not protect it): back to an earlier
+    anchor reconcile made, forward to a later one, or to a forged commit with a cut ledger."""
+    remote = world.remote
+    now = remote.refs[ANCHOR_REF]
+    at = world.anchors.index(now) if now in world.anchors else len(world.anchors) - 1
+    if how == "rewind" and at > 0:
+        remote.move_anchor(world.anchors[rng.randrange(at)])
+    elif how == "forward" and at < len(world.anchors) - 1:
+        remote.move_anchor(world.anchors[rng.randrange(at + 1, len(world.anchors))])
+    elif how == "forge":
+        ledger = anchored_ledger(world)
+        cut = ledger[: ledger.rstrip(b"\n").rfind(b"\n") + 1]
+        head = remote.refs["refs/heads/main"]
+        remote.move_anchor(remote.forge_anchor({LEDGER: cut}, LEDGER, "main", head))
+    else:
+        return
+    world.moved = True
+    world.tampered = not consistent(world)
+
+
+def consistent(world: World) -> bool:
+    after = world.remote.read("main", [LEDGER, f"{LEDGER}.lease"])
+    anchor = after.anchor
+    assert anchor is not None
+    return not (
+        after.head is None
+        or after.file(LEDGER) != anchor.ledger.get(LEDGER)
+        or after.file(f"{LEDGER}.lease") != anchor.lease
+    )
 
 
 def do_sync(world: World, r: Runner) -> None:
@@ -133,17 +247,23 @@ def do_sync(world: World, r: Runner) -> None:
 
 
 def announce(world: World, runners: list[Runner], r: Runner) -> None:
+    if not r.paused:
+        r.append("pause")
     r.append("intent")
     if publish(world, r, lambda: r.repo.publish("write-ahead")):
         for other in runners:  # 9: whoever held the lease before can no longer send
             if other is not r and other.holding:
                 assert not other.repo.holding.stands(), "9: two runs may send at once"
+                assert other.stop.is_set(), "9: a run that lost its lease may still send"
                 other.holding = False
         r.holding = True
+        r.session.announced = True  # as `Session.announce` does, without its renewal thread
+        world.owner = r.name
 
 
 def publish(world: World, r: Runner, call: object) -> bool:
     assert callable(call)
+    anchor = world.remote.refs.get(ANCHOR_REF)
     try:
         call()
     except LedgerMoved:
@@ -157,6 +277,8 @@ def publish(world: World, r: Runner, call: object) -> bool:
     ):  # a tamper meanwhile: refused, nothing re-chained over it
         r.synced = False
         return False
+    if world.remote.refs.get(ANCHOR_REF) != anchor:  # it pushed (a final push may have nothing to push)
+        published(world)
     path = r.where / LEDGER
     world.promised.append(path.read_bytes() if path.exists() else b"")
     return True
@@ -182,14 +304,7 @@ def tamper(rng: random.Random, world: World) -> None:
         remote.commit("main", {f"{LEDGER}.lease": b'{"until": "tomorrow"}\n'})
     else:
         return
-    after = remote.read("main", [LEDGER, f"{LEDGER}.lease"])
-    anchor = after.anchor
-    assert anchor is not None
-    world.tampered = (
-        after.head is None
-        or after.file(LEDGER) != anchor.ledger.get(LEDGER)
-        or after.file(f"{LEDGER}.lease") != anchor.lease
-    )
+    world.tampered = not consistent(world)
 
 
 def simulate(seed: int, where: Path, steps: int = 250) -> tuple[int, int]:
@@ -197,7 +312,12 @@ def simulate(seed: int, where: Path, steps: int = 250) -> tuple[int, int]:
     rng = random.Random(seed)
     world = World()
     world.remote.commit("main", {LEDGER: b"", "manifests/a.yaml": b"# a\n"})
-    runners = [Runner(world, where / f"r{i}", f"r{i}", skew=rng.uniform(-300.0, 300.0)) for i in range(3)]
+    runners = [
+        Runner(
+            world, where / f"r{i}", f"r{i}", skew=rng.uniform(-300.0, 300.0), pidns="ns1" if i == 2 else "ns0"
+        )
+        for i in range(3)
+    ]
     refused = 0
     for _ in range(steps):
         refused += world.tampered
@@ -207,7 +327,7 @@ def simulate(seed: int, where: Path, steps: int = 250) -> tuple[int, int]:
         except AssertionError:
             print("\n".join(world.trace[-40:]))
             raise
-    return world.remote.pushes, refused
+    return world.remote.pushes, refused, world.sends
 
 
 @pytest.fixture
@@ -227,8 +347,13 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_thousands_of_interleavings_keep_the_invariants(seed: int, fast_dir: Path) -> None:
-    pushes, _ = simulate(seed, fast_dir)
+    pushes, _, _ = simulate(seed, fast_dir)
     assert pushes > 5  # the schedule did publish: not a vacuous run
+
+
+def test_the_schedules_do_send_after_a_read(fast_dir: Path) -> None:
+    sends = [simulate(seed, fast_dir / str(seed), steps=250)[2] for seed in range(200, 204)]
+    assert sum(sends) > 0  # some runs went on to their delete after a read, and were checked
 
 
 def test_the_schedules_do_tamper_and_restore(fast_dir: Path) -> None:
@@ -285,3 +410,78 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: 
     alive = Lease("run", "ci", host, 1, "2026-12-05T00:00:00Z", 0, LEASE, boot, pidns)  # pid 1 lives
     watch.observe(alive)
     assert not watch.expired()
+
+
+def two_runners(tmp_path: Path, holder_ns: str) -> tuple[World, Runner, Runner]:
+    world = World()
+    world.remote.commit("main", {LEDGER: b""})
+    holder = Runner(world, tmp_path / "h", "h", skew=0.0, pidns=holder_ns)
+    waiter = Runner(world, tmp_path / "w", "w", skew=0.0, pidns="ns0")
+    holder.repo.sync()
+    announce(world, [holder, waiter], holder)
+    assert holder.holding
+    return world, holder, waiter
+
+
+def test_a_live_holder_in_another_pid_namespace_is_waited_out_by_the_waiters_clock(tmp_path: Path) -> None:
+    """Same host name, same boot, another PID namespace (a container with host networking):
+    the holder's pid names no process here, yet it runs. Waited out, never taken at once."""
+    world, holder, waiter = two_runners(tmp_path, "ns1")
+    assert holder.here is not None and not waiter.here.runs(holder.here.pid)  # type: ignore[union-attr]
+    waiter.repo.sync()
+    assert waiter.repo.live_lease() is not None
+    world.now += LEASE - 1
+    waiter.repo.sync()
+    assert waiter.repo.live_lease() is not None
+    world.now += 1
+    waiter.repo.sync()
+    assert waiter.repo.live_lease() is None  # a whole lease unrenewed, by the waiter's clock
+    announce(world, [holder, waiter], waiter)  # 9: asserts the holder can no longer send
+    assert waiter.holding and holder.stop.is_set()
+
+
+def test_a_dead_holder_in_the_same_pid_namespace_is_taken_over_at_once(tmp_path: Path) -> None:
+    _world, holder, waiter = two_runners(tmp_path, "ns0")
+    waiter.repo.sync()
+    assert waiter.repo.live_lease() is not None  # alive: it binds
+    holder.fresh()  # kill -9: its pid runs no more in this namespace
+    waiter.repo.sync()
+    assert waiter.repo.live_lease() is None
+
+
+def test_a_holder_stopped_between_a_read_and_a_delete_sends_nothing_once_taken_over(tmp_path: Path) -> None:
+    world, holder, waiter = two_runners(tmp_path, "ns0")
+    holder.reading = True  # its snapshot read is in flight: SIGSTOP
+    waiter.repo.sync()
+    world.now += LEASE
+    waiter.repo.sync()
+    announce(world, [holder, waiter], waiter)  # took over
+    assert world.owner == "w"
+    assert holder.stop.is_set()  # what apply asks right before the delete: nothing is sent
+
+
+def test_anchors_moved_back_and_forward_never_make_reconcile_cut(tmp_path: Path) -> None:
+    world = World()
+    world.remote.commit("main", {LEDGER: b""})
+    a = Runner(world, tmp_path / "a", "a", skew=0.0)
+    for _ in range(3):  # three applies, each to the end
+        do_sync(world, a)
+        announce(world, [a], a)
+        finish(world, a)
+    assert len(world.anchors) >= 6
+    world.remote.move_anchor(world.anchors[1])  # a third party moves it back
+    world.tampered = not consistent(world)
+    do_sync(world, a)  # refused, and says why
+    assert not a.synced
+    with pytest.raises(LedgerNotAnchored, match="was moved backwards"):
+        a.repo.sync()
+    world.remote.move_anchor(world.anchors[-1])  # ... and forward again: all is well
+    world.tampered = not consistent(world)
+    assert not world.tampered
+    do_sync(world, a)
+    assert a.synced
+    world.remote.move_anchor(world.anchors[2])
+    a.repo.restore()  # never cuts: the branch's version is anchored again
+    published(world)
+    do_sync(world, a)
+    assert a.synced

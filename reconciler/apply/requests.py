@@ -158,9 +158,9 @@ class Requests:
             try:
                 if self.snapshot is not None and evidence is None:  # no evidence, no delete
                     evidence = self.snapshot.take(client, action, self.journal.intents.get(action))
-                if self.pool.halt.is_set():  # right before the call, after the read (git: the lease)
-                    stopped = self._closed if attempt == 0 else self._ended_in_doubt
-                    stopped(action, "not sent: the run was stopped", out)
+                read = self.snapshot is not None or attempt > 0  # a read came between (git: the lease)
+                if read and self.pool.halt.is_set():  # so the stop is asked again, right before the call
+                    self._stopped_before_send(action, attempt, out)
                     return
                 client.delete_stage_state(
                     action,
@@ -203,6 +203,18 @@ class Requests:
             raise
         out.append(Done("deleted", action))
         self.reporter.advance(action, Outcome.DONE)
+
+    def _stopped_before_send(self, action: Action, attempt: int, out: Outcomes) -> None:
+        """Stopped (Ctrl-C, or the lease lost) right before the delete: not sent, its intent
+        closed as `failed` (pending again); after an ambiguous attempt, in doubt."""
+        message = "not sent: the run was stopped"
+        if attempt:
+            self._ended_in_doubt(action, message, out)
+            return
+        out.append(Done("not_sent", action))
+        if self.journal.announced or action in self.journal.intents:
+            with contextlib.suppress(LedgerWriteError):  # the failing append already stopped the run
+                self.journal.outcome("failed", action, None, message)
 
     def _refused(self, action: Action, exc: EnosError | None, message: str, out: Outcomes) -> None:
         """A definite refusal: recorded as `failed`, so its cells are pending again."""

@@ -13,8 +13,10 @@ from reconciler.errors import LedgerLocked, ReconcilerError
 from reconciler.words import plural
 
 if TYPE_CHECKING:
+    from reconciler.gitsync import LedgerRepo
     from reconciler.ledger import Ledger
     from reconciler.plan import Action
+    from reconciler.plan.values import PipelineRef
     from reconciler.render.console import Consoles
 
 
@@ -232,6 +234,16 @@ def ledger_resolve(
         Optional[str],  # noqa: UP045
         typer.Option(metavar="URL", envvar="ENOS_API_GATEWAY", help="Gateway URL, for --verify."),
     ] = None,
+    start: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--start",
+            metavar="ORG/PIPELINE",
+            help="Settle a start in doubt instead: an apply announced this pipeline's start and "
+            "stopped before confirming it. Run it once you started the pipeline in the EnOS console, "
+            "or chose to keep it paused: applies then leave it to you.",
+        ),
+    ] = None,
 ) -> None:
     """Record in-doubt requests as done, after a person checked the state is cleared.
 
@@ -250,6 +262,9 @@ def ledger_resolve(
     c = consoles()
     cfg = config()
     ledger_path = resolve_ledger(ledger, cfg)
+    if start is not None:
+        _resolve_start(c, ledger_path, start, auto_approve, ledger_repo(cfg, ledger_path))
+        return
 
     def confirm(doubt: list[Action]) -> None:
         if verify:
@@ -276,6 +291,25 @@ def ledger_resolve(
         c.out.print("No in-doubt requests to resolve.")
         return
     c.out.print(f"Recorded {plural(len(done), 'in-doubt request')} as done.")
+
+
+def _resolve_start(
+    c: Consoles, ledger_path: str, start: str, auto_approve: bool, sync: LedgerRepo | None
+) -> None:
+    from reconciler import operations
+    from reconciler.actor import current_actor
+    from reconciler.cli.apply import approve
+
+    def confirm(ref: PipelineRef, at: str) -> None:
+        c.out.print(
+            f"  {ref.org_id}/{ref.pipeline_id}: start announced at {at}, never confirmed. From now on "
+            "reconcile leaves this pipeline as it is (started by you, or paused on purpose).",
+            markup=False,
+        )
+        approve(c, auto_approve, "Record this start as settled?")
+
+    ref = operations.resolve_start(ledger_path, start, actor=current_actor(), confirm=confirm, sync=sync)
+    c.out.print(f"Recorded the start of {ref.org_id}/{ref.pipeline_id} as settled.", markup=False)
 
 
 def _read_back(c: Consoles, doubt: list[Action], gateway: str | None) -> None:
@@ -415,11 +449,14 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
 @ledger_app.command("restore")
 def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> None:
     """Put the ledger back as reconcile last published it, after it was cut, rewritten or
-    forged on its branch, the branch was force-pushed or deleted, or a lease was planted.
+    forged on its branch, the branch was force-pushed or deleted, a lease was planted, or
+    the anchor was moved.
 
     reconcile keeps its own anchor of every ledger it publishes (refs/reconcile/anchor on
     the remote), which merged pull requests cannot move. This commits that ledger and its
-    lease on the ledger's branch (creating it if it is gone); nothing is sent to EnOS.
+    lease on the ledger's branch (creating it if it is gone); nothing is sent to EnOS. It
+    never cuts: when the anchor holds less than a ledger reconcile published on the branch
+    (it was moved back, or to a forged commit), that version is restored and anchored again.
 
     \b
     Example:  reconcile ledger restore
@@ -438,9 +475,8 @@ def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> None:
         )
     approve(c, auto_approve, f"Commit the anchored ledger on {repo.where}?")
     with ledger_mod.LedgerLock(path):
-        commit, records = repo.restore()
+        done = repo.restore()
     c.out.print(
-        f"restored {plural(records, 'record')} on {repo.where} ({(commit or '')[:12]}) as reconcile last "
-        "published them",
+        f"restored {plural(done.records, 'record')} on {repo.where} ({(done.head or '')[:12]}): {done.note}",
         markup=False,
     )

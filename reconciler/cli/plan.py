@@ -256,7 +256,8 @@ def _output(
                 if pr_base
                 else _base_commit(current_actor(paths)),
                 link_base=markdown.link_base_from_env(os.environ),
-                review=review,
+                # a start in doubt heads the comment too (git-loop, issue 29 item 4)
+                review=dataclasses.replace(review, warnings=(*review.warnings, *planned.start_warnings)),
                 limit=GITHUB_COMMENT_LIMIT - len(live_md),
             )
             + live_md

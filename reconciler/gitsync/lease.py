@@ -83,23 +83,17 @@ class Lease:
             )
         return replace(lease, seconds=_bounded(lease.seconds))
 
-    def on_this_host_and_dead(self) -> bool:
+    def on_this_host_and_dead(self, here: Here | None = None) -> bool:
         """Its holder was a process this runner can judge (same host, same boot, same PID
         namespace: its pid means the same process here) that no longer runs. Anything
         less (another container with the host's name, an older lease without the boot and
         namespace, a system that tells neither) is not proof: the lease runs out instead."""
-        host, boot, pidns = this_host()
-        if self.pid <= 0 or not boot or not pidns:
+        here = here or Here.current()
+        if self.pid <= 0 or not here.boot or not here.pidns:
             return False
-        if (self.host, self.boot, self.pidns) != (host, boot, pidns):
+        if (self.host, self.boot, self.pidns) != (here.host, here.boot, here.pidns):
             return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:  # exists, but not ours to signal
-            return False
-        return False
+        return not here.runs(self.pid)
 
     def describe(self) -> str:
         return f"run {self.run[:8]} by {self.user} on {self.host} (pid {self.pid}) since {self.since}"
@@ -136,6 +130,32 @@ def check_seconds(seconds: float) -> float:
     return float(seconds)
 
 
+@dataclass(frozen=True)
+class Here:
+    """Where a runner runs, as its lease records it and as it judges another's: host name,
+    kernel boot id, PID namespace ("" for what the system does not tell) and its pid."""
+
+    host: str
+    boot: str
+    pidns: str
+    pid: int
+
+    @classmethod
+    def current(cls) -> Here:
+        host, boot, pidns = this_host()
+        return cls(host, boot, pidns, os.getpid())
+
+    def runs(self, pid: int) -> bool:
+        """A process with this pid runs in this PID namespace (or may: not ours to signal)."""
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:  # exists, but not ours to signal
+            return True
+        return True
+
+
 @functools.cache
 def this_host() -> tuple[str, str, str]:
     """This process's host name, kernel boot id and PID namespace ("" for what the system
@@ -157,9 +177,9 @@ def _sample(data: bytes) -> str:
     return repr(text) + ("..." if len(data) > 80 else "")
 
 
-def new_lease(run: str, user: str, since: str, seconds: float) -> Lease:
-    host, boot, pidns = this_host()
-    return Lease(run, user, host, os.getpid(), since, 0, check_seconds(seconds), boot, pidns)
+def new_lease(run: str, user: str, since: str, seconds: float, here: Here | None = None) -> Lease:
+    here = here or Here.current()
+    return Lease(run, user, here.host, here.pid, since, 0, check_seconds(seconds), here.boot, here.pidns)
 
 
 class LeaseWatch:
@@ -170,8 +190,9 @@ class LeaseWatch:
     is provably a dead process (`Lease.on_this_host_and_dead`).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, here: Here | None = None) -> None:
         self._clock = clock
+        self._here = here
         self._seen: Lease | None = None
         self._since = 0.0
 
@@ -183,7 +204,7 @@ class LeaseWatch:
         lease = self._seen
         if lease is None:
             return True
-        if lease.on_this_host_and_dead():
+        if lease.on_this_host_and_dead(self._here):
             return True
         return self._clock() - self._since >= lease.seconds
 

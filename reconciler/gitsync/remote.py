@@ -45,6 +45,7 @@ class Anchor:
     branch: str
     published: str  # the branch commit pushed with it
     files: Mapping[str, bytes]  # the ledger file and, while a run held it, the lease
+    made: str = ""  # who made the anchor commit, and when (git's author and date), when known
 
     @property
     def ledger(self) -> dict[str, bytes]:
@@ -59,6 +60,25 @@ class Anchor:
 def is_ledger_file(path: str, ledger_path: str) -> bool:
     """The main file, or a file under its sidecar directory `<main>.d/` (segments, ID lists)."""
     return path == ledger_path or path.startswith(ledger_path + ".d/")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of the ledger in a branch's history: the commit that wrote it, that
+    commit's subject, and the ledger's files (and lease) as it left them."""
+
+    commit: str
+    subject: str
+    files: Mapping[str, bytes]
+
+    @property
+    def by_reconcile(self) -> bool:
+        """A commit this tool published (every one's subject starts so): a merged pull
+        request or a person's push is not a version reconcile published."""
+        return self.subject.startswith(PUBLISHED_SUBJECT)
+
+
+PUBLISHED_SUBJECT = "reconcile: "  # the subject of every commit this tool publishes
 
 
 @dataclass(frozen=True)
@@ -98,9 +118,9 @@ class Remote(Protocol):
         """The newest commit after the anchor's that changed `path`, when history tells."""
         ...
 
-    def earlier_versions(self, head: str, path: str, limit: int) -> list[tuple[str, bytes]]:
-        """Up to `limit` earlier versions of `path` in `head`'s history, newest first, each
-        with the commit that wrote it (for a branch with no anchor: what it held before)."""
+    def ledger_versions(self, head: str, ledger_path: str, limit: int) -> list[Version]:
+        """Up to `limit` versions of the ledger (main file, `<main>.d/`, lease) in `head`'s
+        history, newest first: each commit that changed the main file or its sidecar."""
         ...
 
 
@@ -228,7 +248,8 @@ class GitRemote:
             return None
         ledger_path, branch, published = parsed
         files = self._files(commit, [])  # an anchor holds only the ledger
-        return Anchor(commit, ledger_path, branch, published, files)
+        made = self.git.run("log", "-1", "--format=%an <%ae>, %cI", commit).stdout.decode(errors="replace")
+        return Anchor(commit, ledger_path, branch, published, files, made.strip())
 
     def publish(
         self, branch: str, seen: RemoteState, files: Files, message: str, ledger_path: str
@@ -257,16 +278,17 @@ class GitRemote:
             return None
         return _after(seen, files, commit, anchor, ledger_path, branch)
 
-    def earlier_versions(self, head: str, path: str, limit: int) -> list[tuple[str, bytes]]:
+    def ledger_versions(self, head: str, ledger_path: str, limit: int) -> list[Version]:
         if self.git.shallow():
             self.git.run("fetch", "--quiet", "--no-tags", "--deepen=1000", *end_of_options(self.target), head)
-        proc = self.git.run("log", f"-{limit}", "--format=%H", head, "--", path)
-        commits = proc.stdout.decode().split() if proc.returncode == 0 else []
+        side = ledger_path + ".d"
+        proc = self.git.run("log", f"-{limit}", "--format=%H %s", head, "--", ledger_path, side)
+        lines = proc.stdout.decode(errors="replace").splitlines() if proc.returncode == 0 else []
         out = []
-        for commit in commits:
-            found = self._files(commit, [path])  # versions seen before are not read again
-            if path in found:
-                out.append((commit, found[path]))
+        for line in lines:
+            commit, _, subject = line.partition(" ")
+            found = self._files(commit, [ledger_path, side, ledger_path + ".lease"])
+            out.append(Version(commit, subject, found))
         return out
 
     def changed_by(self, anchor: Anchor, head: str, path: str) -> str | None:
@@ -351,16 +373,32 @@ class MemoryRemote:
             sha = c.parent
         return None
 
-    def earlier_versions(self, head: str, path: str, limit: int) -> list[tuple[str, bytes]]:
-        out: list[tuple[str, bytes]] = []
+    def ledger_versions(self, head: str, ledger_path: str, limit: int) -> list[Version]:
+        out: list[Version] = []
         sha: str | None = head
+
+        def ledger(tree: Mapping[str, bytes]) -> dict[str, bytes]:
+            return {p: d for p, d in tree.items() if is_ledger_file(p, ledger_path)}
+
         while sha and len(out) < limit:
             c = self.commits[sha]
-            before = self.commits[c.parent].tree.get(path) if c.parent else None
-            if path in c.tree and c.tree.get(path) != before:
-                out.append((sha, c.tree[path]))
+            before = ledger(self.commits[c.parent].tree) if c.parent else {}
+            if ledger(c.tree) != before:
+                lease = ledger_path + ".lease"
+                files = {**ledger(c.tree), **({lease: c.tree[lease]} if lease in c.tree else {})}
+                out.append(Version(sha, c.message.splitlines()[0] if c.message else "", files))
             sha = c.parent
         return out
+
+    def move_anchor(self, commit: str) -> None:
+        """A third party moves the anchor (it is not protected like a branch): back to an
+        earlier anchor, or to a commit of its own (`forge_anchor`)."""
+        self.refs[ANCHOR_REF] = commit
+
+    def forge_anchor(self, files: Mapping[str, bytes], ledger_path: str, branch: str, published: str) -> str:
+        """An anchor commit made by a third party, holding `files`; the ref is not moved."""
+        parent = self.refs.get(ANCHOR_REF)
+        return self._new(parent, dict(files), anchor_message(ledger_path, branch, published))
 
     # --- what people do to remotes -------------------------------------------------------
 

@@ -36,21 +36,33 @@ from reconciler import ledger as ledger_io
 from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
-from reconciler.gitsync.lease import Holding, Lease, LeaseWatch, check_seconds, new_lease
+from reconciler.gitsync.lease import Here, Holding, Lease, LeaseWatch, check_seconds, new_lease
 from reconciler.gitsync.remote import (
     ANCHOR_REF,
+    PUBLISHED_SUBJECT,
     PUSH_OPTIONS,
     Anchor,
     GitRemote,
     Remote,
     RemoteState,
+    Version,
     changes,
     restore_command,
 )
 from reconciler.words import plural
 
 MAX_ATTEMPTS = 5
+HISTORY = 200  # ledger versions of the branch's history read to find the one to keep
 _KEEP = object()  # `_files`: leave the lease file as the branch has it
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What `restore` put on the branch."""
+
+    head: str | None  # the branch's new head
+    records: int  # the restored ledger's last seq
+    note: str  # what was restored, and from where
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,7 @@ class LedgerRepo:
         clock: Callable[[], float] = time.monotonic,
         transport: Remote | None = None,
         rel_path: str | None = None,
+        here: Here | None = None,
     ) -> None:
         self.worktree = Path(worktree)
         self.file = self.worktree / ledger
@@ -110,7 +123,8 @@ class LedgerRepo:
         self._remote_files: Files = {}  # the (verified) ledger of `_seen`
         self._base: Files = {}  # the remote ledger the local one extends
         self._lease: Lease | None = None  # ours, while held
-        self.watch = LeaseWatch(clock)
+        self._here = here  # where this runner runs (tests: a simulated host); None: this process
+        self.watch = LeaseWatch(clock, here)
         self.holding = Holding(self.lease_seconds, clock)
         self._checked = transport is not None
         self._publishing = threading.Lock()  # the heartbeat thread and the run both publish
@@ -222,21 +236,49 @@ class LedgerRepo:
 
     def _no_anchor_check(self, head: str, on_branch: Files) -> None:
         """No anchor (never published, or the ref was deleted or not copied with the
-        repository): the branch's own history must show a ledger that only grew. A version
-        the current one does not extend means records were cut while nothing guarded them."""
-        now = on_branch.get(self.rel_path, b"")
-        for commit, data in self.remote.earlier_versions(head, self.rel_path, limit=50):
-            whole = data[: data.rfind(b"\n") + 1]
-            if not now.startswith(whole):
-                n = whole.count(b"\n")
+        repository): the branch's ledger must extend every version reconcile published on
+        it. Else records were cut while nothing guarded them, and the version to keep is
+        named: always the same one, however often it is asked."""
+        keep = self.version_to_keep(head)
+        if keep is None or _extends(on_branch, self._ledger_of(keep)):
+            return
+        n = _head_seq(self._ledger_of(keep), self.rel_path)
+        raise LedgerNotAnchored(
+            f"{self.where}:{self.rel_path} has no anchor ({ANCHOR_REF} is missing: deleted, or not copied "
+            f"with the repository), and it is not an extension of the ledger reconcile published in commit "
+            f"{keep.commit[:12]} ({plural(n, 'record')}): records were cut while nothing guarded them. "
+            "Nothing was planned or sent. Put that version back with `reconcile ledger restore` (it commits "
+            "it on the branch and anchors it again), or by hand: "
+            + restore_command(keep.commit[:12], self.rel_path, self._ledger_of(keep))
+            + " (then commit and push)"
+        )
+
+    def version_to_keep(self, head: str | None) -> Version | None:
+        """The ledger to keep, by the branch's own history: the version reconcile published
+        on the branch that extends every other version it published there (each of them was
+        once what every apply read). None when the history read holds none. When none
+        extends all (the history itself was cut and then appended to), a person must
+        choose: `LedgerNotAnchored` names the two."""
+        if head is None:
+            return None
+        published = [v for v in self.remote.ledger_versions(head, self.rel_path, HISTORY) if v.by_reconcile]
+        if not published:
+            return None
+        # The one that extends all has the most records; the newest of those, if several.
+        keep = max(reversed(published), key=lambda v: _head_seq(self._ledger_of(v), self.rel_path))
+        for v in published:
+            if not _extends(self._ledger_of(keep), self._ledger_of(v)):
                 raise LedgerNotAnchored(
-                    f"{self.where}:{self.rel_path} has no anchor ({ANCHOR_REF} is missing: deleted, or "
-                    f"not copied with the repository), and it is not an extension of the version commit "
-                    f"{commit[:12]} held ({plural(n, 'line')}): records were cut while nothing guarded "
-                    "them. Nothing was planned or sent. Put that version back on the branch (git "
-                    f"checkout {commit[:12]} -- {self.rel_path}, with its {self.rel_path}.d/ if any, "
-                    "then commit and push); the next apply anchors it again"
+                    f"{self.where}: the ledgers reconcile published in commits {keep.commit[:12]} and "
+                    f"{v.commit[:12]} do not extend one another: the branch's history was cut once and "
+                    "appended to since. Nothing was planned or sent. A person must choose the ledger to "
+                    "keep (`git show COMMIT:" + self.rel_path + "`), put it back on the branch by hand, and "
+                    "settle the cells cleared twice with `reconcile ledger show`"
                 )
+        return keep
+
+    def _ledger_of(self, v: Version) -> Files:
+        return {p: d for p, d in v.files.items() if p != self.lease_path}
 
     def _moved(self, files: Files, ledger_path: str) -> Files:
         """`files` of a ledger at `ledger_path`, as they would be at this ledger's path."""
@@ -244,7 +286,39 @@ class LedgerRepo:
             return dict(files)
         return {self.rel_path + p[len(ledger_path) :]: d for p, d in files.items()}
 
+    def _anchor_moved(self, state: RemoteState, anchor: Anchor) -> str | None:
+        """When the anchor does not extend the ledger the branch's history says reconcile
+        published: what happened, who made its commit and when, and the version to keep.
+        The anchor is a ref branch protection does not cover: this is never a reason to cut."""
+        try:
+            keep = self.version_to_keep(state.head)
+        except LedgerNotAnchored as exc:
+            return str(exc)
+        anchored = self._moved(anchor.ledger, anchor.ledger_path)
+        if keep is None or _extends(anchored, self._ledger_of(keep)):
+            return None
+        kept = self._ledger_of(keep)
+        n, m = _head_seq(anchored, self.rel_path), _head_seq(kept, self.rel_path)
+        how = (
+            f"backwards, to an earlier ledger ({plural(n, 'record')})"
+            if _extends(kept, anchored)
+            else f"to a ledger reconcile never published on {self.branch} ({plural(n, 'record')})"
+        )
+        made = f", made by {anchor.made}" if anchor.made else ""
+        return (
+            f"{ANCHOR_REF} was moved {how}: it points at commit {anchor.commit[:12]}{made}, while "
+            f"{self.where} holds the ledger reconcile published in commit {keep.commit[:12]} "
+            f"({plural(m, 'record')}), which every later apply must extend. Nothing was planned or sent. "
+            f"The version to keep is commit {keep.commit[:12]}'s: `reconcile ledger restore` anchors it "
+            "again (restore never cuts a ledger the branch published). Who moved the ref is in the "
+            "host's audit log (GitHub: the audit log's git.push events; GitLab: audit events). Hosts "
+            "protect branches, not this ref: protect the branch (README: protect the ledger's branch)"
+        )
+
     def _not_anchored(self, state: RemoteState, anchor: Anchor) -> str:
+        moved = self._anchor_moved(state, anchor)
+        if moved is not None:
+            return moved
         n = _head_seq(anchor.ledger, anchor.ledger_path)
         what = self._what_differs(state, anchor)
         why = self._culprit(state, anchor) if state.head else ""
@@ -415,23 +489,47 @@ class LedgerRepo:
         dropped instead."""
         return self._publish(message, rechain=True, drop_from_seq=drop_from_seq, hold=False)
 
-    def restore(self) -> tuple[str | None, int]:
-        """Commit the anchored ledger and lease on the branch (creating it if it is gone):
-        for a person, after a cut, a force-push, a deleted branch or a planted lease."""
+    def restore(self) -> Restored:
+        """Put back the ledger every apply must extend, for a person, after a cut, a
+        force-push, a deleted branch, a planted lease, or a moved anchor. It never cuts: the
+        anchored ledger is restored only if it extends every version reconcile published on
+        the branch (`version_to_keep`); otherwise that version is, and anchored again."""
         state = self._read()
-        if state.anchor is None:
-            raise GitSyncError(f"{self.remote.name} has no {ANCHOR_REF}: there is nothing to restore from")
+        keep = self.version_to_keep(state.head)
         anchor = state.anchor
-        ledger = self._moved(anchor.ledger, anchor.ledger_path)
+        anchored = self._moved(anchor.ledger, anchor.ledger_path) if anchor else None
+        if (
+            anchor is not None
+            and anchored is not None
+            and (keep is None or _extends(anchored, self._ledger_of(keep)))
+        ):
+            ledger, lease = anchored, anchor.lease
+            note = "the ledger as reconcile last published it (the anchor)"
+        elif keep is not None:
+            ledger, lease = self._ledger_of(keep), keep.files.get(self.lease_path)
+            why = f"{ANCHOR_REF} was moved and holds less" if anchor else f"{ANCHOR_REF} is missing"
+            note = (
+                f"the ledger reconcile published in commit {keep.commit[:12]}, the one every version it "
+                f"published on {self.branch} is a part of ({why}); the anchor now holds it again"
+            )
+        else:
+            raise GitSyncError(
+                f"{self.remote.name} has no {ANCHOR_REF}, and {self.where}'s history holds no ledger reconcile "
+                "published: there is nothing to restore from"
+            )
         files: dict[str, bytes | None] = {**changes(state.ledger(self.rel_path), ledger)}
-        files[self.lease_path] = anchor.lease
+        files[self.lease_path] = lease
         after = self.remote.publish(
-            self.branch, state, files, "reconcile: restore the ledger as last published", self.rel_path
+            self.branch,
+            state,
+            files,
+            f"{PUBLISHED_SUBJECT}restore the ledger every apply must extend",
+            self.rel_path,
         )
         if after is None:
             raise GitSyncError(f"{self.where} moved while restoring; run it again")
         self._write_local(ledger)
-        return after.head, _head_seq(ledger, self.rel_path)
+        return Restored(after.head, _head_seq(ledger, self.rel_path), note)
 
     def publish_rewrite(self, message: str) -> str | None:
         """Publish a local ledger that rewrites the anchored one record for record (`ledger
@@ -518,11 +616,13 @@ class LedgerRepo:
             lease = (
                 self._lease.renewed()
                 if self._lease
-                else new_lease(self.run, local_user(), self._since, self.lease_seconds)
+                else new_lease(self.run, local_user(), self._since, self.lease_seconds, self._here)
             )
         else:  # release ours; never remove a lease another run took over meanwhile
             lease = None if self._lease is not None and self._holds(seen) else _KEEP
         files = changes(seen.ledger(self.rel_path), local)
+        if not message.startswith(PUBLISHED_SUBJECT):  # how the branch's history tells its versions
+            message = PUBLISHED_SUBJECT + message
         if lease is not _KEEP:
             files[self.lease_path] = lease.to_bytes() if isinstance(lease, Lease) else None
         started = self.holding.attempt()
@@ -614,6 +714,10 @@ class LedgerRepo:
             "branch: `ledger: {git: {branch: reconcile/ledger}}` in reconcile.yaml. The push also "
             f"moves {ANCHOR_REF}: allow it too."
         )
+
+
+def _extends(new: Files, old: Files) -> bool:
+    return new == old or ledger_io.extension_problem(new, old) is None
 
 
 def _head_seq(files: Files, rel: str) -> int:
