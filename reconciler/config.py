@@ -566,6 +566,9 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
+CONFIG_MAX_BYTES = yamlsource.MAX_BYTES  # a reconcile.yaml is a page or two
+
+
 def load_config(path: str | Path | None = None) -> RepoConfig | None:
     """Load `path`, or the `reconcile.yaml` that `find_config` finds.
 
@@ -578,7 +581,9 @@ def load_config(path: str | Path | None = None) -> RepoConfig | None:
             return None
     shown = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = yamlsource.read_regular(path, CONFIG_MAX_BYTES)  # /dev/zero: refused, never read
+    except (yamlsource.NotRegularFile, yamlsource.FileTooLarge) as exc:
+        raise ConfigError(f"{shown}: cannot read the config file: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot read the config file: {exc.strerror}") from exc
     doc, diags = _parse(shown, raw)

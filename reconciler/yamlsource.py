@@ -16,10 +16,13 @@ on each event as ruamel's composer takes it (tests/test_fastyaml.py proves the t
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from reconciler import fastyaml
 from reconciler.errors import Diagnostic
@@ -68,6 +71,34 @@ class FileTooLarge(OSError):
 
 def _size(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """A regular file opened for reading, as `read_regular` opens it (non-blocking, then
+    `fstat` on the descriptor): a FIFO, a device such as /dev/zero, a socket or a directory
+    is refused with `NotRegularFile`, never read. For readers that stream a large file."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):  # as open() says it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(next((k for test, k in _KINDS if test(st.st_mode)), "a special file"))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def loads_json(data: str | bytes) -> Any:
+    """`json.loads`, with JSON nested deeper than the decoder can follow refused as a
+    `ValueError` like any other invalid JSON (not a `RecursionError`, which reads as a bug)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
@@ -177,6 +208,14 @@ class _EventChecks:
         if len(stack) > MAX_DEPTH:
             msg = f"nested deeper than {MAX_DEPTH} levels; a manifest needs 3"
             raise _Refused(Diagnostic(self.path, mark.line + 1, mark.column + 1, msg))
+        long = isinstance(event, ScalarEvent) and event.style is None and len(event.value) > MAX_NUMBER
+        if long and _LONG_NUMBER.match(event.value):  # int() would refuse it (or take quadratic time)
+            msg = f"a number of {len(event.value):,} characters is too long; quote it if it is an ID"
+            raise _Refused(Diagnostic(self.path, mark.line + 1, mark.column + 1, msg))
+
+
+MAX_NUMBER = 1000  # characters of a plain scalar read as a number; Python refuses ints past 4,300 digits
+_LONG_NUMBER = re.compile(r"[-+]?(0[xob])?[0-9a-fA-F_]+$")
 
 
 def _yaml(checks: _EventChecks) -> YAML:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import commit_all, git, manifest_yaml, run_cli, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -235,3 +236,80 @@ def test_the_base_commit_is_the_pull_requests_base(repo: Path, tmp_path: Path) -
         {"CI_MERGE_REQUEST_DIFF_BASE_SHA": base, "CI_COMMIT_SHA": head},
     )
     assert f"- Base commit: `{base}` (the pull request's base)" in gitlab.out, gitlab.all
+
+
+# --- the HTML report in a real browser ---------------------------------------------------
+
+XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+REPORT_PROBES = {
+    "ready": "document.body.dataset.ready",
+    "pwned": "String(window.__pwned)",
+    "imgs": "document.querySelectorAll('img').length",
+    "scripts": "document.querySelectorAll('script').length",
+    "manifests": "[...document.querySelectorAll('#manifests tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))",
+    "links": "[...document.querySelectorAll('#manifests a')].map(a => a.protocol)",
+    "failed": "[...document.querySelectorAll('#failed tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))",
+    "doubt": "[...document.querySelectorAll('#doubt tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))",
+    "options": "[...document.querySelectorAll('#f-manifest option')].map(o => o.textContent)",
+    "total": "Number(document.getElementById('chart-box').dataset.total)",
+    "head": "document.getElementById('head').textContent",
+}
+
+
+def hostile_report(tmp_path: Path) -> Path:
+    from reconciler import ledger as L
+
+    actor = {"user": XSS, "gitCommit": XSS, "runUrl": "javascript:window.__pwned=3"}
+    path = tmp_path / f"led{XSS[:4]}.jsonl"
+    path.touch()
+    fields = {
+        "manifest": XSS,
+        "orgId": "o1",
+        "pipelineId": f"p{XSS}",
+        "stageInstanceName": f"s{XSS}",
+        "assetIds": [f"a{XSS}"],
+        "pointIds": ["x", "y"],
+        "actor": actor,
+    }
+    with L.LedgerWriter(L.read(path)) as w:
+        i = w.append("intent", fields, at="2026-11-27T10:00:00.000Z")
+        w.append_delete(i, {"actor": actor}, at="2026-11-27T10:00:01.000Z")
+        k = w.append("intent", fields, at="2026-11-27T10:00:02.000Z")
+        w.append_failed(k, code=61107, message=XSS, fields={"actor": actor}, at="2026-11-27T10:00:03.000Z")
+        w.append("intent", fields, at="2026-11-27T10:00:04.000Z")
+    out = tmp_path / "report.html"
+    res = run_cli(["ledger", "report", "--ledger", str(path), "--out", str(out)], tmp_path)
+    assert res.code == 0, res.all
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fragment", "total"),
+    [
+        ("", 2),
+        (f"manifest={XSS}", 2),  # the filter matches the name as text
+        (f"pipeline={XSS}&asset={XSS}", 0),
+        ("asset=%3Cimg%20src%3Dx%20onerror%3D%22window.__pwned%3D4%22%3E", 0),
+    ],
+)
+def test_the_report_shows_every_field_as_text_in_a_browser(tmp_path: Path, fragment: str, total: int) -> None:
+    from helpers.browser import open_page
+    from test_report import need_chromium
+
+    need_chromium()
+    report = hostile_report(tmp_path)
+    page = open_page(report.as_uri() + ("#" + fragment if fragment else ""), REPORT_PROBES)
+    v = page.values
+    assert v["pwned"] == "undefined" and v["imgs"] == 0 and v["scripts"] == 3, v
+    assert v["ready"] == "1" and page.errors == []
+    assert set(v["options"]) == {"all", XSS}  # the filter lists the name as text
+    assert v["total"] == total
+    if not fragment:
+        ((name, _, user, commit, run, cells, paused, _),) = v["manifests"]
+        assert name == XSS and user == XSS and cells == "2" and v["total"] == 2
+        assert commit == XSS[:10] and run == "—" and v["links"] == []  # a javascript: URL is no link
+        assert paused.startswith(f"p{XSS}: ")
+        ((_, _, manifest, where, _, code, why),) = v["failed"]
+        assert (manifest, where, code, why) == (XSS, f"p{XSS} / s{XSS}", "61107", XSS)
+        for row in v["doubt"]:  # whether the last intent counts as in doubt is history's rule
+            assert len(row) == 1 or (row[2], row[5]) == (XSS, XSS), row

@@ -21,6 +21,7 @@ import gzip
 import itertools
 import json
 import os
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -51,12 +52,23 @@ class Snapshot:
         self._reads = itertools.count(1)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._open().close()  # a file that cannot be written is refused before any call
+            self._open_checked().close()  # a file that cannot be written is refused before any call
         except OSError as exc:
             raise SnapshotError(f"--snapshot {self.path}: cannot write: {exc.strerror or exc}") from exc
 
     def _open(self) -> IO[bytes]:
         return self.path.open("ab")
+
+    def _open_checked(self) -> IO[bytes]:
+        """The file, refused unless it is a regular one: evidence written to /dev/null or a
+        device would be gone (opened non-blocking, so a FIFO with no reader is refused)."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SnapshotError(
+                f"--snapshot {self.path}: not a regular file; evidence written there would be lost"
+            )
+        return os.fdopen(fd, "ab")
 
     def take(
         self,

@@ -181,6 +181,14 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def _shown(message: str) -> str:
+    """An error as the terminal shows it: its own lines kept, any control character or
+    escape sequence inside a line (a file name, a value quoted back) made visible."""
+    from reconciler.render.text import term
+
+    return "\n".join(term(line) for line in message.split("\n"))
+
+
 def run(args: list[str], *, debug: bool = False) -> int:
     """Run one command line and return its exit code (the demo and tests call this too)."""
     streams = make_consoles()  # rich is imported on first use: only when there is an error to show
@@ -188,14 +196,18 @@ def run(args: list[str], *, debug: bool = False) -> int:
         code = app(args, prog_name="reconcile", standalone_mode=False)
     except InputError as exc:
         for d in exc.diagnostics:
-            streams.err.print(str(d), markup=False, style="yellow" if d.severity == "warning" else "red")
-        streams.err.print(f"error: {exc}", markup=False)
+            streams.err.print(
+                _shown(str(d)), markup=False, style="yellow" if d.severity == "warning" else "red"
+            )
+        streams.err.print(_shown(f"error: {exc}"), markup=False)
         return _failed(exc, 1, debug)
     except ReconcilerError as exc:
-        streams.err.print(f"error: {exc}", markup=False, style="red")
+        streams.err.print(_shown(f"error: {exc}"), markup=False, style="red")
         return _failed(exc, exc.exit_code, debug)
     except OSError as exc:  # a file we were asked to write or read: say which, no traceback
-        streams.err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}", markup=False, style="red")
+        streams.err.print(
+            _shown(f"error: {exc.strerror or exc}: {exc.filename or ''}"), markup=False, style="red"
+        )
         return _failed(exc, 1, debug)
     except KeyboardInterrupt:
         streams.err.print("interrupted", style="red")

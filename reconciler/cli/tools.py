@@ -16,7 +16,7 @@ from reconciler.errors import ReconcilerError
 @app.command()
 def emulator(
     host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8910,
+    port: Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="Port to listen on.")] = 8910,
     state: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -117,7 +119,7 @@ class World:
         """A world seeded from a YAML or JSON file; `EmulatorError` names the file and the problem."""
         name = Path(path).name
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = _read_state(Path(path))
         except (OSError, UnicodeDecodeError) as exc:
             raise EmulatorError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
         return cls(_parse(name, text), faults, clock, source=name)
@@ -376,8 +378,30 @@ class World:
             return self.pipelines[pipeline_id].current_status(self.clock())
 
 
+STATE_MAX_BYTES = 64 << 20
+
+
+def _read_state(path: Path) -> str:
+    """A state file's text: a regular file of at most STATE_MAX_BYTES (/dev/zero is refused)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO is refused, not waited on
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"not a regular file: {path}")
+        raw = fh.read(STATE_MAX_BYTES + 1) or b""
+    if len(raw) > STATE_MAX_BYTES:
+        raise OSError(f"larger than {STATE_MAX_BYTES >> 20} MiB: {path}")
+    return raw.decode("utf-8")
+
+
 def _parse(name: str, text: str) -> Any:
     """YAML or JSON by the file's suffix; a one-line `EmulatorError` when malformed."""
+    try:
+        return _parse_text(name, text)
+    except RecursionError:
+        raise EmulatorError(f"{name}: nested too deeply to be a world state") from None
+
+
+def _parse_text(name: str, text: str) -> Any:
     if name.endswith((".yaml", ".yml")):
         from ruamel.yaml import YAML
         from ruamel.yaml.error import MarkedYAMLError, YAMLError

@@ -15,13 +15,12 @@ what only `reconcile apply` writes.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from reconciler.errors import GitSyncError, Unreviewed
+from reconciler.errors import GitSyncError, ReconcilerError, Unreviewed
 from reconciler.gitsync._git import Git, end_of_options, redact
 from reconciler.gitsync.remote import ANCHOR_REF, restore_command
 
@@ -105,13 +104,33 @@ def base_from_env(env: Mapping[str, str] | None = None) -> str | None:
     if env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA"):
         return env["CI_MERGE_REQUEST_DIFF_BASE_SHA"]
     if env.get("GITHUB_EVENT_NAME", "").startswith("pull_request") and env.get("GITHUB_EVENT_PATH"):
-        try:
-            event = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text())
-            sha = event["pull_request"]["base"]["sha"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        return sha if isinstance(sha, str) else None
+        return _event_base(env["GITHUB_EVENT_PATH"])
     return None
+
+
+EVENT_MAX_BYTES = 25 << 20  # GitHub's event payloads are at most 25 MB
+
+
+def _event_base(path: str) -> str | None:
+    """The base commit of a pull-request event file. A file that cannot be read as one
+    (a device, nesting past the decoder, not JSON) is an error: taken as "no pull request",
+    it would let the pull request's own settings apply."""
+    from reconciler import yamlsource
+
+    try:
+        event = yamlsource.loads_json(yamlsource.read_regular(path, EVENT_MAX_BYTES))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ReconcilerError(
+            f"GITHUB_EVENT_PATH {path}: cannot read the event: {exc.strerror or exc}"
+        ) from exc
+    except ValueError as exc:
+        raise ReconcilerError(f"GITHUB_EVENT_PATH {path}: not a JSON event ({exc})") from exc
+    pr = event.get("pull_request") if isinstance(event, dict) else None
+    base = pr.get("base") if isinstance(pr, dict) else None
+    sha = base.get("sha") if isinstance(base, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def base_file(git: Git, remote: str, base: str, path: str) -> bytes | None:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler import yamlsource
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
 from reconciler.ledger._format import record_hash
@@ -122,7 +123,7 @@ _seen_bytes = [0]
 def _read(target: Path) -> bytes | None:
     now = time.time_ns()
     try:
-        with target.open("rb") as fh:
+        with yamlsource.open_regular(target) as fh:  # /dev/zero or a FIFO: refused, never read
             st = os.fstat(fh.fileno())
             stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             seen = _SEEN.get(str(target))

@@ -28,6 +28,7 @@ from itertools import chain as chained
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from reconciler import yamlsource
 from reconciler.errors import LedgerError
 from reconciler.ledger import _lists
 from reconciler.ledger._format import Chain, record_hash
@@ -127,7 +128,7 @@ class DiskFiles:
     def open(self, rel: str | None) -> BinaryIO | None:
         target = self.main if rel is None else self.sidecar / rel
         try:
-            return target.open("rb")
+            return yamlsource.open_regular(target)  # /dev/zero or a FIFO: refused, never read
         except FileNotFoundError:
             return None
         except OSError as exc:

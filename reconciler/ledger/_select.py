@@ -145,7 +145,12 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         moment = now or datetime.now(timezone.utc)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return moment - timedelta(**{_UNITS[duration.group(2)]: int(duration.group(1))})
+        try:
+            return moment - timedelta(**{_UNITS[duration.group(2)]: int(duration.group(1))})
+        except (OverflowError, ValueError):  # past year 1, or more digits than int() takes
+            raise ReconcilerError(
+                f"{text[:40]!r} reaches back before the year 1; use a shorter duration or a date ({SINCE_FORMS})"
+            ) from None
     parsed = _parse_time(value)
     if parsed is None:
         raise ReconcilerError(f"{text!r} is not a time; use {SINCE_FORMS}")

@@ -24,6 +24,7 @@ from reconciler.manifests.schema import (
     TextError,
     error_message,
     field_path,
+    line_problem,
 )
 from reconciler.yamlsource import MAX_BYTES, Document, FileTooLarge, Loc, NotRegularFile
 
@@ -166,6 +167,8 @@ def load_or_raise(paths: Sequence[str]) -> LoadResult:
 
 
 def _load_file(path: str, root: Path, ids_cache: IdsCache) -> tuple[list[Manifest], list[Diagnostic]]:
+    if (bad_name := _file_name_problem(path)) is not None:
+        return [], [Diagnostic(ascii(path)[1:-1], 1, 1, bad_name)]
     try:
         raw = yamlsource.read_regular(path, MAX_BYTES)
     except NotRegularFile as exc:
@@ -213,6 +216,7 @@ def _load_document(
         for key, _ in SOURCES
     )
     meta = model.metadata
+    diags.extend(_check_labels(path, doc, meta.labels or {}))
     renamed = _renamed_from(path, doc, meta.name, meta.renamedFrom or [], diags)
     if assets is None or points is None or any(d.severity == "error" for d in diags):
         return None, diags
@@ -236,6 +240,31 @@ def _load_document(
         ),
         diags,
     )
+
+
+def _check_labels(path: str, doc: Document, labels: dict[str, str]) -> list[Diagnostic]:
+    """Label keys and values are one line of text: a line break or a control character in
+    one could fake structure wherever it is shown (issue 27, "Text is text")."""
+    diags = []
+    for key, value in labels.items():
+        for text, is_key in ((key, True), (value, False)):
+            if (problem := line_problem(text)) is None:
+                continue
+            loc: Loc = ("metadata", "labels", key)
+            if is_key:
+                line, col = yamlsource.position(doc, loc, at_key=True)
+            else:
+                line, col = yamlsource.char_position(doc, loc, value, problem[0])
+            what = "a label's key" if is_key else f"metadata.labels.{key!r}"
+            diags.append(Diagnostic(path, line, col, f"{what}: {problem[1]}"))
+    return diags
+
+
+def _file_name_problem(path: str) -> str | None:
+    """A manifest or ID file whose name holds a line break or a control character: its
+    name is shown in plans and comments, and must be one line of text."""
+    problem = line_problem(path)
+    return None if problem is None else f"the file name {path!r} {problem[1]}; rename the file"
 
 
 def _check_sources(path: str, doc: Document) -> list[Diagnostic]:
@@ -270,6 +299,9 @@ def _ids_file(
         return None
     line, col = yamlsource.position(doc, ("spec", file_key))
     where = f"spec.{file_key}"
+    if (bad_name := _file_name_problem(rel)) is not None:
+        diags.append(Diagnostic(path, line, col, f"{where}: {bad_name}"))
+        return None
     target = _inside_root(Path(path).parent / rel, root)
     if target is None:
         diags.append(Diagnostic(path, line, col, f"{where}: '{rel}' is outside the manifests root {root}"))

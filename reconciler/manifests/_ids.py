@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reconciler import yamlsource
 from reconciler.errors import Diagnostic
-from reconciler.manifests.schema import ID_MAX, ID_RE, text_problem
+from reconciler.manifests.schema import BLANKS, ID_MAX, ID_RE, text_problem
 from reconciler.yamlsource import FileTooLarge, NotRegularFile
 
 IDS_MAX_BYTES = 64 << 20  # some four million IDs: far more than a fleet, far less than memory
@@ -104,8 +104,8 @@ def _all_good(values: list[str], ascii_text: bool) -> bool:
     if ascii_text:  # controls were ruled out by the caller; nothing else to see
         return True
     joined = "\n".join(values)
-    return unicodedata.is_normalized("NFC", joined) and not any(
-        unicodedata.category(ch) in ("Cf", "Cc") for ch in set(joined) - {"\n"}
+    return unicodedata.is_normalized("NFKC", joined) and not any(
+        unicodedata.category(ch) in ("Cf", "Cc", "Mn", "Me") or ch in BLANKS for ch in set(joined) - {"\n"}
     )
 
 

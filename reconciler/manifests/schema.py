@@ -91,13 +91,43 @@ def code_point(ch: str) -> str:
     return f"U+{cp:04X} {name}".rstrip()
 
 
-def _invisible(value: str) -> tuple[int, str] | None:
+# Characters that show as blank space though Unicode does not call them spaces: the
+# Hangul fillers and the blank Braille pattern. Two IDs that differ by one look the same.
+BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_INVISIBLE = {"Cf": "an invisible format character", "Cc": "a control character"}
+_MARKS = {
+    "Mn": "a combining mark: it changes how the character before it looks",
+    "Me": "an enclosing mark: it changes how the character before it looks",
+}
+
+
+def _invisible(value: str, kinds: dict[str, str] = _INVISIBLE) -> tuple[int, str] | None:
     for i, ch in enumerate(value):
         category = unicodedata.category(ch)
-        if category in ("Cf", "Cc"):
-            kind = "an invisible format character" if category == "Cf" else "a control character"
-            return i, f"contains {code_point(ch)} ({kind}); remove it"
+        if category in kinds:
+            return i, f"contains {code_point(ch)} ({kinds[category]}); remove it"
     return None
+
+
+def _marks(value: str) -> tuple[int, str] | None:
+    """After NFC, a combining mark left is one no letter absorbs: it makes a look-alike."""
+    for i, ch in enumerate(value):
+        if ch in BLANKS:
+            return i, f"contains {code_point(ch)} (shown as blank space); remove it"
+    return _invisible(value, _MARKS)
+
+
+def _look_alike(value: str) -> tuple[int, str] | None:
+    """Text that NFKC folds into other text looks like that text (fullwidth letters,
+    ligatures, superscripts, the micro sign): two such IDs must not both pass."""
+    if unicodedata.is_normalized("NFKC", value):
+        return None
+    folded = unicodedata.normalize("NFKC", value)
+    at = next((i for i, ch in enumerate(value) if unicodedata.normalize("NFKC", ch) != ch), 0)
+    return at, (
+        f"{value!r} holds {code_point(value[at])}, which looks like {unicodedata.normalize('NFKC', value[at])!r}; "
+        f"write it as {folded!r} (Unicode NFKC), or check the ID at its source"
+    )
 
 
 def _not_nfc(value: str) -> tuple[int, str] | None:
@@ -119,11 +149,29 @@ def text_problem(value: str) -> tuple[int, str] | None:
     of the first offending character and a message, or None.
 
     Format and control characters (Unicode Cf, Cc) are invisible or mangle the line;
-    text not in NFC can look the same as other text that is not equal to it.
+    combining marks (Mn, Me) and blank-looking letters (Hangul fillers, U+2800) make
+    look-alikes; text not in NFC, or not in NFKC, can look the same as other text that is
+    not equal to it.
     """
     if value.isascii():  # NFC, and no format characters; only controls to look for
         return _invisible(value) if not value.isprintable() else None
-    return _invisible(value) or _not_nfc(value)
+    return _invisible(value) or _not_nfc(value) or _marks(value) or _look_alike(value)
+
+
+_BREAKS = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Zl": "a line break",
+    "Zp": "a line break",
+}
+
+
+def line_problem(value: str) -> tuple[int, str] | None:
+    """What keeps `value` from being one line of plain text (a label, a file name): the
+    offset of the first line break, control or invisible format character, and a message."""
+    if value.isascii() and value.isprintable():
+        return None
+    return _invisible(value, _BREAKS)
 
 
 class TextError(ValueError):

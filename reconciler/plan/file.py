@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler import yamlsource
 from reconciler.errors import PlanError
 from reconciler.ledger import canonical
 from reconciler.plan._build import Plan, encode_actions, plan_hash
@@ -193,16 +194,16 @@ class _Malformed(ValueError):
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
+        with yamlsource.open_regular(path) as fh:  # /dev/zero or a FIFO: refused, never read
             raw = fh.read(_MAX_BYTES + 1)
     except OSError as exc:
         raise PlanError(f"{path}: cannot read plan: {exc.strerror or exc}") from exc
     if len(raw) > _MAX_BYTES:
         raise PlanError(f"{path}: not a plan file (larger than {_MAX_BYTES // 2**20} MiB)")
     try:
-        data = json.loads(raw)
+        data = yamlsource.loads_json(raw)
     except ValueError as exc:
-        raise PlanError(f"{path}: not a plan file (invalid JSON)") from exc
+        raise PlanError(f"{path}: not a plan file (invalid JSON: {exc})") from exc
     if not isinstance(data, dict) or data.get("formatVersion") != FORMAT_VERSION:
         raise PlanError(f"{path}: not a reconcile plan (formatVersion {FORMAT_VERSION} expected)")
     return data

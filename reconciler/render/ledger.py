@@ -1,4 +1,7 @@
-"""The ledger for people: one line per record, or the records as JSON."""
+"""The ledger for people: one line per record, or the records as JSON.
+
+Every line goes through `text.term`: a description, a manifest name or a run URL with a
+newline or an ANSI escape in it is shown, never obeyed (issue 27 item 7)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 from reconciler.ledger import Record
 from reconciler.render.plan import sample
+from reconciler.render.text import term
 from reconciler.words import plural
 
 
@@ -41,7 +45,7 @@ def ledger_lines(records: Sequence[Record]) -> str:
             )
         else:
             what = f"{d.get('orgId', '')}/{d.get('pipelineId', '')}"
-        lines.append(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}")
+        lines.append(term(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}"))
     lines.append(f"{plural(len(records), 'record')}")
     return "\n".join(lines) + "\n"
 
@@ -61,7 +65,7 @@ def last_cleared_text(
     deletes = [r for r in records if r.kind == "delete"]
     doubt = _in_doubt_for(in_doubt, asset, point)
     if not deletes:
-        return f"{what}: never cleared in these records.\n" + doubt
+        return term(f"{what}: never cleared in these records.") + "\n" + doubt
     last = deletes[-1]
     d, actor = last.data, last.actor
     lines = [
@@ -81,7 +85,7 @@ def last_cleared_text(
     if actor.get("unreviewed"):
         by += " UNREVIEWED: applied with --allow-unreviewed, not from a reviewed commit"
     lines.append(by)
-    return "\n".join(lines) + "\n" + doubt
+    return "\n".join(map(term, lines)) + "\n" + doubt
 
 
 def _in_doubt_for(
@@ -94,7 +98,10 @@ def _in_doubt_for(
         if any((asset is None or a == asset) and (point is None or p == point) for a, p in cells)
     ]
     return "".join(
-        f"  in doubt since {r.at}: intent #{r.seq} ({r.manifest}, stage {r.data.get('stageInstanceName')}); "
-        "settle it with `reconcile ledger resolve --verify`\n"
+        term(
+            f"  in doubt since {r.at}: intent #{r.seq} ({r.manifest}, stage {r.data.get('stageInstanceName')}); "
+            "settle it with `reconcile ledger resolve --verify`"
+        )
+        + "\n"
         for r in found
     )

@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.apply.live import LiveState, Sample
 from reconciler.plan import Action, Plan
 from reconciler.render.markdown import code, text
+from reconciler.render.text import term
 from reconciler.words import plural
 
 MAX_EMPTY_LISTED = 20  # a comment stays readable (and under GitHub's size limit)
@@ -73,7 +74,7 @@ def live_text(plan: Plan, state: LiveState) -> str:
         lines.append(f"  {manifest}: {held:,} of {plural(cells, 'cell')} hold state")
         lines.extend(f"    {_sample_text(s)}" for s in samples)
     lines.extend(_empty_lines(state.empty_actions(), "  ! "))
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(term, lines)) + "\n"  # state values from the gateway: shown, not obeyed
 
 
 def live_markdown(plan: Plan, state: LiveState) -> str:

@@ -199,7 +199,7 @@ def plan_text(
     out += ["", f"[bold]{summary_line(plan)}[/bold]"]
     if plan.has_changes:
         out.append(f"Plan hash: {plan.plan_hash}")
-    return "\n".join(out) + "\n"
+    return "\n".join(map(term, out)) + "\n"  # a file name or a label cannot redraw the terminal
 
 
 def _text_warnings(review: Review) -> list[str]:
@@ -309,4 +309,4 @@ def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan, review: 
         lines.append(
             f"    {escape(v.ref.org_id)} / {escape(v.ref.pipeline_id)}{name}: {escape(v.status)} ({mark})"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(term, lines)) + "\n"  # names and statuses from the gateway: shown, not obeyed

@@ -21,6 +21,7 @@ from typing import Any
 
 from reconciler.ledger import Ledger
 from reconciler.render.audit import audit_data
+from reconciler.render.text import html_text
 
 CHART_JS_VERSION = "4.6.2"
 
@@ -49,7 +50,7 @@ def embed_json(data: Any) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return html_text(text)
 
 
 _TEMPLATE = (
@@ -155,7 +156,8 @@ _SCRIPT = r"""
   // Ten distinct colours, then hues a golden angle apart: no two pipelines look alike.
   function color(i) { return i < PALETTE.length ? PALETTE[i] : `hsl(${Math.round((i * 137.508) % 360)}, 60%, 42%)`; }
   function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); if (cls) e.className = cls; return e; }
-  function link(url, text) { if (!url) return el("span", "—", "muted"); const a = el("a", text); a.href = url; a.rel = "noopener"; return a; }
+  // Only http(s) links: a run URL in the ledger is data, and `javascript:` would run on a click.
+  function link(url, text) { if (!url || !/^https?:\/\//i.test(String(url))) return el("span", url ? String(url) : "—", "muted"); const a = el("a", text); a.href = url; a.rel = "noopener noreferrer"; return a; }
   function duration(s) {
     if (s === null || s === undefined) return "still paused";
     if (s < 60) return Math.round(s) + " s";
