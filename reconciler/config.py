@@ -194,6 +194,32 @@ class PipelineSettings(_Strict):
     )
 
 
+class RolloutSettings(_Strict):
+    """DESIGN "Gentle on production (the rollout)": each pipeline is paused only for its own
+    work, at most `maxPaused` at once, never longer than `maxPause` at a time."""
+
+    maxPaused: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Pipelines paused by one run at the same time, over all orgs (default 2).",
+    )
+    maxPause: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="The longest one pause: 90s, 30m or 2h (default 1h, at most 23h). A pipeline "
+        "whose pause reaches it is started again, and paused later for the rest.",
+    )
+
+    @field_validator("maxPause")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            windows_mod.pause_duration(value)
+        return value
+
+
 class ApplySettings(_Strict):
     maxCells: int | None = Field(
         default=None, ge=1, le=MAX_CELLS_LIMIT, description="Refuse a plan larger than this."
@@ -220,6 +246,10 @@ class ApplySettings(_Strict):
     )
     windows: WindowSettings | None = Field(
         default=None, description="Change windows and freezes: when apply may pause production."
+    )
+    rollout: RolloutSettings | None = Field(
+        default=None,
+        description="How gently apply pauses production: pipelines paused at once, the longest pause.",
     )
 
     @field_validator("snapshot")
@@ -427,6 +457,8 @@ class RepoConfig:
     start_timeout: float | None = None
     snapshot: Path | None = None  # apply.snapshot, relative to the working directory like ledger_path
     windows: windows_mod.Windows | None = None  # apply.windows; None: any time
+    max_paused: int | None = None  # apply.rollout.maxPaused
+    max_pause: float | None = None  # apply.rollout.maxPause, in seconds
     notify: tuple[NotifyTarget, ...] = ()
     # the file as checked, for comparing two versions setting by setting (`review_changes`)
     doc: ConfigDoc | None = field(default=None, compare=False, repr=False)
@@ -742,8 +774,14 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         snapshot=None if doc.apply.snapshot is None else path.parent / doc.apply.snapshot,
         doc=doc,
         windows=_windows(doc.apply.windows),
+        max_paused=doc.apply.rollout.maxPaused if doc.apply.rollout else None,
+        max_pause=_max_pause(doc.apply.rollout),
         notify=tuple(NotifyTarget(n.urlEnv, tuple(n.on), n.timeoutSeconds) for n in doc.notify),
     )
+
+
+def _max_pause(r: RolloutSettings | None) -> float | None:
+    return None if r is None or r.maxPause is None else windows_mod.pause_duration(r.maxPause)
 
 
 def _windows(w: WindowSettings | None) -> windows_mod.Windows | None:

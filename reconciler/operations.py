@@ -460,6 +460,11 @@ def _run(
     options = settings.apply_options
     if session is not None and not options.write_ahead:
         options = replace(options, write_ahead=True)
+    if settings.windows is not None and settings.window_override is None and options.gate is None:
+        from reconciler import windows
+
+        # Each pause is begun only if its estimate ends inside the window (DESIGN "Windows").
+        options = replace(options, gate=windows.gate(settings.windows, settings.now))
     try:
         with gateways, ledger_mod.LedgerWriter(planned.ledger) as writer:
             return apply_mod.apply(

@@ -61,6 +61,17 @@ def parse_duration(text: str) -> timedelta:
     return value
 
 
+MAX_PAUSE = timedelta(hours=23)  # EnOS keeps a job paused for at most 24 h
+
+
+def pause_duration(text: str) -> float:
+    """apply.rollout.maxPause / --max-pause in seconds: a duration as above, at most 23h."""
+    value = parse_duration(text)
+    if value > MAX_PAUSE:
+        raise ValueError(f"{text!r} is longer than 23h: EnOS keeps a job paused for at most 24 h")
+    return value.total_seconds()
+
+
 def check_cron(expr: str) -> str:
     """The expression, if cronsim accepts it (five fields: minute hour day month weekday)."""
     from cronsim import CronSim, CronSimError

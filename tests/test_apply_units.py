@@ -255,12 +255,12 @@ def test_the_plan_s_rollout_counts_pauses_and_estimates_offline_as_null() -> Non
     assert len(chunks(acts, 4)) == 3
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("45", 45)])
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["0s", "-1m", "24h", "soon", ""])
+@pytest.mark.parametrize("text", ["0s", "-1m", "24h", "soon", "", "45"])
 def test_bad_durations_say_why(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)

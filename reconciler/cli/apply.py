@@ -123,6 +123,31 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    max_paused: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--max-paused",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Pipelines this run keeps paused at the same time, over all orgs; a pipeline "
+            "waiting for its start counts (default: reconcile.yaml's apply.rollout.maxPaused, else 2). "
+            "Each pipeline is paused just before its own first request and started again as soon as "
+            "its own requests are answered; pipelines with fewer requests go first.",
+            show_default=False,
+        ),
+    ] = None,
+    max_pause: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--max-pause",
+            metavar="DURATION",
+            help="The longest one pause, as 90s, 30m or 2h (at most 23h; default: "
+            "apply.rollout.maxPause, else 1h). A pipeline whose pause reaches it gets nothing new, "
+            "is started once its requests in flight are answered, and is paused again later for the rest.",
+            show_default=False,
+        ),
+    ] = None,
     allow_dirty: Annotated[
         bool, flag("--allow-dirty", help="In CI, apply even if manifests have uncommitted changes.")
     ] = False,
@@ -192,6 +217,8 @@ def apply(
             allow_unreviewed=allow_unreviewed,
             start_timeout=start_timeout,
             snapshot=snapshot,
+            max_paused=max_paused,
+            max_pause=max_pause,
             window_override=reason.strip() if reason is not None else None,
         )
         reporter = render_apply.reporter_for(c)

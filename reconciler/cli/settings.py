@@ -262,6 +262,8 @@ def apply_settings(
     allow_dirty: bool,
     allow_unreviewed: bool = False,
     snapshot: str | None = None,
+    max_paused: int | None = None,
+    max_pause: str | None = None,
     window_override: str | None = None,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
@@ -275,12 +277,15 @@ def apply_settings(
     from reconciler.apply import ApplyOptions
     from reconciler.config import MAX_CELLS_LIMIT, MAX_INT32, MAX_START_TIMEOUT, check_bound
     from reconciler.operations import ApplySettings
+    from reconciler.plan.rollout import DEFAULT_MAX_PAUSE, DEFAULT_MAX_PAUSED
 
     check_bound("--concurrency", concurrency, 1, 64)
     check_bound("--start-timeout", start_timeout, 0, MAX_START_TIMEOUT)
     check_bound("--max-cells", max_cells, 0, MAX_CELLS_LIMIT)
     check_bound("--kafka-rate", kafka_rate, 1, MAX_INT32)
     check_bound("--lock-timeout", lock_timeout, 0, MAX_START_TIMEOUT)
+    check_bound("--max-paused", max_paused, 1, 64)
+    pause_seconds = _max_pause(max_pause)
     saved = saved_plan(paths)
     # Where the manifests are: a saved plan's own paths (the plan file itself is usually an
     # untracked build output, not a change to what is applied).
@@ -310,6 +315,8 @@ def apply_settings(
         start_timeout=pick(start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
         actor=actor,
         snapshot=evidence,
+        max_paused=pick(max_paused, cfg.max_paused if cfg else None, DEFAULT_MAX_PAUSED),
+        max_pause=pick(pause_seconds, cfg.max_pause if cfg else None, DEFAULT_MAX_PAUSE),
     )
     return ApplySettings(
         paths=tuple(paths),
@@ -373,3 +380,15 @@ def schemas() -> dict[str, str]:
     from reconciler.manifests.schema import SCHEMA_FILE, render_schema
 
     return {SCHEMA_FILE: render_schema(), CONFIG_SCHEMA_FILE: render_config_schema()}
+
+
+def _max_pause(text: str | None) -> float | None:
+    """--max-pause in seconds; a bad duration is a usage error naming the flag."""
+    if text is None:
+        return None
+    from reconciler.windows import pause_duration
+
+    try:
+        return pause_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"--max-pause: {exc}") from None

@@ -18,7 +18,6 @@ from reconciler.plan.values import Action, PipelineRef
 
 DEFAULT_MAX_PAUSED = 2
 DEFAULT_MAX_PAUSE = 3600.0  # 1h
-MAX_MAX_PAUSE = 23 * 3600.0  # EnOS keeps a job paused for at most 24 h
 # What one call is assumed to take before apply has measured any (and offline, to count
 # pauses): 200 ms, a slow gateway's figure (issue 25).
 ASSUMED_LATENCY = 0.2
@@ -114,17 +113,7 @@ def rollout(
 
 
 def parse_duration(text: str) -> float:
-    """`90s`, `30m`, `2h` (or a bare number of seconds) in seconds; ValueError says why."""
-    s = text.strip().lower()
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    scale = units.get(s[-1:])
-    number = s[:-1] if scale is not None else s
-    try:
-        value = float(number) * (scale or 1.0)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a duration: write it as 90s, 30m or 2h") from None
-    if not value > 0 or math.isinf(value):
-        raise ValueError(f"{text!r}: a pause must last some time (90s, 30m, 2h)")
-    if value > MAX_MAX_PAUSE:
-        raise ValueError(f"{text!r} is longer than 23h: EnOS keeps a job paused for at most 24 h")
-    return value
+    """`90s`, `30m`, `2h` (or `1h30m`) in seconds, at most 23h; ValueError says why."""
+    from reconciler.windows import pause_duration
+
+    return pause_duration(text)

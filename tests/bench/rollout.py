@@ -34,7 +34,7 @@ from typing import Any
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, Faults, RunningEmulator, World
-from reconciler.enos import Credentials, EnosClient
+from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, build_plan, diff
 
@@ -74,7 +74,7 @@ def run(status: str, latency_ms: float, concurrency: int, where: Path) -> tuple[
     ledger = where / f"ledger-{status}.jsonl"
     ledger.touch()
     with RunningEmulator(world) as em:
-        client = EnosClient(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))
+        client = EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)))
         try:
             plan = build_plan(diff(manifests(), L.read(ledger)), Options(max_assets=1))
             options = ApplyOptions(
