@@ -9,7 +9,6 @@ from typing import Any
 
 from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
-
 HEAD = "apiVersion: reconciler/v1\nkind: ReconcileConfig\nledger: {git: {enabled: false}}\n"
 
 
