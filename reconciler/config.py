@@ -93,6 +93,18 @@ def path_problem(value: str) -> str | None:
     return None
 
 
+SNAPSHOT_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def snapshot_name_problem(value: str) -> str | None:
+    """Why `value` cannot be the snapshot file, or None: apply appends JSON lines to it, so
+    it must be a JSON Lines file of its own, never a manifest, reconcile.yaml, an ID file or
+    any other file of the repository that apply would corrupt."""
+    if not value.casefold().endswith(SNAPSHOT_SUFFIXES):
+        return "must name a JSON Lines file of its own (.jsonl or .jsonl.gz), not a manifest or another file"
+    return None
+
+
 def ledger_files_problem(value: str, ledger: str) -> str | None:
     """Why the path `value` would write over the ledger's own files (the main file, its
     `.d/` folder, lock or lease), or None; both relative to reconcile.yaml's folder."""
@@ -649,7 +661,11 @@ def _parse(shown: str, raw: bytes) -> tuple[ConfigDoc | None, list[Diagnostic]]:
 def _not_the_ledger(shown: str, doc: yamlsource.Document, model: ConfigDoc) -> list[Diagnostic]:
     """apply.snapshot must never write over the ledger's own files."""
     snapshot = model.apply.snapshot
-    problem = None if snapshot is None else ledger_files_problem(snapshot, model.ledger.path)
+    problem = (
+        None
+        if snapshot is None
+        else ledger_files_problem(snapshot, model.ledger.path) or snapshot_name_problem(snapshot)
+    )
     if problem is None:
         return []
     line, col = yamlsource.position(doc, ("apply", "snapshot"))

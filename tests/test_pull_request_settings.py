@@ -203,6 +203,9 @@ apply:
         ("../outside.jsonl", "inside the repository"),
         ("/tmp/outside.jsonl", "inside the repository"),
         ("-evidence.jsonl", "beginning with '-'"),
+        ("manifests/a.yaml", "a JSON Lines file of its own"),
+        ("reconcile.yaml", "a JSON Lines file of its own"),
+        ("manifests/ids/assets.txt", "a JSON Lines file of its own"),
     ],
 )
 def test_apply_snapshot_is_refused_at_validation(tmp_path: Path, snapshot: str, why: str) -> None:
@@ -229,13 +232,13 @@ def test_apply_snapshot_through_a_symlink_is_refused_where_it_is_used(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (repo / "evidence").symlink_to(repo / ".git" if where == "git" else elsewhere)
-    _snapshot_repo(repo, "evidence/config")
+    _snapshot_repo(repo, "evidence/config.jsonl")
     before = (repo / ".git" / "config").read_bytes()
     em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
     res = run_cli(["apply", "--auto-approve", "--summary", "s.md"], repo, gateway_env(em))
     assert res.code == 1, res.all
     why = "inside a .git folder" if where == "git" else "outside the repository"
-    assert f"apply.snapshot in reconcile.yaml (evidence/config): it is {why}" in res.err
+    assert f"apply.snapshot in reconcile.yaml (evidence/config.jsonl): it is {why}" in res.err
     assert "nothing was sent" in res.err and "Traceback" not in res.all
     assert em.world.log == [] and em.world.status("p1") == "RUNNING"
     assert (repo / ".git" / "config").read_bytes() == before
@@ -413,3 +416,20 @@ def test_a_base_that_reads_as_an_option_is_refused(tmp_path: Path, home: Path) -
     res = run_cli(["plan", f"--base=--upload-pack=touch {marker};:"], work)
     assert res.code == 1 and "is not a commit" in res.err, res.all
     assert not marker.exists()
+
+
+def test_apply_snapshot_flag_naming_a_manifest_is_refused_and_the_manifest_kept(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    """Found by a new user's trial: apply appended JSON lines to a manifest it was told to
+    keep the evidence in, and the next `validate` failed. It is refused before any call."""
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", str(repo))
+    _snapshot_repo(repo, "evidence/state.jsonl")
+    before = (repo / "manifests/a.yaml").read_bytes()
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
+    res = run_cli(["apply", "--auto-approve", "--snapshot", "manifests/a.yaml"], repo, gateway_env(em))
+    assert res.code == 1, res.all
+    assert "--snapshot manifests/a.yaml: it" in res.err and "JSON Lines file of its own" in res.err
+    assert "nothing was sent" in res.err and "Traceback" not in res.all
+    assert em.world.log == [] and (repo / "manifests/a.yaml").read_bytes() == before

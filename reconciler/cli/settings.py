@@ -342,7 +342,7 @@ def snapshot_path(flag: str | None, cfg: RepoConfig | None, ledger: str) -> str 
     symlinks followed: never in a `.git` folder, never one of the ledger's files (the main
     file, its `.d/` folder, lock or lease), and apply.snapshot inside the repository (the
     folder of reconcile.yaml). Refused before anything is sent."""
-    from reconciler.config import ledger_files_problem
+    from reconciler.config import ledger_files_problem, snapshot_name_problem
 
     if flag:
         given, what = flag, f"--snapshot {flag}"
@@ -356,13 +356,19 @@ def snapshot_path(flag: str | None, cfg: RepoConfig | None, ledger: str) -> str 
         problem = "it is inside a .git folder"
     elif ledger_files_problem(target.as_posix(), Path(ledger).resolve().as_posix()):
         problem = f"it is one of the ledger's files ({ledger}, its .d/ folder, lock or lease)"
-    elif not flag and cfg is not None:
-        root = cfg.path.resolve().parent
-        if target != root and root not in target.parents:
-            problem = f"it is outside the repository ({root})"
+    elif not flag and cfg is not None and not _inside(target, cfg.path.resolve().parent):
+        problem = f"it is outside the repository ({cfg.path.resolve().parent})"
+    elif snapshot_name_problem(target.name):
+        problem = (
+            "it must name a JSON Lines file of its own (.jsonl or .jsonl.gz), not a manifest or another file"
+        )
     if problem:
         raise ConfigError(f"{what}: {problem}; nothing was sent. Keep the evidence in a file of its own")
     return given
+
+
+def _inside(target: Path, root: Path) -> bool:
+    return target == root or root in target.parents
 
 
 def saved_plan(paths: Sequence[str]) -> SavedPlan | None:
