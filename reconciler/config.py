@@ -14,6 +14,7 @@ import json
 import math
 import os
 import posixpath
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -52,6 +53,7 @@ MAX_INT32 = 2**31 - 1
 MAX_PATH = 4096
 # git remote helpers that run a command of the remote's choosing (`ext::sh -c ...`)
 _COMMAND_TRANSPORTS = ("ext", "fd")
+_URL_SECRET = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@")
 
 
 def check_bound(what: str, value: float | None, low: float, high: float) -> None:
@@ -74,6 +76,12 @@ def remote_problem(value: str) -> str | None:
     transport, sep, _ = value.partition("::")
     if sep and transport.lower() in _COMMAND_TRANSPORTS:
         return f"the {transport}:: transport runs a command; name a remote or an https/ssh URL"
+    if _URL_SECRET.match(value):
+        # reconcile.yaml is committed and shown in plans and pull-request comments
+        return (
+            "must not carry a password or token (scheme://user:secret@host): name the remote, "
+            "and give git its credentials from CI (a credential helper or the job's token)"
+        )
     return None
 
 

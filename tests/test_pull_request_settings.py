@@ -111,6 +111,30 @@ def test_remotes_that_run_commands_or_hide_text_are_refused_at_validation(
         load_config(tmp_path / "reconcile.yaml")
 
 
+@pytest.mark.parametrize(
+    "remote",
+    ["https://user:s3cr3t@git.example.com/x.git", "HTTPS://oauth2:glpat-s3cr3t@h/x", "ssh://u:s3cr3t@h/x"],
+)
+def test_a_remote_with_a_password_is_refused_without_showing_it(tmp_path: Path, remote: str) -> None:
+    """Found by a new user's trial: a base branch's `https://user:token@host` remote was
+    printed in the PR comment. reconcile.yaml is committed: a secret has no place in it."""
+    write(tmp_path / "reconcile.yaml", with_remote(remote))
+    with pytest.raises(
+        ConfigError, match=r"reconcile.yaml:5:\d+: ledger.git.remote: must not carry a password"
+    ) as err:
+        load_config(tmp_path / "reconcile.yaml")
+    assert "s3cr3t" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "remote", ["git@github.com:org/repo.git", "https://git.example.com/x.git", "upstream"]
+)
+def test_remotes_without_secrets_are_kept(tmp_path: Path, remote: str) -> None:
+    write(tmp_path / "reconcile.yaml", with_remote(remote))
+    cfg = load_config(tmp_path / "reconcile.yaml")
+    assert cfg is not None and cfg.git is not None and cfg.git.remote == remote
+
+
 def test_git_never_reads_a_remote_as_an_option(tmp_path: Path, home: Path) -> None:
     """Checked again where git is called, whatever reached it."""
     origin = make_origin(tmp_path)
