@@ -389,7 +389,7 @@ def test_live_review_matches_golden(review_repo: Path, monkeypatch: pytest.Monke
     from reconciler.manifests import load
     from reconciler.plan import PipelineRef, build_plan, diff, recleared
     from reconciler.render.markdown import plan_markdown
-    from reconciler.render.plan import LiveStatus, Review, plan_text, status_text
+    from reconciler.render.plan import LiveStatus, Review, plan_text, review_json, status_text
 
     monkeypatch.chdir(review_repo)  # relative paths: the plan hash covers the ledger's path
     loaded = load(["manifests"])
@@ -415,10 +415,16 @@ def test_live_review_matches_golden(review_repo: Path, monkeypatch: pytest.Monke
         if os.environ.get("UPDATE_GOLDEN"):
             (GOLDEN / name).write_text(out)
         assert out == (GOLDEN / name).read_text()
+    # Honest (issue 25): the request, plus the pause, the start and their status reads, at 2.5 s each
     assert (
-        "RUNNING ([yellow]apply pauses it[/yellow] for its 1 request, about 2s at the latency seen now"
+        "RUNNING ([yellow]apply pauses it[/yellow] for its 1 request, about 12s at the latency seen now"
         in text
     )
+    order = review_json(plan, review)["rollout"]
+    assert order == [
+        {"orgId": "o1", "pipelineId": "p1", "requests": 1, "pauses": 1, "estimatedPauseSeconds": 12.5},
+        {"orgId": "o1", "pipelineId": "p2", "requests": 2, "pauses": 0, "estimatedPauseSeconds": None},
+    ]  # fewer requests first; p2 is STOPPED: apply never pauses it
     assert "**STOPPED** (blocks apply)" in md and "**RUNNING** (the merge pauses it)" in md
 
 
@@ -481,3 +487,27 @@ def test_what_to_change_fits_the_sizes(sizes: list[int], limit: int, advice: str
     lines = policy_lines(Policy(limit, False, sum(sizes), by))
     assert advice in lines[-1]
     assert lines[1].startswith("What makes it large: m0")
+
+
+def test_the_comment_states_the_rollout_order(review_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25: the reviewer sees the order apply pauses pipelines in (fewer requests first)
+    and an estimate for each that counts the pause and the start, in markdown and JSON."""
+    from reconciler.ledger import read
+    from reconciler.manifests import load
+    from reconciler.plan import PipelineRef, build_plan, diff
+    from reconciler.render.markdown import plan_markdown
+    from reconciler.render.plan import LiveStatus, Review, review_json
+
+    monkeypatch.chdir(review_repo)
+    loaded = load(["manifests"])
+    plan = build_plan(diff(loaded.manifests, read("applied-ledger.jsonl")))
+    statuses = {PipelineRef("o1", p): LiveStatus("RUNNING", "") for p in ("p1", "p2")}
+    review = Review(policy=plan.policy(None, True), statuses=statuses, latency=0.5, concurrency=4)
+    md = plan_markdown(plan, manifests=loaded, review=review)
+    assert "- **In this order**, each paused just before its own first request" in md
+    assert "`p1`, then `p2` (fewer requests first)." in md
+    order = review_json(plan, review)["rollout"]
+    assert [(r["pipelineId"], r["pauses"], r["estimatedPauseSeconds"]) for r in order] == [
+        ("p1", 1, 2.5),  # 1 request + pause, start and their status reads: 5 calls at 0.5 s
+        ("p2", 1, 2.5),
+    ]

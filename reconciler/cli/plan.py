@@ -291,6 +291,7 @@ def _review(
     credentials are sent."""
     from reconciler.config import pick
     from reconciler.plan import recleared
+    from reconciler.plan.rollout import DEFAULT_MAX_PAUSE
     from reconciler.render.review import Review
 
     limit = max_cells if max_cells is not None else (cfg.max_cells if cfg else None)
@@ -313,6 +314,7 @@ def _review(
     return Review(
         policy=policy,
         concurrency=pick(None, cfg.concurrency if cfg else None, 4),
+        max_pause=pick(None, cfg.max_pause if cfg else None, DEFAULT_MAX_PAUSE),
         sources={m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources},
         recleared=recleared(p, planned.ledger, planned.loaded.manifests),
         history_note=note,

@@ -37,6 +37,7 @@ from reconciler.render.review import (
     policy_verdict,
     recleared_lines,
     refresh_warning,
+    rollout_view,
 )
 from reconciler.render.text import clip
 from reconciler.words import plural
@@ -233,6 +234,14 @@ def _warnings(ctx: _Context) -> list[str]:
             out.append(
                 f"- **The merge pauses production:** {_pipeline(ctx, v.ref)} is RUNNING; apply pauses it "
                 f"{pause_words(v)}."
+            )
+        if sum(v.will_pause for v in views) > 1:
+            order = [r for r in rollout_view(plan, review) if r.pauses]
+            out.append(
+                "- **In this order**, each paused just before its own first request and started again "
+                "as soon as its own requests are answered: "
+                + ", then ".join(_pipeline(ctx, r.ref) for r in order)
+                + " (fewer requests first)."
             )
         blocked = [v for v in views if v.blocks]
         if blocked:

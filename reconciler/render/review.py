@@ -9,13 +9,13 @@ warnings. `review_json` gives the plan JSON's fields for them (DESIGN "Plan": `p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.apply import MISSING, writable
 from reconciler.manifests import IdSource
 from reconciler.plan import Plan
+from reconciler.plan.rollout import DEFAULT_MAX_PAUSE, Costs, PipelineRollout, rollout, stages
 from reconciler.plan.values import PipelineRef, Policy, Recleared
 from reconciler.words import plural
 
@@ -40,6 +40,7 @@ class Review:
     refresh_error: str | None = None  # --refresh was asked for and failed: why
     latency: float | None = None  # seconds one read-only call took while refreshing
     concurrency: int = 4
+    max_pause: float = DEFAULT_MAX_PAUSE  # apply.rollout.maxPause, in seconds
     sources: Mapping[str, tuple[IdSource, ...]] = field(default_factory=dict)
     recleared: tuple[Recleared, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -93,13 +94,34 @@ def pipeline_views(plan: Plan, review: Review) -> list[PipelineView]:
         busy = ref in sends and not writable(live.status)
         will_pause = busy and pause and live.status == "RUNNING"
         n = sends.get(ref, 0)
-        seconds = math.ceil(n / review.concurrency) * review.latency if review.latency is not None else None
+        seconds = _costs(review).seconds(n, stages(a for a in plan.actions if a.pipeline == ref))
         views.append(
             PipelineView(
                 ref, live.name, live.status, will_pause, busy and not will_pause, n, seconds, ref in pending
             )
         )
     return views
+
+
+def _costs(review: Review) -> Costs:
+    """What one pause costs at the latency `--refresh` measured (None offline): its requests
+    `concurrency` at a time, plus the pause and the start and their status reads."""
+    return Costs(review.latency, review.concurrency, canary=False)
+
+
+def rollout_view(plan: Plan, review: Review) -> list[PipelineRollout]:
+    """DESIGN "Gentle on production": every pipeline with requests in the order apply takes
+    it (fewer requests first), how many pauses and the estimate of its longest pause. The
+    pipelines apply pauses are the RUNNING ones `--refresh` saw; offline, every pipeline
+    with requests when the policy pauses pipelines (estimates null)."""
+    sending = [a for a in plan.actions if not a.in_doubt]
+    if review.statuses is not None:
+        pausing = [v.ref for v in pipeline_views(plan, review) if v.will_pause]
+    elif review.policy is not None and review.policy.pause_pipelines:
+        pausing = [a.pipeline for a in sending]
+    else:
+        pausing = []
+    return rollout(sending, pausing, _costs(review), review.max_pause)
 
 
 def review_json(plan: Plan, review: Review) -> dict[str, object]:
@@ -109,6 +131,8 @@ def review_json(plan: Plan, review: Review) -> dict[str, object]:
         out["policy"] = review.policy.to_json()
     if review.statuses is not None:
         out["pipelines"] = [v.to_json() for v in pipeline_views(plan, review) if v.pending]
+    if plan.actions:
+        out["rollout"] = [r.to_json() for r in rollout_view(plan, review)]
     names = {k.key.manifest for k in plan.keys}
     sources = {n: [s.to_json() for s in srcs] for n, srcs in review.sources.items() if n in names and srcs}
     if sources:
