@@ -48,7 +48,10 @@ def test_summary_of_an_apply_that_paused_a_pipeline(repo: Path, make_emulator: A
     assert md.startswith(
         "## reconcile apply\n\n**Applied.** 4 cells cleared, 0 in doubt, 0 failed, 0 not sent."
     )
-    assert "- `p1` (Wind averages): paused for " in md and ", started again" in md
+    assert "- `p1` (Wind averages): paused " in md and ", started again" in md
+    # issue 25: each pipeline's pauses, the longest, and whether it ran past twice its estimate
+    assert p["pauses"] == 1 and p["longestPauseSeconds"] == p["pausedSeconds"]
+    assert p["overranEstimate"] is False and p["pauseWords"].startswith("paused ")
     assert f"{len(records)} records appended (seq 1 to {len(records)})" in md
     assert "- Run: https://github.com/acme/pv/actions/runs/77" in md
     # apply's own lines name the pipeline, and the summary how long it was paused

@@ -135,6 +135,23 @@ class ApplyResult:
     def longest(self, ref: PipelineRef) -> Span | None:
         return max((s for s in self.spans if s.ref == ref), key=lambda s: s.seconds, default=None)
 
+    def pause_words(self, ref: PipelineRef) -> str | None:
+        """How long `ref` stayed paused: in all, in how many pauses, the longest, and whether
+        one ran past twice its estimate (DESIGN "Gentle on production"); None if never ours."""
+        spans = [s for s in self.spans if s.ref == ref]
+        if not spans:
+            return None
+        total = sum(s.seconds for s in spans)
+        words = f"paused {_short(total)}"
+        longest = max(spans, key=lambda s: s.seconds)
+        if len(spans) > 1:
+            words += f" in {len(spans)} pauses, longest {_short(longest.seconds)}"
+        over = [s for s in spans if s.overran]
+        if over:
+            worst = max(over, key=lambda s: s.seconds / max(s.estimate or 1.0, 1e-9))
+            words += f" (over twice its estimate of {_short(worst.estimate or 0.0)})"
+        return words
+
     outside_window: Deferred | None = None  # apply.windows was closed: nothing paused or sent (windows.py)
 
     def label(self, ref: PipelineRef) -> str:
@@ -245,3 +262,13 @@ class Refusal:
     @property
     def where(self) -> str:
         return "/".join(self.key)
+
+
+def _short(seconds: float) -> str:
+    """12s, 3m05s, 1h02m: durations in a summary line that must stay short."""
+    n = round(seconds)
+    if n < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{n}s"
+    if n < 3600:
+        return f"{n // 60}m{n % 60:02d}s"
+    return f"{n // 3600}h{n % 3600 // 60:02d}m"

@@ -206,10 +206,8 @@ def _pipes(refs: Sequence[PipelineRef], result: ApplyResult, *, held: bool = Fal
     """Pipelines by ID and name; with `held`, how long each stayed paused."""
 
     def one(r: PipelineRef) -> str:
-        seconds = result.paused_seconds.get(r) if held else None
-        return f"{r.org_id}/{result.label(r)}" + (
-            f", paused {duration(seconds)}" if seconds is not None else ""
-        )
+        words = result.pause_words(r) if held else None
+        return f"{r.org_id}/{result.label(r)}" + (f", {words}" if words is not None else "")
 
     return escape(", ".join(map(one, refs)))
 

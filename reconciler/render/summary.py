@@ -123,6 +123,7 @@ def _pipeline_json(r: ApplyResult, ref: PipelineRef) -> dict[str, Any]:
     failed = dict(r.resume_failed)
     stopped = dict(r.stopped_pipelines)
     seconds = r.paused_seconds.get(ref)
+    longest = r.longest(ref)
     return {
         "orgId": ref.org_id,
         "pipelineId": ref.pipeline_id,
@@ -130,6 +131,13 @@ def _pipeline_json(r: ApplyResult, ref: PipelineRef) -> dict[str, Any]:
         "pausedByThisRun": ref in r.paused,
         "startedAgain": ref in r.resumed,
         "pausedSeconds": round(seconds, 3) if seconds is not None else None,
+        "pauses": sum(1 for s in r.spans if s.ref == ref),
+        "longestPauseSeconds": round(longest.seconds, 3) if longest is not None else None,
+        "longestPauseEstimate": (
+            round(longest.estimate, 3) if longest is not None and longest.estimate is not None else None
+        ),
+        "overranEstimate": any(s.overran for s in r.spans if s.ref == ref),
+        "pauseWords": r.pause_words(ref),
         "notStartedAgain": failed.get(ref),
         "stoppedMidRun": stopped.get(ref),
     }
@@ -217,7 +225,7 @@ def _pipeline_words(p: Mapping[str, Any]) -> str:
     parts = []
     if p["pausedByThisRun"]:
         held = f" for {duration(p['pausedSeconds'])}" if p["pausedSeconds"] is not None else ""
-        parts.append(f"paused{held}")
+        parts.append(p.get("pauseWords") or f"paused{held}")
     if p["startedAgain"]:
         parts.append("started again")
     if p["notStartedAgain"]:
