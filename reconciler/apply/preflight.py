@@ -108,7 +108,8 @@ def decide_in_doubt(
     if result.skipped_in_doubt:
         n = len(result.skipped_in_doubt)
         reporter.note(
-            f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent. "
+            f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent, "
+            "or is not PAUSED now (or its status could not be read). "
             "Check the state, then `reconcile ledger resolve` (done) or `apply --resend-in-doubt`."
         )
     return out
