@@ -192,7 +192,11 @@ def test_cli_waits_out_61121_and_reports_every_pipeline_running(repo: Path, make
     assert "another start is in progress in org o1 (61121)" in res.err
     for p in ("p1", "p2", "p3"):
         assert f"started {p} again: it reports RUNNING" in res.err
-    assert "reporting RUNNING; lag p1 42 records, p2 42 records, p3 42 records" in res.out
+    # the summary table's notes wrap inside their cell (120 columns): read the cell's text
+    notes = " ".join(
+        " ".join(line.split("│")[-2].split()) for line in res.out.splitlines() if line.startswith("│")
+    )
+    assert "reporting RUNNING; lag p1 42 records, p2 42 records, p3 42 records" in notes
     assert res.out.count("lag p1") == 1  # once, in the summary
 
 

@@ -80,7 +80,8 @@ def test_a_snapshot_to_dev_zero_is_refused_before_any_call(repo: Path, make_emul
     em = make_emulator(world_for([pipeline("p1", status="PAUSED")]))
     write(repo / "manifests/m.yaml", manifest_yaml("m"))
     res = run_cli(["apply", "--auto-approve", "--snapshot", "/dev/zero"], repo, gateway_env(em))
-    refused(res, "--snapshot /dev/zero: not a regular file; evidence written there would be lost")
+    # refused by its name before its kind: apply appends JSON lines, so only a .jsonl file of its own
+    refused(res, "--snapshot /dev/zero: it must name a JSON Lines file of its own (.jsonl or .jsonl.gz)")
     assert em.world.delete_log == []
 
 

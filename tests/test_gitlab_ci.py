@@ -260,7 +260,7 @@ def test_apply_job_tells_the_merged_merge_request_what_it_did(
     ]  # the merged one only
     body = api.notes[0]["body"]
     assert body.startswith("<!-- reconcile-apply -->\n## reconcile apply\n\n**Applied.** 2 cells cleared")
-    assert f"`{PIPELINE}`" in body and "paused for " in body and "started again" in body
+    assert f"`{PIPELINE}`: paused " in body and "started again" in body
     [found] = project.glob(".gitlab-ci-local/**/apply-summary.json")
     summary = json.loads(found.read_text())
     assert summary["outcome"] == "applied" and summary["cells"]["cleared"] == 2
