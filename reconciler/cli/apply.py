@@ -243,13 +243,15 @@ def apply(
         return
     if result.outside_window is not None:
         if result.resumed or result.resume_failed:
-            c.out.print(render_apply.summary_table(result))
+            c.out.print(
+                render_apply.summary_table(result), width=min(render_apply.SUMMARY_WIDTH, c.out.width)
+            )
         render_apply.raise_for(result)  # a left-paused pipeline that would not start
         c.out.print(
             f"Deferred: {result.outside_window.reason}; {_until(result.outside_window.until)}.", markup=False
         )
         return
-    c.out.print(render_apply.summary_table(result))
+    c.out.print(render_apply.summary_table(result), width=min(render_apply.SUMMARY_WIDTH, c.out.width))
     evidence = settings.apply_options.snapshot
     if evidence is not None:  # said before any failure exit: the evidence matters most then
         c.out.print(
