@@ -16,8 +16,9 @@ from reconciler.apply.values import ApplyOptions, NullReporter, Resume
 from reconciler.emulator.world import FakeClock
 from reconciler.errors import EnosError, OrgBusyError
 from reconciler.plan import Action
-from reconciler.plan.rollout import Costs, chunks, parse_duration, rollout
+from reconciler.plan.rollout import Costs, chunks, rollout
 from reconciler.plan.values import PipelineRef
+from reconciler.windows import pause_duration as parse_duration
 
 P1, P2 = PipelineRef("o", "p1"), PipelineRef("o", "p2")
 

@@ -110,10 +110,3 @@ def rollout(
         longest = max((costs.seconds(len(p), stages(p)) for p in parts), key=lambda s: s or 0.0)
         out.append(PipelineRollout(ref, len(acts), len(parts), longest))
     return out
-
-
-def parse_duration(text: str) -> float:
-    """`90s`, `30m`, `2h` (or `1h30m`) in seconds, at most 23h; ValueError says why."""
-    from reconciler.windows import pause_duration
-
-    return pause_duration(text)
