@@ -49,15 +49,9 @@ ledger_app = typer.Typer(
 app.add_typer(ledger_app, name="ledger")
 
 
-def _no_python_types_in_help() -> None:
-    """typer (0.2x) prints an argument's Python type after its metavar, `PATH <list[str]>`;
-    the metavar (PATH, DIR, FILE) already says what it takes, so the type is dropped."""
-    cls = getattr(getattr(typer, "core", None), "TyperArgument", None)
-    if cls is not None and hasattr(cls, "display_type_rich"):
-        cls.display_type_rich = lambda self, ctx: None
-
-
-_no_python_types_in_help()
+# typer (pinned to 0.29 in pyproject) prints an argument's Python type after its metavar,
+# `PATH <list[str]>`; the metavar (PATH, DIR, FILE) already says what it takes.
+typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
 
 
 def flag(*names: str, help: str) -> Any:
@@ -143,21 +137,6 @@ def paths_or_default(paths: list[str] | None) -> list[str]:
     return list(paths) if paths else list(DEFAULT_PATHS)
 
 
-def _usage_errors() -> tuple[type[Exception], ...]:
-    """Click's usage errors: typer either vendors click (TyperException) or uses it."""
-    found: list[type[Exception]] = []
-    vendored = getattr(typer, "TyperException", None)
-    if isinstance(vendored, type) and issubclass(vendored, Exception):
-        found.append(vendored)
-    try:
-        from click.exceptions import ClickException
-
-        found.append(ClickException)
-    except ImportError:
-        pass
-    return tuple(found)
-
-
 def _terminate(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (a cancelled CI job) is handled like Ctrl-C: in-flight requests finish and
     are recorded, queued ones are not sent, paused pipelines are started again."""
@@ -217,7 +196,7 @@ def run(args: list[str], *, debug: bool = False) -> int:
     except typer.Abort:
         streams.err.print("interrupted", style="red")
         return 130
-    except _usage_errors() as exc:  # bad flags or arguments: click's own message, exit 1
+    except typer.TyperException as exc:  # bad flags or arguments: click's own message, exit 1
         show = getattr(exc, "show", None)
         if callable(show):
             show()
