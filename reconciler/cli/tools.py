@@ -64,7 +64,7 @@ def emulator(
         )
         world = World.from_file(state, faults) if state else World(faults=faults)
     except (ValueError, KeyError, OSError) as exc:
-        raise ReconcilerError(f"cannot start the emulator: {exc}") from None
+        raise ReconcilerError(f"cannot start the emulator: {exc}") from exc
     world.journal = journal
 
     def banner() -> None:
