@@ -3,12 +3,15 @@ no emulator, milliseconds each (review R4: they were reachable only through whol
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from reconciler.apply.gateways import Gateways
 from reconciler.apply.pool import StoppablePool
 from reconciler.apply.rollout import schedule
 from reconciler.apply.starts import Started, Starter
@@ -92,6 +95,21 @@ def test_a_failed_outcome_stops_the_pool_and_is_raised() -> None:
     p.close()
 
 
+def test_every_request_that_ends_wakes_the_run_once_begun_or_not() -> None:
+    """The rollout waits for `done`, not a tick: each request answered, and each one a stop
+    kept from beginning, tells it once."""
+    halt, ended = threading.Event(), threading.Semaphore(0)
+    p: StoppablePool[str] = StoppablePool(1, NullReporter(), halt, done=ended.release)
+    gate = threading.Event()
+    p.submit([action(0)], lambda a: (gate.wait(5), "slow")[1], lambda a: None, lambda x: None)
+    assert not ended.acquire(timeout=0.05)  # in flight: nothing ended yet
+    p.submit([action(1), action(2)], lambda a: "x", lambda a: None, lambda x: None)
+    halt.set()  # the queued two begin after the stop: they send nothing, and still wake it
+    gate.set()
+    assert all(ended.acquire(timeout=5) for _ in range(3))
+    p.close()
+
+
 def test_hold_waits_for_requests_in_flight_and_begins_none() -> None:
     p, _ = pool(concurrency=2)
     gate = threading.Event()
@@ -133,19 +151,22 @@ class FakeGateways:
         self.answers = answers
         self.lands = False  # a start that fails still lands (its answer was lost)
         self.calls: list[tuple[str, str]] = []
+        self.reads: list[str] = []
         self.status_now: dict[str, str] = {"p1": status, "p2": status}
 
     def client(self, org: str) -> FakeClient:
         return FakeClient(self)
 
     def status(self, ref: PipelineRef) -> str:
+        self.reads.append(ref.pipeline_id)
         return self.status_now[ref.pipeline_id]
 
     def status_or_unknown(self, ref: PipelineRef) -> str:
         return self.status(ref)
 
     def wait_status(self, ref: PipelineRef, wanted: str, **kw: Any) -> tuple[bool, str]:
-        return self.status(ref) == wanted, self.status(ref)
+        now = self.status_now[ref.pipeline_id]  # polls are not `reads`: those are single looks
+        return now == wanted, now
 
 
 class FakeJournal:
@@ -167,6 +188,7 @@ def starter(
     *,
     may_start: Callable[[], str | None] = lambda: None,
     timeout: float = 60,
+    seen_paused: set[PipelineRef] | None = None,
 ) -> tuple[Starter, FakeGateways, FakeJournal, FakeClock]:
     clock, gw, journal = FakeClock(), FakeGateways(answers), FakeJournal()
     options = ApplyOptions(start_timeout=timeout, start_backoff=1.0)
@@ -178,6 +200,7 @@ def starter(
         clock=clock,
         sleep=clock.advance,
         never_paused=set(),
+        seen_paused=seen_paused,
         may_start=may_start,
     )
     return s, gw, journal, clock
@@ -225,6 +248,48 @@ def test_a_lost_start_answer_is_read_back() -> None:
     s.add(Resume(P1, 1, 1000))
     (report,) = s.run()
     assert report.outcome is Started.RUNNING and gw.calls == [("start", "p1")]
+
+
+def test_a_pipeline_this_run_saw_paused_is_started_without_reading_its_status_first() -> None:
+    seen = {P1}
+    s, gw, _, _ = starter([], seen_paused=seen)
+    s.add(Resume(P1, 1, 1000))
+    s.add(Resume(P2, 1, 1000))  # left paused by an earlier run: its pause may still be settling
+    assert [r.outcome for r in s.run()] == [Started.RUNNING, Started.RUNNING]
+    assert gw.reads == ["p2"]  # one look before its start; RUNNING is then confirmed by polling
+    assert seen == set()  # started: a later pause of p1 must be confirmed again
+
+
+class StatusClient:
+    """List Pipelines, answering PAUSED from `at` on (clock), each read's time kept."""
+
+    def __init__(self, clock: FakeClock, at: float) -> None:
+        self.clock, self.at = clock, at
+        self.reads: list[float] = []
+
+    def pipeline_statuses(self, refs: object) -> dict[tuple[str, str], SimpleNamespace]:
+        self.reads.append(self.clock())
+        return {("o", "p1"): SimpleNamespace(status="PAUSED" if self.clock() >= self.at else "RUNNING")}
+
+
+def test_status_polls_start_short_and_back_off_to_the_poll_interval() -> None:
+    clock = FakeClock(0.0)
+    client = StatusClient(clock, at=10.0)
+    gw = Gateways.single(client)  # type: ignore[arg-type]
+    reached, status = gw.wait_status(P1, "PAUSED", timeout=600, poll=2.0, clock=clock, sleep=clock.advance)
+    assert reached and status == "PAUSED"
+    gaps = [b - a for a, b in itertools.pairwise(client.reads)]
+    assert gaps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0, 2.0])
+    assert client.reads[-1] - 10.0 < 2.0  # seen within one poll interval of landing
+
+
+def test_status_polls_stop_at_the_timeout() -> None:
+    clock = FakeClock(0.0)
+    client = StatusClient(clock, at=1e9)
+    reached, status = Gateways.single(client).wait_status(  # type: ignore[arg-type]
+        P1, "PAUSED", timeout=5, poll=2.0, clock=clock, sleep=clock.advance
+    )
+    assert not reached and status == "RUNNING" and client.reads[-1] == pytest.approx(5.0)
 
 
 # --- the schedule ----------------------------------------------------------------------

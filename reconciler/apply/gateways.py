@@ -80,17 +80,25 @@ class Gateways:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ) -> tuple[bool, str]:
-        """Poll List Pipelines until `wanted`, for up to `timeout`: (reached, last status)."""
+        """Poll List Pipelines until `wanted`, for up to `timeout`: (reached, last status).
+
+        Whether a pause or start is synchronous is not documented (REFERENCE 2.3): the
+        first poll comes after FIRST_POLL, each next one twice as late, up to `poll`, so
+        a change that lands at once is seen at once and a slow one is not polled hard."""
         deadline = clock() + timeout
+        wait = min(FIRST_POLL, poll)
         while True:
             status = self.status(ref)
             if status == wanted:
                 return True, status
-            if clock() >= deadline:
+            now = clock()
+            if now >= deadline:
                 return False, status
-            sleep(poll)
+            sleep(min(wait, deadline - now))
+            wait = min(poll, wait * 2)
 
 
+FIRST_POLL = 0.1  # seconds before the second status read of a pause or start (then doubled)
 MISSING = "MISSING"  # a pipeline List Pipelines does not return: never written to
 
 

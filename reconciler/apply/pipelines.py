@@ -50,6 +50,7 @@ class Pipelines:
         self.now = now
         self.never_paused: set[PipelineRef] = set()  # waited pause_timeout in vain
         self.called: set[PipelineRef] = set()  # its last pause call went out: ours to start
+        self.seen_paused: set[PipelineRef] = set()  # PAUSED read back after our pause call
         self._lock = threading.Lock()
         self._stopped: dict[PipelineRef, str] = {}  # no longer PAUSED mid-run, and why
 
@@ -60,6 +61,7 @@ class Pipelines:
         began (clock). From the call on, the pipeline is started again whatever happens."""
         ref = r.ref
         self.called.discard(ref)
+        self.seen_paused.discard(ref)
         self.reporter.note(f"pausing {self.result.label(ref)}")
         client = self.gateways.client(ref.org_id)
         try:
@@ -79,6 +81,7 @@ class Pipelines:
         if ref not in self.result.paused:
             self.result.paused.append(ref)
         self.wait_status(ref, "PAUSED")
+        self.seen_paused.add(ref)
         return began
 
     def wait_status(self, ref: PipelineRef, wanted: str) -> bool:

@@ -12,7 +12,8 @@ what is queued is cancelled (each cancellation says what that request comes to),
 what is in flight is waited for, through further Ctrl-Cs, so that it is journalled and
 no pipeline is started while a request to it is in flight. Workers return what their
 request came to; `collect()` hands those outcomes over in the calling thread, once each,
-so the run's result is only ever touched by one thread.
+so the run's result is only ever touched by one thread; `done` is called after each
+request ends (answered, failed or not begun), so that thread waits for events, not a tick.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ class StoppablePool(Generic[T]):
         reporter: Reporter,
         halt: threading.Event,
         stopped: Callable[[], bool] | None = None,
+        done: Callable[[], None] = lambda: None,
     ) -> None:
         self.concurrency = max(1, concurrency)
+        self._done = done  # told after each request ends: the run wakes on it, not on a tick
         self.reporter = reporter
         self.halt = halt
         self._stopped = stopped or halt.is_set
@@ -139,12 +142,6 @@ class StoppablePool(Generic[T]):
         self.collect()
         if self.error is not None:
             raise self.error
-
-    def wait_any(self, timeout: float) -> None:
-        """Until a request finishes, or `timeout` seconds."""
-        running = [f for f in self._futures if not f.done()]
-        if running:
-            wait(running, timeout=timeout, return_when="FIRST_COMPLETED")
 
     def busy(self) -> bool:
         return any(not f.done() for f in self._futures)
@@ -228,6 +225,7 @@ class StoppablePool(Generic[T]):
                 with self._lock:
                     self._running_jobs -= 1
                     self._lock.notify_all()
+                self._done()
 
     def close(self) -> None:
         """The workers end once the queue is empty (cancelled or done)."""

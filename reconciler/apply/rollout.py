@@ -11,6 +11,13 @@ then started again at once. A pause that reaches `maxPause` is sent nothing new,
 once its requests in flight are answered, and its other requests wait for a later pause.
 `finish()` ends every run however it stopped: requests in flight are waited for, and
 every pipeline this run (or an earlier one) paused is started again.
+
+The run's thread never waits on the network for long: requests and each stage's canary run
+in the pool's workers, starts (their status polls included) in a thread of their own, and
+the loop sleeps until one of them says it is done (no tick), so a pipeline is started the
+moment its own requests are settled and the next one paused the moment a slot frees.
+A canary is alone on its stage, not in the run: requests to other stages go on while it
+reads, sends and reads again, since they cannot touch its stage's cells.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from enum import Enum
 
 from typing_extensions import assert_never
 
-from reconciler.apply.canary import run_canary
+from reconciler.apply.canary import Verdict, run_canary
 from reconciler.apply.gateways import Gateways
 from reconciler.apply.journal import Journal
 from reconciler.apply.pipelines import Pipelines
@@ -38,7 +45,9 @@ from reconciler.plan.rollout import Costs, by_pipeline, chunks, stages
 from reconciler.plan.values import PipelineRef
 from reconciler.words import plural
 
-TICK = 0.2  # seconds the run waits for a request at most before it looks at the clock again
+# The run's thread sleeps until something happens (a request ends, a start is settled):
+# this is only a safety net, never what moves a pause along.
+SAFETY_WAKE = 5.0
 
 
 def schedule(
@@ -119,8 +128,9 @@ class Rollout:
             gateways, journal, reporter, options, self.result, sleep=sleep, clock=clock, now=now
         )
         self.requests = Requests(gateways, journal, self.pipelines, reporter, options, self.stopped)
+        self.wake = threading.Event()  # something happened that the run's thread must see
         self.pool: StoppablePool[Outcomes] = StoppablePool(
-            options.concurrency, reporter, self.halt, stopped=self.lease.is_set
+            options.concurrency, reporter, self.halt, stopped=self.lease.is_set, done=self.wake.set
         )
         self.starter = Starter(
             gateways,
@@ -130,9 +140,16 @@ class Rollout:
             clock=clock,
             sleep=sleep,
             never_paused=self.pipelines.never_paused,
+            seen_paused=self.pipelines.seen_paused,
             may_start=self._may_start,
             label=self.result.label,
         )
+        # Starts run in a thread of their own (one `step` at a time), so that a start's
+        # status polls never hold up another pipeline's pause, requests or start.
+        self._starting: threading.Thread | None = None
+        self._start_reports: list[StartReport] = []
+        self._start_error: BaseException | None = None
+        self._verdicts: dict[Action, Verdict] = {}  # a canary's verdict, from its worker
         self.waiting: deque[Pause] = deque()
         self.active: list[_Active] = []
         self.checked: set[tuple[str, str, str]] = set()  # stages whose canary agreed
@@ -163,12 +180,12 @@ class Rollout:
             sum(len(p.actions) for p in pauses), sum(a.cells for p in pauses for a in p.actions)
         )
         while self.waiting or self.active or self.start_pending:
+            self.wake.clear()  # what happens from here on wakes the wait below
             self._collect()
             if self.stopped():
                 break
             self._begin_what_fits()
-            for report in self.starter.step():
-                self._started(report)
+            self._step_starts()
             self._cut_long_pauses()
             for a in list(self.active):
                 self._advance(a)
@@ -185,13 +202,49 @@ class Rollout:
             raise self.pool.error
 
     def _idle(self) -> None:
-        if self.pool.busy():
-            self.pool.wait_any(TICK)
+        """Until something happens: a request ends, a start is settled, a start is due."""
+        if self.wake.is_set():
             return
         due = self.starter.next_due()
         now = self.clock()
-        if due is not None and due > now and not self._can_begin():
-            self.sleep(due - now)
+        later = due - now if due is not None and due > now else None
+        if self.pool.busy() or self._starting is not None:
+            self.wake.wait(min(later, SAFETY_WAKE) if later is not None else SAFETY_WAKE)
+        elif later is not None and not self._can_begin():
+            self.sleep(later)
+
+    # --- starts, off the run's thread ---
+
+    def _step_starts(self) -> None:
+        """Fold what the start thread settled; launch it again when a start is due."""
+        t = self._starting
+        if t is not None:
+            if t.is_alive():
+                return
+            self._join_starts()
+        due = self.starter.next_due()
+        if due is not None and due <= self.clock():
+            self._starting = threading.Thread(target=self._start_step, name="apply-start", daemon=True)
+            self._starting.start()
+
+    def _start_step(self) -> None:
+        try:
+            self._start_reports = self.starter.step()
+        except BaseException as exc:  # a bug: raised in the run's thread
+            self._start_error = exc
+        finally:
+            self.wake.set()
+
+    def _join_starts(self) -> None:
+        t, self._starting = self._starting, None
+        if t is not None:
+            t.join()
+        reports, self._start_reports = self._start_reports, []
+        for report in reports:
+            self._started(report)
+        error, self._start_error = self._start_error, None
+        if error is not None:
+            raise error
 
     def _can_begin(self) -> bool:
         return bool(self.waiting) and self._fits(self.waiting[0]) and not self.result.deferred
@@ -323,9 +376,15 @@ class Rollout:
 
     def _send(self, a: _Active) -> None:
         actions = list(a.pause.actions)
-        if self.options.canary:
-            actions = self._canaries(a, actions)
-        self._submit(a, actions, lambda action: self._send_one(a, action))
+        if not self.options.canary:
+            self._submit(a, actions, lambda action: self._send_one(a, action))
+            return
+        for stage in dict.fromkeys((x.org_id, x.pipeline_id, x.stage) for x in actions):
+            same = [x for x in actions if (x.org_id, x.pipeline_id, x.stage) == stage]
+            if stage in self.checked:
+                self._submit(a, same, lambda action: self._send_one(a, action))
+            else:
+                self._canary(a, stage, same)
 
     def _send_one(self, a: _Active, action: Action) -> Outcomes:
         """In a worker: a pause that reached maxPause is sent nothing new (invariant 15)."""
@@ -354,37 +413,62 @@ class Rollout:
             failed=first_error,
         )
 
-    def _canaries(self, a: _Active, actions: list[Action]) -> list[Action]:
-        """The first request of each stage not yet checked, alone: read, send, read again.
-        What is left to queue; a canary that shows a lying gateway stops the run."""
-        rest = list(actions)
-        for stage in dict.fromkeys((x.org_id, x.pipeline_id, x.stage) for x in actions):
-            while stage not in self.checked and not self.stopped():
-                same = [x for x in rest if (x.org_id, x.pipeline_id, x.stage) == stage]
-                if not same:
-                    break
-                rest.remove(same[0])
-                self.handed.add(same[0])
-                a.sent_any = True
-                self.pool.hold()
-                try:
-                    verdict = run_canary(self.requests, same[0], same[1] if len(same) > 1 else None)
-                finally:
-                    self.pool.release()
-                self._fold(a, verdict.outcomes)
-                if verdict.checked:
-                    self.checked.add(stage)
-                if verdict.stop is not None:
-                    self.result.canary = verdict.stop
-                    self.reporter.note(
-                        f"CANARY: {verdict.stop}. Nothing more is sent in this run, to any stage; "
-                        "paused pipelines are started again"
-                    )
-                    self.halt.set()
-                if any(d.error is not None for d in verdict.outcomes):
-                    self.halt.set()
-                    self.pool.error = self.pool.error or first_error(verdict.outcomes)
-        return rest
+    def _canary(self, a: _Active, stage: tuple[str, str, str], same: list[Action]) -> None:
+        """A stage's first request, alone on its stage: read, send, read again, in a worker
+        (requests to other stages go on meanwhile: they cannot touch this stage's cells).
+        The stage's other requests are queued once it agreed (`_canaried`)."""
+        first, rest = same[0], same[1:]
+        following = rest[0] if rest else None
+
+        def work(action: Action) -> Outcomes:
+            a.sent_any = True
+            verdict = run_canary(self.requests, action, following)
+            self._verdicts[action] = verdict
+            return verdict.outcomes
+
+        a.left += 1
+        self.handed.add(first)
+        a.futures += self.pool.submit(
+            [first],
+            work,
+            lambda action: self._take_back(a, [action, *rest], counted=1),
+            lambda outs: self._canaried(a, stage, first, rest, outs),
+            priority=(0 if a.pause.ours else 1, a.order),
+            failed=first_error,
+        )
+
+    def _canaried(
+        self, a: _Active, stage: tuple[str, str, str], first: Action, rest: list[Action], outs: Outcomes
+    ) -> None:
+        """A canary's verdict: a lying gateway stops the run; a request that gave no verdict
+        (refused, in doubt) makes the next one the canary; else the stage's rest is queued."""
+        verdict = self._verdicts.pop(first)
+        if verdict.checked:
+            self.checked.add(stage)
+        if verdict.stop is not None:
+            self.result.canary = verdict.stop
+            self.reporter.note(
+                f"CANARY: {verdict.stop}. Nothing more is sent in this run, to any stage; "
+                "paused pipelines are started again"
+            )
+            self.halt.set()
+        if not rest:
+            pass
+        elif self.stopped():
+            self._take_back(a, rest)
+        elif stage not in self.checked:
+            self._canary(a, stage, rest)
+        else:
+            self._submit(a, rest, lambda action: self._send_one(a, action))
+        self._answered(a, outs)
+
+    def _take_back(self, a: _Active, actions: list[Action], counted: int = 0) -> None:
+        """A canary not begun (the run stopped, or its pause was cut at maxPause), or the rest
+        of its stage once the run stopped: each comes to what any request taken back comes
+        to. `counted`: how many of them `a.left` counts already (queued)."""
+        a.left += len(actions) - counted
+        for action in actions:
+            self._cancelled(a, action)
 
     def _answered(self, a: _Active, outs: Outcomes) -> None:
         a.left -= 1
@@ -423,6 +507,7 @@ class Rollout:
     def _advance(self, a: _Active) -> None:
         if a.left > 0 or self.stopped():
             return
+        self.wake.set()  # a step taken: the loop looks again at once, not at the next event
         match a.phase:
             case _Phase.SENDING:
                 a.phase = _Phase.RESENDING

@@ -11,13 +11,16 @@ must do. After each start, Get Pipeline Offset and Lag (where the gateway answer
 gives the lag the summary reports once.
 
 The rollout adds a pipeline as soon as its own requests are settled and calls `step()`
-between other work; `run()` finishes the queue (the end of a run). Each start comes back
+in a thread of its own (one at a time; `add` may come meanwhile); `run()` finishes the
+queue (the end of a run). A pipeline the run's own pause saw PAUSED is started without a
+status read first. Each start comes back
 as a `StartReport`, which the run folds into its result.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,6 +81,7 @@ class Starter:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         never_paused: set[PipelineRef],
+        seen_paused: set[PipelineRef] | None = None,
         may_start: Callable[[], str | None] = lambda: None,
         label: Callable[[PipelineRef], str] = lambda ref: ref.pipeline_id,
     ) -> None:
@@ -88,6 +92,8 @@ class Starter:
         self._clock = clock
         self._sleep = sleep
         self._never_paused = never_paused  # waited pause_timeout in vain: no second wait
+        # confirmed PAUSED by this run's own pause: no status read before its start
+        self._seen_paused = seen_paused if seen_paused is not None else set()
         self._may_start = may_start  # why not (this run lost its lease), or None
         self._label = label
         self._queues: dict[str, deque[Resume]] = {}
@@ -101,21 +107,29 @@ class Starter:
         self._reports: list[StartReport] = []
         self._finished: set[PipelineRef] = set()  # reported, not yet taken off its queue (Ctrl-C)
         self._jitter = random.Random()
+        # `add`, `waiting` and `next_due` may be called while `step` runs in another thread
+        # (the rollout starts pipelines off its own thread): the queues are read under it.
+        self._lock = threading.Lock()
 
     def add(self, r: Resume) -> None:
-        self._queues.setdefault(r.ref.org_id, deque()).append(r)
+        with self._lock:
+            self._queues.setdefault(r.ref.org_id, deque()).append(r)
 
     def waiting(self) -> set[PipelineRef]:
-        return {r.ref for q in self._queues.values() for r in q}
+        with self._lock:
+            return {r.ref for q in self._queues.values() for r in q}
 
     def next_due(self) -> float | None:
         """When the next start may be tried (clock), or None with nothing queued."""
-        return min((self._next_try.get(org, 0.0) for org, q in self._queues.items() if q), default=None)
+        with self._lock:
+            return min((self._next_try.get(org, 0.0) for org, q in self._queues.items() if q), default=None)
 
     def step(self) -> list[StartReport]:
-        """Try every start that is due; what finished."""
+        """Try every start that is due; what finished. One caller at a time."""
         now = self._clock()
-        for org in sorted(o for o, q in self._queues.items() if q and self._next_try.get(o, 0) <= now):
+        with self._lock:
+            due = sorted(o for o, q in self._queues.items() if q and self._next_try.get(o, 0) <= now)
+        for org in due:
             self._step(org)
         out, self._reports = self._reports, []
         return out
@@ -133,8 +147,9 @@ class Starter:
         return out
 
     def _step(self, org: str) -> None:
-        queue = self._queues[org]
-        r = queue[0]
+        with self._lock:
+            queue = self._queues[org]
+            r = queue[0]
         outcome = _Attempt.DONE if r.ref in self._finished else self._attempt(r)
         match outcome:
             case _Attempt.RETRY:
@@ -146,9 +161,10 @@ class Starter:
                 pass
             case _:
                 assert_never(outcome)
-        queue.popleft()
+        with self._lock:
+            queue.popleft()
+            self._next_try.pop(org, None)
         self._finished.discard(r.ref)
-        self._next_try.pop(org, None)
         self._sent.discard(r.ref)  # paused again later, it is a new start
         self._announced.pop(r.ref, None)
 
@@ -159,12 +175,13 @@ class Starter:
             # A pause still settling refuses a start (61165): wait for PAUSED first, unless
             # this run already waited the whole pause_timeout for it in vain, or already sent
             # a start (a Ctrl-C cut the wait for RUNNING short: it is RUNNING by our hand).
-            waited = ref in self._never_paused or ref in self._sent
+            waited = ref in self._never_paused or ref in self._sent or ref in self._seen_paused
             if not waited and self._gateways.status(ref) == "RUNNING":
                 self._wait(ref, "PAUSED")
             if ref not in self._sent and not self._announce(r):
                 return _Attempt.DONE
             self._sent.add(ref)
+            self._seen_paused.discard(ref)  # paused again later, it is confirmed again
             self._gateways.client(ref.org_id).start(*ref, r.execution_mode, r.kafka_rate, r.resource_config)
         except OrgBusyError as exc:
             return _Attempt.RETRY if self._busy(r, exc) else _Attempt.GAVE_UP

@@ -17,11 +17,19 @@ ledger and the canary on. Measured side by side in one run:
 
 Exits 1 when a target is missed.
 
-Measured (2026-12-07, at 1bdbdaf, 2 cores, idle machine, 50 ms, concurrency 4, one run):
-    (a) total paused 10.48 s against 5.80 s of own deletes: 1.80x (target 8.42 s: MISSED);
-        big 6.95 s, the small ones 0.98-1.28 s each for 0.11 s of deletes (status polls and
-        the run loop's 0.2 s tick); the old behaviour would have paused them ~33.4 s in all.
-    (b) wall 9.13 s against 8.35 s on pipelines already PAUSED: +0.19 s per pipeline (met).
+Measured before (2026-12-07, at 1bdbdaf, one run): (a) 10.48 s paused against 5.80 s of own
+deletes, 1.80x (target 8.42 s: MISSED): the small ones were paused 0.98-1.28 s each for
+0.11 s of deletes, waiting on the run loop's 0.2 s tick and on other pipelines' canaries
+and starts, which ran on the loop's own thread.
+
+Measured after (2026-12-07, event-driven loop, canaries in the pool, starts in their own
+thread, status polls from 0.1 s backing off to the default 2 s; 2 cores shared with other
+engineers, three runs, median given, the range in brackets):
+    (a) total paused 8.05 s [7.89-8.13] against 5.74 s [5.53-5.88] of own deletes: 1.40x
+        (target 8.32 s [8.03-8.54]: met in all three); big 6.24 s, the small ones 0.55-0.66 s
+        each for 0.11 s of deletes (their canary's five calls and the start are most of it).
+    (b) wall 7.88 s against 6.52 s on pipelines already PAUSED: +0.32 s per pipeline
+        [+0.25-0.34] (target +1.5 s: met).
 """
 
 from __future__ import annotations
@@ -80,9 +88,7 @@ def run(status: str, latency_ms: float, concurrency: int, where: Path) -> tuple[
         client = EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET)))
         try:
             plan = build_plan(diff(manifests(), L.read(ledger)), Options(max_assets=1))
-            options = ApplyOptions(
-                concurrency=concurrency, pause_pipelines=True, canary=True, poll_interval=0.05
-            )
+            options = ApplyOptions(concurrency=concurrency, pause_pipelines=True, canary=True)
             started = time.monotonic()
             with L.LedgerWriter(L.read(ledger)) as w:
                 result = apply(plan, Gateways.single(client), w, NullReporter(), options)
