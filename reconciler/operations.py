@@ -8,7 +8,6 @@ and publishes its records (DESIGN "Apply" and "The ledger in git (CI)").
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,14 +20,13 @@ from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerEr
 from reconciler.plan import Action, Options, Plan, build_plan, diff, skim, starts_in_doubt
 from reconciler.plan import file as planfile
 from reconciler.plan.values import PipelineRef
+from reconciler.store import DEFAULT_LEDGER, LedgerStore, lease_stop
 from reconciler.words import plural
 
 if TYPE_CHECKING:  # the apply engine and git are loaded by apply, not by plan
     from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
-    from reconciler.gitsync import LedgerRepo, Session
+    from reconciler.gitsync import Session
     from reconciler.windows import Deferred, Windows
-
-DEFAULT_LEDGER = "applied-ledger.jsonl"
 _CAS_ATTEMPTS = 5
 
 
@@ -48,7 +46,7 @@ class Planned:
     @property
     def warnings(self) -> list[str]:
         out = list(self.ledger.warnings)
-        if not self.ledger.path.exists():
+        if not self.ledger.exists:
             out.append(
                 f"{self.ledger.path} does not exist: planning against an empty ledger "
                 "(nothing applied yet, or a wrong --ledger?)"
@@ -121,13 +119,17 @@ def plan_from(
     return build_plan(d, options, manifest_paths=paths), loaded
 
 
-def plan(paths: Sequence[str], ledger_path: str, options: Options, *, shown_as: str | None = None) -> Planned:
-    """`reconcile plan`: manifests and ledger in, a plan out. Files only, no network.
-    `shown_as`: the ledger's own path when `ledger_path` is a copy (the remote's ledger,
-    read from git): the plan names, and a saved plan applies to, the real one."""
-    loaded, led = _load_and_read(paths, options, ledger_path)
-    if shown_as is not None:
-        led = replace(led, path=Path(shown_as), exists=True)
+def plan(
+    paths: Sequence[str], store: LedgerStore | str, options: Options, *, pr_base: str | None = None
+) -> Planned:
+    """`reconcile plan`: manifests and the ledger in, a plan out; no EnOS call. The ledger is
+    the store's (`LedgerStore.read`: with the ledger in git, as its branch holds it; a path:
+    that file); `pr_base`: a pull request's base, whose checks the read runs."""
+    if isinstance(store, str):
+        store = LedgerStore(store)
+    with ledger_mod.no_gc():  # many small objects, no cycles: see `no_gc`
+        loaded = _load(paths, options)
+        led = store.read(skim=skim(loaded.manifests), pr_base=pr_base)
     p, loaded = plan_from(paths, led, options, loaded=loaded)
     if not only_files(paths):  # with some files read, "no manifest declares it now" cannot be told
         refuse_unacknowledged_reclears(p)
@@ -233,20 +235,23 @@ def apply(
     reporter: Reporter,
     show: Callable[[Planned], None],
     confirm: Callable[[Plan], None],
-    sync: LedgerRepo | None = None,
+    store: LedgerStore | None = None,
 ) -> tuple[Planned, ApplyResult | None]:
-    """Lock, sync, verify, plan, guard, confirm, send, publish. None: nothing to apply."""
+    """Lock, sync, verify, plan, guard, confirm, send, publish. None: nothing to apply.
+    `store`: the ledger (`store.open_store`); by default the target's file, off git."""
     ledger_path, saved = target_ledger(settings)
-    with ledger_mod.LedgerLock(ledger_path, timeout=settings.lock_timeout or 0):
+    store = store or LedgerStore(ledger_path)
+    lock_timeout = settings.lock_timeout
+    with store.open_write(reporter.note, lock_timeout=lock_timeout, wait=lock_timeout) as writer:
         first: Planned | None = None
-        checked = _session(sync, settings, reporter)
+        checked = writer.session()
         if checked is not None:
             checked.check_reviewed(settings.reviewed_paths or settings.paths, allow=settings.allow_unreviewed)
         for _attempt in range(_CAS_ATTEMPTS):
-            session = _session(sync, settings, reporter)
+            session = writer.session()
             if session is not None:
                 session.before_plan()
-            planned = _planned(settings, ledger_path, saved)
+            planned = _planned(settings, writer.path, saved)
             if first is None:
                 first = planned
                 show(planned)
@@ -361,14 +366,6 @@ def _deferred_result(deferred: Deferred, planned: Planned) -> ApplyResult:
     return result
 
 
-def _session(sync: LedgerRepo | None, settings: ApplySettings, reporter: Reporter) -> Session | None:
-    if sync is None:
-        return None
-    from reconciler.gitsync import Session
-
-    return Session(sync, reporter.note, wait=settings.lock_timeout)
-
-
 def _lost_the_race(
     exc: LedgerMoved, saved: planfile.SavedPlan | None, session: Session | None, reporter: Reporter
 ) -> None:
@@ -474,23 +471,12 @@ def _run(
                 reporter,
                 options,
                 publish=session.announce if session is not None else None,
-                stop=_lease_stop(session),
+                stop=lease_stop(session),
             )
     except BaseException as exc:
         if session is not None:
             session.abort(exc)
         raise
-
-
-def _lease_stop(session: Session | None) -> threading.Event | None:
-    """The run's `stop` event; with the ledger in git, one that also reads as set once the
-    run's lease may have been taken over (`gitsync.LeaseStop`: asked right before each
-    irreversible call, after the read before it; invariant 9)."""
-    if session is None:
-        return None
-    from reconciler.gitsync.session import LeaseStop
-
-    return LeaseStop(session)
 
 
 def check_max_cells(p: Plan, max_cells: int | None, source: str = "the maxCells limit") -> None:
@@ -522,22 +508,18 @@ def _refuse_over(per: dict[str, int], max_cells: int | None, source: str) -> Non
 
 def resolve(
     paths: Sequence[str],
-    ledger_path: str,
+    store: LedgerStore,
     *,
     manifest: str | None,
     actor: dict[str, object],
     confirm: Callable[[list[Action]], None],
-    sync: LedgerRepo | None = None,
 ) -> list[Action]:
     """Record in-doubt requests as done (`delete` with `resolved: true`) after a person checked;
     with the ledger in git, from the remote's latest ledger, and pushed before returning."""
-    with ledger_mod.LedgerLock(ledger_path):
-        if sync is not None:
-            from reconciler.gitsync import Session
-
-            Session(sync, lambda _line: None).refuse_if_leased()
+    with store.open_write(_quiet) as ledger:
+        ledger.refuse_if_leased()
         loaded = _load(paths, Options())
-        led = ledger_mod.read(ledger_path)  # in full: what is in doubt is the whole ledger's question
+        led = ledger_mod.read(ledger.path)  # in full: what is in doubt is the whole ledger's question
         p, _ = plan_from(paths, led, Options(), loaded=loaded)
         planned = [a for a in p.actions if a.in_doubt]
         doubt = [
@@ -552,18 +534,16 @@ def resolve(
             for a in doubt:
                 for fields in a.ledger_fields():  # each manifest a shared request serves
                     writer.append("delete", {**fields, "resolved": True, "actor": actor})
-        if sync is not None:
-            sync.publish_final(f"reconcile: {plural(len(doubt), 'in-doubt request')} resolved by a person")
+        ledger.publish_final(f"reconcile: {plural(len(doubt), 'in-doubt request')} resolved by a person")
     return doubt
 
 
 def resolve_start(
-    ledger_path: str,
+    store: LedgerStore,
     pipeline: str,
     *,
     actor: dict[str, object],
     confirm: Callable[[PipelineRef, str], None],
-    sync: LedgerRepo | None = None,
 ) -> PipelineRef:
     """`ledger resolve --start ORG/PIPELINE`: a person settled a start in doubt (started the
     pipeline in the console, or keeps it paused on purpose): a `resume` record with
@@ -573,16 +553,13 @@ def resolve_start(
     if not org or not pid or "/" in pid:
         raise PlanError(f"--start takes ORG/PIPELINE (e.g. o1/p1), not {pipeline!r}")
     ref = PipelineRef(org, pid)
-    with ledger_mod.LedgerLock(ledger_path):
-        if sync is not None:
-            from reconciler.gitsync import Session
-
-            Session(sync, lambda _line: None).refuse_if_leased()
-        led = ledger_mod.read(ledger_path)
+    with store.open_write(_quiet) as ledger:
+        ledger.refuse_if_leased()
+        led = ledger_mod.read(ledger.path)
         doubt = dict(starts_in_doubt(led.pipeline_records()))
         if ref not in doubt:
             known = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r in doubt) or "none"
-            raise PlanError(f"{pipeline} has no start in doubt in {ledger_path} (starts in doubt: {known})")
+            raise PlanError(f"{pipeline} has no start in doubt in {ledger.path} (starts in doubt: {known})")
         confirm(ref, doubt[ref])
         with ledger_mod.LedgerWriter(led) as writer:
             note = "a person settled a start in doubt (reconcile ledger resolve --start)"
@@ -590,9 +567,12 @@ def resolve_start(
                 "resume",
                 {"orgId": org, "pipelineId": pid, "resolved": True, "note": note, "actor": actor},
             )
-        if sync is not None:
-            sync.publish_final(f"reconcile: the start of {pid} settled by a person")
+        ledger.publish_final(f"reconcile: the start of {pid} settled by a person")
     return ref
+
+
+def _quiet(_line: str) -> None:
+    """`ledger resolve` says nothing of the sync it runs first."""
 
 
 def _doubt_beyond_the_plan(

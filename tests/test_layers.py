@@ -1,8 +1,8 @@
 """The layout is the architecture: no import cycle, and no tier imports one above it.
 
 The tiers, top to bottom (a module may import its own tier, acyclically, and any
-tier below it): cli; operations, render and scaffold; apply and plan; manifests,
-config and the ledger in git (gitsync); ledger and enos; the leaves (errors, words,
+tier below it): cli; operations, render and scaffold; apply, plan and the one door to
+the ledger (store); manifests, config and the ledger in git (gitsync); ledger and enos; the leaves (errors, words,
 actor, gitcmd, yamlsource, fastyaml). The emulator stands alone.
 """
 
@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 TIERS: tuple[tuple[str, ...], ...] = (
     ("reconciler.__main__", "reconciler.cli"),
     ("reconciler.operations", "reconciler.render", "reconciler.scaffold", "reconciler.notify"),
-    ("reconciler.apply", "reconciler.plan"),
+    ("reconciler.apply", "reconciler.plan", "reconciler.store"),
     ("reconciler.manifests", "reconciler.config", "reconciler.gitsync"),
     ("reconciler.ledger", "reconciler.enos"),
     (
@@ -163,3 +163,16 @@ def test_the_emulator_stands_alone() -> None:
         if not d.startswith("reconciler.emulator")
     ]
     assert outside == []
+
+
+def test_the_cli_reaches_the_ledger_in_git_only_through_the_store() -> None:
+    """Review R1: "how does the ledger get to git" is answered by `store` and `gitsync/`;
+    the commands run no git plumbing of their own, not even for a type annotation."""
+    reaching = sorted(
+        (m, d)
+        for m, deps in graph(typing_too=True).items()
+        if m.startswith("reconciler.cli")
+        for d in deps
+        if d.startswith("reconciler.gitsync")
+    )
+    assert reaching == []

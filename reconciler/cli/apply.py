@@ -187,6 +187,7 @@ def apply(
     import reconciler.cli.settings as s
     from reconciler import operations
     from reconciler.render import apply as render_apply
+    from reconciler.store import check_git_not_turned_off, open_store
 
     c = consoles()
     run = _Run(ledger=ledger)
@@ -198,7 +199,7 @@ def apply(
             )
         cfg = s.config(config_file)
         run.targets = cfg.notify if cfg is not None else ()
-        s.check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
+        check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
         run.ledger = s.resolve_ledger(ledger, cfg)
         settings = run.settings = s.apply_settings(
             cfg,
@@ -235,7 +236,7 @@ def apply(
                 reporter=reporter,
                 show=show,
                 confirm=lambda p: approve(c, auto_approve),
-                sync=s.ledger_repo(cfg, operations.target_ledger(settings)[0]),
+                store=open_store(cfg, operations.target_ledger(settings)[0]),
             )
             run.result = result
     if result is None:
@@ -343,7 +344,7 @@ def _notify(run: _Run, error: str | None) -> None:
 
 
 def _default_ledger() -> str:
-    from reconciler.operations import DEFAULT_LEDGER
+    from reconciler.store import DEFAULT_LEDGER
 
     return DEFAULT_LEDGER
 

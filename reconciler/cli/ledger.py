@@ -13,11 +13,11 @@ from reconciler.errors import LedgerLocked, ReconcilerError
 from reconciler.words import plural
 
 if TYPE_CHECKING:
-    from reconciler.gitsync import LedgerRepo
     from reconciler.ledger import Ledger
     from reconciler.plan import Action
     from reconciler.plan.values import PipelineRef
     from reconciler.render.console import Consoles
+    from reconciler.store import LedgerStore
 
 
 @ledger_app.command("verify")
@@ -141,7 +141,7 @@ def ledger_show(
         with flag_advice(ReconcilerError, before="--since "):
             ledger_mod.parse_since(since)
     c = consoles()
-    led = _published(c, ledger)
+    led = _published(ledger)
     if not led.exists:  # never "0 records", which would read as "never cleared"
         raise ReconcilerError(
             f"{led.path} does not exist: check --ledger (or RECONCILE_LEDGER, or ledger.path in reconcile.yaml)"
@@ -257,13 +257,13 @@ def ledger_resolve(
     """
     from reconciler import operations
     from reconciler.actor import current_actor
-    from reconciler.cli.settings import config, ledger_repo, resolve_ledger
+    from reconciler.cli.settings import config
+    from reconciler.store import open_store
 
     c = consoles()
-    cfg = config()
-    ledger_path = resolve_ledger(ledger, cfg)
+    store = open_store(config(), ledger)
     if start is not None:
-        _resolve_start(c, ledger_path, start, auto_approve, ledger_repo(cfg, ledger_path))
+        _resolve_start(c, store, start, auto_approve)
         return
 
     def confirm(doubt: list[Action]) -> None:
@@ -280,12 +280,7 @@ def ledger_resolve(
         approve(c, auto_approve, "Record these requests as done?")
 
     done = operations.resolve(
-        paths_or_default(paths),
-        ledger_path,
-        manifest=manifest,
-        actor=current_actor(),
-        confirm=confirm,
-        sync=ledger_repo(cfg, ledger_path),
+        paths_or_default(paths), store, manifest=manifest, actor=current_actor(), confirm=confirm
     )
     if not done:
         c.out.print("No in-doubt requests to resolve.")
@@ -293,9 +288,7 @@ def ledger_resolve(
     c.out.print(f"Recorded {plural(len(done), 'in-doubt request')} as done.")
 
 
-def _resolve_start(
-    c: Consoles, ledger_path: str, start: str, auto_approve: bool, sync: LedgerRepo | None
-) -> None:
+def _resolve_start(c: Consoles, store: LedgerStore, start: str, auto_approve: bool) -> None:
     from reconciler import operations
     from reconciler.actor import current_actor
     from reconciler.cli.apply import approve
@@ -308,7 +301,7 @@ def _resolve_start(
         )
         approve(c, auto_approve, "Record this start as settled?")
 
-    ref = operations.resolve_start(ledger_path, start, actor=current_actor(), confirm=confirm, sync=sync)
+    ref = operations.resolve_start(store, start, actor=current_actor(), confirm=confirm)
     c.out.print(f"Recorded the start of {ref.org_id}/{ref.pipeline_id} as settled.", markup=False)
 
 
@@ -360,7 +353,7 @@ def ledger_report(
     from reconciler.render.report import report_html
 
     c = consoles()
-    led = _published(c, ledger)
+    led = _published(ledger)
     if not led.exists:
         raise ReconcilerError(f"{led.path} does not exist: nothing to report (a typo in --ledger?)")
     for w in led.warnings:
@@ -382,21 +375,14 @@ def ledger_report(
     )
 
 
-def _published(c: Consoles, ledger: str | None) -> Ledger:
-    """The ledger to show or report: with the ledger in git (reconcile.yaml), as its branch
-    holds it, checked against reconcile's anchor (a checkout may be behind, and one of
-    another branch never has a dedicated ledger branch's records); else the local file."""
-    from dataclasses import replace
+def _published(ledger: str | None) -> Ledger:
+    """The ledger to show or report, read as `plan` reads it (`LedgerStore.read`): with the
+    ledger in git, as its branch holds it (a checkout may be behind, and one of another
+    branch never has a dedicated ledger branch's records); else the local file."""
+    from reconciler.cli.settings import config
+    from reconciler.store import open_store
 
-    from reconciler import ledger as ledger_mod
-    from reconciler.cli.plan import ledger_as_published
-    from reconciler.cli.settings import config, resolve_ledger
-
-    cfg = config()
-    path = resolve_ledger(ledger, cfg)
-    with ledger_as_published(cfg, path, None, c.warn) as copy:
-        led = ledger_mod.read(copy)
-    return led if copy == path else replace(led, path=Path(path))
+    return open_store(config(), ledger).read()
 
 
 @ledger_app.command("migrate")
@@ -415,33 +401,25 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     \b
     Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
     """
-    from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, flag_advice, ledger_repo, resolve_ledger
+    from reconciler.cli.settings import config, flag_advice
+    from reconciler.store import open_store
 
     c = consoles()
-    cfg = config()
-    path = resolve_ledger(ledger, cfg)
-    repo = ledger_repo(cfg, path)
+    store = open_store(config(), ledger)
     with flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."):
-        if repo is not None:
-            with ledger_mod.LedgerLock(path, timeout=lock_timeout or 0):
-                for note in repo.sync().notes:
-                    c.err.print(note, markup=False)
-        result = ledger_mod.migrate(path, lock_timeout=lock_timeout or 0)
+        result = store.rewrite(lambda line: c.err.print(line, markup=False), lock_timeout=lock_timeout)
     for w in result.warnings:
         c.warn(w)
     if result.backup is None:
         c.out.print(f"{result.path}: already in format v3; nothing to do", markup=False)
         return
-    if repo is not None:
-        with ledger_mod.LedgerLock(path, timeout=lock_timeout or 0):
-            repo.publish_rewrite(f"reconcile: ledger migrated ({result.records:,} records)")
-        c.out.print(f"Published to {repo.where}; the anchor moved with it.", markup=False)
+    if store.in_git:
+        c.out.print(f"Published to {store.where}; the anchor moved with it.", markup=False)
     c.out.print(
         f"{result.path}: {result.records:,} records in format v3 ({plural(result.files_after, 'file')}), "
         f"{result.referenced:,} deletes now refer to their intent; {result.bytes_before:,} -> "
         f"{result.bytes_after:,} bytes. The original is kept as {result.backup}"
-        + (" (not committed: delete it once you no longer need it)." if repo is not None else "."),
+        + (" (not committed: delete it once you no longer need it)." if store.in_git else "."),
         markup=False,
     )
 
@@ -461,22 +439,17 @@ def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> None:
     \b
     Example:  reconcile ledger restore
     """
-    from reconciler import ledger as ledger_mod
     from reconciler.cli.apply import approve
-    from reconciler.cli.settings import config, ledger_repo, resolve_ledger
+    from reconciler.cli.settings import config
+    from reconciler.store import NOTHING_TO_RESTORE, open_store
 
     c = consoles()
-    cfg = config()
-    path = resolve_ledger(ledger, cfg)
-    repo = ledger_repo(cfg, path)
-    if repo is None:
-        raise ReconcilerError(
-            "reconcile.yaml does not keep the ledger in git (ledger.git): there is no anchor to restore from"
-        )
-    approve(c, auto_approve, f"Commit the anchored ledger on {repo.where}?")
-    with ledger_mod.LedgerLock(path):
-        done = repo.restore()
+    store = open_store(config(), ledger)
+    if not store.in_git:
+        raise ReconcilerError(NOTHING_TO_RESTORE)
+    approve(c, auto_approve, f"Commit the anchored ledger on {store.where}?")
+    done = store.restore(lambda line: c.err.print(line, markup=False))
     c.out.print(
-        f"restored {plural(done.records, 'record')} on {repo.where} ({(done.head or '')[:12]}): {done.note}",
+        f"restored {plural(done.records, 'record')} on {store.where} ({(done.head or '')[:12]}): {done.note}",
         markup=False,
     )

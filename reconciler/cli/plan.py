@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -137,23 +136,19 @@ def plan(
     Example:  reconcile plan --format markdown > plan.md
     """
     from reconciler import operations
-    from reconciler.cli.settings import config, plan_options, resolve_ledger
+    from reconciler.cli.settings import config, plan_options
+    from reconciler.store import base_from_env, open_store
 
     if fmt not in ("text", "json", "markdown"):
         raise ReconcilerError(f"--format must be text, json or markdown, not {fmt!r}")
     c = consoles()
     with _comment_on_refusal(c, fmt) as seen:
-        from reconciler.gitsync.review import base_from_env
-
         pr_base = seen.base = base or base_from_env()
         paths, ledger = from_repository_root(c, paths, ledger, config_file)
         options = plan_options(max_points, max_assets, target)
         given = paths_or_default(paths)
         cfg, changes = _pull_request_config(c, config(config_file), pr_base)
-        ledger_file = resolve_ledger(ledger, cfg)
-        with ledger_as_published(cfg, ledger_file, pr_base, c.warn) as ledger_path:
-            shown = ledger_file if ledger_path != ledger_file else None
-            planned = operations.plan(given, ledger_path, options, shown_as=shown)
+        planned = operations.plan(given, open_store(cfg, ledger), options, pr_base=pr_base)
         for w in planned.warnings:
             c.warn(w)
         p = planned.plan
@@ -201,8 +196,9 @@ def _pull_request_config(
     reconcile.yaml that changes what the merge does is said first."""
     if pr_base is None:
         return cfg, []
-    from reconciler.cli.settings import base_config, pull_request_config
+    from reconciler.cli.settings import pull_request_config
     from reconciler.config import review_changes
+    from reconciler.store import base_config
 
     base_cfg = base_config(cfg, pr_base)
     changes = review_changes(base_cfg, cfg)
@@ -337,44 +333,6 @@ def _base_commit(actor: dict[str, object]) -> str | None:
     if not isinstance(commit, str):
         return None
     return commit + (" with uncommitted changes" if actor.get("gitDirty") else "")
-
-
-@contextmanager
-def ledger_as_published(
-    cfg: RepoConfig | None, ledger: str, base: str | None, warn: Callable[[str], None]
-) -> Iterator[str]:
-    """The ledger file; with the ledger in git, the anchored ledger as its branch holds it
-    (a checkout may be behind, and a cut or forged one is refused: invariant 13). In a pull
-    request (`--base`, or CI's own variables), a change to the ledger or its lease fails."""
-    from reconciler.cli.settings import ledger_repo
-    from reconciler.errors import GitSyncError, LedgerNotAnchored
-    from reconciler.gitsync import review
-
-    repo = ledger_repo(cfg, ledger)
-    if repo is None:
-        yield ledger
-        return
-    try:
-        data: dict[str, bytes] | None = repo.read_ledger_files()
-    except LedgerNotAnchored:
-        raise
-    except GitSyncError as exc:
-        if base is not None:
-            raise
-        warn(f"cannot read the ledger from {repo.where} ({exc}); planning from {ledger}, which may be behind")
-        data = None
-    if base is not None:
-        review.check_pull_request(repo.git, repo.remote_target, base, repo.rel_path, data)
-    if data is None:
-        yield ledger
-        return
-    from reconciler import ledger as ledger_mod
-
-    with tempfile.TemporaryDirectory(prefix="reconcile-ledger-") as tmp:
-        path = Path(tmp) / Path(ledger).name
-        if data:
-            ledger_mod.write_files(path, data, durable=False)  # a copy to plan from, then gone
-        yield str(path)
 
 
 # --- schema ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.config import RepoConfig, load_config, pick
-from reconciler.errors import ApplyRefused, ConfigError, GitSyncError, ReconcilerError
+from reconciler.errors import ApplyRefused, ConfigError, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 DEFAULT_START_TIMEOUT = 600.0  # DESIGN "Apply" step 8: 61121 is retried for up to 10 minutes
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from reconciler.apply import Gateways
     from reconciler.apply.values import StartSettings
     from reconciler.enos import EnosClient
-    from reconciler.gitsync import LedgerRepo
     from reconciler.operations import ApplySettings
     from reconciler.plan.file import SavedPlan
     from reconciler.plan.values import PipelineRef
@@ -44,44 +43,6 @@ def config(path: str | None = None) -> RepoConfig | None:
     return load_config(path)
 
 
-# The remote a pull request's base commit is fetched from when the clone lacks it: the
-# checkout's own, which CI set up; never one the pull request's reconcile.yaml names.
-CHECKOUT_REMOTE = "origin"
-
-
-def base_config(cfg: RepoConfig | None, base: str) -> RepoConfig | None:
-    """reconcile.yaml as the pull request's base commit has it (DESIGN "Reviewed is what
-    gets applied"). The base is fetched, when the clone lacks it, from the checkout's own
-    remote: nothing the pull request wrote decides where git connects."""
-    import tempfile
-
-    from reconciler.config import CONFIG_FILE
-    from reconciler.gitsync import Git
-    from reconciler.gitsync.review import base_file
-
-    git = Git(Path.cwd())
-    top = git.toplevel()
-    where = cfg.path.resolve() if cfg is not None else top / CONFIG_FILE
-    rel = where.relative_to(top).as_posix()
-    data = base_file(git, CHECKOUT_REMOTE, base, rel)
-    if data is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="reconcile-base-") as tmp:
-        path = Path(tmp) / CONFIG_FILE
-        path.write_bytes(data)
-        try:
-            loaded = load_config(path)
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{rel} as the pull request's base {base[:12]} has it: {str(exc).replace(str(path), rel)}"
-            ) from exc
-    if loaded is None:
-        return None
-    from dataclasses import replace
-
-    return replace(loaded, path=where, ledger_path=where.parent / loaded.ledger_path.relative_to(path.parent))
-
-
 def pull_request_config(head: RepoConfig | None, base: RepoConfig | None) -> RepoConfig | None:
     """What a pull request's plan job runs with: the pull request's reconcile.yaml (what
     the merge will do), except every setting that reaches outside the repository, which
@@ -91,6 +52,8 @@ def pull_request_config(head: RepoConfig | None, base: RepoConfig | None) -> Rep
     if head is None:
         return None
     from dataclasses import MISSING, fields, replace
+
+    from reconciler.store import CHECKOUT_REMOTE
 
     remote = base.git.remote if base is not None and base.git is not None else CHECKOUT_REMOTE
     outside: dict[str, object] = {"git": replace(head.git, remote=remote) if head.git is not None else None}
@@ -107,12 +70,11 @@ FROM_THE_BASE = ("gateways", "notify")
 
 
 def resolve_ledger(flag: str | None, cfg: RepoConfig | None = None) -> str:
-    """`--ledger` (or RECONCILE_LEDGER), else reconcile.yaml's, else the default."""
-    if flag:
-        return flag
-    from reconciler.operations import DEFAULT_LEDGER
+    """`--ledger` (or RECONCILE_LEDGER), else reconcile.yaml's, else the default (the one
+    rule: `store.ledger_path`)."""
+    from reconciler.store import ledger_path
 
-    return str(cfg.ledger_path) if cfg is not None else DEFAULT_LEDGER
+    return ledger_path(flag, cfg)
 
 
 def plan_options(max_points: int | None, max_assets: int | None, targets: Iterable[str] | None) -> Options:
@@ -120,61 +82,6 @@ def plan_options(max_points: int | None, max_assets: int | None, targets: Iterab
         max_points=max_points or DEFAULT_MAX_POINTS,
         max_assets=max_assets or DEFAULT_MAX_ASSETS,
         targets=tuple(targets or ()),
-    )
-
-
-def ledger_repo(cfg: RepoConfig | None, ledger: str) -> LedgerRepo | None:
-    """The ledger kept in git, when reconcile.yaml turns it on (what `init` sets up).
-
-    The ledger given (`--ledger`, a saved plan's) must be reconcile.yaml's, however it is
-    spelled and wherever the command runs: a ledger kept in git is never skipped."""
-    if cfg is None or cfg.git is None:
-        return None
-    from reconciler.gitsync import LedgerRepo
-
-    if Path(ledger).resolve() != cfg.ledger_path.resolve():
-        raise ConfigError(
-            f"{ledger} is not the ledger {cfg.path} keeps in git ({cfg.ledger_path}); nothing was "
-            "sent. Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed"
-        )
-    return LedgerRepo(
-        Path.cwd(),
-        cfg.ledger_path,
-        remote=cfg.git.remote,
-        branch=cfg.git.branch,
-        lease_seconds=cfg.git.lease_seconds,
-    )
-
-
-def check_git_not_turned_off(cfg: RepoConfig | None, note: Callable[[str], None]) -> None:
-    """A ledger not kept in git, in a repository whose ledger is (its remote has reconcile's
-    anchor), is refused everywhere: in CI its records would stay on a disposable runner, and
-    on a workstation the checks of what was reviewed would be skipped. In CI without an
-    anchor, it is loud."""
-    if cfg is not None and cfg.git is not None:
-        return
-    from reconciler.gitsync import ANCHOR_REF, Git
-
-    git = Git(Path.cwd())
-    anchored = False
-    if git.succeeds("rev-parse", "--git-dir") and git.succeeds("remote", "get-url", "origin"):
-        try:
-            anchored = bool(git.ls_remote("origin", ANCHOR_REF))
-        except GitSyncError:  # an unreachable origin proves nothing either way
-            anchored = False
-    where = f"{cfg.path} turns ledger.git off" if cfg is not None else "there is no reconcile.yaml"
-    if anchored:
-        raise ApplyRefused(
-            f"{where}, but this repository's ledger is kept in git (origin has {ANCHOR_REF}); "
-            "nothing was sent. Off git, the records would stay in this directory (on a CI runner: "
-            "lost with it, and the next run clears everything again) and nothing would check that "
-            "the manifests were reviewed. Keep ledger.git on"
-        )
-    if os.environ.get("CI") != "true":
-        return
-    note(
-        f"{where}: in CI the ledger's records stay on this runner and are lost with it; "
-        "keep the ledger in git (ledger.git in reconcile.yaml, what `reconcile init` writes)"
     )
 
 

@@ -8,6 +8,8 @@
     gitsync.session   Session: what apply does when (before plan, announce, renew, finish);
                       LeaseStop: apply's stop event, which reads the lease when asked
     gitsync.review    what may be applied or planned: reviewed commits, PR checks
+
+The commands reach it through `reconciler.store`, the one door to the ledger.
 """
 
 from __future__ import annotations

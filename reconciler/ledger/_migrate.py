@@ -11,6 +11,7 @@ so every record keeps its number.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -41,11 +42,18 @@ class MigrateResult:
 
 
 def migrate(
-    path: str | os.PathLike[str], *, lock_timeout: float = 0, segment_bytes: int = SEGMENT_BYTES
+    path: str | os.PathLike[str],
+    *,
+    lock_timeout: float = 0,
+    segment_bytes: int = SEGMENT_BYTES,
+    locked: bool = False,
 ) -> MigrateResult:
-    """Rewrite the ledger at `path` as v3 in place, keeping the original as `<name>.v<N>.bak`."""
+    """Rewrite the ledger at `path` as v3 in place, keeping the original as `<name>.v<N>.bak`.
+    `locked`: the caller holds the `LedgerLock` (the ledger in git: sync, rewrite and
+    publish under one lock)."""
     real = Path(os.path.realpath(path))
-    with LedgerLock(real, timeout=lock_timeout, command=f"reconcile ledger migrate {path}"):
+    lock = LedgerLock(real, timeout=lock_timeout, command=f"reconcile ledger migrate {path}")
+    with contextlib.nullcontext() if locked else lock:
         old = read(real)
         if not old.exists:
             raise LedgerError(f"{path}: no ledger to migrate (the file does not exist)")

@@ -157,7 +157,13 @@ class MapFiles:
         return self.files.get(f"{self.name}.d/{_lists.list_name(digest)}")
 
 
-def read(path: str | os.PathLike[str], *, skim: Skim | None = None, check_seals: bool = False) -> Ledger:
+def read(
+    path: str | os.PathLike[str],
+    *,
+    skim: Skim | None = None,
+    check_seals: bool = False,
+    files: Mapping[str, bytes] | None = None,
+) -> Ledger:
     """Read and verify the whole chain; raise `LedgerError` naming the first bad line.
 
     Streams each segment line by line: memory holds the records, not the files.
@@ -165,9 +171,14 @@ def read(path: str | os.PathLike[str], *, skim: Skim | None = None, check_seals:
     taken from its summary (`Ledger.skimmed`), not parsed; if a summed-up key turns out to
     have records in another segment too, it is read again with those segments in full (a
     key's distinct cells cannot be added across segments). `check_seals` (`ledger verify`):
-    each seal's summary must also be exactly what its segment's records give.
+    each seal's summary must also be exactly what its segment's records give. `files`:
+    the ledger's files held in memory (by paths beside the main file, as `ledger_files`
+    gives them; the ledger kept in git, as its branch holds it), read as if at `path`:
+    nothing is written anywhere to read them.
     """
     given = Path(path)
+    if files is not None:
+        return read_from(given, MapFiles(given.name, files), skim=skim, check_seals=check_seals)
     side = given.parent.parent
     if given.parent.name == SEGMENTS_DIR and side.name.endswith(".d") and side.name != ".d":
         main = side.with_name(side.name[: -len(".d")])

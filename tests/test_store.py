@@ -1,0 +1,106 @@
+"""`store`: the one door to the ledger (review R1). Plan, show and report read the same
+ledger, the one in git read in memory; after `ledger migrate` or `ledger restore`
+publish, the checkout is left where `git pull` works. Real git with bare remotes, and
+`MemoryRemote` where the test is about the reading alone."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from helpers import (
+    LEDGER,
+    LEDGER_IN_GIT,
+    bare_origin,
+    cell_fields,
+    clone,
+    manifest_yaml,
+    run_cli,
+)
+
+from reconciler import ledger as L
+from reconciler.gitsync import LedgerRepo, MemoryRemote
+from reconciler.store import LedgerStore
+
+FLEET = [f"asset-{i:03d}" for i in range(60)]  # a list long enough to be stored in <ledger>.d/ids/
+
+
+def ledger_files(tmp_path: Path, cleared: int) -> dict[str, bytes]:
+    """A v3 ledger's files (beside the main file) holding `cleared` intent+delete pairs."""
+    path = tmp_path / "scratch" / LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    for i in range(cleared):
+        fields = {**cell_fields(f"a{i}", manifest="m"), "assetIds": [*FLEET, f"a{i}"]}
+        with L.LedgerWriter(L.read(path)) as writer:
+            writer.append("intent", fields)
+            writer.append("delete", fields)
+    return L.ledger_files(path)
+
+
+def test_the_remote_ledger_is_read_in_memory_never_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = MemoryRemote()
+    files = ledger_files(tmp_path, 2)
+    assert any(p.startswith(f"{LEDGER}.d/") for p in files)  # the sidecar travels too
+    remote.commit("main", dict(files))
+    work = tmp_path / "work"
+    work.mkdir()
+    watched = tmp_path / "tmp"
+    watched.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(watched))
+    store = LedgerStore(str(work / LEDGER), LedgerRepo(work, LEDGER, transport=remote, rel_path=LEDGER))
+    led = store.read()
+    assert led.exists and led.path == work / LEDGER and led.head_seq == 4
+    assert [r.kind for r in led.records] == ["intent", "delete"] * 2
+    assert list(work.iterdir()) == [] and list(watched.iterdir()) == []  # no copy, no local file
+
+
+def test_a_ledger_missing_from_the_branch_reads_as_missing(tmp_path: Path) -> None:
+    remote = MemoryRemote()
+    remote.commit("main", {"README": b"no ledger yet"})
+    store = LedgerStore(
+        str(tmp_path / LEDGER), LedgerRepo(tmp_path, LEDGER, transport=remote, rel_path=LEDGER)
+    )
+    led = store.read()
+    assert not led.exists and led.records == []
+
+
+def with_ledger_in_git(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    def seed(where: Path) -> None:
+        (where / "reconcile.yaml").write_text(LEDGER_IN_GIT.format(branch="main"))
+        (where / "manifests").mkdir()
+        (where / "manifests/m.yaml").write_text(manifest_yaml("m", assets=["a0", "a1", "a2"], points=["x"]))
+        for rel, data in files.items():
+            (where / rel).parent.mkdir(parents=True, exist_ok=True)
+            (where / rel).write_bytes(data)
+
+    return bare_origin(tmp_path, seed)
+
+
+@pytest.mark.parametrize("local", ["stale", "missing"])
+def test_plan_show_and_report_read_the_same_ledger_in_git(local: str, tmp_path: Path, home: Path) -> None:
+    """The checkout's ledger file is behind the branch (or gone): plan, show and report
+    all read the branch's, and none of them touches the local file."""
+    origin = with_ledger_in_git(tmp_path, ledger_files(tmp_path, 2))
+    runner = clone(origin, tmp_path / "runner")
+    if local == "stale":
+        (runner / LEDGER).write_bytes(L.whole_records((runner / LEDGER).read_bytes()).split(b"\n")[0] + b"\n")
+    else:
+        (runner / LEDGER).unlink()
+    before = (runner / LEDGER).read_bytes() if local == "stale" else None
+
+    plan = run_cli(["plan", "--format", "json"], runner)
+    assert plan.code == 0, plan.all
+    assert json.loads(plan.out)["ledger"]["seq"] == 4
+    assert "does not exist" not in plan.err
+    show = run_cli(["ledger", "show", "--format", "json"], runner)
+    assert show.code == 0, show.all
+    assert [r["seq"] for r in json.loads(show.out)] == [1, 2, 3, 4]
+    report = run_cli(["ledger", "report", "--out", str(tmp_path / "report.html")], runner)
+    assert report.code == 0, report.all
+    assert "4 records up to seq 4" in report.out
+    assert ((runner / LEDGER).read_bytes() if (runner / LEDGER).exists() else None) == before
