@@ -159,7 +159,8 @@ class LedgerStore:
 
     def rewrite(self, note: Note, *, lock_timeout: float | None = None) -> ledger_mod.MigrateResult:
         """`ledger migrate` under one lock: sync with the branch (the remote's ledger is the
-        one migrated), rewrite in format v3, publish the rewrite (the anchor moves with it)."""
+        one migrated), rewrite in format v3, publish the rewrite (the anchor moves with it),
+        and leave the checkout where `git pull` works."""
         with ledger_mod.LedgerLock(self.path, timeout=lock_timeout or 0):
             repo = self._repo
             if repo is not None:
@@ -169,23 +170,32 @@ class LedgerStore:
             if repo is None or result.backup is None:
                 return result
             try:
-                repo.publish_rewrite(f"reconcile: ledger migrated ({result.records:,} records)")
+                commit = repo.publish_rewrite(f"reconcile: ledger migrated ({result.records:,} records)")
             except LedgerMoved as exc:
                 repo.reset_to_remote()
                 raise LedgerMoved(
                     f"{exc}: {self.path} is back as {repo.where} had it, and the original is kept as "
                     f"{result.backup}: move it away, then run `reconcile ledger migrate` again"
                 ) from exc
+            self._follow(commit, note)
         return result
 
     def restore(self, note: Note) -> Restored:
         """`ledger restore`: the ledger every apply must extend, put back on its branch
-        (`LedgerRepo.restore`)."""
+        (`LedgerRepo.restore`), and the checkout left where `git pull` works."""
         repo = self._repo
         if repo is None:
             raise ReconcilerError(NOTHING_TO_RESTORE)
         with ledger_mod.LedgerLock(self.path):
-            return repo.restore()
+            done = repo.restore()
+            self._follow(done.head, note)
+        return done
+
+    def _follow(self, commit: str | None, note: Note) -> None:
+        assert self._repo is not None
+        left = self._repo.follow(commit)
+        if left is not None:
+            note(left)
 
 
 class Writer:

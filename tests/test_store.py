@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import (
@@ -16,7 +17,9 @@ from helpers import (
     bare_origin,
     cell_fields,
     clone,
+    git,
     manifest_yaml,
+    person,
     run_cli,
 )
 
@@ -104,3 +107,77 @@ def test_plan_show_and_report_read_the_same_ledger_in_git(local: str, tmp_path: 
     assert report.code == 0, report.all
     assert "4 records up to seq 4" in report.out
     assert ((runner / LEDGER).read_bytes() if (runner / LEDGER).exists() else None) == before
+
+
+# --- after a person's command published: `git pull` works --------------------------------
+
+
+def v1_ledger(assets: list[str]) -> bytes:
+    """A format v1 ledger (what `ledger migrate` rewrites): an intent and its delete."""
+    prev, lines = L.GENESIS, []
+    key = {"manifest": "m", "orgId": "o1", "pipelineId": "p1", "stageInstanceName": "s1"}
+    for seq, kind in enumerate(["intent", "delete"], start=1):
+        full: dict[str, Any] = {
+            "v": 1,
+            "seq": seq,
+            "at": "2026-11-27T10:00:00.000Z",
+            "kind": kind,
+            **key,
+            "assetIds": assets,
+            "pointIds": ["x"],
+            "actor": {"user": "ci"},
+            "prev": prev,
+        }
+        full["hash"] = prev = L.record_hash(full)
+        lines.append(L.canonical(full) + b"\n")
+    return b"".join(lines)
+
+
+def tracked_changes(work: Path) -> list[str]:
+    """`git status` lines for tracked files (untracked ones, the lock and backups, aside)."""
+    return [line for line in git(work, "status", "--porcelain").splitlines() if not line.startswith("??")]
+
+
+def pulls_cleanly(work: Path, origin: Path) -> None:
+    res = run_cli(["plan"], work)  # the ledger the checkout now holds is the branch's
+    assert res.code == 0, res.all
+    git(work, "pull", "-q", "--ff-only", env=person())
+    assert git(work, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")
+    assert tracked_changes(work) == []
+
+
+def test_after_migrate_publishes_git_pull_works(tmp_path: Path, home: Path) -> None:
+    origin = with_ledger_in_git(tmp_path, {LEDGER: v1_ledger(FLEET)})
+    laptop = clone(origin, tmp_path / "laptop")
+    res = run_cli(["ledger", "migrate"], laptop)
+    assert res.code == 0 and "Published to origin/main" in res.out, res.all
+    assert git(laptop, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")  # fast-forwarded
+    assert git(laptop, "status", "-sb").splitlines()[0] == "## main...origin/main"  # not "ahead"
+    untracked = sorted(line[3:] for line in git(laptop, "status", "--porcelain").splitlines())
+    assert untracked == [f"{LEDGER}.lock", f"{LEDGER}.v1.bak"]  # the .d/ files are committed ones now
+    pulls_cleanly(laptop, origin)
+
+
+def test_after_restore_publishes_git_pull_works(tmp_path: Path, home: Path) -> None:
+    origin = with_ledger_in_git(tmp_path, {LEDGER: v1_ledger(FLEET)})
+    assert run_cli(["ledger", "migrate"], clone(origin, tmp_path / "laptop")).code == 0  # anchored
+    cut = clone(origin, tmp_path / "cut")
+    (cut / LEDGER).write_bytes((cut / LEDGER).read_bytes().splitlines(keepends=True)[0])
+    git(cut, "commit", "-qam", "a person cuts the ledger", env=person())
+    git(cut, "push", "-q", "origin", "HEAD:main", env=person())
+    runner = clone(origin, tmp_path / "runner")
+    res = run_cli(["ledger", "restore", "--auto-approve"], runner)
+    assert res.code == 0 and "restored 2 records" in res.out, res.all
+    assert git(runner, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")
+    pulls_cleanly(runner, origin)
+
+
+def test_a_checkout_of_another_branch_is_left_where_it_is(tmp_path: Path, home: Path) -> None:
+    origin = with_ledger_in_git(tmp_path, {LEDGER: v1_ledger(FLEET)})
+    laptop = clone(origin, tmp_path / "laptop")
+    git(laptop, "checkout", "-q", "-b", "topic")
+    head = git(laptop, "rev-parse", "HEAD")
+    res = run_cli(["ledger", "migrate"], laptop)
+    assert res.code == 0, res.all
+    assert git(laptop, "rev-parse", "HEAD") == head and git(laptop, "rev-parse", "main") == head
+    assert git(origin, "rev-parse", "main") != head  # published all the same

@@ -8,6 +8,7 @@
     gitsync.session   Session: what apply does when (before plan, announce, renew, finish);
                       LeaseStop: apply's stop event, which reads the lease when asked
     gitsync.review    what may be applied or planned: reviewed commits, PR checks
+    gitsync.checkout  after a person's publish, the checkout fast-forwarded (`git pull` works)
 
 The commands reach it through `reconciler.store`, the one door to the ledger.
 """

@@ -36,6 +36,7 @@ from reconciler import ledger as ledger_io
 from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
+from reconciler.gitsync.checkout import fast_forward
 from reconciler.gitsync.lease import Here, Holding, Lease, LeaseWatch, check_seconds, new_lease
 from reconciler.gitsync.remote import (
     ANCHOR_REF,
@@ -530,6 +531,16 @@ class LedgerRepo:
             raise GitSyncError(f"{self.where} moved while restoring; run it again")
         self._write_local(ledger)
         return Restored(after.head, _head_seq(ledger, self.rel_path), note)
+
+    def follow(self, commit: str | None) -> str | None:
+        """After a person's command published `commit` (restore, migrate): the checkout
+        fast-forwarded to it when that is what `git pull` would do (`checkout.fast_forward`);
+        a line for the user when it was left behind."""
+        if commit is None or self._rel is not None:
+            return None
+        is_url = "://" in self.remote_target or ":" in self.remote_target
+        tracking = None if is_url else f"refs/remotes/{self.remote_target}/{self.branch}"
+        return fast_forward(self.git, commit, self.branch, self.rel_path, tracking)
 
     def publish_rewrite(self, message: str) -> str | None:
         """Publish a local ledger that rewrites the anchored one record for record (`ledger
