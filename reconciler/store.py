@@ -174,8 +174,8 @@ class LedgerStore:
             except LedgerMoved as exc:
                 repo.reset_to_remote()
                 raise LedgerMoved(
-                    f"{exc}: {self.path} is back as {repo.where} had it, and the original is kept as "
-                    f"{result.backup}: move it away, then run `reconcile ledger migrate` again"
+                    f"{exc}: {self.path} is now as {repo.where} holds it, and the original is kept as "
+                    f"{result.backup}; move that away, then run `reconcile ledger migrate` again"
                 ) from exc
             self._follow(commit, note)
         return result

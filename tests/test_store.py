@@ -24,6 +24,7 @@ from helpers import (
 )
 
 from reconciler import ledger as L
+from reconciler.errors import LedgerMoved
 from reconciler.gitsync import LedgerRepo, MemoryRemote
 from reconciler.store import LedgerStore
 
@@ -181,3 +182,67 @@ def test_a_checkout_of_another_branch_is_left_where_it_is(tmp_path: Path, home: 
     assert res.code == 0, res.all
     assert git(laptop, "rev-parse", "HEAD") == head and git(laptop, "rev-parse", "main") == head
     assert git(origin, "rev-parse", "main") != head  # published all the same
+
+
+# --- ledger migrate with the ledger in git: one lock, and a remote that moves meanwhile ----
+
+
+class MovingRemote(MemoryRemote):
+    """A remote on which `change` lands once, right before the first publish: a merge, or
+    another apply, racing the migration."""
+
+    def __init__(self, change: dict[str, bytes | None]) -> None:
+        super().__init__()
+        self.change: dict[str, bytes | None] | None = change
+
+    def publish(self, branch: str, seen: Any, files: Any, message: str, ledger_path: str) -> Any:
+        if self.change is not None:
+            self.commit(branch, self.change)
+            self.change = None
+        return super().publish(branch, seen, files, message, ledger_path)
+
+
+def migrating(tmp_path: Path, change: dict[str, bytes | None]) -> tuple[MovingRemote, LedgerStore]:
+    remote = MovingRemote(change)
+    remote.commit("main", {LEDGER: v1_ledger(["a1"])})
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    (work / LEDGER).write_bytes(v1_ledger(["a1"]))
+    return remote, LedgerStore(
+        str(work / LEDGER), LedgerRepo(work, LEDGER, transport=remote, rel_path=LEDGER)
+    )
+
+
+def remote_ledger_of(remote: MemoryRemote, tmp_path: Path) -> L.Ledger:
+    return L.read(tmp_path / "seen" / LEDGER, files=remote.read("main", [LEDGER]).ledger(LEDGER))
+
+
+def test_a_merge_while_migrating_is_committed_on(tmp_path: Path) -> None:
+    remote, store = migrating(tmp_path, {"manifests/b.yaml": b"merged meanwhile"})
+    result = store.rewrite(lambda _line: None)
+    assert result.backup is not None
+    led = remote_ledger_of(remote, tmp_path)
+    assert [r.data["v"] for r in led.records] == [3, 3]
+    assert remote.read("main", ["manifests/b.yaml"]).file("manifests/b.yaml") == b"merged meanwhile"
+
+
+def test_another_apply_while_migrating_leaves_a_rerun_that_works(tmp_path: Path) -> None:
+    """Review L-5: the remote's ledger moved between the sync and the publish. Nothing is
+    published, the local ledger is the remote's again (not a v3 file the next sync would
+    refuse), and doing what the message says migrates the ledger with the new record."""
+    appended = tmp_path / "other" / LEDGER
+    appended.parent.mkdir()
+    appended.write_bytes(v1_ledger(["a1"]))
+    with L.LedgerWriter(L.read(appended)) as writer:
+        writer.append("intent", cell_fields("a2", manifest="m"))
+    remote, store = migrating(tmp_path, {LEDGER: appended.read_bytes()})
+    with pytest.raises(LedgerMoved) as caught:
+        store.rewrite(lambda _line: None)
+    work = tmp_path / "work"
+    assert (work / LEDGER).read_bytes() == appended.read_bytes()
+    assert "move that away, then run `reconcile ledger migrate` again" in str(caught.value)
+    assert [r.data["v"] for r in remote_ledger_of(remote, tmp_path).records] == [1, 1, 3]  # untouched
+    (work / f"{LEDGER}.v1.bak").rename(tmp_path / "kept.bak")  # as the message says
+    result = store.rewrite(lambda _line: None)
+    assert result.backup is not None and result.records == 3
+    assert [r.data["v"] for r in remote_ledger_of(remote, tmp_path).records] == [3, 3, 3]

@@ -545,20 +545,29 @@ class LedgerRepo:
     def publish_rewrite(self, message: str) -> str | None:
         """Publish a local ledger that rewrites the anchored one record for record (`ledger
         migrate`: same records, another format), moving the anchor to it. The caller has
-        checked the rewrite keeps every record; the compare-and-swap still holds."""
+        checked the rewrite keeps every record; the compare-and-swap still holds: a branch
+        that moved but not its ledger (a merge) is committed on again, a ledger that moved
+        (another apply appended) is `LedgerMoved`."""
         with self._publishing:
             self._require_sync()
-            seen = self._seen
-            assert seen is not None
-            lease = self.live_lease()
-            if lease is not None:
-                raise GitSyncError(
-                    f"another apply is sending from this ledger ({lease.describe()}); try later"
-                )
-            commit = self._push_once(seen, self._local(), message, hold=False)
-            if commit is None:
-                raise LedgerMoved(f"{self.where} moved while publishing the rewritten ledger; run it again")
-            return commit
+            local = self._local()
+            for _ in range(MAX_ATTEMPTS):
+                seen = self._seen
+                assert seen is not None
+                lease = self.live_lease()
+                if lease is not None:
+                    raise GitSyncError(
+                        f"another apply is sending from this ledger ({lease.describe()}); try later"
+                    )
+                commit = self._push_once(seen, local, message, hold=False)
+                if commit is not None:
+                    return commit
+                self._reread()
+                if self._remote_files != self._base:
+                    raise LedgerMoved(f"{self.where} moved while publishing the rewritten ledger")
+            raise GitSyncError(
+                f"{self.where} kept moving: the rewritten ledger was not published after {MAX_ATTEMPTS} attempts"
+            )
 
     def _require_sync(self) -> None:
         if self._seen is None:
