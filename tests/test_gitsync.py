@@ -18,6 +18,7 @@ from helpers import clone as clone_at
 from reconciler import ledger as ledger_io
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, PushRefused
 from reconciler.gitsync import LedgerRepo, redact
+from reconciler.gitsync.repo import RENEWED
 
 pytestmark = pytest.mark.usefixtures("home")  # no global or system git config, no identity
 
@@ -413,7 +414,7 @@ def test_the_lease_is_seen_by_others_renewed_and_removed_by_the_final_push(origi
     assert lease is not None and lease.run == repo_a.run and (lease.renewal, lease.seconds) == (0, 30.0)
     assert repo_a.live_lease() is None  # its own lease binds nobody
     now[0] += 25
-    repo_a.heartbeat()  # renewed while it sends
+    repo_a.publish(RENEWED)  # renewed while it sends
     now[0] += 10
     repo_b.sync()
     assert repo_b.live_lease() is not None  # b saw it renewed at 1035: live until 1065 by b's clock

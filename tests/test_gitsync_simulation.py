@@ -37,6 +37,7 @@ from reconciler import ledger as L
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored
 from reconciler.gitsync import ANCHOR_REF, LeaseStop, LedgerRepo, MemoryRemote, Session
 from reconciler.gitsync.lease import HOLDER_SHARE, Here, LeaseUnreadable
+from reconciler.gitsync.repo import RENEWED
 
 LEASE = 30.0
 
@@ -171,7 +172,7 @@ def step(rng: random.Random, world: World, runners: list[Runner]) -> None:
     elif op == "announce" and r.synced and r.repo.live_lease() is None:
         announce(world, runners, r)
     elif op == "renew" and r.holding:
-        publish(world, r, r.repo.heartbeat)
+        publish(world, r, lambda: r.repo.publish(RENEWED))
     elif op == "read" and r.holding:
         r.reading = True  # a snapshot read before a delete, answered only at "continue"
     elif op == "continue" and r.reading:
@@ -374,7 +375,7 @@ def test_a_waiter_judges_the_lease_by_its_own_clock_whatever_the_holders_says(tm
     world.now += LEASE - 1
     behind.repo.sync()
     assert behind.repo.live_lease() is not None
-    ahead.repo.heartbeat()
+    ahead.repo.publish(RENEWED)
     world.now += LEASE - 1
     behind.repo.sync()  # saw the renewal: counts again from now
     assert behind.repo.live_lease() is not None and ahead.repo.holding.stands() is False

@@ -5,6 +5,7 @@
     gitsync.remote    Remote: the typed seam (GitRemote, MemoryRemote) and the anchor
     gitsync.lease     Lease, LeaseWatch, Holding: who sends, judged by one's own clock
     gitsync.repo      LedgerRepo: sync, publish (the compare-and-swap), restore
+    gitsync.explain   what a refusal tells a person, as pure functions of what repo found
     gitsync.session   Session: what apply does when (before plan, announce, renew, finish);
                       LeaseStop: apply's stop event, which reads the lease when asked
     gitsync.review    what may be applied or planned: reviewed commits, PR checks

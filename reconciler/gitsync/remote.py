@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from reconciler import ledger as ledger_io
 from reconciler.errors import GitSyncError
 from reconciler.gitsync._git import Git, RefUpdate, blob_id, end_of_options, redact
 
@@ -129,6 +131,25 @@ def changes(old: Mapping[str, bytes], new: Mapping[str, bytes]) -> dict[str, byt
     out: dict[str, bytes | None] = {p: d for p, d in new.items() if old.get(p) != d}
     out.update({p: None for p in old if p not in new})
     return out
+
+
+def extends(new: Mapping[str, bytes], old: Mapping[str, bytes]) -> bool:
+    """`new` is `old`, or `old` with records appended (`ledger.extension_problem`)."""
+    return new == old or ledger_io.extension_problem(new, old) is None
+
+
+def head_seq(files: Mapping[str, bytes], rel: str) -> int:
+    """The seq of the ledger's last record: the last line with a seq in its last segment."""
+    chain = sorted(p for p in files if p == rel or p.startswith(rel + ".d/segments/"))
+    for path in reversed(chain):
+        for line in reversed(files[path].splitlines()):
+            try:
+                seq = json.loads(line).get("seq")
+            except (ValueError, AttributeError, RecursionError):
+                continue
+            if isinstance(seq, int):
+                return seq
+    return 0
 
 
 def restore_command(source: str, ledger_path: str, files: Mapping[str, object]) -> str:

@@ -11,7 +11,8 @@ CI runners are disposable, so in CI the ledger's truth is its file on a remote b
   11); a remote ledger that moved meanwhile is `LedgerMoved`, and nothing is sent.
 - `publish_final()` before exiting 0: the same push, but when another apply appended
   meanwhile this run's records (calls already made) are re-chained after its tail.
-- `heartbeat()` renews this run's lease and pushes the records written since.
+- `publish()` again while sending renews this run's lease, pushing the records written
+  since (the session's renewals, `RENEWED`).
 - `restore()` puts the anchored ledger back on the branch, for a person to run after a
   cut, a force-push or a deleted branch.
 
@@ -21,7 +22,6 @@ force-pushes.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import threading
@@ -29,12 +29,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
+
+from typing_extensions import assert_never
 
 from reconciler import ledger as ledger_io
 from reconciler.actor import local_user
 from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
+from reconciler.gitsync import explain
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
 from reconciler.gitsync.checkout import fast_forward
 from reconciler.gitsync.lease import Here, Holding, Lease, LeaseWatch, check_seconds, new_lease
@@ -48,13 +52,21 @@ from reconciler.gitsync.remote import (
     RemoteState,
     Version,
     changes,
-    restore_command,
+    extends,
+    head_seq,
 )
 from reconciler.words import plural
 
 MAX_ATTEMPTS = 5
 HISTORY = 200  # ledger versions of the branch's history read to find the one to keep
-_KEEP = object()  # `_files`: leave the lease file as the branch has it
+RENEWED = "reconcile: still applying (lease renewed)"  # a renewal's commit message
+
+
+class _Release(Enum):
+    """What a push that does not hold the lease does to the lease file."""
+
+    REMOVE = "remove"  # ours: released
+    KEEP = "keep"  # not ours (or none): left as the branch has it
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,10 @@ class LedgerRepo:
     def where(self) -> str:
         return f"{self.remote.name}/{self.branch}"
 
+    @property
+    def _place(self) -> explain.Place:
+        return explain.Place(self.remote.name, self.branch, self.rel_path)
+
     def _check_repository(self) -> None:
         """A git repository with the remote, or an error that says what to do instead of
         git's own words (reconcile.yaml's `ledger.git` is what asked for git)."""
@@ -241,18 +257,9 @@ class LedgerRepo:
         it. Else records were cut while nothing guarded them, and the version to keep is
         named: always the same one, however often it is asked."""
         keep = self.version_to_keep(head)
-        if keep is None or _extends(on_branch, self._ledger_of(keep)):
+        if keep is None or extends(on_branch, self._ledger_of(keep)):
             return
-        n = _head_seq(self._ledger_of(keep), self.rel_path)
-        raise LedgerNotAnchored(
-            f"{self.where}:{self.rel_path} has no anchor ({ANCHOR_REF} is missing: deleted, or not copied "
-            f"with the repository), and it is not an extension of the ledger reconcile published in commit "
-            f"{keep.commit[:12]} ({plural(n, 'record')}): records were cut while nothing guarded them. "
-            "Nothing was planned or sent. Put that version back with `reconcile ledger restore` (it commits "
-            "it on the branch and anchors it again), or by hand: "
-            + restore_command(keep.commit[:12], self.rel_path, self._ledger_of(keep))
-            + " (then commit and push)"
-        )
+        raise LedgerNotAnchored(explain.no_anchor_cut(self._place, keep, self._ledger_of(keep)))
 
     def version_to_keep(self, head: str | None) -> Version | None:
         """The ledger to keep, by the branch's own history: the version reconcile published
@@ -266,16 +273,10 @@ class LedgerRepo:
         if not published:
             return None
         # The one that extends all has the most records; the newest of those, if several.
-        keep = max(reversed(published), key=lambda v: _head_seq(self._ledger_of(v), self.rel_path))
+        keep = max(reversed(published), key=lambda v: head_seq(self._ledger_of(v), self.rel_path))
         for v in published:
-            if not _extends(self._ledger_of(keep), self._ledger_of(v)):
-                raise LedgerNotAnchored(
-                    f"{self.where}: the ledgers reconcile published in commits {keep.commit[:12]} and "
-                    f"{v.commit[:12]} do not extend one another: the branch's history was cut once and "
-                    "appended to since. Nothing was planned or sent. A person must choose the ledger to "
-                    "keep (`git show COMMIT:" + self.rel_path + "`), put it back on the branch by hand, and "
-                    "settle the cells cleared twice with `reconcile ledger show`"
-                )
+            if not extends(self._ledger_of(keep), self._ledger_of(v)):
+                raise LedgerNotAnchored(explain.histories_diverge(self._place, keep.commit, v.commit))
         return keep
 
     def _ledger_of(self, v: Version) -> Files:
@@ -296,80 +297,30 @@ class LedgerRepo:
         except LedgerNotAnchored as exc:
             return str(exc)
         anchored = self._moved(anchor.ledger, anchor.ledger_path)
-        if keep is None or _extends(anchored, self._ledger_of(keep)):
+        if keep is None or extends(anchored, self._ledger_of(keep)):
             return None
-        kept = self._ledger_of(keep)
-        n, m = _head_seq(anchored, self.rel_path), _head_seq(kept, self.rel_path)
-        how = (
-            f"backwards, to an earlier ledger ({plural(n, 'record')})"
-            if _extends(kept, anchored)
-            else f"to a ledger reconcile never published on {self.branch} ({plural(n, 'record')})"
-        )
-        made = f", made by {anchor.made}" if anchor.made else ""
-        return (
-            f"{ANCHOR_REF} was moved {how}: it points at commit {anchor.commit[:12]}{made}, while "
-            f"{self.where} holds the ledger reconcile published in commit {keep.commit[:12]} "
-            f"({plural(m, 'record')}), which every later apply must extend. Nothing was planned or sent. "
-            f"The version to keep is commit {keep.commit[:12]}'s: `reconcile ledger restore` anchors it "
-            "again (restore never cuts a ledger the branch published). Who moved the ref is in the "
-            "host's audit log (GitHub: the audit log's git.push events; GitLab: audit events). Hosts "
-            "protect branches, not this ref: protect the branch (README: protect the ledger's branch)"
-        )
+        return explain.anchor_moved(self._place, anchor, anchored, keep, self._ledger_of(keep))
 
     def _not_anchored(self, state: RemoteState, anchor: Anchor) -> str:
         moved = self._anchor_moved(state, anchor)
         if moved is not None:
             return moved
-        n = _head_seq(anchor.ledger, anchor.ledger_path)
-        what = self._what_differs(state, anchor)
-        why = self._culprit(state, anchor) if state.head else ""
-        return (
-            f"{self.where}:{self.rel_path} is not the ledger reconcile last published "
-            f"({anchor.branch}:{anchor.ledger_path}, {plural(n, 'record')}, anchored at {ANCHOR_REF} "
-            f"{anchor.commit[:12]}): {what}{why}. Nothing was planned or sent: records that vanish would "
-            "make cleared cells pending again, and records reconcile did not write would decide what is "
-            "sent. Only `reconcile apply` writes the ledger and its lease. Put back the ledger reconcile "
-            f"published with `reconcile ledger restore` (it commits the anchored ledger on {self.branch}), "
-            "or by hand: "
-            f"git fetch {self.remote.name} {ANCHOR_REF} && "
-            + restore_command("FETCH_HEAD", anchor.ledger_path, anchor.ledger)
+        want = self._moved(anchor.ledger, anchor.ledger_path)
+        culprit = self._culprit(state.head, anchor) if state.head else None
+        return explain.not_anchored(
+            self._place, state.head, state.ledger(self.rel_path), anchor, want, culprit
         )
 
-    def _what_differs(self, state: RemoteState, anchor: Anchor) -> str:
-        if state.head is None:
-            return (
-                f"the branch {self.branch} does not exist (deleted, or reconcile.yaml names another branch)"
-            )
-        have, want = state.ledger(self.rel_path), self._moved(anchor.ledger, anchor.ledger_path)
-        if anchor.branch != self.branch or anchor.ledger_path != self.rel_path:
-            moved = "reconcile.yaml moved the ledger (ledger.path, ledger.git.branch) without its history"
-            return moved if have != want else "the lease file differs from the one reconcile wrote"
-        if not have:
-            return f"the file is missing on {self.branch}"
-        if have == want:
-            return f"the lease file {self.lease_path} is not the one reconcile wrote (a lease is never written by hand)"
-        n, m = _head_seq(want, self.rel_path), _head_seq(have, self.rel_path)
-        if ledger_io.extension_problem(want, have) is None and m < n:
-            return f"records {m + 1}..{n} were cut from its end"
-        if ledger_io.extension_problem(have, want) is None and m > n:
-            return f"records {n + 1}..{m} were appended by someone other than reconcile"
-        problem = ledger_io.extension_problem(have, want) or "its files differ"
-        return f"it was rewritten ({problem})"
-
-    def _culprit(self, state: RemoteState, anchor: Anchor) -> str:
-        head = state.head
-        assert head is not None
+    def _culprit(self, head: str, anchor: Anchor) -> str | None:
+        """The newest commit after the anchor's that changed the ledger or its lease."""
         try:
-            commit = (
+            return (
                 self.remote.changed_by(anchor, head, self.rel_path)
                 or self.remote.changed_by(anchor, head, self._sidecar)  # a segment or an ID list
                 or self.remote.changed_by(anchor, head, self.lease_path)
             )
         except GitSyncError:
-            commit = None
-        if commit:
-            return f", in commit {commit[:12]}"
-        return f" (the branch's head {head[:12]} may have been force-pushed)"
+            return None
 
     def check_lease(self, state: RemoteState) -> Lease | None:
         where = f"{self.where}:{self.lease_path} (commit {(state.head or '?')[:12]})"
@@ -394,7 +345,7 @@ class LedgerRepo:
         if local != remote and any(remote.values()):
             if ledger_io.extension_problem(remote, local) is not None:
                 raise LedgerBehind(self._why_not_fast_forward(local, remote))
-            added = _head_seq(remote, self.rel_path) - _head_seq(local, self.rel_path)
+            added = head_seq(remote, self.rel_path) - head_seq(local, self.rel_path)
             self._write_local(remote)
             notes.append(
                 f"{self.file}: fast-forwarded to {self.where} ({plural(added, 'record')} this checkout lacked)"
@@ -412,33 +363,10 @@ class LedgerRepo:
         return SyncResult(state.head, size, bool(added), added, checkout, tuple(notes))
 
     def _why_not_fast_forward(self, local: Files, remote: Files) -> str:
-        nothing = "Nothing was planned or sent."
-        take = f"git fetch {self.remote.name} {self.branch} && " + restore_command(
-            "FETCH_HEAD", self.rel_path, remote
-        )
-        first, last = _head_seq(remote, self.rel_path) + 1, _head_seq(local, self.rel_path)
-        if ledger_io.extension_problem(local, remote) is None and last >= first:
-            return (
-                f"{self.file} has {'record' if first == last else 'records'} {first}..{last} that "
-                f"{self.where} lacks: an earlier apply on this machine did not push them, or they were "
-                f"written by hand. {nothing} If they record calls that were made, settle them with "
-                f"`reconcile ledger show` and a person; otherwise take the remote's: {take}"
-            )
         head = self.git.blob("HEAD", self.rel_path) if self._rel is None else None
         main = local.get(self.rel_path, b"")
         edited = head is not None and not main.startswith(head[: head.rfind(b"\n") + 1])
-        why = (
-            "the file has uncommitted changes that are not appends (the ledger is append-only)"
-            if edited
-            else "each holds records the other lacks"
-        )
-        where = ledger_io.extension_problem(remote, local) or "they differ"
-        return (
-            f"{self.file} and {self.where} differ ({where}): {why}. {nothing} Take the remote's ledger "
-            f"({take}); records only in the local file describe calls the remote does not know of: check "
-            "them with `reconcile ledger show` and settle them with `reconcile ledger resolve` after the "
-            "remote's."
-        )
+        return explain.why_not_fast_forward(self._place, self.file, local, remote, edited=edited)
 
     def read_ledger_files(self) -> dict[str, bytes]:
         """The anchored ledger as its branch holds it, for `plan`: its files by their paths
@@ -470,17 +398,14 @@ class LedgerRepo:
     def lease_left(self) -> float:
         return self.watch.left()
 
-    def heartbeat(self, message: str = "reconcile: still applying (lease renewed)") -> str | None:
-        """Renew this run's lease, pushing the records written so far with it."""
-        return self._publish(message, rechain=False, drop_from_seq=None, hold=True)
-
     # --- publish -------------------------------------------------------------------
 
     def publish(self, message: str) -> str | None:
         """Push the local ledger as one commit on the branch head last read, with this run's
         lease. The compare-and-swap: if the branch moved but not its ledger (a merge), commit
         again on the new head; if its ledger moved (another apply appended), `LedgerMoved`:
-        send nothing, `reset_to_remote`, and re-plan."""
+        send nothing, `reset_to_remote`, and re-plan. Published again while this run holds
+        the lease, it renews it, pushing the records written since."""
         return self._publish(message, rechain=False, drop_from_seq=None, hold=True)
 
     def publish_final(self, message: str, *, drop_from_seq: int | None = None) -> str | None:
@@ -502,7 +427,7 @@ class LedgerRepo:
         if (
             anchor is not None
             and anchored is not None
-            and (keep is None or _extends(anchored, self._ledger_of(keep)))
+            and (keep is None or extends(anchored, self._ledger_of(keep)))
         ):
             ledger, lease = anchored, anchor.lease
             note = "the ledger as reconcile last published it (the anchor)"
@@ -530,7 +455,7 @@ class LedgerRepo:
         if after is None:
             raise GitSyncError(f"{self.where} moved while restoring; run it again")
         self._write_local(ledger)
-        return Restored(after.head, _head_seq(ledger, self.rel_path), note)
+        return Restored(after.head, head_seq(ledger, self.rel_path), note)
 
     def follow(self, commit: str | None) -> str | None:
         """After a person's command published `commit` (restore, migrate): the checkout
@@ -631,7 +556,7 @@ class LedgerRepo:
         self._seen = state
 
     def _push_once(self, seen: RemoteState, local: Files, message: str, hold: bool) -> str | None:
-        lease: Lease | object | None
+        lease: Lease | _Release
         if hold:
             lease = (
                 self._lease.renewed()
@@ -639,11 +564,11 @@ class LedgerRepo:
                 else new_lease(self.run, local_user(), self._since, self.lease_seconds, self._here)
             )
         else:  # release ours; never remove a lease another run took over meanwhile
-            lease = None if self._lease is not None and self._holds(seen) else _KEEP
+            lease = _Release.REMOVE if self._lease is not None and self._holds(seen) else _Release.KEEP
         files = changes(seen.ledger(self.rel_path), local)
         if not message.startswith(PUBLISHED_SUBJECT):  # how the branch's history tells its versions
             message = PUBLISHED_SUBJECT + message
-        if lease is not _KEEP:
+        if lease is not _Release.KEEP:
             files[self.lease_path] = lease.to_bytes() if isinstance(lease, Lease) else None
         started = self.holding.attempt()
         try:
@@ -653,7 +578,7 @@ class LedgerRepo:
             if after is None:
                 raise
         except PushRefused as exc:
-            raise PushRefused(self._refusal(str(exc))) from exc
+            raise PushRefused(explain.push_refused(self._place, str(exc))) from exc
         if after is None:
             return None
         self._seen, self._remote_files, self._base = after, local, local
@@ -677,13 +602,18 @@ class LedgerRepo:
         landed = all(state.file(p) == d for p, d in files.items())
         return state if landed else None
 
-    def _hold(self, lease: object, started: float) -> None:
-        if isinstance(lease, Lease):
-            self._lease = lease
-            self.holding.confirmed(started)
-        elif lease is None:
-            self._lease = None
-            self.holding.released()
+    def _hold(self, lease: Lease | _Release, started: float) -> None:
+        match lease:
+            case Lease():
+                self._lease = lease
+                self.holding.confirmed(started)
+            case _Release.REMOVE:
+                self._lease = None
+                self.holding.released()
+            case _Release.KEEP:
+                pass
+            case _:
+                assert_never(lease)
 
     def _drop_unannounced(self) -> None:
         """A `start` record is pushed before its call (invariant 11): one the remote never got
@@ -692,7 +622,7 @@ class LedgerRepo:
         push. Kept, they would tell the next apply a pipeline is ours to start after the
         run lost its lease and another run took the pipeline over (and started it, and a
         person may have paused it since)."""
-        base_seq = _head_seq(self._base, self.rel_path)
+        base_seq = head_seq(self._base, self.rel_path)
         ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq]
         dropped: set[int] = set()
         starting: set[tuple[str, str]] = set()
@@ -712,43 +642,14 @@ class LedgerRepo:
         that base) that `keep` accepts, appended again after its tail with their times kept;
         an `intent` reference to one of them follows its new seq (`append_copies`). `onto`
         becomes the new base. The result must verify before it is pushed."""
-        base_seq = _head_seq(self._base, self.rel_path)
+        base_seq = head_seq(self._base, self.rel_path)
         ours = [r for r in ledger_io.read(self.file).records if r.seq > base_seq and keep(r)]
         if onto is not None:
             self._base = onto
         self._write_local(self._base)
-        if ours:
-            with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
-                writer.append_copies(ours)
-        ledger_io.read(self.file)
+        if not ours:  # the base alone: a remote ledger verified when read, or one this run pushed
+            return self._local()
+        with ledger_io.LedgerWriter(ledger_io.read(self.file)) as writer:
+            writer.append_copies(ours)
+        ledger_io.read(self.file)  # the re-chained records verify before they are pushed
         return self._local()
-
-    def _refusal(self, text: str) -> str:
-        return (
-            f"{self.remote.name} refused the ledger push to {self.branch} for lack of permission "
-            f"(a protected branch or a server hook):\n  {text}\n"
-            "Fix one of: GitHub: give the workflow `permissions: contents: write` and let "
-            "github-actions (or the bot's token) bypass the branch protection rule of "
-            f"{self.branch}; GitLab: allow the push token's role (Maintainer) to push to the "
-            f"protected branch {self.branch}. Or keep the ledger on a dedicated, unprotected "
-            "branch: `ledger: {git: {branch: reconcile/ledger}}` in reconcile.yaml. The push also "
-            f"moves {ANCHOR_REF}: allow it too."
-        )
-
-
-def _extends(new: Files, old: Files) -> bool:
-    return new == old or ledger_io.extension_problem(new, old) is None
-
-
-def _head_seq(files: Files, rel: str) -> int:
-    """The seq of the ledger's last record: the last line with a seq in its last segment."""
-    chain = sorted(p for p in files if p == rel or p.startswith(rel + ".d/segments/"))
-    for path in reversed(chain):
-        for line in reversed(files[path].splitlines()):
-            try:
-                seq = json.loads(line).get("seq")
-            except (ValueError, AttributeError, RecursionError):
-                continue
-            if isinstance(seq, int):
-                return seq
-    return 0

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from reconciler.errors import LedgerMoved, LockError, ReconcilerError
-from reconciler.gitsync.repo import LedgerRepo
+from reconciler.gitsync.repo import RENEWED, LedgerRepo
 
 PUSH_EVERY = 10.0  # seconds between renewal pushes at most, whatever the lease's length
 
@@ -223,7 +223,7 @@ class _Heartbeat:
         every = min(PUSH_EVERY, self._repo.lease_seconds / 3)
         while not self._stop.wait(every):
             try:
-                self._repo.heartbeat()
+                self._repo.publish(RENEWED)
             except ReconcilerError as exc:
                 self._note(f"could not renew the ledger lease: {exc}")
                 if not self._repo.holding.stands() and not self.lost.is_set():
