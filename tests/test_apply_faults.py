@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from helpers import FAULT_ORG as ORG
 from helpers import HANG, fault_pipeline, interrupt_main, numbered_manifest
+from helpers.emulators import stop_later
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
@@ -152,7 +153,7 @@ def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
     yield make
     for b in made:
         b.client.close()
-        b.em.stop()
+        stop_later(b.em)  # in the background (helpers/emulators.py)
 
 
 # --- item 3: a lost answer to the start call -----------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from helpers import fault_pipeline as pipe
 from helpers import interrupt_main
 from helpers import numbered_manifest as manifest
+from helpers.emulators import running
 from helpers.examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -165,7 +166,7 @@ def test_no_re_clear_after_a_run_and_every_pause_started_again(
     scenario: list[tuple[list[tuple[Any, ...]], int]],
 ) -> None:
     clock = FakeClock()
-    with tempfile.TemporaryDirectory() as tmp, RunningEmulator(WatchedWorld(SEED, clock=clock)) as em:
+    with tempfile.TemporaryDirectory() as tmp, running(WatchedWorld(SEED, clock=clock)) as em:
         world = em.world
         assert isinstance(world, WatchedWorld)
         path = Path(tmp) / "ledger.jsonl"
@@ -209,7 +210,7 @@ def test_two_applies_through_two_spellings_never_send_at_once(tmp_path: Path, sp
     else:
         other = tmp_path / "sub" / ".." / "ledger.jsonl"
     clock = FakeClock()
-    with RunningEmulator(World({**SEED, "pipelines": [pipe("p1"), pipe("p2")]}, clock=clock)) as em:
+    with running(World({**SEED, "pipelines": [pipe("p1"), pipe("p2")]}, clock=clock)) as em:
         held = em.world.on_request("delete", hold=True)
         outcome: list[BaseException | ApplyResult] = []
 

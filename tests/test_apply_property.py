@@ -8,13 +8,14 @@ from itertools import product
 from pathlib import Path
 
 from helpers import ASSETS, NAMES, PIPES, POINTS, STAGES, manifest, subset
+from helpers.emulators import running
 from helpers.examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, Gateways, NullReporter, apply
-from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
 from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.manifests import Manifest
 from reconciler.plan import Options, build_plan, diff
@@ -76,7 +77,7 @@ def test_apply_deletes_exactly_the_pending_cells(case: tuple[list, list, int, in
             (m.pipeline_id, s, a, p) for m in ms for s, a, p in product(m.stages, m.asset_ids, m.point_ids)
         }
         with (
-            RunningEmulator(World(WORLD)) as em,
+            running(World(WORLD)) as em,
             EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
             L.LedgerWriter(led) as w,
         ):

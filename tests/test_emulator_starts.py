@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from helpers import pipeline, world_for
+from helpers.emulators import running
 
 from reconciler.emulator import (
     DEFAULT_APP_KEY,
     DEFAULT_APP_SECRET,
     EmulatorError,
     FakeClock,
-    RunningEmulator,
     World,
 )
 from reconciler.enos import Credentials, EnosClient, Session
@@ -31,7 +31,7 @@ def clock() -> FakeClock:
 
 def served(world: World) -> Iterator[EnosClient]:
     with (
-        RunningEmulator(world) as em,
+        running(world) as em,
         EnosClient(
             Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), sleep=lambda s: None)
         ) as client,

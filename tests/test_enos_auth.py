@@ -6,8 +6,9 @@ import threading
 from typing import Any
 
 import pytest
+from helpers.emulators import running
 
-from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FakeClock, RunningEmulator, World
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FakeClock, World
 from reconciler.enos import (
     Credentials,
     EnosClient,
@@ -110,7 +111,7 @@ def test_64_threads_meeting_an_expired_token_renew_it_once() -> None:
         clock=clock,
     )
     with (
-        RunningEmulator(world) as em,
+        running(world) as em,
         EnosClient(
             Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET), retry=RetryPolicy(attempts=1))
         ) as client,

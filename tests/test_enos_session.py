@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.emulators import running
 
-from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
 from reconciler.enos import Credentials, EnosClient, RetryPolicy, Session, StateRequest, check_gateway
 from reconciler.enos.codes import EXPIRED_CODES
 from reconciler.errors import (
@@ -219,7 +220,7 @@ def test_connection_refused_names_host_and_port() -> None:
 
 
 def test_https_to_a_plain_http_gateway_says_tls() -> None:
-    with RunningEmulator(World()) as em:
+    with running(World()) as em:
         url = em.url.replace("http://", "https://")
         with (
             EnosClient(Session(url, CREDS, retry=RetryPolicy(attempts=1))) as client,

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from helpers.emulators import running
 
-from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
 from reconciler.enos import Credentials, EnosClient, Session, StateRequest
 from reconciler.enos.codes import SUPPORTED_ENOS
 from reconciler.errors import ApiNotAvailable, PermanentError
@@ -58,7 +59,7 @@ def test_a_404_elsewhere_stays_a_plain_refusal() -> None:
 def test_the_emulator_can_be_an_enos_3_gateway() -> None:
     world = World(world_for([pipeline("p1")], streamingApi=False))
     with (
-        RunningEmulator(world) as em,
+        running(world) as em,
         EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
     ):
         c.token()  # the token service is still there

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from helpers import gateway_env, ledger_of, pipeline, run_cli, world_for, write
+from helpers.emulators import running
 from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
+from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
 from reconciler.enos import Credentials, EnosClient, Session, StateRequest
 from reconciler.errors import TooManyPointsError
 from reconciler.manifests import Manifest
@@ -73,7 +74,7 @@ def emulated(limit: str, max_ids: int) -> World:
 def test_the_emulator_enforces_either_reading(limit: str) -> None:
     world = emulated(limit, 10)
     with (
-        RunningEmulator(world) as em,
+        running(world) as em,
         EnosClient(Session(em.url, Credentials(DEFAULT_APP_KEY, DEFAULT_APP_SECRET))) as c,
     ):
         c.delete_stage_state(

@@ -25,7 +25,7 @@ KINDS = ("unit", "acceptance")
 ACCEPTANCE_FIXTURES = frozenset({"make_emulator", "home"})
 # What an acceptance module uses: the emulator, git (helpers.git's runners), a process.
 _USES = re.compile(
-    r"make_emulator|RunningEmulator|subprocess|\bgit\(|bare_origin|\bclone\(|isolate_git"
+    r"make_emulator|RunningEmulator|helpers\.emulators|subprocess|\bgit\(|bare_origin|\bclone\(|isolate_git"
     r"|run_cli_process|spawn_cli|helpers\.browser|\bhome\b"
 )
 
