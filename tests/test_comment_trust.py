@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from helpers import commit_all, git, manifest_yaml, run_cli, write
+from helpers.examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -169,7 +170,7 @@ def check_reader_sees_the_plan(source: str, plan: Plan, names: list[str]) -> Non
 
 
 @given(hostile_plans())
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_comment_shows_every_pipeline_and_count_whatever_the_free_text(
     case: tuple[Plan, LoadResult, Review, LiveState],
 ) -> None:

@@ -11,6 +11,7 @@ import unicodedata
 from html.parser import HTMLParser
 
 import pytest
+from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -55,7 +56,7 @@ def shows_nothing_hidden(s: str) -> bool:
 
 
 @given(hostile)
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 def test_visible_leaves_nothing_hidden_and_keeps_printable_text(s: str) -> None:
     out = visible(s)
     assert shows_nothing_hidden(out)
@@ -70,7 +71,7 @@ def test_md_code_reproductions(s: str) -> None:
 
 
 @given(hostile)
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 def test_md_code_is_one_span_showing_the_value(s: str) -> None:
     check_code_span(s)
 
@@ -86,7 +87,7 @@ def check_code_span(s: str) -> None:
 
 
 @given(st.lists(hostile, min_size=1, max_size=4))
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 def test_md_code_in_a_table_keeps_its_cell(values: list[str]) -> None:
     row = "| " + " | ".join(md_code(v, table=True) for v in values) + " |"
     header = "| " + " | ".join(f"h{i}" for i in range(len(values))) + " |"
@@ -107,7 +108,7 @@ def test_md_text_reproductions(s: str) -> None:
 
 
 @given(hostile)
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 def test_md_text_is_literal_text(s: str) -> None:
     check_text(s)
 
@@ -124,7 +125,7 @@ def check_text(s: str) -> None:
 
 
 @given(st.lists(hostile, min_size=1, max_size=4))
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 def test_md_text_in_a_table_keeps_its_cell(values: list[str]) -> None:
     row = "| " + " | ".join(md_text(v) for v in values) + " |"
     header = "| " + " | ".join(f"h{i}" for i in range(len(values))) + " |"
@@ -154,7 +155,7 @@ class _Collect(HTMLParser):
 
 
 @given(hostile)
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 def test_html_text_stays_text_and_attribute(s: str) -> None:
     p = _Collect()
     p.feed(f'<p title="{html_text(s)}">{html_text(s)}</p><i>end</i>')
