@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 from helpers import gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler import ledger as L
 from reconciler.errors import ReconcilerError
+from reconciler.render.ledger import ledger_lines
+from reconciler.render.text import fit
 
 
 @pytest.fixture
@@ -123,3 +127,72 @@ def test_asset_history_golden(tmp_path: Path) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(res.out)
     assert res.out == golden.read_text()
+
+
+def test_every_line_fits_120_columns_in_a_ci_log_and_keeps_every_fact(repo: Path, make_emulator: Any) -> None:
+    """A ledger as CI writes it (a run URL, long names, a snapshot, pause and start
+    records): no line of `ledger show` (nor of the plan before it) wider than 120, and the
+    text, spaces aside, the same as the records on one line each (issue 25: lines reached
+    214-329, the plan's request lines 147-165)."""
+    pid = "7c21d09e55b34f10a9e2"
+    em = make_emulator(world_for([pipeline(pid, status="RUNNING", stages=("counter_agg_inverter_3",))]))
+    assets = [f"INV{i:05d}Tiui" for i in range(40)]
+    write(
+        repo / "manifests/a.yaml",
+        manifest_yaml(
+            "farm-a-counter-reset-after-scada-replay-2026-11",
+            pipeline=pid,
+            stages=["counter_agg_inverter_3"],
+            assets=assets,
+            points=["INV.GenActivePW", "INV.DayEnergy", "INV.TotalEnergy"],
+        ),
+    )
+    ci = {
+        **gateway_env(em),
+        "CI": "true",
+        "GITHUB_ACTOR": "solar-ops-release-bot",
+        "GITHUB_REPOSITORY": "acme-renewables/stream-processing-reconcile",
+        "GITHUB_RUN_ID": "12345678901",
+    }
+    planned = run_cli(["plan"], repo, ci)
+    assert planned.code == 0, planned.all
+    assert not [line for line in planned.out.splitlines() if len(line) > 120], planned.out
+    assert (
+        "clear120cellsin1request:40assetsx3points;assetsINV00000Tiui,INV00001Tiui,INV00002Tiui,…+37more;"
+        "pointsINV.GenActivePW,INV.DayEnergy,INV.TotalEnergy"
+    ) in "".join(planned.out.split())
+    applied = run_cli(
+        ["apply", "--auto-approve", "--pause-pipelines", "--snapshot", "evidence.jsonl"], repo, ci
+    )
+    assert applied.code == 0, applied.all
+    res = show(repo)
+    assert res.code == 0, res.all
+    wide = [line for line in res.out.splitlines() if len(line) > 120]
+    assert not wide, wide
+    records = L.read(repo / "applied-ledger.jsonl").records
+    assert {r.kind for r in records} >= {"pause", "intent", "delete", "start", "resume"}
+    one_line_each = ledger_lines(records, width=10_000)
+    assert max(len(line) for line in one_line_each.splitlines()) > 120  # there was something to wrap
+    assert "".join(res.out.split()) == "".join(one_line_each.split())
+    assert (
+        "https://github.com/acme-renewables/stream-processing-reconcile/actions/runs/12345678901" in res.out
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", " ", "  ", " x "]), st.text("ab cdefghij-/", min_size=1, max_size=300)
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 60),
+    st.integers(0, 40),
+)
+def test_fit_never_cuts_and_never_exceeds_the_width(
+    parts: list[tuple[str, str]], start: int, indent: int
+) -> None:
+    lines = fit(parts, start=start, indent=indent, width=80)
+    assert len(lines[0]) <= 80 - start or not lines[0].strip(" ")
+    assert all(len(line) <= 80 - indent for line in lines[1:])
+    assert "".join("".join(lines).split()) == "".join("".join(sep + text for sep, text in parts).split())

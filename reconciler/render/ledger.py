@@ -11,7 +11,7 @@ from typing import Any
 
 from reconciler.ledger import Record
 from reconciler.render.plan import sample
-from reconciler.render.text import term
+from reconciler.render.text import WIDTH, fit, term
 from reconciler.words import plural
 
 
@@ -19,35 +19,57 @@ def records_json(records: Iterable[Mapping[str, object]]) -> str:
     return json.dumps(list(records), indent=2, ensure_ascii=False) + "\n"
 
 
-def ledger_lines(records: Sequence[Record]) -> str:
-    """One line per record: grep-able in CI logs and readable at a terminal."""
+def ledger_lines(records: Sequence[Record], width: int = WIDTH) -> str:
+    """One entry per record, grep-able in CI logs and readable at a terminal: its seq, time
+    and kind first, then what and who; an entry longer than `width` goes on under its
+    first line, as a table cell wraps (every fact kept, no line wider than `width`)."""
     lines = []
     for r in records:
-        d = r.data
-        raw_actor = d.get("actor")
-        actor: Mapping[str, Any] = raw_actor if isinstance(raw_actor, dict) else {}
-        who = f" by {actor.get('user', '?')}" if actor else ""
-        if actor.get("gitCommit"):
-            who += f" @{str(actor['gitCommit'])[:8]}"
-        if actor.get("runUrl"):
-            who += f" {actor['runUrl']}"
-        if actor.get("unreviewed"):
-            who += " UNREVIEWED (--allow-unreviewed)"
-        kind = r.kind + (" (resolved)" if d.get("resolved") else "")
-        snap = d.get("snapshot")
-        if isinstance(snap, dict):  # apply --snapshot: the evidence this record vouches for
-            who += f"  [snapshot: {plural(int(snap.get('items') or 0), 'item')}]"
-        if r.asset_ids:
-            what = (
-                f"{d['manifest']}  {d['pipelineId']}/{d['stageInstanceName']}  "
-                f"{plural(len(r.asset_ids), 'asset')} ({sample(r.asset_ids)}) x "
-                f"{plural(len(r.point_ids), 'point')} ({sample(r.point_ids)})"
-            )
-        else:
-            what = f"{d.get('orgId', '')}/{d.get('pipelineId', '')}"
-        lines.append(term(f"#{r.seq:<5} {r.at}  {kind:<8} {what}{who}"))
+        kind = r.kind + (" (resolved)" if r.data.get("resolved") else "")
+        head = term(f"#{r.seq:<5} {r.at}  {kind:<8} ")
+        parts = [(sep, term(text)) for sep, text in [*_what(r), *_who(r)]]
+        # Under the first line's "what" when every part fits there; else less indented,
+        # so that a long URL is not folded.
+        indent = len(head)
+        if any(len(sep.lstrip() + text) > width - indent for sep, text in parts):
+            indent = CONTINUED
+        first, *rest = fit(parts, start=len(head), indent=indent, width=width)
+        lines += [head + first, *(" " * indent + line for line in rest)]
     lines.append(f"{plural(len(records), 'record')}")
     return "\n".join(lines) + "\n"
+
+
+CONTINUED = 8  # columns a record's further lines are indented by, when not under its "what"
+
+
+def _what(r: Record) -> list[tuple[str, str]]:
+    d = r.data
+    if not r.asset_ids:
+        return [("", f"{d.get('orgId', '')}/{d.get('pipelineId', '')}")]
+    return [
+        ("", str(d["manifest"])),
+        ("  ", f"{d['pipelineId']}/{d['stageInstanceName']}"),
+        ("  ", f"{plural(len(r.asset_ids), 'asset')} ({sample(r.asset_ids)})"),
+        (" x ", f"{plural(len(r.point_ids), 'point')} ({sample(r.point_ids)})"),
+    ]
+
+
+def _who(r: Record) -> list[tuple[str, str]]:
+    """Who, from which commit and run: one part, so that it is read (and grepped) together."""
+    raw = r.data.get("actor")
+    actor: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    who = [f"by {actor.get('user', '?')}"] if actor else []
+    if actor.get("gitCommit"):
+        who.append(f"@{str(actor['gitCommit'])[:8]}")
+    if actor.get("runUrl"):
+        who.append(str(actor["runUrl"]))
+    if actor.get("unreviewed"):
+        who.append("UNREVIEWED (--allow-unreviewed)")
+    out = [(" ", " ".join(who))] if who else []
+    snap = r.data.get("snapshot")
+    if isinstance(snap, dict):  # apply --snapshot: the evidence this record vouches for
+        out.append(("  ", f"[snapshot: {plural(int(snap.get('items') or 0), 'item')}]"))
+    return out
 
 
 def last_cleared_text(
@@ -85,7 +107,7 @@ def last_cleared_text(
     if actor.get("unreviewed"):
         by += " UNREVIEWED: applied with --allow-unreviewed, not from a reviewed commit"
     lines.append(by)
-    return "\n".join(map(term, lines)) + "\n" + doubt
+    return "".join(_wrapped(term(line)) for line in lines) + doubt
 
 
 def _in_doubt_for(
@@ -98,10 +120,17 @@ def _in_doubt_for(
         if any((asset is None or a == asset) and (point is None or p == point) for a, p in cells)
     ]
     return "".join(
-        term(
-            f"  in doubt since {r.at}: intent #{r.seq} ({r.manifest}, stage {r.data.get('stageInstanceName')}); "
-            "settle it with `reconcile ledger resolve --verify`"
+        _wrapped(
+            term(
+                f"  in doubt since {r.at}: intent #{r.seq} ({r.manifest}, stage {r.data.get('stageInstanceName')}); "
+                "settle it with `reconcile ledger resolve --verify`"
+            )
         )
-        + "\n"
         for r in found
     )
+
+
+def _wrapped(line: str, width: int = WIDTH) -> str:
+    """A sentence of `last_cleared_text` in lines of at most `width`, the next ones indented."""
+    first, *rest = fit([("", line)], start=0, indent=4, width=width)
+    return "".join(f"{text}\n" for text in [first, *(" " * 4 + x for x in rest)])

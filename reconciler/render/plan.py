@@ -9,6 +9,7 @@ will be sent, inside code spans or code blocks, never as markdown or HTML.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -30,7 +31,7 @@ from reconciler.render.review import (
     review_json,
     source_line,
 )
-from reconciler.render.text import md_code, term
+from reconciler.render.text import fit, md_code, term
 from reconciler.words import plural
 
 __all__ = [  # the review's words are re-exported: callers render plans from here
@@ -237,20 +238,46 @@ def _text_key(v: KeyView, org: str, pipeline: str, stage: str) -> list[str]:
         return [f"    [dim]= {name}: up to date ({plural(kd.applied_cells, 'cell')} applied)[/dim]"]
     lines = [f"    [yellow]~[/yellow] {name}"]
     if normal:
-        lines.append(
-            f"        [red]-[/red] clear {plural(normal, 'cell')} in {plural(v.requests, 'request')}: "
-            f"{v.shapes}; assets {escape(sample(v.assets))}; points {escape(sample(v.points))}"
+        lines += _fitted(
+            "        [red]-[/red] ",
+            [
+                ("", f"clear {plural(normal, 'cell')} in {plural(v.requests, 'request')}:"),
+                (" ", f"{v.shapes};"),
+                (" ", f"assets {sample(v.assets)};"),
+                (" ", f"points {sample(v.points)}"),
+            ],
         )
     if kd.in_doubt_cells:
         rule = doubt_rule(kd.resumed_since_intent)
-        lines.append(
-            f"        [magenta]?[/magenta] in doubt: {plural(kd.in_doubt_cells, 'cell')} in "
-            f"{plural(v.doubt_requests, 'request')} ({v.doubt_shapes}; assets {escape(sample(v.doubt_assets))}): "
-            f"sent, no answer recorded; {rule}"
+        lines += _fitted(
+            "        [magenta]?[/magenta] ",
+            [
+                (
+                    "",
+                    f"in doubt: {plural(kd.in_doubt_cells, 'cell')} in {plural(v.doubt_requests, 'request')}",
+                ),
+                (" ", f"({v.doubt_shapes};"),
+                (" ", f"assets {sample(v.doubt_assets)}):"),
+                (" ", "sent, no answer recorded;"),
+                (" ", rule),
+            ],
         )
     if kd.applied_cells:
         lines.append(f"        [dim]= already applied: {plural(kd.applied_cells, 'cell')}[/dim]")
     return lines
+
+
+def _fitted(head: str, parts: list[tuple[str, str]]) -> list[str]:
+    """A request line within WIDTH columns in a CI log (which has no width): `head` (an
+    indent and a coloured mark) then `parts`, wrapped under the first part."""
+    start = len(head) - _markup_len(head)
+    first, *rest = fit(parts, start=start, indent=start)
+    return [head + escape(first), *(" " * start + escape(line) for line in rest)]
+
+
+def _markup_len(head: str) -> int:
+    """How many characters of `head` are markup tags (`[red]`, `[/red]`), not shown."""
+    return sum(len(tag) for tag in re.findall(r"\[/?[a-z ]+\]", head))
 
 
 def _text_renames(plan: Plan) -> list[str]:

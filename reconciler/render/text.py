@@ -14,6 +14,8 @@ line out) and the property tests in tests/test_render_text.py hold them to it.
 - `html_text(s)`: HTML element or attribute text.
 - `term(s)`: terminal text with control characters (ESC, CR, newlines, bidi overrides)
   shown as escapes, so a value cannot redraw the screen or fake another line.
+- `fit(parts, ...)`: parts of a line laid out in lines of at most `WIDTH` columns, as a
+  table cell wraps: CI logs have no width, and nothing is ever cut.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Sequence
 
-__all__ = ["clip", "html_text", "md_code", "md_text", "term", "visible"]
+__all__ = ["WIDTH", "clip", "fit", "html_text", "md_code", "md_text", "term", "visible"]
 
 # Characters that change what a line or a screen shows without being shown themselves:
 # C0/C1 controls and DEL (Cc), line and paragraph separators (Zl, Zp), lone surrogates
@@ -129,3 +132,57 @@ def clip(s: str, limit: int) -> str:
     if len(s) <= limit:
         return s
     return s[: max(limit - 1, 0)] + "…"
+
+
+WIDTH = 120  # the widest line `ledger show` and the plan write: CI logs do not wrap
+
+
+def fit(parts: Sequence[tuple[str, str]], *, start: int, indent: int, width: int = WIDTH) -> list[str]:
+    """`parts` (a separator and a text each) laid out in lines of at most `width`
+    characters, as a table cell wraps: the first line begins at column `start`, the next
+    ones at `indent` (neither included). A part that does not fit goes to the next line
+    whole, its separator dropped but for a word in it (`" x "` leaves `"x "`); one longer
+    than a line is wrapped at its spaces, and a word longer than a line is folded. Nothing
+    is ever cut: the lines hold every character of the parts but the spaces they break at."""
+    lines: list[str] = []
+    line, col = "", start
+    for sep, text in parts:
+        piece = sep + text if line else sep.lstrip() + text
+        if col + len(piece) <= width:
+            line, col = line + piece, col + len(piece)
+            continue
+        if line:
+            lines.append(line)
+            line, col, piece = "", indent, sep.lstrip() + text
+        if col + len(piece) <= width:
+            line, col = piece, col + len(piece)
+            continue
+        chunks = _wrap(piece, first=width - col, rest=width - indent)
+        lines += chunks[:-1]
+        line = chunks[-1]
+        col = (indent if len(chunks) > 1 else col) + len(line)
+    return [*lines, line]
+
+
+def _wrap(text: str, *, first: int, rest: int) -> list[str]:
+    """Words to lines: the first `first` wide, the others `rest`; a longer word folded."""
+    body = text.lstrip(" ")
+    lead = text[: len(text) - len(body)]  # an indent is kept, on the first line
+    first, rest = max(1, first - len(lead)), max(1, rest)
+    lines: list[str] = []
+    line = ""
+    for word in body.split(" "):
+        room = first if not lines else rest
+        candidate = f"{line} {word}" if line else word
+        if len(candidate) <= room:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+            line, room = "", rest
+        while len(word) > room:
+            lines.append(word[:room])
+            word, room = word[room:], rest
+        line = word
+    lines.append(line)
+    return [lead + lines[0], *lines[1:]]
