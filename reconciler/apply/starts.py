@@ -319,7 +319,7 @@ class Starter:
         """Once, after every start was tried: what happens to the pipelines left PAUSED."""
         if not self._left_paused:
             return
-        names = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r in self._left_paused)
+        names = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r in sorted(self._left_paused))
         it = "it" if len(self._left_paused) == 1 else "them"
         self._reporter.note(
             f"left PAUSED: {names}. The next `reconcile apply` starts {it} (a pause record with no "
