@@ -112,9 +112,10 @@ def test_every_request_that_ends_wakes_the_run_once_begun_or_not() -> None:
 
 def test_hold_waits_for_requests_in_flight_and_begins_none() -> None:
     p, _ = pool(concurrency=2)
-    gate = threading.Event()
+    gate, began = threading.Event(), threading.Event()
     seen: list[str] = []
-    p.submit([action(0)], lambda a: (gate.wait(5), "slow")[1], lambda a: None, seen.append)
+    p.submit([action(0)], lambda a: (began.set(), gate.wait(5), "slow")[2], lambda a: None, seen.append)
+    assert began.wait(5)  # in flight (one only queued is not: hold keeps it from beginning)
     threading.Timer(0.05, gate.set).start()
     p.hold()  # returns once the slow one is done
     assert gate.is_set()
