@@ -496,7 +496,7 @@ class LedgerRepo:
 
     def _require_sync(self) -> None:
         if self._seen is None:
-            raise GitSyncError("internal: publish before sync")
+            raise RuntimeError("internal: publish before sync")  # a bug (exit 3), not a user's error
 
     def _publish(self, message: str, *, rechain: bool, drop_from_seq: int | None, hold: bool) -> str | None:
         with self._publishing:

@@ -1,12 +1,13 @@
 """The choreography an apply runs with the ledger in git (Terraform's `hook_state.go`:
 when to persist, not how).
 
-    with Session(repo, note) as s:
-        s.before_plan()          sync, and wait out another live run's lease
-        s.announce(message)      the write-ahead push (invariant 11), then renewals
-        s.still_held()           False once the lease may have been taken over (invariant 9)
-        s.finish(message)        every record on the remote before exit 0
-    a raise inside: `abort`      push what was recorded, or drop intents never announced
+    s = Session(repo, note)      one per apply attempt (`store.Writer.session`), under the lock
+    s.before_plan()              sync, and wait out another live run's lease
+    s.announce(message)          the write-ahead push (invariant 11), then renewals
+    s.still_held()               False once the lease may have been taken over (invariant 9)
+    s.finish(message)            every record on the remote before exit 0
+    s.abort(exc)                 a run that raised: push what was recorded, or drop intents
+                                 never announced
 
 Renewals push the records written since the last push at least every
 `PUSH_EVERY` seconds while sending, so a runner that dies leaves the remote only
@@ -18,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 
 from reconciler.errors import LedgerMoved, LockError, ReconcilerError
 from reconciler.gitsync.repo import RENEWED, LedgerRepo
@@ -167,14 +167,6 @@ class Session:
         if self._beat is not None:
             self._beat.stop()
             self._beat = None
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop_beat()
 
 
 class LeaseStop(threading.Event):
