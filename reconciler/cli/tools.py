@@ -28,7 +28,12 @@ def emulator(
     ] = 0.0,
     fault_kind: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--fault-kind", metavar="KIND", help="Limit faults to these kinds; repeatable."),
+        typer.Option(
+            "--fault-kind",
+            metavar="KIND",
+            help="Limit faults to these kinds (listed above); repeatable. Default: every kind of a "
+            "flaky gateway; a lying one (kept, cleared_others) only when named.",
+        ),
     ] = None,
     latency_ms: Annotated[
         float, typer.Option(metavar="MS", min=0, help="Latency added to every business request.")
@@ -44,7 +49,23 @@ def emulator(
     """Run the local EnOS gateway emulator (for tests, demos and your own CI).
 
     \b
+    Fault kinds (--fault-kind), each drawn for a --fault-rate share of requests:
+      latency         the answer comes 200 ms late
+      http500         HTTP 500
+      http503         HTTP 503
+      http429         HTTP 429 with Retry-After
+      drop            the connection drops before any effect
+      61199           code 61199 (internal error)
+      data_false      a delete answers data: false
+      lost_answer     a delete takes effect, then the connection drops unanswered
+      token_expiry    the token expires after it has served
+    A lying gateway, only when named (apply's canary stops the run on it):
+      kept            a delete answers true and keeps the state
+      cleared_others  a delete answers true and also clears the stage's other cells
+
+    \b
     Example:  reconcile emulator --port 8910 --fault-rate 0.1 --seed 7
+              reconcile emulator --fault-rate 1 --fault-kind kept
     """
     from reconciler.emulator import (
         DEFAULT_APP_KEY,

@@ -3,7 +3,8 @@ service, stage state, auth, faults and hooks here; the pipeline routes in `pipel
 
 Validation order and codes follow REFERENCE section 5; the envelope is
 `{code, msg, requestId, data}`; gateway errors are Kong-style `{"message": ...}`.
-A delete on a pipeline that is not PAUSED answers 61199 (DESIGN decision).
+A delete on a pipeline that is not PAUSED answers 61199 (DESIGN decision). The lying
+faults (`kept`, `cleared_others`) answer a delete true and do something else.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from reconciler.emulator.pipelines import list_pipelines, offset_lag, operate_pi
 from reconciler.emulator.replies import fail, gateway_error, ok
 from reconciler.emulator.replies import json_body as _json_body
 from reconciler.emulator.replies import try_json as _try_json
-from reconciler.emulator.world import World
+from reconciler.emulator.world import LIE_KINDS, World
 
 Handler = Callable[[Request, World], Awaitable[Response]]
 HOLD_TIMEOUT = 30.0  # a held request goes on by itself after this, so a test cannot hang
@@ -97,6 +98,10 @@ async def stage_state(request: Request, world: World) -> Response:
             world.violations.append(f"delete on {p.pipeline_id} while {status}")
             world.emit("delete-refused", pipelineId=p.pipeline_id, stage=stage, status=status)
             return fail(61199, f"pipeline {p.pipeline_id} is {status}; pause it before deleting state")
+        lie = getattr(request.state, "lie", None)
+        if lie == "kept":  # answers true, clears nothing
+            world.emit("delete-kept", orgId=p.org_id, pipelineId=p.pipeline_id, stage=stage)
+            return ok(True)
         p.delete(stage, assets, points)
         world.emit(
             "delete", orgId=p.org_id, pipelineId=p.pipeline_id, stage=stage, assets=assets, points=points
@@ -111,6 +116,9 @@ async def stage_state(request: Request, world: World) -> Response:
                 "status": status,
             }
         )
+        if lie == "cleared_others":  # and every other cell of the stage with them
+            p.wipe(stage)
+            world.emit("stage-wiped", orgId=p.org_id, pipelineId=p.pipeline_id, stage=stage)
     return ok(True)
 
 
@@ -267,6 +275,7 @@ async def _faulty(fault: str | None, handler: Handler, request: Request, world: 
         return fail(61199, "internal error, try again")
     if fault == "drop":
         return fail(0, "dropped")  # never sent: the connection is closed instead
+    request.state.lie = fault if fault in LIE_KINDS else None  # the delete route acts on it
     response = await handler(request, world)
     if fault == "data_false" and json.loads(bytes(response.body)).get("code") == 0:
         return JSONResponse({"code": 0, "msg": " OK", "requestId": str(uuid.uuid4()), "data": False})

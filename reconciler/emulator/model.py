@@ -22,6 +22,25 @@ FAULT_KINDS = (
     "lost_answer",
     "token_expiry",
 )
+# A gateway that answers a delete `data: true` and does something else (DESIGN "Canary",
+# invariant 16): `kept` clears nothing, `cleared_others` also clears every other cell of
+# the stage. Never among the default kinds: a run meets them only when they are named.
+LIE_KINDS = ("kept", "cleared_others")
+# What a fault does, as `reconcile emulator --help` lists it.
+FAULT_HELP = {
+    "latency": "the answer comes 200 ms late",
+    "http500": "HTTP 500",
+    "http503": "HTTP 503",
+    "http429": "HTTP 429 with Retry-After",
+    "drop": "the connection drops before any effect",
+    "61199": "code 61199 (internal error)",
+    "data_false": "a delete answers data: false",
+    "lost_answer": "a delete takes effect, then the connection drops unanswered",
+    "token_expiry": "the token expires after it has served",
+    "kept": "a delete answers true and keeps the state",
+    "cleared_others": "a delete answers true and also clears the stage's other cells",
+}
+DELETE_ONLY = frozenset({"data_false", "lost_answer", *LIE_KINDS})  # only a delete can meet these
 
 
 @dataclass
@@ -39,9 +58,11 @@ class Faults:
 
     def __post_init__(self) -> None:
         self.rng.seed(self.seed)
-        unknown = set(self.kinds) - set(FAULT_KINDS)
+        unknown = set(self.kinds) - set(FAULT_KINDS) - set(LIE_KINDS)
         if unknown:
-            raise EmulatorError(f"unknown fault kinds: {sorted(unknown)}; known: {FAULT_KINDS}")
+            raise EmulatorError(
+                f"unknown fault kinds: {sorted(unknown)}; known: {', '.join(FAULT_KINDS + LIE_KINDS)}"
+            )
 
 
 @dataclass
@@ -62,6 +83,7 @@ class Pipeline:
     cells: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     # fill-state mode: every cell has state unless a delete rectangle covers it
     deleted: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = field(default_factory=dict)
+    wiped: set[str] = field(default_factory=set)  # stages a lying delete cleared whole (fill-state)
     # values a state file seeds (value, time, quality, dq), per rectangle; the last one wins
     seeded: list[tuple[str, frozenset[str], frozenset[str], dict[str, Any]]] = field(default_factory=list)
 
@@ -79,6 +101,8 @@ class Pipeline:
 
     def has_state(self, stage: str, asset: str, point: str) -> bool:
         if self.fill_state:
+            if stage in self.wiped:
+                return False
             return not any(asset in a and point in p for a, p in self.deleted.get(stage, ()))
         return point in self.cells.get(stage, {}).get(asset, ())
 
@@ -89,6 +113,13 @@ class Pipeline:
         for a in assets:
             if a in by_asset:
                 by_asset[a].difference_update(points)
+
+    def wipe(self, stage: str) -> None:
+        """Every cell of `stage` loses its state (the `cleared_others` lie)."""
+        if self.fill_state:
+            self.wiped.add(stage)
+        for points in self.cells.get(stage, {}).values():
+            points.clear()
 
 
 class FakeClock:

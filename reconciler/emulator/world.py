@@ -23,10 +23,10 @@ from typing import Any
 
 from reconciler.emulator.hooks import EXPIRY_SHAPES, Hook, Match
 from reconciler.emulator.items import seed_values
-from reconciler.emulator.model import FAULT_KINDS, FakeClock, Faults, Pipeline
+from reconciler.emulator.model import DELETE_ONLY, FAULT_KINDS, LIE_KINDS, FakeClock, Faults, Pipeline
 from reconciler.emulator.seed import EmulatorError, check_seed
 
-__all__ = ["FAULT_KINDS", "FakeClock", "Faults", "Pipeline", "World"]
+__all__ = ["FAULT_KINDS", "LIE_KINDS", "FakeClock", "Faults", "Pipeline", "World"]
 
 GENERIC_TYPES = frozenset(
     {"LastRecordAppender", "LastChangedRecordAppender", "LatestRecordMerger", "RecordCapturer"}
@@ -260,15 +260,15 @@ class World:
     def draw_fault(self, route: str) -> str | None:
         """Whether this request fails (seeded draw) and how: the kinds take turns, so that a
         run with enough faults meets every kind, whatever order the requests come in. A kind
-        only a delete can meet (data false, a lost answer) keeps its turn until a delete
-        draws a fault: other routes take the next kind without using that turn up."""
+        only a delete can meet (data false, a lost answer, a lie) keeps its turn until a
+        delete draws a fault: other routes take the next kind without using that turn up."""
         with self.lock:
             f = self.faults
             if f.rate <= 0 or f.rng.random() >= f.rate:
                 return None
             for offset in range(len(f.kinds)):
                 kind = f.kinds[(f.turn + offset) % len(f.kinds)]
-                if route == "delete" or kind not in ("data_false", "lost_answer"):
+                if route == "delete" or kind not in DELETE_ONLY:
                     if offset == 0:
                         f.turn += 1
                     return kind
