@@ -603,6 +603,12 @@ class Rollout:
         if self.pool.shielded(self.pool.stop_and_wait, self.pool.in_flight_note):
             self.result.interrupted = True
         self.pool.close()
+        # A start under way in its thread is settled first: two steppers would take the same
+        # queue head, starting one pipeline twice and popping the next one unstarted.
+        if self.pool.shielded(
+            self._join_starts, lambda: "still starting a pipeline again; press Ctrl-C later"
+        ):
+            self.result.interrupted = True
         for action in [x for x in self.journal.intents if x not in self.handed]:
             self._fold_one(self.requests.close(action, "not sent: the run stopped before sending it"), [])
         for a in self.active:
