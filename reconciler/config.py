@@ -216,7 +216,8 @@ class PipelineSettings(_Strict):
 
 class RolloutSettings(_Strict):
     """DESIGN "Gentle on production (the rollout)": each pipeline is paused only for its own
-    work, at most `maxPaused` at once, never longer than `maxPause` at a time."""
+    work, at most `maxPaused` at once, never longer than `maxPause` at a time; each stage's
+    first request checked alone (`canary`)."""
 
     maxPaused: int | None = Field(
         default=None,
@@ -230,6 +231,13 @@ class RolloutSettings(_Strict):
         max_length=32,
         description="The longest one pause: 90s, 30m or 2h (default 1h, at most 23h). A pipeline "
         "whose pause reaches it is started again, and paused later for the rest.",
+    )
+
+    canary: bool | None = Field(
+        default=None,
+        description="Check each stage's first request before the rest (default true): read its cells "
+        "and the next request's, send it alone, read both again; a gateway that answered true and "
+        "kept the state, or cleared other cells, stops the whole run. Costs up to four reads per stage.",
     )
 
     @field_validator("maxPause")
@@ -269,7 +277,8 @@ class ApplySettings(_Strict):
     )
     rollout: RolloutSettings | None = Field(
         default=None,
-        description="How gently apply pauses production: pipelines paused at once, the longest pause.",
+        description="How gently apply pauses production: pipelines paused at once, the longest pause, "
+        "the canary.",
     )
 
     @field_validator("snapshot")
@@ -479,6 +488,7 @@ class RepoConfig:
     windows: windows_mod.Windows | None = None  # apply.windows; None: any time
     max_paused: int | None = None  # apply.rollout.maxPaused
     max_pause: float | None = None  # apply.rollout.maxPause, in seconds
+    canary: bool | None = None  # apply.rollout.canary
     notify: tuple[NotifyTarget, ...] = ()
     # the file as checked, for comparing two versions setting by setting (`review_changes`)
     doc: ConfigDoc | None = field(default=None, compare=False, repr=False)
@@ -800,6 +810,7 @@ def _value(path: Path, doc: ConfigDoc) -> RepoConfig:
         windows=_windows(doc.apply.windows),
         max_paused=doc.apply.rollout.maxPaused if doc.apply.rollout else None,
         max_pause=_max_pause(doc.apply.rollout),
+        canary=doc.apply.rollout.canary if doc.apply.rollout else None,
         notify=tuple(NotifyTarget(n.urlEnv, tuple(n.on), n.timeoutSeconds) for n in doc.notify),
     )
 

@@ -78,20 +78,23 @@ def test_requests_in_flight_refused_the_same_way_are_told_once(bench: Callable[.
 
     helper = threading.Thread(target=release_when_four_arrived)
     helper.start()
-    result, reporter = b.apply(concurrency=4)
+    result, reporter = b.apply(concurrency=4, canary=False)  # a canary would send the first alone
     helper.join()
     assert sent_to(b, "bad") == 4  # the four in flight, then nothing more
     assert outcomes(reporter).count(Outcome.FAILED) == 1 and outcomes(reporter).count(Outcome.HELD) == 11
     assert result.refusals[0].requests == 12 and len(result.failed) == 12
 
 
-def test_61106_stops_sends_to_the_pipeline(bench: Callable[..., Bench]) -> None:
+@pytest.mark.parametrize("canary", [False, True])
+def test_61106_stops_sends_to_the_pipeline(bench: Callable[..., Bench], canary: bool) -> None:
     b = bench(
         [pipe(status="PAUSED")],
         [manifest("ghost", "p404", stages=("s1", "s2"), assets=5), manifest("m", "p1", assets=5)],
     )
-    result, _ = b.apply(concurrency=1, skip_pause_check=True)
-    assert sent_to(b, pipeline="p404") == 1 and sent_to(b, pipeline="p1") == 5
+    result, _ = b.apply(concurrency=1, skip_pause_check=True, canary=canary)
+    # the canary's first read is refused as the delete would be: the pipeline is held as well
+    assert sent_to(b, pipeline="p404") == (0 if canary else 1) and sent_to(b, pipeline="p1") == 5
+    assert result.canary is None and len(result.deleted) == 5  # the run went on with the others
     (refusal,) = result.refusals
     assert (refusal.scope, refusal.where, refusal.requests) == ("pipeline", "o/p404", 10)
 

@@ -4,6 +4,7 @@ text, markdown and JSON, through the real CLI; goldens for the new plan text and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -415,14 +416,15 @@ def test_live_review_matches_golden(review_repo: Path, monkeypatch: pytest.Monke
         if os.environ.get("UPDATE_GOLDEN"):
             (GOLDEN / name).write_text(out)
         assert out == (GOLDEN / name).read_text()
-    # Honest (issue 25): the request, plus the pause, the start and their status reads, at 2.5 s each
+    # Honest (issue 25): the request, plus the pause, the start and their status reads, and the
+    # canary's read before and after (the request is its own canary): 7 calls at 2.5 s each
     assert (
-        "RUNNING ([yellow]apply pauses it[/yellow] for its 1 request, about 12s at the latency seen now"
+        "RUNNING ([yellow]apply pauses it[/yellow] for its 1 request, about 18s at the latency seen now"
         in text
     )
     order = review_json(plan, review)["rollout"]
     assert order == [
-        {"orgId": "o1", "pipelineId": "p1", "requests": 1, "pauses": 1, "estimatedPauseSeconds": 12.5},
+        {"orgId": "o1", "pipelineId": "p1", "requests": 1, "pauses": 1, "estimatedPauseSeconds": 17.5},
         {"orgId": "o1", "pipelineId": "p2", "requests": 2, "pauses": 0, "estimatedPauseSeconds": None},
     ]  # fewer requests first; p2 is STOPPED: apply never pauses it
     assert "**STOPPED** (blocks apply)" in md and "**RUNNING** (the merge pauses it)" in md
@@ -506,8 +508,13 @@ def test_the_comment_states_the_rollout_order(review_repo: Path, monkeypatch: py
     md = plan_markdown(plan, manifests=loaded, review=review)
     assert "- **In this order**, each paused just before its own first request" in md
     assert "`p1`, then `p2` (fewer requests first)." in md
-    order = review_json(plan, review)["rollout"]
+    order = review_json(plan, dataclasses.replace(review, canary=False))["rollout"]
     assert [(r["pipelineId"], r["pauses"], r["estimatedPauseSeconds"]) for r in order] == [
         ("p1", 1, 2.5),  # 1 request + pause, start and their status reads: 5 calls at 0.5 s
         ("p2", 1, 2.5),
+    ]
+    order = review_json(plan, review)["rollout"]  # the canary on (the default): its reads count
+    assert [(r["pipelineId"], r["estimatedPauseSeconds"]) for r in order] == [
+        ("p1", 3.5),  # + its one request read, sent alone, read again: 7 calls
+        ("p2", 5.0),  # two stages of one request each, a canary each: 10 calls
     ]

@@ -51,9 +51,10 @@ def test_snapshot_keeps_the_items_and_the_ledger_vouches(repo: Path, make_emulat
     )
     assert rows[0]["item"]["value"] == "7.5" and "modelId" in rows[0]["item"]  # as returned
     assert delete.data["snapshot"] == digest(lines)
-    # read before the delete, on the same body
+    # read before the delete, on the same body (one read: the canary's first is the snapshot's;
+    # the canary reads it back after)
     routes = [(e["route"], e["body"]) for e in em.world.log if e["route"] in ("get", "delete")]
-    assert [r for r, _ in routes] == ["get", "delete"] and routes[0][1] == routes[1][1]
+    assert [r for r, _ in routes] == ["get", "delete", "get"] and routes[0][1] == routes[1][1]
     shown = run_cli(["ledger", "show", "--snapshot", name], repo)
     assert shown.code == 0 and "2 items match the digests of 1 delete record" in shown.out
 
@@ -80,7 +81,8 @@ def test_snapshot_from_reconcile_yaml_and_one_read_per_request(repo: Path, make_
     assert apply(repo, em).code == 0
     gets = [e for e in em.world.log if e["route"] == "get"]
     deletes = [e for e in em.world.log if e["route"] == "delete"]
-    assert len(gets) == len(deletes) == 2
+    # one before each delete (each stage's canary reads first for the snapshot), one after
+    assert len(deletes) == 2 and len(gets) == 4
     assert len(lines_of(repo / "out/ev.jsonl.gz")) == 2
     assert check(repo / "out/ev.jsonl.gz", L.read(repo / "applied-ledger.jsonl").records).ok
 
@@ -89,7 +91,7 @@ def test_no_evidence_no_delete(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1"], points=["x"]))
     em.world.on_request("get", times=None, before=lambda w, e: w.pipelines.pop("p1"), after=None)
-    res = apply(repo, em, "--snapshot", "ev.jsonl")
+    res = apply(repo, em, "--snapshot", "ev.jsonl", "--no-canary")  # the snapshot's own read
     assert res.code == 1 and "snapshot" in res.all
     assert [e for e in em.world.log if e["route"] == "delete"] == []
     led = L.read(repo / "applied-ledger.jsonl")

@@ -48,6 +48,11 @@ class Refusals:
         self._lock = threading.Lock()
         self._held: dict[tuple[str, tuple[str, ...]], Refusal] = {}
 
+    def holds(self, action: Action) -> bool:
+        """Whether a refusal holds for this request already (not counted: `holding` is)."""
+        with self._lock:
+            return any(self._held.get((s, _key(action, s))) is not None for s in ("org", "pipeline", "stage"))
+
     def holding(self, action: Action) -> Refusal | None:
         """The refusal that already holds for this request's org, pipeline or stage, counted."""
         with self._lock:

@@ -10,7 +10,8 @@ records are written by its worker as soon as its answer is in: an `intent` befor
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from typing_extensions import assert_never
@@ -35,6 +36,48 @@ def first_error(outcomes: Outcomes) -> LedgerWriteError | None:
     return next((d.error for d in outcomes if d.error is not None), None)
 
 
+class CanaryGate:
+    """Invariant 16: no delete is sent after a canary's until its read-back agreed.
+
+    A canary's delete waits for the deletes in flight, and while it is out and being read
+    back no other delete begins (reads go on: they change nothing). When it shows a lying
+    gateway, `lied` says what it did, before any waiting delete is let go, and no delete is
+    sent in this run any more.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._sending = 0
+        self._checking = False
+        self.lied: str | None = None
+
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[bool]:
+        """Around one delete that is not a canary's: whether it may still be sent."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._checking)
+            self._sending += 1
+        try:
+            yield self.lied is None
+        finally:
+            with self._cond:
+                self._sending -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def checking(self) -> Iterator[None]:
+        """Around a canary's delete and its read-back: nothing else deletes meanwhile."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._checking and not self._sending)
+            self._checking = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._checking = False
+                self._cond.notify_all()
+
+
 class Requests:
     """Send the plan's requests and account for each."""
 
@@ -52,10 +95,15 @@ class Requests:
         self.pipelines = pipelines
         self.reporter = reporter
         self.options = options
-        self.stopped = stopped  # the run was stopped, or lost its lease: nothing more is sent
+        self._stopped = stopped  # the run was stopped, or lost its lease: nothing more is sent
+        self.gate = CanaryGate()  # a canary being checked, or one that caught the gateway lying
         self.refusals = Refusals()
         # apply --snapshot: the state read before each delete; an unwritable file is refused here
         self.snapshot = Snapshot(options.snapshot) if options.snapshot is not None else None
+
+    def stopped(self) -> bool:
+        """Nothing more is sent: the run was stopped, or a canary caught the gateway lying."""
+        return self._stopped() or self.gate.lied is not None
 
     # --- the outcomes, in the run's thread ---
 
@@ -88,6 +136,19 @@ class Requests:
                 self.journal.outcome("failed", action, None, message)
         return Done(DoneKind.NOT_SENT, action, message)
 
+    def refused_before_send(self, action: Action, exc: EnosError, what: str) -> Done:
+        """A definite refusal met before sending (the canary's read): it holds for its key as
+        the delete's would; this request is pending, closed as `failed` if announced."""
+        scope = scope_of(exc) or "stage"
+        refusal, first = self.refusals.hold(action, exc, scope)
+        message = f"not sent: {what}: {exc}"
+        if first:
+            message += f"; nothing more is sent to {scope} {refusal.where} in this run"
+        if self.journal.announced(action):
+            self.journal.outcome("failed", action, exc.code, message)
+        self.reporter.advance(action, Outcome.FAILED if first else Outcome.HELD, message)
+        return Done(DoneKind.FAILED, action, message)
+
     # --- send ---
 
     def send_one(self, action: Action) -> Outcomes:
@@ -99,7 +160,7 @@ class Requests:
             out.append(Done(DoneKind.STOP, action, error=exc))
         return out
 
-    def send_first(self, action: Action, out: Outcomes, *, prefetched: list[dict[str, Any]]) -> None:
+    def send_first(self, action: Action, out: Outcomes, *, prefetched: list[dict[str, Any]] | None) -> None:
         """The canary's request: checked, announced and sent like any other, its `delete`
         record left to the canary; `prefetched`: its cells as just read (the snapshot's)."""
         self._send_one(action, out, record=False, prefetched=prefetched)
@@ -152,10 +213,14 @@ class Requests:
                 if self.stopped():  # right before the call, after the read (git: the lease)
                     self._stopped_before_send(action, attempt, out)
                     return
-                client.delete_stage_state(
-                    action,
-                    may_retry=lambda: self.pipelines.still_paused(action.pipeline) and not self.stopped(),
-                )
+                with contextlib.nullcontext(True) if not record else self.gate.sending() as may:
+                    if not may:  # a canary caught the gateway lying while this one waited
+                        self._stopped_before_send(action, attempt, out)
+                        return
+                    client.delete_stage_state(
+                        action,
+                        may_retry=lambda: self.pipelines.still_paused(action.pipeline) and not self.stopped(),
+                    )
                 break
             except TooManyPointsError as exc:
                 if action.cells <= 1:

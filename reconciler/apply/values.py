@@ -89,7 +89,7 @@ class ApplyOptions:
     # longest one pause (seconds), and the canary of each stage's first request.
     max_paused: int = DEFAULT_MAX_PAUSED
     max_pause: float = DEFAULT_MAX_PAUSE
-    canary: bool = False  # the CLI turns it on (apply.rollout.canary, default on)
+    canary: bool = True  # apply.rollout.canary, --no-canary (DESIGN "Gentle on production")
     # Asked right before each pause begins, with its estimated seconds: None (go) or why
     # not (the pause is not begun, its requests stay pending, the run says "deferred").
     gate: Callable[[float], str | None] | None = None

@@ -148,6 +148,17 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    no_canary: Annotated[
+        bool,
+        flag(
+            "--no-canary",
+            help="Do not check each stage's first request before the rest (default: "
+            "apply.rollout.canary, else on). The canary reads the request's cells and the next "
+            "request's, sends it alone, and reads both again: a gateway that answered true and kept "
+            "the state, or cleared cells it was not asked to, stops the whole run (exit 1, every "
+            "paused pipeline started again, the rest pending). It costs up to four reads per stage.",
+        ),
+    ] = False,
     allow_dirty: Annotated[
         bool, flag("--allow-dirty", help="In CI, apply even if manifests have uncommitted changes.")
     ] = False,
@@ -221,6 +232,7 @@ def apply(
             max_paused=max_paused,
             max_pause=max_pause,
             window_override=reason.strip() if reason is not None else None,
+            canary=False if no_canary else None,
         )
         reporter = render_apply.reporter_for(c)
 

@@ -311,6 +311,8 @@ def _review(
         policy=policy,
         concurrency=pick(None, cfg.concurrency if cfg else None, 4),
         max_pause=pick(None, cfg.max_pause if cfg else None, DEFAULT_MAX_PAUSE),
+        canary=pick(None, cfg.canary if cfg else None, True),
+        snapshot=cfg is not None and cfg.snapshot is not None,
         sources={m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources},
         recleared=recleared(p, planned.ledger, planned.loaded.manifests),
         history_note=note,

@@ -172,6 +172,7 @@ def apply_settings(
     max_paused: int | None = None,
     max_pause: str | None = None,
     window_override: str | None = None,
+    canary: bool | None = None,
 ) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
@@ -224,6 +225,7 @@ def apply_settings(
         snapshot=evidence,
         max_paused=pick(max_paused, cfg.max_paused if cfg else None, DEFAULT_MAX_PAUSED),
         max_pause=pick(pause_seconds, cfg.max_pause if cfg else None, DEFAULT_MAX_PAUSE),
+        canary=pick(canary, cfg.canary if cfg else None, True),
     )
     return ApplySettings(
         paths=tuple(paths),

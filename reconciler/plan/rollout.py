@@ -21,7 +21,11 @@ DEFAULT_MAX_PAUSE = 3600.0  # 1h
 # What one call is assumed to take before apply has measured any (and offline, to count
 # pauses): 200 ms, a slow gateway's figure (issue 25).
 ASSUMED_LATENCY = 0.2
-CANARY_CALLS = 5  # two reads before, the request alone, two reads after
+# A canary: its cells read (the snapshot's read, with --snapshot), the request with no
+# other delete in flight, its cells read again; two more reads when the stage has a next
+# request (its cells before and after). One after the other.
+CANARY_CALLS = 3
+NEXT_REQUEST_READS = 2
 PAUSE_CALLS = 4  # pause, its status read, start, its status read
 
 
@@ -39,11 +43,12 @@ class Costs:
         """How long a pause of `requests` to `stages` stages holds its pipeline."""
         if self.latency is None:
             return None
-        reads = requests if self.snapshot else 0  # one read before each delete
-        calls = math.ceil((requests + reads) / max(1, self.concurrency)) + PAUSE_CALLS
-        if self.canary:
-            calls += CANARY_CALLS * stages
-        return calls * self.latency
+        canaries = min(stages, requests) if self.canary else 0  # each stage's first, sent alone
+        followed = min(canaries, requests - canaries)  # stages with a next request, at most
+        rest = requests - canaries
+        reads = rest if self.snapshot else 0  # one read before each delete (a canary's is its own)
+        calls = math.ceil((rest + reads) / max(1, self.concurrency)) + PAUSE_CALLS
+        return (calls + CANARY_CALLS * canaries + NEXT_REQUEST_READS * followed) * self.latency
 
     def per_pause(self, max_pause: float) -> int:
         """The requests one pause may hold so that it fits `max_pause` (at least one)."""

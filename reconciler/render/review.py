@@ -41,6 +41,8 @@ class Review:
     latency: float | None = None  # seconds one read-only call took while refreshing
     concurrency: int = 4
     max_pause: float = DEFAULT_MAX_PAUSE  # apply.rollout.maxPause, in seconds
+    canary: bool = True  # apply.rollout.canary: its reads are in each pause's estimate
+    snapshot: bool = False  # apply.snapshot: one read before each delete, in the estimate too
     sources: Mapping[str, tuple[IdSource, ...]] = field(default_factory=dict)
     recleared: tuple[Recleared, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -105,8 +107,9 @@ def pipeline_views(plan: Plan, review: Review) -> list[PipelineView]:
 
 def _costs(review: Review) -> Costs:
     """What one pause costs at the latency `--refresh` measured (None offline): its requests
-    `concurrency` at a time, plus the pause and the start and their status reads."""
-    return Costs(review.latency, review.concurrency, canary=False)
+    `concurrency` at a time, the pause and the start and their status reads, and the reads
+    the canary and the snapshot add, as reconcile.yaml sets them (apply assumes the same)."""
+    return Costs(review.latency, review.concurrency, canary=review.canary, snapshot=review.snapshot)
 
 
 def rollout_view(plan: Plan, review: Review) -> list[PipelineRollout]:

@@ -96,6 +96,8 @@ def summary_json(report: ApplyReport) -> dict[str, Any]:
     ]
     if r.ledger_error is not None:
         doc["ledgerError"] = str(r.ledger_error)
+    if r.canary is not None:  # the gateway did not do what it answered: the run stopped there
+        doc["canary"] = r.canary
     return doc
 
 
@@ -208,6 +210,8 @@ def summary_markdown(report: ApplyReport) -> str:
         out.append(f"- … {plural(more, 'more failure')}: see the run's log")
     if "ledgerError" in doc:
         out += ["", f"**Ledger write failed:** {text(doc['ledgerError'])}"]
+    if "canary" in doc:
+        out += ["", f"**The canary stopped the run:** {text(doc['canary'])}"]
     return "\n".join(out) + "\n"
 
 
