@@ -117,11 +117,13 @@ def _check(
         )
     before = holding_cells(others, following.asset_ids, following.point_ids) if following else set()
     if still:
-        message = f"{KEPT} ({plural(len(still), 'cell')} of {action.cells:,} still hold state)"
+        hold = "holds" if len(still) == 1 else "hold"
+        message = f"{KEPT} ({plural(len(still), 'cell')} of {action.cells:,} still {hold} state)"
         return _Finding(False, f"stage {where(action)}: {message}", kept=True)
     lost = before - after
     if lost:
-        message = f"{CLEARED_OTHERS} ({plural(len(lost), 'cell')} of its next request lost their state)"
+        their = "its" if len(lost) == 1 else "their"
+        message = f"{CLEARED_OTHERS} ({plural(len(lost), 'cell')} of its next request lost {their} state)"
         return _Finding(False, f"stage {where(action)}: {message}")
     return _Finding(True)
 

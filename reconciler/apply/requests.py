@@ -52,13 +52,14 @@ class CanaryGate:
         self.lied: str | None = None
 
     @contextlib.contextmanager
-    def sending(self) -> Iterator[bool]:
-        """Around one delete that is not a canary's: whether it may still be sent."""
+    def sending(self) -> Iterator[None]:
+        """Around one delete that is not a canary's (ask again whether to send it: it may
+        have waited for a canary that caught a lie)."""
         with self._cond:
             self._cond.wait_for(lambda: not self._checking)
             self._sending += 1
         try:
-            yield self.lied is None
+            yield
         finally:
             with self._cond:
                 self._sending -= 1
@@ -213,8 +214,8 @@ class Requests:
                 if self.stopped():  # right before the call, after the read (git: the lease)
                     self._stopped_before_send(action, attempt, out)
                     return
-                with contextlib.nullcontext(True) if not record else self.gate.sending() as may:
-                    if not may:  # a canary caught the gateway lying while this one waited
+                with contextlib.nullcontext() if not record else self.gate.sending():
+                    if self.stopped():  # while it waited: a canary caught a lie, or a Ctrl-C came
                         self._stopped_before_send(action, attempt, out)
                         return
                     client.delete_stage_state(
