@@ -1,9 +1,10 @@
 """The layout is the architecture: no import cycle, and no tier imports one above it.
 
 The tiers, top to bottom (a module may import its own tier, acyclically, and any
-tier below it): cli; operations, render and scaffold; apply, plan and the one door to
-the ledger (store); manifests, config and the ledger in git (gitsync); ledger and enos; the leaves (errors, words,
-actor, gitcmd, yamlsource, fastyaml). The emulator stands alone.
+tier below it): cli; the commands, their settings, operations, render and scaffold;
+apply, plan and the one door to the ledger (store); manifests, config and the ledger in
+git (gitsync); ledger and enos; the leaves (errors, words, actor, gitcmd, yamlsource,
+fastyaml, the commands' arguments). The emulator stands alone. Only cli knows typer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 
 TIERS: tuple[tuple[str, ...], ...] = (
     ("reconciler.__main__", "reconciler.cli"),
-    ("reconciler.operations", "reconciler.render", "reconciler.scaffold", "reconciler.notify"),
+    (
+        "reconciler.commands",
+        "reconciler.settings",
+        "reconciler.operations",
+        "reconciler.render",
+        "reconciler.scaffold",
+        "reconciler.notify",
+    ),
     ("reconciler.apply", "reconciler.plan", "reconciler.store"),
     ("reconciler.manifests", "reconciler.config", "reconciler.gitsync"),
     ("reconciler.ledger", "reconciler.enos"),
@@ -29,6 +37,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
         "reconciler.fastyaml",
         "reconciler.install_source",
         "reconciler.windows",
+        "reconciler.args",
     ),
 )
 
@@ -81,7 +90,7 @@ def graph(typing_too: bool = False) -> dict[str, set[str]]:
 
 def test_the_scanner_sees_imports_lazy_ones_included() -> None:
     g = graph()
-    assert "reconciler.operations" in g["reconciler.cli.apply"]  # imported inside the command
+    assert "reconciler.commands.apply" in g["reconciler.cli.apply"]  # imported inside the command
     assert "reconciler.apply" in g["reconciler.operations"]
     assert "reconciler.enos" not in g["reconciler.apply"]  # only under TYPE_CHECKING
 
@@ -176,3 +185,19 @@ def test_the_cli_reaches_the_ledger_in_git_only_through_the_store() -> None:
         if d.startswith("reconciler.gitsync")
     )
     assert reaching == []
+
+
+def test_only_the_cli_knows_typer() -> None:
+    """Review R2: the commands, render included, are functions of their arguments; the exit
+    code comes from their outcome, never from a `typer.Exit` raised below the CLI."""
+    knowing = sorted(
+        module_name(p)
+        for p in PACKAGE.rglob("*.py")
+        if not module_name(p).startswith("reconciler.cli")
+        and any(
+            (isinstance(n, ast.Import) and any(a.name.split(".")[0] in ("typer", "click") for a in n.names))
+            or (isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] in ("typer", "click"))
+            for n in ast.walk(ast.parse(p.read_text()))
+        )
+    )
+    assert knowing == []

@@ -6,14 +6,15 @@ import io
 import re
 
 import pytest
-import typer
 from rich.console import Console
 
 from reconciler.apply import ApplyResult, Outcome
-from reconciler.errors import LedgerWriteError, ReconcilerError
+from reconciler.commands import CommandOutcome
+from reconciler.commands.apply import outcome_of
+from reconciler.errors import LedgerWriteError
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
-from reconciler.render.apply import BarReporter, LineReporter, done_line, duration, raise_for, summary_table
+from reconciler.render.apply import BarReporter, LineReporter, done_line, duration, summary_table
 
 
 def console() -> tuple[Console, io.StringIO]:
@@ -157,17 +158,15 @@ def test_summary_names_a_ledger_error_and_escapes_markup() -> None:
     assert "[bold]not markup[/bold]" in text and "run stopped" in text
 
 
-def test_done_line_and_raise_for_use_plurals() -> None:
+def test_done_line_and_the_outcome_use_plurals() -> None:
     assert done_line(ApplyResult(deleted=[action(assets=1)])).endswith("1 cell cleared in 1 request.")
     assert done_line(ApplyResult(deleted=[action(), action()])).endswith("4 cells cleared in 2 requests.")
-    with pytest.raises(ReconcilerError, match="1 request not sent"):
-        raise_for(ApplyResult(not_sent=[action()], ledger_error=LedgerWriteError("disk full")))
-    with pytest.raises(typer.Exit) as exited:
-        raise_for(ApplyResult(interrupted=True))
-    assert exited.value.exit_code == 130
-    with pytest.raises(ReconcilerError, match="stays pending"):
-        raise_for(ApplyResult(failed=[(action(), "x")]))
-    raise_for(ApplyResult(deleted=[action()]))
+    stopped = outcome_of(ApplyResult(not_sent=[action()], ledger_error=LedgerWriteError("disk full")))
+    assert stopped.code == 1 and "1 request not sent" in (stopped.error or "")
+    assert outcome_of(ApplyResult(interrupted=True)) == CommandOutcome(130)  # said by the CLI: no error
+    failed = outcome_of(ApplyResult(failed=[(action(), "x")]))
+    assert failed.code == 1 and "stays pending" in (failed.error or "")
+    assert outcome_of(ApplyResult(deleted=[action()])) == CommandOutcome(0)
 
 
 @pytest.mark.parametrize(("seconds", "shown"), [(0.4, "0s"), (59, "59s"), (65, "1m05s"), (3720, "1h02m")])

@@ -21,10 +21,11 @@ from typing import Annotated, Any, Optional
 import typer
 
 from reconciler import __version__
+from reconciler.args import DEFAULT_PATHS
+from reconciler.commands import CommandOutcome
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.render.console import Consoles, make_consoles
 
-DEFAULT_PATHS = ["manifests"]
 EXIT_BUG = 3
 
 app = typer.Typer(
@@ -137,6 +138,14 @@ def paths_or_default(paths: list[str] | None) -> list[str]:
     return list(paths) if paths else list(DEFAULT_PATHS)
 
 
+def ask(question: str) -> str:
+    """A command's question to the person at the terminal (`commands.Ask`)."""
+    try:
+        return str(typer.prompt(question))
+    except typer.Abort:
+        raise KeyboardInterrupt from None
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (a cancelled CI job) is handled like Ctrl-C: in-flight requests finish and
     are recorded, queued ones are not sent, paused pipelines are started again."""
@@ -211,7 +220,11 @@ def run(args: list[str], *, debug: bool = False) -> int:
             style="red",
         )
         return _failed(exc, EXIT_BUG, debug)
-    if code == 130:  # typer turns Ctrl-C inside a command into exit 130, silently
+    if isinstance(code, CommandOutcome):  # what the command returned
+        if code.error is not None:
+            streams.err.print(_shown(f"error: {code.error}"), markup=False, style="red")
+        code = code.code
+    if code == 130:  # interrupted (typer also turns Ctrl-C inside a command into exit 130, silently)
         streams.err.print("interrupted", style="red")
     return code if isinstance(code, int) else 0
 

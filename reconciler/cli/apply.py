@@ -1,16 +1,14 @@
-"""The command that changes the world: apply (ledger resolve, the other, is in `cli/ledger.py`)."""
+"""The command that changes the world: apply's flags (the run is `commands.apply`; ledger
+resolve, the other, is in `cli/ledger.py`)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from reconciler.args import ApplyArgs
 from reconciler.cli._app import (
     ConfigOpt,
     LedgerOpt,
@@ -20,19 +18,12 @@ from reconciler.cli._app import (
     Targets,
     Yes,
     app,
+    ask,
     consoles,
     flag,
-    paths_or_default,
 )
-from reconciler.errors import ApplyRefused, LedgerLocked, ReconcilerError
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from reconciler.apply import ApplyResult
-    from reconciler.config import NotifyTarget
-    from reconciler.operations import ApplySettings, Planned
-    from reconciler.render.console import Consoles
+from reconciler.commands import CommandOutcome
+from reconciler.commands import apply as commands
 
 
 @app.command()
@@ -186,7 +177,7 @@ def apply(
     max_points: MaxPoints = None,
     max_assets: MaxAssets = None,
     config_file: ConfigOpt = None,
-) -> None:
+) -> CommandOutcome:
     """Clear the pending stage state, once, recording each deletion in the ledger.
 
     Takes the ledger lock, verifies the ledger, plans (or checks a saved plan is still
@@ -195,206 +186,4 @@ def apply(
     \b
     Example:  reconcile apply plan.json --auto-approve --concurrency 8
     """
-    import reconciler.cli.settings as s
-    from reconciler import operations
-    from reconciler.render import apply as render_apply
-    from reconciler.store import check_git_not_turned_off, open_store
-
-    c = consoles()
-    run = _Run(ledger=ledger)
-    with _summary_files(summary or [], run):  # first: every refusal is in the summary
-        if ignore_window != (reason is not None) or (reason is not None and not reason.strip()):
-            raise ReconcilerError(
-                "--ignore-window needs --reason TEXT (kept in every record of the run), and --reason "
-                "goes only with --ignore-window"
-            )
-        cfg = s.config(config_file)
-        run.targets = cfg.notify if cfg is not None else ()
-        check_git_not_turned_off(cfg, c.warn)  # first: off git, nothing else is checked
-        run.ledger = s.resolve_ledger(ledger, cfg)
-        settings = run.settings = s.apply_settings(
-            cfg,
-            paths=paths_or_default(paths),
-            ledger=ledger,
-            plan_options=s.plan_options(max_points, max_assets, target),
-            concurrency=concurrency,
-            pause_pipelines=pause_pipelines,
-            skip_pause_check=skip_pause_check,
-            resend_in_doubt=resend_in_doubt,
-            verify=verify,
-            kafka_rate=kafka_rate,
-            max_cells=max_cells,
-            lock_timeout=lock_timeout,
-            allow_dirty=allow_dirty,
-            allow_unreviewed=allow_unreviewed,
-            start_timeout=start_timeout,
-            snapshot=snapshot,
-            max_paused=max_paused,
-            max_pause=max_pause,
-            window_override=reason.strip() if reason is not None else None,
-            canary=False if no_canary else None,
-        )
-        reporter = render_apply.reporter_for(c)
-
-        def show(planned: Planned) -> None:
-            run.seen.append(planned)
-            _show(c, planned)
-
-        with s.flag_advice(LedgerLocked, after=" Or pass --lock-timeout SECONDS to wait for it."):
-            _, result = operations.apply(
-                settings,
-                # checked only when there is something to apply: a no-op apply needs no credentials
-                gateways=lambda: s.gateways_for(gateway, cfg, on_retry=reporter.note)(),
-                reporter=reporter,
-                show=show,
-                confirm=lambda p: approve(c, auto_approve),
-                store=open_store(cfg, operations.target_ledger(settings)[0]),
-            )
-            run.result = result
-    if result is None:
-        c.out.print("Nothing to apply.")
-        return
-    if result.outside_window is not None:
-        if result.resumed or result.resume_failed:
-            c.out.print(
-                render_apply.summary_table(result), width=min(render_apply.SUMMARY_WIDTH, c.out.width)
-            )
-        render_apply.raise_for(result)  # a left-paused pipeline that would not start
-        c.out.print(
-            f"Deferred: {result.outside_window.reason}; {_until(result.outside_window.until)}.", markup=False
-        )
-        return
-    c.out.print(render_apply.summary_table(result), width=min(render_apply.SUMMARY_WIDTH, c.out.width))
-    evidence = settings.apply_options.snapshot
-    if evidence is not None:  # said before any failure exit: the evidence matters most then
-        c.out.print(
-            f"Evidence of the state cleared: {evidence} (check it: reconcile ledger verify --snapshot {evidence})",
-            markup=False,
-        )
-    render_apply.raise_for(result)
-    c.out.print(render_apply.done_line(result))
-
-
-@dataclass
-class _Run:
-    """What one apply got to, for its `--summary` files: as far as it got before it ended."""
-
-    ledger: str | None  # --ledger, until the settings say which
-    settings: ApplySettings | None = None
-    seen: list[Planned] = field(default_factory=list)
-    result: ApplyResult | None = None
-    targets: Sequence[NotifyTarget] = ()  # reconcile.yaml `notify`, once it is read
-
-
-def _until(until: str | None) -> str:
-    if until is None:
-        return "no window opens within a year: nothing pending is sent until reconcile.yaml changes"
-    return f"nothing was paused or sent; the pending requests are applied when the window opens at {until}"
-
-
-@contextmanager
-def _summary_files(files: list[Path], run: _Run) -> Iterator[None]:
-    """Write `--summary` files however apply ends: done, nothing to do, refused before any
-    call (a bad reconcile.yaml, a broken saved plan, git turned off, uncommitted manifests:
-    the error is the summary), or stopped part-way (Ctrl-C: what it did so far). The CI
-    templates post the file to the merged pull request only if it exists. Then tell
-    reconcile.yaml's `notify` targets (the run's records are on the remote by now)."""
-    from reconciler import operations
-    from reconciler.render.summary import ApplyReport, dumps, summary_markdown
-
-    error: str | None = None
-    try:
-        yield
-    except ReconcilerError as exc:
-        error = str(exc)
-        raise
-    except KeyboardInterrupt:
-        error = "interrupted before anything was sent"
-        raise
-    finally:
-        if files:
-            # the settings read (a saved plan's included) say which ledger; before them, the flag's
-            ledger = (
-                operations.target_ledger(run.settings)[0] if run.settings else run.ledger or _default_ledger()
-            )
-            report = ApplyReport(
-                ledger=ledger,
-                plan=run.seen[-1].plan if run.seen else None,
-                result=run.result,
-                error=error,
-                actor=run.settings.apply_options.actor if run.settings is not None else _actor(),
-            )
-            for f in files:
-                try:
-                    f.write_text(summary_markdown(report) if f.suffix.lower() == ".md" else dumps(report))
-                except OSError as exc:  # never in place of what apply itself raised
-                    consoles().warn(f"{f}: could not write the summary: {exc.strerror or exc}")
-        if run.targets:
-            _notify(run, error)
-
-
-def _notify(run: _Run, error: str | None) -> None:
-    """One message per event to each target that wants it; a failed post is a warning."""
-    import os
-
-    from reconciler import notify
-
-    planned = run.seen[-1] if run.seen else None
-    actor = run.settings.apply_options.actor if run.settings is not None else {}
-    told = notify.Run(
-        plan=planned.plan if planned is not None else None,
-        result=run.result,
-        error=error,
-        actor=actor,
-        descriptions={m.name: m.description for m in planned.loaded.manifests if m.description}
-        if planned is not None
-        else {},
-        commit_url=notify.commit_url(os.environ, actor.get("gitCommit")),
-        repo=os.environ.get("GITHUB_REPOSITORY") or os.environ.get("CI_PROJECT_PATH"),
-    )
-    notify.send(run.targets, told, os.environ, consoles().warn, scheduled=notify.scheduled(os.environ))
-
-
-def _default_ledger() -> str:
-    from reconciler.store import DEFAULT_LEDGER
-
-    return DEFAULT_LEDGER
-
-
-def _actor() -> dict[str, Any]:
-    """Who ran an apply refused before its settings were read (best effort: it is only
-    said in the summary)."""
-    from reconciler.actor import current_actor
-
-    try:
-        return current_actor()
-    except (OSError, ReconcilerError):
-        return {}
-
-
-def _show(c: Consoles, planned: Planned) -> None:
-    """The plan apply is about to carry out, with what is worth a warning."""
-    from reconciler.render import plan as render_plan
-
-    for w in planned.warnings:
-        c.warn(w)
-    if planned.saved is not None:
-        c.err.print(f"Saved plan {planned.saved.path} matches the manifests and the ledger.", markup=False)
-    sources = {m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources}
-    review = render_plan.Review(sources=sources)
-    c.out.print(render_plan.plan_text(planned.plan, planned.manifest_files, review), end="")
-
-
-def approve(
-    c: Consoles, auto_approve: bool, question: str = "Clear this state? It cannot be undone."
-) -> None:
-    if auto_approve:
-        return
-    if not sys.stdin.isatty():
-        raise ApplyRefused("no terminal to ask for approval; pass --auto-approve to go on non-interactively")
-    try:
-        answer = typer.prompt(f"{question} Only 'yes' will be accepted")
-    except typer.Abort:
-        raise KeyboardInterrupt from None
-    if answer.strip() != "yes":
-        raise ApplyRefused("cancelled; nothing was sent")
+    return commands.apply(ApplyArgs(**locals()), consoles(), ask)

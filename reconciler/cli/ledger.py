@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from reconciler.cli._app import LedgerOpt, LockTimeout, Paths, Yes, consoles, ledger_app, paths_or_default
+from reconciler.cli._app import (
+    LedgerOpt,
+    LockTimeout,
+    Paths,
+    Yes,
+    ask,
+    consoles,
+    ledger_app,
+    paths_or_default,
+)
 from reconciler.errors import LedgerLocked, ReconcilerError
 from reconciler.words import plural
 
@@ -43,7 +52,7 @@ def ledger_verify(
     Example:  reconcile ledger verify --ledger applied-ledger.jsonl
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import config, resolve_ledger
+    from reconciler.settings import config, resolve_ledger
 
     c = consoles()
     path = resolve_ledger(ledger, config())
@@ -131,9 +140,9 @@ def ledger_show(
       reconcile ledger show --kind delete --snapshot evidence.jsonl.gz  # with the evidence checked
     """
     from reconciler import ledger as ledger_mod
-    from reconciler.cli.settings import flag_advice
     from reconciler.ledger import history as ledger_history
     from reconciler.render import ledger as render
+    from reconciler.settings import flag_advice
 
     if fmt not in ("text", "json"):
         raise ReconcilerError(f"--format must be text or json, not {fmt!r}")
@@ -194,7 +203,7 @@ def _descriptions() -> dict[str, str | None]:
     """Each manifest's description (the "why"), from the default manifests folder when it
     loads; the ledger holds names only."""
     from reconciler import manifests
-    from reconciler.cli._app import DEFAULT_PATHS
+    from reconciler.args import DEFAULT_PATHS
 
     if not all(Path(p).exists() for p in DEFAULT_PATHS):
         return {}
@@ -257,7 +266,7 @@ def ledger_resolve(
     """
     from reconciler import operations
     from reconciler.actor import current_actor
-    from reconciler.cli.settings import config
+    from reconciler.settings import config
     from reconciler.store import open_store
 
     c = consoles()
@@ -275,9 +284,9 @@ def ledger_resolve(
                 f"({plural(len(a.asset_ids), 'asset')} x {plural(len(a.point_ids), 'point')})",
                 markup=False,
             )
-        from reconciler.cli.apply import approve
+        from reconciler.commands import approve
 
-        approve(c, auto_approve, "Record these requests as done?")
+        approve(auto_approve, ask, "Record these requests as done?")
 
     done = operations.resolve(
         paths_or_default(paths), store, manifest=manifest, actor=current_actor(), confirm=confirm
@@ -291,7 +300,7 @@ def ledger_resolve(
 def _resolve_start(c: Consoles, store: LedgerStore, start: str, auto_approve: bool) -> None:
     from reconciler import operations
     from reconciler.actor import current_actor
-    from reconciler.cli.apply import approve
+    from reconciler.commands import approve
 
     def confirm(ref: PipelineRef, at: str) -> None:
         c.out.print(
@@ -299,7 +308,7 @@ def _resolve_start(c: Consoles, store: LedgerStore, start: str, auto_approve: bo
             "reconcile leaves this pipeline as it is (started by you, or paused on purpose).",
             markup=False,
         )
-        approve(c, auto_approve, "Record this start as settled?")
+        approve(auto_approve, ask, "Record this start as settled?")
 
     ref = operations.resolve_start(store, start, actor=current_actor(), confirm=confirm)
     c.out.print(f"Recorded the start of {ref.org_id}/{ref.pipeline_id} as settled.", markup=False)
@@ -308,7 +317,7 @@ def _resolve_start(c: Consoles, store: LedgerStore, start: str, auto_approve: bo
 def _read_back(c: Consoles, doubt: list[Action], gateway: str | None) -> None:
     """The evidence for settling: how many in-doubt cells hold state now; refuse if any do."""
     from reconciler.apply.live import read_state
-    from reconciler.cli.settings import config, gateways_for
+    from reconciler.settings import config, gateways_for
 
     with gateways_for(gateway, config(), read_only=True)() as gw:
         state = read_state(gw, doubt)
@@ -379,7 +388,7 @@ def _published(ledger: str | None) -> Ledger:
     """The ledger to show or report, read as `plan` reads it (`LedgerStore.read`): with the
     ledger in git, as its branch holds it (a checkout may be behind, and one of another
     branch never has a dedicated ledger branch's records); else the local file."""
-    from reconciler.cli.settings import config
+    from reconciler.settings import config
     from reconciler.store import open_store
 
     return open_store(config(), ledger).read()
@@ -401,7 +410,7 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     \b
     Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
     """
-    from reconciler.cli.settings import config, flag_advice
+    from reconciler.settings import config, flag_advice
     from reconciler.store import open_store
 
     c = consoles()
@@ -439,15 +448,15 @@ def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> None:
     \b
     Example:  reconcile ledger restore
     """
-    from reconciler.cli.apply import approve
-    from reconciler.cli.settings import config
+    from reconciler.commands import approve
+    from reconciler.settings import config
     from reconciler.store import NOTHING_TO_RESTORE, open_store
 
     c = consoles()
     store = open_store(config(), ledger)
     if not store.in_git:
         raise ReconcilerError(NOTHING_TO_RESTORE)
-    approve(c, auto_approve, f"Commit the anchored ledger on {store.where}?")
+    approve(auto_approve, ask, f"Commit the anchored ledger on {store.where}?")
     done = store.restore(lambda line: c.err.print(line, markup=False))
     c.out.print(
         f"restored {plural(done.records, 'record')} on {store.where} ({(done.head or '')[:12]}): {done.note}",

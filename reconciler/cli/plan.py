@@ -136,7 +136,7 @@ def plan(
     Example:  reconcile plan --format markdown > plan.md
     """
     from reconciler import operations
-    from reconciler.cli.settings import config, plan_options
+    from reconciler.settings import config, plan_options
     from reconciler.store import base_from_env, open_store
 
     if fmt not in ("text", "json", "markdown"):
@@ -196,8 +196,8 @@ def _pull_request_config(
     reconcile.yaml that changes what the merge does is said first."""
     if pr_base is None:
         return cfg, []
-    from reconciler.cli.settings import pull_request_config
     from reconciler.config import review_changes
+    from reconciler.settings import pull_request_config
     from reconciler.store import base_config
 
     base_cfg = base_config(cfg, pr_base)
@@ -352,7 +352,7 @@ def schema(
     \b
     Example:  reconcile schema --check
     """
-    from reconciler.cli.settings import schemas
+    from reconciler.settings import schemas
 
     c = consoles()
     stale = []

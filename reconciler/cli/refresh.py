@@ -34,7 +34,7 @@ def refresh(
     gateway): the pipelines' statuses, then what the pending cells hold (`cli._live`).
     When the first fails, the second is not tried: the plan goes out offline, one warning."""
     from reconciler.cli._live import read_live
-    from reconciler.cli.settings import gateways_for
+    from reconciler.settings import gateways_for
 
     try:
         gateways = gateways_for(gateway, cfg, read_only=True)()

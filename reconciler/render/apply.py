@@ -26,7 +26,6 @@ from rich.progress import (
 from rich.table import Table
 
 from reconciler.apply import ApplyResult, Outcome
-from reconciler.errors import ReconcilerError
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
 from reconciler.render.console import Consoles
@@ -322,22 +321,21 @@ def done_line(result: ApplyResult) -> str:
     )
 
 
-def raise_for(result: ApplyResult) -> None:
-    """The exit of an apply that did not finish: 130 if interrupted, else an error naming why."""
-    import typer
-
+def failure(result: ApplyResult) -> str | None:
+    """Why an apply did not finish, in words; None when it finished, or was interrupted with
+    its ledger whole (the exit code says that: `commands.apply.outcome_of`)."""
     if result.ledger_error is not None:
         unsent = len(result.not_sent)
-        raise ReconcilerError(
+        return (
             f"{result.ledger_error}; the run stopped: {plural(unsent, 'request')} not sent. The ledger "
             "ends at its last whole record; fix the cause, then apply again"
         )
     if result.interrupted:
-        raise typer.Exit(130)
+        return None
     paused = ", ".join(f"{r.org_id}/{r.pipeline_id}" for r, _ in result.resume_failed)
     again = f". NOT started again: {paused}" if paused else ""
     if result.canary is not None:
-        raise ReconcilerError(
+        return (
             f"the canary stopped the run: {result.canary}. Nothing more was sent, to any stage; "
             "the requests not sent stay pending. Check the gateway before applying again" + again
         )
@@ -345,9 +343,10 @@ def raise_for(result: ApplyResult) -> None:
         names = "; ".join(
             f"could not pause {r.org_id}/{r.pipeline_id}: {why}" for r, why in result.not_paused
         )
-        raise ReconcilerError(f"{names}. Its requests stay pending; apply again once it can be paused{again}")
+        return f"{names}. Its requests stay pending; apply again once it can be paused{again}"
     if not result.ok:
-        raise ReconcilerError(
+        return (
             "apply did not finish: what failed stays pending; run `reconcile plan` to see it, "
             "then apply again" + again
         )
+    return None

@@ -1,4 +1,5 @@
-"""Flags, environment and reconcile.yaml merged into the typed settings operations take.
+"""Flags (`reconciler.args`), environment and reconcile.yaml merged into the typed settings
+operations take.
 
 The one place that reads the environment (credentials, gateway) and where option
 defaults are decided: flags win over the repository config, which wins over the
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.args import DEFAULT_PATHS
 from reconciler.config import RepoConfig, load_config, pick
 from reconciler.errors import ApplyRefused, ConfigError, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
@@ -22,6 +24,7 @@ DEFAULT_START_TIMEOUT = 600.0  # DESIGN "Apply" step 8: 61121 is retried for up 
 if TYPE_CHECKING:
     from reconciler.apply import Gateways
     from reconciler.apply.values import StartSettings
+    from reconciler.args import ApplyArgs
     from reconciler.enos import EnosClient
     from reconciler.operations import ApplySettings
     from reconciler.plan.file import SavedPlan
@@ -36,6 +39,20 @@ def flag_advice(error: type[ReconcilerError], *, before: str = "", after: str = 
         yield
     except error as exc:
         raise type(exc)(f"{before}{exc}{after}") from exc
+
+
+def paths_or_default(paths: Sequence[str] | None) -> list[str]:
+    return list(paths) if paths else list(DEFAULT_PATHS)
+
+
+def check_window_override(args: ApplyArgs) -> None:
+    """`--ignore-window` and `--reason TEXT` go together (break glass, and why)."""
+    reason = args.reason
+    if args.ignore_window != (reason is not None) or (reason is not None and not reason.strip()):
+        raise ReconcilerError(
+            "--ignore-window needs --reason TEXT (kept in every record of the run), and --reason "
+            "goes only with --ignore-window"
+        )
 
 
 def config(path: str | None = None) -> RepoConfig | None:
@@ -151,29 +168,7 @@ def gateways_for(
     return build
 
 
-def apply_settings(
-    cfg: RepoConfig | None,
-    *,
-    paths: Sequence[str],
-    ledger: str | None,
-    plan_options: Options,
-    concurrency: int | None,
-    pause_pipelines: bool | None,
-    skip_pause_check: bool,
-    resend_in_doubt: bool,
-    verify: bool,
-    kafka_rate: int | None,
-    max_cells: int | None,
-    start_timeout: float | None = None,
-    lock_timeout: float | None,
-    allow_dirty: bool,
-    allow_unreviewed: bool = False,
-    snapshot: str | None = None,
-    max_paused: int | None = None,
-    max_pause: str | None = None,
-    window_override: str | None = None,
-    canary: bool | None = None,
-) -> ApplySettings:
+def apply_settings(cfg: RepoConfig | None, args: ApplyArgs) -> ApplySettings:
     """`reconcile apply`'s flags over reconcile.yaml over the defaults, and who applies.
 
     In CI, manifests with uncommitted changes are refused unless `allow_dirty`: the
@@ -187,60 +182,68 @@ def apply_settings(
     from reconciler.operations import ApplySettings
     from reconciler.plan.rollout import DEFAULT_MAX_PAUSE, DEFAULT_MAX_PAUSED
 
-    check_bound("--concurrency", concurrency, 1, 64)
-    check_bound("--start-timeout", start_timeout, 0, MAX_START_TIMEOUT)
-    check_bound("--max-cells", max_cells, 0, MAX_CELLS_LIMIT)
-    check_bound("--kafka-rate", kafka_rate, 1, MAX_INT32)
-    check_bound("--lock-timeout", lock_timeout, 0, MAX_START_TIMEOUT)
-    check_bound("--max-paused", max_paused, 1, 64)
-    pause_seconds = _max_pause(max_pause)
+    check_bound("--concurrency", args.concurrency, 1, 64)
+    check_bound("--start-timeout", args.start_timeout, 0, MAX_START_TIMEOUT)
+    check_bound("--max-cells", args.max_cells, 0, MAX_CELLS_LIMIT)
+    check_bound("--kafka-rate", args.kafka_rate, 1, MAX_INT32)
+    check_bound("--lock-timeout", args.lock_timeout, 0, MAX_START_TIMEOUT)
+    check_bound("--max-paused", args.max_paused, 1, 64)
+    pause_seconds = _max_pause(args.max_pause)
+    paths = paths_or_default(args.paths)
+    window_override = args.reason.strip() if args.reason is not None else None
     saved = saved_plan(paths)
     # Where the manifests are: a saved plan's own paths (the plan file itself is usually an
     # untracked build output, not a change to what is applied).
     manifest_paths = saved.manifests if saved is not None else paths
     actor = current_actor(manifest_paths)
-    if allow_unreviewed:
+    if args.allow_unreviewed:
         actor["unreviewed"] = True
     if window_override is not None:  # break glass: outside apply.windows, and why
         actor["windowOverride"] = window_override
     in_git = cfg is not None and cfg.git is not None  # then apply checks what was reviewed itself
-    if actor.get("gitDirty") and os.environ.get("CI") and not (allow_dirty or allow_unreviewed or in_git):
+    if (
+        actor.get("gitDirty")
+        and os.environ.get("CI")
+        and not (args.allow_dirty or args.allow_unreviewed or in_git)
+    ):
         raise ApplyRefused(
             "the manifests have uncommitted changes, so the ledger could not say which commit was "
             "applied; nothing was sent. Commit them, or pass --allow-dirty"
         )
     evidence = snapshot_path(
-        snapshot, cfg, ledger or (saved.ledger.path if saved is not None else resolve_ledger(None, cfg))
+        args.snapshot,
+        cfg,
+        args.ledger or (saved.ledger.path if saved is not None else resolve_ledger(None, cfg)),
     )
     options = ApplyOptions(
-        concurrency=pick(concurrency, cfg.concurrency if cfg else None, 4),
-        pause_pipelines=pick(pause_pipelines, cfg.pause_pipelines if cfg else None, False),
-        skip_pause_check=skip_pause_check,
-        resend_in_doubt=resend_in_doubt,
-        verify=verify,
-        kafka_rate=kafka_rate,
+        concurrency=pick(args.concurrency, cfg.concurrency if cfg else None, 4),
+        pause_pipelines=pick(args.pause_pipelines, cfg.pause_pipelines if cfg else None, False),
+        skip_pause_check=args.skip_pause_check,
+        resend_in_doubt=args.resend_in_doubt,
+        verify=args.verify,
+        kafka_rate=args.kafka_rate,
         resume_settings=resume_settings(cfg),
-        start_timeout=pick(start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
+        start_timeout=pick(args.start_timeout, cfg.start_timeout if cfg else None, DEFAULT_START_TIMEOUT),
         actor=actor,
         snapshot=evidence,
-        max_paused=pick(max_paused, cfg.max_paused if cfg else None, DEFAULT_MAX_PAUSED),
+        max_paused=pick(args.max_paused, cfg.max_paused if cfg else None, DEFAULT_MAX_PAUSED),
         max_pause=pick(pause_seconds, cfg.max_pause if cfg else None, DEFAULT_MAX_PAUSE),
-        canary=pick(canary, cfg.canary if cfg else None, True),
+        canary=pick(False if args.no_canary else None, cfg.canary if cfg else None, True),
     )
     return ApplySettings(
         paths=tuple(paths),
-        ledger=ledger,
+        ledger=args.ledger,
         default_ledger=resolve_ledger(None, cfg),
-        plan_options=plan_options,
+        plan_options=plan_options(args.max_points, args.max_assets, args.target),
         apply_options=options,
-        max_cells=max_cells if max_cells is not None else (cfg.max_cells if cfg else None),
+        max_cells=args.max_cells if args.max_cells is not None else (cfg.max_cells if cfg else None),
         max_cells_source="--max-cells"
-        if max_cells is not None
+        if args.max_cells is not None
         else f"apply.maxCells in {cfg.path if cfg else 'reconcile.yaml'}",
-        lock_timeout=lock_timeout,
+        lock_timeout=args.lock_timeout,
         reviewed_paths=(*manifest_paths, *((str(cfg.path),) if cfg else ())),
         saved=saved,
-        allow_unreviewed=allow_unreviewed,
+        allow_unreviewed=args.allow_unreviewed,
         windows=cfg.windows if cfg is not None else None,
         window_override=window_override,
     )

@@ -1,0 +1,64 @@
+"""Each command's arguments, parsed: one frozen value per command, its fields the flags' names.
+
+Terraform's `command/arguments` (one struct per command, handed down whole) and Alembic's
+"the command function's parameters are the flags": `cli/` declares each flag once, as a
+typer parameter, and builds the value from them (`ApplyArgs(**locals())`); the commands
+(`reconciler.commands`) and the settings (`reconciler.settings`) read it by the same
+names. A new flag is its typer parameter and its field here. No typer: a test builds one
+of these and calls the command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+DEFAULT_PATHS = ["manifests"]  # the manifest paths a command reads when given none
+
+
+class PlanFormat(str, Enum):
+    """`plan --format`."""
+
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+class ShowFormat(str, Enum):
+    """`ledger show --format`."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class ApplyArgs:
+    """`reconcile apply`: None is "not given" (reconcile.yaml's, else the default)."""
+
+    paths: list[str] | None = None
+    ledger: str | None = None
+    gateway: str | None = None
+    auto_approve: bool = False
+    concurrency: int | None = None
+    pause_pipelines: bool | None = None
+    kafka_rate: int | None = None
+    skip_pause_check: bool = False
+    resend_in_doubt: bool = False
+    verify: bool = False
+    snapshot: str | None = None
+    max_cells: int | None = None
+    summary: list[Path] | None = None
+    lock_timeout: float | None = None
+    start_timeout: float | None = None
+    max_paused: int | None = None
+    max_pause: str | None = None
+    no_canary: bool = False
+    allow_dirty: bool = False
+    allow_unreviewed: bool = False
+    ignore_window: bool = False
+    reason: str | None = None
+    target: list[str] | None = None
+    max_points: int | None = None
+    max_assets: int | None = None
+    config_file: str | None = None

@@ -1,0 +1,90 @@
+"""The commands without typer (review R2): each is a function of its arguments object, its
+consoles and how it asks, and returns an outcome with the exit code. The emulator over
+loopback, real git."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import LEDGER, gateway_env, git, manifest_yaml, person, pipeline, world_for, write
+
+from reconciler.args import ApplyArgs
+from reconciler.commands import CommandOutcome
+from reconciler.commands import apply as commands
+from reconciler.render.console import Consoles
+
+
+@pytest.fixture
+def repo(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed manifest and an empty ledger, the working directory."""
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", str(repo))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    write(repo / LEDGER, "")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "init", env=person())
+    monkeypatch.chdir(repo)
+    for k in ("CI", "GITHUB_ACTIONS", "GITLAB_CI"):
+        monkeypatch.delenv(k, raising=False)
+    return repo
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, em: Any) -> None:
+    for k, v in gateway_env(em).items():
+        monkeypatch.setenv(k, v)
+
+
+def test_apply_is_a_function_of_its_arguments(
+    repo: Path, make_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    _env(monkeypatch, em)
+    out, err = io.StringIO(), io.StringIO()
+    args = ApplyArgs(auto_approve=True, summary=[repo / "s.json"])
+    assert commands.apply(args, Consoles(out, err)) == CommandOutcome(0)
+    assert "Apply complete." in out.getvalue() and len(em.world.delete_log) == 1
+    assert json.loads((repo / "s.json").read_text())["outcome"] == "applied"
+    # the same arguments again: nothing left to do, and no credentials asked for
+    monkeypatch.delenv("ENOS_APP_KEY")
+    assert commands.apply(args, Consoles(out, err)) == CommandOutcome(0)
+    assert out.getvalue().endswith("Nothing to apply.\n")
+
+
+def test_without_approval_apply_asks_and_sends_nothing_unless_told_yes(
+    repo: Path, make_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    em = make_emulator(world_for([pipeline()]))
+    _env(monkeypatch, em)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return "no"
+
+    with pytest.raises(Exception, match="cancelled; nothing was sent"):
+        commands.apply(ApplyArgs(), Consoles(io.StringIO(), io.StringIO()), ask)
+    assert asked == ["Clear this state? It cannot be undone. Only 'yes' will be accepted"]
+    assert em.world.delete_log == []
+
+
+def test_a_run_that_breaks_on_an_unexpected_error_is_never_summarised_as_done(
+    repo: Path, make_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stdout gone while the plan is shown (here closed; `reconcile apply | head` makes rich
+    exit 1 the same way). Before, the summary said "nothing to apply", ok, for a run that
+    sent nothing because it broke."""
+    em = make_emulator(world_for([pipeline()]))
+    _env(monkeypatch, em)
+    args = ApplyArgs(auto_approve=True, summary=[repo / "s.json", repo / "s.md"])
+    closed = io.StringIO()
+    closed.close()
+    with pytest.raises(ValueError, match="closed file"):
+        commands.apply(args, Consoles(closed, io.StringIO()))
+    doc = json.loads((repo / "s.json").read_text())
+    assert doc["outcome"] == "refused" and not doc["ok"] and "closed file" in doc["error"]
+    assert "closed file" in (repo / "s.md").read_text() and em.world.delete_log == []
