@@ -315,8 +315,8 @@ def test_the_plan_s_rollout_counts_pauses_and_estimates_offline_as_null() -> Non
     acts = [action(i, "p1") for i in range(10)]
     online = rollout(acts, [P1], Costs(latency=0.05, concurrency=4, canary=True, snapshot=True))
     assert online[0].pauses == 1 and online[0].estimated_pause_seconds == pytest.approx(
-        (5 + 4 + 5) * 0.05
-    )  # 20 calls / 4, pause and start, one stage's canary
+        (5 + 4 + 3) * 0.05
+    )  # 9 requests and their snapshot reads / 4, pause and start, one stage's canary (3 calls)
     offline = rollout(acts, [], Costs(latency=None))
     assert offline[0].to_json()["estimatedPauseSeconds"] is None and offline[0].pauses == 0
     assert len(chunks(acts, 4)) == 3

@@ -22,10 +22,9 @@ DEFAULT_MAX_PAUSE = 3600.0  # 1h
 # pauses): 200 ms, a slow gateway's figure (issue 25).
 ASSUMED_LATENCY = 0.2
 # A canary: its cells read (the snapshot's read, with --snapshot), the request with no
-# other delete in flight, its cells read again; two more reads when the stage has a next
-# request (its cells before and after). One after the other.
+# other delete in flight, its cells read again, one after the other; the next request's
+# cells are read alongside each read, in no more time.
 CANARY_CALLS = 3
-NEXT_REQUEST_READS = 2
 PAUSE_CALLS = 4  # pause, its status read, start, its status read
 
 
@@ -44,11 +43,10 @@ class Costs:
         if self.latency is None:
             return None
         canaries = min(stages, requests) if self.canary else 0  # each stage's first, sent alone
-        followed = min(canaries, requests - canaries)  # stages with a next request, at most
         rest = requests - canaries
         reads = rest if self.snapshot else 0  # one read before each delete (a canary's is its own)
         calls = math.ceil((rest + reads) / max(1, self.concurrency)) + PAUSE_CALLS
-        return (calls + CANARY_CALLS * canaries + NEXT_REQUEST_READS * followed) * self.latency
+        return (calls + CANARY_CALLS * canaries) * self.latency
 
     def per_pause(self, max_pause: float) -> int:
         """The requests one pause may hold so that it fits `max_pause` (at least one)."""
