@@ -62,3 +62,23 @@ class ApplyArgs:
     max_points: int | None = None
     max_assets: int | None = None
     config_file: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanArgs:
+    """`reconcile plan`."""
+
+    paths: list[str] | None = None
+    ledger: str | None = None
+    out_file: Path | None = None
+    fmt: PlanFormat = PlanFormat.TEXT
+    detailed_exitcode: bool = False
+    target: list[str] | None = None
+    max_points: int | None = None
+    max_assets: int | None = None
+    max_cells: int | None = None
+    pause_pipelines: bool | None = None
+    refresh: bool = False
+    gateway: str | None = None
+    config_file: str | None = None
+    base: str | None = None

@@ -88,3 +88,24 @@ def test_a_run_that_breaks_on_an_unexpected_error_is_never_summarised_as_done(
     doc = json.loads((repo / "s.json").read_text())
     assert doc["outcome"] == "refused" and not doc["ok"] and "closed file" in doc["error"]
     assert "closed file" in (repo / "s.md").read_text() and em.world.delete_log == []
+
+
+def test_plan_is_a_function_of_its_arguments(repo: Path, make_emulator: Any) -> None:
+    """JSON on stdout and, with `detailed_exitcode`, 2 for changes pending: the exit code is
+    the outcome's. `refresh` reads the pipelines and the cells through one gateway session:
+    one token (review R2: it used to fetch two)."""
+    from reconciler.args import PlanArgs, PlanFormat
+    from reconciler.commands import plan as commands_plan
+
+    em = make_emulator(world_for([pipeline()]))
+    out = io.StringIO()
+    args = PlanArgs(fmt=PlanFormat.JSON, detailed_exitcode=True, refresh=True, gateway=em.url)
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in gateway_env(em).items():
+            mp.setenv(k, v)
+        assert commands_plan.plan(args, Consoles(out, io.StringIO())) == CommandOutcome(2)
+    doc = json.loads(out.getvalue())
+    assert doc["summary"]["requests"] == 1
+    assert {"list", "get"} <= {e["route"] for e in em.world.log}  # the statuses and the cells
+    assert em.world.token_calls == ["get"]
+    assert commands_plan.plan(PlanArgs(), Consoles(io.StringIO(), io.StringIO())) == CommandOutcome(0)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import gc
 import signal
 import sys
+from collections.abc import Callable
+from enum import Enum
 from types import FrameType
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -136,6 +138,26 @@ def consoles() -> Consoles:
 
 def paths_or_default(paths: list[str] | None) -> list[str]:
     return list(paths) if paths else list(DEFAULT_PATHS)
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def one_of(kind: type[E], flag: str = "--format") -> Callable[[str | E], E]:
+    """An `--option` taking one of an Enum's values; any other is refused naming them all
+    (`--format must be text or json, not 'yaml'`), exit 1."""
+    words = [str(k.value) for k in kind]
+    allowed = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+
+    def parse(value: str | E) -> E:
+        if isinstance(value, kind):
+            return value
+        try:
+            return kind(value)
+        except ValueError:
+            raise ReconcilerError(f"{flag} must be {allowed}, not {value!r}") from None
+
+    return parse
 
 
 def ask(question: str) -> str:

@@ -5,8 +5,8 @@ of how long apply pauses a pipeline), and stage names a pipeline lacks; read-onl
 The gateways are those of the config in use (`--config`, or the pull request's base),
 closed after. When the gateway cannot be reached or refuses the credentials, the offline
 plan still goes out whole, with a warning that says why the live part is missing; exit
-codes stay those of an offline plan. What the cells hold now is `cli._live`'s; both
-reads share one gateway session.
+codes stay those of an offline plan. Both reads, the pipelines' and what the pending
+cells hold now, share one gateway session: one token from each gateway.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ def refresh(
     c: Consoles, review: Review, p: Plan, gateway: str | None, cfg: RepoConfig | None
 ) -> tuple[Review, LiveState | None]:
     """Both reads of `plan --refresh` through one gateway session (one token from each
-    gateway): the pipelines' statuses, then what the pending cells hold (`cli._live`).
+    gateway): the pipelines' statuses, then what the pending cells hold (`read_live`).
     When the first fails, the second is not tried: the plan goes out offline, one warning."""
-    from reconciler.cli._live import read_live
     from reconciler.settings import gateways_for
 
     try:
@@ -46,6 +45,16 @@ def refresh(
         except ReconcilerError as exc:
             return _failed(c.warn, review, exc), None
         return review, read_live(c, p, gateways, cfg)
+
+
+def read_live(c: Consoles, plan: Plan, gateways: Gateways, cfg: RepoConfig | None) -> LiveState | None:
+    """The live state of every pending request, or None (with a warning) when it cannot be
+    read: the offline plan still goes out whole (DESIGN "Plan")."""
+    from reconciler.apply.live import read_or_warn
+
+    if not plan.actions:
+        return None
+    return read_or_warn(gateways, plan.actions, c.warn, concurrency=(cfg.concurrency if cfg else None) or 4)
 
 
 def _failed(warn: Callable[[str], None], review: Review, exc: ReconcilerError) -> Review:

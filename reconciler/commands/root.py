@@ -4,17 +4,17 @@ manifests are the repository's, not "everything pending" from a subdirectory."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from reconciler.args import PlanArgs
     from reconciler.render.console import Consoles
 
 
-def from_repository_root(
-    c: Consoles, paths: list[str] | None, ledger: str | None, config_file: str | None
-) -> tuple[list[str] | None, str | None]:
+def from_repository_root(c: Consoles, args: PlanArgs) -> PlanArgs:
     """Run from inside manifests/ (or any subdirectory), plan from where reconcile.yaml is:
     the nearest directory above holding one, up to the git root. Paths given relative to
     here are carried over, so `reconcile plan one.yaml` plans that file."""
@@ -23,18 +23,22 @@ def from_repository_root(
     from reconciler.config import CONFIG_FILE
 
     here = Path.cwd()
-    if config_file is not None or (here / CONFIG_FILE).is_file():
-        return paths, ledger
+    if args.config_file is not None or (here / CONFIG_FILE).is_file():
+        return args
     root = next((d for d in up_to_git_root(here) if (d / CONFIG_FILE).is_file()), None)
     if root is None:
-        return paths, ledger
+        return args
 
     def moved(p: str) -> str:
         return os.path.relpath(here / p, root)
 
     c.err.print(f"using {root / CONFIG_FILE}: planning from {root}", markup=False)
     os.chdir(root)
-    return ([moved(p) for p in paths] if paths else None), (moved(ledger) if ledger else None)
+    return dataclasses.replace(
+        args,
+        paths=[moved(p) for p in args.paths] if args.paths else None,
+        ledger=moved(args.ledger) if args.ledger else None,
+    )
 
 
 def up_to_git_root(start: Path) -> Iterator[Path]:
