@@ -54,9 +54,6 @@ class Identity:
         return cls(env.get("GIT_AUTHOR_NAME") or DEFAULT_NAME, env.get("GIT_AUTHOR_EMAIL") or DEFAULT_EMAIL)
 
 
-REMOVE: None = None  # `commit_tree`: remove this path
-
-
 @dataclass(frozen=True)
 class RefUpdate:
     """Set `ref` to `new` only if it is `old` now (None: it must not exist)."""
