@@ -150,13 +150,15 @@ def test_a_lying_gateway_stops_the_whole_run(repo: Path, make_emulator: Any, lie
     em = make_emulator(fleet_world(), Faults(rate=1.0, kinds=(lie,)))
     res = run_cli([*APPLY, "--summary", "s.json", "--summary", "s.md"], repo, gateway_env(em))
     assert res.code == 1, res.all
-    # p2 goes first (fewer requests): its stage s1's canary met the lie
-    assert "stage o1/p2/s1" in res.err and WHAT[lie] in res.err, res.err
-    deletes = [e for e in em.world.log if e["route"] == "delete"]
-    assert [cells_of(e) for e in deletes] == [("p2", "s1", "c1", "pt1")]  # nothing after it, anywhere
+    # Both pipelines are paused (maxPaused 2) and each stage has a canary reading, but the
+    # first canary's delete is the only delete of the run: it met the lie, nothing followed.
+    deletes = [cells_of(e) for e in em.world.log if e["route"] == "delete"]
+    assert len(deletes) == 1, deletes
+    pid, stage, asset, _ = deletes[0]
+    assert f"stage o1/{pid}/{stage}" in res.err and WHAT[lie] in res.err, res.err
     assert {em.world.status(p) for p in ("p1", "p2")} == {"RUNNING"}
     operated = [(e["query"]["action"], e["path"][-2:]) for e in em.world.log if e["route"] == "operate"]
-    assert ("pause", "p2") in operated and operated.count(("start", "p2")) == 1  # paused, started again
+    assert ("pause", pid) in operated  # every pipeline paused is started again, once
     assert all(operated.count(("start", p)) == 1 for what, p in operated if what == "pause")
     # what the canary's request comes to: kept state is pending again (`failed`); cells
     # that read back empty were cleared (`delete`): a re-send would clear new state
@@ -167,13 +169,27 @@ def test_a_lying_gateway_stops_the_whole_run(repo: Path, make_emulator: Any, lie
     pending = {
         (a["pipelineId"], a["stageInstanceName"], a["assetIds"][0]) for a in json.loads(plan.out)["actions"]
     }
-    unsent = {("p2", "s1", "c2"), ("p1", "s1", "a1"), ("p1", "s1", "a2"), ("p1", "s1", "a3")}
-    unsent |= {("p1", "s2", "b1"), ("p1", "s2", "b2")}
-    assert pending == unsent | ({("p2", "s1", "c1")} if lie == "kept" else set())
+    every = {
+        ("p2", "s1", "c1"),
+        ("p2", "s1", "c2"),
+        ("p1", "s1", "a1"),
+        ("p1", "s1", "a2"),
+        ("p1", "s1", "a3"),
+    }
+    every |= {("p1", "s2", "b1"), ("p1", "s2", "b2")}
+    assert pending == (every if lie == "kept" else every - {(pid, stage, asset)})
     summary = json.loads((repo / "s.json").read_text())
     assert summary["outcome"] == "incomplete" and WHAT[lie] in summary["canary"]
-    assert "o1/p2/s1" in summary["canary"] and summary["requests"]["notSent"] == 6
+    assert f"o1/{pid}/{stage}" in summary["canary"] and summary["requests"]["notSent"] == 6
     assert WHAT[lie] in (repo / "s.md").read_text()
+
+
+def test_a_bad_canary_setting_is_refused_before_any_call(repo: Path, make_emulator: Any) -> None:
+    a_fleet(repo, PAUSING + "  rollout: {canary: maybe}\n")
+    em = make_emulator(fleet_world())
+    res = run_cli(APPLY, repo, gateway_env(em))
+    assert res.code == 1 and "reconcile.yaml:6:21: apply.rollout.canary: expected true or false" in res.err
+    assert em.world.log == []
 
 
 @pytest.fixture
