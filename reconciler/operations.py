@@ -25,6 +25,7 @@ from reconciler.words import plural
 
 if TYPE_CHECKING:  # the apply engine and git are loaded by apply, not by plan
     from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
+    from reconciler.apply.live import LiveState
     from reconciler.gitsync import Session
     from reconciler.windows import Deferred, Windows
 _CAS_ATTEMPTS = 5
@@ -569,6 +570,29 @@ def resolve_start(
             )
         ledger.publish_final(f"reconcile: the start of {pid} settled by a person")
     return ref
+
+
+def refuse_unread(state: LiveState) -> None:
+    """`ledger resolve --verify`: a request whose cells could not be read back is not
+    recorded as done; nothing is (the evidence is what settles it)."""
+    if state.failed:
+        a, why = state.failed[0]
+        raise ReconcilerError(
+            f"could not read {a.manifest} / {a.pipeline_id} / {a.stage} back: {why}; nothing was recorded"
+        )
+
+
+def refuse_held(state: LiveState) -> None:
+    """`ledger resolve --verify`: cells that still hold state were not cleared (the delete
+    did not take effect, or the pipeline rebuilt the state since): nothing is recorded as
+    done, and they are to be sent again, not settled."""
+    held = sum(n for n in state.holding.values() if n)
+    if held:
+        raise ReconcilerError(
+            f"{plural(held, 'in-doubt cell')} still {'holds' if held == 1 else 'hold'} state, so their "
+            "deletes did not take effect (or the state was rebuilt since); nothing was recorded. "
+            "Re-send them with `reconcile apply --resend-in-doubt`"
+        )
 
 
 def _quiet(_line: str) -> None:

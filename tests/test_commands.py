@@ -109,3 +109,54 @@ def test_plan_is_a_function_of_its_arguments(repo: Path, make_emulator: Any) -> 
     assert {"list", "get"} <= {e["route"] for e in em.world.log}  # the statuses and the cells
     assert em.world.token_calls == ["get"]
     assert commands_plan.plan(PlanArgs(), Consoles(io.StringIO(), io.StringIO())) == CommandOutcome(0)
+
+
+def _action(stage: str) -> Any:
+    from reconciler.plan import Action
+
+    return Action("m", "o1", "p1", stage, ("a1", "a2"), ("x",))
+
+
+def test_resolves_read_back_refusal_is_the_cores() -> None:
+    """`ledger resolve --verify` records nothing while a cell holds state or could not be
+    read: the refusal is `operations`', the command only says the read-back."""
+    from reconciler import operations
+    from reconciler.apply.live import LiveState
+    from reconciler.errors import ReconcilerError
+
+    empty = LiveState(holding={_action("s1"): 0, _action("s2"): 0})
+    operations.refuse_unread(empty)
+    operations.refuse_held(empty)
+    with pytest.raises(ReconcilerError, match=r"^1 in-doubt cell still holds state.*--resend-in-doubt"):
+        operations.refuse_held(LiveState(holding={_action("s1"): 0, _action("s2"): 1}))
+    with pytest.raises(ReconcilerError, match=r"^3 in-doubt cells still hold state"):
+        operations.refuse_held(LiveState(holding={_action("s1"): 2, _action("s2"): 1}))
+    with pytest.raises(
+        ReconcilerError, match=r"could not read m / p1 / s2 back: 61100; nothing was recorded"
+    ):
+        operations.refuse_unread(LiveState(failed=[(_action("s2"), "61100")]))
+
+
+def test_ledger_show_is_a_function_of_its_arguments(
+    repo: Path, make_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.args import LedgerShowArgs, ShowFormat
+    from reconciler.commands import ledger as commands_ledger
+
+    em = make_emulator(world_for([pipeline()]))
+    _env(monkeypatch, em)
+    assert commands.apply(ApplyArgs(auto_approve=True), Consoles(io.StringIO(), io.StringIO())).code == 0
+    out = io.StringIO()
+    args = LedgerShowArgs(fmt=ShowFormat.JSON, kind=["delete"])
+    assert commands_ledger.show(args, Consoles(out, io.StringIO())) == CommandOutcome(0)
+    assert [r["kind"] for r in json.loads(out.getvalue())] == ["delete"]
+
+
+@pytest.mark.parametrize(
+    ("command", "allowed"), [(["plan"], "text, json or markdown"), (["ledger", "show"], "text or json")]
+)
+def test_a_format_outside_the_enum_is_refused_by_name(repo: Path, command: list[str], allowed: str) -> None:
+    from helpers import run_cli
+
+    bad = run_cli([*command, "--format", "yaml"], repo)
+    assert bad.code == 1 and bad.out == "" and f"error: --format must be {allowed}, not 'yaml'" in bad.err
