@@ -4,6 +4,10 @@ real loopback HTTP with a real ledger, and checks what reached the gateway."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
+import random
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -99,6 +103,7 @@ class Bench:
         writer: Callable[[L.Ledger], L.LedgerWriter] = L.LedgerWriter,
         reporter: NullReporter | None = None,
         sleep: Callable[[float], None] | None = None,
+        publish: Callable[[str], None] | None = None,
         **options: Any,
     ) -> ApplyResult:
         reporter = reporter or NullReporter()
@@ -112,6 +117,7 @@ class Bench:
                 opts,
                 sleep=sleep or self.clock.advance,
                 clock=self.clock,
+                publish=publish,
             )
         self.notes.extend(reporter.notes)
         return result
@@ -484,3 +490,162 @@ def test_a_failed_status_read_after_61199_stops_the_pipeline_not_the_run(bench: 
     assert sent_to_p1 == ["a000", "a001"]
     assert [a.asset_ids for a in result.deleted if a.pipeline_id == "p1"] == [("a000",)]
     assert [(a.pipeline_id, a.asset_ids) for a in b.plan().actions] == [("p1", ("a001",))]
+
+
+# --- issue 25: the rollout under fault schedules, judged from the gateway's log ----------
+
+
+def windows(world: World) -> list[tuple[str, int, int]]:
+    """Each pause of ours as the gateway answered it: (pipeline, log index of its pause
+    call, log index of the start that ended it); a pause never started ends at the log's end."""
+    out: list[tuple[str, int, int]] = []
+    began: dict[str, int] = {}
+    for i, e in enumerate(world.log):
+        if e["route"] != "operate" or e["code"] != 0:
+            continue
+        pid, action = e["path"].rsplit("/", 1)[-1], e["query"].get("action")
+        if action == "pause":
+            began[pid] = i
+        elif action == "start" and pid in began:
+            out.append((pid, began.pop(pid), i))
+    return out + [(pid, i, len(world.log)) for pid, i in began.items()]
+
+
+def ids(value: str | list[str]) -> list[str]:
+    """Asset IDs as a request body or a ledger record carries them (a list, or comma-joined)."""
+    return value.split(",") if isinstance(value, str) else value
+
+
+def check_own_pauses(world: World, max_paused: int) -> list[tuple[str, int, int]]:
+    """Invariant 15 from the gateway's log: never more than `max_paused` of ours paused at
+    once; every delete to a pipeline inside one of its pauses; no pause without one."""
+    spans = windows(world)
+    edges = sorted([(b, 1) for _, b, _ in spans] + [(e, -1) for _, _, e in spans])
+    at_once = list(itertools.accumulate(step for _, step in edges))
+    assert max(at_once, default=0) <= max_paused, "15: more than maxPaused pipelines paused at once"
+    for i, e in enumerate(world.log):
+        if e["route"] == "delete":
+            pid = e["body"]["pipelineId"]
+            assert any(p == pid and b < i < end for p, b, end in spans), (
+                f"15: a delete to {pid} outside its pause"
+            )
+    for pid, b, end in spans:
+        own = [e for e in world.log[b:end] if e["route"] == "delete" and e["body"]["pipelineId"] == pid]
+        assert own, f"15: {pid} was paused for none of its own requests"
+    return spans
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_fault_schedule_keeps_each_pause_its_own_and_announced_first(
+    bench: Callable[..., Bench], seed: int
+) -> None:
+    """Answers lost, 5xx, 429, dropped connections and data:false on deletes, over a fleet of
+    uneven pipelines: each pause's records are published before its pause call (invariant
+    11), and the gateway's log shows invariant 15; the run settles everything it sent."""
+    rng = random.Random(seed)
+    kinds = ["http503", "http500", "http429", "drop", "data_false", "lost_answer", *[None] * 6]
+    sizes = {"p1": 5, "p2": 3, "p3": 1, "p4": 2}
+    b = bench(
+        [fault_pipeline(p, status="RUNNING") for p in sizes],
+        [numbered_manifest(f"m-{p}", pipeline=p, assets=n) for p, n in sizes.items()],
+        world=FaultyWorld,
+        fault=lambda route: rng.choice(kinds) if route == "delete" else None,
+    )
+    pushes: list[bytes] = []
+    at_pause: list[tuple[str, bytes]] = []
+    b.world.on_request(
+        "operate:pause",
+        times=None,
+        before=lambda w, e: at_pause.append((e["path"].rsplit("/", 1)[-1], pushes[-1] if pushes else b"")),
+    )
+    result = b.apply(
+        pause_pipelines=True,
+        max_paused=2,
+        concurrency=3,
+        write_ahead=True,
+        publish=lambda _m: pushes.append(b.ledger.read_bytes()),
+    )
+    assert not result.failed and not result.resume_failed, (result.failed, result.resume_failed)
+    spans = check_own_pauses(b.world, max_paused=2)
+    assert sorted(p for p, _, _ in spans) == sorted(sizes)  # one pause each: nothing reached maxPause
+    for pid, remote in at_pause:  # 11: its pause and the intents of what it is sent, published first
+        published = [json.loads(line) for line in remote.splitlines()]
+        mine = [r for r in published if r.get("pipelineId") == pid]
+        assert mine and mine[0]["kind"] == "pause"
+        begin, end = next((bb, ee) for p, bb, ee in spans if p == pid)
+        sent = {
+            a
+            for e in b.world.log[begin:end]
+            if e["route"] == "delete" and e["body"]["pipelineId"] == pid
+            for a in ids(e["body"]["assetIds"])
+        }
+        announced = {a for r in mine if r["kind"] == "intent" for a in ids(r["assetIds"])}
+        assert sent <= announced and len(announced) == sizes[pid]
+    assert all(b.world.status(p) == "RUNNING" for p in sizes)
+    assert b.world.violations == []
+
+
+def test_a_pause_at_max_pause_sends_nothing_new_and_its_rest_waits_for_a_later_pause(
+    bench: Callable[..., Bench],
+) -> None:
+    """Invariant 15's maxPause, from the gateway's log and the world's clock: a request
+    begun in a pause began before the pause reached maxPause; the pipeline was started,
+    then paused again for the rest, and every cell was cleared once."""
+    b = bench(
+        [fault_pipeline("big", status="RUNNING"), fault_pipeline("small", status="RUNNING")],
+        [
+            numbered_manifest("m-big", pipeline="big", assets=7),
+            numbered_manifest("m-small", pipeline="small"),
+        ],
+    )
+    b.world.on_request(
+        lambda e: e["route"] in ("delete", "operate"),
+        times=None,
+        before=lambda w, e: e.__setitem__("clock", w.clock()),
+    )
+    b.world.on_request("delete", times=None, after=lambda w, e: b.clock.advance(10))  # 10 s a request
+    result = b.apply(pause_pipelines=True, max_paused=1, concurrency=2, max_pause=25.0, write_ahead=True)
+    assert result.ok, (result.failed, result.not_sent, result.in_doubt)
+    spans = check_own_pauses(b.world, max_paused=1)
+    big = [(bb, ee) for p, bb, ee in spans if p == "big"]
+    assert len(big) >= 2  # started at maxPause, paused again later for the rest
+    for bb, ee in big:
+        began, ended = b.world.log[bb]["clock"], b.world.log[ee]["clock"]
+        sends = [e["clock"] for e in b.world.log[bb:ee] if e["route"] == "delete"]
+        # A request is stamped when the gateway runs it: the other one in flight may have
+        # moved the clock by 10 s since the worker decided to send it.
+        assert all(t - began < 25.0 + 10 for t in sends), "15: a request begun after maxPause"
+        assert ended - began <= 25.0 + 2 * 10, "15: started later than maxPause and what was in flight"
+    assert spans[0][0] == "small"  # fewer requests first
+    assert len(b.log("delete")) == 8 and b.plan().actions == ()
+
+
+def test_ctrl_c_while_a_start_is_in_flight_starts_each_pipeline_once(bench: Callable[..., Bench]) -> None:
+    """Starts run off the run's thread: a Ctrl-C while one is in flight waits for it, and the
+    end of the run does not send it a second time (one `step` of the starter at a time)."""
+    b = bench(
+        [fault_pipeline("p1", status="RUNNING"), fault_pipeline("p2", status="RUNNING")],
+        [numbered_manifest("a", pipeline="p1"), numbered_manifest("b", pipeline="p2", assets=3)],
+    )
+    held = b.world.on_request("operate:start", hold=True)  # the first start: p1's (fewest first)
+
+    def starts() -> list[str]:
+        return [e["path"].rsplit("/", 1)[-1] for e in b.log("operate", "start")]
+
+    def press_ctrl_c() -> None:
+        try:
+            b.world.wait_for(lambda e: e["route"] == "operate" and e["query"].get("action") == "start", HANG)
+            interrupt_main()
+            with contextlib.suppress(TimeoutError):  # a second start of p1 would come at once
+                b.world.wait_for(lambda e: starts().count("p1") > 1, timeout=0.3)
+        finally:
+            held.release()
+
+    helper = threading.Thread(target=press_ctrl_c)
+    helper.start()
+    result = b.apply(pause_pipelines=True, concurrency=1)
+    helper.join()
+    assert result.interrupted
+    assert sorted(starts()) == ["p1", "p2"]  # each started once
+    assert b.world.status("p1") == "RUNNING" and b.world.status("p2") == "RUNNING"
+    assert b.world.violations == []

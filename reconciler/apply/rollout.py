@@ -236,6 +236,12 @@ class Rollout:
             self.wake.set()
 
     def _join_starts(self) -> None:
+        error = self._settle_starts()
+        if error is not None:
+            raise error
+
+    def _settle_starts(self) -> BaseException | None:
+        """Wait for the start thread and fold what it settled; what it raised, if anything."""
         t, self._starting = self._starting, None
         if t is not None:
             t.join()
@@ -243,8 +249,7 @@ class Rollout:
         for report in reports:
             self._started(report)
         error, self._start_error = self._start_error, None
-        if error is not None:
-            raise error
+        return error
 
     def _can_begin(self) -> bool:
         return bool(self.waiting) and self._fits(self.waiting[0]) and not self.result.deferred
@@ -635,5 +640,10 @@ class Rollout:
             self.result.interrupted = True
 
     def _start_all(self) -> None:
+        """Every start left, in this thread once the start thread is done: one `step` at a
+        time, so that no pipeline is started twice."""
+        error = self._settle_starts()
         for report in self.starter.run():
             self._started(report)
+        if error is not None:
+            raise error
