@@ -4,6 +4,7 @@ verifies, the end result is exact, and a resumed apply re-sends at most what was
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -98,3 +99,40 @@ def test_sigterm_at_an_exact_request(repo: Path, make_emulator: Any) -> None:
     assert kinds[0] == "pause" and kinds[-1] == "resume"
     assert "apply summary (interrupted)" in out and "not sent (still pending)" in out
     assert em.world.violations == [] and deletes(em) < 12
+
+
+def test_kill_9_between_two_pipelines_leaves_the_second_pending_not_in_doubt(
+    repo: Path, make_emulator: Any
+) -> None:
+    """Issue 25 item 3: a runner killed after one pipeline's pause (its start in flight) and
+    before the next one's: no record of the next one at all, so its requests are pending,
+    never in doubt, and the next apply sends each of them once, after pausing it."""
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING"), pipeline("p2", status="RUNNING")]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a", pipeline="p1", assets=["a0"], points=["x"]))
+    write(
+        repo / "manifests/b.yaml", manifest_yaml("b", pipeline="p2", assets=["b0", "b1", "b2"], points=["x"])
+    )
+    ledger = repo / "applied-ledger.jsonl"
+    held = em.world.on_request("operate:start", hold=True)  # p1's start: p2 waits for the budget
+    proc = spawn_cli([*ARGS, "--max-paused", "1"], repo, gateway_env(em), stdout=subprocess.DEVNULL)
+    try:
+        em.world.wait_for(
+            lambda e: e["route"] == "operate" and e["query"].get("action") == "start", timeout=30
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        held.release()
+    records = L.read(ledger).records
+    assert [r.kind for r in records if r.pipeline_id == "p2"] == []  # nothing announced for p2
+    assert not any(e["route"] == "delete" and e["body"]["pipelineId"] == "p2" for e in em.world.log)
+    planned = run_cli(["plan", "--format", "json"], repo)
+    actions = json.loads(planned.out)["actions"]
+    assert {a["pipelineId"] for a in actions} == {"p2"} and not any(a.get("inDoubt") for a in actions)
+    before = deletes(em)
+    final = run_cli(ARGS, repo, gateway_env(em))
+    assert final.code == 0, final.all
+    assert deletes(em) - before == 3  # p2's three, once each; p1's was recorded before the kill
+    assert em.world.status("p1") == "RUNNING" and em.world.status("p2") == "RUNNING"
+    assert em.world.violations == []
+    assert run_cli(["plan", "--detailed-exitcode"], repo).code == 0

@@ -13,7 +13,12 @@ After every step the simulation checks the protocol's invariants (DESIGN):
 - 13, history: what reconcile publishes (restore included) only grows, whatever a third
   party does to the branch or to the anchor (moved back, forward, or to a forged commit);
   and while the branch's ledger is not the anchored one, every sync refuses it;
-- 14, resume: a run that finished (exit 0) left every pipeline it paused with a `resume`.
+- 14, resume: a run that finished (exit 0) left every pipeline it paused with a `resume`;
+- the rollout's write-ahead per pause (issue 25): a run pauses its pipelines one after
+  another, each pause announced by its own push (its `pause` record and the intents of the
+  requests it sends, and nothing for a later pause) and each start by its own; at each pause
+  call the published ledger holds that pause's records, at each start call its `start`, and
+  a runner killed between two pauses leaves in doubt only requests of pauses it made.
 Invariants 10 and 12 are about what apply sends; real-git and emulator tests prove them
 (test_reviewed, test_apply_git, test_gitsync_holes).
 """
@@ -56,6 +61,8 @@ class World:
     pids: dict[str, itertools.count[int]] = field(default_factory=dict)
     owner: str | None = None  # the runner whose lease the remote holds
     sends: int = 0
+    called: set[str] = field(default_factory=set)  # pipelines whose pause call was made
+    pauses: int = 0  # pause calls made by all runs (each announced by its own push)
 
 
 @dataclass(frozen=True)
@@ -104,22 +111,27 @@ class Runner:
         self.synced = False
         self.holding = False
         self.reading = False  # stopped between a read and the delete it precedes
-        self.paused: set[str] = set()  # pipelines this run paused
+        self.paused: set[str] = set()  # pipelines this run paused and has not started again
+        self.current: str | None = None  # the pipeline of the pause under way
+        self.k = 0  # pauses this run began
         self.n = 0
 
-    def append(self, kind: str) -> bytes:
+    def append(self, kind: str, pipe: str) -> bytes:
         self.n += 1
         with L.LedgerWriter(L.read(self.where / LEDGER)) as writer:
-            if kind in ("pause", "resume"):
-                pipe = f"p-{self.name}-{self.here.pid if self.here else 0}"
+            if kind in ("pause", "start", "resume"):
                 fields: dict[str, object] = {"orgId": "o1", "pipelineId": pipe}
                 if kind == "pause":
                     fields.update(executionMode=1, kafkaRate=1000)
                     self.paused.add(pipe)
                 writer.append(kind, fields)
             else:
-                writer.append(kind, cell_fields(asset=f"{self.name}-{self.n}"))
+                writer.append(kind, cell_fields(asset=f"{self.name}-{self.n}", pipeline=pipe))
         return (self.where / LEDGER).read_bytes()
+
+    def next_pipe(self) -> str:
+        self.k += 1
+        return f"p-{self.name}-{self.here.pid if self.here else 0}-{self.k}"
 
 
 def anchored_ledger(world: World) -> bytes:
@@ -143,10 +155,10 @@ def check(world: World, runners: list[Runner]) -> None:
 def step(rng: random.Random, world: World, runners: list[Runner]) -> None:
     r = rng.choice(runners)
     ops = ["sync", "announce", "renew", "finish", "kill", "merge", "wait", "tamper", "restore"]
-    ops += ["rewind", "forward", "forge", "read", "continue"]
+    ops += ["rewind", "forward", "forge", "read", "continue", "start"]
     op = rng.choices(
         ops,
-        weights=[20, 20, 10, 10, 4, 6, 15, 2, 4, 2, 1, 1, 6, 6],
+        weights=[20, 20, 10, 10, 4, 6, 15, 2, 4, 2, 1, 1, 6, 6, 10],
     )[0]
     world.trace.append(f"t={world.now:g} {r.name} {op} holding={[x.name for x in runners if x.holding]}")
     if op == "wait":
@@ -155,6 +167,7 @@ def step(rng: random.Random, world: World, runners: list[Runner]) -> None:
         world.remote.commit("main", {f"manifests/m{rng.randrange(9)}.yaml": b"# merged\n"})
     elif op == "kill":
         r.fresh()
+        killed(world)
     elif op == "tamper" and not world.moved and world.remote.refs.get("refs/heads/main") and world.anchors:
         tamper(rng, world)
     elif op in ("rewind", "forward", "forge") and not world.tampered and len(world.anchors) > 1:
@@ -169,8 +182,10 @@ def step(rng: random.Random, world: World, runners: list[Runner]) -> None:
         r.synced = False
     elif op == "sync":
         do_sync(world, r)
-    elif op == "announce" and r.synced and r.repo.live_lease() is None:
-        announce(world, runners, r)
+    elif op == "announce" and r.synced and r.current is None and r.repo.live_lease() is None:
+        announce(world, runners, r, rng.randint(1, 3))
+    elif op == "start" and r.holding and r.synced and r.current is not None and not r.reading:
+        start(world, r)
     elif op == "renew" and r.holding:
         publish(world, r, lambda: r.repo.publish(RENEWED))
     elif op == "read" and r.holding:
@@ -185,8 +200,9 @@ def step(rng: random.Random, world: World, runners: list[Runner]) -> None:
 
 
 def finish(world: World, r: Runner) -> None:
-    for _pipe in sorted(r.paused):
-        r.append("resume")
+    for pipe in sorted(r.paused):  # what is still paused is started at the end
+        r.append("start", pipe)
+        r.append("resume", pipe)
     if not publish(world, r, lambda: r.repo.publish_final("done")):
         return
     last = {}
@@ -197,6 +213,7 @@ def finish(world: World, r: Runner) -> None:
     for pipe in r.paused:
         assert last.get(pipe) == "resume", "14: a run that finished left a pipeline it paused"
     r.paused.clear()
+    r.current = None
     r.holding = r.reading = False
     r.session.announced = False
     if world.owner == r.name:
@@ -247,11 +264,21 @@ def do_sync(world: World, r: Runner) -> None:
         r.fresh()  # its local records were never pushed: a new runner starts over
 
 
-def announce(world: World, runners: list[Runner], r: Runner) -> None:
-    if not r.paused:
-        r.append("pause")
-    r.append("intent")
+def announce(world: World, runners: list[Runner], r: Runner, requests: int) -> None:
+    """A pause's write-ahead: its `pause` record and the intents of its own requests, one push;
+    then its pause call, which must find them on the remote (invariant 11, per pause)."""
+    pipe = r.next_pipe()
+    r.append("pause", pipe)
+    for _ in range(requests):
+        r.append("intent", pipe)
     if publish(world, r, lambda: r.repo.publish("write-ahead")):
+        mine = lifecycle(world.published, pipe)
+        assert mine == ["pause"] + ["intent"] * requests, (
+            f"11: pause call of {pipe} before its records: {mine}"
+        )
+        world.called.add(pipe)
+        world.pauses += 1
+        r.current = pipe
         for other in runners:  # 9: whoever held the lease before can no longer send
             if other is not r and other.holding:
                 assert not other.repo.holding.stands(), "9: two runs may send at once"
@@ -260,6 +287,35 @@ def announce(world: World, runners: list[Runner], r: Runner) -> None:
         r.holding = True
         r.session.announced = True  # as `Session.announce` does, without its renewal thread
         world.owner = r.name
+    else:  # apply stops with an error, its records never pushed: the disposable runner is gone
+        r.fresh()
+
+
+def start(world: World, r: Runner) -> None:
+    """Its requests answered: the `start` record pushed before the start call (invariant 11),
+    the `resume` after; the run's next pause is announced by a push of its own."""
+    pipe = r.current
+    assert pipe is not None
+    r.append("start", pipe)
+    if publish(world, r, lambda: r.repo.publish("reconcile: starting it again")):
+        assert lifecycle(world.published, pipe)[-1] == "start", f"11: start call of {pipe} before its record"
+        r.append("resume", pipe)
+        r.paused.discard(pipe)
+        r.current = None
+    else:  # the start is not sent: the run fails, the pipeline left paused on record
+        r.fresh()
+
+
+def lifecycle(ledger: bytes, pipe: str) -> list[str]:
+    return [rec["kind"] for rec in map(json.loads, ledger.splitlines()) if rec.get("pipelineId") == pipe]
+
+
+def killed(world: World) -> None:
+    """A runner died, maybe between two pauses: every intent on the remote is of a pause whose
+    call was made, so the requests of a pause not begun are pending, never in doubt."""
+    for rec in map(json.loads, world.published.splitlines()):
+        if rec.get("kind") == "intent":
+            assert rec["pipelineId"] in world.called, "an intent of a pause never begun: it would be in doubt"
 
 
 def publish(world: World, r: Runner, call: object) -> bool:
@@ -308,8 +364,9 @@ def tamper(rng: random.Random, world: World) -> None:
     world.tampered = not consistent(world)
 
 
-def simulate(seed: int, where: Path, steps: int = 250) -> tuple[int, int]:
-    """One random schedule; the pushes it made and the steps it spent tampered."""
+def simulate(seed: int, where: Path, steps: int = 250) -> tuple[int, int, int, int]:
+    """One random schedule; the pushes it made, the steps it spent tampered, the deletes
+    sent after a read and the pause calls made."""
     rng = random.Random(seed)
     world = World()
     world.remote.commit("main", {LEDGER: b"", "manifests/a.yaml": b"# a\n"})
@@ -328,7 +385,7 @@ def simulate(seed: int, where: Path, steps: int = 250) -> tuple[int, int]:
         except AssertionError:
             print("\n".join(world.trace[-40:]))
             raise
-    return world.remote.pushes, refused, world.sends
+    return world.remote.pushes, refused, world.sends, world.pauses
 
 
 @pytest.fixture
@@ -348,13 +405,20 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_thousands_of_interleavings_keep_the_invariants(seed: int, fast_dir: Path) -> None:
-    pushes, _, _ = simulate(seed, fast_dir)
+    pushes, _, _, _ = simulate(seed, fast_dir)
     assert pushes > 5  # the schedule did publish: not a vacuous run
 
 
 def test_the_schedules_do_send_after_a_read(fast_dir: Path) -> None:
     sends = [simulate(seed, fast_dir / str(seed), steps=250)[2] for seed in range(200, 204)]
     assert sum(sends) > 0  # some runs went on to their delete after a read, and were checked
+
+
+def test_the_schedules_do_pause_one_pipeline_after_another(fast_dir: Path) -> None:
+    """Runs that begin a second pause after starting their first (the rollout's order), some
+    killed in between: the per-pause checks above are not vacuous."""
+    pauses = [simulate(seed, fast_dir / str(seed), steps=250)[3] for seed in range(300, 304)]
+    assert sum(pauses) > 8
 
 
 def test_the_schedules_do_tamper_and_restore(fast_dir: Path) -> None:
@@ -368,7 +432,7 @@ def test_a_waiter_judges_the_lease_by_its_own_clock_whatever_the_holders_says(tm
     ahead = Runner(world, tmp_path / "ahead", "a", skew=+300.0)  # its clock 5 minutes ahead
     behind = Runner(world, tmp_path / "behind", "b", skew=-300.0)  # and this one 5 minutes behind
     ahead.repo.sync()
-    ahead.append("intent")
+    ahead.append("intent", "p1")
     ahead.repo.publish("write-ahead")
     behind.repo.sync()
     assert behind.repo.live_lease() is not None  # ten minutes apart, the lease still binds
@@ -389,7 +453,7 @@ def test_a_holder_resumed_after_a_stop_sends_nothing_more(tmp_path: Path) -> Non
     world.remote.commit("main", {LEDGER: b""})
     holder = Runner(world, tmp_path / "h", "h", skew=0.0)
     holder.repo.sync()
-    holder.append("intent")
+    holder.append("intent", "p1")
     holder.repo.publish("write-ahead")
     assert holder.repo.holding.stands()
     world.now += HOLDER_SHARE * LEASE  # SIGSTOP: no renewal for two thirds of the lease
@@ -419,7 +483,7 @@ def two_runners(tmp_path: Path, holder_ns: str) -> tuple[World, Runner, Runner]:
     holder = Runner(world, tmp_path / "h", "h", skew=0.0, pidns=holder_ns)
     waiter = Runner(world, tmp_path / "w", "w", skew=0.0, pidns="ns0")
     holder.repo.sync()
-    announce(world, [holder, waiter], holder)
+    announce(world, [holder, waiter], holder, 1)
     assert holder.holding
     return world, holder, waiter
 
@@ -437,7 +501,7 @@ def test_a_live_holder_in_another_pid_namespace_is_waited_out_by_the_waiters_clo
     world.now += 1
     waiter.repo.sync()
     assert waiter.repo.live_lease() is None  # a whole lease unrenewed, by the waiter's clock
-    announce(world, [holder, waiter], waiter)  # 9: asserts the holder can no longer send
+    announce(world, [holder, waiter], waiter, 1)  # 9: asserts the holder can no longer send
     assert waiter.holding and holder.stop.is_set()
 
 
@@ -456,7 +520,7 @@ def test_a_holder_stopped_between_a_read_and_a_delete_sends_nothing_once_taken_o
     waiter.repo.sync()
     world.now += LEASE
     waiter.repo.sync()
-    announce(world, [holder, waiter], waiter)  # took over
+    announce(world, [holder, waiter], waiter, 1)  # took over
     assert world.owner == "w"
     assert holder.stop.is_set()  # what apply asks right before the delete: nothing is sent
 
@@ -467,7 +531,7 @@ def test_anchors_moved_back_and_forward_never_make_reconcile_cut(tmp_path: Path)
     a = Runner(world, tmp_path / "a", "a", skew=0.0)
     for _ in range(3):  # three applies, each to the end
         do_sync(world, a)
-        announce(world, [a], a)
+        announce(world, [a], a, 1)
         finish(world, a)
     assert len(world.anchors) >= 6
     world.remote.move_anchor(world.anchors[1])  # a third party moves it back
