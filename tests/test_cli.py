@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -156,7 +157,17 @@ def test_ctrl_c_during_apply_starts_paused_pipelines_again(repo: Path, make_emul
 def test_demo_runs_offline_and_leaves_the_cwd_alone(tmp_path: Path) -> None:
     res = run_cli(["demo"], tmp_path)
     assert res.code == 0, res.all
-    assert "received 3 delete requests on the first apply and 0 on the second" in res.out
+    assert "received 16 delete requests on the first apply and 0 on the second" in res.out
+    # each RUNNING pipeline paused for its own requests only, fewest first, two at most at once
+    assert re.search(
+        r"paused, in the order the gateway saw: wind-alarm-capture [\d.]+s for 1 request, "
+        r"solar-inverter-counters [\d.]+s for 4 requests, solar-inverter-last [\d.]+s for 9 requests; "
+        r"at most 2 at once",
+        " ".join(res.out.split()),
+    ), res.out
+    flat = " ".join(res.out.split())
+    assert "paused by this run │ │ │ 3 pipelines" in flat
+    assert flat.count("), paused ") == 3  # the summary says how long each one was paused
     assert "Apply complete." in res.out and "Nothing to apply." in res.out
     assert list(tmp_path.iterdir()) == []
 
