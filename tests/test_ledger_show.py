@@ -154,13 +154,14 @@ def test_every_line_fits_120_columns_in_a_ci_log_and_keeps_every_fact(repo: Path
         "GITHUB_REPOSITORY": "acme-renewables/stream-processing-reconcile",
         "GITHUB_RUN_ID": "12345678901",
     }
-    planned = run_cli(["plan"], repo, ci)
+    planned = run_cli(["plan", "--refresh", "--pause-pipelines"], repo, ci)  # live statuses too
     assert planned.code == 0, planned.all
     assert not [line for line in planned.out.splitlines() if len(line) > 120], planned.out
     assert (
         "clear120cellsin1request:40assetsx3points;assetsINV00000Tiui,INV00001Tiui,INV00002Tiui,…+37more;"
         "pointsINV.GenActivePW,INV.DayEnergy,INV.TotalEnergy"
     ) in "".join(planned.out.split())
+    assert f"{pid}: RUNNING (apply pauses it for its 1 request" in planned.out
     applied = run_cli(
         ["apply", "--auto-approve", "--pause-pipelines", "--snapshot", "evidence.jsonl"], repo, ci
     )

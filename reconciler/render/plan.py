@@ -325,15 +325,22 @@ def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan, review: 
     lines = ["", "Live pipeline status (read-only):"]
     for v in pipeline_views(plan, review):
         if writable(v.status):
-            mark = "[green]ok[/green]"
+            style, label, rest = "green", "ok", ""
         elif v.will_pause:
-            mark = f"[yellow]apply pauses it[/yellow] {pause_words(v)}"
+            style, label, rest = "yellow", "apply pauses it", f" {pause_words(v)}"
         elif v.blocks:
-            mark = "[red]blocks apply[/red]"
+            style, label, rest = "red", "blocks apply", ""
         else:
-            mark = "nothing to send"
-        name = f" ({escape(v.name)})" if v.name and v.name != v.ref.pipeline_id else ""
-        lines.append(
-            f"    {escape(v.ref.org_id)} / {escape(v.ref.pipeline_id)}{name}: {escape(v.status)} ({mark})"
-        )
+            style, label, rest = "", "nothing to send", ""
+        name = f" ({v.name})" if v.name and v.name != v.ref.pipeline_id else ""
+        # word by word after the verdict, which stays whole so that it can be coloured
+        words = f"({label}{rest})".removeprefix(f"({label}").split(" ")
+        parts = [("", f"{v.ref.org_id} / {v.ref.pipeline_id}{name}: {v.status}"), (" ", f"({label}")]
+        parts += [("", words[0]), *((" ", w) for w in words[1:])]
+        first, *more = fit(parts, start=4, indent=8)
+        shown = [f"    {escape(first)}", *(f"        {escape(line)}" for line in more)]
+        at = next((i for i, line in enumerate(shown) if f"({label}" in line), None)
+        if style and at is not None:
+            shown[at] = shown[at].replace(f"({label}", f"([{style}]{label}[/{style}]", 1)
+        lines += shown
     return "\n".join(map(term, lines)) + "\n"  # names and statuses from the gateway: shown, not obeyed
