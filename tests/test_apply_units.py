@@ -143,8 +143,9 @@ class FakeClient:
             raise answer
         self.gw.status_now[pipeline] = "RUNNING"
 
-    def offset_lag(self, org: str, pipeline: str) -> None:
-        return None
+    def offset_lag(self, org: str, pipeline: str) -> SimpleNamespace:
+        self.gw.lag_reads.append(pipeline)
+        return SimpleNamespace(lag=7)
 
 
 class FakeGateways:
@@ -153,6 +154,7 @@ class FakeGateways:
         self.lands = False  # a start that fails still lands (its answer was lost)
         self.calls: list[tuple[str, str]] = []
         self.reads: list[str] = []
+        self.lag_reads: list[str] = []
         self.status_now: dict[str, str] = {"p1": status, "p2": status}
 
     def client(self, org: str) -> FakeClient:
@@ -259,6 +261,17 @@ def test_a_pipeline_this_run_saw_paused_is_started_without_reading_its_status_fi
     assert [r.outcome for r in s.run()] == [Started.RUNNING, Started.RUNNING]
     assert gw.reads == ["p2"]  # one look before its start; RUNNING is then confirmed by polling
     assert seen == set()  # started: a later pause of p1 must be confirmed again
+
+
+def test_lags_are_read_once_the_starts_are_done_not_between_two_starts() -> None:
+    """Get Pipeline Offset and Lag is only news: the next start of the org does not wait for it."""
+    s, gw, _, _ = starter([])
+    s.add(Resume(P1, 1, 1000))
+    s.add(Resume(P2, 1, 1000))
+    assert [r.outcome for r in s.run()] == [Started.RUNNING, Started.RUNNING]
+    assert gw.lag_reads == []  # none between the two starts
+    assert [(ref, lag.lag) for ref, lag in s.lags()] == [(P1, 7), (P2, 7)]
+    assert s.lags() == [] and gw.lag_reads == ["p1", "p2"]  # once each
 
 
 class StatusClient:

@@ -573,8 +573,6 @@ class Rollout:
         match report.outcome:
             case Started.RUNNING:
                 result.resumed.append(ref)
-                if report.lag is not None:
-                    result.lags.append((ref, report.lag))
             case Started.UNRECORDED:
                 result.resumed.append(ref)
                 result.resume_failed.append((ref, report.why))
@@ -645,5 +643,6 @@ class Rollout:
         error = self._settle_starts()
         for report in self.starter.run():
             self._started(report)
+        self.result.lags += self.starter.lags()
         if error is not None:
             raise error

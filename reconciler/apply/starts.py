@@ -7,8 +7,9 @@ another, each confirmed RUNNING before the next; a 61121 is tried again with cap
 jittered backoff for up to `--start-timeout`, while other orgs go on. A pipeline that
 cannot be started is named (the exit is non-zero), and since no `resume` record follows
 its `pause`, the next apply starts it. 61128 (no processing resource) says what a person
-must do. After each start, Get Pipeline Offset and Lag (where the gateway answers it)
-gives the lag the summary reports once.
+must do. Once the starts are done, Get Pipeline Offset and Lag (where the gateway answers
+it) of each pipeline started gives the lag the summary reports (`lags()`): read then, not
+between two starts, so that the next start of the org waits for nothing but the one before.
 
 The rollout adds a pipeline as soon as its own requests are settled and calls `step()`
 in a thread of its own (one at a time; `add` may come meanwhile); `run()` finishes the
@@ -63,7 +64,6 @@ class StartReport:
     outcome: Started
     why: str = ""
     at: float = 0.0  # clock when it was confirmed RUNNING (or given up)
-    lag: OffsetLag | None = None
     ledger_error: LedgerWriteError | None = None
 
 
@@ -107,6 +107,7 @@ class Starter:
         self._reports: list[StartReport] = []
         self._finished: set[PipelineRef] = set()  # reported, not yet taken off its queue (Ctrl-C)
         self._jitter = random.Random()
+        self._started: list[PipelineRef] = []  # confirmed RUNNING: their lag is read at the end
         # `add`, `waiting` and `next_due` may be called while `step` runs in another thread
         # (the rollout starts pipelines off its own thread): the queues are read under it.
         self._lock = threading.Lock()
@@ -280,7 +281,8 @@ class Starter:
             return
         self._reporter.note(f"started {self._label(ref)} again: it reports RUNNING")
         self._finished.add(ref)
-        self._reports.append(StartReport(ref, Started.RUNNING, at=self._clock(), lag=self._lag(ref)))
+        self._reports.append(StartReport(ref, Started.RUNNING, at=self._clock()))
+        self._started.append(ref)
 
     def _record_resume(self, ref: PipelineRef, note: str | None = None) -> LedgerWriteError | None:
         try:
@@ -288,6 +290,11 @@ class Starter:
         except LedgerWriteError as exc:
             return exc
         return None
+
+    def lags(self) -> list[tuple[PipelineRef, OffsetLag]]:
+        """The lag of each pipeline started since the last call, where the gateway has it."""
+        refs, self._started = list(dict.fromkeys(self._started)), []
+        return [(ref, lag) for ref in refs if (lag := self._lag(ref)) is not None]
 
     def _lag(self, ref: PipelineRef) -> OffsetLag | None:
         """Get Pipeline Offset and Lag, once: not every gateway answers it, and it is only news."""
