@@ -22,6 +22,8 @@ reads, sends and reads again, since they cannot touch its stage's cells.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -150,6 +152,11 @@ class Rollout:
         self._start_reports: list[StartReport] = []
         self._start_error: BaseException | None = None
         self._verdicts: dict[Action, Verdict] = {}  # a canary's verdict, from its worker
+        self._canaries_waiting: list[
+            tuple[tuple[int, int], int, _Active, tuple[str, str, str], list[Action]]
+        ] = []
+        self._canary_seq = itertools.count()
+        self._canary_out = False  # a canary is in the pool
         self.waiting: deque[Pause] = deque()
         self.active: list[_Active] = []
         self.checked: set[tuple[str, str, str]] = set()  # stages whose canary agreed
@@ -389,7 +396,32 @@ class Rollout:
             if stage in self.checked:
                 self._submit(a, same, lambda action: self._send_one(a, action))
             else:
-                self._canary(a, stage, same)
+                self._want_canary(a, stage, same)
+
+    def _want_canary(self, a: _Active, stage: tuple[str, str, str], same: list[Action]) -> None:
+        """Canaries go one at a time, in the order their pauses began: the first pipeline
+        paused is the first checked (their deletes cannot overlap anyway: each holds the
+        run's other deletes until its read-back agreed). The stage counts as outstanding."""
+        a.left += 1
+        order = (0 if a.pause.ours else 1, a.order)
+        heapq.heappush(self._canaries_waiting, (order, next(self._canary_seq), a, stage, same))
+        self._next_canary()
+
+    def _next_canary(self) -> None:
+        while self._canaries_waiting and not self._canary_out:
+            *_, a, stage, same = heapq.heappop(self._canaries_waiting)
+            a.left -= 1
+            if self.stopped() or a.cutting:
+                self._take_back(a, same)
+                continue
+            self._canary(a, stage, same)
+
+    def _drop_canaries(self) -> None:
+        """The run ends: canaries still waiting their turn are taken back, never sent."""
+        while self._canaries_waiting:
+            *_, a, _stage, same = heapq.heappop(self._canaries_waiting)
+            a.left -= 1
+            self._take_back(a, same)
 
     def _send_one(self, a: _Active, action: Action) -> Outcomes:
         """In a worker: a pause that reached maxPause is sent nothing new (invariant 15)."""
@@ -433,10 +465,11 @@ class Rollout:
 
         a.left += 1
         self.handed.add(first)
+        self._canary_out = True
         a.futures += self.pool.submit(
             [first],
             work,
-            lambda action: self._take_back(a, [action, *rest], counted=1),
+            lambda action: self._canary_taken_back(a, [action, *rest]),
             lambda outs: self._canaried(a, stage, first, rest, outs),
             priority=(0 if a.pause.ours else 1, a.order),
             failed=first_error,
@@ -447,6 +480,7 @@ class Rollout:
     ) -> None:
         """A canary's verdict: a lying gateway stops the run; a request that gave no verdict
         (refused, in doubt) makes the next one the canary; else the stage's rest is queued."""
+        self._canary_out = False
         verdict = self._verdicts.pop(first)
         if verdict.checked:
             self.checked.add(stage)
@@ -466,6 +500,12 @@ class Rollout:
         else:
             self._submit(a, rest, lambda action: self._send_one(a, action))
         self._answered(a, outs)
+        self._next_canary()
+
+    def _canary_taken_back(self, a: _Active, actions: list[Action]) -> None:
+        self._canary_out = False
+        self._take_back(a, actions, counted=1)
+        self._next_canary()
 
     def _take_back(self, a: _Active, actions: list[Action], counted: int = 0) -> None:
         """A canary not begun (the run stopped, or its pause was cut at maxPause), or the rest
@@ -606,6 +646,7 @@ class Rollout:
         if self.pool.shielded(self.pool.stop_and_wait, self.pool.in_flight_note):
             self.result.interrupted = True
         self.pool.close()
+        self._drop_canaries()
         # A start under way in its thread is settled first: two steppers would take the same
         # queue head, starting one pipeline twice and popping the next one unstarted.
         if self.pool.shielded(
