@@ -16,8 +16,9 @@ The run's thread never waits on the network for long: requests and each stage's 
 in the pool's workers, starts (their status polls included) in a thread of their own, and
 the loop sleeps until one of them says it is done (no tick), so a pipeline is started the
 moment its own requests are settled and the next one paused the moment a slot frees.
-A canary is alone on its stage, not in the run: requests to other stages go on while it
-reads, sends and reads again, since they cannot touch its stage's cells.
+A canary runs in a worker too, one at a time in the order the pauses began; its reads
+overlap other pipelines' deletes, and its own delete holds the run's other deletes until
+its read-back agreed (`requests`, invariant 16).
 """
 
 from __future__ import annotations
@@ -451,9 +452,9 @@ class Rollout:
         )
 
     def _canary(self, a: _Active, stage: tuple[str, str, str], same: list[Action]) -> None:
-        """A stage's first request, alone on its stage: read, send, read again, in a worker
-        (requests to other stages go on meanwhile: they cannot touch this stage's cells).
-        The stage's other requests are queued once it agreed (`_canaried`)."""
+        """A stage's first request in a worker: read, send, read again (`run_canary`; its
+        delete holds the run's other deletes until its read-back agreed). The stage's other
+        requests are queued once it agreed (`_canaried`)."""
         first, rest = same[0], same[1:]
         following = rest[0] if rest else None
 
