@@ -146,3 +146,37 @@ class LedgerRestoreArgs:
 
     ledger: str | None = None
     auto_approve: bool = False
+
+
+@dataclass(frozen=True)
+class SchemaArgs:
+    """`reconcile schema`."""
+
+    out_dir: Path = Path("schemas")
+    check: bool = False
+
+
+@dataclass(frozen=True)
+class InitArgs:
+    """`reconcile init`."""
+
+    directory: Path = Path(".")
+    force: bool = False
+    workflows_only: bool = False
+    max_cells: int = 1_000_000
+    branch: str | None = None
+    install_source: str | None = None
+
+
+@dataclass(frozen=True)
+class EmulatorArgs:
+    """`reconcile emulator`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8910
+    state: Path | None = None
+    fault_rate: float = 0.0
+    fault_kind: list[str] | None = None
+    latency_ms: float = 0
+    seed: int = 0
+    journal: Path | None = None

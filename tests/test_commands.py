@@ -160,3 +160,16 @@ def test_a_format_outside_the_enum_is_refused_by_name(repo: Path, command: list[
 
     bad = run_cli([*command, "--format", "yaml"], repo)
     assert bad.code == 1 and bad.out == "" and f"error: --format must be {allowed}, not 'yaml'" in bad.err
+
+
+def test_schema_is_a_function_of_its_arguments(tmp_path: Path) -> None:
+    from reconciler.args import SchemaArgs
+    from reconciler.commands import tools
+    from reconciler.errors import ReconcilerError
+
+    out = io.StringIO()
+    with pytest.raises(ReconcilerError, match="out of date; run `reconcile schema`"):
+        tools.schema(SchemaArgs(out_dir=tmp_path, check=True), Consoles(out, io.StringIO()))
+    assert tools.schema(SchemaArgs(out_dir=tmp_path), Consoles(out, io.StringIO())) == CommandOutcome(0)
+    assert tools.schema(SchemaArgs(out_dir=tmp_path, check=True), Consoles(out, io.StringIO())).code == 0
+    assert out.getvalue().endswith(f"{tmp_path}: up to date with the models\n")

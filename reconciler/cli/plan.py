@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconciler.args import PlanArgs, PlanFormat
+from reconciler.args import PlanArgs, PlanFormat, SchemaArgs
 from reconciler.cli._app import (
     ConfigOpt,
     LedgerOpt,
@@ -21,9 +21,8 @@ from reconciler.cli._app import (
     flag,
     one_of,
 )
-from reconciler.commands import CommandOutcome
+from reconciler.commands import CommandOutcome, tools
 from reconciler.commands import plan as commands
-from reconciler.errors import ReconcilerError
 
 # --- validate --------------------------------------------------------------------
 
@@ -132,26 +131,10 @@ def schema(
         "schemas"
     ),
     check: Annotated[bool, flag("--check", help="Exit 1 if the committed schema is out of date.")] = False,
-) -> None:
+) -> CommandOutcome:
     """Regenerate the JSON Schemas in schemas/ from the models.
 
     \b
     Example:  reconcile schema --check
     """
-    from reconciler.settings import schemas
-
-    c = consoles()
-    stale = []
-    for name, text in schemas().items():
-        target = out_dir / name
-        if check:
-            if not target.exists() or target.read_text() != text:
-                stale.append(str(target))
-            continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        c.out.print(f"wrote {target}", markup=False)
-    if stale:
-        raise ReconcilerError(f"{', '.join(stale)} out of date; run `reconcile schema`")
-    if check:
-        c.out.print(f"{out_dir}: up to date with the models", markup=False)
+    return tools.schema(SchemaArgs(**locals()), consoles())

@@ -1,4 +1,5 @@
-"""The emulator, the demo and the repository scaffold."""
+"""The emulator, the demo and the repository scaffold: their flags (the runs are
+`commands.tools`, the demo's `cli.demo`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from reconciler.args import EmulatorArgs, InitArgs
 from reconciler.cli._app import app, consoles, flag
-from reconciler.errors import ReconcilerError
+from reconciler.commands import CommandOutcome
+from reconciler.commands import tools as commands
 
 # --- emulator and demo -------------------------------------------------------------
 
@@ -45,7 +48,7 @@ def emulator(
             metavar="FILE", help="Append every delete, refused delete, pause and start here (JSON Lines)."
         ),
     ] = None,
-) -> None:
+) -> CommandOutcome:
     """Run the local EnOS gateway emulator (for tests, demos and your own CI).
 
     \b
@@ -67,46 +70,7 @@ def emulator(
     Example:  reconcile emulator --port 8910 --fault-rate 0.1 --seed 7
               reconcile emulator --fault-rate 1 --fault-kind kept
     """
-    from reconciler.emulator import (
-        DEFAULT_APP_KEY,
-        DEFAULT_APP_SECRET,
-        FAULT_KINDS,
-        EmulatorError,
-        Faults,
-        World,
-        serve_forever,
-    )
-
-    c = consoles()
-    err = c.err
-    try:
-        faults = Faults(
-            rate=fault_rate, kinds=tuple(fault_kind or FAULT_KINDS), latency_ms=latency_ms, seed=seed
-        )
-        world = World.from_file(state, faults) if state else World(faults=faults)
-    except (ValueError, KeyError, OSError) as exc:
-        raise ReconcilerError(f"cannot start the emulator: {exc}") from exc
-    world.journal = journal
-
-    def banner() -> None:
-        err.print(f"EnOS emulator on http://{host}:{port}", markup=False)
-        err.print(f"  export ENOS_API_GATEWAY=http://{host}:{port}", markup=False)
-        if world.apps.get(DEFAULT_APP_KEY) == DEFAULT_APP_SECRET:
-            err.print(
-                f"  export ENOS_APP_KEY={DEFAULT_APP_KEY} ENOS_APP_SECRET={DEFAULT_APP_SECRET}", markup=False
-            )
-        else:
-            err.print(f"  app keys accepted: {', '.join(world.apps)} (secrets as in {state})", markup=False)
-        for p in world.pipelines.values():  # what a manifest may name
-            stages = ", ".join(sorted(p.stages))
-            err.print(
-                f"  pipeline {p.org_id}/{p.pipeline_id} ({p.name}, {p.status}): stages {stages}", markup=False
-            )
-
-    try:
-        serve_forever(world, host, port, on_bound=banner)
-    except EmulatorError as exc:  # the port is taken, an unknown host: before serving anything
-        raise ReconcilerError(str(exc)) from exc
+    return commands.emulator(EmulatorArgs(**locals()), consoles())
 
 
 @app.command()
@@ -161,7 +125,7 @@ def init(
             show_default=False,
         ),
     ] = None,
-) -> None:
+) -> CommandOutcome:
     """Scaffold a manifests repository: example manifest, schema, ledger, CI workflows.
 
     Writes manifests/, schemas/, applied-ledger.jsonl (an existing one is kept), GitHub
@@ -175,35 +139,4 @@ def init(
     \b
     Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
     """
-    from reconciler import __version__
-    from reconciler.install_source import InstallSource, check, running
-    from reconciler.scaffold import init as scaffold
-
-    out = consoles().out
-    source = (
-        InstallSource(check(install_source), "as given with --install-source")
-        if install_source is not None
-        else running(__version__)
-    )
-    result = scaffold(
-        directory,
-        force=force,
-        max_cells=max_cells,
-        branch=branch,
-        workflows_only=workflows_only,
-        install=source.requirement,
-        install_how=source.how,
-    )
-    for rel in result.written:
-        out.print(f"  wrote {directory / rel}", markup=False)
-    for rel in result.kept:
-        what = "ledger" if rel.endswith(".jsonl") else "reconcile.yaml (reviewed settings)"
-        out.print(f"  kept  {directory / rel} (an existing {what} is never overwritten)", markup=False)
-    out.print(
-        f"\nDefault branch: {result.branch} (CI applies merges to it; --branch to change)", markup=False
-    )
-    if not result.next_steps:
-        return
-    out.print("\nBefore the first pull request, set up:", markup=False)
-    for step in result.next_steps:
-        out.print(f"  - {step}", markup=False)
+    return commands.init(InitArgs(**locals()), consoles())
