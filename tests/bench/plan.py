@@ -39,6 +39,23 @@ breakdown's `dumps`; the CLI writes the bytes as they are). Before, JSON took 1.
 `json.dumps` of every action line. Under that load the hard target (3x) is not met;
 what stands between it and 2x is mostly fixed cost: importing typer and pydantic and
 typer 0.29 building a pydantic adapter per option (~0.4 s here, ~0.1 s on a quiet VM).
+
+Measured again 2026-12-07 20:00 (`python tests/bench/plan.py --runs 3`, main at ed7127e,
+load average 2.6-2.7 while four other sessions worked):
+
+| shape | floor CPU | plan CPU | ratio | peak RSS |
+| --- | --- | --- | --- | --- |
+| separate | 0.112 s | 0.472 s | 4.22x | 152 MB |
+| shared | 0.109 s | 0.549 s | 5.06x | 152 MB |
+
+Breakdown (separate): imports 0.13 s, manifests and ID files 0.07 s, ledger 0.05 s, diff
+0.02 s, build 0.004 s, JSON 0.19 s (of which about half is the breakdown's own join and
+decode). The ratios are higher than above, not the plan slower: on a quieter machine the
+floor takes 0.11 s, not 0.29 s, so plan's fixed costs weigh more. Under cProfile about a
+fifth of the CLI run is typer parsing the 14 options (it imports `typer._adapters` and
+builds a pydantic `TypeAdapter` per option), and `manifests.schema` builds the pydantic
+models every manifest document is validated with at import (~0.04 s): the largest fixed
+costs left between this and the 3x target.
 """
 
 from __future__ import annotations
