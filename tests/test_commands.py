@@ -47,6 +47,7 @@ def test_apply_is_a_function_of_its_arguments(
     args = ApplyArgs(auto_approve=True, summary=[repo / "s.json"])
     assert commands.apply(args, Consoles(out, err)) == CommandOutcome(0)
     assert "Apply complete." in out.getvalue() and len(em.world.delete_log) == 1
+    assert em.world.token_calls == ["get"]  # one gateway session for the whole run
     assert json.loads((repo / "s.json").read_text())["outcome"] == "applied"
     # the same arguments again: nothing left to do, and no credentials asked for
     monkeypatch.delenv("ENOS_APP_KEY")

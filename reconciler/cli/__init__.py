@@ -1,8 +1,10 @@
-"""The `reconcile` command line: thin commands over the core functions.
+"""The `reconcile` command line: the flags, and nothing else.
 
-Each command parses, builds its collaborators, calls one core function and maps
-the result to an exit code: 0 done or nothing to do, 1 error, 2 changes pending
-(`plan --detailed-exitcode`), 130 interrupted.
+Each command declares its flags as typer parameters, builds its arguments value from
+them (`reconciler.args`, the same names) and hands it to its run in `reconciler.commands`,
+which returns the exit code: 0 done or nothing to do, 1 error, 2 changes pending
+(`plan --detailed-exitcode`), 130 interrupted. A new flag is a parameter here and a field
+there.
 """
 
 # isort: skip_file

@@ -1,10 +1,10 @@
 """The `reconcile` app: its options, error handling and exit codes (commands live beside it).
 
-Each command parses, builds its collaborators, calls one operation and maps the
-result to an exit code: 0 done or nothing to do, 1 error (usage errors included,
-so a mistyped flag never reads as "changes pending"), 2 changes pending
-(`plan --detailed-exitcode`), 3 a bug, 130 interrupted. Errors reach people once,
-as a short message on stderr; `--debug` (anywhere on the line) shows tracebacks.
+Each command hands its arguments value to its run (`reconciler.commands`), whose outcome
+carries the exit code: 0 done or nothing to do, 1 error (usage errors included, so a
+mistyped flag never reads as "changes pending"), 2 changes pending (`plan
+--detailed-exitcode`), 3 a bug, 130 interrupted. Errors reach people once, as a short
+message on stderr; `--debug` (anywhere on the line) shows tracebacks.
 
 Imports of the core stay inside the commands: `reconcile --help` and `validate`
 should not pay for httpx, the emulator or rich's progress (about 0.35 s).
