@@ -374,7 +374,13 @@ def _config(tmp_path: Path, name: str, text: str) -> Any:
         ("concurrency: 4", "concurrency: 8", "apply.concurrency 4 -> 8"),
         ("pausePipelines: true", "pausePipelines: false", "apply.pausePipelines true -> false"),
         ("leaseSeconds: 120", "leaseSeconds: 300", "ledger.git.leaseSeconds 120 -> 300"),
-        ("kafkaRate: 1000}", "kafkaRate: 1000, resourceConfig: 4}", "pipelines[0].resourceConfig null -> 4"),
+        ("kafkaRate: 1000}", "kafkaRate: 1000, resourceConfig: 4}", "pipelines[0].resourceConfig unset -> 4"),
+        # a new section with one key set is that one key, not its other keys' nulls
+        (
+            "  concurrency: 4\n",
+            "  concurrency: 4\n  rollout: {canary: false}\n",
+            "apply.rollout.canary unset -> false",
+        ),
         ("  snapshot: reconcile-evidence/state.jsonl.gz\n", "", 'apply.snapshot "reconcile-evidence'),
     ],
 )

@@ -78,8 +78,8 @@ def _leaves(c: RepoConfig | None) -> dict[str, object]:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for i, v in enumerate(value):
                 walk(f"{prefix}[{i}]", v)
-        elif value == [] and prefix:  # no entries: as unset, so a first entry is one line
-            return
+        elif (value == [] or value is None) and prefix:  # no entries, null: as unset, so a
+            return  # first entry (or a first key of a new section) is one line
         else:
             out[prefix] = value
 
