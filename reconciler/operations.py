@@ -243,7 +243,10 @@ def apply(
     ledger_path, saved = target_ledger(settings)
     store = store or LedgerStore(ledger_path)
     lock_timeout = settings.lock_timeout
-    with store.open_write(reporter.note, lock_timeout=lock_timeout, wait=lock_timeout) as writer:
+    with (
+        _OneSession(gateways) as gateways,
+        store.open_write(reporter.note, lock_timeout=lock_timeout, wait=lock_timeout) as writer,
+    ):
         first: Planned | None = None
         checked = writer.session()
         if checked is not None:
@@ -293,6 +296,28 @@ def apply(
     )
 
 
+class _OneSession:
+    """apply's gateways, built on first use and kept for every attempt of the run (a lost
+    compare-and-swap re-plans on the same session): one gateway session, one token from
+    each gateway, per command; closed when the run ends."""
+
+    def __init__(self, build: Callable[[], Gateways]) -> None:
+        self._build = build
+        self._gateways: Gateways | None = None
+
+    def __call__(self) -> Gateways:
+        if self._gateways is None:
+            self._gateways = self._build()
+        return self._gateways
+
+    def __enter__(self) -> _OneSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._gateways is not None:
+            self._gateways.close()
+
+
 def _paused_starts(planned: Planned, gw: Gateways) -> list[tuple[PipelineRef, str]]:
     """Invariant 14 for a `start` record with no outcome: a pipeline PAUSED now (or whose
     status cannot be read) is never left behind exit 0. It is not started either (invariant
@@ -322,8 +347,7 @@ def _refuse_paused_starts(planned: Planned, gateways: Callable[[], Gateways]) ->
     except ReconcilerError as exc:  # no credentials: whether it is PAUSED cannot be told
         paused = [(ref, start_in_doubt(ref, at, f"unknown ({exc})")) for ref, at in doubt]
     else:
-        with gw:
-            paused = _paused_starts(planned, gw)
+        paused = _paused_starts(planned, gw)
     if paused:
         raise ApplyRefused(
             "nothing to apply, but "
@@ -464,7 +488,7 @@ def _run(
         # Each pause is begun only if its estimate ends inside the window (DESIGN "Windows").
         options = replace(options, gate=windows.gate(settings.windows, settings.now))
     try:
-        with gateways, ledger_mod.LedgerWriter(planned.ledger) as writer:
+        with ledger_mod.LedgerWriter(planned.ledger) as writer:
             return apply_mod.apply(
                 planned.plan,
                 gateways,

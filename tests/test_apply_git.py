@@ -333,6 +333,44 @@ def test_racing_applies_the_loser_replans_and_finds_nothing(
     assert remote_kinds(origin, tmp_path) == ["intent"] * 4 + ["delete"] * 4  # the loser added nothing
 
 
+def test_the_loser_of_a_race_sends_what_is_left_on_the_gateway_session_it_has(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """Runner 1 applies manifest a alone, runner 2 both: runner 2 loses the compare-and-swap,
+    re-plans on the ledger runner 1 pushed and sends b alone, through the gateway session it
+    already had (review R2: a session per attempt fetched a second token)."""
+    b = manifest_yaml("b", stages=["s1"], assets=["b1"], points=["x"])
+    origin = make_origin(tmp_path, RACE_CONFIG, {"a": RACE, "b": b})
+    em = make_emulator(world_for([pipeline(stages=tuple(RACE_STAGES))]))
+    first, second = hold_each_status_read(em)
+    one = spawn_cli(
+        ["apply", "--auto-approve", "--target", "a"],
+        clone(origin, tmp_path / "runner1"),
+        gateway_env(em),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    procs = [one]
+    try:
+        em.world.wait_for(lambda _e: lists(em) >= 1, timeout=60)  # runner 1's read is the first held
+        procs.append(spawn_apply(clone(origin, tmp_path / "runner2"), em))
+        em.world.wait_for(lambda _e: lists(em) >= 2, timeout=60)  # both planned from seq 0
+        first.release()
+        wait_until(lambda: "delete" in remote_kinds(origin, tmp_path))  # runner 1 is done
+    finally:
+        first.release()
+        second.release()
+    (code1, text1), (code2, text2) = [finish(p) for p in procs]
+    assert code1 == 0 and code2 == 0, text1 + text2
+    assert "Re-planning" in text2 and "1 cell cleared" in text2, text2
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", RACE_STAGES, ["a1", "a2", "a3"], ["x", "y"]) | cells(
+        "p1", ["s1"], ["b1"], ["x"]
+    )
+    assert set(counts.values()) == {1}
+    assert em.world.token_calls == ["get", "get"]  # one token per apply
+
+
 GATE = """#!/bin/sh
 # Every push waits here until the test opens the gate: two pushes meet at the remote.
 touch "{marks}/push.$$"
