@@ -95,6 +95,10 @@ def resolve_ledger(flag: str | None, cfg: RepoConfig | None = None) -> str:
 
 
 def plan_options(max_points: int | None, max_assets: int | None, targets: Iterable[str] | None) -> Options:
+    from reconciler.config import MAX_INT32, check_bound
+
+    check_bound("--max-points", max_points, 1, MAX_INT32)
+    check_bound("--max-assets", max_assets, 1, MAX_INT32)
     return Options(
         max_points=max_points or DEFAULT_MAX_POINTS,
         max_assets=max_assets or DEFAULT_MAX_ASSETS,

@@ -108,3 +108,26 @@ def test_git_turned_off_in_a_repository_whose_ledger_is_in_git(
     md, doc = _summaries(runner)
     assert doc["outcome"] == "refused" and "turns ledger.git off" in doc["error"]
     assert "turns ledger.git off" in md and len(em.world.delete_log) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--max-paused", "0"], "--max-paused: 0 is out of range (1 to 64)"),
+        (["--concurrency", "65"], "--concurrency: 65 is out of range (1 to 64)"),
+        (["--max-points", "0"], "--max-points: 0 is out of range (1 to 2,147,483,647)"),
+        (["--start-timeout", "-1"], "--start-timeout: -1.0 is out of range (0 to 86,400)"),
+    ],
+)
+def test_a_flag_out_of_range_is_refused_with_a_summary(
+    tmp_path: Path, home: Path, make_emulator: Any, flags: list[str], said: str
+) -> None:
+    """The trial: `--max-paused 0` was refused by the flag parser, before the summary was
+    set up, with no file for the pull request. The bounds are ours, checked inside it."""
+    repo = _committed(tmp_path)
+    em = make_emulator(world_for([pipeline()]))
+    res = run_cli(["apply", "--auto-approve", *flags, *SUMMARIES], repo, gateway_env(em))
+    assert res.code == 1 and said in res.err, res.all
+    md, doc = _summaries(repo)
+    assert doc["outcome"] == "refused" and said in doc["error"]
+    assert said in md and em.world.log == []

@@ -49,7 +49,7 @@ def apply(
     concurrency: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
-            metavar="N", min=1, max=64, help="Requests in flight at once (default: reconcile.yaml's, else 4)."
+            metavar="N", help="Requests in flight at once (default: reconcile.yaml's, else 4)."
         ),
     ] = None,
     pause_pipelines: Annotated[
@@ -63,7 +63,7 @@ def apply(
     kafka_rate: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
-            metavar="N", min=1, help="kafkaRate to start paused pipelines with, when List Pipelines has none."
+            metavar="N", help="kafkaRate to start paused pipelines with, when List Pipelines has none."
         ),
     ] = None,
     skip_pause_check: Annotated[
@@ -86,7 +86,6 @@ def apply(
         Optional[int],  # noqa: UP045
         typer.Option(
             metavar="N",
-            min=0,
             help="Refuse, whole, a plan that clears more than N cells (default: reconcile.yaml's "
             "apply.maxCells): nothing in it is cleared, small manifests merged with it included. "
             "`reconcile plan` says so on the pull request.",
@@ -108,7 +107,6 @@ def apply(
         Optional[float],  # noqa: UP045
         typer.Option(
             metavar="SECONDS",
-            min=0,
             help="How long to keep trying to start a paused pipeline again while EnOS refuses "
             "because another job of the org is starting (61121) (default: reconcile.yaml's, else 600).",
             show_default=False,
@@ -119,8 +117,6 @@ def apply(
         typer.Option(
             "--max-paused",
             metavar="N",
-            min=1,
-            max=64,
             help="Pipelines this run keeps paused at the same time, over all orgs; a pipeline "
             "waiting for its start counts (default: reconcile.yaml's apply.rollout.maxPaused, else 2). "
             "Each pipeline is paused just before its own first request and started again as soon as "

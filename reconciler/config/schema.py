@@ -52,7 +52,12 @@ def check_bound(what: str, value: float | None, low: float, high: float) -> None
     if value is None:
         return
     if not math.isfinite(value) or not low <= value <= high:
-        raise ConfigError(f"{what}: {value!r} is out of range ({low:g} to {high:g})")
+        raise ConfigError(f"{what}: {value!r} is out of range ({_number(low)} to {_number(high)})")
+
+
+def _number(x: float) -> str:
+    """A bound as people write it: 2,147,483,647 and 86,400, not 2.14748e+09."""
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def remote_problem(value: str) -> str | None:
