@@ -80,15 +80,11 @@ LedgerOpt = Annotated[
 ]
 MaxPoints = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option(
-        metavar="N", help="Most point IDs in one request (default 100,000).", show_default=False
-    ),
+    typer.Option(metavar="N", help="Most point IDs in one request (default 100,000).", show_default=False),
 ]
 MaxAssets = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option(
-        metavar="N", help="Most asset IDs in one request (default 1,000).", show_default=False
-    ),
+    typer.Option(metavar="N", help="Most asset IDs in one request (default 1,000).", show_default=False),
 ]
 Targets = Annotated[
     Optional[list[str]],  # noqa: UP045

@@ -48,9 +48,7 @@ def apply(
     auto_approve: Yes = False,
     concurrency: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(
-            metavar="N", help="Requests in flight at once (default: reconcile.yaml's, else 4)."
-        ),
+        typer.Option(metavar="N", help="Requests in flight at once (default: reconcile.yaml's, else 4)."),
     ] = None,
     pause_pipelines: Annotated[
         Optional[bool],  # noqa: UP045
