@@ -441,3 +441,27 @@ def test_blobs_are_taken_from_the_work_tree_only_when_they_are_the_blob(origin: 
     assert files == {"manifests/a.yaml": b"# a manifest\n", LEDGER: b""}  # the commit's, not the edit
     edited = git(work, "rev-parse", "HEAD:manifests/a.yaml")
     assert asked == [[edited]]  # only the edited file's blob was read through git
+
+
+def test_the_restore_command_works_over_a_segment_an_apply_appended_to(tmp_path: Path, home: Path) -> None:
+    """The printed "take the remote's" line, pasted into a shell, where a run appended to a
+    committed segment since (the user's report: `git rm` refused the modified file and the
+    `&&` chain stopped), and left a segment the source lacks: the ledger is the source's."""
+    from reconciler.gitsync.remote import restore_command
+
+    origin = bare_origin(
+        tmp_path,
+        {LEDGER: '{"seq":1}\n', f"{LEDGER}.d/segments/000001.jsonl": '{"seq":0}\n', "keep.txt": "x\n"},
+    )
+    work = clone_at(origin, tmp_path / "work")
+    segment = work / f"{LEDGER}.d/segments/000001.jsonl"
+    segment.write_text('{"seq":0}\n{"seq":9}\n')  # appended since the commit
+    (work / f"{LEDGER}.d/segments/000002.jsonl").write_text('{"seq":10}\n')  # not in the source
+    (work / LEDGER).write_text('{"seq":1}\n{"seq":11}\n')
+    files = {LEDGER: b"", f"{LEDGER}.d/segments/000001.jsonl": b""}
+    line = "git fetch -q origin main && " + restore_command("FETCH_HEAD", LEDGER, files)
+    proc = subprocess.run(["bash", "-c", line], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert segment.read_text() == '{"seq":0}\n' and (work / LEDGER).read_text() == '{"seq":1}\n'
+    assert sorted(p.name for p in segment.parent.iterdir()) == ["000001.jsonl"]
+    assert (work / "keep.txt").read_text() == "x\n"

@@ -156,10 +156,11 @@ def restore_command(source: str, ledger_path: str, files: Mapping[str, object]) 
     """The shell line that makes the work tree's ledger exactly `files` as `source` (a
     commit) holds them: the main file and `<main>.d/` (segments, ID lists), with no file
     under `<main>.d/` that `source` lacks. Restoring the main file alone leaves an edited
-    segment in place."""
+    segment in place. `git rm -f`: a segment an apply appended to since the last commit has
+    local modifications, which a plain `git rm` refuses (and the `&&` chain stops there)."""
     side = ledger_path + ".d"
     paths = f"{ledger_path} {side}" if any(p.startswith(side + "/") for p in files) else ledger_path
-    return f"git rm -rq --ignore-unmatch -- {side} && rm -rf {side} && git checkout {source} -- {paths}"
+    return f"git rm -rqf --ignore-unmatch -- {side} && rm -rf {side} && git checkout {source} -- {paths}"
 
 
 def anchor_message(ledger_path: str, branch: str, published: str) -> str:
