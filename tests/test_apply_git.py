@@ -585,3 +585,84 @@ def test_ledger_resolve_waits_for_a_live_apply(origin: Path, tmp_path: Path) -> 
     res = run_cli(["ledger", "resolve", "--auto-approve"], clone(origin, tmp_path / "person"))
     assert res.code == 1 and "another apply is sending from this ledger" in res.err
     assert [r.kind for r in remote_ledger(origin, tmp_path).records] == ["intent"]
+
+
+# --- 1b. kill -9 on a workstation, then apply again in the same clone ------------------------
+
+SIX_REQUESTS = ["apply", "--auto-approve", "--max-assets", "1"]  # 2 stages x 3 assets
+
+
+def nth_delete(em: Any, n: int) -> dict[str, Any] | None:
+    """The log entry of the gateway's `n`th delete request (from 0), once it arrived."""
+    found = [e for e in em.world.log if e["route"] == "delete"]
+    return found[n] if len(found) > n else None
+
+
+def kill_at_delete(runner: Path, em: Any, skip: int) -> None:
+    """Apply in `runner` until delete `skip + 1` reaches the gateway, then SIGKILL it; the
+    held delete takes effect (as a call a dead runner sent would)."""
+    hook = em.world.on_request("delete", hold=True, skip=skip)
+    proc = spawn_cli(
+        SIX_REQUESTS, runner, gateway_env(em), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        entry = em.world.wait_for(lambda e: nth_delete(em, skip) is e, 60)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        hook.release()
+        if proc.poll() is None:
+            proc.kill()
+    em.world.wait_for(lambda e: e is entry and e["status"] is not None)
+
+
+def test_a_workstation_killed_mid_apply_publishes_its_deletes_and_starts_the_pipeline(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """The user's report: apply killed (SIGKILL) on a workstation after some deletes succeeded,
+    their `delete` records written locally but not yet pushed. The next apply in the same
+    clone publishes them (they extend the remote's ledger, and the lease's holder is a dead
+    process on this host: the records are that run's), re-sends only the delete in flight,
+    starts the pipeline and says how long it had been paused."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    ws = clone(origin, tmp_path / "ws")
+    kill_at_delete(ws, em, skip=2)
+    assert em.world.status("p1") == "PAUSED"
+    local = [r.kind for r in L.read(ws / LEDGER).records]
+    assert local.count("delete") == 2 and remote_kinds(origin, tmp_path).count("delete") < 2
+    first = clears(em.world)
+
+    res = run_cli(SIX_REQUESTS, ws, gateway_env(em))
+    assert res.code == 0, res.all
+    assert em.world.status("p1") == "RUNNING"
+    counts = clears(em.world)
+    assert set(counts) == cells("p1", ["s1", "s2"], ["a1", "a2", "a3"], ["x", "y"])
+    again = {c for c, n in counts.items() if n > 1}
+    assert len(again) <= 2 and again <= set(first)  # only the delete in flight (its two points)
+    assert remote_kinds(origin, tmp_path).count("delete") == 6
+    assert em.world.violations == []
+    assert plans_nothing(clone(origin, tmp_path / "check"))
+    assert_history_kept(origin)
+
+
+def test_the_printed_fix_works_when_pasted(tmp_path: Path, home: Path, make_emulator: Any) -> None:
+    """A workstation killed mid-apply, then another runner finished the job: the workstation's
+    ledger and the remote's each hold records the other lacks, which is refused. The command
+    the refusal prints, pasted into a shell in that clone, lets the next apply run."""
+    origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
+    em = make_emulator(world_for([pipeline(status="RUNNING")]))
+    ws = clone(origin, tmp_path / "ws")
+    kill_at_delete(ws, em, skip=2)
+    done = run_cli(SIX_REQUESTS, clone(origin, tmp_path / "ci"), gateway_env(em))
+    assert done.code == 0, done.all
+    refused = run_cli(SIX_REQUESTS, ws, gateway_env(em))
+    assert refused.code == 1 and "Take the remote's ledger" in refused.err, refused.all
+    command = refused.err.split("Take the remote's ledger (", 1)[1].split(");", 1)[0]
+    pasted = subprocess.run(["bash", "-c", command], cwd=ws, capture_output=True, text=True)
+    assert pasted.returncode == 0, pasted.stderr
+    sent = len(em.world.delete_log)
+    res = run_cli(SIX_REQUESTS, ws, gateway_env(em))
+    assert res.code == 0, res.all
+    assert len(em.world.delete_log) == sent  # the remote's ledger has every delete
+    assert em.world.status("p1") == "RUNNING"

@@ -60,6 +60,7 @@ from reconciler.words import plural
 MAX_ATTEMPTS = 5
 HISTORY = 200  # ledger versions of the branch's history read to find the one to keep
 RENEWED = "reconcile: still applying (lease renewed)"  # a renewal's commit message
+_ANNOUNCES = frozenset({"pause", "intent", "start"})  # kinds pushed before the call they announce
 
 
 class _Release(Enum):
@@ -342,7 +343,14 @@ class LedgerRepo:
         self.watch.observe(None if lease is None or lease.run == self.run else lease)
         local = self._local()
         added = 0
-        if local != remote and any(remote.values()):
+        if local != remote and self._left_by_a_dead_run_here(local, remote, lease):
+            first, last = head_seq(remote, self.rel_path) + 1, head_seq(local, self.rel_path)
+            notes.append(
+                f"{self.file}: records {first}..{last} are outcomes of calls a run on this host made "
+                f"({lease.describe() if lease else ''}, no longer running) before it could push them; "
+                f"this run publishes them to {self.where} with its first push"
+            )
+        elif local != remote and any(remote.values()):
             if ledger_io.extension_problem(remote, local) is not None:
                 raise LedgerBehind(self._why_not_fast_forward(local, remote))
             added = head_seq(remote, self.rel_path) - head_seq(local, self.rel_path)
@@ -361,6 +369,25 @@ class LedgerRepo:
             )
         size = sum(len(d) for d in remote.values())
         return SyncResult(state.head, size, bool(added), added, checkout, tuple(notes))
+
+    def _left_by_a_dead_run_here(self, local: Files, remote: Files, lease: Lease | None) -> bool:
+        """The local ledger is the remote's plus records a run on this host wrote and died
+        before pushing (kill -9, a lost laptop lid): those records are what that run would
+        have pushed next, and dropping them would turn deletes that succeeded into in-doubt
+        re-sends (DESIGN "never lose the record"). Only when all of it holds: the remote's
+        lease is held by a process of this host that no longer runs (`on_this_host_and_dead`:
+        nobody else appended since, or the lease would be theirs or gone), the local file
+        extends the remote's exactly (same chain, whole records appended), and every record
+        appended is an outcome (`delete`, `failed`, `resume`, `seal`...): a `pause`, `intent`
+        or `start` the remote lacks announced a call that was never made (invariant 11), so
+        such a ledger is refused as before."""
+        if lease is None or lease.run == self.run or not lease.on_this_host_and_dead(self._here):
+            return False
+        base_seq = head_seq(remote, self.rel_path)
+        if head_seq(local, self.rel_path) <= base_seq or ledger_io.extension_problem(local, remote):
+            return False
+        tail = [r for r in ledger_io.read(self.file).records if r.seq > base_seq]
+        return bool(tail) and not any(r.kind in _ANNOUNCES for r in tail)
 
     def _why_not_fast_forward(self, local: Files, remote: Files) -> str:
         head = self.git.blob("HEAD", self.rel_path) if self._rel is None else None
