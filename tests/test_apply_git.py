@@ -641,6 +641,8 @@ def test_a_workstation_killed_mid_apply_publishes_its_deletes_and_starts_the_pip
     again = {c for c, n in counts.items() if n > 1}
     assert len(again) <= 2 and again <= set(first)  # only the delete in flight (its two points)
     assert remote_kinds(origin, tmp_path).count("delete") == 6
+    pause_at = next(r.at for r in L.read(ws / LEDGER).records if r.kind == "pause")
+    assert f"since {pause_at}" in res.out and "(by an earlier" in res.out, res.out  # how long it was paused
     assert em.world.violations == []
     assert plans_nothing(clone(origin, tmp_path / "check"))
     assert_history_kept(origin)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import Gateways, status_of, writable
 from reconciler.apply.journal import Journal
-from reconciler.apply.values import ApplyOptions, ApplyResult, Reporter, Resume
+from reconciler.apply.values import ApplyOptions, ApplyResult, EarlierPause, Reporter, Resume
 from reconciler.errors import ApplyRefused, EnosError
 from reconciler.plan.values import PendingResume, PipelineRef
 
@@ -117,6 +117,8 @@ class Pipelines:
                 )
                 self.journal.resume(ref, f"found {status}")
                 continue
+            found = max(0.0, self.now() - _epoch(pending.paused_at))
+            self.result.earlier_pauses[ref] = EarlierPause(pending.paused_at, found, self.clock())
             mode, rate = pending.execution_mode, pending.kafka_rate
             if mode is None or rate is None:
                 self.result.resume_failed.append((ref, "its pause record has no executionMode/kafkaRate"))

@@ -614,6 +614,7 @@ class Rollout:
         match report.outcome:
             case Started.RUNNING:
                 result.resumed.append(ref)
+                result.started_at(ref, report.at)
             case Started.UNRECORDED:
                 result.resumed.append(ref)
                 result.resume_failed.append((ref, report.why))

@@ -139,6 +139,9 @@ class ApplyResult:
         """How long `ref` stayed paused: in all, in how many pauses, the longest, and whether
         one ran past twice its estimate (DESIGN "Gentle on production"); None if never ours."""
         spans = [s for s in self.spans if s.ref == ref]
+        earlier = self.earlier_pauses.get(ref)
+        if earlier is not None and earlier.seconds is not None:
+            return f"paused {_short(earlier.seconds)}, since {earlier.at} (by an earlier run, left paused)"
         if not spans:
             return None
         total = sum(s.seconds for s in spans)
@@ -153,6 +156,14 @@ class ApplyResult:
         return words
 
     outside_window: Deferred | None = None  # apply.windows was closed: nothing paused or sent (windows.py)
+    # Pipelines an earlier (interrupted) run left paused that this run found PAUSED.
+    earlier_pauses: dict[PipelineRef, EarlierPause] = field(default_factory=dict)
+
+    def started_at(self, ref: PipelineRef, at: float) -> None:
+        """`ref` reports RUNNING at `at` (clock): an earlier run's pause ends there."""
+        earlier = self.earlier_pauses.get(ref)
+        if earlier is not None:
+            earlier.seconds = earlier.found + max(0.0, at - earlier.clock)
 
     def label(self, ref: PipelineRef) -> str:
         """`p1 (Wind averages)`: the ID, and the name people know it by when there is one."""
@@ -206,6 +217,19 @@ class Pause:
     @property
     def ours(self) -> bool:
         return self.resume is not None
+
+
+@dataclass
+class EarlierPause:
+    """A pause an earlier run left (invariant 14): its `pause` record's time (`at`), how long
+    the pipeline had been paused when this run found it (`found`: this run's wall clock less
+    the record's time) at `clock` (this run's clock), and, once this run started it, how long
+    it stayed paused in all (`seconds`)."""
+
+    at: str
+    found: float
+    clock: float
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)

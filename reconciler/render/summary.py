@@ -231,7 +231,8 @@ def _pipeline_words(p: Mapping[str, Any]) -> str:
         held = f" for {duration(p['pausedSeconds'])}" if p["pausedSeconds"] is not None else ""
         parts.append(p.get("pauseWords") or f"paused{held}")
     if p["startedAgain"]:
-        parts.append("started again")
+        earlier = p["pauseWords"] if not p["pausedByThisRun"] else None  # an earlier run's pause
+        parts.append("started again" + (f" ({earlier})" if earlier else ""))
     if p["notStartedAgain"]:
         parts.append(f"**NOT started again** ({p['notStartedAgain']}): start it in the EnOS console")
     if p["stoppedMidRun"]:
