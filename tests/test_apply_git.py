@@ -648,23 +648,32 @@ def test_a_workstation_killed_mid_apply_publishes_its_deletes_and_starts_the_pip
     assert_history_kept(origin)
 
 
-def test_the_printed_fix_works_when_pasted(tmp_path: Path, home: Path, make_emulator: Any) -> None:
-    """A workstation killed mid-apply, then another runner finished the job: the workstation's
-    ledger and the remote's each hold records the other lacks, which is refused. The command
-    the refusal prints, pasted into a shell in that clone, lets the next apply run."""
+def test_the_printed_fix_works_when_pasted_and_names_what_is_still_paused(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    """A workstation killed mid-apply, then a person settled its requests from another clone
+    (`ledger resolve`): the workstation's ledger and the remote's each hold records the other
+    lacks, which is refused, naming the pipeline still paused. The command the refusal
+    prints, pasted into a shell in that clone, lets the next apply run, and it starts it."""
     origin = make_origin(tmp_path, PAUSING, {"a": TWO_STAGES})
     em = make_emulator(world_for([pipeline(status="RUNNING")]))
     ws = clone(origin, tmp_path / "ws")
     kill_at_delete(ws, em, skip=2)
-    done = run_cli(SIX_REQUESTS, clone(origin, tmp_path / "ci"), gateway_env(em))
-    assert done.code == 0, done.all
+    settled = run_cli(["ledger", "resolve", "--auto-approve"], clone(origin, tmp_path / "person"))
+    assert settled.code == 0, settled.all
     refused = run_cli(SIX_REQUESTS, ws, gateway_env(em))
     assert refused.code == 1 and "Take the remote's ledger" in refused.err, refused.all
+    pause_at = next(r.at for r in L.read(ws / LEDGER).records if r.kind == "pause")
+    assert (
+        f"Still PAUSED by an earlier run, and on record on the remote: o1/p1 (since {pause_at})"
+        in refused.err
+    )
+    assert em.world.status("p1") == "PAUSED"
     command = refused.err.split("Take the remote's ledger (", 1)[1].split(");", 1)[0]
     pasted = subprocess.run(["bash", "-c", command], cwd=ws, capture_output=True, text=True)
     assert pasted.returncode == 0, pasted.stderr
     sent = len(em.world.delete_log)
     res = run_cli(SIX_REQUESTS, ws, gateway_env(em))
     assert res.code == 0, res.all
-    assert len(em.world.delete_log) == sent  # the remote's ledger has every delete
+    assert len(em.world.delete_log) == sent  # the person recorded the rest as done
     assert em.world.status("p1") == "RUNNING"

@@ -5,7 +5,7 @@ invariant 13; "The ledger in git (CI)")."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,17 +127,25 @@ def _culprit(head: str, commit: str | None) -> str:
     return f" (the branch's head {head[:12]} may have been force-pushed)"
 
 
-def why_not_fast_forward(at: Place, file: Path, local: Files, remote: Files, *, edited: bool) -> str:
+def why_not_fast_forward(
+    at: Place, file: Path, local: Files, remote: Files, *, edited: bool, paused: Sequence[str] = ()
+) -> str:
     """The local ledger (`file`) is not the remote's plus nothing: what each holds, and how
-    to take the remote's. `edited`: the main file has uncommitted changes that are not appends."""
+    to take the remote's. `edited`: the main file has uncommitted changes that are not appends.
+    `paused`: pipelines the remote's ledger says an earlier run left paused (`org/pipeline
+    (since ...)`), which stay paused until an apply runs."""
     take = f"git fetch {at.remote} {at.branch} && " + restore_command("FETCH_HEAD", at.rel_path, remote)
     first, last = head_seq(remote, at.rel_path) + 1, head_seq(local, at.rel_path)
     if ledger_io.extension_problem(local, remote) is None and last >= first:
         return (
             f"{file} has {'record' if first == last else 'records'} {first}..{last} that "
-            f"{at.where} lacks: an earlier apply on this machine did not push them, or they were "
-            f"written by hand. {NOTHING} If they record calls that were made, settle them with "
-            f"`reconcile ledger show` and a person; otherwise take the remote's: {take}"
+            f"{at.where} lacks, and nothing shows they are a run's of this host that died before "
+            f"pushing them (that run's lease on {at.where}), or some announce calls (pause, intent, "
+            f"start) that were never made. {NOTHING} Keep the evidence first: copy the local ledger "
+            f"(`cp -r {file} {file}.d ~/`, whichever exist) and read it with `reconcile ledger show`: a "
+            "delete recorded only there did happen, and taking the remote's turns it into a request "
+            "in doubt (re-sent while its pipeline stays paused, or left to a person). Then take the "
+            f"remote's: {take}" + _still_paused(paused)
         )
     why = (
         "the file has uncommitted changes that are not appends (the ledger is append-only)"
@@ -149,7 +157,18 @@ def why_not_fast_forward(at: Place, file: Path, local: Files, remote: Files, *, 
         f"{file} and {at.where} differ ({where}): {why}. {NOTHING} Take the remote's ledger "
         f"({take}); records only in the local file describe calls the remote does not know of: check "
         "them with `reconcile ledger show` and settle them with `reconcile ledger resolve` after the "
-        "remote's."
+        "remote's." + _still_paused(paused)
+    )
+
+
+def _still_paused(paused: Sequence[str]) -> str:
+    if not paused:
+        return ""
+    return (
+        f" Still PAUSED by an earlier run, and on record on the remote: {', '.join(paused)}. Once the "
+        "ledger is the remote's, `reconcile apply` starts "
+        + ("it" if len(paused) == 1 else "them")
+        + " again (invariant 14); EnOS keeps a job paused for at most 24 h."
     )
 
 

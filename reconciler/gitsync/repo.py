@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import tempfile
 import threading
 import time
 import uuid
@@ -37,7 +38,14 @@ from typing_extensions import assert_never
 
 from reconciler import ledger as ledger_io
 from reconciler.actor import local_user
-from reconciler.errors import GitSyncError, LedgerBehind, LedgerMoved, LedgerNotAnchored, PushRefused
+from reconciler.errors import (
+    GitSyncError,
+    LedgerBehind,
+    LedgerMoved,
+    LedgerNotAnchored,
+    PushRefused,
+    ReconcilerError,
+)
 from reconciler.gitsync import explain
 from reconciler.gitsync._git import DEFAULT_TIMEOUT, Git, GitTimeout, Identity
 from reconciler.gitsync.checkout import fast_forward
@@ -55,6 +63,7 @@ from reconciler.gitsync.remote import (
     extends,
     head_seq,
 )
+from reconciler.ledger import history
 from reconciler.words import plural
 
 MAX_ATTEMPTS = 5
@@ -393,7 +402,24 @@ class LedgerRepo:
         head = self.git.blob("HEAD", self.rel_path) if self._rel is None else None
         main = local.get(self.rel_path, b"")
         edited = head is not None and not main.startswith(head[: head.rfind(b"\n") + 1])
-        return explain.why_not_fast_forward(self._place, self.file, local, remote, edited=edited)
+        paused = self._left_paused(remote)
+        return explain.why_not_fast_forward(
+            self._place, self.file, local, remote, edited=edited, paused=paused
+        )
+
+    def _left_paused(self, files: Files) -> list[str]:
+        """Pipelines `files` (a ledger) says an interrupted run left paused, as
+        `org/pipeline (since AT)`: read from a copy, for a refusal's message."""
+        if not any(files.values()):
+            return []
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / self.file.name
+            ledger_io.write_files(copy, self._beside_main(files))
+            try:
+                records = ledger_io.read(copy).records
+            except ReconcilerError:
+                return []
+        return [f"{r.pipeline[0]}/{r.pipeline[1]} (since {r.at})" for r in history.left_paused(records)]
 
     def read_ledger_files(self) -> dict[str, bytes]:
         """The anchored ledger as its branch holds it, for `plan`: its files by their paths
