@@ -524,6 +524,13 @@ def test_a_deleted_anchor_does_not_let_a_cut_ledger_through(tmp_path: Path, home
     assert f"has no anchor ({ANCHOR} is missing" in res.err and "records were cut" in res.err
     assert culprit[:12] not in res.err  # it names the version to put back, the one before the cut
     assert len(em.world.delete_log) == 1
+    runner = clone(origin, tmp_path / "runner3")
+    shell(runner, res.err.split("(then commit and push): ", 1)[1].splitlines()[0])  # pasted as printed
+    git(runner, "commit", "-qam", "put the ledger back", env=person())
+    git(runner, "push", "-q", "origin", "HEAD:main", env=person())
+    res = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner4"), gateway_env(em))
+    assert res.code == 0 and "Nothing to apply." in res.out, res.all
+    assert len(em.world.delete_log) == 1
 
 
 def test_a_ledger_in_segments_travels_and_is_anchored_file_by_file(

@@ -42,9 +42,8 @@ def no_anchor_cut(at: Place, keep: Version, kept: Files) -> str:
         f"with the repository), and it is not an extension of the ledger reconcile published in commit "
         f"{keep.commit[:12]} ({plural(head_seq(kept, at.rel_path), 'record')}): records were cut while "
         f"nothing guarded them. {NOTHING} Put that version back with `reconcile ledger restore` (it "
-        "commits it on the branch and anchors it again), or by hand: "
+        "commits it on the branch and anchors it again), or by hand (then commit and push): "
         + restore_command(keep.commit[:12], at.rel_path, kept)
-        + " (then commit and push)"
     )
 
 
