@@ -177,3 +177,41 @@ def test_a_lost_lease_sends_nothing_more_and_starts_nothing(bench: Callable[...,
     ((ref, why),) = result.resume_failed
     assert ref == (ORG, "p1") and "lease" in why
     assert not result.ok
+
+
+def test_a_slow_pause_of_one_pipeline_never_delays_another_s_start(bench: Callable[..., Bench]) -> None:
+    """small-a's only delete is answered while small-c's pause call hangs: small-a is started
+    again then, not once small-c is PAUSED (issue 25: a pipeline started again as soon as its
+    own requests are answered). The pause call is held until small-a's start arrives; before,
+    the run's thread waited on it and only the safety timer let it go."""
+    b = fleet(bench, {"small-a": 1, "small-c": 2})
+    events: list[str] = []
+    held = b.world.on_request(
+        lambda e: (
+            e["route"] == "operate" and e["path"].endswith("/small-c") and e["query"]["action"] == "pause"
+        ),
+        hold=True,
+        after=lambda w, e: events.append("small-c paused"),
+    )
+
+    def started(w: Any, e: dict[str, Any]) -> None:
+        events.append("small-a started")
+        held.release()
+
+    b.world.on_request(
+        lambda e: (
+            e["route"] == "operate" and e["path"].endswith("/small-a") and e["query"]["action"] == "start"
+        ),
+        after=started,
+    )
+    safety = threading.Timer(3.0, held.release)  # before the fix: nothing else lets it go
+    safety.start()
+    try:
+        result, _ = b.apply(pause_pipelines=True, max_paused=2, concurrency=2)
+    finally:
+        safety.cancel()
+    assert result.ok, (result.failed, result.resume_failed, result.not_paused)
+    assert events == ["small-a started", "small-c paused"]
+    assert [p for what, p in operations(b) if what == "pause"] == ["small-a", "small-c"]
+    assert all(b.world.status(p) == "RUNNING" for p in ("small-a", "small-c"))
+    assert b.world.violations == []

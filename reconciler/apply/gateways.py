@@ -79,12 +79,14 @@ class Gateways:
         poll: float,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        stop: Callable[[], bool] = lambda: False,
     ) -> tuple[bool, str]:
         """Poll List Pipelines until `wanted`, for up to `timeout`: (reached, last status).
 
         Whether a pause or start is synchronous is not documented (REFERENCE 2.3): the
         first poll comes after FIRST_POLL, each next one twice as late, up to `poll`, so
-        a change that lands at once is seen at once and a slow one is not polled hard."""
+        a change that lands at once is seen at once and a slow one is not polled hard.
+        `stop()` ends the wait early (the run was stopped): (False, last status)."""
         deadline = clock() + timeout
         wait = min(FIRST_POLL, poll)
         while True:
@@ -92,7 +94,7 @@ class Gateways:
             if status == wanted:
                 return True, status
             now = clock()
-            if now >= deadline:
+            if now >= deadline or stop():
                 return False, status
             sleep(min(wait, deadline - now))
             wait = min(poll, wait * 2)

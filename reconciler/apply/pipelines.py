@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from reconciler.enos import Pipeline
 
 
+class PauseCut(Exception):
+    """The run stopped while a pause call settled: the call went out, so it is ours to start."""
+
+
 class Pipelines:
     """Pause, wait, watch and start the pipelines of one run."""
 
@@ -56,9 +60,11 @@ class Pipelines:
 
     # --- pause ---
 
-    def pause(self, r: Resume) -> float:
+    def pause(self, r: Resume, stop: Callable[[], bool] = lambda: False) -> float:
         """The pause call (its record is written already), then wait for PAUSED; when it
-        began (clock). From the call on, the pipeline is started again whatever happens."""
+        began (clock). From the call on, the pipeline is started again whatever happens.
+        Runs in the rollout's pause thread; `stop()` (the run stopped) cuts the wait short
+        with `PauseCut`."""
         ref = r.ref
         self.called.discard(ref)
         self.seen_paused.discard(ref)
@@ -80,17 +86,25 @@ class Pipelines:
         self.called.add(ref)
         if ref not in self.result.paused:
             self.result.paused.append(ref)
-        self.wait_status(ref, "PAUSED")
+        self.wait_status(ref, "PAUSED", stop)
         self.seen_paused.add(ref)
         return began
 
-    def wait_status(self, ref: PipelineRef, wanted: str) -> bool:
+    def wait_status(self, ref: PipelineRef, wanted: str, stop: Callable[[], bool] = lambda: False) -> bool:
         """Poll List Pipelines until `wanted`, for up to pause_timeout; PAUSED never reached
         refuses the run (nothing is sent to that pipeline)."""
         o = self.options
         reached, status = self.gateways.wait_status(
-            ref, wanted, timeout=o.pause_timeout, poll=o.poll_interval, clock=self.clock, sleep=self.sleep
+            ref,
+            wanted,
+            timeout=o.pause_timeout,
+            poll=o.poll_interval,
+            clock=self.clock,
+            sleep=self.sleep,
+            stop=stop,
         )
+        if not reached and stop():
+            raise PauseCut(ref.pipeline_id)
         if not reached and wanted == "PAUSED":
             self.never_paused.add(ref)
             raise ApplyRefused(

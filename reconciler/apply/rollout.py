@@ -13,7 +13,9 @@ once its requests in flight are answered, and its other requests wait for a late
 every pipeline this run (or an earlier one) paused is started again.
 
 The run's thread never waits on the network for long: requests and each stage's canary run
-in the pool's workers, starts (their status polls included) in a thread of their own, and
+in the pool's workers, pauses (write-ahead push, pause call, wait for PAUSED; a pausing
+pipeline counts in `maxPaused`) and starts (their status polls included) each in a thread
+of their own, so that one pipeline's slow pause never delays another's start, and
 the loop sleeps until one of them says it is done (no tick), so a pipeline is started the
 moment its own requests are settled and the next one paused the moment a slot frees.
 A canary runs in a worker too, one at a time in the order the pauses began; its reads
@@ -37,7 +39,7 @@ from typing_extensions import assert_never
 from reconciler.apply.canary import Verdict, run_canary
 from reconciler.apply.gateways import Gateways
 from reconciler.apply.journal import Journal
-from reconciler.apply.pipelines import Pipelines
+from reconciler.apply.pipelines import PauseCut, Pipelines
 from reconciler.apply.pool import StoppablePool
 from reconciler.apply.requests import Outcomes, Requests, first_error
 from reconciler.apply.starts import Started, Starter, StartReport
@@ -104,6 +106,23 @@ class _Active:
     deleted: list[Action] = field(default_factory=list)  # cleared in this pause (read back with --verify)
 
 
+class _Began(Enum):
+    PAUSED = "paused"  # (or not ours, or paused already): its requests go
+    NOT_PAUSED = "not paused"  # refused, or never PAUSED: its requests stay pending
+    NOT_BEGUN = "not begun"  # the run stopped before its pause call
+    CUT = "cut"  # the run stopped while its pause settled: started again
+
+
+@dataclass(frozen=True)
+class _Begun:
+    """What the pause thread did with one pause."""
+
+    pause: Pause
+    began: float
+    outcome: _Began
+    why: str = ""
+
+
 class Rollout:
     """One apply's pauses, requests and starts; `result` is written by this thread only."""
 
@@ -152,6 +171,12 @@ class Rollout:
         self._starting: threading.Thread | None = None
         self._start_reports: list[StartReport] = []
         self._start_error: BaseException | None = None
+        # Pauses are begun in a thread of their own too (one batch at a time): a slow push,
+        # pause call or wait for PAUSED never holds up another pipeline's start.
+        self._pausing: threading.Thread | None = None
+        self._pausing_batch: list[Pause] = []
+        self._begun: list[_Begun] = []
+        self._pause_error: BaseException | None = None
         self._verdicts: dict[Action, Verdict] = {}  # a canary's verdict, from its worker
         self._canaries_waiting: list[
             tuple[tuple[int, int], int, _Active, tuple[str, str, str], list[Action]]
@@ -187,11 +212,12 @@ class Rollout:
         self.reporter.start(
             sum(len(p.actions) for p in pauses), sum(a.cells for p in pauses for a in p.actions)
         )
-        while self.waiting or self.active or self.start_pending:
+        while self.waiting or self.active or self.start_pending or self._pausing is not None:
             self.wake.clear()  # what happens from here on wakes the wait below
             self._collect()
             if self.stopped():
                 break
+            self._step_pauses()
             self._begin_what_fits()
             self._step_starts()
             self._cut_long_pauses()
@@ -216,7 +242,7 @@ class Rollout:
         due = self.starter.next_due()
         now = self.clock()
         later = due - now if due is not None and due > now else None
-        if self.pool.busy() or self._starting is not None:
+        if self.pool.busy() or self._starting is not None or self._pausing is not None:
             self.wake.wait(min(later, SAFETY_WAKE) if later is not None else SAFETY_WAKE)
         elif later is not None and not self._can_begin():
             self.sleep(later)
@@ -265,7 +291,8 @@ class Rollout:
     # --- beginning a pause ---
 
     def _busy_refs(self) -> set[PipelineRef]:
-        return {a.pause.ref for a in self.active} | set(self.start_pending)
+        pausing = {p.ref for p in self._pausing_batch}
+        return {a.pause.ref for a in self.active} | set(self.start_pending) | pausing
 
     def _fits(self, p: Pause) -> bool:
         """The budget: pipelines of ours paused at once, waiting for a start included."""
@@ -273,13 +300,16 @@ class Rollout:
             return False  # its previous pause is still being settled or started
         if not p.ours or p.paused:
             return True
-        ours = {a.pause.ref for a in self.active if a.pause.ours} | set(self.start_pending)
+        pausing = {p.ref for p in self._pausing_batch if p.ours}  # a pausing pipeline counts
+        ours = {a.pause.ref for a in self.active if a.pause.ours} | set(self.start_pending) | pausing
         return len(ours) < max(1, self.options.max_paused)
 
     def _begin_what_fits(self) -> None:
-        while (
-            self.waiting and not self.stopped() and not self.result.deferred and self._fits(self.waiting[0])
-        ):
+        """Launch the next pause that fits in its thread (one at a time): a slow push, pause
+        call or wait for PAUSED never holds up another pipeline's requests or start."""
+        if self._pausing is not None:
+            return
+        if self.waiting and not self.stopped() and not self.result.deferred and self._fits(self.waiting[0]):
             batch = [self.waiting.popleft()]
             if not batch[0].ours:  # pipelines a person paused: their records pushed at once
                 while self.waiting and not self.waiting[0].ours and self._fits(self.waiting[0]):
@@ -287,34 +317,91 @@ class Rollout:
             self.begin(batch)
 
     def begin(self, batch: list[Pause]) -> None:
-        """Do a pause: the gate, its records (pushed), the lease, the pause call, the
-        canary, its requests queued. A batch of pipelines a person paused shares one push."""
+        """Do a pause: the gate (here), then in a thread of its own its records (pushed), the
+        lease, the pause call and the wait for PAUSED; `_step_pauses` then queues its requests
+        (the canary first). A batch of pipelines a person paused shares one push. Until it is
+        folded, the batch counts in the budget (`_fits`)."""
         gate = self.options.gate
         why = gate(sum(p.estimate for p in batch)) if gate is not None else None
         if why is not None:
             self._defer(batch, why)
             return
-        self._write_ahead(batch)
-        for p in batch:
-            if self.stopped():  # checked after the push, right before the pause call
-                self._not_begun(p, "the run was stopped")
-                continue
-            began = self.clock()
-            if p.ours and not p.paused:
+        self._pausing_batch = batch
+        self._pausing = threading.Thread(
+            target=self._pause_step, args=(batch,), name="apply-pause", daemon=True
+        )
+        self._pausing.start()
+
+    def _pause_step(self, batch: list[Pause]) -> None:
+        """In the pause thread: write-ahead, then each pause call; outcomes for the run's thread."""
+        try:
+            self._write_ahead(batch)
+            for p in batch:
+                self._begun.append(self._pause_one(p))
+        except BaseException as exc:  # a lost push, or a bug: raised in the run's thread
+            self._pause_error = exc
+        finally:
+            self.wake.set()
+
+    def _pause_one(self, p: Pause) -> _Begun:
+        if self.stopped():  # checked after the push, right before the pause call
+            return _Begun(p, self.clock(), _Began.NOT_BEGUN, "the run was stopped")
+        began = self.clock()
+        if not p.ours or p.paused:
+            return _Begun(p, began, _Began.PAUSED)
+        assert p.resume is not None
+        try:
+            return _Begun(p, self.pipelines.pause(p.resume, stop=self.stopped), _Began.PAUSED)
+        except ApplyRefused as exc:  # refused, or never PAUSED: the others go on
+            return _Begun(p, began, _Began.NOT_PAUSED, str(exc))
+        except PauseCut:  # the run stopped while it settled: the call went out, start it again
+            return _Begun(p, began, _Began.CUT, "the run was stopped")
+        except BaseException:  # raised in the run's thread; a call that went out is ours to start
+            if p.ref in self.pipelines.called:
+                self._begun.append(_Begun(p, began, _Began.CUT, "the run was stopped"))
+            raise
+
+    def _step_pauses(self) -> None:
+        """Fold the pause thread's outcomes once it is done; raise what it raised."""
+        if self._pausing is not None and not self._pausing.is_alive():
+            error = self._settle_pauses(send=True)
+            if error is not None:
+                raise error
+
+    def _settle_pauses(self, *, send: bool) -> BaseException | None:
+        """Wait for the pause thread and fold its outcomes: a pipeline PAUSED gets its
+        requests (`send`; at the end of a run, none); what the thread raised, if anything."""
+        t, self._pausing = self._pausing, None
+        if t is not None:
+            t.join()
+        self._pausing_batch = []
+        begun, self._begun = self._begun, []
+        for b in begun:
+            self._fold_begun(b, send=send)
+        error, self._pause_error = self._pause_error, None
+        return error
+
+    def _fold_begun(self, b: _Begun, *, send: bool) -> None:
+        p = b.pause
+        match b.outcome:
+            case _Began.PAUSED:
+                self._order += 1
+                active = _Active(p, b.began, self._order)
+                self.active.append(active)
+                if send and not self.stopped():
+                    self._send(active)
+            case _Began.NOT_PAUSED:
+                self._not_paused(p, b.began, b.why)
+            case _Began.NOT_BEGUN:
+                self._not_begun(p, b.why)
+            case _Began.CUT:
                 assert p.resume is not None
-                try:
-                    began = self.pipelines.pause(p.resume)
-                except ApplyRefused as exc:  # refused, or never PAUSED: the others go on
-                    self._not_paused(p, began, str(exc))
-                    continue
-                except BaseException:  # Ctrl-C while it settles
-                    if p.ref in self.pipelines.called:  # the call went out: start it again
-                        self._start(p.resume, began, p.estimate)
-                    raise
-            self._order += 1
-            active = _Active(p, began, self._order)
-            self.active.append(active)
-            self._send(active)
+                if p.ref in self.pipelines.called:
+                    self._start(p.resume, b.began, p.estimate)
+                for x in p.actions:
+                    self._fold_one(self.requests.close(x, f"not sent: {b.why}"), [])
+            case _:
+                assert_never(b.outcome)
 
     def _not_paused(self, p: Pause, began: float, why: str) -> None:
         """A pipeline that could not be paused gets nothing; its requests stay pending and
@@ -649,6 +736,15 @@ class Rollout:
             self.result.interrupted = True
         self.pool.close()
         self._drop_canaries()
+        # A pause under way in its thread is settled first (its wait for PAUSED stops with
+        # the run): a pipeline it paused is started again below, its requests not sent.
+        pause_error: list[BaseException | None] = [None]
+
+        def settle_pauses() -> None:
+            pause_error[0] = self._settle_pauses(send=False)
+
+        if self.pool.shielded(settle_pauses, lambda: "still pausing a pipeline; press Ctrl-C later"):
+            self.result.interrupted = True
         # A start under way in its thread is settled first: two steppers would take the same
         # queue head, starting one pipeline twice and popping the next one unstarted.
         if self.pool.shielded(
@@ -679,6 +775,8 @@ class Rollout:
             self._start_all, lambda: "still starting paused pipelines again; press Ctrl-C later"
         ):
             self.result.interrupted = True
+        if pause_error[0] is not None:  # raised once every pipeline paused is started again
+            raise pause_error[0]
 
     def _start_all(self) -> None:
         """Every start left, in this thread once the start thread is done: one `step` at a
