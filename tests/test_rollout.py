@@ -145,7 +145,13 @@ def test_a_pause_that_reaches_max_pause_is_started_and_paused_again_later(
     assert [what for what, _ in ops].count("delete") == 6  # each request once
     assert all(s.seconds <= 25 + 10 for s in result.spans)  # the request in flight finishes
     assert len(result.spans) >= 2
-    assert any("paused for maxPause" in n for n in notes.notes)
+    assert result.resumed == [(ORG, "p1")]  # one entry, however many pauses (the console listed each)
+    assert sum("has been paused for maxPause" in n for n in notes.notes) == 1
+    later = [n for n in notes.notes if "reached maxPause too" in n]
+    assert later == [
+        f"p1: pause {i} reached maxPause too; the rest in pause {i + 1}" for i in range(2, len(later) + 2)
+    ]
+    assert len(later) == len(result.spans) - 2  # each split said once: the first in full, the last not cut
     assert b.plan().actions == ()  # nothing pending, nothing in doubt
     assert b.world.status("p1") == "RUNNING"
 

@@ -189,6 +189,7 @@ class Rollout:
         self.handed: set[Action] = set()  # given to the pool or a canary since last announced
         self.start_pending: dict[PipelineRef, tuple[Resume, float, float | None]] = {}
         self._order = 0
+        self._cuts: dict[PipelineRef, int] = {}  # pauses of a pipeline cut at maxPause so far
 
     def stopped(self) -> bool:
         return self.halt.is_set() or self.lease.is_set()
@@ -700,12 +701,14 @@ class Rollout:
             result.ledger_error = result.ledger_error or report.ledger_error
         match report.outcome:
             case Started.RUNNING:
-                result.resumed.append(ref)
+                result.started(ref)
                 result.started_at(ref, report.at)
             case Started.UNRECORDED:
-                result.resumed.append(ref)
+                result.started(ref)
                 result.resume_failed.append((ref, report.why))
             case Started.LEFT_PAUSED | Started.NOT_OURS:
+                if ref in result.resumed:  # started after an earlier pause, left paused after this one
+                    result.resumed.remove(ref)
                 result.resume_failed.append((ref, report.why))
             case _:
                 assert_never(report.outcome)
@@ -721,10 +724,17 @@ class Rollout:
                 self.pool.cancel(a.futures)
             if a.cutting and a.cut and not a.told:
                 a.told = True
-                self.reporter.note(
-                    f"{self.result.label(a.pause.ref)} has been paused for maxPause: starting it "
-                    "again once its requests in flight are answered; the rest wait for a later pause"
-                )
+                ref = a.pause.ref
+                self._cuts[ref] = n = self._cuts.get(ref, 0) + 1
+                if n == 1:
+                    self.reporter.note(
+                        f"{self.result.label(ref)} has been paused for maxPause: starting it again "
+                        "once its requests in flight are answered; the rest wait for a later pause"
+                    )
+                else:  # said once in full: each later split briefly
+                    self.reporter.note(
+                        f"{ref.pipeline_id}: pause {n} reached maxPause too; the rest in pause {n + 1}"
+                    )
 
     # --- the end of every run ---
 

@@ -135,6 +135,11 @@ class ApplyResult:
     def longest(self, ref: PipelineRef) -> Span | None:
         return max((s for s in self.spans if s.ref == ref), key=lambda s: s.seconds, default=None)
 
+    def started(self, ref: PipelineRef) -> None:
+        """`ref` reported RUNNING again: listed once, however many pauses maxPause split it into."""
+        if ref not in self.resumed:
+            self.resumed.append(ref)
+
     def pause_words(self, ref: PipelineRef) -> str | None:
         """How long `ref` stayed paused: in all, in how many pauses, the longest, and whether
         one ran past twice its estimate (DESIGN "Gentle on production"); None if never ours."""
