@@ -103,8 +103,10 @@ def test_a_stage_with_a_single_request_reads_only_its_own_cells(repo: Path, make
     write(repo / "reconcile.yaml", HEAD)
     write(repo / "manifests/m.yaml", manifest_yaml("m", pipeline="p1", stages=["s1"], assets=["a1", "a2"]))
     em = make_emulator(world_for([pipeline("p1")]))
-    res = run_cli(["apply", "--auto-approve"], repo, gateway_env(em))  # one request: a1,a2 x pt1
+    res = run_cli(["apply", "--auto-approve", "--summary", "s.json"], repo, gateway_env(em))  # one request
     assert res.code == 0, res.all
+    # the summary says which stages were checked only for "kept" (no next request to read)
+    assert json.loads((repo / "s.json").read_text())["canaryKeptOnly"] == ["p1/s1"]
     assert [(e["route"], cells_of(e)) for e in business(em.world.log)] == [
         ("get", ("p1", "s1", "a1,a2", "pt1")),
         ("delete", ("p1", "s1", "a1,a2", "pt1")),
@@ -116,8 +118,12 @@ def test_a_stage_with_a_single_request_reads_only_its_own_cells(repo: Path, make
 def test_the_canary_turned_off_reads_nothing(repo: Path, make_emulator: Any, off: str) -> None:
     a_fleet(repo, PAUSING + ("  rollout: {canary: false}\n" if off == "reconcile.yaml" else ""))
     em = make_emulator(fleet_world())
-    res = run_cli(APPLY + (["--no-canary"] if off == "flag" else []), repo, gateway_env(em))
+    res = run_cli(
+        APPLY + ["--summary", "s.md"] + (["--no-canary"] if off == "flag" else []), repo, gateway_env(em)
+    )
     assert res.code == 0, res.all
+    assert "canary off" in res.all  # the console, and the summary, say it was off
+    assert "Canary: off" in (repo / "s.md").read_text()
     assert [e for e in em.world.log if e["route"] == "get"] == []
     assert len([e for e in em.world.log if e["route"] == "delete"]) == 7
 

@@ -210,6 +210,9 @@ class Rollout:
         if idle and not pauses:  # the run's compare-and-swap comes before any start
             self.journal.push("reconcile: starting pipelines an earlier run left paused")
         self.waiting.extend(pauses)
+        if pauses and not self.options.canary:
+            self.result.canary_off = True
+            self.reporter.note("canary off: no stage's first request is read back before the others are sent")
         self.reporter.start(
             sum(len(p.actions) for p in pauses), sum(a.cells for p in pauses for a in p.actions)
         )
@@ -573,6 +576,8 @@ class Rollout:
         verdict = self._verdicts.pop(first)
         if verdict.checked:
             self.checked.add(stage)
+            if not rest:  # no next request to read back: checked only for "kept"
+                self.result.kept_only.append(stage)
         if verdict.stop is not None:
             self.result.canary = verdict.stop
             self.reporter.note(

@@ -123,6 +123,10 @@ class ApplyResult:
     deferred: str | None = None  # the gate said not now: why (requests in `deferred_actions`)
     deferred_actions: list[Action] = field(default_factory=list)
     canary: str | None = None  # a stage's first request showed the gateway lying: what it did
+    canary_off: bool = False  # --no-canary / apply.rollout.canary: false: no request was read back
+    # Stages whose canary had no next request to read (a single request): checked only
+    # that the gateway did not keep the state, not that it cleared nothing else.
+    kept_only: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def paused_seconds(self) -> dict[PipelineRef, float]:

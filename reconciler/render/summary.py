@@ -98,6 +98,10 @@ def summary_json(report: ApplyReport) -> dict[str, Any]:
         doc["ledgerError"] = str(r.ledger_error)
     if r.canary is not None:  # the gateway did not do what it answered: the run stopped there
         doc["canary"] = r.canary
+    if r.canary_off:
+        doc["canaryOff"] = True
+    if r.kept_only:
+        doc["canaryKeptOnly"] = [f"{p}/{s}" for _, p, s in r.kept_only]
     return doc
 
 
@@ -212,6 +216,19 @@ def summary_markdown(report: ApplyReport) -> str:
         out += ["", f"**Ledger write failed:** {text(doc['ledgerError'])}"]
     if "canary" in doc:
         out += ["", f"**The canary stopped the run:** {text(doc['canary'])}"]
+    if doc.get("canaryOff"):
+        out += [
+            "",
+            "Canary: off (`--no-canary` or `apply.rollout.canary: false`): no stage's first request was read back.",
+        ]
+    kept = doc.get("canaryKeptOnly", [])
+    if kept:
+        names = ": " + ", ".join(code(k) for k in kept) if len(kept) <= 5 else ""
+        out += [
+            "",
+            f"Canary: {plural(len(kept), 'stage')} of one request checked only for state kept "
+            f"(no next request to read){names}.",
+        ]
     return "\n".join(out) + "\n"
 
 
