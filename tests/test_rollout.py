@@ -145,6 +145,8 @@ def test_a_pause_that_reaches_max_pause_is_started_and_paused_again_later(
     assert [what for what, _ in ops].count("delete") == 6  # each request once
     assert all(s.seconds <= 25 + 10 for s in result.spans)  # the request in flight finishes
     assert len(result.spans) >= 2
+    words = result.pause_words((ORG, "p1"))  # 30 s pauses: the request in flight finished past 25 s
+    assert words is not None and "over maxPause 25s: requests in flight were answered first" in words, words
     assert result.resumed == [(ORG, "p1")]  # one entry, however many pauses (the console listed each)
     assert sum("has been paused for maxPause" in n for n in notes.notes) == 1
     later = [n for n in notes.notes if "reached maxPause too" in n]

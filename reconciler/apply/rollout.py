@@ -142,7 +142,7 @@ class Rollout:
         self.options = options
         self.clock = clock
         self.sleep = sleep
-        self.result = ApplyResult()
+        self.result = ApplyResult(max_pause=options.max_pause)
         self.halt = threading.Event()  # Ctrl-C, a failed append, the canary: nothing more is sent
         self.lease = stop or threading.Event()  # set when this run's lease may be lost
         self.journal = journal

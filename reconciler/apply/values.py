@@ -123,6 +123,7 @@ class ApplyResult:
     deferred: str | None = None  # the gate said not now: why (requests in `deferred_actions`)
     deferred_actions: list[Action] = field(default_factory=list)
     canary: str | None = None  # a stage's first request showed the gateway lying: what it did
+    max_pause: float | None = None  # maxPause in force: a pause past it is said in its words
     canary_off: bool = False  # --no-canary / apply.rollout.canary: false: no request was read back
     # Stages whose canary had no next request to read (a single request): checked only
     # that the gateway did not keep the state, not that it cleared nothing else.
@@ -158,6 +159,8 @@ class ApplyResult:
         longest = max(spans, key=lambda s: s.seconds)
         if len(spans) > 1:
             words += f" in {len(spans)} pauses, longest {_short(longest.seconds)}"
+        if self.max_pause is not None and longest.seconds > self.max_pause:  # honest: said, not hidden
+            words += f" (over maxPause {_short(self.max_pause)}: requests in flight were answered first)"
         over = [s for s in spans if s.overran]
         if over:
             worst = max(over, key=lambda s: s.seconds / max(s.estimate or 1.0, 1e-9))
