@@ -115,3 +115,12 @@ def test_a_summary_that_cannot_be_written_does_not_hide_why_apply_failed(repo: P
     assert res.code == 1
     assert "no/such/dir/s.json: could not write the summary" in res.err
     assert "error:" in res.err  # apply's own refusal is still the error
+
+
+def test_an_interrupted_run_s_summary_says_so_in_error() -> None:
+    from reconciler.apply import ApplyResult
+    from reconciler.render.summary import ApplyReport, summary_json
+
+    doc = summary_json(ApplyReport("ledger.jsonl", result=ApplyResult(interrupted=True)))
+    assert doc["outcome"] == "interrupted" and doc["error"] is not None and "interrupted" in doc["error"]
+    assert summary_json(ApplyReport("ledger.jsonl", result=ApplyResult()))["error"] is None

@@ -24,6 +24,10 @@ SUMMARY_VERSION = 1
 MAX_FAILURES = 20  # failures listed one by one; the rest are counted
 
 
+# What an interrupted run's summary says in "error" (never null: the run did not finish).
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM): requests in flight were answered, then the run stopped"
+
+
 @dataclass(frozen=True)
 class ApplyReport:
     """One apply, as reported after it: the plan it ran (if it got that far), its result
@@ -59,7 +63,7 @@ def summary_json(report: ApplyReport) -> dict[str, Any]:
         "summaryVersion": SUMMARY_VERSION,
         "outcome": report.outcome,
         "ok": report.outcome in ("applied", "nothing to apply", "deferred"),
-        "error": report.error,
+        "error": report.error if report.outcome != "interrupted" else (report.error or INTERRUPTED),
         "planHash": report.plan.plan_hash if report.plan is not None and report.plan.has_changes else None,
         "commit": report.actor.get("gitCommit"),
         "runUrl": report.actor.get("runUrl"),
