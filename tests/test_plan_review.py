@@ -257,6 +257,13 @@ def test_request_shapes_are_the_real_requests(repo: Path) -> None:
     assert "| 11 | 2 requests: 3 assets x 3 points, 2 assets x 1 point |" in md
 
 
+def test_repeated_request_shapes_read_as_requests_not_a_fraction(repo: Path) -> None:
+    write(repo / "manifests/m.yaml", manifest_yaml("m", assets=["a1", "a2", "a3", "a4"], points=["p"]))
+    text = run_cli(["plan", "--max-assets", "2"], repo).out
+    # not "2 of 2 assets x 1 point", which reads like "2 out of 2"
+    assert "in 2 requests: 2 requests of 2 assets x 1 point;" in text, text
+
+
 def test_an_in_doubt_row_shows_its_ids(repo: Path) -> None:
     write(repo / "manifests/m.yaml", manifest_yaml("m"))
     fixed_ledger(

@@ -91,13 +91,13 @@ MAX_SHAPES = 4
 
 def shapes(actions: Iterable[Action]) -> str:
     """The requests as they will be sent, by shape: "4 assets x 2 points, 1 asset x 1 point",
-    or "50 of 1,000 assets x 20 points" for repeats; never one union product."""
+    or "50 requests of 1,000 assets x 20 points" for repeats (each exactly that shape); never one union product."""
     counts: dict[tuple[int, int], int] = {}
     for a in actions:
         shape = (len(a.asset_ids), len(a.point_ids))
         counts[shape] = counts.get(shape, 0) + 1
     parts = [
-        (f"{n:,} of " if n > 1 else "") + f"{plural(assets, 'asset')} x {plural(points, 'point')}"
+        (f"{n:,} requests of " if n > 1 else "") + f"{plural(assets, 'asset')} x {plural(points, 'point')}"
         for (assets, points), n in list(counts.items())[:MAX_SHAPES]
     ]
     if len(counts) > MAX_SHAPES:
