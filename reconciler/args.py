@@ -78,6 +78,9 @@ class PlanArgs:
     max_assets: int | None = None
     max_cells: int | None = None
     pause_pipelines: bool | None = None
+    max_paused: int | None = None
+    max_pause: str | None = None
+    no_canary: bool = False
     refresh: bool = False
     gateway: str | None = None
     config_file: str | None = None

@@ -192,7 +192,7 @@ def apply_settings(cfg: RepoConfig | None, args: ApplyArgs) -> ApplySettings:
     check_bound("--kafka-rate", args.kafka_rate, 1, MAX_INT32)
     check_bound("--lock-timeout", args.lock_timeout, 0, MAX_START_TIMEOUT)
     check_bound("--max-paused", args.max_paused, 1, 64)
-    pause_seconds = _max_pause(args.max_pause)
+    pause_seconds = max_pause_seconds(args.max_pause)
     paths = paths_or_default(args.paths)
     window_override = args.reason.strip() if args.reason is not None else None
     saved = saved_plan(paths)
@@ -304,7 +304,7 @@ def schemas() -> dict[str, str]:
     return {SCHEMA_FILE: render_schema(), CONFIG_SCHEMA_FILE: render_config_schema()}
 
 
-def _max_pause(text: str | None) -> float | None:
+def max_pause_seconds(text: str | None) -> float | None:
     """--max-pause in seconds; a bad duration is a usage error naming the flag."""
     if text is None:
         return None

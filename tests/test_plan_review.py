@@ -525,3 +525,40 @@ def test_the_comment_states_the_rollout_order(review_repo: Path, monkeypatch: py
         ("p1", 3.5),  # + its one request read, sent alone, read again: 7 calls
         ("p2", 5.0),  # two stages of one request each, a canary each: 10 calls
     ]
+
+
+def test_every_format_says_the_pauses_json_counts(review_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trial: with maxPause splitting a pipeline, JSON said 11 pauses while text and
+    markdown said one ("pauses it for its 300 requests ... then starts it again"), and the
+    text plan never said the order. Every format now says each pipeline's pauses, in order,
+    with the settings in force."""
+    from reconciler.ledger import read
+    from reconciler.manifests import load
+    from reconciler.plan import PipelineRef, build_plan, diff
+    from reconciler.render.markdown import plan_markdown
+    from reconciler.render.plan import LiveStatus, Review, plan_text, review_json, status_text
+
+    monkeypatch.chdir(review_repo)
+    loaded = load(["manifests"])
+    plan = build_plan(diff(loaded.manifests, read("applied-ledger.jsonl")))
+    statuses = {PipelineRef("o1", p): LiveStatus("RUNNING", "") for p in ("p1", "p2")}
+    review = Review(
+        policy=plan.policy(None, True),
+        statuses=statuses,
+        latency=0.5,
+        max_pause=0.2,
+        max_paused=1,
+        canary=False,
+    )
+    order = review_json(plan, review)["rollout"]
+    assert [(r["pipelineId"], r["pauses"]) for r in order] == [("p1", 1), ("p2", 2)]
+    text = plan_text(plan, review=review) + status_text(statuses, plan, review)
+    assert "at most 1 paused at once, no pause longer than 0.2s; canary off." in text
+    assert "1. o1 / p1: 1 request, 1 pause, about 2s" in text
+    assert "2. o1 / p2: 2 requests, 2 pauses, about 2s each" in text
+    assert "for its 2 requests in 2 pauses (maxPause), each about 2s" in text
+    md = plan_markdown(plan, manifests=loaded, review=review)
+    assert "apply pauses it for its 2 requests in 2 pauses (maxPause)" in md
+    assert "  - 2\\. o1 / p2: 2 requests, 2 pauses, about 2s each" in md
+    block = text[text.index("Rollout:") :].split("\n\n")[0].splitlines()
+    assert len(block) == 4 and all(len(line) <= 120 for line in block), block

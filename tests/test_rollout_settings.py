@@ -69,3 +69,26 @@ def test_bad_rollout_settings_are_refused_before_any_call(repo: Path, make_emula
     res = run_cli(["apply", "--auto-approve", "--max-pause", "soon"], repo, gateway_env(em))
     assert res.code == 1 and "--max-pause" in res.err and "Traceback" not in res.all, res.all
     assert em.world.log == []  # nothing was asked of the gateway
+
+
+def test_plan_previews_the_rollout_flags_apply_takes(repo: Path, make_emulator: Any) -> None:
+    """The trial: `plan --max-pause 1s` was 'No such option', so an apply run with those
+    flags could not be previewed. The plan takes them and says the settings in force;
+    reconcile.yaml's when no flag is given; bad values refused as apply refuses them."""
+    three_running(repo, make_emulator)
+    write(repo / "reconcile.yaml", HEAD + "apply:\n  pausePipelines: true\n  rollout: {maxPaused: 3}\n")
+    res = run_cli(["plan"], repo)
+    assert res.code == 0 and "at most 3 paused at once, no pause longer than 1h; canary on." in res.out, (
+        res.all
+    )
+    assert "1. o1 / p1: 1 request, 1 pause" in res.out
+    res = run_cli(["plan", "--max-paused", "1", "--max-pause", "90s", "--no-canary"], repo)
+    assert res.code == 0 and "at most 1 paused at once, no pause longer than 90s; canary off." in res.out, (
+        res.all
+    )
+    for bad, said in (
+        (["--max-paused", "0"], "--max-paused: 0 is out of range"),
+        (["--max-pause", "x"], "--max-pause"),
+    ):
+        res = run_cli(["plan", *bad], repo)
+        assert res.code == 1 and said in res.err, res.all

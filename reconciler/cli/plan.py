@@ -80,6 +80,30 @@ def plan(
             show_default=False,
         ),
     ] = None,
+    max_paused: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--max-paused",
+            metavar="N",
+            help="Preview apply --max-paused N: pipelines paused at once (default: "
+            "apply.rollout.maxPaused, else 2).",
+            show_default=False,
+        ),
+    ] = None,
+    max_pause: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--max-pause",
+            metavar="DURATION",
+            help="Preview apply --max-pause: the longest one pause, as 90s, 30m or 2h (default: "
+            "apply.rollout.maxPause, else 1h); the plan counts the pauses each pipeline needs.",
+            show_default=False,
+        ),
+    ] = None,
+    no_canary: Annotated[
+        bool,
+        flag("--no-canary", help="Preview apply --no-canary: no canary reads in the estimates."),
+    ] = False,
     refresh: Annotated[
         bool,
         flag(

@@ -62,9 +62,7 @@ def plan(args: PlanArgs, c: Consoles) -> CommandOutcome:
         partial = args.paths is not None and operations.only_files(args.paths)
         if partial:  # history of manifests outside the given files is not news
             p = _without_history(p)
-        review = _review(
-            cfg, planned, p, max_cells=args.max_cells, pause=args.pause_pipelines, partial=partial
-        )
+        review = _review(cfg, planned, p, args, partial=partial)
         review = dataclasses.replace(review, config_changes=tuple(changes))
         live = None
         if args.refresh:  # the pipelines now, and what the cells hold (issue 20): one gateway session
@@ -182,9 +180,8 @@ def _review(
     cfg: RepoConfig | None,
     planned: Planned,
     p: Plan,
+    args: PlanArgs,
     *,
-    max_cells: int | None,
-    pause: bool | None,
     partial: bool,
     warnings: Sequence[str] = (),
 ) -> Review:
@@ -193,11 +190,14 @@ def _review(
     `warnings` head every format (text, the comment's "Check before approving", JSON
     `warnings`): the place for plan-level news such as a pull request that changes where
     credentials are sent."""
-    from reconciler.config import pick
+    from reconciler.config import check_bound, pick
     from reconciler.plan import recleared
-    from reconciler.plan.rollout import DEFAULT_MAX_PAUSE
+    from reconciler.plan.rollout import DEFAULT_MAX_PAUSE, DEFAULT_MAX_PAUSED
     from reconciler.render.review import Review
+    from reconciler.settings import max_pause_seconds
 
+    max_cells, pause = args.max_cells, args.pause_pipelines
+    check_bound("--max-paused", args.max_paused, 1, 64)
     limit = max_cells if max_cells is not None else (cfg.max_cells if cfg else None)
     where = "--max-cells" if max_cells is not None else "apply.maxCells"
     policy = p.policy(limit, pick(pause, cfg.pause_pipelines if cfg else None, False), where)
@@ -218,8 +218,9 @@ def _review(
     return Review(
         policy=policy,
         concurrency=pick(None, cfg.concurrency if cfg else None, 4),
-        max_pause=pick(None, cfg.max_pause if cfg else None, DEFAULT_MAX_PAUSE),
-        canary=pick(None, cfg.canary if cfg else None, True),
+        max_paused=pick(args.max_paused, cfg.max_paused if cfg else None, DEFAULT_MAX_PAUSED),
+        max_pause=pick(max_pause_seconds(args.max_pause), cfg.max_pause if cfg else None, DEFAULT_MAX_PAUSE),
+        canary=pick(False if args.no_canary else None, cfg.canary if cfg else None, True),
         snapshot=cfg is not None and cfg.snapshot is not None,
         sources={m.name: m.id_sources for m in planned.loaded.manifests if m.id_sources},
         recleared=recleared(p, planned.ledger, planned.loaded.manifests),

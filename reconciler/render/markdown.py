@@ -37,6 +37,7 @@ from reconciler.render.review import (
     policy_verdict,
     recleared_lines,
     refresh_warning,
+    rollout_lines,
     rollout_view,
 )
 from reconciler.render.text import clip
@@ -230,10 +231,11 @@ def _warnings(ctx: _Context) -> list[str]:
         )
     if ctx.statuses is not None:
         views = pipeline_views(plan, review)
+        rolls = {r.ref: r for r in rollout_view(plan, review)}
         for v in (v for v in views if v.will_pause):
             out.append(
                 f"- **The merge pauses production:** {_pipeline(ctx, v.ref)} is RUNNING; apply pauses it "
-                f"{pause_words(v)}."
+                f"{pause_words(v, rolls.get(v.ref))}."
             )
         if sum(v.will_pause for v in views) > 1:
             order = [r for r in rollout_view(plan, review) if r.pauses]
@@ -249,6 +251,12 @@ def _warnings(ctx: _Context) -> list[str]:
                 f"{_pipeline(ctx, v.ref)} **{text(clip(v.status, LABEL_MAX))}**" for v in blocked
             )
             out.append(f"- **Would block apply** (requests to send, not PAUSED): {names}")
+    said = rollout_lines(plan, review)
+    if said:  # the settings in force, and offline the order with a pause count each
+        head, *rows = said
+        out.append(f"- **Rollout:** {text(head.removeprefix('Rollout: '))}")
+        if ctx.statuses is None or any(r.pauses > 1 for r in rollout_view(plan, review)):
+            out += [f"  - {text(row)}" for row in rows]
     if plan.pending_resumes:
         left = ", ".join(
             f"{_pipeline(ctx, r.pipeline)} since {text(r.paused_at)}" for r in plan.pending_resumes

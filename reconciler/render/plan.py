@@ -29,6 +29,8 @@ from reconciler.render.review import (
     recleared_lines,
     refresh_warning,
     review_json,
+    rollout_lines,
+    rollout_view,
     source_line,
 )
 from reconciler.render.text import fit, md_code, term
@@ -196,6 +198,7 @@ def plan_text(
     out.extend(_text_recleared(review))
     out.extend(_text_history(plan, review))
     out.extend(_text_resumes(plan))
+    out.extend(_text_rollout(plan, review))
     out.extend(_text_policy(review))
     out += ["", f"[bold]{summary_line(plan)}[/bold]"]
     if plan.has_changes:
@@ -307,6 +310,19 @@ def _text_history(plan: Plan, review: Review) -> list[str]:
     return lines
 
 
+def _text_rollout(plan: Plan, review: Review) -> list[str]:
+    """The order apply takes the pipelines it pauses, within 120 columns."""
+    said = rollout_lines(plan, review)
+    if not said:
+        return []
+    head, *rows = said
+    lines = ["", *(escape(line) for line in fit([("", head)], start=0, indent=0))]
+    for row in rows:
+        first, *more = fit([("", row)], start=4, indent=8)
+        lines += [f"    {escape(first)}", *(f"        {escape(line)}" for line in more)]
+    return lines
+
+
 def _text_resumes(plan: Plan) -> list[str]:
     if not plan.pending_resumes:
         return []
@@ -323,11 +339,12 @@ def status_text(statuses: Mapping[PipelineRef, LiveStatus], plan: Plan, review: 
     if review.statuses is None:
         review = replace(review, statuses=statuses)
     lines = ["", "Live pipeline status (read-only):"]
+    rolls = {r.ref: r for r in rollout_view(plan, review)}
     for v in pipeline_views(plan, review):
         if writable(v.status):
             style, label, rest = "green", "ok", ""
         elif v.will_pause:
-            style, label, rest = "yellow", "apply pauses it", f" {pause_words(v)}"
+            style, label, rest = "yellow", "apply pauses it", f" {pause_words(v, rolls.get(v.ref))}"
         elif v.blocks:
             style, label, rest = "red", "blocks apply", ""
         else:

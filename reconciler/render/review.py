@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from reconciler.apply import MISSING, writable
 from reconciler.manifests import IdSource
 from reconciler.plan import Plan
-from reconciler.plan.rollout import DEFAULT_MAX_PAUSE, Costs, PipelineRollout, rollout, stages
+from reconciler.plan.rollout import (
+    DEFAULT_MAX_PAUSE,
+    DEFAULT_MAX_PAUSED,
+    Costs,
+    PipelineRollout,
+    rollout,
+    stages,
+)
 from reconciler.plan.values import PipelineRef, Policy, Recleared
 from reconciler.words import plural
 
@@ -40,6 +47,7 @@ class Review:
     refresh_error: str | None = None  # --refresh was asked for and failed: why
     latency: float | None = None  # seconds one read-only call took while refreshing
     concurrency: int = 4
+    max_paused: int = DEFAULT_MAX_PAUSED  # apply.rollout.maxPaused: pipelines paused at once
     max_pause: float = DEFAULT_MAX_PAUSE  # apply.rollout.maxPause, in seconds
     canary: bool = True  # apply.rollout.canary: its reads are in each pause's estimate
     snapshot: bool = False  # apply.snapshot: one read before each delete, in the estimate too
@@ -155,12 +163,58 @@ def review_json(plan: Plan, review: Review) -> dict[str, object]:
     return out
 
 
-def pause_words(v: PipelineView) -> str:
-    """How long a pipeline the merge pauses stays paused, as roughly as we can know."""
+def pause_words(v: PipelineView, r: PipelineRollout | None = None) -> str:
+    """How long a pipeline the merge pauses stays paused, as roughly as we can know: in
+    one pause, or in `r.pauses` when maxPause splits it (the estimate is the longest)."""
+    if r is not None and r.pauses > 1:
+        rough = ""
+        if r.estimated_pause_seconds is not None:
+            rough = f", each about {_rough(r.estimated_pause_seconds)} at the latency seen now"
+        return (
+            f"for its {plural(v.requests, 'request')} in {r.pauses} pauses (maxPause){rough}, "
+            "starting it again after each"
+        )
     rough = ""
     if v.seconds is not None:
         rough = f", about {_rough(v.seconds)} at the latency seen now"
     return f"for its {plural(v.requests, 'request')}{rough}, then starts it again"
+
+
+def rollout_lines(plan: Plan, review: Review) -> list[str]:
+    """DESIGN "Gentle on production", in words: the settings in force, then each pipeline
+    apply pauses in the order it takes them, its requests, pauses and the estimate of each
+    (offline: what would give one). Empty when apply pauses nothing."""
+    order = [r for r in rollout_view(plan, review) if r.pauses]
+    if not order:
+        return []
+    canary = "on" if review.canary else "off"
+    head = (
+        f"Rollout: each pipeline paused just before its own first request and started again once "
+        f"its own requests are answered, fewest first; at most {review.max_paused} paused at once, "
+        f"no pause longer than {_duration(review.max_pause)}; canary {canary}."
+    )
+    if review.statuses is None:
+        head += " Offline, every pipeline with requests is listed; estimates need plan --refresh."
+    lines = [head]
+    for i, r in enumerate(order, 1):
+        each = "" if r.pauses == 1 else " each"
+        est = (
+            f", about {_rough(r.estimated_pause_seconds)}{each}"
+            if r.estimated_pause_seconds is not None
+            else ""
+        )
+        lines.append(
+            f"{i}. {r.ref.org_id} / {r.ref.pipeline_id}: {plural(r.requests, 'request')}, "
+            f"{plural(r.pauses, 'pause')}{est}"
+        )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _rough(seconds: float) -> str:
