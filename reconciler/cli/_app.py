@@ -106,6 +106,40 @@ LockTimeout = Annotated[
         show_default=False,
     ),
 ]
+MaxPaused = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--max-paused",
+        metavar="N",
+        help="Pipelines this run keeps paused at the same time, over all orgs; a pipeline "
+        "waiting for its start counts (default: reconcile.yaml's apply.rollout.maxPaused, else 2). "
+        "Each pipeline is paused just before its own first request and started again as soon as "
+        "its own requests are answered; pipelines with fewer requests go first.",
+        show_default=False,
+    ),
+]
+MaxPause = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--max-pause",
+        metavar="DURATION",
+        help="The longest one pause, as 90s, 30m or 2h (at most 23h; default: "
+        "apply.rollout.maxPause, else 1h). A pipeline whose pause reaches it gets nothing new, "
+        "is started once its requests in flight are answered, and is paused again later for the rest.",
+        show_default=False,
+    ),
+]
+NoCanary = Annotated[
+    bool,
+    flag(
+        "--no-canary",
+        help="Do not check each stage's first request before the rest (default: "
+        "apply.rollout.canary, else on). The canary reads the request's cells and the next "
+        "request's, sends it alone, and reads both again: a gateway that answered true and kept "
+        "the state, or cleared cells it was not asked to, stops the whole run (exit 1, every "
+        "paused pipeline started again, the rest pending). It costs up to four reads per stage.",
+    ),
+]
 Yes = Annotated[bool, flag("--auto-approve", "--yes", help="Do not ask; for CI.")]
 
 

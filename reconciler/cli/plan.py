@@ -13,7 +13,10 @@ from reconciler.cli._app import (
     ConfigOpt,
     LedgerOpt,
     MaxAssets,
+    MaxPause,
+    MaxPaused,
     MaxPoints,
+    NoCanary,
     Paths,
     Targets,
     app,
@@ -80,30 +83,9 @@ def plan(
             show_default=False,
         ),
     ] = None,
-    max_paused: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option(
-            "--max-paused",
-            metavar="N",
-            help="Preview apply --max-paused N: pipelines paused at once (default: "
-            "apply.rollout.maxPaused, else 2).",
-            show_default=False,
-        ),
-    ] = None,
-    max_pause: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--max-pause",
-            metavar="DURATION",
-            help="Preview apply --max-pause: the longest one pause, as 90s, 30m or 2h (default: "
-            "apply.rollout.maxPause, else 1h); the plan counts the pauses each pipeline needs.",
-            show_default=False,
-        ),
-    ] = None,
-    no_canary: Annotated[
-        bool,
-        flag("--no-canary", help="Preview apply --no-canary: no canary reads in the estimates."),
-    ] = False,
+    max_paused: MaxPaused = None,
+    max_pause: MaxPause = None,
+    no_canary: NoCanary = False,
     refresh: Annotated[
         bool,
         flag(
