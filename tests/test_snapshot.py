@@ -139,7 +139,9 @@ def test_evidence_of_a_refused_delete_is_a_note_not_a_mismatch(repo: Path, make_
         world_for([{**pipeline(), "stages": {"s1": "WindowAggregator"}}])
     )  # get ok, delete 61107
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=["a1"], points=["x"]))
-    assert apply(repo, em, "--snapshot", "ev.jsonl").code == 1
+    res = apply(repo, em, "--snapshot", "ev.jsonl")
+    assert res.code == 1 and "Evidence of the state cleared" not in res.out, res.all  # the trial
+    assert "Nothing was cleared; the state read before each delete not done: ev.jsonl" in res.out
     led = L.read(repo / "applied-ledger.jsonl")
     assert [r.kind for r in led.records if r.kind in L.CELL_KINDS] == ["intent", "failed"]
     report = check(repo / "ev.jsonl", led.records)

@@ -95,9 +95,13 @@ def _said(c: Consoles, settings: ApplySettings, result: ApplyResult | None) -> C
     c.out.print(render_apply.summary_table(result), width=width)
     evidence = settings.apply_options.snapshot
     if evidence is not None:  # said before any failure exit: the evidence matters most then
+        what = (
+            "Evidence of the state cleared"
+            if result.deleted or result.in_doubt
+            else "Nothing was cleared; the state read before each delete not done"
+        )
         c.out.print(
-            f"Evidence of the state cleared: {evidence} (check it: reconcile ledger verify --snapshot {evidence})",
-            markup=False,
+            f"{what}: {evidence} (check it: reconcile ledger verify --snapshot {evidence})", markup=False
         )
     if outcome.code == 0:
         c.out.print(render_apply.done_line(result))
