@@ -318,3 +318,27 @@ def test_years_of_retired_manifests_take_a_few_lines_of_a_text_plan() -> None:
     assert "fix-000: o1 / p1 / s1: 2 cells" in text and f"fix-{HISTORY_LINES - 1:03d}" in text
     assert f"fix-{HISTORY_LINES:03d}" not in text
     assert "and 30 more stages (60 cells)" in text
+
+
+def test_rounds_of_reclears_are_one_warning_per_manifest() -> None:
+    """The trial: three rounds of `metadata.reclear` gave a warning per old name (15 lines
+    for 5 manifests). Names a re-clear acknowledges are said once per manifest; a rename
+    nobody acknowledged keeps its own line (each needs its own `renamedFrom`)."""
+    from dataclasses import replace
+
+    from reconciler.plan.values import RenameHint
+    from reconciler.render.plan import plan_text
+
+    plan = _big_plan(1, 1, 1)
+    hints = (
+        *(RenameHint("m0000", old, 60, "round r4") for old in ("m", "m-r2", "m-r3")),
+        RenameHint("m0000", "n-old", 2),
+    )
+    plan = replace(plan, diff=replace(plan.diff, renames=hints))
+    text = plan_text(plan)
+    assert text.count("Warning:") == 2, text
+    assert "60 pending cells of m0000 were already cleared under m, m-r2, m-r3, which no manifest" in text
+    assert "it clears them again on purpose: round r4" in text
+    md = plan_markdown(plan)
+    assert md.count("**Cleared again on purpose:**") == 1 and md.count("**Rename?**") == 1
+    assert "under `m`, `m-r2`, `m-r3`, which" in md

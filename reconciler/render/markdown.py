@@ -24,6 +24,7 @@ from reconciler.render.plan import (
     _views,
     distinct_ids,
     rename_warning,
+    rename_warnings,
     sample,
     summary_line,
 )
@@ -210,9 +211,12 @@ def _warnings(ctx: _Context) -> list[str]:
     refused = policy_lines(review.policy, "`") if review.policy else []
     if refused:
         out.append(f"- **Apply will refuse this whole plan:** {' '.join(refused)}")
-    out += [f"- **Rename?** {rename_warning(h, '`')}." for h in plan.renames[:MAX_RENAMES]]
-    if len(plan.renames) > MAX_RENAMES:
-        more = plan.renames[MAX_RENAMES:]
+    acknowledged = [h for h in plan.renames if h.reclear is not None]
+    out += [f"- **Cleared again on purpose:** {line}." for line in rename_warnings(acknowledged, "`")]
+    unsaid = [h for h in plan.renames if h.reclear is None]
+    out += [f"- **Rename?** {rename_warning(h, '`')}." for h in unsaid[:MAX_RENAMES]]
+    if len(unsaid) > MAX_RENAMES:
+        more = unsaid[MAX_RENAMES:]
         out.append(
             f"- **{plural(len(more), 'more rename warning')}** ({plural(sum(h.cells for h in more), 'cell')}): see `reconcile plan`."
         )

@@ -141,8 +141,32 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+def rename_warnings(hints: Sequence[RenameHint], quote: str = "") -> list[str]:
+    """One warning per hint, but one per manifest for the names a re-clear acknowledges
+    (the trial: three rounds of `metadata.reclear` gave a line per old name, 15 for 5)."""
+    said: dict[tuple[str, int, str], list[str]] = {}
+    out: list[str | tuple[str, int, str]] = []
+    for h in hints:
+        if h.reclear is None:
+            out.append(rename_warning(h, quote))
+            continue
+        key = (h.manifest, h.cells, h.reclear)
+        if key not in said:
+            said[key] = []
+            out.append(key)
+        said[key].append(h.old_name)
+    q = quote
+    return [
+        line
+        if isinstance(line, str)
+        else rename_warning(RenameHint(line[0], f"{q}, {q}".join(said[line]), line[1], line[2]), quote)
+        for line in out
+    ]
+
+
 def rename_warning(hint: RenameHint, quote: str = "") -> str:
-    """The warning for pending cells already cleared under a name no manifest declares now."""
+    """The warning for pending cells already cleared under a name no manifest declares now
+    (`old_name`: names, joined, when several acknowledged ones say the same)."""
     q = quote
     were = "was" if hint.cells == 1 else "were"
     head = (
@@ -286,7 +310,7 @@ def _markup_len(head: str) -> int:
 def _text_renames(plan: Plan) -> list[str]:
     if not plan.renames:
         return []
-    return [""] + [f"[yellow]Warning:[/yellow] {escape(rename_warning(h))}" for h in plan.renames]
+    return [""] + [f"[yellow]Warning:[/yellow] {escape(line)}" for line in rename_warnings(plan.renames)]
 
 
 def _text_history(plan: Plan, review: Review) -> list[str]:
