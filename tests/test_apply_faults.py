@@ -650,3 +650,50 @@ def test_ctrl_c_while_a_start_is_in_flight_starts_each_pipeline_once(bench: Call
     assert sorted(starts()) == ["p1", "p2"]  # each started once
     assert b.world.status("p1") == "RUNNING" and b.world.status("p2") == "RUNNING"
     assert b.world.violations == []
+
+
+def test_the_stopped_line_counts_the_requests_in_flight_it_waited_for(bench: Callable[..., Bench]) -> None:
+    """The trial: on Ctrl-C the progress's last line ('stopped: 58/307 requests done') was
+    printed before the requests in flight were answered, so it disagreed with the summary
+    (60). It is printed once they are: here the one in flight at Ctrl-C is counted."""
+    import io
+
+    from rich.console import Console
+
+    from reconciler.render.apply import LineReporter
+
+    class LineNotes(LineReporter):
+        def __init__(self, console: Console) -> None:
+            super().__init__(console)
+            self.seen: list[str] = []
+            self.notes = self.seen  # what the bench reads
+            self.changed = threading.Condition()
+
+        def note(self, message: str) -> None:
+            super().note(message)
+            with self.changed:
+                self.seen.append(message)
+                self.changed.notify_all()
+
+    b = bench([fault_pipeline(status="RUNNING")], [numbered_manifest("m", assets=3)])
+    held = b.world.on_request("delete", hold=True)
+    out = io.StringIO()
+    reporter = LineNotes(Console(file=out, width=200, color_system=None))
+
+    def press_ctrl_c() -> None:
+        try:
+            b.world.wait_for(lambda e: e["route"] == "delete", timeout=HANG)
+            interrupt_main()
+            with reporter.changed:
+                reporter.changed.wait_for(lambda: any(n.startswith("stopping:") for n in reporter.seen), HANG)
+        finally:
+            held.release()
+
+    helper = threading.Thread(target=press_ctrl_c)
+    helper.start()
+    result = b.apply(pause_pipelines=True, concurrency=1, reporter=reporter, canary=False)
+    helper.join()
+    assert result.interrupted and len(result.deleted) == 1 and len(result.not_sent) == 2
+    last = [line for line in out.getvalue().splitlines() if line.startswith("stopped:")]
+    assert len(last) == 1 and last[0].startswith("stopped: 1/3 requests done"), out.getvalue()
+    assert "2 requests not sent (still pending)" in last[0]

@@ -95,15 +95,14 @@ def apply(
     left = run.pipelines.leftover_resumes(leftover, statuses)
     costs = Costs(latency, options.concurrency, options.canary, options.snapshot is not None)
     steps = schedule(actions, pauses, [r for r in left if r.ref in sending], costs, options.max_pause)
-    finish = True
+    finish, end_progress = True, False
     try:
         run.run(steps, [r for r in left if r.ref not in sending])
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests were waited for
-        result.interrupted = True
-        reporter.finish()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests are waited for below
+        result.interrupted = end_progress = True
     except LedgerWriteError as exc:
         result.ledger_error = exc
-        reporter.finish()
+        end_progress = True
     except LedgerMoved:
         # The run's first push lost the compare-and-swap: nothing was done, and nothing
         # of what the other apply paused is ours to start.
@@ -112,5 +111,7 @@ def apply(
     finally:
         if finish:
             run.finish()
+        if end_progress:  # its last line counts the requests in flight, answered by now
+            reporter.finish()
         result.ledger_seqs = (plan.ledger.seq, writer.head[0])
     return result
