@@ -233,16 +233,17 @@ def _warnings(ctx: _Context) -> list[str]:
             "sent with no answer recorded. Apply re-sends them only while the pipeline has stayed "
             "paused; otherwise a person decides (`--resend-in-doubt` or `reconcile ledger resolve`)."
         )
+    view = rollout_view(plan, review)  # once, for every line below
     if ctx.statuses is not None:
         views = pipeline_views(plan, review)
-        rolls = {r.ref: r for r in rollout_view(plan, review)}
+        rolls = {r.ref: r for r in view}
         for v in (v for v in views if v.will_pause):
             out.append(
                 f"- **The merge pauses production:** {_pipeline(ctx, v.ref)} is RUNNING; apply pauses it "
                 f"{pause_words(v, rolls.get(v.ref))}."
             )
         if sum(v.will_pause for v in views) > 1:
-            order = [r for r in rollout_view(plan, review) if r.pauses]
+            order = [r for r in view if r.pauses]
             out.append(
                 "- **In this order**, each paused just before its own first request and started again "
                 "as soon as its own requests are answered: "
@@ -255,11 +256,11 @@ def _warnings(ctx: _Context) -> list[str]:
                 f"{_pipeline(ctx, v.ref)} **{text(clip(v.status, LABEL_MAX))}**" for v in blocked
             )
             out.append(f"- **Would block apply** (requests to send, not PAUSED): {names}")
-    said = rollout_lines(plan, review)
+    said = rollout_lines(view, review)
     if said:  # the settings in force, and offline the order with a pause count each
         head, *rows = said
         out.append(f"- **Rollout:** {text(head.removeprefix('Rollout: '))}")
-        if ctx.statuses is None or any(r.pauses > 1 for r in rollout_view(plan, review)):
+        if ctx.statuses is None or any(r.pauses > 1 for r in view):
             out += [f"  - {text(row)}" for row in rows]
     if plan.pending_resumes:
         left = ", ".join(

@@ -142,25 +142,17 @@ def summary_line(plan: Plan) -> str:
 
 
 def rename_warnings(hints: Sequence[RenameHint], quote: str = "") -> list[str]:
-    """One warning per hint, but one per manifest for the names a re-clear acknowledges
-    (the trial: three rounds of `metadata.reclear` gave a line per old name, 15 for 5)."""
-    said: dict[tuple[str, int, str], list[str]] = {}
-    out: list[str | tuple[str, int, str]] = []
+    """One warning per hint nobody acknowledged (each needs its own `renamedFrom`), then
+    one per manifest for the old names a re-clear acknowledges (the trial: three rounds of
+    `metadata.reclear` gave a line per old name, 15 for 5)."""
+    olds: dict[tuple[str, int, str], list[str]] = {}
     for h in hints:
-        if h.reclear is None:
-            out.append(rename_warning(h, quote))
-            continue
-        key = (h.manifest, h.cells, h.reclear)
-        if key not in said:
-            said[key] = []
-            out.append(key)
-        said[key].append(h.old_name)
+        if h.reclear is not None:
+            olds.setdefault((h.manifest, h.cells, h.reclear), []).append(h.old_name)
     q = quote
-    return [
-        line
-        if isinstance(line, str)
-        else rename_warning(RenameHint(line[0], f"{q}, {q}".join(said[line]), line[1], line[2]), quote)
-        for line in out
+    return [rename_warning(h, quote) for h in hints if h.reclear is None] + [
+        rename_warning(RenameHint(manifest, f"{q}, {q}".join(names), cells, why), quote)
+        for (manifest, cells, why), names in olds.items()
     ]
 
 
@@ -336,7 +328,7 @@ def _text_history(plan: Plan, review: Review) -> list[str]:
 
 def _text_rollout(plan: Plan, review: Review) -> list[str]:
     """The order apply takes the pipelines it pauses, within 120 columns."""
-    said = rollout_lines(plan, review)
+    said = rollout_lines(rollout_view(plan, review), review)
     if not said:
         return []
     head, *rows = said

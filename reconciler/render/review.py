@@ -9,7 +9,7 @@ warnings. `review_json` gives the plan JSON's fields for them (DESIGN "Plan": `p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.apply import MISSING, writable
@@ -180,11 +180,11 @@ def pause_words(v: PipelineView, r: PipelineRollout | None = None) -> str:
     return f"for its {plural(v.requests, 'request')}{rough}, then starts it again"
 
 
-def rollout_lines(plan: Plan, review: Review) -> list[str]:
+def rollout_lines(view: Sequence[PipelineRollout], review: Review) -> list[str]:
     """DESIGN "Gentle on production", in words: the settings in force, then each pipeline
     apply pauses in the order it takes them, its requests, pauses and the estimate of each
     (offline: what would give one). Empty when apply pauses nothing."""
-    order = [r for r in rollout_view(plan, review) if r.pauses]
+    order = [r for r in view if r.pauses]  # `view`: rollout_view's, computed once by the caller
     if not order:
         return []
     canary = "on" if review.canary else "off"
