@@ -390,6 +390,23 @@ def test_cells_cleared_under_an_old_name_are_named_by_their_owner_now() -> None:
     assert (found.manifest, found.cleared_by, found.cells) == ("fleet-copy", "fleet-2026", 2)
 
 
+def test_a_manifest_on_the_same_stage_counts_only_the_assets_it_shares() -> None:
+    """Weekly fixes of one stage, each its own farm: the others' clears are not news; a fix
+    that takes in one asset of another farm is told for that asset's cells only."""
+    from helpers import ledger_of, manifest, record
+
+    from reconciler.plan import build_plan, diff, recleared
+
+    farm_a = manifest("fix-a", "p1", ["s1"], ["a1", "a2"], ["x", "y"])
+    farm_b = manifest("fix-b", "p1", ["s1"], ["b1", "b2", "a2"], ["x", "y"])
+    ledger = ledger_of([record(1, "delete", "fix-a", "p1", "s1", ["a1", "a2"], ["x"])])
+    plan = build_plan(diff([farm_a, farm_b], ledger))
+    [found] = recleared(plan, ledger, [farm_a, farm_b])
+    assert (found.manifest, found.cleared_by, found.cells) == ("fix-b", "fix-a", 1)
+    farm_b = manifest("fix-b", "p1", ["s1"], ["b1", "b2"], ["x", "y"])
+    assert recleared(build_plan(diff([farm_a, farm_b], ledger)), ledger, [farm_a, farm_b]) == ()
+
+
 def test_live_review_matches_golden(review_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The comment and text with live statuses: one pipeline the merge pauses (with a rough
     time from a fixed latency), one that blocks; rendered directly, so no clock is in it."""

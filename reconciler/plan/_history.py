@@ -42,9 +42,14 @@ def recleared(plan: Plan, ledger: Ledger, manifests: Sequence[Manifest]) -> tupl
         for other, deletes in by_stage.get(kd.key[1:], ()):
             if other == kd.key.manifest:
                 continue
+            # Only groups with an asset the other's deletes name can hold cells it cleared:
+            # manifests that share a stage but not a farm (weekly fixes of one pipeline)
+            # are told apart by one set probe per asset, not a diff each.
+            touched, _ = sets.union([r.asset_ids for r in deletes])
             cells = sum(
                 _diff_key(kd.key, g.points, g.assets, deletes, {}, sets)[0].applied_cells
                 for g in (*kd.pending, *kd.in_doubt)
+                if not touched.isdisjoint(g.assets)
             )
             if cells:
                 n, dates = per_other.get(other, (0, []))
