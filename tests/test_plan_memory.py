@@ -32,7 +32,7 @@ def test_a_streamed_plan_hash_is_the_plan_hash(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(build_mod, "_HASH_LINES_IDS", 0)
     streamed = build_plan(d, Options(max_assets=4))
     assert streamed.plan_hash == whole == plan_hash(streamed.hashed_fields())
-    assert "action_lines" not in streamed.__dict__  # no line kept
+    assert "action_parts" not in streamed.__dict__  # no line kept
 
 
 def test_a_streamed_plan_document_is_the_plan_document(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,7 +42,7 @@ def test_a_streamed_plan_document_is_the_plan_document(monkeypatch: pytest.Monke
     monkeypatch.setattr(build_mod, "_HASH_LINES_IDS", 0)
     streamed = build_plan(d, Options(max_assets=4))
     assert streamed.streams and "".join(planfile.pieces(streamed)) == whole
-    assert "action_lines" not in streamed.__dict__
+    assert "action_parts" not in streamed.__dict__
     assert json.loads(whole)["planHash"] == streamed.plan_hash
     empty = build_plan(diff([], ledger_of([])), Options())
     assert json.loads(planfile.dumps(empty))["actions"] == []
@@ -68,3 +68,22 @@ def test_apply_refuses_a_huge_declaration_by_max_cells_before_building_requests(
     assert res.code == 1, res.all
     assert "clears 10,000,000,000 cells, more than --max-cells (1,000,000); nothing was sent" in res.err
     assert "huge: 10,000,000,000 cells" in res.err and "Plan:" not in res.out  # no plan was built
+
+
+@pytest.mark.parametrize("chunk", [1, 40, 1 << 20])
+def test_the_action_lines_read_the_same_in_pieces_of_any_size(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    ms = [manifest(f"m{i}", "p", ["s"], [f"a{j}" for j in range(9)], ["x", "y"]) for i in range(3)]
+    plan = build_plan(diff(ms, ledger_of([])), Options(max_assets=4))
+    whole = planfile.dumps(plan)
+    monkeypatch.setattr(planfile, "_CHUNK", chunk)
+    pieces = list(planfile.encoded(build_plan(diff(ms, ledger_of([])), Options(max_assets=4))))
+    assert b"".join(pieces).decode() == whole
+    lines = whole.split("\n")
+    start = lines.index('  "actions": [') + 1
+    listed = lines[start : start + len(plan.actions)]
+    assert [json.loads(line.strip().removesuffix(",")) for line in listed] == [
+        a.to_json() for a in plan.actions
+    ]
+    assert lines[start + len(plan.actions)] == "  ],"

@@ -82,10 +82,12 @@ class Plan:
         return tuple(sorted(found))
 
     @cached_property
-    def action_lines(self) -> tuple[bytes, ...]:
-        """Each action's JSON in canonical form, UTF-8: what the plan hash covers, and the
-        lines a plan file lists its actions on (encoded once for both)."""
-        return tuple(encode_actions(self.actions))
+    def action_parts(self) -> tuple[tuple[bytes, ...], ...]:
+        """Each action's JSON in canonical form, UTF-8, in parts (`encode_action_parts`):
+        what the plan hash covers, and the lines a plan file lists its actions on (encoded
+        once for both). An ID list that requests share is one part, never copied into each
+        line: a fleet plan's 60 MB of lines are held in some 2 MB."""
+        return tuple(encode_action_parts(self.actions))
 
     @cached_property
     def plan_hash(self) -> str:
@@ -94,12 +96,13 @@ class Plan:
         fields = self.hashed_fields(actions=False)
         rest = canonical(fields)  # b'{"ledger":...}': "actions" sorts first, before it
         digest = hashlib.sha256(b'{"actions":[')
-        kept = "action_lines" in self.__dict__ or not self.streams
-        lines = self.action_lines if kept else encode_actions(self.actions)
-        for i, line in enumerate(lines):  # line by line: no second copy of them all
+        kept = "action_parts" in self.__dict__ or not self.streams
+        lines = self.action_parts if kept else encode_action_parts(self.actions)
+        for i, parts in enumerate(lines):  # part by part: no line joined
             if i:
                 digest.update(b",")
-            digest.update(line)
+            for part in parts:
+                digest.update(part)
         digest.update(b"]," + rest[1:])
         return digest.hexdigest()
 
@@ -149,11 +152,19 @@ _PLAIN_FIELDS = (
 
 
 def encode_actions(actions: Iterable[Action]) -> Iterator[bytes]:
-    """`canonical(a.to_json())` for each action, without copying its ID lists into a dict,
-    and each distinct ID tuple encoded once (requests of a manifest share their points: most
-    of a fleet plan's bytes). Byte for byte the same (tests/test_canonical.py holds them
-    equal over hostile actions); an action with shares or marks or in doubt takes `to_json`."""
+    """`canonical(a.to_json())` for each action: its parts (`encode_action_parts`) joined."""
+    for parts in encode_action_parts(actions):
+        yield b"".join(parts)
+
+
+def encode_action_parts(actions: Iterable[Action]) -> Iterator[tuple[bytes, ...]]:
+    """`canonical(a.to_json())` for each action, in parts whose join is that line, without
+    copying its ID lists into a dict, and each distinct ID tuple encoded once and kept as a
+    part of its own (requests of a manifest share their points: most of a fleet plan's
+    bytes). Byte for byte the same (tests/test_canonical.py holds them equal over hostile
+    actions); an action with shares or marks or in doubt takes `to_json`, in one part."""
     encoded: dict[int, bytes] = {}  # id of an ID tuple -> its JSON (the actions hold them)
+    texts: dict[str, bytes] = {}  # names and IDs of pipelines and stages repeat in every line
 
     def ids(t: tuple[str, ...]) -> bytes:
         got = encoded.get(id(t))
@@ -161,28 +172,34 @@ def encode_actions(actions: Iterable[Action]) -> Iterator[bytes]:
             got = encoded[id(t)] = canonical(t)
         return got
 
+    def text(s: str) -> bytes:
+        got = texts.get(s)
+        if got is None:
+            got = texts[s] = canonical(s)
+        return got
+
     for a in actions:
         if a.shares or a.in_doubt or a.marks or not _PLAIN:
-            yield canonical(a.to_json())
+            yield (canonical(a.to_json()),)
             continue
-        yield b"".join(
-            (
-                b'{"assetIds":',
-                ids(a.asset_ids),
-                b',"cells":',
-                canonical(a.cells),
-                b',"manifest":',
-                canonical(a.manifest),
-                b',"orgId":',
-                canonical(a.org_id),
-                b',"pipelineId":',
-                canonical(a.pipeline_id),
-                b',"pointIds":',
-                ids(a.point_ids),
-                b',"stageInstanceName":',
-                canonical(a.stage),
-                b"}",
-            )
+        yield (
+            b'{"assetIds":',
+            ids(a.asset_ids),
+            b"".join(
+                (
+                    b',"cells":',
+                    canonical(a.cells),
+                    b',"manifest":',
+                    text(a.manifest),
+                    b',"orgId":',
+                    text(a.org_id),
+                    b',"pipelineId":',
+                    text(a.pipeline_id),
+                    b',"pointIds":',
+                )
+            ),
+            ids(a.point_ids),
+            b',"stageInstanceName":' + text(a.stage) + b"}",
         )
 
 

@@ -18,12 +18,13 @@ from typing import Any
 from reconciler import yamlsource
 from reconciler.errors import PlanError
 from reconciler.ledger import canonical
-from reconciler.plan._build import Plan, encode_actions, plan_hash
+from reconciler.plan._build import Plan, encode_action_parts, plan_hash
 from reconciler.plan.values import LedgerHead, Options
 
 FORMAT_VERSION = 1
 _MAX_BYTES = 512 * 1024 * 1024
 _ACTIONS = object()  # where `dumps` puts the action lines
+_CHUNK = 1 << 20  # action lines are given out joined in pieces of about this many bytes
 # Read now from the gateway (`plan --refresh`), not derived from manifests and ledger: the
 # plan hash does not cover them, so a saved plan that carries them still reads back.
 LIVE_FIELDS = ("liveStateCells",)
@@ -81,7 +82,7 @@ def encoded(
     JSON (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a
     time and never held whole: memory stays bounded by the input, not by what is printed."""
     streamed = plan.streams
-    rows = () if streamed else plan.action_lines  # before the hash, which then reuses them
+    rows = () if streamed else plan.action_parts  # before the hash, which then reuses them
     doc = _document(plan, extra)
     if live:
         doc["summary"] = {**doc["summary"], **live.get("summary", {})}
@@ -93,21 +94,36 @@ def encoded(
         elif not plan.actions:
             yield b"[]"
         else:
-            for i, line in enumerate(_action_lines(plan, rows, streamed, live)):
-                yield (b"[\n    " if i == 0 else b",\n    ") + line
+            yield from _chunks(_action_lines(plan, rows, streamed, live))
             yield b"\n  ]"
     yield b"\n}\n"
 
 
+def _chunks(lines: Iterator[tuple[bytes, ...]]) -> Iterator[bytes]:
+    """The action lines, one to an indented line, joined in pieces of about `_CHUNK`
+    bytes: a few dozen writes for a fleet plan, and each line's parts copied once."""
+    chunk: list[bytes] = []
+    size = 0
+    for i, parts in enumerate(lines):
+        chunk.append(b"[\n    " if i == 0 else b",\n    ")
+        chunk.extend(parts)
+        size += sum(map(len, parts))
+        if size >= _CHUNK:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield b"".join(chunk)
+
+
 def _action_lines(
-    plan: Plan, rows: tuple[bytes, ...], streamed: bool, live: Mapping[str, Any] | None
-) -> Iterator[bytes]:
-    lines = encode_actions(plan.actions) if streamed else iter(rows)
+    plan: Plan, rows: tuple[tuple[bytes, ...], ...], streamed: bool, live: Mapping[str, Any] | None
+) -> Iterator[tuple[bytes, ...]]:
+    lines = encode_action_parts(plan.actions) if streamed else iter(rows)
     if not live:
         yield from lines
         return
-    for line, fields in zip(lines, live["actions"], strict=True):
-        yield _annotated(line, fields)
+    for parts, fields in zip(lines, live["actions"], strict=True):
+        yield (_annotated(b"".join(parts), fields),)
 
 
 def _annotated(line: bytes, extra: Mapping[str, Any]) -> bytes:
