@@ -4,7 +4,7 @@
 in git (reconcile.yaml's `ledger.git`): plan, apply, show, report, resolve, migrate and
 restore all go through it, so no two of them can read different ledgers.
 
-    store.read(skim=, pr_base=) -> Ledger    plan, ledger show and report: with the ledger
+    store.read(skim=, pr_base=) -> Ledger    plan, ledger show, report and verify: with the ledger
                                              in git, the anchored ledger as its branch holds
                                              it, read in memory (invariant 13), plus the
                                              pull request's checks; else the local file
@@ -104,16 +104,16 @@ class LedgerStore:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def read(self, *, skim: ledger_mod.Skim | None = None, pr_base: str | None = None) -> ledger_mod.Ledger:
-        """The ledger to plan from, show or report: with the ledger in git, as its branch
-        holds it, checked against reconcile's anchor (a checkout may be behind, and a cut or
-        forged ledger is refused: invariant 13), read in memory; else the local file. In a
-        pull request (`pr_base`), a change to the ledger or its lease fails."""
+    def read(
+        self, *, skim: ledger_mod.Skim | None = None, pr_base: str | None = None, check_seals: bool = False
+    ) -> ledger_mod.Ledger:
+        """The ledger to plan from, show, report or verify: with the ledger in git, as its
+        branch holds it, checked against reconcile's anchor (a checkout may be behind, and a
+        cut or forged ledger is refused: invariant 13), read in memory; else the local file.
+        In a pull request (`pr_base`), a change to the ledger or its lease fails.
+        `check_seals`: each sealed file's summary is checked too (`ledger verify`)."""
         files, warnings = self._published(pr_base)
-        if files is None:
-            led = ledger_mod.read(self.path, skim=skim)
-        else:
-            led = ledger_mod.read(self.path, skim=skim, files=files)
+        led = ledger_mod.read(self.path, skim=skim, check_seals=check_seals, files=files)
         led.warnings[:0] = warnings
         return led
 

@@ -28,15 +28,17 @@ if TYPE_CHECKING:
 
 
 def verify(args: LedgerVerifyArgs, c: Consoles) -> CommandOutcome:
-    """Check the hash chain of every record, in every file of the ledger; 1 when a snapshot
-    given to check does not match."""
+    """Check the hash chain of every record, in every file of the ledger (with the ledger in
+    git, as its branch holds it, and the checkout's file beside it); 1 when a snapshot given
+    to check does not match."""
     from reconciler import ledger as ledger_mod
-    from reconciler.settings import config, resolve_ledger
+    from reconciler.settings import config
+    from reconciler.store import open_store
 
-    path = resolve_ledger(args.ledger, config())
-    led = ledger_mod.read(path, check_seals=True)
+    store = open_store(config(), args.ledger)
+    led = store.read(check_seals=True)
     if not led.exists:
-        raise ReconcilerError(f"{path} does not exist: nothing to verify (a typo in --ledger?)")
+        raise ReconcilerError(f"{led.path} does not exist: nothing to verify (a typo in --ledger?)")
     for w in led.warnings:
         c.warn(w)
     seals = led.segment - 1  # each file but the last ends with a seal
@@ -44,12 +46,42 @@ def verify(args: LedgerVerifyArgs, c: Consoles) -> CommandOutcome:
     files = (
         f" in {plural(led.segment, 'file')} ({plural(seals, 'seal')} and {theirs} checked)" if seals else ""
     )
+    where = f"{store.where}: {led.path}" if store.in_git else f"{led.path}"
     c.out.print(
-        f"{path}: {plural(len(led.records), 'record')}{files}, chain intact; head seq {led.head_seq} "
+        f"{where}: {plural(len(led.records), 'record')}{files}, chain intact; head seq {led.head_seq} "
         f"hash {led.head_hash}",
         markup=False,
     )
+    if store.in_git and Path(store.path).exists():
+        local = ledger_mod.read(store.path, check_seals=True)
+        for w in local.warnings:
+            c.warn(w)
+        if (local.head_seq, local.head_hash) != (led.head_seq, led.head_hash):
+            c.warn(_checkout_against(store.where, store.path, local, led))
     return _check_snapshot(c, led, args.snapshot)
+
+
+def _checkout_against(where: str, path: str, local: Ledger, published: Ledger) -> str:
+    """How the checkout's ledger file (verified too) stands against the published one."""
+    from reconciler.ledger import GENESIS
+
+    hashes = {0: GENESIS, **{r.seq: r.hash for r in published.records}}
+    if local.head_seq < published.head_seq and hashes.get(local.head_seq) == local.head_hash:
+        return (
+            f"{path} in this checkout is behind {where} (head seq {local.head_seq} of "
+            f"{published.head_seq}); plan and apply go by {where}"
+        )
+    mine = {0: GENESIS, **{r.seq: r.hash for r in local.records}}
+    if local.head_seq > published.head_seq and mine.get(published.head_seq) == published.head_hash:
+        ahead = local.head_seq - published.head_seq
+        return (
+            f"{path} in this checkout has {plural(ahead, 'record')} {where} does not (head seq "
+            f"{local.head_seq}): a run that stopped before publishing; plan and apply go by {where}"
+        )
+    return (
+        f"{path} in this checkout differs from {where} (its head: seq {local.head_seq} hash "
+        f"{local.head_hash}); plan and apply go by {where}"
+    )
 
 
 def show(args: LedgerShowArgs, c: Consoles) -> CommandOutcome:
