@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from helpers.examples import examples, quick
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
-from test_diff_fast import manifests_st, records_st, write_ledger
+from test_diff_fast import ASSETS, POINTS, manifests_st, records_st, write_ledger
 
 from reconciler import ledger as L
 from reconciler.ledger import history
@@ -47,11 +47,30 @@ def history_doubt(ms: list[Manifest], led: L.Ledger) -> dict[tuple[str, ...], Ce
     return out
 
 
+_RENAMED = [
+    Manifest("m1", "o", "p", ("s1",), tuple(ASSETS[:4]), tuple(POINTS), "m1.yaml", 1, renamed_from=("old",))
+]
+_OPEN_UNDER_OLD = [
+    ("intent+delete", "old", "s1", ASSETS[:2], POINTS),
+    ("intent", "old", "s1", ASSETS[2:4], POINTS[:2]),
+]
+_OWN = [Manifest("m1", "o", "p", ("s2",), tuple(ASSETS), tuple(POINTS[:2]), "m1.yaml", 1)]
+_OPEN_BESIDE_CLOSED = [
+    ("intent+delete", "m1", "s2", ASSETS[:3], POINTS[:2]),
+    ("intent", "m1", "s2", ASSETS[5:], POINTS),
+]
+
+
 def test_plan_and_history_agree_on_what_is_in_doubt() -> None:
     seen = {"doubt": 0, "renamed": 0}
 
     @settings(max_examples=examples(200), deadline=None, derandomize=quick())
     @given(manifests_st, records_st, st.booleans())
+    # Always compared, whatever the draw: an intent left open under the old name of a
+    # renamed manifest, and one under its own name beside a closed one, each migrated or not.
+    @example(_RENAMED, _OPEN_UNDER_OLD, False)
+    @example(_RENAMED, _OPEN_UNDER_OLD, True)
+    @example(_OWN, _OPEN_BESIDE_CLOSED, False)
     def each(ms: list[Manifest], steps: list[Any], migrate: bool) -> None:
         assume(sum(1 for m in ms if m.renamed_from) <= 1)  # validation: one manifest per old name
         with tempfile.TemporaryDirectory() as tmp:
@@ -72,8 +91,9 @@ def test_plan_and_history_agree_on_what_is_in_doubt() -> None:
             assert total == len(cells)
 
     each()
-    if not quick():  # the comparison must have seen doubt, and renames (about 5% and 8% of examples)
-        assert seen["doubt"] >= 3 and seen["renamed"] >= 3, seen
+    # The explicit examples hold doubt in all three and a rename in two, whatever the draw;
+    # the draws add about 5% and 8% more (no floor on those: one run saw 0 doubt in 200).
+    assert seen["doubt"] >= 3 and seen["renamed"] >= 2, seen
 
 
 def test_plan_and_history_count_history_alike() -> None:
