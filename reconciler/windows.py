@@ -49,13 +49,7 @@ OUTSIDE = "outside the apply windows (apply.windows.allow)"
 
 def parse_duration(text: str) -> timedelta:
     """`90s`, `30m`, `4h`, `1d`, or a sum such as `1h30m`; positive, at most a year."""
-    m = _DURATION.match(text.strip())
-    if not text.strip() or m is None:
-        raise ValueError(f"{text!r} is not a duration: write it as 90s, 30m, 4h, 1d or 1h30m")
-    d, h, mi, s = (int(g or 0) for g in m.groups())
-    value = timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    if value <= timedelta(0):
-        raise ValueError(f"{text!r}: a duration must be longer than zero")
+    value = _positive_duration(text, "90s, 30m, 4h, 1d or 1h30m")
     if value > MAX_DURATION:
         raise ValueError(f"{text!r}: a duration may be at most 366d")
     return value
@@ -65,11 +59,23 @@ MAX_PAUSE = timedelta(hours=23)  # EnOS keeps a job paused for at most 24 h
 
 
 def pause_duration(text: str) -> float:
-    """apply.rollout.maxPause / --max-pause in seconds: a duration as above, at most 23h."""
-    value = parse_duration(text)
+    """apply.rollout.maxPause / --max-pause in seconds: a duration as above, at most 23h
+    (its examples are ones it takes: `1d` never is)."""
+    value = _positive_duration(text, "90s, 30m, 4h or 1h30m")
     if value > MAX_PAUSE:
         raise ValueError(f"{text!r} is longer than 23h: EnOS keeps a job paused for at most 24 h")
     return value.total_seconds()
+
+
+def _positive_duration(text: str, examples: str) -> timedelta:
+    m = _DURATION.match(text.strip())
+    if not text.strip() or m is None:
+        raise ValueError(f"{text!r} is not a duration: write it as {examples}")
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    value = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    if value <= timedelta(0):
+        raise ValueError(f"{text!r}: a duration must be longer than zero")
+    return value
 
 
 def check_cron(expr: str) -> str:

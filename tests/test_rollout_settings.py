@@ -92,3 +92,21 @@ def test_plan_previews_the_rollout_flags_apply_takes(repo: Path, make_emulator: 
     ):
         res = run_cli(["plan", *bad], repo)
         assert res.code == 1 and said in res.err, res.all
+
+
+def test_a_bad_max_pause_suggests_only_values_it_takes(repo: Path) -> None:
+    """The trial: the error suggested `1d`, which is always refused (over 23h)."""
+    for where in ("flag", "reconcile.yaml"):
+        if where == "flag":
+            res = run_cli(["plan", "--max-pause", "soon"], repo)
+        else:
+            write(repo / "reconcile.yaml", HEAD + "apply:\n  rollout: {maxPause: soon}\n")
+            res = run_cli(["plan"], repo)
+        assert res.code == 1 and "'soon' is not a duration" in res.err, res.all
+        suggested = res.err.split("write it as ", 1)[1].split()
+        examples = [w.strip(",") for w in suggested if w[0].isdigit()]
+        assert examples and "1d" not in examples, res.err
+        for example in examples:  # every one is taken
+            (repo / "reconcile.yaml").unlink(missing_ok=True)
+            res = run_cli(["plan", "--max-pause", example], repo)
+            assert res.code == 0, (example, res.all)
