@@ -604,3 +604,40 @@ def test_ledger_show_and_report_read_the_branch_not_a_checkout_behind(
     git(behind, "remote", "set-url", "origin", str(tmp_path / "gone.git"))  # unreachable: the local file
     res = run_cli(["ledger", "show", "--format", "json"], behind)
     assert "cannot read the ledger from" in res.err and res.code == 0, res.all
+
+
+def test_uncommitted_reconcile_yaml_alone_is_named(tmp_path: Path, home: Path, em: Any) -> None:
+    """The trial: a changed reconcile.yaml alone was reported as "the manifests have changes"."""
+    work = clone(make_origin(tmp_path), tmp_path / "laptop")
+    with (work / "reconcile.yaml").open("a") as f:
+        f.write("# an edit\n")
+    res = run_cli(["apply", "--auto-approve"], work, gateway_env(em))
+    assert res.code == 1, res.all
+    assert "error: reconcile.yaml has changes no commit holds" in res.err, res.err
+    assert "manifests have" not in res.err
+    no_calls(em, 0)
+    write(work / "manifests/b.yaml", manifest_yaml("b", assets=["b1"]))
+    res = run_cli(["apply", "--auto-approve"], work, gateway_env(em))
+    assert res.code == 1 and "2 files have changes no commit holds" in res.err, res.all
+    assert " M reconcile.yaml" in res.err and "?? manifests/b.yaml" in res.err
+
+
+def test_a_target_outside_the_repository_is_named_not_left_to_git(
+    tmp_path: Path, home: Path, em: Any
+) -> None:
+    """The trial: `apply ../x.json` gave git's "'../x.json' is outside repository"."""
+    work = clone(make_origin(tmp_path), tmp_path / "laptop")
+    (tmp_path / "elsewhere").mkdir()
+    write(tmp_path / "elsewhere/b.yaml", manifest_yaml("b", assets=["b1"]))
+    res = run_cli(["apply", "--auto-approve", "../x.json"], work, gateway_env(em))
+    assert res.code == 1, res.all
+    assert "error: ../x.json: no such file or directory; nothing was sent" in res.err, res.err
+    res = run_cli(["apply", "--auto-approve", "../elsewhere"], work, gateway_env(em))
+    assert res.code == 1, res.all
+    assert f"../elsewhere is outside this repository ({work.resolve()})" in res.err, res.err
+    assert "git status" not in res.all and "outside repository" not in res.all
+    no_calls(em, 0)
+    res = run_cli(["plan", "--out", "../x.json"], work)  # a saved plan may be kept anywhere
+    assert res.code == 0, res.all
+    res = run_cli(["apply", "--auto-approve", "../x.json"], work, gateway_env(em))
+    assert res.code == 0, res.all

@@ -50,8 +50,9 @@ def check_reviewed(
     if changed:
         listed = "\n".join(f"  {line}" for line in changed[:_SHOWN])
         more = f"\n  ... and {len(changed) - _SHOWN} more" if len(changed) > _SHOWN else ""
+        which = f"{_path_of(changed[0])} has" if len(changed) == 1 else f"{len(changed):,} files have"
         raise Unreviewed(
-            "the manifests have changes no commit holds, so nobody reviewed them; nothing was sent:\n"
+            f"{which} changes no commit holds, so nobody reviewed them; nothing was sent:\n"
             f"{listed}{more}\nCommit them, open a pull request, and let CI apply the merge."
         )
     tip = git.ls_remote(remote, f"refs/heads/{branch}").get(f"refs/heads/{branch}")
@@ -87,14 +88,26 @@ def _contains(git: Git, remote: str, branch: str, tip: str, commit: str) -> bool
 
 
 def _rel(top: Path, path: str) -> str:
+    """`path` relative to the checkout's top. Outside it, git would refuse with its own
+    words ("outside repository"); what is applied must be a commit's, so say which file."""
+    where = Path(path)
     try:
-        return Path(path).resolve().relative_to(top).as_posix()
+        return where.resolve().relative_to(top).as_posix()
     except ValueError:
-        return path
+        pass
+    if not where.exists():
+        raise ReconcilerError(f"{path}: no such file or directory; nothing was sent")
+    raise Unreviewed(
+        f"{path} is outside this repository ({top}): with the ledger in git, apply clears only what "
+        "a commit of this repository declares, so nothing was sent. Move the manifests into it, "
+        "commit them, and let CI apply the merge (a saved plan file may be kept anywhere)."
+    )
 
 
 def _path_of(status_line: str) -> str:
-    return status_line[3:].split(" -> ")[-1].strip().strip('"')
+    """The path of a porcelain line: after its status (`XY`, whose leading space the first
+    line loses to `Git.ok`'s strip), the new name of a rename."""
+    return status_line.split(maxsplit=1)[-1].split(" -> ")[-1].strip().strip('"')
 
 
 def base_from_env(env: Mapping[str, str] | None = None) -> str | None:
