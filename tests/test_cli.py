@@ -338,3 +338,25 @@ def test_core_errors_get_this_commands_flag_and_no_other(repo: Path) -> None:
 def test_ledger_show_of_a_mistyped_ledger_is_an_error_not_zero_records(repo: Path) -> None:
     res = run_cli(["ledger", "show", "--ledger", "applied-ledgr.jsonl"], repo)
     assert res.code == 1 and "applied-ledgr.jsonl does not exist" in res.err and "0 records" not in res.out
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "__all__"), ("", ""), ("logfire", "logfire")])
+def test_pydantic_plugins_are_off_unless_the_variable_is_given(
+    tmp_path: Path, given: str | None, seen: str
+) -> None:
+    """reconcile runs no pydantic plugin installed beside it (looking for one costs every
+    run); PYDANTIC_DISABLE_PLUGINS, set to anything, is left as given."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if given is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = given
+    code = (
+        "import atexit, os\n"
+        "atexit.register(lambda: print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS'))))\n"
+        "from reconciler.cli import main\n"
+        "main(['validate'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == repr(seen), done.stderr

@@ -13,6 +13,7 @@ should not pay for httpx, the emulator or rich's progress (about 0.35 s).
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -216,6 +217,11 @@ def main(argv: list[str] | None = None) -> None:
     # of 700 keeps the collector from walking them again and again (~40 ms of a fleet
     # plan), and at exit the shutdown collections need not walk what is freed anyway.
     gc.set_threshold(100_000, 10, 10)
+    # pydantic validates our own manifests and flags; a pydantic plugin installed beside
+    # reconcile (one that observes validation) has no business in it, and looking for
+    # plugins reads every installed package's entry points (~5 ms of each run). The
+    # variable is pydantic's documented switch; set (even empty), it is left as given.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = run(args, debug=debug)
     gc.freeze()
     sys.exit(code)
