@@ -35,6 +35,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from reconciler import durations
+
 UTC = timezone.utc
 UTC_ZONE = ZoneInfo("UTC")
 HORIZON = timedelta(days=400)  # "when does it open next" looks this far ahead, then says "not within a year"
@@ -153,7 +155,7 @@ class Recurring:
             return None
 
     def describe(self) -> str:
-        return f"cron {self.cron!r} for {_duration_words(self.duration)}"
+        return f"cron {self.cron!r} for {durations.spelled(self.duration.total_seconds())}"
 
 
 @dataclass(frozen=True)
@@ -336,24 +338,12 @@ def gate(windows: Windows, now: Callable[[], float]) -> Callable[[float], str | 
         if s.closes is not None and at + timedelta(seconds=max(estimate, 0.0)) > s.closes:
             after = WindowState(False, at, next=next_open(windows, s.closes), tz=s.tz)
             return (
-                f"a pause estimated at {_duration_words(timedelta(seconds=estimate))} would run past "
+                f"a pause estimated at {durations.rough(estimate)} would run past "
                 f"the window's end at {s.local(s.closes)}; {after.runs_words()}"
             )
         return None
 
     return check
-
-
-def _duration_words(d: timedelta) -> str:
-    seconds = int(d.total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 1)}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts)
 
 
 @dataclass(frozen=True)

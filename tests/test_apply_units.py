@@ -354,7 +354,7 @@ def test_pause_words_say_the_total_the_longest_and_an_overrun() -> None:
     r = ApplyResult()
     assert r.pause_words(ref) is None  # never paused by this run
     r.spans.append(Span(ref, 4.0, 3.0))
-    assert r.pause_words(ref) == "paused 4.0s"
+    assert r.pause_words(ref) == "paused 4s"
     r.spans.append(Span(ref, 130.0, 20.0))  # more than twice its estimate, by more than a second
     assert r.pause_words(ref) == "paused 2m14s in 2 pauses, longest 2m10s (over twice its estimate of 20s)"
     assert len(f"o1/p1, {r.pause_words(ref)}") < 120

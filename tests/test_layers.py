@@ -31,6 +31,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
     (
         "reconciler.errors",
         "reconciler.words",
+        "reconciler.durations",
         "reconciler.actor",
         "reconciler.gitcmd",
         "reconciler.yamlsource",

@@ -14,7 +14,7 @@ from reconciler.commands.apply import outcome_of
 from reconciler.errors import LedgerWriteError
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
-from reconciler.render.apply import BarReporter, LineReporter, done_line, duration, summary_table
+from reconciler.render.apply import BarReporter, LineReporter, done_line, summary_table
 
 
 def console() -> tuple[Console, io.StringIO]:
@@ -167,8 +167,3 @@ def test_done_line_and_the_outcome_use_plurals() -> None:
     failed = outcome_of(ApplyResult(failed=[(action(), "x")]))
     assert failed.code == 1 and "stays pending" in (failed.error or "")
     assert outcome_of(ApplyResult(deleted=[action()])) == CommandOutcome(0)
-
-
-@pytest.mark.parametrize(("seconds", "shown"), [(0.4, "0s"), (59, "59s"), (65, "1m05s"), (3720, "1h02m")])
-def test_duration(seconds: float, shown: str) -> None:
-    assert duration(seconds) == shown

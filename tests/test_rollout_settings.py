@@ -83,7 +83,7 @@ def test_plan_previews_the_rollout_flags_apply_takes(repo: Path, make_emulator: 
     )
     assert "1. o1 / p1: 1 request, 1 pause" in res.out
     res = run_cli(["plan", "--max-paused", "1", "--max-pause", "90s", "--no-canary"], repo)
-    assert res.code == 0 and "at most 1 paused at once, no pause longer than 90s; canary off." in res.out, (
+    assert res.code == 0 and "at most 1 paused at once, no pause longer than 1m30s; canary off." in res.out, (
         res.all
     )
     for bad, said in (

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from typing_extensions import assert_never
 
+from reconciler import durations
 from reconciler.errors import ApplyRefused, EnosError, LedgerWriteError, OrgBusyError, ReconcilerError
 from reconciler.plan.values import PipelineRef
 
@@ -234,7 +235,7 @@ class Starter:
             self._not_started(
                 ref,
                 f"EnOS refused the start with 61121 (another job of org {org} is being started) for "
-                f"{_seconds(now - first)}; --start-timeout is {_seconds(timeout)}",
+                f"{durations.words(now - first)}; --start-timeout is {durations.words(timeout)}",
             )
             return False
         delay = self._delay.get(org, self._options.start_backoff)
@@ -245,7 +246,7 @@ class Starter:
             self._noted.add(ref)
             self._reporter.note(
                 f"{ref.pipeline_id}: another start is in progress in org {org} (61121); trying again "
-                f"for up to {_seconds(timeout)}"
+                f"for up to {durations.words(timeout)}"
             )
         return True
 
@@ -259,7 +260,7 @@ class Starter:
             status = self._gateways.status_or_unknown(ref)
             why = (
                 f"the start was accepted, but it reports {status} after "
-                f"{_seconds(self._options.pause_timeout)}"
+                f"{durations.words(self._options.pause_timeout)}"
             )
             if status == "PAUSED" or status.startswith("unknown"):
                 # The start did not take (or nobody can tell): no resume record, so the
@@ -333,13 +334,6 @@ class Starter:
             f"resume). Start {it} in the EnOS console if that cannot wait: {PAUSE_LIMIT}."
         )
         self._left_paused = []
-
-
-def _seconds(s: float) -> str:
-    """600 -> 10 min, 2.0076 -> 2s: how long, as a person reads it."""
-    if s >= 120:
-        return f"{s / 60:.0f} min" if s % 60 < 1 else f"{s // 60:.0f} min {s % 60:.0f}s"
-    return f"{s:.0f}s" if s >= 10 or s == int(s) else f"{s:.1f}s"
 
 
 def pending(reports: Sequence[StartReport]) -> list[PipelineRef]:

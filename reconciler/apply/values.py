@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from reconciler import durations
 from reconciler.errors import LedgerWriteError
 from reconciler.plan import Action
 from reconciler.plan.rollout import DEFAULT_MAX_PAUSE, DEFAULT_MAX_PAUSED
@@ -151,20 +152,20 @@ class ApplyResult:
         spans = [s for s in self.spans if s.ref == ref]
         earlier = self.earlier_pauses.get(ref)
         if earlier is not None and earlier.seconds is not None:
-            return f"paused {_short(earlier.seconds)}, since {earlier.at} (by an earlier run, left paused)"
+            return f"paused {durations.compact(earlier.seconds)}, since {earlier.at} (by an earlier run, left paused)"
         if not spans:
             return None
         total = sum(s.seconds for s in spans)
-        words = f"paused {_short(total)}"
+        words = f"paused {durations.compact(total)}"
         longest = max(spans, key=lambda s: s.seconds)
         if len(spans) > 1:
-            words += f" in {len(spans)} pauses, longest {_short(longest.seconds)}"
+            words += f" in {len(spans)} pauses, longest {durations.compact(longest.seconds)}"
         if self.max_pause is not None and longest.seconds > self.max_pause:  # honest: said, not hidden
-            words += f" (over maxPause {_short(self.max_pause)}: requests in flight were answered first)"
+            words += f" (over maxPause {durations.spelled(self.max_pause)}: requests in flight were answered first)"
         over = [s for s in spans if s.overran]
         if over:
             worst = max(over, key=lambda s: s.seconds / max(s.estimate or 1.0, 1e-9))
-            words += f" (over twice its estimate of {_short(worst.estimate or 0.0)})"
+            words += f" (over twice its estimate of {durations.compact(worst.estimate or 0.0)})"
         return words
 
     outside_window: Deferred | None = None  # apply.windows was closed: nothing paused or sent (windows.py)
@@ -298,13 +299,3 @@ class Refusal:
     @property
     def where(self) -> str:
         return "/".join(self.key)
-
-
-def _short(seconds: float) -> str:
-    """12s, 3m05s, 1h02m: durations in a summary line that must stay short."""
-    n = round(seconds)
-    if n < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{n}s"
-    if n < 3600:
-        return f"{n // 60}m{n % 60:02d}s"
-    return f"{n // 3600}h{n % 3600 // 60:02d}m"

@@ -25,21 +25,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from reconciler import durations
 from reconciler.apply import ApplyResult, Outcome
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
 from reconciler.render.console import Consoles
 from reconciler.words import plural
-
-
-def duration(seconds: float) -> str:
-    """12s, 3m05s, 1h02m: short enough for a progress line."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 @dataclass
@@ -66,7 +57,7 @@ class Tally:
         if self.in_doubt:
             out += f", {self.in_doubt:,} in doubt"
         eta = None if stopped else self.eta(elapsed)
-        return out + (f", ETA {duration(eta)}" if eta is not None else "")
+        return out + (f", ETA {durations.compact(round(eta))}" if eta is not None else "")
 
 
 class LineReporter:

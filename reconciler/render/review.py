@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reconciler import durations
 from reconciler.apply import MISSING, writable
 from reconciler.manifests import IdSource
 from reconciler.plan import Plan
@@ -169,14 +170,14 @@ def pause_words(v: PipelineView, r: PipelineRollout | None = None) -> str:
     if r is not None and r.pauses > 1:
         rough = ""
         if r.estimated_pause_seconds is not None:
-            rough = f", each about {_rough(r.estimated_pause_seconds)} at the latency seen now"
+            rough = f", each about {durations.rough(r.estimated_pause_seconds)} at the latency seen now"
         return (
             f"for its {plural(v.requests, 'request')} in {r.pauses} pauses (maxPause){rough}, "
             "starting it again after each"
         )
     rough = ""
     if v.seconds is not None:
-        rough = f", about {_rough(v.seconds)} at the latency seen now"
+        rough = f", about {durations.rough(v.seconds)} at the latency seen now"
     return f"for its {plural(v.requests, 'request')}{rough}, then starts it again"
 
 
@@ -191,7 +192,7 @@ def rollout_lines(view: Sequence[PipelineRollout], review: Review) -> list[str]:
     head = (
         f"Rollout: each pipeline paused just before its own first request and started again once "
         f"its own requests are answered, fewest first; at most {review.max_paused} paused at once, "
-        f"no pause longer than {_duration(review.max_pause)}; canary {canary}."
+        f"no pause longer than {durations.spelled(review.max_pause)}; canary {canary}."
     )
     if review.statuses is None:
         head += " Offline, every pipeline with requests is listed; estimates need plan --refresh."
@@ -199,7 +200,7 @@ def rollout_lines(view: Sequence[PipelineRollout], review: Review) -> list[str]:
     for i, r in enumerate(order, 1):
         each = "" if r.pauses == 1 else " each"
         est = (
-            f", about {_rough(r.estimated_pause_seconds)}{each}"
+            f", about {durations.rough(r.estimated_pause_seconds)}{each}"
             if r.estimated_pause_seconds is not None
             else ""
         )
@@ -208,19 +209,6 @@ def rollout_lines(view: Sequence[PipelineRollout], review: Review) -> list[str]:
             f"{plural(r.pauses, 'pause')}{est}"
         )
     return lines
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-def _rough(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(1, round(seconds))}s"
-    return f"{round(seconds / 60)} min"
 
 
 def policy_lines(policy: Policy, q: str = "") -> list[str]:

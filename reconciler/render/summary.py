@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import durations
 from reconciler.apply import ApplyResult
 from reconciler.plan import Action, Plan
 from reconciler.plan.values import PipelineRef
-from reconciler.render.apply import duration
 from reconciler.words import plural
 
 SUMMARY_VERSION = 1
@@ -249,7 +249,7 @@ def _headline_figures(doc: Mapping[str, Any]) -> str:
 def _pipeline_words(p: Mapping[str, Any]) -> str:
     parts = []
     if p["pausedByThisRun"]:
-        held = f" for {duration(p['pausedSeconds'])}" if p["pausedSeconds"] is not None else ""
+        held = f" for {durations.compact(p['pausedSeconds'])}" if p["pausedSeconds"] is not None else ""
         parts.append(p.get("pauseWords") or f"paused{held}")
     if p["startedAgain"]:
         earlier = p["pauseWords"] if not p["pausedByThisRun"] else None  # an earlier run's pause
