@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 import pytest
 from helpers.emulators import running
@@ -14,6 +16,7 @@ from helpers.emulators import running
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
 from reconciler.enos import Credentials, EnosClient, RetryPolicy, Session, StateRequest, check_gateway
 from reconciler.enos.codes import EXPIRED_CODES
+from reconciler.enos.session import tls_context
 from reconciler.errors import (
     AuthError,
     EnosError,
@@ -229,6 +232,25 @@ def test_https_to_a_plain_http_gateway_says_tls() -> None:
             client.token()
     assert f"cannot connect to 127.0.0.1:{em.port} (TLS handshake failed)" in str(exc.value)
     assert exc.value.definite and em.world.token_calls == []
+
+
+def test_sessions_share_one_verifying_tls_context_per_ca_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CA bundle is loaded once per process, not per session, and is the one httpx
+    would load: certifi's, or SSL_CERT_FILE's when set."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    shared = tls_context()
+    assert shared is tls_context()
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
+    assert shared.get_ca_certs() == httpx.create_ssl_context().get_ca_certs() != []
+    one_ca = tmp_path / "one.pem"
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    one_ca.write_text(bundle[bundle.index("-----BEGIN") : bundle.index("-----END CERTIFICATE-----") + 25])
+    monkeypatch.setenv("SSL_CERT_FILE", str(one_ca))
+    own = tls_context()
+    assert own is not shared and len(own.get_ca_certs()) == 1 and own.verify_mode == ssl.CERT_REQUIRED
 
 
 def test_live_61199_is_one_request_and_a_violation(make_emulator: Any) -> None:
