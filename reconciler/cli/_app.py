@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+import typer.main
 
 from reconciler import __version__
 from reconciler.args import DEFAULT_PATHS
@@ -235,11 +236,25 @@ def _shown(message: str) -> str:
     return "\n".join(term(line) for line in message.split("\n"))
 
 
+_command: Callable[..., Any] | None = None
+
+
+def command() -> Callable[..., Any]:
+    """The app as a command, built once: typer builds it anew on each `app(...)` from
+    every command's signature (~20 ms), which a process that runs many command lines (the
+    tests, the demo) would pay each time. Commands are registered on importing
+    reconciler.cli, which importing this module does first."""
+    global _command
+    if _command is None:
+        _command = typer.main.get_command(app)
+    return _command
+
+
 def run(args: list[str], *, debug: bool = False) -> int:
     """Run one command line and return its exit code (the demo and tests call this too)."""
     streams = make_consoles()  # rich is imported on first use: only when there is an error to show
     try:
-        code = app(args, prog_name="reconcile", standalone_mode=False)
+        code = command()(args, prog_name="reconcile", standalone_mode=False)
     except InputError as exc:
         for d in exc.diagnostics:
             streams.err.print(
