@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import emulators, kinds
+from helpers import browser, emulators, kinds
 from helpers.examples import load_profile
 from helpers.git import isolate_git
 from helpers.node import HOW, in_ci
@@ -30,8 +30,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Every emulator a test left stopping has stopped (helpers/emulators.py)."""
+    """Every emulator a test left stopping has stopped (helpers/emulators.py), and the
+    browser the report tests shared is closed (helpers/browser.py)."""
     emulators.join_stopped()
+    browser.close_shared()
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

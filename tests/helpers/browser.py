@@ -4,6 +4,11 @@ Enough of CDP to open a page, wait for its load event, evaluate expressions, and
 what a person would call errors: uncaught exceptions, `console.error`, and browser log
 entries at level error (a blocked request, a CSP violation), plus every URL the page
 requested. `--remote-debugging-pipe` speaks NUL-terminated JSON on fds 3 (in) and 4 (out).
+
+One browser per test process (started on the first page, closed at the end of the session:
+conftest), since starting Chromium costs about a second; each page opens in a browser
+context of its own, which shares no storage, cache or window with any other page, and is
+disposed of with it.
 """
 
 from __future__ import annotations
@@ -77,75 +82,130 @@ class _Pipe:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer.get("result", {})  # type: ignore[no-any-return]
 
-    def wait_event(self, method: str, timeout: float = 60) -> dict[str, Any]:
+    def session_events(self, session: str) -> list[dict[str, Any]]:
         with self._cond:
-            ok = self._cond.wait_for(lambda: any(e["method"] == method for e in self.events), timeout=timeout)
-            if not ok:
+            return [e for e in self.events if e.get("sessionId") == session]
+
+    def forget(self, session: str) -> None:
+        with self._cond:
+            self.events = [e for e in self.events if e.get("sessionId") != session]
+
+    def wait_event(self, method: str, session: str, timeout: float = 60) -> dict[str, Any]:
+        def seen() -> dict[str, Any] | None:
+            return next(
+                (e for e in self.events if e["method"] == method and e.get("sessionId") == session), None
+            )
+
+        with self._cond:
+            if not self._cond.wait_for(lambda: seen() is not None, timeout=timeout):
                 raise TimeoutError(f"no {method} event")
-            return next(e for e in self.events if e["method"] == method)
+            event = seen()
+            assert event is not None
+            return event
 
 
-def open_page(url: str, expressions: dict[str, str], width: int = 1280, height: int = 1600) -> PageRun:
-    """Load `url` in a fresh headless Chromium, then evaluate each expression (by name)."""
-    exe = chromium()
-    assert exe is not None
-    to_browser_r, to_browser_w = os.pipe()
-    from_browser_r, from_browser_w = os.pipe()
-    # Above 10, so that the shell's `3<&A 4>&B` cannot clobber one with the other.
-    a, b = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_browser_r, from_browser_w))
-    for fd in (to_browser_r, from_browser_w):
-        os.close(fd)
-    profile = tempfile.mkdtemp(prefix="reconcile-chromium-")
-    args = [
-        exe,
-        "--headless",
-        "--no-sandbox",  # CI runs as root
-        "--disable-gpu",
-        "--remote-debugging-pipe",
-        f"--user-data-dir={profile}",
-        f"--window-size={width},{height}",
-        "about:blank",
-    ]
-    proc = subprocess.Popen(
-        ["bash", "-c", f'exec "$@" 3<&{a} 4>&{b} {a}<&- {b}>&-', "bash", *args],
-        pass_fds=(a, b),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(a)
-    os.close(b)
-    pipe = _Pipe(to_browser_w, from_browser_r)
+class Browser:
+    """A headless Chromium on a pipe; `page` opens each page in a fresh browser context."""
+
+    def __init__(self, width: int = 1280, height: int = 1600) -> None:
+        exe = chromium()
+        assert exe is not None
+        to_browser_r, to_browser_w = os.pipe()
+        from_browser_r, from_browser_w = os.pipe()
+        # Above 10, so that the shell's `3<&A 4>&B` cannot clobber one with the other.
+        a, b = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_browser_r, from_browser_w))
+        for fd in (to_browser_r, from_browser_w):
+            os.close(fd)
+        self._profile = tempfile.mkdtemp(prefix="reconcile-chromium-")
+        args = [
+            exe,
+            "--headless",
+            "--no-sandbox",  # CI runs as root
+            "--disable-gpu",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={self._profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
+        self._proc = subprocess.Popen(
+            ["bash", "-c", f'exec "$@" 3<&{a} 4>&{b} {a}<&- {b}>&-', "bash", *args],
+            pass_fds=(a, b),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(a)
+        os.close(b)
+        self._pipe = _Pipe(to_browser_w, from_browser_r)
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def page(self, url: str, expressions: dict[str, str]) -> PageRun:
+        """Load `url` in a new browser context, then evaluate each expression (by name)."""
+        pipe = self._pipe
+        context = pipe.send("Target.createBrowserContext", {"disposeOnDetach": True})["browserContextId"]
+        session = ""
+        try:
+            target = pipe.send("Target.createTarget", {"url": "about:blank", "browserContextId": context})
+            session = pipe.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})[
+                "sessionId"
+            ]
+            for domain in ("Runtime", "Log", "Page", "Network"):
+                pipe.send(f"{domain}.enable", session=session)
+            pipe.send("Page.navigate", {"url": url}, session=session)
+            pipe.wait_event("Page.loadEventFired", session)
+            values = {}
+            for name, expr in expressions.items():
+                got = pipe.send(
+                    "Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session
+                )
+                values[name] = got.get("result", {}).get("value")
+            run = PageRun(values)
+            for e in pipe.session_events(session):
+                p = e.get("params", {})
+                if e["method"] == "Runtime.exceptionThrown":
+                    run.errors.append(json.dumps(p.get("exceptionDetails", {}))[:500])
+                elif e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                    run.errors.append(json.dumps(p.get("args", []))[:500])
+                elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+                    run.errors.append(p["entry"].get("text", "")[:500])
+                elif e["method"] == "Network.requestWillBeSent":
+                    run.requests.append(p.get("request", {}).get("url", ""))
+            return run
+        finally:
+            pipe.send("Target.disposeBrowserContext", {"browserContextId": context})
+            pipe.forget(session)
+
+    def close(self) -> None:
+        try:
+            with contextlib.suppress(TimeoutError, RuntimeError, OSError):
+                self._pipe.send("Browser.close")
+        finally:
+            self._proc.kill()
+            self._proc.wait(timeout=30)
+            shutil.rmtree(self._profile, ignore_errors=True)
+
+
+_shared: Browser | None = None
+
+
+def open_page(url: str, expressions: dict[str, str]) -> PageRun:
+    """Load `url` in a fresh browser context of this process's Chromium, then evaluate each
+    expression (by name). A browser that failed is closed, and the next page starts another."""
+    global _shared
+    if _shared is None or not _shared.alive():
+        _shared = Browser()
     try:
-        target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page", "Network"):
-            pipe.send(f"{domain}.enable", session=session)
-        pipe.send("Page.navigate", {"url": url}, session=session)
-        pipe.wait_event("Page.loadEventFired")
-        values = {}
-        for name, expr in expressions.items():
-            got = pipe.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
-            values[name] = got.get("result", {}).get("value")
-        run = PageRun(values)
-        for e in list(pipe.events):
-            p = e.get("params", {})
-            if e["method"] == "Runtime.exceptionThrown":
-                run.errors.append(json.dumps(p.get("exceptionDetails", {}))[:500])
-            elif e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                run.errors.append(json.dumps(p.get("args", []))[:500])
-            elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-                run.errors.append(p["entry"].get("text", "")[:500])
-            elif e["method"] == "Network.requestWillBeSent":
-                run.requests.append(p.get("request", {}).get("url", ""))
-        with_browser_closed(pipe)
-        return run
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        shutil.rmtree(profile, ignore_errors=True)
+        return _shared.page(url, expressions)
+    except BaseException:
+        close_shared()
+        raise
 
 
-def with_browser_closed(pipe: _Pipe) -> None:
-    with contextlib.suppress(TimeoutError, RuntimeError, OSError):
-        pipe.send("Browser.close")
+def close_shared() -> None:
+    """Close this process's browser, if a page started one (conftest, at the end of the session)."""
+    global _shared
+    if _shared is not None:
+        browser, _shared = _shared, None
+        browser.close()
