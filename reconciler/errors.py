@@ -9,6 +9,7 @@ reported together rather than raised one at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Literal
 
 
@@ -28,10 +29,25 @@ class Diagnostic:
         return f"{where}: {prefix}{self.message}"
 
 
+class Hint(str, Enum):
+    """A setting that would get past an error, named neutrally: the core says what went
+    wrong and which setting helps; the CLI says how its command spells it (review L-1)."""
+
+    PAUSE_PIPELINES = "pause_pipelines"
+    LEDGER_IN_GIT = "ledger_in_git"
+
+
 class ReconcilerError(Exception):
-    """Root of every error the CLI reports as a message with exit code 1."""
+    """Root of every error the CLI reports as a message with exit code 1; `hint`, when
+    set, is advice the CLI adds in its own words (`settings.ADVICE`)."""
 
     exit_code = 1
+    hint: Hint | None = None
+
+    def __init__(self, *args: object, hint: Hint | None = None) -> None:
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
 
 
 class InputError(ReconcilerError):

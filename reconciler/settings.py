@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.args import DEFAULT_PATHS
 from reconciler.config import RepoConfig, load_config, pick
-from reconciler.errors import ApplyRefused, ConfigError, ReconcilerError
+from reconciler.errors import ApplyRefused, ConfigError, Hint, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 DEFAULT_START_TIMEOUT = 600.0  # DESIGN "Apply" step 8: 61121 is retried for up to 10 minutes
@@ -31,6 +31,19 @@ if TYPE_CHECKING:
     from reconciler.plan.values import PipelineRef
 
 
+# What the CLI adds to a core error's message for its hint: the flags, spelled once here.
+ADVICE: dict[Hint, str] = {
+    Hint.PAUSE_PIPELINES: "\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING "
+    "ones for the run and start them again after.",
+    Hint.LEDGER_IN_GIT: " Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed",
+}
+
+
+def advice(exc: ReconcilerError) -> str:
+    """`exc`'s message with the advice its hint asks for."""
+    return f"{exc}{ADVICE[exc.hint]}" if exc.hint is not None else str(exc)
+
+
 @contextmanager
 def flag_advice(error: type[ReconcilerError], *, before: str = "", after: str = "") -> Iterator[None]:
     """A core `error`'s message with this command's flag added: the core names no flags,
@@ -38,7 +51,7 @@ def flag_advice(error: type[ReconcilerError], *, before: str = "", after: str = 
     try:
         yield
     except error as exc:
-        raise type(exc)(f"{before}{exc}{after}") from exc
+        raise type(exc)(f"{before}{advice(exc)}{after}") from exc
 
 
 def paths_or_default(paths: Sequence[str] | None) -> list[str]:

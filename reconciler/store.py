@@ -32,6 +32,7 @@ from reconciler.errors import (
     ApplyRefused,
     ConfigError,
     GitSyncError,
+    Hint,
     LedgerMoved,
     LedgerNotAnchored,
     ReconcilerError,
@@ -73,8 +74,8 @@ def open_store(cfg: RepoConfig | None, flag: str | None) -> LedgerStore:
 
     if Path(path).resolve() != cfg.ledger_path.resolve():
         raise ConfigError(
-            f"{path} is not the ledger {cfg.path} keeps in git ({cfg.ledger_path}); nothing was "
-            "sent. Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed"
+            f"{path} is not the ledger {cfg.path} keeps in git ({cfg.ledger_path}); nothing was sent.",
+            hint=Hint.LEDGER_IN_GIT,
         )
     repo = LedgerRepo(
         Path.cwd(),

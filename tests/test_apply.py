@@ -106,6 +106,7 @@ def test_running_pipeline_blocks_with_nothing_sent(repo: Path, make_emulator: An
         in res.err
     )
     assert "nothing was sent" in res.err
+    assert "or pass --pause-pipelines to pause RUNNING ones" in res.err  # the core's hint, in CLI words
     assert deletes(em) == [] and not [e for e in em.world.log if e["route"] == "operate"]
     res = apply(repo, em, "--pause-pipelines")  # STOPPED and missing still block; nothing paused
     assert res.code == 1 and "never touched" in res.err

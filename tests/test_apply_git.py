@@ -502,6 +502,7 @@ def test_a_missing_ledger_with_git_sync_is_refused_with_nothing_sent(
     assert res.code == 1, res.all
     expected = "is not the ledger reconcile.yaml keeps in git" if how.startswith("mis") else "does not exist"
     assert expected in res.err and "nothing was sent" in res.err
+    assert ("Drop --ledger (or pass that file)" in res.err) == how.startswith("mis")  # the hint, in CLI words
     assert em.world.delete_log == []
     assert [e for e in em.world.log if e["route"] in ("delete", "operate")] == []
     assert remote_head(origin) == main  # nothing pushed either

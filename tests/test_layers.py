@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 from pathlib import Path
+from typing import Any
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 
@@ -202,3 +203,97 @@ def test_only_the_cli_knows_typer() -> None:
         )
     )
     assert knowing == []
+
+
+# The core: what a library caller would use. It says what went wrong and, as a `Hint`,
+# which setting helps; how a command spells that setting is the CLI's (review L-1).
+CORE = (
+    "reconciler.operations",
+    "reconciler.apply",
+    "reconciler.ledger",
+    "reconciler.gitsync",
+    "reconciler.plan",
+    "reconciler.store",
+)
+# Messages that still name a flag (issue 28, L-1): each one is to become a `Hint`. The
+# list may only shrink; a flag named anywhere else in the core fails the test.
+STILL_NAMING_FLAGS = {
+    ("reconciler.operations", "--ignore-window"),
+    ("reconciler.operations", "--ledger"),
+    ("reconciler.operations", "--resend-in-doubt"),
+    ("reconciler.operations", "--start"),
+    ("reconciler.operations", "--target"),
+    ("reconciler.apply.preflight", "--kafka-rate"),
+    ("reconciler.apply.preflight", "--resend-in-doubt"),
+    ("reconciler.apply.snapshot", "--snapshot"),
+    ("reconciler.apply.starts", "--start-timeout"),
+    ("reconciler.ledger._read", "--ledger"),
+    ("reconciler.ledger._select", "--limit"),
+    ("reconciler.ledger._select", "--tail"),
+    ("reconciler.ledger.evidence", "--snapshot"),
+    ("reconciler.gitsync.session", "--allow-unreviewed"),
+    ("reconciler.plan.file", "--out"),
+}
+
+
+def cli_flags() -> set[str]:
+    """Every long option of every `reconcile` command."""
+    import typer
+
+    from reconciler.cli import app
+
+    found: set[str] = set()
+    stack: list[Any] = [typer.main.get_command(app)]  # typer's own click: duck-typed
+    while stack:
+        command = stack.pop()
+        found.update(o for p in command.params for o in p.opts + p.secondary_opts if o.startswith("--"))
+        stack.extend(getattr(command, "commands", {}).values())
+    return found
+
+
+def flags_in_messages(path: Path, flags: set[str]) -> set[str]:
+    """Our flags named in the module's string literals, docstrings aside (comments are not
+    in the tree). A literal that is the flag alone, or `--flag=value`, is an argument to
+    git, which shares some names with us (`--verify`, `--format`)."""
+    import re
+
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+    named = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?![\w=-])")
+    return {
+        flag
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+        if n.value not in flags
+        for flag in named.findall(n.value)
+        if flag in flags
+    }
+
+
+def test_the_core_names_no_cli_flag() -> None:
+    flags = cli_flags()
+    assert {"--pause-pipelines", "--ledger", "--snapshot"} <= flags  # the scanner sees the CLI
+    named = {
+        (module_name(p), flag)
+        for p in PACKAGE.rglob("*.py")
+        if tier(module_name(p)) is not None and module_name(p).startswith(CORE)
+        for flag in flags_in_messages(p, flags)
+    }
+    assert named - STILL_NAMING_FLAGS == set()
+    assert ("reconciler.apply.preflight", "--pause-pipelines") not in named  # a Hint now
+
+
+def test_the_cli_adds_the_flag_a_core_hint_asks_for(tmp_path: Path) -> None:
+    from reconciler.errors import ApplyRefused, Hint
+    from reconciler.settings import ADVICE, advice
+
+    assert set(ADVICE) == set(Hint)  # every hint has its words
+    assert "--pause-pipelines" in advice(ApplyRefused("x", hint=Hint.PAUSE_PIPELINES))
+    assert advice(ApplyRefused("x")) == "x"

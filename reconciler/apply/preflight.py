@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import MISSING, status_of, writable
 from reconciler.apply.values import ApplyOptions, ApplyResult, Reporter, Resume
-from reconciler.errors import ApplyRefused
+from reconciler.errors import ApplyRefused, Hint
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
 from reconciler.words import plural
@@ -40,17 +40,12 @@ def check_statuses(
             blocked.append(f"  {ref.org_id} / {ref.pipeline_id}{shown}: {status}")
     if missing or blocked:
         lines = [*missing, *blocked]
-        hint = ""
-        if blocked:
-            hint = (
-                "\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING ones "
-                "for the run and start them again after."
-                if not options.pause_pipelines
-                else "\nOnly RUNNING pipelines can be paused; STOPPED, PUBLISHED or unknown ones "
-                "are never touched."
-            )
+        said = ""
+        if blocked and options.pause_pipelines:
+            said = "\nOnly RUNNING pipelines can be paused; STOPPED, PUBLISHED or unknown ones are never touched."
         raise ApplyRefused(
-            "not every pipeline in the plan can be written to; nothing was sent:\n" + "\n".join(lines) + hint
+            "not every pipeline in the plan can be written to; nothing was sent:\n" + "\n".join(lines) + said,
+            hint=Hint.PAUSE_PIPELINES if blocked and not options.pause_pipelines else None,
         )
     return to_pause
 

@@ -263,7 +263,9 @@ def run(args: list[str], *, debug: bool = False) -> int:
         streams.err.print(_shown(f"error: {exc}"), markup=False)
         return _failed(exc, 1, debug)
     except ReconcilerError as exc:
-        streams.err.print(_shown(f"error: {exc}"), markup=False, style="red")
+        from reconciler.settings import advice
+
+        streams.err.print(_shown(f"error: {advice(exc)}"), markup=False, style="red")
         return _failed(exc, exc.exit_code, debug)
     except OSError as exc:  # a file we were asked to write or read: say which, no traceback
         streams.err.print(

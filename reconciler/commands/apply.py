@@ -139,7 +139,9 @@ def _summary_files(c: Consoles, files: list[Path], run: _Run) -> Iterator[None]:
     try:
         yield
     except ReconcilerError as exc:
-        error = str(exc)
+        from reconciler.settings import advice
+
+        error = advice(exc)
         raise
     except KeyboardInterrupt:
         error = "interrupted before anything was sent"

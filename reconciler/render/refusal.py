@@ -63,7 +63,9 @@ def refusal_lines(exc: BaseException) -> list[str]:
     lines: list[str] = []
     if isinstance(exc, InputError):
         lines += [str(d) for d in exc.diagnostics]
-    message = str(exc) if isinstance(exc, ReconcilerError) else f"{type(exc).__name__}: {exc}"
+    from reconciler.settings import advice
+
+    message = advice(exc) if isinstance(exc, ReconcilerError) else f"{type(exc).__name__}: {exc}"
     lines += message.split("\n")
     return lines
 
