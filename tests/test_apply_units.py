@@ -127,6 +127,15 @@ def test_hold_waits_for_requests_in_flight_and_begins_none() -> None:
     p.close()
 
 
+def test_wait_all_returns_once_every_outcome_is_handed_over_once() -> None:
+    p, _ = pool(concurrency=4)
+    seen: list[str] = []
+    futures = p.submit([action(i) for i in range(200)], lambda a: a.asset_ids[0], lambda a: None, seen.append)
+    p.wait_all(futures)
+    assert sorted(seen) == [f"a{i:03d}" for i in range(200)]
+    p.close()
+
+
 # --- the starter ---------------------------------------------------------------------
 
 

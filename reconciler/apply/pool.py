@@ -14,6 +14,8 @@ no pipeline is started while a request to it is in flight. Workers return what t
 request came to; `collect()` hands those outcomes over in the calling thread, once each,
 so the run's result is only ever touched by one thread; `done` is called after each
 request ends (answered, failed or not begun), so that thread waits for events, not a tick.
+The pool keeps the requests ended since the last `collect()` apart, in the order they
+were submitted: each wake costs what ended, not a look at every request ever submitted.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class StoppablePool(Generic[T]):
         self.halt = halt
         self._stopped = stopped or halt.is_set
         self._futures: dict[Future[T], _Job[T]] = {}
+        self._seqs: dict[Future[T], int] = {}  # submission order: outcomes are handed over in it
+        self._undone: set[Future[T]] = set()  # neither ended nor cancelled
+        self._ended: list[Future[T]] = []  # ended or cancelled since the last hand-over
         self._settled: set[Future[T]] = set()  # cancelled and accounted for, or outcome collected
         self._cancelled = 0
         self._stop_noted = False
@@ -107,8 +112,11 @@ class StoppablePool(Generic[T]):
         with self._lock:
             for a in actions:
                 f: Future[T] = Future()
+                seq = next(self._seq)
                 self._futures[f] = _Job(a, work, cancelled, collect, failed)
-                heapq.heappush(self._queue, (priority, next(self._seq), f))
+                self._seqs[f] = seq
+                self._undone.add(f)
+                heapq.heappush(self._queue, (priority, seq, f))
                 out.append(f)
             self._grow()
             self._lock.notify_all()
@@ -128,10 +136,13 @@ class StoppablePool(Generic[T]):
         self.wait_all(futures)
 
     def wait_all(self, futures: Sequence[Future[T]]) -> None:
-        pending = set(futures)
         try:
-            while pending and not self.stopped():
-                _done, pending = wait(pending, timeout=0.2)  # Ctrl-C is heard within 0.2 s
+            while not self.stopped():
+                with self._lock:  # ended once its worker let it go, so that `collect` finds it
+                    pending = self._undone.intersection(futures)
+                if not pending:
+                    break
+                wait(pending, timeout=0.2)  # Ctrl-C is heard within 0.2 s
                 self.collect()
         except KeyboardInterrupt:
             self.halt.set()
@@ -144,15 +155,33 @@ class StoppablePool(Generic[T]):
             raise self.error
 
     def busy(self) -> bool:
-        return any(not f.done() for f in self._futures)
+        with self._lock:
+            return bool(self._undone)
 
     def collect(self) -> None:
         """Hand every finished request's outcome to its collector, once, in this thread."""
-        for f, job in list(self._futures.items()):
-            if f.done() and not _unstarted(f) and f not in self._settled and f.exception() is None:
+        for f in self._take_ended(started=True):
+            if f not in self._settled and f.exception() is None:
                 self._settled.add(f)
-                job.collect(f.result())
+                self._futures[f].collect(f.result())
         self._account_unstarted()
+
+    def _take_ended(self, *, started: bool) -> list[Future[T]]:
+        """The requests ended (`started`) or not begun since they were last taken, in the
+        order they were submitted; the others stay for the other kind's taker."""
+        with self._lock:
+            ended = [f for f in self._ended if f.done()]
+            if not ended:
+                return []
+            taken = [f for f in ended if _unstarted(f) != started]
+            self._ended = [f for f in self._ended if not f.done() or _unstarted(f) == started]
+        return sorted(taken, key=self._seqs.__getitem__)
+
+    def _ended_now(self, f: Future[T]) -> None:
+        """`f` ended or was cancelled (under the lock): the next hand-over takes it."""
+        if f in self._undone:
+            self._undone.discard(f)
+            self._ended.append(f)
 
     def cancel(self, futures: Iterable[Future[T]]) -> list[Action]:
         """Take back what has not begun (a pause cut at maxPause): each one's `cancelled`
@@ -160,6 +189,8 @@ class StoppablePool(Generic[T]):
         out = []
         for f in futures:
             if f.cancel():
+                with self._lock:
+                    self._ended_now(f)
                 out.append(self._futures[f].action)
         self._account_unstarted()
         return out
@@ -224,6 +255,7 @@ class StoppablePool(Generic[T]):
             finally:
                 with self._lock:
                     self._running_jobs -= 1
+                    self._ended_now(f)
                     self._lock.notify_all()
                 self._done()
 
@@ -240,7 +272,9 @@ class StoppablePool(Generic[T]):
         a pipeline is never started while requests to it are in flight)."""
         self.halt.set()
         for f in self._futures:
-            f.cancel()
+            if f.cancel():
+                with self._lock:
+                    self._ended_now(f)
         with self._lock:
             self._lock.notify_all()
         self._account_unstarted()
@@ -258,14 +292,16 @@ class StoppablePool(Generic[T]):
 
     def _account_unstarted(self) -> None:
         """Each request cancelled, or stopped before it began, says once what it comes to."""
-        for f, job in list(self._futures.items()):
-            if _unstarted(f) and f not in self._settled:
+        for f in self._take_ended(started=False):
+            if f not in self._settled:
                 self._settled.add(f)
                 self._cancelled += 1
+                job = self._futures[f]
                 job.cancelled(job.action)
 
     def _running(self) -> int:
-        return sum(1 for f in self._futures if not f.done())
+        with self._lock:
+            return len(self._undone)
 
     def in_flight_note(self) -> str:
         return (
