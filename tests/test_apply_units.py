@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from reconciler.apply.gateways import Gateways
 from reconciler.apply.pool import StoppablePool
+from reconciler.apply.requests import CanaryGate
 from reconciler.apply.rollout import schedule
 from reconciler.apply.starts import Started, Starter
 from reconciler.apply.values import ApplyOptions, NullReporter, Resume
@@ -134,6 +136,38 @@ def test_wait_all_returns_once_every_outcome_is_handed_over_once() -> None:
     p.wait_all(futures)
     assert sorted(seen) == [f"a{i:03d}" for i in range(200)]
     p.close()
+
+
+def test_a_canary_waiting_for_the_deletes_in_flight_goes_before_any_delete_that_comes_later() -> None:
+    gate, order = CanaryGate(), []
+    in_flight, release = threading.Event(), threading.Event()
+
+    def delete(name: str, hold: bool = False) -> None:
+        with gate.sending():
+            order.append(name)
+            if hold:
+                in_flight.set()
+                release.wait(5)
+
+    first = threading.Thread(target=delete, args=("in flight", True))
+    first.start()
+    assert in_flight.wait(5)
+
+    def canary() -> None:
+        with gate.checking():
+            order.append("canary")
+
+    waiting = threading.Thread(target=canary)
+    waiting.start()
+    while not gate._canary_waiting:  # the canary waits for the delete in flight
+        time.sleep(0.001)
+    later = threading.Thread(target=delete, args=("later",))
+    later.start()
+    later.join(0.05)  # given the time to go ahead of the canary, it does not
+    release.set()
+    for t in (first, waiting, later):
+        t.join(5)
+    assert order == ["in flight", "canary", "later"]
 
 
 # --- the starter ---------------------------------------------------------------------

@@ -39,16 +39,18 @@ def first_error(outcomes: Outcomes) -> LedgerWriteError | None:
 class CanaryGate:
     """Invariant 16: no delete is sent after a canary's until its read-back agreed.
 
-    A canary's delete waits for the deletes in flight, and while it is out and being read
-    back no other delete begins (reads go on: they change nothing). When it shows a lying
-    gateway, `lied` says what it did, before any waiting delete is let go, and no delete is
-    sent in this run any more.
+    A canary's delete waits for the deletes in flight, and from then on, while it is out
+    and being read back, no other delete begins (reads go on: they change nothing): a
+    stage's canary is not kept waiting behind a stream of other stages' deletes. When it
+    shows a lying gateway, `lied` says what it did, before any waiting delete is let go,
+    and no delete is sent in this run any more.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._sending = 0
         self._checking = False
+        self._canary_waiting = 0  # canaries waiting for the deletes in flight
         self.lied: str | None = None
 
     @contextlib.contextmanager
@@ -56,7 +58,7 @@ class CanaryGate:
         """Around one delete that is not a canary's (ask again whether to send it: it may
         have waited for a canary that caught a lie)."""
         with self._cond:
-            self._cond.wait_for(lambda: not self._checking)
+            self._cond.wait_for(lambda: not self._checking and not self._canary_waiting)
             self._sending += 1
         try:
             yield
@@ -69,7 +71,11 @@ class CanaryGate:
     def checking(self) -> Iterator[None]:
         """Around a canary's delete and its read-back: nothing else deletes meanwhile."""
         with self._cond:
-            self._cond.wait_for(lambda: not self._checking and not self._sending)
+            self._canary_waiting += 1
+            try:
+                self._cond.wait_for(lambda: not self._checking and not self._sending)
+            finally:
+                self._canary_waiting -= 1
             self._checking = True
         try:
             yield

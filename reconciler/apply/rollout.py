@@ -563,7 +563,9 @@ class Rollout:
             work,
             lambda action: self._canary_taken_back(a, [action, *rest]),
             lambda outs: self._canaried(a, stage, first, rest, outs),
-            priority=(0 if a.pause.ours else 1, a.order),
+            # ahead of the requests of its class (the others' order is (class, order >= 1)):
+            # its delete holds every other one, so no request queued before it may delay it
+            priority=(0 if a.pause.ours else 1, 0, a.order),
             failed=first_error,
         )
 
@@ -592,6 +594,7 @@ class Rollout:
         elif stage not in self.checked:
             self._canary(a, stage, rest)
         else:
+            self._next_canary()  # queued first: the next stage's reads overlap these deletes
             self._submit(a, rest, lambda action: self._send_one(a, action))
         self._answered(a, outs)
         self._next_canary()
