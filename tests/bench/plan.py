@@ -40,22 +40,33 @@ breakdown's `dumps`; the CLI writes the bytes as they are). Before, JSON took 1.
 what stands between it and 2x is mostly fixed cost: importing typer and pydantic and
 typer 0.29 building a pydantic adapter per option (~0.4 s here, ~0.1 s on a quiet VM).
 
-Measured again 2026-12-07 20:00 (`python tests/bench/plan.py --runs 3`, main at ed7127e,
-load average 2.6-2.7 while four other sessions worked):
+Measured 2026-12-07 21:48 (`python tests/bench/plan.py --runs 5`, main at b993174, load
+average 3.5-4.2 while other sessions ran their suites; "before" is ff6174e, run in the same
+minute as `PYTHONPATH=<export of ff6174e> python tests/bench/plan.py --runs 5 --no-breakdown`):
 
-| shape | floor CPU | plan CPU | ratio | peak RSS |
+| shape | floor CPU | plan CPU before -> after | ratio before -> after | peak RSS before -> after |
 | --- | --- | --- | --- | --- |
-| separate | 0.112 s | 0.472 s | 4.22x | 152 MB |
-| shared | 0.109 s | 0.549 s | 5.06x | 152 MB |
+| separate | 0.129-0.135 s | 0.576 -> 0.492 s | 4.26x -> 3.82x | 152 -> 99 MB |
+| shared | 0.129-0.135 s | 0.698 -> 0.506 s | 5.17x -> 3.94x | 153 -> 99 MB |
 
-Breakdown (separate): imports 0.13 s, manifests and ID files 0.07 s, ledger 0.05 s, diff
-0.02 s, build 0.004 s, JSON 0.19 s (of which about half is the breakdown's own join and
-decode). The ratios are higher than above, not the plan slower: on a quieter machine the
-floor takes 0.11 s, not 0.29 s, so plan's fixed costs weigh more. Under cProfile about a
-fifth of the CLI run is typer parsing the 14 options (it imports `typer._adapters` and
-builds a pydantic `TypeAdapter` per option), and `manifests.schema` builds the pydantic
-models every manifest document is validated with at import (~0.04 s): the largest fixed
-costs left between this and the 3x target.
+(A run ten minutes earlier, load 3.9-5.3, `--runs 3`: 4.10x -> 3.61x and 5.10x -> 3.81x.)
+Breakdown after (separate): imports 0.16 s, manifests and ID files 0.08 s, ledger 0.06 s,
+diff 0.02 s, build 0.005 s, JSON encoded, hashed and written as the CLI does 0.08 s (the
+step used to time `dumps`, whose join and decode of 60 MB the CLI never does). What
+changed: the shared shape's plan spent 0.11 s in `recleared` diffing each pending key
+against every other manifest's deletes on its stage (other farms: nothing in common); the
+action lines are kept in parts, a shared point list one part, and printed in 1 MiB pieces
+(JSON 0.13 -> 0.06 s, and 50 MB less RSS); pydantic no longer looks for plugins (~5 ms).
+
+What stands between this and 3x is fixed cost, not the work: a plan of one cell takes
+0.23-0.25 s of CPU (the 3x budget is 0.39 s), of which typer and pydantic (imported, typer
+building every command and a pydantic adapter per option, manifests' models) are ~0.15 s;
+the work itself is at the floor's pace (ID files 0.056 s against the floor's 0.05 s with
+validation, ledger 0.06 s against 0.065 s). Beyond the floor, plan hashes and writes its
+60 MB of JSON (sha256 of the action lines ~0.05 s, the floor prints one line). Left: with
+a local ledger and no reconcile.yaml, `gitsync` (through `store.base_from_env`, ~9 ms),
+`config`'s pydantic models (through `settings` and `gitsync.lease`, ~12 ms) and `apply`
+(through `render.review`'s MISSING and writable, ~12 ms) are imported though unused.
 """
 
 from __future__ import annotations
@@ -275,7 +286,9 @@ d = diff(loaded.manifests, led)
 t4 = time.process_time()
 p = build_plan(d, Options(), manifest_paths=["manifests"])
 t5 = time.process_time()
-text = planfile.dumps(p)
+with open(".breakdown.json", "wb") as out:  # as the CLI writes it: encoded pieces, never one str
+    for piece in planfile.encoded(p):
+        out.write(piece)
 t6 = time.process_time()
 print(json.dumps([
     ["imports (typer, pydantic, core)", t1 - t0],
@@ -283,7 +296,7 @@ print(json.dumps([
     ["read and verify the ledger", t3 - t2],
     ["diff", t4 - t3],
     ["build_plan", t5 - t4],
-    ["render JSON (planfile.dumps)", t6 - t5],
+    ["render and write JSON (planfile.encoded)", t6 - t5],
 ]))
 """
 
