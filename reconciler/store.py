@@ -316,8 +316,37 @@ def base_config(cfg: RepoConfig | None, base: str) -> RepoConfig | None:
 
 
 def base_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """The commit a pull request's changes are relative to, from CI's own variables
-    (`gitsync.review.base_from_env`)."""
-    from reconciler.gitsync.review import base_from_env as from_env
+    """The commit a pull request's changes are relative to: GitLab's merge-request diff
+    base, or the base of a GitHub `pull_request` event (the merge commit's first parent).
+    CI's own variables only, no git: a plan outside CI imports nothing of `gitsync`."""
+    env = os.environ if env is None else env
+    if env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA"):
+        return env["CI_MERGE_REQUEST_DIFF_BASE_SHA"]
+    if env.get("GITHUB_EVENT_NAME", "").startswith("pull_request") and env.get("GITHUB_EVENT_PATH"):
+        return _event_base(env["GITHUB_EVENT_PATH"])
+    return None
 
-    return from_env(env)
+
+EVENT_MAX_BYTES = 25 << 20  # GitHub's event payloads are at most 25 MB
+
+
+def _event_base(path: str) -> str | None:
+    """The base commit of a pull-request event file. A file that cannot be read as one
+    (a device, nesting past the decoder, not JSON) is an error: taken as "no pull request",
+    it would let the pull request's own settings apply."""
+    from reconciler import yamlsource
+
+    try:
+        event = yamlsource.loads_json(yamlsource.read_regular(path, EVENT_MAX_BYTES))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ReconcilerError(
+            f"GITHUB_EVENT_PATH {path}: cannot read the event: {exc.strerror or exc}"
+        ) from exc
+    except ValueError as exc:
+        raise ReconcilerError(f"GITHUB_EVENT_PATH {path}: not a JSON event ({exc})") from exc
+    pr = event.get("pull_request") if isinstance(event, dict) else None
+    base = pr.get("base") if isinstance(pr, dict) else None
+    sha = base.get("sha") if isinstance(base, dict) else None
+    return sha if isinstance(sha, str) else None

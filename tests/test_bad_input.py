@@ -92,7 +92,7 @@ def test_emulator_port_out_of_range(repo: Path, port: str) -> None:
 
 
 def test_a_good_event_still_gives_the_base(repo: Path) -> None:
-    from reconciler.gitsync.review import base_from_env
+    from reconciler.store import base_from_env
 
     write(repo / "e.json", json.dumps({"pull_request": {"base": {"sha": "abc"}}}))
     env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(repo / "e.json")}

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from reconciler.apply.gateways import MISSING, Gateways, status_of, writable
+from reconciler.apply.gateways import Gateways, status_of
 from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
 from reconciler.apply.stages import stage_warnings
 from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Outcome, Reporter
 from reconciler.errors import LedgerMoved, LedgerWriteError, PlanError
 from reconciler.ledger import LedgerWriter
 from reconciler.plan import Plan
-from reconciler.plan.values import PipelineRef
+from reconciler.plan.values import MISSING, PipelineRef, writable
 
 if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
     from reconciler.enos import Pipeline

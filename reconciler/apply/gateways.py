@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.errors import ApplyRefused
-from reconciler.plan.values import PipelineRef
+from reconciler.plan.values import MISSING, PipelineRef
 
 if TYPE_CHECKING:  # httpx is imported only when a client is made: `plan` never needs it
     from reconciler.enos import EnosClient, Pipeline
@@ -101,15 +101,8 @@ class Gateways:
 
 
 FIRST_POLL = 0.1  # seconds before the second status read of a pause or start (then doubled)
-MISSING = "MISSING"  # a pipeline List Pipelines does not return: never written to
 
 
 def status_of(statuses: Mapping[PipelineRef, Pipeline], ref: PipelineRef) -> str:
     """A pipeline's status; one List Pipelines does not return is MISSING."""
     return statuses[ref].status if ref in statuses else MISSING
-
-
-def writable(status: str) -> bool:
-    """DESIGN "Is it paused?": only PAUSED may be written to; RUNNING, STOPPED, PUBLISHED,
-    unknown and MISSING block. The one place this rule is written."""
-    return status == "PAUSED"

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from reconciler.apply.gateways import Gateways, status_of, writable
+from reconciler.apply.gateways import Gateways, status_of
 from reconciler.apply.journal import Journal
 from reconciler.apply.values import ApplyOptions, ApplyResult, EarlierPause, Reporter, Resume
 from reconciler.errors import ApplyRefused, EnosError
-from reconciler.plan.values import PendingResume, PipelineRef
+from reconciler.plan.values import PendingResume, PipelineRef, writable
 
 if TYPE_CHECKING:
     from reconciler.enos import Pipeline

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from reconciler.apply.gateways import MISSING, status_of, writable
+from reconciler.apply.gateways import status_of
 from reconciler.apply.values import ApplyOptions, ApplyResult, Reporter, Resume
 from reconciler.errors import ApplyRefused, Hint
 from reconciler.plan import Action
-from reconciler.plan.values import PipelineRef
+from reconciler.plan.values import MISSING, PipelineRef, writable
 from reconciler.words import plural
 
 if TYPE_CHECKING:

@@ -8,14 +8,12 @@ what only `reconcile apply` writes.
 - `check_pull_request`: the PR plan job fails when the pull request changes the ledger
   or its lease file (unless it puts back exactly the anchored ledger), and reads
   reconcile.yaml from the base: gateways and credential names never come from the
-  pull request (`base_file`).
-- `base_from_env`: the base commit of a pull/merge request, from GitHub's or GitLab's
-  own variables.
+  pull request (`base_file`). Which commit is the base, CI's variables say
+  (`store.base_from_env`).
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -108,42 +106,6 @@ def _path_of(status_line: str) -> str:
     """The path of a porcelain line: after its status (`XY`, whose leading space the first
     line loses to `Git.ok`'s strip), the new name of a rename."""
     return status_line.split(maxsplit=1)[-1].split(" -> ")[-1].strip().strip('"')
-
-
-def base_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """The commit a pull request's changes are relative to: GitLab's merge-request diff
-    base, or the base of a GitHub `pull_request` event (the merge commit's first parent)."""
-    env = os.environ if env is None else env
-    if env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA"):
-        return env["CI_MERGE_REQUEST_DIFF_BASE_SHA"]
-    if env.get("GITHUB_EVENT_NAME", "").startswith("pull_request") and env.get("GITHUB_EVENT_PATH"):
-        return _event_base(env["GITHUB_EVENT_PATH"])
-    return None
-
-
-EVENT_MAX_BYTES = 25 << 20  # GitHub's event payloads are at most 25 MB
-
-
-def _event_base(path: str) -> str | None:
-    """The base commit of a pull-request event file. A file that cannot be read as one
-    (a device, nesting past the decoder, not JSON) is an error: taken as "no pull request",
-    it would let the pull request's own settings apply."""
-    from reconciler import yamlsource
-
-    try:
-        event = yamlsource.loads_json(yamlsource.read_regular(path, EVENT_MAX_BYTES))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ReconcilerError(
-            f"GITHUB_EVENT_PATH {path}: cannot read the event: {exc.strerror or exc}"
-        ) from exc
-    except ValueError as exc:
-        raise ReconcilerError(f"GITHUB_EVENT_PATH {path}: not a JSON event ({exc})") from exc
-    pr = event.get("pull_request") if isinstance(event, dict) else None
-    base = pr.get("base") if isinstance(pr, dict) else None
-    sha = base.get("sha") if isinstance(base, dict) else None
-    return sha if isinstance(sha, str) else None
 
 
 def base_file(git: Git, remote: str, base: str, path: str) -> bytes | None:

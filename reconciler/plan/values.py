@@ -326,3 +326,12 @@ class Recleared:
             "firstAt": self.first_at,
             "lastAt": self.last_at,
         }
+
+
+MISSING = "MISSING"  # a pipeline List Pipelines does not return: never written to
+
+
+def writable(status: str) -> bool:
+    """DESIGN "Is it paused?": only PAUSED may be written to; RUNNING, STOPPED, PUBLISHED,
+    unknown and MISSING block. The one place this rule is written."""
+    return status == "PAUSED"

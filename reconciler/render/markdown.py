@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
-from reconciler.apply import MISSING
 from reconciler.manifests import IdSource, LoadResult, Manifest
 from reconciler.plan import Plan
-from reconciler.plan.values import PipelineRef
+from reconciler.plan.values import MISSING, PipelineRef
 from reconciler.render.markdown_ids import code, shared_details, text
 from reconciler.render.plan import (
     GITHUB_COMMENT_LIMIT,

@@ -15,9 +15,8 @@ from dataclasses import dataclass, replace
 
 from rich.markup import escape
 
-from reconciler.apply import writable
 from reconciler.plan import Action, Plan
-from reconciler.plan.values import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey
+from reconciler.plan.values import KeyDiff, PendingGroup, PipelineRef, RenameHint, StageKey, writable
 from reconciler.render.review import (
     LiveStatus,
     Review,

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import durations
-from reconciler.apply import MISSING, writable
 from reconciler.manifests import IdSource
 from reconciler.plan import Plan
 from reconciler.plan.rollout import (
@@ -24,7 +23,7 @@ from reconciler.plan.rollout import (
     rollout,
     stages,
 )
-from reconciler.plan.values import PipelineRef, Policy, Recleared
+from reconciler.plan.values import MISSING, PipelineRef, Policy, Recleared, writable
 from reconciler.words import plural
 
 
