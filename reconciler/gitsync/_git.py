@@ -23,6 +23,7 @@ from reconciler.errors import GitSyncError, PushRefused
 DEFAULT_NAME = "reconcile-bot"
 DEFAULT_EMAIL = "reconcile-bot@users.noreply.github.com"
 DEFAULT_TIMEOUT = 60.0
+_INDEXES_KEPT = 4  # a publish commits on the branch's last commit and on the anchor's
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 
@@ -77,6 +78,9 @@ class Git:
         self.timeout = timeout
         self._shallow: bool | None = None
         self._written: set[str] = set()  # ids of the blobs this runner wrote
+        self._no_push_options: set[str] = set()  # remotes that said they take none
+        self._tops: dict[Path, Path] = {}  # work tree -> its top, once asked
+        self._indexes: dict[str, bytes] = {}  # commit -> the index file its tree was written from
 
     def run(
         self,
@@ -119,7 +123,9 @@ class Git:
     # --- reading ------------------------------------------------------------------------
 
     def toplevel(self) -> Path:
-        return Path(self.ok("rev-parse", "--show-toplevel")).resolve()
+        if self.worktree not in self._tops:
+            self._tops[self.worktree] = Path(self.ok("rev-parse", "--show-toplevel")).resolve()
+        return self._tops[self.worktree]
 
     def head(self) -> str | None:
         proc = self.run("rev-parse", "--verify", "-q", "HEAD^{commit}")
@@ -133,15 +139,25 @@ class Git:
     def has_object(self, sha: str) -> bool:
         return self.succeeds("cat-file", "-e", f"{sha}^{{commit}}")
 
+    def commits_here(self, shas: Sequence[str]) -> set[str]:
+        """Those of `shas` that name a commit this clone holds (`has_object` for each, in
+        one `cat-file --batch-check`)."""
+        if not shas:
+            return set()
+        proc = self.run(
+            "cat-file", "--batch-check", stdin="".join(f"{s}^{{commit}}\n" for s in shas).encode()
+        )
+        if proc.returncode != 0:
+            return {sha for sha in shas if self.has_object(sha)}
+        lines = proc.stdout.decode(errors="replace").splitlines()
+        return {sha for sha, line in zip(shas, lines, strict=False) if line.split()[1:2] == ["commit"]}
+
     def blob(self, commit: str | None, path: str) -> bytes | None:
         """The file at `path` in `commit`; None when either does not exist."""
         if commit is None:
             return None
         proc = self.run("cat-file", "blob", f"{commit}:{path}")
         return proc.stdout if proc.returncode == 0 else None
-
-    def message(self, commit: str) -> str:
-        return self.ok("log", "-1", "--format=%B", commit)
 
     def ls_remote(self, remote: str, *refs: str) -> dict[str, str]:
         """The remote's `refs` that exist, with their commits (one round trip)."""
@@ -220,18 +236,30 @@ class Git:
     ) -> str:
         """A commit whose tree is `base`'s (default: `parent`'s; none: empty) with `files`
         written (None: removed); the work tree and the real index are not touched. The
-        blobs are written by one `hash-object` and the index by one `update-index`."""
+        blobs are written by one `hash-object` and the index by one `update-index`. The
+        index starts as the one this runner built for the commit it starts from, when it
+        built it (each renewal commits on the last), else from `read-tree`; none for none."""
         with tempfile.TemporaryDirectory(prefix="reconcile-index-") as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            index = Path(tmp) / "index"
+            env = {"GIT_INDEX_FILE": str(index)}
             start = base if base is not None else parent
-            self.ok("read-tree", start, env=env) if start else self.ok("read-tree", "--empty", env=env)
+            if start and start in self._indexes:
+                index.write_bytes(self._indexes[start])
+            elif start:
+                self.ok("read-tree", start, env=env)
             written = sorted((p, d) for p, d in files.items() if d is not None)
             info = [f"100644 {sha}\t{path}\n" for path, sha in self._blobs(tmp, written)]
             info += [f"0 {'0' * 40}\t{p}\n" for p, d in sorted(files.items()) if d is None]
             self.ok("update-index", "--index-info", stdin="".join(info).encode(), env=env)
             tree = self.ok("write-tree", env=env)
+            built = index.read_bytes() if index.exists() else None
         parents = ["-p", parent] if parent else []
-        return self.ok("-c", "commit.gpgsign=false", "commit-tree", tree, *parents, stdin=message.encode())
+        commit = self.ok("-c", "commit.gpgsign=false", "commit-tree", tree, *parents, stdin=message.encode())
+        if built is not None:
+            self._indexes[commit] = built
+            while len(self._indexes) > _INDEXES_KEPT:
+                del self._indexes[next(iter(self._indexes))]
+        return commit
 
     def _blobs(self, tmp: str, files: Sequence[tuple[str, bytes]]) -> Iterator[tuple[str, str]]:
         """(path, blob id) of each file, each blob written once by one `hash-object`: a
@@ -260,10 +288,13 @@ class Git:
         leases = [f"--force-with-lease={u.ref}:{u.old or ''}" for u in updates]
         specs = [f"{u.new}:{u.ref}" for u in updates]
         base = ["push", "--porcelain", "--no-verify", "--atomic", *leases]
-        flags = [f"--push-option={o}" for o in options]
+        # A remote that refused push options once is not offered them again: every renewal
+        # would otherwise cost it a refused push first.
+        flags = [] if remote in self._no_push_options else [f"--push-option={o}" for o in options]
         proc = self.run(*base, *flags, *end_of_options(remote), *specs)
         text = (proc.stdout + proc.stderr).decode(errors="replace")
         if proc.returncode != 0 and flags and "does not support push options" in text:
+            self._no_push_options.add(remote)
             proc = self.run(*base, *end_of_options(remote), *specs)
             text = (proc.stdout + proc.stderr).decode(errors="replace")
         if proc.returncode == 0:

@@ -28,7 +28,7 @@ from typing import Protocol
 
 from reconciler import ledger as ledger_io
 from reconciler.errors import GitSyncError
-from reconciler.gitsync._git import Git, RefUpdate, blob_id, end_of_options, redact
+from reconciler.gitsync._git import Git, RefUpdate, blob_id, end_of_options, redact, stderr
 
 ANCHOR_REF = "refs/reconcile/anchor"
 SKIP_CI = "[skip ci]"  # GitHub and GitLab skip pipelines for a head commit that says so
@@ -208,6 +208,7 @@ class GitRemote:
         self.push_options = tuple(push_options)
         self._blobs: dict[str, bytes] = {}  # blob id -> contents: a ledger's files never change
         self._top: Path | None = None  # the work tree's top, once asked
+        self._anchors: dict[str, Anchor | None] = {}  # anchor commit -> what it holds
 
     def _files(self, commit: str | None, paths: Sequence[str]) -> dict[str, bytes]:
         """The files of `commit` at or under `paths` (all when none). Only blobs this run has
@@ -245,33 +246,46 @@ class GitRemote:
         refs = [
             (r, _SEEN + ("anchor" if r == ANCHOR_REF else "branch")) for r in (ref, ANCHOR_REF) if r in found
         ]
-        missing = [f"+{src}:{dst}" for src, dst in refs if not self.git.has_object(found[src])]
+        here = self.git.commits_here([found[src] for src, _ in refs])
+        missing = [(src, dst) for src, dst in refs if found[src] not in here]
         if missing:
-            self.git.fetch(self.target, *missing)
-        head = self._resolve(found.get(ref), _SEEN + "branch")
-        anchor_commit = self._resolve(found.get(ANCHOR_REF), _SEEN + "anchor")
+            self.git.fetch(self.target, *(f"+{src}:{dst}" for src, dst in missing))
+            here |= self.git.commits_here([found[src] for src, _ in missing])
+        head = self._resolve(found.get(ref), _SEEN + "branch", here)
+        anchor_commit = self._resolve(found.get(ANCHOR_REF), _SEEN + "anchor", here)
         tree = self._files(head, [*paths, *dirs]) if head else {}
         files: dict[str, bytes | None] = {p: tree.get(p) for p in paths}
         files.update({p: d for p, d in tree.items() if p not in files})
         return RemoteState(head, files, self._anchor(anchor_commit))
 
-    def _resolve(self, sha: str | None, local_ref: str) -> str | None:
+    def _resolve(self, sha: str | None, local_ref: str, here: set[str]) -> str | None:
         if sha is None:
             return None
-        if self.git.has_object(sha):
+        if sha in here:
             return sha
         return self.git.ok("rev-parse", "--verify", f"{local_ref}^{{commit}}")  # moved since ls-remote
 
     def _anchor(self, commit: str | None) -> Anchor | None:
+        """The anchor `commit` holds; read once per run (a commit never changes), so a
+        renewal that finds the anchor it last read asks git nothing more about it."""
         if commit is None:
             return None
-        parsed = parse_anchor_message(self.git.message(commit))
+        if commit not in self._anchors:
+            self._anchors[commit] = self._read_anchor(commit)
+        return self._anchors[commit]
+
+    def _read_anchor(self, commit: str) -> Anchor | None:
+        # who made it and when, then its message, in one `git log`
+        proc = self.git.run("log", "-1", "--format=%an <%ae>, %cI%x00%B", commit)
+        if proc.returncode != 0:
+            raise GitSyncError(f"git log failed: {stderr(proc)}")
+        made, _, message = proc.stdout.partition(b"\0")
+        parsed = parse_anchor_message(message.decode().strip())
         if parsed is None:
             return None
         ledger_path, branch, published = parsed
         files = self._files(commit, [])  # an anchor holds only the ledger
-        made = self.git.run("log", "-1", "--format=%an <%ae>, %cI", commit).stdout.decode(errors="replace")
-        return Anchor(commit, ledger_path, branch, published, files, made.strip())
+        return Anchor(commit, ledger_path, branch, published, files, made.decode(errors="replace").strip())
 
     def publish(
         self, branch: str, seen: RemoteState, files: Files, message: str, ledger_path: str
