@@ -74,23 +74,26 @@ def bare_origin(
     env: Mapping[str, str] | None = None,
     name: str = "origin.git",
 ) -> Path:
-    """A bare `parent/name` whose main holds one commit made by a person in `parent/seed`:
-    `files` (path -> text), or whatever the callable writes into the seed worktree."""
+    """A bare `parent/name` whose main holds one commit made by a person from `parent/seed`:
+    `files` (path -> text), or whatever the callable writes into that directory. The commit
+    is made in the bare repository itself, with `seed` as its work tree (what a clone, a
+    commit and a push to it would leave there, in two git calls instead of a dozen)."""
     bare = parent / name
     git(parent, "init", "-q", "--bare", "-b", "main", str(bare), env=env)
     for key, value in config.items():
         git(bare, "config", key, value, env=env)
     seed = parent / "seed"
-    git(parent, "clone", "-q", str(bare), str(seed), env=env)
+    seed.mkdir()
     if callable(files):
         files(seed)
     else:
         for path, text in files.items():
             (seed / path).parent.mkdir(parents=True, exist_ok=True)
             (seed / path).write_text(text)
-    git(seed, "add", ".", env=env)
-    git(seed, "commit", "-qm", "seed", env=person(env))
-    git(seed, "push", "-q", "origin", "HEAD:main", env=env)
+    where = ["--git-dir", str(bare), "--work-tree", str(seed)]
+    index = {"GIT_INDEX_FILE": str(parent / "seed.index")}  # the bare repository keeps none
+    git(parent, *where, "add", "-A", env={**(os.environ if env is None else env), **index})
+    git(parent, "-c", "maintenance.auto=false", *where, "commit", "-qm", "seed", env={**person(env), **index})
     return bare
 
 
