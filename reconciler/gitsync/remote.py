@@ -209,11 +209,15 @@ class GitRemote:
         self._blobs: dict[str, bytes] = {}  # blob id -> contents: a ledger's files never change
         self._top: Path | None = None  # the work tree's top, once asked
         self._anchors: dict[str, Anchor | None] = {}  # anchor commit -> what it holds
+        self._trees: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}  # (commit, paths) -> blob ids
 
     def _files(self, commit: str | None, paths: Sequence[str]) -> dict[str, bytes]:
         """The files of `commit` at or under `paths` (all when none). Only blobs this run has
         not read before are read: each renewal reads what changed, not the whole ledger."""
-        entries = self.git.tree_entries(commit, paths)
+        key = (commit or "", tuple(paths))
+        if key not in self._trees:  # a commit's tree never changes
+            self._trees[key] = self.git.tree_entries(commit, paths)
+        entries = self._trees[key]
         unknown = {sha for sha in entries.values() if sha not in self._blobs}
         if unknown:
             self._from_worktree({p: sha for p, sha in entries.items() if sha in unknown})

@@ -185,13 +185,17 @@ class LedgerRepo:
         if self._checked:
             return
         off = "or set ledger.git.enabled: false in reconcile.yaml to keep the ledger in this directory only"
+        is_url = "://" in self.remote_target or ":" in self.remote_target
+        # a remote's URL is found only in a git repository: one question when all is well
+        if not is_url and self.git.succeeds("remote", "get-url", self.remote_target):
+            self._checked = True
+            return
         if not self.git.succeeds("rev-parse", "--git-dir"):
             raise GitSyncError(
                 f"{self.worktree.resolve()} is not a git repository, but reconcile.yaml keeps the "
                 f"ledger in git (ledger.git): run this in a clone of the manifests repository, {off}"
             )
-        is_url = "://" in self.remote_target or ":" in self.remote_target
-        if not is_url and not self.git.succeeds("remote", "get-url", self.remote_target):
+        if not is_url:
             raise GitSyncError(
                 f"this repository has no remote {self.remote.name!r}, but reconcile.yaml keeps the ledger "
                 f"on {self.where} (ledger.git): add it (git remote add {self.remote.name} URL), "
