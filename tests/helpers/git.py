@@ -58,9 +58,15 @@ def person(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    """`git args` in `cwd`; its stdout, stripped. A failure fails the test with git's stderr."""
+    """`git args` in `cwd`; its stdout, stripped. A failure fails the test with git's stderr.
+    A test's own git does no housekeeping after a commit, fetch or pull (`maintenance.auto`):
+    a process each time, and no part of what is tested."""
     proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=None if env is None else dict(env), capture_output=True, text=True
+        ["git", "-c", "maintenance.auto=false", *args],
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
     return proc.stdout.strip()
@@ -80,7 +86,8 @@ def bare_origin(
     commit and a push to it would leave there, in two git calls instead of a dozen)."""
     bare = parent / name
     git(parent, "init", "-q", "--bare", "-b", "main", str(bare), env=env)
-    for key, value in config.items():
+    # A hosted remote does its housekeeping on its own time, not in the push (`git gc --auto`)
+    for key, value in {"receive.autogc": "false", **config}.items():
         git(bare, "config", key, value, env=env)
     seed = parent / "seed"
     seed.mkdir()
@@ -93,7 +100,7 @@ def bare_origin(
     where = ["--git-dir", str(bare), "--work-tree", str(seed)]
     index = {"GIT_INDEX_FILE": str(parent / "seed.index")}  # the bare repository keeps none
     git(parent, *where, "add", "-A", env={**(os.environ if env is None else env), **index})
-    git(parent, "-c", "maintenance.auto=false", *where, "commit", "-qm", "seed", env={**person(env), **index})
+    git(parent, *where, "commit", "-qm", "seed", env={**person(env), **index})
     return bare
 
 
