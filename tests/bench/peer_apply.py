@@ -1,10 +1,18 @@
 """The apply peer: what a plain one-off script spends on the same deletes, as a whole process.
 
-    ENOS_APP_KEY=… ENOS_APP_SECRET=… python tests/bench/peer_apply.py GATEWAY MANIFESTS_DIR CONCURRENCY
+    ENOS_APP_KEY=… ENOS_APP_SECRET=… python tests/bench/peer_apply.py GATEWAY MANIFESTS_DIR CONCURRENCY [--canary]
 
 One token call, one List Pipelines call (all must be PAUSED), then the 400 signed
 Delete Stage State calls from CONCURRENCY threads over one pooled httpx client. No
 ledger, no retries, no plan: the bare cost of the calls `reconcile apply` makes.
+
+With --canary, the calls of apply's canary too (DESIGN "Gentle on production"), as
+plainly as they can be made: one thread takes the stages in order; for each it reads the
+first request's cells and the next request's (two reads at once, while other stages'
+deletes go on), sends the first request once no delete is in flight and holds every
+other delete meanwhile, reads both again (at once), checks that the first's cells hold
+nothing and the next's hold what they held, then lets the stage's other requests go to
+the pool and moves on to the next stage.
 Signing follows DESIGN "EnOS contract decisions", re-implemented here in a few lines
 so that the peer imports nothing of reconciler. The requests are the benchmark's
 plan (see `apply.py`): per manifest `bench-M` (pipeline `pipeM`), per stage, the
@@ -75,11 +83,57 @@ def requests(manifests_dir):
     return out
 
 
+class Gate:
+    """Deletes go together; a canary's delete and read-back go alone, ahead of any waiting."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.sending = self.waiting = 0
+        self.checking = False
+
+    def send(self, fn):
+        with self.cond:
+            self.cond.wait_for(lambda: not self.checking and not self.waiting)
+            self.sending += 1
+        try:
+            return fn()
+        finally:
+            with self.cond:
+                self.sending -= 1
+                self.cond.notify_all()
+
+    def check(self, fn):
+        with self.cond:
+            self.waiting += 1
+            self.cond.wait_for(lambda: not self.checking and not self.sending)
+            self.waiting -= 1
+            self.checking = True
+        try:
+            return fn()
+        finally:
+            with self.cond:
+                self.checking = False
+                self.cond.notify_all()
+
+
+def holding(items, assets):
+    if isinstance(items, dict):
+        items = items.get("items", [])
+    wanted = set(assets)
+    return {
+        (i["assetId"], i["pointId"])
+        for i in items
+        if i.get("assetId") in wanted and i.get("pointId") == POINT
+    }
+
+
 def main(argv):
     gateway, manifests_dir, concurrency = argv[0], argv[1], int(argv[2])
+    canary = "--canary" in argv[3:]
     key, secret = os.environ["ENOS_APP_KEY"], os.environ["ENOS_APP_SECRET"]
     todo = requests(manifests_dir)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    connections = concurrency + (2 if canary else 0)  # the canary's two reads go alongside the deletes
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     with httpx.Client(base_url=gateway, limits=limits, timeout=30.0) as http:
         tok = token(http, key, secret)
         query = {"orgId": ORG, "ifReleased": "true", "pageNo": "1", "pageSize": "100"}
@@ -88,7 +142,7 @@ def main(argv):
         if any(status.get(pipe) != "PAUSED" for pipe, _, _ in todo):
             raise SystemExit(f"not all pipelines paused: {status}")
 
-        def delete(req):
+        def state(action, req):
             pipe, stage, assets = req
             body = {
                 "pipelineId": pipe,
@@ -96,13 +150,49 @@ def main(argv):
                 "assetIds": ",".join(assets),
                 "pointIds": POINT,
             }
-            q = {"action": "delete", "orgId": ORG}
-            if call(http, tok, secret, "POST", STAGE_STATE_PATH, q, json.dumps(body).encode()) is not True:
-                raise SystemExit(f"delete not confirmed: {pipe} {stage}")
+            q = {"action": action, "orgId": ORG}
+            return call(http, tok, secret, "POST", STAGE_STATE_PATH, q, json.dumps(body).encode())
+
+        def delete(req):
+            if state("delete", req) is not True:
+                raise SystemExit(f"delete not confirmed: {req[0]} {req[1]}")
 
         with ThreadPoolExecutor(concurrency) as pool:
-            done = sum(1 for _ in pool.map(delete, todo))
+            if not canary:
+                done = sum(1 for _ in pool.map(delete, todo))
+            else:
+                done = canaried(pool, todo, state, delete)
     print(f"{done} deletes")
+
+
+def canaried(pool, todo, state, delete):
+    """Each stage's first request checked by reading back, before its others go to `pool`."""
+    gate = Gate()
+    stages = {}
+    for req in todo:
+        stages.setdefault((req[0], req[1]), []).append(req)
+    futures = []
+    with ThreadPoolExecutor(1) as reader:  # the next request's reads, alongside the first's
+        for reqs in stages.values():
+            first, following = reqs[0], (reqs[1] if len(reqs) > 1 else None)
+
+            def read_following(following=following):
+                return holding(state("get", following), following[2]) if following else set()
+
+            theirs = reader.submit(read_following)
+            state("get", first)  # apply's canary reads its cells first too
+            before = theirs.result()
+
+            def check(first=first, read_following=read_following):
+                delete(first)
+                after = reader.submit(read_following)
+                return holding(state("get", first), first[2]), after.result()
+
+            still, after = gate.check(check)
+            if still or before - after:
+                raise SystemExit(f"canary: {first[0]} {first[1]}: the gateway did not do what it answered")
+            futures += [pool.submit(gate.send, lambda r=r: delete(r)) for r in reqs[1:]]
+    return len(stages) + sum(1 for f in futures if f.result() is None)
 
 
 if __name__ == "__main__":
