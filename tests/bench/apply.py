@@ -36,6 +36,8 @@ average before and after; CPU: user + system of each process, every run):
 | | | | no canary | 3.057 s | 3.828 s | 1.25x | 1.71-1.81 / 0.63-0.71 s |
 | 22:04, `--runs 3` | 5e15bbf | 4.0-5.8 | canary | 10.261 s | 10.837 s | 1.06x | 1.82-2.12 / 1.15-1.35 s |
 | | | | no canary | 3.203 s | 3.723 s | 1.16x | 1.15-1.32 / 0.59-0.69 s |
+| 22:12, `--runs 3` | 08a12e7 | 2.1-2.7 | canary | 10.264 s | 10.809 s | 1.05x | 1.99-2.17 / 1.23-1.27 s |
+| | | | no canary | 3.161 s | 3.661 s | 1.16x | 1.25-1.32 / 0.60-0.69 s |
 The first row compared unlike work: apply's canary (40 stages, each read, deleted alone
 and read again) against a peer that sent deletes only (and, one emulator for every run,
 the reads after the first run found no state). ff6174e runs with this script from
