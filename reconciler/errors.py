@@ -30,11 +30,26 @@ class Diagnostic:
 
 
 class Hint(str, Enum):
-    """A setting that would get past an error, named neutrally: the core says what went
-    wrong and which setting helps; the CLI says how its command spells it (review L-1)."""
+    """A setting that would get past an error, or that a message is about, named
+    neutrally: the core says what went wrong and which setting helps; the CLI says how its
+    command spells it (review L-1). A hint may carry the setting's value (`hint_value`)."""
 
     PAUSE_PIPELINES = "pause_pipelines"
     LEDGER_IN_GIT = "ledger_in_git"
+    LEDGER_MISSING = "ledger_missing"  # the ledger named does not exist: its path may be wrong
+    LEDGER_NONE_YET = "ledger_none_yet"  # planning against no ledger: nothing applied, or the wrong path
+    LEDGER_SEGMENT = "ledger_segment"  # a segment named as the ledger (value: the main file)
+    TARGETS = "targets"  # a target that names no manifest
+    START_PIPELINE = "start_pipeline"  # a start in doubt to settle, as ORG/PIPELINE
+    RESEND_IN_DOUBT = "resend_in_doubt"
+    KAFKA_RATE = "kafka_rate"
+    SNAPSHOT = "snapshot"  # the evidence file (value: its path)
+    SNAPSHOT_PER_RUN = "snapshot_per_run"  # each run's evidence is in its own file
+    START_TIMEOUT = "start_timeout"  # (value: the timeout, in words)
+    COUNTS = "counts"  # show's first N or last N (value: which, "limit" or "tail")
+    IGNORE_WINDOW = "ignore_window"
+    ALLOW_UNREVIEWED = "allow_unreviewed"
+    SAVED_PLAN = "saved_plan"  # make the saved plan again
 
 
 class ReconcilerError(Exception):
@@ -43,11 +58,26 @@ class ReconcilerError(Exception):
 
     exit_code = 1
     hint: Hint | None = None
+    hint_value: str = ""
 
-    def __init__(self, *args: object, hint: Hint | None = None) -> None:
+    def __init__(self, *args: object, hint: Hint | None = None, hint_value: str = "") -> None:
         super().__init__(*args)
         if hint is not None:
-            self.hint = hint
+            self.hint, self.hint_value = hint, hint_value
+
+
+class Hinted(str):
+    """A note or warning (not an error) with a `Hint`: the same text to a library caller,
+    the CLI's advice added where it shows it (`settings.advice`). Joining or formatting
+    it gives a plain `str`, so it is handed on whole."""
+
+    hint: Hint
+    hint_value: str
+
+    def __new__(cls, text: str, hint: Hint, hint_value: str = "") -> Hinted:
+        said = super().__new__(cls, text)
+        said.hint, said.hint_value = hint, hint_value
+        return said
 
 
 class InputError(ReconcilerError):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import ledger as ledger_mod
 from reconciler import manifests
-from reconciler.errors import ApplyRefused, LedgerMoved, PlanError, ReconcilerError
+from reconciler.errors import ApplyRefused, Hint, Hinted, LedgerMoved, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan, diff, skim, starts_in_doubt
 from reconciler.plan import file as planfile
 from reconciler.plan.values import PipelineRef
@@ -49,8 +49,10 @@ class Planned:
         out = list(self.ledger.warnings)
         if not self.ledger.exists:
             out.append(
-                f"{self.ledger.path} does not exist: planning against an empty ledger "
-                "(nothing applied yet, or a wrong --ledger?)"
+                Hinted(
+                    f"{self.ledger.path} does not exist: planning against an empty ledger",
+                    Hint.LEDGER_NONE_YET,
+                )
             )
         out.extend(str(d) for d in self.loaded.warnings)
         out.extend(self.start_warnings)
@@ -82,7 +84,7 @@ def _load(paths: Sequence[str], options: Options) -> manifests.LoadResult:
     loaded = manifests.load_or_raise(paths)
     unknown = sorted(set(options.targets) - {m.name for m in loaded.manifests})
     if unknown:
-        raise PlanError(f"--target names no manifest: {_did_you_mean(unknown, loaded)}")
+        raise PlanError(f"no manifest is named {_did_you_mean(unknown, loaded)}", hint=Hint.TARGETS)
     return loaded
 
 
@@ -369,8 +371,11 @@ def _deferral(settings: ApplySettings, reporter: Reporter) -> Deferred | None:
         return None
     if settings.window_override is not None:
         reporter.note(
-            f"warning: --ignore-window: {state.words()}; applying anyway, every record of this run "
-            f'says "windowOverride": {settings.window_override!r}'
+            Hinted(
+                f"warning: {state.words()}; applying anyway, as the window is overridden: every record of "
+                f'this run says "windowOverride": {settings.window_override!r}',
+                Hint.IGNORE_WINDOW,
+            )
         )
         return None
     return windows.Deferred(state.reason or windows.OUTSIDE, state.until)
@@ -452,9 +457,10 @@ def _publish_result(session: Session | None, result: ApplyResult, reporter: Repo
 def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
     if not Path(ledger_path).exists():
         raise ApplyRefused(
-            f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in --ledger or the "
+            f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in its path or the "
             "wrong directory must never re-clear everything: check the path, or create an empty "
-            "ledger (`reconcile init` does) if nothing was ever applied"
+            "ledger (`reconcile init` does) if nothing was ever applied",
+            hint=Hint.LEDGER_MISSING,
         )
     if saved is not None:
         loaded, led = _load_and_read(saved.manifests, saved.options, ledger_path)
@@ -576,7 +582,7 @@ def resolve_start(
     again. With the ledger in git, from the remote's latest ledger, pushed before returning."""
     org, _, pid = pipeline.partition("/")
     if not org or not pid or "/" in pid:
-        raise PlanError(f"--start takes ORG/PIPELINE (e.g. o1/p1), not {pipeline!r}")
+        raise PlanError(f"{pipeline!r} is not ORG/PIPELINE (e.g. o1/p1)", hint=Hint.START_PIPELINE)
     ref = PipelineRef(org, pid)
     with store.open_write(_quiet) as ledger:
         ledger.refuse_if_leased()
@@ -614,8 +620,8 @@ def refuse_held(state: LiveState) -> None:
     if held:
         raise ReconcilerError(
             f"{plural(held, 'in-doubt cell')} still {'holds' if held == 1 else 'hold'} state, so their "
-            "deletes did not take effect (or the state was rebuilt since); nothing was recorded. "
-            "Re-send them with `reconcile apply --resend-in-doubt`"
+            "deletes did not take effect (or the state was rebuilt since); nothing was recorded.",
+            hint=Hint.RESEND_IN_DOUBT,
         )
 
 

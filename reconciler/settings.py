@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.args import DEFAULT_PATHS
 from reconciler.config import RepoConfig, load_config, pick
-from reconciler.errors import ApplyRefused, ConfigError, Hint, ReconcilerError
+from reconciler.errors import ApplyRefused, ConfigError, Hint, Hinted, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
 DEFAULT_START_TIMEOUT = 600.0  # DESIGN "Apply" step 8: 61121 is retried for up to 10 minutes
@@ -31,17 +31,35 @@ if TYPE_CHECKING:
     from reconciler.plan.values import PipelineRef
 
 
-# What the CLI adds to a core error's message for its hint: the flags, spelled once here.
+# How the CLI says a core message with its hint: `{}` is the core's words, `{value}` the
+# hint's value; the flags are spelled here, once.
 ADVICE: dict[Hint, str] = {
-    Hint.PAUSE_PIPELINES: "\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING "
+    Hint.PAUSE_PIPELINES: "{}\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING "
     "ones for the run and start them again after.",
-    Hint.LEDGER_IN_GIT: " Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed",
+    Hint.LEDGER_IN_GIT: "{} Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed",
+    Hint.LEDGER_MISSING: "{} (check --ledger, if it was given)",
+    Hint.LEDGER_NONE_YET: "{} (nothing applied yet, or a wrong --ledger?)",
+    Hint.LEDGER_SEGMENT: "{} (--ledger {value})",
+    Hint.TARGETS: "--target: {}",
+    Hint.START_PIPELINE: "--start {}",
+    Hint.RESEND_IN_DOUBT: "{} To send them again: `reconcile apply --resend-in-doubt`",
+    Hint.KAFKA_RATE: "{}\nA kafkaRate can also be given for them all: pass --kafka-rate N.",
+    Hint.SNAPSHOT: "--snapshot {}",
+    Hint.SNAPSHOT_PER_RUN: "{} (each `apply --snapshot` file)",
+    Hint.START_TIMEOUT: "{}; --start-timeout is {value}",
+    Hint.COUNTS: "{} (--limit N, --tail N)",
+    Hint.IGNORE_WINDOW: "{} (--ignore-window)",
+    Hint.ALLOW_UNREVIEWED: "{} (--allow-unreviewed)",
+    Hint.SAVED_PLAN: "{} with `reconcile plan --out`",
 }
 
 
-def advice(exc: ReconcilerError) -> str:
-    """`exc`'s message with the advice its hint asks for."""
-    return f"{exc}{ADVICE[exc.hint]}" if exc.hint is not None else str(exc)
+def advice(said: ReconcilerError | str) -> str:
+    """A core error's, note's or warning's words with the advice its hint asks for (a
+    plain `str` is said as it is)."""
+    if isinstance(said, (ReconcilerError, Hinted)) and said.hint is not None:
+        return ADVICE[said.hint].format(str(said), value=said.hint_value)
+    return str(said)
 
 
 @contextmanager

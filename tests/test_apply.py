@@ -143,7 +143,10 @@ def test_pause_refused_when_no_resume_can_be_formed(repo: Path, make_emulator: A
     em = make_emulator(world_for([running]))
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     res = apply(repo, em, "--pause-pipelines")
-    assert res.code == 1 and "kafkaRate (pass --kafka-rate N)" in res.err
+    assert res.code == 1 and "List Pipelines gives no kafkaRate" in res.err
+    assert (
+        "A kafkaRate can also be given for them all: pass --kafka-rate N." in res.err
+    )  # the hint, in CLI words
     assert not [e for e in em.world.log if e["route"] in ("operate", "delete")]
     res = apply(repo, em, "--pause-pipelines", "--kafka-rate", "1500")
     assert res.code == 0, res.all

@@ -61,7 +61,9 @@ def test_plan_exit_codes_and_streams(repo: Path) -> None:
     bad = run_cli(["plan", "--format", "yaml"], repo)
     assert bad.code == 1 and bad.out == "" and "--format must be text, json or markdown" in bad.err
     assert (
-        run_cli(["plan", "--target", "nope"], repo).err.strip().endswith("--target names no manifest: nope")
+        run_cli(["plan", "--target", "nope"], repo)
+        .err.strip()
+        .endswith("--target: no manifest is named nope")
     )
 
 

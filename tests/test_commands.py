@@ -128,8 +128,13 @@ def test_resolves_read_back_refusal_is_the_cores() -> None:
     empty = LiveState(holding={_action("s1"): 0, _action("s2"): 0})
     operations.refuse_unread(empty)
     operations.refuse_held(empty)
-    with pytest.raises(ReconcilerError, match=r"^1 in-doubt cell still holds state.*--resend-in-doubt"):
+    with pytest.raises(ReconcilerError, match=r"^1 in-doubt cell still holds state") as held:
         operations.refuse_held(LiveState(holding={_action("s1"): 0, _action("s2"): 1}))
+    from reconciler.settings import advice
+
+    assert advice(held.value).endswith(
+        "nothing was recorded. To send them again: `reconcile apply --resend-in-doubt`"
+    )
     with pytest.raises(ReconcilerError, match=r"^3 in-doubt cells still hold state"):
         operations.refuse_held(LiveState(holding={_action("s1"): 2, _action("s2"): 1}))
     with pytest.raises(

@@ -312,6 +312,8 @@ def test_break_glass_is_recorded_in_every_record(tmp_path: Path, home: Path, em:
     write(work / "manifests/b.yaml", manifest_yaml("b", assets=["b1"]))
     res = run_cli(["apply", "--auto-approve", "--allow-unreviewed"], work, gateway_env(em))
     assert res.code == 0, res.all
+    assert "may not be on the remote's branch, as allowed; every record" in res.all
+    assert 'says "unreviewed": true (--allow-unreviewed)' in res.all  # the note's hint, in CLI words
     records = remote_records(origin)
     assert records and all(r["actor"].get("unreviewed") is True for r in records)
     shown = run_cli(["ledger", "show"], work)

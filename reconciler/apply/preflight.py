@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import status_of
 from reconciler.apply.values import ApplyOptions, ApplyResult, Reporter, Resume
-from reconciler.errors import ApplyRefused, Hint
+from reconciler.errors import ApplyRefused, Hint, Hinted
 from reconciler.plan import Action
 from reconciler.plan.values import MISSING, PipelineRef, writable
 from reconciler.words import plural
@@ -56,6 +56,7 @@ def resumes_to_form(
     """The start body for each pipeline to pause; refuse before pausing any if one can't be formed."""
     out: list[Resume] = []
     missing: list[str] = []
+    no_rate = False
     for ref in to_pause:
         p = statuses[ref]
         configured = options.resume_settings.get(ref)
@@ -64,7 +65,8 @@ def resumes_to_form(
         rate = rate if rate is not None else options.kafka_rate
         resource = configured.resource_config if configured else None
         if mode is None or rate is None:
-            what = "executionMode" if mode is None else "kafkaRate (pass --kafka-rate N)"
+            what = "executionMode" if mode is None else "kafkaRate"
+            no_rate = no_rate or rate is None
             missing.append(
                 f"  {ref.org_id} / {ref.pipeline_id}: List Pipelines gives no {what}; "
                 "set it under `pipelines` in reconcile.yaml"
@@ -74,7 +76,8 @@ def resumes_to_form(
     if missing:
         raise ApplyRefused(
             "cannot form the start request to resume these pipelines, so none was paused:\n"
-            + "\n".join(missing)
+            + "\n".join(missing),
+            hint=Hint.KAFKA_RATE if no_rate else None,
         )
     return out
 
@@ -103,8 +106,11 @@ def decide_in_doubt(
     if result.skipped_in_doubt:
         n = len(result.skipped_in_doubt)
         reporter.note(
-            f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent, "
-            "or is not PAUSED now (or its status could not be read). "
-            "Check the state, then `reconcile ledger resolve` (done) or `apply --resend-in-doubt`."
+            Hinted(
+                f"{plural(n, 'in-doubt request')} left to a person: their pipeline ran since they were sent, "
+                "or is not PAUSED now (or its status could not be read). "
+                "Check the state, then `reconcile ledger resolve` them if they took effect.",
+                Hint.RESEND_IN_DOUBT,
+            )
         )
     return out

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from reconciler.errors import EnosError, ReconcilerError, TooManyPointsError
+from reconciler.errors import EnosError, Hint, ReconcilerError, TooManyPointsError
 from reconciler.ledger.evidence import digest
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ class Snapshot:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open_checked().close()  # a file that cannot be written is refused before any call
         except OSError as exc:
-            raise SnapshotError(f"--snapshot {self.path}: cannot write: {exc.strerror or exc}") from exc
+            raise SnapshotError(
+                f"{self.path}: cannot write: {exc.strerror or exc}", hint=Hint.SNAPSHOT
+            ) from exc
 
     def _open(self) -> IO[bytes]:
         return self.path.open("ab")
@@ -66,7 +68,7 @@ class Snapshot:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise SnapshotError(
-                f"--snapshot {self.path}: not a regular file; evidence written there would be lost"
+                f"{self.path}: not a regular file; evidence written there would be lost", hint=Hint.SNAPSHOT
             )
         return os.fdopen(fd, "ab")
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from reconciler.errors import LedgerMoved, LockError, ReconcilerError
+from reconciler.errors import Hint, Hinted, LedgerMoved, LockError, ReconcilerError
 from reconciler.gitsync.repo import RENEWED, LedgerRepo
 
 PUSH_EVERY = 10.0  # seconds between renewal pushes at most, whatever the lease's length
@@ -84,8 +84,11 @@ class Session:
         repo = self.repo
         if allow:
             self._note(
-                "warning: --allow-unreviewed: applying manifests that may not be on the remote's "
-                'branch; every record of this run says "unreviewed": true'
+                Hinted(
+                    "warning: applying manifests that may not be on the remote's branch, as allowed; "
+                    'every record of this run says "unreviewed": true',
+                    Hint.ALLOW_UNREVIEWED,
+                )
             )
             return
         repo.rel_path  # noqa: B018 -- checks the repository and its remote first

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from reconciler import yamlsource
-from reconciler.errors import LedgerError
+from reconciler.errors import Hint, LedgerError
 from reconciler.ledger import _lists
 from reconciler.ledger._format import Chain, record_hash
 from reconciler.ledger._record import CELL_KINDS, GENESIS, PIPELINE_KINDS, Record
@@ -183,8 +183,10 @@ def read(
     if given.parent.name == SEGMENTS_DIR and side.name.endswith(".d") and side.name != ".d":
         main = side.with_name(side.name[: -len(".d")])
         raise LedgerError(
-            f"{given} is a segment of the ledger {main}, not a ledger: name the main file "
-            f"(--ledger {main}); it reads every segment in order"
+            f"{given} is a segment of the ledger {main}, not a ledger: name the main file; it reads "
+            "every segment in order",
+            hint=Hint.LEDGER_SEGMENT,
+            hint_value=str(main),
         )
     return read_from(given, DiskFiles(given), skim=skim, check_seals=check_seals)
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone
 
-from reconciler.errors import LedgerError, ReconcilerError
+from reconciler.errors import Hint, LedgerError, ReconcilerError
 from reconciler.ledger._read import Ledger
 from reconciler.ledger._record import KNOWN_KINDS, Record
 
@@ -130,7 +130,8 @@ def _distinct(ledger: Ledger, name: str) -> list[tuple[object, ...]]:
 def _check_counts(limit: int | None, tail: int | None) -> None:
     if limit is not None and tail is not None:
         raise ReconcilerError(
-            "--limit and --tail exclude each other: --limit N keeps the first N, --tail N the last N"
+            "limit and tail exclude each other: a limit of N keeps the first N records, a tail of N the last N",
+            hint=Hint.COUNTS,
         )
     for name, value in (("limit", limit), ("tail", tail)):
         if value is not None and value < 1:

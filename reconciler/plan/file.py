@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import yamlsource
-from reconciler.errors import PlanError
+from reconciler.errors import Hint, PlanError
 from reconciler.ledger import canonical
 from reconciler.plan._build import Plan, encode_action_parts, plan_hash
 from reconciler.plan.values import LedgerHead, Options
@@ -167,12 +167,12 @@ def read(path: Path) -> SavedPlan:
         stated = _typed(data, "planHash", str)
     except _Malformed as exc:
         raise PlanError(
-            f"{path}: plan file is malformed ({exc}); make it again with `reconcile plan --out`"
+            f"{path}: plan file is malformed ({exc}); make it again", hint=Hint.SAVED_PLAN
         ) from exc
     if plan_hash(fields) != stated:
         raise PlanError(
-            f"{path}: plan file does not match its own plan hash; it was edited. "
-            "Make it again with `reconcile plan --out`"
+            f"{path}: plan file does not match its own plan hash; it was edited. Make it again",
+            hint=Hint.SAVED_PLAN,
         )
     led, opts = fields["ledger"], fields["options"]
     return SavedPlan(
@@ -190,7 +190,8 @@ def check_head(saved: SavedPlan, head: LedgerHead) -> None:
     if (saved.ledger.seq, saved.ledger.hash) != (head.seq, head.hash):
         raise PlanError(
             f"saved plan is stale: it was made against ledger seq {saved.ledger.seq}, "
-            f"the ledger is now at seq {head.seq}. Run `reconcile plan --out` again"
+            f"the ledger is now at seq {head.seq}. Make it again",
+            hint=Hint.SAVED_PLAN,
         )
 
 
@@ -200,7 +201,8 @@ def check_same(saved: SavedPlan, plan: Plan) -> None:
         raise PlanError(
             f"saved plan does not match what its manifests give now (plan hash "
             f"{saved.plan_hash[:12]} vs {plan.plan_hash[:12]}); the manifests changed since "
-            "it was made. Run `reconcile plan --out` again"
+            "it was made. Make it again",
+            hint=Hint.SAVED_PLAN,
         )
 
 

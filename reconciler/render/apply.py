@@ -75,7 +75,9 @@ class LineReporter:
         self._running = False
 
     def note(self, message: str) -> None:
-        self.console.print(message, markup=False)
+        from reconciler.settings import advice  # a core note with a hint, in the CLI's words
+
+        self.console.print(advice(message), markup=False)
 
     def start(self, requests: int, cells: int, verb: str = "clear") -> None:
         done = "verified" if verb == "verify" else "cleared"

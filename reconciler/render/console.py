@@ -13,6 +13,8 @@ import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, TextIO
 
+from reconciler.errors import Hinted
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -55,6 +57,10 @@ class Consoles:
 
     def warn(self, message: str) -> None:
         """One `warning:` prefix: a diagnostic (`file:line:col: warning: ...`) has its own."""
+        if isinstance(message, Hinted):  # a core warning with a hint: in the CLI's words
+            from reconciler.settings import advice
+
+            message = advice(message)
         prefixed = message.startswith("warning: ") or ": warning: " in message.split("\n", 1)[0]
         self.err.print(message if prefixed else f"warning: {message}", markup=False, style="yellow")
 
