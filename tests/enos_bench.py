@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from helpers.emulators import stop_later
+
 from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, FakeClock, RunningEmulator, World
@@ -127,4 +129,4 @@ def bench_factory(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
     yield make
     for b in made:
         b.client.close()
-        b.em.stop()
+        stop_later(b.em)  # in the background (helpers/emulators.py)
