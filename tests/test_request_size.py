@@ -57,8 +57,16 @@ def test_every_request_satisfies_both_readings_and_the_flags(
 ) -> None:
     options = Options(max_points=max_points, max_assets=max_assets)
     actions = actions_for(assets, points, options)
-    cells = {(a, p) for act in actions for a in act.asset_ids for p in act.point_ids}
-    assert len(cells) == sum(act.cells for act in actions) == assets * points  # exact cover, once
+    # Exact cover, once: every asset is sent every point exactly once (checked by asset: a
+    # set of the cells themselves would be up to a million tuples per example).
+    sent: dict[str, list[str]] = {}
+    for act in actions:
+        for a in act.asset_ids:
+            sent.setdefault(a, []).extend(act.point_ids)
+    assert sum(act.cells for act in actions) == assets * points
+    assert sorted(sent) == sorted(f"a{i}" for i in range(assets))
+    every_point = {f"x{i}" for i in range(points)}
+    assert all(len(ps) == points and set(ps) == every_point for ps in sent.values())
     for act in actions:
         assert act.cells <= MAX_REQUEST_CELLS
         assert len(act.point_ids) <= max_points and len(act.asset_ids) <= max_assets
