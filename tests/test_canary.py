@@ -186,8 +186,49 @@ def test_a_lying_gateway_stops_the_whole_run(repo: Path, make_emulator: Any, lie
     assert pending == (every if lie == "kept" else every - {(pid, stage, asset)})
     summary = json.loads((repo / "s.json").read_text())
     assert summary["outcome"] == "incomplete" and WHAT[lie] in summary["canary"]
-    assert f"o1/{pid}/{stage}" in summary["canary"] and summary["requests"]["notSent"] == 6
+    assert f"o1/{pid}/{stage}" in summary["canary"], summary
+    assert summary["requests"]["notSent"] == 6, (summary["requests"], res.all)
     assert WHAT[lie] in (repo / "s.md").read_text()
+
+
+def test_a_pipeline_paused_as_the_canary_lies_counts_its_requests_as_not_sent(
+    bench: Callable[..., Bench],
+) -> None:
+    """p2's canary lies while p1's pause call is still unanswered (held until the CANARY
+    note): p1 is sent nothing and started again, and its 5 requests count as not sent.
+    They were once counted nowhere: the summary's `notSent` said 1 where the console said
+    6, at random under load."""
+    b = bench(
+        [pipe("p1"), pipe("p2")],
+        [
+            manifest("m1", "p1", assets=3),
+            manifest("m2", "p1", ("s2",), assets=2),
+            manifest("m3", "p2", assets=2),
+        ],
+    )
+    b.world.faults = Faults(rate=1.0, kinds=("kept",))
+    p1_paused = b.world.on_request(
+        lambda e: e["route"] == "operate" and e["query"]["action"] == "pause" and e["path"].endswith("/p1"),
+        hold=True,
+    )
+
+    class ReleaseAtTheLie(Notes):
+        def note(self, message: str) -> None:
+            super().note(message)
+            if message.startswith("CANARY"):  # the verdict, in the run's thread: it stops next
+                p1_paused.release()
+
+    try:
+        result, notes = b.apply(ReleaseAtTheLie(), pause_pipelines=True)
+    finally:
+        p1_paused.release()
+    assert result.canary is not None and KEPT in result.canary
+    assert len(b.log("delete")) == 1
+    assert [e["path"][-2:] for e in b.log("operate", "pause")] == ["p2", "p1"]
+    assert {b.world.status(p) for p in ("p1", "p2")} == {"RUNNING"}  # both started again
+    assert len(result.failed) == 1  # the canary: its state kept, pending again
+    assert len(result.not_sent) == 6, (result.not_sent, notes.notes)
+    assert not result.deleted and not result.in_doubt
 
 
 def test_a_bad_canary_setting_is_refused_before_any_call(repo: Path, make_emulator: Any) -> None:

@@ -263,7 +263,8 @@ def test_a_runner_stopped_mid_read_past_its_lease_sends_nothing_when_it_continue
     assert code != 0 and "no longer holds the lease" in text, text
     # Its start was never announced: neither it nor the pause that re-opened the pipeline
     # reaches the remote, so the next apply does not start what the person paused.
-    assert remote_kinds(origin, tmp_path)[-4:] == ["start", "resume", "failed", "failed"]
+    kinds = remote_kinds(origin, tmp_path)
+    assert kinds[-4:] == ["start", "resume", "failed", "failed"], (kinds, text)
     third = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
     assert third.code == 0 and "Nothing to apply." in third.out, third.all
     assert em.world.status("p1") == "PAUSED"

@@ -394,6 +394,9 @@ class Rollout:
                 self.active.append(active)
                 if send and not self.stopped():
                     self._send(active)
+                else:  # the run stopped as it paused: it is sent nothing, and started again
+                    unannounced = [x for x in p.actions if not self.journal.announced(x)]
+                    self.result.not_sent.extend(unannounced)  # the announced: `finish` closes them
             case _Began.NOT_PAUSED:
                 self._not_paused(p, b.began, b.why)
             case _Began.NOT_BEGUN:
@@ -774,6 +777,7 @@ class Rollout:
         for a in self.active:
             self.result.in_doubt.extend((x, "no answer recorded") for x in a.doubtful)
             a.doubtful = []
+            self.result.not_sent.extend(a.cut)  # taken back at maxPause: no later pause now
             if (
                 a.pause.ours
                 and a.pause.ref not in self.start_pending
