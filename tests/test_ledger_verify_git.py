@@ -31,14 +31,20 @@ def _origin(tmp_path: Path, branch: str) -> Path:
     return bare_origin(tmp_path, files)
 
 
-def test_verify_reads_the_branch_and_names_a_checkout_behind_it(
-    tmp_path: Path, home: Path, make_emulator: Any
-) -> None:
+def _applied(tmp_path: Path, make_emulator: Any) -> tuple[Path, Path]:
+    """A checkout made before an apply, and the runner's that applied (2 records published)."""
     origin = _origin(tmp_path, "main")
-    stale = clone(origin, tmp_path / "stale")  # checked out before the apply
+    before = clone(origin, tmp_path / "before")
     runner = clone(origin, tmp_path / "runner")
     em = make_emulator(world_for([pipeline()]))
     assert run_cli(["apply", "--auto-approve"], runner, gateway_env(em)).code == 0
+    return before, runner
+
+
+def test_verify_reads_the_branch_and_names_a_checkout_behind_it(
+    tmp_path: Path, home: Path, make_emulator: Any
+) -> None:
+    stale, runner = _applied(tmp_path, make_emulator)
 
     res = run_cli(["ledger", "verify"], stale)
     assert res.code == 0, res.all
@@ -59,11 +65,7 @@ def _append_pause(ledger: Path) -> None:
 def test_verify_names_records_the_branch_lacks_and_a_checkout_that_differs(
     tmp_path: Path, home: Path, make_emulator: Any
 ) -> None:
-    origin = _origin(tmp_path, "main")
-    diverged = clone(origin, tmp_path / "diverged")  # checked out before the apply
-    runner = clone(origin, tmp_path / "runner")
-    em = make_emulator(world_for([pipeline()]))
-    assert run_cli(["apply", "--auto-approve"], runner, gateway_env(em)).code == 0
+    diverged, runner = _applied(tmp_path, make_emulator)
 
     _append_pause(runner / LEDGER)
     res = run_cli(["ledger", "verify"], runner)

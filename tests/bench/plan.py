@@ -63,10 +63,17 @@ What stands between this and 3x is fixed cost, not the work: a plan of one cell 
 building every command and a pydantic adapter per option, manifests' models) are ~0.15 s;
 the work itself is at the floor's pace (ID files 0.056 s against the floor's 0.05 s with
 validation, ledger 0.06 s against 0.065 s). Beyond the floor, plan hashes and writes its
-60 MB of JSON (sha256 of the action lines ~0.05 s, the floor prints one line). Left: with
-a local ledger and no reconcile.yaml, `gitsync` (through `store.base_from_env`, ~9 ms),
-`config`'s pydantic models (through `settings` and `gitsync.lease`, ~12 ms) and `apply`
-(through `render.review`'s MISSING and writable, ~12 ms) are imported though unused.
+60 MB of JSON (sha256 of the action lines ~0.05 s, the floor prints one line).
+
+Then (393f5e1) a plan outside CI stopped importing `gitsync` (`base_from_env` moved to the
+store) and `apply` (`writable` and MISSING moved to `plan.values`). Measured 2026-12-07
+21:59, `python tests/bench/plan.py --runs 3 --shape separate --no-breakdown` twice each,
+before (`PYTHONPATH=<export of 5936ea3>`) and after, interleaved, load average 4.2-4.5:
+plan CPU 0.491-0.496 s -> 0.460-0.461 s, ratio 3.77-3.87x -> 3.58-3.61x (floor
+0.127-0.131 s). The hard target (3x) is still missed. Left: `config`'s pydantic models
+(~12 ms, needed whenever there is a reconcile.yaml) and the `reconciler.args` dataclasses
+(~7 ms); typer 0.29 itself needs pydantic, so the ~0.15 s of typer and pydantic stays
+while the CLI is typer's.
 """
 
 from __future__ import annotations
