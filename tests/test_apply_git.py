@@ -7,8 +7,6 @@ and every cell is cleared exactly once.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -26,6 +24,7 @@ from helpers import (
     clone,
     gateway_env,
     git,
+    kill_at_held_call,
     manifest_yaml,
     person,
     pipeline,
@@ -204,16 +203,11 @@ def kill_while_held(origin: Path, tmp_path: Path, em: Any, held: str, remote_the
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        entry = em.world.wait_for(is_held, timeout=60)
+
+    def pushed_first() -> None:
         assert remote_kinds(origin, tmp_path) == remote_then
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        hook.release()
-        if proc.poll() is None:
-            proc.kill()
-    em.world.wait_for(lambda e: e is entry and e["status"] is not None)  # the call took effect
+
+    kill_at_held_call(proc, em.world, hook, is_held, pushed_first)
 
 
 @pytest.mark.parametrize("held", ["operate:pause", "delete"])
@@ -606,15 +600,7 @@ def kill_at_delete(runner: Path, em: Any, skip: int) -> None:
     proc = spawn_cli(
         SIX_REQUESTS, runner, gateway_env(em), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    try:
-        entry = em.world.wait_for(lambda e: nth_delete(em, skip) is e, 60)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        hook.release()
-        if proc.poll() is None:
-            proc.kill()
-    em.world.wait_for(lambda e: e is entry and e["status"] is not None)
+    kill_at_held_call(proc, em.world, hook, lambda e: nth_delete(em, skip) is e)
 
 
 def test_a_workstation_killed_mid_apply_publishes_its_deletes_and_starts_the_pipeline(

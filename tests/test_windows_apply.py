@@ -8,8 +8,6 @@ anyway and every record of the run says so; the plan says whether the window is 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ from helpers import (
     bare_origin,
     clone,
     gateway_env,
+    kill_at_held_call,
     manifest_yaml,
     pipeline,
     remote_records,
@@ -115,15 +114,7 @@ def test_a_pipeline_a_dead_runner_left_paused_is_started_by_a_deferred_run(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        entry = em.world.wait_for(lambda e: e["route"] == "delete", timeout=60)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        hook.release()
-        if proc.poll() is None:
-            proc.kill()
-    em.world.wait_for(lambda e: e is entry and e["status"] is not None)
+    kill_at_held_call(proc, em.world, hook, lambda e: e["route"] == "delete")
     assert em.world.status("p1") == "PAUSED"
     deletes = len(em.world.delete_log)
 

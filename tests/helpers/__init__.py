@@ -17,7 +17,7 @@ as `from helpers import name` (or `from helpers.git import name`).
 
 from __future__ import annotations
 
-from helpers.cli import Run, cli_env, interrupt_main, run_cli, run_cli_process, spawn_cli
+from helpers.cli import Run, cli_env, interrupt_main, kill_at_held_call, run_cli, run_cli_process, spawn_cli
 from helpers.git import (
     IDENTITY,
     LEDGER,
@@ -71,6 +71,7 @@ __all__ = [
     "git",
     "interrupt_main",
     "isolate_git",
+    "kill_at_held_call",
     "ledger_of",
     "manifest",
     "manifest_yaml",

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,29 @@ def spawn_cli(
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env), text=True, **popen
     )
+
+
+def kill_at_held_call(
+    proc: subprocess.Popen[str],
+    world: Any,
+    hook: Any,
+    arrived: Callable[[dict[str, Any]], bool],
+    before_kill: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """SIGKILL the runner `proc` once a call `arrived` at the emulator's `world` (held there
+    by `hook`), then let the call go and wait until it took effect, as a call a dead runner
+    sent would; the call's log entry. `before_kill` checks what must hold at that moment."""
+    try:
+        entry: dict[str, Any] = world.wait_for(arrived, timeout=60)
+        before_kill()
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        hook.release()
+        if proc.poll() is None:
+            proc.kill()
+    world.wait_for(lambda e: e is entry and e["status"] is not None)
+    return entry
 
 
 def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
