@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import LEDGER, gateway_env, git, manifest_yaml, person, pipeline, world_for, write
+from helpers import (
+    committed_repo,
+    gateway_env,
+    pipeline,
+    world_for,
+)
 
 from reconciler.args import ApplyArgs
 from reconciler.commands import CommandOutcome
@@ -21,12 +26,7 @@ from reconciler.render.console import Consoles
 @pytest.fixture
 def repo(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A committed manifest and an empty ledger, the working directory."""
-    repo = tmp_path / "repo"
-    git(tmp_path, "init", "-q", str(repo))
-    write(repo / "manifests/a.yaml", manifest_yaml("a"))
-    write(repo / LEDGER, "")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "init", env=person())
+    repo = committed_repo(tmp_path)
     monkeypatch.chdir(repo)
     for k in ("CI", "GITHUB_ACTIONS", "GITLAB_CI"):
         monkeypatch.delenv(k, raising=False)

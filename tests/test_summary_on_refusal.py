@@ -15,10 +15,9 @@ from helpers import (
     LEDGER_IN_GIT,
     bare_origin,
     clone,
+    committed_repo,
     gateway_env,
-    git,
     manifest_yaml,
-    person,
     pipeline,
     run_cli,
     world_for,
@@ -33,20 +32,9 @@ def _summaries(repo: Path) -> tuple[str, dict[str, Any]]:
     return (repo / "s.md").read_text(), json.loads((repo / "s.json").read_text())
 
 
-def _committed(tmp_path: Path) -> Path:
-    """A git repository with a committed manifest and an empty ledger, no reconcile.yaml."""
-    repo = tmp_path / "repo"
-    git(tmp_path, "init", "-q", str(repo))
-    write(repo / "manifests/a.yaml", manifest_yaml("a"))
-    write(repo / LEDGER, "")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "init", env=person())
-    return repo
-
-
 def test_uncommitted_manifests_in_ci(tmp_path: Path, home: Path, make_emulator: Any) -> None:
     """The review's reproduction: rc=1 and no summary file."""
-    repo = _committed(tmp_path)
+    repo = committed_repo(tmp_path)
     with (repo / "manifests/a.yaml").open("a") as fh:
         fh.write("# edit\n")
     em = make_emulator(world_for([pipeline()]))
@@ -60,7 +48,7 @@ def test_uncommitted_manifests_in_ci(tmp_path: Path, home: Path, make_emulator: 
 
 @pytest.mark.parametrize("damage", ["truncated", "not a plan"])
 def test_a_broken_saved_plan(tmp_path: Path, home: Path, damage: str) -> None:
-    repo = _committed(tmp_path)
+    repo = committed_repo(tmp_path)
     res = run_cli(["plan", "--out", "plan.json"], repo)
     assert res.code == 0, res.all
     text = (repo / "plan.json").read_text()
@@ -75,7 +63,7 @@ def test_a_broken_saved_plan(tmp_path: Path, home: Path, damage: str) -> None:
 
 
 def test_an_invalid_reconcile_yaml(tmp_path: Path, home: Path) -> None:
-    repo = _committed(tmp_path)
+    repo = committed_repo(tmp_path)
     write(repo / "reconcile.yaml", "apiVersion: reconciler/v1\nkind: ReconcileConfig\napply: {maxCels: 3}\n")
     res = run_cli(["apply", "--auto-approve", *SUMMARIES], repo)
     assert res.code == 1, res.all
@@ -124,7 +112,7 @@ def test_a_flag_out_of_range_is_refused_with_a_summary(
 ) -> None:
     """The trial: `--max-paused 0` was refused by the flag parser, before the summary was
     set up, with no file for the pull request. The bounds are ours, checked inside it."""
-    repo = _committed(tmp_path)
+    repo = committed_repo(tmp_path)
     em = make_emulator(world_for([pipeline()]))
     res = run_cli(["apply", "--auto-approve", *flags, *SUMMARIES], repo, gateway_env(em))
     assert res.code == 1 and said in res.err, res.all

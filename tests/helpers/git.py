@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from helpers.cli import cli_env
+from helpers.manifests import manifest_yaml, write
 from reconciler import ledger as L
 
 LEDGER = "applied-ledger.jsonl"
@@ -136,3 +137,15 @@ def commit_all(repo: Path) -> None:
     env = person({**cli_env(), "HOME": str(repo)})
     for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "m"]):
         git(repo, *args, env=env)
+
+
+def committed_repo(tmp_path: Path) -> Path:
+    """`tmp_path/repo`: a git repository with a committed manifest and an empty ledger, no
+    reconcile.yaml (so the ledger is a local file)."""
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", str(repo))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    write(repo / LEDGER, "")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "init", env=person())
+    return repo
