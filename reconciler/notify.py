@@ -137,7 +137,9 @@ def _refs(r: ApplyResult) -> list[PipelineRef]:
 
 
 def _pipelines(r: ApplyResult) -> list[dict[str, Any]]:
-    failed = dict(r.resume_failed)
+    from reconciler.settings import advice  # a reason with a hint, in the CLI's words
+
+    failed = {ref: advice(why) for ref, why in r.resume_failed}
     return [
         {
             "orgId": ref.org_id,

@@ -5,6 +5,7 @@ fake clock; CLI tests run `reconcile apply` against the emulator over loopback."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,10 @@ def test_61121_past_the_start_timeout_names_the_pipeline_and_the_next_apply_star
     assert not result.ok
     assert sorted(ref.pipeline_id for ref, _ in result.resume_failed) == ["p1", "p2"]
     why = dict(result.resume_failed)[(ORG, "p1")]
-    assert (
-        why
-        == "EnOS refused the start with 61121 (another job of org o is being started) for 60s; --start-timeout is 60s"
-    )
+    from reconciler.settings import advice
+
+    assert why == "EnOS refused the start with 61121 (another job of org o is being started) for 60s"
+    assert advice(why) == why + "; --start-timeout is 60s"  # the reason's hint, in CLI words
     assert "left PAUSED: o/p1, o/p2. The next `reconcile apply` starts them" in notes.notes[-1]
     # p2 got one try once p1 had used the org's whole timeout, not a timeout of its own
     assert len([e for e in starts(b) if e["path"].endswith("/p2")]) == 1
@@ -263,8 +264,16 @@ def test_cli_start_timeout_from_reconcile_yaml_and_the_flag_over_it(repo: Path, 
         "apply: {startTimeout: 0}\n",
     )
     em.world.start_in_org(CLI_ORG, busy_for=3600)
-    res = run_cli(["apply", "--auto-approve", "--pause-pipelines"], repo, gateway_env(em))
+    res = run_cli(
+        ["apply", "--auto-approve", "--pause-pipelines", "--summary", "s.json"], repo, gateway_env(em)
+    )
     assert res.code == 1 and "--start-timeout is 0s" in res.err
+    # The core says why in neutral words with a hint; every place the CLI says it names the
+    # flag: the summary table (its cells wrap: read their text), and the --summary file.
+    cells = " ".join(" ".join(line.split("│")[-2].split()) for line in res.out.splitlines() if "│" in line)
+    assert "o1/p1: EnOS refused the start with 61121" in cells and "--start-timeout is 0s" in cells
+    why = json.loads((repo / "s.json").read_text())["pipelines"][0]["notStartedAgain"]
+    assert why.startswith("EnOS refused the start with 61121") and why.endswith("; --start-timeout is 0s")
     em.world.start_in_org(CLI_ORG, busy_for=0.5)  # over in half a second: the flag waits it out
     again = run_cli(["apply", "--auto-approve", "--start-timeout", "600"], repo, gateway_env(em))
     assert again.code == 0, again.all

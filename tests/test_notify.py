@@ -136,6 +136,17 @@ def test_each_event_is_told_once_with_what_settles_it(sink: Sink) -> None:
     assert sink.posts == []
 
 
+def test_a_reason_with_a_hint_is_told_in_the_clis_words() -> None:
+    """The core gives why a pipeline was left paused as a `Hinted` reason: the message names
+    the flag that would have helped, as the console does."""
+    from reconciler.errors import Hint, Hinted
+
+    why = Hinted("EnOS refused the start with 61121 for 10m", Hint.START_TIMEOUT, "10m")
+    msg = notify.message("left-paused", a_run(ApplyResult(resume_failed=[(P1, why)])))
+    assert msg.data["pipelines"][0]["leftPaused"] == f"{why}; --start-timeout is 10m"
+    assert "--start-timeout is 10m" in msg.text
+
+
 def test_a_run_that_cleared_some_and_left_some_in_doubt_tells_both_once(sink: Sink) -> None:
     done = Action("wind-fix", "o1", "p1", "s1", ("a1", "a2"), ("x",))
     doubt = Action("wind-fix", "o1", "p1", "s2", ("a1",), ("x",))

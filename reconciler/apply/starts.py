@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING
 from typing_extensions import assert_never
 
 from reconciler import durations
-from reconciler.errors import ApplyRefused, EnosError, LedgerWriteError, OrgBusyError, ReconcilerError
+from reconciler.errors import (
+    ApplyRefused,
+    EnosError,
+    Hint,
+    Hinted,
+    LedgerWriteError,
+    OrgBusyError,
+    ReconcilerError,
+)
 from reconciler.plan.values import PipelineRef
 
 if TYPE_CHECKING:
@@ -234,8 +242,12 @@ class Starter:
         if now >= deadline:
             self._not_started(
                 ref,
-                f"EnOS refused the start with 61121 (another job of org {org} is being started) for "
-                f"{durations.words(now - first)}; --start-timeout is {durations.words(timeout)}",
+                Hinted(
+                    f"EnOS refused the start with 61121 (another job of org {org} is being started) for "
+                    f"{durations.words(now - first)}",
+                    Hint.START_TIMEOUT,
+                    durations.words(timeout),
+                ),
             )
             return False
         delay = self._delay.get(org, self._options.start_backoff)
@@ -319,7 +331,8 @@ class Starter:
     def _report(
         self, ref: PipelineRef, outcome: Started, why: str, error: LedgerWriteError | None = None
     ) -> None:
-        self._reporter.note(f"could not start {self._label(ref)} again: {why}")
+        said = f"could not start {self._label(ref)} again: {why}"
+        self._reporter.note(Hinted(said, why.hint, why.hint_value) if isinstance(why, Hinted) else said)
         self._finished.add(ref)
         self._reports.append(StartReport(ref, outcome, why, self._clock(), ledger_error=error))
 

@@ -205,7 +205,9 @@ def _pipes(refs: Sequence[PipelineRef], result: ApplyResult, *, held: bool = Fal
 
 
 def _why(items: Sequence[tuple[PipelineRef, str]], result: ApplyResult) -> str:
-    return escape("; ".join(f"{r.org_id}/{result.label(r)}: {why}" for r, why in items))
+    from reconciler.settings import advice  # a reason with a hint, in the CLI's words
+
+    return escape("; ".join(f"{r.org_id}/{result.label(r)}: {advice(why)}" for r, why in items))
 
 
 # The summary is printed at most this wide, in a CI log too: long notes wrap inside their

@@ -130,7 +130,9 @@ def _pipelines(r: ApplyResult) -> list[PipelineRef]:
 
 
 def _pipeline_json(r: ApplyResult, ref: PipelineRef) -> dict[str, Any]:
-    failed = dict(r.resume_failed)
+    from reconciler.settings import advice  # a reason with a hint, in the CLI's words
+
+    failed = {pipe: advice(why) for pipe, why in r.resume_failed}
     stopped = dict(r.stopped_pipelines)
     seconds = r.paused_seconds.get(ref)
     longest = r.longest(ref)
