@@ -44,7 +44,7 @@ class Hint(str, Enum):
     RESEND_IN_DOUBT = "resend_in_doubt"
     KAFKA_RATE = "kafka_rate"
     SNAPSHOT = "snapshot"  # the evidence file (value: its path)
-    SNAPSHOT_PER_RUN = "snapshot_per_run"  # each run's evidence is in its own file
+    SNAPSHOT_PER_RUN = "snapshot_per_run"  # each run's evidence is in the file that run wrote
     START_TIMEOUT = "start_timeout"  # (value: the timeout, in words)
     COUNTS = "counts"  # show's first N or last N (value: which, "limit" or "tail")
     IGNORE_WINDOW = "ignore_window"

@@ -45,7 +45,7 @@ ADVICE: dict[Hint, str] = {
     Hint.RESEND_IN_DOUBT: "{} To send them again: `reconcile apply --resend-in-doubt`",
     Hint.KAFKA_RATE: "{}\nA kafkaRate can also be given for them all: pass --kafka-rate N.",
     Hint.SNAPSHOT: "--snapshot {}",
-    Hint.SNAPSHOT_PER_RUN: "{} (each `apply --snapshot` file)",
+    Hint.SNAPSHOT_PER_RUN: "{} (`apply --snapshot FILE`)",
     Hint.START_TIMEOUT: "{}; --start-timeout is {value}",
     Hint.COUNTS: "{} (--limit N, --tail N)",
     Hint.IGNORE_WINDOW: "{} (--ignore-window)",

@@ -39,6 +39,9 @@ def test_each_runs_file_verifies_and_says_which_run_it_covers(repo: Path, make_e
     assert f"covers 1 run:\n    {RUN}101: records #1 to #" in first.out
     assert "1 of 1 delete record with evidence" in first.out
     assert "1 delete record of other runs is not checked" in first.out
+    # the core says each run's evidence is in its own file; the CLI names the flag that wrote it
+    (other_runs,) = [line for line in first.out.splitlines() if "of other runs" in line]
+    assert "--snapshot" in other_runs
     second = run_cli(["ledger", "verify", "--snapshot", "run-102.jsonl"], repo)
     assert second.code == 0, second.all  # failed before: run 101's digest is not in this file
     assert f"{RUN}102" in second.out and f"{RUN}101" not in second.out
@@ -51,6 +54,21 @@ def test_each_runs_file_verifies_and_says_which_run_it_covers(repo: Path, make_e
     assert (
         both.ok and [c.run.name for c in both.covered] == [f"{RUN}101", f"{RUN}102"] and both.elsewhere == 0
     )
+
+
+def test_the_report_names_no_flag_but_hints_at_the_setting(repo: Path, make_emulator: Any) -> None:
+    """A library caller gets the report's lines in the core's words; the line about the
+    other runs' files carries a hint, which the CLI says as the flag (review L-1)."""
+    from reconciler.errors import Hint, Hinted
+    from reconciler.settings import advice
+
+    em = make_emulator(world_for([{**pipeline(), "fillState": True}]))
+    two_runs(repo, em)
+    report = check(repo / "run-101.jsonl", L.read(repo / "applied-ledger.jsonl").records)
+    hinted = [line for line in report.lines() if isinstance(line, Hinted)]
+    assert [line.hint for line in hinted] == [Hint.SNAPSHOT_PER_RUN]
+    assert "--" not in "".join(report.lines()) and "of other runs is not checked" in hinted[0]
+    assert advice(hinted[0]).endswith("(`apply --snapshot FILE`)")
 
 
 def test_a_covered_runs_missing_or_changed_evidence_is_named(repo: Path, make_emulator: Any) -> None:

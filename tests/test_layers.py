@@ -219,7 +219,6 @@ CORE = (
 # list may only shrink; a flag named anywhere else in the core fails the test.
 STILL_NAMING_FLAGS = {
     ("reconciler.operations", "--start"),
-    ("reconciler.ledger.evidence", "--snapshot"),
 }
 
 

@@ -165,9 +165,10 @@ def _check_snapshot(c: Consoles, led: Ledger, path: Path | None) -> CommandOutco
     if path is None:
         return DONE
     from reconciler.ledger.evidence import check
+    from reconciler.settings import advice
 
     report = check(path, led.records)
-    c.out.print(report.text(), end="", markup=False)
+    c.out.print("".join(f"{advice(line)}\n" for line in report.lines()), end="", markup=False)
     return DONE if report.ok else CommandOutcome(1)
 
 

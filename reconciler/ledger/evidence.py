@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import Hint, Hinted, ReconcilerError
 from reconciler.ledger._record import Record
 from reconciler.ledger.history import Run, run_of, runs
 from reconciler.words import plural
@@ -61,7 +61,9 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def text(self) -> str:
+    def lines(self) -> list[str]:
+        """The report as lines to print; a line about a setting is a `Hinted` one, which the
+        CLI says in its own words (`settings.advice`)."""
         if self.ok:
             matches = "matches" if self.items == 1 else "match"
             head = f"{self.path}: {plural(self.items, 'item')} {matches} the digests of {plural(self.vouched, 'delete record')}"
@@ -80,12 +82,15 @@ class CheckReport:
         if self.elsewhere:
             are = "is" if self.elsewhere == 1 else "are"
             lines.append(
-                f"  {plural(self.elsewhere, 'delete record')} of other runs {are} not checked: "
-                "each run's --snapshot file holds that run's evidence"
+                Hinted(
+                    f"  {plural(self.elsewhere, 'delete record')} of other runs {are} not checked: "
+                    "each run's evidence is in the file that run wrote",
+                    Hint.SNAPSHOT_PER_RUN,
+                )
             )
         lines += [f"  {p}" for p in self.problems[:20]]
         lines += [f"  note: {n}" for n in self.notes[:20]]
-        return "\n".join(lines) + "\n"
+        return lines
 
 
 def check(path: str | os.PathLike[str], records: Sequence[Record]) -> CheckReport:
