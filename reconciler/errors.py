@@ -8,6 +8,7 @@ reported together rather than raised one at a time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
@@ -41,6 +42,7 @@ class Hint(str, Enum):
     LEDGER_SEGMENT = "ledger_segment"  # a segment named as the ledger (value: the main file)
     TARGETS = "targets"  # a target that names no manifest
     START_PIPELINE = "start_pipeline"  # a start in doubt to settle, as ORG/PIPELINE
+    SETTLE_START = "settle_start"  # what settles a start in doubt (value: its ORG/PIPELINE)
     RESEND_IN_DOUBT = "resend_in_doubt"
     KAFKA_RATE = "kafka_rate"
     SNAPSHOT = "snapshot"  # the evidence file (value: its path)
@@ -54,16 +56,31 @@ class Hint(str, Enum):
 
 class ReconcilerError(Exception):
     """Root of every error the CLI reports as a message with exit code 1; `hint`, when
-    set, is advice the CLI adds in its own words (`settings.ADVICE`)."""
+    set, is advice the CLI adds in its own words (`settings.ADVICE`). `details` are lines
+    said under the message, each of which may be a `Hinted` with advice of its own (one
+    error about several things, each settled its own way)."""
 
     exit_code = 1
     hint: Hint | None = None
     hint_value: str = ""
+    details: tuple[str, ...] = ()
 
-    def __init__(self, *args: object, hint: Hint | None = None, hint_value: str = "") -> None:
+    def __init__(
+        self, *args: object, hint: Hint | None = None, hint_value: str = "", details: Sequence[str] = ()
+    ) -> None:
         super().__init__(*args)
         if hint is not None:
             self.hint, self.hint_value = hint, hint_value
+        if details:
+            self.details = tuple(details)
+
+    @property
+    def headline(self) -> str:
+        """The message without its details."""
+        return super().__str__()
+
+    def __str__(self) -> str:
+        return self.headline + "".join(f"\n  {line}" for line in self.details)
 
 
 class Hinted(str):

@@ -65,19 +65,18 @@ class Planned:
         return [start_in_doubt(ref, at) for ref, at in starts_in_doubt(self.ledger.pipeline_records())]
 
 
-def start_in_doubt(ref: PipelineRef, at: str, status: str | None = None) -> str:
-    """What a person reads about a start in doubt, and the one command that settles it."""
+def start_in_doubt(ref: PipelineRef, at: str, status: str | None = None) -> Hinted:
+    """What a person reads about a start in doubt; its hint is the one step that settles it."""
     now = f" and reports {status} now" if status else ""
-    return (
-        f"{ref.org_id}/{ref.pipeline_id}: an apply announced its start at {at} and stopped before it could "
-        f"confirm it{now}. reconcile will not start it: the start may have landed and a person paused it "
-        "since, and the ledger cannot tell. While it is PAUSED every apply fails naming it. Unless it was "
-        "paused on purpose, start it in the EnOS console; then settle it: "
-        f"`{RESOLVE_START.format(ref=f'{ref.org_id}/{ref.pipeline_id}')}`"
+    name = f"{ref.org_id}/{ref.pipeline_id}"
+    return Hinted(
+        f"{name}: an apply announced its start at {at} and stopped before it could confirm it{now}. "
+        "reconcile will not start it: the start may have landed and a person paused it since, and the "
+        "ledger cannot tell. While it is PAUSED every apply fails naming it. Unless it was paused on "
+        "purpose, start it in the EnOS console; then settle it",
+        Hint.SETTLE_START,
+        name,
     )
-
-
-RESOLVE_START = "reconcile ledger resolve --start {ref}"
 
 
 def _load(paths: Sequence[str], options: Options) -> manifests.LoadResult:
@@ -320,7 +319,7 @@ class _OneSession:
             self._gateways.close()
 
 
-def _paused_starts(planned: Planned, gw: Gateways) -> list[tuple[PipelineRef, str]]:
+def _paused_starts(planned: Planned, gw: Gateways) -> list[tuple[PipelineRef, Hinted]]:
     """Invariant 14 for a `start` record with no outcome: a pipeline PAUSED now (or whose
     status cannot be read) is never left behind exit 0. It is not started either (invariant
     10's reading of the ledger: the start may have landed, the pipeline run, and a person
@@ -352,10 +351,9 @@ def _refuse_paused_starts(planned: Planned, gateways: Callable[[], Gateways]) ->
         paused = _paused_starts(planned, gw)
     if paused:
         raise ApplyRefused(
-            "nothing to apply, but "
-            + plural(len(paused), "pipeline")
-            + " may be left paused by an apply that stopped:\n"
-            + "\n".join(f"  {why}" for _ref, why in paused)
+            f"nothing to apply, but {plural(len(paused), 'pipeline')} may be left paused by an apply that "
+            "stopped:",
+            details=[why for _ref, why in paused],  # each with the step that settles it
         )
 
 
@@ -593,7 +591,7 @@ def resolve_start(
             raise PlanError(f"{pipeline} has no start in doubt in {ledger.path} (starts in doubt: {known})")
         confirm(ref, doubt[ref])
         with ledger_mod.LedgerWriter(led) as writer:
-            note = "a person settled a start in doubt (reconcile ledger resolve --start)"
+            note = ledger_mod.SETTLED_START_NOTE  # stored text: as every ledger so far has it
             writer.append(
                 "resume",
                 {"orgId": org, "pipelineId": pid, "resolved": True, "note": note, "actor": actor},

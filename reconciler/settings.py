@@ -42,6 +42,7 @@ ADVICE: dict[Hint, str] = {
     Hint.LEDGER_SEGMENT: "{} (--ledger {value})",
     Hint.TARGETS: "--target: {}",
     Hint.START_PIPELINE: "--start {}",
+    Hint.SETTLE_START: "{}: `reconcile ledger resolve --start {value}`",
     Hint.RESEND_IN_DOUBT: "{} To send them again: `reconcile apply --resend-in-doubt`",
     Hint.KAFKA_RATE: "{}\nA kafkaRate can also be given for them all: pass --kafka-rate N.",
     Hint.SNAPSHOT: "--snapshot {}",
@@ -56,10 +57,18 @@ ADVICE: dict[Hint, str] = {
 
 def advice(said: ReconcilerError | str) -> str:
     """A core error's, note's or warning's words with the advice its hint asks for (a
-    plain `str` is said as it is)."""
-    if isinstance(said, (ReconcilerError, Hinted)) and said.hint is not None:
-        return ADVICE[said.hint].format(str(said), value=said.hint_value)
+    plain `str` is said as it is); an error's detail lines each with their own."""
+    if isinstance(said, ReconcilerError):
+        return _advised(said.headline, said.hint, said.hint_value) + "".join(
+            f"\n  {advice(line)}" for line in said.details
+        )
+    if isinstance(said, Hinted):
+        return _advised(said, said.hint, said.hint_value)
     return str(said)
+
+
+def _advised(words: str, hint: Hint | None, value: str) -> str:
+    return str(words) if hint is None else ADVICE[hint].format(words, value=value)
 
 
 @contextmanager

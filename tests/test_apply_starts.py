@@ -287,3 +287,54 @@ def test_start_timeout_in_reconcile_yaml_is_checked(repo: Path) -> None:
     )
     res = run_cli(["plan"], repo)
     assert res.code == 1 and "reconcile.yaml:4:17: apply.startTimeout: must be at least 0" in res.err
+
+
+def a_start_in_doubt(repo: Path, em: Any) -> None:
+    """p1 cleared and started by one apply; then an apply that announced p1's start and
+    died before the call (a `pause`, then a bare `start`), and a person paused p1 since."""
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    assert run_cli(["apply", "--auto-approve", "--pause-pipelines"], repo, gateway_env(em)).code == 0
+    path = repo / "applied-ledger.jsonl"
+    pipe = {"orgId": CLI_ORG, "pipelineId": "p1"}
+    with L.LedgerWriter(L.read(path)) as writer:
+        writer.append("pause", {**pipe, "executionMode": 0, "kafkaRate": 1000})
+        writer.append("start", pipe)
+    em.world.set_status("p1", "PAUSED")
+
+
+def test_cli_a_start_in_doubt_names_the_command_that_settles_it(repo: Path, make_emulator: Any) -> None:
+    """The core says what happened and hints at what settles it; every place the CLI says it
+    names the command and its flag, `reconcile ledger resolve --start ORG/PIPELINE` (L-1).
+    Settled, the `resume` record's note is the text ledgers have always held."""
+    em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
+    a_start_in_doubt(repo, em)
+    settle = "then settle it: `reconcile ledger resolve --start o1/p1`"
+    plan = run_cli(["plan"], repo)
+    assert plan.code == 0 and "o1/p1: an apply announced its start" in plan.err and settle in plan.err
+    comment = run_cli(["plan", "--format", "markdown"], repo)
+    assert "o1/p1: an apply announced its start" in comment.out
+    assert "reconcile ledger resolve --start o1/p1" in comment.out, comment.out
+    res = run_cli(["apply", "--auto-approve", "--summary", "s.md"], repo, gateway_env(em))
+    assert res.code == 1 and "nothing to apply, but 1 pipeline may be left paused" in res.err, res.all
+    error = res.err.split("error: ", 1)[1]  # the refusal itself, not the warning before it
+    assert "reports PAUSED now. reconcile will not start it" in error and settle in error
+    assert settle in (repo / "s.md").read_text()
+    # More to clear meanwhile: the run clears it, and names the pipeline it did not start.
+    write(repo / "manifests/b.yaml", manifest_yaml("b", stages=["s2"]))
+    res = run_cli(["apply", "--auto-approve", "--summary", "s.json"], repo, gateway_env(em))
+    assert res.code == 1, res.all
+    cells = " ".join(" ".join(line.split("│")[-2].split()) for line in res.out.splitlines() if "│" in line)
+    assert "start by hand: o1/p1: o1/p1: an apply announced its start" in cells and settle in cells
+    (p1,) = json.loads((repo / "s.json").read_text())["pipelines"]
+    assert p1["notStartedAgain"].endswith(settle)
+    assert em.world.status("p1") == "PAUSED"  # never started by reconcile: a person decides
+
+    bad = run_cli(["ledger", "resolve", "--start", "o1", "--auto-approve"], repo)
+    assert bad.code == 1 and "--start 'o1' is not ORG/PIPELINE" in bad.err, bad.all
+    em.world.set_status("p1", "RUNNING")  # the person starts it in the console, and settles it
+    res = run_cli(["ledger", "resolve", "--start", "o1/p1", "--auto-approve"], repo)
+    assert res.code == 0, res.all
+    last = L.read(repo / "applied-ledger.jsonl").records[-1]
+    assert (last.kind, last.resolved) == ("resume", True)
+    assert last.data["note"] == "a person settled a start in doubt (reconcile ledger resolve --start)"
+    assert run_cli(["apply", "--auto-approve"], repo, gateway_env(em)).code == 0

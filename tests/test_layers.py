@@ -215,11 +215,9 @@ CORE = (
     "reconciler.plan",
     "reconciler.store",
 )
-# Messages that still name a flag (issue 28, L-1): each one is to become a `Hint`. The
-# list may only shrink; a flag named anywhere else in the core fails the test.
-STILL_NAMING_FLAGS = {
-    ("reconciler.operations", "--start"),
-}
+# Text the ledger stores is data, not a message: a record reads as the ledgers written so
+# far have it, flag and all (module, constant). What a person is told about it is a `Hint`.
+STORED_TEXT = {("reconciler.ledger._record", "SETTLED_START_NOTE")}
 
 
 def cli_flags() -> set[str]:
@@ -238,13 +236,13 @@ def cli_flags() -> set[str]:
 
 
 def flags_in_messages(path: Path, flags: set[str]) -> set[str]:
-    """Our flags named in the module's string literals, docstrings aside (comments are not
-    in the tree). A literal that is the flag alone, or `--flag=value`, is an argument to
-    git, which shares some names with us (`--verify`, `--format`)."""
+    """Our flags named in the module's string literals, docstrings and `STORED_TEXT` aside
+    (comments are not in the tree). A literal that is the flag alone, or `--flag=value`,
+    is an argument to git, which shares some names with us (`--verify`, `--format`)."""
     import re
 
     tree = ast.parse(path.read_text())
-    docstrings = {
+    not_messages = {  # docstrings
         id(n.body[0].value)
         for n in ast.walk(tree)
         if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
@@ -252,11 +250,17 @@ def flags_in_messages(path: Path, flags: set[str]) -> set[str]:
         and isinstance(n.body[0], ast.Expr)
         and isinstance(n.body[0].value, ast.Constant)
     }
+    stored = {name for module, name in STORED_TEXT if module == module_name(path)}
+    not_messages |= {
+        id(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id in stored for t in n.targets)
+    }
     named = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?![\w=-])")
     return {
         flag
         for n in ast.walk(tree)
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in not_messages
         if n.value not in flags
         for flag in named.findall(n.value)
         if flag in flags
@@ -272,8 +276,20 @@ def test_the_core_names_no_cli_flag() -> None:
         if tier(module_name(p)) is not None and module_name(p).startswith(CORE)
         for flag in flags_in_messages(p, flags)
     }
-    assert named - STILL_NAMING_FLAGS == set()
+    assert named == set()
     assert ("reconciler.apply.preflight", "--pause-pipelines") not in named  # a Hint now
+
+
+def test_stored_text_is_what_ledgers_hold() -> None:
+    """Each `STORED_TEXT` entry names a string constant of its module (a stale entry
+    exempts nothing), and the note reads as every ledger written so far has it."""
+    import importlib
+
+    from reconciler.ledger import SETTLED_START_NOTE
+
+    for module, name in STORED_TEXT:
+        assert isinstance(getattr(importlib.import_module(module), name), str)
+    assert SETTLED_START_NOTE == "a person settled a start in doubt (reconcile ledger resolve --start)"
 
 
 def test_the_cli_adds_the_flag_a_core_hint_asks_for(tmp_path: Path) -> None:
@@ -287,3 +303,11 @@ def test_the_cli_adds_the_flag_a_core_hint_asks_for(tmp_path: Path) -> None:
     assert note == "warning: x" and advice(note) == "warning: x (--ignore-window)"
     segment = LedgerError("x", hint=Hint.LEDGER_SEGMENT, hint_value="l.jsonl")  # with the setting's value
     assert advice(segment) == "x (--ledger l.jsonl)"
+    # An error about several things: each detail line is said with its own hint's words.
+    settle = Hinted("o/p: settle it", Hint.SETTLE_START, "o/p")
+    several = ApplyRefused("two left:", hint=Hint.PAUSE_PIPELINES, details=[settle, "o/q: plain"])
+    assert str(several) == "two left:\n  o/p: settle it\n  o/q: plain"  # a library caller's words
+    assert advice(several) == (
+        advice(ApplyRefused("two left:", hint=Hint.PAUSE_PIPELINES))
+        + "\n  o/p: settle it: `reconcile ledger resolve --start o/p`\n  o/q: plain"
+    )

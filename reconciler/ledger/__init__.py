@@ -38,6 +38,7 @@ from reconciler.ledger._record import (
     KNOWN_KINDS,
     PIPELINE_KINDS,
     RUN_KINDS,
+    SETTLED_START_NOTE,
     Record,
 )
 from reconciler.ledger._select import SINCE_FORMS, parse_since, record_time, select
@@ -54,6 +55,7 @@ __all__ = [
     "RUN_KINDS",
     "RUN_SEGMENTS",
     "SEGMENT_BYTES",
+    "SETTLED_START_NOTE",
     "SINCE_FORMS",
     "Ledger",
     "LedgerLock",

@@ -19,6 +19,10 @@ KNOWN_KINDS = (*CELL_KINDS, *PIPELINE_KINDS, "seal")
 KEY_FIELDS = ("manifest", "orgId", "pipelineId", "stageInstanceName")
 LIST_FIELDS = ("assetIds", "pointIds")
 CLOSING_KINDS = ("delete", "failed")  # may close an intent by reference (v2)
+# The `note` of the `resume` record with `"resolved": true` that settles a start in doubt.
+# Stored text, not a message: every such record says it the same way, as the ledgers
+# written so far do (it names the command that writes it, flag included).
+SETTLED_START_NOTE = "a person settled a start in doubt (reconcile ledger resolve --start)"
 
 Ids = tuple[str, ...]
 

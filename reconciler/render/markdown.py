@@ -203,8 +203,10 @@ def _commit(base_commit: str) -> str:
 
 
 def _warnings(ctx: _Context) -> list[str]:
+    from reconciler.settings import advice  # a warning with a hint, in the CLI's words
+
     plan, review, out = ctx.plan, ctx.review, []
-    out += [f"- **Warning:** {text(w)}" for w in review.warnings]
+    out += [f"- **Warning:** {text(advice(w))}" for w in review.warnings]
     if review.refresh_error is not None:
         out.append(f"- **Live status missing:** {text(refresh_warning(review.refresh_error))}")
     refused = policy_lines(review.policy, "`") if review.policy else []

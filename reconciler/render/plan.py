@@ -223,10 +223,12 @@ def plan_text(
 
 def _text_warnings(review: Review) -> list[str]:
     """Plan-level warnings, and why the live part is missing, before anything else."""
+    from reconciler.settings import advice  # a warning with a hint, in the CLI's words
+
     lines = [
         f"[red]Warning:[/red] this pull request changes {escape(line)}" for line in review.config_changes
     ]
-    lines += [f"[yellow]Warning:[/yellow] {escape(w)}" for w in review.warnings]
+    lines += [f"[yellow]Warning:[/yellow] {escape(advice(w))}" for w in review.warnings]
     if review.refresh_error is not None:
         lines.append(f"[yellow]Warning:[/yellow] {escape(refresh_warning(review.refresh_error))}")
     return [*lines, ""] if lines else []

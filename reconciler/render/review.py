@@ -137,6 +137,8 @@ def rollout_view(plan: Plan, review: Review) -> list[PipelineRollout]:
 
 def review_json(plan: Plan, review: Review) -> dict[str, object]:
     """The plan JSON's fields from outside the plan (DESIGN "Plan": `policy`, `pipelines`)."""
+    from reconciler.settings import advice  # a warning with a hint, in the CLI's words
+
     out: dict[str, object] = {}
     if review.policy is not None:
         out["policy"] = review.policy.to_json()
@@ -155,7 +157,7 @@ def review_json(plan: Plan, review: Review) -> dict[str, object]:
     if review.config_changes:
         out["configChanges"] = list(review.config_changes)
     warnings = [f"this pull request changes {line}" for line in review.config_changes]
-    warnings += review.warnings
+    warnings += [advice(w) for w in review.warnings]
     if review.refresh_error is not None:
         warnings.append(refresh_warning(review.refresh_error))
     if warnings:
