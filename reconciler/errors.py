@@ -49,6 +49,7 @@ class Hint(str, Enum):
     SNAPSHOT_PER_RUN = "snapshot_per_run"  # each run's evidence is in the file that run wrote
     START_TIMEOUT = "start_timeout"  # (value: the timeout, in words)
     COUNTS = "counts"  # show's first N or last N (value: which, "limit" or "tail")
+    FILTER = "filter"  # a filter of the history (value: its name, as `ledger.select` takes it)
     IGNORE_WINDOW = "ignore_window"
     ALLOW_UNREVIEWED = "allow_unreviewed"
     SAVED_PLAN = "saved_plan"  # make the saved plan again

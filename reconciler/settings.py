@@ -49,6 +49,7 @@ ADVICE: dict[Hint, str] = {
     Hint.SNAPSHOT_PER_RUN: "{} (`apply --snapshot FILE`)",
     Hint.START_TIMEOUT: "{}; --start-timeout is {value}",
     Hint.COUNTS: "{} (--limit N, --tail N)",
+    Hint.FILTER: "--{value} {}",  # `ledger show` spells each filter as `select` names it
     Hint.IGNORE_WINDOW: "{} (--ignore-window)",
     Hint.ALLOW_UNREVIEWED: "{} (--allow-unreviewed)",
     Hint.SAVED_PLAN: "{} with `reconcile plan --out`",

@@ -235,10 +235,12 @@ def cli_flags() -> set[str]:
     return found
 
 
-def flags_in_messages(path: Path, flags: set[str]) -> set[str]:
-    """Our flags named in the module's string literals, docstrings and `STORED_TEXT` aside
-    (comments are not in the tree). A literal that is the flag alone, or `--flag=value`,
-    is an argument to git, which shares some names with us (`--verify`, `--format`)."""
+def flags_in_messages(path: Path, flags: set[str], stored: set[str] | None = None) -> set[str]:
+    """Our flags named in the module's strings, docstrings and the constants named in
+    `stored` aside (comments are not in the tree). An f-string is read whole, each `{...}`
+    as written, so `f"--{name}"`, which may spell any flag, is named as `--{name}`. A
+    string that is a flag alone, or `--flag=value`, is an argument to git, which shares some
+    names with us (`--verify`, `--format`)."""
     import re
 
     tree = ast.parse(path.read_text())
@@ -250,21 +252,47 @@ def flags_in_messages(path: Path, flags: set[str]) -> set[str]:
         and isinstance(n.body[0], ast.Expr)
         and isinstance(n.body[0].value, ast.Constant)
     }
-    stored = {name for module, name in STORED_TEXT if module == module_name(path)}
     not_messages |= {
         id(n.value)
         for n in tree.body
-        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id in stored for t in n.targets)
+        if isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id in (stored or set()) for t in n.targets)
     }
-    named = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?![\w=-])")
-    return {
-        flag
+    not_messages |= {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    texts = [
+        n.value if isinstance(n, ast.Constant) else _as_written(n)
         for n in ast.walk(tree)
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in not_messages
-        if n.value not in flags
-        for flag in named.findall(n.value)
-        if flag in flags
+        if ((isinstance(n, ast.Constant) and isinstance(n.value, str)) or isinstance(n, ast.JoinedStr))
+        and id(n) not in not_messages
+    ]
+    part = r"(?:[a-z0-9-]|\{[^{}]*\})"  # a letter, digit or dash of a flag, or a `{...}`
+    named = re.compile(rf"(?<![\w-])(--(?:[a-z]|\{{[^{{}}]*\}}){part}*)(?![\w=-])")
+    return {
+        written
+        for text in texts
+        if not named.fullmatch(text)
+        for written in named.findall(text)
+        if any(re.fullmatch(_spelling(written), flag) for flag in flags)
     }
+
+
+def _as_written(node: ast.JoinedStr) -> str:
+    """An f-string's text with each `{...}` as written (its expression, no conversion)."""
+    return "".join(
+        "{" + ast.unparse(v.value) + "}" if isinstance(v, ast.FormattedValue) else ast.literal_eval(v)
+        for v in node.values
+    )
+
+
+def _spelling(written: str) -> str:
+    """What a flag written with `{...}` in it may spell, as a regular expression."""
+    import re
+
+    return "".join(
+        "[a-z0-9-]+" if piece.startswith("{") else re.escape(piece)
+        for piece in re.split(r"(\{[^{}]*\})", written)
+        if piece
+    )
 
 
 def test_the_core_names_no_cli_flag() -> None:
@@ -274,10 +302,29 @@ def test_the_core_names_no_cli_flag() -> None:
         (module_name(p), flag)
         for p in PACKAGE.rglob("*.py")
         if tier(module_name(p)) is not None and module_name(p).startswith(CORE)
-        for flag in flags_in_messages(p, flags)
+        for flag in flags_in_messages(p, flags, stored={n for m, n in STORED_TEXT if m == module_name(p)})
     }
     assert named == set()
     assert ("reconciler.apply.preflight", "--pause-pipelines") not in named  # a Hint now
+
+
+def test_the_scanner_sees_flags_in_literals_and_f_strings(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        '''"""Module docstring: --ledger."""
+NOTE = "stored: --tail N"
+a = "pass --snapshot FILE"
+b = f"--{name} {value!r}: no record"
+c = f"{what}; --start-{kind} is {t}"
+d = f"check --ledger {path}"
+e = ["--verify", f"--push-option={o}", f"--{option}", "--no-such-flag here"]
+'''
+    )
+    flags = {"--ledger", "--snapshot", "--start-timeout", "--verify", "--tail"}
+    found = {"--snapshot", "--{name}", "--start-{kind}", "--ledger"}
+    assert flags_in_messages(module, flags, stored={"NOTE"}) == found
+    assert flags_in_messages(module, flags) == found | {"--tail"}  # stored text only when named
+    assert flags_in_messages(module, {"--verify"}) == {"--{name}"}  # `{name}` may spell any flag
 
 
 def test_stored_text_is_what_ledgers_hold() -> None:

@@ -71,5 +71,8 @@ def test_manifest_and_pipeline_filters_combine(led: L.Ledger) -> None:
     assert seqs(L.select(led, manifest="a")) == [1, 2]
     assert seqs(L.select(led, pipeline="p2")) == [3, 4]
     assert seqs(L.select(led, pipeline="p2", kinds=["delete"], since="2026-11-28", now=NOW)) == [4]
-    with pytest.raises(ReconcilerError, match="--manifest 'nope': no record"):  # issue 20: not "0 records"
-        L.select(led, manifest="nope")
+    with pytest.raises(ReconcilerError, match=r"'nope': no record .* names this manifest") as raised:
+        L.select(led, manifest="nope")  # issue 20: not "0 records"
+    from reconciler.settings import advice
+
+    assert advice(raised.value).startswith("--manifest 'nope': no record")  # the CLI names the filter

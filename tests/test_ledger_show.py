@@ -113,8 +113,11 @@ def test_select_unit_filters_compose(applied: Path) -> None:
     led = L.read(applied / "applied-ledger.jsonl")
     got = L.select(led, asset="0033Tiui", stage="s1", kinds=["delete"])
     assert [r.manifest for r in got] == ["inverter-fix-a"]
-    with pytest.raises(ReconcilerError, match="--tail must be at least 1"):
+    with pytest.raises(ReconcilerError, match="must be at least 1, not 0") as raised:
         L.select(led, tail=0)
+    from reconciler.settings import advice
+
+    assert advice(raised.value) == "--tail must be at least 1, not 0"  # the CLI names the filter
 
 
 def test_asset_history_golden(tmp_path: Path) -> None:

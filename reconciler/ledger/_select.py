@@ -110,7 +110,9 @@ def _check_known(ledger: Ledger, **given: str | None) -> None:
         close = difflib.get_close_matches(value, sorted(near), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         where = f"{ledger.path}" if ledger.records else f"{ledger.path} (it has no records)"
-        raise ReconcilerError(f"--{name} {value!r}: no record of {where} names this {name}{hint}")
+        raise ReconcilerError(
+            f"{value!r}: no record of {where} names this {name}{hint}", hint=Hint.FILTER, hint_value=name
+        )
 
 
 def _distinct(ledger: Ledger, name: str) -> list[tuple[object, ...]]:
@@ -135,7 +137,7 @@ def _check_counts(limit: int | None, tail: int | None) -> None:
         )
     for name, value in (("limit", limit), ("tail", tail)):
         if value is not None and value < 1:
-            raise ReconcilerError(f"--{name} must be at least 1, not {value}")
+            raise ReconcilerError(f"must be at least 1, not {value}", hint=Hint.FILTER, hint_value=name)
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
