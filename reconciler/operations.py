@@ -243,6 +243,8 @@ def apply(
     `store`: the ledger (`store.open_store`); by default the target's file, off git."""
     ledger_path, saved = target_ledger(settings)
     store = store or LedgerStore(ledger_path)
+    if not store.in_git:  # before its lock: a refused path is left as it was, no lock file or folder made
+        _require_ledger(ledger_path)
     lock_timeout = settings.lock_timeout
     with (
         _OneSession(gateways) as gateways,
@@ -452,7 +454,7 @@ def _publish_result(session: Session | None, result: ApplyResult, reporter: Repo
     session.abort(None)
 
 
-def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
+def _require_ledger(ledger_path: str) -> None:
     if not Path(ledger_path).exists():
         raise ApplyRefused(
             f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in its path or the "
@@ -460,6 +462,10 @@ def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPla
             "ledger (`reconcile init` does) if nothing was ever applied",
             hint=Hint.LEDGER_MISSING,
         )
+
+
+def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
+    _require_ledger(ledger_path)
     if saved is not None:
         loaded, led = _load_and_read(saved.manifests, saved.options, ledger_path)
         fresh, loaded = replan_saved(saved, led, loaded)

@@ -212,6 +212,10 @@ def test_apply_refuses_a_missing_ledger_and_plan_warns(repo: Path, make_emulator
     res = run_cli(["apply", "--auto-approve", "--ledger", "applied_ledger.jsonl"], repo, gateway_env(em))
     assert res.code == 1 and "applied_ledger.jsonl: the ledger does not exist; nothing was sent" in res.err
     assert em.world.log == [] and not (repo / "applied_ledger.jsonl").exists()
+    assert not (repo / "applied_ledger.jsonl.lock").exists()  # refused before its lock: nothing made
+    typo = run_cli(["apply", "--auto-approve", "--ledger", "ledgr/applied.jsonl"], repo, gateway_env(em))
+    assert typo.code == 1 and "ledgr/applied.jsonl: the ledger does not exist" in typo.err
+    assert not (repo / "ledgr").exists() and em.world.log == []  # no folder made for the typo
     planned = run_cli(["plan", "--ledger", "applied_ledger.jsonl"], repo)
     assert planned.code == 0 and "warning: applied_ledger.jsonl does not exist" in planned.err
 
