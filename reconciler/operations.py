@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import ledger as ledger_mod
 from reconciler import manifests
-from reconciler.errors import ApplyRefused, Hint, Hinted, LedgerMoved, PlanError, ReconcilerError
+from reconciler.errors import ApplyRefused, Hint, Hinted, LedgerError, LedgerMoved, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan, diff, skim, starts_in_doubt
 from reconciler.plan import file as planfile
 from reconciler.plan.values import PipelineRef
@@ -551,8 +551,10 @@ def resolve(
 ) -> list[Action]:
     """Record in-doubt requests as done (`delete` with `resolved: true`) after a person checked;
     with the ledger in git, from the remote's latest ledger, and pushed before returning."""
+    _exists_before_lock(store)
     with store.open_write(_quiet) as ledger:
         ledger.refuse_if_leased()
+        _exists(ledger.path)
         loaded = _load(paths, Options())
         led = ledger_mod.read(ledger.path)  # in full: what is in doubt is the whole ledger's question
         p, _ = plan_from(paths, led, Options(), loaded=loaded)
@@ -573,6 +575,22 @@ def resolve(
     return doubt
 
 
+def _exists_before_lock(store: LedgerStore) -> None:
+    """A local ledger that is missing is refused before its lock: nothing is made for a typo
+    (with the ledger in git, the file may come with the branch: `_exists` after the sync)."""
+    if not store.in_git:
+        _exists(store.path)
+
+
+def _exists(ledger_path: str) -> None:
+    """`ledger resolve` settles what a ledger holds: none is never "nothing in doubt"."""
+    if not Path(ledger_path).exists():
+        raise LedgerError(
+            f"{ledger_path} does not exist: nothing to resolve",
+            hint=Hint.LEDGER_MISSING,
+        )
+
+
 def resolve_start(
     store: LedgerStore,
     pipeline: str,
@@ -588,8 +606,10 @@ def resolve_start(
     if not org or not pid or "/" in pid:
         raise PlanError(f"{pipeline!r} is not ORG/PIPELINE (e.g. o1/p1)", hint=Hint.START_PIPELINE)
     ref = PipelineRef(org, pid)
+    _exists_before_lock(store)
     with store.open_write(_quiet) as ledger:
         ledger.refuse_if_leased()
+        _exists(ledger.path)
         led = ledger_mod.read(ledger.path)
         doubt = dict(starts_in_doubt(led.pipeline_records()))
         if ref not in doubt:

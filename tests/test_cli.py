@@ -220,6 +220,16 @@ def test_apply_refuses_a_missing_ledger_and_plan_warns(repo: Path, make_emulator
     assert planned.code == 0 and "warning: applied_ledger.jsonl does not exist" in planned.err
 
 
+def test_resolve_on_a_missing_ledger_says_so_and_makes_nothing(repo: Path) -> None:
+    """Never "No in-doubt requests" for a ledger that is not there (a typo would read as settled)."""
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    for extra in ([], ["--start", "o1/p1"]):
+        res = run_cli(["ledger", "resolve", "--auto-approve", "--ledger", "ledgr/x.jsonl", *extra], repo)
+        assert res.code == 1, res.all
+        assert "ledgr/x.jsonl does not exist: nothing to resolve (check --ledger" in res.err, res.all
+        assert not (repo / "ledgr").exists()
+
+
 def test_no_gateway_is_reported_before_anything_is_asked_and_a_no_op_needs_none(
     repo: Path, make_emulator: Any
 ) -> None:
