@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import signal
@@ -44,6 +46,33 @@ COMMANDS = [
 def test_every_command_help_has_an_example(cmd: list[str], tmp_path: Path) -> None:
     res = run_cli([*cmd, "--help"], tmp_path)
     assert res.code == 0 and "Example:" in res.out and "reconcile " in res.out
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_a_command_line_builds_its_command_alone_and_it_says_the_same(cmd: list[str]) -> None:
+    """`reconcile plan ...` builds the root and plan only (cli._app.command): plan's help,
+    and its answer to a flag it lacks or a value it refuses, are the whole app's plan's."""
+    import typer.main
+
+    from reconciler.cli._app import app, command
+
+    whole = typer.main.get_command(app)
+    for args in ([*cmd, "--help"], [*cmd, "--no-such-flag"], [*cmd, "--max-points", "x"]):
+        alone = command(args)
+        assert list(alone.commands) == [cmd[0]]  # type: ignore[attr-defined]
+        assert _said(alone, args) == _said(whole, args)
+
+
+def _said(cli: Any, args: list[str]) -> tuple[object, str, str]:
+    """What a built command does with `args`: its result or error, and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            result = cli(args, prog_name="reconcile", standalone_mode=False)
+        except Exception as exc:  # a usage error: shown as the CLI shows it
+            exc.show()  # type: ignore[attr-defined]
+            result = type(exc).__name__
+    return result, out.getvalue(), err.getvalue()
 
 
 def test_version_and_root_help(tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ should not pay for httpx, the emulator or rich's progress (about 0.35 s).
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from types import FrameType
 from typing import Annotated, Any, Optional, TypeVar
@@ -236,25 +237,53 @@ def _shown(message: str) -> str:
     return "\n".join(term(line) for line in message.split("\n"))
 
 
-_command: Callable[..., Any] | None = None
+_commands: dict[str | None, Callable[..., Any]] = {}
 
 
-def command() -> Callable[..., Any]:
-    """The app as a command, built once: typer builds it anew on each `app(...)` from
-    every command's signature (~20 ms), which a process that runs many command lines (the
-    tests, the demo) would pay each time. Commands are registered on importing
-    reconciler.cli, which importing this module does first."""
-    global _command
-    if _command is None:
-        _command = typer.main.get_command(app)
-    return _command
+def command(args: Sequence[str] = ()) -> Callable[..., Any]:
+    """The app as a command, built once per name and process (the tests and the demo run
+    many command lines). typer builds each command from its signature, ~20 ms for them all
+    (mostly evaluating annotations), so a line that starts with a command's name (the root
+    takes no option with a value: `reconcile plan ...`) builds the root and that command
+    only, with the same parameters, help and errors it has in the whole app. Anything else
+    (`--help`, no command, a misspelt one whose message suggests names) builds the whole
+    app. Commands are registered on importing reconciler.cli, which importing this module
+    does first."""
+    name = args[0] if args and args[0] in _names() else None
+    built = _commands.get(name)
+    if built is None:
+        built = _commands[name] = typer.main.get_command(app if name is None else _only(name))
+    return built
+
+
+def _names() -> set[str]:
+    """The names a command line may start with: the commands' and the groups' (`ledger`)."""
+    return {_name(c) for c in app.registered_commands} | {
+        g.name for g in app.registered_groups if isinstance(g.name, str)
+    }
+
+
+def _name(info: typer.models.CommandInfo) -> str:
+    """A command's name as typer gives it (`get_command_from_info`)."""
+    if info.name:
+        return info.name
+    assert info.callback is not None
+    return typer.main.get_command_name(info.callback.__name__)
+
+
+def _only(name: str) -> typer.Typer:
+    """The app with its callback and options, and the one command or group called `name`."""
+    lean = copy.copy(app)
+    lean.registered_commands = [c for c in app.registered_commands if _name(c) == name]
+    lean.registered_groups = [g for g in app.registered_groups if g.name == name]
+    return lean
 
 
 def run(args: list[str], *, debug: bool = False) -> int:
     """Run one command line and return its exit code (the demo and tests call this too)."""
     streams = make_consoles()  # rich is imported on first use: only when there is an error to show
     try:
-        code = command()(args, prog_name="reconcile", standalone_mode=False)
+        code = command(args)(args, prog_name="reconcile", standalone_mode=False)
     except InputError as exc:
         for d in exc.diagnostics:
             streams.err.print(
