@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.args import DEFAULT_PATHS
-from reconciler.config import RepoConfig, load_config, pick
+from reconciler.config import find_config, pick
 from reconciler.errors import ApplyRefused, ConfigError, Hint, Hinted, ReconcilerError
 from reconciler.plan import DEFAULT_MAX_ASSETS, DEFAULT_MAX_POINTS, Options
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from reconciler.apply import Gateways
     from reconciler.apply.values import StartSettings
     from reconciler.args import ApplyArgs
+    from reconciler.config import RepoConfig
     from reconciler.enos import EnosClient
     from reconciler.operations import ApplySettings
     from reconciler.plan.file import SavedPlan
@@ -98,7 +99,12 @@ def check_window_override(args: ApplyArgs) -> None:
 
 def config(path: str | None = None) -> RepoConfig | None:
     """`--config FILE`, else reconcile.yaml in the working directory when there is one."""
-    return load_config(path)
+    found = path if path is not None else find_config()
+    if found is None:  # nothing to read: its models are not even imported
+        return None
+    from reconciler.config import load_config
+
+    return load_config(found)
 
 
 def pull_request_config(head: RepoConfig | None, base: RepoConfig | None) -> RepoConfig | None:

@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from helpers import (
     HANG,
     cell_fields,
+    cli_env,
     commit_all,
     gateway_env,
     manifest_yaml,
@@ -94,6 +96,36 @@ def test_plan_exit_codes_and_streams(repo: Path) -> None:
         .err.strip()
         .endswith("--target: no manifest is named nope")
     )
+
+
+# Prints, as the process ends, every module it imported.
+_IMPORTS_PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr))\n"
+    "from reconciler.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+def test_a_json_plan_imports_nothing_it_does_not_use(repo: Path) -> None:
+    """`plan --format json` where there is no reconcile.yaml: no terminal rendering (rich),
+    no HTTP, nothing of apply or of the ledger in git, and none of the config file's models."""
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_PROBE, "plan", "--format", "json"],
+        cwd=repo,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0 and json.loads(proc.stdout)["summary"]["pendingCells"] == 2
+    imported = set(proc.stderr.split())
+    assert {"reconciler.plan", "reconciler.manifests", "pydantic"} <= imported  # the probe sees them
+    unused = {"rich", "httpx", "reconciler.apply", "reconciler.gitsync", "reconciler.enos"}
+    unused |= {"reconciler.config.schema", "reconciler.config.load", "reconciler.windows"}
+    assert unused & imported == set()
 
 
 def test_corrupt_or_unreadable_ledger_is_a_clear_error(repo: Path) -> None:

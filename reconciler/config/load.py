@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ from pydantic import (
 
 from reconciler import windows as windows_mod
 from reconciler import yamlsource
+from reconciler.config.bounds import CONFIG_FILE, find_config
 from reconciler.config.schema import (
-    CONFIG_FILE,
     ConfigDoc,
     GatewaySettings,
     RolloutSettings,
@@ -29,21 +28,6 @@ from reconciler.config.schema import (
 from reconciler.config.value import Gateway, GitSync, NotifyTarget, RepoConfig, ResumeSettings
 from reconciler.errors import ConfigError, Diagnostic
 from reconciler.manifests.schema import error_message, field_path
-
-
-def find_config(start: Path | None = None) -> Path | None:
-    """`reconcile.yaml` in the working directory or the nearest directory above it, up to
-    the top of its git work tree: run from `manifests/`, a command still finds the
-    repository's config and ledger (a ledger kept in git is never skipped for a `cd`)."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / CONFIG_FILE).is_file():
-            found = directory / CONFIG_FILE
-            return Path(os.path.relpath(found)) if directory != here else Path(CONFIG_FILE)
-        if (directory / ".git").exists():
-            return None
-    return None
-
 
 CONFIG_MAX_BYTES = yamlsource.MAX_BYTES  # a reconcile.yaml is a page or two
 

@@ -1,11 +1,10 @@
 """reconcile.yaml's schema: the pydantic models of the file as written (camelCase, as
-the YAML spells it), the bounds every setting is checked against, and its JSON Schema
+the YAML spells it), each setting held to its bound (`config.bounds`), and its JSON Schema
 (`schemas/`, generated from these models)."""
 
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 import re
 from datetime import date, datetime, timedelta
@@ -22,10 +21,16 @@ from pydantic import (
 )
 
 from reconciler import windows as windows_mod
-from reconciler.errors import ConfigError
+from reconciler.config.bounds import (
+    LEASE_SECONDS_MAX,
+    LEASE_SECONDS_MIN,
+    MAX_CELLS_LIMIT,
+    MAX_INT32,
+    MAX_PATH,
+    MAX_START_TIMEOUT,
+)
 from reconciler.manifests.schema import Id
 
-CONFIG_FILE = "reconcile.yaml"
 CONFIG_SCHEMA_FILE = "reconcile-config-v1.schema.json"
 KIND = "ReconcileConfig"
 
@@ -35,29 +40,9 @@ Branch = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_/.-]*[A-Za-z0-9_]$", max_length=255)
 ]
 
-# Bounds of the numbers reconcile.yaml and the flags give, checked where each is read
-# (the model here, `check_bound` for flags): one definition each.
-MAX_CELLS_LIMIT = 10**12
-MAX_START_TIMEOUT = 86_400.0  # EnOS keeps a pipeline paused for at most 24 h
-MAX_INT32 = 2**31 - 1
-MAX_PATH = 4096
 # git remote helpers that run a command of the remote's choosing (`ext::sh -c ...`)
 _COMMAND_TRANSPORTS = ("ext", "fd")
 _URL_SECRET = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@")
-
-
-def check_bound(what: str, value: float | None, low: float, high: float) -> None:
-    """A number given on the command line, held to the bound reconcile.yaml's is held to
-    (NaN and infinities included): `ConfigError` naming the flag otherwise."""
-    if value is None:
-        return
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ConfigError(f"{what}: {value!r} is out of range ({_number(low)} to {_number(high)})")
-
-
-def _number(x: float) -> str:
-    """A bound as people write it: 2,147,483,647 and 86,400, not 2.14748e+09."""
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def remote_problem(value: str) -> str | None:
@@ -117,12 +102,6 @@ def ledger_files_problem(value: str, ledger: str) -> str | None:
     if path in own or path.startswith(main + ".d/"):
         return f"must not be one of the ledger's files ({ledger}, its .d/ folder, lock or lease)"
     return None
-
-
-# ledger.git.leaseSeconds: the one bound, checked here (the setting) and by the lease
-# itself (gitsync.lease: writing one, and reading one another run wrote).
-LEASE_SECONDS_MIN = 1
-LEASE_SECONDS_MAX = 86_400  # a day: EnOS keeps a job paused for at most 24 h
 
 
 class _Strict(BaseModel):

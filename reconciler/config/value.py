@@ -1,14 +1,15 @@
 """The typed value the rest of the tool sees: `RepoConfig` (snake_case, resolved paths,
-parsed durations and windows), and `pick`, by which a flag wins over it."""
+parsed durations and windows). `pick`, by which a flag wins over it, is in `config.bounds`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
-from reconciler import windows as windows_mod
-from reconciler.config.schema import ConfigDoc
+if TYPE_CHECKING:
+    from reconciler import windows as windows_mod
+    from reconciler.config.schema import ConfigDoc
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,3 @@ class RepoConfig:
     notify: tuple[NotifyTarget, ...] = ()
     # the file as checked, for comparing two versions setting by setting (`review_changes`)
     doc: ConfigDoc | None = field(default=None, compare=False, repr=False)
-
-
-T = TypeVar("T")
-
-
-def pick(flag: T | None, configured: T | None, default: T) -> T:
-    """A flag given on the command line wins, then reconcile.yaml, then the default.
-
-    Flags that merge with the config must default to None in the CLI, so that "not
-    given" can be told from "given as the default".
-    """
-    if flag is not None:
-        return flag
-    return configured if configured is not None else default
