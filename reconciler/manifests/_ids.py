@@ -10,8 +10,10 @@ and `#` comments skipped (DESIGN "Manifest format").
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 import unicodedata
+from itertools import islice
 from pathlib import Path
 
 from reconciler import yamlsource
@@ -99,7 +101,7 @@ def _plain_lines(text: str) -> list[str] | None:
 
 def _all_good(values: list[str], ascii_text: bool) -> bool:
     """The fast path for large files: C-speed scans over all values, no per-line Python."""
-    if max(map(len, values), default=0) > ID_MAX or len(set(values)) != len(values):
+    if max(map(len, values), default=0) > ID_MAX or not distinct(values):
         return False
     if ascii_text:  # controls were ruled out by the caller; nothing else to see
         return True
@@ -107,6 +109,14 @@ def _all_good(values: list[str], ascii_text: bool) -> bool:
     return unicodedata.is_normalized("NFKC", joined) and not any(
         unicodedata.category(ch) in ("Cf", "Cc", "Mn", "Me") or ch in BLANKS for ch in set(joined) - {"\n"}
     )
+
+
+def distinct(values: list[str]) -> bool:
+    """No ID twice. A file in ascending order (as `LC_ALL=C sort -u` writes it, and many
+    exports) shows it by each ID being less than the next, compared at C speed with nothing
+    hashed: a set of a fleet's 200,000 IDs costs ~15 ms and 8 MB more. In any other order the
+    comparing stops at the first ID that is not less than the next, and a set decides."""
+    return all(map(operator.lt, values, islice(values, 1, None))) or len(set(values)) == len(values)
 
 
 def _ids_slow(text: str, shown: str, noun: str) -> tuple[list[str], list[Diagnostic]]:
