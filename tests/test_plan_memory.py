@@ -3,7 +3,9 @@ plan's hash is computed a line at a time (issue 18, item 5)."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from reconciler.plan import Options, build_plan, diff
 from reconciler.plan import _build as build_mod
 from reconciler.plan import file as planfile
 from reconciler.plan._build import plan_hash
+from reconciler.render.console import Consoles
 
 
 def test_requests_of_one_group_share_each_slice_of_the_points() -> None:
@@ -87,3 +90,30 @@ def test_the_action_lines_read_the_same_in_pieces_of_any_size(
         a.to_json() for a in plan.actions
     ]
     assert lines[start + len(plan.actions)] == "  ],"
+
+
+@pytest.mark.parametrize("most", [1, 7, 1 << 20])
+def test_a_plan_written_in_parts_is_its_json_however_little_each_write_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, most: int
+) -> None:
+    """`Consoles.write_parts` hands a piece's parts to one `os.writev`, which may take only
+    some bytes (a pipe, a signal): every byte still goes, in order, after the text before."""
+    ms = [manifest(f"m{i}", "p", ["s"], [f"a{j}" for j in range(9)], ["x", "y"]) for i in range(3)]
+    plan = build_plan(diff(ms, ledger_of([])), Options(max_assets=4))
+    writev = os.writev
+    calls: list[int] = []
+
+    def takes_some(fd: int, buffers: list[bytes]) -> int:  # the kernel's part, not ours
+        calls.append(len(buffers))
+        return writev(fd, [b"".join(bytes(b) for b in buffers)[:most]])
+
+    monkeypatch.setattr(os, "writev", takes_some)
+    out = tmp_path / "plan.json"
+    with out.open("w") as fh:
+        c = Consoles(fh, io.StringIO())
+        c.write("before\n")
+        for parts in planfile.encoded_parts(plan):
+            c.write_parts(parts)
+        c.write("after\n")
+    assert out.read_text() == "before\n" + planfile.dumps(plan) + "after\n"
+    assert max(calls) > 1  # the action lines went as parts, not joined

@@ -139,8 +139,8 @@ def _output(
 
             live_part = live_json(p, live)
         # written as encoded: a huge plan is never held whole
-        for piece in planfile.encoded(p, extra, live=live_part):
-            c.write(piece)
+        for parts in planfile.encoded_parts(p, extra, live=live_part):
+            c.write_parts(parts)
     elif fmt is PlanFormat.MARKDOWN:
         import os
 

@@ -81,6 +81,16 @@ def encoded(
     """`dumps` in pieces of UTF-8, for writing as they come. A plan too big to hold its
     JSON (`Plan.streams`: 10^11 cells lists a gigabyte of IDs) is encoded an action at a
     time and never held whole: memory stays bounded by the input, not by what is printed."""
+    for parts in encoded_parts(plan, extra, live):
+        yield b"".join(parts)
+
+
+def encoded_parts(
+    plan: Plan, extra: Mapping[str, Any] | None = None, live: Mapping[str, Any] | None = None
+) -> Iterator[list[bytes]]:
+    """`encoded`, each piece as the parts it joins: a writer that takes them as they are
+    (`Consoles.write_parts`: one `os.writev` a piece) never copies a fleet plan's 60 MB of
+    action lines only to join them."""
     streamed = plan.streams
     rows = () if streamed else plan.action_parts  # before the hash, which then reuses them
     doc = _document(plan, extra)
@@ -88,20 +98,20 @@ def encoded(
         doc["summary"] = {**doc["summary"], **live.get("summary", {})}
         doc.update({k: v for k, v in live.items() if k not in ("actions", "summary")})
     for n, (key, value) in enumerate(doc.items()):
-        yield (("{\n" if n == 0 else ",\n") + f"  {json.dumps(key)}: ").encode()
+        yield [(("{\n" if n == 0 else ",\n") + f"  {json.dumps(key)}: ").encode()]
         if value is not _ACTIONS:
-            yield json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ").encode()
+            yield [json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ").encode()]
         elif not plan.actions:
-            yield b"[]"
+            yield [b"[]"]
         else:
             yield from _chunks(_action_lines(plan, rows, streamed, live))
-            yield b"\n  ]"
-    yield b"\n}\n"
+            yield [b"\n  ]"]
+    yield [b"\n}\n"]
 
 
-def _chunks(lines: Iterator[tuple[bytes, ...]]) -> Iterator[bytes]:
-    """The action lines, one to an indented line, joined in pieces of about `_CHUNK`
-    bytes: a few dozen writes for a fleet plan, and each line's parts copied once."""
+def _chunks(lines: Iterator[tuple[bytes, ...]]) -> Iterator[list[bytes]]:
+    """The action lines, one to an indented line, in pieces of about `_CHUNK` bytes: a few
+    dozen writes for a fleet plan."""
     chunk: list[bytes] = []
     size = 0
     for i, parts in enumerate(lines):
@@ -109,10 +119,10 @@ def _chunks(lines: Iterator[tuple[bytes, ...]]) -> Iterator[bytes]:
         chunk.extend(parts)
         size += sum(map(len, parts))
         if size >= _CHUNK:
-            yield b"".join(chunk)
+            yield chunk
             chunk, size = [], 0
     if chunk:
-        yield b"".join(chunk)
+        yield chunk
 
 
 def _action_lines(

@@ -55,6 +55,18 @@ class Consoles:
         out.write(data)
         out.flush()
 
+    def write_parts(self, parts: list[bytes]) -> None:
+        """`write(b"".join(parts))`, without the join where stdout is a file descriptor: one
+        `os.writev` takes the parts as they are (a 1 MiB piece of a plan's action lines is a
+        few hundred of them), so 60 MB of JSON are not copied once more before the write."""
+        out = self._files[0] or sys.stdout
+        fd = _descriptor(getattr(out, "buffer", None))
+        if fd is None or len(parts) > _IOV_MAX:
+            self.write(b"".join(parts))
+            return
+        out.flush()  # what was written before goes first (a text stream flushes its buffer too)
+        _write_all(fd, parts)
+
     def warn(self, message: str) -> None:
         """One `warning:` prefix: a diagnostic (`file:line:col: warning: ...`) has its own."""
         if isinstance(message, Hinted):  # a core warning with a hint: in the CLI's words
@@ -88,3 +100,34 @@ def _console(*, stderr: bool, file: TextIO | None) -> Console:
 
 
 NO_TERMINAL_WIDTH = 4096
+
+
+# `os.writev` takes at most this many parts (POSIX guarantees 16; Linux and macOS take 1024).
+_IOV_MAX = max(16, os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in getattr(os, "sysconf_names", {}) else 16)
+
+
+def _descriptor(raw: object) -> int | None:
+    """The file descriptor under a binary stream, if it has one and `os.writev` exists."""
+    if raw is None or not hasattr(os, "writev"):
+        return None
+    try:
+        return int(raw.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Every byte of `parts`, in order: `os.writev` may write only some (a pipe, a signal)."""
+    pending: list[bytes | memoryview] = list(parts)
+    left = sum(map(len, pending))
+    while left:
+        written = os.writev(fd, pending)
+        left -= written
+        if not left:
+            return
+        done = 0
+        while written >= len(pending[done]):
+            written -= len(pending[done])
+            done += 1
+        pending = pending[done:]
+        pending[0] = memoryview(pending[0])[written:]
