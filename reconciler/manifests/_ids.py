@@ -91,12 +91,18 @@ _PLAIN_ASCII = bytes(c for c in range(0x21, 0x7F) if chr(c) not in ",#") + b"\n"
 
 
 def _plain_lines(text: str) -> list[str] | None:
-    """The lines, if the file is nothing but one ID per line (the usual export)."""
-    body = text.removesuffix("\n")
-    if not body or body[0] == "\n" or body[-1] == "\n" or "\n\n" in body:
+    """The lines, if the file is nothing but one ID per line (the usual export). Read in
+    place up to `end`, before a last line end: no copy of a fleet's text without it."""
+    end = len(text) - (text[-1:] == "\n")
+    if end <= 0 or text[0] == "\n" or text[end - 1] == "\n" or text.find("\n\n", 0, end) >= 0:
         return None
-    unusual = body.encode().translate(None, _PLAIN_ASCII) if body.isascii() else _UNUSUAL.search(body)
-    return None if unusual else body.split("\n")
+    unusual = text.encode().translate(None, _PLAIN_ASCII) if text.isascii() else _UNUSUAL.search(text, 0, end)
+    if unusual:
+        return None
+    lines = text.split("\n")
+    if end < len(text):
+        lines.pop()  # the empty string after the last line end
+    return lines
 
 
 def _all_good(values: list[str], ascii_text: bool) -> bool:
