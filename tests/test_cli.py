@@ -109,7 +109,8 @@ _IMPORTS_PROBE = (
 
 def test_a_json_plan_imports_nothing_it_does_not_use(repo: Path) -> None:
     """`plan --format json` where there is no reconcile.yaml: no terminal rendering (rich),
-    no HTTP, nothing of apply or of the ledger in git, and none of the config file's models."""
+    no HTTP, nothing of apply or of the ledger in git, none of the config file's models, and
+    no other command's arguments."""
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     proc = subprocess.run(
         [sys.executable, "-c", _IMPORTS_PROBE, "plan", "--format", "json"],
@@ -125,6 +126,7 @@ def test_a_json_plan_imports_nothing_it_does_not_use(repo: Path) -> None:
     assert {"reconciler.plan", "reconciler.manifests", "pydantic"} <= imported  # the probe sees them
     unused = {"rich", "httpx", "reconciler.apply", "reconciler.gitsync", "reconciler.enos"}
     unused |= {"reconciler.config.schema", "reconciler.config.load", "reconciler.windows"}
+    unused |= {"reconciler.args.apply", "reconciler.args.ledger", "reconciler.args.tools"}
     assert unused & imported == set()
 
 

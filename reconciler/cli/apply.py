@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconciler.args import ApplyArgs
+from reconciler import args as arguments
 from reconciler.cli._app import (
     ConfigOpt,
     LedgerOpt,
@@ -152,4 +152,4 @@ def apply(
     \b
     Example:  reconcile apply plan.json --auto-approve --concurrency 8
     """
-    return commands.apply(ApplyArgs(**locals()), consoles(), ask)
+    return commands.apply(arguments.ApplyArgs(**locals()), consoles(), ask)

@@ -8,15 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconciler.args import (
-    LedgerMigrateArgs,
-    LedgerReportArgs,
-    LedgerResolveArgs,
-    LedgerRestoreArgs,
-    LedgerShowArgs,
-    LedgerVerifyArgs,
-    ShowFormat,
-)
+from reconciler import args as arguments
+from reconciler.args import ShowFormat
 from reconciler.cli._app import LedgerOpt, LockTimeout, Paths, Yes, ask, consoles, ledger_app, one_of
 from reconciler.commands import CommandOutcome
 from reconciler.commands import ledger as commands
@@ -44,7 +37,7 @@ def ledger_verify(
     \b
     Example:  reconcile ledger verify --ledger applied-ledger.jsonl
     """
-    return commands.verify(LedgerVerifyArgs(**locals()), consoles())
+    return commands.verify(arguments.LedgerVerifyArgs(**locals()), consoles())
 
 
 @ledger_app.command("show")
@@ -114,7 +107,7 @@ def ledger_show(
       reconcile ledger show --asset 0033Tiui --kind delete --tail 1   # last cleared, and why
       reconcile ledger show --kind delete --snapshot evidence.jsonl.gz  # with the evidence checked
     """
-    return commands.show(LedgerShowArgs(**locals()), consoles())
+    return commands.show(arguments.LedgerShowArgs(**locals()), consoles())
 
 
 @ledger_app.command("resolve")
@@ -158,7 +151,7 @@ def ledger_resolve(
     \b
     Example:  reconcile ledger resolve --verify --manifest wind-avg-power-fix-2026-11 --auto-approve
     """
-    return commands.resolve(LedgerResolveArgs(**locals()), consoles(), ask)
+    return commands.resolve(arguments.LedgerResolveArgs(**locals()), consoles(), ask)
 
 
 @ledger_app.command("report")
@@ -181,7 +174,7 @@ def ledger_report(
     \b
     Example:  reconcile ledger report --out ledger-report.html
     """
-    return commands.report(LedgerReportArgs(**locals()), consoles())
+    return commands.report(arguments.LedgerReportArgs(**locals()), consoles())
 
 
 @ledger_app.command("migrate")
@@ -200,7 +193,7 @@ def ledger_migrate(ledger: LedgerOpt = None, lock_timeout: LockTimeout = None) -
     \b
     Example:  reconcile ledger migrate --ledger applied-ledger.jsonl
     """
-    return commands.migrate(LedgerMigrateArgs(**locals()), consoles())
+    return commands.migrate(arguments.LedgerMigrateArgs(**locals()), consoles())
 
 
 @ledger_app.command("restore")
@@ -218,4 +211,4 @@ def ledger_restore(ledger: LedgerOpt = None, auto_approve: Yes = False) -> Comma
     \b
     Example:  reconcile ledger restore
     """
-    return commands.restore(LedgerRestoreArgs(**locals()), consoles(), ask)
+    return commands.restore(arguments.LedgerRestoreArgs(**locals()), consoles(), ask)

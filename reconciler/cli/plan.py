@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconciler.args import PlanArgs, PlanFormat, SchemaArgs
+from reconciler import args as arguments
+from reconciler.args import PlanFormat
 from reconciler.cli._app import (
     ConfigOpt,
     LedgerOpt,
@@ -125,7 +126,7 @@ def plan(
     \b
     Example:  reconcile plan --format markdown > plan.md
     """
-    return commands.plan(PlanArgs(**locals()), consoles())
+    return commands.plan(arguments.PlanArgs(**locals()), consoles())
 
 
 # --- schema ----------------------------------------------------------------------
@@ -143,4 +144,4 @@ def schema(
     \b
     Example:  reconcile schema --check
     """
-    return tools.schema(SchemaArgs(**locals()), consoles())
+    return tools.schema(arguments.SchemaArgs(**locals()), consoles())

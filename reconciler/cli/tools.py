@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconciler.args import EmulatorArgs, InitArgs
+from reconciler import args as arguments
 from reconciler.cli._app import app, consoles, flag
 from reconciler.commands import CommandOutcome
 from reconciler.commands import tools as commands
@@ -70,7 +70,7 @@ def emulator(
     Example:  reconcile emulator --port 8910 --fault-rate 0.1 --seed 7
               reconcile emulator --fault-rate 1 --fault-kind kept
     """
-    return commands.emulator(EmulatorArgs(**locals()), consoles())
+    return commands.emulator(arguments.EmulatorArgs(**locals()), consoles())
 
 
 @app.command()
@@ -139,4 +139,4 @@ def init(
     \b
     Example:  reconcile init my-deletions && cd my-deletions && reconcile plan
     """
-    return commands.init(InitArgs(**locals()), consoles())
+    return commands.init(arguments.InitArgs(**locals()), consoles())
