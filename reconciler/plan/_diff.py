@@ -52,10 +52,11 @@ def diff(
     """Declared cells minus ledger cells, per key, plus history, doubt and left-over pauses.
 
     `strategy="general"` turns every shortcut off (runs compared as tuples, disjoint
-    deletes without an index, intents the reader saw closed, reused set differences):
-    the same result, slower; tests/test_diff_fast.py compares the two. `paths`, if
-    given, counts the keys each way took ("runs" or "sets", "disjoint" or "indexed",
-    and "closed" intents skipped), so that comparison can tell it tried the shortcuts.
+    deletes without an index, intents the reader saw closed, reused set differences and
+    intersections): the same result, slower; tests/test_diff_fast.py compares the two.
+    `paths`, if given, counts the keys each way took ("runs" or "sets", "disjoint" or
+    "indexed", and "closed" intents skipped), so that comparison can tell it tried the
+    shortcuts.
     """
     with no_gc():
         return _diff(manifests, ledger, general=strategy == "general", paths=paths)
@@ -165,6 +166,7 @@ class _Sets:
         self._sets: dict[int, tuple[Ids, frozenset[str]]] = {}
         self._unions: dict[tuple[int, ...], tuple[list[Ids], frozenset[str], bool]] = {}
         self._minus: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
+        self._common: dict[tuple[int, int], tuple[frozenset[str], frozenset[str], int]] = {}
         self._runs: dict[tuple[int, ...], tuple[Ids, list[Ids], Ids | None]] = {}
 
     def of(self, ids: Ids) -> frozenset[str]:
@@ -213,6 +215,16 @@ class _Sets:
         hit = self._minus.get((id(a), id(b)))
         if hit is None or hit[0] is not a or hit[1] is not b:
             hit = self._minus[id(a), id(b)] = (a, b, a - b)
+        return hit[2]
+
+    def common(self, a: frozenset[str], b: frozenset[str]) -> int:
+        """`len(a & b)`, once per pair: every delete of a manifest's runs names the same
+        point list, whose set meets the declared points' set in each of them alike."""
+        if self.general:
+            return len(a & b)
+        hit = self._common.get((id(a), id(b)))
+        if hit is None or hit[0] is not a or hit[1] is not b:
+            hit = self._common[id(a), id(b)] = (a, b, len(a & b))
         return hit[2]
 
 
@@ -266,7 +278,7 @@ def _diff_key(
     groups_of = _disjoint_groups(deletes) if disjoint else _sig_groups(deletes, *_asset_index(deletes))
     for sig, assets in groups_of:
         done = _done_points(deletes, sig, sets)
-        inside = len(done & point_set)
+        inside = sets.common(done, point_set)
         if all_declared or asset_set.issuperset(assets):
             declared: Sequence[str] = assets
         else:
