@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,22 @@ def test_a_plan_written_in_parts_is_its_json_however_little_each_write_takes(
         c.write("after\n")
     assert out.read_text() == "before\n" + planfile.dumps(plan) + "after\n"
     assert max(calls) > 1  # the action lines went as parts, not joined
+
+
+@pytest.mark.parametrize("pipelines", [["p0", "p1", "p2", "p3"], ["p", "p", "p", "p"]], ids=["own", "shared"])
+def test_a_plans_kept_action_lines_hold_about_their_size(pipelines: list[str]) -> None:
+    """The parts a plan keeps for its hash and then its JSON are as big as their bytes: an
+    orjson result keeps the buffer orjson reserved (4 KB and more, for 40 bytes of JSON)."""
+    ms = [
+        manifest(f"m{i}", p, ["s"], [f"a{j:04d}" for j in range(500)], ["x", "y"])
+        for i, p in enumerate(pipelines)
+    ]
+    plan = build_plan(diff(ms, ledger_of([])), Options(max_assets=5))
+    tracemalloc.start()
+    try:
+        parts = plan.action_parts
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    kept = {id(p): p for line in parts for p in line}.values()
+    assert held < 4 * sum(map(len, kept))  # bytes objects and tuples: a few dozen bytes each more
