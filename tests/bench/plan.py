@@ -74,6 +74,42 @@ plan CPU 0.491-0.496 s -> 0.460-0.461 s, ratio 3.77-3.87x -> 3.58-3.61x (floor
 (~12 ms, needed whenever there is a reconcile.yaml) and the `reconciler.args` dataclasses
 (~7 ms); typer 0.29 itself needs pydantic, so the ~0.15 s of typer and pydantic stays
 while the CLI is typer's.
+
+Measured 2026-12-08 00:19 (`python tests/bench/plan.py --runs 5`, at 4e5e06b, load average
+4.7-5.1 while other sessions ran their suites; "before" is main at ab75439, run in the same
+minute as `PYTHONPATH=<checkout of ab75439> python tests/bench/plan.py --runs 5 --no-breakdown`):
+
+| shape | floor CPU | plan CPU before -> after | ratio before -> after | peak RSS before -> after |
+| --- | --- | --- | --- | --- |
+| separate | 0.147-0.150 s | 0.534 -> 0.441 s | 3.60x -> 2.95x | 98 -> 81 MB |
+| shared | 0.147-0.148 s | 0.545 -> 0.462 s | 3.68x -> 3.15x | 98 -> 86 MB |
+
+(A minute earlier, load 5.2-7.0, two rounds of each: separate 2.90x and 2.79x against 3.62x
+and 3.73x, shared 3.09x and 3.13x against 3.74x and 3.69x.) Breakdown after (separate):
+imports 0.177 s, manifests and ID files 0.056 s, ledger 0.063 s, diff 0.012 s, build
+0.006 s, JSON 0.071 s. A plan of one cell: 0.19-0.20 s of CPU against main's 0.22-0.24 s
+(interleaved, same load). What changed: a command line builds its own command only (typer
+built all of them from their signatures, ~15 ms), and of `reconciler.args` its own value's
+class only (~6 ms); with no reconcile.yaml the config's models are not imported (~10 ms);
+an ID file in ascending order is checked for repeats by comparing neighbours instead of
+hashing all its IDs into a set (~15-25 ms), and its lines are split in place; the diff
+intersects each pair of point sets once, not once per delete (~9 ms); ledger segments are
+read through a 256 KiB buffer (~4 ms); the action lines' parts are copied to their size,
+since orjson's bytes keep the buffer it reserved (8 KB for 600 bytes: 13 MB of RSS and ~7 ms
+of page faults), and are written with one `os.writev` a piece instead of being joined.
+The neighbour check serves sorted files only: with the workload's ID files shuffled (a
+local copy of this script), after is 3.19x and 3.36x against main's 3.50-3.60x and
+3.79-3.90x.
+
+The hard target is met on the first shape and missed by about 5% on the shared one, where
+`recleared` and the shared-stage grouping hash the pending assets (~15 ms). What is left is
+mostly fixed: pydantic's import (~60 ms under this load), paid by typer's first parameter
+adapter (the other fifteen cost ~2 ms together; the manifest models need pydantic anyway);
+typer's (~20 ms); `pydantic.plugin._loader`, imported by pydantic's
+`create_schema_validator` for the first model or adapter before it reads
+PYDANTIC_DISABLE_PLUGINS, importing `importlib.metadata` (~6 ms, upstream's to fix); the
+frozen dataclasses of our own modules (~20 ms to build on Python 3.11); and freeing the
+ledger's and manifests' 560,000 IDs and the interpreter (~20 ms).
 """
 
 from __future__ import annotations
