@@ -2,12 +2,15 @@
 
 Renewals push every few seconds while a run sends; a run whose renewals fail, or whose
 renewal push hangs, stops sending before its lease can run out (invariant 9); a push
-that outlived its timeout but landed counts as done.
+that outlived its timeout but landed counts as done, and its records are never pushed
+again, even when another run appended after them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers import LEDGER, cell_fields
@@ -16,6 +19,7 @@ from reconciler import ledger as L
 from reconciler.errors import GitSyncError
 from reconciler.gitsync import LedgerRepo, MemoryRemote, Session
 from reconciler.gitsync._git import GitTimeout
+from reconciler.gitsync.repo import RENEWED
 
 
 class FlakyRemote(MemoryRemote):
@@ -91,6 +95,81 @@ def test_a_push_that_timed_out_but_landed_counts_as_done(tmp_path: Path) -> None
     assert s.announced and s.still_held()
     assert remote.read("main", [LEDGER]).file(LEDGER) == (tmp_path / LEDGER).read_bytes()
     s.abort(None)
+
+
+class LostAnswer(MemoryRemote):
+    """A remote whose next publish lands, then `meanwhile` happens, and only then is the
+    push's answer lost to its timeout (the pusher was stopped while its push landed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[], None] | None = None
+
+    def publish(self, *args, **kw):  # type: ignore[no-untyped-def]
+        after = super().publish(*args, **kw)
+        if self.meanwhile is None:
+            return after
+        meanwhile, self.meanwhile = self.meanwhile, None
+        meanwhile()
+        raise GitTimeout("git push did not answer within 5s")
+
+
+def append(repo: LedgerRepo, *records: tuple[str, dict[str, object]]) -> None:
+    with L.LedgerWriter(L.read(repo.file)) as writer:
+        for kind, fields in records:
+            writer.append(kind, fields)
+
+
+def test_a_push_that_landed_before_another_run_took_over_is_never_pushed_again(tmp_path: Path) -> None:
+    """Run one's renewal carries the `delete` of a call it made; the push lands, but the
+    process is stopped before the answer comes. Run two waits its lease out, re-sends what
+    one left, starts the pipeline and finishes; then one resumes and its push times out.
+    The push landed: its records are on the remote once, and one's final push appends only
+    what it wrote after them. Pushed again, the `delete` would follow two's `resume`, as if
+    one had cleared the cells after the pipeline ran again. Nor does the renewal hold
+    anything for one: the remote's lease is no longer its own."""
+    now = [0.0]
+    remote = LostAnswer()
+    remote.commit("main", {LEDGER: b""})
+    one, two = (
+        LedgerRepo(
+            tmp_path / n, LEDGER, transport=remote, rel_path=LEDGER, lease_seconds=30, clock=lambda: now[0]
+        )
+        for n in ("one", "two")
+    )
+    for repo in (one, two):
+        repo.file.parent.mkdir()
+        repo.file.write_bytes(b"")
+    pipe = {"orgId": "o1", "pipelineId": "p1"}
+    one.sync()
+    append(one, ("intent", cell_fields("a1")), ("intent", cell_fields("a2")))
+    one.publish("write-ahead")
+    append(one, ("delete", {"intent": 1}))  # its call was made
+
+    def two_takes_over() -> None:
+        two.sync()
+        now[0] += 30  # one is stopped: two sees its lease unrenewed for the lease's length
+        two.sync()
+        append(two, ("intent", cell_fields("a2")))
+        two.publish("write-ahead")
+        append(two, ("delete", {"intent": 4}), ("start", pipe))
+        two.publish("starting p1 again")
+        append(two, ("resume", pipe))
+        two.publish_final("applied")
+
+    remote.meanwhile = two_takes_over
+    with contextlib.suppress(GitTimeout):  # as the renewal thread takes a failed push
+        one.publish(RENEWED)  # it landed; its answer came too late, after two's pushes
+    assert not one.holding.stands()  # it sends nothing more
+    append(one, ("failed", {"intent": 2, "code": None, "message": "run stopped"}))
+    one.publish_final("records of an apply that did not finish")
+    assert remote.read("main", [LEDGER]).file(LEDGER) == one.file.read_bytes()
+    kinds = [(r.seq, r.kind) for r in L.read(one.file).records]
+    assert kinds == [
+        *[(1, "intent"), (2, "intent"), (3, "delete")],  # one's, the delete by the renewal
+        *[(4, "intent"), (5, "delete"), (6, "start"), (7, "resume")],  # two's
+        (8, "failed"),  # one's, after it resumed: its delete is not pushed again
+    ]
 
 
 def test_the_stop_event_reads_the_lease_when_asked(tmp_path: Path) -> None:

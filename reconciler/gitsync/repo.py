@@ -628,17 +628,21 @@ class LedgerRepo:
         if lease is not _Release.KEEP:
             files[self.lease_path] = lease.to_bytes() if isinstance(lease, Lease) else None
         started = self.holding.attempt()
+        remote = local  # the remote's ledger once the push landed
         try:
             after = self.remote.publish(self.branch, seen, files, message, self.rel_path)
         except GitTimeout:
-            after = self._landed_anyway(files)
-            if after is None:
+            landed = self._landed_anyway(seen, local, files)
+            if landed is None:
                 raise
+            after, remote = landed
         except PushRefused as exc:
             raise PushRefused(explain.push_refused(self._place, str(exc))) from exc
         if after is None:
             return None
-        self._seen, self._remote_files, self._base = after, local, local
+        if isinstance(lease, Lease) and not self._holds(after):
+            lease = _Release.KEEP  # renewed, then taken over meanwhile: nothing to count on
+        self._seen, self._remote_files, self._base = after, remote, local
         self._hold(lease, started)
         return after.head
 
@@ -649,15 +653,32 @@ class LedgerRepo:
             return False
         return lease is not None and lease.run == self.run
 
-    def _landed_anyway(self, files: dict[str, bytes | None]) -> RemoteState | None:
+    def _landed_anyway(
+        self, seen: RemoteState, local: Files, files: dict[str, bytes | None]
+    ) -> tuple[RemoteState, Files] | None:
         """A push that outlived its timeout may still have landed: look before calling it
-        failed (else never-sent requests would be left "in doubt" for a person)."""
+        failed (else never-sent requests would be left "in doubt" for a person). The remote
+        as it now is and its ledger when it did; None when that cannot be shown.
+
+        It landed if the remote holds what it pushed, or, when it pushed records, if the
+        remote's ledger extends them (nobody else can have written them): another run may
+        have appended since, when this process was stopped mid-push and resumed past its
+        lease. Those records count as published: counted as not, the final push would push
+        them again, re-chained after the other run's (a `delete` after its start and
+        resume, as if the cells were cleared once the pipeline ran again)."""
         try:
             state = self._read()
         except GitSyncError:
             return None
-        landed = all(state.file(p) == d for p, d in files.items())
-        return state if landed else None
+        if all(state.file(p) == d for p, d in files.items()):
+            return state, local
+        if seen.ledger(self.rel_path) == local:  # a lease alone: whether it landed is unknown
+            return None
+        try:
+            remote = self._verified(state, [])
+        except GitSyncError:
+            return None
+        return (state, remote) if extends(remote, local) else None
 
     def _hold(self, lease: Lease | _Release, started: float) -> None:
         match lease:
