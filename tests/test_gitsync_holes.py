@@ -216,15 +216,44 @@ def stage_read(stage: str) -> Any:
     return lambda e: e["route"] == "get" and (e["body"] or {}).get("stageInstanceName") == stage
 
 
+# Runner 1 is stopped while the renewal push carrying s1's delete has landed at the remote
+# and is not yet answered (the push's client waits for this hook): once the test has written
+# the runner's pid, when its read of s2 is held. The push is held until the gate opens.
+STOP_MID_PUSH = """#!/bin/sh
+if [ -e "{armed}" ] && git cat-file blob main:applied-ledger.jsonl | grep -q '"kind":"delete"'; then
+  rm -f "{armed}"
+  n=0; while [ ! -s "{pidfile}" ] && [ $n -lt 3000 ]; do sleep 0.02; n=$((n+1)); done
+  kill -STOP "$(cat "{pidfile}")" && touch "{stopped}"
+  n=0; while [ ! -e "{gate}" ] && [ $n -lt 6000 ]; do sleep 0.02; n=$((n+1)); done
+fi
+exit 0
+"""
+
+
+@pytest.mark.parametrize("renewal", ["answered", "in flight"])
 def test_a_runner_stopped_mid_read_past_its_lease_sends_nothing_when_it_continues(
-    tmp_path: Path, home: Path, make_emulator: Any
+    renewal: str, tmp_path: Path, home: Path, make_emulator: Any
 ) -> None:
     """Runner 1 (`--snapshot`) is stopped (SIGSTOP) while reading s2's state before its delete,
     past its lease. Runner 2 takes over: it sends what was left and starts the pipeline; a
     person pauses it again. Runner 1 continues and gets its read's answer: the lease is
     checked right before the delete, so it sends nothing (the delete would land on a paused
-    pipeline that ran meanwhile: s2 cleared twice), and starts nothing."""
+    pipeline that ran meanwhile: s2 cleared twice), and starts nothing.
+
+    "in flight": runner 1 is stopped while the renewal push that carries s1's delete has
+    landed but not answered, so on resuming, its push has timed out and the remote holds
+    runner 2's records after s1's delete. The delete is published once: pushed again by the
+    final push, it would follow runner 2's start and resume, as if s1 were cleared after the
+    pipeline ran again."""
     origin = make_origin(tmp_path, STOPPABLE, {"a": STOP_MANIFEST})
+    pidfile, stopped_mark, gate = tmp_path / "runner1.pid", tmp_path / "stopped", tmp_path / "gate"
+    if renewal == "in flight":
+        (tmp_path / "armed").touch()
+        hook = origin / "hooks" / "post-receive"
+        hook.write_text(
+            STOP_MID_PUSH.format(armed=tmp_path / "armed", pidfile=pidfile, stopped=stopped_mark, gate=gate)
+        )
+        hook.chmod(0o755)
     em = make_emulator(world_for([pipeline(status="RUNNING", stages=tuple(STOP_STAGES))]))
     read = em.world.on_request(stage_read("s2"), hold=True)
     first = spawn_cli(
@@ -237,19 +266,25 @@ def test_a_runner_stopped_mid_read_past_its_lease_sends_nothing_when_it_continue
     stopped = False
     try:
         em.world.wait_for(stage_read("s2"), timeout=60)
-        wait_until(lambda: "delete" in remote_kinds(origin, tmp_path))  # s1's delete, pushed by a renewal
-        os.kill(first.pid, signal.SIGSTOP)
+        if renewal == "in flight":
+            pidfile.write_text(str(first.pid))
+            wait_until(stopped_mark.exists)  # by the hook, its renewal push landed and unanswered
+        else:
+            wait_until(lambda: "delete" in remote_kinds(origin, tmp_path))  # s1's delete, pushed by a renewal
+            os.kill(first.pid, signal.SIGSTOP)
         stopped = True
         second = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner2"), gateway_env(em))
         assert second.code == 0, second.all  # it waited the lease out by its own clock, then finished
         assert em.world.status("p1") == "RUNNING"
         sent = len([e for e in em.world.log if e["route"] in ("delete", "operate")])
         em.world.set_status("p1", "PAUSED")  # a person pauses it, after it ran
+        gate.touch()  # the push ends, unanswered: runner 1 finds it timed out
         read.release()  # runner 1's read is answered...
         os.kill(first.pid, signal.SIGCONT)  # ... and it goes on
         stopped = False
         code, text = finish(first)
     finally:
+        gate.touch()
         read.release()
         if stopped:
             os.kill(first.pid, signal.SIGCONT)
@@ -265,6 +300,11 @@ def test_a_runner_stopped_mid_read_past_its_lease_sends_nothing_when_it_continue
     # reaches the remote, so the next apply does not start what the person paused.
     kinds = remote_kinds(origin, tmp_path)
     assert kinds[-4:] == ["start", "resume", "failed", "failed"], (kinds, text)
+    facts = [
+        {k: v for k, v in json.loads(line).items() if k not in ("seq", "prev", "hash")}
+        for line in remote_bytes(origin).splitlines()
+    ]
+    assert all(facts.count(f) == 1 for f in facts), (kinds, text)  # no record published twice
     third = run_cli(["apply", "--auto-approve"], clone(origin, tmp_path / "runner3"), gateway_env(em))
     assert third.code == 0 and "Nothing to apply." in third.out, third.all
     assert em.world.status("p1") == "PAUSED"
