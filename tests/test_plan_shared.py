@@ -11,9 +11,12 @@ from helpers.examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.plan import Action, Options, build_plan, diff
+from reconciler.ledger import Ledger
+from reconciler.manifests import Manifest
+from reconciler.plan import Action, Options, Plan, build_plan, diff, recleared
 from reconciler.plan import _build as build_mod
-from reconciler.plan.values import KeyDiff, PendingGroup, StageKey
+from reconciler.plan._diff import _diff_key, _Sets
+from reconciler.plan.values import KeyDiff, PendingGroup, Recleared, StageKey
 
 
 def model_shared_actions(
@@ -103,3 +106,73 @@ def test_only_the_assets_several_manifests_declare_are_grouped_by_signature() ->
         ("m1", ("d",), ("y",), ()),
     ]
     assert sorted(chain.from_iterable(a.asset_ids for a in plan.actions)) == ["a", "b", "c", "d"]
+
+
+def model_recleared(plan: Plan, ledger: Ledger, manifests: list[Manifest]) -> tuple[Recleared, ...]:
+    """`recleared` without its shortcuts: every pending group diffed against every other
+    manifest's deletes on its stage, whether or not they share an asset."""
+    owner = {m.name: m.name for m in manifests} | {old: m.name for m in manifests for old in m.renamed_from}
+    found: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for kd in plan.keys:
+        if not kd.pending_cells:
+            continue
+        per_other: dict[str, tuple[int, list[str]]] = {}
+        for name in dict.fromkeys(r.manifest for r in ledger.records):
+            deletes = [r for r in ledger.records if r.kind == "delete" and r.key == (name, *kd.key[1:])]
+            if not deletes or name not in owner or owner[name] == kd.key.manifest:
+                continue
+            cells = sum(
+                _diff_key(kd.key, g.points, g.assets, deletes, {}, _Sets())[0].applied_cells
+                for g in (*kd.pending, *kd.in_doubt)
+            )
+            if cells:
+                n, dates = per_other.get(owner[name], (0, []))
+                per_other[owner[name]] = (n + cells, dates + [r.at[:10] for r in deletes])
+        for other, (cells, dates) in per_other.items():
+            n, first, last = found.get((kd.key.manifest, other), (0, "9999", ""))
+            found[kd.key.manifest, other] = (
+                n + min(cells, kd.pending_cells),
+                min(first, *dates),
+                max(last, *dates),
+            )
+    return tuple(Recleared(m, other, *entry) for (m, other), entry in sorted(found.items()))
+
+
+twins_st = st.lists(st.tuples(subset(ASSETS), subset(POINTS)), min_size=2, max_size=3)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(twins_st, done_st, options_st, st.booleans())
+def test_twin_stages_plan_and_recleared_as_the_models_do(
+    specs: list[tuple[list[str], list[str]]],
+    done: list[tuple[int, str, list[str], list[str]]],
+    options: Options,
+    as_intents: bool,
+) -> None:
+    """Manifests on both stages of one pipeline (what the plan and recleared reuse from the
+    first stage for the second): the requests of the per-asset model, stage by stage, and
+    recleared's counts as diffing every group against every other manifest."""
+    ms = [manifest(NAMES[i], "p1", ["s1", "s2"], assets, points) for i, (assets, points) in enumerate(specs)]
+    kind = "intent" if as_intents else "delete"
+    records = [
+        record(n + 1, kind, NAMES[i % len(ms)], "p1", stage, assets, points)
+        for n, (i, stage, assets, points) in enumerate(done)
+    ]
+    led = ledger_of(records)
+    plan = build_plan(diff(ms, led), options)
+    shared = {doubt: build_mod._shared_stages(plan.keys, doubt) for doubt in (False, True)}
+    expected: list[Action] = []
+    sent: set[tuple[tuple[str, ...], bool]] = set()
+    for kd in plan.keys:  # build_plan's order: a shared stage's requests where its first manifest stands
+        for doubt in (False, True):
+            stage = kd.key[1:]
+            if stage in shared[doubt]:
+                if (stage, doubt) not in sent:
+                    sent.add((stage, doubt))
+                    expected.extend(model_shared_actions(stage, shared[doubt][stage], options, doubt))
+                continue
+            for g in kd.in_doubt if doubt else kd.pending:
+                resumed = doubt and kd.resumed_since_intent
+                expected.extend(build_mod._split(kd.key, g, options, in_doubt=doubt, resumed=resumed))
+    assert list(plan.actions) == expected
+    assert recleared(plan, led, ms) == model_recleared(plan, led, ms)

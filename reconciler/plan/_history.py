@@ -36,20 +36,24 @@ def recleared(plan: Plan, ledger: Ledger, manifests: Sequence[Manifest]) -> tupl
     if not by_stage:
         return ()
     sets = _Sets(ledger.closed_intents)
+    met = _Met()
     found: dict[tuple[str, str], tuple[int, str, str]] = {}
     for kd in pending:
+        others = [(o, deletes) for o, deletes in by_stage.get(kd.key[1:], ()) if o != kd.key.manifest]
+        # Only groups with an asset another manifest's deletes on the stage name can hold
+        # cells it cleared: manifests that share a stage but not a farm (weekly fixes of one
+        # pipeline) are told apart by one probe per pending asset against all the others'
+        # deletes together, not one per other manifest, and a stage's twin (the same lists
+        # on stage_a and stage_b) reuses the answer.
+        everyone, _ = sets.union([r.asset_ids for _, deletes in others for r in deletes])
+        groups = [g for g in (*kd.pending, *kd.in_doubt) if met(everyone, g.assets)]
         per_other: dict[str, tuple[int, list[str]]] = {}
-        for other, deletes in by_stage.get(kd.key[1:], ()):
-            if other == kd.key.manifest:
-                continue
-            # Only groups with an asset the other's deletes name can hold cells it cleared:
-            # manifests that share a stage but not a farm (weekly fixes of one pipeline)
-            # are told apart by one set probe per asset, not a diff each.
+        for other, deletes in others if groups else ():
             touched, _ = sets.union([r.asset_ids for r in deletes])
             cells = sum(
                 _diff_key(kd.key, g.points, g.assets, deletes, {}, sets)[0].applied_cells
-                for g in (*kd.pending, *kd.in_doubt)
-                if not touched.isdisjoint(g.assets)
+                for g in groups
+                if met(touched, g.assets)
             )
             if cells:
                 n, dates = per_other.get(other, (0, []))
@@ -63,3 +67,23 @@ def recleared(plan: Plan, ledger: Ledger, manifests: Sequence[Manifest]) -> tupl
                 max(last, *dates),
             )
     return tuple(Recleared(m, other, *entry) for (m, other), entry in sorted(found.items()))
+
+
+class _Met:
+    """Whether a set of deleted assets meets a pending list, once per (set, list content).
+
+    The same pending assets come back on each stage a manifest names, as equal tuples
+    built apart: they are told equal by the tuple's hash and compare (the strings' hashes
+    are cached, and equal tuples of one manifest hold the same strings), not probed again.
+    """
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._met: dict[tuple[int, int], tuple[frozenset[str], bool]] = {}
+
+    def __call__(self, deleted: frozenset[str], assets: tuple[str, ...]) -> bool:
+        assets = self._lists.setdefault(assets, assets)
+        hit = self._met.get((id(deleted), id(assets)))
+        if hit is None or hit[0] is not deleted:
+            hit = self._met[id(deleted), id(assets)] = (deleted, not deleted.isdisjoint(assets))
+        return hit[1]
