@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from itertools import chain
@@ -227,6 +227,7 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
     """
     keys = tuple(k for k in d.keys if not options.targets or k.key.manifest in options.targets)
     shared = {doubt: _shared_stages(keys, doubt) for doubt in (False, True)}
+    overlaps = _Overlaps()
     sent: set[tuple[Physical, bool]] = set()
     actions: list[Action] = []
     for kd in keys:
@@ -235,7 +236,7 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
             if stage in shared[doubt]:
                 if (stage, doubt) not in sent:  # once, where the stage's first manifest stands
                     sent.add((stage, doubt))
-                    actions.extend(_shared_actions(stage, shared[doubt][stage], options, doubt))
+                    actions.extend(_shared_actions(stage, shared[doubt][stage], options, doubt, overlaps))
                 continue
             for group in kd.in_doubt if doubt else kd.pending:
                 resumed = doubt and kd.resumed_since_intent
@@ -278,7 +279,13 @@ def _shared_stages(keys: Sequence[KeyDiff], doubt: bool) -> dict[Physical, list[
     return {stage: kds for stage, kds in by_stage.items() if len(kds) > 1}
 
 
-def _shared_actions(stage: Physical, kds: list[KeyDiff], options: Options, doubt: bool) -> Iterator[Action]:
+def _shared_actions(
+    stage: Physical,
+    kds: list[KeyDiff],
+    options: Options,
+    doubt: bool,
+    overlaps: Callable[[list[tuple[str, PendingGroup]]], frozenset[str]] | None = None,
+) -> Iterator[Action]:
     """One set of requests for every manifest's pending (or in-doubt) cells of one stage:
     assets with the same (manifest -> points) signature share requests carrying the union
     of the points. In doubt, the strictest rule of them holds: if a resume followed any of
@@ -289,21 +296,26 @@ def _shared_actions(stage: Physical, kds: list[KeyDiff], options: Options, doubt
     group's points (one tuple per distinct list), never by hashing every asset's points.
     """
     groups = [(kd.key.manifest, g) for kd in kds for g in (kd.in_doubt if doubt else kd.pending)]
-    shared = _assets_in_several(groups)
+    shared = (overlaps or _assets_in_several)(groups)
     canon: dict[Points, Points] = {}  # equal point lists as one tuple: signatures by identity
-    per_asset: dict[str, dict[str, Points]] = {}
-    if shared:
+    resumed = doubt and any(kd.resumed_since_intent for kd in kds)
+    if not shared:  # each group its own signature (a manifest's groups differ in points): as it is
         for manifest, g in groups:
-            if not shared.isdisjoint(g.assets):
-                points = canon.setdefault(g.points, g.points)
-                for a in g.assets:
-                    if a in shared:
-                        per_asset.setdefault(a, {})[manifest] = points
+            group = PendingGroup(canon.setdefault(g.points, g.points), g.assets)
+            yield from _split(StageKey(manifest, *stage), group, options, in_doubt=doubt, resumed=resumed)
+        return
+    per_asset: dict[str, dict[str, Points]] = {}
+    for manifest, g in groups:
+        if not shared.isdisjoint(g.assets):
+            points = canon.setdefault(g.points, g.points)
+            for a in g.assets:
+                if a in shared:
+                    per_asset.setdefault(a, {})[manifest] = points
     by_sig: dict[tuple[tuple[str, int], ...], tuple[tuple[tuple[str, Points], ...], list[str]]] = {}
     for manifest, g in groups:
         points = canon.setdefault(g.points, g.points)
         own = ((manifest, id(points)),)
-        if not shared or shared.isdisjoint(g.assets):
+        if shared.isdisjoint(g.assets):
             by_sig.setdefault(own, (((manifest, points),), []))[1].extend(g.assets)
             continue
         for a in g.assets:  # first-seen order, as one pass over every asset would give
@@ -313,13 +325,30 @@ def _shared_actions(stage: Physical, kds: list[KeyDiff], options: Options, doubt
             elif next(iter(per)) == manifest and per[manifest] is points:
                 ident = tuple((m, id(p)) for m, p in per.items())
                 by_sig.setdefault(ident, (tuple(per.items()), []))[1].append(a)
-    resumed = doubt and any(kd.resumed_since_intent for kd in kds)
     for sig, assets in by_sig.values():
         union = tuple(dict.fromkeys(p for _, points in sig for p in points)) if len(sig) > 1 else sig[0][1]
         first = StageKey(sig[0][0], *stage)
         group = PendingGroup(union, tuple(assets))
         for action in _split(first, group, options, in_doubt=doubt, resumed=resumed):
             yield replace(action, shares=sig) if len(sig) > 1 else action
+
+
+class _Overlaps:
+    """`_assets_in_several`, once per list of asset lists: a manifest's pending assets come
+    back on each stage of its pipeline it names as equal tuples built apart, told equal by
+    the tuple's hash and compare (the strings' hashes are cached, and they are the same
+    strings), not hashed into a set asset by asset again."""
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, ...], tuple[str, ...]] = {}  # kept: their ids stay theirs
+        self._found: dict[tuple[int, ...], frozenset[str]] = {}
+
+    def __call__(self, groups: list[tuple[str, PendingGroup]]) -> frozenset[str]:
+        key = tuple(id(self._lists.setdefault(g.assets, g.assets)) for _, g in groups)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = _assets_in_several(groups)
+        return found
 
 
 def _assets_in_several(groups: list[tuple[str, PendingGroup]]) -> frozenset[str]:
