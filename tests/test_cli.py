@@ -22,6 +22,7 @@ from helpers import (
     manifest_yaml,
     pipeline,
     run_cli,
+    run_cli_process,
     spawn_cli,
     world_for,
     write,
@@ -439,3 +440,87 @@ def test_pydantic_plugins_are_off_unless_the_variable_is_given(
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.stdout.splitlines()[-1] == repr(seen), done.stderr
+
+
+def _fleet_repo(repo: Path) -> Path:
+    """A manifest of 30,000 assets: a JSON plan of 0.4 MB, more than a pipe holds (64 KiB)."""
+    write(repo / "manifests/ids/fleet.txt", "".join(f"FLEET{i:06d}\n" for i in range(30_000)))
+    write(
+        repo / "manifests/fleet.yaml",
+        manifest_yaml("fleet", points=["pt1", "pt2"]).replace(
+            "assetIds: [a1, a2]", "assetIdsFile: ids/fleet.txt"
+        ),
+    )
+    return repo
+
+
+def test_a_plan_process_ends_with_its_output_and_file_whole_and_its_exit_code(repo: Path) -> None:
+    """`python -m reconciler plan` ends without tearing the interpreter down (cli._app._end_now):
+    stdout, the `--out` file and the exit code are what the same plan gives in this process,
+    whole; a plan that fails says why and exits 1."""
+    _fleet_repo(repo)
+    args = ["plan", "--format", "json", "--detailed-exitcode"]
+    res = run_cli_process([*args, "--out", "saved.json"], repo)
+    assert res.code == 2, res.err
+    same = run_cli(args, repo)
+    assert same.code == 2 and len(res.out) > 400_000 and json.loads(res.out) == json.loads(same.out)
+    saved = json.loads((repo / "saved.json").read_text())
+    assert saved["planHash"] == json.loads(res.out)["planHash"] and len(saved["actions"]) == 30
+    assert res.err == "Saved plan to saved.json (plan hash " + saved["planHash"] + ")\n"
+    text = run_cli_process(["plan"], repo)
+    assert text.code == 0 and text.out == run_cli(["plan"], repo).out and "60,000 cells" in text.out
+    failed = run_cli_process([*args, "--target", "nope"], repo)
+    assert (failed.code, failed.out) == (1, "")
+    assert failed.err.strip().endswith("--target: no manifest is named nope")
+
+
+# Runs the CLI from its entry point as `python -m reconciler` does (no argv given), in a
+# process that registers an atexit function and holds, as a module, an object whose __del__
+# tells that the interpreter was torn down; with "thread", a thread that is still running as it ends.
+_END_PROBE = (
+    "import atexit, os, sys, threading, time\n"
+    "class Probe:\n"
+    "    def __del__(self, write=os.write):  # os is gone by then\n"
+    "        write(2, b'torn down\\n')\n"
+    "sys.modules['_end_probe'] = Probe()  # freed when the modules are\n"
+    "atexit.register(lambda: print('atexit ran', end=''))  # left in stdout's buffer\n"
+    "if sys.argv[1] == 'thread':\n"
+    "    del sys.argv[1]\n"
+    "    threading.Thread(target=lambda: (time.sleep(0.5), os.write(2, b'thread done\\n'))).start()\n"
+    "sys.argv[0] = 'reconcile'\n"
+    "from reconciler.cli import main\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "torn_down"),
+    [
+        (["plan", "--format", "json"], 0, False),
+        (["plan", "--detailed-exitcode"], 2, False),
+        (["plan", "--target", "nope"], 1, True),  # an error takes the ordinary exit
+        (["thread", "plan", "--format", "json"], 0, True),  # as does a thread still running
+        (["validate"], 0, True),  # as does any other command
+    ],
+    ids=["json", "detailed", "error", "thread", "validate"],
+)
+def test_a_plan_process_skips_only_the_teardown(
+    repo: Path, args: list[str], code: int, torn_down: bool
+) -> None:
+    """A plan that succeeds ends its process without tearing the interpreter down, after
+    its atexit functions; an error, a running thread or another command ends as usual."""
+    _fleet_repo(repo)
+    proc = subprocess.run(
+        [sys.executable, "-c", _END_PROBE, *args],
+        cwd=repo,
+        env={k: v for k, v in cli_env().items() if k != "PYTHONUNBUFFERED"},  # stdout buffered
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == code, proc.stderr
+    assert proc.stdout.endswith("atexit ran") and ("torn down\n" in proc.stderr) is torn_down
+    assert ("thread done\n" in proc.stderr) is (args[0] == "thread")
+    if args[-1] == "json":
+        assert json.loads(proc.stdout.removesuffix("atexit ran"))["summary"]["pendingCells"] == 60_000

@@ -27,7 +27,7 @@ import typer.main
 
 from reconciler import __version__
 from reconciler.args import DEFAULT_PATHS
-from reconciler.commands import CommandOutcome
+from reconciler.commands import EXIT_CHANGES, CommandOutcome
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.render.console import Consoles, make_consoles
 
@@ -225,8 +225,40 @@ def main(argv: list[str] | None = None) -> None:
     # variable is pydantic's documented switch; set (even empty), it is left as given.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = run(args, debug=debug)
+    if argv is None and args[:1] == ["plan"] and code in (0, EXIT_CHANGES):
+        _end_now(code)  # the process's own entry point only: a caller's argv gets a normal exit
     gc.freeze()
     sys.exit(code)
+
+
+def _end_now(code: int) -> None:
+    """End a plan's process once it has done and said everything, without tearing the
+    interpreter down: freeing a fleet plan's 560,000 IDs and the module graph, ~20 ms the
+    kernel does at once by taking the memory back (mypy's `util.hard_exit` does the same).
+
+    What an ordinary exit does that anyone can see happens first: stdout and stderr are
+    flushed and the `atexit` functions run. Returns, and the ordinary exit follows, when
+    that cannot be promised: a thread besides this one still runs (an ordinary exit waits
+    for it), a tracer or profiler is attached (coverage, cProfile: they write at exit), or
+    a flush fails (an ordinary exit reports it). Plan writes `--out` in a `with` block, so
+    no file of its own is left open; only read-only commands come here."""
+    import atexit
+    import threading
+
+    if threading.active_count() > 1 or sys.gettrace() is not None or sys.getprofile() is not None:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    atexit._run_exitfuncs()  # runs each once and forgets them: an ordinary exit would not again
+    try:
+        sys.stdout.flush()  # what an atexit function printed
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _shown(message: str) -> str:
