@@ -110,6 +110,29 @@ typer's (~20 ms); `pydantic.plugin._loader`, imported by pydantic's
 PYDANTIC_DISABLE_PLUGINS, importing `importlib.metadata` (~6 ms, upstream's to fix); the
 frozen dataclasses of our own modules (~20 ms to build on Python 3.11); and freeing the
 ledger's and manifests' 560,000 IDs and the interpreter (~20 ms).
+
+Measured 2026-12-08 00:39-00:40 (`python tests/bench/plan.py --runs 7 --no-breakdown`, two
+rounds, each interleaved with main at 91807b1 run in the same minute as `PYTHONPATH=<checkout
+of 91807b1> python tests/bench/plan.py --runs 7 --no-breakdown`, load average 4.0-4.2):
+
+| shape | floor CPU | plan CPU before -> after | ratio before -> after | peak RSS before -> after |
+| --- | --- | --- | --- | --- |
+| separate | 0.127-0.136 s | 0.401, 0.378 -> 0.374, 0.362 s | 2.94x, 2.97x -> 2.91x, 2.80x | 81 -> 81 MB |
+| shared | 0.127-0.130 s | 0.396, 0.388 -> 0.373, 0.368 s | 3.04x, 2.98x -> 2.93x, 2.84x | 86 -> 84 MB |
+
+(Half a minute earlier, load 2.0-2.5, `--runs 5`, two rounds: separate 2.89x and 2.84x against
+main's 2.89x and 2.84x, shared 2.89x and 2.90x against 2.99x and 3.02x.) What changed:
+`recleared` probes a manifest's pending assets once against all the other manifests' deletes
+on its stage together, and the second stage of a pipeline (the same lists) reuses the answer
+(12 -> 6.5 ms in process); the shared-stage grouping finds the assets several manifests have
+pending once per set of equal lists and passes groups that share nothing to the split as they
+are (8.3 -> 7.1 ms); and a plan that succeeds ends its process with `os._exit` after flushing
+stdout and stderr and running the atexit functions (`cli._app._end_now`, as mypy's
+`hard_exit`), not freeing its IDs and modules: ~20-30 ms measured alone with stdout to
+/dev/null, less visible in these figures. The hard target is met on both shapes by 3-7%;
+the goal (2x) is not. Left: pydantic's plugin loader importing `importlib.metadata` (~6 ms),
+pydantic's and typer's imports, our frozen dataclasses, the plan hash (sha256 of 60 MB,
+~50 ms, the contract) and, in a development checkout only, the editable install's finder.
 """
 
 from __future__ import annotations
