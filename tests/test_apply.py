@@ -7,6 +7,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import ORG, cell_fields, gateway_env, manifest_yaml, pipeline, run_cli, world_for, write
 
 from reconciler import ledger as L
@@ -65,6 +66,7 @@ def test_widening_an_applied_manifest_deletes_only_new_cells(repo: Path, make_em
     assert em.world.deleted_cells() == new
 
 
+@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
 def test_faults_of_every_kind_still_finish_exactly(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(
         world_for([pipeline("p1", stages=("s1", "s2", "s3"))], tokenLifetime=2),

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers.examples import examples, quick
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -95,6 +96,7 @@ def general_diff(ms: list[Manifest], led: L.Ledger) -> Diff:
     return diff(ms, led, strategy="general")
 
 
+@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
 def test_fast_paths_equal_the_general_path() -> None:
     # What the fast paths served across the examples: each must serve some, or the
     # comparison proves nothing about it.

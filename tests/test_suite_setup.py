@@ -39,3 +39,14 @@ def test_this_run_says_where_its_temp_dirs_are(tmp_path: Path, pytestconfig: pyt
         assert tmp_path.resolve().is_relative_to(Path(chosen).resolve())
     else:
         assert tmp.memory_root() is None
+
+
+def test_slow_tests_run_first_and_the_rest_keep_their_order(request: pytest.FixtureRequest) -> None:
+    """helpers/kinds.py: what xdist hands out first are the tests that take seconds."""
+    items = request.session.items
+    slow = [i for i, item in enumerate(items) if item.get_closest_marker("slow")]
+    assert slow == list(range(len(slow)))  # all of them ahead of every other test
+    rest = [item.path for item in items[len(slow) :]]
+    for path in set(rest):  # the others as collected: each file's tests side by side
+        where = [i for i, p in enumerate(rest) if p == path]
+        assert where == list(range(where[0], where[0] + len(where))), path
