@@ -1,9 +1,13 @@
 """Flags (`reconciler.args`), environment and reconcile.yaml merged into the typed settings
 operations take.
 
-The one place that reads the environment (credentials, gateway) and where option
-defaults are decided: flags win over the repository config, which wins over the
-built-in defaults (DESIGN "CLI").
+Where option defaults are decided: flags win over the repository config, which wins over
+the built-in defaults (DESIGN "CLI"). Of the environment, this module reads the gateway,
+which credential variables to use and `CI`; `enos.auth` reads the credentials' values, and
+other modules read what they use themselves: `store` (`CI`, the pull request's base),
+`actor` (the user, commit and CI run), `commands` with `notify` and `render.markdown` (the
+targets' URLs, the commit, run and file links), `render.console` (`NO_COLOR`, `CI`,
+`COLUMNS`), `gitcmd`, `gitsync._git` and `enos.session` (git's and TLS's variables).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 DESIGN "Applied ledger" says what a history means; this module is that meaning, and
 every view of it calls it: `ledger show`, the HTML report (`render.audit`), `ledger
 resolve` and the evidence check. `plan._diff` keeps fast per-key variants of the same
-rules for planning at scale, held equal to these by tests/test_history_diff.py.
+rules for planning at scale, held equal to these by tests/test_history.py.
 
     open_intents(records, aliases=) -> [(intent, cells)]   what is in doubt, by cells
     carriers(aliases) -> {old name: new name}              metadata.renamedFrom, merged

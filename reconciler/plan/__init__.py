@@ -1,14 +1,16 @@
 """The plan: declared cells minus the ledger's, as the requests apply would send.
 
-Pure (no network, clock, files or randomness; DESIGN "Plan"), in three steps that
-each own a module, as Terraform's `plans` and SQLMesh's `core/plan` keep them apart:
+Pure (no network, clock, files or randomness; DESIGN "Plan") but for `plan.file`, which
+reads and writes the saved plan; each step owns a module, as Terraform's `plans` and
+SQLMesh's `core/plan` keep them apart:
 
     plan.values    the frozen value types everyone shares (PipelineRef, Action, ...)
     diff(manifests, ledger) -> Diff          plan._diff: what is pending, in doubt, history
     skim(manifests)                          plan._diff: the sealed segments a diff needs not read
     build_plan(diff, options) -> Plan        plan._build: requests that cover it exactly
     recleared(plan, ledger, manifests)       plan._history: cells another manifest cleared
-    plan.file                                the JSON document, printed and saved
+    plan.rollout                             the pauses: their order, count and length
+    plan.file                                the JSON document, printed, saved and read back
 """
 
 from __future__ import annotations
