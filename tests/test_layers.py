@@ -1,10 +1,11 @@
 """The layout is the architecture: no import cycle, and no tier imports one above it.
 
 The tiers, top to bottom (a module may import its own tier, acyclically, and any
-tier below it): cli; the commands, their settings, operations, render and scaffold;
+tier below it): cli; the commands, their settings, operations, render, scaffold and notify;
 apply, plan and the one door to the ledger (store); manifests, config and the ledger in
 git (gitsync); ledger and enos; the leaves (errors, words, actor, gitcmd, yamlsource,
-fastyaml, the commands' arguments). The emulator stands alone. Only cli knows typer.
+fastyaml, durations, install_source, windows, the commands' arguments). The emulator
+stands alone. Only cli knows typer.
 """
 
 from __future__ import annotations

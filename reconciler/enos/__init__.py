@@ -1,4 +1,4 @@
-"""The EnOS client: the only package that speaks HTTP, knows EnOS codes and holds secrets.
+"""The EnOS client: the only package that calls EnOS, knows its codes and holds its secrets.
 
 `auth` owns credentials, hashes and the access token; `codes` every EnOS code
 and what it becomes in the error tree; `session` the wire, error translation
