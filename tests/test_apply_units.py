@@ -57,6 +57,60 @@ def test_the_pause_that_began_first_goes_first_and_others_fill_in() -> None:
     p.close()
 
 
+def test_a_ctrl_c_at_any_point_of_taking_the_pools_lock_never_leaves_it_held() -> None:
+    """Python raises a Ctrl-C at whatever line the run's thread is on. Here one is raised on
+    the first line the run's thread runs after the pool's lock is acquired, as a signal would
+    be: in `threading.Condition.__enter__`, had the pool entered its lock that way, which
+    left it held and both workers blocked on it for ever (a 300 s timeout in
+    test_apply_invariants); else inside the pool's own `with`, which lets it go. The run
+    stops through it, and both requests in flight end and are collected."""
+    import sys
+
+    p, _ = pool(concurrency=2)
+    gate = threading.Event()
+    collected: list[str] = []
+    futures = p.submit(
+        [action(1), action(2)], lambda a: gate.wait(10) and a.asset_ids[0], lambda a: None, collected.append
+    )
+    outcome: list[str] = []
+    pool_file = sys.modules[StoppablePool.__module__].__file__
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if outcome:  # one interrupt
+            return None
+        if (
+            frame.f_code.co_name == "__enter__"
+            and frame.f_locals.get("self") is p._lock
+            and event == "return"
+        ):
+            outcome.append("interrupted in Condition.__enter__")
+            raise KeyboardInterrupt
+        in_wait = frame.f_code.co_filename == pool_file and frame.f_code.co_name == "wait_all"
+        if in_wait and event == "line" and p._lock._is_owned():  # type: ignore[attr-defined]
+            outcome.append("interrupted holding the lock in a with")
+            raise KeyboardInterrupt
+        return tracer
+
+    def run() -> None:
+        sys.settrace(tracer)
+        try:
+            p.wait_all(futures)
+        except KeyboardInterrupt:
+            outcome.append("stopped")
+        finally:
+            sys.settrace(None)
+
+    t = threading.Thread(target=run, daemon=True)  # stuck for ever on the old code
+    t.start()
+    time.sleep(0.3)  # the run's thread is waiting for the two in flight
+    gate.set()
+    t.join(timeout=10)
+    assert not t.is_alive(), f"the run never stopped: {outcome}"
+    assert outcome[-1] == "stopped" and len(outcome) == 2, outcome
+    assert sorted(collected) == ["a001", "a002"]  # both ended and were handed over
+    p.close()
+
+
 def test_a_stop_cancels_what_is_queued_once_each_and_waits_for_what_is_in_flight() -> None:
     p, halt = pool(concurrency=1)
     gate = threading.Event()

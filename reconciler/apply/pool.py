@@ -24,7 +24,7 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -80,7 +80,13 @@ class StoppablePool(Generic[T]):
         self._stop_noted = False
         self._queue: list[tuple[Priority, int, Future[T]]] = []
         self._seq = itertools.count()
-        self._lock = threading.Condition()
+        # Taken with `with self._mutex` (the C lock's own __enter__ and __exit__), never
+        # `with self._lock`: Condition.__enter__ is Python, and a Ctrl-C raised in the run's
+        # thread just after it acquired would leave the lock held, every worker blocked on it
+        # at the end of its request and the run waiting for them for ever. Found by
+        # test_apply_invariants (an interrupt drawn at that moment: a 300 s timeout).
+        self._mutex = threading.RLock()
+        self._lock = threading.Condition(self._mutex)  # waited on, and notified, holding _mutex
         self._held = False
         self._running_jobs = 0
         self._closed = False
@@ -109,7 +115,7 @@ class StoppablePool(Generic[T]):
         """Queue `work` over `actions`; each is registered before any worker can see it,
         so that a stop finds each one to cancel or wait for."""
         out: list[Future[T]] = []
-        with self._lock:
+        with self._mutex:
             for a in actions:
                 f: Future[T] = Future()
                 seq = next(self._seq)
@@ -138,11 +144,10 @@ class StoppablePool(Generic[T]):
     def wait_all(self, futures: Sequence[Future[T]]) -> None:
         try:
             while not self.stopped():
-                with self._lock:  # ended once its worker let it go, so that `collect` finds it
-                    pending = self._undone.intersection(futures)
-                if not pending:
-                    break
-                wait(pending, timeout=0.2)  # Ctrl-C is heard within 0.2 s
+                with self._mutex:  # ended once its worker let it go, so that `collect` finds it
+                    if not self._undone.intersection(futures):
+                        break
+                    self._lock.wait(0.2)  # woken as one ends; Ctrl-C is heard within 0.2 s
                 self.collect()
         except KeyboardInterrupt:
             self.halt.set()
@@ -155,7 +160,7 @@ class StoppablePool(Generic[T]):
             raise self.error
 
     def busy(self) -> bool:
-        with self._lock:
+        with self._mutex:
             return bool(self._undone)
 
     def collect(self) -> None:
@@ -169,7 +174,7 @@ class StoppablePool(Generic[T]):
     def _take_ended(self, *, started: bool) -> list[Future[T]]:
         """The requests ended (`started`) or not begun since they were last taken, in the
         order they were submitted; the others stay for the other kind's taker."""
-        with self._lock:
+        with self._mutex:
             ended = [f for f in self._ended if f.done()]
             if not ended:
                 return []
@@ -189,7 +194,7 @@ class StoppablePool(Generic[T]):
         out = []
         for f in futures:
             if f.cancel():
-                with self._lock:
+                with self._mutex:
                     self._ended_now(f)
                 out.append(self._futures[f].action)
         self._account_unstarted()
@@ -199,13 +204,13 @@ class StoppablePool(Generic[T]):
 
     def hold(self) -> None:
         """No new request begins; wait for those in flight."""
-        with self._lock:
+        with self._mutex:
             self._held = True
             while self._running_jobs:
                 self._lock.wait(0.2)
 
     def release(self) -> None:
-        with self._lock:
+        with self._mutex:
             self._held = False
             self._lock.notify_all()
 
@@ -219,7 +224,7 @@ class StoppablePool(Generic[T]):
 
     def _next(self) -> Future[T] | None:
         """The most urgent request not cancelled, once nothing holds the pool; None: closed."""
-        with self._lock:
+        with self._mutex:
             while True:
                 while not self._closed and (self._held or not self._queue):
                     self._lock.wait()
@@ -253,7 +258,7 @@ class StoppablePool(Generic[T]):
                     self.halt.set()
                 f.set_result(done)
             finally:
-                with self._lock:
+                with self._mutex:
                     self._running_jobs -= 1
                     self._ended_now(f)
                     self._lock.notify_all()
@@ -261,7 +266,7 @@ class StoppablePool(Generic[T]):
 
     def close(self) -> None:
         """The workers end once the queue is empty (cancelled or done)."""
-        with self._lock:
+        with self._mutex:
             self._closed = True
             self._lock.notify_all()
 
@@ -273,9 +278,9 @@ class StoppablePool(Generic[T]):
         self.halt.set()
         for f in self._futures:
             if f.cancel():
-                with self._lock:
+                with self._mutex:
                     self._ended_now(f)
-        with self._lock:
+        with self._mutex:
             self._lock.notify_all()
         self._account_unstarted()
         running = self._running()
@@ -286,7 +291,9 @@ class StoppablePool(Generic[T]):
                 "in flight to finish and be recorded"
             )
         while self._running():
-            wait(list(self._futures), timeout=0.2)  # a timed wait, so Ctrl-C is heard at once
+            with self._mutex:  # not concurrent.futures.wait: it takes every future's lock in turn
+                if self._undone:
+                    self._lock.wait(0.2)  # woken as one ends; a timed wait, so Ctrl-C is heard
             self.collect()
         self.collect()
 
@@ -300,7 +307,7 @@ class StoppablePool(Generic[T]):
                 job.cancelled(job.action)
 
     def _running(self) -> int:
-        with self._lock:
+        with self._mutex:
             return len(self._undone)
 
     def in_flight_note(self) -> str:
