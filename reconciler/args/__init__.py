@@ -21,8 +21,9 @@ only (a frozen dataclass takes ~0.5 ms to build, these eleven ~6 ms of every sta
 from __future__ import annotations
 
 from enum import Enum
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reconciler.lazy import lazy_names
 
 DEFAULT_PATHS = ["manifests"]  # the manifest paths a command reads when given none
 
@@ -69,15 +70,8 @@ _LAZY = {
     "plan": ("PlanArgs", "SchemaArgs"),
     "tools": ("EmulatorArgs", "InitArgs"),
 }
-_HOME = {name: module for module, names in _LAZY.items() for name in names}
-
 if not TYPE_CHECKING:  # mypy reads the imports above: a misspelt name stays an error
-
-    def __getattr__(name: str) -> Any:
-        home = _HOME.get(name)
-        if home is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        return getattr(import_module(f"{__name__}.{home}"), name)
+    __getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

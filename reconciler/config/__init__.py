@@ -20,8 +20,7 @@ and windows (~10 ms of a plan's 0.4 s).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.config.bounds import (
     CONFIG_FILE,
@@ -35,6 +34,7 @@ from reconciler.config.bounds import (
     find_config,
     pick,
 )
+from reconciler.lazy import lazy_names
 
 if TYPE_CHECKING:
     from reconciler.config.load import CONFIG_MAX_BYTES, load_config
@@ -71,15 +71,8 @@ _LAZY = {
     ),
     "value": ("Gateway", "GitSync", "NotifyTarget", "RepoConfig", "ResumeSettings"),
 }
-_HOME = {name: module for module, names in _LAZY.items() for name in names}
-
 if not TYPE_CHECKING:  # mypy reads the imports above: a misspelt name stays an error
-
-    def __getattr__(name: str) -> Any:
-        home = _HOME.get(name)
-        if home is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        return getattr(import_module(f"{__name__}.{home}"), name)
+    __getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [
