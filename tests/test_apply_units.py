@@ -68,10 +68,16 @@ def test_a_ctrl_c_at_any_point_of_taking_the_pools_lock_never_leaves_it_held() -
 
     p, _ = pool(concurrency=2)
     gate = threading.Event()
+    begun = threading.Semaphore(0)
     collected: list[str] = []
-    futures = p.submit(
-        [action(1), action(2)], lambda a: gate.wait(10) and a.asset_ids[0], lambda a: None, collected.append
-    )
+
+    def work(a: Action) -> str:
+        begun.release()
+        gate.wait(10)
+        return a.asset_ids[0]
+
+    futures = p.submit([action(1), action(2)], work, lambda a: None, collected.append)
+    assert begun.acquire(timeout=10) and begun.acquire(timeout=10)  # both in flight before the run waits
     outcome: list[str] = []
     pool_file = sys.modules[StoppablePool.__module__].__file__
 
@@ -102,7 +108,7 @@ def test_a_ctrl_c_at_any_point_of_taking_the_pools_lock_never_leaves_it_held() -
 
     t = threading.Thread(target=run, daemon=True)  # stuck for ever on the old code
     t.start()
-    time.sleep(0.3)  # the run's thread is waiting for the two in flight
+    time.sleep(0.3)  # the run's thread is interrupted, and waits for the two in flight
     gate.set()
     t.join(timeout=10)
     assert not t.is_alive(), f"the run never stopped: {outcome}"
