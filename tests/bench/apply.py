@@ -201,8 +201,9 @@ def bench_apply(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _emulator(root: Path, latency_ms: int) -> Iterator[str]:
-    """`reconcile emulator` on the workload's world, in its own process; its URL."""
+def _emulator(root: Path, latency_ms: int, state: str = "world.json", *more: str) -> Iterator[str]:
+    """`reconcile emulator` on a world (`state`, from `root`), in its own process, with
+    `more` of its options; its URL."""
     port = _free_port()
     emulator = subprocess.Popen(
         [
@@ -213,9 +214,10 @@ def _emulator(root: Path, latency_ms: int) -> Iterator[str]:
             "--port",
             str(port),
             "--state",
-            "world.json",
+            state,
             "--latency-ms",
             str(latency_ms),
+            *more,
         ],
         cwd=root,
         env=_ENV,

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from apply import _free_port, _wait_for
+from apply import _emulator
 from scaffold import ENV as _ENV
 from scaffold import git as _git
 from scaffold import scaffold_origin
@@ -88,38 +88,16 @@ def _apply(clone: Path, gateway: str) -> list[str]:
 def one_run(root: Path, latency: float, kill_after: float) -> tuple[int, int, float]:
     """Cells cleared twice, cells per request, and how long runner 1 ran before the kill."""
     origin = _origin(root)
-    port = _free_port()
     journal = root / "journal.jsonl"
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "emulator",
-            "--port",
-            str(port),
-            "--state",
-            str(_world(root)),
-            "--latency-ms",
-            str(int(latency * 1000)),
-            "--journal",
-            str(journal),
-        ],
-        env=_ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    gateway = f"http://127.0.0.1:{port}"
-    env = {
-        **_ENV,
-        "CI": "1",
-        "NO_COLOR": "1",
-        "ENOS_API_GATEWAY": gateway,
-        "ENOS_APP_KEY": DEFAULT_APP_KEY,
-        "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
-    }
-    try:
-        _wait_for(port)
+    with _emulator(root, int(latency * 1000), str(_world(root)), "--journal", str(journal)) as gateway:
+        env = {
+            **_ENV,
+            "CI": "1",
+            "NO_COLOR": "1",
+            "ENOS_API_GATEWAY": gateway,
+            "ENOS_APP_KEY": DEFAULT_APP_KEY,
+            "ENOS_APP_SECRET": DEFAULT_APP_SECRET,
+        }
         runners = []
         for name in ("runner1", "runner2"):
             _git(root, "clone", "-q", "--depth", "1", f"file://{origin}", str(root / name))
@@ -139,9 +117,6 @@ def one_run(root: Path, latency: float, kill_after: float) -> tuple[int, int, fl
         if second.returncode != 0:
             print(second.stdout[-2000:], second.stderr[-2000:], file=sys.stderr)
             raise SystemExit(f"the re-run failed with exit {second.returncode}")
-    finally:
-        emulator.terminate()
-        emulator.wait()
     counts: Counter[tuple[str, str]] = Counter()
     for line in journal.read_text().splitlines():
         event = json.loads(line)
