@@ -243,12 +243,10 @@ def apply(
     `store`: the ledger (`store.open_store`); by default the target's file, off git."""
     ledger_path, saved = target_ledger(settings)
     store = store or LedgerStore(ledger_path)
-    if not store.in_git:  # before its lock: a refused path is left as it was, no lock file or folder made
-        _require_ledger(ledger_path)
     lock_timeout = settings.lock_timeout
     with (
         _OneSession(gateways) as gateways,
-        store.open_write(reporter.note, lock_timeout=lock_timeout, wait=lock_timeout) as writer,
+        store.open_write(reporter.note, _no_ledger, lock_timeout=lock_timeout, wait=lock_timeout) as writer,
     ):
         first: Planned | None = None
         checked = writer.session()
@@ -454,18 +452,18 @@ def _publish_result(session: Session | None, result: ApplyResult, reporter: Repo
     session.abort(None)
 
 
-def _require_ledger(ledger_path: str) -> None:
-    if not Path(ledger_path).exists():
-        raise ApplyRefused(
-            f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in its path or the "
-            "wrong directory must never re-clear everything: check the path, or create an empty "
-            "ledger (`reconcile init` does) if nothing was ever applied",
-            hint=Hint.LEDGER_MISSING,
-        )
+def _no_ledger(ledger_path: str) -> ApplyRefused:
+    return ApplyRefused(
+        f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in its path or the "
+        "wrong directory must never re-clear everything: check the path, or create an empty "
+        "ledger (`reconcile init` does) if nothing was ever applied",
+        hint=Hint.LEDGER_MISSING,
+    )
 
 
 def _planned(settings: ApplySettings, ledger_path: str, saved: planfile.SavedPlan | None) -> Planned:
-    _require_ledger(ledger_path)
+    if not Path(ledger_path).exists():  # with the ledger in git: after the sync
+        raise _no_ledger(ledger_path)
     if saved is not None:
         loaded, led = _load_and_read(saved.manifests, saved.options, ledger_path)
         fresh, loaded = replan_saved(saved, led, loaded)
@@ -551,10 +549,10 @@ def resolve(
 ) -> list[Action]:
     """Record in-doubt requests as done (`delete` with `resolved: true`) after a person checked;
     with the ledger in git, from the remote's latest ledger, and pushed before returning."""
-    _exists_before_lock(store)
-    with store.open_write(_quiet) as ledger:
+    with store.open_write(_quiet, _nothing_to_resolve) as ledger:
         ledger.refuse_if_leased()
-        _exists(ledger.path)
+        if not Path(ledger.path).exists():  # with the ledger in git: after the sync
+            raise _nothing_to_resolve(ledger.path)
         loaded = _load(paths, Options())
         led = ledger_mod.read(ledger.path)  # in full: what is in doubt is the whole ledger's question
         p, _ = plan_from(paths, led, Options(), loaded=loaded)
@@ -575,20 +573,9 @@ def resolve(
     return doubt
 
 
-def _exists_before_lock(store: LedgerStore) -> None:
-    """A local ledger that is missing is refused before its lock: nothing is made for a typo
-    (with the ledger in git, the file may come with the branch: `_exists` after the sync)."""
-    if not store.in_git:
-        _exists(store.path)
-
-
-def _exists(ledger_path: str) -> None:
+def _nothing_to_resolve(ledger_path: str) -> LedgerError:
     """`ledger resolve` settles what a ledger holds: none is never "nothing in doubt"."""
-    if not Path(ledger_path).exists():
-        raise LedgerError(
-            f"{ledger_path} does not exist: nothing to resolve",
-            hint=Hint.LEDGER_MISSING,
-        )
+    return LedgerError(f"{ledger_path} does not exist: nothing to resolve", hint=Hint.LEDGER_MISSING)
 
 
 def resolve_start(
@@ -606,10 +593,10 @@ def resolve_start(
     if not org or not pid or "/" in pid:
         raise PlanError(f"{pipeline!r} is not ORG/PIPELINE (e.g. o1/p1)", hint=Hint.START_PIPELINE)
     ref = PipelineRef(org, pid)
-    _exists_before_lock(store)
-    with store.open_write(_quiet) as ledger:
+    with store.open_write(_quiet, _nothing_to_resolve) as ledger:
         ledger.refuse_if_leased()
-        _exists(ledger.path)
+        if not Path(ledger.path).exists():  # with the ledger in git: after the sync
+            raise _nothing_to_resolve(ledger.path)
         led = ledger_mod.read(ledger.path)
         doubt = dict(starts_in_doubt(led.pipeline_records()))
         if ref not in doubt:

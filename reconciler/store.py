@@ -8,7 +8,9 @@ restore all go through it, so no two of them can read different ledgers.
                                              in git, the anchored ledger as its branch holds
                                              it, read in memory (invariant 13), plus the
                                              pull request's checks; else the local file
-    with store.open_write(note) as w:        apply, ledger resolve: the lock; `w.session()`
+    with store.open_write(note, missing) as w:
+                                             apply, ledger resolve: the lock (a missing local
+                                             ledger is `missing(path)`, before it); `w.session()`
                                              syncs and publishes (`gitsync.Session`)
     store.rewrite(note) -> MigrateResult     ledger migrate: sync, rewrite, publish, one lock
     store.restore() -> Restored              ledger restore
@@ -149,12 +151,21 @@ class LedgerStore:
 
     @contextmanager
     def open_write(
-        self, note: Note, *, lock_timeout: float | None = None, wait: float | None = None
+        self,
+        note: Note,
+        missing: Callable[[str], ReconcilerError],
+        *,
+        lock_timeout: float | None = None,
+        wait: float | None = None,
     ) -> Iterator[Writer]:
         """The ledger held for writing (the `LedgerLock`; `lock_timeout` None: refuse a held
         lock at once). With the ledger in git, `Writer.session()` syncs and publishes;
         `wait`: how long a session waits out another run's live lease (None: as long as a
-        runner that died would hold it)."""
+        runner that died would hold it). A local ledger that does not exist is refused with
+        `missing(path)` before its lock, so a mistyped path is left as it was (no folder, no
+        lock file); with the ledger in git the file may come with the sync: the caller asks."""
+        if self._repo is None and not Path(self.path).exists():
+            raise missing(self.path)
         with ledger_mod.LedgerLock(self.path, timeout=lock_timeout or 0):
             yield Writer(self.path, self._repo, note, wait)
 
