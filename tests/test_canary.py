@@ -207,10 +207,23 @@ def test_a_pipeline_paused_as_the_canary_lies_counts_its_requests_as_not_sent(
         ],
     )
     b.world.faults = Faults(rate=1.0, kinds=("kept",))
-    p1_paused = b.world.on_request(
-        lambda e: e["route"] == "operate" and e["query"]["action"] == "pause" and e["path"].endswith("/p1"),
-        hold=True,
+
+    def p1_pause(e: dict[str, Any]) -> bool:
+        return bool(e["route"] == "operate" and e["query"]["action"] == "pause" and e["path"].endswith("/p1"))
+
+    p1_paused = b.world.on_request(p1_pause, hold=True)
+    # p1's pause begins once p2's is done, as p2's canary goes out: under load the canary
+    # could meet the lie before p1's pause call was sent, and p1 would rightly never be
+    # paused. So the canary's delete waits until p1's pause call has arrived.
+    p2_canary = b.world.on_request(
+        lambda e: e["route"] == "delete" and e["body"]["pipelineId"] == "p2", hold=True
     )
+
+    def release_the_canary_once_p1_is_pausing() -> None:
+        try:
+            b.world.wait_for(p1_pause, timeout=30)
+        finally:
+            p2_canary.release()
 
     class ReleaseAtTheLie(Notes):
         def note(self, message: str) -> None:
@@ -218,10 +231,13 @@ def test_a_pipeline_paused_as_the_canary_lies_counts_its_requests_as_not_sent(
             if message.startswith("CANARY"):  # the verdict, in the run's thread: it stops next
                 p1_paused.release()
 
+    waiter = threading.Thread(target=release_the_canary_once_p1_is_pausing, daemon=True)
+    waiter.start()
     try:
         result, notes = b.apply(ReleaseAtTheLie(), pause_pipelines=True)
     finally:
         p1_paused.release()
+        p2_canary.release()
     assert result.canary is not None and KEPT in result.canary
     assert len(b.log("delete")) == 1
     assert [e["path"][-2:] for e in b.log("operate", "pause")] == ["p2", "p1"]
