@@ -454,9 +454,9 @@ def _publish_result(session: Session | None, result: ApplyResult, reporter: Repo
 
 def _no_ledger(ledger_path: str) -> ApplyRefused:
     return ApplyRefused(
-        f"{ledger_path}: the ledger does not exist; nothing was sent. A typo in its path or the "
-        "wrong directory must never re-clear everything: check the path, or create an empty "
-        "ledger (`reconcile init` does) if nothing was ever applied",
+        f"{ledger_path} does not exist: nothing was sent. A typo in its path or the wrong "
+        "directory must never re-clear everything; if nothing was ever applied, create an "
+        "empty ledger (`reconcile init` does)",
         hint=Hint.LEDGER_MISSING,
     )
 

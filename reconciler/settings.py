@@ -42,7 +42,7 @@ ADVICE: dict[Hint, str] = {
     Hint.PAUSE_PIPELINES: "{}\nPause them in the EnOS console, or pass --pause-pipelines to pause RUNNING "
     "ones for the run and start them again after.",
     Hint.LEDGER_IN_GIT: "{} Drop --ledger (or pass that file): a ledger kept in git is synced, never bypassed",
-    Hint.LEDGER_MISSING: "{} (check --ledger, if it was given)",
+    Hint.LEDGER_MISSING: "{}\nCheck --ledger, RECONCILE_LEDGER or ledger.path in reconcile.yaml, whichever named it.",
     Hint.LEDGER_NONE_YET: "{} (nothing applied yet, or a wrong --ledger?)",
     Hint.LEDGER_SEGMENT: "{} (--ledger {value})",
     Hint.TARGETS: "--target: {}",

@@ -567,7 +567,7 @@ def test_ledger_resolve_pushes_its_records(origin: Path, tmp_path: Path) -> None
 
 def test_ledger_verify_refuses_a_missing_file(tmp_path: Path) -> None:
     res = run_cli(["ledger", "verify", "--ledger", "nope.jsonl"], tmp_path)
-    assert res.code == 1 and "nope.jsonl does not exist: nothing to verify" in res.err
+    assert res.code == 1 and "nope.jsonl does not exist: nothing to verify\nCheck --ledger," in res.err
 
 
 def test_ledger_resolve_waits_for_a_live_apply(origin: Path, tmp_path: Path) -> None:

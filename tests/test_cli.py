@@ -51,6 +51,13 @@ def test_every_command_help_has_an_example(cmd: list[str], tmp_path: Path) -> No
     assert res.code == 0 and "Example:" in res.out and "reconcile " in res.out
 
 
+def test_the_help_lists_the_commands_in_the_order_a_newcomer_uses_them(tmp_path: Path) -> None:
+    res = run_cli(["--help"], tmp_path)
+    listed = [line.split()[0] for line in res.out.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == ["init", "validate", "plan", "apply", "ledger", "demo", "emulator", "schema"], res.out
+    assert {c[0] for c in COMMANDS} == set(listed)  # every command is listed
+
+
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
 def test_a_command_line_builds_its_command_alone_and_it_says_the_same(cmd: list[str]) -> None:
     """`reconcile plan ...` builds the root and plan only (cli._app.command): plan's help,
@@ -237,6 +244,8 @@ def test_demo_runs_offline_and_leaves_the_cwd_alone(tmp_path: Path) -> None:
     assert flat.count("), paused ") == 3  # the summary says how long each one was paused
     assert "Apply complete." in res.out and "Nothing to apply." in res.out
     assert list(tmp_path.iterdir()) == []
+    removed = re.search(r"Removed (\S+) \(`reconcile demo --keep` leaves it", flat)  # said, and so
+    assert removed is not None and not Path(removed.group(1)).exists(), res.out
 
 
 def test_usage_errors_exit_1_never_2(repo: Path) -> None:
@@ -275,14 +284,32 @@ def test_apply_refuses_a_missing_ledger_and_plan_warns(repo: Path, make_emulator
     em = make_emulator(world_for([pipeline()]))
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     res = run_cli(["apply", "--auto-approve", "--ledger", "applied_ledger.jsonl"], repo, gateway_env(em))
-    assert res.code == 1 and "applied_ledger.jsonl: the ledger does not exist; nothing was sent" in res.err
+    assert res.code == 1 and "applied_ledger.jsonl does not exist: nothing was sent" in res.err
+    assert "Check --ledger, RECONCILE_LEDGER or ledger.path in reconcile.yaml" in res.err
     assert em.world.log == [] and not (repo / "applied_ledger.jsonl").exists()
     assert not (repo / "applied_ledger.jsonl.lock").exists()  # refused before its lock: nothing made
     typo = run_cli(["apply", "--auto-approve", "--ledger", "ledgr/applied.jsonl"], repo, gateway_env(em))
-    assert typo.code == 1 and "ledgr/applied.jsonl: the ledger does not exist" in typo.err
+    assert typo.code == 1 and "ledgr/applied.jsonl does not exist: nothing was sent" in typo.err
     assert not (repo / "ledgr").exists() and em.world.log == []  # no folder made for the typo
     planned = run_cli(["plan", "--ledger", "applied_ledger.jsonl"], repo)
     assert planned.code == 0 and "warning: applied_ledger.jsonl does not exist" in planned.err
+
+
+def test_every_command_that_reads_a_missing_ledger_says_so_the_same_way(repo: Path) -> None:
+    """One wording, with what was not done and where the path came from; exit 1, never "0
+    records" or "nothing in doubt", which would read as settled."""
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    for command, what in (
+        (["ledger", "show"], "nothing to show"),
+        (["ledger", "verify"], "nothing to verify"),
+        (["ledger", "resolve", "--auto-approve"], "nothing to resolve"),
+        (["apply", "--auto-approve"], "nothing was sent"),
+    ):
+        res = run_cli([*command, "--ledger", "nope.jsonl"], repo)
+        assert res.code == 1, res.all
+        assert f"error: nope.jsonl does not exist: {what}" in res.err, res.all
+        assert "Check --ledger, RECONCILE_LEDGER or ledger.path in reconcile.yaml" in res.err, res.all
+    assert not (repo / "nope.jsonl").exists() and not (repo / "nope.jsonl.lock").exists()
 
 
 def test_resolve_on_a_missing_ledger_says_so_and_makes_nothing(repo: Path) -> None:
@@ -291,7 +318,7 @@ def test_resolve_on_a_missing_ledger_says_so_and_makes_nothing(repo: Path) -> No
     for extra in ([], ["--start", "o1/p1"]):
         res = run_cli(["ledger", "resolve", "--auto-approve", "--ledger", "ledgr/x.jsonl", *extra], repo)
         assert res.code == 1, res.all
-        assert "ledgr/x.jsonl does not exist: nothing to resolve (check --ledger" in res.err, res.all
+        assert "ledgr/x.jsonl does not exist: nothing to resolve\nCheck --ledger," in res.err, res.all
         assert not (repo / "ledgr").exists()
 
 

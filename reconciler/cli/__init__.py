@@ -8,7 +8,7 @@ there.
 """
 
 # isort: skip_file
-# Commands are registered on import; this order is the order `reconcile --help` lists.
+# Commands are registered on import (`reconcile --help` lists them in `_app._LISTED` order).
 from __future__ import annotations
 
 from reconciler.cli import plan

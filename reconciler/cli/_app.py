@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+import typer.core
 import typer.main
 
 from reconciler import __version__
@@ -33,7 +34,17 @@ from reconciler.render.console import Consoles, make_consoles
 
 EXIT_BUG = 3
 
+# `reconcile --help` lists the commands in the order a newcomer uses them, the tools last.
+_LISTED = ("init", "validate", "plan", "apply", "ledger", "demo", "emulator", "schema")
+
+
+class _Listed(typer.core.TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:  # typer's own (vendored) click Context
+        return sorted(self.commands, key=lambda n: _LISTED.index(n) if n in _LISTED else len(_LISTED))
+
+
 app = typer.Typer(
+    cls=_Listed,
     name="reconcile",
     help=(
         "GitOps for EnOS stream-processing stage state.\n\n"

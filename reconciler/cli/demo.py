@@ -221,8 +221,9 @@ def run_demo(c: Consoles, keep: bool = False) -> None:
     c.out.print(f"The RUNNING pipelines were {fleet}.")
     expected = [0, 2, 0, 0, 0, 0, 0]
     if keep:
-        c.out.print(f"Kept {tmp}")
+        c.out.print(f"Kept {tmp}: its manifests and ledger, to look at (remove it when done).")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
+        c.out.print(f"Removed {tmp} (`reconcile demo --keep` leaves it, to look at the ledger).")
     if codes != expected or sent_again or world.violations:
         raise ReconcilerError(f"the demo did not go as expected (exit codes {codes})")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.args import ShowFormat
 from reconciler.commands import DONE, Ask, CommandOutcome, approve, ask_stdin
-from reconciler.errors import LedgerLocked, ReconcilerError
+from reconciler.errors import Hint, LedgerError, LedgerLocked, ReconcilerError
 from reconciler.words import plural
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def verify(args: LedgerVerifyArgs, c: Consoles) -> CommandOutcome:
     store = open_store(config(), args.ledger)
     led = store.read(check_seals=True)
     if not led.exists:
-        raise ReconcilerError(f"{led.path} does not exist: nothing to verify (a typo in --ledger?)")
+        raise LedgerError(f"{led.path} does not exist: nothing to verify", hint=Hint.LEDGER_MISSING)
     for w in led.warnings:
         c.warn(w)
     seals = led.segment - 1  # each file but the last ends with a seal
@@ -96,9 +96,7 @@ def show(args: LedgerShowArgs, c: Consoles) -> CommandOutcome:
             ledger_mod.parse_since(args.since)
     led = _published(args.ledger)
     if not led.exists:  # never "0 records", which would read as "never cleared"
-        raise ReconcilerError(
-            f"{led.path} does not exist: check --ledger (or RECONCILE_LEDGER, or ledger.path in reconcile.yaml)"
-        )
+        raise LedgerError(f"{led.path} does not exist: nothing to show", hint=Hint.LEDGER_MISSING)
     records = ledger_mod.select(
         led,
         manifest=args.manifest,
