@@ -19,7 +19,13 @@ from reconciler import manifests
 from reconciler.errors import ApplyRefused, Hint, Hinted, LedgerError, LedgerMoved, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan, diff, skim, starts_in_doubt
 from reconciler.plan import file as planfile
-from reconciler.plan.values import PipelineRef
+from reconciler.plan.guards import (
+    check_max_cells,
+    refuse_over,
+    refuse_unacknowledged_reclears,
+    start_in_doubt,
+)
+from reconciler.plan.values import PipelineRef, pending_by_manifest
 from reconciler.store import DEFAULT_LEDGER, LedgerStore, lease_stop
 from reconciler.words import plural
 
@@ -27,7 +33,7 @@ if TYPE_CHECKING:  # the apply engine and git are loaded by apply, not by plan
     from reconciler.apply import ApplyOptions, ApplyResult, Gateways, Reporter
     from reconciler.apply.live import LiveState
     from reconciler.gitsync import Session
-    from reconciler.windows import Deferred, Windows
+    from reconciler.windows import Windows
 _CAS_ATTEMPTS = 5
 
 
@@ -62,21 +68,12 @@ class Planned:
     def start_warnings(self) -> list[str]:
         """A `start` record with no outcome (a runner died during the call): said in every
         format (the PR comment's warnings too), with the one command that settles it."""
-        return [start_in_doubt(ref, at) for ref, at in starts_in_doubt(self.ledger.pipeline_records())]
+        return [start_in_doubt(ref, at) for ref, at in self.starts_in_doubt]
 
-
-def start_in_doubt(ref: PipelineRef, at: str, status: str | None = None) -> Hinted:
-    """What a person reads about a start in doubt; its hint is the one step that settles it."""
-    now = f" and reports {status} now" if status else ""
-    name = f"{ref.org_id}/{ref.pipeline_id}"
-    return Hinted(
-        f"{name}: an apply announced its start at {at} and stopped before it could confirm it{now}. "
-        "reconcile will not start it: the start may have landed and a person paused it since, and the "
-        "ledger cannot tell. While it is PAUSED every apply fails naming it. Unless it was paused on "
-        "purpose, start it in the EnOS console; then settle it",
-        Hint.SETTLE_START,
-        name,
-    )
+    @property
+    def starts_in_doubt(self) -> list[tuple[PipelineRef, str]]:
+        """Each `start` record with no outcome: its pipeline, and when it was announced."""
+        return starts_in_doubt(self.ledger.pipeline_records())
 
 
 def _load(paths: Sequence[str], options: Options) -> manifests.LoadResult:
@@ -113,11 +110,7 @@ def plan_from(
     loaded = loaded or _load(paths, options)
     d = diff(loaded.manifests, ledger)
     if max_cells is not None:
-        per: dict[str, int] = {}
-        for kd in d.keys:
-            if kd.pending_cells and (not options.targets or kd.key.manifest in options.targets):
-                per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
-        _refuse_over(per, max_cells, max_cells_source)
+        refuse_over(pending_by_manifest(d.keys, options.targets), max_cells, max_cells_source)
     return build_plan(d, options, manifest_paths=paths), loaded
 
 
@@ -141,36 +134,6 @@ def plan(
 def only_files(paths: Sequence[str]) -> bool:
     """Some manifest files were given, not whole folders: other manifests were not read."""
     return any(Path(x).is_file() for x in paths)
-
-
-def refuse_unacknowledged_reclears(p: Plan, *, partial: bool = False) -> None:
-    """A plan that would clear again, under a new name, cells cleared under a name no
-    manifest declares any more is refused, unless that manifest says why (`metadata.reclear`)
-    or carries the old name on (`metadata.renamedFrom`): a rename must never re-clear
-    production with a green check (DESIGN "Manifest format"). `partial`: only some files
-    were read (apply refuses anyway, on the safe side, and says so)."""
-    hints = [h for h in p.renames if h.reclear is None]
-    if not hints:
-        return
-    lines = "\n".join(
-        f"  {h.manifest}: {plural(h.cells, 'pending cell')} {'was' if h.cells == 1 else 'were'} "
-        f"cleared as {h.old_name}"
-        for h in hints
-    )
-    h = hints[0]
-    raise PlanError(
-        f"refused: {plural(len(hints), 'manifest')} would clear again cells that were cleared under a name "
-        f"no manifest declares any more; nothing was sent.\n{lines}\n"
-        f"If it is a rename, add `metadata.renamedFrom: [{h.old_name}]` to {h.manifest} (its history "
-        "carries on: nothing is cleared again). If it clears them again on purpose, add "
-        f'`metadata.reclear: "<why>"` to {h.manifest} (the reason goes into its ledger records).'
-        + (
-            f" Only the given files were read: if {h.old_name} is still declared in another file, "
-            "apply the whole manifests folder."
-            if partial
-            else ""
-        )
-    )
 
 
 def _load_and_read(
@@ -241,6 +204,8 @@ def apply(
 ) -> tuple[Planned, ApplyResult | None]:
     """Lock, sync, verify, plan, guard, confirm, send, publish. None: nothing to apply.
     `store`: the ledger (`store.open_store`); by default the target's file, off git."""
+    from reconciler.apply import scope
+
     ledger_path, saved = target_ledger(settings)
     store = store or LedgerStore(ledger_path)
     lock_timeout = settings.lock_timeout
@@ -261,28 +226,29 @@ def apply(
                 first = planned
                 show(planned)
             else:
-                planned = _without_concurrent(planned, first, reporter)
+                planned = replace(planned, plan=scope.without_concurrent(planned.plan, first.plan, reporter))
             if not planned.plan.has_changes:
                 if session is not None:
                     session.finish("reconcile: nothing to apply")
-                _refuse_paused_starts(planned, gateways)
+                scope.refuse_paused_starts(planned.starts_in_doubt, gateways)
                 return planned, None
-            deferred, to_run = _deferral(settings, reporter), planned
+            deferred = scope.deferral(settings.windows, settings.now, settings.window_override, reporter)
+            to_run = planned
             if deferred is not None:
                 # Outside the window: pause and send nothing, but start what an earlier run
                 # left paused (a window gates pausing, never resuming).
-                to_run = _resumes_only(planned)
+                to_run = replace(planned, plan=scope.resumes_only(planned.plan))
                 if not to_run.plan.has_changes:
                     if session is not None:
                         session.finish("reconcile: deferred, nothing sent")
-                    return planned, _deferred_result(deferred, planned)
+                    return planned, scope.deferred_result(deferred, planned.plan)
             # The gateways and credentials are checked only now: a run with nothing to apply
             # needs none, and one with work learns of a missing one before it is asked.
             gw = gateways()
             if planned is first and deferred is None:
                 check_max_cells(planned.plan, settings.max_cells, settings.max_cells_source)
                 confirm(planned.plan)
-            paused = _paused_starts(planned, gw)
+            paused = scope.paused_starts(planned.starts_in_doubt, gw)
             try:
                 result = _run(to_run, settings, gw, reporter, session)
             except LedgerMoved as exc:
@@ -319,81 +285,6 @@ class _OneSession:
             self._gateways.close()
 
 
-def _paused_starts(planned: Planned, gw: Gateways) -> list[tuple[PipelineRef, Hinted]]:
-    """Invariant 14 for a `start` record with no outcome: a pipeline PAUSED now (or whose
-    status cannot be read) is never left behind exit 0. It is not started either (invariant
-    10's reading of the ledger: the start may have landed, the pipeline run, and a person
-    paused it since, which no record shows): it is named, with the command that settles it."""
-    doubt = starts_in_doubt(planned.ledger.pipeline_records())
-    if not doubt:
-        return []
-    from reconciler.apply import status_of
-
-    try:
-        statuses = gw.statuses(ref for ref, _at in doubt)
-        found = {ref: status_of(statuses, ref) for ref, _at in doubt}
-    except ReconcilerError as exc:
-        found = {ref: f"unknown (List Pipelines failed: {exc})" for ref, _at in doubt}
-    left = [(ref, at) for ref, at in doubt if found[ref] == "PAUSED" or found[ref].startswith("unknown")]
-    return [(ref, start_in_doubt(ref, at, found[ref])) for ref, at in left]
-
-
-def _refuse_paused_starts(planned: Planned, gateways: Callable[[], Gateways]) -> None:
-    """Nothing to apply, yet a start in doubt on a pipeline that is not RUNNING: exit 1."""
-    doubt = starts_in_doubt(planned.ledger.pipeline_records())
-    if not doubt:
-        return
-    try:
-        gw = gateways()
-    except ReconcilerError as exc:  # no credentials: whether it is PAUSED cannot be told
-        paused = [(ref, start_in_doubt(ref, at, f"unknown ({exc})")) for ref, at in doubt]
-    else:
-        paused = _paused_starts(planned, gw)
-    if paused:
-        raise ApplyRefused(
-            f"nothing to apply, but {plural(len(paused), 'pipeline')} may be left paused by an apply that "
-            "stopped:",
-            details=[why for _ref, why in paused],  # each with the step that settles it
-        )
-
-
-def _deferral(settings: ApplySettings, reporter: Reporter) -> Deferred | None:
-    """Why this run defers (the window is closed), else None; with `--ignore-window`, a
-    closed window is said and applied through (DESIGN "Windows")."""
-    if settings.windows is None:
-        return None
-    from reconciler import windows
-
-    state = windows.state(settings.windows, windows.from_epoch(settings.now()))
-    if state.open:
-        return None
-    if settings.window_override is not None:
-        reporter.note(
-            Hinted(
-                f"warning: {state.words()}; applying anyway, as the window is overridden: every record of "
-                f'this run says "windowOverride": {settings.window_override!r}',
-                Hint.IGNORE_WINDOW,
-            )
-        )
-        return None
-    return windows.Deferred(state.reason or windows.OUTSIDE, state.until)
-
-
-def _resumes_only(planned: Planned) -> Planned:
-    """The plan without its requests: only the pipelines an earlier run left paused."""
-    p = planned.plan
-    summary = replace(p.summary, requests=0)
-    return replace(planned, plan=replace(p, actions=(), summary=summary))
-
-
-def _deferred_result(deferred: Deferred, planned: Planned) -> ApplyResult:
-    from reconciler.apply import ApplyResult
-
-    result = ApplyResult(outside_window=deferred)
-    result.ledger_seqs = (planned.plan.ledger.seq, planned.plan.ledger.seq)
-    return result
-
-
 def _lost_the_race(
     exc: LedgerMoved, saved: planfile.SavedPlan | None, session: Session | None, reporter: Reporter
 ) -> None:
@@ -405,37 +296,6 @@ def _lost_the_race(
             f"the ledger moved while applying the saved plan ({exc}); nothing was sent. Plan again"
         ) from exc
     reporter.note(f"{exc} Re-planning on it now.")
-
-
-def _without_concurrent(planned: Planned, first: Planned, reporter: Reporter) -> Planned:
-    """After a lost compare-and-swap: what the other apply announced is its own.
-
-    Its intents look in doubt and its pauses look left over, yet its requests may be in
-    flight and its pipelines are still to be started by it: re-sending them, or starting
-    them while it sends, is exactly what the compare-and-swap is there to prevent.
-    """
-    seen = {(a.key, a.asset_ids, a.point_ids) for a in first.plan.actions if a.in_doubt}
-    theirs = [a for a in planned.plan.actions if a.in_doubt and (a.key, a.asset_ids, a.point_ids) not in seen]
-    paused = {r.pipeline for r in first.plan.pending_resumes}
-    resumes = tuple(r for r in planned.plan.diff.pending_resumes if r.pipeline in paused)
-    held = len(planned.plan.diff.pending_resumes) - len(resumes)
-    if not theirs and not held:
-        return planned
-    reporter.note(
-        f"left to the apply that pushed first: {plural(len(theirs), 'request')} it announced and "
-        f"{plural(held, 'pipeline')} it paused"
-    )
-    p = planned.plan
-    actions = tuple(a for a in p.actions if a not in theirs)
-    gone = sum(a.cells for a in theirs)
-    summary = replace(
-        p.summary,
-        requests=len(actions),
-        pending_cells=p.summary.pending_cells - gone,
-        in_doubt_cells=p.summary.in_doubt_cells - gone,
-    )
-    plan = replace(p, diff=replace(p.diff, pending_resumes=resumes), actions=actions, summary=summary)
-    return replace(planned, plan=plan)
 
 
 def _publish_result(session: Session | None, result: ApplyResult, reporter: Reporter) -> None:
@@ -510,30 +370,6 @@ def _run(
         if session is not None:
             session.abort(exc)
         raise
-
-
-def check_max_cells(p: Plan, max_cells: int | None, source: str = "the maxCells limit") -> None:
-    """The guardrail for irreversible work: refuse a plan larger than `max_cells`; `source`
-    names where the limit was set, in the words of whoever set it."""
-    if max_cells is None or p.summary.pending_cells <= max_cells:
-        return
-    per: dict[str, int] = {}
-    for kd in p.keys:
-        if kd.pending_cells:
-            per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
-    _refuse_over(per, max_cells, source)
-
-
-def _refuse_over(per: dict[str, int], max_cells: int | None, source: str) -> None:
-    """Refuse pending cells (by manifest) over `max_cells`, naming the largest first."""
-    total = sum(per.values())
-    if max_cells is None or total <= max_cells:
-        return
-    where = "\n".join(f"  {name}: {n:,} cells" for name, n in sorted(per.items(), key=lambda x: -x[1]))
-    raise PlanError(
-        f"the plan clears {total:,} cells, more than {source} ({max_cells:,}); nothing was sent.\n"
-        f"{where}\nSplit the change into pull requests under the limit, or raise {source} after review."
-    )
 
 
 # --- ledger resolve ----------------------------------------------------------------------

@@ -32,6 +32,7 @@ from reconciler.plan.values import (
     RenameHint,
     StageKey,
     Summary,
+    pending_by_manifest,
 )
 
 _HASH_LINES_IDS = 5_000_000  # beyond this many IDs in its requests, a plan's hash is streamed
@@ -117,10 +118,7 @@ class Plan:
         self, max_cells: int | None, pause_pipelines: bool, max_cells_from: str = "apply.maxCells"
     ) -> Policy:
         """What apply, configured so, will do with this plan: refuse it, pause pipelines."""
-        per: dict[str, int] = {}
-        for kd in self.keys:
-            if kd.pending_cells:
-                per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
+        per = pending_by_manifest(self.keys)
         largest = tuple(sorted(per.items(), key=lambda item: (-item[1], item[0])))
         return Policy(max_cells, pause_pipelines, self.summary.pending_cells, largest, max_cells_from)
 

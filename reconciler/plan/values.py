@@ -6,6 +6,7 @@ fill them are `plan._diff` (declared minus ledger) and `plan._build` (requests).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -85,6 +86,15 @@ class KeyDiff:
     @property
     def in_doubt_cells(self) -> int:
         return sum(g.cells for g in self.in_doubt)
+
+
+def pending_by_manifest(keys: Iterable[KeyDiff], targets: tuple[str, ...] = ()) -> dict[str, int]:
+    """Pending cells per manifest (those `targets` names, when it names any)."""
+    per: dict[str, int] = {}
+    for kd in keys:
+        if kd.pending_cells and (not targets or kd.key.manifest in targets):
+            per[kd.key.manifest] = per.get(kd.key.manifest, 0) + kd.pending_cells
+    return per
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,18 @@
-"""operations: what apply does after losing the compare-and-swap to another apply."""
+"""apply.scope: what a run sends, narrowed from the plan; here, after losing the
+compare-and-swap to another apply."""
 
 from __future__ import annotations
 
 from helpers import ledger_of, manifest, record
 
-from reconciler import operations
-from reconciler.apply import NullReporter
-from reconciler.plan import Options, build_plan, diff
+from reconciler.apply import NullReporter, scope
+from reconciler.plan import Options, Plan, build_plan, diff
 
 
-def planned(records: list) -> operations.Planned:  # type: ignore[type-arg]
+def planned(records: list) -> Plan:  # type: ignore[type-arg]
     led = ledger_of(records)
     m = manifest("m", "p1", ["s1"], ["a1", "a2", "a3", "a4"], ["x"])
-    p = build_plan(diff([m], led), Options(max_assets=1))
-    return operations.Planned(p, None, led)  # type: ignore[arg-type]
+    return build_plan(diff([m], led), Options(max_assets=1))
 
 
 def test_what_the_winner_announced_is_left_to_it_and_the_summary_says_so() -> None:
@@ -27,9 +26,9 @@ def test_what_the_winner_announced_is_left_to_it_and_the_summary_says_so() -> No
         ]
     )
     reporter = NullReporter()
-    left = operations._without_concurrent(now, mine, reporter)
-    sent = sorted(a.asset_ids for a in left.plan.actions)
+    left = scope.without_concurrent(now, mine, reporter)
+    sent = sorted(a.asset_ids for a in left.actions)
     assert sent == [("a1",), ("a4",)]  # ours in doubt, and the pending one; not the winner's
-    s = left.plan.summary
+    s = left.summary
     assert (s.requests, s.pending_cells, s.in_doubt_cells) == (2, 2, 1)
     assert any("left to the apply that pushed first: 2 requests" in n for n in reporter.notes)
