@@ -504,9 +504,11 @@ def test_a_plan_process_ends_with_its_output_and_file_whole_and_its_exit_code(re
 
 # Runs the CLI from its entry point as `python -m reconciler` does (no argv given), in a
 # process that registers an atexit function and holds, as a module, an object whose __del__
-# tells that the interpreter was torn down; with "thread", a thread that is still running as it ends.
+# tells that the interpreter was torn down; with "thread", a thread that is still running as it
+# ends (it waits for the main thread, which an ordinary exit lets go of before it joins the
+# others: a sleep would end first when the plan is slow, on a loaded machine).
 _END_PROBE = (
-    "import atexit, os, sys, threading, time\n"
+    "import atexit, os, sys, threading\n"
     "class Probe:\n"
     "    def __del__(self, write=os.write):  # os is gone by then\n"
     "        write(2, b'torn down\\n')\n"
@@ -514,7 +516,8 @@ _END_PROBE = (
     "atexit.register(lambda: print('atexit ran', end=''))  # left in stdout's buffer\n"
     "if sys.argv[1] == 'thread':\n"
     "    del sys.argv[1]\n"
-    "    threading.Thread(target=lambda: (time.sleep(0.5), os.write(2, b'thread done\\n'))).start()\n"
+    "    end = lambda m=threading.main_thread(): (m.join(), os.write(2, b'thread done\\n'))\n"
+    "    threading.Thread(target=end).start()\n"
     "sys.argv[0] = 'reconcile'\n"
     "from reconciler.cli import main\n"
     "main()\n"
