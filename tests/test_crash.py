@@ -12,7 +12,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from helpers import ORG, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
+from helpers import HANG, ORG, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
 
 from reconciler import ledger as L
 
@@ -82,16 +82,29 @@ def test_kill_9_at_exact_requests_then_resume(repo: Path, make_emulator: Any) ->
 def test_sigterm_at_an_exact_request(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline("p1", status="RUNNING")]))
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=[f"a{i}" for i in range(12)]))
+    # From the 3rd delete on, each is held until the run has heard the SIGTERM: on a loaded
+    # machine the workers could otherwise send all 12 before the main thread ran its handler.
+    held = em.world.on_request("delete", skip=2, times=None, hold=True)
     proc = spawn_cli(
         [*ARGS, "--concurrency", "2"],
         repo,
         gateway_env(em),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
-    signal_at_delete(em, proc, 3, signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, out + err
+    assert proc.stdout is not None
+    try:
+        em.world.wait_for(lambda e: e["route"] == "delete" and deletes(em) >= 3, timeout=HANG)
+        proc.send_signal(signal.SIGTERM)
+        lines = []
+        for line in proc.stdout:  # until the run says it heard the SIGTERM (or it ends)
+            lines.append(line)
+            if line.startswith("stopping:"):
+                break
+    finally:
+        held.release()
+    out = "".join(lines) + proc.communicate(timeout=HANG)[0]
+    assert proc.returncode == 130, out
     assert em.world.status("p1") == "RUNNING"  # started again
     ledger = repo / "applied-ledger.jsonl"
     assert in_flight(ledger) == 0  # the requests in flight finished and were journalled
