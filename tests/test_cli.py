@@ -23,6 +23,7 @@ from helpers import (
     pipeline,
     run_cli,
     run_cli_process,
+    signal_until_heard,
     spawn_cli,
     world_for,
     write,
@@ -209,18 +210,8 @@ def test_ctrl_c_during_apply_starts_paused_pipelines_again(repo: Path, make_emul
     write(repo / "manifests/a.yaml", manifest_yaml("a", assets=[f"a{i}" for i in range(40)]))
     args = ["apply", "--auto-approve", "--pause-pipelines", "--max-assets", "1", "--concurrency", "2"]
     proc = spawn_cli(args, repo, gateway_env(em), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    try:
-        em.world.wait_for(lambda e: e["route"] == "delete", timeout=HANG)
-        proc.send_signal(signal.SIGINT)
-        lines = []
-        for line in proc.stdout:  # until the run says it heard the Ctrl-C (or it ends)
-            lines.append(line)
-            if line.startswith("stopping:"):
-                break
-    finally:
-        held.release()
-    out = "".join(lines) + proc.communicate(timeout=HANG)[0]
+    em.world.wait_for(lambda e: e["route"] == "delete", timeout=HANG)
+    out = signal_until_heard(proc, signal.SIGINT, held)
     assert proc.returncode == 130, out
     assert em.world.status("p1") == "RUNNING"
     led = L.read(repo / "applied-ledger.jsonl")

@@ -12,7 +12,18 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from helpers import HANG, ORG, gateway_env, manifest_yaml, pipeline, run_cli, spawn_cli, world_for, write
+from helpers import (
+    HANG,
+    ORG,
+    gateway_env,
+    manifest_yaml,
+    pipeline,
+    run_cli,
+    signal_until_heard,
+    spawn_cli,
+    world_for,
+    write,
+)
 
 from reconciler import ledger as L
 
@@ -92,18 +103,8 @@ def test_sigterm_at_an_exact_request(repo: Path, make_emulator: Any) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    assert proc.stdout is not None
-    try:
-        em.world.wait_for(lambda e: e["route"] == "delete" and deletes(em) >= 3, timeout=HANG)
-        proc.send_signal(signal.SIGTERM)
-        lines = []
-        for line in proc.stdout:  # until the run says it heard the SIGTERM (or it ends)
-            lines.append(line)
-            if line.startswith("stopping:"):
-                break
-    finally:
-        held.release()
-    out = "".join(lines) + proc.communicate(timeout=HANG)[0]
+    em.world.wait_for(lambda e: e["route"] == "delete" and deletes(em) >= 3, timeout=HANG)
+    out = signal_until_heard(proc, signal.SIGTERM, held)
     assert proc.returncode == 130, out
     assert em.world.status("p1") == "RUNNING"  # started again
     ledger = repo / "applied-ledger.jsonl"

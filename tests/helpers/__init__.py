@@ -17,7 +17,16 @@ as `from helpers import name` (or `from helpers.git import name`).
 
 from __future__ import annotations
 
-from helpers.cli import Run, cli_env, interrupt_main, kill_at_held_call, run_cli, run_cli_process, spawn_cli
+from helpers.cli import (
+    Run,
+    cli_env,
+    interrupt_main,
+    kill_at_held_call,
+    run_cli,
+    run_cli_process,
+    signal_until_heard,
+    spawn_cli,
+)
 from helpers.git import (
     IDENTITY,
     LEDGER,
@@ -86,6 +95,7 @@ __all__ = [
     "remote_records",
     "run_cli",
     "run_cli_process",
+    "signal_until_heard",
     "spawn_cli",
     "subset",
     "world_for",

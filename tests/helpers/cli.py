@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from helpers.world import HANG
+
 
 @dataclass
 class Run:
@@ -49,6 +51,24 @@ def spawn_cli(
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env), text=True, **popen
     )
+
+
+def signal_until_heard(proc: subprocess.Popen[str], sig: int, hook: Any) -> str:
+    """Send `sig` to the runner `proc` (its stdout a pipe, stderr merged into it) while its
+    requests are held by `hook`, and let them go once it says it heard it (the `stopping:`
+    line) or ends: on a loaded machine its workers could otherwise send every request
+    before its main thread runs the handler. Everything it printed, to its end."""
+    assert proc.stdout is not None
+    lines = []
+    try:
+        proc.send_signal(sig)
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("stopping:"):
+                break
+    finally:
+        hook.release()
+    return "".join(lines) + proc.communicate(timeout=HANG)[0]
 
 
 def kill_at_held_call(
