@@ -7,6 +7,8 @@ exactly the pipelines it paused, also when deletes fail, the ledger cannot be
 written or the run is interrupted. Pause and start are checked by reading the
 status back; a pipeline is never started while requests to it are in flight,
 and one that stops being PAUSED mid-run gets nothing more (invariant 10).
+While the run and its finish are under way, Ctrl-C and SIGTERM are a flag the run
+reads at safe points (`interrupts`), never an exception at an arbitrary line.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def apply(
     are written, before the calls they announce (invariant 11). Setting `stop` (the run's
     lease on the remote could not be renewed) sends nothing more, as Ctrl-C does, and
     starts no pipeline: the run that now holds the ledger starts it.
+
+    Ctrl-C or SIGTERM before the run begins raises KeyboardInterrupt (nothing was paused or
+    sent). From then on, in the main thread, they are deferred (`Interrupts.deferred`): the
+    run stops sending, waits for what is in flight, records it, starts every pipeline it
+    paused, and returns with `interrupted` set; a further one is said and changes nothing.
     """
     # threads and pools: loaded by apply, not by plan
     from reconciler.apply.journal import Journal
@@ -75,6 +82,7 @@ def apply(
         )
     journal = Journal(writer, options.actor, publish if options.write_ahead else None)
     run = Rollout(gateways, journal, reporter, options, sleep=sleep, clock=clock, now=now, stop=stop)
+    interrupts = run.interrupts
     result = run.result
     leftover = {r.pipeline: r for r in plan.pending_resumes}
     gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
@@ -96,22 +104,28 @@ def apply(
     costs = Costs(latency, options.concurrency, options.canary, options.snapshot is not None)
     steps = schedule(actions, pauses, [r for r in left if r.ref in sending], costs, options.max_pause)
     finish, end_progress = True, False
-    try:
-        run.run(steps, [r for r in left if r.ref not in sending])
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests are waited for below
-        result.interrupted = end_progress = True
-    except LedgerWriteError as exc:
-        result.ledger_error = exc
-        end_progress = True
-    except LedgerMoved:
-        # The run's first push lost the compare-and-swap: nothing was done, and nothing
-        # of what the other apply paused is ours to start.
-        finish = journal.published
-        raise
-    finally:
-        if finish:
-            run.finish()
-        if end_progress:  # its last line counts the requests in flight, answered by now
-            reporter.finish()
-        result.ledger_seqs = (plan.ledger.seq, writer.head[0])
+    with interrupts.deferred():  # the handlers put back last, once every pipeline is started
+        try:
+            run.run(steps, [r for r in left if r.ref not in sending])
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight requests are waited for below
+            result.interrupted = end_progress = True
+        except LedgerWriteError as exc:
+            result.ledger_error = exc
+            end_progress = True
+        except LedgerMoved as exc:
+            # The run's first push lost the compare-and-swap: nothing was done, and nothing
+            # of what the other apply paused is ours to start. Interrupted meanwhile, the
+            # caller must not plan and try again.
+            finish = journal.published
+            if interrupts.heard:
+                raise KeyboardInterrupt from exc
+            raise
+        finally:
+            if finish:
+                run.finish()
+            if end_progress:  # its last line counts the requests in flight, answered by now
+                reporter.finish()
+            result.ledger_seqs = (plan.ledger.seq, writer.head[0])
+    if interrupts.heard:  # one that came after the run's last look, during its finish
+        result.interrupted = True
     return result

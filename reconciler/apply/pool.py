@@ -10,10 +10,13 @@ no new one until `release()` (the canary reads a stage alone).
 On Ctrl-C, SIGTERM, a lost lease or a ledger append that failed, nothing more is sent:
 what is queued is cancelled (each cancellation says what that request comes to), and
 what is in flight is waited for, through further Ctrl-Cs, so that it is journalled and
-no pipeline is started while a request to it is in flight. Workers return what their
-request came to; `collect()` hands those outcomes over in the calling thread, once each,
-so the run's result is only ever touched by one thread; `done` is called after each
-request ends (answered, failed or not begun), so that thread waits for events, not a tick.
+no pipeline is started while a request to it is in flight. During a run, Ctrl-C and
+SIGTERM come as a flag (`interrupts`), which `wait_all` reads between its waits and raises
+as KeyboardInterrupt there, never inside a lock or a future's condition. Workers return
+what their request came to; `collect()` hands those outcomes over in the calling thread,
+once each, so the run's result is only ever touched by one thread; `done` is called after
+each request ends (answered, failed or not begun), so that thread waits for events, not a
+tick.
 The pool keeps the requests ended since the last `collect()` apart, in the order they
 were submitted: each wake costs what ended, not a look at every request ever submitted.
 """
@@ -28,6 +31,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from reconciler.apply.interrupts import Interrupts
 from reconciler.apply.values import Reporter
 from reconciler.plan import Action
 from reconciler.words import plural
@@ -65,8 +69,10 @@ class StoppablePool(Generic[T]):
         halt: threading.Event,
         stopped: Callable[[], bool] | None = None,
         done: Callable[[], None] = lambda: None,
+        interrupts: Interrupts | None = None,
     ) -> None:
         self.concurrency = max(1, concurrency)
+        self.interrupts = interrupts or Interrupts(reporter.note)
         self._done = done  # told after each request ends: the run wakes on it, not on a tick
         self.reporter = reporter
         self.halt = halt
@@ -84,7 +90,8 @@ class StoppablePool(Generic[T]):
         # `with self._lock`: Condition.__enter__ is Python, and a Ctrl-C raised in the run's
         # thread just after it acquired would leave the lock held, every worker blocked on it
         # at the end of its request and the run waiting for them for ever. Found by
-        # test_apply_invariants (an interrupt drawn at that moment: a 300 s timeout).
+        # test_apply_invariants (an interrupt drawn at that moment: a 300 s timeout). A run
+        # now hears Ctrl-C as a flag (`interrupts`); this still holds where one is raised.
         self._mutex = threading.RLock()
         self._lock = threading.Condition(self._mutex)  # waited on, and notified, holding _mutex
         self._held = False
@@ -92,6 +99,10 @@ class StoppablePool(Generic[T]):
         self._closed = False
         self._workers: list[threading.Thread] = []
         self.error: BaseException | None = None  # the first failure a worker met
+        # The first Ctrl-C or SIGTERM: no worker begins another request, and the run's
+        # thread wakes if it waits here (from the watcher thread: both only notify).
+        self.interrupts.on_stop(self.halt.set)
+        self.interrupts.on_stop(self.wake)
 
     def stopped(self) -> bool:
         return self.halt.is_set() or self._stopped()
@@ -144,11 +155,14 @@ class StoppablePool(Generic[T]):
     def wait_all(self, futures: Sequence[Future[T]]) -> None:
         try:
             while not self.stopped():
+                self.interrupts.check()  # a Ctrl-C or SIGTERM is raised here, between waits
                 with self._mutex:  # ended once its worker let it go, so that `collect` finds it
                     if not self._undone.intersection(futures):
                         break
-                    self._lock.wait(0.2)  # woken as one ends; Ctrl-C is heard within 0.2 s
+                    # woken as one ends, or by a Ctrl-C (`wake`); at worst heard within 0.2 s
+                    self._lock.wait(0.2)
                 self.collect()
+            self.interrupts.check()
         except KeyboardInterrupt:
             self.halt.set()
             self.shielded(self.stop_and_wait, self.in_flight_note)
@@ -158,6 +172,12 @@ class StoppablePool(Generic[T]):
         self.collect()
         if self.error is not None:
             raise self.error
+
+    def wake(self) -> None:
+        """Wake the run's thread if it waits on the pool (a Ctrl-C came): from any thread
+        but the one waiting."""
+        with self._mutex:
+            self._lock.notify_all()
 
     def busy(self) -> bool:
         with self._mutex:
@@ -293,7 +313,7 @@ class StoppablePool(Generic[T]):
         while self._running():
             with self._mutex:  # not concurrent.futures.wait: it takes every future's lock in turn
                 if self._undone:
-                    self._lock.wait(0.2)  # woken as one ends; a timed wait, so Ctrl-C is heard
+                    self._lock.wait(0.2)  # woken as one ends; timed, so a raised Ctrl-C is heard
             self.collect()
         self.collect()
 
@@ -317,16 +337,6 @@ class StoppablePool(Generic[T]):
         )
 
     def shielded(self, step: Callable[[], None], why: Callable[[], str]) -> bool:
-        """Run `step` to its end through further Ctrl-Cs and SIGTERMs; whether one came.
-
-        What runs here (waiting for requests in flight, starting pipelines again) must not
-        be cut short: stopping halfway is what leaves a pipeline paused or started early.
-        """
-        interrupted = False
-        while True:
-            try:
-                step()
-                return interrupted
-            except KeyboardInterrupt:
-                interrupted = True
-                self.reporter.note(why())
+        """Run `step` to its end through further Ctrl-Cs and SIGTERMs; whether one came
+        (`Interrupts.shielded`)."""
+        return self.interrupts.shielded(step, why)

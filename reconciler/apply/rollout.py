@@ -12,6 +12,11 @@ once its requests in flight are answered, and its other requests wait for a late
 `finish()` ends every run however it stopped: requests in flight are waited for, and
 every pipeline this run (or an earlier one) paused is started again.
 
+Ctrl-C and SIGTERM reach the run as a flag (`interrupts`): the first one halts the run
+(nothing new is sent, paused or begun) and wakes its thread, which raises KeyboardInterrupt
+itself at the top of its loop, where it holds no lock; later ones are said, and `finish()`
+goes on to its end.
+
 The run's thread never waits on the network for long: requests and each stage's canary run
 in the pool's workers, pauses (write-ahead push, pause call, wait for PAUSED; a pausing
 pipeline counts in `maxPaused`) and starts (their status polls included) each in a thread
@@ -38,6 +43,7 @@ from typing_extensions import assert_never
 
 from reconciler.apply.canary import Verdict, run_canary
 from reconciler.apply.gateways import Gateways
+from reconciler.apply.interrupts import Interrupts
 from reconciler.apply.journal import Journal
 from reconciler.apply.pipelines import PauseCut, Pipelines
 from reconciler.apply.pool import StoppablePool
@@ -137,8 +143,10 @@ class Rollout:
         clock: Callable[[], float],
         now: Callable[[], float],
         stop: threading.Event | None,
+        interrupts: Interrupts | None = None,
     ) -> None:
         self.reporter = reporter
+        self.interrupts = interrupts or Interrupts(reporter.note)
         self.options = options
         self.clock = clock
         self.sleep = sleep
@@ -152,8 +160,14 @@ class Rollout:
         self.requests = Requests(gateways, journal, self.pipelines, reporter, options, self.stopped)
         self.wake = threading.Event()  # something happened that the run's thread must see
         self.pool: StoppablePool[Outcomes] = StoppablePool(
-            options.concurrency, reporter, self.halt, stopped=self.lease.is_set, done=self.wake.set
+            options.concurrency,
+            reporter,
+            self.halt,
+            stopped=self.lease.is_set,
+            done=self.wake.set,
+            interrupts=self.interrupts,
         )
+        self.interrupts.on_stop(self.wake.set)  # after the pool's halt: the loop then sees both
         self.starter = Starter(
             gateways,
             journal,
@@ -219,6 +233,7 @@ class Rollout:
         while self.waiting or self.active or self.start_pending or self._pausing is not None:
             self.wake.clear()  # what happens from here on wakes the wait below
             self._collect()
+            self.interrupts.check()  # a Ctrl-C or SIGTERM is raised here, holding nothing
             if self.stopped():
                 break
             self._step_pauses()
@@ -228,6 +243,7 @@ class Rollout:
             for a in list(self.active):
                 self._advance(a)
             self._idle()
+        self.interrupts.check()  # one that came as the last pause was settled
         self.reporter.finish()
         if self.options.verify and not self.result.verify_failed and self.result.deleted:
             self.reporter.note(
@@ -249,6 +265,9 @@ class Rollout:
         if self.pool.busy() or self._starting is not None or self._pausing is not None:
             self.wake.wait(min(later, SAFETY_WAKE) if later is not None else SAFETY_WAKE)
         elif later is not None and not self._can_begin():
+            # Nothing runs and nothing may begin before this start is due: a Ctrl-C during
+            # the sleep halts at once (no pause begins) and is raised once it ends, which is
+            # when `finish()` would try this start anyway.
             self.sleep(later)
 
     # --- starts, off the run's thread ---
@@ -753,7 +772,7 @@ class Rollout:
         """However the run stopped: wait for what is in flight, close what was announced and
         not sent, then start again every pipeline paused by us; neither is cut short by
         another Ctrl-C or SIGTERM."""
-        if self.pool.shielded(self.pool.stop_and_wait, self.pool.in_flight_note):
+        if self.interrupts.shielded(self.pool.stop_and_wait, self.pool.in_flight_note):
             self.result.interrupted = True
         self.pool.close()
         self._drop_canaries()
@@ -764,11 +783,11 @@ class Rollout:
         def settle_pauses() -> None:
             pause_error[0] = self._settle_pauses(send=False)
 
-        if self.pool.shielded(settle_pauses, lambda: "still pausing a pipeline; press Ctrl-C later"):
+        if self.interrupts.shielded(settle_pauses, lambda: "still pausing a pipeline; press Ctrl-C later"):
             self.result.interrupted = True
         # A start under way in its thread is settled first: two steppers would take the same
         # queue head, starting one pipeline twice and popping the next one unstarted.
-        if self.pool.shielded(
+        if self.interrupts.shielded(
             self._join_starts, lambda: "still starting a pipeline again; press Ctrl-C later"
         ):
             self.result.interrupted = True
@@ -793,7 +812,7 @@ class Rollout:
         self.active.clear()
         self.result.refusals = self.requests.refusals.all
         self.result.stopped_pipelines = self.pipelines.stopped_pipelines()
-        if self.pool.shielded(
+        if self.interrupts.shielded(
             self._start_all, lambda: "still starting paused pipelines again; press Ctrl-C later"
         ):
             self.result.interrupted = True

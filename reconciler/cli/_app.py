@@ -19,7 +19,6 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
-from types import FrameType
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
@@ -212,19 +211,17 @@ def ask(question: str) -> str:
         raise KeyboardInterrupt from None
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (a cancelled CI job) is handled like Ctrl-C: in-flight requests finish and
-    are recorded, queued ones are not sent, paused pipelines are started again."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, mapping errors to messages and exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     if debug:
         args.remove("--debug")
-    signal.signal(signal.SIGTERM, _terminate)
+    # SIGTERM (a cancelled CI job) is handled like Ctrl-C: KeyboardInterrupt before and after
+    # apply's run; during it, apply defers both (`apply.interrupts`: in-flight requests finish
+    # and are recorded, queued ones are not sent, paused pipelines are started again). Python's
+    # own handler, so that apply knows it for one that raises KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # A command makes few reference cycles but, planning, millions of ID strings in
     # lists, tuples and sets: collecting young objects every 100,000 allocations instead
     # of 700 keeps the collector from walking them again and again (~40 ms of a fleet
