@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,11 +24,30 @@ def test_memory_is_used_only_with_room_to_spare() -> None:
 
 def test_a_chosen_temp_root_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tmp.VARIABLE, "/somewhere/chosen")
+    monkeypatch.delenv(tmp.SYSTEM, raising=False)
     assert tmp.prefer_memory(config()) is None
     assert os.environ[tmp.VARIABLE] == "/somewhere/chosen"
     monkeypatch.delenv(tmp.VARIABLE)
     assert tmp.prefer_memory(config(basetemp="/tmp/mine")) is None  # --basetemp
     assert tmp.VARIABLE not in os.environ
+    assert tmp.SYSTEM not in os.environ  # the system's temp dir stays with the chosen root
+
+
+@pytest.mark.skipif(tmp.memory_root() is None, reason="this machine has no /dev/shm with room")
+@pytest.mark.parametrize("chosen", [None, "/somewhere/chosen"])
+def test_the_system_temp_dir_moves_to_memory_unless_chosen(
+    chosen: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(tmp.VARIABLE, raising=False)
+    if chosen is None:
+        monkeypatch.delenv(tmp.SYSTEM, raising=False)
+    else:
+        monkeypatch.setenv(tmp.SYSTEM, chosen)
+    monkeypatch.setattr(tempfile, "tempdir", "/looked/before")
+    assert tmp.prefer_memory(config()) == tmp.MEMORY
+    assert os.environ[tmp.VARIABLE] == str(tmp.MEMORY)
+    assert os.environ[tmp.SYSTEM] == (chosen or str(tmp.MEMORY))
+    assert tempfile.tempdir == (None if chosen is None else "/looked/before")  # looked for again
 
 
 def test_this_run_says_where_its_temp_dirs_are(tmp_path: Path, pytestconfig: pytest.Config) -> None:
