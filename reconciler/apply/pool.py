@@ -105,7 +105,8 @@ class StoppablePool(Generic[T]):
         self.interrupts.on_stop(self.wake)
 
     def stopped(self) -> bool:
-        return self.halt.is_set() or self._stopped()
+        # `heard` too: where no wakeup fd can be set, no watcher sets `halt` at the signal
+        return self.halt.is_set() or self.interrupts.heard or self._stopped()
 
     @property
     def submitted(self) -> set[Action]:

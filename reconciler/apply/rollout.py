@@ -206,7 +206,7 @@ class Rollout:
         self._cuts: dict[PipelineRef, int] = {}  # pauses of a pipeline cut at maxPause so far
 
     def stopped(self) -> bool:
-        return self.halt.is_set() or self.lease.is_set()
+        return self.halt.is_set() or self.interrupts.heard or self.lease.is_set()
 
     def _may_start(self) -> str | None:
         if self.lease.is_set():
