@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,86 @@ def test_long_lists_are_stored_once_by_content(tmp_path: Path) -> None:
     assert intent.asset_ids == tuple(FLEET[:100])
     shown = run_cli(["ledger", "show", "--ledger", str(path), "--format", "json"], tmp_path)
     assert shown.code == 0 and FLEET[99] in shown.out
+
+
+def _in_ids(path: Path, target: object) -> bool:
+    return Path(str(target)).parent == L.sidecar_dir(path) / "ids"
+
+
+def test_a_new_list_is_stored_while_other_records_are_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new list's file and directory are made durable outside the writer's mutex: another
+    thread's record does not wait for them, and the record naming the list comes only once
+    the list is in place (invariant 4)."""
+    path = tmp_path / "l.jsonl"
+    placing, release = threading.Event(), threading.Event()
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if _in_ids(path, dst):
+            placing.set()
+            assert release.wait(30)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with L.LedgerWriter(L.read(path)) as w:
+        listed: list[L.Record] = []
+        t = threading.Thread(target=lambda: listed.append(w.append("intent", {**batch(0), "actor": {}})))
+        t.start()
+        assert placing.wait(30)
+        other = w.append("pause", {"orgId": "o", "pipelineId": "p"})  # not held by the list
+        assert other.seq == 1 and not listed
+        assert [r.seq for r in L.read(path).records] == [1]  # durable, alone
+        release.set()
+        t.join()
+    led = L.read(path)
+    assert [(r.seq, r.kind) for r in led.records] == [(1, "pause"), (2, "intent")] and listed[0].seq == 2
+    assert led.records[1].asset_ids == tuple(FLEET[:100])
+
+
+def test_a_list_appended_by_several_threads_at_once_is_stored_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "l.jsonl"
+    stores: list[object] = []
+    gate = threading.Barrier(6)
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if _in_ids(path, dst):
+            stores.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with L.LedgerWriter(L.read(path)) as w:
+
+        def worker(n: int) -> None:
+            gate.wait(30)
+            w.append_delete(w.append("intent", {**batch(0), "actor": {"user": f"t{n}"}}))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    led = L.read(path)
+    assert len(stores) == 1 and len(list((L.sidecar_dir(path) / "ids").iterdir())) == 1
+    assert [r.kind for r in led.records].count("intent") == 6 and not led.warnings
+    assert all(r.asset_ids == tuple(FLEET[:100]) for r in led.records)
+
+
+def test_a_list_that_cannot_be_stored_fails_its_append_and_every_later_one(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    L.sidecar_dir(path).mkdir()
+    (L.sidecar_dir(path) / "ids").write_text("in the way")  # a file where the lists' folder goes
+    with L.LedgerWriter(L.read(path)) as w:
+        w.append("pause", {"orgId": "o", "pipelineId": "p"})
+        with pytest.raises(LedgerWriteError, match=r"ids/[0-9a-f]{64}\.txt: cannot read an ID list"):
+            w.append("intent", {**batch(0), "actor": {}})
+        with pytest.raises(LedgerWriteError, match="earlier append failed"):
+            w.append("resume", {"orgId": "o", "pipelineId": "p"})
+    assert [r.kind for r in L.read(path).records] == ["pause"]
 
 
 def test_an_edited_list_file_is_named(tmp_path: Path) -> None:

@@ -86,6 +86,8 @@ class LedgerWriter:
         self._end = 0  # the file's size once every record written so far is in it
         self._mutex = threading.RLock()  # re-entered by a seal, written under it
         self._sync = threading.Lock()
+        self._lists_lock = threading.Lock()  # `_storing`, and the lists `_store_once` adds to `refs`
+        self._storing: dict[str, threading.Event] = {}  # lists being stored, by digest: set once done
         self._synced = (self._seq, 0)  # (seq, end) known to be on disk
         self._limit = -1  # after a failure: the last seq that may still succeed; -1: none failed
         self._failure = ""
@@ -108,6 +110,7 @@ class LedgerWriter:
             with self._sync, self._mutex:
                 if self._full():
                     self._seal()
+        self._store_lists(kind, fields)
         fd, record = self._append_locked(kind, fields, at)
         self._in_run = True
         if self._sync_each:
@@ -266,8 +269,49 @@ class LedgerWriter:
             out[name] = text if len(text) <= _lists.INLINE_MAX else self._by_content(tuple(ids))
         return out
 
+    def _store_lists(self, kind: str, fields: Mapping[str, Any]) -> None:
+        """Store a cell record's long ID lists (v3) before its record takes the mutex: a new
+        list costs two fsyncs (its file, then its directory), and the other threads' records
+        need not wait for them. A list several threads append at once is stored by one of
+        them while the others wait for it; `_encode` then finds it stored. A list that does
+        not join is left to `_encode`, which refuses it naming its record."""
+        if kind not in CELL_KINDS or "intent" in fields or self._failure:
+            return
+        for name in LIST_FIELDS:
+            ids = fields.get(name) or ()
+            try:
+                text = join_ids(str(self.path), name, ids)
+            except LedgerError:
+                continue
+            if len(text) > _lists.INLINE_MAX:
+                self._store_once(tuple(ids))
+
+    def _store_once(self, ids: tuple[str, ...]) -> None:
+        digest, data = _lists.encode(ids)
+        with self._lists_lock:
+            if digest in self._chain.refs:
+                return
+            other = self._storing.get(digest)
+            done = self._storing[digest] = other or threading.Event()
+        if other is not None:
+            other.wait()  # stored by now, or the writer failed and refuses every append
+            return
+        try:
+            _lists.store(self._ledger.sidecar, digest, data)
+        except LedgerWriteError as exc:
+            with self._mutex:
+                raise self._fail(str(exc)) from exc
+        else:
+            with self._lists_lock:
+                self._chain.refs[digest] = ids
+        finally:
+            with self._lists_lock:
+                del self._storing[digest]
+            done.set()
+
     def _by_content(self, ids: tuple[str, ...]) -> dict[str, Any]:
-        """Store a long list once, by content, before the record that names it (v3)."""
+        """Store a long list once, by content, before the record that names it (v3);
+        `append` has stored it already (`_store_lists`), outside the mutex."""
         digest, data = _lists.encode(ids)
         if digest not in self._chain.refs:
             try:
