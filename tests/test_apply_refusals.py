@@ -130,6 +130,33 @@ def test_a_stage_the_pipeline_lacks_is_warned_about_before_anything_is_paused(
     assert warning < reporter.notes.index("pausing p1")
 
 
+def test_the_stage_names_are_read_while_list_pipelines_is_asked(bench: Callable[..., Bench]) -> None:
+    """List Pipelines is held until a Get Pipeline Details has arrived: the run goes on (and
+    warns) only because the two reads are out at once, one round trip before the first send."""
+    b = bench([pipe("p1"), pipe("p2")], [manifest("m", "p1", stages=("s1", "s9")), manifest("n", "p2")])
+    listing = b.world.on_request("list", hold=True)
+    unanswered: list[bool] = []  # List Pipelines, as the first Get Pipeline Details arrived
+
+    def release_once_details_are_asked() -> None:
+        try:
+            b.world.wait_for(lambda e: e["route"] == "details", timeout=60)
+            unanswered.append(all(e["status"] is None for e in b.log("list")))
+        finally:
+            listing.release()
+
+    waiter = threading.Thread(target=release_once_details_are_asked, daemon=True)
+    waiter.start()
+    try:
+        result, reporter = b.apply(pause_pipelines=True)
+    finally:
+        listing.release()
+    waiter.join()
+    assert unanswered == [True], "Get Pipeline Details was asked only once List Pipelines had answered"
+    warned = [n for n in reporter.notes if "has no stage named" in n]
+    assert len(warned) == 1 and warned[0].startswith("warning: pipeline o/p1 (p1) has no stage named 's9'")
+    assert result.deleted and sent_to(b, pipeline="p2")
+
+
 @pytest.mark.parametrize(
     ("raw", "names"),
     [

@@ -16,9 +16,12 @@ from reconciler.apply.gateways import Gateways
 from reconciler.apply.pool import StoppablePool
 from reconciler.apply.requests import CanaryGate
 from reconciler.apply.rollout import schedule
+from reconciler.apply.stages import StageNames
 from reconciler.apply.starts import Started, Starter
 from reconciler.apply.values import ApplyOptions, NullReporter, Resume
 from reconciler.emulator.world import FakeClock
+from reconciler.enos.client import PipelineDetails
+from reconciler.enos.pipelinejson import stage_names
 from reconciler.errors import EnosError, OrgBusyError
 from reconciler.plan import Action
 from reconciler.plan.rollout import Costs, chunks, rollout
@@ -231,6 +234,38 @@ def test_a_canary_waiting_for_the_deletes_in_flight_goes_before_any_delete_that_
 
 
 # --- the starter ---------------------------------------------------------------------
+
+
+# --- the stage names, read alongside List Pipelines ------------------------------------
+
+
+class DetailsClient:
+    """Get Pipeline Details as a gateway answers it: s1 only, or an error."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.fail = fail
+
+    def pipeline_details(self, org_id: str, pipeline_id: str) -> PipelineDetails:
+        if self.fail is not None:
+            raise self.fail
+        raw = '{"stages": [{"instanceName": "s1"}]}'
+        return PipelineDetails(pipeline_id, pipeline_id, stage_names(raw), raw)
+
+
+def test_stage_names_warn_only_about_the_actions_asked_and_silence_means_not_known() -> None:
+    gw = SimpleNamespace(client=lambda org: DetailsClient())
+    names = StageNames(gw, [action(1), action(2, stage="s9"), action(3, "p2", "s8")])  # type: ignore[arg-type]
+    warned = names.warnings([action(2, stage="s9")])  # p2's request is held back (in doubt)
+    assert len(warned) == 1 and "o/p1 (p1) has no stage named 's9'" in warned[0]
+    failing = SimpleNamespace(client=lambda org: DetailsClient(EnosError("unreachable")))
+    assert StageNames(failing, [action(1, stage="s9")]).warnings() == []  # type: ignore[arg-type]
+
+
+def test_a_bug_in_a_stage_name_read_is_raised_in_the_callers_thread() -> None:
+    broken = SimpleNamespace(client=lambda org: DetailsClient(ValueError("a bug")))
+    names = StageNames(broken, [action(1), action(2, "p2")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a bug"):
+        names.warnings()
 
 
 class FakeClient:

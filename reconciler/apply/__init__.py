@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply.gateways import Gateways, status_of
 from reconciler.apply.preflight import check_statuses, decide_in_doubt, resumes_to_form
-from reconciler.apply.stages import stage_warnings
+from reconciler.apply.stages import StageNames, stage_warnings
 from reconciler.apply.values import ApplyOptions, ApplyResult, NullReporter, Outcome, Reporter
 from reconciler.errors import LedgerMoved, LedgerWriteError, PlanError
 from reconciler.ledger import LedgerWriter
@@ -86,6 +86,7 @@ def apply(
     result = run.result
     leftover = {r.pipeline: r for r in plan.pending_resumes}
     gateways.preflight({a.org_id for a in plan.actions} | {p.org_id for p in leftover})
+    names = StageNames(gateways, plan.actions)  # read while List Pipelines is asked
     wanted = {a.pipeline for a in plan.actions}
     statuses: dict[PipelineRef, Pipeline] = {}
     latency = None
@@ -95,7 +96,7 @@ def apply(
         latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in wanted | set(leftover)}))
     result.names = {ref: p.name for ref, p in statuses.items() if p.name}
     actions = decide_in_doubt(plan.actions, statuses, options, result, reporter)
-    for warning in stage_warnings(gateways, actions):  # before anything is paused
+    for warning in names.warnings(actions):  # before anything is paused
         reporter.note(f"warning: {warning}")
     sending = {a.pipeline for a in actions}
     to_pause = [] if options.skip_pause_check else check_statuses(sending, statuses, options)

@@ -65,13 +65,15 @@ def _failed(warn: Callable[[str], None], review: Review, exc: ReconcilerError) -
 def refreshed(warn: Callable[[str], None], review: Review, p: Plan, gw: Gateways) -> Review:
     """The review with the pipelines' statuses as `gw` reports them; raises what the
     gateway raised."""
-    from reconciler.apply import stage_warnings, status_of
+    from reconciler.apply import status_of
+    from reconciler.apply.stages import StageNames
     from reconciler.render.review import LiveStatus
 
+    names = StageNames(gw, p.actions)  # read while List Pipelines is asked
     started = time.monotonic()
     found = gw.statuses(p.pipelines)
     latency = (time.monotonic() - started) / max(1, len({ref.org_id for ref in p.pipelines}))
-    stages = tuple(stage_warnings(gw, p.actions))  # stage names a pipeline lacks
+    stages = tuple(names.warnings())  # stage names a pipeline lacks
     statuses = {
         ref: LiveStatus(status_of(found, ref), found[ref].name if ref in found else "") for ref in p.pipelines
     }
