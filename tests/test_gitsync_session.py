@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,9 +46,11 @@ class FlakyRemote(MemoryRemote):
         raise GitSyncError("cannot push the ledger to origin/main: connection refused")
 
 
-def session(tmp_path: Path, remote: MemoryRemote, lease: float = 1.0) -> tuple[Session, list[str]]:
+def session(
+    tmp_path: Path, remote: MemoryRemote, lease: float = 1.0, clock: Callable[[], float] = time.monotonic
+) -> tuple[Session, list[str]]:
     remote.commit("main", {LEDGER: b""})
-    repo = LedgerRepo(tmp_path, LEDGER, transport=remote, rel_path=LEDGER, lease_seconds=lease)
+    repo = LedgerRepo(tmp_path, LEDGER, transport=remote, rel_path=LEDGER, lease_seconds=lease, clock=clock)
     notes: list[str] = []
     s = Session(repo, notes.append)
     s.before_plan()
@@ -56,12 +59,32 @@ def session(tmp_path: Path, remote: MemoryRemote, lease: float = 1.0) -> tuple[S
     return s, notes
 
 
+class SlowRemote(FlakyRemote):
+    """Every push takes half a second of the run's clock (`now`), which moves for nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__(good=10**6)
+        self.now = [0.0]
+
+    def publish(self, *args, **kw):  # type: ignore[no-untyped-def]
+        after = super().publish(*args, **kw)
+        self.now[0] += 0.5
+        return after
+
+
 def test_renewals_keep_the_run_going(tmp_path: Path) -> None:
-    remote = FlakyRemote(good=10**6)
-    s, notes = session(tmp_path, remote)
+    """The write-ahead push starts at 0 and lands at 0.5; the renewal starts at 0.5 and lands
+    at 1.0: past two thirds of the 1 s lease since the write-ahead, the run holds it by the
+    renewal. On the real clock, a renewal thread woken late under load (its push begun past
+    two thirds of the lease, a third late) and a look while its push was under way rightly
+    found the lease given up: the test asked for renewals on time and got them by luck."""
+    remote = SlowRemote()
+    s, notes = session(tmp_path, remote, clock=lambda: remote.now[0])
     s.announce("write-ahead")
-    assert remote.renewed.wait(30)
-    assert s.still_held() and not notes
+    beat = s._beat
+    assert beat is not None and remote.renewed.wait(30)
+    beat.stop()  # the renewal under way lands first
+    assert remote.now[0] >= 1.0 and s.still_held() and not notes
     s.finish("done")
     assert remote.read("main", [f"{LEDGER}.lease"]).file(f"{LEDGER}.lease") is None  # released
 
