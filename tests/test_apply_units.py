@@ -120,9 +120,26 @@ def test_a_ctrl_c_at_any_point_of_taking_the_pools_lock_never_leaves_it_held() -
     p.close()
 
 
+class OpenOnStop(NullReporter):
+    """Opens `gate` when the pool says it stops: once it has cancelled what was queued."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def note(self, message: str) -> None:
+        super().note(message)
+        if message.startswith("stopping:"):
+            self.gate.set()
+
+
 def test_a_stop_cancels_what_is_queued_once_each_and_waits_for_what_is_in_flight() -> None:
-    p, halt = pool(concurrency=1)
+    # The request in flight ends once the stop has cancelled the queued ones: a timer of
+    # 0.05 s let it end first when the test's thread was late to stop (under load), and the
+    # next one began before the stop.
     gate = threading.Event()
+    halt = threading.Event()
+    p = StoppablePool(1, OpenOnStop(gate), halt)
     started = threading.Event()
     cancelled: list[Action] = []
     collected: list[str] = []
@@ -134,7 +151,6 @@ def test_a_stop_cancels_what_is_queued_once_each_and_waits_for_what_is_in_flight
 
     futures = p.submit([action(i) for i in range(4)], work, cancelled.append, collected.append)
     started.wait(5)
-    threading.Timer(0.05, gate.set).start()
     p.stop_and_wait()
     assert halt.is_set() and collected == ["a000"]  # the one in flight finished and was collected
     assert sorted(a.asset_ids[0] for a in cancelled) == ["a001", "a002", "a003"]
