@@ -82,6 +82,7 @@ def test_a_ctrl_c_at_any_point_of_taking_the_pools_lock_never_leaves_it_held() -
     futures = p.submit([action(1), action(2)], work, lambda a: None, collected.append)
     assert begun.acquire(timeout=10) and begun.acquire(timeout=10)  # both in flight before the run waits
     outcome: list[str] = []
+    interrupted = threading.Event()
     pool_file = sys.modules[StoppablePool.__module__].__file__
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
@@ -93,10 +94,12 @@ def test_a_ctrl_c_at_any_point_of_taking_the_pools_lock_never_leaves_it_held() -
             and event == "return"
         ):
             outcome.append("interrupted in Condition.__enter__")
+            interrupted.set()
             raise KeyboardInterrupt
         in_wait = frame.f_code.co_filename == pool_file and frame.f_code.co_name == "wait_all"
         if in_wait and event == "line" and p._lock._is_owned():  # type: ignore[attr-defined]
             outcome.append("interrupted holding the lock in a with")
+            interrupted.set()
             raise KeyboardInterrupt
         return tracer
 
@@ -111,7 +114,9 @@ def test_a_ctrl_c_at_any_point_of_taking_the_pools_lock_never_leaves_it_held() -
 
     t = threading.Thread(target=run, daemon=True)  # stuck for ever on the old code
     t.start()
-    time.sleep(0.3)  # the run's thread is interrupted, and waits for the two in flight
+    # the run's thread is interrupted while both are in flight (a sleep of 0.3 s made that
+    # likely only: under load the two could end first), and waits for them
+    assert interrupted.wait(10), outcome
     gate.set()
     t.join(timeout=10)
     assert not t.is_alive(), f"the run never stopped: {outcome}"
