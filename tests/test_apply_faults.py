@@ -24,6 +24,7 @@ from reconciler import ledger as L
 from reconciler.apply import ApplyOptions, ApplyResult, Gateways, NullReporter, apply
 from reconciler.commands.apply import outcome_of
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, EXPIRY_SHAPES, RunningEmulator, World
+from reconciler.emulator.hooks import Hook
 from reconciler.emulator.world import FakeClock
 from reconciler.enos import Credentials, EnosClient, Session
 from reconciler.errors import LedgerWriteError
@@ -161,6 +162,31 @@ def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
     for b in made:
         b.client.close()
         stop_later(b.em)  # in the background (helpers/emulators.py)
+
+
+def operating(action: str, pid: str) -> Callable[[dict[str, Any]], bool]:
+    """The gateway's log entry of an Operate Pipeline call (`action`: pause, start) to `pid`."""
+    return lambda e: bool(
+        e["route"] == "operate" and e["query"].get("action") == action and e["path"].endswith(f"/{pid}")
+    )
+
+
+def hold_until(
+    world: World, match: Callable[[dict[str, Any]], bool], came: Callable[[dict[str, Any]], bool]
+) -> Hook[World]:
+    """Hold the request `match` until one that `came` has arrived: what a test needs to have
+    happened first happens first, whatever the load. (If it never comes, the held request
+    goes after 30 s and the test fails on what it asserts.) The hook, to release at the end."""
+    held = world.on_request(match, hold=True)
+
+    def release_once_it_came() -> None:
+        try:
+            world.wait_for(came, timeout=30)
+        finally:
+            held.release()
+
+    threading.Thread(target=release_once_it_came, daemon=True).start()
+    return held
 
 
 # --- item 3: a lost answer to the start call -----------------------------------------
@@ -317,7 +343,16 @@ def test_a_start_is_sent_only_once_it_can_be_recorded(bench: Callable[..., Bench
         [fault_pipeline("p1", "RUNNING"), fault_pipeline("p2", "RUNNING")],
         [numbered_manifest("m1", "p1"), numbered_manifest("m2", "p2")],
     )
-    result = b.apply(pause_pipelines=True, writer=lambda led: FailingWriter(led, lambda k, n: k == "resume"))
+    # p2's pause begins as p1's canary goes out: under load p1's start, and the failed record
+    # after it (which stops the run), could come first, and p2 would rightly never be paused.
+    # So p1's start waits until p2's pause call has arrived.
+    held = hold_until(b.world, operating("start", "p1"), operating("pause", "p2"))
+    try:
+        result = b.apply(
+            pause_pipelines=True, writer=lambda led: FailingWriter(led, lambda k, n: k == "resume")
+        )
+    finally:
+        held.release()
     # p1 was started (its `start` record was written first); its resume record failed, and the
     # ledger with it, so p2's start could not be recorded: p2 is not started, and both are named.
     assert b.world.status("p1") == "RUNNING" and b.world.status("p2") == "PAUSED"
@@ -636,6 +671,10 @@ def test_ctrl_c_while_a_start_is_in_flight_starts_each_pipeline_once(bench: Call
     def press_ctrl_c() -> None:
         try:
             b.world.wait_for(lambda e: e["route"] == "operate" and e["query"].get("action") == "start", HANG)
+            # p2's pause begins as p1's canary goes out: under load p1's start could come first,
+            # and a Ctrl-C then would rightly leave p2 never paused, nor started. So it is
+            # pressed once p2's pause call has arrived too.
+            b.world.wait_for(operating("pause", "p2"), HANG)
             interrupt_main()
             with contextlib.suppress(TimeoutError):  # a second start of p1 would come at once
                 b.world.wait_for(lambda e: starts().count("p1") > 1, timeout=0.3)
