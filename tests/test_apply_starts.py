@@ -186,7 +186,9 @@ def test_cli_waits_out_61121_and_reports_every_pipeline_running(repo: Path, make
         world_for([pipeline(p, status="RUNNING", lag=42) for p in ("p1", "p2", "p3")], startWindow=0.3)
     )
     three_pipelines(repo)
-    em.world.start_in_org(CLI_ORG)
+    # A colleague starts a job in the org just as our first start arrives. Started before the
+    # run, its window of 0.3 s was over before our first start under load, and no 61121 came.
+    em.world.on_request("operate:start", before=lambda w, e: w.start_in_org(CLI_ORG))
     res = run_cli(["apply", "--auto-approve", "--pause-pipelines"], repo, gateway_env(em))
     assert res.code == 0, res.all
     assert {em.world.status(p) for p in ("p1", "p2", "p3")} == {"RUNNING"}
