@@ -110,8 +110,8 @@ class LedgerWriter:
             with self._sync, self._mutex:
                 if self._full():
                     self._seal()
-        self._store_lists(kind, fields)
-        fd, record = self._append_locked(kind, fields, at)
+        lists = self._store_lists(kind, fields)
+        fd, record = self._append_locked(kind, fields, at, lists)
         self._in_run = True
         if self._sync_each:
             self._sync_to(fd, record.seq)
@@ -122,14 +122,16 @@ class LedgerWriter:
         if self._fd is not None:
             self._sync_to(self._fd, self._seq)
 
-    def _append_locked(self, kind: str, fields: Mapping[str, Any], at: str | None) -> tuple[int, Record]:
+    def _append_locked(
+        self, kind: str, fields: Mapping[str, Any], at: str | None, lists: Mapping[str, Any] | None = None
+    ) -> tuple[int, Record]:
         with self._mutex:
             self._check_usable()
             sealing = kind == "seal"  # a seal takes no seq: it says which seq it follows
             seq = self._seq if sealing else self._seq + 1
             data: dict[str, Any] = {"v": FORMAT_VERSION, "kind": kind, "at": at or utc_now()}
             data.update({"after": seq} if sealing else {"seq": seq})
-            data.update(self._encode(seq, kind, fields))
+            data.update(self._encode(seq, kind, fields, lists or {}))
             data["prev"] = self._prev
             data["hash"] = record_hash(data)
             line = canonical(data)
@@ -248,7 +250,9 @@ class LedgerWriter:
             raise LedgerError(f"{self.path}: record seq {intent.seq} is not an intent of this ledger")
         return mine
 
-    def _encode(self, seq: int, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _encode(
+        self, seq: int, kind: str, fields: Mapping[str, Any], lists: Mapping[str, Any]
+    ) -> dict[str, Any]:
         out = dict(fields)
         if kind not in CELL_KINDS:
             return out
@@ -264,38 +268,44 @@ class LedgerWriter:
             return out
         where = f"{self.path}: {kind} record seq {seq}"
         for name in LIST_FIELDS:
+            if name in lists:  # joined, and if long stored, before the mutex (`_store_lists`)
+                out[name] = lists[name]
+                continue
             ids = out.get(name) or ()
             text = join_ids(where, name, ids)
             out[name] = text if len(text) <= _lists.INLINE_MAX else self._by_content(tuple(ids))
         return out
 
-    def _store_lists(self, kind: str, fields: Mapping[str, Any]) -> None:
-        """Store a cell record's long ID lists (v3) before its record takes the mutex: a new
-        list costs two fsyncs (its file, then its directory), and the other threads' records
-        need not wait for them. A list several threads append at once is stored by one of
-        them while the others wait for it; `_encode` then finds it stored. A list that does
-        not join is left to `_encode`, which refuses it naming its record."""
+    def _store_lists(self, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A cell record's ID lists as the record holds them, joined (and, if long, stored
+        by content: v3) before its record takes the mutex: a new list costs two fsyncs (its
+        file, then its directory), and the other threads' records need not wait for them,
+        nor for the joining and hashing. A list several threads append at once is stored by
+        one of them while the others wait for it. A list that does not join is left to
+        `_encode`, which refuses it naming its record."""
+        out: dict[str, Any] = {}
         if kind not in CELL_KINDS or "intent" in fields or self._failure:
-            return
+            return out
         for name in LIST_FIELDS:
             ids = fields.get(name) or ()
             try:
                 text = join_ids(str(self.path), name, ids)
             except LedgerError:
                 continue
-            if len(text) > _lists.INLINE_MAX:
-                self._store_once(tuple(ids))
+            out[name] = text if len(text) <= _lists.INLINE_MAX else self._store_once(tuple(ids))
+        return out
 
-    def _store_once(self, ids: tuple[str, ...]) -> None:
+    def _store_once(self, ids: tuple[str, ...]) -> dict[str, Any]:
         digest, data = _lists.encode(ids)
+        ref = {"sha256": digest, "count": len(ids)}
         with self._lists_lock:
             if digest in self._chain.refs:
-                return
+                return ref
             other = self._storing.get(digest)
             done = self._storing[digest] = other or threading.Event()
         if other is not None:
             other.wait()  # stored by now, or the writer failed and refuses every append
-            return
+            return ref
         try:
             _lists.store(self._ledger.sidecar, digest, data)
         except LedgerWriteError as exc:
@@ -308,6 +318,7 @@ class LedgerWriter:
             with self._lists_lock:
                 del self._storing[digest]
             done.set()
+        return ref
 
     def _by_content(self, ids: tuple[str, ...]) -> dict[str, Any]:
         """Store a long list once, by content, before the record that names it (v3);
