@@ -439,6 +439,26 @@ def test_ledger_show_of_a_mistyped_ledger_is_an_error_not_zero_records(repo: Pat
     assert res.code == 1 and "applied-ledgr.jsonl does not exist" in res.err and "0 records" not in res.out
 
 
+def test_apply_speaks_http_without_httpx_s_command_line_client(repo: Path, make_emulator: Any) -> None:
+    """httpx's `httpx` command (click, pygments) is left out of reconcile's process, as
+    httpx does when its cli extra is missing; httpx itself works as ever."""
+    em = make_emulator(world_for([pipeline()]))
+    write(repo / "manifests/a.yaml", manifest_yaml("a"))
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_PROBE, "apply", "--auto-approve"],
+        cwd=repo,
+        env=cli_env(gateway_env(em)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0 and "Apply complete" in proc.stdout, proc.stderr
+    imported = set(proc.stderr.split()[-2000:])
+    assert "httpx" in imported and len(em.world.delete_log) == 1
+    assert {"click", "pygments", "rich.syntax"} & imported == set()
+
+
 @pytest.mark.parametrize(("given", "seen"), [(None, "__all__"), ("", ""), ("logfire", "logfire")])
 def test_pydantic_plugins_are_off_unless_the_variable_is_given(
     tmp_path: Path, given: str | None, seen: str

@@ -232,11 +232,21 @@ def main(argv: list[str] | None = None) -> None:
     # plugins reads every installed package's entry points (~5 ms of each run). The
     # variable is pydantic's documented switch; set (even empty), it is left as given.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _without_httpx_cli()
     code = run(args, debug=debug)
     if argv is None and args[:1] == ["plan"] and code in (0, EXIT_CHANGES):
         _end_now(code)  # the process's own entry point only: a caller's argv gets a normal exit
     gc.freeze()
     sys.exit(code)
+
+
+def _without_httpx_cli() -> None:
+    """httpx's own command-line client (the `httpx` command: click, pygments, rich's syntax
+    highlighting; ~30 ms of every apply, plan --refresh and notify) is never used by
+    reconcile. Blocked the way Python blocks an import (None in sys.modules),
+    httpx leaves it out as when its `cli` extra is not installed: its __init__ catches the
+    ImportError. A process that has imported it already keeps it."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def _end_now(code: int) -> None:
