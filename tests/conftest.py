@@ -63,21 +63,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.set_threshold(100_000, 10, 10)
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test is marked `unit` or `acceptance` (helpers/kinds.py). Tests marked `npm`
-    run when the marker expression asks for them, or under CI=true; otherwise they skip,
-    saying how to run them (their tools are never installed here)."""
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    """Every test is marked `unit` or `acceptance` (helpers/kinds.py) before `-m` selects by
+    marker. Tests marked `npm` run when the marker expression asks for them, or under
+    CI=true; otherwise they skip, saying how to run them (their tools are never installed
+    here). What is selected is then put in the order the workers get it (kinds.order)."""
     kinds.mark(items)
     for item in items:
         if NPM_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("npm"):
             item.add_marker(pytest.mark.npm)
-    if in_ci() or "npm" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason=f"checks the scaffold with an npm tool: {HOW}")
-    for item in items:
-        if item.get_closest_marker("npm"):
-            item.add_marker(skip)
+    if not (in_ci() or "npm" in (config.option.markexpr or "")):
+        skip = pytest.mark.skip(reason=f"checks the scaffold with an npm tool: {HOW}")
+        for item in items:
+            if item.get_closest_marker("npm"):
+                item.add_marker(skip)
+    yield
+    kinds.order(items, getattr(config, "workerinput", {}).get("workercount", 1))
 
 
 @pytest.fixture(autouse=True)

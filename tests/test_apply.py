@@ -66,7 +66,7 @@ def test_widening_an_applied_manifest_deletes_only_new_cells(repo: Path, make_em
     assert em.world.deleted_cells() == new
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(3.5)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 def test_faults_of_every_kind_still_finish_exactly(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(
         world_for([pipeline("p1", stages=("s1", "s2", "s3"))], tokenLifetime=2),

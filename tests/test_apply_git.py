@@ -210,7 +210,7 @@ def kill_while_held(origin: Path, tmp_path: Path, em: Any, held: str, remote_the
     kill_at_held_call(proc, em.world, hook, is_held, pushed_first)
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(1.5)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 @pytest.mark.parametrize("held", ["operate:pause", "delete"])
 def test_a_runner_killed_after_the_write_ahead_push_is_finished_by_a_new_runner(
     held: str, tmp_path: Path, home: Path, make_emulator: Any
@@ -374,7 +374,7 @@ exit 0
 """
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(3)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 def test_racing_write_ahead_pushes_that_meet_at_the_remote(
     tmp_path: Path, home: Path, make_emulator: Any
 ) -> None:

@@ -158,7 +158,7 @@ def run_apply(em: RunningEmulator, path: Path, clock: FakeClock, concurrency: in
         return apply(plan, Gateways.single(c), w, NullReporter(), options, sleep=clock.advance, clock=clock)
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(2)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 @settings(
     max_examples=examples(12), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )

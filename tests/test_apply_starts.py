@@ -180,7 +180,7 @@ def three_pipelines(repo: Path) -> None:
         write(repo / f"manifests/{p}.yaml", manifest_yaml(f"m-{p}", pipeline=p))
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(2.5)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 def test_cli_waits_out_61121_and_reports_every_pipeline_running(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(
         world_for([pipeline(p, status="RUNNING", lag=42) for p in ("p1", "p2", "p3")], startWindow=0.3)

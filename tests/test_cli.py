@@ -178,7 +178,7 @@ def test_records_carry_the_ci_commit_and_run_url(repo: Path, make_emulator: Any)
     assert "by octo @01234567 https://github.example/wind/deletions/actions/runs/42" in shown
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(4)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 def test_unreachable_gateway_fails_before_writing_anything(repo: Path) -> None:
     write(repo / "manifests/a.yaml", manifest_yaml("a"))
     env = {"ENOS_API_GATEWAY": "http://127.0.0.1:9", "ENOS_APP_KEY": "k", "ENOS_APP_SECRET": "s"}

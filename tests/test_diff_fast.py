@@ -96,7 +96,7 @@ def general_diff(ms: list[Manifest], led: L.Ledger) -> Diff:
     return diff(ms, led, strategy="general")
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(2)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 def test_fast_paths_equal_the_general_path() -> None:
     # What the fast paths served across the examples: each must serve some, or the
     # comparison proves nothing about it.

@@ -174,7 +174,7 @@ def accepted_at_least(share: float, run: Callable[[Callable[[str], None]], None]
     assert sum(seen) >= max(1, int(share * len(seen))), f"fast path took {sum(seen)} of {len(seen)}"
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(2)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 def test_what_fastyaml_accepts_ruamel_reads_the_same() -> None:
     @settings(max_examples=examples(200), deadline=None, derandomize=quick())
     @given(texts())
@@ -322,7 +322,7 @@ def load_both(texts: list[str]) -> tuple[manifests.LoadResult, manifests.LoadRes
     return fast, slow
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(2)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 @settings(max_examples=examples(80), deadline=None)
 @given(st.lists(st.lists(manifest_text(), min_size=1, max_size=2).map("---\n".join), min_size=1, max_size=3))
 def test_loading_gives_the_same_manifests_and_diagnostics(texts: list[str]) -> None:

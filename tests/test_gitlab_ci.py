@@ -30,7 +30,7 @@ from helpers.node import node_package
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, RunningEmulator, World
 from reconciler.scaffold import init
 
-pytestmark = [pytest.mark.slow, pytest.mark.npm]
+pytestmark = [pytest.mark.slow(5), pytest.mark.npm]  # seconds of wall, about (helpers/kinds.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 ORG, PIPELINE, STAGE = "o15589291683811", "4a0b6e9c7f1d4e2a", "window_avg_1"
@@ -347,6 +347,7 @@ def test_a_scheduled_pipeline_runs_the_apply_job_and_not_the_plan(
     assert "plan" in merge_request and "apply" not in merge_request
 
 
+@pytest.mark.slow(155)  # the freeze's 150 s, waited out: the first test CI=true starts
 def test_a_deferred_merge_is_applied_by_the_scheduled_run_without_another_merge(
     gitlab_ci_local: Path,
     project: Path,

@@ -230,7 +230,7 @@ exit 0
 """
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(10)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 @pytest.mark.parametrize("renewal", ["answered", "in flight"])
 def test_a_runner_stopped_mid_read_past_its_lease_sends_nothing_when_it_continues(
     renewal: str, tmp_path: Path, home: Path, make_emulator: Any

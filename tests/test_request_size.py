@@ -102,7 +102,7 @@ def test_the_emulator_enforces_either_reading(limit: str) -> None:
     assert [e["code"] for e in world.log] == [0, 61105, 61105 if limit == "cells" else 0]
 
 
-@pytest.mark.slow  # seconds of wall: run first (helpers/kinds.py)
+@pytest.mark.slow(4)  # seconds of wall, about: run first, longest first (helpers/kinds.py)
 def test_cli_2000_assets_by_300_points_against_the_cells_reading(repo: Path, make_emulator: Any) -> None:
     em = make_emulator(world_for([pipeline("p1")], requestLimit="cells"))
     write(repo / "manifests/ids/assets.txt", "\n".join(f"asset{i:04d}" for i in range(2000)) + "\n")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from helpers import tmp
+from helpers import kinds, tmp
 
 
 def config(basetemp: str | None = None) -> Any:
@@ -61,12 +61,49 @@ def test_this_run_says_where_its_temp_dirs_are(tmp_path: Path, pytestconfig: pyt
         assert tmp.memory_root() is None
 
 
-def test_slow_tests_run_first_and_the_rest_keep_their_order(request: pytest.FixtureRequest) -> None:
-    """helpers/kinds.py: what xdist hands out first are the tests that take seconds."""
+def test_slow_tests_run_first_longest_first_and_the_rest_keep_their_order(
+    request: pytest.FixtureRequest,
+) -> None:
+    """helpers/kinds.py: what xdist hands out first are the tests that take seconds, the
+    longest first; the browser's tests are side by side; the rest keep their order."""
     items = request.session.items
-    slow = [i for i, item in enumerate(items) if item.get_closest_marker("slow")]
+    slow = [i for i, item in enumerate(items) if kinds.seconds(item) is not None]
     assert slow == list(range(len(slow)))  # all of them ahead of every other test
-    rest = [item.path for item in items[len(slow) :]]
-    for path in set(rest):  # the others as collected: each file's tests side by side
-        where = [i for i, p in enumerate(rest) if p == path]
+    figures = [kinds.seconds(items[i]) for i in slow]
+    assert figures == sorted(figures, reverse=True)
+    browser = [i for i, item in enumerate(items) if i >= len(slow) and kinds.uses_browser(item)]
+    assert browser == list(range(browser[0], browser[0] + len(browser))) if browser else True
+    rest = [item for i, item in enumerate(items) if i >= len(slow) and i not in browser]
+    for path in {item.path for item in rest}:  # as collected: each file's tests side by side, in order
+        where = [i for i, item in enumerate(rest) if item.path == path]
         assert where == list(range(where[0], where[0] + len(where))), path
+        lines = [rest[i].reportinfo()[1] or 0 for i in where]
+        assert lines == sorted(lines), path
+
+
+def item(name: str, slow: float | None = None, browser: bool = False) -> Any:
+    marks = {"slow": SimpleNamespace(args=() if slow == kinds.SLOW else (slow,))} if slow else {}
+
+    def test() -> None:
+        from helpers.browser import open_page  # what a browser test calls
+
+        assert open_page
+
+    def plain() -> None:
+        pass
+
+    return SimpleNamespace(name=name, get_closest_marker=marks.get, function=test if browser else plain)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_order_puts_the_slow_first_and_the_browsers_at_the_second_workers_share(workers: int) -> None:
+    items = [
+        item("a"), item("s2", slow=kinds.SLOW), item("b1", browser=True), item("c"), item("s10", slow=10),
+        item("d"), item("b2", browser=True), item("e"), item("f"), item("s3", slow=3),
+    ]  # fmt: skip
+    kinds.order(items, workers)
+    names = [i.name for i in items]
+    assert names[:3] == ["s10", "s3", "s2"]
+    share = len(items) // workers if workers > 1 else 3
+    assert names[share : share + 2] == ["b1", "b2"]  # where the second worker's slice begins
+    assert [n for n in names if n in "acdef"] == ["a", "c", "d", "e", "f"]
