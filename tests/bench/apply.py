@@ -29,7 +29,7 @@ canary's reads carry their 1,000 items whichever process runs first.
 Measured on the 2-core machine shared by five engineers (load: `uptime`'s 1-minute
 average before and after; CPU: user + system of each process, every run):
 
-| date (2026-12-07) | code | load | pair | peer | apply | ratio | CPU apply / peer |
+| date (2026-12-07, then 12-08) | code | load | pair | peer | apply | ratio | CPU apply / peer |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 | 21:15, `--runs 3` | ff6174e, this script before the pairs | 3.3-3.8 | apply (canary on) vs the plain peer | 3.170 s | 11.255 s | 3.55x | not measured |
 | 22:02, `--runs 3` | ff6174e | 3.6-4.0 | canary | 10.485 s | 12.102 s | 1.15x | 2.21-2.33 / 1.25-1.29 s |
@@ -38,6 +38,16 @@ average before and after; CPU: user + system of each process, every run):
 | | | | no canary | 3.203 s | 3.723 s | 1.16x | 1.15-1.32 / 0.59-0.69 s |
 | 22:12, `--runs 3` | 08a12e7 | 2.1-2.7 | canary | 10.264 s | 10.809 s | 1.05x | 1.99-2.17 / 1.23-1.27 s |
 | | | | no canary | 3.161 s | 3.661 s | 1.16x | 1.25-1.32 / 0.60-0.69 s |
+| 12-08 02:00, `--runs 3` | b7828bb | 7.6-6.1 | canary | 10.090 s | 10.396 s | 1.03x | 1.51-1.71 / 0.95-1.02 s |
+| | | | no canary | 3.134 s | 3.633 s | 1.16x | 0.97-1.06 / 0.48-0.54 s |
+| 12-08 02:32, `--runs 3` | db8f203 | 3.4-5.4 | canary | 9.773 s | 10.166 s | 1.04x | 1.56-1.63 / 0.95-1.04 s |
+| | | | no canary | 3.060 s | 3.397 s | 1.11x | 1.04-1.12 / 0.52-0.54 s |
+| 12-08 02:34, `--runs 3` | b7828bb | 5.4-5.1 | canary | 9.921 s | 10.667 s | 1.08x | 1.53-1.67 / 0.97-1.04 s |
+| | | | no canary | 3.089 s | 3.599 s | 1.17x | 1.06-1.14 / 0.53-0.55 s |
+| 12-08 02:48, `--runs 3` | dd2a3e3 | 3.3-2.1 | canary | 9.627 s | 10.096 s | 1.05x | 1.67-1.77 / 1.10-1.20 s |
+| | | | no canary | 3.002 s | 3.328 s | 1.11x | 1.06-1.12 / 0.54-0.58 s |
+| 12-08 02:50, `--runs 3` | b7828bb | 2.1-4.4 | canary | 9.927 s | 10.558 s | 1.06x | 1.66-1.67 / 1.00-1.11 s |
+| | | | no canary | 3.156 s | 3.678 s | 1.17x | 1.05-1.14 / 0.55-0.56 s |
 The first row compared unlike work: apply's canary (40 stages, each read, deleted alone
 and read again) against a peer that sent deletes only (and, one emulator for every run,
 the reads after the first run found no state). ff6174e runs with this script from
@@ -47,13 +57,34 @@ submitted on each wake), a canary is queued ahead of the deletes and, once waiti
 delete begins before it, and the pipelines' details are read at once; main moved on too.
 
 With the canary, 40 stages one after another cost three calls' latency each whatever the
-client: both sides spend 10-11 s, and apply meets the goal. Without it, what is left
-(about 0.5 s, 0.55 s of CPU) is mostly the process's start, not the requests: from launch
-to the first delete answered apply took 0.70-0.93 s against the peer's 0.36-0.48 s
-(imports, settings, reading and showing the plan, the stage-name read), then its 400
-deletes 3.0-3.25 s against 2.75-3.1 s, the journal's two fsynced records a request (the
-emulator's `--journal`, three runs each, load 3.8). The goal is met in one pair; the
-target (1.2x) stays.
+client: both sides spend 10-11 s, and apply meets the goal. Without it, b7828bb was 0.5 s
+(0.55 s of CPU) behind the peer, mostly the process's start. Since then (the b7828bb rows of
+12-08 ran from `PYTHONPATH=<git archive b7828bb>` in the same minutes): the pipelines'
+details for the stage-name warning are read alongside List Pipelines, not after it (one
+round trip less before the first delete); a new ID list is stored (its file and its folder,
+two fsyncs) before the ledger writer's mutex, not under it where it held every other
+request's record, ten times at each pipeline's first stage; a record's lists are joined
+and hashed once; and the process leaves out httpx's own command-line client (click,
+pygments: ~30 ms of imports). 1.11x against b7828bb's 1.16-1.17x: the goal is at the edge
+of the noise, not met in every run, so the target stays 1.2x.
+
+What is left (dd2a3e3, load 4.8, three runs each, timed from outside the code): apply sends
+its first delete 0.47-0.64 s after launch against the peer's 0.26-0.34 s: imports, 0.25 s
+of CPU (typer, and pydantic, which the manifests need anyway, rich, filelock, yaml; the
+peer imports httpx alone), the lock, two git calls (the actor's commit, whether the ledger
+left git), the plan (15 ms), showing it (35-50 ms), the client's TLS context (35-45 ms,
+which the peer builds too). Then its 400 deletes take 3.06-3.17 s against the peer's
+2.77-3.1 s, 0.6 ms more CPU a request (the journal's two records and their fsyncs, the
+session, the pool). The journal already commits in groups (`LedgerWriter`: one fsync covers
+every record written before it; 617 fsyncs for 800 records here). An fsync of one line on
+this disk took ~3 ms at 12-08 02:04 and ~0.2 ms at 02:36 (the same probe: what differed is
+what else wrote to the disk; the suites moved to /dev/shm meanwhile), which is how the
+12-07 paragraph came to put the requests' gap on the journal. Each request
+still waits for two fsyncs, its intent's before it is sent and its delete's before it is
+reported done. One would cover both if a worker wrote its next request's intent before
+handing over its last one's outcome (then reported done): that is a change to the pool's
+worker loop (`StoppablePool._work`). Its upper bound, probed by not syncing delete records
+at all (unsafe, not in the code): 0-0.1 s of the run (medians 3.48 s vs 3.38 s, load 4-6).
 """
 
 from __future__ import annotations
