@@ -257,3 +257,30 @@ def test_a_directory_that_cannot_be_made_is_named_and_stops_the_writer(tmp_path:
         w.append("intent", CELLS)
     with pytest.raises(LedgerWriteError, match="earlier append failed"):
         w.append("intent", CELLS)
+
+
+def test_the_folders_a_write_makes_are_durable_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file fsynced into a folder whose own entry never reached the disk can vanish with
+    it: each folder the writer makes (the ledger's, `<ledger>.d/`, its `ids/`) has its
+    entry in its parent fsynced, as the files in them have theirs."""
+    from reconciler.ledger import _lists
+
+    tmp_path = tmp_path.resolve()  # as /proc names the descriptors
+    synced: list[Path] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    path = tmp_path / "new" / "folder" / "l.jsonl"
+    seeded(path, 1)
+    assert {tmp_path, tmp_path / "new", tmp_path / "new" / "folder"} <= set(synced)
+    synced.clear()
+    sidecar = tmp_path / "new" / "folder" / "l.jsonl.d"
+    assert _lists.store(sidecar, "ab" * 32, b"a1\na2\n")
+    assert {tmp_path / "new" / "folder", sidecar, sidecar / "ids"} <= set(synced)
+    synced.clear()
+    assert not _lists.store(sidecar, "ab" * 32, b"a1\na2\n")  # already there: nothing written
+    assert synced == []

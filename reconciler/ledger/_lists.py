@@ -104,7 +104,7 @@ def write_atomic(target: Path, data: bytes) -> None:
     """Replace `target` by `data`: temporary file, fsync, rename, fsync of the directory."""
     tmp = target.with_name(f".{target.name}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -114,6 +114,22 @@ def write_atomic(target: Path, data: bytes) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise LedgerWriteError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+
+
+def make_dirs(directory: Path) -> None:
+    """`mkdir -p` whose new folders survive a crash: each one's entry in its parent is
+    fsynced, top down. A file fsynced into a folder whose own entry never reached the disk
+    can vanish with it (the first ID list makes `<ledger>.d/` and `ids/` at once)."""
+    missing = []
+    d = directory
+    while not d.is_dir() and d != d.parent:
+        missing.append(d)
+        d = d.parent
+    if not missing:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for made in reversed(missing):
+        fsync_dir(made.parent)
 
 
 def fsync_dir(directory: Path) -> None:

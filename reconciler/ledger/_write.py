@@ -165,7 +165,7 @@ class LedgerWriter:
         rel = segment_name(self._segment + 1)
         target = self._ledger.sidecar / rel
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _lists.make_dirs(target.parent)
             new = os.open(
                 target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644
             )
@@ -505,6 +505,6 @@ class LedgerWriter:
 
 def _make_dir(directory: Path) -> None:
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        _lists.make_dirs(directory)
     except OSError as exc:
         raise LedgerWriteError(f"{directory}: cannot create the ledger's directory: {_reason(exc)}") from exc
