@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from reconciler.apply.gateways import Gateways, status_of
 from reconciler.apply.values import ApplyResult, Reporter
 from reconciler.errors import ApplyRefused, Hint, Hinted, ReconcilerError
-from reconciler.plan import Plan
+from reconciler.plan import Plan, build_plan
 from reconciler.plan.guards import start_in_doubt
 from reconciler.plan.values import PipelineRef
 from reconciler.words import plural
@@ -84,15 +84,7 @@ def without_concurrent(p: Plan, first: Plan, reporter: Reporter) -> Plan:
         f"left to the apply that pushed first: {plural(len(theirs), 'request')} it announced and "
         f"{plural(held, 'pipeline')} it paused"
     )
-    actions = tuple(a for a in p.actions if a not in theirs)
-    gone = sum(a.cells for a in theirs)
-    summary = replace(
-        p.summary,
-        requests=len(actions),
-        pending_cells=p.summary.pending_cells - gone,
-        in_doubt_cells=p.summary.in_doubt_cells - gone,
-    )
-    return replace(p, diff=replace(p.diff, pending_resumes=resumes), actions=actions, summary=summary)
+    return build_plan(replace(p.diff, pending_resumes=resumes), p.options, p.manifest_paths, exclude=theirs)
 
 
 def paused_starts(doubt: Iterable[tuple[PipelineRef, str]], gw: Gateways) -> list[tuple[PipelineRef, Hinted]]:

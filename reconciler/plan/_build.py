@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from itertools import chain
@@ -216,12 +216,19 @@ def plan_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(fields)).hexdigest()
 
 
-def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[str] = ()) -> Plan:
+def build_plan(
+    d: Diff,
+    options: Options = Options(),
+    manifest_paths: Sequence[str] = (),
+    exclude: Collection[Action] = (),
+) -> Plan:
     """Requests covering exactly the pending cells, split to the size limits.
 
     A physical cell (org, pipeline, stage, asset, point) that several manifests declare
     (a shared IDs file) is sent once per run, in a request that records it for each; so is
     one they all have in doubt (a run that died announced it under each of them).
+    `exclude`: in-doubt requests another apply announced (apply after a lost compare-and-
+    swap: they are its own), left out, their cells counted neither pending nor in doubt.
     """
     keys = tuple(k for k in d.keys if not options.targets or k.key.manifest in options.targets)
     shared = {doubt: _shared_stages(keys, doubt) for doubt in (False, True)}
@@ -241,12 +248,17 @@ def build_plan(d: Diff, options: Options = Options(), manifest_paths: Sequence[s
                 actions.extend(_split(kd.key, group, options, in_doubt=doubt, resumed=resumed))
     if d.marks:
         actions = _marked(actions, dict(d.marks))
+    gone = 0
+    if exclude:
+        left_out = set(exclude)
+        gone = sum(a.cells for a in actions if a in left_out)
+        actions = [a for a in actions if a not in left_out]
     summary = Summary(
-        pending_cells=sum(k.pending_cells for k in keys),
+        pending_cells=sum(k.pending_cells for k in keys) - gone,
         requests=len(actions),
         applied_cells=sum(k.applied_cells for k in keys),
         undeclared_cells=sum(n for _, n in d.undeclared),
-        in_doubt_cells=sum(k.in_doubt_cells for k in keys),
+        in_doubt_cells=sum(k.in_doubt_cells for k in keys) - gone,
     )
     return Plan(d, options, keys, tuple(actions), summary, tuple(manifest_paths))
 
