@@ -21,7 +21,6 @@ from reconciler.apply.values import Resume
 from reconciler.ledger import LedgerWriter, Record
 from reconciler.plan import Action
 from reconciler.plan.values import PipelineRef
-from reconciler.words import plural
 
 
 class Journal:
@@ -109,15 +108,6 @@ class Journal:
         if note is not None:
             fields["note"] = note
         self.record("resume", fields)
-
-    def write_ahead(self, pause: Resume | None, actions: Sequence[Action], message: str) -> None:
-        """One pause's records before its call: its `pause` (None: not ours, or already
-        paused by us) and the intents of the requests it sends; then published."""
-        if pause is not None:
-            self.pause(pause)
-        for a in actions:
-            self.intent(a)
-        self.push(f"{message}: write-ahead of {plural(len(actions), 'request')}")
 
     def push(self, message: str) -> None:
         if self.publish is not None:
