@@ -10,10 +10,12 @@ restore all go through it, so no two of them can read different ledgers.
                                              pull request's checks; else the local file
     with store.open_write(note, missing) as w:
                                              apply, ledger resolve: the lock (a missing local
-                                             ledger is `missing(path)`, before it); `w.session()`
-                                             syncs and publishes (`gitsync.Session`)
+                                             ledger is `missing(path)`, before it); apply's
+                                             `w.session()` syncs and publishes (`gitsync.Session`),
+                                             resolve's `w.refuse_if_leased()` and
+                                             `w.publish_final()`
     store.rewrite(note) -> MigrateResult     ledger migrate: sync, rewrite, publish, one lock
-    store.restore() -> Restored              ledger restore
+    store.restore(note) -> Restored          ledger restore
 
 What the commands need of git around the ledger lives here too, so the CLI runs none:
 `check_git_not_turned_off`, `base_config` (reconcile.yaml as a pull request's base has

@@ -1,10 +1,10 @@
 """apply(plan, gateways, writer, reporter, options) -> ApplyResult.
 
 Performs exactly the plan's requests and nothing else (invariant 1), only on
-pipelines seen PAUSED (invariant 7), journalling an `intent` before and a
-`delete` or `failed` after every request (invariant 4), and starting again
-exactly the pipelines it paused, also when deletes fail, the ledger cannot be
-written or the run is interrupted. Pause and start are checked by reading the
+pipelines seen PAUSED (invariant 7; unless `skip_pause_check`), journalling an `intent`
+before and a `delete` or `failed` after every request (invariant 4), and starting again
+every pipeline it paused and those an earlier run left paused, also when deletes fail,
+the ledger cannot be written or the run is interrupted. Pause and start are checked by reading the
 status back; a pipeline is never started while requests to it are in flight,
 and one that stops being PAUSED mid-run gets nothing more (invariant 10).
 While the run and its finish are under way, Ctrl-C and SIGTERM are a flag the run
@@ -61,7 +61,8 @@ def apply(
     """Send the plan's requests; raise `ApplyRefused` before sending anything if unsafe.
 
     `publish` (the ledger in git) is called once each pause's `pause` and `intent` records
-    are written, before the calls they announce (invariant 11). Setting `stop` (the run's
+    are written, before the calls they announce, and once each `start` record is written,
+    before its start call (invariant 11). Setting `stop` (the run's
     lease on the remote could not be renewed) sends nothing more, as Ctrl-C does, and
     starts no pipeline: the run that now holds the ledger starts it.
 

@@ -1,7 +1,7 @@
 """The applied ledger kept in git: its one home (DESIGN "The ledger in git (CI)",
 "The ledger only grows", "Reviewed is what gets applied"; invariants 9, 11, 12, 13).
 
-    gitsync._git      Git: the one runner of `git` (plumbing, timeouts, redaction)
+    gitsync._git      Git: the ledger's runner of `git` (plumbing, timeouts, redaction)
     gitsync.remote    Remote: the typed seam (GitRemote, MemoryRemote) and the anchor
     gitsync.lease     Lease, LeaseWatch, Holding: who sends, judged by one's own clock
     gitsync.repo      LedgerRepo: sync, publish (the compare-and-swap), restore

@@ -9,7 +9,7 @@ SQLMesh's `core/plan` keep them apart:
     skim(manifests)                          plan._diff: the sealed segments a diff needs not read
     build_plan(diff, options) -> Plan        plan._build: requests that cover it exactly
     recleared(plan, ledger, manifests)       plan._history: cells another manifest cleared
-    plan.guards                              what a plan refuses: maxCells, re-clears
+    plan.guards                              what apply refuses of a plan: maxCells, re-clears
     plan.rollout                             the pauses: their order, count and length
     plan.file                                the JSON document, printed, saved and read back
 """

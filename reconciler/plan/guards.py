@@ -1,11 +1,11 @@
-"""What a plan refuses and warns of, in plan and apply alike: plan decides the set, and a
-set it refuses is refused before anything is sent.
+"""What apply refuses of a plan before anything is sent, and what `plan` says of it:
 
 - `check_max_cells` / `refuse_over`: more pending cells than `maxCells` (the guardrail for
-  irreversible work; refused from the counts alone, before a request is built);
+  irreversible work; apply refuses from the counts alone, before a request is built, and
+  `plan` shows that verdict through `Plan.policy` rather than refusing);
 - `refuse_unacknowledged_reclears`: cells cleared again under a new name, unless the
   manifest says why (`metadata.reclear`) or carries the old name on (DESIGN "Manifest
-  format");
+  format"); `plan` refuses it too when it reads the whole manifests folder;
 - `start_in_doubt`: what a person reads about a `start` record with no outcome.
 """
 
