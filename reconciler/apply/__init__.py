@@ -4,9 +4,9 @@ Performs exactly the plan's requests and nothing else (invariant 1), only on
 pipelines seen PAUSED (invariant 7; unless `skip_pause_check`), journalling an `intent`
 before and a `delete` or `failed` after every request (invariant 4), and starting again
 every pipeline it paused and those an earlier run left paused, also when deletes fail,
-the ledger cannot be written or the run is interrupted. Pause and start are checked by reading the
-status back; a pipeline is never started while requests to it are in flight,
-and one that stops being PAUSED mid-run gets nothing more (invariant 10).
+the ledger cannot be written or the run is interrupted. Pause and start are checked by
+reading the status back; a pipeline is never started while requests to it are in
+flight, and one that stops being PAUSED mid-run gets nothing more (invariant 10).
 While the run and its finish are under way, Ctrl-C and SIGTERM are a flag the run
 reads at safe points (`interrupts`), never an exception at an arbitrary line.
 """
