@@ -59,7 +59,9 @@ class PendingResume:
 
 @dataclass(frozen=True)
 class PendingGroup:
-    """Assets of one key that share the same pending point set."""
+    """Assets of one key that share the same pending point set. No ID is in a group
+    twice, and no asset is in two of a key's pending groups (an asset may be pending in
+    one and in doubt in another): the diff gives each asset one pending point set."""
 
     points: Points
     assets: tuple[str, ...]

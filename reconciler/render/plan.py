@@ -108,6 +108,8 @@ def shapes(actions: Iterable[Action]) -> str:
 
 def distinct_ids(groups: Sequence[PendingGroup]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Distinct assets and points of some pending groups, in plan order."""
+    if len(groups) == 1:  # a group's IDs are distinct (`PendingGroup`): nothing to drop
+        return groups[0].assets, groups[0].points
     assets: dict[str, None] = {}
     points: dict[str, None] = {}
     for g in groups:
