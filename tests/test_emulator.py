@@ -25,8 +25,8 @@ from reconciler.emulator import (
     serve_forever,
 )
 from reconciler.enos import Credentials, EnosClient, RetryPolicy, Session, StateRequest, sign
-from reconciler.enos.session import tls_context
 from reconciler.errors import NotPausedError, PermanentError, TransientError
+from reconciler.tls import context as tls_context
 
 
 def plain(method: str, url: str, **kw: Any) -> httpx.Response:

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from helpers.emulators import running
 
+from reconciler import tls
 from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET, World
 from reconciler.enos import Credentials, EnosClient, RetryPolicy, Session, StateRequest, check_gateway
 from reconciler.enos.codes import EXPIRED_CODES
-from reconciler.enos.session import tls_context
 from reconciler.errors import (
     AuthError,
     EnosError,
@@ -26,6 +26,7 @@ from reconciler.errors import (
     TooManyPointsError,
     TransientError,
 )
+from reconciler.tls import context as tls_context
 
 CREDS = Credentials("key-1", "s3cr3t-value")
 TOKEN = {"status": 0, "msg": "SUCCESS", "data": {"accessToken": "tok-1", "expire": 7200}}
@@ -251,6 +252,26 @@ def test_sessions_share_one_verifying_tls_context_per_ca_setting(
     monkeypatch.setenv("SSL_CERT_FILE", str(one_ca))
     own = tls_context()
     assert own is not shared and len(own.get_ca_certs()) == 1 and own.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_a_warmed_context_is_the_one_sessions_get_and_a_bad_ca_file_is_said_then_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply starts loading the CA bundle on a thread of its own (`tls.warm`); sessions made
+    later get that context. A CA file that cannot be loaded is an error for whoever
+    waits for it, and is tried again on the next call, not remembered."""
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bad))
+    tls.warm()
+    with pytest.raises(ssl.SSLError):
+        tls_context()
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    bad.write_text(bundle[bundle.index("-----BEGIN") : bundle.index("-----END CERTIFICATE-----") + 25])
+    tls.warm()
+    warmed = tls_context()
+    assert len(warmed.get_ca_certs()) == 1 and warmed.verify_mode == ssl.CERT_REQUIRED
+    assert tls_context() is warmed
 
 
 def test_live_61199_is_one_request_and_a_violation(make_emulator: Any) -> None:

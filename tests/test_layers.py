@@ -4,7 +4,7 @@ The tiers, top to bottom (a module may import its own tier, acyclically, and any
 tier below it): cli; the commands, their settings, operations, render, scaffold and notify;
 apply, plan and the one door to the ledger (store); manifests, config and the ledger in
 git (gitsync); ledger and enos; the leaves (errors, words, actor, gitcmd, yamlsource,
-fastyaml, durations, install_source, windows, lazy, the commands' arguments). The emulator
+fastyaml, durations, install_source, windows, lazy, tls, the commands' arguments). The emulator
 stands alone. Only cli knows typer.
 """
 
@@ -41,6 +41,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
         "reconciler.fastyaml",
         "reconciler.install_source",
         "reconciler.windows",
+        "reconciler.tls",
         "reconciler.args",
     ),
 )

@@ -11,9 +11,7 @@ backoff with full jitter, Retry-After honoured up to the cap.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import socket
 import ssl
 import time
@@ -26,24 +24,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.wait import wait_random_exponential
 
 import reconciler.enos.codes as codes
-from reconciler import __version__
+from reconciler import __version__, tls
 from reconciler.enos.auth import Credentials, TokenSource, sign
 from reconciler.errors import AuthError, EnosError, NotPausedError, TransientError
 
 MAX_RENEWALS = 2  # DESIGN: a new token at most twice in a row for one request
-
-
-@functools.cache
-def _verifying(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
-    """httpx's verifying TLS context for these SSL_CERT_FILE / SSL_CERT_DIR values, made once:
-    loading the CA bundle costs ~25 ms of CPU, and a client is made per gateway and session
-    (the demo, tests and a multi-org apply make many). One context is safe to share."""
-    return httpx.create_ssl_context(verify=True, trust_env=True)
-
-
-def tls_context() -> ssl.SSLContext:
-    """What `httpx.Client(verify=True)` would build from this environment, shared."""
-    return _verifying(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 
 @dataclass(frozen=True)
@@ -75,7 +60,7 @@ class Session:
             base_url=gateway,
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            verify=tls_context(),
+            verify=tls.context(),
             headers={"User-Agent": f"reconciler/{__version__}"},
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
