@@ -309,14 +309,14 @@ def snapshot_path(flag: str | None, cfg: RepoConfig | None, ledger: str) -> str 
     symlinks followed: never in a `.git` folder, never one of the ledger's files (the main
     file, its `.d/` folder, lock or lease), and apply.snapshot inside the repository (the
     folder of reconcile.yaml). Refused before anything is sent."""
-    from reconciler.config import ledger_files_problem, snapshot_name_problem
-
     if flag:
         given, what = flag, f"--snapshot {flag}"
     elif cfg is not None and cfg.snapshot is not None:
         given, what = str(cfg.snapshot), f"apply.snapshot in {cfg.path} ({cfg.snapshot})"
     else:
         return None
+    from reconciler.config import ledger_files_problem, snapshot_name_problem  # the file's models: only now
+
     target = Path(given).resolve()
     problem = None
     if any(part.casefold() == ".git" for part in target.parts):

@@ -136,7 +136,6 @@ def _summary_files(c: Consoles, files: list[Path], run: _Run) -> Iterator[None]:
     templates post the file to the merged pull request only if it exists. Then tell
     reconcile.yaml's `notify` targets (the run's records are on the remote by now)."""
     from reconciler import operations
-    from reconciler.render.summary import ApplyReport, dumps, summary_markdown
 
     error: str | None = None
     try:
@@ -154,6 +153,8 @@ def _summary_files(c: Consoles, files: list[Path], run: _Run) -> Iterator[None]:
         raise
     finally:
         if files:
+            from reconciler.render.summary import ApplyReport, dumps, summary_markdown
+
             # the settings read (a saved plan's included) say which ledger; before them, the flag's
             ledger = (
                 operations.target_ledger(run.settings)[0] if run.settings else run.ledger or _default_ledger()
