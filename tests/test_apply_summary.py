@@ -51,7 +51,12 @@ def test_summary_of_an_apply_that_paused_a_pipeline(repo: Path, make_emulator: A
     assert "- `p1` (Wind averages): paused " in md and ", started again" in md
     # issue 25: each pipeline's pauses, the longest, and whether it ran past twice its estimate
     assert p["pauses"] == 1 and p["longestPauseSeconds"] == p["pausedSeconds"]
-    assert p["overranEstimate"] is False and p["pauseWords"].startswith("paused ")
+    # overran: past twice its estimate and by over a second; on a loaded machine a pause can
+    # truly do that, so the field is checked against the figures beside it, not assumed false
+    estimate = p["longestPauseEstimate"]
+    assert isinstance(estimate, float) and estimate > 0
+    assert p["overranEstimate"] is (p["longestPauseSeconds"] > max(2 * estimate, estimate + 1))
+    assert p["pauseWords"].startswith("paused ")
     assert f"{len(records)} records appended (seq 1 to {len(records)})" in md
     assert "- Run: https://github.com/acme/pv/actions/runs/77" in md
     # apply's own lines name the pipeline, and the summary how long it was paused
