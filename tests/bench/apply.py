@@ -19,7 +19,7 @@ interleaved, against the same emulator, in two pairs that make the same calls:
   over one pooled httpx client, no ledger.
 
 Apply runs on a fresh empty ledger each time, every request journalled (intent + delete,
-fsynced). Target: reconcile <= 1.2x its peer in both pairs (goal 1.1x). Exits 1 when
+fsynced). Target: reconcile <= 1.1x its peer in both pairs (issue 28). Exits 1 when
 either is missed. The emulator runs as `reconcile emulator` in its own process, as a
 real gateway would: neither measured process shares a GIL or an event loop with it, and
 the benchmark's own bookkeeping (reading the ledger afterwards) cannot slow it down. Each
@@ -50,6 +50,12 @@ average before and after; CPU: user + system of each process, every run):
 | | | | no canary | 3.156 s | 3.678 s | 1.17x | 1.05-1.14 / 0.55-0.56 s |
 | 12-08 03:20, `--runs 3`, a fresh clone, alone on the machine | b2ada9e | 1.14-0.71 | canary | 9.632 s | 9.643 s | 1.00x | 1.68-1.86 / 1.11-1.14 s |
 | | | | no canary | 3.035 s | 3.411 s | 1.12x | 1.21-1.28 / 0.63-0.64 s |
+| 12-08 04:13, `--runs 5`, alone on the machine | 07333c9 | 0.09-0.43 | canary | 9.716 s | 10.027 s | 1.03x | 1.80-2.09 / 1.16-1.28 s |
+| | | | no canary | 3.029 s | 3.270 s | 1.08x | 1.11-1.26 / 0.62-0.85 s |
+| 12-08 04:16, `--runs 5` | 35c102a (`PYTHONPATH`) | 0.16-0.50 | canary | 9.629 s | 10.002 s | 1.04x | 1.81-2.07 / 1.14-1.25 s |
+| | | | no canary | 3.014 s | 3.351 s | 1.11x | 1.12-1.30 / 0.61-0.73 s |
+| 12-08 04:19, `--runs 5`, the next minutes | 07333c9 | 0.50-0.08 | canary | 9.671 s | 9.895 s | 1.02x | 1.71-1.93 / 1.10-1.23 s |
+| | | | no canary | 2.979 s | 3.233 s | 1.09x | 1.06-1.19 / 0.56-0.70 s |
 The first row compared unlike work: apply's canary (40 stages, each read, deleted alone
 and read again) against a peer that sent deletes only (and, one emulator for every run,
 the reads after the first run found no state). ff6174e runs with this script from
@@ -91,6 +97,39 @@ reported done. One would cover both if a worker wrote its next request's intent 
 handing over its last one's outcome (then reported done): that is a change to the pool's
 worker loop (`StoppablePool._work`). Its upper bound, probed by not syncing delete records
 at all (unsafe, not in the code): 0-0.1 s of the run (medians 3.48 s vs 3.38 s, load 4-6).
+
+12-08 (the 04:13-04:19 rows; earlier that morning, `--runs 3` and `--runs 5` as each change
+landed: 1.082x at 0d05237, 1.088x at 39501e4, 1.089x at 9050bef, 1.095x at 07333c9):
+**1.08-1.09x without the canary, 1.02-1.04x with it: the issue's 1.1x is met in
+every run, by 1-2%**, so the target is now 1.1x. Timed from outside (the first
+`stage-state` bytes on the socket, five runs each), apply sends its first delete
+0.35-0.37 s after launch against the peer's 0.21 s, and its 400 requests take ~0.1 s
+longer. What moved it since 35c102a's 1.11x:
+- showing the plan takes a key's single pending group as it is instead of rebuilding
+  10,000 assets per key into dicts (38 -> 20 ms);
+- the CA bundle loads on a thread of its own from the start of the command
+  (`reconciler.tls`): OpenSSL does it without the GIL, so the ~20 ms are off the way to
+  the first request on a second core (the session's client 34 -> 12-19 ms);
+- nothing is imported that the run does not use: reconcile.yaml's models for the snapshot
+  check, the summary renderer, rich's progress bar in CI, and git plumbing outside a
+  repository (~10 ms).
+What is left:
+- The start, ~0.15 s, is the stack's imports: typer ~25 ms, pydantic ~45 ms (the manifest
+  models and typer's option adapters need it), rich ~13 ms, PyYAML, filelock and tenacity
+  ~18 ms, our own modules ~45 ms (frozen dataclasses cost ~0.45 ms each to build on
+  Python 3.11). httpx (~25 ms) the peer pays too.
+- The requests' ~0.1 s is the journal's fsyncs: with `os.fsync` a no-op (a probe, never
+  the code) apply's 400 requests take as long as the peer's. 550-660 fsyncs a run,
+  0.33 s of disk time in all (median 0.33 ms, p90 1.1 ms); each request waits for its
+  intent's (before it is sent) and its delete's (before the next is announced), and the
+  eight workers' answers come in bursts, each burst's records needing about two fsyncs.
+- Tried and left out, each worth ~10 ms here and no more: reading the pipelines (token,
+  List Pipelines, details) on a thread while the plan is shown, under --auto-approve (the
+  reads need the GIL between round trips, which the rendering holds); skipping typer's
+  pydantic adapters for options not given (the first adapter pays pydantic's schema
+  machinery, which the manifest models need anyway); and a shorter GIL switch interval.
+  Making one fsync cover a delete and the same worker's next intent (above) is worth
+  0-40 ms here and changes the pool's worker loop and when a request is reported done.
 """
 
 from __future__ import annotations
@@ -111,8 +150,7 @@ from reconciler.emulator import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
 from reconciler.ledger import read
 
 MANIFESTS, STAGES, ASSETS, BATCH = 4, 10, 10_000, 1_000
-TARGET_RATIO = 1.2
-GOAL_RATIO = 1.1
+TARGET_RATIO = 1.1
 HERE = Path(__file__).resolve().parent
 # An installed package has its bytecode cached (see plan.py).
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -232,7 +270,7 @@ def bench_apply(args: argparse.Namespace) -> int:
             f"    apply   best {best:.3f} s of {args.runs} ({_all(walls[name, 'apply'])}); "
             f"{_cpu(cpus[name, 'apply'])}; {requests} intents + deletes, fsynced"
         )
-        print(f"    ratio   {ratio:.3f}x   target <= {TARGET_RATIO}x (goal {GOAL_RATIO}x)")
+        print(f"    ratio   {ratio:.3f}x   target <= {TARGET_RATIO}x")
     print("  result:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
