@@ -30,12 +30,14 @@ def context() -> ssl.SSLContext:
 
 
 def warm() -> None:
-    """Start loading the context for this environment's CA setting on a daemon thread (a run
-    that turns out to have nothing to do does not wait for it); `context()` waits for it."""
+    """Start loading the context for this environment's CA setting on a thread of its own;
+    `context()` waits for it. Not a daemon: a run that ends at once (nothing to do, a
+    refusal) waits the few milliseconds left at exit, rather than leave OpenSSL loading
+    while the process's exit tears OpenSSL down."""
     key = _setting()
     future, mine = _claim(key)
     if mine:
-        threading.Thread(target=_load, args=(future, key), name="tls-warm", daemon=True).start()
+        threading.Thread(target=_load, args=(future, key), name="tls-warm").start()
 
 
 def _setting() -> _Key:
