@@ -31,7 +31,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler import gitcmd
 from reconciler import ledger as ledger_mod
 from reconciler.errors import (
     ApplyRefused,
@@ -272,11 +271,17 @@ def check_git_not_turned_off(cfg: RepoConfig | None, note: Note) -> None:
     anchor, it is loud."""
     if cfg is not None and cfg.git is not None:
         return
-    anchored = _has_anchor(Path.cwd())
+    from reconciler.gitsync import ANCHOR_REF, Git
+
+    git = Git(Path.cwd())
+    anchored = False
+    if git.succeeds("rev-parse", "--git-dir") and git.succeeds("remote", "get-url", "origin"):
+        try:
+            anchored = bool(git.ls_remote("origin", ANCHOR_REF))
+        except GitSyncError:  # an unreachable origin proves nothing either way
+            anchored = False
     where = f"{cfg.path} turns ledger.git off" if cfg is not None else "there is no reconcile.yaml"
     if anchored:
-        from reconciler.gitsync import ANCHOR_REF
-
         raise ApplyRefused(
             f"{where}, but this repository's ledger is kept in git (origin has {ANCHOR_REF}); "
             "nothing was sent. Off git, the records would stay in this directory (on a CI runner: "
@@ -289,22 +294,6 @@ def check_git_not_turned_off(cfg: RepoConfig | None, note: Note) -> None:
         f"{where}: in CI the ledger's records stay on this runner and are lost with it; "
         "keep the ledger in git (ledger.git in reconcile.yaml, what `reconcile init` writes)"
     )
-
-
-def _has_anchor(cwd: Path) -> bool:
-    """This checkout's origin has reconcile's anchor: its ledger is kept in git. Outside a
-    repository (or with no git at all) that is no, and no git plumbing is loaded."""
-    if gitcmd.read(["rev-parse", "--git-dir"], cwd) is None:
-        return False
-    from reconciler.gitsync import ANCHOR_REF, Git
-
-    git = Git(cwd)
-    if not git.succeeds("remote", "get-url", "origin"):
-        return False
-    try:
-        return bool(git.ls_remote("origin", ANCHOR_REF))
-    except GitSyncError:  # an unreachable origin proves nothing either way
-        return False
 
 
 def base_config(cfg: RepoConfig | None, base: str) -> RepoConfig | None:
