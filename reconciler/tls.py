@@ -3,21 +3,25 @@
 Loading the CA bundle costs ~20 ms of CPU and OpenSSL does it without holding the GIL, so
 `warm()` loads it on a thread of its own while apply imports, reads its manifests and its
 ledger and plans: on a machine with a second core it is ready, free, by the time the first
-session is made. `context()` is what `httpx.Client(verify=True)` would build from this
-environment (SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's bundle); one context is safe to
-share between clients and threads. httpx is not imported here: `plan` never needs it.
+session is made. `context()` is what `httpx.Client(verify=True)` builds from this environment
+with httpx 0.28 and later (SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's bundle; the
+floor in pyproject.toml); one context is safe to share between clients and threads. httpx is
+not imported here: `plan` never needs it.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import ssl
 import threading
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 
 _Key = tuple[str | None, str | None]
 _lock = threading.Lock()
 _loaded: dict[_Key, Future[ssl.SSLContext]] = {}
+EXIT_WAIT = 1.0  # seconds the process's exit waits for a load still under way
 
 
 def context() -> ssl.SSLContext:
@@ -25,19 +29,28 @@ def context() -> ssl.SSLContext:
     key = _setting()
     future, mine = _claim(key)
     if mine:
-        _load(future, key)
+        try:
+            _load(future, key)
+        finally:  # interrupted before `_load` could say so: the next call tries again
+            if not future.done():
+                _abandon(future, key, RuntimeError("loading the CA bundle was interrupted"))
     return future.result()
 
 
 def warm() -> None:
     """Start loading the context for this environment's CA setting on a thread of its own;
-    `context()` waits for it. Not a daemon: a run that ends at once (nothing to do, a
-    refusal) waits the few milliseconds left at exit, rather than leave OpenSSL loading
-    while the process's exit tears OpenSSL down."""
+    `context()` waits for it. A daemon, so that a CA file that never finishes loading (a
+    hung mount) cannot hold the process's exit; the exit waits up to `EXIT_WAIT` for a load
+    under way instead, rather than tear OpenSSL down under it."""
     key = _setting()
     future, mine = _claim(key)
-    if mine:
-        threading.Thread(target=_load, args=(future, key), name="tls-warm").start()
+    if not mine:
+        return
+    try:
+        threading.Thread(target=_load, args=(future, key), name="tls-warm", daemon=True).start()
+    except BaseException as exc:  # no thread: the next `context()` loads it itself
+        _abandon(future, key, exc)
+        raise
 
 
 def _setting() -> _Key:
@@ -65,9 +78,26 @@ def _load(future: Future[ssl.SSLContext], key: _Key) -> None:
             import certifi
 
             ctx = ssl.create_default_context(cafile=certifi.where())
-    except BaseException as exc:  # a bad SSL_CERT_FILE: every waiter is told; a later call tries again
-        with _lock:
-            del _loaded[key]
-        future.set_exception(exc)
+    except Exception as exc:  # a bad SSL_CERT_FILE: every waiter is told; a later call tries again
+        _abandon(future, key, exc)
         return
+    except BaseException:  # a Ctrl-C in the thread loading it: only that thread hears it
+        _abandon(future, key, RuntimeError("loading the CA bundle was interrupted"))
+        raise
     future.set_result(ctx)
+
+
+def _abandon(future: Future[ssl.SSLContext], key: _Key, exc: BaseException) -> None:
+    with _lock:
+        if _loaded.get(key) is future:
+            del _loaded[key]
+    if not future.done():
+        future.set_exception(exc)
+
+
+@atexit.register
+def _settle() -> None:
+    with _lock:
+        loading = [f for f in _loaded.values() if not f.done()]
+    if loading:
+        wait_for(loading, timeout=EXIT_WAIT)

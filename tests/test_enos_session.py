@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import ssl
@@ -11,6 +12,7 @@ from typing import Any
 import certifi
 import httpx
 import pytest
+from helpers import manifest_yaml, run_cli_process, write
 from helpers.emulators import running
 
 from reconciler import tls
@@ -272,6 +274,18 @@ def test_a_warmed_context_is_the_one_sessions_get_and_a_bad_ca_file_is_said_then
     warmed = tls_context()
     assert len(warmed.get_ca_certs()) == 1 and warmed.verify_mode == ssl.CERT_REQUIRED
     assert tls_context() is warmed
+
+
+def test_a_ca_file_that_never_loads_does_not_hold_a_refused_apply(tmp_path: Path) -> None:
+    """apply begins loading the CA bundle as it starts (`tls.warm`). A run refused before it
+    needs a gateway (here: no ledger) ends, and says why, even though the load never does (a
+    hung mount; here a FIFO no one writes): its exit waits `tls.EXIT_WAIT`, not for ever."""
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    write(tmp_path / "manifests/a.yaml", manifest_yaml("a"))
+    res = run_cli_process(["apply", "--auto-approve"], tmp_path, {"SSL_CERT_FILE": str(fifo)}, timeout=60)
+    assert res.code == 1, res.all
+    assert "applied-ledger.jsonl does not exist" in res.err
 
 
 def test_live_61199_is_one_request_and_a_violation(make_emulator: Any) -> None:
