@@ -129,3 +129,34 @@ def test_an_interrupted_run_s_summary_says_so_in_error() -> None:
     doc = summary_json(ApplyReport("ledger.jsonl", result=ApplyResult(interrupted=True)))
     assert doc["outcome"] == "interrupted" and doc["error"] is not None and "interrupted" in doc["error"]
     assert summary_json(ApplyReport("ledger.jsonl", result=ApplyResult()))["error"] is None
+
+
+def test_a_pause_overran_its_estimate_past_twice_it_and_by_over_a_second() -> None:
+    """`overranEstimate` (issue 25): a pause longer than twice its estimate and by more
+    than a second (polls are coarse); the summary says it per pipeline, over its pauses."""
+    from reconciler.apply import ApplyResult
+    from reconciler.apply.values import Span
+    from reconciler.plan.values import PipelineRef
+    from reconciler.render.summary import ApplyReport, summary_json
+
+    short, long_ = PipelineRef("o1", "short"), PipelineRef("o1", "long")
+    cases = [  # (seconds, estimate): overran?
+        ((4.0, 2.0), False),  # exactly twice
+        ((4.1, 2.0), True),
+        ((1.2, 0.2), False),  # over twice, but by no more than a second
+        ((1.3, 0.2), True),
+        ((99.0, None), False),  # no estimate, nothing to overrun
+    ]
+    for (seconds, estimate), overran in cases:
+        assert Span(short, seconds, estimate).overran is overran, (seconds, estimate)
+    result = ApplyResult(
+        paused=[short, long_],
+        resumed=[short, long_],
+        spans=[Span(short, 1.0, 2.0), Span(long_, 1.0, 2.0), Span(long_, 9.0, 2.0)],
+    )
+    pipes = {
+        p["pipelineId"]: p for p in summary_json(ApplyReport("ledger.jsonl", result=result))["pipelines"]
+    }
+    assert pipes["short"]["overranEstimate"] is False
+    assert pipes["long"]["overranEstimate"] is True and pipes["long"]["pauses"] == 2
+    assert pipes["long"]["longestPauseSeconds"] == 9.0 and pipes["long"]["longestPauseEstimate"] == 2.0

@@ -117,6 +117,7 @@ def test_fast_paths_equal_the_general_path() -> None:
                 pending = [a for g in kd.pending for a in g.assets]
                 assert len(set(pending)) == len(pending), kd  # no asset in two pending groups
                 for g in (*kd.pending, *kd.in_doubt):
+                    assert len(set(g.assets)) == len(g.assets), g
                     assert len(set(g.points)) == len(g.points), g
 
     each()
