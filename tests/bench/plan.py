@@ -153,13 +153,15 @@ The script now measures why (the `stack` and `bound` lines): a command on the pr
 stack that reads and writes nothing (typer parsing three options, one pydantic model
 validating one document; `_STACK`) costs 0.131-0.135 s of CPU against the bare
 interpreter's 0.020 s. Floor plus stack, less the interpreter both pay, is 0.225-0.235 s:
-**1.96-2.01x the floor before plan does any work the floor does not** (parse and validate
-21 YAML manifests, diff, build, and encode and write 60 MB of JSON: ~0.09 s in the
-breakdown, another 0.7-0.8x). So on typer 0.29 and pydantic 2, which DESIGN and the guide
-name, 2x cannot be reached: about 2.7-2.8x is the least a plan can cost here, and plan is
-within 0.02-0.03 s of CPU (our own modules' imports and dataclasses) of it. Reaching 2x means a plan command
-that parses its options without typer and validates manifests without pydantic: a second
-CLI and a second schema beside the ones the project keeps, which we do not build.
+**1.96-2.01x the floor before plan does any work the floor does not**. Two parts of that
+work are the plan's contract and cannot go: sha256 over the 60 MB of action lines for
+`planHash` (36 ms of CPU, measured alone) and writing the 60 MB of JSON (20 ms of system
+time). With them no plan on typer 0.29 and pydantic 2, which DESIGN and the guide name,
+costs less than about 2.5x; plan is within ~0.05 s of CPU of that, which is parsing and
+validating 21 YAML manifests, the diff, the build and encoding the JSON. Reaching 2x means a
+plan command that parses its options without typer and validates manifests without
+pydantic: a second CLI and a second schema beside the ones the project keeps, which we do
+not build.
 """
 
 from __future__ import annotations
