@@ -56,6 +56,8 @@ average before and after; CPU: user + system of each process, every run):
 | | | | no canary | 3.014 s | 3.351 s | 1.11x | 1.12-1.30 / 0.61-0.73 s |
 | 12-08 04:19, `--runs 5`, the next minutes | 07333c9 | 0.50-0.08 | canary | 9.671 s | 9.895 s | 1.02x | 1.71-1.93 / 1.10-1.23 s |
 | | | | no canary | 2.979 s | 3.233 s | 1.09x | 1.06-1.19 / 0.56-0.70 s |
+| 12-08 04:43, `--runs 5`, after the review's fixes | 97a3ef6 | 2.73-0.67 | canary | 9.703 s | 9.914 s | 1.02x | 1.80-1.92 / 1.16-1.26 s |
+| | | | no canary | 2.998 s | 3.257 s | 1.09x | 1.10-1.21 / 0.58-0.65 s |
 The first row compared unlike work: apply's canary (40 stages, each read, deleted alone
 and read again) against a peer that sent deletes only (and, one emulator for every run,
 the reads after the first run found no state). ff6174e runs with this script from
