@@ -48,7 +48,9 @@ def warm() -> None:
         return
     try:
         threading.Thread(target=_load, args=(future, key), name="tls-warm", daemon=True).start()
-    except BaseException as exc:  # no thread: the next `context()` loads it itself
+    except Exception as exc:  # no thread to be had: the first `context()` loads it itself
+        _abandon(future, key, exc)
+    except BaseException as exc:
         _abandon(future, key, exc)
         raise
 

@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,26 @@ def test_a_warmed_context_is_the_one_sessions_get_and_a_bad_ca_file_is_said_then
     warmed = tls_context()
     assert len(warmed.get_ca_certs()) == 1 and warmed.verify_mode == ssl.CERT_REQUIRED
     assert tls_context() is warmed
+
+
+def test_a_warm_that_gets_no_thread_leaves_the_load_to_the_first_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading early is a head start, never a failure: with no thread to be had, apply goes
+    on and the first session loads the bundle itself."""
+    one_ca = tmp_path / "one.pem"
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    one_ca.write_text(bundle[bundle.index("-----BEGIN") : bundle.index("-----END CERTIFICATE-----") + 25])
+    monkeypatch.setenv("SSL_CERT_FILE", str(one_ca))
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    tls.warm()
+    monkeypatch.undo()
+    monkeypatch.setenv("SSL_CERT_FILE", str(one_ca))
+    assert len(tls_context().get_ca_certs()) == 1
 
 
 def test_a_ca_file_that_never_loads_does_not_hold_a_refused_apply(tmp_path: Path) -> None:
