@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler import ledger as ledger_mod
-from reconciler import manifests
+from reconciler import manifests, tls
 from reconciler.errors import ApplyRefused, Hint, Hinted, LedgerError, LedgerMoved, PlanError, ReconcilerError
 from reconciler.plan import Action, Options, Plan, build_plan, diff, skim, starts_in_doubt
 from reconciler.plan import file as planfile
@@ -224,6 +224,8 @@ def apply(
             planned = _planned(settings, writer.path, saved)
             if first is None:
                 first = planned
+                if planned.plan.has_changes:  # a gateway session follows: its CA bundle loads
+                    tls.warm()  # on another core while the plan is shown and httpx imported
                 show(planned)
             else:
                 planned = replace(planned, plan=scope.without_concurrent(planned.plan, first.plan, reporter))

@@ -1,9 +1,9 @@
 """The verifying TLS context of every gateway session: loaded once per CA setting, and early.
 
 Loading the CA bundle costs ~20 ms of CPU and OpenSSL does it without holding the GIL, so
-`warm()` loads it on a thread of its own while apply imports, reads its manifests and its
-ledger and plans: on a machine with a second core it is ready, free, by the time the first
-session is made. `context()` is what `httpx.Client(verify=True)` builds from this environment
+`warm()` loads it on a thread of its own once apply has planned work, while it shows the
+plan and imports httpx (~45 ms): on a machine with a second core it is ready, free, by the
+time the first session is made. A run with nothing to do, or refused before, loads none. `context()` is what `httpx.Client(verify=True)` builds from this environment
 with httpx 0.28 and later (SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's bundle; the
 floor in pyproject.toml); one context is safe to share between clients and threads. httpx is
 not imported here: `plan` never needs it.

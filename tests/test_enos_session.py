@@ -298,15 +298,17 @@ def test_a_warm_that_gets_no_thread_leaves_the_load_to_the_first_session(
 
 
 def test_a_ca_file_that_never_loads_does_not_hold_a_refused_apply(tmp_path: Path) -> None:
-    """apply begins loading the CA bundle as it starts (`tls.warm`). A run refused before it
-    needs a gateway (here: no ledger) ends, and says why, even though the load never does (a
-    hung mount; here a FIFO no one writes): its exit waits `tls.EXIT_WAIT`, not for ever."""
+    """apply begins loading the CA bundle once it has planned work (`tls.warm`). A run
+    refused before it makes a gateway session (here: no gateway configured) ends, and says
+    why, even though the load never does (a hung mount; here a FIFO no one writes): its exit
+    waits `tls.EXIT_WAIT`, not for ever."""
     fifo = tmp_path / "ca.pem"
     os.mkfifo(fifo)
     write(tmp_path / "manifests/a.yaml", manifest_yaml("a"))
+    write(tmp_path / "applied-ledger.jsonl", "")
     res = run_cli_process(["apply", "--auto-approve"], tmp_path, {"SSL_CERT_FILE": str(fifo)}, timeout=60)
     assert res.code == 1, res.all
-    assert "applied-ledger.jsonl does not exist" in res.err
+    assert "Plan: " in res.out and "error: no gateway" in res.err
 
 
 def test_live_61199_is_one_request_and_a_violation(make_emulator: Any) -> None:

@@ -26,9 +26,6 @@ def apply(args: ApplyArgs, c: Consoles, ask: Ask = ask_stdin) -> CommandOutcome:
     """Clear the pending stage state, once, recording each deletion in the ledger. The
     `--summary` files are written and reconcile.yaml's `notify` targets told however it
     ends: refused at any point (the error is the summary), done, or interrupted."""
-    from reconciler import tls
-
-    tls.warm()  # the CA bundle loads on another core while this run imports, reads and plans
     run = _Run(ledger=args.ledger)
     with _summary_files(c, args.summary or [], run):
         return _apply(args, c, ask, run)
