@@ -58,6 +58,8 @@ average before and after; CPU: user + system of each process, every run):
 | | | | no canary | 2.979 s | 3.233 s | 1.09x | 1.06-1.19 / 0.56-0.70 s |
 | 12-08 04:43, `--runs 5`, after the review's fixes | 97a3ef6 | 2.73-0.67 | canary | 9.703 s | 9.914 s | 1.02x | 1.80-1.92 / 1.16-1.26 s |
 | | | | no canary | 2.998 s | 3.257 s | 1.09x | 1.10-1.21 / 0.58-0.65 s |
+| 12-08 04:59, `--runs 5` | c1415c9 | 2.21 | canary | 9.518 s | 9.943 s | 1.04x | 1.67-1.84 / 1.06-1.20 s |
+| | | | no canary | 2.957 s | 3.203 s | 1.08x | 1.01-1.16 / 0.56-0.61 s |
 The first row compared unlike work: apply's canary (40 stages, each read, deleted alone
 and read again) against a peer that sent deletes only (and, one emulator for every run,
 the reads after the first run found no state). ff6174e runs with this script from
@@ -109,12 +111,13 @@ every run, by 0.5-2%**, so the target is now 1.1x. Timed from outside (the first
 longer. What moved it since 35c102a's 1.11x:
 - showing the plan takes a key's single pending group as it is instead of rebuilding
   10,000 assets per key into dicts (38 -> 20 ms);
-- the CA bundle loads on a thread of its own from the start of the command
-  (`reconciler.tls`): OpenSSL does it without the GIL, so the ~20 ms are off the way to
-  the first request on a second core (the session's client 34 -> 12-19 ms);
+- the CA bundle loads on a thread of its own (`reconciler.tls`; from the command's start in
+  the 04:13-04:43 rows, once the plan has work from c1415c9 on): OpenSSL does it without the GIL,
+  so the ~20 ms are off the way to the first request on a second core (the session's
+  client 34 -> 12-19 ms);
 - nothing is imported that the run does not use: reconcile.yaml's models for the snapshot
-  check, the summary renderer and rich's progress bar in CI (~5 ms). The rows above also
-  left git plumbing unloaded outside a repository (~5 ms more); a review put that back
+  check, the summary renderer and rich's progress bar in CI (~5 ms). The 04:13-04:19 rows
+  also left git plumbing unloaded outside a repository (~5 ms more); a review put that back
   (f317445): with git missing, the check that the ledger did not leave git must stop
   apply, as it did, not pass.
 What is left:
