@@ -166,9 +166,9 @@ class StoppablePool(Generic[T]):
             self.interrupts.check()
         except KeyboardInterrupt:
             self.halt.set()
-            self.shielded(self.stop_and_wait, self.in_flight_note)
+            self.interrupts.shielded(self.stop_and_wait, self.in_flight_note)
             raise
-        if self.stopped() and self.shielded(self.stop_and_wait, self.in_flight_note):
+        if self.stopped() and self.interrupts.shielded(self.stop_and_wait, self.in_flight_note):
             raise KeyboardInterrupt
         self.collect()
         if self.error is not None:
@@ -336,8 +336,3 @@ class StoppablePool(Generic[T]):
             f"waiting for {plural(self._running(), 'request')} in flight to finish and be recorded; "
             "paused pipelines are started again after"
         )
-
-    def shielded(self, step: Callable[[], None], why: Callable[[], str]) -> bool:
-        """Run `step` to its end through further Ctrl-Cs and SIGTERMs; whether one came
-        (`Interrupts.shielded`)."""
-        return self.interrupts.shielded(step, why)
